@@ -1,0 +1,74 @@
+// Package testenv gives integration tests the addresses of the real services
+// started by scripts/services.sh (Redis, PostgreSQL, a Docker engine and a
+// Chroma server).
+//
+// A test asks for a service by calling, for example, RedisURL(t). When the
+// service is not configured the test is skipped, unless
+// TALOS_TEST_REQUIRE_SERVICES=1 is set (as CI and `make test` do), in which
+// case the absence fails the test: nothing is skipped silently in CI.
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+// Environment variables exported by `scripts/services.sh env`.
+const (
+	EnvRedisURL      = "TALOS_TEST_REDIS_URL"
+	EnvPostgresURL   = "TALOS_TEST_POSTGRES_URL"
+	EnvDockerHost    = "TALOS_TEST_DOCKER_HOST"
+	EnvChromaURL     = "TALOS_TEST_CHROMA_URL"
+	EnvBusyboxImage  = "TALOS_TEST_BUSYBOX_IMAGE"
+	EnvRequireAll    = "TALOS_TEST_REQUIRE_SERVICES"
+	defaultBusyboxIm = "talos-test/busybox:1"
+)
+
+// Required reports whether missing services must fail tests instead of
+// skipping them.
+func Required() bool { return os.Getenv(EnvRequireAll) == "1" }
+
+// Lookup returns the value of the service variable name, and whether it is set.
+func Lookup(name string) (string, bool) {
+	v := os.Getenv(name)
+	return v, v != ""
+}
+
+// Need returns the value of the service variable name, or skips (or, when
+// Required, fails) the test if it is unset.
+func Need(tb testing.TB, name string) string {
+	tb.Helper()
+	v, ok := Lookup(name)
+	if ok {
+		return v
+	}
+	msg := name + " is not set: start the services with `scripts/services.sh up` and `eval \"$(scripts/services.sh env)\"`, or run `make test`"
+	if Required() {
+		tb.Fatal(msg + " (" + EnvRequireAll + "=1 forbids skipping)")
+	}
+	tb.Skip(msg)
+	return ""
+}
+
+// RedisURL returns the harness's Redis URL (redis://127.0.0.1:56379/0).
+func RedisURL(tb testing.TB) string { tb.Helper(); return Need(tb, EnvRedisURL) }
+
+// PostgresURL returns the harness's PostgreSQL URL.
+func PostgresURL(tb testing.TB) string { tb.Helper(); return Need(tb, EnvPostgresURL) }
+
+// DockerHost returns the harness's Docker engine address (unix://…/docker.sock).
+func DockerHost(tb testing.TB) string { tb.Helper(); return Need(tb, EnvDockerHost) }
+
+// ChromaURL returns the harness's Chroma server URL (http://127.0.0.1:58000).
+func ChromaURL(tb testing.TB) string { tb.Helper(); return Need(tb, EnvChromaURL) }
+
+// BusyboxImage returns the local test image built by the harness. It needs a
+// Docker engine, so it is checked together with DockerHost.
+func BusyboxImage(tb testing.TB) string {
+	tb.Helper()
+	DockerHost(tb)
+	if v, ok := Lookup(EnvBusyboxImage); ok {
+		return v
+	}
+	return defaultBusyboxIm
+}
