@@ -1,0 +1,56 @@
+// Command talos is the Talos daemon and CLI. It is thin: it wires the SDK's
+// packages together. Run `talos --help` for the commands.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "talos:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// exitError carries a specific process exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// withExit wraps err so that main exits with code.
+func withExit(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+func exitCode(err error) int {
+	if e, ok := err.(*exitError); ok {
+		return e.code
+	}
+	return 1
+}
+
+// newRootCmd builds the command tree. Each subcommand lives in its own file
+// as a newXxxCmd function; add one line here to register it.
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "talos",
+		Short:         "Talos runs an AI agent safely on your own machine",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+	// subcommands: one line each, e.g. newVersionCmd(),
+	)
+	return root
+}
