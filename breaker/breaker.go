@@ -1,0 +1,741 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	talos "github.com/talos-ironclad/talos"
+)
+
+// Defaults of the Gemini circuit breaker (spec "Gemini Circuit Breaker",
+// digest B §6.1, Appendix B). A zero Config field takes these values.
+const (
+	// DefaultFailureThreshold is FAILURE_THRESHOLD: failures within Window
+	// that open the breaker.
+	DefaultFailureThreshold = 5
+	// DefaultWindow is FAILURE_WINDOW_SECONDS: the sliding window in which
+	// failures are counted.
+	DefaultWindow = 300 * time.Second
+	// DefaultOpenFor is COOLDOWN (60 min, "Local Only Mode"): the open
+	// period when no ladder is configured.
+	DefaultOpenFor = 60 * time.Minute
+	// DefaultHalfOpenProbes is HALF_OPEN_MAX_REQUESTS: calls admitted while
+	// half-open.
+	DefaultHalfOpenProbes = 3
+	// DefaultHalfOpenSuccesses is HALF_OPEN_SUCCESS_THRESHOLD: probe
+	// successes that close the breaker.
+	DefaultHalfOpenSuccesses = 2
+	// DefaultBackoffBase and DefaultBackoffMax bound the exponential backoff
+	// asked for by a Verdict with Delay == Backoff (spec 429 handling: "base
+	// 5 s, max 60 s", digest B §6.4).
+	DefaultBackoffBase = 5 * time.Second
+	DefaultBackoffMax  = 60 * time.Second
+	// DefaultStoreTimeout bounds each Store call made from Done, which has no
+	// context of its own.
+	DefaultStoreTimeout = 2 * time.Second
+	// DefaultName names a breaker whose Config has none.
+	DefaultName = "breaker"
+)
+
+// State is the state of a breaker. The numeric values are not the spec's hex
+// codes; use String for display.
+type State uint8
+
+// States of a breaker.
+const (
+	Closed   State = iota // calls pass; failures are counted in the window
+	Open                  // calls fail fast with T205 until the open period ends
+	HalfOpen              // a few probe calls decide whether to close or re-open
+)
+
+// String returns "closed", "open" or "half-open".
+func (s State) String() string {
+	switch s {
+	case Closed:
+		return "closed"
+	case Open:
+		return "open"
+	case HalfOpen:
+		return "half-open"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Transition describes one change of state, passed to Config.OnStateChange.
+type Transition struct {
+	Name    string
+	From    State
+	To      State
+	Reason  string
+	At      time.Time
+	OpenFor time.Duration // the open period, when To is Open
+}
+
+// Config configures a Breaker. A zero field means the spec default named
+// next to it.
+type Config struct {
+	// Name identifies the breaker in errors, logs and the Store.
+	Name string
+	// FailureThreshold failures within Window open the breaker
+	// (DefaultFailureThreshold).
+	FailureThreshold int
+	// Window is the sliding failure window (DefaultWindow).
+	Window time.Duration
+	// OpenFor is the ladder of open periods: the first trip opens for
+	// OpenFor[0], a re-open from half-open (or a trip soon after a close)
+	// for the next entry, and so on, staying on the last. Empty means
+	// [DefaultOpenFor], the spec's fixed 60 min.
+	OpenFor []time.Duration
+	// LadderResetAfter: a trip that comes at least this long after the last
+	// close starts the ladder again at OpenFor[0]. Zero means Window.
+	LadderResetAfter time.Duration
+	// HalfOpenProbes is how many calls half-open admits (DefaultHalfOpenProbes).
+	HalfOpenProbes int
+	// HalfOpenSuccesses probe successes close the breaker
+	// (DefaultHalfOpenSuccesses). It must not exceed HalfOpenProbes.
+	HalfOpenSuccesses int
+	// BackoffBase and BackoffMax bound the exponential delay of a Verdict
+	// whose Delay is Backoff (DefaultBackoffBase, DefaultBackoffMax).
+	BackoffBase, BackoffMax time.Duration
+	// Classifier maps a call's non-nil error to a Verdict. Nil means
+	// DefaultClassifier. A nil error is always a Success.
+	Classifier Classifier
+	// OnStateChange, if set, is called after every transition, outside the
+	// breaker's lock (it may call the breaker).
+	OnStateChange func(Transition)
+	// StoreTimeout bounds Store calls made from Done (DefaultStoreTimeout).
+	StoreTimeout time.Duration
+	// Logger receives transitions and store errors; nil discards.
+	Logger *slog.Logger
+}
+
+// Breaker is a circuit breaker. It is safe for concurrent use; no lock is
+// held while a call runs, and the closed-success and open-reject paths take no
+// lock and allocate nothing.
+type Breaker struct {
+	// word packs generation<<32 | probes<<8 | state. Every transition bumps
+	// the generation, so tickets of an earlier state are recognised.
+	word       atomic.Uint64
+	delayUntil atomic.Int64 // unix ns; closed-state delay after a Verdict.Delay; 0 = none
+	openUntil  atomic.Int64 // unix ns; end of the current open period
+	backoffOn  atomic.Bool  // a consecutive backoff sequence is running
+
+	nSuccess, nFailure, nIgnored, nRejected, nTrips atomic.Uint64
+
+	cfg      Config
+	classify Classifier
+	store    Store
+	log      *slog.Logger
+
+	errOpen, errHalfOpen, errDelayed error
+
+	mu         sync.Mutex
+	ring       []int64 // unix ns of the last FailureThreshold failures
+	ringPos    int
+	ringLen    int
+	hoSuccess  int
+	step       int // next ladder index
+	closedAt   time.Time
+	backoffN   int
+	timer      *time.Timer
+	lastChange int64 // unix ns of the last transition or adopted record
+}
+
+const (
+	stateMask  = 0xff
+	probeShift = 8
+	probeUnit  = 1 << probeShift
+	genShift   = 32
+)
+
+func pack(gen uint32, s State) uint64  { return uint64(gen)<<genShift | uint64(s) }
+func stateOf(w uint64) State           { return State(w & stateMask) }
+func genOf(w uint64) uint32            { return uint32(w >> genShift) }
+func probesOf(w uint64) int            { return int(w>>probeShift) & 0xff }
+func nextGen(w uint64, s State) uint64 { return pack(genOf(w)+1, s) }
+func discard() *slog.Logger            { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func durMax(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// New returns a closed breaker. store may be nil (state lives in this process
+// only); with a Store, failures are counted across every process sharing it
+// and trips are saved so that Sync can restore them after a restart.
+func New(cfg Config, store Store) (*Breaker, error) {
+	const op = "breaker.New"
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	bad := func(field string, v any, allowed string) error {
+		return talos.Errorf(talos.CodeConfigInvalid, op, "breaker %q: %s = %v is invalid: %s", cfg.Name, field, v, allowed)
+	}
+	if cfg.FailureThreshold < 0 || cfg.FailureThreshold > 1000 {
+		return nil, bad("FailureThreshold", cfg.FailureThreshold, "allowed 1..1000, 0 for the default 5")
+	}
+	if cfg.FailureThreshold == 0 {
+		cfg.FailureThreshold = DefaultFailureThreshold
+	}
+	if cfg.Window < 0 {
+		return nil, bad("Window", cfg.Window, "must be positive, 0 for the default 300s")
+	}
+	if cfg.Window == 0 {
+		cfg.Window = DefaultWindow
+	}
+	for i, d := range cfg.OpenFor {
+		if d <= 0 {
+			return nil, bad(fmt.Sprintf("OpenFor[%d]", i), d, "every open period must be positive")
+		}
+	}
+	if len(cfg.OpenFor) == 0 {
+		cfg.OpenFor = []time.Duration{DefaultOpenFor}
+	} else {
+		cfg.OpenFor = append([]time.Duration(nil), cfg.OpenFor...)
+	}
+	if cfg.LadderResetAfter < 0 {
+		return nil, bad("LadderResetAfter", cfg.LadderResetAfter, "must be positive, 0 for Window")
+	}
+	if cfg.LadderResetAfter == 0 {
+		cfg.LadderResetAfter = cfg.Window
+	}
+	if cfg.HalfOpenProbes < 0 || cfg.HalfOpenProbes > 255 {
+		return nil, bad("HalfOpenProbes", cfg.HalfOpenProbes, "allowed 1..255, 0 for the default 3")
+	}
+	if cfg.HalfOpenProbes == 0 {
+		cfg.HalfOpenProbes = DefaultHalfOpenProbes
+	}
+	if cfg.HalfOpenSuccesses < 0 {
+		return nil, bad("HalfOpenSuccesses", cfg.HalfOpenSuccesses, "must be positive, 0 for the default 2")
+	}
+	if cfg.HalfOpenSuccesses == 0 {
+		cfg.HalfOpenSuccesses = min(DefaultHalfOpenSuccesses, cfg.HalfOpenProbes)
+	}
+	if cfg.HalfOpenSuccesses > cfg.HalfOpenProbes {
+		return nil, bad("HalfOpenSuccesses", cfg.HalfOpenSuccesses, fmt.Sprintf("must not exceed HalfOpenProbes (%d), or the breaker could never close", cfg.HalfOpenProbes))
+	}
+	if cfg.BackoffBase < 0 || cfg.BackoffMax < 0 {
+		return nil, bad("BackoffBase/BackoffMax", fmt.Sprint(cfg.BackoffBase, "/", cfg.BackoffMax), "must be positive, 0 for the defaults 5s/60s")
+	}
+	if cfg.BackoffBase == 0 {
+		cfg.BackoffBase = DefaultBackoffBase
+	}
+	if cfg.BackoffMax == 0 {
+		cfg.BackoffMax = DefaultBackoffMax
+	}
+	if cfg.BackoffMax < cfg.BackoffBase {
+		return nil, bad("BackoffMax", cfg.BackoffMax, fmt.Sprintf("must be at least BackoffBase (%s)", cfg.BackoffBase))
+	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = DefaultStoreTimeout
+	}
+	b := &Breaker{cfg: cfg, classify: cfg.Classifier, store: store, log: cfg.Logger}
+	if b.classify == nil {
+		b.classify = DefaultClassifier
+	}
+	if b.log == nil {
+		b.log = discard()
+	}
+	b.ring = make([]int64, cfg.FailureThreshold)
+	b.errOpen = talos.Errorf(talos.CodeCircuitOpen, "breaker.Allow",
+		"breaker %q is open: calls fail fast until its cooldown ends; use a fallback (local-only mode) or retry after Remaining()", cfg.Name)
+	b.errHalfOpen = talos.Errorf(talos.CodeCircuitOpen, "breaker.Allow",
+		"breaker %q is half-open and its %d probe calls are taken: retry when the probes have finished", cfg.Name, cfg.HalfOpenProbes)
+	b.errDelayed = talos.Errorf(talos.CodeCircuitOpen, "breaker.Allow",
+		"breaker %q is backing off after a rate limit or error that asked for a delay: retry after Remaining()", cfg.Name)
+	return b, nil
+}
+
+// Name returns the breaker's name.
+func (b *Breaker) Name() string { return b.cfg.Name }
+
+// State returns the current state.
+func (b *Breaker) State() State { return stateOf(b.word.Load()) }
+
+// Ticket is the permission to make one call, returned by Allow. Call Done (or
+// Report) exactly once when the call has finished. A Ticket is a small value;
+// passing it around allocates nothing.
+type Ticket struct {
+	b    *Breaker
+	word uint64
+}
+
+// Allow asks to make one call. It returns a T205 CIRCUIT_OPEN error when the
+// breaker is open, when half-open has admitted all its probes, or while a
+// delay asked for by a Verdict runs. Otherwise the caller makes the call and
+// then calls Ticket.Done with its error.
+func (b *Breaker) Allow() (Ticket, error) {
+	for {
+		w := b.word.Load()
+		switch stateOf(w) {
+		case Closed:
+			if d := b.delayUntil.Load(); d != 0 {
+				if time.Now().UnixNano() < d {
+					b.nRejected.Add(1)
+					return Ticket{}, b.errDelayed
+				}
+				b.delayUntil.CompareAndSwap(d, 0)
+			}
+			return Ticket{b: b, word: w}, nil
+		case Open:
+			b.nRejected.Add(1)
+			return Ticket{}, b.errOpen
+		default:
+			if probesOf(w) >= b.cfg.HalfOpenProbes {
+				b.nRejected.Add(1)
+				return Ticket{}, b.errHalfOpen
+			}
+			if b.word.CompareAndSwap(w, w+probeUnit) {
+				return Ticket{b: b, word: w + probeUnit}, nil
+			}
+		}
+	}
+}
+
+// Done reports the outcome of the call: err is classified by the breaker's
+// Classifier (nil is a Success). Done on a zero Ticket does nothing.
+func (t Ticket) Done(err error) {
+	if t.b == nil {
+		return
+	}
+	if err == nil {
+		t.b.report(t.word, Verdict{})
+		return
+	}
+	t.b.report(t.word, t.b.classify(err))
+}
+
+// Report is Done with a Verdict the caller computed itself.
+func (t Ticket) Report(v Verdict) {
+	if t.b != nil {
+		t.b.report(t.word, v)
+	}
+}
+
+// Execute runs fn through b: it fails fast with T205 when b rejects the call,
+// otherwise runs fn and reports its error to b. A panic in fn counts as a
+// failure and is re-raised.
+func Execute[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
+	t, err := b.Allow()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			t.Report(Verdict{Kind: Failure})
+		}
+	}()
+	v, err := fn(ctx)
+	finished = true
+	t.Done(err)
+	return v, err
+}
+
+func (b *Breaker) report(w uint64, v Verdict) {
+	if v.Kind == Success && v.Delay == 0 && stateOf(w) == Closed {
+		b.nSuccess.Add(1)
+		if b.backoffOn.Load() {
+			b.mu.Lock()
+			b.backoffN = 0
+			b.backoffOn.Store(false)
+			b.mu.Unlock()
+		}
+		return
+	}
+	b.reportSlow(w, v)
+}
+
+// pending collects what must happen after the lock is released.
+type pending struct {
+	tr      []Transition
+	save    *Record
+	clear   bool
+	addFail int64 // unix ns of a failure to add to the store, 0 = none
+	gen     uint32
+}
+
+func (b *Breaker) reportSlow(w uint64, v Verdict) {
+	now := time.Now()
+	var p pending
+	b.mu.Lock()
+	cur := b.word.Load()
+	stale := genOf(cur) != genOf(w)
+	switch v.Kind {
+	case Success:
+		b.nSuccess.Add(1)
+		if stale {
+			break
+		}
+		b.backoffN = 0
+		b.backoffOn.Store(false)
+		if stateOf(cur) == HalfOpen {
+			b.hoSuccess++
+			if b.hoSuccess >= b.cfg.HalfOpenSuccesses {
+				b.toClosedLocked(now, fmt.Sprintf("%d probe calls succeeded", b.hoSuccess), &p)
+				break
+			}
+		}
+		if v.Delay != 0 {
+			b.delayLocked(now, v.Delay)
+		}
+	case Ignore:
+		b.nIgnored.Add(1)
+		if stale {
+			break
+		}
+		if stateOf(cur) == HalfOpen {
+			// Give the probe slot back: an ignored result says nothing
+			// about the service's health.
+			for {
+				c := b.word.Load()
+				if genOf(c) != genOf(w) || probesOf(c) == 0 || b.word.CompareAndSwap(c, c-probeUnit) {
+					break
+				}
+			}
+		} else if v.Delay != 0 {
+			b.delayLocked(now, v.Delay)
+		}
+	case Trip:
+		b.nFailure.Add(1)
+		if stale || stateOf(cur) == Open {
+			break
+		}
+		b.toOpenLocked(now, v.Delay, "the classifier asked to trip", &p)
+	default: // Failure
+		b.nFailure.Add(1)
+		if stale {
+			break
+		}
+		switch stateOf(cur) {
+		case HalfOpen:
+			b.toOpenLocked(now, 0, "a half-open probe failed", &p)
+		case Closed:
+			b.ring[b.ringPos] = now.UnixNano()
+			b.ringPos = (b.ringPos + 1) % len(b.ring)
+			if b.ringLen < len(b.ring) {
+				b.ringLen++
+			}
+			if n := b.countLocked(now); n >= b.cfg.FailureThreshold {
+				b.toOpenLocked(now, 0, fmt.Sprintf("failure threshold exceeded: %d failures within %s", n, b.cfg.Window), &p)
+				break
+			}
+			if b.store != nil {
+				p.addFail = now.UnixNano()
+				p.gen = genOf(cur)
+			}
+			if v.Delay != 0 {
+				b.delayLocked(now, v.Delay)
+			}
+		}
+	}
+	b.mu.Unlock()
+	b.after(&p)
+}
+
+// countLocked returns the failures of the ring inside the window ending at now.
+func (b *Breaker) countLocked(now time.Time) int {
+	from := now.Add(-b.cfg.Window).UnixNano()
+	n := 0
+	for i := 0; i < b.ringLen; i++ {
+		if b.ring[i] > from {
+			n++
+		}
+	}
+	return n
+}
+
+func (b *Breaker) delayLocked(now time.Time, d time.Duration) {
+	if d == Backoff {
+		d = b.cfg.BackoffBase << min(b.backoffN, 16)
+		if d > b.cfg.BackoffMax || d <= 0 {
+			d = b.cfg.BackoffMax
+		}
+		b.backoffN++
+		b.backoffOn.Store(true)
+	}
+	if d <= 0 {
+		return
+	}
+	until := now.Add(d).UnixNano()
+	if until > b.delayUntil.Load() {
+		b.delayUntil.Store(until)
+	}
+}
+
+func (b *Breaker) toOpenLocked(now time.Time, atLeast time.Duration, reason string, p *pending) {
+	from := stateOf(b.word.Load())
+	if from == Closed && (b.closedAt.IsZero() || now.Sub(b.closedAt) >= b.cfg.LadderResetAfter) {
+		b.step = 0
+	}
+	d := b.cfg.OpenFor[min(b.step, len(b.cfg.OpenFor)-1)]
+	d = durMax(d, atLeast)
+	if b.step < len(b.cfg.OpenFor) {
+		b.step++
+	}
+	b.openLocked(now, now.Add(d), from, reason, p)
+	b.nTrips.Add(1)
+	p.save = &Record{State: Open, Until: now.Add(d), Step: b.step, Updated: now}
+}
+
+// openLocked moves to Open until `until` and arms the timer that moves to
+// HalfOpen.
+func (b *Breaker) openLocked(now, until time.Time, from State, reason string, p *pending) {
+	nw := nextGen(b.word.Load(), Open)
+	b.word.Store(nw)
+	b.openUntil.Store(until.UnixNano())
+	b.delayUntil.Store(0)
+	b.ringLen, b.ringPos, b.hoSuccess = 0, 0, 0
+	b.lastChange = now.UnixNano()
+	d := until.Sub(now)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	gen := genOf(nw)
+	b.timer = time.AfterFunc(d, func() { b.expire(gen) })
+	p.tr = append(p.tr, Transition{Name: b.cfg.Name, From: from, To: Open, Reason: reason, At: now, OpenFor: d})
+}
+
+func (b *Breaker) expire(gen uint32) {
+	var p pending
+	b.mu.Lock()
+	w := b.word.Load()
+	if genOf(w) == gen && stateOf(w) == Open {
+		b.toHalfOpenLocked(time.Now(), "the open period ended", &p)
+	}
+	b.mu.Unlock()
+	b.after(&p)
+}
+
+func (b *Breaker) toHalfOpenLocked(now time.Time, reason string, p *pending) {
+	from := stateOf(b.word.Load())
+	b.word.Store(nextGen(b.word.Load(), HalfOpen))
+	b.hoSuccess = 0
+	b.lastChange = now.UnixNano()
+	p.tr = append(p.tr, Transition{Name: b.cfg.Name, From: from, To: HalfOpen, Reason: reason, At: now})
+}
+
+func (b *Breaker) toClosedLocked(now time.Time, reason string, p *pending) {
+	from := stateOf(b.word.Load())
+	b.word.Store(nextGen(b.word.Load(), Closed))
+	b.openUntil.Store(0)
+	b.delayUntil.Store(0)
+	b.ringLen, b.ringPos, b.hoSuccess, b.backoffN = 0, 0, 0, 0
+	b.backoffOn.Store(false)
+	b.closedAt = now
+	b.lastChange = now.UnixNano()
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	p.tr = append(p.tr, Transition{Name: b.cfg.Name, From: from, To: Closed, Reason: reason, At: now})
+	p.save = &Record{State: Closed, Step: b.step, Updated: now}
+	p.clear = true
+}
+
+// after runs hooks, logging and store writes outside the lock.
+func (b *Breaker) after(p *pending) {
+	if p.addFail != 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
+		n, err := b.store.AddFailure(ctx, b.cfg.Name, time.Unix(0, p.addFail), b.cfg.Window)
+		cancel()
+		if err != nil {
+			b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "AddFailure", "err", err)
+		} else if n >= b.cfg.FailureThreshold {
+			now := time.Now()
+			b.mu.Lock()
+			w := b.word.Load()
+			if genOf(w) == p.gen && stateOf(w) == Closed {
+				b.toOpenLocked(now, 0, fmt.Sprintf("failure threshold exceeded: %d failures within %s (shared store)", n, b.cfg.Window), p)
+			}
+			b.mu.Unlock()
+		}
+	}
+	if b.store != nil && (p.save != nil || p.clear) {
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
+		if p.clear {
+			if err := b.store.ClearFailures(ctx, b.cfg.Name); err != nil {
+				b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ClearFailures", "err", err)
+			}
+		}
+		if p.save != nil {
+			if err := b.store.Save(ctx, b.cfg.Name, *p.save); err != nil {
+				b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "Save", "err", err)
+			}
+		}
+		cancel()
+	}
+	for _, tr := range p.tr {
+		b.log.Warn("CIRCUIT_BREAKER_TRANSITION", "breaker", tr.Name, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+		if tr.To == Open {
+			b.log.Error("CIRCUIT_BREAKER_OPENED", "breaker", tr.Name, "reason", tr.Reason,
+				"cooldown_until", tr.At.Add(tr.OpenFor).UTC().Format(time.RFC3339), "local_only_mode", "ENABLED")
+		}
+		if b.cfg.OnStateChange != nil {
+			b.cfg.OnStateChange(tr)
+		}
+	}
+}
+
+// Remaining returns how long calls will still be rejected: the rest of the
+// open period, or of a delay asked for by a Verdict while closed. It is 0
+// when calls are admitted (or half-open). Use it for UIs and Retry-After
+// headers.
+func (b *Breaker) Remaining() time.Duration {
+	now := time.Now().UnixNano()
+	var until int64
+	switch b.State() {
+	case Open:
+		until = b.openUntil.Load()
+	case Closed:
+		until = b.delayUntil.Load()
+	}
+	if until <= now {
+		return 0
+	}
+	return time.Duration(until - now)
+}
+
+// Stats is a snapshot of a breaker's state and counters.
+type Stats struct {
+	Name             string
+	State            State
+	FailuresInWindow int           // failures counted in the current window (this process)
+	Remaining        time.Duration // see Breaker.Remaining
+	LadderStep       int           // trips in the current ladder run (0 after a clean close)
+	HalfOpenProbes   int           // probes admitted in the current half-open period
+	Successes        uint64
+	Failures         uint64
+	Ignored          uint64
+	Rejected         uint64
+	Trips            uint64
+}
+
+// Stats returns a snapshot of the breaker.
+func (b *Breaker) Stats() Stats {
+	b.mu.Lock()
+	w := b.word.Load()
+	s := Stats{
+		Name:       b.cfg.Name,
+		State:      stateOf(w),
+		LadderStep: b.step,
+	}
+	if s.State == Closed {
+		s.FailuresInWindow = b.countLocked(time.Now())
+	}
+	if s.State == HalfOpen {
+		s.HalfOpenProbes = probesOf(w)
+	}
+	b.mu.Unlock()
+	s.Remaining = b.Remaining()
+	s.Successes, s.Failures, s.Ignored = b.nSuccess.Load(), b.nFailure.Load(), b.nIgnored.Load()
+	s.Rejected, s.Trips = b.nRejected.Load(), b.nTrips.Load()
+	return s
+}
+
+// Trip opens the breaker now (an operator's or a caller's decision) for the
+// next open period of the ladder, or for at least atLeast.
+func (b *Breaker) Trip(atLeast time.Duration, reason string) {
+	var p pending
+	b.mu.Lock()
+	if b.State() != Open {
+		b.toOpenLocked(time.Now(), atLeast, "manual trip: "+reason, &p)
+	}
+	b.mu.Unlock()
+	b.after(&p)
+}
+
+// Reset closes the breaker now and clears its failures and ladder (the
+// runbook's admin reset).
+func (b *Breaker) Reset(reason string) {
+	var p pending
+	b.mu.Lock()
+	b.step = 0
+	if b.State() != Closed {
+		b.toClosedLocked(time.Now(), "manual reset: "+reason, &p)
+	} else {
+		b.ringLen, b.ringPos = 0, 0
+		b.delayUntil.Store(0)
+	}
+	b.mu.Unlock()
+	b.after(&p)
+}
+
+// Sync loads the breaker's record from its Store and adopts it when it is
+// newer than this process's last transition: an open record whose period
+// has not ended opens this breaker until the same instant; one whose period
+// ended while nobody was looking makes it half-open, so probes decide; a
+// closed record closes it. Call Sync at start-up (so a restart does not
+// forget an open breaker) and periodically (Watch) to share one breaker
+// between processes. Without a Store it does nothing.
+func (b *Breaker) Sync(ctx context.Context) error {
+	if b.store == nil {
+		return nil
+	}
+	rec, ok, err := b.store.Load(ctx, b.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("breaker.Sync: loading breaker %q from its store failed (the local state stays in force): %w", b.cfg.Name, err)
+	}
+	if !ok {
+		return nil
+	}
+	var p pending
+	now := time.Now()
+	b.mu.Lock()
+	if rec.Updated.UnixNano() > b.lastChange {
+		cur := b.State()
+		switch rec.State {
+		case Open:
+			b.step = max(rec.Step, 0)
+			if rec.Until.After(now) {
+				if cur != Open || b.openUntil.Load() != rec.Until.UnixNano() {
+					b.openLocked(now, rec.Until, cur, "adopted an open record from the store", &p)
+				}
+			} else if cur == Closed {
+				b.toHalfOpenLocked(now, "the stored open period ended while this process was not watching", &p)
+			}
+		case Closed:
+			if cur != Closed {
+				b.step = max(rec.Step, 0)
+				b.toClosedLocked(now, "adopted a closed record from the store", &p)
+				p.save, p.clear = nil, false
+			}
+		}
+		b.lastChange = rec.Updated.UnixNano()
+	}
+	b.mu.Unlock()
+	b.after(&p)
+	return nil
+}
+
+// Watch calls Sync every interval until ctx ends, logging errors. It returns
+// ctx's error.
+func (b *Breaker) Watch(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		return talos.Errorf(talos.CodeConfigInvalid, "breaker.Watch", "interval = %s is invalid: must be positive", interval)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := b.Sync(ctx); err != nil && ctx.Err() == nil {
+			b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "Sync", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// IsRejection reports whether err is a breaker's fail-fast rejection (code
+// T205 CIRCUIT_OPEN).
+func IsRejection(err error) bool { return errors.Is(err, talos.ErrCircuitOpen) }
