@@ -1,0 +1,173 @@
+package rag
+
+import (
+	"context"
+	"math"
+
+	"github.com/talos-ironclad/talos"
+)
+
+// Record is one stored memory: an id, its text, its embedding and its
+// metadata. Metadata values are string, int64, float64 or bool (the scalar
+// types every backend can store).
+type Record struct {
+	ID        string
+	Document  string
+	Embedding []float32
+	Metadata  Metadata
+}
+
+// Match is a Record returned by a similarity query, with its cosine
+// similarity to the query embedding (1 = same direction, 0 = unrelated).
+type Match struct {
+	Record
+	Similarity float64
+}
+
+// ListOptions selects a page of records for Store.List.
+type ListOptions struct {
+	// Where filters on metadata; nil selects every record.
+	Where *Filter
+	// Contains, when set, keeps only documents containing this substring
+	// (case-sensitive, as Chroma's where_document $contains).
+	Contains string
+	// Offset skips that many matching records.
+	Offset int
+	// Limit caps the page; 0 means every remaining record.
+	Limit int
+	// Embeddings asks for the embeddings too (they are large: leave it off
+	// when only metadata is needed).
+	Embeddings bool
+}
+
+// Store is long-term memory: a vector collection with metadata. Every
+// adapter (rag/chroma, rag/chromem and the in-memory ragtest store) passes
+// the conformance suite in package ragtest.
+//
+// The order of List pages is stable between calls when nothing is written in
+// between, so paging with Offset/Limit visits every record exactly once.
+type Store interface {
+	// Dimension is the embedding dimension of the collection.
+	Dimension() int
+	// Upsert inserts records or replaces those with the same id. Every
+	// record needs a non-empty id and an embedding of Dimension() values.
+	Upsert(ctx context.Context, recs []Record) error
+	// Query returns up to n records closest to embedding (cosine), most
+	// similar first, with embeddings, optionally filtered by where.
+	Query(ctx context.Context, embedding []float32, n int, where *Filter) ([]Match, error)
+	// Get returns the records with these ids (with embeddings). Unknown ids
+	// are skipped; the order of the result is unspecified.
+	Get(ctx context.Context, ids []string) ([]Record, error)
+	// UpdateMetadata merges the given keys into the metadata of existing
+	// records. Unknown ids are ignored.
+	UpdateMetadata(ctx context.Context, updates map[string]Metadata) error
+	// Delete removes the records with these ids; unknown ids are ignored.
+	Delete(ctx context.Context, ids []string) error
+	// DeleteWhere removes every record matching where and returns how many.
+	DeleteWhere(ctx context.Context, where Filter) (int, error)
+	// Count returns the number of stored records.
+	Count(ctx context.Context) (int, error)
+	// List returns a page of records, with documents and metadata and, on
+	// request, embeddings.
+	List(ctx context.Context, opts ListOptions) ([]Record, error)
+	// Close releases the store's resources.
+	Close() error
+}
+
+// ValidateRecords checks records before an upsert: non-empty unique ids,
+// embeddings of dimension dim with finite values, and metadata values of a
+// supported type. op names the caller in the error.
+func ValidateRecords(op string, dim int, recs []Record) error {
+	seen := make(map[string]struct{}, len(recs))
+	for i, r := range recs {
+		if r.ID == "" {
+			return talos.Errorf(talos.CodeConfigInvalid, op, "record %d: id is empty; every memory needs a non-empty id", i)
+		}
+		if _, dup := seen[r.ID]; dup {
+			return talos.Errorf(talos.CodeConfigInvalid, op, "record %d: id %q appears twice in one upsert; ids must be unique", i, r.ID)
+		}
+		seen[r.ID] = struct{}{}
+		if err := CheckEmbedding(op, dim, r.Embedding); err != nil {
+			return talos.Errorf(talos.CodeConfigInvalid, op, "record %q: %s", r.ID, err.(*talos.Error).Message)
+		}
+		if err := r.Metadata.Validate(); err != nil {
+			return talos.Errorf(talos.CodeConfigInvalid, op, "record %q: %v", r.ID, err)
+		}
+	}
+	return nil
+}
+
+// CheckEmbedding returns a T010 error when v does not have dim finite values.
+func CheckEmbedding(op string, dim int, v []float32) error {
+	if len(v) != dim {
+		return talos.Errorf(talos.CodeConfigInvalid, op,
+			"embedding dimension mismatch: got %d values, the collection holds %d; use the embedder the collection was created with, or a new collection", len(v), dim)
+	}
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return talos.Errorf(talos.CodeConfigInvalid, op, "embedding value %d is %v; embeddings must be finite", i, x)
+		}
+	}
+	return nil
+}
+
+// CheckDimension embeds a probe text and verifies that the embedder's
+// dimension matches the store's. Call it at start-up: a mismatch is a clear
+// T010 error instead of a failure on the first write.
+func CheckDimension(ctx context.Context, store Store, emb Embedder) error {
+	const op = "rag.CheckDimension"
+	vecs, err := emb.Embed(ctx, []string{"dimension probe"})
+	if err != nil {
+		return talos.E(talos.CodeConfigInvalid, op, "the embedder "+emb.Name()+" failed on a probe text; check that it is reachable and configured", err)
+	}
+	if len(vecs) != 1 {
+		return talos.Errorf(talos.CodeConfigInvalid, op, "the embedder %s returned %d vectors for 1 text", emb.Name(), len(vecs))
+	}
+	if got, want := len(vecs[0]), store.Dimension(); got != want {
+		return talos.Errorf(talos.CodeConfigInvalid, op,
+			"embedding dimension mismatch: the embedder %s produces %d values, the collection holds %d; configure the same embedder (and dimension) the collection was created with, or use a new collection",
+			emb.Name(), got, want)
+	}
+	if d := emb.Dimension(); d != 0 && d != len(vecs[0]) {
+		return talos.Errorf(talos.CodeConfigInvalid, op, "the embedder %s declares dimension %d but produced %d values", emb.Name(), d, len(vecs[0]))
+	}
+	return nil
+}
+
+// Cosine returns the cosine similarity of a and b; 0 when either has zero
+// norm or their lengths differ.
+func Cosine(a, b []float32) float64 {
+	if len(a) != len(b) || len(a) == 0 {
+		return 0
+	}
+	var dot, na, nb float64
+	for i := range a {
+		x, y := float64(a[i]), float64(b[i])
+		dot += x * y
+		na += x * x
+		nb += y * y
+	}
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	return dot / (math.Sqrt(na) * math.Sqrt(nb))
+}
+
+// Normalize returns v scaled to unit L2 norm (a copy); a zero vector is
+// returned unchanged.
+func Normalize(v []float32) []float32 {
+	var n float64
+	for _, x := range v {
+		n += float64(x) * float64(x)
+	}
+	out := make([]float32, len(v))
+	if n == 0 {
+		copy(out, v)
+		return out
+	}
+	inv := 1 / math.Sqrt(n)
+	for i, x := range v {
+		out[i] = float32(float64(x) * inv)
+	}
+	return out
+}
