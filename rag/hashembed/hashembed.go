@@ -1,0 +1,129 @@
+// Package hashembed is the offline default rag.Embedder: deterministic
+// feature hashing of words, word pairs and character 3-grams into a
+// fixed-size vector, L2-normalised.
+//
+// It is LEXICAL, not semantic: texts that share words (or pieces of words)
+// are close, synonyms and paraphrases are not ("car" and "automobile" are
+// unrelated). It needs no model, no network and no GPU, gives the same vector
+// for the same text on every machine and every run, and is fast (a few
+// microseconds per sentence). Use Ollama or Gemini embeddings (rag/ollamaembed,
+// rag/geminiembed) when meaning matters.
+//
+// Features and weights: each lower-cased word (letters and digits, split on
+// everything else) counts 1.0, each pair of adjacent words 0.5, and each
+// character 3-gram of a word padded with spaces 0.25. Each feature is hashed
+// with 64-bit FNV-1a; the low bits pick the bucket and one high bit the sign
+// (the "hashing trick" with signed buckets, which keeps collisions unbiased).
+package hashembed
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"strings"
+	"unicode"
+
+	"github.com/talos-ironclad/talos"
+)
+
+// DefaultDimension is the default vector size.
+const DefaultDimension = 384
+
+// Feature weights.
+const (
+	WordWeight    = 1.0
+	PairWeight    = 0.5
+	TrigramWeight = 0.25
+)
+
+// Config configures New.
+type Config struct {
+	// Dimension of the vectors (default DefaultDimension, at least 8).
+	Dimension int
+}
+
+// Embedder is the hashing embedder. It is stateless and safe for concurrent
+// use.
+type Embedder struct{ dim int }
+
+// New returns an embedder.
+func New(cfg Config) (*Embedder, error) {
+	if cfg.Dimension == 0 {
+		cfg.Dimension = DefaultDimension
+	}
+	if cfg.Dimension < 8 {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, "hashembed.New", "dimension %d is too small; use at least 8 (default %d)", cfg.Dimension, DefaultDimension)
+	}
+	return &Embedder{dim: cfg.Dimension}, nil
+}
+
+// Dimension implements rag.Embedder.
+func (e *Embedder) Dimension() int { return e.dim }
+
+// Name implements rag.Embedder.
+func (e *Embedder) Name() string { return fmt.Sprintf("hashembed-%d", e.dim) }
+
+// Embed implements rag.Embedder.
+func (e *Embedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		out[i] = e.Vector(t)
+	}
+	return out, nil
+}
+
+// Words splits text into lower-case words of letters and digits.
+func Words(text string) []string {
+	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	})
+}
+
+// Vector embeds one text. A text without any word maps to a fixed unit
+// vector (so it is never all zeros).
+func (e *Embedder) Vector(text string) []float32 {
+	acc := make([]float64, e.dim)
+	words := Words(text)
+	add := func(feature string, w float64) {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(feature))
+		sum := h.Sum64()
+		idx := int(sum % uint64(e.dim))
+		if sum>>63 == 1 {
+			w = -w
+		}
+		acc[idx] += w
+	}
+	if len(words) == 0 {
+		add("\x00empty", 1)
+	}
+	for i, w := range words {
+		add("w:"+w, WordWeight)
+		if i > 0 {
+			add("p:"+words[i-1]+" "+w, PairWeight)
+		}
+		padded := []rune(" " + w + " ")
+		for j := 0; j+3 <= len(padded); j++ {
+			add("c:"+string(padded[j:j+3]), TrigramWeight)
+		}
+	}
+	var norm float64
+	for _, x := range acc {
+		norm += x * x
+	}
+	out := make([]float32, e.dim)
+	if norm == 0 { // every feature cancelled out: fall back to the empty vector
+		return e.Vector("")
+	}
+	inv := 1 / math.Sqrt(norm)
+	for i, x := range acc {
+		out[i] = float32(x * inv)
+	}
+	return out
+}
