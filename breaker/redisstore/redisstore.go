@@ -1,0 +1,148 @@
+// Package redisstore is a breaker.Store over Redis (go-redis v9), so an open
+// breaker survives a restart of the daemon and several processes share one
+// breaker: failures of every process count in one sliding window (a sorted
+// set scored by time) and trips are kept in a hash that breaker.Sync reads.
+//
+// Keys, for a breaker named N under the default prefix:
+//
+//	talos:breaker:N:failures   ZSET, score = failure time (unix µs)
+//	talos:breaker:N:state      HASH state, until_us, step, updated_us
+//
+// Both keys expire on their own (the failures after one window, the state
+// after its open period plus a day), so nothing piles up. A nightly Redis
+// flush must keep the prefix (dream's keep-list).
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	talos "github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/breaker"
+)
+
+// DefaultPrefix is the key prefix when Config.Prefix is empty.
+const DefaultPrefix = "talos:breaker:"
+
+// stateTTLExtra is how long a state record outlives its open period.
+const stateTTLExtra = 24 * time.Hour
+
+// Config configures a Store.
+type Config struct {
+	// Prefix of every key (DefaultPrefix).
+	Prefix string
+}
+
+// Store is a breaker.Store in Redis. It is safe for concurrent use.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+var _ breaker.Store = (*Store)(nil)
+
+// New returns a Store using rdb, which the caller owns and closes.
+func New(cfg Config, rdb redis.UniversalClient) (*Store, error) {
+	if rdb == nil {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, "redisstore.New", "the Redis client is nil: pass a *redis.Client")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	return &Store{rdb: rdb, prefix: cfg.Prefix}, nil
+}
+
+func (s *Store) key(name, kind string) string { return s.prefix + name + ":" + kind }
+
+func wrap(op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("redisstore.%s %q: %w", op, name, err)
+	}
+	return talos.E(talos.CodeRedis, "redisstore."+op,
+		fmt.Sprintf("breaker %q: Redis call failed; check that Redis is reachable (the breaker keeps its local state meanwhile)", name), err)
+}
+
+// addFailure: KEYS[1] zset; ARGV: at_us, from_us, member, ttl_ms.
+var addFailure = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// AddFailure implements breaker.Store.
+func (s *Store) AddFailure(ctx context.Context, name string, at time.Time, window time.Duration) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, wrap("AddFailure", name, err)
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	atUS := at.UnixMicro()
+	member := strconv.FormatInt(atUS, 10) + ":" + hex.EncodeToString(rnd[:])
+	ttl := max(window.Milliseconds(), 1000)
+	n, err := addFailure.Run(ctx, s.rdb, []string{s.key(name, "failures")},
+		atUS, atUS-window.Microseconds(), member, ttl).Int()
+	return n, wrap("AddFailure", name, err)
+}
+
+// ClearFailures implements breaker.Store.
+func (s *Store) ClearFailures(ctx context.Context, name string) error {
+	return wrap("ClearFailures", name, s.rdb.Del(ctx, s.key(name, "failures")).Err())
+}
+
+// save: KEYS[1] hash; ARGV: state, until_us, step, updated_us, ttl_ms.
+var save = redis.NewScript(`
+local old = redis.call('HGET', KEYS[1], 'updated_us')
+if old and tonumber(old) > tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'until_us', ARGV[2], 'step', ARGV[3], 'updated_us', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+`)
+
+// Save implements breaker.Store.
+func (s *Store) Save(ctx context.Context, name string, r breaker.Record) error {
+	until := int64(0)
+	if !r.Until.IsZero() {
+		until = r.Until.UnixMicro()
+	}
+	ttl := stateTTLExtra
+	if d := time.Until(r.Until); d > 0 {
+		ttl += d
+	}
+	err := save.Run(ctx, s.rdb, []string{s.key(name, "state")},
+		int(r.State), until, r.Step, r.Updated.UnixMicro(), ttl.Milliseconds()).Err()
+	return wrap("Save", name, err)
+}
+
+// Load implements breaker.Store.
+func (s *Store) Load(ctx context.Context, name string) (breaker.Record, bool, error) {
+	m, err := s.rdb.HGetAll(ctx, s.key(name, "state")).Result()
+	if err != nil {
+		return breaker.Record{}, false, wrap("Load", name, err)
+	}
+	if len(m) == 0 {
+		return breaker.Record{}, false, nil
+	}
+	st, err1 := strconv.Atoi(m["state"])
+	until, err2 := strconv.ParseInt(m["until_us"], 10, 64)
+	step, err3 := strconv.Atoi(m["step"])
+	upd, err4 := strconv.ParseInt(m["updated_us"], 10, 64)
+	if err := errors.Join(err1, err2, err3, err4); err != nil || st < 0 || st > int(breaker.HalfOpen) {
+		return breaker.Record{}, false, talos.E(talos.CodeRedis, "redisstore.Load",
+			fmt.Sprintf("breaker %q: the record at %s is malformed (%v); delete the key to reset it", name, s.key(name, "state"), m), err)
+	}
+	r := breaker.Record{State: breaker.State(st), Step: step, Updated: time.UnixMicro(upd)}
+	if until != 0 {
+		r.Until = time.UnixMicro(until)
+	}
+	return r, true, nil
+}
