@@ -143,7 +143,7 @@ func TestHalfOpenFailureReopensForFullCooldown(t *testing.T) {
 		time.Sleep(time.Hour)
 		synctest.Wait()
 		mustState(t, b, breaker.HalfOpen)
-		_ = call(b, nil)    // one success
+		_ = call(b, nil)     // one success
 		_ = call(b, errBoom) // then a failure
 		mustState(t, b, breaker.Open)
 		if r := b.Remaining(); r != time.Hour {
