@@ -1,0 +1,34 @@
+// Package tlog writes the daemon's three log tiers as JSON lines
+// (DESIGN §3 "Logging"; spec §1.1.3 logs/tier1..3, §4.1):
+//
+//   - tier 1, audit: security events (sockproxy denials, lockdowns,
+//     promotions…). Never deleted by any cleanup. Each line is hash-chained:
+//     it starts with "seq" (1, 2, 3, …) and "prev", the hex SHA-256 of the
+//     previous line's bytes (64 zeros for the first line). The chain goes on
+//     across rotations and restarts (Open reads the last line written), and
+//     Verify reports the first edited, deleted or reordered line with its
+//     file and line number (`talos logs verify`).
+//   - tier 2, operations, at Info and above;
+//   - tier 3, debug and trace, at Debug and above.
+//
+// Files rotate by size at 10 MB (DefaultMaxSize; spec §4.1 "size-based,
+// NOT time-based"): <prefix>.log is renamed to <prefix>.NNNNNN.log and a new
+// one starts. Prefixes are audit, ops and debug. Rotated files may later be
+// gzip-compressed (<prefix>.NNNNNN.log.gz); Verify reads those too.
+//
+// Every record logged with a context that carries a correlation ID
+// (WithCorrelationID, NewCorrelationID: 16 hex characters) gets a
+// "correlation_id" field, so one request can be followed through all tiers.
+// WithCorrelation adds the same to any other handler (a console, say).
+//
+// Typical use in the daemon:
+//
+//	set, err := tlog.OpenSet(tlog.Dirs{Tier1: l.LogDir(1), Tier2: l.LogDir(2), Tier3: l.LogDir(3)}, tlog.Options{})
+//	defer set.Close()
+//	log := set.Logger()                 // inject into packages (tier 2 + tier 3)
+//	tlog.Audit(ctx, set.Audit, "sockproxy_denied", slog.String("path", p))
+//
+// Limits: the chain alone cannot show that the newest lines were cut off (the
+// tail); compare Verify's Report.Last with Handler.Head. One process writes a
+// tier-1 directory at a time (enforced with a lock file).
+package tlog

@@ -1,0 +1,164 @@
+package tlog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/talos-ironclad/talos"
+)
+
+// Kind classifies a break in the tier-1 chain.
+type Kind string
+
+// Kinds of break.
+const (
+	// Broken: a line is not a chain line (not JSON, no seq/prev), or its
+	// bytes no longer match the hash the next line recorded (edited).
+	Broken Kind = "broken"
+	// Missing: one or more lines were deleted (a gap in seq, or the chain
+	// does not start at seq 1).
+	Missing Kind = "missing"
+	// Reordered: a line appears before a line that was written before it,
+	// or a seq appears twice.
+	Reordered Kind = "reordered"
+)
+
+// Break is the first problem Verify found.
+type Break struct {
+	Kind   Kind
+	File   string // file name inside the directory
+	Line   int    // 1-based line number in File
+	Seq    uint64 // the seq expected at that place
+	Detail string
+}
+
+// String formats as "audit.log:12: missing: …".
+func (b *Break) String() string {
+	return fmt.Sprintf("%s:%d: %s: %s", b.File, b.Line, b.Kind, b.Detail)
+}
+
+// Report is the result of Verify.
+type Report struct {
+	Dir   string
+	Files []string // in chain order
+	Lines int      // lines read
+	Last  uint64   // seq of the last line (when intact)
+	Break *Break   // nil when the chain is intact
+}
+
+type entry struct {
+	file   int
+	line   int
+	raw    []byte // without newline
+	seq    uint64
+	prev   string
+	parsed bool
+}
+
+// Verify reads every tier-1 file in dir (rotated ones in order, gzip or
+// not, then the current one) and checks the hash chain. It returns the
+// report and, when the chain is not intact, an error carrying
+// talos.CodeBadSignature that names the first broken, missing or reordered
+// line with its file and line number.
+//
+// Limits: deleting or editing the very last line (truncating the tail)
+// cannot be seen from the chain alone; compare Report.Last with the seq the
+// daemon reported (Handler.Head) to catch that.
+func Verify(dir string) (Report, error) {
+	const op = "tlog.Verify"
+	rep := Report{Dir: dir}
+	files, err := listFiles(dir, Tier1.Prefix())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return rep, talos.E(talos.CodeDirPermissions, op, fmt.Sprintf("log directory %s does not exist", dir), err)
+		}
+		return rep, talos.E(talos.CodeDirPermissions, op, fmt.Sprintf("cannot read %s", dir), err)
+	}
+	var ents []entry
+	for fi, f := range files {
+		rep.Files = append(rep.Files, f.name)
+		data, err := readAll(filepath.Join(dir, f.name))
+		if err != nil {
+			return rep, talos.E(talos.CodeDirPermissions, op, fmt.Sprintf("cannot read %s", filepath.Join(dir, f.name)), err)
+		}
+		lines := bytes.Split(data, []byte("\n"))
+		if n := len(lines); n > 0 && len(lines[n-1]) == 0 {
+			lines = lines[:n-1]
+		}
+		for li, l := range lines {
+			e := entry{file: fi, line: li + 1, raw: l}
+			if h, ok := parseHead(l); ok {
+				e.seq, e.prev, e.parsed = h.Seq, h.Prev, true
+			}
+			ents = append(ents, e)
+		}
+	}
+	rep.Lines = len(ents)
+	b := check(ents, rep.Files)
+	if b != nil {
+		b.File = rep.Files[b.fileIdx]
+		rep.Break = &b.Break
+		return rep, talos.Errorf(talos.CodeBadSignature, op, "tier-1 audit chain in %s is not intact: %s", dir, rep.Break)
+	}
+	if n := len(ents); n > 0 {
+		rep.Last = ents[n-1].seq
+	}
+	return rep, nil
+}
+
+type brk struct {
+	Break
+	fileIdx int
+}
+
+func check(ents []entry, names []string) *brk {
+	at := func(e entry, k Kind, seq uint64, format string, args ...any) *brk {
+		return &brk{Break: Break{Kind: k, Line: e.line, Seq: seq, Detail: fmt.Sprintf(format, args...)}, fileIdx: e.file}
+	}
+	// Where each seq occurs, to tell a gap (missing) from a move (reordered).
+	pos := make(map[uint64]int, len(ents))
+	for i, e := range ents {
+		if e.parsed {
+			if _, dup := pos[e.seq]; !dup {
+				pos[e.seq] = i
+			}
+		}
+	}
+	expect := uint64(1)
+	prev := GenesisPrev
+	for i, e := range ents {
+		if !e.parsed {
+			return at(e, Broken, expect, "line is not a tier-1 chain record (not JSON or no seq/prev); it was edited or damaged")
+		}
+		if e.seq != expect {
+			if j, ok := pos[expect]; ok && j > i {
+				return at(e, Reordered, expect, "found seq %d where seq %d was expected; seq %d comes later (%s)", e.seq, expect, expect, where(ents, names, j))
+			}
+			if e.seq < expect {
+				return at(e, Reordered, expect, "seq %d appears again or out of order after seq %d", e.seq, expect-1)
+			}
+			if expect == 1 {
+				return at(e, Missing, expect, "the chain starts at seq %d: lines 1-%d are missing (a deleted or truncated older file?)", e.seq, e.seq-1)
+			}
+			return at(e, Missing, expect, "seq %d-%d missing before this line (deleted)", expect, e.seq-1)
+		}
+		if e.prev != prev {
+			if i == 0 {
+				return at(e, Broken, expect, "first line does not start from the genesis hash")
+			}
+			p := ents[i-1]
+			return &brk{Break: Break{Kind: Broken, Line: p.line, Seq: p.seq,
+				Detail: fmt.Sprintf("line (seq %d) does not match the hash recorded by the next line (%s): it was edited", p.seq, where(ents, names, i))}, fileIdx: p.file}
+		}
+		prev = hashLine(e.raw)
+		expect++
+	}
+	return nil
+}
+
+func where(ents []entry, names []string, i int) string {
+	return fmt.Sprintf("%s:%d", names[ents[i].file], ents[i].line)
+}
