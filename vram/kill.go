@@ -51,6 +51,7 @@ type ladder struct {
 	verify time.Duration
 	poll   time.Duration
 	log    *slog.Logger
+	self   int // our PID: zombies whose parent we are must be reaped by us
 }
 
 // kill terminates pid and reports how. It never blocks longer than
@@ -89,6 +90,10 @@ func (l ladder) kill(pid int, model string) (KillReport, error) {
 			}
 			if reaped {
 				rep.Reaped = true
+			} else if info.PPID == l.self && l.self > 0 {
+				// Our child, but not waitable yet: a multi-threaded
+				// process shows Z while its other threads still exit.
+				return false
 			} else {
 				// Not our child: its parent must reap it. A zombie holds no
 				// memory, so it no longer blocks the GPU.

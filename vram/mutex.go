@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -145,7 +146,7 @@ func New(cfg Config, deps Deps) (*Mutex, error) {
 		gpu:         deps.GPU,
 		runner:      deps.Runner,
 		log:         log,
-		ladder:      ladder{procs: procs, grace: cfg.KillGrace, verify: cfg.KillVerify, poll: cfg.PollInterval, log: log},
+		ladder:      ladder{procs: procs, grace: cfg.KillGrace, verify: cfg.KillVerify, poll: cfg.PollInterval, log: log, self: os.Getpid()},
 		ctx:         ctx,
 		cancel:      cancel,
 		refusals:    map[string]uint64{},
@@ -701,7 +702,7 @@ func (m *Mutex) hung(model string, after time.Duration, owner *waiter) {
 			perr = fmt.Errorf("runner pid %d is not a process id", pid)
 		}
 	}
-	m.log.Error("VRAM_MUTEX_UNLOAD_HANG", "model", model, "pid", pid, "hang_duration", after.Round(time.Second).String(), "action", "EMERGENCY_KILL")
+	m.log.Error("VRAM_MUTEX_UNLOAD_HANG", "model", model, "pid", pid, "hang_duration", after.Round(time.Millisecond).String(), "action", "EMERGENCY_KILL")
 	var rep KillReport
 	var kerr error
 	if perr != nil {
