@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/talos-ironclad/talos/firewall"
+)
+
+// scanVerdict is one output line of `talos scan`.
+type scanVerdict struct {
+	ID         string               `json:"id"`
+	Action     string               `json:"action"`
+	Score      float64              `json:"score"`
+	Detections []firewall.Detection `json:"detections"`
+}
+
+func newScanCmd() *cobra.Command {
+	var (
+		evalFile  string
+		split     string
+		source    string
+		rulesFile string
+		modelFile string
+		exitCode  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "scan",
+		Short: "Scan text for prompt injection (stdin), or evaluate the firewall on a labelled file",
+		Long: `scan reads stdin and writes one JSON verdict per input:
+{"id","action","score","detections":[...]}.
+
+Input is either plain text (the whole of stdin is one input, id "stdin") or
+JSON lines {"id","text","source"} (when stdin starts with "{"); source is one
+of user, tool, web, rag, skill (default: --source).
+
+With --eval FILE.jsonl (lines {"id","dataset","source","label","text"}) it
+scans every line and prints precision, recall, F1, false-positive rate and
+latency p50/p99 per dataset, per source and overall. A line counts as flagged
+when its action is block or lockdown. --split keeps only the lines whose id
+falls in that split of firewall.SplitOf (the model was trained on "train" and
+calibrated on "calibration"; report "test").`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := firewall.Config{}
+			if rulesFile != "" {
+				b, err := os.ReadFile(rulesFile)
+				if err != nil {
+					return withExit(2, err)
+				}
+				rs, err := firewall.LoadRules(b)
+				if err != nil {
+					return withExit(2, err)
+				}
+				cfg.Rules = rs
+			}
+			if modelFile != "" {
+				b, err := os.ReadFile(modelFile)
+				if err != nil {
+					return withExit(2, err)
+				}
+				cfg.Model = b
+			}
+			src := firewall.Source(source)
+			if !src.Valid() {
+				return withExit(2, fmt.Errorf("--source is %q; allowed: user, tool, web, rag, skill", source))
+			}
+			fw, err := firewall.New(cfg, nil, nil, nil)
+			if err != nil {
+				return withExit(2, err)
+			}
+			if evalFile != "" {
+				return runScanEval(cmd, fw, evalFile, split)
+			}
+			blocked, err := runScanStream(cmd, fw, src)
+			if err != nil {
+				return err
+			}
+			if exitCode && blocked {
+				return withExit(3, errors.New("at least one input was blocked"))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&evalFile, "eval", "", "labelled JSON lines to evaluate on instead of scanning stdin")
+	f.StringVar(&split, "split", "all", "with --eval: train, calibration, test or all")
+	f.StringVar(&source, "source", "user", "source of plain-text input and of JSON lines without one")
+	f.StringVar(&rulesFile, "rules", "", "rule file (YAML) replacing the default rules")
+	f.StringVar(&modelFile, "model", "", "classifier model file replacing the embedded one")
+	f.BoolVar(&exitCode, "exit-code", false, "exit with status 3 when any input is blocked")
+	return cmd
+}
+
+// runScanStream scans stdin and writes one verdict line per input.
+func runScanStream(cmd *cobra.Command, fw *firewall.Firewall, src firewall.Source) (bool, error) {
+	in := bufio.NewReaderSize(cmd.InOrStdin(), 64<<10)
+	out := json.NewEncoder(cmd.OutOrStdout())
+	ctx := cmd.Context()
+	blocked := false
+	emit := func(id string, v firewall.Verdict) error {
+		blocked = blocked || v.Action.Blocks()
+		return out.Encode(scanVerdict{ID: id, Action: v.Action.String(), Score: math.Round(v.Score*1e4) / 1e4, Detections: v.Detections})
+	}
+	// Peek past leading white space to choose the mode.
+	var first byte
+	for {
+		b, err := in.Peek(1)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+		if b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t' {
+			in.ReadByte()
+			continue
+		}
+		first = b[0]
+		break
+	}
+	if first != '{' {
+		text, err := io.ReadAll(in)
+		if err != nil {
+			return false, err
+		}
+		v, err := fw.Scan(ctx, firewall.Input{Text: string(text), Source: src})
+		if err != nil {
+			return false, withExit(2, err)
+		}
+		return blocked, emit("stdin", v)
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := sc.Bytes()
+		if strings.TrimSpace(string(b)) == "" {
+			continue
+		}
+		var rec struct {
+			ID     string `json:"id"`
+			Text   string `json:"text"`
+			Source string `json:"source"`
+		}
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return blocked, withExit(2, fmt.Errorf("stdin line %d is not a JSON object {\"id\",\"text\",\"source\"}: %w", line, err))
+		}
+		s := firewall.Source(rec.Source)
+		if s == "" {
+			s = src
+		}
+		if rec.ID == "" {
+			rec.ID = fmt.Sprint(line)
+		}
+		v, err := fw.Scan(ctx, firewall.Input{Text: rec.Text, Source: s})
+		if err != nil {
+			return blocked, withExit(2, fmt.Errorf("stdin line %d: %w", line, err))
+		}
+		if err := emit(rec.ID, v); err != nil {
+			return blocked, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return blocked, withExit(2, fmt.Errorf("reading stdin line %d: %w", line+1, err))
+	}
+	return blocked, nil
+}
+
+func runScanEval(cmd *cobra.Command, fw *firewall.Firewall, path, split string) error {
+	want := -1
+	switch split {
+	case "all":
+	case "train":
+		want = int(firewall.SplitTrain)
+	case "calibration":
+		want = int(firewall.SplitCalibration)
+	case "test":
+		want = int(firewall.SplitTest)
+	default:
+		return withExit(2, fmt.Errorf("--split is %q; allowed: train, calibration, test, all", split))
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return withExit(2, err)
+	}
+	defer f.Close()
+	recs, err := firewall.ReadRecords(f)
+	if err != nil {
+		return withExit(2, err)
+	}
+	if want >= 0 {
+		kept := recs[:0]
+		for _, r := range recs {
+			if int(firewall.SplitOf(r.ID)) == want {
+				kept = append(kept, r)
+			}
+		}
+		recs = kept
+	}
+	rep, err := firewall.Evaluate(cmd.Context(), fw, recs)
+	if err != nil {
+		return withExit(2, err)
+	}
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "%s\tn\tattacks\tbenign\tprecision\trecall\tF1\tFPR\tp50\tp99\t\n", "dataset")
+	row := func(name string, m *firewall.Metrics) {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, m.N, m.TP+m.FN, m.FP+m.TN,
+			pct(m.Precision), pct(m.Recall), pct(m.F1), pct(m.FPR), m.LatencyP50, m.LatencyP99)
+	}
+	for _, ds := range rep.Datasets {
+		row(ds, rep.By[ds])
+	}
+	for _, s := range firewall.Sources() {
+		if m := rep.BySource[s]; m != nil {
+			row("source="+string(s), m)
+		}
+	}
+	row("overall", rep.Overall)
+	return w.Flush()
+}
+
+func pct(x float64) string {
+	if math.IsNaN(x) {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*x)
+}

@@ -1,0 +1,2 @@
+// Package firewall detects prompt injection in text before it reaches a model.
+package firewall

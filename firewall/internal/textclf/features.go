@@ -1,0 +1,161 @@
+// Package textclf is the firewall's statistical text classifier: feature
+// hashing of word unigrams, word bigrams and character 3–5-grams, a logistic
+// regression model stored in a compact binary file, window scoring through
+// prefix sums, and the reproducible trainer used by firewall/cmd/train.
+//
+// It is internal: the firewall package is its only user; the feature layout
+// and the file format may change with the model version.
+package textclf
+
+import "unicode/utf8"
+
+// Feature-hashing seeds: one per feature family so that a word and a
+// character n-gram with the same bytes land in different buckets.
+const (
+	seedWord    uint32 = 0x9747b28c
+	seedBigram  uint32 = 0x85ebca6b
+	seedChar    uint32 = 0xc2b2ae35
+	seedSpecial uint32 = 0x27d4eb2f
+	fnvPrime    uint32 = 16777619
+	mixMul      uint32 = 0x9E3779B1
+)
+
+// Features holds the hashed features of one text, grouped by word: the
+// features of word k are Hashes[WordStart[k]:WordStart[k+1]]. Character
+// n-grams are attributed to the word in which they end (or the space after
+// it). SentStart lists the word indexes at which a sentence or line starts
+// (always including 0 when there is a word).
+type Features struct {
+	Hashes    []uint32
+	WordStart []int32
+	SentStart []int32
+	// Offsets holds the byte offset in the text of each word's first byte.
+	Offsets []int32
+}
+
+// Reset empties f, keeping its buffers.
+func (f *Features) Reset() {
+	f.Hashes = f.Hashes[:0]
+	f.WordStart = f.WordStart[:0]
+	f.SentStart = f.SentStart[:0]
+	f.Offsets = f.Offsets[:0]
+}
+
+// Words returns the number of words.
+func (f *Features) Words() int {
+	if len(f.WordStart) == 0 {
+		return 0
+	}
+	return len(f.WordStart) - 1
+}
+
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= utf8.RuneSelf || c >= 'A' && c <= 'Z'
+}
+
+// Extract hashes the features of text (already normalised by the firewall)
+// into f, which is reset first. The result is closed by a final WordStart
+// entry so that f.WordStart has Words()+1 entries.
+func Extract(f *Features, text string) {
+	f.Reset()
+	var (
+		inWord     bool
+		wordHash   uint32
+		prevWord   uint32
+		havePrev   bool
+		newSent    = true
+		sentMarker bool // a sentence-ending mark was seen since the last word
+	)
+	// A pseudo word 0 collects n-grams before the first word.
+	words := 0
+	emitWord := func() {
+		h := wordHash
+		f.Hashes = append(f.Hashes, h^seedWord)
+		if havePrev {
+			f.Hashes = append(f.Hashes, (prevWord*fnvPrime)^h^seedBigram)
+		}
+		prevWord, havePrev = h, true
+	}
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if isWordByte(c) {
+			if !inWord {
+				// a new word starts: close the previous one
+				if words > 0 {
+					emitWord()
+				}
+				f.WordStart = append(f.WordStart, int32(len(f.Hashes)))
+				f.Offsets = append(f.Offsets, int32(i))
+				if newSent || sentMarker {
+					f.SentStart = append(f.SentStart, int32(words))
+					newSent, sentMarker = false, false
+				}
+				words++
+				inWord = true
+				wordHash = 2166136261
+			}
+			wordHash = (wordHash ^ uint32(c)) * fnvPrime
+		} else {
+			inWord = false
+			if c == '\\' && i+1 < len(text) && (text[i+1] == 'n' || text[i+1] == 't' || text[i+1] == 'r') {
+				// an escaped line break or tab inside JSON or a string
+				// literal: a separator, not the start of a word
+				if text[i+1] != 't' {
+					sentMarker = true
+				}
+				i++
+				continue
+			}
+			switch c {
+			case '\n':
+				sentMarker = true
+			case '.', '!', '?', ';':
+				if i+1 >= len(text) || text[i+1] == ' ' || text[i+1] == '\n' {
+					sentMarker = true
+				}
+			}
+		}
+		// character n-grams ending at i, for n = 3, 4, 5
+		if i >= 2 {
+			h := seedChar
+			for k := 0; k < 5 && k <= i; k++ {
+				h = (h ^ uint32(text[i-k])) * fnvPrime
+				if k >= 2 {
+					f.Hashes = append(f.Hashes, h+uint32(k))
+				}
+			}
+		}
+	}
+	if words > 0 {
+		emitWord()
+	}
+	if words == 0 {
+		// no word at all: one pseudo word holds every n-gram
+		f.WordStart = append(f.WordStart[:0], 0)
+		f.SentStart = append(f.SentStart[:0], 0)
+		f.Offsets = append(f.Offsets[:0], 0)
+	} else if f.WordStart[0] != 0 {
+		// n-grams before the first word belong to the first word
+		f.WordStart[0] = 0
+	}
+	f.WordStart = append(f.WordStart, int32(len(f.Hashes)))
+}
+
+// AddSpecial appends a hand-made feature (for example a pattern family that
+// matched) to word w of f. It must be called after Extract; it moves
+// features, so it is meant for a handful of calls per text.
+func AddSpecial(f *Features, w int, id uint32) {
+	w = max(0, min(w, f.Words()-1))
+	at := f.WordStart[w+1]
+	f.Hashes = append(f.Hashes, 0)
+	copy(f.Hashes[at+1:], f.Hashes[at:])
+	f.Hashes[at] = (id * fnvPrime) ^ seedSpecial
+	for k := w + 1; k < len(f.WordStart); k++ {
+		f.WordStart[k]++
+	}
+}
+
+// Bucket maps a feature hash to one of 1<<bits buckets.
+func Bucket(h uint32, bits uint8) uint32 {
+	return (h * mixMul) >> (32 - bits)
+}

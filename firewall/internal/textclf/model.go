@@ -1,0 +1,221 @@
+package textclf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Model is a logistic regression over hashed features. A window of the text
+// with feature count n and weight sum s (over its features) scores
+// Bias + Scale*s/sqrt(n) as a logit; the feature vector is the count vector
+// divided by sqrt(n), which makes window scores computable from prefix sums.
+type Model struct {
+	Bits   uint8   // log2 of the number of buckets
+	Window int     // sliding-window length in words
+	Stride int     // sliding-window step in words
+	Bias   float32 // intercept (logit)
+	Scale  float32 // weight quantisation step: weight = Scale * W[i]
+	W      []int16 // quantised weights, len 1<<Bits
+	// Thresholds holds the calibrated logit threshold per source name
+	// ("user", "tool", …): a text scores as an attack when its best window
+	// logit is >= the threshold.
+	Thresholds map[string]float32
+}
+
+const (
+	magic   = "TFWM"
+	version = 1
+)
+
+// Marshal encodes m in the model file format (little-endian):
+// "TFWM", u16 version, u8 bits, u8 0, u16 window, u16 stride, f32 bias,
+// f32 scale, u16 n, n × (u8 len, name, f32 threshold) in name order, then
+// 1<<bits int16 weights.
+func (m *Model) Marshal() []byte {
+	var b bytes.Buffer
+	b.WriteString(magic)
+	le := binary.LittleEndian
+	var tmp [4]byte
+	le.PutUint16(tmp[:2], version)
+	b.Write(tmp[:2])
+	b.WriteByte(m.Bits)
+	b.WriteByte(0)
+	le.PutUint16(tmp[:2], uint16(m.Window))
+	b.Write(tmp[:2])
+	le.PutUint16(tmp[:2], uint16(m.Stride))
+	b.Write(tmp[:2])
+	le.PutUint32(tmp[:], math.Float32bits(m.Bias))
+	b.Write(tmp[:])
+	le.PutUint32(tmp[:], math.Float32bits(m.Scale))
+	b.Write(tmp[:])
+	names := make([]string, 0, len(m.Thresholds))
+	for n := range m.Thresholds {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	le.PutUint16(tmp[:2], uint16(len(names)))
+	b.Write(tmp[:2])
+	for _, n := range names {
+		b.WriteByte(byte(len(n)))
+		b.WriteString(n)
+		le.PutUint32(tmp[:], math.Float32bits(m.Thresholds[n]))
+		b.Write(tmp[:])
+	}
+	for _, w := range m.W {
+		le.PutUint16(tmp[:2], uint16(w))
+		b.Write(tmp[:2])
+	}
+	return b.Bytes()
+}
+
+// Unmarshal decodes a model file.
+func Unmarshal(data []byte) (*Model, error) {
+	le := binary.LittleEndian
+	fail := func(what string) (*Model, error) {
+		return nil, fmt.Errorf("model file: %s", what)
+	}
+	if len(data) < 22 || string(data[:4]) != magic {
+		return fail("bad magic: not a firewall model (want \"TFWM\")")
+	}
+	if v := le.Uint16(data[4:]); v != version {
+		return fail(fmt.Sprintf("version %d, this build reads version %d", v, version))
+	}
+	m := &Model{Bits: data[6], Thresholds: map[string]float32{}}
+	if m.Bits < 8 || m.Bits > 24 {
+		return fail(fmt.Sprintf("bits %d outside 8…24", m.Bits))
+	}
+	m.Window = int(le.Uint16(data[8:]))
+	m.Stride = int(le.Uint16(data[10:]))
+	m.Bias = math.Float32frombits(le.Uint32(data[12:]))
+	m.Scale = math.Float32frombits(le.Uint32(data[16:]))
+	n := int(le.Uint16(data[20:]))
+	p := 22
+	for range n {
+		if p >= len(data) {
+			return fail("truncated threshold table")
+		}
+		l := int(data[p])
+		p++
+		if p+l+4 > len(data) {
+			return fail("truncated threshold table")
+		}
+		name := string(data[p : p+l])
+		p += l
+		m.Thresholds[name] = math.Float32frombits(le.Uint32(data[p:]))
+		p += 4
+	}
+	size := 1 << m.Bits
+	if len(data)-p != 2*size {
+		return fail(fmt.Sprintf("weights are %d bytes, want %d", len(data)-p, 2*size))
+	}
+	m.W = make([]int16, size)
+	for i := range m.W {
+		m.W[i] = int16(le.Uint16(data[p+2*i:]))
+	}
+	if m.Window <= 0 || m.Stride <= 0 {
+		return nil, errors.New("model file: window and stride must be positive")
+	}
+	return m, nil
+}
+
+// Quantize converts float weights to the model's int16 form.
+func Quantize(w []float64) (q []int16, scale float32) {
+	maxAbs := 0.0
+	for _, x := range w {
+		maxAbs = max(maxAbs, math.Abs(x))
+	}
+	if maxAbs == 0 {
+		return make([]int16, len(w)), 1
+	}
+	s := maxAbs / 32767
+	q = make([]int16, len(w))
+	for i, x := range w {
+		q[i] = int16(math.Round(x / s))
+	}
+	return q, float32(s)
+}
+
+// Span is a window of words [Start, End).
+type Span struct{ Start, End int }
+
+// Scorer scores windows of one text; it reuses its buffer across texts.
+type Scorer struct {
+	prefix []int64
+}
+
+// MinWindowWords is the shortest sentence scored on its own; shorter
+// sentences are still covered by the sliding windows and the whole text.
+const MinWindowWords = 3
+
+// Best returns the highest window logit of f and its span. The windows are
+// the whole text, every sentence of at least MinWindowWords words, and
+// sliding windows of m.Window words every m.Stride words.
+func (s *Scorer) Best(m *Model, f *Features) (float64, Span) {
+	words := f.Words()
+	if words == 0 || len(f.Hashes) == 0 {
+		return float64(m.Bias), Span{}
+	}
+	s.prefix = slices.Grow(s.prefix[:0], words+1)[:words+1]
+	var sum int64
+	w := m.W
+	bits := m.Bits
+	for k := 0; k < words; k++ {
+		s.prefix[k] = sum
+		for _, h := range f.Hashes[f.WordStart[k]:f.WordStart[k+1]] {
+			sum += int64(w[Bucket(h, bits)])
+		}
+	}
+	s.prefix[words] = sum
+	bestLogit := math.Inf(-1)
+	var best Span
+	try := func(a, b int) {
+		n := f.WordStart[b] - f.WordStart[a]
+		if n <= 0 {
+			return
+		}
+		l := float64(m.Scale) * float64(s.prefix[b]-s.prefix[a]) / math.Sqrt(float64(n))
+		if l > bestLogit {
+			bestLogit, best = l, Span{a, b}
+		}
+	}
+	try(0, words)
+	for i, st := range f.SentStart {
+		end := words
+		if i+1 < len(f.SentStart) {
+			end = int(f.SentStart[i+1])
+		}
+		if end-int(st) >= MinWindowWords && (int(st) != 0 || end != words) {
+			try(int(st), end)
+		}
+	}
+	if words > m.Window {
+		for a := 0; ; a += m.Stride {
+			b := a + m.Window
+			if b >= words {
+				try(words-m.Window, words)
+				break
+			}
+			try(a, b)
+		}
+	}
+	return float64(m.Bias) + bestLogit, best
+}
+
+// WholeLogit returns the logit of the whole text only.
+func (m *Model) WholeLogit(f *Features) float64 {
+	if len(f.Hashes) == 0 {
+		return float64(m.Bias)
+	}
+	var sum int64
+	for _, h := range f.Hashes {
+		sum += int64(m.W[Bucket(h, m.Bits)])
+	}
+	return float64(m.Bias) + float64(m.Scale)*float64(sum)/math.Sqrt(float64(len(f.Hashes)))
+}
+
+// Sigmoid maps a logit to a probability.
+func Sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }

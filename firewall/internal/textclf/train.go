@@ -1,0 +1,125 @@
+package textclf
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// Example is one training text: its features, label (1 attack, 0 benign)
+// and weight.
+type Example struct {
+	Hashes []uint32
+	Label  float64
+	Weight float64
+}
+
+// TrainConfig sets the optimiser. The zero value is not usable; see
+// DefaultTrainConfig.
+type TrainConfig struct {
+	Bits   uint8   // log2 buckets
+	Epochs int     // passes over the data
+	LR     float64 // initial learning rate
+	Lambda float64 // L2 strength per example
+	Seed   uint64  // shuffling seed
+}
+
+// DefaultTrainConfig returns the settings the committed model uses.
+func DefaultTrainConfig(seed uint64) TrainConfig {
+	return TrainConfig{Bits: 18, Epochs: 12, LR: 0.5, Lambda: 1e-5, Seed: seed}
+}
+
+type sparse struct {
+	idx []uint32
+	val []float64
+}
+
+// toSparse turns hashes into a sorted, merged sparse vector scaled by
+// 1/sqrt(n), the same scaling the scorer uses.
+func toSparse(hashes []uint32, bits uint8) sparse {
+	if len(hashes) == 0 {
+		return sparse{}
+	}
+	idx := make([]uint32, len(hashes))
+	for i, h := range hashes {
+		idx[i] = Bucket(h, bits)
+	}
+	slices.Sort(idx)
+	inv := 1 / math.Sqrt(float64(len(hashes)))
+	var s sparse
+	for i := 0; i < len(idx); {
+		j := i
+		for j < len(idx) && idx[j] == idx[i] {
+			j++
+		}
+		s.idx = append(s.idx, idx[i])
+		s.val = append(s.val, float64(j-i)*inv)
+		i = j
+	}
+	return s
+}
+
+// Train fits a logistic regression with L2 regularisation by stochastic
+// gradient descent with a seeded shuffle, a decaying learning rate and the
+// scaled-weight trick for the L2 decay (so each step costs only the example's
+// non-zero features). The same examples, order and config give the same
+// weights bit for bit on one platform. It returns the bias and the weights.
+func Train(examples []Example, cfg TrainConfig) (float64, []float64) {
+	xs := make([]sparse, len(examples))
+	for i, e := range examples {
+		xs[i] = toSparse(e.Hashes, cfg.Bits)
+	}
+	v := make([]float64, 1<<cfg.Bits)
+	scale := 1.0
+	bias := 0.0
+	order := make([]int, len(examples))
+	for i := range order {
+		order[i] = i
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x7a105))
+	t := 0.0
+	n := float64(len(examples))
+	// Weights are averaged over the ends of the second half of the epochs,
+	// which steadies SGD's last iterates.
+	avg := make([]float64, len(v))
+	avgBias, avgN := 0.0, 0.0
+	for epoch := 0; epoch < cfg.Epochs; epoch++ {
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, k := range order {
+			e := examples[k]
+			x := xs[k]
+			lr := cfg.LR / (1 + t/n)
+			t++
+			z := bias
+			for j, ix := range x.idx {
+				z += scale * v[ix] * x.val[j]
+			}
+			p := 1 / (1 + math.Exp(-z))
+			g := (p - e.Label) * e.Weight
+			// L2 decay of all weights, lazily through the scale
+			scale *= 1 - lr*cfg.Lambda
+			if scale < 1e-6 {
+				for i := range v {
+					v[i] *= scale
+				}
+				scale = 1
+			}
+			step := lr * g / scale
+			for j, ix := range x.idx {
+				v[ix] -= step * x.val[j]
+			}
+			bias -= lr * g * 0.1
+		}
+		if 2*(epoch+1) > cfg.Epochs {
+			for i := range v {
+				avg[i] += v[i] * scale
+			}
+			avgBias += bias
+			avgN++
+		}
+	}
+	for i := range avg {
+		avg[i] /= avgN
+	}
+	return avgBias / avgN, avg
+}

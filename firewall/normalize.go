@@ -1,0 +1,442 @@
+package firewall
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"html"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// MaxURLDecodeRounds is how many times one normalisation pass URL-decodes its
+// input (spec §2.9.2 normalisation step 2: "at most 3 times").
+const MaxURLDecodeRounds = 3
+
+// maxNormalizePasses bounds how often the whole pipeline is re-applied to
+// reach a fixed point (so that Normalize is idempotent even when decoding one
+// layer reveals another, for example "&amp;lt;" or "%252569").
+const maxNormalizePasses = 32
+
+// Normalize returns the canonical form of s that the rules and the classifier
+// scan (spec §2.9.2, digest C §5.1), in this order:
+//
+//  1. HTML unescape;
+//  2. lenient URL decoding, repeated up to MaxURLDecodeRounds times
+//     (malformed escapes such as "%zz" are kept as they are);
+//  3. removal of zero-width, bidirectional and other invisible format
+//     characters, and of C0 control characters other than whitespace;
+//     Unicode tag characters (U+E0020…U+E007E, "ASCII smuggling") become the
+//     ASCII characters they shadow;
+//  4. Unicode NFKC (full-width letters become ASCII);
+//  5. lower case;
+//  6. folding of common homoglyphs (Cyrillic and Greek letters that look like
+//     Latin ones) to their Latin look-alike, in words that mix them with
+//     Latin letters or consist of look-alikes only (real Cyrillic and Greek
+//     words, which hold other letters too, stay as they are);
+//  7. every run of Unicode white space becomes one space, or one "\n" when
+//     the run contains a line break (a deliberate departure from the spec,
+//     which collapses line breaks too: keeping them keeps sentence and line
+//     structure for the window scoring and stops ".*" in a rule from running
+//     across lines);
+//  8. trim.
+//
+// The pipeline is repeated until its output stops changing, so Normalize is
+// idempotent: Normalize(Normalize(s)) == Normalize(s). Embedded base64 and
+// hex blobs are not decoded here (see DecodeBlobs) because their alphabet is
+// case-sensitive.
+func Normalize(s string) string {
+	for range maxNormalizePasses {
+		if isNormalFast(s) {
+			return s
+		}
+		t := normalizeOnce(s)
+		if t == s {
+			return t
+		}
+		s = t
+	}
+	return s
+}
+
+// isNormalFast reports whether s is ASCII text that no step of the pipeline
+// would change; it lets the common case finish after one cheap scan.
+func isNormalFast(s string) bool {
+	if len(s) == 0 {
+		return true
+	}
+	if s[0] == ' ' || s[0] == '\n' || s[len(s)-1] == ' ' || s[len(s)-1] == '\n' {
+		return false
+	}
+	prevSpace := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= utf8.RuneSelf, c == '%', c == '&', c >= 'A' && c <= 'Z', c == 0x7f:
+			return false
+		case c == ' ' || c == '\n':
+			if prevSpace {
+				return false
+			}
+			prevSpace = true
+		case c < 0x20:
+			return false
+		default:
+			prevSpace = false
+		}
+	}
+	return true
+}
+
+// normalizeOnce applies the pipeline once.
+func normalizeOnce(s string) string {
+	if strings.IndexByte(s, '&') >= 0 {
+		s = html.UnescapeString(s)
+	}
+	for range MaxURLDecodeRounds {
+		if strings.IndexByte(s, '%') < 0 {
+			break
+		}
+		t := urlDecodeLenient(s)
+		if t == s {
+			break
+		}
+		s = t
+	}
+	s = stripInvisible(s)
+	if !norm.NFKC.IsNormalString(s) {
+		s = norm.NFKC.String(s)
+	}
+	return foldAndCollapse(s)
+}
+
+// urlDecodeLenient decodes %XX escapes and leaves malformed ones untouched,
+// like Python's urllib.parse.unquote (Go's url.PathUnescape rejects them).
+// "+" is kept (unquote, not unquote_plus). Decoded bytes that do not form
+// valid UTF-8 are kept as they are and cleaned up by the later steps.
+func urlDecodeLenient(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			if b == nil {
+				b = make([]byte, 0, len(s))
+				b = append(b, s[:i]...)
+			}
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		if b != nil {
+			b = append(b, c)
+		}
+	}
+	if b == nil {
+		return s
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+// isInvisible reports format characters that render as nothing and are used
+// to split words so that patterns miss them.
+func isInvisible(r rune) bool {
+	switch {
+	case r >= 0x200B && r <= 0x200F, // ZWSP, ZWNJ, ZWJ, LRM, RLM
+		r >= 0x202A && r <= 0x202E, // bidi embeddings and overrides
+		r >= 0x2060 && r <= 0x2064, // word joiner, invisible operators
+		r >= 0x2066 && r <= 0x206F, // bidi isolates, deprecated format chars
+		r == 0xFEFF, r == 0x00AD, r == 0x034F, r == 0x061C, r == 0x115F, r == 0x1160,
+		r == 0x17B4, r == 0x17B5, r == 0x180E, r == 0x3164, r == 0xFFA0,
+		r >= 0xFE00 && r <= 0xFE0F, // variation selectors
+		r >= 0xE0100 && r <= 0xE01EF,
+		r == 0xE0001, r == 0xE007F: // tag begin/cancel
+		return true
+	}
+	return false
+}
+
+// stripInvisible removes invisible characters and C0 controls (other than
+// white space), maps tag characters to ASCII and replaces invalid UTF-8.
+func stripInvisible(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf || (c < 0x20 && !isASCIISpace(c)) || c == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			b.WriteRune(r)
+		case r < 0x20 && !isASCIISpace(byte(r)), r == 0x7f:
+			// control character: removed (spec step 7)
+		case r >= 0xE0020 && r <= 0xE007E:
+			b.WriteByte(byte(r - 0xE0000))
+		case isInvisible(r):
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isASCIISpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+func isLineBreak(r rune) bool {
+	return r == '\n' || r == '\r' || r == '\v' || r == '\f' || r == 0x85 || r == 0x2028 || r == 0x2029
+}
+
+// foldAndCollapse lower-cases, folds homoglyphs, collapses white space and
+// trims, in one pass.
+func foldAndCollapse(s string) string {
+	b := make([]byte, 0, len(s))
+	pendingSpace := byte(0) // ' ' or '\n' waiting to be written
+	wordStart := -1         // start in b of the current word, -1 outside words
+	var latin, lookalike, other bool
+	endWord := func() {
+		if wordStart >= 0 && lookalike && (latin || !other) {
+			b = append(b[:wordStart], foldWord(b[wordStart:])...)
+		}
+		wordStart, latin, lookalike, other = -1, false, false, false
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		var r rune
+		if c < utf8.RuneSelf {
+			r = rune(c)
+			i++
+		} else {
+			var n int
+			r, n = utf8.DecodeRuneInString(s[i:])
+			i += n
+		}
+		if r < utf8.RuneSelf && !isASCIISpace(byte(r)) || r >= utf8.RuneSelf && !unicode.IsSpace(r) {
+			if pendingSpace != 0 {
+				if len(b) > 0 {
+					b = append(b, pendingSpace)
+				}
+				pendingSpace = 0
+			}
+			if r < utf8.RuneSelf {
+				if r >= 'A' && r <= 'Z' {
+					r += 'a' - 'A'
+				}
+				if r >= 'a' && r <= 'z' {
+					if wordStart < 0 {
+						wordStart = len(b)
+					}
+					latin = true
+				} else if r < '0' || r > '9' {
+					endWord()
+				}
+				b = append(b, byte(r))
+				continue
+			}
+			r = unicode.ToLower(r)
+			if unicode.IsLetter(r) || unicode.IsMark(r) {
+				if wordStart < 0 {
+					wordStart = len(b)
+				}
+				if _, ok := homoglyphs[r]; ok {
+					lookalike = true
+				} else if !unicode.IsMark(r) {
+					other = true
+				}
+			} else {
+				endWord()
+			}
+			b = utf8.AppendRune(b, r)
+			continue
+		}
+		endWord()
+		if isLineBreak(r) {
+			pendingSpace = '\n'
+		} else if pendingSpace == 0 {
+			pendingSpace = ' '
+		}
+	}
+	endWord()
+	return string(b)
+}
+
+// foldWord replaces the homoglyphs of one word by their Latin look-alike. It
+// is applied to words that mix Latin letters with look-alikes ("іgnоrе"), or
+// consist of look-alikes only, and leaves real Cyrillic or Greek words alone.
+func foldWord(w []byte) []byte {
+	out := make([]byte, 0, len(w))
+	for i := 0; i < len(w); {
+		r, n := utf8.DecodeRune(w[i:])
+		i += n
+		if f, ok := homoglyphs[r]; ok {
+			out = append(out, f)
+			continue
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return out
+}
+
+// homoglyphs maps lower-case Cyrillic, Greek and other letters that look like
+// Latin letters to those letters. Only look-alikes are listed: the goal is to
+// undo "іgnоrе" (Cyrillic і, о, е), not to transliterate.
+var homoglyphs = map[rune]byte{
+	// Cyrillic
+	'а': 'a', 'в': 'b', 'е': 'e', 'ё': 'e', 'һ': 'h', 'і': 'i', 'ї': 'i', 'ј': 'j', 'к': 'k', 'ӏ': 'l',
+	'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p', 'с': 'c', 'ѕ': 's', 'т': 't', 'у': 'y', 'х': 'x', 'ԁ': 'd',
+	'ԛ': 'q', 'ԝ': 'w', 'ѵ': 'v', 'ү': 'y', 'ɡ': 'g',
+	// Greek
+	'α': 'a', 'β': 'b', 'ε': 'e', 'η': 'n', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'ο': 'o', 'ρ': 'p', 'τ': 't',
+	'υ': 'u', 'χ': 'x', 'ϲ': 'c', 'ϳ': 'j', 'ς': 's',
+	// Latin look-alikes
+	'ı': 'i', 'ȷ': 'j', 'ɑ': 'a', 'ɩ': 'i', 'ʀ': 'r', 'ᴀ': 'a', 'ᴄ': 'c', 'ᴅ': 'd', 'ᴇ': 'e', 'ɢ': 'g',
+	'ʜ': 'h', 'ɪ': 'i', 'ᴊ': 'j', 'ᴋ': 'k', 'ʟ': 'l', 'ᴍ': 'm', 'ɴ': 'n', 'ᴏ': 'o', 'ᴘ': 'p', 'ꜱ': 's',
+	'ᴛ': 't', 'ᴜ': 'u', 'ᴠ': 'v', 'ᴡ': 'w', 'ʏ': 'y', 'ᴢ': 'z',
+}
+
+// Blob decoding limits.
+const (
+	minBase64Blob = 16 // shortest base64 run worth decoding (12 bytes)
+	minHexBlob    = 16 // shortest hex run worth decoding (8 bytes)
+	maxBlobs      = 16 // blobs decoded per input, to bound the work
+)
+
+// DecodeBlobs finds embedded base64 and hex blobs in s (the raw text, before
+// Normalize, because base64 is case-sensitive) and returns the ones that
+// decode to readable text, so that an instruction hidden as
+// "aWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=" is scanned too. A decoded
+// blob that itself holds a blob is decoded once more. Binary payloads (keys,
+// hashes, images) are skipped: at least 90% of the decoded runes must be
+// printable and the result valid UTF-8.
+func DecodeBlobs(s string) []string {
+	var out []string
+	decodeBlobsInto(s, &out, 2)
+	return out
+}
+
+func decodeBlobsInto(s string, out *[]string, depth int) {
+	for i := 0; i < len(s) && len(*out) < maxBlobs; {
+		if !isBase64Char(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isBase64Char(s[j]) {
+			j++
+		}
+		run := s[i:j]
+		for j < len(s) && s[j] == '=' && j-i < len(run)+2 {
+			j++
+		}
+		withPad := s[i:j]
+		i = j
+		if len(run) < minBase64Blob {
+			continue
+		}
+		var dec string
+		if allHex(run) && len(run) >= minHexBlob && len(run)%2 == 0 {
+			if d, err := hex.DecodeString(run); err == nil && readable(d) {
+				dec = string(d)
+			}
+		}
+		if dec == "" && hasMixedBase64(run) {
+			dec = decodeBase64(withPad)
+		}
+		if dec == "" {
+			continue
+		}
+		*out = append(*out, dec)
+		if depth > 1 {
+			decodeBlobsInto(dec, out, depth-1)
+		}
+	}
+}
+
+func isBase64Char(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
+}
+
+func allHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isHex(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// hasMixedBase64 filters out runs that are plain words or numbers: real base64
+// of text mixes cases or digits.
+func hasMixedBase64(s string) bool {
+	var lower, upper, digit bool
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z':
+			lower = true
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		case c >= '0' && c <= '9':
+			digit = true
+		}
+	}
+	return lower && upper || (lower || upper) && digit
+}
+
+func decodeBase64(s string) string {
+	trimmed := strings.TrimRight(s, "=")
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		d, err := enc.DecodeString(trimmed)
+		if err != nil {
+			continue
+		}
+		if readable(d) {
+			return string(d)
+		}
+	}
+	return ""
+}
+
+// readable reports whether b is valid UTF-8 text with at most 10% of
+// non-printable runes and at least one letter.
+func readable(b []byte) bool {
+	if len(b) < 6 || !utf8.Valid(b) {
+		return false
+	}
+	var bad, total, letters int
+	for _, r := range string(b) {
+		total++
+		if unicode.IsLetter(r) {
+			letters++
+		}
+		if !unicode.IsPrint(r) && !unicode.IsSpace(r) {
+			bad++
+		}
+	}
+	return letters*2 >= total && bad*10 <= total
+}

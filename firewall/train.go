@@ -1,0 +1,364 @@
+package firewall
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+
+	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/firewall/internal/textclf"
+)
+
+// Record is one labelled text of an evaluation or training file (JSON lines
+// with the fields id, dataset, source, label, text).
+type Record struct {
+	ID      string `json:"id"`
+	Dataset string `json:"dataset,omitempty"`
+	Source  Source `json:"source,omitempty"`
+	Label   int    `json:"label"` // 1 attack, 0 benign
+	Text    string `json:"text"`
+}
+
+// maxRecordBytes bounds one JSON line of a record file.
+const maxRecordBytes = 16 << 20
+
+// ReadRecords reads JSON lines of Records. Blank lines are skipped; a line
+// that is not a JSON object with a text field is an error naming the line.
+func ReadRecords(r io.Reader) ([]Record, error) {
+	const op = "firewall.ReadRecords"
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxRecordBytes)
+	var out []Record
+	line := 0
+	for sc.Scan() {
+		line++
+		b := sc.Bytes()
+		if len(strings.TrimSpace(string(b))) == 0 {
+			continue
+		}
+		var rec Record
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return nil, talos.E(talos.CodeConfigInvalid, op, fmt.Sprintf("line %d is not a JSON object {\"id\",\"text\",\"source\",\"label\"}", line), err)
+		}
+		if rec.Label != 0 && rec.Label != 1 {
+			return nil, talos.Errorf(talos.CodeConfigInvalid, op, "line %d: label is %d; allowed: 0 (benign) or 1 (attack)", line, rec.Label)
+		}
+		out = append(out, rec)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, talos.E(talos.CodeConfigInvalid, op, fmt.Sprintf("reading line %d failed (lines are limited to %d bytes)", line+1, maxRecordBytes), err)
+	}
+	return out, nil
+}
+
+// Split is a deterministic part of a data set.
+type Split int
+
+// Splits: 60% train, 20% calibration, 20% held-out test, by a hash of the id.
+const (
+	SplitTrain Split = iota
+	SplitCalibration
+	SplitTest
+)
+
+// String names the split.
+func (s Split) String() string {
+	return [...]string{"train", "calibration", "test"}[s]
+}
+
+// SplitOf assigns an id to a split by its FNV-1a hash: buckets 0–5 of 10
+// train, 6–7 calibration, 8–9 test. The assignment never changes, so the
+// held-out numbers stay held out.
+func SplitOf(id string) Split {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	switch b := h.Sum64() % 10; {
+	case b < 6:
+		return SplitTrain
+	case b < 8:
+		return SplitCalibration
+	default:
+		return SplitTest
+	}
+}
+
+// TrainConfig configures Train. Zero fields take the defaults.
+type TrainConfig struct {
+	Seed   uint64
+	Bits   uint8   // log2 buckets; 0 = 18
+	Epochs int     // 0 = 12
+	Lambda float64 // L2; 0 = 1e-5
+	// TargetFPR is the false-positive rate each threshold group ("user",
+	// "tool") is calibrated to on the calibration split; zero = 0.006 for
+	// user and 0.012 for tool, below the 1% / 2% targets for margin.
+	TargetFPR map[string]float64
+	Window    int // sliding window in words; 0 = 40
+	Stride    int // 0 = 10
+}
+
+// TrainReport describes a trained model on its calibration split.
+type TrainReport struct {
+	Examples   int
+	Thresholds map[string]float64 // logit per group
+	// Calibration holds, per group, the benign and attack counts, the
+	// false-positive rate and the recall at the chosen threshold.
+	Calibration map[string]CalibrationStat
+}
+
+// CalibrationStat is one group's result on the calibration split.
+type CalibrationStat struct {
+	Benign, Attacks int
+	FPR, Recall     float64
+}
+
+// Train fits the classifier on the train split of dev (user-provided
+// labelled prompts) and docs (benign documents, used as tool output),
+// calibrates the per-source thresholds on their calibration split, and
+// returns the model file. The same inputs and config give the same bytes.
+func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
+	if cfg.Bits == 0 {
+		cfg.Bits = 18
+	}
+	if cfg.Epochs == 0 {
+		cfg.Epochs = 12
+	}
+	if cfg.Lambda == 0 {
+		cfg.Lambda = 1e-5
+	}
+	if cfg.Window == 0 {
+		cfg.Window = 40
+	}
+	if cfg.Stride == 0 {
+		cfg.Stride = 10
+	}
+	target := map[string]float64{"user": 0.006, "tool": 0.012}
+	for k, v := range cfg.TargetFPR {
+		target[k] = v
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0xda7a))
+	var examples []textclf.Example
+	groupOf := []string{}
+	addEx := func(h []uint32, label int, g string) {
+		examples = append(examples, textclf.Example{Hashes: h, Label: float64(label)})
+		groupOf = append(groupOf, g)
+	}
+	var f textclf.Features
+	fams := compileFamilies()
+	windows := func(g string) {
+		// every sentence and sliding window of a benign text as extra negatives
+		n := f.Words()
+		for i, st := range f.SentStart {
+			end := n
+			if i+1 < len(f.SentStart) {
+				end = int(f.SentStart[i+1])
+			}
+			if end-int(st) >= textclf.MinWindowWords && (st != 0 || end != n) {
+				addEx(slices.Clone(f.Hashes[f.WordStart[st]:f.WordStart[end]]), 0, g)
+			}
+		}
+		if n > cfg.Window {
+			for a := 0; a+cfg.Window <= n; a += cfg.Stride {
+				addEx(slices.Clone(f.Hashes[f.WordStart[a]:f.WordStart[a+cfg.Window]]), 0, g)
+			}
+		}
+	}
+	for _, r := range dev {
+		if SplitOf(r.ID) != SplitTrain {
+			continue
+		}
+		featurize(&f, fams, Normalize(r.Text))
+		g := fmt.Sprintf("dev/%s/%d", r.Dataset, r.Label)
+		addEx(slices.Clone(f.Hashes), r.Label, g)
+		if r.Label == 0 {
+			windows(g + "/win")
+		}
+	}
+	for _, d := range docs {
+		if SplitOf(d.ID) != SplitTrain {
+			continue
+		}
+		featurize(&f, fams, Normalize(wrapToolOutput(rng, d.Text)))
+		addEx(slices.Clone(f.Hashes), 0, "docs")
+		windows("docs/win")
+	}
+	// Weights: each group's examples share the group's weight, which grows
+	// with the square root of its size (so no data set dominates); then
+	// attacks and benign texts get equal total weight.
+	count := map[string]int{}
+	for _, g := range groupOf {
+		count[g]++
+	}
+	var pos, neg float64
+	for i := range examples {
+		w := 1 / math.Sqrt(float64(count[groupOf[i]]))
+		examples[i].Weight = w
+		if examples[i].Label == 1 {
+			pos += w
+		} else {
+			neg += w
+		}
+	}
+	total := float64(len(examples))
+	for i := range examples {
+		if examples[i].Label == 1 {
+			examples[i].Weight *= total / 2 / pos
+		} else {
+			examples[i].Weight *= total / 2 / neg
+		}
+	}
+	tc := textclf.TrainConfig{Bits: cfg.Bits, Epochs: cfg.Epochs, LR: 0.5, Lambda: cfg.Lambda, Seed: cfg.Seed}
+	bias, w := textclf.Train(examples, tc)
+	q, scale := textclf.Quantize(w)
+	m := &textclf.Model{Bits: cfg.Bits, Window: cfg.Window, Stride: cfg.Stride, Bias: float32(bias), Scale: scale, W: q, Thresholds: map[string]float32{}}
+
+	// Calibration.
+	rep := TrainReport{Examples: len(examples), Thresholds: map[string]float64{}, Calibration: map[string]CalibrationStat{}}
+	var sc textclf.Scorer
+	score := func(text string) float64 {
+		featurize(&f, fams, Normalize(text))
+		l, _ := sc.Best(m, &f)
+		return l
+	}
+	scores := map[string][2][]float64{}
+	add := func(g string, label int, s float64) {
+		x := scores[g]
+		x[label] = append(x[label], s)
+		scores[g] = x
+	}
+	for _, r := range dev {
+		if SplitOf(r.ID) == SplitCalibration {
+			add("user", r.Label, score(r.Text))
+		}
+	}
+	for _, r := range ToolEvalSet(dev, docs, SplitCalibration, cfg.Seed) {
+		add("tool", r.Label, score(r.Text))
+	}
+	for _, g := range []string{"user", "tool"} {
+		s := scores[g]
+		if len(s[0]) == 0 {
+			return nil, rep, talos.Errorf(talos.CodeConfigInvalid, "firewall.Train", "no benign %s texts in the calibration split", g)
+		}
+		ben := slices.Clone(s[0])
+		slices.Sort(ben)
+		// the threshold lets at most target*n benign texts reach it
+		k := int(math.Floor(target[g] * float64(len(ben))))
+		thr := ben[len(ben)-1-k]
+		thr = math.Nextafter(thr, math.Inf(1))
+		if k > 0 {
+			thr = (ben[len(ben)-1-k] + ben[len(ben)-k]) / 2
+		}
+		m.Thresholds[g] = float32(thr)
+		thr = float64(m.Thresholds[g])
+		st := CalibrationStat{Benign: len(s[0]), Attacks: len(s[1])}
+		for _, x := range s[0] {
+			if x >= thr {
+				st.FPR++
+			}
+		}
+		for _, x := range s[1] {
+			if x >= thr {
+				st.Recall++
+			}
+		}
+		st.FPR /= float64(max(1, st.Benign))
+		st.Recall /= float64(max(1, st.Attacks))
+		rep.Thresholds[g] = thr
+		rep.Calibration[g] = st
+	}
+	return m.Marshal(), rep, nil
+}
+
+// ToolEvalSet builds labelled tool outputs from one split: every benign
+// document of docs in that split, wrapped as a tool would return it (plain
+// text, JSON, HTML, search results or a log), labelled 0; and for every attack
+// of dev in that split, one such document with the attack hidden at a random
+// sentence boundary, labelled 1 (dataset "tool-hidden/<dev dataset>").
+func ToolEvalSet(dev, docs []Record, split Split, seed uint64) []Record {
+	rng := rand.New(rand.NewPCG(seed, uint64(split)+0x7001))
+	var pool []Record
+	for _, d := range docs {
+		if SplitOf(d.ID) == split {
+			pool = append(pool, d)
+		}
+	}
+	if len(pool) == 0 {
+		return nil
+	}
+	var out []Record
+	for _, d := range pool {
+		out = append(out, Record{ID: "tool-benign:" + d.ID, Dataset: "tool-benign", Source: SourceTool, Label: 0, Text: wrapToolOutput(rng, d.Text)})
+	}
+	for _, r := range dev {
+		if SplitOf(r.ID) != split || r.Label != 1 {
+			continue
+		}
+		host := pool[rng.IntN(len(pool))]
+		out = append(out, Record{
+			ID: "tool-hidden:" + r.ID, Dataset: "tool-hidden/" + r.Dataset, Source: SourceTool, Label: 1,
+			Text: wrapToolOutput(rng, hide(rng, host.Text, r.Text)),
+		})
+	}
+	return out
+}
+
+// hide inserts attack into doc at a random paragraph or sentence boundary.
+func hide(rng *rand.Rand, doc, attack string) string {
+	var cuts []int
+	for i := 0; i+1 < len(doc); i++ {
+		if (doc[i] == '.' || doc[i] == '\n') && (doc[i+1] == ' ' || doc[i+1] == '\n') {
+			cuts = append(cuts, i+1)
+		}
+	}
+	cuts = append(cuts, 0, len(doc))
+	at := cuts[rng.IntN(len(cuts))]
+	return doc[:at] + "\n" + attack + "\n" + doc[at:]
+}
+
+var (
+	toolTitles = []string{"Search results", "Documentation", "README", "Release notes", "Page content", "Issue #4821", "Knowledge base"}
+	toolHosts  = []string{"docs.example.org", "pkg.example.dev", "wiki.example.net", "blog.example.com", "forum.example.io"}
+)
+
+// wrapToolOutput formats text the way tools return content, chosen at random:
+// plain, a JSON API response, an HTML page, search results, or log lines.
+func wrapToolOutput(rng *rand.Rand, text string) string {
+	title := toolTitles[rng.IntN(len(toolTitles))]
+	host := toolHosts[rng.IntN(len(toolHosts))]
+	switch rng.IntN(5) {
+	case 0:
+		return text
+	case 1:
+		b, _ := json.Marshal(map[string]any{
+			"status": "ok", "id": rng.IntN(100000), "source": "https://" + host + "/a/" + fmt.Sprint(rng.IntN(9999)),
+			"result": map[string]any{"title": title, "content": text, "tokens": len(text) / 4},
+		})
+		return string(b)
+	case 2:
+		var b strings.Builder
+		fmt.Fprintf(&b, "<!DOCTYPE html><html><head><title>%s</title></head><body><nav><a href=\"/\">Home</a> | <a href=\"/docs\">Docs</a></nav><main><h1>%s</h1>\n", title, title)
+		for p := range strings.SplitSeq(text, "\n\n") {
+			fmt.Fprintf(&b, "<p>%s</p>\n", p)
+		}
+		b.WriteString("</main><footer>© 2026 " + host + "</footer></body></html>")
+		return b.String()
+	case 3:
+		var b strings.Builder
+		paras := strings.Split(text, "\n\n")
+		for i, p := range paras {
+			fmt.Fprintf(&b, "%d. %s — https://%s/r/%d\n%s\n\n", i+1, title, host, rng.IntN(99999), p)
+		}
+		return b.String()
+	default:
+		var b strings.Builder
+		for i, l := range strings.Split(text, "\n") {
+			fmt.Fprintf(&b, "2026-11-%02dT%02d:%02d:%02dZ INFO worker[%d] %s\n", 1+rng.IntN(28), rng.IntN(24), rng.IntN(60), rng.IntN(60), i%4, l)
+		}
+		return b.String()
+	}
+}
