@@ -70,11 +70,8 @@ func parseValue(dec *json.Decoder, depth int) (*jvalue, error) {
 	if depth > maxJSONDepth {
 		return nil, fmt.Errorf("JSON nested deeper than %d levels", maxJSONDepth)
 	}
-	tok, err := dec.Token()
+	tok, err := token(dec)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("unexpected end of JSON")
-		}
 		return nil, err
 	}
 	switch t := tok.(type) {
@@ -97,7 +94,7 @@ func parseValue(dec *json.Decoder, depth int) (*jvalue, error) {
 				}
 				v.arr = append(v.arr, e)
 			}
-			if _, err := dec.Token(); err != nil {
+			if _, err := token(dec); err != nil {
 				return nil, err
 			}
 			return v, nil
@@ -105,7 +102,7 @@ func parseValue(dec *json.Decoder, depth int) (*jvalue, error) {
 			v := &jvalue{kind: jObject}
 			seen := map[string]string{}
 			for dec.More() {
-				kt, err := dec.Token()
+				kt, err := token(dec)
 				if err != nil {
 					return nil, err
 				}
@@ -124,7 +121,7 @@ func parseValue(dec *json.Decoder, depth int) (*jvalue, error) {
 				}
 				v.obj = append(v.obj, jmember{key: key, val: e})
 			}
-			if _, err := dec.Token(); err != nil {
+			if _, err := token(dec); err != nil {
 				return nil, err
 			}
 			return v, nil
@@ -137,6 +134,15 @@ func parseValue(dec *json.Decoder, depth int) (*jvalue, error) {
 // exactly when strings.EqualFold(a, b), which is how encoding/json matches
 // keys to fields: each rune is replaced by the smallest rune of its simple
 // folding orbit (so K, k and the Kelvin sign all become K).
+// token reads one token, reporting a truncated document clearly.
+func token(dec *json.Decoder) (json.Token, error) {
+	tok, err := dec.Token()
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, errors.New("unexpected end of JSON")
+	}
+	return tok, err
+}
+
 func foldKey(s string) string {
 	var b []byte
 	for _, r := range s {
