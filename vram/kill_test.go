@@ -99,7 +99,10 @@ func testLogger(t *testing.T) *slog.Logger {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func TestRealRunnerIgnoringSIGTERMIsKilled(t *testing.T) {
 	pid := startRunner(t, "ignore-term")
@@ -317,7 +320,7 @@ func TestLadderDetectsPIDReuse(t *testing.T) {
 type reuseProcs struct{ termed bool }
 
 func (r *reuseProcs) Signal(pid int, sig syscall.Signal) error { r.termed = true; return nil }
-func (r *reuseProcs) Reap(int) (bool, error)                    { return false, nil }
+func (r *reuseProcs) Reap(int) (bool, error)                   { return false, nil }
 func (r *reuseProcs) Inspect(pid int) (ProcInfo, error) {
 	if r.termed {
 		return ProcInfo{PID: pid, State: 'S', StartTime: 99}, nil

@@ -375,7 +375,7 @@ func TestSwapRefusedWhenTargetCannotFit(t *testing.T) {
 func TestUnknownModelRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, vram.Config{Models: map[string]vram.Model{
-			coder: {MinFree: 7 * vram.GiB, Size: 5 * vram.GiB},
+			coder:   {MinFree: 7 * vram.GiB, Size: 5 * vram.GiB},
 			"ghost": {MinFree: 1 * vram.GiB}, // configured but the runtime lacks it
 		}})
 		_, err := f.m.Acquire(context.Background(), "gpt-17")
