@@ -247,3 +247,14 @@ func Defaults(home string) *Config {
 	}
 	return c
 }
+
+// ResolveHome returns the absolute home directory Load would use: home (the
+// --home flag) if set, else TALOS_HOME from lookup (nil = os.LookupEnv),
+// else ~/talos. Commands that need only the tree (`talos logs verify`) use
+// it so a broken configuration does not stop them.
+func ResolveHome(home string, lookup func(string) (string, bool)) (string, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	return resolveHome(home, lookup)
+}
