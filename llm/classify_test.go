@@ -1,0 +1,55 @@
+package llm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	talos "github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/breaker"
+	"github.com/talos-ironclad/talos/llm"
+)
+
+// Digest B §9 items 18-19 with typed errors instead of message regexes.
+func TestClassify(t *testing.T) {
+	rl := func(d time.Duration, ok bool) error {
+		return talos.E(talos.CodeGeminiRateLimit, "test", "429", &llm.APIError{Provider: "gemini", StatusCode: 429, RetryAfter: d, HasRetryAfter: ok})
+	}
+	for name, tc := range map[string]struct {
+		err  error
+		want breaker.Verdict
+	}{
+		"nil":       {nil, breaker.Verdict{Kind: breaker.Success}},
+		"safety":    {talos.E(talos.CodeSafetyBlock, "test", "blocked", &llm.SafetyBlock{Reason: "SAFETY"}), breaker.Verdict{Kind: breaker.Success}},
+		"cancel":    {fmt.Errorf("x: %w", context.Canceled), breaker.Verdict{Kind: breaker.Ignore}},
+		"429 301s":  {rl(301*time.Second, true), breaker.Verdict{Kind: breaker.Trip, Delay: 301 * time.Second}},
+		"429 120s":  {rl(120*time.Second, true), breaker.Verdict{Kind: breaker.Failure, Delay: 121 * time.Second}},
+		"429 none":  {rl(0, false), breaker.Verdict{Kind: breaker.Failure, Delay: breaker.Backoff}},
+		"500":       {&llm.APIError{StatusCode: 500}, breaker.Verdict{Kind: breaker.Failure}},
+		"401":       {&llm.APIError{StatusCode: 401}, breaker.Verdict{Kind: breaker.Failure}},
+		"network":   {errors.New("dial tcp: connection refused"), breaker.Verdict{Kind: breaker.Failure}},
+		"deadline":  {context.DeadlineExceeded, breaker.Verdict{Kind: breaker.Failure}},
+		"processed": {errors.New("processed 404 items"), breaker.Verdict{Kind: breaker.Failure}},
+	} {
+		if got := llm.Classify(tc.err); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", name, got, tc.want)
+		}
+	}
+}
+
+func TestPromptHash(t *testing.T) {
+	a := llm.PromptHash([]llm.Message{{Role: llm.RoleUser, Content: "secret plan"}})
+	b := llm.PromptHash([]llm.Message{{Role: llm.RoleUser, Content: "secret plan!"}})
+	if len(a) != 16 || a == b {
+		t.Fatalf("hashes %q %q", a, b)
+	}
+}
+
+func TestAPIErrorMessage(t *testing.T) {
+	e := &llm.APIError{Provider: "gemini", StatusCode: 429, Status: "RESOURCE_EXHAUSTED", Message: "quota", RetryAfter: time.Minute, HasRetryAfter: true}
+	if got := e.Error(); got != "gemini API HTTP 429 RESOURCE_EXHAUSTED: quota (retry after 1m0s)" {
+		t.Fatal(got)
+	}
+}
