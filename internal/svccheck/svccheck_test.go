@@ -1,0 +1,272 @@
+package svccheck_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/svccheck"
+	"github.com/talos-ironclad/talos/internal/svccheck/svcchecktest"
+	"github.com/talos-ironclad/talos/internal/testenv"
+)
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func closedPort(t *testing.T) int { return svcchecktest.FreePort(t) }
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://user:secret@127.0.0.1:6379/0":    "redis://127.0.0.1:6379/0",
+		"postgres://u:pw@h:5432/db?sslmode=off":   "postgres://h:5432/db",
+		"http://127.0.0.1:8000":                   "http://127.0.0.1:8000",
+		"unix:///run/docker.sock":                 "unix:///run/docker.sock",
+		"127.0.0.1:2375":                          "127.0.0.1:2375",
+		"http://%zz":                              "<invalid URL>",
+		"https://key:tok@api.example.com/v1?x=pw": "https://api.example.com/v1",
+	} {
+		if got := svccheck.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+		if strings.Contains(svccheck.Redact(in), "secret") || strings.Contains(svccheck.Redact(in), "pw") {
+			t.Errorf("Redact(%q) leaks", in)
+		}
+	}
+}
+
+func TestRedisBadURL(t *testing.T) {
+	_, err := svccheck.NewRedis("http://user:hunter2@x")
+	if !errors.Is(err, talos.ErrConfigInvalid) || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRedisDownIsT001(t *testing.T) {
+	r, err := svccheck.NewRedis(fmt.Sprintf("redis://127.0.0.1:%d/0", closedPort(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	start := time.Now()
+	err = r.Ping(ctx(t))
+	if !errors.Is(err, talos.ErrRedis) || !strings.Contains(err.Error(), "did not answer PING") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Fatalf("a refused connection took %v", time.Since(start))
+	}
+}
+
+// A private redis-server: ping, probe, memory policy (check and apply),
+// then the server dies and comes back on the same port, and the same
+// prober follows it without being recreated.
+func TestRedisPrivateServerDownAndBack(t *testing.T) {
+	srv := svcchecktest.StartRedis(t)
+	r, err := svccheck.NewRedis(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c := ctx(t)
+	if err := r.Ping(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Probe(c); err != nil {
+		t.Fatal(err)
+	}
+	// redis-server's default policy is noeviction: the check reports it.
+	desc, err := r.CheckPolicy(c, "allkeys-lru")
+	if !errors.Is(err, talos.ErrRedis) || !strings.Contains(err.Error(), `"noeviction"`) || !strings.Contains(desc, "noeviction") {
+		t.Fatalf("CheckPolicy = %q, %v", desc, err)
+	}
+	m, err := r.ApplyMemory(c, "256mb", "allkeys-lru")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Policy != "allkeys-lru" || m.MaxMemory != 256<<20 {
+		t.Fatalf("after apply: %+v", m)
+	}
+	if desc, err := r.CheckPolicy(c, ""); err != nil || desc != "maxmemory-policy allkeys-lru, maxmemory 256mb" {
+		t.Fatalf("CheckPolicy after apply = %q, %v", desc, err)
+	}
+	if _, err := r.ApplyMemory(c, "", "lru-please"); !errors.Is(err, talos.ErrEnvInvalid) {
+		t.Fatalf("bad policy: %v", err)
+	}
+
+	srv.Stop()
+	if err := r.Ping(c); !errors.Is(err, talos.ErrRedis) {
+		t.Fatalf("Ping with the server down: %v", err)
+	}
+	srv.Start()
+	if err := r.Ping(c); err != nil {
+		t.Fatalf("Ping after the server came back: %v", err)
+	}
+}
+
+func TestRedisHarness(t *testing.T) {
+	url := testenv.RedisURL(t)
+	r, err := svccheck.NewRedis(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c := ctx(t)
+	if err := r.Ping(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Probe(c); err != nil {
+		t.Fatal(err)
+	}
+	// Read only: the harness's Redis is shared, never CONFIG SET it.
+	m, err := r.Memory(c)
+	if err != nil || m.Policy == "" {
+		t.Fatalf("Memory = %+v, %v", m, err)
+	}
+}
+
+func TestPostgres(t *testing.T) {
+	c := ctx(t)
+	if _, err := svccheck.PingPostgres(c, "postgres://u:hunter2@127.0.0.1:%zz/db"); !errors.Is(err, talos.ErrConfigInvalid) || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("bad URL: %v", err)
+	}
+	down := fmt.Sprintf("postgres://talos:pw@127.0.0.1:%d/talos?connect_timeout=2", closedPort(t))
+	if _, err := svccheck.PingPostgres(c, down); !errors.Is(err, talos.ErrPostgres) || strings.Contains(err.Error(), ":pw@") {
+		t.Fatalf("closed port: %v", err)
+	}
+}
+
+func TestPostgresHarness(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	v, err := svccheck.PingPostgres(ctx(t), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v == "" {
+		t.Fatal("no server version")
+	}
+	t.Logf("PostgreSQL %s", v)
+}
+
+func TestChromaFake(t *testing.T) {
+	var path string
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path = r.URL.Path
+		fmt.Fprint(w, `{"nanosecond heartbeat": 1732380000000000000}`)
+	}))
+	defer ok.Close()
+	if err := svccheck.ChromaHeartbeat(ctx(t), nil, ok.URL+"/"); err != nil {
+		t.Fatal(err)
+	}
+	if path != "/api/v2/heartbeat" {
+		t.Fatalf("asked %s", path)
+	}
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusGone)
+		fmt.Fprint(w, `{"error":"The v1 API is deprecated. Please use /v2 apis"}`)
+	}))
+	defer gone.Close()
+	err := svccheck.ChromaHeartbeat(ctx(t), nil, gone.URL)
+	if !errors.Is(err, talos.ErrChroma) || !strings.Contains(err.Error(), "HTTP 410") {
+		t.Fatalf("410: %v", err)
+	}
+	notChroma := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{}`) }))
+	defer notChroma.Close()
+	if err := svccheck.ChromaHeartbeat(ctx(t), nil, notChroma.URL); !errors.Is(err, talos.ErrChroma) {
+		t.Fatalf("{}: %v", err)
+	}
+	if err := svccheck.ChromaHeartbeat(ctx(t), nil, "ftp://x"); !errors.Is(err, talos.ErrChroma) {
+		t.Fatalf("ftp: %v", err)
+	}
+	if err := svccheck.ChromaHeartbeat(ctx(t), nil, fmt.Sprintf("http://127.0.0.1:%d", closedPort(t))); !errors.Is(err, talos.ErrChroma) {
+		t.Fatalf("closed: %v", err)
+	}
+}
+
+func TestChromaHarness(t *testing.T) {
+	if err := svccheck.ChromaHeartbeat(ctx(t), nil, testenv.ChromaURL(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOllamaFake(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/version" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, `{"version":"0.6.5"}`)
+	}))
+	defer srv.Close()
+	v, err := svccheck.OllamaVersion(ctx(t), nil, srv.URL)
+	if err != nil || v != "0.6.5" {
+		t.Fatalf("%q %v", v, err)
+	}
+	if _, err := svccheck.OllamaVersion(ctx(t), nil, fmt.Sprintf("http://127.0.0.1:%d", closedPort(t))); !errors.Is(err, talos.ErrLocalModelLoad) {
+		t.Fatalf("closed: %v", err)
+	}
+}
+
+// A fake engine that speaks API 1.41 (like Debian's dockerd 20.10): the
+// client must negotiate down from its own newer default.
+func TestDockerNegotiatesWithOldEngine(t *testing.T) {
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.Method+" "+r.URL.Path)
+		if strings.HasSuffix(r.URL.Path, "/_ping") {
+			w.Header().Set("Api-Version", "1.41")
+			w.Header().Set("Ostype", "linux")
+			fmt.Fprint(w, "OK")
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	d, err := svccheck.NewDocker("tcp://" + strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	api, err := d.Ping(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if api != "1.41" {
+		t.Fatalf("API %q, want 1.41 (paths %v)", api, paths)
+	}
+}
+
+func TestDockerDown(t *testing.T) {
+	d, err := svccheck.NewDocker(fmt.Sprintf("tcp://127.0.0.1:%d", closedPort(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Ping(ctx(t)); !errors.Is(err, talos.ErrDocker) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := svccheck.NewDocker("bogus://x"); !errors.Is(err, talos.ErrConfigInvalid) {
+		t.Fatalf("bogus host: %v", err)
+	}
+}
+
+func TestDockerHarness(t *testing.T) {
+	d, err := svccheck.NewDocker(testenv.DockerHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	api, err := d.Ping(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Docker API %s", api)
+}
