@@ -13,13 +13,13 @@ import (
 
 // Reading is one measurement of a GPU's memory.
 type Reading struct {
-	Used   uint64    // bytes in use
-	Total  uint64    // bytes on the device
-	Source string    // "nvml", "nvidia-smi", "fake", ...
-	At     time.Time // when it was measured
+	Used   uint64    `json:"used_bytes"`  // bytes in use
+	Total  uint64    `json:"total_bytes"` // bytes on the device
+	Source string    `json:"source"`      // "nvml", "nvidia-smi", "fake", ...
+	At     time.Time `json:"at"`          // when it was measured
 	// Stale is true when the reader could not measure and returned the last
 	// known reading instead (the spec's USE_LAST_KNOWN action).
-	Stale bool
+	Stale bool `json:"stale,omitempty"`
 }
 
 // Free returns Total - Used, or 0 when Used exceeds Total.
