@@ -50,7 +50,8 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(
-	// subcommands: one line each, e.g. newVersionCmd(),
+		// subcommands: one line each, e.g. newVersionCmd(),
+		newSockproxyCmd(),
 	)
 	return root
 }
