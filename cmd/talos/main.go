@@ -49,7 +49,11 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().String(homeFlag, "", "Talos home directory (overrides $TALOS_HOME; default ~/talos)")
 	root.AddCommand(
+		newInitCmd(),
+		newConfigCmd(),
+		newLogsCmd(),
 		// subcommands: one line each, e.g. newVersionCmd(),
 		newSockproxyCmd(),
 	)
