@@ -196,7 +196,11 @@ func readYAMLFile(path string) ([]Entry, []Problem) {
 	entries, perrs := ParseYAML(data)
 	var probs []Problem
 	for _, pe := range perrs {
-		probs = append(probs, Problem{Var: ConfigFileName, Value: pe.Key, Code: talos.CodeConfigInvalid,
+		name := ConfigFileName
+		if pe.Key != "" {
+			name = pe.Key
+		}
+		probs = append(probs, Problem{Var: name, Value: pe.Key, Code: talos.CodeConfigInvalid,
 			Source: fmt.Sprintf("%s:%d", ConfigFileName, pe.Line), Message: pe.Msg})
 	}
 	return entries, probs
