@@ -227,6 +227,10 @@ func (s *MemoryStore) List(ctx context.Context, opts rag.ListOptions) ([]rag.Rec
 	defer s.mu.RUnlock()
 	var out []rag.Record
 	skipped := 0
+	if opts.Where == nil && opts.Contains == "" {
+		order = order[min(opts.Offset, len(order)):]
+		skipped = opts.Offset
+	}
 	for _, id := range order {
 		r, ok := s.recs[id]
 		if !ok || !rag.MatchPtr(opts.Where, r.Metadata) {
