@@ -208,6 +208,9 @@ func TestEnvFileModeRefused(t *testing.T) {
 		if strings.Contains(err.Error(), goodPass) {
 			t.Errorf("secret leaked")
 		}
+		if ps := problems(t, err); len(ps) != 1 {
+			t.Errorf("mode %o: a refused talos.env must be the only problem (its secrets are unknown, not missing): %v", mode, err)
+		}
 	}
 	for _, mode := range []os.FileMode{0o600, 0o400} {
 		home := t.TempDir()

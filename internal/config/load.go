@@ -52,6 +52,7 @@ func Load(opts LoadOptions) (*Config, error) {
 	type rawVal struct{ val, origin string }
 	raw := make(map[string]rawVal, len(table))
 	var probs []Problem
+	envRefused := false
 
 	// Lowest precedence first; later sources overwrite.
 	if !opts.SkipFiles {
@@ -62,6 +63,11 @@ func Load(opts LoadOptions) (*Config, error) {
 		}
 		envVals, eprobs := readEnvFile(c.EnvFile())
 		probs = append(probs, eprobs...)
+		if len(eprobs) > 0 && len(envVals) == 0 && eprobs[0].Var == EnvFileName {
+			// The file was refused or unreadable: its secrets are unknown,
+			// so do not also claim they are missing.
+			envRefused = true
+		}
 		for _, e := range envVals {
 			raw[e.Key] = rawVal{e.Value, fmt.Sprintf("%s:%d", EnvFileName, e.Line)}
 		}
@@ -88,6 +94,9 @@ func Load(opts LoadOptions) (*Config, error) {
 			r = rawVal{v.def, "default"}
 		}
 		c.Origin[v.name] = r.origin
+		if envRefused && v.secret && r.origin == "default" {
+			failed[v.name] = true // unknown, not missing
+		}
 		if p := v.parse(c, r.val); p != nil {
 			if v.secret {
 				p.Value = Redacted
@@ -144,7 +153,7 @@ func readEnvFile(path string) ([]Entry, []Problem) {
 	if mode := st.Mode().Perm(); mode&0o077 != 0 {
 		probs = append(probs, Problem{
 			Var: EnvFileName, Value: fmt.Sprintf("%04o", mode), Allowed: "0600 or 0400",
-			Code: talos.CodeDirPermissions, Source: path,
+			Code: talos.CodeDirPermissions, Source: EnvFileName,
 			Message: fmt.Sprintf("%s has mode %04o: it holds secrets and must not be readable by group or others; fix: chmod 600 %s", path, mode, path),
 		})
 		// Do not even use the values of an exposed secrets file.

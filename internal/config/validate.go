@@ -92,7 +92,7 @@ func (c *Config) validate(skip map[string]bool) []Problem {
 			probs = append(probs, p)
 		}
 	}
-	probs = append(probs, c.crossChecks()...)
+	probs = append(probs, c.crossChecks(skip)...)
 	return probs
 }
 
@@ -111,7 +111,7 @@ func (c *Config) validate(skip map[string]bool) []Problem {
 //     (TALOS_POSTGRES_URL set) and that URL carries no password itself;
 //     otherwise the embedded SQLite store needs none.
 //   - TAILSCALE_AUTH_KEY is never required (the table says optional).
-func (c *Config) crossChecks() []Problem {
+func (c *Config) crossChecks(skip map[string]bool) []Problem {
 	var probs []Problem
 	var missing []string
 	if c.BasicAuthPass == "" {
@@ -124,6 +124,9 @@ func (c *Config) crossChecks() []Problem {
 		missing = append(missing, "POSTGRES_PASSWORD")
 	}
 	for _, name := range missing {
+		if skip[name] {
+			continue
+		}
 		why := ""
 		switch name {
 		case "GEMINI_API_KEY":
