@@ -1,0 +1,214 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/svccheck"
+)
+
+// checks returns one health check per dependency, configured or embedded,
+// plus the host's disk, memory and home directory, so /health always lists
+// every check (DESIGN §4 "Host"). Service checks are not critical: a
+// service that goes down degrades the daemon, which keeps serving from
+// what still works. The home directory is critical: without it nothing
+// can be persisted.
+func (d *Daemon) checks() []health.Check {
+	var cs []health.Check
+
+	if d.redis != nil {
+		r := d.redis
+		cs = append(cs, health.Check{Name: NameRedis, Func: func(ctx context.Context) (string, error) {
+			if err := r.Ping(ctx); err != nil {
+				return "", err
+			}
+			return "PONG from " + r.Addr(), nil
+		}})
+	} else {
+		cs = append(cs, embedded(NameRedis, "embedded in-memory cache"))
+	}
+
+	if d.cfg.ChromaURL != "" {
+		url := d.cfg.ChromaURL
+		cs = append(cs, health.Check{Name: NameChroma, Func: func(ctx context.Context) (string, error) {
+			if err := svccheck.ChromaHeartbeat(ctx, d.hc, url); err != nil {
+				return "", err
+			}
+			return "heartbeat from " + svccheck.Redact(url), nil
+		}})
+	} else {
+		dir := d.home(EmbeddedChromemDir)
+		cs = append(cs, health.Check{Name: NameChroma, Func: func(ctx context.Context) (string, error) {
+			return "embedded chromem-go store at " + dir, isDir(dir)
+		}})
+	}
+
+	if d.cfg.PostgresURL != "" {
+		dsn, shown := d.cfg.PostgresDSN(), config.RedactURL(d.cfg.PostgresURL)
+		cs = append(cs, health.Check{Name: NamePostgres, Func: func(ctx context.Context) (string, error) {
+			v, err := svccheck.PingPostgres(ctx, dsn)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("PostgreSQL %s at %s", v, shown), nil
+		}})
+	} else {
+		file := d.home(EmbeddedSQLiteFile)
+		cs = append(cs, health.Check{Name: NamePostgres, Func: func(ctx context.Context) (string, error) {
+			return "embedded SQLite at " + file, isDir(dirOf(file))
+		}})
+	}
+
+	if d.docker != nil {
+		cs = append(cs, dockerCheck(NameDocker, d.docker, svccheck.Redact(d.cfg.DockerHost)))
+	} else {
+		cs = append(cs, embedded(NameDocker, dockerOff))
+	}
+	if d.proxy != nil {
+		cs = append(cs, dockerCheck(NameSocketProxy, d.proxy, svccheck.Redact(d.cfg.SocketProxyURL)))
+	}
+
+	if d.cfg.OllamaURL != "" {
+		url := d.cfg.OllamaURL
+		cs = append(cs, health.Check{Name: NameOllama, Func: func(ctx context.Context) (string, error) {
+			v, err := svccheck.OllamaVersion(ctx, d.hc, url)
+			if err != nil {
+				return "", err
+			}
+			return "Ollama " + v + " at " + svccheck.Redact(url), nil
+		}})
+	} else {
+		cs = append(cs, embedded(NameOllama, ollamaOff))
+	}
+
+	home := d.cfg.Home
+	cs = append(cs,
+		health.Check{Name: NameHome, Critical: true, Func: func(ctx context.Context) (string, error) {
+			if err := writableDir(home); err != nil {
+				return "", err
+			}
+			return home + " is writable", nil
+		}},
+		health.Check{Name: NameDisk, Critical: true, Func: func(ctx context.Context) (string, error) {
+			return diskCheck(home)
+		}},
+		health.Check{Name: NameMemory, Func: func(ctx context.Context) (string, error) {
+			return memoryCheck("/proc/meminfo")
+		}},
+	)
+	return cs
+}
+
+func embedded(name, detail string) health.Check {
+	return health.Check{Name: name, Func: func(context.Context) (string, error) { return detail, nil }}
+}
+
+func dockerCheck(name string, c *svccheck.Docker, shown string) health.Check {
+	return health.Check{Name: name, Func: func(ctx context.Context) (string, error) {
+		api, err := c.Ping(ctx)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("engine at %s, API %s", shown, api), nil
+	}}
+}
+
+func dirOf(file string) string {
+	i := strings.LastIndexByte(file, os.PathSeparator)
+	if i <= 0 {
+		return "."
+	}
+	return file[:i]
+}
+
+func isDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("%s is missing: %w (run `talos init`)", dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
+}
+
+// diskCheck is spec §1.3 S10's disk check (`df`): ok below 90 % used, warn
+// from 90 %, fail from 98 %.
+func diskCheck(path string) (string, error) {
+	used, err := diskUsage(path)
+	if err != nil {
+		return "", err
+	}
+	detail := fmt.Sprintf("%.1f%% used on the file system of %s", used*100, path)
+	switch {
+	case used >= DiskFailFraction:
+		return detail, fmt.Errorf("disk almost full (at least %.0f%%): free space now or writes will fail", DiskFailFraction*100)
+	case used >= DiskWarnFraction:
+		return detail, health.Warnf("disk at least %.0f%% full: free space soon", DiskWarnFraction*100)
+	}
+	return detail, nil
+}
+
+// memoryCheck is spec §1.3 S10's memory check: warn when MemAvailable is
+// 1 GiB or less.
+func memoryCheck(meminfo string) (string, error) {
+	data, err := os.ReadFile(meminfo)
+	if err != nil {
+		return "", health.Warnf("cannot read %s: %v", meminfo, err)
+	}
+	avail, err := ParseMemAvailable(data)
+	if err != nil {
+		return "", health.Warnf("%v", err)
+	}
+	detail := fmt.Sprintf("%d MiB available", avail>>20)
+	if avail <= MemoryWarnBytes {
+		return detail, health.Warnf("1 GiB or less of memory available")
+	}
+	return detail, nil
+}
+
+// ParseMemAvailable returns MemAvailable, in bytes, from the text of
+// /proc/meminfo ("MemAvailable:   123456 kB").
+func ParseMemAvailable(meminfo []byte) (uint64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(meminfo))
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, "MemAvailable:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return 0, fmt.Errorf("MemAvailable line %q has no value", line)
+		}
+		n, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("MemAvailable value %q is not a number", f[0])
+		}
+		mult := uint64(1)
+		if len(f) > 1 {
+			switch strings.ToLower(f[1]) {
+			case "kb":
+				mult = 1024
+			case "mb":
+				mult = 1 << 20
+			case "b":
+			default:
+				return 0, fmt.Errorf("MemAvailable unit %q is unknown", f[1])
+			}
+		}
+		if n > ^uint64(0)/mult {
+			return 0, fmt.Errorf("MemAvailable value %s %s overflows", f[0], f[1])
+		}
+		return n * mult, nil
+	}
+	return 0, errors.New("no MemAvailable line in /proc/meminfo (kernel older than 3.14?)")
+}

@@ -1,0 +1,608 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/boot"
+	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/internal/svccheck"
+)
+
+// Paths and thresholds of the daemon. Each cites where it comes from.
+const (
+	// EmbeddedSQLiteFile is the embedded relational store used when
+	// TALOS_POSTGRES_URL is not set (DESIGN §4 "Host": SQLite default),
+	// relative to Home.
+	EmbeddedSQLiteFile = "data/talos.db"
+	// EmbeddedChromemDir is the embedded vector store (chromem-go) used
+	// when TALOS_CHROMA_URL is not set, relative to Home; it is the spec's
+	// data/chromadb directory (§1.1.3).
+	EmbeddedChromemDir = layout.DataChroma
+	// DiskWarnFraction: spec §1.3 S10 reports the disk "warn" at 90 % use.
+	DiskWarnFraction = 0.90
+	// DiskFailFraction: T103 DISK_CRITICAL means under 10 % free in the
+	// registry; we fail (critical, 503) only at 98 %, when writes are about
+	// to fail, and warn from 90 %.
+	DiskFailFraction = 0.98
+	// MemoryWarnBytes: spec §1.3 S10 warns when MemAvailable ≤ 1 GiB.
+	MemoryWarnBytes = 1 << 30
+	// WantNoFile is spec §1.3 S1's `ulimit -n 65536`; a lower limit is
+	// reported in the step's detail.
+	WantNoFile = 65536
+	// MinNoFile is the open-file limit below which the init step warns
+	// (degraded): the daemon, its clients and the health server need a few
+	// hundred descriptors; below 4096 a busy day runs out.
+	MinNoFile = 4096
+	// ShutdownGrace is how long Stop lets in-flight health requests finish
+	// (DESIGN §4 "Host": drain 15 s, force after 20 s).
+	ShutdownGrace = 15 * time.Second
+)
+
+// Check and step names, as they appear in /health and in .ready.
+const (
+	NameInit        = "init"
+	NameDirectories = "directories"
+	NameConfig      = "config"
+	NameRedis       = "redis"
+	NameChroma      = "chroma"
+	NamePostgres    = "postgres"
+	NameDocker      = "docker"
+	NameSocketProxy = "socket-proxy"
+	NameOllama      = "ollama"
+	NameHealth      = "health-server"
+	NameReady       = "ready"
+	NameDisk        = "disk"
+	NameMemory      = "memory"
+	NameHome        = "home"
+)
+
+// Options are the daemon's dependencies and test hooks. The zero value is
+// the production setting.
+type Options struct {
+	// Version is reported in /health, /metrics and .ready.
+	Version string
+	// Log receives the boot and health logs; nil discards them.
+	Log *slog.Logger
+	// ExtraSteps run after the service steps and before the health server
+	// starts (genesis skills, schema, collections: other packages' steps).
+	ExtraSteps []boot.Step
+	// ReadyPath is where the ready marker goes; empty means
+	// <Home>/.ready (spec §1.3 S11: /talos/.ready).
+	ReadyPath string
+	// HealthAddr overrides cfg.HealthAddr (tests use 127.0.0.1:0).
+	HealthAddr string
+	// RetryDelay overrides boot.RetryDelay between service probes (tests).
+	RetryDelay time.Duration
+	// Attempts overrides every service's attempt count when > 0 (tests).
+	Attempts int
+	// HealthRefresh overrides the background health refresh interval.
+	HealthRefresh time.Duration
+	// HealthCacheTTL overrides how long a /health result is reused.
+	HealthCacheTTL time.Duration
+}
+
+// Daemon is a booted Talos: its service probes, health checker and server,
+// and ready marker.
+type Daemon struct {
+	cfg  *config.Config
+	opts Options
+	log  *slog.Logger
+	hc   *http.Client
+
+	redis  *svccheck.Redis
+	docker *svccheck.Docker
+	proxy  *svccheck.Docker
+
+	checker *health.Checker
+	metrics *health.Metrics
+	server  *health.Server
+
+	report    boot.Report
+	started   time.Time
+	progress  []boot.StepResult // steps finished so far, during Start
+	readyPath string
+
+	stopRefresh context.CancelFunc
+	refreshDone chan struct{}
+	stopOnce    sync.Once
+}
+
+// New prepares a daemon for cfg (already loaded and validated). It opens no
+// connection; Start does the work.
+func New(cfg *config.Config, opts Options) (*Daemon, error) {
+	if cfg == nil {
+		return nil, errors.New("daemon.New: a config is required")
+	}
+	if cfg.Home == "" {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, "daemon.New", "config has no Home; set TALOS_HOME or pass --home")
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	d := &Daemon{cfg: cfg, opts: opts, log: log, hc: &http.Client{Timeout: svccheck.DefaultProbeTimeout}}
+	d.readyPath = opts.ReadyPath
+	if d.readyPath == "" {
+		d.readyPath = DefaultReadyPath(cfg.Home)
+	}
+	return d, nil
+}
+
+// DefaultReadyPath is where the ready marker goes for home:
+// <home>/.ready (spec §1.3 S11: /talos/.ready).
+func DefaultReadyPath(home string) string { return filepath.Join(home, boot.ReadyFileName) }
+
+// ReadyPath is where the ready marker is written.
+func (d *Daemon) ReadyPath() string { return d.readyPath }
+
+// Report is the boot report (complete after Start returns).
+func (d *Daemon) Report() boot.Report { return d.report }
+
+// HealthAddr is the health server's bound address ("" before it started).
+func (d *Daemon) HealthAddr() string {
+	if d.server == nil {
+		return ""
+	}
+	return d.server.Addr()
+}
+
+// Checker is the daemon's health checker (nil before Start).
+func (d *Daemon) Checker() *health.Checker { return d.checker }
+
+// Start runs the boot steps of spec §1.3, starts the health server and
+// writes the ready marker. A fatal step stops the boot: Start writes the
+// failure marker, releases what it opened and returns the step's error
+// (a *boot.StepError carrying the step's T-code). On success the daemon
+// runs until Stop.
+func (d *Daemon) Start(ctx context.Context) error {
+	// A stale marker from an earlier run must not announce readiness
+	// (digest A §3 S11 [!]).
+	if err := boot.RemoveReady(d.readyPath); err != nil {
+		return err
+	}
+	d.started = time.Now()
+	d.progress = nil
+	runner := boot.New(boot.Config{OnStep: func(r boot.StepResult) { d.progress = append(d.progress, r) }}, d.log)
+	d.log.Info("boot starting", "home", d.cfg.Home, "version", d.opts.Version)
+	rep, err := runner.Run(ctx, d.steps())
+	d.report = rep
+	if err != nil {
+		if d.checker != nil {
+			d.checker.SetReady(false)
+		}
+		if rep.FailedStep != "" {
+			failed := boot.NewReady(rep, d.opts.Version, d.HealthAddr())
+			if werr := boot.WriteReady(d.readyPath, failed); werr != nil {
+				d.log.Warn("could not write the failure marker", "path", d.readyPath, "err", werr)
+			}
+		} else if rerr := boot.RemoveReady(d.readyPath); rerr != nil {
+			d.log.Warn("could not remove the ready marker", "path", d.readyPath, "err", rerr)
+		}
+		if d.server != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = d.server.Shutdown(sctx)
+			cancel()
+		}
+		d.release()
+		return err
+	}
+	d.log.Info("boot complete", "duration", rep.Duration, "degraded", rep.Degraded, "health", d.server.URL())
+	return nil
+}
+
+// Run starts the daemon, waits for ctx to be done (SIGINT/SIGTERM in `talos
+// run`), then stops it. It returns Start's error, or Stop's.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	return d.Stop(sctx)
+}
+
+// Stop shuts down in order: mark not ready and remove the marker, stop
+// accepting health requests (draining the ones in flight until ctx is
+// done), stop the background checks, close the service clients. It is
+// safe to call more than once.
+func (d *Daemon) Stop(ctx context.Context) error {
+	var err error
+	d.stopOnce.Do(func() {
+		d.log.Info("shutting down")
+		if d.checker != nil {
+			d.checker.SetReady(false)
+		}
+		err = boot.RemoveReady(d.readyPath)
+		if d.server != nil {
+			if serr := d.server.Shutdown(ctx); serr != nil && err == nil {
+				err = serr
+			}
+		}
+		d.release()
+		d.log.Info("stopped")
+	})
+	return err
+}
+
+func (d *Daemon) release() {
+	if d.stopRefresh != nil {
+		d.stopRefresh()
+		<-d.refreshDone
+		d.stopRefresh = nil
+	}
+	if d.redis != nil {
+		_ = d.redis.Close()
+	}
+	if d.docker != nil {
+		_ = d.docker.Close()
+	}
+	if d.proxy != nil {
+		_ = d.proxy.Close()
+	}
+}
+
+func (d *Daemon) retry(attempts int) boot.RetryPolicy {
+	p := boot.RetryPolicy{Attempts: attempts, Delay: boot.RetryDelay}
+	if d.opts.RetryDelay > 0 {
+		p.Delay = d.opts.RetryDelay
+	}
+	if d.opts.Attempts > 0 {
+		p.Attempts = d.opts.Attempts
+	}
+	return p
+}
+
+// stepTimeout leaves room for every attempt of a probe plus the waits.
+func stepTimeout(p boot.RetryPolicy) time.Duration {
+	return time.Duration(p.Attempts)*(svccheck.DefaultProbeTimeout+p.Delay) + 5*time.Second
+}
+
+func (d *Daemon) onRetry(what string, p boot.RetryPolicy) func(int, error) {
+	return func(attempt int, err error) {
+		d.log.Info(fmt.Sprintf("Waiting for %s... (attempt %d/%d)", what, attempt, p.Attempts), "err", err)
+	}
+}
+
+// home returns an absolute path under Home.
+func (d *Daemon) home(rel string) string { return filepath.Join(d.cfg.Home, filepath.FromSlash(rel)) }
+
+// steps builds spec §1.3's steps for this configuration.
+func (d *Daemon) steps() []boot.Step {
+	steps := []boot.Step{
+		{Name: NameInit, Timeout: 3 * time.Second, Run: d.stepInit},
+		{Name: NameDirectories, Timeout: 10 * time.Second, Fatal: true, Run: d.stepDirectories},
+		{Name: NameConfig, Timeout: 5 * time.Second, Fatal: true, Run: d.stepConfig},
+	}
+	rp := d.retry(boot.RedisAttempts)
+	steps = append(steps, boot.Step{Name: NameRedis, Timeout: stepTimeout(rp), Fatal: true, Run: d.stepRedis})
+	cp := d.retry(boot.ChromaAttempts)
+	steps = append(steps, boot.Step{Name: NameChroma, Timeout: stepTimeout(cp), Fatal: true, Run: d.stepChroma})
+	pp := d.retry(boot.PostgresAttempts)
+	steps = append(steps, boot.Step{Name: NamePostgres, Timeout: stepTimeout(pp), Fatal: true, Run: d.stepPostgres})
+	dp := d.retry(boot.DockerAttempts)
+	steps = append(steps,
+		boot.Step{Name: NameDocker, Timeout: stepTimeout(dp), Fatal: true, Run: d.stepDocker},
+		boot.Step{Name: NameSocketProxy, Timeout: stepTimeout(dp), Fatal: true, Run: d.stepSocketProxy},
+		boot.Step{Name: NameOllama, Timeout: 10 * time.Second, Run: d.stepOllama},
+	)
+	steps = append(steps, d.opts.ExtraSteps...)
+	steps = append(steps,
+		boot.Step{Name: NameHealth, Timeout: 5 * time.Second, Fatal: true, Run: d.stepHealth},
+		boot.Step{Name: NameReady, Timeout: 5 * time.Second, Run: d.stepReady},
+	)
+	return steps
+}
+
+// stepInit is spec §1.3 S1. The spec's "must be PID 1" is impossible under
+// tini (digest A §3 S1 [!]); we report PID 1 / subreaper and the open-file
+// limit, and never fail.
+func (d *Daemon) stepInit(ctx context.Context) (string, error) {
+	role := "not PID 1 and not a subreaper (orphaned grandchildren go to the system's init)"
+	switch {
+	case os.Getpid() == 1:
+		role = "PID 1"
+	case isSubreaper():
+		role = "child subreaper"
+	}
+	soft, hard, err := nofile()
+	if err != nil {
+		return fmt.Sprintf("pid %d, %s", os.Getpid(), role), nil
+	}
+	detail := fmt.Sprintf("pid %d, %s, open files %d (hard %d)", os.Getpid(), role, soft, hard)
+	if soft < WantNoFile {
+		detail += fmt.Sprintf(", below the spec's %d", WantNoFile)
+	}
+	if soft < MinNoFile {
+		return detail, boot.Warn(fmt.Errorf("open-file limit %d is below %d; raise the hard limit (ulimit -Hn, or LimitNOFILE= in the service unit)", soft, MinNoFile))
+	}
+	return detail, nil
+}
+
+// stepDirectories is spec §1.3 S2: every directory of the tree must exist
+// (fatal T005, `talos init` creates them); wrong modes are corrected and
+// listed; a keys directory open to others is refused (package layout).
+func (d *Daemon) stepDirectories(ctx context.Context) (string, error) {
+	l, err := layout.New(d.cfg.Home, d.log)
+	if err != nil {
+		return "", err
+	}
+	fixes, err := l.Verify()
+	if err != nil {
+		return "", err
+	}
+	detail := fmt.Sprintf("%d directories under %s verified", len(layout.Tree()), d.cfg.Home)
+	if len(fixes) > 0 {
+		s := make([]string, len(fixes))
+		for i, f := range fixes {
+			s[i] = f.String()
+		}
+		detail += "; " + strings.Join(s, "; ")
+	}
+	return detail, nil
+}
+
+// stepConfig is spec §1.3 S3: the configuration was loaded before boot;
+// re-validate it (a fatal T004/T006) and log what the spec logs.
+func (d *Daemon) stepConfig(ctx context.Context) (string, error) {
+	if err := d.cfg.Validate(); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("TALOS_VERSION=%s TRUST_LEVEL=%d LOG_LEVEL=%s, Gemini %s",
+		d.cfg.TalosVersion, d.cfg.TrustLevel, d.cfg.LogLevel, onOff(d.cfg.GeminiEnabled, "enabled", "off (local-only)")), nil
+}
+
+func onOff(b bool, on, off string) string {
+	if b {
+		return on
+	}
+	return off
+}
+
+// Detail texts for services that are not configured (DESIGN §4 "Host":
+// the daemon says which embedded default it uses).
+func (d *Daemon) embeddedRedis() string {
+	return "not configured (TALOS_REDIS_URL unset), using embedded in-memory cache"
+}
+func (d *Daemon) embeddedChroma() string {
+	return "not configured (TALOS_CHROMA_URL unset), using embedded chromem-go store at " + d.home(EmbeddedChromemDir)
+}
+func (d *Daemon) embeddedPostgres() string {
+	return "not configured (TALOS_POSTGRES_URL unset), using embedded SQLite at " + d.home(EmbeddedSQLiteFile)
+}
+
+const (
+	dockerOff = "not configured (TALOS_DOCKER_HOST unset): skills cannot run in a sandbox"
+	proxyOff  = "not configured (SOCKET_PROXY_URL unset)"
+	ollamaOff = "not configured (TALOS_OLLAMA_URL unset): no local model"
+)
+
+// stepRedis is spec §1.3 S4: PING up to 10 times at 1 s (fatal T001), check
+// the eviction policy (a warning), and a write/read/delete probe (fatal).
+func (d *Daemon) stepRedis(ctx context.Context) (string, error) {
+	if d.cfg.RedisURL == "" {
+		return d.embeddedRedis(), nil
+	}
+	r, err := svccheck.NewRedis(d.cfg.RedisURL)
+	if err != nil {
+		return "", err
+	}
+	d.redis = r
+	p := d.retry(boot.RedisAttempts)
+	if err := boot.Retry(ctx, p, d.onRetry("Redis", p), r.Ping); err != nil {
+		return "", talos.E(talos.CodeRedis, "boot.redis", fmt.Sprintf("Redis connection failed after %d attempts", p.Attempts), err)
+	}
+	if err := r.Probe(ctx); err != nil {
+		return "", err
+	}
+	desc, perr := r.CheckPolicy(ctx, d.cfg.RedisMaxMemoryPolicy)
+	detail := "PONG from " + r.Addr()
+	if desc != "" {
+		detail += ", " + desc
+	}
+	return detail, boot.Warn(perr)
+}
+
+// stepChroma is spec §1.3 S5 on the v2 API: heartbeat up to 15 times at 1 s
+// (fatal T002). Without Chroma the embedded directory must be usable.
+func (d *Daemon) stepChroma(ctx context.Context) (string, error) {
+	if d.cfg.ChromaURL == "" {
+		if err := writableDir(d.home(EmbeddedChromemDir)); err != nil {
+			return "", talos.E(talos.CodeChroma, "boot.chroma", "the embedded vector store's directory is unusable", err)
+		}
+		return d.embeddedChroma(), nil
+	}
+	p := d.retry(boot.ChromaAttempts)
+	err := boot.Retry(ctx, p, d.onRetry("ChromaDB", p), func(ctx context.Context) error {
+		return svccheck.ChromaHeartbeat(ctx, d.hc, d.cfg.ChromaURL)
+	})
+	if err != nil {
+		return "", talos.E(talos.CodeChroma, "boot.chroma", fmt.Sprintf("ChromaDB connection failed after %d attempts", p.Attempts), err)
+	}
+	return "heartbeat from " + svccheck.Redact(d.cfg.ChromaURL), nil
+}
+
+// stepPostgres is spec §1.3 S6: connect and `select 1` up to 15 times at
+// 1 s (fatal T003). Migrations belong to the packages that own tables.
+func (d *Daemon) stepPostgres(ctx context.Context) (string, error) {
+	if d.cfg.PostgresURL == "" {
+		dir := filepath.Dir(d.home(EmbeddedSQLiteFile))
+		if err := writableDir(dir); err != nil {
+			return "", talos.E(talos.CodePostgres, "boot.postgres", "the embedded SQLite store's directory is unusable", err)
+		}
+		return d.embeddedPostgres(), nil
+	}
+	p := d.retry(boot.PostgresAttempts)
+	var version string
+	err := boot.Retry(ctx, p, d.onRetry("PostgreSQL", p), func(ctx context.Context) error {
+		v, err := svccheck.PingPostgres(ctx, d.cfg.PostgresDSN())
+		version = v
+		return err
+	})
+	if err != nil {
+		return "", talos.E(talos.CodePostgres, "boot.postgres", fmt.Sprintf("PostgreSQL connection failed after %d attempts", p.Attempts), err)
+	}
+	return fmt.Sprintf("PostgreSQL %s at %s", version, config.RedactURL(d.cfg.PostgresURL)), nil
+}
+
+// stepDocker pings the engine with API-version negotiation (fatal T009
+// when configured: skills cannot run without it).
+func (d *Daemon) stepDocker(ctx context.Context) (string, error) {
+	if d.cfg.DockerHost == "" {
+		return dockerOff, nil
+	}
+	c, err := svccheck.NewDocker(d.cfg.DockerHost)
+	if err != nil {
+		return "", err
+	}
+	d.docker = c
+	p := d.retry(boot.DockerAttempts)
+	var api string
+	err = boot.Retry(ctx, p, d.onRetry("Docker", p), func(ctx context.Context) error {
+		v, err := c.Ping(ctx)
+		api = v
+		return err
+	})
+	if err != nil {
+		return "", talos.E(talos.CodeDocker, "boot.docker", fmt.Sprintf("Docker engine unreachable after %d attempts", p.Attempts), err)
+	}
+	return fmt.Sprintf("engine at %s, API %s", svccheck.Redact(d.cfg.DockerHost), api), nil
+}
+
+// stepSocketProxy is spec §1.3 S9's liveness part: when the proxy is
+// enabled and configured, its /_ping must answer (fatal T008). The
+// policy self-test belongs to package sockproxy.
+func (d *Daemon) stepSocketProxy(ctx context.Context) (string, error) {
+	if !d.cfg.SocketProxyEnabled {
+		return "SOCKET_PROXY_ENABLED=false", boot.ErrSkip
+	}
+	if d.cfg.SocketProxyURL == "" {
+		return proxyOff, boot.ErrSkip
+	}
+	c, err := svccheck.NewDocker(dockerHostOf(d.cfg.SocketProxyURL))
+	if err != nil {
+		return "", err
+	}
+	d.proxy = c
+	p := d.retry(boot.DockerAttempts)
+	err = boot.Retry(ctx, p, d.onRetry("socket proxy", p), func(ctx context.Context) error {
+		_, err := c.Ping(ctx)
+		return err
+	})
+	if err != nil {
+		return "", talos.E(talos.CodeSockProxy, "boot.socket-proxy",
+			fmt.Sprintf("Socket proxy not responding at %s", svccheck.Redact(d.cfg.SocketProxyURL)), err)
+	}
+	return "proxy at " + svccheck.Redact(d.cfg.SocketProxyURL) + " answers /_ping", nil
+}
+
+// dockerHostOf turns http://host:port (the spec's SOCKET_PROXY_URL form)
+// into the tcp://host:port the Docker client expects.
+func dockerHostOf(u string) string {
+	for _, pre := range []string{"http://", "https://"} {
+		if len(u) > len(pre) && u[:len(pre)] == pre {
+			return "tcp://" + u[len(pre):]
+		}
+	}
+	return u
+}
+
+// stepOllama probes the local model runtime once (the spec never does,
+// digest A §0 [!]); a failure only degrades.
+func (d *Daemon) stepOllama(ctx context.Context) (string, error) {
+	if d.cfg.OllamaURL == "" {
+		return ollamaOff, nil
+	}
+	v, err := svccheck.OllamaVersion(ctx, d.hc, d.cfg.OllamaURL)
+	if err != nil {
+		return "", err
+	}
+	return "Ollama " + v + " at " + svccheck.Redact(d.cfg.OllamaURL), nil
+}
+
+// stepHealth is spec §1.3 S10: register every check and serve /health,
+// /ready and /metrics on loopback (fatal if it cannot bind).
+func (d *Daemon) stepHealth(ctx context.Context) (string, error) {
+	checker, err := health.New(health.Config{
+		Version:         d.opts.Version,
+		Started:         d.started,
+		RefreshInterval: d.opts.HealthRefresh,
+		CacheTTL:        d.opts.HealthCacheTTL,
+	}, d.log, d.checks()...)
+	if err != nil {
+		return "", err
+	}
+	metrics := health.NewMetrics(d.opts.Version)
+	checker.AddObserver(metrics)
+	addr := d.cfg.HealthAddr
+	if d.opts.HealthAddr != "" {
+		addr = d.opts.HealthAddr
+	}
+	if addr == "" {
+		addr = config.DefaultHealthAddr
+	}
+	srv, err := health.NewServer(health.ServerConfig{Addr: addr}, checker, metrics, d.log)
+	if err != nil {
+		return "", talos.E(talos.CodeConfigInvalid, "boot.health-server", "refusing the health address", err)
+	}
+	if err := srv.Start(); err != nil {
+		return "", err
+	}
+	d.checker, d.metrics, d.server = checker, metrics, srv
+	rctx, cancel := context.WithCancel(context.Background())
+	d.stopRefresh, d.refreshDone = cancel, make(chan struct{})
+	go func() {
+		defer close(d.refreshDone)
+		checker.Run(rctx)
+	}()
+	return fmt.Sprintf("serving %s (checks: %v)", srv.URL(), checker.Names()), nil
+}
+
+// stepReady is spec §1.3 S11: write the marker atomically with the real
+// outcome of every step so far (a failure only degrades).
+func (d *Daemon) stepReady(ctx context.Context) (string, error) {
+	// The report is still being built: use the steps finished so far, and
+	// measure the boot up to now.
+	rep := boot.Report{Started: d.started, Duration: time.Since(d.started), Steps: d.progress}
+	for _, s := range d.progress {
+		if s.Outcome == boot.Degraded {
+			rep.Degraded = true
+		}
+	}
+	r := boot.NewReady(rep, d.opts.Version, d.HealthAddr())
+	if err := boot.WriteReady(d.readyPath, r); err != nil {
+		return "", err
+	}
+	d.checker.SetReady(true)
+	return fmt.Sprintf("%s written (%s, boot %.0f ms)", d.readyPath, r.Status, r.BootDurationMS), nil
+}
+
+// writableDir checks dir is a directory this process can create files in.
+func writableDir(dir string) error {
+	if err := isDir(dir); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".talos-write-test-*")
+	if err != nil {
+		return fmt.Errorf("%s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
+}

@@ -1,0 +1,367 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/boot"
+	"github.com/talos-ironclad/talos/internal/boot/daemon"
+	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/internal/svccheck/svcchecktest"
+	"github.com/talos-ironclad/talos/internal/testenv"
+)
+
+const testPass = "Xy7!kq2Lm9#pQw4Zr"
+
+// newHome makes a Talos home with the full tree and returns a validated
+// config for it; env adds variables (TALOS_REDIS_URL, …).
+func newHome(t *testing.T, env map[string]string) *config.Config {
+	t.Helper()
+	home := t.TempDir()
+	l, err := layout.New(home, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Create(); err != nil {
+		t.Fatal(err)
+	}
+	return loadConfig(t, home, env)
+}
+
+func loadConfig(t *testing.T, home string, env map[string]string) *config.Config {
+	t.Helper()
+	vars := map[string]string{"BASIC_AUTH_PASS": testPass}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.Load(config.LoadOptions{Home: home, SkipFiles: true, LookupEnv: func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}})
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+func fastOpts() daemon.Options {
+	return daemon.Options{Version: "test", HealthAddr: "127.0.0.1:0", RetryDelay: 10 * time.Millisecond,
+		Attempts: 2, HealthCacheTTL: time.Millisecond, HealthRefresh: time.Hour}
+}
+
+func start(t *testing.T, cfg *config.Config, opts daemon.Options) *daemon.Daemon {
+	t.Helper()
+	d, err := daemon.New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	return d
+}
+
+func getHealth(t *testing.T, addr string) (int, health.Report) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep health.Report
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, rep
+}
+
+func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
+	cfg := newHome(t, nil)
+	// A stale marker from a crashed run must not survive the boot.
+	if err := os.WriteFile(filepath.Join(cfg.Home, ".ready"), []byte(`{"status":"ready","pid":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	d := start(t, cfg, fastOpts())
+	took := time.Since(began)
+	t.Logf("ready in %v (boot report %v)", took, d.Report().Duration)
+	for _, s := range d.Report().Steps {
+		t.Logf("  step %-13s %-8s %8.3f ms", s.Name, s.Outcome, float64(s.Duration.Microseconds())/1000)
+	}
+	if took >= 2*time.Second {
+		t.Fatalf("ready in %v, want under 2 s", took)
+	}
+	rep := d.Report()
+	if rep.FailedStep != "" {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, s := range rep.Steps {
+		if s.Outcome == boot.Failed {
+			t.Fatalf("step %s failed: %s", s.Name, s.Error)
+		}
+	}
+
+	r, err := boot.ReadReady(d.ReadyPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PID != os.Getpid() || r.HealthAddr != d.HealthAddr() || r.Status == boot.StatusFailed || len(r.Steps) < 10 {
+		t.Fatalf("marker %+v", r)
+	}
+	st, _ := os.Stat(d.ReadyPath())
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("marker mode %o", st.Mode().Perm())
+	}
+
+	code, h := getHealth(t, d.HealthAddr())
+	if code != 200 || !h.Ready {
+		t.Fatalf("/health %d %+v", code, h)
+	}
+	want := map[string]string{
+		"redis":    "embedded in-memory cache",
+		"postgres": "embedded SQLite at " + filepath.Join(cfg.Home, "data", "talos.db"),
+		"chroma":   "embedded chromem-go store at " + filepath.Join(cfg.Home, "data", "chromadb"),
+		"docker":   "not configured",
+		"ollama":   "not configured",
+		"home":     "writable",
+		"disk":     "used",
+		"memory":   "available",
+	}
+	for name, detail := range want {
+		c, ok := h.Checks[name]
+		if !ok {
+			t.Fatalf("/health lacks check %q: %+v", name, h.Checks)
+		}
+		if !strings.Contains(c.Detail, detail) {
+			t.Errorf("check %s detail %q, want it to contain %q", name, c.Detail, detail)
+		}
+		if name != "disk" && name != "memory" && c.Status != health.StatusOK {
+			t.Errorf("check %s = %s", name, c.Status)
+		}
+	}
+	if len(h.Checks) != len(want) {
+		t.Errorf("%d checks, want %d: %v", len(h.Checks), len(want), h.Checks)
+	}
+	redisStep, _ := rep.Step("redis")
+	if !strings.Contains(redisStep.Detail, "not configured") || !strings.Contains(redisStep.Detail, "in-memory") {
+		t.Errorf("redis step detail %q", redisStep.Detail)
+	}
+
+	if err := d.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(d.ReadyPath()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("marker still there after Stop: %v", err)
+	}
+	if _, err := http.Get("http://" + d.HealthAddr() + "/health"); err == nil {
+		t.Fatal("health server still answers after Stop")
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	cfg := newHome(t, nil)
+	d, err := daemon.New(cfg, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if _, err := os.Stat(d.ReadyPath()); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no marker within 2 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if _, err := os.Stat(d.ReadyPath()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("marker still there: %v", err)
+	}
+}
+
+func TestMissingTreeIsFatalT005(t *testing.T) {
+	cfg := loadConfig(t, t.TempDir(), nil) // no layout.Create
+	d, _ := daemon.New(cfg, fastOpts())
+	err := d.Start(context.Background())
+	if !errors.Is(err, talos.ErrDirPermissions) || !strings.Contains(err.Error(), `"directories"`) {
+		t.Fatalf("err = %v", err)
+	}
+	r, rerr := boot.ReadReady(d.ReadyPath())
+	if rerr != nil || r.Status != boot.StatusFailed || r.FailedStep != "directories" {
+		t.Fatalf("failure marker %+v, %v", r, rerr)
+	}
+	if d.HealthAddr() != "" {
+		t.Fatal("health server started after a fatal step")
+	}
+}
+
+func TestConfiguredRedisDownIsFatalT001AfterRetries(t *testing.T) {
+	port := svcchecktest.FreePort(t)
+	cfg := newHome(t, map[string]string{"TALOS_REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", port)})
+	opts := fastOpts()
+	opts.Attempts = 3
+	d, _ := daemon.New(cfg, opts)
+	err := d.Start(context.Background())
+	if !errors.Is(err, talos.ErrRedis) || !strings.Contains(err.Error(), "after 3 attempts") {
+		t.Fatalf("err = %v", err)
+	}
+	rep := d.Report()
+	if rep.FailedStep != "redis" {
+		t.Fatalf("failed step %q", rep.FailedStep)
+	}
+	for _, s := range rep.Steps[len(rep.Steps)-3:] {
+		if s.Outcome != boot.Skipped {
+			t.Fatalf("step %s after the fatal one: %s", s.Name, s.Outcome)
+		}
+	}
+}
+
+// The issue's "stopping Redis under it turns it degraded, restarting Redis
+// turns it healthy again", on a private redis-server (never the shared one).
+func TestRedisGoesDownAndComesBack(t *testing.T) {
+	srv := svcchecktest.StartRedis(t)
+	cfg := newHome(t, map[string]string{"TALOS_REDIS_URL": srv.URL()})
+	d := start(t, cfg, fastOpts())
+	step, _ := d.Report().Step("redis")
+	if step.Outcome != boot.Degraded || !strings.Contains(step.Detail, "PONG from "+srv.Addr()) || !strings.Contains(step.Error, "noeviction") {
+		// redis-server's default policy is noeviction, not the configured
+		// allkeys-lru: boot warns and goes on.
+		t.Fatalf("redis step %+v", step)
+	}
+	expect := func(want health.Status, redis health.CheckStatus) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			code, h := getHealth(t, d.HealthAddr())
+			if h.Status == want && h.Checks["redis"].Status == redis {
+				if code != 200 {
+					t.Fatalf("HTTP %d for %s", code, want)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status %s (redis %s: %s), want %s (redis %s)", h.Status, h.Checks["redis"].Status, h.Checks["redis"].Detail, want, redis)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	expect(health.Healthy, health.StatusOK)
+	srv.Stop()
+	expect(health.Degraded, health.StatusFail)
+	srv.Start()
+	expect(health.Healthy, health.StatusOK)
+}
+
+func TestSocketProxyStep(t *testing.T) {
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/_ping") {
+			w.Header().Set("Api-Version", "1.41")
+			fmt.Fprint(w, "OK")
+			return
+		}
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	defer proxy.Close()
+	cfg := newHome(t, map[string]string{"SOCKET_PROXY_URL": proxy.URL})
+	d := start(t, cfg, fastOpts())
+	s, _ := d.Report().Step("socket-proxy")
+	if s.Outcome != boot.OK || !strings.Contains(s.Detail, "answers /_ping") {
+		t.Fatalf("socket-proxy step %+v", s)
+	}
+	_, h := getHealth(t, d.HealthAddr())
+	if h.Checks["socket-proxy"].Status != health.StatusOK || !strings.Contains(h.Checks["socket-proxy"].Detail, "API 1.41") {
+		t.Fatalf("socket-proxy check %+v", h.Checks["socket-proxy"])
+	}
+
+	cfg2 := newHome(t, nil)
+	d2 := start(t, cfg2, fastOpts())
+	s2, _ := d2.Report().Step("socket-proxy")
+	if s2.Outcome != boot.Skipped || !strings.Contains(s2.Detail, "not configured") {
+		t.Fatalf("unconfigured proxy step %+v", s2)
+	}
+}
+
+func TestOllamaDownOnlyDegrades(t *testing.T) {
+	port := svcchecktest.FreePort(t)
+	cfg := newHome(t, map[string]string{"TALOS_OLLAMA_URL": fmt.Sprintf("http://127.0.0.1:%d", port)})
+	d := start(t, cfg, fastOpts())
+	s, _ := d.Report().Step("ollama")
+	if s.Outcome != boot.Degraded || !d.Report().Degraded {
+		t.Fatalf("ollama step %+v", s)
+	}
+	r, _ := boot.ReadReady(d.ReadyPath())
+	if r.Status != boot.StatusDegraded {
+		t.Fatalf("marker status %s, want degraded", r.Status)
+	}
+	code, h := getHealth(t, d.HealthAddr())
+	if code != 200 || h.Status != health.Degraded || h.Checks["ollama"].Status != health.StatusFail {
+		t.Fatalf("/health %d %s %+v", code, h.Status, h.Checks["ollama"])
+	}
+}
+
+func TestHealthPortTakenIsFatal(t *testing.T) {
+	first := start(t, newHome(t, nil), fastOpts())
+	opts := fastOpts()
+	opts.HealthAddr = first.HealthAddr()
+	d, _ := daemon.New(newHome(t, nil), opts)
+	err := d.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `"health-server"`) || !strings.Contains(err.Error(), "cannot listen") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Against the harness's real services: each is checked for real.
+func TestHarnessServices(t *testing.T) {
+	env := map[string]string{
+		"TALOS_REDIS_URL":    testenv.RedisURL(t),
+		"TALOS_POSTGRES_URL": testenv.PostgresURL(t),
+		"TALOS_CHROMA_URL":   testenv.ChromaURL(t),
+		"TALOS_DOCKER_HOST":  testenv.DockerHost(t),
+		// The harness's PostgreSQL trusts loopback; config wants a password
+		// whenever PostgreSQL is configured.
+		"POSTGRES_PASSWORD": testPass,
+	}
+	cfg := newHome(t, env)
+	d := start(t, cfg, fastOpts())
+	for _, name := range []string{"redis", "chroma", "postgres", "docker"} {
+		s, _ := d.Report().Step(name)
+		if s.Outcome == boot.Failed || strings.Contains(s.Detail, "not configured") {
+			t.Fatalf("step %s: %+v", name, s)
+		}
+		t.Logf("boot %-8s %-8s %6.1f ms  %s %s", name, s.Outcome, float64(s.Duration.Microseconds())/1000, s.Detail, s.Error)
+	}
+	_, h := getHealth(t, d.HealthAddr())
+	for _, name := range []string{"redis", "chroma", "postgres", "docker"} {
+		c := h.Checks[name]
+		if c.Status != health.StatusOK || strings.Contains(c.Detail, "embedded") {
+			t.Fatalf("check %s = %+v", name, c)
+		}
+		t.Logf("health %-8s %s %6.2f ms  %s", name, c.Status, c.LatencyMS, c.Detail)
+	}
+}

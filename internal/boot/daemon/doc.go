@@ -1,0 +1,36 @@
+// Package daemon is the Talos daemon's start-up and shutdown: the steps of
+// spec §1.3 for this configuration, run by package boot, the health checks
+// and server of package health, and the ready marker.
+//
+// Start runs, in order:
+//
+//	init           PID 1 / subreaper and the open-file limit (never fatal)
+//	directories    the tree of spec §1.1.3 (package layout; missing → T005)
+//	config         re-validates the loaded configuration (T004/T006)
+//	redis          PING ×10 at 1 s (T001), probe key, eviction policy (warns)
+//	chroma         v2 heartbeat ×15 at 1 s (T002)
+//	postgres       connect + select 1 ×15 at 1 s (T003)
+//	docker         /_ping ×10 with API negotiation (T009)
+//	socket-proxy   /_ping of SOCKET_PROXY_URL when enabled and set (T008)
+//	ollama         /api/version once (degrades only)
+//	…              Options.ExtraSteps (schema, collections, genesis skills)
+//	health-server  /health, /ready, /metrics on loopback
+//	ready          the marker <home>/.ready, 0600, atomic
+//
+// A service that is not configured is not an error: the step says which
+// embedded default replaces it ("not configured (TALOS_REDIS_URL unset),
+// using embedded in-memory cache"; embedded SQLite at <home>/data/talos.db;
+// embedded chromem-go at <home>/data/chromadb), and /health lists it as a
+// check with that detail, so every dependency always appears.
+//
+// A configured service that does not answer after the spec's retries stops
+// the boot with its T-code and writes a "failed" marker naming the step.
+// After the boot, services are watched by health checks that are not
+// critical: a service that goes down makes the daemon degraded, and
+// healthy again when it returns. The home directory and the disk (≥ 98 %
+// used) are critical.
+//
+// Stop (or Run's context ending: SIGINT/SIGTERM in `talos run`) marks the
+// daemon not ready, removes the marker, stops the health server after
+// draining in-flight requests, and closes the service clients.
+package daemon
