@@ -259,7 +259,7 @@ func (a *accumulator) add(r *genai.GenerateContentResponse) string {
 	return b.String()
 }
 
-func (a *accumulator) blocked() bool            { return a.blk != nil }
+func (a *accumulator) blocked() bool           { return a.blk != nil }
 func (a *accumulator) block() *llm.SafetyBlock { return a.blk }
 
 // flagged lists the harm categories that were blocked or rated MEDIUM/HIGH.
