@@ -28,7 +28,9 @@
 //	log := set.Logger()                 // inject into packages (tier 2 + tier 3)
 //	tlog.Audit(ctx, set.Audit, "sockproxy_denied", slog.String("path", p))
 //
-// Limits: the chain alone cannot show that the newest lines were cut off (the
-// tail); compare Verify's Report.Last with Handler.Head. One process writes a
-// tier-1 directory at a time (enforced with a lock file).
+// The chain alone cannot show that the newest lines were cut off, so tier 1
+// also keeps an anchor file, audit.head, with the seq and hash of the newest
+// line; Verify compares the end of the log with it, and a restart after a
+// cut continues from the anchor so the gap stays visible. One process writes
+// a tier-1 directory at a time (enforced with a lock file).
 package tlog

@@ -95,6 +95,7 @@ type sink struct {
 	sync    bool
 	f       *os.File
 	lock    *os.File
+	anchor  *os.File // tier 1: audit.head
 	size    int64
 	index   int    // highest rotated index present
 	seq     uint64 // tier 1: seq of the last line written
@@ -172,6 +173,9 @@ func (h *Handler) Close() error {
 	h.s.closed = true
 	err := h.s.f.Sync()
 	err = errors.Join(err, h.s.f.Close())
+	if h.s.anchor != nil {
+		err = errors.Join(err, h.s.anchor.Sync(), h.s.anchor.Close())
+	}
 	if h.s.lock != nil {
 		err = errors.Join(err, h.s.lock.Close())
 	}
@@ -233,6 +237,32 @@ func (s *sink) open() error {
 		f.Close()
 		s.closeLock()
 		return talos.E(talos.CodeBadSignature, op, fmt.Sprintf("cannot resume the tier-1 hash chain in %s", s.dir), err)
+	}
+	// The anchor wins when it is ahead of (or differs from) the last line:
+	// lines were cut from the end or the last line was edited. Continuing
+	// from the anchor leaves that visible to Verify instead of papering
+	// over it with a fresh, consistent-looking chain.
+	a, ok, err := readAnchor(s.dir)
+	if err != nil {
+		f.Close()
+		s.closeLock()
+		return talos.E(talos.CodeBadSignature, op, fmt.Sprintf("cannot resume the tier-1 hash chain in %s", s.dir), err)
+	}
+	if ok && (a.Seq > s.seq || a.Seq == s.seq && a.Hash != s.prev) {
+		s.seq, s.prev = a.Seq, a.Hash
+	}
+	if s.anchor, err = openAnchor(s.dir); err != nil {
+		f.Close()
+		s.closeLock()
+		return talos.E(talos.CodeDirPermissions, op, fmt.Sprintf("cannot open %s in %s", HeadFileName, s.dir), err)
+	}
+	if s.seq > 0 {
+		if _, err := s.anchor.WriteAt(encodeAnchor(s.seq, s.prev), 0); err != nil {
+			s.anchor.Close()
+			f.Close()
+			s.closeLock()
+			return talos.E(talos.CodeDirPermissions, op, fmt.Sprintf("cannot write %s in %s", HeadFileName, s.dir), err)
+		}
 	}
 	return nil
 }
@@ -353,6 +383,11 @@ func (s *sink) Write(p []byte) (int, error) {
 	if s.tier == Tier1 {
 		s.seq++
 		s.prev = hashLine(line[:len(line)-1])
+		// After the line is durable, so the anchor never runs ahead of it
+		// (unless NoSync).
+		if _, err := s.anchor.WriteAt(encodeAnchor(s.seq, s.prev), 0); err != nil {
+			return 0, err
+		}
 	}
 	return len(p), nil
 }

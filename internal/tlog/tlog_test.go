@@ -411,3 +411,50 @@ func TestVerifyEmptyAndMissing(t *testing.T) {
 		t.Error("missing dir passed")
 	}
 }
+
+func TestVerifyCatchesCutTail(t *testing.T) {
+	dir := t.TempDir()
+	h, err := Open(dir, Tier1, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAudit(t, h, 5, 0)
+	h.Close()
+	path := filepath.Join(dir, "audit.log")
+	ls := lines(t, path)
+
+	// Last line deleted.
+	writeLines(t, path, ls[:4])
+	rep := mustBreak(t, dir, Missing, "audit.log", 4)
+	if !strings.Contains(rep.Break.Detail, "seq 5-5 were cut off the end") {
+		t.Errorf("%s", rep.Break)
+	}
+	// A restart after the cut keeps the gap visible.
+	h2 := openT(t, dir, Tier1, 0)
+	if seq, _ := h2.Head(); seq != 5 {
+		t.Fatalf("resumed at %d, want the anchor's 5", seq)
+	}
+	writeAudit(t, h2, 1, 5)
+	h2.Close()
+	mustBreak(t, dir, Missing, "audit.log", 5)
+
+	// Last line edited.
+	writeLines(t, path, append(ls[:4:4], strings.Replace(ls[4], `"i":4`, `"i":8`, 1)))
+	os.WriteFile(filepath.Join(dir, HeadFileName), encodeAnchor(5, hashLine([]byte(ls[4]))), 0o640)
+	mustBreak(t, dir, Broken, "audit.log", 5)
+
+	// Everything deleted.
+	writeLines(t, path, nil)
+	os.WriteFile(path, nil, 0o640)
+	mustBreak(t, dir, Missing, "audit.log", 1)
+
+	// A damaged anchor is reported.
+	writeLines(t, path, ls)
+	os.WriteFile(filepath.Join(dir, HeadFileName), []byte("junk"), 0o640)
+	mustBreak(t, dir, Broken, HeadFileName, 1)
+	// And the intact original passes.
+	os.WriteFile(filepath.Join(dir, HeadFileName), encodeAnchor(5, hashLine([]byte(ls[4]))), 0o640)
+	if _, err := Verify(dir); err != nil {
+		t.Fatal(err)
+	}
+}

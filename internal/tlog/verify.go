@@ -64,9 +64,11 @@ type entry struct {
 // talos.CodeBadSignature that names the first broken, missing or reordered
 // line with its file and line number.
 //
-// Limits: deleting or editing the very last line (truncating the tail)
-// cannot be seen from the chain alone; compare Report.Last with the seq the
-// daemon reported (Handler.Head) to catch that.
+// The end of the log is checked against the anchor file audit.head, which
+// the handler rewrites after each line: lines cut off the end, or an edited
+// last line, are reported too. (Someone who can rewrite both the log and
+// the anchor consistently can still cut the tail; ship tier 1 off the
+// machine when that matters.)
 func Verify(dir string) (Report, error) {
 	const op = "tlog.Verify"
 	rep := Report{Dir: dir}
@@ -106,7 +108,36 @@ func Verify(dir string) (Report, error) {
 	if n := len(ents); n > 0 {
 		rep.Last = ents[n-1].seq
 	}
+	if b := checkAnchor(dir, ents, rep.Files); b != nil {
+		rep.Break = b
+		return rep, talos.Errorf(talos.CodeBadSignature, op, "tier-1 audit chain in %s is not intact: %s", dir, rep.Break)
+	}
 	return rep, nil
+}
+
+// checkAnchor compares the end of an otherwise intact chain with audit.head.
+func checkAnchor(dir string, ents []entry, files []string) *Break {
+	a, ok, err := readAnchor(dir)
+	if err != nil {
+		return &Break{Kind: Broken, File: HeadFileName, Line: 1, Detail: err.Error()}
+	}
+	if !ok {
+		return nil
+	}
+	last, lastHash, file, line := uint64(0), GenesisPrev, Tier1.Prefix()+".log", 1
+	if n := len(ents); n > 0 {
+		e := ents[n-1]
+		last, lastHash, file, line = e.seq, hashLine(e.raw), files[e.file], e.line
+	}
+	switch {
+	case a.Seq > last:
+		return &Break{Kind: Missing, File: file, Line: line, Seq: last + 1,
+			Detail: fmt.Sprintf("the log ends at seq %d but %s records seq %d: seq %d-%d were cut off the end", last, HeadFileName, a.Seq, last+1, a.Seq)}
+	case a.Seq == last && a.Hash != lastHash:
+		return &Break{Kind: Broken, File: file, Line: line, Seq: last,
+			Detail: fmt.Sprintf("the last line (seq %d) does not match the hash in %s: it was edited", last, HeadFileName)}
+	}
+	return nil
 }
 
 type brk struct {
