@@ -1,0 +1,55 @@
+// Package rag is Talos's long-term and short-term memory: a vector store of
+// memories with one metadata schema, embedders, a short-term conversation
+// history, and a Retriever that turns a question into a context that fits
+// a token budget.
+//
+// # Pieces
+//
+//   - Store (store.go): upsert, similarity query with metadata filters, get,
+//     delete by ids or by filter, count, and paged listing. Adapters:
+//     rag/chromem (embedded, on disk; the default), rag/chroma (a Chroma
+//     server) and ragtest.MemoryStore (tests). All pass ragtest.RunStore.
+//   - Filter (filter.go): Chroma's "where" language ($eq $ne $gt $gte $lt
+//     $lte $in $nin $and $or) with one semantics on every backend;
+//     ParseFilter reads its JSON form.
+//   - Metadata and Memory (metadata.go): the one schema of DESIGN §4 —
+//     created_at and last_accessed_at (unix ms), access_count, priority
+//     (permanent|high|session|normal|temporary|auto), links, source
+//     (user|model|tool|web|skill), trusted, session_id, type.
+//   - Embedder (embedder.go): rag/hashembed (offline, lexical — the
+//     default), rag/ollamaembed and rag/geminiembed (semantic). CheckDimension
+//     compares an embedder with a store at start-up.
+//   - History (history.go): the last N messages of a session (10 by
+//     default) with a TTL, on Redis (rag/redis) or in memory.
+//   - Retriever (retriever.go): the spec's retrieval (digest B §5).
+//
+// # Retrieval
+//
+// Retrieve embeds the query, asks the store for min(3·top_k, 50)
+// candidates, picks top_k by maximal marginal relevance (λ = 0.5, so
+// near-duplicates are not both chosen), drops those below the similarity
+// threshold (0.7, after MMR), scores the rest by relevance
+//
+//	0.40·similarity + 0.25·keyword (Jaccard) + 0.20·metadata + 0.15·recency (90-day half-life)
+//
+// and assembles them, most relevant first, into the token budget (2,500 by
+// default = 4,000 − 1,000 for the answer − 500 for the system prompt). The
+// memory that overflows is truncated on a sentence or word boundary when
+// more than 100 tokens remain. Included memories get access_count + 1 and a
+// new last_accessed_at, which the pruner's score uses.
+//
+// When the store is at its ceiling or the vector search fails, Retrieve
+// walks the spec's fallback chain: an aggressive prune (through a
+// CapacityPruner such as prune.Pruner) and a new search, then the session's
+// recent history, then a keyword search, then an empty context with
+// Warning set. It never fails the caller for a backend problem.
+//
+// # Trust
+//
+// Only memories whose metadata says trusted=true are rendered as context
+// the model may act on. Everything else (web pages, tool output, history in
+// the fallback) is rendered by Render as quoted data inside
+// <untrusted-memory> elements, after a notice that instructions inside must
+// not be followed. Decide trust when storing: set Memory.Trusted only for
+// what a person or Talos itself wrote.
+package rag
