@@ -1,0 +1,414 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/prune"
+	"github.com/talos-ironclad/talos/rag"
+	"github.com/talos-ironclad/talos/rag/chromem"
+	"github.com/talos-ironclad/talos/rag/hashembed"
+)
+
+// memoryArchiveFile is the prune archive, beside the embedded store.
+const memoryArchiveFile = "data/pruned-memories.jsonl"
+
+// memoryOpts are the flags every memory subcommand shares.
+type memoryOpts struct {
+	storeDir  string
+	archive   string
+	dimension int
+	ceiling   int
+	jsonOut   bool
+}
+
+// memoryEnv is an opened embedded store with its embedder and pruner.
+type memoryEnv struct {
+	store  *chromem.Store
+	emb    *hashembed.Embedder
+	pruner *prune.Pruner
+	ret    *rag.Retriever
+	opts   memoryOpts
+}
+
+func (o *memoryOpts) open(cmd *cobra.Command, threshold float64) (*memoryEnv, error) {
+	if o.storeDir == "" || o.archive == "" {
+		home, err := resolveHome(cmd)
+		if err != nil {
+			return nil, withExit(2, err)
+		}
+		if o.storeDir == "" {
+			o.storeDir = filepath.Join(home, layout.DataChroma)
+		}
+		if o.archive == "" {
+			o.archive = filepath.Join(home, memoryArchiveFile)
+		}
+	}
+	emb, err := hashembed.New(hashembed.Config{Dimension: o.dimension})
+	if err != nil {
+		return nil, withExit(2, err)
+	}
+	store, err := chromem.Open(chromem.Config{Path: o.storeDir, Dimension: emb.Dimension()})
+	if err != nil {
+		return nil, err
+	}
+	if err := rag.CheckDimension(cmd.Context(), store, emb); err != nil {
+		return nil, err
+	}
+	p, err := prune.New(prune.Config{Ceiling: o.ceiling, ArchivePath: o.archive}, store)
+	if err != nil {
+		return nil, withExit(2, err)
+	}
+	r, err := rag.NewRetriever(rag.RetrieverConfig{Capacity: o.ceiling, Threshold: threshold}, store, emb, nil, p)
+	if err != nil {
+		return nil, withExit(2, err)
+	}
+	return &memoryEnv{store: store, emb: emb, pruner: p, ret: r, opts: *o}, nil
+}
+
+func newMemoryCmd() *cobra.Command {
+	o := &memoryOpts{}
+	cmd := &cobra.Command{
+		Use:   "memory",
+		Short: "Add, search, inspect, prune and restore long-term memories (embedded store)",
+		Long: `Long-term memory on the embedded vector store (chromem-go under <home>/data/chromadb),
+embedded offline with hashembed (lexical, not semantic).
+
+Pruning keeps the store under its ceiling: above 90% it deletes the lowest-scoring
+memories down to 80%, never a permanent one or one younger than its priority's
+guarantee, and archives every pruned memory first so 'memory restore' can bring it back.`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.storeDir, "store-dir", "", "directory of the embedded store (default <home>/data/chromadb)")
+	pf.StringVar(&o.archive, "archive", "", "prune archive, JSON lines (default <home>/"+memoryArchiveFile+")")
+	pf.IntVar(&o.dimension, "dimension", hashembed.DefaultDimension, "embedding dimension of the store")
+	pf.IntVar(&o.ceiling, "ceiling", prune.DefaultCeiling, "maximum number of memories (CHROMADB_MAX_VECTORS)")
+	pf.BoolVar(&o.jsonOut, "json", false, "print JSON")
+	cmd.AddCommand(newMemoryAddCmd(o), newMemorySearchCmd(o), newMemoryStatsCmd(o), newMemoryPruneCmd(o), newMemoryRestoreCmd(o))
+	return cmd
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newMemoryAddCmd(o *memoryOpts) *cobra.Command {
+	var id, priority, source, typ, session, created string
+	var trusted bool
+	cmd := &cobra.Command{
+		Use:   "add [flags] TEXT...",
+		Short: "Store a memory",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := rag.ParsePriority(priority)
+			if err != nil {
+				return withExit(2, fmt.Errorf("--priority: %w", err))
+			}
+			src, err := rag.ParseSource(source)
+			if err != nil {
+				return withExit(2, fmt.Errorf("--source: %w", err))
+			}
+			var at time.Time
+			if created != "" {
+				if at, err = time.Parse(time.RFC3339, created); err != nil {
+					return withExit(2, fmt.Errorf("--created %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", created))
+				}
+			}
+			env, err := o.open(cmd, 0)
+			if err != nil {
+				return err
+			}
+			text := strings.Join(args, " ")
+			got, err := env.ret.Remember(cmd.Context(), id, text, rag.Memory{Priority: p, Source: src, Trusted: trusted, Type: typ, SessionID: session, CreatedAt: at})
+			if err != nil {
+				return err
+			}
+			if o.jsonOut {
+				return printJSON(cmd.OutOrStdout(), map[string]string{"id": got})
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), got)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&id, "id", "", "memory id (default: a random one; an existing id is replaced)")
+	f.StringVar(&priority, "priority", string(rag.PriorityAuto), "permanent, high, session, normal, temporary or auto")
+	f.StringVar(&source, "source", string(rag.SourceUser), "user, model, tool, web or skill")
+	f.BoolVar(&trusted, "trusted", false, "the memory may be used as instructions (only for what a person or Talos wrote)")
+	f.StringVar(&typ, "type", rag.DefaultType, "memory type")
+	f.StringVar(&session, "session", "", "session id")
+	f.StringVar(&created, "created", "", "creation time, RFC 3339 (default now; for imports)")
+	return cmd
+}
+
+type searchHit struct {
+	ID         string  `json:"id"`
+	Similarity float64 `json:"similarity"`
+	Relevance  float64 `json:"relevance"`
+	Trusted    bool    `json:"trusted"`
+	Source     string  `json:"source"`
+	Truncated  bool    `json:"truncated"`
+	Text       string  `json:"text"`
+}
+
+func newMemorySearchCmd(o *memoryOpts) *cobra.Command {
+	var topK, budget int
+	var threshold float64
+	var where, typ string
+	var render bool
+	cmd := &cobra.Command{
+		Use:   "search [flags] QUERY...",
+		Short: "Retrieve the memories relevant to a query (MMR, relevance, token budget)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var filter *rag.Filter
+			if where != "" {
+				f, err := rag.ParseFilter([]byte(where))
+				if err != nil {
+					return withExit(2, fmt.Errorf("--where: %w", err))
+				}
+				filter = &f
+			}
+			if threshold > 1 {
+				return withExit(2, fmt.Errorf("--threshold %v: must be at most 1 (negative disables it)", threshold))
+			}
+			env, err := o.open(cmd, threshold)
+			if err != nil {
+				return err
+			}
+			res, err := env.ret.Retrieve(cmd.Context(), rag.Query{Text: strings.Join(args, " "), TopK: topK, Where: filter, Type: typ, Budget: budget})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if render {
+				fmt.Fprintln(out, res.Render())
+				return nil
+			}
+			hits := make([]searchHit, 0, len(res.Items))
+			for _, it := range res.Items {
+				hits = append(hits, searchHit{ID: it.ID, Similarity: it.Similarity, Relevance: it.Relevance.Score, Trusted: it.Trusted,
+					Source: string(it.Source), Truncated: it.Truncated, Text: it.Text})
+			}
+			if o.jsonOut {
+				return printJSON(out, map[string]any{"strategy": res.Strategy, "note": res.Note, "warning": res.Warning,
+					"total_found": res.TotalFound, "returned": res.Returned, "total_tokens": res.TotalTokens, "results": hits})
+			}
+			fmt.Fprintf(out, "%s: %d found, %d after MMR and threshold, %d included (%d tokens)\n", res.Strategy, res.TotalFound, res.Returned, res.Included, res.TotalTokens)
+			if res.Note != "" {
+				fmt.Fprintln(out, "note:", res.Note)
+			}
+			for _, h := range hits {
+				trust := "untrusted"
+				if h.Trusted {
+					trust = "trusted"
+				}
+				fmt.Fprintf(out, "%s  sim=%.3f rel=%.3f %s %s\n  %s\n", h.ID, h.Similarity, h.Relevance, h.Source, trust, h.Text)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&topK, "top-k", rag.DefaultTopK, "memories to return (1-50)")
+	f.Float64Var(&threshold, "threshold", rag.DefaultThreshold, "minimum similarity after MMR; negative disables (hashembed is lexical: try 0.3)")
+	f.StringVar(&where, "where", "", `metadata filter in Chroma's where syntax, e.g. '{"priority":{"$in":["high","permanent"]}}'`)
+	f.StringVar(&typ, "type", "", "query type for the relevance score's type match")
+	f.IntVar(&budget, "budget", rag.DefaultBudget, "token budget of the assembled context")
+	f.BoolVar(&render, "render", false, "print the context as the model would see it")
+	return cmd
+}
+
+func newMemoryStatsCmd(o *memoryOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stats",
+		Short: "Count memories by priority and show the pruning thresholds",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env, err := o.open(cmd, 0)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			count, err := env.store.Count(ctx)
+			if err != nil {
+				return err
+			}
+			byPriority := map[string]int{}
+			trusted := 0
+			for off := 0; ; off += 1000 {
+				page, err := env.store.List(ctx, rag.ListOptions{Offset: off, Limit: 1000})
+				if err != nil {
+					return err
+				}
+				for _, r := range page {
+					m := r.Metadata.Memory()
+					p := string(m.Priority)
+					if p == "" {
+						p = "(none)"
+					}
+					byPriority[p]++
+					if m.Trusted {
+						trusted++
+					}
+				}
+				if len(page) < 1000 {
+					break
+				}
+			}
+			plan, err := env.pruner.Plan(ctx)
+			if err != nil {
+				return err
+			}
+			st := map[string]any{"count": count, "ceiling": o.ceiling, "prune_trigger": plan.Trigger, "prune_target": plan.Target,
+				"by_priority": byPriority, "trusted": trusted, "store": env.opts.storeDir, "archive": env.opts.archive, "embedder": env.emb.Name()}
+			if o.jsonOut {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "memories: %d of %d (prune above %d down to %d)\n", count, o.ceiling, plan.Trigger, plan.Target)
+			fmt.Fprintf(out, "trusted:  %d\n", trusted)
+			keys := make([]string, 0, len(byPriority))
+			for k := range byPriority {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Fprintf(out, "  %-10s %d\n", k, byPriority[k])
+			}
+			fmt.Fprintf(out, "store:    %s (%s)\narchive:  %s\n", env.opts.storeDir, env.emb.Name(), env.opts.archive)
+			return nil
+		},
+	}
+}
+
+func newMemoryPruneCmd(o *memoryOpts) *cobra.Command {
+	var dryRun, aggressive, temporary bool
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Prune the lowest-scoring memories above 90% of the ceiling, down to 80% (archived first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env, err := o.open(cmd, 0)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			if temporary {
+				if dryRun {
+					return withExit(2, errors.New("--temporary cannot be combined with --dry-run"))
+				}
+				n, err := env.pruner.DeleteExpiredTemporary(ctx, 0)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "deleted %d temporary memories older than 30 days (archived to %s)\n", n, env.opts.archive)
+				return nil
+			}
+			params := prune.Params{TriggerRatio: prune.DefaultTriggerRatio, TargetRatio: prune.DefaultTargetRatio, Reason: "prune"}
+			if aggressive {
+				params = prune.Params{TriggerRatio: prune.AggressiveTriggerRatio, TargetRatio: prune.AggressiveTargetRatio, Reason: "aggressive"}
+			}
+			rep, err := env.pruner.Run(ctx, params, dryRun)
+			if rep != nil {
+				if o.jsonOut {
+					if jerr := printJSON(out, rep); jerr != nil {
+						return jerr
+					}
+				} else {
+					printPruneReport(out, rep)
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&dryRun, "dry-run", false, "report what would be pruned, delete nothing")
+	f.BoolVar(&aggressive, "aggressive", false, "use the emergency thresholds (above 80%, down to 80%)")
+	f.BoolVar(&temporary, "temporary", false, "instead, delete temporary memories older than 30 days")
+	return cmd
+}
+
+func printPruneReport(out io.Writer, rep *prune.Report) {
+	fmt.Fprintln(out, rep.Reason)
+	if !rep.Triggered {
+		return
+	}
+	verb := "deleted"
+	if rep.DryRun {
+		verb = "would delete"
+	}
+	n := rep.Deleted
+	if rep.DryRun {
+		n = len(rep.Candidates)
+	}
+	fmt.Fprintf(out, "%s %d of %d requested (%d protected)\n", verb, n, rep.ToDelete, rep.Protected)
+	if rep.Insufficient {
+		fmt.Fprintln(out, "warning: PRUNE_INSUFFICIENT_DELETABLE: guarantees leave fewer deletable memories than the target needs")
+	}
+	if rep.DryRun {
+		for i, c := range rep.Candidates {
+			if i == 20 {
+				fmt.Fprintf(out, "  … and %d more\n", len(rep.Candidates)-20)
+				break
+			}
+			fmt.Fprintf(out, "  %s score=%.4f priority=%s age=%.1fd\n", c.ID, c.Score, c.Priority, c.AgeDays)
+		}
+		return
+	}
+	fmt.Fprintf(out, "archive: %s (run %s)\n", rep.Archive, rep.Run)
+	if rep.FailedBatches > 0 || len(rep.Failed) > 0 {
+		fmt.Fprintf(out, "failed batches on first try: %d; still present: %d\n", rep.FailedBatches, len(rep.Failed))
+	}
+}
+
+func newMemoryRestoreCmd(o *memoryOpts) *cobra.Command {
+	var ids []string
+	var run string
+	var overwrite, dryRun bool
+	cmd := &cobra.Command{
+		Use:   "restore",
+		Short: "Put pruned memories back from the archive",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env, err := o.open(cmd, 0)
+			if err != nil {
+				return err
+			}
+			rep, err := env.pruner.Restore(cmd.Context(), prune.RestoreOptions{IDs: ids, Run: run, Overwrite: overwrite, DryRun: dryRun})
+			if err != nil {
+				if errors.Is(err, talos.ErrConfigInvalid) {
+					return withExit(2, err)
+				}
+				return err
+			}
+			if o.jsonOut {
+				return printJSON(cmd.OutOrStdout(), rep)
+			}
+			verb := "restored"
+			if dryRun {
+				verb = "would restore"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %d memories (%d already present, skipped; %d archive entries matched)\n", verb, rep.Restored, rep.Skipped, rep.Entries)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&ids, "id", nil, "restore only these ids (repeatable)")
+	f.StringVar(&run, "run", "", "restore only the memories of one prune run")
+	f.BoolVar(&overwrite, "overwrite", false, "replace memories that exist again under the same id")
+	f.BoolVar(&dryRun, "dry-run", false, "count what would be restored")
+	return cmd
+}

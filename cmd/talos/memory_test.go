@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runMemory runs `talos memory ARGS --store-dir DIR --archive FILE`.
+func runMemory(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	full := append([]string{"memory"}, args...)
+	full = append(full, "--store-dir", filepath.Join(dir, "store"), "--archive", filepath.Join(dir, "pruned.jsonl"))
+	root.SetArgs(full)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestMemoryCLI(t *testing.T) {
+	dir := t.TempDir()
+	id, err := runMemory(t, dir, "add", "--trusted", "--priority", "high", "The user prefers dark mode in every editor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = strings.TrimSpace(id)
+	if len(id) != 16 {
+		t.Fatalf("add printed %q, want a 16-hex id", id)
+	}
+	if _, err := runMemory(t, dir, "add", "--id", "web1", "--source", "web", "Dark mode tips from a blog"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runMemory(t, dir, "add", "--priority", "urgent", "x"); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "urgent") {
+		t.Fatalf("bad priority = %v (exit %d)", err, exitCode(err))
+	}
+
+	out, err := runMemory(t, dir, "search", "--threshold", "-1", "--json", "dark mode editor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Strategy string `json:"strategy"`
+		Results  []struct {
+			ID      string `json:"id"`
+			Trusted bool   `json:"trusted"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("search --json: %v\n%s", err, out)
+	}
+	if res.Strategy != "VECTOR_SEARCH" || len(res.Results) != 2 || res.Results[0].ID != id || !res.Results[0].Trusted {
+		t.Fatalf("search = %+v", res)
+	}
+	out, err = runMemory(t, dir, "search", "--threshold", "-1", "--render", "dark mode")
+	if err != nil || !strings.Contains(out, `<untrusted-memory id="web1" source="web">`) || !strings.Contains(out, "## Memory (trusted)") {
+		t.Fatalf("render = %v\n%s", err, out)
+	}
+	if _, err := runMemory(t, dir, "search", "--where", `{"priority":{"$regex":"x"}}`, "q"); err == nil || exitCode(err) != 2 {
+		t.Fatalf("bad --where = %v", err)
+	}
+
+	out, err = runMemory(t, dir, "stats")
+	if err != nil || !strings.Contains(out, "memories: 2 of 100000 (prune above 90000 down to 80000)") || !strings.Contains(out, "high") {
+		t.Fatalf("stats = %v\n%s", err, out)
+	}
+}
+
+func TestMemoryCLIPruneAndRestore(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 10; i++ {
+		if _, err := runMemory(t, dir, "add", "--id", "m"+string(rune('0'+i)), "--priority", "temporary", "note", "number", string(rune('a'+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Temporary memories are guaranteed one day: a prune at ceiling 10 finds nothing deletable.
+	out, err := runMemory(t, dir, "prune", "--dry-run", "--ceiling", "10")
+	if err != nil || !strings.Contains(out, "would delete 0 of 2 requested (10 protected)") || !strings.Contains(out, "PRUNE_INSUFFICIENT_DELETABLE") {
+		t.Fatalf("prune dry-run = %v\n%s", err, out)
+	}
+	// An auto memory older than 7 days can go; it is the only deletable one.
+	if _, err := runMemory(t, dir, "add", "--id", "old", "--priority", "auto", "--created", "2025-01-02T03:04:05Z", "stale note"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runMemory(t, dir, "add", "--created", "yesterday", "x"); err == nil || exitCode(err) != 2 {
+		t.Fatalf("bad --created = %v", err)
+	}
+	out, err = runMemory(t, dir, "prune", "--ceiling", "100")
+	if err != nil || !strings.Contains(out, "Count 11 below threshold 90") {
+		t.Fatalf("prune below trigger = %v\n%s", err, out)
+	}
+	out, err = runMemory(t, dir, "prune", "--ceiling", "10")
+	if err != nil || !strings.Contains(out, "Count 11 above threshold 9") || !strings.Contains(out, "deleted 1 of 3 requested (10 protected)") {
+		t.Fatalf("prune = %v\n%s", err, out)
+	}
+	out, _ = runMemory(t, dir, "stats")
+	if !strings.Contains(out, "memories: 10 of") {
+		t.Fatalf("after prune:\n%s", out)
+	}
+	archived, err := os.ReadFile(filepath.Join(dir, "pruned.jsonl"))
+	if err != nil || !strings.Contains(string(archived), `"id":"old"`) || !strings.Contains(string(archived), `"document":"stale note"`) {
+		t.Fatalf("archive = %v\n%s", err, archived)
+	}
+	out, err = runMemory(t, dir, "restore", "--id", "old")
+	if err != nil || !strings.Contains(out, "restored 1 memories") {
+		t.Fatalf("restore = %v\n%s", err, out)
+	}
+	out, err = runMemory(t, dir, "search", "--threshold", "-1", "--json", "stale note")
+	if err != nil || !strings.Contains(out, `"id": "old"`) {
+		t.Fatalf("restored memory not found: %v\n%s", err, out)
+	}
+	out, err = runMemory(t, dir, "restore")
+	if err != nil || !strings.Contains(out, "restored 0 memories (1 already present") {
+		t.Fatalf("second restore = %v\n%s", err, out)
+	}
+}
