@@ -57,6 +57,7 @@ func newRootCmd() *cobra.Command {
 		// subcommands: one line each, e.g. newVersionCmd(),
 		newSockproxyCmd(),
 		newAskCmd(),
+		newMemoryCmd(),
 	)
 	return root
 }
