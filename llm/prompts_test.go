@@ -17,7 +17,7 @@ func TestDefaultPromptsFitBudget(t *testing.T) {
 		if n > llm.SystemPromptTokenBudget {
 			t.Errorf("%s prompt estimates %d tokens, over %d", name, n, llm.SystemPromptTokenBudget)
 		}
-		if n < 300 {
+		if n < 250 {
 			t.Errorf("%s prompt shrank to %d tokens: was content lost?", name, n)
 		}
 		for _, must := range []string{"Talos", "Never reveal", "Prompt Injection Firewall", "Never fabricate", "[USE_SKILL: skill_name]"} {
