@@ -1,0 +1,100 @@
+package reaper
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func statLine(pid int, comm string, state byte, ppid int, start uint64) string {
+	// Fields 3..22 of proc(5); 22 is starttime.
+	f := []string{string(state), strconv.Itoa(ppid), strconv.Itoa(pid), "0", "0", "-1", "4194560", "100", "0", "0", "0", "5", "3", "0", "0", "20", "0", "1", "0", strconv.FormatUint(start, 10), "12345678", "300"}
+	return strconv.Itoa(pid) + " (" + comm + ") " + strings.Join(f, " ") + "\n"
+}
+
+func TestParseProcStat(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want ProcStat
+	}{
+		{"plain", statLine(42, "sleep", 'S', 1, 9876), ProcStat{PID: 42, Comm: "sleep", State: 'S', PPID: 1, PGRP: 42, StartTime: 9876}},
+		{"zombie", statLine(7, "sh", 'Z', 3, 1), ProcStat{PID: 7, Comm: "sh", State: 'Z', PPID: 3, PGRP: 7, StartTime: 1}},
+		// comm may hold spaces and ')' — the spec's regex `\([^)]+\)` breaks here.
+		{"paren in comm", statLine(9, "a) S 1 (b", 'R', 2, 55), ProcStat{PID: 9, Comm: "a) S 1 (b", State: 'R', PPID: 2, PGRP: 9, StartTime: 55}},
+		{"empty comm", statLine(10, "", 'I', 2, 5), ProcStat{PID: 10, Comm: "", State: 'I', PPID: 2, PGRP: 10, StartTime: 5}},
+		{"spaces in comm", statLine(11, "Web Content", 'S', 2, 6), ProcStat{PID: 11, Comm: "Web Content", State: 'S', PPID: 2, PGRP: 11, StartTime: 6}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseProcStat(tt.line)
+			if err != nil {
+				t.Fatalf("ParseProcStat: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	bad := map[string]string{
+		"empty":         "",
+		"no parens":     "12 sleep S 1",
+		"no pid":        "(sleep) S 1 1 1",
+		"negative pid":  strings.Replace(statLine(5, "x", 'S', 1, 1), "5 (", "-5 (", 1),
+		"short":         "12 (sleep) S 1 12",
+		"bad state":     strings.Replace(statLine(5, "x", 'S', 1, 1), ") S ", ") SS ", 1),
+		"bad ppid":      strings.Replace(statLine(5, "x", 'S', 1, 1), ") S 1 ", ") S x ", 1),
+		"bad starttime": strings.Replace(statLine(5, "x", 'S', 1, 77), " 77 ", " -77 ", 1),
+	}
+	for name, line := range bad {
+		if st, err := ParseProcStat(line); err == nil {
+			t.Errorf("%s: ParseProcStat(%q) = %+v, want an error", name, line, st)
+		}
+	}
+}
+
+func TestParseProcStatSelf(t *testing.T) {
+	data, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Skip("no /proc:", err)
+	}
+	st, err := ParseProcStat(string(data))
+	if err != nil {
+		t.Fatalf("parsing our own /proc/self/stat: %v", err)
+	}
+	if st.PID != os.Getpid() || st.PPID != os.Getppid() || st.StartTime == 0 {
+		t.Errorf("got %+v, want pid %d ppid %d and a start time", st, os.Getpid(), os.Getppid())
+	}
+}
+
+func FuzzParseProcStat(f *testing.F) {
+	f.Add(statLine(42, "sleep", 'S', 1, 9876))
+	f.Add(statLine(9, "a) S 1 (b", 'R', 2, 55))
+	f.Add("1 (x) Z 0 0")
+	f.Add("")
+	f.Add(")(")
+	f.Add("99999999999999999999 (x) S 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1")
+	f.Fuzz(func(t *testing.T, line string) {
+		st, err := ParseProcStat(line)
+		if err != nil {
+			return
+		}
+		if st.PID <= 0 || st.PPID < 0 || st.PGRP < 0 {
+			t.Fatalf("accepted %q with pid %d ppid %d pgrp %d", line, st.PID, st.PPID, st.PGRP)
+		}
+		// The comm is exactly what lies between the first '(' and the last ')'.
+		if !strings.Contains(line, "("+st.Comm+")") {
+			t.Fatalf("comm %q is not a parenthesised part of %q", st.Comm, line)
+		}
+		// Round trip: a line rebuilt from the result parses to the same result.
+		again, err := ParseProcStat(statLine(st.PID, st.Comm, st.State, st.PPID, st.StartTime))
+		if err != nil {
+			t.Fatalf("rebuilt line of %+v does not parse: %v", st, err)
+		}
+		again.PGRP = st.PGRP
+		if again != st {
+			t.Fatalf("round trip: %+v != %+v", again, st)
+		}
+	})
+}

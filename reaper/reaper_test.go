@@ -1,0 +1,437 @@
+package reaper_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/talos-ironclad/talos/reaper"
+)
+
+// helperEnv selects a helper mode when the test binary re-executes itself:
+// settings that are process-wide (PR_SET_CHILD_SUBREAPER, signal handlers)
+// then never touch the main test process.
+const helperEnv = "REAPER_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func runHelper(mode string, args []string) int {
+	switch mode {
+	case "orphans":
+		return helperOrphans()
+	case "init":
+		// args after "--"
+		for i, a := range args {
+			if a == "--" {
+				args = args[i+1:]
+				break
+			}
+		}
+		code, err := reaper.RunInit(context.Background(), reaper.InitConfig{Args: args, Stdout: os.Stdout, Stderr: os.Stderr})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper init:", err)
+		}
+		return code
+	}
+	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
+	return 2
+}
+
+// helperOrphans runs as a subreaper: its child starts a background grandchild
+// and exits, so the grandchild is re-parented to us; the Reaper must reap it.
+// Prints "OK <grandchild pid> <code>" on success.
+func helperOrphans() int {
+	r, err := reaper.New(reaper.Config{Subreaper: true})
+	if err != nil {
+		fmt.Println("FAIL new:", err)
+		return 1
+	}
+	defer r.Close()
+	var out bytes.Buffer
+	c := r.Command("sh", "-c", "sleep 0.2 & echo $!; exit 0")
+	c.Cmd.Stdout = &out
+	if err := c.Run(); err != nil {
+		fmt.Println("FAIL child:", err)
+		return 1
+	}
+	gpid, err := strconv.Atoi(strings.TrimSpace(out.String()))
+	if err != nil {
+		fmt.Printf("FAIL grandchild pid %q\n", out.String())
+		return 1
+	}
+	// The grandchild is now ours (we are its subreaper).
+	st, err := reaper.OSProcesses().Stat(gpid)
+	if err == nil && st.PPID != os.Getpid() {
+		fmt.Printf("FAIL grandchild %d has parent %d, want us (%d)\n", gpid, st.PPID, os.Getpid())
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, err := r.WaitPID(ctx, gpid)
+	if err != nil {
+		fmt.Println("FAIL waiting for the orphan:", err)
+		return 1
+	}
+	// Reaped: no zombie left under that PID.
+	if st, err := reaper.OSProcesses().Stat(gpid); err == nil && st.PPID == os.Getpid() {
+		fmt.Printf("FAIL orphan %d still exists after reaping: %+v\n", gpid, st)
+		return 1
+	}
+	if r.Stats().Unknown < 1 {
+		fmt.Println("FAIL stats:", r.Stats())
+		return 1
+	}
+	fmt.Printf("OK %d %d\n", gpid, e.Code())
+	return 0
+}
+
+func helperCmd(t *testing.T, mode string, args ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, append([]string{"-test.run=^$"}, args...)...)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	return cmd
+}
+
+func newReaper(t *testing.T, cfg reaper.Config) *reaper.Reaper {
+	t.Helper()
+	r, err := reaper.New(cfg)
+	if err != nil {
+		t.Fatalf("reaper.New: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func TestOrphansAreReapedAsSubreaper(t *testing.T) {
+	out, err := helperCmd(t, "orphans").CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "OK ") {
+		t.Fatalf("helper output: %s", out)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 3 || f[2] != "0" {
+		t.Errorf("orphan exit: %q, want code 0 (sleep 0.2 ends normally)", out)
+	}
+}
+
+// Many children started at once, with different exit codes and outputs: each
+// Wait must get its own status (never ECHILD, never another child's), while
+// the Reaper reaps them all concurrently.
+func TestConcurrentCommandsGetTheirOwnStatus(t *testing.T) {
+	r := newReaper(t, reaper.Config{})
+	const n = 60
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var c *reaper.Command
+			want := i % 7
+			switch {
+			case i%10 == 9: // killed by a signal: 128+9
+				c = r.Command("sh", "-c", "kill -9 $$")
+				want = 137
+			default:
+				c = r.Command("sh", "-c", fmt.Sprintf("echo child-%d; exit %d", i, want))
+			}
+			var out bytes.Buffer
+			c.Cmd.Stdout = &out
+			err := c.Run()
+			var code int
+			var ee *reaper.ExitError
+			switch {
+			case err == nil:
+			case errors.As(err, &ee):
+				code = ee.ExitCode()
+			default:
+				errs <- fmt.Errorf("child %d: Run: %v", i, err)
+				return
+			}
+			if errors.Is(err, syscall.ECHILD) {
+				errs <- fmt.Errorf("child %d: ECHILD", i)
+			}
+			if code != want {
+				errs <- fmt.Errorf("child %d: exit code %d, want %d", i, code, want)
+			}
+			if want != 137 && out.String() != fmt.Sprintf("child-%d\n", i) {
+				errs <- fmt.Errorf("child %d: stdout %q (output joined before Wait returned?)", i, out.String())
+			}
+			if e, ok := c.Exit(); !ok || e.PID != c.PID() {
+				errs <- fmt.Errorf("child %d: Exit() = %+v, %v; want pid %d", i, e, ok, c.PID())
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := r.Stats()
+	if st.Delivered < n || st.Running != 0 {
+		t.Errorf("stats %+v: want %d delivered, 0 running", st, n)
+	}
+}
+
+// A child that exits at once cannot lose its status to the reaper loop:
+// Start holds the delivery lock across the fork.
+func TestImmediateExitIsNotLost(t *testing.T) {
+	r := newReaper(t, reaper.Config{})
+	for i := range 200 {
+		c := r.Command("true")
+		if i%2 == 1 {
+			c = r.Command("false")
+		}
+		err := c.Run()
+		if (i%2 == 0) != (err == nil) {
+			t.Fatalf("run %d: err %v", i, err)
+		}
+	}
+}
+
+func TestOnlyOneReaperPerProcess(t *testing.T) {
+	newReaper(t, reaper.Config{})
+	if r2, err := reaper.New(reaper.Config{}); err == nil {
+		r2.Close()
+		t.Fatal("a second Reaper started while one runs; two wait4 owners steal each other's children")
+	}
+}
+
+func TestReaperCanBeReopenedAfterClose(t *testing.T) {
+	r, err := reaper.New(reaper.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	r.Close() // idempotent
+	if err := r.Command("true").Start(); err == nil {
+		t.Error("Start on a closed reaper succeeded")
+	}
+	r2 := newReaper(t, reaper.Config{})
+	if err := r2.Command("true").Run(); err != nil {
+		t.Errorf("after reopening: %v", err)
+	}
+}
+
+func TestWaitPIDForeignChild(t *testing.T) {
+	r := newReaper(t, reaper.Config{})
+	// A child started behind the reaper's back (as a library might).
+	p, err := os.StartProcess("/bin/sh", []string{"sh", "-c", "exit 7"}, &os.ProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := p.Pid
+	time.Sleep(20 * time.Millisecond) // usually reaped before we ask: the status must be kept
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, err := r.WaitPID(ctx, pid)
+	if err != nil {
+		t.Fatalf("WaitPID: %v", err)
+	}
+	if e.PID != pid || e.Code() != 7 {
+		t.Errorf("WaitPID = %+v (code %d), want pid %d code 7", e, e.Code(), pid)
+	}
+	// Its own os.Process.Wait now fails (the reaper owns wait4), which is why
+	// children must go through Command.
+	if _, err := p.Wait(); err == nil {
+		t.Error("os.Process.Wait after the reaper reaped: want an error (ECHILD)")
+	}
+	// A status is handed out once.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if _, err := r.WaitPID(ctx2, pid); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("second WaitPID = %v, want a timeout", err)
+	}
+}
+
+func TestUnknownStatusesAreBounded(t *testing.T) {
+	r := newReaper(t, reaper.Config{MaxUnknownStatuses: 3})
+	var pids []int
+	for range 6 {
+		p, err := os.StartProcess("/bin/true", []string{"true"}, &os.ProcAttr{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, p.Pid)
+		deadline := time.Now().Add(5 * time.Second)
+		for r.Stats().Unknown < uint64(len(pids)) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := r.WaitPID(ctx, pids[0]); err == nil {
+		t.Error("the oldest status was kept beyond MaxUnknownStatuses")
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	if e, err := r.WaitPID(ctx2, pids[5]); err != nil || e.Code() != 0 {
+		t.Errorf("the newest status: %+v, %v", e, err)
+	}
+}
+
+func TestCommandContextKills(t *testing.T) {
+	r := newReaper(t, reaper.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	c := r.CommandContext(ctx, "sleep", "30")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	err := c.Wait()
+	var ee *reaper.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGKILL) {
+		t.Fatalf("Wait = %v, want killed (137)", err)
+	}
+	if err := c.Signal(syscall.SIGTERM); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("Signal after exit = %v, want os.ErrProcessDone", err)
+	}
+}
+
+func TestWrapRejectsExecCommandContext(t *testing.T) {
+	r := newReaper(t, reaper.Config{})
+	c := r.Wrap(exec.CommandContext(context.Background(), "true"))
+	if err := c.Start(); err == nil {
+		t.Fatal("Start accepted an exec.CommandContext command")
+	}
+	c = r.Command("true")
+	if err := c.Wait(); err == nil {
+		t.Error("Wait before Start succeeded")
+	}
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err == nil {
+		t.Error("second Start succeeded")
+	}
+}
+
+func TestStartErrorsPassThrough(t *testing.T) {
+	r := newReaper(t, reaper.Config{})
+	err := r.Command("/nonexistent/talos-no-such-binary").Start()
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Start of a missing binary = %v, want ErrNotExist", err)
+	}
+}
+
+// Idle reaping with real processes (short timeouts; the exact 300 s / 10 s
+// policy is tested on a fake clock in idle_test.go).
+func TestIdleReapingRealProcess(t *testing.T) {
+	r := newReaper(t, reaper.Config{Idle: reaper.IdleConfig{Timeout: 40 * time.Millisecond, KillGrace: 40 * time.Millisecond}})
+	// Ignores SIGTERM: must get SIGKILL after the grace.
+	stubborn := r.Command("sh", "-c", "trap '' TERM; while :; do sleep 0.01; done")
+	stubborn.WatchIdle = true
+	polite := r.Command("sleep", "30")
+	polite.WatchIdle = true
+	for _, c := range []*reaper.Command{stubborn, polite} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-polite.Done():
+				return
+			case <-time.After(5 * time.Millisecond):
+				polite.Touch() // activity keeps it alive …
+			}
+		}
+	}()
+	errS := stubborn.Wait()
+	var ee *reaper.ExitError
+	if !errors.As(errS, &ee) || ee.ExitCode() != 137 {
+		t.Errorf("stubborn idle process: %v, want SIGKILL (137)", errS)
+	}
+	if _, exited := polite.Exit(); exited {
+		t.Fatal("a process touched every 5 ms was reaped as idle")
+	}
+	// … until the touching stops. (Stop the toucher by letting polite die.)
+	if err := polite.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := polite.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Errorf("polite: %v, want 143", err)
+	}
+	if len(r.Registered()) != 0 {
+		t.Errorf("Registered after both exited: %+v", r.Registered())
+	}
+}
+
+func TestRunInitForwardsSignalAndExitCode(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		want   int
+	}{
+		{"trap", `trap 'exit 42' TERM; echo ready; while :; do sleep 0.02; done`, 42},
+		{"killed", `echo ready; exec sleep 30`, 128 + int(syscall.SIGTERM)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := helperCmd(t, "init", "--", "sh", "-c", tt.script)
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 6)
+			if _, err := stdout.Read(buf); err != nil || string(buf) != "ready\n" {
+				t.Fatalf("child not ready: %q %v (stderr %s)", buf, err, stderr.String())
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			err = cmd.Wait()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.want {
+				t.Errorf("exit code %d, want %d (stderr %s)", code, tt.want, stderr.String())
+			}
+		})
+	}
+}
+
+func TestRunInitBadCommand(t *testing.T) {
+	code, err := reaper.RunInit(context.Background(), reaper.InitConfig{})
+	if err == nil || code != reaper.ExitNotFound {
+		t.Errorf("no args: %d %v", code, err)
+	}
+	out, err := helperCmd(t, "init", "--", "/nonexistent/talos-no-such").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != reaper.ExitNotFound {
+		t.Errorf("missing binary: %v, want exit %d (%s)", err, reaper.ExitNotFound, out)
+	}
+}
