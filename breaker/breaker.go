@@ -75,6 +75,9 @@ type Transition struct {
 	Reason  string
 	At      time.Time
 	OpenFor time.Duration // the open period, when To is Open
+	// Failures counted in this process's window when the breaker opened
+	// from Closed (the spec's failure_count for monitoring).
+	Failures int
 }
 
 // Config configures a Breaker. A zero field means the spec default named
@@ -481,7 +484,12 @@ func (b *Breaker) toOpenLocked(now time.Time, atLeast time.Duration, reason stri
 	if b.step < len(b.cfg.OpenFor) {
 		b.step++
 	}
+	n := 0
+	if from == Closed {
+		n = b.countLocked(now)
+	}
 	b.openLocked(now, now.Add(d), from, reason, p)
+	p.tr[len(p.tr)-1].Failures = n
 	b.nTrips.Add(1)
 	p.save = &Record{State: Open, Until: now.Add(d), Step: b.step, Updated: now}
 }
@@ -576,7 +584,8 @@ func (b *Breaker) after(p *pending) {
 	for _, tr := range p.tr {
 		b.log.Warn("CIRCUIT_BREAKER_TRANSITION", "breaker", tr.Name, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
 		if tr.To == Open {
-			b.log.Error("CIRCUIT_BREAKER_OPENED", "breaker", tr.Name, "reason", tr.Reason,
+			b.log.Error("CIRCUIT_BREAKER_OPENED", "breaker", tr.Name, "reason", tr.Reason, "failure_count", tr.Failures,
+				"cooldown_seconds", int64(tr.OpenFor.Seconds()),
 				"cooldown_until", tr.At.Add(tr.OpenFor).UTC().Format(time.RFC3339), "local_only_mode", "ENABLED")
 		}
 		if b.cfg.OnStateChange != nil {

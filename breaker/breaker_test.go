@@ -160,7 +160,7 @@ func TestHalfOpenFailureReopensForFullCooldown(t *testing.T) {
 				t.Fatalf("transition %d to %s, want %s", i, trs[i].To, s)
 			}
 		}
-		if trs[0].OpenFor != time.Hour || trs[0].Reason == "" {
+		if trs[0].OpenFor != time.Hour || trs[0].Reason == "" || trs[0].Failures != 5 || trs[2].Failures != 0 {
 			t.Fatalf("first transition = %+v", trs[0])
 		}
 	})

@@ -53,3 +53,31 @@ func TestAPIErrorMessage(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestCategorize(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want llm.FailureCategory
+	}{
+		{nil, ""},
+		// A safety block wins over anything else in the chain.
+		{talos.E(talos.CodeSafetyBlock, "t", "x", &llm.APIError{StatusCode: 429}), llm.CategorySafetyBlock},
+		{talos.E(talos.CodeGeminiRateLimit, "t", "x", &llm.APIError{StatusCode: 429}), llm.CategoryRateLimit},
+		{talos.E(talos.CodeGeminiConnection, "t", "x", errors.New("dial tcp: connection refused")), llm.CategoryNetwork},
+		{context.DeadlineExceeded, llm.CategoryNetwork},
+		{talos.E(talos.CodeSecretMissing, "t", "x", &llm.APIError{StatusCode: 400}), llm.CategoryAuthentication},
+		{&llm.APIError{StatusCode: 401}, llm.CategoryAuthentication},
+		{&llm.APIError{StatusCode: 500, Message: "processed 429 items"}, llm.CategoryAPIError},
+		{errors.New("processed 404 items"), llm.CategoryNetwork},
+	} {
+		if got := llm.Categorize(tc.err); got != tc.want {
+			t.Errorf("Categorize(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	if s := llm.HTTPStatus(fmt.Errorf("w: %w", &llm.APIError{StatusCode: 503})); s != 503 {
+		t.Errorf("HTTPStatus = %d", s)
+	}
+	if s := llm.HTTPStatus(errors.New("processed 404 items")); s != 0 {
+		t.Errorf("HTTPStatus of a message with a number = %d, want 0", s)
+	}
+}

@@ -218,3 +218,51 @@ func Text(msgs []Message, r Role) string {
 	}
 	return strings.Join(parts, "\n")
 }
+
+// FailureCategory names the kind of a failed model call, for logs and
+// metrics (spec failure classification, digest B §6.2).
+type FailureCategory string
+
+// Failure categories, in the order Categorize checks them.
+const (
+	CategorySafetyBlock    FailureCategory = "SAFETY_BLOCK"
+	CategoryRateLimit      FailureCategory = "RATE_LIMIT"
+	CategoryNetwork        FailureCategory = "NETWORK"
+	CategoryAuthentication FailureCategory = "AUTHENTICATION"
+	CategoryAPIError       FailureCategory = "API_ERROR"
+)
+
+// Categorize returns err's category, checked in the spec's order: safety
+// block, then rate limit (HTTP 429), then network (no HTTP response: a
+// transport error or timeout), then authentication (HTTP 401/403 or a
+// rejected key), else API error. It reads typed errors (talos codes and
+// *APIError), never numbers in the message (the spec's regex took "processed
+// 404 items" for an HTTP 404). It returns "" for a nil error.
+func Categorize(err error) FailureCategory {
+	if err == nil {
+		return ""
+	}
+	var ae *APIError
+	hasAPI := errors.As(err, &ae)
+	switch {
+	case errors.Is(err, talos.ErrSafetyBlock):
+		return CategorySafetyBlock
+	case hasAPI && ae.StatusCode == 429, errors.Is(err, talos.ErrGeminiRateLimit), errors.Is(err, talos.ErrGeminiQuota):
+		return CategoryRateLimit
+	case hasAPI && (ae.StatusCode == 401 || ae.StatusCode == 403), errors.Is(err, talos.ErrSecretMissing):
+		return CategoryAuthentication
+	case !hasAPI:
+		return CategoryNetwork
+	}
+	return CategoryAPIError
+}
+
+// HTTPStatus returns the HTTP status of the first *APIError in err's chain,
+// or 0 when the call got no HTTP response.
+func HTTPStatus(err error) int {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode
+	}
+	return 0
+}
