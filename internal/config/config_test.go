@@ -492,3 +492,12 @@ func TestEnvFileNeverExecuted(t *testing.T) {
 		}
 	}
 }
+
+func TestLegacyVariableHint(t *testing.T) {
+	home := t.TempDir()
+	writeFile(t, filepath.Join(home, "config", "talos.env"), "BASIC_AUTH_PASS="+goodPass+"\nREDIS_HOST=localhost\n", 0o600)
+	_, err := Load(LoadOptions{Home: home, LookupEnv: env(nil)})
+	if err == nil || !strings.Contains(err.Error(), "Talos does not read REDIS_HOST; use TALOS_REDIS_URL=redis://HOST:PORT") {
+		t.Fatalf("%v", err)
+	}
+}

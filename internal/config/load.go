@@ -215,8 +215,26 @@ func readYAMLFile(path string) ([]Entry, []Problem) {
 	return entries, probs
 }
 
+// legacy maps the spec's undocumented script variables (digest A §2) to
+// what replaces them.
+var legacy = map[string]string{
+	"REDIS_HOST":    "TALOS_REDIS_URL=redis://HOST:PORT",
+	"REDIS_PORT":    "TALOS_REDIS_URL=redis://HOST:PORT",
+	"CHROMADB_HOST": "TALOS_CHROMA_URL=http://HOST:PORT",
+	"CHROMADB_PORT": "TALOS_CHROMA_URL=http://HOST:PORT",
+	"POSTGRES_HOST": "TALOS_POSTGRES_URL=postgres://USER@HOST:PORT/DB",
+	"POSTGRES_PORT": "TALOS_POSTGRES_URL=postgres://USER@HOST:PORT/DB",
+	"HEALTH_BIND":   "TALOS_HEALTH_ADDR=127.0.0.1:PORT",
+	"HEALTH_PORT":   "TALOS_HEALTH_ADDR=127.0.0.1:PORT",
+	"DOCKER_HOST":   "TALOS_DOCKER_HOST=unix:///var/run/docker.sock",
+	"OLLAMA_HOST":   "TALOS_OLLAMA_URL=http://HOST:PORT",
+}
+
 // suggest returns a "did you mean" hint for a misspelt variable name.
 func suggest(name string) string {
+	if repl, ok := legacy[strings.ToUpper(name)]; ok {
+		return fmt.Sprintf(" (Talos does not read %s; use %s)", strings.ToUpper(name), repl)
+	}
 	best, bestD := "", 4
 	for i := range table {
 		if d := editDistance(strings.ToUpper(name), table[i].name); d < bestD {

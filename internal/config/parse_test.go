@@ -185,3 +185,10 @@ func FuzzParseYAML(f *testing.F) {
 		}
 	})
 }
+
+func TestYAMLLegacyHint(t *testing.T) {
+	_, probs := ParseYAML([]byte("redis_host: x\n"))
+	if len(probs) != 1 || !strings.Contains(probs[0].Msg, "use talos_redis_url: redis://HOST:PORT") {
+		t.Fatalf("%v", probs)
+	}
+}

@@ -141,6 +141,10 @@ func errLine(err error) int {
 }
 
 func suggestKey(key string) string {
+	if repl, ok := legacy[strings.ToUpper(key)]; ok {
+		k, v, _ := strings.Cut(repl, "=")
+		return fmt.Sprintf(" (Talos does not read %s; use %s: %s)", key, strings.ToLower(k), v)
+	}
 	s := suggest(strings.ToUpper(key))
 	if s == "" {
 		return ""
