@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -271,4 +272,18 @@ func (c *Config) PostgresDSN() string {
 		u.Path = "/" + c.PostgresDB
 	}
 	return u.String()
+}
+
+// SlogLevel maps LOG_LEVEL to a slog level. FATAL maps to ERROR: slog has no
+// fatal level, and the daemon never exits from inside a log call.
+func (c *Config) SlogLevel() slog.Level {
+	switch c.LogLevel {
+	case "DEBUG":
+		return slog.LevelDebug
+	case "WARN":
+		return slog.LevelWarn
+	case "ERROR", "FATAL":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -499,5 +500,15 @@ func TestLegacyVariableHint(t *testing.T) {
 	_, err := Load(LoadOptions{Home: home, LookupEnv: env(nil)})
 	if err == nil || !strings.Contains(err.Error(), "Talos does not read REDIS_HOST; use TALOS_REDIS_URL=redis://HOST:PORT") {
 		t.Fatalf("%v", err)
+	}
+}
+
+func TestSlogLevel(t *testing.T) {
+	c := Defaults(t.TempDir())
+	for in, want := range map[string]slog.Level{"DEBUG": slog.LevelDebug, "INFO": slog.LevelInfo, "WARN": slog.LevelWarn, "ERROR": slog.LevelError, "FATAL": slog.LevelError} {
+		c.LogLevel = in
+		if got := c.SlogLevel(); got != want {
+			t.Errorf("%s -> %v", in, got)
+		}
 	}
 }

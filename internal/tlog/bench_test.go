@@ -22,10 +22,12 @@ func benchWrite(b *testing.B, tier Tier, opts Options) {
 	}
 }
 
-func BenchmarkTier1Synced(b *testing.B)   { benchWrite(b, Tier1, Options{}) }
-func BenchmarkTier1NoSync(b *testing.B)   { benchWrite(b, Tier1, Options{NoSync: true}) }
-func BenchmarkTier2(b *testing.B)         { benchWrite(b, Tier2, Options{}) }
-func BenchmarkTier1Rotating(b *testing.B) { benchWrite(b, Tier1, Options{NoSync: true, MaxSize: 64 << 10}) }
+func BenchmarkTier1Synced(b *testing.B) { benchWrite(b, Tier1, Options{}) }
+func BenchmarkTier1NoSync(b *testing.B) { benchWrite(b, Tier1, Options{NoSync: true}) }
+func BenchmarkTier2(b *testing.B)       { benchWrite(b, Tier2, Options{}) }
+func BenchmarkTier1Rotating(b *testing.B) {
+	benchWrite(b, Tier1, Options{NoSync: true, MaxSize: 64 << 10})
+}
 
 func BenchmarkVerify10k(b *testing.B) {
 	dir := b.TempDir()

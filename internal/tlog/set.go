@@ -4,11 +4,22 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 )
 
 // Dirs are the directories of the three tiers (layout.Layout.LogDir(1..3)).
 type Dirs struct {
 	Tier1, Tier2, Tier3 string
+}
+
+// DirsUnder returns the tier directories under a logs root laid out as in
+// spec §1.1.3: root/tier1, root/tier2, root/tier3 (layout.Logs).
+func DirsUnder(logsRoot string) Dirs {
+	return Dirs{
+		Tier1: filepath.Join(logsRoot, "tier1"),
+		Tier2: filepath.Join(logsRoot, "tier2"),
+		Tier3: filepath.Join(logsRoot, "tier3"),
+	}
 }
 
 // Set is the daemon's three tiers opened together.

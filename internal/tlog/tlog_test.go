@@ -375,7 +375,10 @@ func TestCorrelationIDs(t *testing.T) {
 
 func TestSetRoutesByTier(t *testing.T) {
 	root := t.TempDir()
-	d := Dirs{filepath.Join(root, "t1"), filepath.Join(root, "t2"), filepath.Join(root, "t3")}
+	d := DirsUnder(root)
+	if d.Tier2 != filepath.Join(root, "tier2") {
+		t.Fatalf("DirsUnder: %+v", d)
+	}
 	s, err := OpenSet(d, Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
