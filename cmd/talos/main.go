@@ -56,6 +56,9 @@ func newRootCmd() *cobra.Command {
 		newLogsCmd(),
 		// subcommands: one line each, e.g. newVersionCmd(),
 		newSockproxyCmd(),
+		newRunCmd(),
+		newHealthCmd(),
+		newVersionCmd(),
 		newAskCmd(),
 		newMemoryCmd(),
 	)

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/talos-ironclad/talos/internal/boot"
+	"github.com/talos-ironclad/talos/internal/health"
+)
+
+// runOutBuffer is an io.Writer safe to read while a command writes to it.
+type runOutBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *runOutBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *runOutBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// talosCmd runs the CLI in-process with ctx and returns stdout, stderr and
+// the error.
+func talosCmd(ctx context.Context, args ...string) (string, string, error) {
+	root := newRootCmd()
+	var out, errOut runOutBuffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// initHome runs `talos init` in a fresh home.
+func initHome(t *testing.T) string {
+	t.Helper()
+	home := filepath.Join(t.TempDir(), "talos")
+	if out, _, err := talosCmd(context.Background(), "init", "--home", home); err != nil {
+		t.Fatalf("talos init: %v\n%s", err, out)
+	}
+	return home
+}
+
+func waitFile(t *testing.T, path string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear within %v", path, within)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// `talos init && talos run` in an empty home with no services: ready in
+// under 2 s, /health lists every check with the embedded defaults named,
+// `talos health` exits 0, and cancelling removes the marker.
+func TestRunEndToEndNoServices(t *testing.T) {
+	home := initHome(t)
+	addr := freeAddr(t)
+	marker := filepath.Join(home, boot.ReadyFileName)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		out, errOut string
+		err         error
+	}
+	done := make(chan result, 1)
+	began := time.Now()
+	go func() {
+		o, e, err := talosCmd(ctx, "run", "--home", home, "--health-addr", addr)
+		done <- result{o, e, err}
+	}()
+	waitFile(t, marker, 5*time.Second)
+	took := time.Since(began)
+	t.Logf("talos run ready in %v", took)
+	if took >= 2*time.Second {
+		t.Fatalf("ready in %v, want under 2 s", took)
+	}
+
+	r, err := boot.ReadReady(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HealthAddr != addr || r.Status != boot.StatusReady {
+		t.Fatalf("marker %+v", r)
+	}
+
+	out, _, err := talosCmd(context.Background(), "health", "--home", home, "--json")
+	if err != nil {
+		t.Fatalf("talos health: %v\n%s", err, out)
+	}
+	var rep health.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	if rep.Status != health.Healthy {
+		t.Fatalf("status %s: %+v", rep.Status, rep.Checks)
+	}
+	embedded := map[string]string{
+		"redis":    "embedded in-memory cache",
+		"postgres": "embedded SQLite at " + filepath.Join(home, "data", "talos.db"),
+		"chroma":   "embedded chromem-go store at " + filepath.Join(home, "data", "chromadb"),
+		"docker":   "not configured",
+		"ollama":   "not configured",
+	}
+	for name, want := range embedded {
+		if c := rep.Checks[name]; c.Status != health.StatusOK || !strings.Contains(c.Detail, want) {
+			t.Errorf("check %s = %+v, want ok with %q", name, c, want)
+		}
+	}
+	for _, name := range []string{"home", "disk", "memory"} {
+		if _, ok := rep.Checks[name]; !ok {
+			t.Errorf("no %s check", name)
+		}
+	}
+
+	summary, _, err := talosCmd(context.Background(), "health", "--home", home)
+	if err != nil || !strings.Contains(summary, "HEALTHY") || !strings.Contains(summary, "embedded in-memory cache") {
+		t.Fatalf("summary: %v\n%s", err, summary)
+	}
+
+	cancel()
+	select {
+	case res := <-done:
+		if res.err != nil {
+			t.Fatalf("talos run: %v\n%s", res.err, res.errOut)
+		}
+		if !strings.Contains(res.out, "ready in") || !strings.Contains(res.out, "talos stopped") {
+			t.Fatalf("run output:\n%s", res.out)
+		}
+		if !strings.Contains(res.errOut, `"msg":"boot complete"`) {
+			t.Fatalf("run log lacks boot complete:\n%s", res.errOut)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("talos run did not stop")
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("marker survived the shutdown: %v", err)
+	}
+
+	// No daemon now: unreachable is exit 2.
+	_, _, err = talosCmd(context.Background(), "health", "--home", home)
+	if exitCode(err) != exitHealthUnhealthy || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("health with no daemon: code %d, %v", exitCode(err), err)
+	}
+}
+
+func TestRunInvalidConfigExits2(t *testing.T) {
+	home := initHome(t)
+	env := filepath.Join(home, "config", "talos.env")
+	if err := os.Chmod(env, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := talosCmd(context.Background(), "run", "--home", home, "--health-addr", freeAddr(t))
+	if exitCode(err) != exitRunConfigFailed || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("code %d: %v", exitCode(err), err)
+	}
+}
+
+func TestRunMissingTreeExits1(t *testing.T) {
+	home := initHome(t)
+	if err := os.RemoveAll(filepath.Join(home, "skills")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := talosCmd(context.Background(), "run", "--home", home, "--health-addr", freeAddr(t))
+	if exitCode(err) != exitRunBootFailed || !strings.Contains(err.Error(), `"directories"`) || !strings.Contains(err.Error(), "talos init") {
+		t.Fatalf("code %d: %v", exitCode(err), err)
+	}
+	// The failure marker names the step, and `talos health` reports it.
+	_, _, herr := talosCmd(context.Background(), "health", "--home", home)
+	if exitCode(herr) != exitHealthUnhealthy || !strings.Contains(herr.Error(), `boot failed at step "directories"`) {
+		t.Fatalf("health after failed boot: %d %v", exitCode(herr), herr)
+	}
+}
+
+// A degraded daemon (a configured Ollama that is down) makes `talos health`
+// exit 1, with the failing check named.
+func TestHealthDegradedExits1(t *testing.T) {
+	home := initHome(t)
+	t.Setenv("TALOS_OLLAMA_URL", "http://"+freeAddr(t))
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, _, err := talosCmd(ctx, "run", "--home", home, "--health-addr", addr); done <- err }()
+	waitFile(t, filepath.Join(home, boot.ReadyFileName), 5*time.Second)
+	out, _, err := talosCmd(context.Background(), "health", "--home", home)
+	cancel()
+	if exitCode(err) != exitHealthDegraded || !strings.Contains(err.Error(), "ollama fail") || !strings.Contains(out, "DEGRADED") {
+		t.Fatalf("code %d: %v\n%s", exitCode(err), err, out)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHealthStaleMarker(t *testing.T) {
+	home := initHome(t)
+	// A marker left by a process that no longer exists.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("no `true` binary")
+	}
+	stale := boot.Ready{Status: boot.StatusReady, PID: cmd.Process.Pid, HealthAddr: freeAddr(t)}
+	if err := boot.WriteReady(filepath.Join(home, boot.ReadyFileName), stale); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := talosCmd(context.Background(), "health", "--home", home)
+	if exitCode(err) != exitHealthUnhealthy || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("code %d: %v", exitCode(err), err)
+	}
+}
+
+// The real binary path: SIGTERM to a `talos run` process stops it with exit
+// 0 and removes the marker. The test binary re-runs itself as the daemon
+// (TestHelperTalosMain), so no separate build is needed.
+func TestRunSIGTERM(t *testing.T) {
+	home := initHome(t)
+	addr := freeAddr(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperTalosMain$")
+	cmd.Env = append(os.Environ(), "TALOS_HELPER_ARGS=run\x1f--home\x1f"+home+"\x1f--health-addr\x1f"+addr)
+	var out runOutBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(home, boot.ReadyFileName)
+	waitFile(t, marker, 10*time.Second)
+	t.Logf("process ready in %v", time.Since(began))
+	r, err := boot.ReadReady(marker)
+	if err != nil || r.PID != cmd.Process.Pid {
+		t.Fatalf("marker %+v (%v), want pid %d", r, err, cmd.Process.Pid)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	werr := make(chan error, 1)
+	go func() { werr <- cmd.Wait() }()
+	select {
+	case err := <-werr:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("no exit after SIGTERM\n%s", out.String())
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("marker survived SIGTERM: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "talos stopped") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+}
+
+// TestHelperTalosMain is not a test: TestRunSIGTERM runs the test binary
+// with TALOS_HELPER_ARGS set, and this function then acts as `talos` with
+// those arguments and exits with its exit code.
+func TestHelperTalosMain(t *testing.T) {
+	args := os.Getenv("TALOS_HELPER_ARGS")
+	if args == "" {
+		t.Skip("helper process for TestRunSIGTERM")
+	}
+	root := newRootCmd()
+	root.SetArgs(strings.Split(args, "\x1f"))
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "talos:", err)
+		os.Exit(exitCode(err))
+	}
+	os.Exit(0)
+}
