@@ -60,6 +60,38 @@ func BenchmarkGobreakerClosedSuccess(b *testing.B) {
 	}
 }
 
+// gobreaker with its default Settings (fixed window, trips after more
+// than 5 consecutive failures): its cheapest configuration.
+func BenchmarkGobreakerDefaultClosedSuccess(b *testing.B) {
+	cb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{Name: "bench"})
+	fn := func() (int, error) { return 1, nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		v, _ := cb.Execute(fn)
+		benchSink += v
+	}
+}
+
+func BenchmarkGobreakerDefaultOpenReject(b *testing.B) {
+	cb := gobreaker.NewCircuitBreaker[int](gobreaker.Settings{Name: "bench", Timeout: time.Hour})
+	fail := errors.New("x")
+	for i := 0; i < 6; i++ {
+		_, _ = cb.Execute(func() (int, error) { return 0, fail })
+	}
+	if cb.State() != gobreaker.StateOpen {
+		b.Fatal("gobreaker did not open")
+	}
+	fn := func() (int, error) { return 1, nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := cb.Execute(fn)
+		if err == nil {
+			b.Fatal("admitted")
+		}
+		benchSink += v
+	}
+}
+
 func BenchmarkExecuteOpenReject(b *testing.B) {
 	br := benchOurs(b)
 	br.Trip(0, "bench")

@@ -113,6 +113,8 @@ type Config struct {
 	// breaker's lock (it may call the breaker).
 	OnStateChange func(Transition)
 	// StoreTimeout bounds Store calls made from Done (DefaultStoreTimeout).
+	// With a Store, Done on a failure or a transition makes one or two store
+	// round-trips (never on the success or reject paths).
 	StoreTimeout time.Duration
 	// Logger receives transitions and store errors; nil discards.
 	Logger *slog.Logger

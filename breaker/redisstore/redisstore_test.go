@@ -72,7 +72,7 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("New(nil) = %v", err)
 	}
 	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
 	s, _ := redisstore.New(redisstore.Config{}, rdb)
 	ctx := context.Background()
