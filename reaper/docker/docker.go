@@ -55,6 +55,9 @@ func New(cfg Config) (*Engine, error) {
 	if host == "" {
 		host = DefaultHost
 	}
+	if !strings.HasPrefix(host, "unix://") && !strings.HasPrefix(host, "tcp://") && !strings.HasPrefix(host, "http://") && !strings.HasPrefix(host, "https://") {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, "docker.New", "Docker host %q has an unknown scheme: use unix:///path/docker.sock or tcp://host:port", host)
+	}
 	cli, err := client.New(client.WithHost(host))
 	if err != nil {
 		return nil, talos.E(talos.CodeConfigInvalid, "docker.New", fmt.Sprintf("Docker host %q is not usable: use unix:///path/docker.sock or tcp://host:port", host), err)

@@ -12,13 +12,25 @@ import (
 	"github.com/talos-ironclad/talos/reaper"
 )
 
+// Suite parameterises RunEngine.
+type Suite struct {
+	// Image is a local image; Cmd a command in it that keeps running (for
+	// example busybox and ["sleep", "60"]).
+	Image string
+	Cmd   []string
+	// LabelsEveryCreate says the Engine puts the Talos label on every
+	// container it creates (the socket proxy does): the suite then expects
+	// a container created without the label to be listed with it.
+	LabelsEveryCreate bool
+}
+
 // RunEngine is the conformance suite of reaper.Engine: every implementation
-// (the fake here, reaper/docker against a real engine or the socket proxy)
-// must pass it. newEngine returns a fresh Engine for one subtest; image is a
-// local image whose default command keeps running (for example busybox with
-// Cmd sleep). Containers the suite creates are removed when it ends.
-func RunEngine(t *testing.T, newEngine func(t *testing.T) reaper.Engine, image string, cmd []string) {
+// (the fake here, reaper/docker against a real engine or through the socket
+// proxy) must pass it. newEngine returns a fresh Engine for one subtest.
+// Containers the suite creates are removed when it ends.
+func RunEngine(t *testing.T, newEngine func(t *testing.T) reaper.Engine, suite Suite) {
 	t.Helper()
+	image, cmd := suite.Image, suite.Cmd
 	spec := func(t *testing.T, labelled bool) reaper.ContainerSpec {
 		b := make([]byte, 6)
 		_, _ = rand.Read(b)
@@ -125,7 +137,11 @@ func RunEngine(t *testing.T, newEngine func(t *testing.T) reaper.Engine, image s
 		if err != nil {
 			t.Fatalf("List: %v", err)
 		}
-		if slices.Contains(ids(list), id) {
+		listed := slices.Contains(ids(list), id)
+		switch {
+		case suite.LabelsEveryCreate && !listed:
+			t.Errorf("the engine labels every create, but a container created without the label is not listed")
+		case !suite.LabelsEveryCreate && listed:
 			t.Errorf("List(%s) includes an unlabelled container", reaper.LabelManaged)
 		}
 	})
