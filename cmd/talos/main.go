@@ -61,6 +61,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newAskCmd(),
 		newMemoryCmd(),
+		newGPUCmd(),
 	)
 	return root
 }
