@@ -187,3 +187,26 @@ func TestNewRouterNeedsLocal(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestRouterPassesToolsAndCatalog(t *testing.T) {
+	local := llmtest.NewFake("qwen", llmtest.Reply{Text: "[ESCALATE]"})
+	remote := llmtest.NewFake("gemini", llmtest.Reply{ToolCalls: []llm.ToolCall{{Name: "ls", Arguments: map[string]any{"dir": "/"}}}})
+	req := llm.RouteRequest{
+		Messages:  []llm.Message{{Role: llm.RoleSystem, Content: "injected system text"}, {Role: llm.RoleUser, Content: "list /"}},
+		Tools:     []llm.Tool{{Name: "ls"}},
+		Catalog:   "TOOLS: ls(dir)",
+		MaxTokens: 77,
+	}
+	res, err := newRouter(t, local, remote, nil).Route(context.Background(), req)
+	if err != nil || len(res.Response.Message.ToolCalls) != 1 {
+		t.Fatalf("res = %+v, err = %v", res, err)
+	}
+	for _, c := range append(local.Calls(), remote.Calls()...) {
+		if len(c.Tools) != 1 || c.MaxTokens != 77 || len(c.Messages) != 2 {
+			t.Fatalf("request = %+v", c)
+		}
+		if !strings.HasSuffix(c.Messages[0].Content, "\nTOOLS: ls(dir)") || strings.Contains(c.Messages[0].Content, "injected") {
+			t.Fatalf("system message = %q", c.Messages[0].Content)
+		}
+	}
+}
