@@ -89,7 +89,7 @@ func strictKeys(where string, obj *jvalue, known map[string]string) error {
 		return deny(where, "must be a JSON object, not %s", obj.kind)
 	}
 	for _, m := range obj.obj {
-		canon, ok := known[foldKey(m.key)]
+		canon, ok := known[m.fold]
 		switch {
 		case !ok:
 			return deny(join(where, m.key), "unknown field (not allowed here)")

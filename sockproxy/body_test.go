@@ -282,3 +282,16 @@ func FuzzCheckCreate(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheckCreate measures the body filter on the moby client's create body.
+func BenchmarkCheckCreate(b *testing.B) {
+	body := clientBody(b)
+	f := newFilter(SkillsProfile())
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.checkCreate(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -44,8 +45,9 @@ type jvalue struct {
 }
 
 type jmember struct {
-	key string
-	val *jvalue
+	key  string
+	fold string // foldKey(key)
+	val  *jvalue
 }
 
 // maxJSONDepth bounds nesting; a create body is at most 5 levels deep.
@@ -119,7 +121,7 @@ func parseValue(dec *json.Decoder, depth int) (*jvalue, error) {
 				if err != nil {
 					return nil, err
 				}
-				v.obj = append(v.obj, jmember{key: key, val: e})
+				v.obj = append(v.obj, jmember{key: key, fold: f, val: e})
 			}
 			if _, err := token(dec); err != nil {
 				return nil, err
@@ -144,6 +146,18 @@ func token(dec *json.Decoder) (json.Token, error) {
 }
 
 func foldKey(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		// In ASCII each letter's orbit minimum is its upper case (k's orbit
+		// holds the Kelvin sign and s's the long s, both above ASCII).
+		return strings.ToUpper(s)
+	}
 	var b []byte
 	for _, r := range s {
 		if r == utf8.RuneError {
@@ -175,7 +189,7 @@ func (v *jvalue) get(name string) *jvalue {
 	}
 	f := foldKey(name)
 	for _, m := range v.obj {
-		if foldKey(m.key) == f {
+		if m.fold == f {
 			return m.val
 		}
 	}
@@ -186,12 +200,12 @@ func (v *jvalue) get(name string) *jvalue {
 func (v *jvalue) set(name string, val *jvalue) {
 	f := foldKey(name)
 	for i, m := range v.obj {
-		if foldKey(m.key) == f {
+		if m.fold == f {
 			v.obj[i].val = val
 			return
 		}
 	}
-	v.obj = append(v.obj, jmember{key: name, val: val})
+	v.obj = append(v.obj, jmember{key: name, fold: f, val: val})
 }
 
 // isEmpty reports whether v is absent, null, false, 0, "", [] or {}.

@@ -4,6 +4,7 @@ import (
 	"path"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestNormalizePath(t *testing.T) {
@@ -120,6 +121,41 @@ func FuzzNormalizePath(f *testing.F) {
 			if r.op.perContainer() && !validContainerRef(r.container) {
 				t.Fatalf("route %+v has a bad container ref", r)
 			}
+		}
+	})
+}
+
+// FuzzBlockedMatch checks that the fast matcher agrees with the spec's
+// regular expressions on every input.
+func FuzzBlockedMatch(f *testing.F) {
+	for _, s := range []string{"/containers/x/exec", "/containers//exec", "/exec/a/start", "/exec//start", "/x/prune",
+		"/a/../b", "/%2e%2e", "/images", "/containers/a/b/exec", "/containers/a", "/exec/a/b/start", "/ſecrets", "/networKs"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		lower := strings.ToLower(s)
+		want := false
+		for _, re := range blockedPatterns {
+			want = want || re.MatchString(lower)
+		}
+		if got := blockedMatch(lower) != ""; got != want {
+			t.Fatalf("blockedMatch(%q) = %v; regexps say %v", lower, got, want)
+		}
+	})
+}
+
+// FuzzFoldKey checks that foldKey agrees with strings.EqualFold, which is
+// how encoding/json (and so the engine) matches keys to fields.
+func FuzzFoldKey(f *testing.F) {
+	f.Add("NetworkMode", "NetworKMode")
+	f.Add("Sysctls", "ſysctls")
+	f.Add("a", "B")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if !utf8.ValidString(a) || !utf8.ValidString(b) {
+			return
+		}
+		if (foldKey(a) == foldKey(b)) != strings.EqualFold(a, b) {
+			t.Fatalf("foldKey disagrees with EqualFold on %q, %q", a, b)
 		}
 	})
 }

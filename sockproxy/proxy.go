@@ -163,7 +163,7 @@ func New(cfg Config) (*Proxy, error) {
 		Transport:     p.rt,
 		FlushInterval: -1, // stream logs, wait and attach without buffering
 		ErrorHandler:  p.upstreamError,
-		ErrorLog:      nil,
+		BufferPool:    &bufferPool{},
 	}
 	return p, nil
 }
@@ -426,6 +426,18 @@ func (p *Proxy) forget(id string) {
 		}
 	}
 }
+
+// bufferPool reuses the reverse proxy's copy buffers (32 KiB each).
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 func correlationID() string {
 	var b [8]byte

@@ -1,8 +1,6 @@
 package sockproxy
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -172,35 +170,33 @@ func checkParam(kind paramKind, key, val string) error {
 func listFilters(raw, label string) (string, error) {
 	terms := map[string]map[string]bool{}
 	if raw != "" {
-		dec := json.NewDecoder(strings.NewReader(raw))
-		var generic map[string]json.RawMessage
-		if err := dec.Decode(&generic); err != nil {
-			return "", fmt.Errorf("filters is not a JSON object: %v", err)
+		root, err := parseJSON([]byte(raw))
+		if err != nil {
+			return "", fmt.Errorf("filters is not one JSON object: %v", err)
 		}
-		if dec.More() {
-			return "", fmt.Errorf("filters has data after the JSON object")
+		if root.kind != jObject {
+			return "", fmt.Errorf("filters must be a JSON object, not %s", root.kind)
 		}
-		if err := checkNoDuplicateKeys([]byte(raw)); err != nil {
-			return "", fmt.Errorf("filters: %v", err)
-		}
-		for term, v := range generic {
+		for _, m := range root.obj {
+			term := m.key
 			if !allowedListFilters[term] {
-				return "", fmt.Errorf("filter %q is not allowed on a container list", term)
+				return "", fmt.Errorf("filter %q is not allowed on a container list", truncate(term, 40))
 			}
 			set := map[string]bool{}
-			var asMap map[string]bool
-			var asList []string
-			switch {
-			case json.Unmarshal(v, &asMap) == nil && !bytes.Equal(bytes.TrimSpace(v), []byte("null")):
-				for k, on := range asMap {
-					if !on {
-						return "", fmt.Errorf("filter %q value %q is false; only true is meaningful", term, truncate(k, 64))
+			switch v := m.val; v.kind {
+			case jObject:
+				for _, e := range v.obj {
+					if e.val.kind != jBool || !e.val.b {
+						return "", fmt.Errorf("filter %q value %q must map to true", term, truncate(e.key, 64))
 					}
-					set[k] = true
+					set[e.key] = true
 				}
-			case json.Unmarshal(v, &asList) == nil && !bytes.Equal(bytes.TrimSpace(v), []byte("null")):
-				for _, k := range asList {
-					set[k] = true
+			case jArray:
+				for _, e := range v.arr {
+					if e.kind != jString {
+						return "", fmt.Errorf("filter %q must list strings", term)
+					}
+					set[e.s] = true
 				}
 			default:
 				return "", fmt.Errorf("filter %q must map to {\"value\":true} or [\"value\"]", term)
@@ -212,10 +208,34 @@ func listFilters(raw, label string) (string, error) {
 		terms["label"] = map[string]bool{}
 	}
 	terms["label"][label+"="+LabelManagedValue] = true
-	b, err := json.Marshal(terms)
-	if err != nil {
-		return "", err
+	// Encode in Docker's form, keys sorted so the output is stable.
+	names := make([]string, 0, len(terms))
+	for k := range terms {
+		names = append(names, k)
 	}
+	sort.Strings(names)
+	b := []byte{'{'}
+	for i, k := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':', '{')
+		vals := make([]string, 0, len(terms[k]))
+		for v := range terms[k] {
+			vals = append(vals, v)
+		}
+		sort.Strings(vals)
+		for j, v := range vals {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, v)
+			b = append(b, ":true"...)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, '}')
 	return string(b), nil
 }
 
