@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"time"
 
 	v2 "github.com/amikos-tech/chroma-go/pkg/api/v2"
@@ -423,8 +424,10 @@ func docIDs(ids []string) []v2.DocumentID {
 	return out
 }
 
-// UpdateMetadata implements rag.Store: it reads the existing records and
-// writes them back with the merged metadata. Unknown ids are skipped.
+// UpdateMetadata implements rag.Store. Chroma's update merges metadata
+// keys; it is sent with the records' embeddings (read first), because
+// chroma-go v0.4.0 otherwise sends an empty embeddings list the server
+// rejects. Unknown ids are skipped.
 func (s *Store) UpdateMetadata(ctx context.Context, updates map[string]rag.Metadata) error {
 	const op = "chroma.UpdateMetadata"
 	ids := make([]string, 0, len(updates))
@@ -434,21 +437,30 @@ func (s *Store) UpdateMetadata(ctx context.Context, updates map[string]rag.Metad
 		}
 		ids = append(ids, id)
 	}
-	recs, err := s.Get(ctx, ids)
-	if err != nil {
-		return err
-	}
-	for i := range recs {
-		md := recs[i].Metadata.Clone()
-		if md == nil {
-			md = rag.Metadata{}
+	sort.Strings(ids)
+	for start := 0; start < len(ids); start += UpsertBatch {
+		part := ids[start:min(start+UpsertBatch, len(ids))]
+		res, err := s.coll.Get(ctx, v2.WithIDsGet(docIDs(part)...), v2.WithIncludeGet(v2.IncludeEmbeddings))
+		if err != nil {
+			return wrap(ctx, op, "reading the records to update failed", err)
 		}
-		for k, v := range updates[recs[i].ID] {
-			md[k] = v
+		found := res.GetIDs()
+		if len(found) == 0 {
+			continue
 		}
-		recs[i].Metadata = md.Normalize()
+		embs := res.GetEmbeddings()
+		if len(embs) != len(found) {
+			return talos.Errorf(talos.CodeChroma, op, "Chroma returned %d embeddings for %d records", len(embs), len(found))
+		}
+		metas := make([]v2.DocumentMetadata, len(found))
+		for i, id := range found {
+			metas[i] = toChromaMeta(updates[string(id)])
+		}
+		if err := s.coll.Update(ctx, v2.WithIDsUpdate(found...), v2.WithEmbeddingsUpdate(embs...), v2.WithMetadatasUpdate(metas...)); err != nil {
+			return wrap(ctx, op, "metadata update failed", err)
+		}
 	}
-	return s.Upsert(ctx, recs)
+	return nil
 }
 
 func keysOf(md rag.Metadata) []string {
