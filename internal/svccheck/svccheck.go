@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -72,7 +73,8 @@ func NewRedis(rawURL string) (*Redis, error) {
 		return nil, talos.E(talos.CodeConfigInvalid, "svccheck.NewRedis",
 			fmt.Sprintf("Redis URL %q is not valid; expected redis://[user:password@]host:port/db", Redact(rawURL)), err)
 	}
-	opt.MaxRetries = -1 // the boot runner retries, per the spec's policy
+	opt.MaxRetries = -1   // the boot runner retries, per the spec's policy
+	opt.DialerRetries = 1 // one dial per probe (go-redis defaults to 5)
 	opt.DialTimeout = DefaultProbeTimeout
 	opt.ReadTimeout = DefaultProbeTimeout
 	opt.WriteTimeout = DefaultProbeTimeout
@@ -373,4 +375,17 @@ func (d *Docker) Ping(ctx context.Context) (string, error) {
 		return d.c.ClientVersion(), nil
 	}
 	return res.APIVersion, nil
+}
+
+// RedisLogger adapts go-redis's process-wide logger to slog at debug level:
+// a Redis that is down is reported by the health check (and its T001 error),
+// so the pool's own "failed to dial" lines are only noise on stderr. The
+// daemon installs it once with redis.SetLogger.
+type RedisLogger struct{ Log *slog.Logger }
+
+// Printf implements go-redis's internal.Logging.
+func (l RedisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l.Log != nil {
+		l.Log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+	}
 }
