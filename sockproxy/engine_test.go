@@ -264,12 +264,40 @@ func TestEngineLifecycleThroughProxy(t *testing.T) {
 	if _, err := eng.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("container still exists after remove through the proxy: %v", err)
 	}
+	// Kill (maintenance profile) on a running labelled container.
+	sleeper, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     &container.Config{Image: image, Cmd: []string{"sleep", "30"}},
+		HostConfig: &container.HostConfig{ReadonlyRootfs: true, NetworkMode: "none"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupContainer(t, eng, sleeper.ID)
+	if _, err := cli.ContainerStart(ctx, sleeper.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.ContainerKill(ctx, sleeper.ID, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
+		t.Fatalf("kill through the maintenance profile: %v", err)
+	}
+	killed := cli.ContainerWait(ctx, sleeper.ID, client.ContainerWaitOptions{})
+	select {
+	case res := <-killed.Result:
+		if res.StatusCode != 137 {
+			t.Fatalf("killed container exit code %d; want 137", res.StatusCode)
+		}
+	case err := <-killed.Error:
+		t.Fatal(err)
+	}
+	if _, err := cli.ContainerRemove(ctx, sleeper.ID, client.ContainerRemoveOptions{}); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+
 	// The state-changing calls were audited as allowed.
 	ops := map[string]bool{}
 	for _, r := range pt.audit.records("sockproxy.allow") {
 		ops[r["op"].(string)] = true
 	}
-	for _, op := range []string{"create", "start", "wait", "stop", "remove"} {
+	for _, op := range []string{"create", "start", "wait", "stop", "kill", "remove"} {
 		if !ops[op] {
 			t.Errorf("no allow audit record for %s (have %v)", op, ops)
 		}

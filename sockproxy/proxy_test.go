@@ -392,3 +392,35 @@ func BenchmarkProxyList(b *testing.B) {
 		}
 	}
 }
+
+func TestProxyUpdateAndChunkedCreate(t *testing.T) {
+	prof := SkillsProfile()
+	prof.Name = "updater"
+	prof.Ops = append(prof.Ops, OpUpdate)
+	p, f, audit := newTestProxy(t, Config{Profile: prof})
+	if w := do(p, "POST", "/v1.41/containers/mine/update", `{"Memory":67108864}`); w.Code != 200 {
+		t.Fatalf("update: %d %s", w.Code, w.Body)
+	}
+	if u, body := f.last(); !strings.HasSuffix(u, "/update") || string(body) != `{"Memory":67108864}` {
+		t.Fatalf("forwarded %s %s", u, body)
+	}
+	if w := do(p, "POST", "/v1.41/containers/mine/update", `{"CgroupParent":"/"}`); w.Code != 403 {
+		t.Fatalf("update with CgroupParent: %d", w.Code)
+	}
+	if w := do(p, "POST", "/v1.41/containers/other/update", `{"Memory":1}`); w.Code != 403 {
+		t.Fatalf("update of an unlabelled container: %d", w.Code)
+	}
+	// A valid chunked create is read, checked and forwarded with a length.
+	r := httptest.NewRequest("POST", "/v1.41/containers/create", strings.NewReader(`{"Image":"b","HostConfig":{"ReadonlyRootfs":true}}`))
+	r.ContentLength = -1
+	r.TransferEncoding = []string{"chunked"}
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, r)
+	if w.Code != 200 {
+		t.Fatalf("chunked create: %d %s", w.Code, w.Body)
+	}
+	if n := strings.Count(audit.String(), `"event":"sockproxy.deny"`); n != 2 {
+		t.Fatalf("%d denials audited; want 2", n)
+	}
+}
