@@ -46,6 +46,9 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
+// cooldownLogEvery is the period of the cooldown's progress log (digest B §1.9).
+const cooldownLogEvery = 10 * time.Second
+
 // ErrClosed is returned by Acquire after Close.
 var ErrClosed = errors.New("vram: the mutex is closed")
 
@@ -739,13 +742,23 @@ func (m *Mutex) hung(model string, after time.Duration, owner *waiter) {
 	}
 	m.mu.Unlock()
 
-	// Cooldown (digest B §1.9): nothing loads until it ends.
+	// Cooldown (digest B §1.9): nothing loads until it ends; progress is
+	// logged every 10 s.
+	end := time.Now().Add(m.cfg.Cooldown)
 	t := time.NewTimer(m.cfg.Cooldown)
-	select {
-	case <-t.C:
-	case <-m.ctx.Done():
-		t.Stop()
-		return
+	tick := time.NewTicker(cooldownLogEvery)
+	defer tick.Stop()
+cooldown:
+	for {
+		select {
+		case <-t.C:
+			break cooldown
+		case <-tick.C:
+			m.log.Info("vram: post-kill cooldown", "model", model, "remaining", time.Until(end).Round(time.Second).String())
+		case <-m.ctx.Done():
+			t.Stop()
+			return
+		}
 	}
 	issues := m.diagnose(model, pid)
 	m.mu.Lock()

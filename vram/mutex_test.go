@@ -689,3 +689,55 @@ func mapsEqual(a, b map[string]uint64) bool {
 	}
 	return true
 }
+
+// Digest B §9-1: a request for another model while one is loading does not
+// start a second load; it queues and is served after the first model's
+// leases are released.
+func TestRequestDuringLoadQueues(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, vram.Config{})
+		f.rt.OnLoad = func(ctx context.Context, model string) error { time.Sleep(5 * time.Second); return nil }
+		cch := acquireAsync(f.m, coder)
+		time.Sleep(time.Second)
+		vch := acquireAsync(f.m, vision)
+		synctest.Wait()
+		if s := f.m.Stats(); s.State != vram.Loading || s.Model != coder || s.Waiters != 2 {
+			t.Fatalf("during the coder load: %+v, want loading coder with 2 waiters", s)
+		}
+		c := <-cch
+		if c.err != nil {
+			t.Fatal(c.err)
+		}
+		synctest.Wait()
+		if s := f.m.Stats(); s.State != vram.Ready || s.Model != coder || s.Waiters != 1 {
+			t.Fatalf("after the coder load: %+v, want ready coder, vision waiting", s)
+		}
+		c.l.Release()
+		v := <-vch
+		if v.err != nil {
+			t.Fatal(v.err)
+		}
+		v.l.Release()
+		want := map[string]uint64{"idle->loading": 2, "loading->ready": 2, "ready->unloading": 1, "unloading->idle": 1}
+		if got := transitions(f.m); !mapsEqual(got, want) {
+			t.Fatalf("transitions %v, want %v", got, want)
+		}
+	})
+}
+
+// A runtime that keeps several models (OLLAMA_MAX_LOADED_MODELS > 1) is still
+// capped at one by the mutex.
+func TestAtMostOneModelEvenIfRuntimeAllowsMore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, vram.Config{})
+		f.rt.AllowMany = true
+		for _, model := range []string{coder, vision, coder, vision} {
+			l := mustAcquire(t, f.m, model)
+			res, _ := f.rt.Resident(context.Background())
+			if len(res) != 1 || res[0] != model {
+				t.Fatalf("resident %v while leasing %s, want only it", res, model)
+			}
+			l.Release()
+		}
+	})
+}

@@ -6,9 +6,36 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 )
+
+// FindProcesses returns, in ascending order, the PIDs of the processes whose
+// command line (from /proc/<pid>/cmdline) satisfies match. Processes that
+// vanish or cannot be read during the scan are skipped.
+func FindProcesses(match func(argv []string) bool) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		if match(ParseCmdline(data)) {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	return pids, nil
+}
 
 // OSProcesses returns the Processes of this machine: kill(2), /proc/<pid>/stat
 // and wait4(2) with WNOHANG.

@@ -15,6 +15,9 @@ type osProcesses struct{}
 
 var errUnsupported = errors.New("process control is only implemented on Linux")
 
+// FindProcesses is only implemented on Linux.
+func FindProcesses(func(argv []string) bool) ([]int, error) { return nil, errUnsupported }
+
 func (osProcesses) Signal(int, syscall.Signal) error  { return errUnsupported }
 func (osProcesses) Inspect(pid int) (ProcInfo, error) { return ProcInfo{PID: pid}, errUnsupported }
 func (osProcesses) Reap(int) (bool, error)            { return false, errUnsupported }
