@@ -482,3 +482,22 @@ func FuzzParseFilter(f *testing.F) {
 		}
 	})
 }
+
+// Digest C §8.2: at 99% of the ceiling a write triggers the emergency prune;
+// below 99% it does not.
+func TestCeilingAfterWrite(t *testing.T) {
+	ctx := context.Background()
+	docs := map[string]rag.Memory{}
+	for i := 0; i < 97; i++ {
+		docs[fmt.Sprintf("doc%d text", i)] = rag.Memory{}
+	}
+	st, emb := setup(t, docs)
+	p := &fakePruner{}
+	r, _ := rag.NewRetriever(rag.RetrieverConfig{Capacity: 100}, st, emb, nil, p)
+	if _, err := r.Remember(ctx, "", "ninety-nine", rag.Memory{}); err != nil || p.calls != 0 {
+		t.Fatalf("98/100 after the write: err %v, prunes %d", err, p.calls)
+	}
+	if _, err := r.Remember(ctx, "", "one hundred", rag.Memory{}); err != nil || p.calls != 1 {
+		t.Fatalf("99/100 after the write: err %v, prunes %d; want one emergency prune", err, p.calls)
+	}
+}

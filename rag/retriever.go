@@ -431,5 +431,37 @@ func (r *Retriever) Remember(ctx context.Context, id, text string, m Memory) (st
 	if err := r.store.Upsert(ctx, []Record{rec}); err != nil {
 		return "", err
 	}
+	r.checkCeiling(ctx)
 	return id, nil
+}
+
+// Ceiling alert levels after a write (digest C §8.2 ).
+const (
+	CeilingWarning   = 0.90
+	CeilingError     = 0.95
+	CeilingEmergency = 0.99
+)
+
+// checkCeiling logs the fill level after a write: WARNING at 90%, ERROR at
+// 95%, and at 99% a CRITICAL log and an emergency (aggressive) prune.
+func (r *Retriever) checkCeiling(ctx context.Context) {
+	n, err := r.store.Count(ctx)
+	if err != nil || r.cfg.Capacity <= 0 {
+		return
+	}
+	ratio := float64(n) / float64(r.cfg.Capacity)
+	msg := fmt.Sprintf("Vector store at %.1f%% capacity (%d/%d)", 100*ratio, n, r.cfg.Capacity)
+	switch {
+	case ratio >= CeilingEmergency:
+		r.log.Error("CRITICAL: " + msg)
+		if r.pruner != nil {
+			if _, err := r.pruner.PruneAggressive(ctx); err != nil {
+				r.log.Error("rag: emergency prune failed", "err", err)
+			}
+		}
+	case ratio >= CeilingError:
+		r.log.Error("ERROR: " + msg)
+	case ratio >= CeilingWarning:
+		r.log.Warn("WARNING: " + msg)
+	}
 }
