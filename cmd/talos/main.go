@@ -56,6 +56,7 @@ func newRootCmd() *cobra.Command {
 		newLogsCmd(),
 		// subcommands: one line each, e.g. newVersionCmd(),
 		newSockproxyCmd(),
+		newReapCmd(),
 		newRunCmd(),
 		newHealthCmd(),
 		newVersionCmd(),
