@@ -224,16 +224,16 @@ func (p *Pruner) plan(ctx context.Context, params Params, now time.Time) (*Plan,
 			return nil, talos.E(talos.CodePruneFailed, op, "cannot read the store's metadata", err)
 		}
 		for _, r := range page {
-			if Protected(r.Metadata, now) {
+			m := r.Metadata.Memory()
+			if protectedMemory(m, now) {
 				pl.Protected++
 				continue
 			}
-			m := r.Metadata.Memory()
 			age := -1.0
 			if !m.CreatedAt.IsZero() {
 				age = now.Sub(m.CreatedAt).Hours() / 24
 			}
-			cands = append(cands, Candidate{ID: r.ID, Score: Score(r.Metadata, now), Priority: m.Priority, AgeDays: age})
+			cands = append(cands, Candidate{ID: r.ID, Score: scoreMemory(m, now), Priority: m.Priority, AgeDays: age})
 		}
 		if len(page) < p.cfg.PageSize {
 			break

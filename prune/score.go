@@ -92,8 +92,9 @@ func clamp01(x float64) float64 {
 // Score is the retention score of a memory at now:
 // 0.30·frequency + 0.25·age + 0.35·priority + 0.10·recency.
 // Recency uses last_accessed_at, or created_at for a memory never accessed.
-func Score(md rag.Metadata, now time.Time) float64 {
-	m := md.Memory()
+func Score(md rag.Metadata, now time.Time) float64 { return scoreMemory(md.Memory(), now) }
+
+func scoreMemory(m rag.Memory, now time.Time) float64 {
 	last := m.LastAccessedAt
 	if last.IsZero() {
 		last = m.CreatedAt
@@ -138,8 +139,9 @@ func Guarantee(p rag.Priority) (min time.Duration, never bool) {
 // Protected reports whether a memory may not be pruned at now: permanent,
 // or younger than its priority's guarantee (digest B §3.2 ). A memory
 // without created_at is not protected by age.
-func Protected(md rag.Metadata, now time.Time) bool {
-	m := md.Memory()
+func Protected(md rag.Metadata, now time.Time) bool { return protectedMemory(md.Memory(), now) }
+
+func protectedMemory(m rag.Memory, now time.Time) bool {
 	g, never := Guarantee(m.Priority)
 	if never {
 		return true
