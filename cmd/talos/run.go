@@ -11,11 +11,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/svccheck"
 )
 
 // Exit codes of `talos run`.
@@ -48,6 +50,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				return withExit(exitRunConfigFailed, fmt.Errorf("%w\n(fix these and start again; `talos config validate` shows the same list)", err))
 			}
 			log := newDaemonLogger(cmd.ErrOrStderr(), cfg)
+			redis.SetLogger(svccheck.RedisLogger{Log: log}) // go-redis logs through slog, not raw stderr
 			d, err := daemon.New(cfg, daemon.Options{Version: currentBuild().Version, Log: log})
 			if err != nil {
 				return withExit(exitRunBootFailed, err)
