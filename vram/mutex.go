@@ -499,6 +499,9 @@ func (m *Mutex) swap(w *waiter) {
 	from := m.model
 	m.mu.Unlock()
 	want := m.cfg.Models[w.model]
+	if !m.runtimeHas(w) {
+		return
+	}
 	r, err := m.readGPU()
 	if err != nil {
 		m.refuse(w, "gpu_unreadable", talos.E(talos.CodeGPUQuery, op, fmt.Sprintf("cannot read GPU memory to swap %q for %q; nothing was changed", from, w.model), err))
@@ -541,19 +544,31 @@ func (m *Mutex) baselineValue() uint64 {
 	return m.baseline
 }
 
+// runtimeHas refuses w when the runtime implements Catalog and does not
+// have its model. Errors of the Catalog itself let the request through (the
+// load will fail cleanly if the model is really missing).
+func (m *Mutex) runtimeHas(w *waiter) bool {
+	c, ok := m.rt.(Catalog)
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.CallTimeout)
+	has, err := c.Has(ctx, w.model)
+	cancel()
+	if err == nil && !has {
+		m.refuse(w, "unknown_model", talos.Errorf(talos.CodeLocalModelLoad, "vram.Acquire", "the runtime does not have model %q: pull it first; nothing was changed", w.model))
+		return false
+	}
+	return true
+}
+
 // load loads w.model from Idle.
 func (m *Mutex) load(w *waiter) {
 	const op = "vram.Acquire"
 	model := w.model
 	want := m.cfg.Models[model]
-	if c, ok := m.rt.(Catalog); ok {
-		ctx, cancel := context.WithTimeout(m.ctx, m.cfg.CallTimeout)
-		has, err := c.Has(ctx, model)
-		cancel()
-		if err == nil && !has {
-			m.refuse(w, "unknown_model", talos.Errorf(talos.CodeLocalModelLoad, op, "the runtime does not have model %q: pull it first; nothing was changed", model))
-			return
-		}
+	if !m.runtimeHas(w) {
+		return
 	}
 	r, err := m.readGPU()
 	if err != nil {

@@ -741,3 +741,20 @@ func TestAtMostOneModelEvenIfRuntimeAllowsMore(t *testing.T) {
 		}
 	})
 }
+
+// A swap to a model the runtime does not have is refused before the resident
+// model is unloaded.
+func TestSwapToMissingModelChangesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, vram.Config{Models: map[string]vram.Model{
+			coder:   {MinFree: 7 * vram.GiB, Size: 5 * vram.GiB},
+			"ghost": {MinFree: 1 * vram.GiB},
+		}})
+		mustAcquire(t, f.m, coder).Release()
+		_, err := f.m.Acquire(context.Background(), "ghost")
+		wantCode(t, err, talos.CodeLocalModelLoad)
+		if s := f.m.Stats(); s.State != vram.Ready || s.Model != coder || f.rt.Unloads() != 0 || !f.rt.IsResident(coder) {
+			t.Fatalf("refused swap changed state: %+v unloads=%d", s, f.rt.Unloads())
+		}
+	})
+}
