@@ -10,10 +10,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/talos-ironclad/talos/llm/ollama"
 	"github.com/talos-ironclad/talos/vram"
 	"github.com/talos-ironclad/talos/vram/nvml"
 	"github.com/talos-ironclad/talos/vram/vramtest"
 )
+
+// The daemon wires llm/ollama's client in as the VRAM mutex's runtime.
+var _ vram.Runtime = (*ollama.Client)(nil)
 
 func runGPUCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
