@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -14,10 +15,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/svccheck"
+	"github.com/talos-ironclad/talos/internal/tlog"
 )
 
 // Exit codes of `talos run`.
@@ -49,19 +53,33 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			if err != nil {
 				return withExit(exitRunConfigFailed, fmt.Errorf("%w\n(fix these and start again; `talos config validate` shows the same list)", err))
 			}
-			log := newDaemonLogger(cmd.ErrOrStderr(), cfg)
+			log, tiers, err := openDaemonLogs(cmd.ErrOrStderr(), cfg)
+			if err != nil {
+				return withExit(exitRunBootFailed, err)
+			}
+			if tiers != nil {
+				defer tiers.Close()
+			}
 			redis.SetLogger(svccheck.RedisLogger{Log: log}) // go-redis logs through slog, not raw stderr
 			d, err := daemon.New(cfg, daemon.Options{Version: currentBuild().Version, Log: log})
 			if err != nil {
 				return withExit(exitRunBootFailed, err)
 			}
+			var audit *slog.Logger
+			if tiers != nil {
+				audit = tiers.Audit
+			}
 
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if err := d.Start(ctx); err != nil {
+				tlog.Audit(ctx, audit, "daemon_boot_failed", slog.String("step", d.Report().FailedStep),
+					slog.String("code", string(talos.CodeOf(err))), slog.Int("pid", os.Getpid()))
 				return withExit(exitRunBootFailed, err)
 			}
 			rep := d.Report()
+			tlog.Audit(ctx, audit, "daemon_started", slog.String("version", currentBuild().Version), slog.Int("pid", os.Getpid()),
+				slog.String("health_addr", d.HealthAddr()), slog.Bool("degraded", rep.Degraded))
 			state := "ready"
 			if rep.Degraded {
 				state = "ready (degraded: " + strings.Join(degradedSteps(rep.Steps), ", ") + ")"
@@ -74,8 +92,10 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			sctx, cancel := context.WithTimeout(context.Background(), daemon.ShutdownGrace)
 			defer cancel()
 			if err := d.Stop(sctx); err != nil {
+				tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()), slog.String("error", err.Error()))
 				return withExit(exitRunBootFailed, fmt.Errorf("stopping: %w", err))
 			}
+			tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()))
 			fmt.Fprintln(cmd.OutOrStdout(), "talos stopped")
 			return nil
 		},
@@ -94,23 +114,25 @@ func degradedSteps(steps []boot.StepResult) []string {
 	return out
 }
 
-// newDaemonLogger logs to w in LOG_FORMAT at LOG_LEVEL (FATAL maps to
-// ERROR; slog has no fatal level).
-func newDaemonLogger(w io.Writer, cfg *config.Config) *slog.Logger {
-	var lvl slog.Level
-	switch cfg.LogLevel {
-	case "DEBUG":
-		lvl = slog.LevelDebug
-	case "WARN":
-		lvl = slog.LevelWarn
-	case "ERROR", "FATAL":
-		lvl = slog.LevelError
-	default:
-		lvl = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
+// openDaemonLogs returns the daemon's logger: the console (w, in
+// LOG_FORMAT at LOG_LEVEL) plus tier 2 (Info and above) and tier 3 (every
+// level) under <home>/logs, and the open tiers (whose Audit logger writes
+// the hash-chained tier 1). Without a logs directory (no `talos init` yet;
+// the boot's directories step then stops with the fix) it logs to the
+// console only and returns nil tiers.
+func openDaemonLogs(w io.Writer, cfg *config.Config) (*slog.Logger, *tlog.Set, error) {
+	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	var console slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		console = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	logs := filepath.Join(cfg.Home, layout.Logs)
+	if _, err := os.Stat(logs); err != nil {
+		return slog.New(console), nil, nil
+	}
+	tiers, err := tlog.OpenSet(tlog.DirsUnder(logs), tlog.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot open the tiered logs under %s: %w (is another `talos run` using this TALOS_HOME?)", logs, err)
+	}
+	return slog.New(tlog.Fanout(console, tiers.Handler(tlog.Tier2), tiers.Handler(tlog.Tier3))), tiers, nil
 }

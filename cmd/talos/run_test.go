@@ -168,6 +168,20 @@ func TestRunEndToEndNoServices(t *testing.T) {
 		t.Fatalf("marker survived the shutdown: %v", err)
 	}
 
+	// The daemon logged to the tiers: operations in tier 2, its start and
+	// stop as audit events in the hash-chained tier 1, which verifies.
+	ops, err := os.ReadFile(filepath.Join(home, "logs", "tier2", "ops.log"))
+	if err != nil || !strings.Contains(string(ops), `"msg":"boot complete"`) {
+		t.Fatalf("tier 2 log: %v\n%s", err, ops)
+	}
+	audit, err := os.ReadFile(filepath.Join(home, "logs", "tier1", "audit.log"))
+	if err != nil || !strings.Contains(string(audit), `"event":"daemon_started"`) || !strings.Contains(string(audit), `"event":"daemon_stopped"`) {
+		t.Fatalf("tier 1 log: %v\n%s", err, audit)
+	}
+	if out, _, err := talosCmd(context.Background(), "logs", "verify", "--home", home); err != nil {
+		t.Fatalf("talos logs verify: %v\n%s", err, out)
+	}
+
 	// No daemon now: unreachable is exit 2.
 	_, _, err = talosCmd(context.Background(), "health", "--home", home)
 	if exitCode(err) != exitHealthUnhealthy || !strings.Contains(err.Error(), "unreachable") {
