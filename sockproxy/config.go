@@ -77,7 +77,7 @@ const (
 	OpAttach  Op = "attach"  // POST /containers/{id}/attach (hijacked stream)
 )
 
-// AllOps lists every operation the proxy knows, in a stable order.
+// allOps lists every operation the proxy knows, in a stable order.
 var allOps = []Op{OpPing, OpVersion, OpList, OpCreate, OpInspect, OpStart, OpStop, OpWait, OpLogs, OpKill, OpRemove, OpUpdate, OpAttach}
 
 // Ops returns every operation the proxy knows.
@@ -114,7 +114,7 @@ type Profile struct {
 	CapAdd []string
 }
 
-// DefaultNetworkModes are the network modes a profile allows when it lists
+// defaultNetworkModes are the network modes a profile allows when it lists
 // none: no network, or Docker's default bridge.
 var defaultNetworkModes = []string{"none", "bridge", "default"}
 
@@ -242,7 +242,7 @@ type Config struct {
 	Transport http.RoundTripper
 }
 
-// upstreamTarget parses Upstream into a dial network and address.
+// parseUpstream parses Upstream into a dial network and address.
 func parseUpstream(s string) (network, addr string, err error) {
 	u, perr := url.Parse(s)
 	if perr != nil {

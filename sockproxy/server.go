@@ -38,8 +38,9 @@ type ListenOptions struct {
 
 // Listen opens the listener for addr: "unix:///run/talos/docker.sock" (a
 // socket with mode 0660, created under a temporary name and renamed into
-// place so it is never reachable with looser permissions; a stale socket
-// nobody answers on is replaced) or "tcp://127.0.0.1:2375" (loopback only
+// place so it is never reachable with looser permissions; a missing
+// directory is created with mode 0750; a stale socket nobody answers on is
+// replaced) or "tcp://127.0.0.1:2375" (loopback only
 // unless opts.AllowNonLoopback).
 func Listen(addr string, opts ListenOptions) (net.Listener, error) {
 	const op = "sockproxy.Listen"
@@ -92,6 +93,9 @@ func (l *unixListener) Close() error {
 
 func listenUnix(path string, opts ListenOptions) (net.Listener, error) {
 	const op = "sockproxy.Listen"
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, talos.E(talos.CodeSockProxy, op, "cannot create the socket's directory "+filepath.Dir(path), err)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, talos.Errorf(talos.CodeConfigInvalid, op, "%s exists and is not a socket; remove it or choose another path", path)
