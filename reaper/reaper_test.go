@@ -157,7 +157,17 @@ func TestConcurrentCommandsGetTheirOwnStatus(t *testing.T) {
 			}
 			var out bytes.Buffer
 			c.Cmd.Stdout = &out
-			err := c.Run()
+			if err := c.Start(); err != nil {
+				errs <- fmt.Errorf("child %d: Start: %v", i, err)
+				return
+			}
+			select {
+			case <-c.Done():
+			case <-time.After(20 * time.Second):
+				errs <- fmt.Errorf("child %d (pid %d): status lost", i, c.PID())
+				return
+			}
+			err := c.Wait()
 			var code int
 			var ee *reaper.ExitError
 			switch {
@@ -182,6 +192,17 @@ func TestConcurrentCommandsGetTheirOwnStatus(t *testing.T) {
 			}
 		}()
 	}
+	// Meanwhile, children nobody registered exit too (orphans, a library's
+	// children): their statuses must not be handed to a Command.
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := os.StartProcess("/bin/sh", []string{"sh", "-c", "exit 99"}, &os.ProcAttr{}); err != nil {
+				errs <- err
+			}
+		}()
+	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -202,10 +223,26 @@ func TestImmediateExitIsNotLost(t *testing.T) {
 		if i%2 == 1 {
 			c = r.Command("false")
 		}
-		err := c.Run()
+		err := runWithin(t, c, 10*time.Second)
 		if (i%2 == 0) != (err == nil) {
 			t.Fatalf("run %d: err %v", i, err)
 		}
+	}
+}
+
+// runWithin runs c and fails the test if its status never arrives (a lost
+// status would otherwise hang the test until the global timeout).
+func runWithin(t *testing.T, c *reaper.Command, d time.Duration) error {
+	t.Helper()
+	if err := c.Start(); err != nil {
+		return err
+	}
+	select {
+	case <-c.Done():
+		return c.Wait()
+	case <-time.After(d):
+		t.Fatalf("pid %d: no exit status after %v: the reaper lost it", c.PID(), d)
+		return nil
 	}
 }
 
