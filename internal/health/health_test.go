@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -438,4 +439,16 @@ func TestChangesAreLogged(t *testing.T) {
 			t.Fatalf("%d status-change lines, want 3 (first, down, up):\n%s", n, log)
 		}
 	})
+}
+
+func isLoopbackForTest(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
