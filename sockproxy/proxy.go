@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +25,13 @@ import (
 
 	"github.com/talos-ironclad/talos"
 )
+
+// CorrelationHeader carries the request's 16-hex-character correlation ID
+// (DESIGN §3). A caller's valid ID is kept, otherwise the proxy makes one; it
+// is in every audit record and in the response.
+const CorrelationHeader = "X-Talos-Correlation-Id"
+
+var reCorrelationID = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // upstreamHost is the Host used for requests to the engine; the engine
 // ignores it (it listens on a socket).
@@ -205,8 +213,12 @@ func (q *request) attrs() []any {
 // answers 403 (429 when the client is over its rate) with {"message": …}.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rawPath, rawQuery, _ := strings.Cut(r.RequestURI, "?")
-	q := &request{id: correlationID(), client: clientOf(r), method: r.Method, path: rawPath}
-	w.Header().Set("X-Talos-Correlation-Id", q.id)
+	id := r.Header.Get(CorrelationHeader)
+	if !reCorrelationID.MatchString(id) {
+		id = correlationID()
+	}
+	q := &request{id: id, client: clientOf(r), method: r.Method, path: rawPath}
+	w.Header().Set(CorrelationHeader, q.id)
 
 	if p.limiter != nil {
 		if ok, wait := p.limiter.allow(q.client.key, time.Now()); !ok {

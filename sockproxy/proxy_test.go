@@ -424,3 +424,21 @@ func TestProxyUpdateAndChunkedCreate(t *testing.T) {
 		t.Fatalf("%d denials audited; want 2", n)
 	}
 }
+
+func TestProxyCorrelationID(t *testing.T) {
+	p, _, audit := newTestProxy(t, Config{})
+	r := httptest.NewRequest("GET", "/v1.41/info", nil)
+	r.Header.Set(CorrelationHeader, "0123456789abcdef")
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, r)
+	if w.Header().Get(CorrelationHeader) != "0123456789abcdef" || !strings.Contains(audit.String(), `"correlation_id":"0123456789abcdef"`) {
+		t.Fatalf("caller's correlation ID not kept: %q %s", w.Header().Get(CorrelationHeader), audit)
+	}
+	r = httptest.NewRequest("GET", "/v1.41/info", nil)
+	r.Header.Set(CorrelationHeader, "not-an-id")
+	w = httptest.NewRecorder()
+	p.ServeHTTP(w, r)
+	if id := w.Header().Get(CorrelationHeader); !reCorrelationID.MatchString(id) {
+		t.Fatalf("generated correlation ID %q", id)
+	}
+}
