@@ -523,7 +523,12 @@ func (m *Mutex) swap(w *waiter) {
 	var target uint64
 	var hasTarget bool
 	drop := uint64(float64(m.cfg.Models[from].size()) * m.cfg.UnloadDropRatio)
+	listed, lerr := m.resident(from)
 	switch {
+	case lerr == nil && !listed:
+		// Already gone (the runtime's keep-alive expired): its memory was
+		// freed before this reading, so only residency is checked.
+		m.log.Info("vram: the model to unload is no longer resident", "model", from)
 	case r.Used >= drop:
 		target, hasTarget = r.Used-drop, true
 	case m.hasBaselineValue():
@@ -562,6 +567,35 @@ func (m *Mutex) runtimeHas(w *waiter) bool {
 	return true
 }
 
+// adoptStray handles a model the runtime holds although the mutex is Idle
+// (the daemon restarted, or someone else loaded it): if another configured
+// model is resident, the mutex takes it over as Ready so that the normal
+// swap unloads it before target is loaded. It reports whether it did.
+func (m *Mutex) adoptStray(target string) bool {
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.CallTimeout)
+	list, err := m.rt.Resident(ctx)
+	cancel()
+	if err != nil {
+		return false
+	}
+	slices.Sort(list)
+	for _, name := range list {
+		if _, ok := m.cfg.Models[name]; !ok || name == target {
+			continue
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.state != Idle || !m.stillHeadLocked(target) {
+			return false
+		}
+		m.log.Warn("vram: the runtime holds a model the mutex did not load; taking it over to unload it", "model", name, "wanted", target)
+		m.setStateLocked(Ready, name)
+		m.hasBaseline = false
+		return true
+	}
+	return false
+}
+
 // load loads w.model from Idle.
 func (m *Mutex) load(w *waiter) {
 	const op = "vram.Acquire"
@@ -569,6 +603,9 @@ func (m *Mutex) load(w *waiter) {
 	want := m.cfg.Models[model]
 	if !m.runtimeHas(w) {
 		return
+	}
+	if m.adoptStray(model) {
+		return // Ready(stray) now: the next loop swaps it out
 	}
 	r, err := m.readGPU()
 	if err != nil {

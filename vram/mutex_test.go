@@ -758,3 +758,44 @@ func TestSwapToMissingModelChangesNothing(t *testing.T) {
 		}
 	})
 }
+
+// After a daemon restart the runtime may still hold a model the mutex never
+// loaded: it is taken over and swapped out, never left beside the new one.
+func TestStrayResidentModelIsSwappedOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, vram.Config{})
+		if err := f.rt.Load(context.Background(), coder); err != nil { // loaded before the mutex existed
+			t.Fatal(err)
+		}
+		l := mustAcquire(t, f.m, vision)
+		l.Release()
+		if f.rt.IsResident(coder) || !f.rt.IsResident(vision) {
+			t.Fatalf("coder=%v vision=%v, want only vision", f.rt.IsResident(coder), f.rt.IsResident(vision))
+		}
+		want := map[string]uint64{"idle->ready": 1, "ready->unloading": 1, "unloading->idle": 1, "idle->loading": 1, "loading->ready": 1}
+		if got := transitions(f.m); !mapsEqual(got, want) {
+			t.Fatalf("transitions %v, want %v", got, want)
+		}
+	})
+}
+
+// The runtime dropped the resident model on its own (keep-alive expired):
+// the swap completes at once instead of waiting for a VRAM drop that
+// already happened and killing a runner that no longer exists.
+func TestSwapAfterRuntimeExpiredModel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, vram.Config{})
+		mustAcquire(t, f.m, coder).Release()
+		f.rt.Evict(coder)           // Ollama's keep_alive ran out...
+		f.gpu.SetUsed(4 * vram.GiB) // ...and the desktop grew meanwhile
+		start := time.Now()
+		l := mustAcquire(t, f.m, vision)
+		l.Release()
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("swap took %v, want immediate", d)
+		}
+		if s := f.m.Stats(); s.LastKill != nil || s.State != vram.Ready || s.Model != vision {
+			t.Fatalf("stats %+v (kill %+v)", s, s.LastKill)
+		}
+	})
+}

@@ -42,6 +42,7 @@ func (t Transition) String() string { return t.From.String() + "->" + t.To.Strin
 func Transitions() map[Transition]string {
 	return map[Transition]string{
 		{Idle, Loading}:      "load: the head of the queue wants a model and nothing is resident",
+		{Idle, Ready}:        "adopt: the runtime already holds another configured model (daemon restart); it is swapped out next",
 		{Loading, Ready}:     "load complete and the runtime lists the model",
 		{Loading, Unloading}: "load failed or timed out: emergency unload (digest B §1.3 T4/T6)",
 		{Ready, Unloading}:   "swap: the last lease was released and the queue wants another model",
