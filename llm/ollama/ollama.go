@@ -174,6 +174,9 @@ func (c *Client) Chat(ctx context.Context, req llm.Request) (*llm.Response, erro
 // Info implements llm.Model: the configured model and its real context
 // length from /api/show.
 func (c *Client) Info(ctx context.Context) (llm.Info, error) {
+	if c.cfg.Model == "" {
+		return llm.Info{}, talos.Errorf(talos.CodeConfigInvalid, "ollama.Info", "no model is configured: set Config.Model (for example qwen2.5-coder:7b)")
+	}
 	n, err := c.ContextLength(ctx, c.cfg.Model)
 	if err != nil {
 		return llm.Info{}, err

@@ -287,6 +287,9 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := c.Chat(context.Background(), llm.Request{}); !errors.Is(err, talos.ErrConfigInvalid) {
 		t.Errorf("no model: %v", err)
 	}
+	if _, err := c.Info(context.Background()); !errors.Is(err, talos.ErrConfigInvalid) {
+		t.Errorf("Info without a model: %v", err)
+	}
 }
 
 // FuzzChatStream feeds arbitrary NDJSON to the client: it must never panic,
