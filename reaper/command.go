@@ -37,6 +37,7 @@ type Command struct {
 	pid      int
 	done     chan struct{}
 	exit     Exit
+	handback chan struct{} // closed when the Reaper closed before the child exited
 
 	waitOnce sync.Once
 	waitErr  error
@@ -106,6 +107,7 @@ func (c *Command) Start() error {
 	c.pid = c.Cmd.Process.Pid
 	c.started = time.Now()
 	c.done = make(chan struct{})
+	c.handback = make(chan struct{})
 	// Any kept status under this PID belongs to an earlier process.
 	delete(r.unknown, c.pid)
 	r.running[c.pid] = c
@@ -141,7 +143,18 @@ func (c *Command) Wait() error {
 		return talos.Errorf(talos.CodeConfigInvalid, "reaper.Command.Wait", "command %q was not started: call Start first", c.name())
 	}
 	c.waitOnce.Do(func() {
-		<-c.done
+		select {
+		case <-c.done:
+		case <-c.handback:
+			// The Reaper was closed before the child exited: nobody calls
+			// wait4(-1) any more, so exec.Cmd.Wait can wait for it itself.
+			select {
+			case <-c.done: // delivered after all
+			default:
+				c.waitHandedBack()
+				return
+			}
+		}
 		// The process is reaped. Release it so exec.Cmd.Wait makes no wait
 		// syscall (it would get ECHILD, or with a reused PID and no pidfd,
 		// another child's status), then let Cmd.Wait join the I/O goroutines
@@ -159,6 +172,25 @@ func (c *Command) Wait() error {
 		}
 	})
 	return c.waitErr
+}
+
+func (c *Command) waitHandedBack() {
+	err := c.Cmd.Wait()
+	ps := c.Cmd.ProcessState
+	if ps == nil {
+		c.waitErr = err
+		return
+	}
+	ws, _ := ps.Sys().(syscall.WaitStatus)
+	c.mu.Lock()
+	c.released = true
+	c.mu.Unlock()
+	c.finish(Exit{PID: c.pid, Status: ws, Time: time.Now()})
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		c.waitErr = &ExitError{Exit: c.exit}
+	} else if err != nil {
+		c.waitErr = err
+	}
 }
 
 // Run starts the child and waits for it.

@@ -186,9 +186,10 @@ func New(cfg Config) (*Reaper, error) {
 }
 
 // Close stops reaping (after one last sweep) and releases the process-wide
-// ownership. Commands still running get no status any more; Close does not
-// kill them. A subreaper stays a subreaper (the flag cannot be handed back
-// safely while orphans may exist).
+// ownership. Close does not kill Commands still running: their Wait falls
+// back to exec.Cmd.Wait, which is safe once nobody calls wait4(-1). A
+// subreaper stays a subreaper (the flag cannot be handed back safely while
+// orphans may exist).
 func (r *Reaper) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -199,6 +200,12 @@ func (r *Reaper) Close() error {
 	r.mu.Unlock()
 	close(r.stop)
 	<-r.done
+	r.mu.Lock()
+	for pid, c := range r.running {
+		close(c.handback)
+		delete(r.running, pid)
+	}
+	r.mu.Unlock()
 	signal.Stop(r.sigc)
 	r.idleStop()
 	<-r.idleDone

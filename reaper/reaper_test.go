@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/reaper"
 )
 
@@ -470,5 +471,39 @@ func TestRunInitBadCommand(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != reaper.ExitNotFound {
 		t.Errorf("missing binary: %v, want exit %d (%s)", err, reaper.ExitNotFound, out)
+	}
+}
+
+// Closing the reaper hands running children back to os/exec: their Wait
+// still returns the right status instead of hanging.
+func TestCloseHandsRunningChildrenBack(t *testing.T) {
+	r, err := reaper.New(reaper.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Command("sh", "-c", "sleep 0.1; exit 5")
+	var out bytes.Buffer
+	c.Cmd.Stdout = &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	var ee *reaper.ExitError
+	if err := c.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 5 {
+		t.Fatalf("Wait after Close = %v, want exit 5", err)
+	}
+	if e, ok := c.Exit(); !ok || e.Code() != 5 {
+		t.Errorf("Exit() = %+v %v", e, ok)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, cfg := range []reaper.Config{{UnknownStatusTTL: -1}, {MaxUnknownStatuses: -1}, {Idle: reaper.IdleConfig{Timeout: -1}}} {
+		if r, err := reaper.New(cfg); !errors.Is(err, talos.ErrConfigInvalid) {
+			if r != nil {
+				r.Close()
+			}
+			t.Errorf("New(%+v) = %v, want T010", cfg, err)
+		}
 	}
 }
