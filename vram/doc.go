@@ -29,6 +29,9 @@
 // T110, T203) and nothing changes. A load that fails or takes longer than
 // 30 s is unloaded again. An unload is complete when the runtime no longer
 // lists the model and used VRAM dropped by at least 80% of the model's size.
+// A model the runtime already dropped (keep-alive expiry) needs no VRAM drop,
+// and a configured model the runtime holds while the mutex is Idle (after a
+// daemon restart) is taken over and swapped out before another one loads.
 //
 // # Kill ladder
 //

@@ -757,6 +757,19 @@ func (m *Mutex) hung(model string, after time.Duration, owner *waiter) {
 			perr = fmt.Errorf("runner pid %d is not a process id", pid)
 		}
 	}
+	if perr != nil {
+		if listed, err := m.resident(model); err == nil && !listed {
+			// The runtime dropped the model and no runner is left to kill:
+			// the VRAM that did not come back is someone else's.
+			m.log.Warn("vram: unload verified by the runtime only; used VRAM did not drop as expected and no runner is left", "model", model, "after", after.Round(time.Millisecond).String(), "runner_err", perr)
+			m.mu.Lock()
+			m.unloads++
+			m.setStateLocked(Idle, "")
+			m.hasBaseline = false
+			m.mu.Unlock()
+			return
+		}
+	}
 	m.log.Error("VRAM_MUTEX_UNLOAD_HANG", "model", model, "pid", pid, "hang_duration", after.Round(time.Millisecond).String(), "action", "EMERGENCY_KILL")
 	var rep KillReport
 	var kerr error

@@ -799,3 +799,27 @@ func TestSwapAfterRuntimeExpiredModel(t *testing.T) {
 		}
 	})
 }
+
+// The runtime dropped the model but used VRAM never fell (another program
+// took memory meanwhile) and no runner is left: the unload is accepted after
+// the hang threshold instead of failing the mutex.
+func TestUnloadWithoutDropAndWithoutRunner(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, vram.Config{})
+		mustAcquire(t, f.m, coder).Release() // used 6 GiB
+		f.rt.OnUnload = func(ctx context.Context, model string) error {
+			f.rt.Evict(model)
+			f.gpu.SetUsed(6 * vram.GiB) // someone else grabbed the freed memory
+			return nil
+		}
+		start := time.Now()
+		l := mustAcquire(t, f.m, vision)
+		l.Release()
+		if d := time.Since(start); d != vram.DefaultUnloadHang {
+			t.Fatalf("swap took %v, want the %v hang threshold", d, vram.DefaultUnloadHang)
+		}
+		if s := f.m.Stats(); s.State != vram.Ready || s.LastKill != nil {
+			t.Fatalf("stats %+v", s)
+		}
+	})
+}
