@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/svccheck/svcchecktest"
 	"github.com/talos-ironclad/talos/internal/testenv"
@@ -280,4 +282,46 @@ func TestRedisLogger(t *testing.T) {
 		t.Fatalf("log: %s", buf.String())
 	}
 	svccheck.RedisLogger{}.Printf(context.Background(), "no logger: no panic")
+}
+
+// A health check pointed at the harness's real Redis, then at a closed
+// port, then back: healthy → degraded → healthy, with no restart of the
+// checker (the shared Redis itself is never stopped).
+func TestHarnessRedisCheckFlips(t *testing.T) {
+	live := testenv.RedisURL(t)
+	closed := fmt.Sprintf("redis://127.0.0.1:%d/0", closedPort(t))
+	probers := map[string]*svccheck.Redis{}
+	for _, u := range []string{live, closed} {
+		r, err := svccheck.NewRedis(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		probers[u] = r
+	}
+	var current atomic.Pointer[svccheck.Redis]
+	current.Store(probers[live])
+	checker, err := health.New(health.Config{CacheTTL: time.Nanosecond}, nil, health.Check{Name: "redis", Func: func(ctx context.Context) (string, error) {
+		r := current.Load()
+		return "PONG from " + r.Addr(), r.Ping(ctx)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []struct {
+		url  string
+		want health.Status
+	}{{live, health.Healthy}, {closed, health.Degraded}, {live, health.Healthy}} {
+		current.Store(probers[step.url])
+		rep, err := checker.Refresh(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Status != step.want {
+			t.Fatalf("step %d (%s): %s, want %s: %+v", i, svccheck.Redact(step.url), rep.Status, step.want, rep.Checks["redis"])
+		}
+		if step.want == health.Degraded && !strings.Contains(rep.Checks["redis"].Detail, "T001") {
+			t.Fatalf("detail %q", rep.Checks["redis"].Detail)
+		}
+	}
 }
