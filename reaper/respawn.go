@@ -374,6 +374,28 @@ func (m *Manager) Attempts(sessionID string) int {
 	return s.attempts
 }
 
+// ActiveContainers returns the IDs of the sessions' current containers, for
+// HuntConfig.ActiveContainers (the hunt then leaves them alone however old
+// they are).
+func (m *Manager) ActiveContainers() []string {
+	m.mu.Lock()
+	sessions := make([]*session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		sessions = append(sessions, s)
+	}
+	m.mu.Unlock()
+	var out []string
+	for _, s := range sessions {
+		s.mu.Lock()
+		if s.containerID != "" {
+			out = append(out, s.containerID)
+		}
+		s.mu.Unlock()
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Forget drops the session's bookkeeping (after a final Kill).
 func (m *Manager) Forget(sessionID string) {
 	m.mu.Lock()

@@ -166,6 +166,12 @@ func TestSpawnSpecLimits(t *testing.T) {
 	if c := eng.Containers(); len(c) != 1 || c[0].ID != id || c[0].State != "running" {
 		t.Errorf("containers %+v", c)
 	}
+	if got := m.ActiveContainers(); !slices.Equal(got, []string{id}) {
+		t.Errorf("ActiveContainers = %v, want [%s]", got, id)
+	}
+	if err := m.Kill(context.Background(), "sess-1"); err != nil || len(m.ActiveContainers()) != 0 {
+		t.Errorf("after Kill: %v, active %v", err, m.ActiveContainers())
+	}
 }
 
 func checkLimits(t *testing.T, s reaper.ContainerSpec) {

@@ -78,7 +78,7 @@ func wrap(op, what string, err error) error {
 		return nil
 	}
 	if cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("%s: %s: %w: %v", op, what, reaper.ErrContainerNotFound, err)
+		return talos.E(talos.CodeDocker, op, what+" failed: no such container", fmt.Errorf("%w: %v", reaper.ErrContainerNotFound, err))
 	}
 	return talos.E(talos.CodeDocker, op, what+" failed", err)
 }
