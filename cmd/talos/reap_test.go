@@ -110,8 +110,10 @@ func TestReapAsPID1InPIDNamespace(t *testing.T) {
 		script string
 		want   int
 	}{
-		// The child traps TERM; an orphaned background sleep is left for PID 1 to reap.
-		{"trap", `sleep 0.05 & trap 'exit 42' TERM; echo ready $PPID; while :; do sleep 0.02; done`, 42},
+		// The child traps TERM. Before that, a grandchild's background sleep is
+		// orphaned (its parent exits), so it is re-parented to PID 1: talos
+		// must reap it when it ends, or it stays a zombie child of talos.
+		{"trap", `sh -c 'sleep 0.05 &'; sleep 0.4; trap 'exit 42' TERM; echo ready $PPID; while :; do sleep 0.02; done`, 42},
 		{"killed", `echo ready $PPID; exec sleep 30`, 128 + int(syscall.SIGTERM)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,6 +137,11 @@ func TestReapAsPID1InPIDNamespace(t *testing.T) {
 				t.Errorf("child reports %q, want parent PID 1 (talos is init of the namespace)", line)
 			}
 			talos := childOf(t, cmd.Process.Pid)
+			for _, c := range children(talos) {
+				if b, err := os.ReadFile("/proc/" + strconv.Itoa(c) + "/stat"); err == nil && strings.Contains(string(b), ") Z ") {
+					t.Errorf("talos (PID 1) has an unreaped zombie child %d: %s", c, b)
+				}
+			}
 			if err := syscall.Kill(talos, syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
@@ -150,6 +157,18 @@ func TestReapAsPID1InPIDNamespace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// children returns the child PIDs of pid.
+func children(pid int) []int {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(pid) + "/children")
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if c, err := strconv.Atoi(f); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // childOf returns the only child of pid (unshare --fork's child: talos).
