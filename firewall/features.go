@@ -1,74 +1,273 @@
 package firewall
 
 import (
-	"regexp"
+	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/talos-ironclad/talos/firewall/internal/textclf"
 )
 
-// family is a hand-written pattern family whose matches become one extra
-// classifier feature each (the classifier learns how much a family counts).
-// Families are broader than the rules: they say "this looks like" rather
-// than "this is" an attack.
-type family struct {
-	id   uint32
-	re   *regexp.Regexp
-	lits []string // pre-filter: one of these must occur
+// Hand features. Each family is a set of word sequences ("ignore … previous
+// … instructions"); every match adds the family's feature to the word where
+// it starts, and the classifier learns how much a family counts. Families
+// are broader than the rules: they say "this looks like" rather than "this
+// is" an attack. They are matched on the words of the normalised text (not
+// with regular expressions), which keeps a 4 KB scan well under a
+// millisecond.
+//
+// Syntax of a sequence: steps separated by spaces; a step is a list of
+// alternative words separated by "|"; "~N" before a step lets up to N other
+// words come before it (default 0: the next word). A word ending in "*"
+// matches any word with that prefix.
+var familySpecs = []struct {
+	id    uint32
+	seqs  []string
+	punct string // for the urgency family: the word must be followed by one of these bytes
+}{
+	{id: 1, seqs: []string{ // ignore / disregard / forget … instructions
+		"ignor*|disregard*|forget|forgot|override|skip|bypass|neglect|abandon|drop ~6 instruction*|prompt*|rules|directive*|guideline*|command*|context|constraint*|programming|direction*|task*|guidance|everything|above|restriction*",
+		"stop ~1 following ~4 instruction*|rules|guideline*",
+		"do ~1 not ~1 follow ~4 instruction*|rules|guideline*",
+	}},
+	{id: 2, seqs: []string{ // the same in German
+		"ignorier*|vergiss|vergessen|missacht*|vernachlässig* ~6 anweisung*|befehl*|alles|vorherig*|informationen|aufgabe*|regeln|instruktion*",
+	}},
+	{id: 3, seqs: []string{ // a new task takes over
+		"new|updated|real|actual|true|different|next|neue|neuen|nächste ~1 instruction*|task*|rules|directive*|orders|objective|mission|aufgabe*|anweisung*",
+		"now|instead ~3 you|your ~1 will|must|should|task|job",
+		"from ~0 now ~0 on",
+	}},
+	{id: 4, seqs: []string{ // reaching for the prompt, the password, secrets
+		"system|initial|original|hidden|secret|previous|full|entire|complete ~1 prompt*|instruction*|configuration",
+		"reveal|print|show|tell|give|repeat|output|spell|leak|share|write|display|disclose|list|encode|translate|reverse|say ~6 password*|secret*|prompt*|instruction*|passphrase|credential*|passwort|kennwort",
+		"passwort|kennwort|geheimnis|passphrase",
+	}},
+	{id: 5, seqs: []string{ // role play, persona switching
+		"you ~0 are ~0 now",
+		"pretend*|roleplay*",
+		"role ~0 play*",
+		"stay ~1 in ~0 character",
+		"act|answer|respond|reply ~0 as ~0 if|though|a|an|my",
+		"du ~0 bist ~0 jetzt|nun",
+		"stell ~0 dir ~0 vor",
+		"tu ~0 so",
+		"imagine ~0 you ~0 are",
+	}},
+	{id: 6, seqs: []string{ // jailbreak vocabulary
+		"dan|jailbreak*|jailbroken|unfiltered|uncensored|unrestricted|amoral",
+		"developer ~0 mode",
+		"no|without|any ~2 restriction*|limits|filter*|censorship|boundaries|guideline*|ethic*|moral*",
+		"anything ~0 now",
+		"not ~0 bound ~0 by",
+	}},
+	{id: 8, seqs: []string{"important|urgent|attention|warning|achtung|note|alert|notice"}, punct: ":!"},
+	{id: 9, seqs: []string{ // end of the document, start of orders
+		"end ~1 of ~1 document|text|context|input|file|data|email|page",
+		"ignore ~1 the ~0 user*",
+		"do ~0 not ~2 tell|inform|mention ~2 user*|human|anyone",
+		"without ~2 telling|informing ~2 user*|human|anyone",
+		"ai|assistant|model|llm|agent|chatbot ~1 must|should|shall|needs",
+	}},
 }
 
-// familyPatterns are the hand features. Their ids are part of the model:
-// changing one needs retraining.
-var familyPatterns = []struct {
-	id      uint32
-	pattern string
-}{
-	// "ignore / disregard / forget … previous … instructions"
-	{1, `\b(ignore|ignoring|disregard|forget|override|skip|bypass|neglect|abandon|drop|stop\s+following)\b[^.\n]{0,40}\b(previous|prior|above|earlier|preceding|former|initial|original|all|any|your|these|those|the)\b[^.\n]{0,30}\b(instructions?|prompts?|rules|directives?|guidelines|commands?|context|constraints|programming|directions|tasks?|guidance)\b`},
-	// the same in German (deepset has many)
-	{2, `\b(ignorier\w*|vergiss|vergessen\s+sie|missacht\w*|vernachlässig\w*)\b[^.\n]{0,50}\b(anweisung\w*|befehl\w*|alles|vorherig\w*|informationen|aufgabe\w*|regeln|instruktion\w*)\b`},
-	// a new task or instruction set takes over
-	{3, `\b(new|updated|real|actual|true|different|next)\s+(instructions?|tasks?|rules|directives?|orders|objective|mission)\b|\b(neue|nächste)\s+(aufgabe|anweisung)\w*|\b(now|instead|from\s+now\s+on)\b[^.\n]{0,20}\b(you\s+(will|must|are|should)|your\s+task|focus\s+on)\b`},
-	// reaching for the prompt, the password or other secrets
-	{4, `\b(system|initial|original|hidden|secret|previous|full|entire|complete)\s+(prompt|instructions?|message|configuration|rules)\b|\b(reveal|print|show|tell|give|repeat|output|spell|leak|share|write|display|disclose|list|encode|translate|reverse)\b[^.\n]{0,40}\b(password|passwords|secret|prompt|instructions|passphrase|secret\s+key|api\s+key|token|credentials)\b|\b(passwort|geheimnis|kennwort)\b`},
-	// role play, persona switching
-	{5, `\b(you\s+are\s+now|from\s+now\s+on|pretend|role-?play|stay\s+in\s+character|immerse\s+yourself|you\s+will\s+now|act\s+as\s+if|answer\s+as|respond\s+as|tu\s+so,?\s+als|du\s+bist\s+jetzt|stell\s+dir\s+vor)\b`},
-	// jailbreak vocabulary
-	{6, `\b(dan|jailbreak\w*|developer\s+mode|no\s+(restrictions|limits|filters|rules|boundaries|censorship)|unfiltered|uncensored|unrestricted|without\s+(any\s+)?(restrictions|limits|filters|censorship|rules)|anything\s+now|not\s+bound\s+by|free\s+from\s+(all\s+)?(rules|restrictions))\b`},
-	// fake delimiters and chat-template tokens
-	{7, `<\|[a-z_]+\|>|\[/?(system|inst|instructions?)\]|</?(system|instructions?|admin)>|#{2,}\s*(system|instructions?|new\s+instructions?)\b|\n\s*(system|assistant)\s*:|\b(end\s+of|ignore)\s+(the\s+)?(document|text|context|input)\b`},
-	// urgency and authority framing used to smuggle orders
-	{8, `\b(important|urgent|attention|warning|note\s+to\s+(the\s+)?(ai|assistant|model|llm)|achtung)\s*[:!]+|\b(stop|halt)\s*[,.!:-]`},
-}
+// delimiterRE is the one regular-expression family: fake chat-template and
+// system delimiters, which are punctuation rather than words.
+var delimiterRE = `<\|[a-z_]+\|>|\[/?(system|inst|instructions?)\]|</?(system|instructions?|admin)>|## ?(system|instructions?)\b|\n(system|assistant|user) ?:`
 
 // familyIDBase keeps family feature ids away from small numbers.
 const familyIDBase = 0xfa000000
 
-func compileFamilies() []family {
-	out := make([]family, len(familyPatterns))
-	for i, p := range familyPatterns {
-		out[i] = family{id: familyIDBase + p.id, re: regexp.MustCompile(p.pattern), lits: requiredLiterals(p.pattern)}
-	}
-	return out
+// delimiterFamily is the id of the regular-expression family.
+const delimiterFamily = 7
+
+// classMask is a set of up to 128 family steps.
+type classMask [2]uint64
+
+func (m classMask) has(b classMask) bool { return m[0]&b[0] != 0 || m[1]&b[1] != 0 }
+
+type seqStep struct {
+	bit classMask // the class bit of this step's words
+	gap int       // words allowed before this step
 }
 
-// maxFamilyHits bounds the features one family adds to one text.
+type families struct {
+	words    map[string]classMask // word -> class bits
+	prefixes []struct {
+		p   string
+		bit classMask
+	}
+	seqs []struct {
+		id    uint32
+		steps []seqStep
+		punct string
+	}
+	delim  *RuleSet  // the delimiter family, as a one-rule set
+	firsts classMask // the bits of every sequence's first step
+	// byFirst indexes prefixes by their first byte
+	byFirst [256][]struct {
+		p   string
+		bit classMask
+	}
+}
+
+// compileFamilies builds the matcher; it panics on a malformed spec (a
+// programming error caught by the tests).
+func compileFamilies() *families {
+	f := &families{words: map[string]classMask{}}
+	nbit := 0
+	for _, spec := range familySpecs {
+		for _, seq := range spec.seqs {
+			var steps []seqStep
+			gap := 0
+			for _, tok := range strings.Fields(seq) {
+				if strings.HasPrefix(tok, "~") {
+					n, err := strconv.Atoi(tok[1:])
+					if err != nil {
+						panic(fmt.Sprintf("firewall: family %d: bad gap %q", spec.id, tok))
+					}
+					gap = n
+					continue
+				}
+				if nbit == 128 {
+					panic("firewall: more than 128 family steps")
+				}
+				var bit classMask
+				bit[nbit/64] = 1 << (nbit % 64)
+				nbit++
+				for _, w := range strings.Split(tok, "|") {
+					if p, ok := strings.CutSuffix(w, "*"); ok {
+						f.prefixes = append(f.prefixes, struct {
+							p   string
+							bit classMask
+						}{p, bit})
+						continue
+					}
+					m := f.words[w]
+					m[0] |= bit[0]
+					m[1] |= bit[1]
+					f.words[w] = m
+				}
+				steps = append(steps, seqStep{bit: bit, gap: gap})
+				gap = 0
+			}
+			f.seqs = append(f.seqs, struct {
+				id    uint32
+				steps []seqStep
+				punct string
+			}{familyIDBase + spec.id, steps, spec.punct})
+		}
+	}
+	rs, err := NewRuleSet([]Rule{{ID: "FAM-7", Threat: ThreatLow, Action: ActionLog, Patterns: []string{delimiterRE}}})
+	if err != nil {
+		panic("firewall: delimiter family: " + err.Error())
+	}
+	f.delim = rs
+	for _, q := range f.seqs {
+		f.firsts[0] |= q.steps[0].bit[0]
+		f.firsts[1] |= q.steps[0].bit[1]
+	}
+	for _, p := range f.prefixes {
+		f.byFirst[p.p[0]] = append(f.byFirst[p.p[0]], p)
+	}
+	return f
+}
+
+// classes returns the class bits of word w.
+func (f *families) classes(w string) classMask {
+	c := f.words[w]
+	if len(w) == 0 {
+		return c
+	}
+	for _, p := range f.byFirst[w[0]] {
+		if strings.HasPrefix(w, p.p) {
+			c[0] |= p.bit[0]
+			c[1] |= p.bit[1]
+		}
+	}
+	return c
+}
+
+// maxFamilyHits bounds the features one family sequence adds to one text.
 const maxFamilyHits = 8
 
-// featurize extracts the classifier features of normalised text into f.
-func featurize(f *textclf.Features, fams []family, norm string) {
+// featurize extracts the classifier features of normalised text into f;
+// cls is a reusable buffer for the words' class bits.
+func featurize(f *textclf.Features, fams *families, norm string, cls *[]classMask) {
 	textclf.Extract(f, norm)
-	if f.Words() == 0 {
+	n := f.Words()
+	if n == 0 {
 		return
 	}
-	for _, fam := range fams {
-		if fam.lits != nil && !containsAny(norm, fam.lits) {
+	c := (*cls)[:0]
+	for k := 0; k < n; k++ {
+		a := int(f.Offsets[k])
+		b := a
+		for b < len(norm) && isFeatureWordByte(norm[b]) {
+			b++
+		}
+		c = append(c, fams.classes(norm[a:b]))
+	}
+	*cls = c
+	type hit struct {
+		w  int
+		id uint32
+	}
+	var hits [16]hit
+	nh := 0
+	var found [64]uint8 // hits per sequence
+	for k := 0; k < n && nh < len(hits); k++ {
+		if c[k] == (classMask{}) || !c[k].has(fams.firsts) {
 			continue
 		}
-		for _, loc := range fam.re.FindAllStringIndex(norm, maxFamilyHits) {
-			// the word holding the match's first byte
-			w := sort.Search(len(f.Offsets), func(i int) bool { return int(f.Offsets[i]) > loc[0] }) - 1
-			textclf.AddSpecial(f, w, fam.id)
+		for si, seq := range fams.seqs {
+			if !c[k].has(seq.steps[0].bit) || found[si%64] >= maxFamilyHits {
+				continue
+			}
+			if seq.punct != "" {
+				e := int(f.Offsets[k])
+				for e < len(norm) && isFeatureWordByte(norm[e]) {
+					e++
+				}
+				if e >= len(norm) || strings.IndexByte(seq.punct, norm[e]) < 0 {
+					continue
+				}
+			}
+			if matchSteps(c, k+1, seq.steps[1:]) && nh < len(hits) {
+				found[si%64]++
+				hits[nh] = hit{k, seq.id}
+				nh++
+			}
 		}
 	}
+	for _, loc := range fams.delim.locate(norm, maxFamilyHits) {
+		if nh < len(hits) {
+			w := sort.Search(len(f.Offsets), func(i int) bool { return int(f.Offsets[i]) > loc[0] }) - 1
+			hits[nh] = hit{w, familyIDBase + delimiterFamily}
+			nh++
+		}
+	}
+	for _, h := range hits[:nh] {
+		textclf.AddSpecial(f, h.w, h.id)
+	}
+}
+
+// matchSteps reports whether steps match from word k on.
+func matchSteps(c []classMask, k int, steps []seqStep) bool {
+	if len(steps) == 0 {
+		return true
+	}
+	s := steps[0]
+	for j := k; j <= k+s.gap && j < len(c); j++ {
+		if c[j].has(s.bit) && matchSteps(c, j+1, steps[1:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// isFeatureWordByte matches textclf's word bytes.
+func isFeatureWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 0x80 || c >= 'A' && c <= 'Z'
 }

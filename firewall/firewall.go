@@ -149,7 +149,7 @@ type Firewall struct {
 	cfg        Config
 	rules      *RuleSet
 	model      *textclf.Model
-	fams       []family
+	fams       *families
 	thresholds map[Source]float64 // probability
 	lock       *Lockdown
 	alerts     *AlertRouter
@@ -167,8 +167,9 @@ type Firewall struct {
 }
 
 type scratch struct {
-	f textclf.Features
-	s textclf.Scorer
+	f   textclf.Features
+	s   textclf.Scorer
+	cls []classMask
 }
 
 // New builds a Firewall. lock may be nil (no lockdown: verdicts still say
@@ -300,7 +301,7 @@ func (fw *Firewall) scanText(sc *scratch, dst []Detection, norm string, src Sour
 	start := len(dst)
 	dst = fw.rules.Match(dst, norm)
 	if fw.model != nil {
-		featurize(&sc.f, fw.fams, norm)
+		featurize(&sc.f, fw.fams, norm, &sc.cls)
 		logit, span := sc.s.Best(fw.model, &sc.f)
 		p := textclf.Sigmoid(logit)
 		*score = p

@@ -53,12 +53,21 @@ func Normalize(s string) string {
 			return s
 		}
 		t := normalizeOnce(s)
-		if t == s {
+		if t == s || settled(t) {
 			return t
 		}
 		s = t
 	}
 	return s
+}
+
+// settled reports whether a pass's output t needs no further pass: the last
+// step (fold and collapse) is idempotent on its own, so another pass could
+// only change t through an entity, an escape, an invisible character or a
+// non-NFKC sequence.
+func settled(t string) bool {
+	return strings.IndexByte(t, '&') < 0 && strings.IndexByte(t, '%') < 0 &&
+		!needsStrip(t) && norm.NFKC.IsNormalString(t)
 }
 
 // isNormalFast reports whether s is ASCII text that no step of the pipeline
@@ -175,15 +184,7 @@ func isInvisible(r rune) bool {
 // stripInvisible removes invisible characters and C0 controls (other than
 // white space), maps tag characters to ASCII and replaces invalid UTF-8.
 func stripInvisible(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf || (c < 0x20 && !isASCIISpace(c)) || c == 0x7f {
-			clean = false
-			break
-		}
-	}
-	if clean {
+	if !needsStrip(s) {
 		return s
 	}
 	var b strings.Builder
@@ -202,6 +203,26 @@ func stripInvisible(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// needsStrip reports whether stripInvisible would change s.
+func needsStrip(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && !isASCIISpace(c) || c == 0x7f {
+				return true
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || r >= 0xE0020 && r <= 0xE007E || isInvisible(r) {
+			return true
+		}
+		i += n
+	}
+	return false
 }
 
 func isASCIISpace(c byte) bool {
@@ -423,7 +444,7 @@ func decodeBase64(s string) string {
 }
 
 // readable reports whether b is valid UTF-8 text with at most 10% of
-// non-printable runes and at least one letter.
+// non-printable runes and at least a quarter of letters.
 func readable(b []byte) bool {
 	if len(b) < 6 || !utf8.Valid(b) {
 		return false
@@ -438,5 +459,5 @@ func readable(b []byte) bool {
 			bad++
 		}
 	}
-	return letters*2 >= total && bad*10 <= total
+	return letters*4 >= total && bad*10 <= total
 }

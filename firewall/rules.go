@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"regexp/syntax"
-	"strings"
+		"strings"
+	"sync"
 
 	"github.com/talos-ironclad/talos"
 	yaml "go.yaml.in/yaml/v3"
@@ -108,10 +108,11 @@ type Rule struct {
 type RuleSet struct {
 	rules    []Rule
 	compiled [][]*regexp.Regexp
-	// literals holds, per rule and pattern, substrings of which at least one
-	// must occur for the pattern to match (a cheap pre-filter that skips
-	// most regexp runs), or nil when none could be derived.
-	literals [][][]string
+	// pf holds, per rule and pattern, the literal pre-filter (nil: always
+	// run), and ac finds all their literals in one pass (see literals.go).
+	pf      [][]*prefilter
+	ac      *acMatcher
+	occPool sync.Pool
 }
 
 //go:embed rules.yaml
@@ -158,6 +159,7 @@ func LoadRules(data []byte) (*RuleSet, error) {
 func NewRuleSet(rules []Rule) (*RuleSet, error) {
 	const op = "firewall.NewRuleSet"
 	rs := &RuleSet{rules: make([]Rule, len(rules))}
+	var lits literalIndex
 	seen := map[string]bool{}
 	for i, r := range rules {
 		switch {
@@ -176,9 +178,9 @@ func NewRuleSet(rules []Rule) (*RuleSet, error) {
 		r.Patterns = append([]string(nil), r.Patterns...)
 		rs.rules[i] = r
 		res := make([]*regexp.Regexp, len(r.Patterns))
-		lits := make([][]string, len(r.Patterns))
+		pfs := make([]*prefilter, len(r.Patterns))
 		for j, p := range r.Patterns {
-			lits[j] = requiredLiterals(p)
+			pfs[j] = lits.compilePrefilter(p)
 			re, err := regexp.Compile("(?i)" + p)
 			if err != nil {
 				return nil, talos.E(talos.CodeConfigInvalid, op, fmt.Sprintf("rule %s: pattern #%d %q is not a valid RE2 expression", r.ID, j+1, p), err)
@@ -186,8 +188,10 @@ func NewRuleSet(rules []Rule) (*RuleSet, error) {
 			res[j] = re
 		}
 		rs.compiled = append(rs.compiled, res)
-		rs.literals = append(rs.literals, lits)
+		rs.pf = append(rs.pf, pfs)
 	}
+	rs.ac = newACMatcher(lits.lits)
+	rs.occPool.New = func() any { return new(occurrences) }
 	return rs, nil
 }
 
@@ -210,18 +214,22 @@ const maxMatches = 8
 // Match runs every enabled rule over normalised text and appends one
 // detection per matching rule to dst.
 func (rs *RuleSet) Match(dst []Detection, text string) []Detection {
+	occ := rs.occPool.Get().(*occurrences)
+	defer rs.occPool.Put(occ)
+	rs.ac.scan(text, occ)
 	for i := range rs.rules {
 		r := &rs.rules[i]
 		if r.Disabled {
 			continue
 		}
 		for j, re := range rs.compiled[i] {
-			if lits := rs.literals[i][j]; lits != nil && !containsAny(text, lits) {
+			locs := findAll(re, rs.pf[i][j], occ, text, maxMatches)
+			if len(locs) == 0 {
 				continue
 			}
-			m := re.FindAllString(text, maxMatches)
-			if len(m) == 0 {
-				continue
+			m := make([]string, len(locs))
+			for k, l := range locs {
+				m[k] = text[l[0]:l[1]]
 			}
 			dst = append(dst, Detection{
 				RuleID:      r.ID,
@@ -238,70 +246,11 @@ func (rs *RuleSet) Match(dst []Detection, text string) []Detection {
 	return dst
 }
 
-func containsAny(text string, lits []string) bool {
-	for _, l := range lits {
-		if strings.Contains(text, l) {
-			return true
-		}
-	}
-	return false
-}
 
-// requiredLiterals derives from an RE2 pattern a set of lower-case literals
-// at least one of which occurs in every match, or nil when it cannot.
-func requiredLiterals(pattern string) []string {
-	re, err := syntax.Parse("(?i)"+pattern, syntax.Perl)
-	if err != nil {
-		return nil
-	}
-	lits, ok := litSet(re.Simplify())
-	if !ok {
-		return nil
-	}
-	return lits
-}
-
-func litSet(re *syntax.Regexp) ([]string, bool) {
-	switch re.Op {
-	case syntax.OpLiteral:
-		return []string{strings.ToLower(string(re.Rune))}, true
-	case syntax.OpCapture:
-		return litSet(re.Sub[0])
-	case syntax.OpPlus:
-		return litSet(re.Sub[0])
-	case syntax.OpRepeat:
-		if re.Min >= 1 {
-			return litSet(re.Sub[0])
-		}
-	case syntax.OpConcat:
-		var best []string
-		bestLen := 0
-		for _, sub := range re.Sub {
-			l, ok := litSet(sub)
-			if !ok {
-				continue
-			}
-			m := len(l[0])
-			for _, s := range l {
-				m = min(m, len(s))
-			}
-			if m > bestLen {
-				best, bestLen = l, m
-			}
-		}
-		if best != nil && bestLen >= 2 {
-			return best, true
-		}
-	case syntax.OpAlternate:
-		var all []string
-		for _, sub := range re.Sub {
-			l, ok := litSet(sub)
-			if !ok {
-				return nil, false
-			}
-			all = append(all, l...)
-		}
-		return all, len(all) > 0
-	}
-	return nil, false
+// locate returns up to n match locations of the first rule's first pattern.
+func (rs *RuleSet) locate(text string, n int) [][]int {
+	occ := rs.occPool.Get().(*occurrences)
+	defer rs.occPool.Put(occ)
+	rs.ac.scan(text, occ)
+	return findAll(rs.compiled[0][0], rs.pf[0][0], occ, text, n)
 }

@@ -95,12 +95,25 @@ type TrainConfig struct {
 	Epochs int     // 0 = 12
 	Lambda float64 // L2; 0 = 1e-5
 	// TargetFPR is the false-positive rate each threshold group ("user",
-	// "tool") is calibrated to on the calibration split; zero = 0.006 for
-	// user and 0.012 for tool, below the 1% / 2% targets for margin.
+	// "tool") must stay within, as the 95% upper confidence bound measured on
+	// the calibration split; zero = 0.01 for user and 0.02 for tool.
 	TargetFPR map[string]float64
 	Window    int // sliding window in words; 0 = 40
+	// SyntheticAttacks is how many composed indirect injections, and as
+	// many composed benign tool outputs that use attack vocabulary (see
+	// synth.go), join the training data; 0 = DefaultSyntheticAttacks,
+	// negative = none.
+	SyntheticAttacks int
 	Stride    int // 0 = 10
 }
+
+// DefaultSyntheticAttacks is how many synthetic indirect injections Train
+// adds to the attacks by default.
+const DefaultSyntheticAttacks = 300
+
+// HardNegativeBoost multiplies the weight of benign training texts that the
+// first fit scores as attacks (see Train).
+const HardNegativeBoost = 4
 
 // TrainReport describes a trained model on its calibration split.
 type TrainReport struct {
@@ -137,7 +150,7 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	if cfg.Stride == 0 {
 		cfg.Stride = 10
 	}
-	target := map[string]float64{"user": 0.006, "tool": 0.012}
+	target := map[string]float64{"user": 0.01, "tool": 0.02}
 	for k, v := range cfg.TargetFPR {
 		target[k] = v
 	}
@@ -150,29 +163,20 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	}
 	var f textclf.Features
 	fams := compileFamilies()
+	var cls []classMask
+	var spans []textclf.Span
 	windows := func(g string) {
-		// every sentence and sliding window of a benign text as extra negatives
-		n := f.Words()
-		for i, st := range f.SentStart {
-			end := n
-			if i+1 < len(f.SentStart) {
-				end = int(f.SentStart[i+1])
-			}
-			if end-int(st) >= textclf.MinWindowWords && (st != 0 || end != n) {
-				addEx(slices.Clone(f.Hashes[f.WordStart[st]:f.WordStart[end]]), 0, g)
-			}
-		}
-		if n > cfg.Window {
-			for a := 0; a+cfg.Window <= n; a += cfg.Stride {
-				addEx(slices.Clone(f.Hashes[f.WordStart[a]:f.WordStart[a+cfg.Window]]), 0, g)
-			}
+		// every window but the whole text of a benign text: extra negatives
+		spans = textclf.AppendSpans(spans[:0], &f, cfg.Window, cfg.Stride)
+		for _, sp := range spans[1:] {
+			addEx(slices.Clone(f.Hashes[f.WordStart[sp.Start]:f.WordStart[sp.End]]), 0, g)
 		}
 	}
 	for _, r := range dev {
 		if SplitOf(r.ID) != SplitTrain {
 			continue
 		}
-		featurize(&f, fams, Normalize(r.Text))
+		featurize(&f, fams, Normalize(r.Text), &cls)
 		g := fmt.Sprintf("dev/%s/%d", r.Dataset, r.Label)
 		addEx(slices.Clone(f.Hashes), r.Label, g)
 		if r.Label == 0 {
@@ -183,9 +187,24 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 		if SplitOf(d.ID) != SplitTrain {
 			continue
 		}
-		featurize(&f, fams, Normalize(wrapToolOutput(rng, d.Text)))
+		featurize(&f, fams, Normalize(wrapToolOutput(rng, d.Text)), &cls)
 		addEx(slices.Clone(f.Hashes), 0, "docs")
 		windows("docs/win")
+	}
+	if cfg.SyntheticAttacks >= 0 {
+		n := cfg.SyntheticAttacks
+		if n == 0 {
+			n = DefaultSyntheticAttacks
+		}
+		for _, a := range syntheticToolAttacks(rng, n) {
+			featurize(&f, fams, Normalize(a), &cls)
+			addEx(slices.Clone(f.Hashes), 1, "synthetic-tool")
+		}
+		for _, b := range syntheticBenign(rng, n) {
+			featurize(&f, fams, Normalize(wrapToolOutput(rng, b)), &cls)
+			addEx(slices.Clone(f.Hashes), 0, "synthetic-benign")
+			windows("synthetic-benign/win")
+		}
 	}
 	// Weights: each group's examples share the group's weight, which grows
 	// with the square root of its size (so no data set dominates); then
@@ -214,6 +233,16 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	}
 	tc := textclf.TrainConfig{Bits: cfg.Bits, Epochs: cfg.Epochs, LR: 0.5, Lambda: cfg.Lambda, Seed: cfg.Seed}
 	bias, w := textclf.Train(examples, tc)
+	// Hard-negative mining: benign texts and windows the first model scores
+	// as attacks get HardNegativeBoost times their weight, and the model is
+	// fitted again. Long benign tool outputs have many windows, so the tail
+	// of the benign window scores is what sets the tool threshold.
+	for i := range examples {
+		if examples[i].Label == 0 && textclf.Logit(bias, w, examples[i].Hashes, cfg.Bits) > 0 {
+			examples[i].Weight *= HardNegativeBoost
+		}
+	}
+	bias, w = textclf.Train(examples, tc)
 	q, scale := textclf.Quantize(w)
 	m := &textclf.Model{Bits: cfg.Bits, Window: cfg.Window, Stride: cfg.Stride, Bias: float32(bias), Scale: scale, W: q, Thresholds: map[string]float32{}}
 
@@ -221,7 +250,7 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	rep := TrainReport{Examples: len(examples), Thresholds: map[string]float64{}, Calibration: map[string]CalibrationStat{}}
 	var sc textclf.Scorer
 	score := func(text string) float64 {
-		featurize(&f, fams, Normalize(text))
+		featurize(&f, fams, Normalize(text), &cls)
 		l, _ := sc.Best(m, &f)
 		return l
 	}
@@ -246,8 +275,13 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 		}
 		ben := slices.Clone(s[0])
 		slices.Sort(ben)
-		// the threshold lets at most target*n benign texts reach it
-		k := int(math.Floor(target[g] * float64(len(ben))))
+		// The threshold lets k benign texts reach it, for the largest k whose
+		// 95% Wilson upper bound on the false-positive rate stays within the
+		// target: a point estimate from a few hundred texts is too optimistic.
+		k := 0
+		for k+1 < len(ben) && wilsonUpper(k+1, len(ben)) <= target[g] {
+			k++
+		}
 		thr := ben[len(ben)-1-k]
 		thr = math.Nextafter(thr, math.Inf(1))
 		if k > 0 {
@@ -274,11 +308,13 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	return m.Marshal(), rep, nil
 }
 
-// ToolEvalSet builds labelled tool outputs from one split: every benign
-// document of docs in that split, wrapped as a tool would return it (plain
-// text, JSON, HTML, search results or a log), labelled 0; and for every attack
-// of dev in that split, one such document with the attack hidden at a random
-// sentence boundary, labelled 1 (dataset "tool-hidden/<dev dataset>").
+// ToolEvalSet builds labelled tool outputs from one split: for every benign
+// document of docs in that split, a tool output (the document alone, or every
+// other time one to four random documents of the split joined), wrapped as a
+// tool would return it (plain text, JSON, HTML, search results or a log),
+// labelled 0; and for every attack of dev in that split, a tool output of one
+// to four documents with the attack hidden at a random sentence or line
+// boundary, labelled 1 (dataset "tool-hidden/<dev dataset>").
 func ToolEvalSet(dev, docs []Record, split Split, seed uint64) []Record {
 	rng := rand.New(rand.NewPCG(seed, uint64(split)+0x7001))
 	var pool []Record
@@ -290,15 +326,28 @@ func ToolEvalSet(dev, docs []Record, split Split, seed uint64) []Record {
 	if len(pool) == 0 {
 		return nil
 	}
+	// A tool output is one to four documents of the split.
+	page := func() string {
+		n := 1 + rng.IntN(4)
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = pool[rng.IntN(len(pool))].Text
+		}
+		return strings.Join(parts, "\n\n")
+	}
 	var out []Record
-	for _, d := range pool {
-		out = append(out, Record{ID: "tool-benign:" + d.ID, Dataset: "tool-benign", Source: SourceTool, Label: 0, Text: wrapToolOutput(rng, d.Text)})
+	for i, d := range pool {
+		text := d.Text
+		if i%2 == 1 {
+			text = page()
+		}
+		out = append(out, Record{ID: "tool-benign:" + d.ID, Dataset: "tool-benign", Source: SourceTool, Label: 0, Text: wrapToolOutput(rng, text)})
 	}
 	for _, r := range dev {
 		if SplitOf(r.ID) != split || r.Label != 1 {
 			continue
 		}
-		host := pool[rng.IntN(len(pool))]
+		host := Record{Text: page()}
 		out = append(out, Record{
 			ID: "tool-hidden:" + r.ID, Dataset: "tool-hidden/" + r.Dataset, Source: SourceTool, Label: 1,
 			Text: wrapToolOutput(rng, hide(rng, host.Text, r.Text)),
@@ -361,4 +410,15 @@ func wrapToolOutput(rng *rand.Rand, text string) string {
 		}
 		return b.String()
 	}
+}
+
+// wilsonUpper is the 95% Wilson score upper bound of a rate of k in n.
+func wilsonUpper(k, n int) float64 {
+	const z = 1.96
+	p := float64(k) / float64(n)
+	nf := float64(n)
+	d := 1 + z*z/nf
+	c := p + z*z/(2*nf)
+	r := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
+	return (c + r) / d
 }

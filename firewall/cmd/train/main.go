@@ -37,6 +37,7 @@ func run(args []string) error {
 	lambda := fs.Float64("lambda", 0, "L2 strength (0 = the default of firewall.TrainConfig)")
 	epochs := fs.Int("epochs", 0, "SGD epochs (0 = default)")
 	window := fs.Int("window", 0, "sliding window in words (0 = default)")
+	synth := fs.Int("synthetic", 0, "synthetic indirect injections to add (0 = default, -1 = none)")
 	toolEval := fs.String("tool-eval", "", "also write the held-out synthetic tool-output cases to this JSONL file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -49,7 +50,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	model, rep, err := firewall.Train(firewall.TrainConfig{Seed: *seed, Lambda: *lambda, Epochs: *epochs, Window: *window}, dev, benign)
+	model, rep, err := firewall.Train(firewall.TrainConfig{Seed: *seed, Lambda: *lambda, Epochs: *epochs, Window: *window, SyntheticAttacks: *synth}, dev, benign)
 	if err != nil {
 		return err
 	}

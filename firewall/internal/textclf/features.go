@@ -108,8 +108,10 @@ func Extract(f *Features, text string) {
 			}
 			switch c {
 			case '\n':
+				// a paragraph break, or a line that starts a list item,
+				// heading, quote, table row or markup
 				sentMarker = true
-			case '.', '!', '?', ';':
+			case '.', '!', '?', ';', ':':
 				if i+1 >= len(text) || text[i+1] == ' ' || text[i+1] == '\n' {
 					sentMarker = true
 				}

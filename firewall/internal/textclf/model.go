@@ -142,18 +142,49 @@ func Quantize(w []float64) (q []int16, scale float32) {
 // Span is a window of words [Start, End).
 type Span struct{ Start, End int }
 
-// Scorer scores windows of one text; it reuses its buffer across texts.
-type Scorer struct {
-	prefix []int64
-}
-
-// MinWindowWords is the shortest sentence scored on its own; shorter
-// sentences are still covered by the sliding windows and the whole text.
+// MinWindowWords is the fewest words a sentence window has: shorter
+// sentences are covered by the sliding windows and the whole text only.
 const MinWindowWords = 3
 
-// Best returns the highest window logit of f and its span. The windows are
-// the whole text, every sentence of at least MinWindowWords words, and
-// sliding windows of m.Window words every m.Stride words.
+// AppendSpans appends the windows of f that the scorer looks at: the whole
+// text, each sentence of at least MinWindowWords words unless it is the
+// whole text, and, when the text is
+// longer than window words, sliding windows of window words every stride
+// words, the last one ending at the text's end.
+func AppendSpans(dst []Span, f *Features, window, stride int) []Span {
+	words := f.Words()
+	if words == 0 {
+		return dst
+	}
+	dst = append(dst, Span{0, words})
+	for i, st := range f.SentStart {
+		start, end := int(st), words
+		if i+1 < len(f.SentStart) {
+			end = int(f.SentStart[i+1])
+		}
+		if end-start >= MinWindowWords && (start != 0 || end != words) {
+			dst = append(dst, Span{start, end})
+		}
+	}
+	if words > window {
+		for a := 0; ; a += stride {
+			if a+window >= words {
+				dst = append(dst, Span{words - window, words})
+				break
+			}
+			dst = append(dst, Span{a, a + window})
+		}
+	}
+	return dst
+}
+
+// Scorer scores windows of one text; it reuses its buffers across texts.
+type Scorer struct {
+	prefix []int64
+	spans  []Span
+}
+
+// Best returns the highest window logit of f and its span (see AppendSpans).
 func (s *Scorer) Best(m *Model, f *Features) (float64, Span) {
 	words := f.Words()
 	if words == 0 || len(f.Hashes) == 0 {
@@ -170,36 +201,17 @@ func (s *Scorer) Best(m *Model, f *Features) (float64, Span) {
 		}
 	}
 	s.prefix[words] = sum
+	s.spans = AppendSpans(s.spans[:0], f, m.Window, m.Stride)
 	bestLogit := math.Inf(-1)
 	var best Span
-	try := func(a, b int) {
-		n := f.WordStart[b] - f.WordStart[a]
+	for _, sp := range s.spans {
+		n := f.WordStart[sp.End] - f.WordStart[sp.Start]
 		if n <= 0 {
-			return
+			continue
 		}
-		l := float64(m.Scale) * float64(s.prefix[b]-s.prefix[a]) / math.Sqrt(float64(n))
+		l := float64(m.Scale) * float64(s.prefix[sp.End]-s.prefix[sp.Start]) / math.Sqrt(float64(n))
 		if l > bestLogit {
-			bestLogit, best = l, Span{a, b}
-		}
-	}
-	try(0, words)
-	for i, st := range f.SentStart {
-		end := words
-		if i+1 < len(f.SentStart) {
-			end = int(f.SentStart[i+1])
-		}
-		if end-int(st) >= MinWindowWords && (int(st) != 0 || end != words) {
-			try(int(st), end)
-		}
-	}
-	if words > m.Window {
-		for a := 0; ; a += m.Stride {
-			b := a + m.Window
-			if b >= words {
-				try(words-m.Window, words)
-				break
-			}
-			try(a, b)
+			bestLogit, best = l, sp
 		}
 	}
 	return float64(m.Bias) + bestLogit, best

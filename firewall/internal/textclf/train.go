@@ -123,3 +123,13 @@ func Train(examples []Example, cfg TrainConfig) (float64, []float64) {
 	}
 	return avgBias / avgN, avg
 }
+
+// Logit scores hashes (one whole text) with float weights, as Train sees it.
+func Logit(bias float64, w []float64, hashes []uint32, bits uint8) float64 {
+	x := toSparse(hashes, bits)
+	z := bias
+	for j, ix := range x.idx {
+		z += w[ix] * x.val[j]
+	}
+	return z
+}

@@ -1,0 +1,479 @@
+package firewall
+
+import (
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strings"
+)
+
+// Literal pre-filtering. Go's regexp has no literal acceleration for
+// patterns such as `\bignore\s+…`, and running ~45 of them over every 4 KB
+// input costs milliseconds. So each pattern is reduced to clauses of required
+// literals (every clause must have one literal present: "ignor" AND
+// "instruction"), one Aho–Corasick pass finds every literal of every pattern
+// in the text, and a pattern's regexp runs only when all its clauses are
+// satisfied, and then only on short regions around its most selective
+// clause's occurrences (where its fast backtracker applies).
+
+// litClauses derives the clauses of pattern: a list of sets of lower-case
+// literals such that every match holds one literal of every set. It returns
+// nil when nothing is required or the pattern has anchors.
+func litClauses(pattern string) [][]string {
+	re, err := syntax.Parse("(?i)"+pattern, syntax.Perl)
+	if err != nil || hasAnchor(re) {
+		return nil
+	}
+	return cnf(re.Simplify())
+}
+
+// maxExact bounds the size of an exact set (the strings a sub-pattern can
+// spell) kept for literal clauses.
+const maxExact = 16
+
+// exact returns the finite set of lower-case strings re can match, when it
+// is small. It relies on the text being normalised: white space never comes
+// in runs, so \s+ is exactly one " " or "\n".
+func exact(re *syntax.Regexp) ([]string, bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		return []string{strings.ToLower(string(re.Rune))}, true
+	case syntax.OpEmptyMatch, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return []string{""}, true
+	case syntax.OpCapture:
+		return exact(re.Sub[0])
+	case syntax.OpQuest:
+		e, ok := exact(re.Sub[0])
+		if !ok {
+			return nil, false
+		}
+		return dedupe(append(e, "")), true
+	case syntax.OpCharClass:
+		if isSpaceClass(re) {
+			return []string{" ", "\n"}, true
+		}
+		var out []string
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			if re.Rune[i+1]-re.Rune[i] > 4 {
+				return nil, false
+			}
+			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
+				out = append(out, strings.ToLower(string(r)))
+			}
+		}
+		if len(out) > 8 {
+			return nil, false
+		}
+		return dedupe(out), true
+	case syntax.OpPlus:
+		if re.Sub[0].Op == syntax.OpCharClass && isSpaceClass(re.Sub[0]) {
+			return []string{" ", "\n"}, true
+		}
+	case syntax.OpStar:
+		if re.Sub[0].Op == syntax.OpCharClass && isSpaceClass(re.Sub[0]) {
+			return []string{"", " ", "\n"}, true
+		}
+	case syntax.OpAlternate:
+		var out []string
+		for _, sub := range re.Sub {
+			e, ok := exact(sub)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, e...)
+		}
+		out = dedupe(out)
+		return out, len(out) <= maxExact
+	case syntax.OpConcat:
+		out := []string{""}
+		for _, sub := range re.Sub {
+			e, ok := exact(sub)
+			if !ok {
+				return nil, false
+			}
+			if out = product(out, e); out == nil {
+				return nil, false
+			}
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func product(a, b []string) []string {
+	if len(a)*len(b) > maxExact {
+		return nil
+	}
+	out := make([]string, 0, len(a)*len(b))
+	for _, x := range a {
+		for _, y := range b {
+			out = append(out, x+y)
+		}
+	}
+	return dedupe(out)
+}
+
+// isSpaceClass reports the class of \s (and its case-folded forms).
+func isSpaceClass(re *syntax.Regexp) bool {
+	want := []rune{'\t', '\n', '\f', '\r', ' ', ' '}
+	return slices.Equal(re.Rune, want)
+}
+
+func cnf(re *syntax.Regexp) [][]string {
+	if e, ok := exact(re); ok {
+		if slices.Contains(e, "") {
+			return nil
+		}
+		return [][]string{minimal(e)}
+	}
+	switch re.Op {
+	case syntax.OpCapture, syntax.OpPlus:
+		return cnf(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return cnf(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		// runs of exact children become one clause of their product
+		var out [][]string
+		cur := []string{""}
+		flush := func() {
+			if !slices.Contains(cur, "") {
+				out = append(out, cur)
+			}
+			cur = []string{""}
+		}
+		for _, sub := range re.Sub {
+			e, ok := exact(sub)
+			if !ok {
+				flush()
+				out = append(out, cnf(sub)...)
+				continue
+			}
+			if p := product(cur, e); p != nil {
+				cur = p
+				continue
+			}
+			flush()
+			cur = e
+		}
+		flush()
+		for i := range out {
+			out[i] = minimal(out[i])
+		}
+		return slices.DeleteFunc(out, func(c []string) bool { return minLen(c) < 2 })
+	case syntax.OpAlternate:
+		// OR of the children's most selective clause
+		var all []string
+		for _, sub := range re.Sub {
+			c := bestClause(cnf(sub))
+			if c == nil {
+				return nil
+			}
+			all = append(all, c...)
+		}
+		return [][]string{minimal(all)}
+	}
+	return nil
+}
+
+// minimal drops the strings of a clause that contain another of its strings
+// (when the shorter one is absent, so is the longer).
+func minimal(c []string) []string {
+	c = dedupe(c)
+	slices.SortStableFunc(c, func(a, b string) int { return len(a) - len(b) })
+	var out []string
+	for _, s := range c {
+		if !slices.ContainsFunc(out, func(t string) bool { return strings.Contains(s, t) }) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func minLen(c []string) int {
+	m := 1 << 30
+	for _, s := range c {
+		m = min(m, len(s))
+	}
+	return m
+}
+
+func dedupe(c []string) []string {
+	slices.Sort(c)
+	return slices.Compact(c)
+}
+
+// clauseScore ranks clauses by selectivity: long literals, few alternatives.
+func clauseScore(c []string) int { return 1 + 1000*minLen(c)/len(c) }
+
+func bestClause(cs [][]string) []string {
+	var best []string
+	score := 0
+	for _, c := range cs {
+		if len(c) == 0 || minLen(c) < 2 {
+			continue
+		}
+		if s := clauseScore(c); s > score {
+			best, score = c, s
+		}
+	}
+	return best
+}
+
+func hasAnchor(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText:
+		return true
+	}
+	for _, sub := range re.Sub {
+		if hasAnchor(sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// acMatcher is an Aho–Corasick automaton over a set of literals, compiled to
+// a dense DFA over a compact alphabet (the bytes the literals use, plus one
+// symbol for every other byte).
+type acMatcher struct {
+	lits  []string
+	alpha [256]uint8
+	nsym  int
+	next  []uint16  // state*nsym + sym -> state
+	out   [][]int32 // state -> literal ids ending here (with failure links)
+}
+
+func newACMatcher(lits []string) *acMatcher {
+	m := &acMatcher{lits: lits, nsym: 1}
+	for _, l := range lits {
+		for i := 0; i < len(l); i++ {
+			if m.alpha[l[i]] == 0 {
+				m.alpha[l[i]] = uint8(m.nsym)
+				m.nsym++
+			}
+		}
+	}
+	// trie
+	type node struct{ child map[uint8]int32 }
+	trie := []node{{map[uint8]int32{}}}
+	m.out = [][]int32{nil}
+	for id, l := range lits {
+		s := int32(0)
+		for i := 0; i < len(l); i++ {
+			c := m.alpha[l[i]]
+			n, ok := trie[s].child[c]
+			if !ok {
+				n = int32(len(trie))
+				trie = append(trie, node{map[uint8]int32{}})
+				m.out = append(m.out, nil)
+				trie[s].child[c] = n
+			}
+			s = n
+		}
+		m.out[s] = append(m.out[s], int32(id))
+	}
+	// BFS: failure links and the dense transition table
+	if len(trie) > 1<<16 {
+		panic("firewall: too many literal states")
+	}
+	m.next = make([]uint16, len(trie)*m.nsym)
+	fail := make([]int32, len(trie))
+	queue := []int32{}
+	for c := 1; c < m.nsym; c++ {
+		if n, ok := trie[0].child[uint8(c)]; ok {
+			m.next[c] = uint16(n)
+			queue = append(queue, n)
+		}
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		m.out[s] = append(m.out[s], m.out[fail[s]]...)
+		for c := 1; c < m.nsym; c++ {
+			if n, ok := trie[s].child[uint8(c)]; ok {
+				fail[n] = int32(m.next[int(fail[s])*m.nsym+c])
+				m.next[int(s)*m.nsym+c] = uint16(n)
+				queue = append(queue, n)
+			} else {
+				m.next[int(s)*m.nsym+c] = m.next[int(fail[s])*m.nsym+c]
+			}
+		}
+	}
+	return m
+}
+
+// occurrences records, per literal id, the start offsets where it occurs.
+type occurrences struct {
+	pos [][]int32
+}
+
+// scan fills occ with every occurrence of every literal in text.
+func (m *acMatcher) scan(text string, occ *occurrences) {
+	if cap(occ.pos) < len(m.lits) {
+		occ.pos = make([][]int32, len(m.lits))
+	}
+	occ.pos = occ.pos[:len(m.lits)]
+	for i := range occ.pos {
+		occ.pos[i] = occ.pos[i][:0]
+	}
+	s := uint16(0)
+	next, nsym, alpha := m.next, m.nsym, &m.alpha
+	for i := 0; i < len(text); i++ {
+		s = next[int(s)*nsym+int(alpha[text[i]])]
+		if o := m.out[s]; len(o) > 0 {
+			for _, id := range o {
+				occ.pos[id] = append(occ.pos[id], int32(i+1-len(m.lits[id])))
+			}
+		}
+	}
+}
+
+// prefilter is one pattern's literal requirements, as literal ids.
+type prefilter struct {
+	clauses [][]int32
+	regions []int32 // the literals whose occurrences define the regions
+	span    int     // the longest literal of regions
+}
+
+// literalIndex assigns ids to literals across many patterns.
+type literalIndex struct {
+	ids  map[string]int32
+	lits []string
+}
+
+func (x *literalIndex) id(l string) int32 {
+	if id, ok := x.ids[l]; ok {
+		return id
+	}
+	if x.ids == nil {
+		x.ids = map[string]int32{}
+	}
+	id := int32(len(x.lits))
+	x.ids[l] = id
+	x.lits = append(x.lits, l)
+	return id
+}
+
+// compilePrefilter returns the prefilter of pattern, or nil when the pattern
+// must always run on the whole text.
+func (x *literalIndex) compilePrefilter(pattern string) *prefilter {
+	cs := litClauses(pattern)
+	best := bestClause(cs)
+	if best == nil {
+		return nil
+	}
+	p := &prefilter{}
+	for _, c := range cs {
+		if minLen(c) < 2 {
+			continue
+		}
+		ids := make([]int32, len(c))
+		for i, l := range c {
+			ids[i] = x.id(l)
+		}
+		p.clauses = append(p.clauses, ids)
+	}
+	for _, l := range best {
+		p.regions = append(p.regions, x.id(l))
+		p.span = max(p.span, len(l))
+	}
+	return p
+}
+
+// Region matching: a match holds an occurrence of its region literals, so
+// the regexp runs only on regionMargin bytes around each occurrence (merged,
+// widened to word boundaries). A match longer than regionMargin bytes may be
+// missed; the default rules and families match far shorter spans.
+const (
+	regionMargin   = 200
+	regionFullScan = 1024 // texts up to this size are scanned whole
+)
+
+// findAll returns up to n match locations of re in text, like
+// re.FindAllStringIndex, skipping the parts of text where the prefilter
+// says no match can be. occ holds the literal occurrences of text.
+func findAll(re *regexp.Regexp, pf *prefilter, occ *occurrences, text string, n int) [][]int {
+	if pf == nil {
+		return re.FindAllStringIndex(text, n)
+	}
+	// candidate occurrences: a region literal with, for every clause, some
+	// literal of the clause within regionMargin bytes
+	var regions [][2]int
+	for _, id := range pf.regions {
+		for _, p := range occ.pos[id] {
+			if !nearAll(pf.clauses, occ, int(p)) {
+				continue
+			}
+			regions = append(regions, [2]int{max(0, int(p)-regionMargin), min(len(text), int(p)+pf.span+regionMargin)})
+		}
+	}
+	if len(regions) == 0 {
+		return nil
+	}
+	if len(text) <= regionFullScan {
+		return re.FindAllStringIndex(text, n)
+	}
+	slices.SortFunc(regions, func(a, b [2]int) int { return a[0] - b[0] })
+	var out [][]int
+	flush := func(r [2]int) bool {
+		a, b := r[0], r[1]
+		for a > 0 && isWordByteASCII(text[a-1]) {
+			a--
+		}
+		for b < len(text) && isWordByteASCII(text[b]) {
+			b++
+		}
+		for _, m := range re.FindAllStringIndex(text[a:b], n-len(out)) {
+			m[0] += a
+			m[1] += a
+			if len(out) > 0 && m[0] < out[len(out)-1][1] {
+				continue // already found in the previous region
+			}
+			out = append(out, m)
+		}
+		return len(out) >= n
+	}
+	cur := regions[0]
+	for _, r := range regions[1:] {
+		if r[0] <= cur[1] {
+			cur[1] = max(cur[1], r[1])
+			continue
+		}
+		if flush(cur) {
+			return out
+		}
+		cur = r
+	}
+	flush(cur)
+	return out
+}
+
+// isWordByteASCII reports bytes that \b treats as word characters, plus
+// UTF-8 bytes (so a region never starts inside a multi-byte rune).
+func isWordByteASCII(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c >= 0x80
+}
+
+// nearAll reports whether every clause has an occurrence within regionMargin
+// bytes of p.
+func nearAll(clauses [][]int32, occ *occurrences, p int) bool {
+	for _, c := range clauses {
+		ok := false
+		for _, id := range c {
+			ps := occ.pos[id]
+			// first occurrence at or after p-regionMargin
+			i, _ := slices.BinarySearch(ps, int32(p-regionMargin))
+			if i < len(ps) && int(ps[i]) <= p+regionMargin {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
