@@ -224,6 +224,20 @@ func TestRateLimitVerdicts(t *testing.T) {
 			t.Fatalf("call after the wait rejected: %v", err)
 		}
 
+		// Paced 429s never trip, however many arrive inside the window.
+		for i := 0; i < 10; i++ {
+			tk, err := b.Allow()
+			if err != nil {
+				t.Fatalf("paced 429 #%d: %v", i, err)
+			}
+			tk.Report(breaker.RateLimitVerdict(10*time.Second, true))
+			mustState(t, b, breaker.Closed)
+			time.Sleep(b.Remaining())
+		}
+		if s := b.Stats(); s.Failures != 0 {
+			t.Fatalf("paced 429s counted as %d failures", s.Failures)
+		}
+
 		tk, _ = b.Allow()
 		tk.Report(breaker.RateLimitVerdict(301*time.Second, true))
 		mustState(t, b, breaker.Open)

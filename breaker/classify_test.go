@@ -45,8 +45,8 @@ func TestRateLimitVerdictTable(t *testing.T) {
 		want breaker.Verdict
 	}{
 		{301 * time.Second, true, breaker.Verdict{Kind: breaker.Trip, Delay: 301 * time.Second}},
-		{300 * time.Second, true, breaker.Verdict{Kind: breaker.Failure, Delay: 301 * time.Second}},
-		{120 * time.Second, true, breaker.Verdict{Kind: breaker.Failure, Delay: 121 * time.Second}},
+		{300 * time.Second, true, breaker.Verdict{Kind: breaker.Ignore, Delay: 301 * time.Second}},
+		{120 * time.Second, true, breaker.Verdict{Kind: breaker.Ignore, Delay: 121 * time.Second}},
 		{0, true, breaker.Verdict{Kind: breaker.Failure, Delay: breaker.Backoff}},
 		{0, false, breaker.Verdict{Kind: breaker.Failure, Delay: breaker.Backoff}},
 	} {

@@ -25,7 +25,7 @@ func TestClassify(t *testing.T) {
 		"safety":    {talos.E(talos.CodeSafetyBlock, "test", "blocked", &llm.SafetyBlock{Reason: "SAFETY"}), breaker.Verdict{Kind: breaker.Success}},
 		"cancel":    {fmt.Errorf("x: %w", context.Canceled), breaker.Verdict{Kind: breaker.Ignore}},
 		"429 301s":  {rl(301*time.Second, true), breaker.Verdict{Kind: breaker.Trip, Delay: 301 * time.Second}},
-		"429 120s":  {rl(120*time.Second, true), breaker.Verdict{Kind: breaker.Failure, Delay: 121 * time.Second}},
+		"429 120s":  {rl(120*time.Second, true), breaker.Verdict{Kind: breaker.Ignore, Delay: 121 * time.Second}},
 		"429 none":  {rl(0, false), breaker.Verdict{Kind: breaker.Failure, Delay: breaker.Backoff}},
 		"500":       {&llm.APIError{StatusCode: 500}, breaker.Verdict{Kind: breaker.Failure}},
 		"401":       {&llm.APIError{StatusCode: 401}, breaker.Verdict{Kind: breaker.Failure}},

@@ -215,14 +215,14 @@ func TestRateLimit(t *testing.T) {
 		verdict breaker.Verdict
 	}{
 		"RetryInfo 37s": {&fakeGemini{status: 429, raw: body("37s", perMin)}, talos.ErrGeminiRateLimit,
-			breaker.Verdict{Kind: breaker.Failure, Delay: 38 * time.Second}},
+			breaker.Verdict{Kind: breaker.Ignore, Delay: 38 * time.Second}},
 		"RetryInfo 301s": {&fakeGemini{status: 429, raw: body("301s", perMin)}, talos.ErrGeminiRateLimit,
 			breaker.Verdict{Kind: breaker.Trip, Delay: 301 * time.Second}},
 		"daily quota": {&fakeGemini{status: 429, raw: body("3600s", "GenerateRequestsPerDayPerProjectPerModel-FreeTier")}, talos.ErrGeminiQuota,
 			breaker.Verdict{Kind: breaker.Trip, Delay: time.Hour}},
 		"Retry-After header": {&fakeGemini{status: 429, header: http.Header{"Retry-After": {"120"}},
 			raw: `{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}`}, talos.ErrGeminiRateLimit,
-			breaker.Verdict{Kind: breaker.Failure, Delay: 121 * time.Second}},
+			breaker.Verdict{Kind: breaker.Ignore, Delay: 121 * time.Second}},
 		"no delay": {&fakeGemini{status: 429, raw: `{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}`}, talos.ErrGeminiRateLimit,
 			breaker.Verdict{Kind: breaker.Failure, Delay: breaker.Backoff}},
 		"503": {&fakeGemini{status: 503, raw: `{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}`}, talos.ErrGeminiConnection,
