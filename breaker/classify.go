@@ -88,6 +88,7 @@ const RateLimitTripAfter = 300 * time.Second
 // it to wait "without tripping", so it does not count toward the failure
 // window either (the spec's counted it; five paced 429s in 300 s
 // would otherwise open the breaker for an hour).
+//
 //	absent or 0             → Failure, exponential backoff 5 s .. 60 s
 func RateLimitVerdict(retryAfter time.Duration, ok bool) Verdict {
 	switch {
