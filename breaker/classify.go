@@ -83,13 +83,12 @@ const RateLimitTripAfter = 300 * time.Second
 //
 //	Retry-After > 300 s     → Trip, open for at least that long
 //	Retry-After 1 s..300 s  → Ignore, wait Retry-After + 1 s before the next call
+//	absent or 0             → Failure, exponential backoff 5 s .. 60 s
 //
 // A short Retry-After is the service pacing us, not failing: issue 3 asks for
 // it to wait "without tripping", so it does not count toward the failure
 // window either (the spec's counted it; five paced 429s in 300 s
 // would otherwise open the breaker for an hour).
-//
-//	absent or 0             → Failure, exponential backoff 5 s .. 60 s
 func RateLimitVerdict(retryAfter time.Duration, ok bool) Verdict {
 	switch {
 	case ok && retryAfter > RateLimitTripAfter:
