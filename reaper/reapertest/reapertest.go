@@ -271,6 +271,9 @@ func (p *Procs) Signal(pid int, sig syscall.Signal) error { return p.signal(pid,
 func (p *Procs) SignalGroup(pgid int, sig syscall.Signal) error { return p.signal(pgid, sig, true) }
 
 func (p *Procs) signal(pid int, sig syscall.Signal, group bool) error {
+	if pid <= 0 || (group && pid <= 1) {
+		return syscall.ESRCH // never a broadcast, like the OS implementation
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	x, ok := p.procs[pid]
