@@ -370,6 +370,20 @@ func TestStartErrorsPassThrough(t *testing.T) {
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Start of a missing binary = %v, want ErrNotExist", err)
 	}
+	// exec fails after the fork (ENOEXEC): os/exec waits for that child
+	// itself while the Reaper may reap it too; neither may hang.
+	bad := t.TempDir() + "/garbage"
+	if err := os.WriteFile(bad, []byte{0x7f, 'E', 'L', 'F', 0, 0, 0}, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if err := r.Command(bad).Start(); !errors.Is(err, syscall.ENOEXEC) {
+			t.Fatalf("Start of a non-executable file = %v, want ENOEXEC", err)
+		}
+	}
+	if err := runWithin(t, r.Command("true"), 10*time.Second); err != nil {
+		t.Errorf("after failed starts: %v", err)
+	}
 }
 
 // Idle reaping with real processes (short timeouts; the exact 300 s / 10 s
