@@ -79,6 +79,9 @@ type Options struct {
 	// ExtraSteps run after the service steps and before the health server
 	// starts (genesis skills, schema, collections: other packages' steps).
 	ExtraSteps []boot.Step
+	// ExtraChecks are added to /health after the daemon's own (the GPU,
+	// the breaker, …). Their names must not clash with the Name constants.
+	ExtraChecks []health.Check
 	// ReadyPath is where the ready marker goes; empty means
 	// <Home>/.ready (spec §1.3 S11: /talos/.ready).
 	ReadyPath string
@@ -164,6 +167,11 @@ func (d *Daemon) HealthAddr() string {
 
 // Checker is the daemon's health checker (nil before Start).
 func (d *Daemon) Checker() *health.Checker { return d.checker }
+
+// Metrics is the daemon's Prometheus registry holder, served on /metrics;
+// other components register their collectors with Metrics().Registry()
+// (nil before Start).
+func (d *Daemon) Metrics() *health.Metrics { return d.metrics }
 
 // Start runs the boot steps of spec §1.3, starts the health server and
 // writes the ready marker. A fatal step stops the boot: Start writes the
@@ -544,7 +552,7 @@ func (d *Daemon) stepHealth(ctx context.Context) (string, error) {
 		Started:         d.started,
 		RefreshInterval: d.opts.HealthRefresh,
 		CacheTTL:        d.opts.HealthCacheTTL,
-	}, d.log, d.checks()...)
+	}, d.log, append(d.checks(), d.opts.ExtraChecks...)...)
 	if err != nil {
 		return "", err
 	}

@@ -365,3 +365,34 @@ func TestHarnessServices(t *testing.T) {
 		t.Logf("health %-8s %s %6.2f ms  %s", name, c.Status, c.LatencyMS, c.Detail)
 	}
 }
+
+func TestExtraStepsAndChecks(t *testing.T) {
+	cfg := newHome(t, nil)
+	opts := fastOpts()
+	ran := false
+	opts.ExtraSteps = []boot.Step{{Name: "genesis-skills", Run: func(ctx context.Context) (string, error) {
+		ran = true
+		return "0 activated, 0 quarantined", nil
+	}}}
+	opts.ExtraChecks = []health.Check{{Name: "gpu", Func: func(ctx context.Context) (string, error) {
+		return "", health.Warnf("nvidia-smi not found")
+	}}}
+	d := start(t, cfg, opts)
+	steps := d.Report().Steps
+	if !ran || steps[len(steps)-3].Name != "genesis-skills" {
+		t.Fatalf("extra step did not run before the health server: %+v", steps)
+	}
+	code, h := getHealth(t, d.HealthAddr())
+	if code != 200 || h.Status != health.Degraded || h.Checks["gpu"].Status != health.StatusWarn {
+		t.Fatalf("/health %d %s %+v", code, h.Status, h.Checks["gpu"])
+	}
+	if d.Metrics() == nil || d.Checker() == nil {
+		t.Fatal("Metrics or Checker nil after Start")
+	}
+
+	opts.ExtraChecks = []health.Check{{Name: "redis", Func: func(ctx context.Context) (string, error) { return "", nil }}}
+	d2, _ := daemon.New(newHome(t, nil), opts)
+	if err := d2.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "registered twice") {
+		t.Fatalf("clashing check name: %v", err)
+	}
+}
