@@ -60,6 +60,7 @@ func newRootCmd() *cobra.Command {
 		newRunCmd(),
 		newHealthCmd(),
 		newVersionCmd(),
+		newScanCmd(),
 		newAskCmd(),
 		newMemoryCmd(),
 		newGPUCmd(),
