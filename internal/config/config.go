@@ -34,13 +34,13 @@ const (
 // Defaults of spec §1.2.2 (the table at L303–393). Each constant cites its row.
 // Where DESIGN §4 or digest A overrules the spec the comment says why.
 const (
-	DefaultTalosVersion         = "4.0.0"           // L305
-	DefaultTrustLevel           = 0                 // L307
-	DefaultRedisMaxMemory       = 512 << 20         // L313: 512mb
-	DefaultRedisMaxMemoryPolicy = "allkeys-lru"     // L314
-	DefaultChromaMaxVectors     = 100000            // L315
-	DefaultChromaMaxDimensions  = 1536              // L316
-	DefaultVRAMMutexTimeout     = 300 * time.Second // L317 (digest A: §2.1 uses 30 s; the vram package decides)
+	DefaultTalosVersion         = "4.0.0"          // L305
+	DefaultTrustLevel           = 0                // L307
+	DefaultRedisMaxMemory       = 512 << 20        // L313: 512mb
+	DefaultRedisMaxMemoryPolicy = "allkeys-lru"    // L314
+	DefaultChromaMaxVectors     = 100000           // L315
+	DefaultChromaMaxDimensions  = 1536             // L316
+	DefaultVRAMMutexTimeout     = 30 * time.Second // L317 says 300 s; DESIGN §4 vram and §2.1 (L1941) say 30 s, and DESIGN wins
 	// DefaultVRAMMaxAllocationMB is VRAM_MAX_ALLOCATION in MB (L318).
 	DefaultVRAMMaxAllocationMB = 4096
 	// DefaultGeminiModelName replaces the spec's gemini-1.5-flash (L325),

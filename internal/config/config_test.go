@@ -60,7 +60,7 @@ func TestDefaultsMatchSpec(t *testing.T) {
 		{"REDIS_MAX_MEMORY", c.RedisMaxMemory, int64(512 << 20)},
 		{"REDIS_MAX_MEMORY_POLICY", c.RedisMaxMemoryPolicy, "allkeys-lru"},
 		{"CHROMADB_MAX_VECTORS", c.ChromaMaxVectors, 100000},
-		{"VRAM_MUTEX_TIMEOUT", c.VRAMMutexTimeout, 300 * time.Second},
+		{"VRAM_MUTEX_TIMEOUT", c.VRAMMutexTimeout, 30 * time.Second},
 		{"SESSION_TIMEOUT", c.SessionTimeout, 30 * time.Minute},
 		{"GEMINI_TEMPERATURE", c.GeminiTemperature, 0.7},
 		{"LOG_LEVEL", c.LogLevel, "INFO"},
