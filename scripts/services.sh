@@ -200,7 +200,10 @@ start_redis() {
 	fi
 	port_open "$REDIS_PORT" && fail "port $REDIS_PORT is in use by a process this script did not start; stop it or set TALOS_SERVICES_REDIS_PORT"
 	rm -f "$d/redis.pid"
+	# Configured as Talos expects its Redis (spec §1.3 S4: 512mb, allkeys-lru), so a daemon pointed
+	# at it boots healthy; the daemon only checks the policy, it never changes a server it shares.
 	redis-server --daemonize yes --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+		--maxmemory 512mb --maxmemory-policy allkeys-lru \
 		--dir "$d" --pidfile "$d/redis.pid" --logfile "$d/redis.log" </dev/null >/dev/null 2>&1 ||
 		fail "redis-server did not start" "$d/redis.log"
 	wait_for redis "$d/redis.log" "$d/redis.pid" redis-server redis_ping
