@@ -1,2 +1,64 @@
-// Package firewall detects prompt injection in text before it reaches a model.
+// Package firewall detects prompt injection in text before it reaches a
+// model, and holds a lockdown when an attack is serious.
+//
+// # Scanning
+//
+// Build a Firewall once and call Scan for every text, saying where it came
+// from:
+//
+//	fw, err := firewall.New(firewall.Config{}, nil, nil, logger)
+//	v, err := fw.Scan(ctx, firewall.Input{Text: toolResult, Source: firewall.SourceTool})
+//	if v.Action.Blocks() { /* do not send it to the model */ }
+//
+// A scan normalises the text (Normalize: HTML entities, repeated URL
+// escapes, NFKC, lower case, homoglyphs, zero-width and control characters),
+// decodes embedded base64 and hex blobs (DecodeBlobs), and runs two
+// detectors over the result:
+//
+//   - Rules (RuleSet): the spec's PI-001…PI-007 as an embedded YAML file with
+//     its false positives fixed, replaceable with LoadRules. Each rule gives at
+//     most one detection, with the rule's action.
+//   - A classifier: logistic regression over hashed word unigrams, bigrams,
+//     character 3–5-grams and hand-written pattern families, scored over the
+//     whole text, each sentence and sliding windows, so that an attack buried
+//     in a long, benign tool output is still found. Its weights are embedded
+//     (model.bin, about 0.5 MB) and are reproduced by
+//     `go run ./firewall/cmd/train -data ../shared/eval/firewall/dev.jsonl -out firewall/model.bin -seed 1`.
+//
+// The verdict's Action is the strongest action of its detections:
+// lockdown > block > alert > log > allow. Thresholds are per Source: user
+// text has its own, and text from tools, the web, memory (RAG) and skills
+// shares the stricter calibration for untrusted content. Both were calibrated
+// on a split of the development data the model was not trained on.
+//
+// # Canaries
+//
+// NewCanary mints a token to put into a system prompt; ScanOutput flags any
+// model output that carries it (also spaced out, re-cased or encoded), which
+// means the prompt leaked.
+//
+// # Lockdown
+//
+// A Lockdown (NewLockdown) is entered when a verdict's action is lockdown.
+// It is persisted through a Store (NewFileStore: one JSON file, written
+// atomically with mode 0600), so a restart keeps it; while it holds, Locked
+// is true and Scan answers lockdown for everything. The unlock code is
+// delivered to a person through a Notifier, never logged or put into an
+// alert, stored only as an HMAC-SHA256 under a per-install key
+// (LoadOrCreateKey), compared in constant time, valid for 24 hours, and
+// burned after 5 wrong attempts; an operator can Reissue it.
+//
+// # Alerts
+//
+// Verdicts with detections become Alerts (NewAlert, spec §2.9.4) that an
+// AlertRouter sends to every Route whose minimum severity they reach.
+// Severities are talos.Severity values, ordered numerically
+// (info < warning < critical).
+//
+// # Evaluating
+//
+// Evaluate scans labelled Records and reports precision, recall, F1,
+// false-positive rate and latency per dataset and source; `talos scan --eval`
+// prints it. Package firewalltest has an in-memory Store, a recording
+// Notifier and the Store conformance suite.
 package firewall

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-		"strings"
+	"strings"
 	"sync"
 
 	"github.com/talos-ironclad/talos"
@@ -245,7 +245,6 @@ func (rs *RuleSet) Match(dst []Detection, text string) []Detection {
 	}
 	return dst
 }
-
 
 // locate returns up to n match locations of the first rule's first pattern.
 func (rs *RuleSet) locate(text string, n int) [][]int {

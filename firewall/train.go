@@ -104,7 +104,7 @@ type TrainConfig struct {
 	// synth.go), join the training data; 0 = DefaultSyntheticAttacks,
 	// negative = none.
 	SyntheticAttacks int
-	Stride    int // 0 = 10
+	Stride           int // 0 = 10
 }
 
 // DefaultSyntheticAttacks is how many synthetic indirect injections Train
