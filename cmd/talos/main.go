@@ -11,15 +11,18 @@ import (
 
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "talos:", err)
+		if e, ok := err.(*exitError); !ok || !e.quiet {
+			fmt.Fprintln(os.Stderr, "talos:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
 
 // exitError carries a specific process exit code through cobra.
 type exitError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	quiet bool // main prints nothing: the exit code is the whole message
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -31,6 +34,12 @@ func withExit(code int, err error) error {
 		return nil
 	}
 	return &exitError{code: code, err: err}
+}
+
+// exitQuietly makes main exit with code without printing err, for commands
+// whose exit code passes on another program's (talos reap, like tini).
+func exitQuietly(code int, err error) error {
+	return &exitError{code: code, err: err, quiet: true}
 }
 
 func exitCode(err error) int {
@@ -55,12 +64,12 @@ func newRootCmd() *cobra.Command {
 		newConfigCmd(),
 		newLogsCmd(),
 		// subcommands: one line each, e.g. newVersionCmd(),
-		newSockproxyCmd(),
-		newReapCmd(),
 		newRunCmd(),
 		newHealthCmd(),
 		newVersionCmd(),
 		newScanCmd(),
+		newSockproxyCmd(),
+		newReapCmd(),
 		newAskCmd(),
 		newMemoryCmd(),
 		newGPUCmd(),

@@ -33,7 +33,7 @@ code, or 128+N if signal N killed it (127: command not found, 126: cannot run).`
 				return withExit(code, err)
 			}
 			if code != 0 {
-				return withExit(code, fmt.Errorf("reap: %s exited with code %d", args[0], code))
+				return exitQuietly(code, fmt.Errorf("reap: %s exited with code %d", args[0], code))
 			}
 			return nil
 		},
