@@ -1,0 +1,2 @@
+// Package good is documented as the rules ask.
+package good

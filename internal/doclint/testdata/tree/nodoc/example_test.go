@@ -1,0 +1,8 @@
+package nodoc
+
+import "fmt"
+
+func Example() {
+	fmt.Println("ok")
+	// Output: ok
+}

@@ -1,0 +1,2 @@
+// Package nodoc has its overview in the wrong file.
+package nodoc
