@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -451,4 +452,34 @@ func isLoopbackForTest(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+func TestServerExtraHandlers(t *testing.T) {
+	c, err := New(Config{Version: "x"}, nil, Check{Name: "a", Func: func(context.Context) (string, error) { return "", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "extra") })
+	s, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Handlers: map[string]http.Handler{"/vram": extra}}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/vram", nil))
+	if rec.Code != 200 || rec.Body.String() != "extra" {
+		t.Fatalf("/vram: %d %q", rec.Code, rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"checks"`) {
+		t.Fatalf("/health next to an extra handler: %d %s", rec.Code, rec.Body.String())
+	}
+	for _, bad := range []string{"/health", "/metrics", "/ready", "/", "vram", "GET /vram"} {
+		if _, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Handlers: map[string]http.Handler{bad: extra}}, c, nil, nil); err == nil {
+			t.Errorf("extra handler at %q accepted", bad)
+		}
+	}
+	if _, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Handlers: map[string]http.Handler{"/x": nil}}, c, nil, nil); err == nil {
+		t.Error("nil extra handler accepted")
+	}
 }

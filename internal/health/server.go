@@ -61,9 +61,28 @@ type ServerConfig struct {
 	Addr string
 	// AllowNonLoopback lets Addr be something other than loopback.
 	AllowNonLoopback bool
+	// Handlers are extra read-only endpoints served next to /health, keyed
+	// by path (for example the VRAM mutex's "/vram"). A path must start
+	// with "/" and must not be /health, /ready, /metrics or "/".
+	Handlers map[string]http.Handler
 }
 
-// Server serves GET /health, GET /ready and GET /metrics.
+func checkHandlers(hs map[string]http.Handler) error {
+	for path, h := range hs {
+		switch {
+		case !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " {}"):
+			return fmt.Errorf("extra handler path %q is not a plain path starting with \"/\" (for example /vram)", path)
+		case path == "/" || path == "/health" || path == "/ready" || path == "/metrics":
+			return fmt.Errorf("extra handler path %q is one of the server's own endpoints (/health, /ready, /metrics); choose another path", path)
+		case h == nil:
+			return fmt.Errorf("extra handler for %q is nil", path)
+		}
+	}
+	return nil
+}
+
+// Server serves GET /health, GET /ready and GET /metrics, plus the
+// ServerConfig.Handlers.
 type Server struct {
 	cfg     ServerConfig
 	checker *Checker
@@ -81,6 +100,9 @@ func NewServer(cfg ServerConfig, c *Checker, m *Metrics, log *slog.Logger) (*Ser
 		return nil, errors.New("health.NewServer: a Checker is required")
 	}
 	if err := CheckAddr(cfg.Addr, cfg.AllowNonLoopback); err != nil {
+		return nil, err
+	}
+	if err := checkHandlers(cfg.Handlers); err != nil {
 		return nil, err
 	}
 	if log == nil {
@@ -113,6 +135,9 @@ func (s *Server) Handler() http.Handler {
 			cancel()
 			prom.ServeHTTP(w, r)
 		})
+	}
+	for path, h := range s.cfg.Handlers {
+		mux.Handle(path, h)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found: " + r.URL.Path + "; try /health, /ready or /metrics"})
