@@ -66,8 +66,26 @@ func Normalize(s string) string {
 // only change t through an entity, an escape, an invisible character or a
 // non-NFKC sequence.
 func settled(t string) bool {
-	return strings.IndexByte(t, '&') < 0 && strings.IndexByte(t, '%') < 0 &&
-		!needsStrip(t) && norm.NFKC.IsNormalString(t)
+	return !mayDecode(t) && !needsStrip(t) && norm.NFKC.IsNormalString(t)
+}
+
+// mayDecode reports whether t holds something HTML unescaping or URL
+// decoding could change: an "&" followed by a letter or "#", or a "%"
+// followed by two hex digits.
+func mayDecode(t string) bool {
+	for i := 0; i < len(t); i++ {
+		switch t[i] {
+		case '&':
+			if i+1 < len(t) && (t[i+1] == '#' || t[i+1] >= 'a' && t[i+1] <= 'z' || t[i+1] >= 'A' && t[i+1] <= 'Z') {
+				return true
+			}
+		case '%':
+			if i+2 < len(t) && isHex(t[i+1]) && isHex(t[i+2]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isNormalFast reports whether s is ASCII text that no step of the pipeline
@@ -248,6 +266,26 @@ func foldAndCollapse(s string) string {
 	}
 	for i := 0; i < len(s); {
 		c := s[i]
+		if c >= 'a' && c <= 'z' {
+			// fast path: a run of lower-case ASCII letters
+			j := i + 1
+			for j < len(s) && s[j] >= 'a' && s[j] <= 'z' {
+				j++
+			}
+			if pendingSpace != 0 {
+				if len(b) > 0 {
+					b = append(b, pendingSpace)
+				}
+				pendingSpace = 0
+			}
+			if wordStart < 0 {
+				wordStart = len(b)
+			}
+			latin = true
+			b = append(b, s[i:j]...)
+			i = j
+			continue
+		}
 		var r rune
 		if c < utf8.RuneSelf {
 			r = rune(c)

@@ -66,25 +66,26 @@ func Extract(f *Features, text string) {
 		newSent    = true
 		sentMarker bool // a sentence-ending mark was seen since the last word
 	)
+	// Local copies keep the hot loop's slices in registers.
+	hs := f.Hashes
+	if need := 3*len(text) + 8; cap(hs) < need {
+		hs = make([]uint32, 0, need+need/4)
+	}
 	// A pseudo word 0 collects n-grams before the first word.
 	words := 0
-	emitWord := func() {
-		h := wordHash
-		f.Hashes = append(f.Hashes, h^seedWord)
-		if havePrev {
-			f.Hashes = append(f.Hashes, (prevWord*fnvPrime)^h^seedBigram)
-		}
-		prevWord, havePrev = h, true
-	}
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if isWordByte(c) {
 			if !inWord {
 				// a new word starts: close the previous one
 				if words > 0 {
-					emitWord()
+					hs = append(hs, wordHash^seedWord)
+					if havePrev {
+						hs = append(hs, (prevWord*fnvPrime)^wordHash^seedBigram)
+					}
+					prevWord, havePrev = wordHash, true
 				}
-				f.WordStart = append(f.WordStart, int32(len(f.Hashes)))
+				f.WordStart = append(f.WordStart, int32(len(hs)))
 				f.Offsets = append(f.Offsets, int32(i))
 				if newSent || sentMarker {
 					f.SentStart = append(f.SentStart, int32(words))
@@ -108,8 +109,6 @@ func Extract(f *Features, text string) {
 			}
 			switch c {
 			case '\n':
-				// a paragraph break, or a line that starts a list item,
-				// heading, quote, table row or markup
 				sentMarker = true
 			case '.', '!', '?', ';', ':':
 				if i+1 >= len(text) || text[i+1] == ' ' || text[i+1] == '\n' {
@@ -117,20 +116,34 @@ func Extract(f *Features, text string) {
 				}
 			}
 		}
-		// character n-grams ending at i, for n = 3, 4, 5
-		if i >= 2 {
+		// character n-grams ending at i, for n = 3, 4, 5: the hash runs
+		// backwards from byte i
+		if i >= 4 {
+			h := (seedChar ^ uint32(c)) * fnvPrime
+			h = (h ^ uint32(text[i-1])) * fnvPrime
+			h = (h ^ uint32(text[i-2])) * fnvPrime
+			h3 := h + 2
+			h = (h ^ uint32(text[i-3])) * fnvPrime
+			h4 := h + 3
+			h = (h ^ uint32(text[i-4])) * fnvPrime
+			hs = append(hs, h3, h4, h+4)
+		} else if i >= 2 {
 			h := seedChar
-			for k := 0; k < 5 && k <= i; k++ {
+			for k := 0; k <= i; k++ {
 				h = (h ^ uint32(text[i-k])) * fnvPrime
 				if k >= 2 {
-					f.Hashes = append(f.Hashes, h+uint32(k))
+					hs = append(hs, h+uint32(k))
 				}
 			}
 		}
 	}
 	if words > 0 {
-		emitWord()
+		hs = append(hs, wordHash^seedWord)
+		if havePrev {
+			hs = append(hs, (prevWord*fnvPrime)^wordHash^seedBigram)
+		}
 	}
+	f.Hashes = hs
 	if words == 0 {
 		// no word at all: one pseudo word holds every n-gram
 		f.WordStart = append(f.WordStart[:0], 0)
