@@ -31,6 +31,7 @@ func newScanCmd() *cobra.Command {
 		rulesFile string
 		modelFile string
 		exitCode  bool
+		noClf     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "scan",
@@ -50,7 +51,7 @@ falls in that split of firewall.SplitOf (the model was trained on "train" and
 calibrated on "calibration"; report "test").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := firewall.Config{}
+			cfg := firewall.Config{DisableClassifier: noClf}
 			if rulesFile != "" {
 				b, err := os.ReadFile(rulesFile)
 				if err != nil {
@@ -97,6 +98,7 @@ calibrated on "calibration"; report "test").`,
 	f.StringVar(&rulesFile, "rules", "", "rule file (YAML) replacing the default rules")
 	f.StringVar(&modelFile, "model", "", "classifier model file replacing the embedded one")
 	f.BoolVar(&exitCode, "exit-code", false, "exit with status 3 when any input is blocked")
+	f.BoolVar(&noClf, "no-classifier", false, "rules only: turn the statistical classifier off")
 	return cmd
 }
 

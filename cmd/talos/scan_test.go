@@ -115,6 +115,10 @@ func TestScanEval(t *testing.T) {
 	if f := strings.Fields(overall); len(f) < 9 || f[1] != "4" || f[4] != "100.0%" || f[5] != "100.0%" || f[7] != "0.0%" {
 		t.Errorf("overall row = %q, want n=4, precision and recall 100%%, FPR 0%%", overall)
 	}
+	rulesOnly, err := runScan(t, "", "--eval", path, "--no-classifier")
+	if err != nil || !strings.Contains(rulesOnly, "overall") {
+		t.Errorf("--no-classifier: %v\n%s", err, rulesOnly)
+	}
 	if _, err := runScan(t, "", "--eval", path, "--split", "nope"); err == nil {
 		t.Error("--split nope accepted")
 	}
