@@ -88,6 +88,9 @@ func (d *Daemon) checks() []health.Check {
 	} else {
 		cs = append(cs, embedded(NameOllama, ollamaOff))
 	}
+	if d.opts.GPU != nil {
+		cs = append(cs, d.gpuCheck())
+	}
 
 	home := d.cfg.Home
 	cs = append(cs,

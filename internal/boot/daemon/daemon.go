@@ -19,6 +19,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/svccheck"
+	"github.com/talos-ironclad/talos/vram"
 )
 
 // Paths and thresholds of the daemon. Each cites where it comes from.
@@ -95,6 +96,23 @@ type Options struct {
 	HealthRefresh time.Duration
 	// HealthCacheTTL overrides how long a /health result is reused.
 	HealthCacheTTL time.Duration
+
+	// GPU turns on the daemon's GPU wiring (`talos run` passes
+	// nvml.Detect): a "gpu" boot step and health check, always listed, ok
+	// with NoGPUDetail on a machine without a GPU; and, when the GPU is
+	// readable and TALOS_OLLAMA_URL is set, a vram.Mutex driving Ollama
+	// (see VRAM), served read-only at vram.HandlerPath and exported on
+	// /metrics as talos_vram_*. Nil leaves the GPU out entirely.
+	GPU vram.GPU
+	// VRAMRuntime replaces the model runtime the VRAM mutex drives; nil
+	// means the llm/ollama client for TALOS_OLLAMA_URL (tests use a fake).
+	VRAMRuntime vram.Runtime
+	// VRAMModels are the models the VRAM mutex may load, keyed by the
+	// runtime's model names; nil means vram.DefaultModels().
+	VRAMModels map[string]vram.Model
+	// Handlers are extra read-only endpoints the health server serves next
+	// to /health, keyed by path (health.ServerConfig.Handlers).
+	Handlers map[string]http.Handler
 }
 
 // Daemon is a booted Talos: its service probes, health checker and server,
@@ -108,6 +126,10 @@ type Daemon struct {
 	redis  *svccheck.Redis
 	docker *svccheck.Docker
 	proxy  *svccheck.Docker
+
+	vram       *vram.Mutex // nil without a readable GPU and Ollama
+	gpuAbsent  bool        // the boot found no GPU (CPU mode)
+	gpuBootErr error       // the boot found a GPU it could not read
 
 	checker *health.Checker
 	metrics *health.Metrics
@@ -264,6 +286,9 @@ func (d *Daemon) release() {
 	if d.proxy != nil {
 		_ = d.proxy.Close()
 	}
+	if d.vram != nil {
+		_ = d.vram.Close() // fails waiting Acquires; idempotent
+	}
 }
 
 func (d *Daemon) retry(attempts int) boot.RetryPolicy {
@@ -310,6 +335,9 @@ func (d *Daemon) steps() []boot.Step {
 		boot.Step{Name: NameSocketProxy, Timeout: stepTimeout(dp), Fatal: true, Run: d.stepSocketProxy},
 		boot.Step{Name: NameOllama, Timeout: 10 * time.Second, Run: d.stepOllama},
 	)
+	if d.opts.GPU != nil {
+		steps = append(steps, boot.Step{Name: NameGPU, Timeout: 10 * time.Second, Run: d.stepGPU})
+	}
 	steps = append(steps, d.opts.ExtraSteps...)
 	steps = append(steps,
 		boot.Step{Name: NameHealth, Timeout: 5 * time.Second, Fatal: true, Run: d.stepHealth},
@@ -558,6 +586,19 @@ func (d *Daemon) stepHealth(ctx context.Context) (string, error) {
 	}
 	metrics := health.NewMetrics(d.opts.Version)
 	checker.AddObserver(metrics)
+	handlers := make(map[string]http.Handler, len(d.opts.Handlers)+1)
+	for p, h := range d.opts.Handlers {
+		handlers[p] = h
+	}
+	if d.vram != nil {
+		if _, taken := handlers[vram.HandlerPath]; taken {
+			return "", talos.Errorf(talos.CodeConfigInvalid, "boot.health-server", "Options.Handlers has %s, where the VRAM mutex is served; use another path", vram.HandlerPath)
+		}
+		handlers[vram.HandlerPath] = vram.Handler(d.vram)
+		if err := metrics.Registry().Register(vram.NewCollector(d.vram)); err != nil {
+			return "", fmt.Errorf("registering the VRAM mutex's metrics: %w", err)
+		}
+	}
 	addr := d.cfg.HealthAddr
 	if d.opts.HealthAddr != "" {
 		addr = d.opts.HealthAddr
@@ -565,7 +606,7 @@ func (d *Daemon) stepHealth(ctx context.Context) (string, error) {
 	if addr == "" {
 		addr = config.DefaultHealthAddr
 	}
-	srv, err := health.NewServer(health.ServerConfig{Addr: addr}, checker, metrics, d.log)
+	srv, err := health.NewServer(health.ServerConfig{Addr: addr, Handlers: handlers}, checker, metrics, d.log)
 	if err != nil {
 		return "", talos.E(talos.CodeConfigInvalid, "boot.health-server", "refusing the health address", err)
 	}

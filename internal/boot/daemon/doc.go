@@ -13,6 +13,7 @@
 //	docker         /_ping ×10 with API negotiation (T009)
 //	socket-proxy   /_ping of SOCKET_PROXY_URL when enabled and set (T008)
 //	ollama         /api/version once (degrades only)
+//	gpu            one GPU reading when Options.GPU is set (see below)
 //	…              Options.ExtraSteps (schema, collections, genesis skills)
 //	health-server  /health, /ready, /metrics on loopback
 //	ready          the marker <home>/.ready, 0600, atomic
@@ -30,7 +31,17 @@
 // healthy again when it returns. The home directory and the disk (≥ 98 %
 // used) are critical.
 //
+// With Options.GPU set (`talos run` passes nvml.Detect), the gpu step reads
+// the GPU once. No GPU (no NVML, no nvidia-smi, no device) is fine: the
+// step and the always-listed "gpu" check say "no GPU found: VRAM
+// arbitration off". A GPU that cannot be read degrades. A readable GPU with
+// TALOS_OLLAMA_URL set gets a vram.Mutex driving Ollama (VRAM()), served
+// read-only at /vram (what `talos gpu status` shows), exported on /metrics
+// as talos_vram_*, and summarised by the gpu check (used/total MB, state).
+// Options.Handlers mounts other read-only endpoints the same way.
+//
 // Stop (or Run's context ending: SIGINT/SIGTERM in `talos run`) marks the
 // daemon not ready, removes the marker, stops the health server after
-// draining in-flight requests, and closes the service clients.
+// draining in-flight requests, and closes the service clients and the VRAM
+// mutex.
 package daemon
