@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/vram"
 	"github.com/talos-ironclad/talos/vram/nvml"
 )
@@ -123,7 +124,14 @@ func fetchVRAM(ctx context.Context, addr string) (vram.Stats, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return s, fmt.Errorf("the daemon at %s has no VRAM mutex (%s answered 404): it runs without a local model", addr, vram.HandlerPath)
+		why := "it runs without a local model"
+		// The daemon's gpu check says why (no GPU, no Ollama, unreadable).
+		if rep, _, herr := fetchHealth(ctx, addr); herr == nil {
+			if c, ok := rep.Checks[daemon.NameGPU]; ok {
+				why = c.Detail
+			}
+		}
+		return s, fmt.Errorf("the daemon at %s has no VRAM mutex (%s answered 404): %s", addr, vram.HandlerPath, why)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return s, fmt.Errorf("%s answered HTTP %d", url, resp.StatusCode)

@@ -22,6 +22,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
+	"github.com/talos-ironclad/talos/vram/nvml"
 )
 
 // Exit codes of `talos run`.
@@ -37,8 +38,11 @@ func newRunCmd() *cobra.Command {
 		Short: "Boot the daemon, serve /health and /metrics, and run until SIGINT or SIGTERM",
 		Long: `Boot the Talos daemon: verify the directory tree and the configuration,
 check every configured service (Redis, ChromaDB, PostgreSQL, Docker, Ollama)
-or fall back to its embedded default, serve /health, /ready and /metrics on
-loopback, and write the ready marker <TALOS_HOME>/.ready. SIGINT or SIGTERM
+or fall back to its embedded default, detect a GPU (NVML, else nvidia-smi;
+none is fine: CPU mode), serve /health, /ready and /metrics on loopback, and
+write the ready marker <TALOS_HOME>/.ready. With a GPU and TALOS_OLLAMA_URL
+set it arbitrates GPU memory between local models with the VRAM mutex
+(VRAM_MUTEX_TIMEOUT), whose state is served at /vram (` + "`talos gpu status`" + `). SIGINT or SIGTERM
 stops it cleanly: it stops taking requests, closes its connections and
 removes the marker.
 
@@ -61,7 +65,10 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				defer tiers.Close()
 			}
 			redis.SetLogger(svccheck.RedisLogger{Log: log}) // go-redis logs through slog, not raw stderr
-			d, err := daemon.New(cfg, daemon.Options{Version: currentBuild().Version, Log: log})
+			// The GPU is always wired: on a CPU-only machine the gpu check
+			// says so (ok); with a GPU and TALOS_OLLAMA_URL the daemon runs
+			// the VRAM mutex that `talos gpu status` reads.
+			d, err := daemon.New(cfg, daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{})})
 			if err != nil {
 				return withExit(exitRunBootFailed, err)
 			}
@@ -86,6 +93,13 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "talos %s %s in %s: health http://%s/health, marker %s\n",
 				currentBuild().Version, state, rep.Duration.Round(time.Millisecond), d.HealthAddr(), d.ReadyPath())
+			if g, ok := rep.Step(daemon.NameGPU); ok {
+				detail := g.Detail
+				if g.Error != "" {
+					detail = strings.TrimPrefix(detail+"; "+g.Error, "; ")
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "gpu: %s\n", detail)
+			}
 
 			<-ctx.Done()
 			stop() // a second signal now kills the process the default way

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,7 +141,7 @@ func TestRunEndToEndNoServices(t *testing.T) {
 			t.Errorf("check %s = %+v, want ok with %q", name, c, want)
 		}
 	}
-	for _, name := range []string{"home", "disk", "memory"} {
+	for _, name := range []string{"home", "disk", "memory", "gpu"} {
 		if _, ok := rep.Checks[name]; !ok {
 			t.Errorf("no %s check", name)
 		}
@@ -312,4 +315,130 @@ func TestHelperTalosMain(t *testing.T) {
 		os.Exit(exitCode(err))
 	}
 	os.Exit(0)
+}
+
+// startRun runs `talos run` for home in the background until the test
+// ends, waits for its ready marker and returns the health address and the
+// run's stdout so far (read after stop).
+func startRun(t *testing.T, home string) (addr string, stop func() string) {
+	t.Helper()
+	addr = freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		out, errOut string
+		err         error
+	}
+	done := make(chan result, 1)
+	began := time.Now()
+	go func() {
+		o, e, err := talosCmd(ctx, "run", "--home", home, "--health-addr", addr)
+		done <- result{o, e, err}
+	}()
+	waitFile(t, filepath.Join(home, boot.ReadyFileName), 5*time.Second)
+	t.Logf("talos run ready in %v", time.Since(began))
+	var once sync.Once
+	var out string
+	stop = func() string {
+		once.Do(func() {
+			cancel()
+			select {
+			case res := <-done:
+				if res.err != nil {
+					t.Errorf("talos run: %v\n%s", res.err, res.errOut)
+				}
+				out = res.out
+			case <-time.After(10 * time.Second):
+				t.Error("talos run did not stop")
+			}
+		})
+		return out
+	}
+	t.Cleanup(func() { stop() })
+	return addr, stop
+}
+
+func healthJSON(t *testing.T, home string) health.Report {
+	t.Helper()
+	out, _, err := talosCmd(context.Background(), "health", "--home", home, "--json")
+	var rep health.Report
+	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
+		t.Fatalf("talos health --json: %v / %v\n%s", err, jerr, out)
+	}
+	return rep
+}
+
+// A CPU-only machine (no NVML, no nvidia-smi): `talos run` is healthy, its
+// always-listed gpu check is ok with "no GPU found: VRAM arbitration off",
+// and `talos gpu status` (address from .ready) says why there is no mutex.
+func TestRunNoGPU(t *testing.T) {
+	skipIfRealNVML(t)
+	withFakeSMI(t, "") // PATH without nvidia-smi
+	home := initHome(t)
+	addr, stop := startRun(t, home)
+	rep := healthJSON(t, home)
+	c, ok := rep.Checks["gpu"]
+	if !ok || c.Status != health.StatusOK || c.Detail != "no GPU found: VRAM arbitration off" || rep.Status != health.Healthy {
+		t.Fatalf("status %s, gpu check %+v (listed %v)", rep.Status, c, ok)
+	}
+	out, err := runGPUCmd(t, "--home", home)
+	if exitCode(err) != exitNoGPU {
+		t.Fatalf("gpu status: %v (exit %d), want exit %d\n%s", err, exitCode(err), exitNoGPU, out)
+	}
+	want := "VRAM mutex: unknown: the daemon at " + addr + " has no VRAM mutex (/vram answered 404): no GPU found: VRAM arbitration off"
+	if !strings.Contains(out, want) {
+		t.Fatalf("gpu status output lacks %q:\n%s", want, out)
+	}
+	if runOut := stop(); !strings.Contains(runOut, "gpu: no GPU found: VRAM arbitration off") {
+		t.Fatalf("talos run does not tell the operator about the GPU:\n%s", runOut)
+	}
+}
+
+// A GPU (a fake nvidia-smi: NVML finds no library here and Detect falls
+// back to it) and a configured Ollama: `talos run` builds the VRAM mutex,
+// and `talos gpu status` finds the daemon through .ready and shows the
+// mutex's state; /health's gpu check and /metrics show it too.
+func TestRunGPUStatusFromDaemon(t *testing.T) {
+	skipIfRealNVML(t)
+	withFakeSMI(t, "2048, 16384")
+	ollama := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/version" {
+			_, _ = io.WriteString(w, `{"version":"0.34.4"}`)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer ollama.Close()
+	t.Setenv("TALOS_OLLAMA_URL", ollama.URL)
+	home := initHome(t)
+	addr, stop := startRun(t, home)
+
+	out, err := runGPUCmd(t, "--home", home)
+	if err != nil {
+		t.Fatalf("gpu status: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"GPU 0 (nvidia-smi): 2.0 GB used of 16.0 GB, 14.0 GB free",
+		"VRAM mutex (daemon at " + addr + "): idle, model none, 0 leases, 0 waiting",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("gpu status output lacks %q:\n%s", want, out)
+		}
+	}
+	rep := healthJSON(t, home)
+	if c := rep.Checks["gpu"]; c.Status != health.StatusOK || c.Detail != "2048 MB used of 16384 MB (nvidia-smi); VRAM mutex idle, model none, 0 leases, 0 waiting" {
+		t.Fatalf("gpu check %+v", c)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `talos_vram_state{state="idle"} 1`) {
+		t.Fatalf("/metrics lacks the VRAM mutex:\n%s", metrics)
+	}
+	runOut := stop()
+	if !strings.Contains(runOut, "gpu: GPU 2048 MB used of 16384 MB (nvidia-smi); VRAM mutex on for models coder, vision (acquire timeout 30s)") {
+		t.Fatalf("talos run output:\n%s", runOut)
+	}
 }
