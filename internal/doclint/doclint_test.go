@@ -26,8 +26,6 @@ import (
 // Contents as of 2026-11-23 (the doclint author may not edit these packages):
 var pending = map[string]string{
 	// Still being written by their engineers.
-	"firewall/firewalltest":          "firewall in progress: no doc.go, no runnable example",
-	"firewall/internal/textclf":      "firewall in progress: no doc.go",
 	"internal/boot":                  "boot in progress: (*StepError).Error has no doc comment",
 	"internal/svccheck/svcchecktest": "svccheck in progress: no doc.go",
 	// Owned by the service-harness engineer (not in the finished list).
@@ -76,7 +74,18 @@ func TestDocs(t *testing.T) {
 // TestLintFixture checks the checker itself on a small tree under testdata
 // whose violations are known.
 func TestLintFixture(t *testing.T) {
-	res, err := lintTree(filepath.Join("testdata", "tree"))
+	// The fixture is copied so that the file that must not parse can be
+	// created under its .go name: kept as broken.go.txt in the repository,
+	// it does not trip gofmt -l or editors.
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(filepath.Join("testdata", "tree"))); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(root, "broken", "broken.go")
+	if err := os.Rename(broken+".txt", broken); err != nil {
+		t.Fatal(err)
+	}
+	res, err := lintTree(root)
 	if err != nil {
 		t.Fatal(err)
 	}
