@@ -26,22 +26,24 @@ const MaxArchiveLine = 16 << 20
 
 // Entry is one line of the archive: a pruned record and why it went.
 type Entry struct {
-	V         int           `json:"v"`
-	Run       string        `json:"run"`       // id of the prune run
-	PrunedAt  int64         `json:"pruned_at"` // unix ms
-	Reason    string        `json:"reason"`    // prune, aggressive, temporary-cleanup
-	Score     float64       `json:"score"`
-	ID        string        `json:"id"`
-	Document  string        `json:"document"`
-	Embedding []float32     `json:"embedding"`
-	Metadata  typedMetadata `json:"metadata"`
+	V         int             `json:"v"`
+	Run       string          `json:"run"`       // id of the prune run
+	PrunedAt  int64           `json:"pruned_at"` // unix ms
+	Reason    string          `json:"reason"`    // prune, aggressive, temporary-cleanup
+	Score     float64         `json:"score"`
+	ID        string          `json:"id"`
+	Document  string          `json:"document"`
+	Embedding []float32       `json:"embedding"`
+	Metadata  ArchiveMetadata `json:"metadata"`
 }
 
-// typedMetadata keeps int64 and float64 apart in JSON: floats are always
-// written with a '.' or an exponent, integers never.
-type typedMetadata rag.Metadata
+// ArchiveMetadata is a record's metadata in the archive. It keeps int64
+// and float64 apart in JSON: floats are always written with a '.' or an
+// exponent, integers never, so a restore gives back the same types.
+type ArchiveMetadata rag.Metadata
 
-func (m typedMetadata) MarshalJSON() ([]byte, error) {
+// MarshalJSON writes the metadata with typed numbers.
+func (m ArchiveMetadata) MarshalJSON() ([]byte, error) {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -82,14 +84,15 @@ func (m typedMetadata) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func (m *typedMetadata) UnmarshalJSON(data []byte) error {
+// UnmarshalJSON reads typed numbers back (int64 without '.', float64 with).
+func (m *ArchiveMetadata) UnmarshalJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var raw map[string]any
 	if err := dec.Decode(&raw); err != nil {
 		return err
 	}
-	out := make(typedMetadata, len(raw))
+	out := make(ArchiveMetadata, len(raw))
 	for k, v := range raw {
 		switch x := v.(type) {
 		case string, bool:
@@ -221,7 +224,7 @@ func ParseEntry(line []byte) (Entry, error) {
 		}
 	}
 	if e.Metadata == nil {
-		e.Metadata = typedMetadata{}
+		e.Metadata = ArchiveMetadata{}
 	}
 	return e, nil
 }

@@ -319,7 +319,7 @@ func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[strin
 	entries := make([]Entry, len(recs))
 	for i, r := range recs {
 		entries[i] = Entry{V: ArchiveVersion, Run: run, PrunedAt: now.UnixMilli(), Reason: reason, Score: scores[r.ID],
-			ID: r.ID, Document: r.Document, Embedding: r.Embedding, Metadata: typedMetadata(r.Metadata)}
+			ID: r.ID, Document: r.Document, Embedding: r.Embedding, Metadata: ArchiveMetadata(r.Metadata)}
 	}
 	if err := appendArchive(p.cfg.ArchivePath, entries); err != nil {
 		return 0, nil, false, talos.E(talos.CodePruneFailed, op, "cannot append to the archive "+p.cfg.ArchivePath+"; nothing was deleted", err)

@@ -131,17 +131,28 @@ func DeleteCollection(ctx context.Context, url, name string) error {
 // ever embedding (the adapter passes embeddings), so no model is downloaded.
 type refuseEF struct{ dim int }
 
+// EmbedDocuments refuses: the adapter always passes embeddings.
 func (refuseEF) EmbedDocuments(context.Context, []string) ([]embeddings.Embedding, error) {
 	return nil, errors.New("rag/chroma: the store never embeds text; pass embeddings")
 }
+
+// EmbedQuery refuses: the adapter always passes embeddings.
 func (refuseEF) EmbedQuery(context.Context, string) (embeddings.Embedding, error) {
 	return nil, errors.New("rag/chroma: the store never embeds text; pass embeddings")
 }
+
+// Name identifies the placeholder.
 func (refuseEF) Name() string { return "talos_external" }
+
+// GetConfig reports the dimension.
 func (e refuseEF) GetConfig() embeddings.EmbeddingFunctionConfig {
 	return embeddings.EmbeddingFunctionConfig{"dimension": e.dim}
 }
+
+// DefaultSpace is cosine.
 func (refuseEF) DefaultSpace() embeddings.DistanceMetric { return embeddings.COSINE }
+
+// SupportedSpaces is cosine only.
 func (refuseEF) SupportedSpaces() []embeddings.DistanceMetric {
 	return []embeddings.DistanceMetric{embeddings.COSINE}
 }
@@ -150,11 +161,18 @@ func (refuseEF) SupportedSpaces() []embeddings.DistanceMetric {
 // same where syntax, with full float64/int64 precision.
 type where struct{ f rag.Filter }
 
+// String renders the where JSON.
 func (w where) String() string { b, _ := w.MarshalJSON(); return string(b) }
+
+// Validate checks the filter.
 func (w where) Validate() error {
 	return w.f.Validate()
 }
+
+// MarshalJSON renders Chroma's where syntax.
 func (w where) MarshalJSON() ([]byte, error) { return json.Marshal(flatten(w.f)) }
+
+// UnmarshalJSON parses Chroma's where syntax.
 func (w *where) UnmarshalJSON(b []byte) error {
 	f, err := rag.ParseFilter(b)
 	if err != nil {
