@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/talos-ironclad/talos/reaper"
@@ -75,10 +76,10 @@ func run(ctx context.Context, w io.Writer) error {
 	err = r.Command("no-such-command-talos-example").Run()
 	fmt.Fprintf(w, "  errors.Is(err, exec.ErrNotFound): %t\n", errors.Is(err, exec.ErrNotFound))
 
-	fmt.Fprintln(w, "# The shell starts a background sleep and exits: the sleep is orphaned,")
-	fmt.Fprintln(w, "# re-parented to this process, and its status is kept for WaitPID.")
+	fmt.Fprintln(w, "# The shell starts a background sleep and exits: the sleep is orphaned and")
+	fmt.Fprintln(w, "# re-parented to this process; once it ends, WaitPID returns its status.")
 	var out strings.Builder
-	c := r.Command("sh", "-c", "sleep 0.3 >/dev/null 2>&1 & echo $!")
+	c := r.Command("sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!")
 	c.Cmd.Stdout = &out
 	if err := c.Run(); err != nil {
 		return err
@@ -87,13 +88,17 @@ func run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("the shell printed %q, not a PID", out.String())
 	}
+	// The orphan is ours now: stop it (the hunt would, after 3 days idle).
+	if err := syscall.Kill(orphan, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("terminating the orphan %d: %w", orphan, err)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	exit, err := r.WaitPID(wctx, orphan)
 	if err != nil {
 		return fmt.Errorf("waiting for the orphan %d: %w", orphan, err)
 	}
-	fmt.Fprintf(w, "  orphaned sleep reaped by us: exit code %d\n", exit.Code())
+	fmt.Fprintf(w, "  orphaned sleep terminated and reaped by us: exit code %d\n", exit.Code())
 
 	st := r.Stats()
 	fmt.Fprintf(w, "reaper stats: %d reaped, %d delivered to Commands, %d unknown (the orphan), %d running\n",

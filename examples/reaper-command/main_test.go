@@ -10,7 +10,7 @@ import (
 // TestRun runs the walkthrough with real /bin/sh children (the test binary
 // becomes the subreaper) and checks every status it prints: the eight
 // concurrent exit codes, 143 for SIGTERM, ErrNotFound for a missing command,
-// the orphan reaped through WaitPID, and the reaper's counters (so an extra
+// the orphan terminated and reaped through WaitPID, and the reaper's counters (so an extra
 // or lost status shows up).
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -37,8 +37,8 @@ const want = `# 8 children exit at the same time; each Command gets its own stat
   sh -c 'kill -TERM $$' -> exit code 143 (signaled: true, signal: terminated)
 # A command that does not exist fails at Start, before any fork.
   errors.Is(err, exec.ErrNotFound): true
-# The shell starts a background sleep and exits: the sleep is orphaned,
-# re-parented to this process, and its status is kept for WaitPID.
-  orphaned sleep reaped by us: exit code 0
+# The shell starts a background sleep and exits: the sleep is orphaned and
+# re-parented to this process; once it ends, WaitPID returns its status.
+  orphaned sleep terminated and reaped by us: exit code 143
 reaper stats: 11 reaped, 10 delivered to Commands, 1 unknown (the orphan), 0 running
 `

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -237,15 +238,8 @@ func (e *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"message":"bad body"}`, http.StatusBadRequest)
 			return
 		}
-		keys := slices.Sorted(func(yield func(string) bool) {
-			for k := range body.Labels {
-				if !yield(k) {
-					return
-				}
-			}
-		})
 		var labels []string
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(body.Labels)) {
 			labels = append(labels, k+"="+body.Labels[k])
 		}
 		name := r.URL.Query().Get("name")

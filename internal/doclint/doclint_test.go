@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -64,7 +65,7 @@ func TestDocs(t *testing.T) {
 			}
 		})
 	}
-	for _, dir := range slices.Sorted(mapsKeys(pending)) {
+	for _, dir := range slices.Sorted(maps.Keys(pending)) {
 		if _, ok := res[dir]; !ok {
 			t.Errorf("pending lists %q, which is not a package directory of the module: delete the entry from internal/doclint/doclint_test.go", dir)
 		}
@@ -122,7 +123,7 @@ func TestLintFixture(t *testing.T) {
 	for dir, w := range want {
 		g, ok := got[dir]
 		if !ok {
-			t.Errorf("%s: not linted; linted %v", dir, slices.Sorted(mapsKeys(got)))
+			t.Errorf("%s: not linted; linted %v", dir, slices.Sorted(maps.Keys(got)))
 			continue
 		}
 		if !slices.Equal(g, w) {
@@ -132,16 +133,6 @@ func TestLintFixture(t *testing.T) {
 	for dir := range got {
 		if _, ok := want[dir]; !ok {
 			t.Errorf("%s: linted but not expected (testdata and nested modules must be skipped)", dir)
-		}
-	}
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }
