@@ -16,7 +16,11 @@
 //     end of the identifier's line);
 //   - a public package (not under internal/, cmd/ or examples/) has no
 //     runnable example: a func Example... in a _test.go file that ends with
-//     an "// Output:" comment, so that go test runs it and go doc shows it.
+//     an "// Output:" comment, so that go test runs it and go doc shows it;
+//   - a walkthrough under examples/ (a main package) has no README.md or is
+//     not run as a test (no _test.go file).
+//
+// Other main packages (cmd/...) are only checked to parse.
 //
 // Packages still being written may be listed in the test's pending map; their
 // violations are logged instead of failing the test, and the test fails once

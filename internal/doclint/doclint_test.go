@@ -114,8 +114,13 @@ func TestLintFixture(t *testing.T) {
 		"nodoc": {
 			`nodoc: package nodoc has no doc.go: add nodoc/doc.go with the package overview ("// Package nodoc ...", what it is for and how to start) above "package nodoc"`,
 		},
-		"internal/x": {},
-		"cmd/tool":   {},
+		"internal/x":    {},
+		"cmd/tool":      {},
+		"examples/walk": {},
+		"examples/bare": {
+			`examples/bare: example has no README.md: add examples/bare/README.md saying what it shows and how to run it (go run ./examples/bare)`,
+			`examples/bare: example is not run as a test: add examples/bare/main_test.go that calls run(ctx, w) and checks what it prints`,
+		},
 		"broken": {
 			`broken/broken.go:3:1: does not parse: expected declaration, found '}'`,
 		},
@@ -384,6 +389,9 @@ func hasText(cg *ast.CommentGroup) bool {
 
 // check applies the rules of the package comment to one package.
 func check(fset *token.FileSet, root string, pk *pkg) []violation {
+	if pk.name == "main" && strings.HasPrefix(pk.dir, "examples/") {
+		return checkWalkthrough(root, pk)
+	}
 	if pk.name == "main" || pk.name == "" {
 		return nil
 	}
@@ -537,4 +545,23 @@ func exampleFunc(f *ast.File, name string) token.Pos {
 		}
 	}
 	return f.Package
+}
+
+// checkWalkthrough holds an examples/<name> program to DESIGN §2: each
+// walkthrough has a README.md and is also run as a test.
+func checkWalkthrough(root string, pk *pkg) []violation {
+	var vs []violation
+	if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(pk.dir), "README.md")); err != nil {
+		vs = append(vs, violation{
+			pos: pk.dir,
+			msg: fmt.Sprintf("example has no README.md: add %s saying what it shows and how to run it (go run ./%s)", path.Join(pk.dir, "README.md"), pk.dir),
+		})
+	}
+	if len(pk.tests) == 0 {
+		vs = append(vs, violation{
+			pos: pk.dir,
+			msg: fmt.Sprintf("example is not run as a test: add %s that calls run(ctx, w) and checks what it prints", path.Join(pk.dir, "main_test.go")),
+		})
+	}
+	return vs
 }
