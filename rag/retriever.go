@@ -305,7 +305,7 @@ func (r *Retriever) fallback(ctx context.Context, q Query, topK, budget int, cap
 				score := clamp01(0.5*float64(i+1)/float64(len(msgs)) + 0.5*kw)
 				items = append(items, Item{
 					ID: fmt.Sprintf("history-%d", i), Text: m.Role + ": " + m.Content, CreatedAt: m.At,
-					Source: SourceUser, Relevance: Relevance{Keyword: kw, Score: score},
+					Source: roleSource(m.Role), Relevance: Relevance{Keyword: kw, Score: score},
 				})
 			}
 			return &Result{Assembly: Assemble(items, budget), Strategy: StrategyHistory, Note: NoteHistory, Returned: len(items)}, nil
@@ -318,6 +318,17 @@ func (r *Retriever) fallback(ctx context.Context, q Query, topK, budget int, cap
 	}
 	r.log.Warn("rag: " + NoteEmpty)
 	return &Result{Strategy: StrategyEmpty, Note: NoteEmpty, Warning: true}, nil
+}
+
+// roleSource maps a message role to the source of the history item.
+func roleSource(role string) Source {
+	switch strings.ToLower(role) {
+	case "user":
+		return SourceUser
+	case "tool":
+		return SourceTool
+	}
+	return SourceModel
 }
 
 // keywordSearch finds memories containing the query's longest words

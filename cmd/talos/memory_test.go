@@ -119,3 +119,22 @@ func TestMemoryCLIPruneAndRestore(t *testing.T) {
 		t.Fatalf("second restore = %v\n%s", err, out)
 	}
 }
+
+// Without --store-dir the store lives under --home.
+func TestMemoryCLIHome(t *testing.T) {
+	home := t.TempDir()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"--home", home, "memory", "stats"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "store:    " + filepath.Join(home, "data", "chromadb"); !strings.Contains(out.String(), want) {
+		t.Fatalf("stats output lacks %q:\n%s", want, out.String())
+	}
+	if !strings.Contains(out.String(), filepath.Join(home, "data", "pruned-memories.jsonl")) {
+		t.Fatalf("archive not under home:\n%s", out.String())
+	}
+}

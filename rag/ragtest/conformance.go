@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 	"testing"
 
 	"github.com/talos-ironclad/talos"
@@ -313,6 +314,42 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		}
 		assertRecord(t, got[0], rag.Record{ID: "u", Document: "keep me", Embedding: emb, Metadata: rag.Metadata{
 			"access_count": int64(2), "priority": "high", "f": 0.5, "last_accessed_at": int64(1_763_900_000_999)}})
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		s := newStore(t, dim)
+		mustUpsert(t, s, []rag.Record{{ID: "seed", Document: "seed", Embedding: Unit(dim, 0, 1, 0.1)}})
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < 5; i++ {
+					id := fmt.Sprintf("w%d-%d", w, i)
+					if err := s.Upsert(ctx, []rag.Record{{ID: id, Document: id, Embedding: Unit(dim, w, i, 0.3), Metadata: rag.Metadata{"w": int64(w)}}}); err != nil {
+						errs <- err
+						return
+					}
+					if _, err := s.Query(ctx, Unit(dim, i, w, 0.2), 3, nil); err != nil {
+						errs <- err
+						return
+					}
+					if err := s.UpdateMetadata(ctx, map[string]rag.Metadata{"seed": {"n": int64(i)}}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if n, _ := s.Count(ctx); n != 21 {
+			t.Fatalf("Count after concurrent upserts = %d, want 21", n)
+		}
 	})
 
 	t.Run("Validation", func(t *testing.T) {
