@@ -229,7 +229,7 @@ func (r *Retriever) vectorSearch(ctx context.Context, q Query, qv []float32, top
 	}
 	res.Returned = len(items)
 	res.Assembly = Assemble(items, budget)
-	r.touch(ctx, res.Items, now)
+	r.touch(ctx, res.Items, accessCounts(cands, func(m Match) Record { return m.Record }), now)
 	return res, nil
 }
 
@@ -258,32 +258,32 @@ func (r *Retriever) item(rec Record, sim float64, qTokens map[string]struct{}, q
 }
 
 // touch records the use of the included memories: access_count + 1 and
-// last_accessed_at = now. A failure is logged, not returned: retrieval
-// already succeeded. (Two concurrent retrievals of one memory may count it
-// once; the statistic is advisory.)
-func (r *Retriever) touch(ctx context.Context, items []Item, now time.Time) {
-	var ids []string
+// last_accessed_at = now, from the counts read with the candidates (no
+// extra read). A failure is logged, not returned: retrieval already
+// succeeded. (Two concurrent retrievals of one memory may count it once;
+// the statistic is advisory.)
+func (r *Retriever) touch(ctx context.Context, items []Item, counts map[string]int64, now time.Time) {
+	updates := make(map[string]Metadata, len(items))
 	for _, it := range items {
 		if it.FromStore {
-			ids = append(ids, it.ID)
+			updates[it.ID] = Metadata{KeyAccessCount: counts[it.ID] + 1, KeyLastAccessedAt: now.UnixMilli()}
 		}
 	}
-	if len(ids) == 0 {
+	if len(updates) == 0 {
 		return
-	}
-	recs, err := r.store.Get(ctx, ids)
-	if err != nil {
-		r.log.Warn("rag: reading access statistics failed", "err", err)
-		return
-	}
-	updates := make(map[string]Metadata, len(recs))
-	for _, rec := range recs {
-		count, _ := rec.Metadata.Int(KeyAccessCount)
-		updates[rec.ID] = Metadata{KeyAccessCount: count + 1, KeyLastAccessedAt: now.UnixMilli()}
 	}
 	if err := r.store.UpdateMetadata(ctx, updates); err != nil {
 		r.log.Warn("rag: updating access statistics failed", "err", err)
 	}
+}
+
+func accessCounts[T any](recs []T, get func(T) Record) map[string]int64 {
+	out := make(map[string]int64, len(recs))
+	for _, x := range recs {
+		rec := get(x)
+		out[rec.ID], _ = rec.Metadata.Int(KeyAccessCount)
+	}
+	return out
 }
 
 // fallback walks history → keyword → empty.
@@ -378,7 +378,11 @@ func (r *Retriever) keywordSearch(ctx context.Context, q Query, topK, budget int
 	}
 	res := &Result{Strategy: StrategyKeyword, Note: NoteKeyword, TotalFound: len(found), Returned: len(items)}
 	res.Assembly = Assemble(items, budget)
-	r.touch(ctx, res.Items, now)
+	counts := make(map[string]int64, len(found))
+	for id, rec := range found {
+		counts[id], _ = rec.Metadata.Int(KeyAccessCount)
+	}
+	r.touch(ctx, res.Items, counts, now)
 	return res, nil
 }
 

@@ -1,12 +1,18 @@
 package chroma
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	v2 "github.com/amikos-tech/chroma-go/pkg/api/v2"
@@ -50,10 +56,12 @@ type Config struct {
 
 // Store is the Chroma adapter. It is safe for concurrent use.
 type Store struct {
-	dim    int
-	client v2.Client
-	coll   v2.Collection
-	log    *slog.Logger
+	dim     int
+	apiBase string // .../api/v2
+	http    *http.Client
+	client  v2.Client
+	coll    v2.Collection
+	log     *slog.Logger
 }
 
 var _ rag.Store = (*Store)(nil)
@@ -114,7 +122,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			"embedding dimension mismatch: collection %s holds %d-dimensional vectors, configured %d; use the embedder it was created with, or another collection",
 			cfg.Collection, have, cfg.Dimension)
 	}
-	return &Store{dim: cfg.Dimension, client: client, coll: coll, log: log}, nil
+	apiBase := strings.TrimRight(cfg.URL, "/")
+	if !strings.HasSuffix(apiBase, "/api/v2") {
+		apiBase += "/api/v2"
+	}
+	return &Store{dim: cfg.Dimension, apiBase: apiBase, http: &http.Client{Timeout: cfg.Timeout}, client: client, coll: coll, log: log}, nil
 }
 
 // DeleteCollection removes a collection (used by tests and benchmarks).
@@ -442,10 +454,10 @@ func docIDs(ids []string) []v2.DocumentID {
 	return out
 }
 
-// UpdateMetadata implements rag.Store. Chroma's update merges metadata
-// keys; it is sent with the records' embeddings (read first), because
-// chroma-go v0.4.0 otherwise sends an empty embeddings list the server
-// rejects. Unknown ids are skipped.
+// UpdateMetadata implements rag.Store with one call to Chroma's update
+// endpoint (which merges metadata keys and ignores unknown ids). The
+// endpoint is called directly: chroma-go v0.4.0 sends an empty embeddings
+// list with a metadata-only update, which the server rejects.
 func (s *Store) UpdateMetadata(ctx context.Context, updates map[string]rag.Metadata) error {
 	const op = "chroma.UpdateMetadata"
 	ids := make([]string, 0, len(updates))
@@ -458,27 +470,83 @@ func (s *Store) UpdateMetadata(ctx context.Context, updates map[string]rag.Metad
 	sort.Strings(ids)
 	for start := 0; start < len(ids); start += UpsertBatch {
 		part := ids[start:min(start+UpsertBatch, len(ids))]
-		res, err := s.coll.Get(ctx, v2.WithIDsGet(docIDs(part)...), v2.WithIncludeGet(v2.IncludeEmbeddings))
+		metas := make([]jsonMeta, len(part))
+		for i, id := range part {
+			metas[i] = jsonMeta(updates[id])
+		}
+		body, err := json.Marshal(struct {
+			IDs       []string   `json:"ids"`
+			Metadatas []jsonMeta `json:"metadatas"`
+		}{part, metas})
 		if err != nil {
-			return wrap(ctx, op, "reading the records to update failed", err)
+			return talos.E(talos.CodeConfigInvalid, op, "metadata cannot be encoded", err)
 		}
-		found := res.GetIDs()
-		if len(found) == 0 {
-			continue
-		}
-		embs := res.GetEmbeddings()
-		if len(embs) != len(found) {
-			return talos.Errorf(talos.CodeChroma, op, "Chroma returned %d embeddings for %d records", len(embs), len(found))
-		}
-		metas := make([]v2.DocumentMetadata, len(found))
-		for i, id := range found {
-			metas[i] = toChromaMeta(updates[string(id)])
-		}
-		if err := s.coll.Update(ctx, v2.WithIDsUpdate(found...), v2.WithEmbeddingsUpdate(embs...), v2.WithMetadatasUpdate(metas...)); err != nil {
+		if err := s.post(ctx, "update", body); err != nil {
 			return wrap(ctx, op, "metadata update failed", err)
 		}
 	}
 	return nil
+}
+
+// post sends body to an endpoint of the collection.
+func (s *Store) post(ctx context.Context, endpoint string, body []byte) error {
+	u, err := url.JoinPath(s.apiBase, "tenants", s.coll.Tenant().Name(), "databases", s.coll.Database().Name(), "collections", s.coll.ID(), endpoint)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// jsonMeta marshals metadata with floats always written as floats (an
+// integral float64 such as 2.0 would otherwise reach Chroma as an int).
+type jsonMeta rag.Metadata
+
+// MarshalJSON writes the typed metadata object.
+func (m jsonMeta) MarshalJSON() ([]byte, error) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		b.Write(kb)
+		b.WriteByte(':')
+		if f, ok := m[k].(float64); ok {
+			v := strconv.FormatFloat(f, 'g', -1, 64)
+			if !strings.ContainsAny(v, ".eE") {
+				v += ".0"
+			}
+			b.WriteString(v)
+			continue
+		}
+		vb, err := json.Marshal(m[k])
+		if err != nil {
+			return nil, err
+		}
+		b.Write(vb)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 func keysOf(md rag.Metadata) []string {
