@@ -47,6 +47,20 @@ func (s Source) calibrationGroup() string {
 	return "tool"
 }
 
+// toolContrast is how much the mean window logit of an untrusted text is
+// subtracted from its best window's (see textclf.Scorer.Best): in a long tool
+// output an attack stands out from the text around it, while a document that
+// is about instructions or passwords scores high everywhere. User prompts are
+// short and often attacks from start to end, so they get none.
+const toolContrast = 0.5
+
+func (s Source) contrast() float64 {
+	if s.calibrationGroup() == "user" {
+		return 0
+	}
+	return toolContrast
+}
+
 // Input is one text to scan.
 type Input struct {
 	Text string
@@ -302,7 +316,7 @@ func (fw *Firewall) scanText(sc *scratch, dst []Detection, norm string, src Sour
 	dst = fw.rules.Match(dst, norm)
 	if fw.model != nil {
 		featurize(&sc.f, fw.fams, norm, &sc.cls)
-		logit, span := sc.s.Best(fw.model, &sc.f)
+		logit, span := sc.s.Best(fw.model, &sc.f, src.contrast())
 		p := textclf.Sigmoid(logit)
 		*score = p
 		if p >= fw.thresholds[src] {

@@ -249,9 +249,9 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	// Calibration.
 	rep := TrainReport{Examples: len(examples), Thresholds: map[string]float64{}, Calibration: map[string]CalibrationStat{}}
 	var sc textclf.Scorer
-	score := func(text string) float64 {
+	score := func(text string, src Source) float64 {
 		featurize(&f, fams, Normalize(text), &cls)
-		l, _ := sc.Best(m, &f)
+		l, _ := sc.Best(m, &f, src.contrast())
 		return l
 	}
 	scores := map[string][2][]float64{}
@@ -262,11 +262,11 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	}
 	for _, r := range dev {
 		if SplitOf(r.ID) == SplitCalibration {
-			add("user", r.Label, score(r.Text))
+			add("user", r.Label, score(r.Text, SourceUser))
 		}
 	}
 	for _, r := range ToolEvalSet(dev, docs, SplitCalibration, cfg.Seed) {
-		add("tool", r.Label, score(r.Text))
+		add("tool", r.Label, score(r.Text, SourceTool))
 	}
 	for _, g := range []string{"user", "tool"} {
 		s := scores[g]

@@ -142,6 +142,7 @@ func Quantize(w []float64) (q []int16, scale float32) {
 // Span is a window of words [Start, End).
 type Span struct{ Start, End int }
 
+
 // MinWindowWords is the fewest words a sentence window has: shorter
 // sentences are covered by the sliding windows and the whole text only.
 const MinWindowWords = 3
@@ -185,7 +186,9 @@ type Scorer struct {
 }
 
 // Best returns the highest window logit of f and its span (see AppendSpans).
-func (s *Scorer) Best(m *Model, f *Features) (float64, Span) {
+// With contrast > 0 the logit is lowered by contrast times the mean logit of
+// the other windows, so that a window must stand out from its text.
+func (s *Scorer) Best(m *Model, f *Features, contrast float64) (float64, Span) {
 	words := f.Words()
 	if words == 0 || len(f.Hashes) == 0 {
 		return float64(m.Bias), Span{}
@@ -204,15 +207,25 @@ func (s *Scorer) Best(m *Model, f *Features) (float64, Span) {
 	s.spans = AppendSpans(s.spans[:0], f, m.Window, m.Stride)
 	bestLogit := math.Inf(-1)
 	var best Span
+	var lsum float64
+	cnt := 0
 	for _, sp := range s.spans {
 		n := f.WordStart[sp.End] - f.WordStart[sp.Start]
 		if n <= 0 {
 			continue
 		}
 		l := float64(m.Scale) * float64(s.prefix[sp.End]-s.prefix[sp.Start]) / math.Sqrt(float64(n))
+		lsum += l
+		cnt++
 		if l > bestLogit {
 			bestLogit, best = l, sp
 		}
+	}
+	if cnt > 2 && contrast != 0 {
+		// contrast with the rest of the text: a window stands out less in a
+		// text whose other windows score high too
+		mean := (lsum - bestLogit) / float64(cnt-1)
+		bestLogit -= contrast * (float64(m.Bias) + mean)
 	}
 	return float64(m.Bias) + bestLogit, best
 }

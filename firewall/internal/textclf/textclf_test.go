@@ -35,7 +35,7 @@ func TestWindowsFromPrefixSumsMatchDirectScores(t *testing.T) {
 	var f Features
 	Extract(&f, "first sentence here. second one is longer than the first!\nthird line with more words in it to pass the window")
 	var s Scorer
-	best, span := s.Best(m, &f)
+	best, span := s.Best(m, &f, 0)
 	direct := m.WholeLogit(&Features{Hashes: f.Hashes[f.WordStart[span.Start]:f.WordStart[span.End]]})
 	if d := best - direct; d > 1e-9 || d < -1e-9 {
 		t.Fatalf("prefix-sum score %v != direct %v for span %+v", best, direct, span)
@@ -95,6 +95,6 @@ func FuzzExtract(f *testing.F) {
 		}
 		m := &Model{Bits: 8, Window: 3, Stride: 1, W: make([]int16, 256), Scale: 1}
 		var sc Scorer
-		sc.Best(m, &fe)
+		sc.Best(m, &fe, 0.5)
 	})
 }
