@@ -150,9 +150,13 @@ type Config struct {
 	// HistorySize is how many verdicts History keeps; zero =
 	// DefaultHistorySize, negative = none.
 	HistorySize int
-	// NoLockdownTrigger stops verdicts with the lockdown action from
-	// triggering the Lockdown (they are still reported as lockdown).
+	// NoLockdownTrigger stops verdicts from triggering the Lockdown (they
+	// are still reported with their action).
 	NoLockdownTrigger bool
+	// LockdownAt is the weakest verdict action that triggers the Lockdown;
+	// zero = ActionLockdown (only rules whose action is lockdown, PI-001 and
+	// PI-002 by default). ActionBlock locks on every blocked input.
+	LockdownAt Action
 }
 
 //go:embed model.bin
@@ -206,6 +210,12 @@ func New(cfg Config, lock *Lockdown, alerts *AlertRouter, log *slog.Logger) (*Fi
 	}
 	if fw.cfg.MaxInputBytes == 0 {
 		fw.cfg.MaxInputBytes = DefaultMaxInputBytes
+	}
+	if fw.cfg.LockdownAt == ActionAllow {
+		fw.cfg.LockdownAt = ActionLockdown
+	}
+	if fw.cfg.LockdownAt < ActionLog || fw.cfg.LockdownAt > ActionLockdown {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "LockdownAt is %d; allowed: log, alert, block, lockdown", cfg.LockdownAt)
 	}
 	if fw.cfg.MaxInputBytes < 0 {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "MaxInputBytes is %d; it must be positive (or 0 for %d)", cfg.MaxInputBytes, DefaultMaxInputBytes)
@@ -396,7 +406,7 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 	if v.Action.Blocks() {
 		fw.blocked.Add(1)
 	}
-	if v.Action == ActionLockdown && fw.lock != nil && !fw.cfg.NoLockdownTrigger {
+	if v.Action >= fw.cfg.LockdownAt && fw.lock != nil && !fw.cfg.NoLockdownTrigger {
 		reason := "prompt injection: " + detectionIDs(v.Detections)
 		if _, _, err := fw.lock.Trigger(ctx, "firewall", reason); err != nil {
 			fw.log.Error("firewall: lockdown trigger failed; the firewall stays locked in memory", "err", err)
