@@ -142,7 +142,6 @@ func Quantize(w []float64) (q []int16, scale float32) {
 // Span is a window of words [Start, End).
 type Span struct{ Start, End int }
 
-
 // MinWindowWords is the fewest words a sentence window has: shorter
 // sentences are covered by the sliding windows and the whole text only.
 const MinWindowWords = 3
