@@ -66,7 +66,23 @@ func Normalize(s string) string {
 // only change t through an entity, an escape, an invisible character or a
 // non-NFKC sequence.
 func settled(t string) bool {
+	if isPlainASCII(t) {
+		// ASCII without control characters is NFKC and has nothing to strip
+		return !mayDecode(t)
+	}
 	return !mayDecode(t) && !needsStrip(t) && norm.NFKC.IsNormalString(t)
+}
+
+// isPlainASCII reports whether s is ASCII with no control characters other
+// than white space.
+func isPlainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x7f || c < 0x20 && !isASCIISpace(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // mayDecode reports whether t holds something HTML unescaping or URL
@@ -132,9 +148,11 @@ func normalizeOnce(s string) string {
 		}
 		s = t
 	}
-	s = stripInvisible(s)
-	if !norm.NFKC.IsNormalString(s) {
-		s = norm.NFKC.String(s)
+	if !isPlainASCII(s) {
+		s = stripInvisible(s)
+		if !norm.NFKC.IsNormalString(s) {
+			s = norm.NFKC.String(s)
+		}
 	}
 	return foldAndCollapse(s)
 }
