@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
+	"sort"
 
 	"github.com/spf13/cobra"
 
@@ -22,9 +24,13 @@ func newLogsVerifyCmd() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check the tier-1 audit hash chain; exit 1 naming the first broken, missing or reordered line",
-		Args:  cobra.NoArgs,
+		Short: "Check the tier-1 audit hash chains; exit 1 naming the first broken, missing or reordered line",
+		Long: `Check the tier-1 audit hash chains. Without --dir it checks the daemon's
+chain in <home>/logs/tier1 and every socket-proxy chain under
+<home>/logs/tier1/sockproxy/<profile>; with --dir, that one chain.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			dirs := []string{dir}
 			if dir == "" {
 				home, err := resolveHome(cmd)
 				if err != nil {
@@ -34,20 +40,26 @@ func newLogsVerifyCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				dir = l.LogDir(1)
+				dirs = []string{l.LogDir(1)}
+				proxies, _ := filepath.Glob(sockproxyAuditDir(home, "*"))
+				sort.Strings(proxies)
+				dirs = append(dirs, proxies...)
 			}
-			rep, err := tlog.Verify(dir)
-			if err != nil {
-				if rep.Break != nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "FAIL %s\n", rep.Break)
+			out := cmd.OutOrStdout()
+			for _, d := range dirs {
+				rep, err := tlog.Verify(d)
+				if err != nil {
+					if rep.Break != nil {
+						fmt.Fprintf(out, "FAIL %s\n", rep.Break)
+					}
+					return withExit(1, err)
 				}
-				return withExit(1, err)
+				fmt.Fprintf(out, "OK tier-1 chain intact in %s: %d lines in %d file(s), last seq %d\n",
+					d, rep.Lines, len(rep.Files), rep.Last)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OK tier-1 chain intact in %s: %d lines in %d file(s), last seq %d\n",
-				dir, rep.Lines, len(rep.Files), rep.Last)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "tier-1 log directory (default <home>/logs/tier1)")
+	cmd.Flags().StringVar(&dir, "dir", "", "one tier-1 chain directory (default: <home>/logs/tier1 and each <home>/logs/tier1/sockproxy/<profile>)")
 	return cmd
 }

@@ -294,8 +294,9 @@ func TestSockproxyCmdAuditsToTier1NextToDaemon(t *testing.T) {
 
 	// The daemon's own chain was not disturbed and still verifies.
 	stopDaemon()
-	if vout, _, err := talosCmd(context.Background(), "logs", "verify", "--home", home); err != nil {
-		t.Fatalf("talos logs verify (daemon chain): %v\n%s", err, vout)
+	if vout, _, err := talosCmd(context.Background(), "logs", "verify", "--home", home); err != nil ||
+		!strings.Contains(vout, "OK tier-1 chain intact in "+chain+": 2 lines") {
+		t.Fatalf("talos logs verify (daemon and sockproxy chains): %v\n%s", err, vout)
 	}
 	// Editing a sockproxy line is caught.
 	tampered := strings.Replace(string(data), "Privileged", "privileged", 1)
@@ -304,6 +305,10 @@ func TestSockproxyCmdAuditsToTier1NextToDaemon(t *testing.T) {
 	}
 	if _, _, err := talosCmd(context.Background(), "logs", "verify", "--home", home, "--dir", chain); exitCode(err) != 1 {
 		t.Fatalf("verify of an edited sockproxy chain: %v, want exit 1", err)
+	}
+	// ... also by the plain `talos logs verify`, which checks every chain.
+	if vout, _, err := talosCmd(context.Background(), "logs", "verify", "--home", home); exitCode(err) != 1 || !strings.Contains(vout, "FAIL") {
+		t.Fatalf("talos logs verify of a home with an edited sockproxy chain: %v, want exit 1\n%s", err, vout)
 	}
 }
 
