@@ -32,6 +32,7 @@ func newScanCmd() *cobra.Command {
 		modelFile string
 		exitCode  bool
 		noClf     bool
+		plain     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "scan",
@@ -40,8 +41,8 @@ func newScanCmd() *cobra.Command {
 {"id","action","score","detections":[...]}.
 
 Input is either plain text (the whole of stdin is one input, id "stdin") or
-JSON lines {"id","text","source"} (when stdin starts with "{"); source is one
-of user, tool, web, rag, skill (default: --source).
+JSON lines {"id","text","source"} (when stdin starts with "{", unless
+--plain); source is one of user, tool, web, rag, skill (default: --source).
 
 With --eval FILE.jsonl (lines {"id","dataset","source","label","text"}) it
 scans every line and prints precision, recall, F1, false-positive rate and
@@ -81,7 +82,7 @@ calibrated on "calibration"; report "test").`,
 			if evalFile != "" {
 				return runScanEval(cmd, fw, evalFile, split)
 			}
-			blocked, err := runScanStream(cmd, fw, src)
+			blocked, err := runScanStream(cmd, fw, src, plain)
 			if err != nil {
 				return err
 			}
@@ -99,11 +100,12 @@ calibrated on "calibration"; report "test").`,
 	f.StringVar(&modelFile, "model", "", "classifier model file replacing the embedded one")
 	f.BoolVar(&exitCode, "exit-code", false, "exit with status 3 when any input is blocked")
 	f.BoolVar(&noClf, "no-classifier", false, "rules only: turn the statistical classifier off")
+	f.BoolVar(&plain, "plain", false, "treat stdin as one plain-text input even when it starts with \"{\"")
 	return cmd
 }
 
 // runScanStream scans stdin and writes one verdict line per input.
-func runScanStream(cmd *cobra.Command, fw *firewall.Firewall, src firewall.Source) (bool, error) {
+func runScanStream(cmd *cobra.Command, fw *firewall.Firewall, src firewall.Source, plain bool) (bool, error) {
 	in := bufio.NewReaderSize(cmd.InOrStdin(), 64<<10)
 	out := json.NewEncoder(cmd.OutOrStdout())
 	ctx := cmd.Context()
@@ -129,7 +131,7 @@ func runScanStream(cmd *cobra.Command, fw *firewall.Firewall, src firewall.Sourc
 		first = b[0]
 		break
 	}
-	if first != '{' {
+	if first != '{' || plain {
 		text, err := io.ReadAll(in)
 		if err != nil {
 			return false, err
