@@ -206,7 +206,7 @@ func dedupe(c []string) []string {
 }
 
 // clauseScore ranks clauses by selectivity: long literals, few alternatives.
-func clauseScore(c []string) int { return 1 + 1000*minLen(c)/len(c) }
+func clauseScore(c []string) int { m := minLen(c); return 1 + 100*m*m/len(c) }
 
 func bestClause(cs [][]string) []string {
 	var best []string
