@@ -44,34 +44,41 @@ func Truncate(text string, maxTokens int) string {
 		return ""
 	}
 	maxChars := maxTokens * CharsPerToken
-	runes := []rune(text)
-	if len(runes) <= maxChars {
+	if utf8.RuneCountInString(text) <= maxChars {
 		return text
 	}
-	cut := runes[:maxChars]
+	// offs[k] is the byte offset of character k; cutting at these offsets
+	// keeps the original bytes (even invalid UTF-8) of the prefix.
+	offs := make([]int, 0, maxChars+1)
+	for i := range text {
+		offs = append(offs, i)
+		if len(offs) > maxChars {
+			break
+		}
+	}
 	last := -1
-	for i, r := range cut {
-		if r == '.' || r == '!' || r == '?' {
-			last = i
+	for k := 0; k < maxChars; k++ {
+		if c := text[offs[k]]; c == '.' || c == '!' || c == '?' {
+			last = k
 		}
 	}
 	if float64(last) > SentenceCutRatio*float64(maxChars) {
-		return string(cut[:last+1])
+		return text[:offs[last]+1]
 	}
 	if maxChars <= 3 {
-		return string(cut)
+		return text[:offs[maxChars]]
 	}
-	cut = runes[:maxChars-3]
+	limit := maxChars - 3
 	sp := -1
-	for i, r := range cut {
-		if r == ' ' {
-			sp = i
+	for k := 0; k < limit; k++ {
+		if text[offs[k]] == ' ' {
+			sp = k
 		}
 	}
 	if sp > 0 {
-		return strings.TrimRight(string(cut[:sp]), " ") + "..."
+		return strings.TrimRight(text[:offs[sp]], " ") + "..."
 	}
-	return string(cut) + "..."
+	return text[:offs[limit]] + "..."
 }
 
 // Item is one memory in an assembled context.

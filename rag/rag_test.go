@@ -501,3 +501,35 @@ func TestCeilingAfterWrite(t *testing.T) {
 		t.Fatalf("99/100 after the write: err %v, prunes %d; want one emergency prune", err, p.calls)
 	}
 }
+
+// FuzzAssembleBudget: whatever the texts and budget, the assembled context
+// never exceeds the budget, and a truncated text is a prefix (plus "...")
+// of the original.
+func FuzzAssembleBudget(f *testing.F) {
+	f.Add("short text.", strings.Repeat("long words here ", 60), 300)
+	f.Add("", "x", 0)
+	f.Add("Sentence one. Sentence two! Three?", strings.Repeat("é", 900), 150)
+	f.Fuzz(func(t *testing.T, a, b string, budget int) {
+		if budget < 0 || budget > 100000 {
+			return
+		}
+		items := []rag.Item{item("a", 0.9, a), item("b", 0.8, b), item("c", 0.7, b+a)}
+		got := rag.Assemble(items, budget)
+		if got.TotalTokens > budget {
+			t.Fatalf("total %d > budget %d", got.TotalTokens, budget)
+		}
+		sum := 0
+		for _, it := range got.Items {
+			sum += it.Tokens
+			if it.Truncated {
+				orig := map[string]string{"a": a, "b": b, "c": b + a}[it.ID]
+				if !strings.HasPrefix(orig, strings.TrimSuffix(it.Text, "...")) {
+					t.Fatalf("truncated %q is not a prefix of %q", it.Text, orig)
+				}
+			}
+		}
+		if sum != got.TotalTokens || got.Included+got.Excluded != 3 {
+			t.Fatalf("accounting: sum %d total %d included %d excluded %d", sum, got.TotalTokens, got.Included, got.Excluded)
+		}
+	})
+}
