@@ -153,6 +153,13 @@ type Config struct {
 	// NoLockdownTrigger stops verdicts from triggering the Lockdown (they
 	// are still reported with their action).
 	NoLockdownTrigger bool
+	// LockdownSources, when not empty, limits which sources can trigger the
+	// Lockdown. By default every source can (spec §2.9.3); but a web page
+	// that says "ignore all previous instructions" then locks the whole
+	// agent until a person unlocks it, so a deployment that browses may
+	// prefer []Source{SourceUser}: injections in untrusted content are still
+	// blocked, only not escalated.
+	LockdownSources []Source
 	// LockdownAt is the weakest verdict action that triggers the Lockdown;
 	// zero = ActionLockdown (only rules whose action is lockdown, PI-001 and
 	// PI-002 by default). ActionBlock locks on every blocked input.
@@ -241,6 +248,11 @@ func New(cfg Config, lock *Lockdown, alerts *AlertRouter, log *slog.Logger) (*Fi
 				return nil, talos.Errorf(talos.CodeConfigInvalid, op, "the classifier model has no threshold for source group %q", s.calibrationGroup())
 			}
 			fw.thresholds[s] = textclf.Sigmoid(float64(t))
+		}
+	}
+	for _, s := range cfg.LockdownSources {
+		if !s.Valid() {
+			return nil, talos.Errorf(talos.CodeConfigInvalid, op, "LockdownSources has %q; allowed: user, tool, web, rag, skill", s)
 		}
 	}
 	for s, t := range cfg.Thresholds {
@@ -406,7 +418,8 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 	if v.Action.Blocks() {
 		fw.blocked.Add(1)
 	}
-	if v.Action >= fw.cfg.LockdownAt && fw.lock != nil && !fw.cfg.NoLockdownTrigger {
+	if v.Action >= fw.cfg.LockdownAt && fw.lock != nil && !fw.cfg.NoLockdownTrigger &&
+		(len(fw.cfg.LockdownSources) == 0 || slices.Contains(fw.cfg.LockdownSources, v.Source)) {
 		reason := "prompt injection: " + detectionIDs(v.Detections)
 		if _, _, err := fw.lock.Trigger(ctx, "firewall", reason); err != nil {
 			fw.log.Error("firewall: lockdown trigger failed; the firewall stays locked in memory", "err", err)
