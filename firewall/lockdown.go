@@ -428,3 +428,20 @@ func hexDecode(b []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// WriterNotifier delivers unlock codes by writing one line to W, meant for a
+// terminal only a person reads (for example /dev/tty or the console of the
+// machine), never a log file.
+type WriterNotifier struct {
+	W  io.Writer
+	mu sync.Mutex
+}
+
+// DeliverUnlockCode writes the code and its expiry.
+func (n *WriterNotifier) DeliverUnlockCode(ctx context.Context, u UnlockNotice) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, err := fmt.Fprintf(n.W, "TALOS SECURITY LOCKDOWN %s: unlock code %s (valid until %s). Reason: %s\n",
+		u.LockdownID, u.Code, u.ExpiresAt.UTC().Format(time.RFC3339), u.Reason)
+	return err
+}

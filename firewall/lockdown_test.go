@@ -332,3 +332,20 @@ func TestLockdownSources(t *testing.T) {
 		t.Fatal("LockdownSources mars accepted")
 	}
 }
+
+func TestWriterNotifier(t *testing.T) {
+	var b bytes.Buffer
+	n := &firewall.WriterNotifier{W: &b}
+	l := newLock(t, &firewalltest.MemoryStore{}, n, nil)
+	if _, _, err := l.Trigger(context.Background(), "firewall", "PI-001"); err != nil {
+		t.Fatal(err)
+	}
+	line := b.String()
+	if !strings.Contains(line, "unlock code ") || !strings.Contains(line, l.State().ID) {
+		t.Fatalf("notice %q lacks the code or the lockdown id", line)
+	}
+	code := strings.Fields(line[strings.Index(line, "unlock code ")+len("unlock code "):])[0]
+	if r, _ := l.Unlock(context.Background(), code, "admin"); r != firewall.UnlockOK {
+		t.Fatalf("the delivered code does not unlock: %s", r)
+	}
+}
