@@ -39,7 +39,8 @@
 //
 // # Lockdown
 //
-// A Lockdown (NewLockdown) is entered when a verdict's action is lockdown.
+// A Lockdown (NewLockdown) is entered when a verdict's action is lockdown
+// (Config.LockdownAt and Config.LockdownSources change which verdicts count).
 // It is persisted through a Store (NewFileStore: one JSON file, written
 // atomically with mode 0600), so a restart keeps it; while it holds, Locked
 // is true and Scan answers lockdown for everything. The unlock code is
