@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/talos-ironclad/talos/firewall/internal/textclf"
@@ -43,6 +44,36 @@ func TestFamilies(t *testing.T) {
 	for _, text := range []string{"What is the capital of France?", "The important thing is to rest.", "Press enter to continue"} {
 		if hits := familyHits(fams, text); len(hits) != 0 {
 			t.Errorf("%q fired families %v", text, hits)
+		}
+	}
+}
+
+// TestFamilyClassesFilter checks that the filters in front of the word map
+// and the prefix list (families.wordFilter, prefix2) never reject a family
+// word: classes must equal the plain look-up for every word and prefix.
+func TestFamilyClassesFilter(t *testing.T) {
+	fams := compileFamilies()
+	slow := func(w string) classMask {
+		c := fams.words[w]
+		for _, p := range fams.prefixes {
+			if strings.HasPrefix(w, p.p) {
+				c[0] |= p.bit[0]
+				c[1] |= p.bit[1]
+			}
+		}
+		return c
+	}
+	var words []string
+	for w := range fams.words {
+		words = append(words, w, w+"s", w[:len(w)-1])
+	}
+	for _, p := range fams.prefixes {
+		words = append(words, p.p, p.p+"ing", p.p[:1], p.p[:len(p.p)-1])
+	}
+	words = append(words, "", "a", "the", "documentation", "ıgnore", "ignor\u00e9")
+	for _, w := range words {
+		if got, want := fams.classes(w, wordHash(w)), slow(w); got != want {
+			t.Errorf("classes(%q) = %v, want %v", w, got, want)
 		}
 	}
 }

@@ -238,12 +238,20 @@ func hasAnchor(re *syntax.Regexp) bool {
 // acMatcher is an Aho–Corasick automaton over a set of literals, compiled to
 // a dense DFA over a compact alphabet (the bytes the literals use, plus one
 // symbol for every other byte).
+//
+// The scan loop is one dependent load per byte, so the table is laid out
+// for it: states are renumbered so that every state where a literal ends
+// comes after all the others, and a transition stores its target's row
+// offset (state*nsym) rather than its number. The loop then needs neither a
+// multiplication nor a look-up in out to know that nothing ended here, only
+// a comparison with firstOut.
 type acMatcher struct {
-	lits  []string
-	alpha [256]uint8
-	nsym  int
-	next  []uint16  // state*nsym + sym -> state
-	out   [][]int32 // state -> literal ids ending here (with failure links)
+	lits     []string
+	alpha    [256]uint8
+	nsym     int
+	next     []uint32  // row offset of a state + sym -> row offset of the next state
+	firstOut uint32    // row offset of the first state with an output
+	out      [][]int32 // (row offset - firstOut) / nsym -> literal ids ending there (with failure links)
 }
 
 func newACMatcher(lits []string) *acMatcher {
@@ -276,15 +284,15 @@ func newACMatcher(lits []string) *acMatcher {
 		m.out[s] = append(m.out[s], int32(id))
 	}
 	// BFS: failure links and the dense transition table
-	if len(trie) > 1<<16 {
+	if len(trie)*m.nsym > 1<<31 {
 		panic("firewall: too many literal states")
 	}
-	m.next = make([]uint16, len(trie)*m.nsym)
+	next := make([]int32, len(trie)*m.nsym)
 	fail := make([]int32, len(trie))
 	queue := []int32{}
 	for c := 1; c < m.nsym; c++ {
 		if n, ok := trie[0].child[uint8(c)]; ok {
-			m.next[c] = uint16(n)
+			next[c] = n
 			queue = append(queue, n)
 		}
 	}
@@ -294,14 +302,41 @@ func newACMatcher(lits []string) *acMatcher {
 		m.out[s] = append(m.out[s], m.out[fail[s]]...)
 		for c := 1; c < m.nsym; c++ {
 			if n, ok := trie[s].child[uint8(c)]; ok {
-				fail[n] = int32(m.next[int(fail[s])*m.nsym+c])
-				m.next[int(s)*m.nsym+c] = uint16(n)
+				fail[n] = next[int(fail[s])*m.nsym+c]
+				next[int(s)*m.nsym+c] = n
 				queue = append(queue, n)
 			} else {
-				m.next[int(s)*m.nsym+c] = m.next[int(fail[s])*m.nsym+c]
+				next[int(s)*m.nsym+c] = next[int(fail[s])*m.nsym+c]
 			}
 		}
 	}
+	// Renumber: the start state stays 0, states without output keep their
+	// order, states with output go last (see acMatcher).
+	renum := make([]uint32, len(trie))
+	k := uint32(0)
+	for s := range trie {
+		if s == 0 || len(m.out[s]) == 0 {
+			renum[s] = k
+			k++
+		}
+	}
+	firstOut := k
+	var outs [][]int32
+	for s := range trie {
+		if s != 0 && len(m.out[s]) > 0 {
+			renum[s] = k
+			k++
+			outs = append(outs, m.out[s])
+		}
+	}
+	nsym := uint32(m.nsym)
+	m.next = make([]uint32, len(next))
+	for s := range trie {
+		for c := range m.nsym {
+			m.next[renum[s]*nsym+uint32(c)] = renum[next[s*m.nsym+c]] * nsym
+		}
+	}
+	m.firstOut, m.out = firstOut*nsym, outs
 	return m
 }
 
@@ -319,12 +354,12 @@ func (m *acMatcher) scan(text string, occ *occurrences) {
 	for i := range occ.pos {
 		occ.pos[i] = occ.pos[i][:0]
 	}
-	s := uint16(0)
-	next, nsym, alpha := m.next, m.nsym, &m.alpha
+	s := uint32(0) // row offset of the current state
+	next, alpha, firstOut := m.next, &m.alpha, m.firstOut
 	for i := 0; i < len(text); i++ {
-		s = next[int(s)*nsym+int(alpha[text[i]])]
-		if o := m.out[s]; len(o) > 0 {
-			for _, id := range o {
+		s = next[s+uint32(alpha[text[i]])]
+		if s >= firstOut {
+			for _, id := range m.out[(s-firstOut)/uint32(m.nsym)] {
 				occ.pos[id] = append(occ.pos[id], int32(i+1-len(m.lits[id])))
 			}
 		}

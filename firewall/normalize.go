@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -76,6 +77,26 @@ func settled(t string) bool {
 // isPlainASCII reports whether s is ASCII with no control characters other
 // than white space.
 func isPlainASCII(s string) bool {
+	// Eight bytes at a time (a scan calls this twice over the whole text):
+	// a word with no byte below 0x20 and none at or above 0x7f is plain;
+	// a word that may have one (often a line break) is checked byte by
+	// byte. The bit tests may flag a plain word, never miss one.
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if ((x-0x20*lo)&^x|(x+lo)|x)&hi == 0 {
+			continue
+		}
+		if !isPlainASCIIBytes(s[i : i+8]) {
+			return false
+		}
+	}
+	return isPlainASCIIBytes(s[i:])
+}
+
+func isPlainASCIIBytes(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x7f || c < 0x20 && !isASCIISpace(c) {
@@ -359,7 +380,10 @@ func foldAndCollapse(s string) string {
 		}
 	}
 	endWord()
-	return string(b)
+	// b is not touched after this, so the string can share its bytes
+	// instead of copying them (as strings.Builder does); the copy was a
+	// tenth of this function's time.
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // foldWord replaces the homoglyphs of one word by their Latin look-alike. It
@@ -454,9 +478,16 @@ func decodeBlobsInto(s string, out *[]string, depth int) {
 	}
 }
 
-func isBase64Char(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
-}
+func isBase64Char(c byte) bool { return base64Chars[c] }
+
+// base64Chars is isBase64Char as a table: DecodeBlobs tests every byte of
+// the raw text, and one load is cheaper than the chain of comparisons.
+var base64Chars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
+	}
+	return t
+}()
 
 func allHex(s string) bool {
 	for i := 0; i < len(s); i++ {

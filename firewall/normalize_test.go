@@ -107,3 +107,19 @@ func FuzzDecodeBlobs(f *testing.F) {
 		}
 	})
 }
+
+// TestIsPlainASCIIWordAtATime checks the eight-bytes-at-a-time test against
+// the byte loop for every byte value at every position of a word.
+func TestIsPlainASCIIWordAtATime(t *testing.T) {
+	base := []byte("plain text, 0123456789 (ok)")
+	for c := range 256 {
+		for at := range base {
+			b := append([]byte(nil), base...)
+			b[at] = byte(c)
+			s := string(b)
+			if got, want := isPlainASCII(s), isPlainASCIIBytes(s); got != want {
+				t.Fatalf("isPlainASCII(%q) = %v, byte loop says %v", s, got, want)
+			}
+		}
+	}
+}

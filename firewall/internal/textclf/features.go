@@ -59,11 +59,22 @@ func Extract(f *Features, text string) {
 		newSent    = true
 		sentMarker bool // a sentence-ending mark was seen since the last word
 	)
-	// Local copies keep the hot loop's slices in registers.
+	// Local copies keep the hot loop's slices in registers. hs is sized
+	// for the worst case up front (3 n-grams per byte, and a word and a
+	// bigram feature per word, at most (len+1)/2 words), so the loop
+	// stores by index instead of appending: that drops a capacity check
+	// and a length update per feature.
 	hs := f.Hashes
-	if need := 3*len(text) + 8; cap(hs) < need {
+	need := 4*len(text) + 8
+	if cap(hs) < need {
 		hs = make([]uint32, 0, need+need/4)
 	}
+	hs = hs[:need]
+	n := 0
+	// p1…p4 are the bytes before text[i] (p1 = text[i-1]), kept in
+	// registers for the character n-gram hashes instead of reloading them
+	// from text with a bounds check each.
+	var p1, p2, p3, p4 uint32
 	// A pseudo word 0 collects n-grams before the first word.
 	words := 0
 	for i := 0; i < len(text); i++ {
@@ -72,13 +83,15 @@ func Extract(f *Features, text string) {
 			if !inWord {
 				// a new word starts: close the previous one
 				if words > 0 {
-					hs = append(hs, wordHash^seedWord)
+					hs[n] = wordHash ^ seedWord
+					n++
 					if havePrev {
-						hs = append(hs, (prevWord*fnvPrime)^wordHash^seedBigram)
+						hs[n] = (prevWord * fnvPrime) ^ wordHash ^ seedBigram
+						n++
 					}
 					prevWord, havePrev = wordHash, true
 				}
-				f.WordStart = append(f.WordStart, int32(len(hs)))
+				f.WordStart = append(f.WordStart, int32(n))
 				f.Offsets = append(f.Offsets, int32(i))
 				if newSent || sentMarker {
 					f.SentStart = append(f.SentStart, int32(words))
@@ -97,6 +110,9 @@ func Extract(f *Features, text string) {
 				if text[i+1] != 't' {
 					sentMarker = true
 				}
+				// both bytes are skipped (no n-grams end at them), but
+				// they are still the bytes before the next one
+				p4, p3, p2, p1 = p2, p1, uint32(c), uint32(text[i+1])
 				i++
 				continue
 			}
@@ -111,31 +127,39 @@ func Extract(f *Features, text string) {
 		}
 		// character n-grams ending at i, for n = 3, 4, 5: the hash runs
 		// backwards from byte i
+		cu := uint32(c)
 		if i >= 4 {
-			h := (seedChar ^ uint32(c)) * fnvPrime
-			h = (h ^ uint32(text[i-1])) * fnvPrime
-			h = (h ^ uint32(text[i-2])) * fnvPrime
+			h := (seedChar ^ cu) * fnvPrime
+			h = (h ^ p1) * fnvPrime
+			h = (h ^ p2) * fnvPrime
 			h3 := h + 2
-			h = (h ^ uint32(text[i-3])) * fnvPrime
+			h = (h ^ p3) * fnvPrime
 			h4 := h + 3
-			h = (h ^ uint32(text[i-4])) * fnvPrime
-			hs = append(hs, h3, h4, h+4)
+			h = (h ^ p4) * fnvPrime
+			out := hs[n : n+3]
+			out[0], out[1], out[2] = h3, h4, h+4
+			n += 3
 		} else if i >= 2 {
 			h := seedChar
 			for k := 0; k <= i; k++ {
 				h = (h ^ uint32(text[i-k])) * fnvPrime
 				if k >= 2 {
-					hs = append(hs, h+uint32(k))
+					hs[n] = h + uint32(k)
+					n++
 				}
 			}
 		}
+		p4, p3, p2, p1 = p3, p2, p1, cu
 	}
 	if words > 0 {
-		hs = append(hs, wordHash^seedWord)
+		hs[n] = wordHash ^ seedWord
+		n++
 		if havePrev {
-			hs = append(hs, (prevWord*fnvPrime)^wordHash^seedBigram)
+			hs[n] = (prevWord * fnvPrime) ^ wordHash ^ seedBigram
+			n++
 		}
 	}
+	hs = hs[:n]
 	f.Hashes = hs
 	if words == 0 {
 		// no word at all: one pseudo word holds every n-gram
