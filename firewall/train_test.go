@@ -69,10 +69,11 @@ func TestTrainIsDeterministic(t *testing.T) {
 // TestCommittedModelIsReproducible retrains on the development data, as the
 // README's command does, and compares with the embedded weights. It needs
 // ../shared/eval/firewall/dev.jsonl beside the repository and takes a few
-// seconds (several times more under the race detector, where it is skipped).
+// seconds (several times more under the race detector, where it is skipped;
+// `make test` runs it once more without -race, after the race run).
 func TestCommittedModelIsReproducible(t *testing.T) {
 	if raceEnabled {
-		t.Skip("retraining under the race detector takes minutes; the non-race run covers it")
+		t.Skip("retraining under the race detector takes minutes; `make test` runs this test again without -race right after the race run (go test -run '^TestCommittedModelIsReproducible$' ./firewall/)")
 	}
 	devFile := "../../shared/eval/firewall/dev.jsonl"
 	f, err := os.Open(devFile)
