@@ -127,6 +127,7 @@ type StepError struct {
 	Err      error
 }
 
+// Error names the failed step and its cause, keeping the cause's T-code text.
 func (e *StepError) Error() string {
 	return fmt.Sprintf("boot step %q failed after %s: %v (boot stopped; fix the cause and start again)",
 		e.Step, e.Duration.Round(time.Millisecond), e.Err)
