@@ -40,10 +40,22 @@
 // # Lockdown
 //
 // A Lockdown (NewLockdown) is entered when a verdict's action is lockdown
+// and its text came from a source that may lock the agent
 // (Config.LockdownAt and Config.LockdownSources change which verdicts count).
-// It is persisted through a Store (NewFileStore: one JSON file, written
-// atomically with mode 0600), so a restart keeps it; while it holds, Locked
-// is true and Scan answers lockdown for everything. The unlock code is
+// By default those sources are user and skill only: the tracker's issue 5
+// has lockdown "triggered by the configured actions" (spec §2.9.3, fixed),
+// and we read that as the action together with where the text came from. Tool results, web pages and
+// retrieved memories are written by whoever controls the page, document or
+// API; if they could lock the agent, an article that merely quotes "ignore
+// all previous instructions" would stop it until a person unlocks it, a
+// denial of service open to anyone who can put text in front of it. Such
+// text is still refused: a lockdown-level verdict from tool, web or rag is
+// answered with block and alerted (same detections and severity), it just
+// does not lock. Listing all five sources restores the spec's behaviour.
+//
+// The lockdown is persisted through a Store (NewFileStore: one JSON file,
+// written atomically with mode 0600), so a restart keeps it; while it holds,
+// Locked is true and Scan answers lockdown for everything. The unlock code is
 // delivered to a person through a Notifier, never logged or put into an
 // alert, stored only as an HMAC-SHA256 under a per-install key
 // (LoadOrCreateKey), compared in constant time, valid for 24 hours, and

@@ -90,7 +90,8 @@ type Detection struct {
 // Verdict is the result of a scan.
 type Verdict struct {
 	// Action is the strongest action of the detections (allow when none),
-	// or lockdown while the firewall is locked.
+	// capped at block for a source that cannot trigger the Lockdown
+	// (Config.LockdownSources), or lockdown while the firewall is locked.
 	Action Action `json:"action"`
 	// Score is the classifier's probability that the text holds an
 	// injection, from its highest-scoring window (0 when disabled).
@@ -112,6 +113,13 @@ type Verdict struct {
 	OriginalLength   int       `json:"original_length"`
 	NormalizedLength int       `json:"normalized_length"`
 }
+
+// DefaultLockdownSources returns the sources that can trigger the Lockdown
+// when Config.LockdownSources is empty: user and skill, the text the agent's
+// operator side and its own code produce. Tool, web and RAG text is still
+// blocked and alerted at the lockdown level, but does not lock the agent
+// (see Config.LockdownSources for why; spec §2.9.3 locked on any source).
+func DefaultLockdownSources() []Source { return []Source{SourceUser, SourceSkill} }
 
 // Defaults (spec §2.9 where it says, otherwise ours).
 const (
@@ -153,12 +161,23 @@ type Config struct {
 	// NoLockdownTrigger stops verdicts from triggering the Lockdown (they
 	// are still reported with their action).
 	NoLockdownTrigger bool
-	// LockdownSources, when not empty, limits which sources can trigger the
-	// Lockdown. By default every source can (spec §2.9.3); but a web page
-	// that says "ignore all previous instructions" then locks the whole
-	// agent until a person unlocks it, so a deployment that browses may
-	// prefer []Source{SourceUser}: injections in untrusted content are still
-	// blocked, only not escalated.
+	// LockdownSources lists the sources whose verdicts can trigger the
+	// Lockdown; empty = DefaultLockdownSources (user and skill).
+	//
+	// A verdict from any other source that reaches the lockdown level is
+	// answered with block instead (the text is refused, and alerted with
+	// the same detections and severity) but does not lock the agent. The
+	// spec (§2.9.3) locks on a lockdown verdict from any text; issue 5 has
+	// lockdown "triggered by the configured actions", which we read as the
+	// action together with where the text came from. Text from
+	// tools, the web and memory is written by whoever controls a page, a
+	// document or an API response: if it could lock the agent, any article
+	// that quotes "ignore all previous instructions" would stop the whole
+	// agent until a person unlocks it, a denial of service open to anyone
+	// who can put text in front of it. User text and skill output come from
+	// the agent's operator side or its own code, so an attack there is
+	// worth stopping everything for. List all five sources to lock on any
+	// text, as the spec did.
 	LockdownSources []Source
 	// LockdownAt is the weakest verdict action that triggers the Lockdown;
 	// zero = ActionLockdown (only rules whose action is lockdown, PI-001 and
@@ -255,6 +274,11 @@ func New(cfg Config, lock *Lockdown, alerts *AlertRouter, log *slog.Logger) (*Fi
 			return nil, talos.Errorf(talos.CodeConfigInvalid, op, "LockdownSources has %q; allowed: user, tool, web, rag, skill", s)
 		}
 	}
+	if len(cfg.LockdownSources) == 0 {
+		fw.cfg.LockdownSources = DefaultLockdownSources()
+	} else {
+		fw.cfg.LockdownSources = slices.Clone(cfg.LockdownSources)
+	}
 	for s, t := range cfg.Thresholds {
 		if !s.Valid() {
 			return nil, talos.Errorf(talos.CodeConfigInvalid, op, "Thresholds has source %q; allowed: user, tool, web, rag, skill", s)
@@ -286,8 +310,11 @@ func (fw *Firewall) Lockdown() *Lockdown { return fw.lock }
 
 // Scan normalises in.Text, runs the rules and the classifier over it and over
 // any base64 or hex blob it embeds, and returns the verdict. A verdict whose
-// action is lockdown triggers the Lockdown (unless Config.NoLockdownTrigger),
-// and a verdict with detections is sent to the alert router. The error is
+// action reaches Config.LockdownAt triggers the Lockdown when its source is
+// one of Config.LockdownSources (user and skill by default; from other
+// sources a lockdown-level verdict is answered with block) and
+// Config.NoLockdownTrigger is not set; a verdict with detections is sent to
+// the alert router. The error is
 // non-nil only for a bad Source or a cancelled context; the verdict is then
 // a fail-closed block.
 func (fw *Firewall) Scan(ctx context.Context, in Input) (Verdict, error) {
@@ -411,6 +438,12 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 		v.Action = max(v.Action, d.Action)
 		v.MaxThreat = max(v.MaxThreat, d.Threat)
 	}
+	canLock := slices.Contains(fw.cfg.LockdownSources, v.Source)
+	if v.Action == ActionLockdown && !canLock {
+		// refused and alerted, but this source cannot lock the agent
+		// (Config.LockdownSources)
+		v.Action = ActionBlock
+	}
 	v.Safe = len(v.Detections) == 0
 	if !v.Safe {
 		fw.flagged.Add(1)
@@ -418,8 +451,7 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 	if v.Action.Blocks() {
 		fw.blocked.Add(1)
 	}
-	if v.Action >= fw.cfg.LockdownAt && fw.lock != nil && !fw.cfg.NoLockdownTrigger &&
-		(len(fw.cfg.LockdownSources) == 0 || slices.Contains(fw.cfg.LockdownSources, v.Source)) {
+	if v.Action >= fw.cfg.LockdownAt && canLock && fw.lock != nil && !fw.cfg.NoLockdownTrigger {
 		reason := "prompt injection: " + detectionIDs(v.Detections)
 		if _, _, err := fw.lock.Trigger(ctx, "firewall", reason); err != nil {
 			fw.log.Error("firewall: lockdown trigger failed; the firewall stays locked in memory", "err", err)
