@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/talos-ironclad/talos/internal/atomicfile"
 )
 
 // ReadyFileName is the marker's file name (spec §1.3 S11: `/talos/.ready`).
@@ -92,38 +93,8 @@ func WriteReady(path string, r Ready) error {
 		return fmt.Errorf("encode ready marker: %w", err)
 	}
 	data = append(data, '\n')
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".ready-*.tmp")
-	if err != nil {
-		return fmt.Errorf("write ready marker in %s: %w (check the directory exists and is writable)", dir, err)
-	}
-	tmpName := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	if err := tmp.Chmod(ReadyFileMode); err != nil {
-		return fmt.Errorf("write ready marker: chmod %s: %w", tmpName, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write ready marker %s: %w", tmpName, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write ready marker: sync %s: %w", tmpName, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write ready marker: close %s: %w", tmpName, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("write ready marker: rename to %s: %w", path, err)
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable; best effort
-		_ = d.Close()
+	if err := atomicfile.WriteFile(path, data, ReadyFileMode); err != nil {
+		return fmt.Errorf("write ready marker: %w", err)
 	}
 	return nil
 }

@@ -7,10 +7,10 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/atomicfile"
 )
 
 // GeneratedPasswordLen is the length of passwords `talos init` generates
@@ -207,38 +207,11 @@ func WriteInitialFiles(home string, force bool) (InitResult, error) {
 	if err != nil {
 		return res, talos.E(talos.CodeSecretMissing, op, "cannot generate secrets", err)
 	}
-	if err := writeAtomic(res.EnvFile, env, 0o600); err != nil {
+	if err := atomicfile.WriteFile(res.EnvFile, env, 0o600); err != nil {
 		return res, talos.E(talos.CodeConfigInvalid, op, fmt.Sprintf("cannot write %s", res.EnvFile), err)
 	}
-	if err := writeAtomic(res.ConfigFile, DefaultYAML(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(res.ConfigFile, DefaultYAML(), 0o644); err != nil {
 		return res, talos.E(talos.CodeConfigInvalid, op, fmt.Sprintf("cannot write %s", res.ConfigFile), err)
 	}
 	return res, nil
-}
-
-// writeAtomic writes data to a temporary file in path's directory with
-// mode, syncs it and renames it over path.
-func writeAtomic(path string, data []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -16,6 +16,7 @@ import (
 	cm "github.com/philippgille/chromem-go"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/atomicfile"
 	"github.com/talos-ironclad/talos/rag"
 )
 
@@ -142,12 +143,8 @@ func checkSidecar(dir, coll string, dim int) error {
 	}
 	dims[coll] = dim
 	out, _ := json.MarshalIndent(dims, "", "  ")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return talos.E(talos.CodeChroma, op, "cannot write "+tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return talos.E(talos.CodeChroma, op, "cannot write "+path, err)
+	if err := atomicfile.WriteFile(path, out, 0o600); err != nil {
+		return talos.E(talos.CodeChroma, op, "cannot record the collection's dimension", err)
 	}
 	return nil
 }

@@ -1,0 +1,45 @@
+package atomicfile
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// WriteFile atomically replaces path with data, created with mode. The
+// temporary file lives in path's directory (a rename is atomic only within
+// one file system) and is removed on any failure, leaving the old file as it
+// was. The error names the step and the file that failed.
+func WriteFile(path string, data []byte, mode fs.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: create a temporary file in %s: %w (check the directory exists and is writable)", path, dir, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: chmod %s: %w", path, tmp, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: sync %s: %w", path, tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: close %s: %w", path, tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: rename %s over it: %w", path, tmp, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // make the rename durable; best effort (not every file system supports it)
+		_ = d.Close()
+	}
+	return nil
+}
