@@ -110,29 +110,36 @@ type families struct {
 		p   string
 		bit classMask
 	}
-	// wordFilter and prefix2 let classes reject a word without a map
-	// look-up: featurize asks for every word of every text (about 700 per
-	// 4 KB), almost none of which are family words, and the string-keyed
-	// map look-up (hashing, probing, comparing) was a tenth of a scan.
-	// wordFilter has the bit wordFilterBit(h) set for the FNV-1a hash h of
-	// every entry of words (a one-hash Bloom filter: no false negatives,
-	// about 1% false positives, which then take the map look-up);
-	// prefix2 has a bit for the first two bytes of every prefix.
-	wordFilter [wordFilterBits / 64]uint64
-	prefix2    [1 << 16 / 64]uint64
+	// wordSlots, wordEntries and prefix2 replace the look-ups in words and
+	// byFirst on the hot path. featurize asks for the classes of every word
+	// of every text (about 700 per 4 KB), and the string-keyed map look-up
+	// (hashing the string again, probing, comparing) was a tenth of a scan,
+	// more so because common words ("a", "the", "you", "not") are family
+	// words. wordSlots is an open-addressing table indexed by the word's
+	// FNV-1a hash, which textclf.Extract has computed anyway: an empty slot
+	// ends a miss without touching the text, and the word is compared only
+	// when the hashes are equal. prefix2 has a bit for the first two bytes
+	// of every prefix, so that most words skip the prefix list.
+	wordSlots   []uint16 // wordSlotOf(h)… (linear probing) -> index+1 in wordEntries, 0 = empty
+	wordEntries []wordEntry
+	prefix2     [1 << 16 / 64]uint64
 }
 
-// wordFilterBits is the size of families.wordFilter: 2^15 bits (4 KB, so it
-// stays in the L1 cache) for a few hundred words.
-const wordFilterBits = 1 << 15
+// wordEntry is one entry of families.words with its hash.
+type wordEntry struct {
+	h    uint32
+	word string
+	bits classMask
+}
 
-// FNV-1a parameters of wordHash.
+// FNV-1a parameters of wordHash (the same as textclf's word hash).
 const (
 	fnvOffset = 2166136261
 	fnvPrime  = 16777619
 )
 
-// wordHash is FNV-1a over the bytes of w, for families.wordFilter.
+// wordHash is FNV-1a over the bytes of w; textclf.Extract computes the same
+// for every word (Features.WordHashes).
 func wordHash(w string) uint32 {
 	h := uint32(fnvOffset)
 	for i := 0; i < len(w); i++ {
@@ -141,7 +148,11 @@ func wordHash(w string) uint32 {
 	return h
 }
 
-func wordFilterBit(h uint32) uint32 { return h >> (32 - 15) }
+// wordSlotBits sizes families.wordSlots: 2^10 slots (2 KB) for a few
+// hundred words keeps it at most about a quarter full.
+const wordSlotBits = 10
+
+func wordSlotOf(h uint32) uint32 { return (h * 0x9E3779B1) >> (32 - wordSlotBits) }
 
 // compileFamilies builds the matcher; it panics on a malformed spec (a
 // programming error caught by the tests).
@@ -207,26 +218,54 @@ func compileFamilies() *families {
 		k := uint32(p.p[0])<<8 | uint32(p.p[1])
 		f.prefix2[k/64] |= 1 << (k % 64)
 	}
+	if 4*len(f.words) > 1<<wordSlotBits {
+		panic("firewall: too many family words for wordSlots")
+	}
+	f.wordSlots = make([]uint16, 1<<wordSlotBits)
+	ws := make([]string, 0, len(f.words))
 	for w := range f.words {
-		b := wordFilterBit(wordHash(w))
-		f.wordFilter[b/64] |= 1 << (b % 64)
+		ws = append(ws, w)
+	}
+	sort.Strings(ws) // the table's layout does not depend on map order
+	for _, w := range ws {
+		h := wordHash(w)
+		f.wordEntries = append(f.wordEntries, wordEntry{h, w, f.words[w]})
+		i := wordSlotOf(h)
+		for f.wordSlots[i] != 0 {
+			i = (i + 1) & (1<<wordSlotBits - 1)
+		}
+		f.wordSlots[i] = uint16(len(f.wordEntries))
 	}
 	return f
 }
 
-// classes returns the class bits of word w, whose wordHash is h (featurize
-// computes it while finding the word's end).
-func (f *families) classes(w string, h uint32) classMask {
+// classes returns the class bits of the word of text that starts at byte a
+// and whose wordHash is h (textclf.Extract computes it for every word).
+func (f *families) classes(text string, a int, h uint32) classMask {
 	var c classMask
-	if b := wordFilterBit(h); f.wordFilter[b/64]&(1<<(b%64)) != 0 {
-		c = f.words[w]
+	w := "" // the word, found when needed
+	for i := wordSlotOf(h); ; i = (i + 1) & (1<<wordSlotBits - 1) {
+		e := f.wordSlots[i]
+		if e == 0 {
+			break
+		}
+		if x := &f.wordEntries[e-1]; x.h == h {
+			w = wordAt(text, a)
+			if x.word == w {
+				c = x.bits
+				break
+			}
+		}
 	}
-	if len(w) < 2 {
-		// every prefix has at least 2 bytes (compileFamilies checks)
+	// every prefix has at least 2 bytes (compileFamilies checks)
+	if a+1 >= len(text) || !isFeatureWordByte(text[a+1]) {
 		return c
 	}
-	if k := uint32(w[0])<<8 | uint32(w[1]); f.prefix2[k/64]&(1<<(k%64)) == 0 {
+	if k := uint32(text[a])<<8 | uint32(text[a+1]); f.prefix2[k/64]&(1<<(k%64)) == 0 {
 		return c
+	}
+	if w == "" {
+		w = wordAt(text, a)
 	}
 	for _, p := range f.byFirst[w[0]] {
 		if strings.HasPrefix(w, p.p) {
@@ -235,6 +274,15 @@ func (f *families) classes(w string, h uint32) classMask {
 		}
 	}
 	return c
+}
+
+// wordAt returns the word of text that starts at byte a.
+func wordAt(text string, a int) string {
+	end := a
+	for end < len(text) && isFeatureWordByte(text[end]) {
+		end++
+	}
+	return text[a:end]
 }
 
 // maxFamilyHits bounds the features one family sequence adds to one text.
@@ -250,14 +298,9 @@ func featurize(f *textclf.Features, fams *families, norm string, cls *[]classMas
 	}
 	c := (*cls)[:0]
 	for k := 0; k < n; k++ {
-		a := int(f.Offsets[k])
-		b := a
-		h := uint32(fnvOffset) // wordHash of the word, computed while finding its end
-		for b < len(norm) && isFeatureWordByte(norm[b]) {
-			h = (h ^ uint32(norm[b])) * fnvPrime
-			b++
-		}
-		c = append(c, fams.classes(norm[a:b], h))
+		// Extract hashed every word with wordHash already; the word's end
+		// is looked for only when the filters let it through.
+		c = append(c, fams.classes(norm, int(f.Offsets[k]), f.WordHashes[k]))
 	}
 	*cls = c
 	type hit struct {

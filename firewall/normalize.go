@@ -110,17 +110,27 @@ func isPlainASCIIBytes(s string) bool {
 // decoding could change: an "&" followed by a letter or "#", or a "%"
 // followed by two hex digits.
 func mayDecode(t string) bool {
-	for i := 0; i < len(t); i++ {
-		switch t[i] {
-		case '&':
-			if i+1 < len(t) && (t[i+1] == '#' || t[i+1] >= 'a' && t[i+1] <= 'z' || t[i+1] >= 'A' && t[i+1] <= 'Z') {
-				return true
-			}
-		case '%':
-			if i+2 < len(t) && isHex(t[i+1]) && isHex(t[i+2]) {
-				return true
-			}
+	// Two strings.IndexByte searches (vectorised) rather than one loop over
+	// every byte: both bytes are rare in ordinary text.
+	for s := t; ; {
+		i := strings.IndexByte(s, '&')
+		if i < 0 {
+			break
 		}
+		if i+1 < len(s) && (s[i+1] == '#' || s[i+1] >= 'a' && s[i+1] <= 'z' || s[i+1] >= 'A' && s[i+1] <= 'Z') {
+			return true
+		}
+		s = s[i+1:]
+	}
+	for s := t; ; {
+		i := strings.IndexByte(s, '%')
+		if i < 0 {
+			break
+		}
+		if i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			return true
+		}
+		s = s[i+1:]
 	}
 	return false
 }

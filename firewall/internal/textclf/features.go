@@ -24,6 +24,10 @@ type Features struct {
 	SentStart []int32
 	// Offsets holds the byte offset in the text of each word's first byte.
 	Offsets []int32
+	// WordHashes holds each word's FNV-1a hash (offset basis 2166136261,
+	// prime 16777619) over its bytes, before the word-feature seed is mixed
+	// in, so that callers can look words up without hashing them again.
+	WordHashes []uint32
 }
 
 // Reset empties f, keeping its buffers.
@@ -32,6 +36,7 @@ func (f *Features) Reset() {
 	f.WordStart = f.WordStart[:0]
 	f.SentStart = f.SentStart[:0]
 	f.Offsets = f.Offsets[:0]
+	f.WordHashes = f.WordHashes[:0]
 }
 
 // Words returns the number of words.
@@ -83,6 +88,7 @@ func Extract(f *Features, text string) {
 			if !inWord {
 				// a new word starts: close the previous one
 				if words > 0 {
+					f.WordHashes = append(f.WordHashes, wordHash)
 					hs[n] = wordHash ^ seedWord
 					n++
 					if havePrev {
@@ -152,6 +158,7 @@ func Extract(f *Features, text string) {
 		p4, p3, p2, p1 = p3, p2, p1, cu
 	}
 	if words > 0 {
+		f.WordHashes = append(f.WordHashes, wordHash)
 		hs[n] = wordHash ^ seedWord
 		n++
 		if havePrev {
@@ -166,6 +173,7 @@ func Extract(f *Features, text string) {
 		f.WordStart = append(f.WordStart[:0], 0)
 		f.SentStart = append(f.SentStart[:0], 0)
 		f.Offsets = append(f.Offsets[:0], 0)
+		f.WordHashes = append(f.WordHashes[:0], 2166136261) // the empty word
 	} else if f.WordStart[0] != 0 {
 		// n-grams before the first word belong to the first word
 		f.WordStart[0] = 0

@@ -2,6 +2,7 @@ package textclf
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -97,4 +98,25 @@ func FuzzExtract(f *testing.F) {
 		var sc Scorer
 		sc.Best(m, &fe, 0.5)
 	})
+}
+
+// TestWordHashes checks that Extract's WordHashes are the FNV-1a hashes of
+// the words (the firewall looks family words up by them).
+func TestWordHashes(t *testing.T) {
+	text := `say "hello\nwörld", 42 times; x`
+	var f Features
+	Extract(&f, text)
+	want := []string{"say", "hello", "wörld", "42", "times", "x"}
+	if f.Words() != len(want) || len(f.WordHashes) != len(want) {
+		t.Fatalf("%d words, %d hashes; want %d", f.Words(), len(f.WordHashes), len(want))
+	}
+	for k, w := range want {
+		h := uint32(2166136261)
+		for i := 0; i < len(w); i++ {
+			h = (h ^ uint32(w[i])) * 16777619
+		}
+		if f.WordHashes[k] != h || !strings.HasPrefix(text[f.Offsets[k]:], w) {
+			t.Errorf("word %d: hash %#x at %d, want %q (%#x)", k, f.WordHashes[k], f.Offsets[k], w, h)
+		}
+	}
 }
