@@ -303,10 +303,7 @@ func featurize(f *textclf.Features, fams *families, norm string, cls *[]classMas
 		c = append(c, fams.classes(norm, int(f.Offsets[k]), f.WordHashes[k]))
 	}
 	*cls = c
-	type hit struct {
-		w  int
-		id uint32
-	}
+	type hit = textclf.Special
 	var hits [16]hit
 	nh := 0
 	var found [64]uint8 // hits per sequence
@@ -329,7 +326,7 @@ func featurize(f *textclf.Features, fams *families, norm string, cls *[]classMas
 			}
 			if matchSteps(c, k+1, seq.steps[1:]) && nh < len(hits) {
 				found[si%64]++
-				hits[nh] = hit{k, seq.id}
+				hits[nh] = hit{W: k, ID: seq.id}
 				nh++
 			}
 		}
@@ -337,13 +334,11 @@ func featurize(f *textclf.Features, fams *families, norm string, cls *[]classMas
 	for _, loc := range fams.delim.locate(norm, maxFamilyHits) {
 		if nh < len(hits) {
 			w := sort.Search(len(f.Offsets), func(i int) bool { return int(f.Offsets[i]) > loc[0] }) - 1
-			hits[nh] = hit{w, familyIDBase + delimiterFamily}
+			hits[nh] = hit{W: w, ID: familyIDBase + delimiterFamily}
 			nh++
 		}
 	}
-	for _, h := range hits[:nh] {
-		textclf.AddSpecial(f, h.w, h.id)
-	}
+	textclf.AddSpecials(f, hits[:nh])
 }
 
 // matchSteps reports whether steps match from word k on.

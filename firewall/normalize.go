@@ -452,9 +452,8 @@ func DecodeBlobs(s string) []string {
 
 func decodeBlobsInto(s string, out *[]string, depth int) {
 	for i := 0; i < len(s) && len(*out) < maxBlobs; {
-		if !isBase64Char(s[i]) {
-			i++
-			continue
+		if i = nextLongRun(s, i); i < 0 {
+			return
 		}
 		j := i
 		for j < len(s) && isBase64Char(s[j]) {
@@ -488,13 +487,35 @@ func decodeBlobsInto(s string, out *[]string, depth int) {
 	}
 }
 
-func isBase64Char(c byte) bool { return base64Chars[c] }
+// nextLongRun returns the start of the first run of base64 bytes in s[from:]
+// that is at least minBlobRun long (s[from] counts as the start of a run),
+// or -1. Shorter runs (ordinary words) are never decoded, so decodeBlobsInto
+// skips them here: the run length is counted without a branch per byte
+// (base64RunMask is 0 or -1), where a loop that branched at every word's
+// start and end was most of DecodeBlobs's time.
+func nextLongRun(s string, from int) int {
+	run := 0
+	for k := from; k < len(s); k++ {
+		run = (run + 1) & base64RunMask[s[k]]
+		if run == minBlobRun {
+			return k + 1 - minBlobRun
+		}
+	}
+	return -1
+}
 
-// base64Chars is isBase64Char as a table: DecodeBlobs tests every byte of
-// the raw text, and one load is cheaper than the chain of comparisons.
-var base64Chars = func() (t [256]bool) {
+// minBlobRun is the shortest base64 run decodeBlobsInto decodes (hex runs
+// are base64 runs too).
+const minBlobRun = min(minBase64Blob, minHexBlob)
+
+func isBase64Char(c byte) bool { return base64RunMask[c] != 0 }
+
+// base64RunMask is -1 for the bytes of isBase64Char, 0 for the others.
+var base64RunMask = func() (t [256]int) {
 	for c := range 256 {
-		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_' {
+			t[c] = -1
+		}
 	}
 	return t
 }()

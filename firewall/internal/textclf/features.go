@@ -1,6 +1,10 @@
 package textclf
 
-import "unicode/utf8"
+import (
+	"cmp"
+	"slices"
+	"unicode/utf8"
+)
 
 // Feature-hashing seeds: one per feature family so that a word and a
 // character n-gram with the same bytes land in different buckets.
@@ -183,7 +187,8 @@ func Extract(f *Features, text string) {
 
 // AddSpecial appends a hand-made feature (for example a pattern family that
 // matched) to word w of f. It must be called after Extract; it moves
-// features, so it is meant for a handful of calls per text.
+// features, so it is meant for a handful of calls per text; AddSpecials adds
+// several in one pass.
 func AddSpecial(f *Features, w int, id uint32) {
 	w = max(0, min(w, f.Words()-1))
 	at := f.WordStart[w+1]
@@ -192,6 +197,54 @@ func AddSpecial(f *Features, w int, id uint32) {
 	f.Hashes[at] = (id * fnvPrime) ^ seedSpecial
 	for k := w + 1; k < len(f.WordStart); k++ {
 		f.WordStart[k]++
+	}
+}
+
+// Special is a hand-made feature id for word W (see AddSpecial).
+type Special struct {
+	W  int
+	ID uint32
+}
+
+// AddSpecials has the effect of calling AddSpecial(f, s.W, s.ID) for each s
+// of sp in order, in one pass: AddSpecial moves every feature after the
+// word, so a long text with several specials had its tail moved once per
+// special (a few percent of a 64 KB scan). sp is sorted in place.
+func AddSpecials(f *Features, sp []Special) {
+	if len(sp) == 0 {
+		return
+	}
+	words := f.Words()
+	for i := range sp {
+		sp[i].W = max(0, min(sp[i].W, words-1))
+	}
+	// stable: the specials of one word keep their order
+	slices.SortStableFunc(sp, func(a, b Special) int { return cmp.Compare(a.W, b.W) })
+	m := len(sp)
+	old := len(f.Hashes)
+	f.Hashes = slices.Grow(f.Hashes, m)[:old+m]
+	// From the end backwards: the features after word w's group move by
+	// the number of specials at or before w; w's specials go at the end of
+	// its group.
+	hi, dst := old, old+m
+	for j := m - 1; j >= 0; {
+		w := sp[j].W
+		end := int(f.WordStart[w+1])
+		dst -= hi - end
+		copy(f.Hashes[dst:], f.Hashes[end:hi])
+		for ; j >= 0 && sp[j].W == w; j-- {
+			dst--
+			f.Hashes[dst] = (sp[j].ID * fnvPrime) ^ seedSpecial
+		}
+		hi = end
+	}
+	// WordStart[k] moves by the number of specials of words before k
+	j := 0
+	for k := 1; k < len(f.WordStart); k++ {
+		for j < m && sp[j].W < k {
+			j++
+		}
+		f.WordStart[k] += int32(j)
 	}
 }
 

@@ -2,6 +2,7 @@ package textclf
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -117,6 +118,30 @@ func TestWordHashes(t *testing.T) {
 		}
 		if f.WordHashes[k] != h || !strings.HasPrefix(text[f.Offsets[k]:], w) {
 			t.Errorf("word %d: hash %#x at %d, want %q (%#x)", k, f.WordHashes[k], f.Offsets[k], w, h)
+		}
+	}
+}
+
+// TestAddSpecialsIsAddSpecialInOrder compares the one-pass AddSpecials with
+// AddSpecial called once per special, including repeated and out-of-range
+// words.
+func TestAddSpecialsIsAddSpecialInOrder(t *testing.T) {
+	text := "one two three. four five six seven\neight nine ten"
+	sets := [][]Special{
+		{{W: 3, ID: 1}},
+		{{W: 9, ID: 1}, {W: 0, ID: 2}, {W: 4, ID: 3}, {W: 4, ID: 4}, {W: 0, ID: 5}},
+		{{W: -1, ID: 7}, {W: 99, ID: 8}, {W: 5, ID: 9}, {W: 2, ID: 10}, {W: 5, ID: 11}, {W: 9, ID: 12}},
+	}
+	for _, sp := range sets {
+		var a, b Features
+		Extract(&a, text)
+		Extract(&b, text)
+		for _, s := range sp {
+			AddSpecial(&a, s.W, s.ID)
+		}
+		AddSpecials(&b, slices.Clone(sp))
+		if !slices.Equal(a.Hashes, b.Hashes) || !slices.Equal(a.WordStart, b.WordStart) {
+			t.Fatalf("specials %v: AddSpecials differs from AddSpecial in order", sp)
 		}
 	}
 }
