@@ -81,12 +81,9 @@ func isPlainASCII(s string) bool {
 	// a word with no byte below 0x20 and none at or above 0x7f is plain;
 	// a word that may have one (often a line break) is checked byte by
 	// byte. The bit tests may flag a plain word, never miss one.
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		if ((x-0x20*lo)&^x|(x+lo)|x)&hi == 0 {
+		if printable8(s, i) {
 			continue
 		}
 		if !isPlainASCIIBytes(s[i : i+8]) {
@@ -94,6 +91,18 @@ func isPlainASCII(s string) bool {
 		}
 	}
 	return isPlainASCIIBytes(s[i:])
+}
+
+// printable8 reports whether s[i:i+8] (which must exist) is certainly
+// printable ASCII, 0x20…0x7e: it tests the eight bytes as one word, and may
+// say false for a printable word (then the caller looks at the bytes), never
+// true for one that is not.
+func printable8(s string, i int) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	// bytes below 0x20 | bytes at 0x7f | bytes at or above 0x80
+	return ((x-0x20*lo)&^x|(x+lo)|x)&hi == 0
 }
 
 func isPlainASCIIBytes(s string) bool {
@@ -193,25 +202,32 @@ func normalizeOnce(s string) string {
 // "+" is kept (unquote, not unquote_plus). Decoded bytes that do not form
 // valid UTF-8 are kept as they are and cleaned up by the later steps.
 func urlDecodeLenient(s string) string {
+	// Jumps from '%' to '%' with strings.IndexByte and copies the text
+	// between escapes in one piece, instead of a loop over every byte.
 	var b []byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+	done := 0 // s[:done] is in b (once b exists)
+	for i := 0; ; {
+		j := strings.IndexByte(s[i:], '%')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
 			if b == nil {
 				b = make([]byte, 0, len(s))
-				b = append(b, s[:i]...)
 			}
+			b = append(b, s[done:i]...)
 			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
+			i += 3
+			done = i
 			continue
 		}
-		if b != nil {
-			b = append(b, c)
-		}
+		i++
 	}
 	if b == nil {
 		return s
 	}
+	b = append(b, s[done:]...)
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
@@ -275,6 +291,12 @@ func stripInvisible(s string) string {
 // needsStrip reports whether stripInvisible would change s.
 func needsStrip(s string) bool {
 	for i := 0; i < len(s); {
+		// printable ASCII needs no stripping: skip it eight bytes at a time
+		// (this runs twice over every non-ASCII text)
+		if i+8 <= len(s) && printable8(s, i) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c < 0x20 && !isASCIISpace(c) || c == 0x7f {

@@ -189,3 +189,66 @@ func TestDecodeBlobsSkipsShortRunsOnly(t *testing.T) {
 		}
 	}
 }
+
+// urlDecodeRef and needsStripRef are the byte-at-a-time versions that
+// urlDecodeLenient and needsStrip replaced.
+func urlDecodeRef(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			if b == nil {
+				b = make([]byte, 0, len(s))
+				b = append(b, s[:i]...)
+			}
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		if b != nil {
+			b = append(b, c)
+		}
+	}
+	if b == nil {
+		return s
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+func needsStripRef(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && !isASCIISpace(c) || c == 0x7f {
+				return true
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || r >= 0xE0020 && r <= 0xE007E || isInvisible(r) {
+			return true
+		}
+		i += n
+	}
+	return false
+}
+
+func TestURLDecodeAndNeedsStripMatchByteLoops(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	parts := []string{"%", "%4", "%41", "%2", "%25", "%e2%80%8b", "%zz", "abc", " ", "\n", "\t", "\x01", "\x7f",
+		"\u200b", "é", "\xff", "\U000E0041", "plain text here", "0123456789", "%%"}
+	for range 5000 {
+		var b strings.Builder
+		for range 1 + rng.IntN(10) {
+			b.WriteString(parts[rng.IntN(len(parts))])
+		}
+		s := b.String()
+		if got, want := urlDecodeLenient(s), urlDecodeRef(s); got != want {
+			t.Fatalf("urlDecodeLenient(%q) = %q, want %q", s, got, want)
+		}
+		if got, want := needsStrip(s), needsStripRef(s); got != want {
+			t.Fatalf("needsStrip(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
