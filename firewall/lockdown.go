@@ -14,12 +14,12 @@ import (
 	"log/slog"
 	"math/big"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/atomicfile"
 )
 
 // Lockdown defaults (spec §2.9.3 with DESIGN §4's fixes).
@@ -350,40 +350,7 @@ func (s *FileStore) Save(ctx context.Context, st LockdownState) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path, b)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.WriteFile(s.path, b, 0o600)
 }
 
 // LoadOrCreateKey reads the per-install HMAC key at path (hex or raw, at
@@ -409,7 +376,7 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	if _, err := rand.Read(k); err != nil {
 		return nil, talos.E(talos.CodeSecretMissing, op, "no random key could be generated", err)
 	}
-	if err := writeFileAtomic(path, []byte(fmt.Sprintf("%x\n", k))); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(fmt.Sprintf("%x\n", k)), 0o600); err != nil {
 		return nil, talos.E(talos.CodeSecretMissing, op, "key file "+path+" cannot be written", err)
 	}
 	return k, nil
