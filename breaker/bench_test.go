@@ -16,7 +16,7 @@ import (
 //
 //	go test -run '^$' -bench . -benchmem ./breaker/
 //
-// and see docs/bench/breaker.md.
+// and see docs/benchmarks.md (breaker section).
 
 var benchSink int
 

@@ -30,6 +30,6 @@
 //
 // No lock is held while a call runs. The closed-success and open-reject paths
 // are a few atomic operations with no allocation and no clock read; the
-// switch from Open to HalfOpen is made by a timer. docs/bench/breaker.md has
+// switch from Open to HalfOpen is made by a timer. docs/benchmarks.md (breaker section) has
 // the numbers next to sony/gobreaker.
 package breaker

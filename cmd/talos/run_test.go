@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -259,11 +258,11 @@ func TestHealthStaleMarker(t *testing.T) {
 
 // The real binary path: SIGTERM to a `talos run` process stops it with exit
 // 0 and removes the marker. The test binary re-runs itself as the daemon
-// (TestHelperTalosMain), so no separate build is needed.
+// (see TestMain in main_test.go), so no separate build is needed.
 func TestRunSIGTERM(t *testing.T) {
 	home := initHome(t)
 	addr := freeAddr(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperTalosMain$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "TALOS_HELPER_ARGS=run\x1f--home\x1f"+home+"\x1f--health-addr\x1f"+addr)
 	var out runOutBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -298,23 +297,6 @@ func TestRunSIGTERM(t *testing.T) {
 	if !strings.Contains(out.String(), "talos stopped") {
 		t.Fatalf("output:\n%s", out.String())
 	}
-}
-
-// TestHelperTalosMain is not a test: TestRunSIGTERM runs the test binary
-// with TALOS_HELPER_ARGS set, and this function then acts as `talos` with
-// those arguments and exits with its exit code.
-func TestHelperTalosMain(t *testing.T) {
-	args := os.Getenv("TALOS_HELPER_ARGS")
-	if args == "" {
-		t.Skip("helper process for TestRunSIGTERM")
-	}
-	root := newRootCmd()
-	root.SetArgs(strings.Split(args, "\x1f"))
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "talos:", err)
-		os.Exit(exitCode(err))
-	}
-	os.Exit(0)
 }
 
 // startRun runs `talos run` for home in the background until the test

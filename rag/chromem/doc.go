@@ -9,5 +9,5 @@
 // (talos-collections.json) and checked at Open.
 //
 // chromem-go keeps every vector in memory and writes one file per record,
-// so it suits up to a few hundred thousand memories (see docs/bench/rag.md).
+// so it suits up to a few hundred thousand memories (see docs/benchmarks.md).
 package chromem
