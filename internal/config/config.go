@@ -29,6 +29,15 @@ const (
 	// HEALTH_BIND:HEALTH_PORT defaults 127.0.0.1:8081 (spec §1.3 S10, L1425;
 	// digest A §0 "Ports"). It must stay on loopback (DESIGN §3 security).
 	DefaultHealthAddr = "127.0.0.1:8081"
+	// DefaultOllamaModel is TALOS_OLLAMA_MODEL, the local model `talos ask`
+	// and the router use first: the spec's local coder, Qwen2.5-Coder 7B
+	// (spec §1.2.2 L328 QWEN_MODEL_PATH names it as a file; Ollama names it
+	// by tag).
+	DefaultOllamaModel = "qwen2.5-coder:7b"
+	// DefaultPrompt is the value of TALOS_PROMPT_LOCAL and
+	// TALOS_PROMPT_ESCALATION that selects the built-in system prompt
+	// (spec §2.3 "System Prompt Configuration"; llm.PromptDefault).
+	DefaultPrompt = "default"
 )
 
 // Defaults of spec §1.2.2 (the table at L303–393). Each constant cites its row.
@@ -124,6 +133,18 @@ type Config struct {
 	// cloud key (digest A §0 [!]), so the daemon runs local-only unless the
 	// operator opts in. Only then is GEMINI_API_KEY required.
 	GeminiEnabled bool
+
+	// OllamaModel (TALOS_OLLAMA_MODEL) is the local model's Ollama name,
+	// e.g. qwen2.5-coder:7b. Default DefaultOllamaModel.
+	OllamaModel string
+	// PromptLocal (TALOS_PROMPT_LOCAL) selects the local model's system
+	// prompt: "" or "default" for the built-in one, otherwise the path of
+	// a readable regular file (a relative path is resolved against
+	// <Home>/config when loaded). Its token budget is checked at start-up.
+	PromptLocal string
+	// PromptEscalation (TALOS_PROMPT_ESCALATION) selects the escalation
+	// (Gemini) system prompt, with the same rules as PromptLocal.
+	PromptEscalation string
 
 	TalosVersion string // TALOS_VERSION, strict x.y.z (L305)
 	InstanceID   string // TALOS_INSTANCE_ID, UUID v4; empty until `talos init` writes one (L306)

@@ -84,8 +84,11 @@ func TestDefaultsMatchSpec(t *testing.T) {
 	if c.Home != home || c.EnvFile() != filepath.Join(home, "config", "talos.env") {
 		t.Errorf("paths: %s %s", c.Home, c.EnvFile())
 	}
-	if len(Variables()) != 49+8 {
-		t.Errorf("Variables() = %d, want the 49 of the spec + 8 Talos additions", len(Variables()))
+	if c.OllamaModel != DefaultOllamaModel || c.PromptLocal != DefaultPrompt || c.PromptEscalation != DefaultPrompt {
+		t.Errorf("model %q, prompts %q %q", c.OllamaModel, c.PromptLocal, c.PromptEscalation)
+	}
+	if len(Variables()) != 49+11 {
+		t.Errorf("Variables() = %d, want the 49 of the spec + 11 Talos additions", len(Variables()))
 	}
 }
 
@@ -224,6 +227,9 @@ func TestEnvFileModeRefused(t *testing.T) {
 
 // TestRanges checks every ranged variable at both bounds and just outside.
 func TestRanges(t *testing.T) {
+	promptFile := filepath.Join(t.TempDir(), "local.txt")
+	writeFile(t, promptFile, "You are Talos.\n", 0o644)
+	promptDir := t.TempDir()
 	cases := []struct {
 		name     string
 		ok, bad  []string
@@ -280,6 +286,12 @@ func TestRanges(t *testing.T) {
 		{"TALOS_DOCKER_HOST", []string{"unix:///var/run/docker.sock", "tcp://127.0.0.1:2375"}, []string{"/var/run/docker.sock"}, "TALOS_DOCKER_HOST"},
 		{"TALOS_OLLAMA_URL", []string{"http://127.0.0.1:11434"}, []string{"127.0.0.1:11434"}, "TALOS_OLLAMA_URL"},
 		{"TALOS_GEMINI_ENABLED", []string{"false"}, []string{"maybe"}, "TALOS_GEMINI_ENABLED"},
+		{"TALOS_OLLAMA_MODEL", []string{"qwen2.5-coder:7b", "library/llama3.2:3b-instruct-q4_K_M", "hf.co/org/Model-GGUF:Q4_K_M"},
+			[]string{"qwen coder", "", ":7b", "a;rm -rf"}, `TALOS_OLLAMA_MODEL is not a valid Ollama model name (got: "qwen coder")`},
+		{"TALOS_PROMPT_LOCAL", []string{"", "default", promptFile}, []string{"/nonexistent/prompt.txt", promptDir, "not-there.txt"},
+			`TALOS_PROMPT_LOCAL names a file that cannot be found (got: "/nonexistent/prompt.txt"); allowed: empty or "default"`},
+		{"TALOS_PROMPT_ESCALATION", []string{"default", promptFile}, []string{promptDir},
+			"TALOS_PROMPT_ESCALATION must name a regular file, not a directory"},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
@@ -312,6 +324,36 @@ func TestRanges(t *testing.T) {
 		if !covered[name] && !IsSecret(name) && name != "QWEN_MODEL_PATH" && name != "SOCKET_PROXY_URL" {
 			t.Errorf("no range test for %s", name)
 		}
+	}
+}
+
+// A relative prompt path means a file under <Home>/config, whichever
+// directory the process runs in; an unreadable file is refused with T010.
+func TestPromptFileResolution(t *testing.T) {
+	home := t.TempDir()
+	rel := filepath.Join("prompts", "local.txt")
+	writeFile(t, filepath.Join(home, "config", rel), "Be brief.\n", 0o644)
+	writeFile(t, filepath.Join(home, "config", "config.yaml"), "talos_prompt_local: "+rel+"\n", 0o644)
+	c, err := Load(LoadOptions{Home: home, LookupEnv: env(map[string]string{"BASIC_AUTH_PASS": goodPass})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(home, "config", rel); c.PromptLocal != want || c.Origin["TALOS_PROMPT_LOCAL"] != "config.yaml:1" {
+		t.Errorf("PromptLocal = %q from %s, want %q", c.PromptLocal, c.Origin["TALOS_PROMPT_LOCAL"], want)
+	}
+	if c.PromptEscalation != DefaultPrompt {
+		t.Errorf("PromptEscalation = %q", c.PromptEscalation)
+	}
+	if os.Geteuid() == 0 {
+		return // root reads mode-0 files
+	}
+	locked := filepath.Join(home, "locked.txt")
+	writeFile(t, locked, "secret prompt", 0o000)
+	_, err = Load(LoadOptions{Home: home, LookupEnv: env(map[string]string{"BASIC_AUTH_PASS": goodPass, "TALOS_PROMPT_ESCALATION": locked})})
+	ps := problems(t, err)
+	if len(ps) != 1 || ps[0].Var != "TALOS_PROMPT_ESCALATION" || ps[0].Code != talos.CodeConfigInvalid ||
+		!strings.Contains(ps[0].Message, "cannot be read") || ps[0].Source != "env" {
+		t.Fatalf("%v", err)
 	}
 }
 

@@ -1,9 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -77,6 +81,10 @@ var table = []varSpec{
 	strVar("TALOS_HEALTH_ADDR", DefaultHealthAddr, "a loopback host:port such as 127.0.0.1:8081", checkLoopbackAddr,
 		func(c *Config) *string { return &c.HealthAddr }),
 	boolVar("TALOS_GEMINI_ENABLED", DefaultGeminiEnabled, func(c *Config) *bool { return &c.GeminiEnabled }),
+	strVar("TALOS_OLLAMA_MODEL", DefaultOllamaModel, "an Ollama model name of letters, digits, '.', ':', '_', '-', '/'", checkOllamaModel,
+		func(c *Config) *string { return &c.OllamaModel }),
+	promptVar("TALOS_PROMPT_LOCAL", func(c *Config) *string { return &c.PromptLocal }),
+	promptVar("TALOS_PROMPT_ESCALATION", func(c *Config) *string { return &c.PromptEscalation }),
 
 	// Spec §1.2.2, core identity.
 	strVar("TALOS_VERSION", DefaultTalosVersion, "SemVer x.y.z", checkSemver, func(c *Config) *string { return &c.TalosVersion }),
@@ -334,6 +342,65 @@ func urlVar(name string, schemes []string, f func(*Config) *string) varSpec {
 	}
 }
 
+// promptVar is a system-prompt override: "" or DefaultPrompt for the
+// built-in prompt, otherwise a readable regular file. A relative path is
+// resolved against <Home>/config (where config.yaml lives), so the value
+// means the same whichever directory the daemon starts in.
+func promptVar(name string, f func(*Config) *string) varSpec {
+	allowed := fmt.Sprintf("empty or %q (the built-in prompt), or the path of a readable text file (relative paths are under TALOS_HOME/config)", DefaultPrompt)
+	return varSpec{
+		name: name, def: DefaultPrompt, allowed: allowed,
+		parse: func(c *Config, raw string) *Problem {
+			v := strings.TrimSpace(raw)
+			if v != "" && v != DefaultPrompt && !filepath.IsAbs(v) && c.Home != "" {
+				v = filepath.Join(c.Home, ConfigDirName, v)
+			}
+			*f(c) = v
+			return nil
+		},
+		check: func(c *Config) []Problem {
+			v := *f(c)
+			if v == "" || v == DefaultPrompt {
+				return nil
+			}
+			why := ""
+			if st, err := os.Stat(v); err != nil {
+				why = "names a file that cannot be found"
+				if !errors.Is(err, fs.ErrNotExist) {
+					why = "names a file that cannot be read: " + err.Error()
+				}
+			} else if !st.Mode().IsRegular() {
+				why = "must name a regular file, not a " + fileKind(st.Mode())
+			} else if fh, err := os.Open(v); err != nil {
+				why = "names a file that cannot be read: " + err.Error()
+			} else {
+				_ = fh.Close()
+			}
+			if why == "" {
+				return nil
+			}
+			return []Problem{{Var: name, Value: v, Allowed: allowed, Code: talos.CodeConfigInvalid,
+				Message: fmt.Sprintf("%s %s (got: %q); allowed: %s", name, why, v, allowed)}}
+		},
+	}
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
 // secretVar: empty is allowed here (crossChecks decides what is required);
 // the check never puts the value in a message.
 func secretVar(name, allowed string, check func(name, v string) []string, f func(*Config) *Secret) varSpec {
@@ -414,6 +481,7 @@ var (
 	semverRE   = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
 	uuid4RE    = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	modelRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-]{0,99}$`)
+	ollamaRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.:_\-/]{0,199}$`)
 	alnumRE    = regexp.MustCompile(`^[A-Za-z0-9]{4,32}$`)
 	pgIdentRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 	dnsLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
@@ -464,6 +532,13 @@ func checkUUIDv4(v string) string {
 func checkModelName(v string) string {
 	if !modelRE.MatchString(v) {
 		return "is not a valid model name"
+	}
+	return ""
+}
+
+func checkOllamaModel(v string) string {
+	if !ollamaRE.MatchString(v) {
+		return "is not a valid Ollama model name"
 	}
 	return ""
 }
