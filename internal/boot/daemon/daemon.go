@@ -322,6 +322,7 @@ func (d *Daemon) steps() []boot.Step {
 		{Name: NameInit, Timeout: 3 * time.Second, Run: d.stepInit},
 		{Name: NameDirectories, Timeout: 10 * time.Second, Fatal: true, Run: d.stepDirectories},
 		{Name: NameConfig, Timeout: 5 * time.Second, Fatal: true, Run: d.stepConfig},
+		{Name: NamePrompts, Timeout: 5 * time.Second, Fatal: true, Run: d.stepPrompts},
 	}
 	rp := d.retry(boot.RedisAttempts)
 	steps = append(steps, boot.Step{Name: NameRedis, Timeout: stepTimeout(rp), Fatal: true, Run: d.stepRedis})

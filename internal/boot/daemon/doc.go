@@ -7,6 +7,7 @@
 //	init           PID 1 / subreaper and the open-file limit (never fatal)
 //	directories    the tree of spec §1.1.3 (package layout; missing → T005)
 //	config         re-validates the loaded configuration (T004/T006)
+//	prompts        the system prompts (TALOS_PROMPT_*) within their token budget (T010)
 //	redis          PING ×10 at 1 s (T001), probe key, eviction policy (warns)
 //	chroma         v2 heartbeat ×15 at 1 s (T002)
 //	postgres       connect + select 1 ×15 at 1 s (T003)

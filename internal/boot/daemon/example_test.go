@@ -40,6 +40,7 @@ func Example() {
 	// init ok
 	// directories ok
 	// config ok
+	// prompts ok
 	// redis ok
 	// chroma ok
 	// postgres ok
