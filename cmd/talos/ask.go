@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,6 +14,8 @@ import (
 
 	"github.com/talos-ironclad/talos/breaker"
 	"github.com/talos-ironclad/talos/breaker/redisstore"
+	"github.com/talos-ironclad/talos/internal/boot/daemon"
+	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/llm/gemini"
 	"github.com/talos-ironclad/talos/llm/ollama"
@@ -21,7 +23,6 @@ import (
 
 // Defaults of `talos ask`.
 const (
-	askDefaultModel   = "qwen2.5-coder:7b"
 	askDefaultTimeout = 2 * time.Minute
 	askBreakerName    = "gemini"
 )
@@ -41,12 +42,92 @@ type askResult struct {
 	BreakerRemaining string `json:"breaker_remaining,omitempty"`
 }
 
+// askFlagVars maps each of ask's flags onto the configuration variable it
+// overrides (flags > environment > talos.env > config.yaml > defaults).
+var askFlagVars = []struct{ flag, variable string }{
+	{"ollama-url", "TALOS_OLLAMA_URL"},
+	{"model", "TALOS_OLLAMA_MODEL"},
+	{"gemini-model", "GEMINI_MODEL_NAME"},
+	{"redis-url", "TALOS_REDIS_URL"},
+	{"prompt-local", "TALOS_PROMPT_LOCAL"},
+	{"prompt-escalation", "TALOS_PROMPT_ESCALATION"},
+}
+
+// askUses reports whether a configuration problem about v concerns ask:
+// the variables it reads, and the two files as a whole (an unreadable or
+// refused file may hold them). The Gemini key and model matter only when
+// Gemini will be used.
+func askUses(v string, gemini bool) bool {
+	switch v {
+	case "TALOS_OLLAMA_URL", "TALOS_OLLAMA_MODEL", "TALOS_REDIS_URL", "TALOS_PROMPT_LOCAL", "TALOS_PROMPT_ESCALATION",
+		"TALOS_GEMINI_ENABLED", config.ConfigFileName, config.EnvFileName:
+		return true
+	case "GEMINI_API_KEY", "GEMINI_MODEL_NAME":
+		return gemini
+	}
+	return false
+}
+
+// askConfig resolves ask's settings through the configuration, with ask's
+// changed flags as overrides. Problems with variables ask does not read (a
+// home never initialised has no BASIC_AUTH_PASS) do not stop it; problems
+// with the ones it reads are printed like `talos config validate` and exit 2.
+func askConfig(cmd *cobra.Command, localOnly bool) (*config.Config, error) {
+	overrides := map[string]string{}
+	for _, fv := range askFlagVars {
+		f := cmd.Flags().Lookup(fv.flag)
+		if f == nil || !f.Changed {
+			continue
+		}
+		val := f.Value.String()
+		if strings.HasPrefix(fv.variable, "TALOS_PROMPT_") && val != "" && val != config.DefaultPrompt {
+			// A path typed on the command line is relative to the working
+			// directory, not to the config directory.
+			if abs, err := filepath.Abs(val); err == nil {
+				val = abs
+			}
+		}
+		overrides[fv.variable] = val
+	}
+	cfg, err := loadConfig(cmd, overrides)
+	var ve *config.ValidationError
+	if err != nil && !errors.As(err, &ve) {
+		return nil, withExit(2, err)
+	}
+	if ve != nil {
+		gemini := cfg.GeminiEnabled && !localOnly
+		var mine []config.Problem
+		for _, p := range ve.Problems {
+			if askUses(p.Var, gemini) {
+				mine = append(mine, p)
+			}
+		}
+		if len(mine) > 0 {
+			w := cmd.ErrOrStderr()
+			for _, p := range mine {
+				src := ""
+				if p.Source != "" && p.Source != "default" {
+					src = " [" + p.Source + "]"
+				}
+				fmt.Fprintf(w, "%s: %s%s\n", p.Var, p.Message, src)
+			}
+			hint := ""
+			for _, p := range mine {
+				if p.Var == "GEMINI_API_KEY" {
+					hint = fmt.Sprintf("; put GEMINI_API_KEY=<your key> in %s (mode 0600), or run with --local-only", cfg.EnvFile())
+				}
+			}
+			return nil, withExit(2, fmt.Errorf("configuration in %s is invalid for talos ask: %d problem(s)%s", cfg.Home, len(mine), hint))
+		}
+	}
+	return cfg, nil
+}
+
 func newAskCmd() *cobra.Command {
 	var (
-		ollamaURL, model, geminiURL, geminiModel, redisURL string
-		promptLocal, promptEscalation                      string
-		noGemini, asJSON                                   bool
-		timeout                                            time.Duration
+		geminiURL         string
+		localOnly, asJSON bool
+		timeout           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "ask QUESTION",
@@ -56,8 +137,14 @@ first; if it asks to escalate ([ESCALATE]) or fails, the question goes to Gemini
 the circuit breaker (never while it is open). It prints the answer, the model that
 answered, the tokens used and the breaker's state.
 
-Gemini is used only when GEMINI_API_KEY is set in the environment (the key is never
-printed). With --redis-url the breaker is shared with the daemon and other processes.`,
+Settings come from the configuration like talos run's (flags > environment > talos.env >
+config.yaml > defaults; --home picks the tree): TALOS_OLLAMA_URL (default
+` + ollama.DefaultBaseURL + `), TALOS_OLLAMA_MODEL, TALOS_PROMPT_LOCAL and
+TALOS_PROMPT_ESCALATION (checked against their token budget), TALOS_REDIS_URL (shares
+the breaker with the daemon). Gemini is used only when TALOS_GEMINI_ENABLED=true and
+not --local-only; it then needs GEMINI_API_KEY (put it in talos.env; it is never
+printed) and uses GEMINI_MODEL_NAME. Problems in settings ask does not read do not
+stop it. Exit codes: 0 answered, 1 the local model failed, 2 invalid input or settings.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			question := strings.TrimSpace(args[0])
@@ -67,31 +154,39 @@ printed). With --redis-url the breaker is shared with the daemon and other proce
 			if timeout <= 0 {
 				return withExit(2, fmt.Errorf("--timeout = %s is invalid: must be positive", timeout))
 			}
+			cfg, err := askConfig(cmd, localOnly)
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 
-			prompts, err := llm.NewPrompts(llm.PromptConfig{Local: promptLocal, Escalation: promptEscalation})
+			prompts, _, err := daemon.LoadPrompts(cfg, nil)
 			if err != nil {
 				return withExit(2, err)
 			}
-			local, err := ollama.New(ollama.Config{BaseURL: ollamaURL, Model: model})
+			ollamaURL := cfg.OllamaURL
+			if ollamaURL == "" {
+				ollamaURL = ollama.DefaultBaseURL
+			}
+			local, err := ollama.New(ollama.Config{BaseURL: ollamaURL, Model: cfg.OllamaModel})
 			if err != nil {
 				return withExit(2, err)
 			}
 			var remote llm.Model
 			var br *breaker.Breaker
-			key := os.Getenv("GEMINI_API_KEY")
-			if !noGemini && key != "" {
-				g, err := gemini.New(ctx, gemini.Config{APIKey: key, BaseURL: geminiURL, Model: geminiModel})
+			if cfg.GeminiEnabled && !localOnly {
+				// askConfig already refused a missing or malformed key.
+				g, err := gemini.New(ctx, gemini.Config{APIKey: cfg.GeminiAPIKey.Value(), BaseURL: geminiURL, Model: cfg.GeminiModelName})
 				if err != nil {
 					return withExit(2, err)
 				}
 				remote = g
 				var store breaker.Store
-				if redisURL != "" {
-					opt, err := redis.ParseURL(redisURL)
+				if cfg.RedisURL != "" {
+					opt, err := redis.ParseURL(cfg.RedisURL)
 					if err != nil {
-						return withExit(2, fmt.Errorf("--redis-url = %q is invalid: %w", redisURL, err))
+						return withExit(2, fmt.Errorf("TALOS_REDIS_URL = %q is invalid: %w", config.RedactURL(cfg.RedisURL), err))
 					}
 					rdb := redis.NewClient(opt)
 					defer rdb.Close()
@@ -117,14 +212,14 @@ printed). With --redis-url the breaker is shared with the daemon and other proce
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&ollamaURL, "ollama-url", envOr("TALOS_OLLAMA_URL", ollama.DefaultBaseURL), "Ollama server URL (env TALOS_OLLAMA_URL)")
-	f.StringVar(&model, "model", envOr("TALOS_OLLAMA_MODEL", askDefaultModel), "local model name (env TALOS_OLLAMA_MODEL)")
+	f.String("ollama-url", "", "Ollama server URL (overrides TALOS_OLLAMA_URL; default "+ollama.DefaultBaseURL+")")
+	f.String("model", "", "local model name (overrides TALOS_OLLAMA_MODEL; default "+config.DefaultOllamaModel+")")
 	f.StringVar(&geminiURL, "gemini-url", "", "Gemini API base URL override (a proxy or a test server)")
-	f.StringVar(&geminiModel, "gemini-model", envOr("GEMINI_MODEL_NAME", gemini.DefaultModel), "Gemini model (env GEMINI_MODEL_NAME)")
-	f.StringVar(&redisURL, "redis-url", os.Getenv("TALOS_REDIS_URL"), "Redis URL to share the breaker's state (env TALOS_REDIS_URL; empty: this process only)")
-	f.StringVar(&promptLocal, "prompt-local", llm.PromptDefault, "file with the local system prompt, or \"default\"")
-	f.StringVar(&promptEscalation, "prompt-escalation", llm.PromptDefault, "file with the escalation system prompt, or \"default\"")
-	f.BoolVar(&noGemini, "local-only", false, "never escalate to Gemini")
+	f.String("gemini-model", "", "Gemini model (overrides GEMINI_MODEL_NAME; default "+config.DefaultGeminiModelName+")")
+	f.String("redis-url", "", "Redis URL to share the breaker's state (overrides TALOS_REDIS_URL; empty: this process only)")
+	f.String("prompt-local", "", "file with the local system prompt, or \"default\" (overrides TALOS_PROMPT_LOCAL)")
+	f.String("prompt-escalation", "", "file with the escalation system prompt, or \"default\" (overrides TALOS_PROMPT_ESCALATION)")
+	f.BoolVar(&localOnly, "local-only", false, "never escalate to Gemini, even with TALOS_GEMINI_ENABLED=true")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.DurationVar(&timeout, "timeout", askDefaultTimeout, "give up after this long")
 	return cmd
@@ -140,7 +235,7 @@ func printAsk(cmd *cobra.Command, res *llm.Result, br *breaker.Breaker, haveRemo
 		PromptTokens:     res.Usage.PromptTokens,
 		CompletionTokens: res.Usage.CompletionTokens,
 		TotalTokens:      res.Usage.Total(),
-		Breaker:          "disabled (no GEMINI_API_KEY or --local-only)",
+		Breaker:          "disabled (TALOS_GEMINI_ENABLED is not true, or --local-only)",
 	}
 	if res.EscalationError != nil {
 		out.EscalationError = res.EscalationError.Error()
@@ -177,11 +272,4 @@ func printAsk(cmd *cobra.Command, res *llm.Result, br *breaker.Breaker, haveRemo
 		fmt.Fprintf(w, "note:    escalation failed: %s\n", out.EscalationError)
 	}
 	return nil
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
