@@ -37,7 +37,9 @@ func newRunCmd() *cobra.Command {
 		Use:   "run",
 		Short: "Boot the daemon, serve /health and /metrics, and run until SIGINT or SIGTERM",
 		Long: `Boot the Talos daemon: verify the directory tree and the configuration,
-check every configured service (Redis, ChromaDB, PostgreSQL, Docker, Ollama)
+load the system prompts (TALOS_PROMPT_LOCAL, TALOS_PROMPT_ESCALATION) and
+check them against their token budget (over budget: the boot stops), check
+every configured service (Redis, ChromaDB, PostgreSQL, Docker, Ollama)
 or fall back to its embedded default, detect a GPU (NVML, else nvidia-smi;
 none is fine: CPU mode), serve /health, /ready and /metrics on loopback, and
 write the ready marker <TALOS_HOME>/.ready. With a GPU and TALOS_OLLAMA_URL
@@ -93,6 +95,9 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "talos %s %s in %s: health http://%s/health, marker %s\n",
 				currentBuild().Version, state, rep.Duration.Round(time.Millisecond), d.HealthAddr(), d.ReadyPath())
+			if p, ok := rep.Step(daemon.NamePrompts); ok {
+				fmt.Fprintf(cmd.OutOrStdout(), "prompts: %s\n", p.Detail)
+			}
 			if g, ok := rep.Step(daemon.NameGPU); ok {
 				detail := g.Detail
 				if g.Error != "" {
