@@ -127,18 +127,18 @@ func (c *Config) crossChecks(skip map[string]bool) []Problem {
 		if skip[name] {
 			continue
 		}
-		why := ""
+		why, source := "", ""
 		switch name {
 		case "GEMINI_API_KEY":
-			why = " (needed because TALOS_GEMINI_ENABLED=true)"
+			why, source = " (needed because TALOS_GEMINI_ENABLED=true)", "your Gemini API key, or set TALOS_GEMINI_ENABLED=false to stay local-only"
 		case "POSTGRES_PASSWORD":
-			why = " (needed because TALOS_POSTGRES_URL has no password)"
+			why, source = " (needed because TALOS_POSTGRES_URL has no password)", "the password of the PostgreSQL role"
 		case "BASIC_AUTH_PASS":
-			why = " (the dashboard never runs without a password)"
+			why, source = " (the dashboard never runs without a password)", "`talos init` generates one"
 		}
 		probs = append(probs, Problem{
 			Var: name, Allowed: "a non-empty secret", Code: talos.CodeSecretMissing,
-			Message: fmt.Sprintf("Required variable %s is not set%s; set it in %s (`talos init` generates one)", name, why, c.EnvFile()),
+			Message: fmt.Sprintf("Required variable %s is not set%s; set it in %s (%s)", name, why, c.EnvFile(), source),
 		})
 	}
 
