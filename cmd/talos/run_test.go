@@ -420,7 +420,7 @@ func TestRunGPUStatusFromDaemon(t *testing.T) {
 		t.Fatalf("/metrics lacks the VRAM mutex:\n%s", metrics)
 	}
 	runOut := stop()
-	if !strings.Contains(runOut, "gpu: GPU 2048 MB used of 16384 MB (nvidia-smi); VRAM mutex on for models coder, vision (acquire timeout 30s)") {
+	if !strings.Contains(runOut, "gpu: GPU 2048 MB used of 16384 MB (nvidia-smi); VRAM mutex on for models qwen2.5-coder:7b, qwen2.5vl:7b (acquire timeout 30s)") {
 		t.Fatalf("talos run output:\n%s", runOut)
 	}
 }

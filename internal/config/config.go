@@ -34,6 +34,10 @@ const (
 	// (spec §1.2.2 L328 QWEN_MODEL_PATH names it as a file; Ollama names it
 	// by tag).
 	DefaultOllamaModel = "qwen2.5-coder:7b"
+	// DefaultVRAMModels is TALOS_VRAM_MODELS: the models the VRAM mutex may
+	// load and the free VRAM each needs, the spec's coder (7 GB) and vision
+	// (9 GB) models under their Ollama names (spec §2.1 L1941–1944).
+	DefaultVRAMModels = "qwen2.5-coder:7b=7,qwen2.5vl:7b=9"
 	// DefaultPrompt is the value of TALOS_PROMPT_LOCAL and
 	// TALOS_PROMPT_ESCALATION that selects the built-in system prompt
 	// (spec §2.3 "System Prompt Configuration"; llm.PromptDefault).
@@ -137,6 +141,10 @@ type Config struct {
 	// OllamaModel (TALOS_OLLAMA_MODEL) is the local model's Ollama name,
 	// e.g. qwen2.5-coder:7b. Default DefaultOllamaModel.
 	OllamaModel string
+	// VRAMModels (TALOS_VRAM_MODELS) lists the models the VRAM mutex may
+	// load with the free VRAM each needs, as "name=GB,…"; ParseVRAMModels
+	// reads it. Default DefaultVRAMModels.
+	VRAMModels string
 	// PromptLocal (TALOS_PROMPT_LOCAL) selects the local model's system
 	// prompt: "" or "default" for the built-in one, otherwise the path of
 	// a readable regular file (a relative path is resolved against

@@ -87,8 +87,8 @@ func TestDefaultsMatchSpec(t *testing.T) {
 	if c.OllamaModel != DefaultOllamaModel || c.PromptLocal != DefaultPrompt || c.PromptEscalation != DefaultPrompt {
 		t.Errorf("model %q, prompts %q %q", c.OllamaModel, c.PromptLocal, c.PromptEscalation)
 	}
-	if len(Variables()) != 49+11 {
-		t.Errorf("Variables() = %d, want the 49 of the spec + 11 Talos additions", len(Variables()))
+	if len(Variables()) != 49+12 {
+		t.Errorf("Variables() = %d, want the 49 of the spec + 12 Talos additions", len(Variables()))
 	}
 }
 
@@ -286,6 +286,9 @@ func TestRanges(t *testing.T) {
 		{"TALOS_DOCKER_HOST", []string{"unix:///var/run/docker.sock", "tcp://127.0.0.1:2375"}, []string{"/var/run/docker.sock"}, "TALOS_DOCKER_HOST"},
 		{"TALOS_OLLAMA_URL", []string{"http://127.0.0.1:11434"}, []string{"127.0.0.1:11434"}, "TALOS_OLLAMA_URL"},
 		{"TALOS_GEMINI_ENABLED", []string{"false"}, []string{"maybe"}, "TALOS_GEMINI_ENABLED"},
+		{"TALOS_VRAM_MODELS", []string{"qwen2.5-coder:7b=7", "a=1, b:latest=80", "hf.co/org/M:Q4=24"},
+			[]string{"", "qwen=0", "qwen=81", "qwen=7.5", "qwen", "=7", "a b=7", "a=7,a=8"},
+			`TALOS_VRAM_MODELS entry "" is not NAME=GB (got: "")`},
 		{"TALOS_OLLAMA_MODEL", []string{"qwen2.5-coder:7b", "library/llama3.2:3b-instruct-q4_K_M", "hf.co/org/Model-GGUF:Q4_K_M"},
 			[]string{"qwen coder", "", ":7b", "a;rm -rf"}, `TALOS_OLLAMA_MODEL is not a valid Ollama model name (got: "qwen coder")`},
 		{"TALOS_PROMPT_LOCAL", []string{"", "default", promptFile}, []string{"/nonexistent/prompt.txt", promptDir, "not-there.txt"},

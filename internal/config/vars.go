@@ -85,6 +85,8 @@ var table = []varSpec{
 		func(c *Config) *string { return &c.OllamaModel }),
 	promptVar("TALOS_PROMPT_LOCAL", func(c *Config) *string { return &c.PromptLocal }),
 	promptVar("TALOS_PROMPT_ESCALATION", func(c *Config) *string { return &c.PromptEscalation }),
+	strVar("TALOS_VRAM_MODELS", DefaultVRAMModels, "comma-separated NAME=GB pairs (Ollama model name = free VRAM in GB it needs, 1-80), e.g. qwen2.5-coder:7b=7", checkVRAMModels,
+		func(c *Config) *string { return &c.VRAMModels }),
 
 	// Spec §1.2.2, core identity.
 	strVar("TALOS_VERSION", DefaultTalosVersion, "SemVer x.y.z", checkSemver, func(c *Config) *string { return &c.TalosVersion }),
@@ -534,6 +536,39 @@ func checkModelName(v string) string {
 		return "is not a valid model name"
 	}
 	return ""
+}
+
+func checkVRAMModels(v string) string {
+	if _, err := ParseVRAMModels(v); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// ParseVRAMModels parses TALOS_VRAM_MODELS ("name=GB,name=GB") into the free
+// VRAM, in GB, each model needs before the VRAM mutex loads it.
+func ParseVRAMModels(v string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		name, gb, ok := strings.Cut(part, "=")
+		name, gb = strings.TrimSpace(name), strings.TrimSpace(gb)
+		if !ok || name == "" {
+			return nil, fmt.Errorf("entry %q is not NAME=GB", part)
+		}
+		if checkOllamaModel(name) != "" {
+			return nil, fmt.Errorf("model name %q is not a valid Ollama model name", name)
+		}
+		n, err := strconv.Atoi(gb)
+		if err != nil || n < 1 || n > 80 {
+			return nil, fmt.Errorf("model %s needs %q GB; allowed: a whole number from 1 to 80", name, gb)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("model %s is listed twice", name)
+		}
+		out[name] = n
+	}
+	return out, nil
 }
 
 func checkOllamaModel(v string) string {

@@ -108,7 +108,7 @@ type Options struct {
 	// means the llm/ollama client for TALOS_OLLAMA_URL (tests use a fake).
 	VRAMRuntime vram.Runtime
 	// VRAMModels are the models the VRAM mutex may load, keyed by the
-	// runtime's model names; nil means vram.DefaultModels().
+	// runtime's model names; nil means TALOS_VRAM_MODELS from the config.
 	VRAMModels map[string]vram.Model
 	// Handlers are extra read-only endpoints the health server serves next
 	// to /health, keyed by path (health.ServerConfig.Handlers).

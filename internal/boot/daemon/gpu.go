@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/llm/ollama"
 	"github.com/talos-ironclad/talos/vram"
@@ -73,7 +75,11 @@ func (d *Daemon) stepGPU(ctx context.Context) (string, error) {
 		}
 		rt = c
 	}
-	m, err := vram.New(vram.Config{Models: d.opts.VRAMModels, AcquireTimeout: d.cfg.VRAMMutexTimeout}, vram.Deps{
+	models, err := d.vramModels()
+	if err != nil {
+		return "", err
+	}
+	m, err := vram.New(vram.Config{Models: models, AcquireTimeout: d.cfg.VRAMMutexTimeout}, vram.Deps{
 		Runtime: rt,
 		GPU:     d.opts.GPU,
 		Runner:  vram.OllamaRunner(),
@@ -83,10 +89,6 @@ func (d *Daemon) stepGPU(ctx context.Context) (string, error) {
 		return "", err
 	}
 	d.vram = m
-	models := d.opts.VRAMModels
-	if models == nil {
-		models = vram.DefaultModels()
-	}
 	names := make([]string, 0, len(models))
 	for n := range models {
 		names = append(names, n)
@@ -134,4 +136,21 @@ func (d *Daemon) gpuCheck() health.Check {
 		}
 		return detail, nil
 	}}
+}
+
+// vramModels returns the models the VRAM mutex may load: Options.VRAMModels
+// when set, else TALOS_VRAM_MODELS (each model's free-VRAM need in GB).
+func (d *Daemon) vramModels() (map[string]vram.Model, error) {
+	if d.opts.VRAMModels != nil {
+		return d.opts.VRAMModels, nil
+	}
+	gbs, err := config.ParseVRAMModels(d.cfg.VRAMModels)
+	if err != nil {
+		return nil, talos.E(talos.CodeConfigInvalid, "boot.gpu", "TALOS_VRAM_MODELS = "+strconv.Quote(d.cfg.VRAMModels)+" is invalid", err)
+	}
+	models := make(map[string]vram.Model, len(gbs))
+	for name, gb := range gbs {
+		models[name] = vram.Model{MinFree: uint64(gb) * vram.GiB}
+	}
+	return models, nil
 }

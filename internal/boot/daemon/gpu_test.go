@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/health"
@@ -118,6 +119,32 @@ func TestGPUWithOllamaMountsVRAMMutex(t *testing.T) {
 	}
 	if _, err := d.VRAM().Acquire(context.Background(), "coder"); !errors.Is(err, vram.ErrClosed) {
 		t.Fatalf("Acquire after Stop: %v, want ErrClosed (the mutex closes on shutdown)", err)
+	}
+}
+
+// Without Options.VRAMModels the mutex loads the models of
+// TALOS_VRAM_MODELS, each refused unless its configured free VRAM is there.
+func TestGPUModelsComeFromConfig(t *testing.T) {
+	cfg := newHome(t, map[string]string{"TALOS_OLLAMA_URL": fakeOllama(t), "TALOS_VRAM_MODELS": "small:1b=2, big:70b=30"})
+	gpu := vramtest.NewGPU(24 * vram.GiB)
+	opts := fastOpts()
+	opts.GPU = gpu
+	opts.VRAMRuntime = vramtest.NewRuntime(map[string]uint64{"small:1b": 1 * vram.GiB, "big:70b": 20 * vram.GiB}, gpu, nil)
+	d := start(t, cfg, opts)
+	step, ok := d.Report().Step(daemon.NameGPU)
+	if !ok || !strings.Contains(step.Detail, "VRAM mutex on for models big:70b, small:1b") {
+		t.Fatalf("gpu step %+v", step)
+	}
+	lease, err := d.VRAM().Acquire(context.Background(), "small:1b")
+	if err != nil {
+		t.Fatalf("Acquire(small:1b): %v", err)
+	}
+	lease.Release()
+	if _, err := d.VRAM().Acquire(context.Background(), "big:70b"); !errors.Is(err, talos.ErrOOMGPU) {
+		t.Fatalf("Acquire(big:70b) with 24 GB and a 30 GB need: %v, want T102", err)
+	}
+	if _, err := d.VRAM().Acquire(context.Background(), "coder"); err == nil {
+		t.Fatal("Acquire of a model not in TALOS_VRAM_MODELS succeeded")
 	}
 }
 
