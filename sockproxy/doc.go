@@ -69,7 +69,23 @@
 //
 // The proxy cannot see the host: a bind source in the allowlist that is a
 // symlink is resolved by the engine. Logs are allowed and may contain what a
-// container printed (digest C §4.2 (h)). A request line Go's HTTP server
-// cannot parse is answered 400 by the server before the proxy sees it (it
-// never reaches the engine, but it is not in the audit log).
+// container printed (digest C §4.2 (h)).
+//
+// # Malformed requests
+//
+// A request line or header block Go's HTTP server cannot parse (extra
+// words, no version, a bad Content-Length, headers over 64 KiB, bytes that
+// are not HTTP) is answered 400 (431, 505) by the server before the proxy
+// sees it, so it never reaches the engine. The server built by NewServer
+// (and used by Serve) still audits it: a connection on which bytes of a
+// request arrived but no request reached the proxy is recorded once, when
+// it closes, as a denial "malformed request" with the client, status 400,
+// code T406, the number of bytes read and request_line: the first line of
+// what was read, quoted with control and non-ASCII bytes escaped, cut at 64
+// bytes, and withheld when it looks like a header line (so a credential is
+// never logged; bodies never are). Clients that connect and send nothing,
+// and keep-alive connections closed while idle, are not recorded. A
+// malformed request pipelined behind a valid one whose bytes arrived in the
+// same read as it may be answered without a record. "OPTIONS *" is given
+// to the proxy, which denies it.
 package sockproxy

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
@@ -238,28 +239,61 @@ func TestEngineForbiddenRequests(t *testing.T) {
 	}
 }
 
-// TestEngineMalformedRequestLine: a request line the HTTP server cannot parse
-// never reaches the proxy or the engine; the server answers 400.
+// TestEngineMalformedRequestLine: a request the HTTP server cannot parse is
+// answered 400 (431 for an over-long header block) by the server itself,
+// never forwarded, and audited once as a malformed-request denial when the
+// connection closes.
 func TestEngineMalformedRequestLine(t *testing.T) {
 	host := testenv.DockerHost(t)
+	eng := newClient(t, host)
 	pt := startProxy(t, sockproxy.Config{Upstream: host})
+	ctx := context.Background()
+	run := randHex(4)
+	create := `{"Image":"busybox","Labels":{"talos.test.run":"` + run + `"},"HostConfig":{"ReadonlyRootfs":true}}`
 	for _, line := range []string{
 		"GET /v1.41/containers/json HTTP/1.1 extra\r\nHost: d\r\n\r\n",
 		"GET /v1.41/containers/json\r\nHost: d\r\n\r\n",
 		"GET v1.41/images/json HTTP/1.1\r\nHost: d\r\n\r\n",
 		"GET /v1.41/images/json HTTP/9.9\r\nHost: d\r\n\r\n",
+		"GARBAGE\r\n\r\n",
+		"\x00\x01\r\n\r\n",
+		"POST /containers/create HTTP/1.1 x\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: " + fmt.Sprint(len(create)) + "\r\n\r\n" + create,
+		"POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: -5\r\n\r\n" + create,
+		"GET /_ping HTTP/1.1\r\nHost: d\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n",
 	} {
+		before := len(pt.audit.records("sockproxy.deny"))
 		code, _ := rawRequest(t, pt.sock, line)
-		if code != 400 && code != 505 {
-			t.Errorf("%q: status %d; want 400", line, code)
+		if code != 400 && code != 431 && code != 505 {
+			t.Errorf("%.40q: status %d; want 400", line, code)
+			continue
 		}
+		var recs []map[string]any
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if recs = pt.audit.records("sockproxy.deny"); len(recs) > before {
+				break
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+		recs = pt.audit.records("sockproxy.deny")
+		if len(recs) != before+1 {
+			t.Errorf("%.40q: %d new audit records; want 1", line, len(recs)-before)
+			continue
+		}
+		rec := recs[len(recs)-1]
+		if r, _ := rec["reason"].(string); !strings.HasPrefix(r, "malformed request") || rec["code"] != "T406" || rec["request_line"] == nil || rec["client"] == "" {
+			t.Errorf("%.40q: audit record %v", line, rec)
+		}
+		t.Logf("%3d %v", code, rec["request_line"])
 	}
-	// OPTIONS * is answered by net/http itself (200, empty), never by the
-	// proxy, and never forwarded.
-	if code, _ := rawRequest(t, pt.sock, "OPTIONS * HTTP/1.1\r\nHost: d\r\n\r\n"); code != 200 {
-		t.Errorf("OPTIONS *: %d", code)
+	// OPTIONS * reaches the proxy (not net/http's own handler) and is denied.
+	if code, _ := rawRequest(t, pt.sock, "OPTIONS * HTTP/1.1\r\nHost: d\r\n\r\n"); code != 403 {
+		t.Errorf("OPTIONS *: %d; want 403", code)
 	}
 	if s := pt.proxy.Stats(); s.Allowed != 0 {
 		t.Errorf("a malformed request was forwarded: %+v", s)
+	}
+	list, err := eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", "talos.test.run="+run)})
+	if err != nil || len(list.Items) != 0 {
+		t.Errorf("malformed creates left %d containers (%v)", len(list.Items), err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -184,15 +185,28 @@ func clientOf(r *http.Request) clientInfo {
 // peer (uid and pid on unix sockets, via SO_PEERCRED) for rate limiting and
 // audit. It sets a header read timeout and no write timeout, so long-lived
 // streams (logs follow, wait, attach) are not cut.
+//
+// When h is a *Proxy, a connection on which bytes of a request arrived but
+// no request reached the proxy (net/http answered a request line or header
+// block it could not parse with 400 or 431 itself) is written to the
+// proxy's audit log as a denial when it closes: a "malformed request" with
+// the client, code T406 and the first line of what was read (quoted, at most
+// 64 bytes). Serve wraps the listener so those bytes are recorded; with
+// another listener the record has no request line. "OPTIONS *" is passed
+// to the proxy (which denies it) instead of being answered by net/http.
 func NewServer(h http.Handler) *http.Server {
+	a := &connAuditor{audit: slog.New(slog.DiscardHandler), denied: func() {}}
+	if p, ok := h.(*Proxy); ok {
+		a.audit, a.profile, a.denied = p.audit, p.profile.Name, func() { p.nDenied.Add(1) }
+	}
 	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, clientKey{}, peerInfo(c))
-		},
+		Handler:                      a.handler(h),
+		ReadHeaderTimeout:            10 * time.Second,
+		IdleTimeout:                  120 * time.Second,
+		MaxHeaderBytes:               64 << 10,
+		DisableGeneralOptionsHandler: true,
+		ConnContext:                  a.connContext,
+		ConnState:                    a.connState,
 	}
 }
 
@@ -202,7 +216,7 @@ func NewServer(h http.Handler) *http.Server {
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := NewServer(h)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(capListener{ln}) }()
 	select {
 	case err := <-errc:
 		return talos.E(talos.CodeSockProxy, "sockproxy.Serve", "the proxy stopped serving", err)

@@ -1,0 +1,218 @@
+package sockproxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// records returns the audit records whose reason starts with prefix.
+func (l *lockedBuf) records(prefix string) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil {
+			if r, _ := m["reason"].(string); strings.HasPrefix(r, prefix) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// serveForTest serves a proxy (fake engine) with Serve on a unix socket.
+func serveForTest(t *testing.T) (string, *Proxy, *lockedBuf) {
+	t.Helper()
+	audit := &lockedBuf{}
+	f := newFakeEngine()
+	p, err := New(Config{Transport: handlerTransport{f}, Audit: slog.New(slog.NewJSONHandler(audit, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := os.MkdirTemp("", "spm")
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "s")
+	ln, err := Listen("unix://"+sock, ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, p) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return sock, p, audit
+}
+
+// settle waits until the server has seen the client's close.
+func settle(t *testing.T, audit *lockedBuf, want int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		recs := audit.records("malformed request")
+		if len(recs) >= want || time.Now().After(deadline) {
+			return recs
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestMalformedRequestAudited(t *testing.T) {
+	sock, p, audit := serveForTest(t)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GARBAGE\r\nAuthorization: Bearer secret\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 400 {
+		t.Fatalf("answer %v, %v; want 400", resp, err)
+	}
+	c.Close()
+	recs := settle(t, audit, 1)
+	if len(recs) != 1 {
+		t.Fatalf("%d malformed-request records; want 1", len(recs))
+	}
+	r := recs[0]
+	if r["request_line"] != `"GARBAGE"` || r["code"] != "T406" || r["status"] != float64(400) || r["event"] != "sockproxy.deny" ||
+		!strings.HasPrefix(r["client"].(string), "uid:") {
+		t.Errorf("record %v", r)
+	}
+	if strings.Contains(audit.b.String(), "secret") {
+		t.Error("the audit log holds the Authorization header")
+	}
+	if p.Stats().Denied != 1 || p.Stats().Allowed != 0 {
+		t.Errorf("stats %+v", p.Stats())
+	}
+}
+
+func TestNoMalformedRecordForSilentOrValidClients(t *testing.T) {
+	sock, _, audit := serveForTest(t)
+	// Connects and sends nothing.
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	c.Close()
+
+	// Two valid requests on one keep-alive connection (one forwarded, one
+	// denied by policy), then closed while idle.
+	c, err = net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for _, req := range []string{
+		"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n",
+		"GET /images/json HTTP/1.1\r\nHost: d\r\n\r\n",
+		"POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+	} {
+		_, _ = io.WriteString(c, req)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	c.Close()
+
+	// The standard client over the same socket.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	for range 3 {
+		resp, err := hc.Get("http://d/version")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	hc.CloseIdleConnections()
+	time.Sleep(50 * time.Millisecond)
+	if recs := audit.records("malformed request"); len(recs) != 0 {
+		t.Fatalf("false malformed-request records: %v", recs)
+	}
+}
+
+func TestOptionsAsteriskDeniedByProxy(t *testing.T) {
+	sock, _, audit := serveForTest(t)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "OPTIONS * HTTP/1.1\r\nHost: d\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 403 {
+		t.Fatalf("OPTIONS *: %v, %v; want 403", resp, err)
+	}
+	if len(audit.records("request target")) != 1 {
+		t.Error("OPTIONS * not audited")
+	}
+}
+
+func TestRenderRequestLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"GARBAGE\r\n\r\n":                      `"GARBAGE"`,
+		"GET /x HTTP/1.1 extra\r\nHost: d\r\n": `"GET /x HTTP/1.1 extra"`,
+		"\x00\x01":                             `"\x00\x01"`,
+		"Authorization: Bearer abc\r\n":        "(a header line, withheld)",
+		"GET /\xff\xfe HTTP/1.1\r\n":           `"GET /\xff\xfe HTTP/1.1"`,
+		strings.Repeat("A", 100):               `"` + strings.Repeat("A", 64) + `"…`,
+		"":                                     `""`,
+		"GET http://x:80/ HTTP/1.1\r\n":        `"GET http://x:80/ HTTP/1.1"`,
+	} {
+		if got := renderRequestLine([]byte(in)); got != want {
+			t.Errorf("render(%q) = %s; want %s", in, got, want)
+		}
+	}
+}
+
+func FuzzRenderRequestLine(f *testing.F) {
+	f.Add([]byte("GET /containers/json HTTP/1.1 extra\r\n"))
+	f.Add([]byte("\x00\x01\xff\"\\\u2028"))
+	f.Add([]byte("X-Auth: token\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := renderRequestLine(b)
+		if !utf8.ValidString(s) {
+			t.Fatalf("not UTF-8: %q", s)
+		}
+		body := strings.TrimSuffix(s, "…")
+		if s == "(a header line, withheld)" {
+			return
+		}
+		if strings.ContainsAny(body, "\r\n\x00") || len(body) > 2+4*malformedCaptureBytes {
+			t.Fatalf("unsafe rendering %q", s)
+		}
+		if strings.Contains(body, "\u2028") {
+			t.Fatalf("non-ASCII left in %q", s)
+		}
+	})
+}
