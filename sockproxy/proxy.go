@@ -154,15 +154,9 @@ func New(cfg Config) (*Proxy, error) {
 			return nil, err
 		}
 		d := &net.Dialer{Timeout: 5 * time.Second}
-		tr := &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return d.DialContext(ctx, network, addr)
-			},
-			MaxIdleConns:        64,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		}
+		tr := newEngineTransport(func(ctx context.Context) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		})
 		p.rt = tr
 		p.closeIdleFn = tr.CloseIdleConnections
 	}
