@@ -1,12 +1,12 @@
 package sockproxy
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -270,12 +270,11 @@ func parseVersion(s string) (major, minor int, ok bool) {
 	if !found {
 		return 0, 0, false
 	}
-	if _, err := fmt.Sscanf(a+" "+b, "%d %d", &major, &minor); err != nil {
-		return 0, 0, false
-	}
 	if !isDigits(a) || !isDigits(b) || len(a) > 3 || len(b) > 3 {
 		return 0, 0, false
 	}
+	major, _ = strconv.Atoi(a) // at most three digits: cannot fail
+	minor, _ = strconv.Atoi(b)
 	return major, minor, true
 }
 
