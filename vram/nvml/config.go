@@ -1,6 +1,8 @@
 package nvml
 
 import (
+	"context"
+	"io"
 	"time"
 
 	"github.com/talos-ironclad/talos/vram"
@@ -17,6 +19,18 @@ type Config struct {
 	SMIPath    string        // nvidia-smi command; "" = DefaultSMIPath (looked up in PATH)
 	SMITimeout time.Duration // 0 = DefaultSMITimeout (5 s)
 	InitRetry  time.Duration // 0 = DefaultInitRetry
+
+	// Run runs nvidia-smi: the command name and its arguments, output into
+	// stdout and stderr, the child killed when ctx ends. nil runs it with
+	// os/exec. A process with a reaper.Reaper (the one owner of wait4) must
+	// start it through the Reaper, or the wait can fail with ECHILD:
+	//
+	//	Run: func(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	//		c := r.CommandContext(ctx, name, args...)
+	//		c.Cmd.Stdout, c.Cmd.Stderr = stdout, stderr
+	//		return c.Run()
+	//	}
+	Run func(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error
 }
 
 func (c Config) withDefaults() Config {
@@ -28,6 +42,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.InitRetry <= 0 {
 		c.InitRetry = DefaultInitRetry
+	}
+	if c.Run == nil {
+		c.Run = execRun
 	}
 	if c.Index < 0 {
 		c.Index = 0

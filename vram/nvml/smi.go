@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os/exec"
 	"strconv"
@@ -40,6 +41,7 @@ type SMI struct {
 	path    string
 	timeout time.Duration
 	index   int
+	run     func(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error
 
 	mu           sync.Mutex
 	last         vram.Reading
@@ -51,7 +53,7 @@ type SMI struct {
 // NewSMI returns an nvidia-smi reader of GPU cfg.Index.
 func NewSMI(cfg Config) *SMI {
 	cfg = cfg.withDefaults()
-	return &SMI{path: cfg.SMIPath, timeout: cfg.SMITimeout, index: cfg.Index}
+	return &SMI{path: cfg.SMIPath, timeout: cfg.SMITimeout, index: cfg.Index, run: cfg.Run}
 }
 
 // Memory implements vram.GPU.
@@ -68,11 +70,8 @@ func (s *SMI) Memory(ctx context.Context) (vram.Reading, error) {
 
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, s.path, smiArgs...)
-	cmd.WaitDelay = time.Second // do not wait for grandchildren holding the pipes
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
+	runErr := s.run(cctx, s.path, SMIArgs(), &stdout, &stderr)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -96,6 +95,14 @@ func (s *SMI) Memory(ctx context.Context) (vram.Reading, error) {
 	s.last = vram.Reading{Used: used, Total: total, Source: "nvidia-smi", At: time.Now()}
 	s.hasLast = true
 	return s.last, nil
+}
+
+// execRun is Config.Run's default: os/exec, killed when ctx ends.
+func execRun(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = time.Second // do not wait for grandchildren holding the pipes
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return cmd.Run()
 }
 
 func (s *SMI) staleLocked() vram.Reading {
