@@ -1,7 +1,9 @@
 package sockproxy
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +22,7 @@ const malformedCaptureBytes = 64
 // the handler, and the first bytes read since the connection was last idle.
 type connRecord struct {
 	client  clientInfo
+	auditor *connAuditor // set before the connection is served; nil when not auditing
 	mu      sync.Mutex
 	pending bool // bytes of a request read, handler not reached
 	capture []byte
@@ -53,6 +56,67 @@ func (c *capConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write passes the server's writes through, except the answer net/http
+// writes itself, straight to the connection, to a request it could not
+// parse (400, 431, 501, 505): that one is audited as a denial and replaced
+// by the proxy's own 403 with a Docker-style {"message": …}, as every other
+// forbidden request gets (issue 7's table of forbidden requests includes a
+// malformed request line). Auditing here rather than when the connection
+// closes also catches a malformed request pipelined behind a valid one.
+func (c *capConn) Write(b []byte) (int, error) {
+	if a := c.rec.auditor; a != nil {
+		if status, text, ok := parseServerRejection(b); ok {
+			id := correlationID()
+			a.rejected(c.rec, id, status, text)
+			if _, err := c.Conn.Write(rejectionResponse(id, text)); err != nil {
+				return 0, err
+			}
+			return len(b), nil
+		}
+	}
+	return c.Conn.Write(b)
+}
+
+// parseServerRejection recognises a response net/http wrote itself for a
+// request it could not parse: "HTTP/1.1 <code> <text>" followed by exactly
+// its two headers. Every response that went through the proxy's handler
+// carries CorrelationHeader and Date as well, so it never matches.
+func parseServerRejection(b []byte) (status int, text string, ok bool) {
+	const prefix = "HTTP/1.1 "
+	const headers = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+	if !bytes.HasPrefix(b, []byte(prefix)) {
+		return 0, "", false
+	}
+	end := bytes.Index(b, []byte(headers))
+	if end < 0 {
+		return 0, "", false
+	}
+	line := b[len(prefix):end]
+	if len(line) < 4 || line[3] != ' ' || bytes.ContainsAny(line, "\r\n") {
+		return 0, "", false
+	}
+	code, err := strconv.Atoi(string(line[:3]))
+	if err != nil || code < 400 || code > 599 {
+		return 0, "", false
+	}
+	return code, string(line), true
+}
+
+// rejectionResponse is the proxy's 403 for a request the server could not
+// parse; the connection closes after it, as net/http's own answer does.
+func rejectionResponse(id, serverAnswer string) []byte {
+	body, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{"sockproxy: malformed request (" + serverAnswer + "); nothing was forwarded"})
+	body = append(body, '\n')
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\n")
+	b.WriteString(CorrelationHeader + ": " + id + "\r\n")
+	b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	b.Write(body)
+	return b.Bytes()
+}
+
 // capListener wraps accepted connections so their first bytes are recorded;
 // the peer identity is taken from the unwrapped connection.
 type capListener struct{ net.Listener }
@@ -82,6 +146,7 @@ func (a *connAuditor) connContext(ctx context.Context, c net.Conn) context.Conte
 	} else {
 		rec = &connRecord{client: peerInfo(c)}
 	}
+	rec.auditor = a
 	a.conns.Store(c, rec)
 	ctx = context.WithValue(ctx, connRecordKey{}, rec)
 	return context.WithValue(ctx, clientKey{}, rec.client)
@@ -112,15 +177,40 @@ func (a *connAuditor) connState(c net.Conn, s http.ConnState) {
 		pending, line, n := rec.pending, renderRequestLine(rec.capture), rec.nread
 		rec.mu.Unlock()
 		if pending {
-			a.denied()
-			a.audit.Warn("sockproxy: request denied",
-				"correlation_id", correlationID(), "client", rec.client.desc,
-				"event", "sockproxy.deny", "profile", a.profile, "status", http.StatusBadRequest,
-				"code", string(talos.CodePolicyDenied),
-				"reason", "malformed request: the HTTP server could not parse it and answered it itself; nothing was forwarded",
-				"request_line", line, "bytes_read", n)
+			// No handler saw it and capConn.Write did not catch an answer:
+			// the client left mid-request, or net/http answered it through
+			// its response writer (an unsupported Expect: 417).
+			a.record(rec.client, correlationID(), line, n, 0,
+				"malformed request: it never reached the proxy (incomplete, or answered by the HTTP server itself); nothing was forwarded")
 		}
 	}
+}
+
+// rejected audits a request the HTTP server could not parse and answered
+// itself (see capConn.Write).
+func (a *connAuditor) rejected(rec *connRecord, id string, serverStatus int, serverAnswer string) {
+	rec.mu.Lock()
+	rec.pending = false // audited now, not again when the connection closes
+	line, n := renderRequestLine(rec.capture), rec.nread
+	if len(rec.capture) == 0 {
+		line = "(not captured: it followed an earlier request on the connection)"
+	}
+	rec.mu.Unlock()
+	a.record(rec.client, id, line, n, http.StatusForbidden,
+		"malformed request: the HTTP server could not parse it ("+serverAnswer+"); nothing was forwarded",
+		"server_status", serverStatus)
+}
+
+// record writes one malformed-request denial to the audit log; status is
+// what the client was answered (0: nothing the proxy knows of).
+func (a *connAuditor) record(client clientInfo, id, line string, nread int64, status int, reason string, extra ...any) {
+	a.denied()
+	attrs := []any{"correlation_id", id, "client", client.desc, "event", "sockproxy.deny", "profile", a.profile}
+	if status != 0 {
+		attrs = append(attrs, "status", status)
+	}
+	attrs = append(attrs, "code", string(talos.CodePolicyDenied), "reason", reason, "request_line", line, "bytes_read", nread)
+	a.audit.Warn("sockproxy: request denied", append(attrs, extra...)...)
 }
 
 // handler marks that a request reached the proxy's handler.

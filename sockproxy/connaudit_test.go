@@ -89,24 +89,122 @@ func TestMalformedRequestAudited(t *testing.T) {
 	}
 	_, _ = io.WriteString(c, "GARBAGE\r\nAuthorization: Bearer secret\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil || resp.StatusCode != 400 {
-		t.Fatalf("answer %v, %v; want 400", resp, err)
+	if err != nil || resp.StatusCode != 403 {
+		t.Fatalf("answer %v, %v; want 403", resp, err)
 	}
-	c.Close()
-	recs := settle(t, audit, 1)
+	var msg struct{ Message string }
+	if err := json.NewDecoder(resp.Body).Decode(&msg); err != nil || !strings.Contains(msg.Message, "malformed request (400 Bad Request") ||
+		resp.Header.Get("Content-Type") != "application/json" || !resp.Close {
+		t.Fatalf("answer body %q (%v), headers %v; want a JSON message and Connection: close", msg.Message, err, resp.Header)
+	}
+	// Audited before the answer was written, not when the connection closes.
+	recs := audit.records("malformed request")
 	if len(recs) != 1 {
 		t.Fatalf("%d malformed-request records; want 1", len(recs))
 	}
 	r := recs[0]
-	if r["request_line"] != `"GARBAGE"` || r["code"] != "T406" || r["status"] != float64(400) || r["event"] != "sockproxy.deny" ||
+	if r["request_line"] != `"GARBAGE"` || r["code"] != "T406" || r["status"] != float64(403) || r["server_status"] != float64(400) ||
+		r["event"] != "sockproxy.deny" || r["correlation_id"] != resp.Header.Get(CorrelationHeader) ||
 		!strings.HasPrefix(r["client"].(string), "uid:") {
 		t.Errorf("record %v", r)
+	}
+	c.Close()
+	if recs := settle(t, audit, 2); len(recs) != 1 {
+		t.Fatalf("%d records after the close; want the one", len(recs))
 	}
 	if strings.Contains(audit.b.String(), "secret") {
 		t.Error("the audit log holds the Authorization header")
 	}
 	if p.Stats().Denied != 1 || p.Stats().Allowed != 0 {
 		t.Errorf("stats %+v", p.Stats())
+	}
+}
+
+// TestMalformedRequestPipelined: a malformed request sent in the same write
+// as a valid one (so it never causes a read of its own) is still denied
+// and audited.
+func TestMalformedRequestPipelined(t *testing.T) {
+	sock, p, audit := serveForTest(t)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\nGET /_ping HTTP/1.1 junk\r\nHost: d\r\n\r\n")
+	br := bufio.NewReader(c)
+	for i, want := range []int{200, 403} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != want {
+			t.Fatalf("answer %d: %v, %v; want %d", i, resp, err, want)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	recs := audit.records("malformed request")
+	if len(recs) != 1 || recs[0]["server_status"] != float64(400) {
+		t.Fatalf("records %v; want one malformed-request denial", recs)
+	}
+	if s := p.Stats(); s.Allowed != 1 || s.Denied != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestUnreachedRequestsAudited: a request cut off mid-header is a malformed
+// one (403, audited at once); a request net/http answers through its own
+// response writer (an unsupported Expect: 417) is recorded, without a
+// status, when the connection closes.
+func TestUnreachedRequestsAudited(t *testing.T) {
+	sock, _, audit := serveForTest(t)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "POST /containers/create HTTP/1.1\r\nHost: d\r\n")
+	c.(*net.UnixConn).CloseWrite()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 403 {
+		t.Fatalf("cut-off request: %v, %v; want 403", resp, err)
+	}
+	c.Close()
+	if recs := audit.records("malformed request"); len(recs) != 1 || recs[0]["request_line"] != `"POST /containers/create HTTP/1.1"` {
+		t.Fatalf("records %v; want one for the cut-off request", recs)
+	}
+
+	c, err = net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GET /_ping HTTP/1.1\r\nHost: d\r\nExpect: teapot\r\n\r\n")
+	resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusExpectationFailed {
+		t.Fatalf("unsupported Expect: %v, %v; want 417", resp, err)
+	}
+	c.Close()
+	recs := settle(t, audit, 2)
+	if len(recs) != 2 || recs[1]["status"] != nil || recs[1]["request_line"] != `"GET /_ping HTTP/1.1"` {
+		t.Fatalf("records %v; want a second one, without a status", recs)
+	}
+}
+
+func TestParseServerRejection(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		status int
+	}{
+		{"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request", 400},
+		{"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large", 431},
+		{"HTTP/1.1 505 HTTP Version Not Supported: unsupported protocol version\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n505", 505},
+		// Answers that went through the handler carry more headers.
+		{"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nX-Talos-Correlation-Id: 0123456789abcdef\r\nConnection: close\r\n\r\n", 0},
+		{"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nDate: x\r\nConnection: close\r\n\r\n", 0},
+		{"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n", 0},
+		{"{\"message\":\"HTTP/1.1 400 x\"}", 0},
+		{"", 0},
+	} {
+		status, _, ok := parseServerRejection([]byte(tc.in))
+		if status != tc.status || ok != (tc.status != 0) {
+			t.Errorf("%.50q: %d %v; want %d", tc.in, status, ok, tc.status)
+		}
 	}
 }
 

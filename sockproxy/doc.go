@@ -74,18 +74,22 @@
 // # Malformed requests
 //
 // A request line or header block Go's HTTP server cannot parse (extra
-// words, no version, a bad Content-Length, headers over 64 KiB, bytes that
-// are not HTTP) is answered 400 (431, 505) by the server before the proxy
-// sees it, so it never reaches the engine. The server built by NewServer
-// (and used by Serve) still audits it: a connection on which bytes of a
-// request arrived but no request reached the proxy is recorded once, when
-// it closes, as a denial "malformed request" with the client, status 400,
-// code T406, the number of bytes read and request_line: the first line of
-// what was read, quoted with control and non-ASCII bytes escaped, cut at 64
-// bytes, and withheld when it looks like a header line (so a credential is
-// never logged; bodies never are). Clients that connect and send nothing,
-// and keep-alive connections closed while idle, are not recorded. A
-// malformed request pipelined behind a valid one whose bytes arrived in the
-// same read as it may be answered without a record. "OPTIONS *" is given
-// to the proxy, which denies it.
+// words, no version, a bad Content-Length, headers over 64 KiB, a request
+// cut off mid-header, bytes that are not HTTP) is rejected by the server
+// before the proxy sees it, so it never reaches the engine. With the server
+// built by NewServer (and used by Serve) it is also denied like every other
+// forbidden request: the server's own 400 (431, 501, 505) is replaced by the
+// proxy's 403 with a Docker-style {"message": …} naming the server's
+// reason, and an audit record "malformed request" is written before the
+// answer, with the client, status 403, server_status, code T406, the number
+// of bytes read and request_line: the first line of what was read, quoted
+// with control and non-ASCII bytes escaped, cut at 64 bytes, and withheld
+// when it looks like a header line (so a credential is never logged; bodies
+// never are). This holds for a malformed request pipelined behind a valid
+// one too (its request_line then says it was not captured). A request that
+// never reached the proxy and got no such answer (one net/http answered
+// through its response writer, an unsupported Expect: 417) is recorded,
+// without a status, when its connection closes. Clients that connect and
+// send nothing, and keep-alive connections closed while idle, are not
+// recorded. "OPTIONS *" is given to the proxy, which denies it.
 package sockproxy

@@ -186,14 +186,12 @@ func clientOf(r *http.Request) clientInfo {
 // audit. It sets a header read timeout and no write timeout, so long-lived
 // streams (logs follow, wait, attach) are not cut.
 //
-// When h is a *Proxy, a connection on which bytes of a request arrived but
-// no request reached the proxy (net/http answered a request line or header
-// block it could not parse with 400 or 431 itself) is written to the
-// proxy's audit log as a denial when it closes: a "malformed request" with
-// the client, code T406 and the first line of what was read (quoted, at most
-// 64 bytes). Serve wraps the listener so those bytes are recorded; with
-// another listener the record has no request line. "OPTIONS *" is passed
-// to the proxy (which denies it) instead of being answered by net/http.
+// When h is a *Proxy, a request net/http cannot parse and would answer
+// itself (400, 431, 501, 505) is answered with the proxy's 403 and audited
+// as a "malformed request" denial (package doc, "Malformed requests"); Serve
+// wraps the listener so this works and so the record carries the first line
+// of what was read (quoted, at most 64 bytes). "OPTIONS *" is passed to the
+// proxy (which denies it) instead of being answered by net/http.
 func NewServer(h http.Handler) *http.Server {
 	a := &connAuditor{audit: slog.New(slog.DiscardHandler), denied: func() {}}
 	if p, ok := h.(*Proxy); ok {
