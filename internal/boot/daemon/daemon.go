@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -135,10 +136,14 @@ type Daemon struct {
 	metrics *health.Metrics
 	server  *health.Server
 
-	report    boot.Report
-	started   time.Time
-	progress  []boot.StepResult // steps finished so far, during Start
-	readyPath string
+	report  boot.Report
+	started time.Time
+	// progress holds the steps finished so far, during Start. A step the
+	// runner stopped waiting for (the boot was cancelled) may still read it
+	// while the runner appends, hence the lock.
+	progressMu sync.Mutex
+	progress   []boot.StepResult
+	readyPath  string
 
 	stopRefresh context.CancelFunc
 	refreshDone chan struct{}
@@ -207,8 +212,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.started = time.Now()
+	d.progressMu.Lock()
 	d.progress = nil
-	runner := boot.New(boot.Config{OnStep: func(r boot.StepResult) { d.progress = append(d.progress, r) }}, d.log)
+	d.progressMu.Unlock()
+	runner := boot.New(boot.Config{OnStep: func(r boot.StepResult) {
+		d.progressMu.Lock()
+		d.progress = append(d.progress, r)
+		d.progressMu.Unlock()
+	}}, d.log)
 	d.log.Info("boot starting", "home", d.cfg.Home, "version", d.opts.Version)
 	rep, err := runner.Run(ctx, d.steps())
 	d.report = rep
@@ -629,8 +640,14 @@ func (d *Daemon) stepHealth(ctx context.Context) (string, error) {
 func (d *Daemon) stepReady(ctx context.Context) (string, error) {
 	// The report is still being built: use the steps finished so far, and
 	// measure the boot up to now.
-	rep := boot.Report{Started: d.started, Duration: time.Since(d.started), Steps: d.progress}
-	for _, s := range d.progress {
+	d.progressMu.Lock()
+	steps := slices.Clone(d.progress)
+	d.progressMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return "", err // the boot was cancelled: announce nothing
+	}
+	rep := boot.Report{Started: d.started, Duration: time.Since(d.started), Steps: steps}
+	for _, s := range steps {
 		if s.Outcome == boot.Degraded {
 			rep.Degraded = true
 		}
