@@ -292,6 +292,19 @@ const maxFamilyHits = 8
 // cls is a reusable buffer for the words' class bits.
 func featurize(f *textclf.Features, fams *families, norm string, cls *[]classMask) {
 	textclf.Extract(f, norm)
+	addFamilies(f, fams, norm, cls)
+}
+
+// featurizeWeighted is featurize for scoring with m (see
+// textclf.ExtractWeighted): f holds m's weight sums instead of the hashes.
+func featurizeWeighted(f *textclf.Features, fams *families, norm string, cls *[]classMask, m *textclf.Model) {
+	textclf.ExtractWeighted(f, norm, m)
+	addFamilies(f, fams, norm, cls)
+}
+
+// addFamilies adds the family features of norm to f, which holds norm's
+// features from Extract or ExtractWeighted.
+func addFamilies(f *textclf.Features, fams *families, norm string, cls *[]classMask) {
 	n := f.Words()
 	if n == 0 {
 		return

@@ -364,7 +364,7 @@ func (fw *Firewall) scanText(sc *scratch, dst []Detection, norm string, src Sour
 	start := len(dst)
 	dst = fw.rules.Match(dst, norm)
 	if fw.model != nil {
-		featurize(&sc.f, fw.fams, norm, &sc.cls)
+		featurizeWeighted(&sc.f, fw.fams, norm, &sc.cls, fw.model)
 		logit, span := sc.s.Best(fw.model, &sc.f, src.contrast())
 		p := textclf.Sigmoid(logit)
 		*score = p

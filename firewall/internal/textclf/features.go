@@ -18,10 +18,11 @@ const (
 )
 
 // Features holds the hashed features of one text, grouped by word: the
-// features of word k are Hashes[WordStart[k]:WordStart[k+1]]. Character
-// n-grams are attributed to the word in which they end (or the space after
-// it). SentStart lists the word indexes at which a sentence or line starts
-// (always including 0 when there is a word).
+// features of word k are Hashes[WordStart[k]:WordStart[k+1]] (after
+// Extract; ExtractWeighted keeps only their weights' sums, in Sums).
+// Character n-grams are attributed to the word in which they end (or the
+// space after it). SentStart lists the word indexes at which a sentence or
+// line starts (always including 0 when there is a word).
 type Features struct {
 	Hashes    []uint32
 	WordStart []int32
@@ -32,6 +33,13 @@ type Features struct {
 	// prime 16777619) over its bytes, before the word-feature seed is mixed
 	// in, so that callers can look words up without hashing them again.
 	WordHashes []uint32
+	// Sums is filled instead of Hashes by ExtractWeighted: Sums[k] is the
+	// sum of the weights, in the model given to ExtractWeighted, of the
+	// features of words 0…k-1 (len(Sums) = Words()+1). It is empty after
+	// Extract.
+	Sums []int64
+	// weighted is the model of Sums, nil after Extract.
+	weighted *Model
 }
 
 // Reset empties f, keeping its buffers.
@@ -41,6 +49,8 @@ func (f *Features) Reset() {
 	f.SentStart = f.SentStart[:0]
 	f.Offsets = f.Offsets[:0]
 	f.WordHashes = f.WordHashes[:0]
+	f.Sums = f.Sums[:0]
+	f.weighted = nil
 }
 
 // Words returns the number of words.
@@ -185,11 +195,136 @@ func Extract(f *Features, text string) {
 	f.WordStart = append(f.WordStart, int32(len(f.Hashes)))
 }
 
+// ExtractWeighted is Extract for scoring with m: instead of storing every
+// feature hash in f.Hashes (which it leaves empty), it looks each one up in
+// m's weights as it goes and stores the per-word prefix sums in f.Sums; the
+// other fields are those Extract sets. Best and AddSpecials accept the
+// result; the trainer, which needs the hashes, uses Extract.
+//
+// Extract writes about three hashes per byte of text (768 KB for a 64 KB
+// text, more than the core's L2 cache) and Best then read them back for
+// the look-ups; this does the look-ups in the same pass. The loop is
+// Extract's with the stores replaced by look-ups: TestExtractWeighted
+// checks that the two agree.
+func ExtractWeighted(f *Features, text string, m *Model) {
+	f.Reset()
+	f.weighted = m
+	w := m.W[:1<<m.Bits]
+	mask := uint32(len(w) - 1)
+	shift := uint32(32-m.Bits) & 31
+	var (
+		inWord     bool
+		wordHash   uint32
+		prevWord   uint32
+		havePrev   bool
+		newSent    = true
+		sentMarker bool
+	)
+	var sum int64 // weights of the features so far
+	n := 0        // features so far
+	var p1, p2, p3, p4 uint32
+	words := 0
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if isWordByte(c) {
+			if !inWord {
+				if words > 0 {
+					f.WordHashes = append(f.WordHashes, wordHash)
+					sum += int64(w[((wordHash^seedWord)*mixMul)>>shift&mask])
+					n++
+					if havePrev {
+						sum += int64(w[(((prevWord*fnvPrime)^wordHash^seedBigram)*mixMul)>>shift&mask])
+						n++
+					}
+					prevWord, havePrev = wordHash, true
+				}
+				f.WordStart = append(f.WordStart, int32(n))
+				f.Sums = append(f.Sums, sum)
+				f.Offsets = append(f.Offsets, int32(i))
+				if newSent || sentMarker {
+					f.SentStart = append(f.SentStart, int32(words))
+					newSent, sentMarker = false, false
+				}
+				words++
+				inWord = true
+				wordHash = 2166136261
+			}
+			wordHash = (wordHash ^ uint32(c)) * fnvPrime
+		} else {
+			inWord = false
+			if c == '\\' && i+1 < len(text) && (text[i+1] == 'n' || text[i+1] == 't' || text[i+1] == 'r') {
+				if text[i+1] != 't' {
+					sentMarker = true
+				}
+				p4, p3, p2, p1 = p2, p1, uint32(c), uint32(text[i+1])
+				i++
+				continue
+			}
+			switch c {
+			case '\n':
+				sentMarker = true
+			case '.', '!', '?', ';', ':':
+				if i+1 >= len(text) || text[i+1] == ' ' || text[i+1] == '\n' {
+					sentMarker = true
+				}
+			}
+		}
+		cu := uint32(c)
+		if i >= 4 {
+			h := (seedChar ^ cu) * fnvPrime
+			h = (h ^ p1) * fnvPrime
+			h = (h ^ p2) * fnvPrime
+			h3 := h + 2
+			h = (h ^ p3) * fnvPrime
+			h4 := h + 3
+			h = (h ^ p4) * fnvPrime
+			sum += int64(w[(h3*mixMul)>>shift&mask]) + int64(w[(h4*mixMul)>>shift&mask]) + int64(w[((h+4)*mixMul)>>shift&mask])
+			n += 3
+		} else if i >= 2 {
+			h := seedChar
+			for k := 0; k <= i; k++ {
+				h = (h ^ uint32(text[i-k])) * fnvPrime
+				if k >= 2 {
+					sum += int64(w[((h+uint32(k))*mixMul)>>shift&mask])
+					n++
+				}
+			}
+		}
+		p4, p3, p2, p1 = p3, p2, p1, cu
+	}
+	if words > 0 {
+		f.WordHashes = append(f.WordHashes, wordHash)
+		sum += int64(w[((wordHash^seedWord)*mixMul)>>shift&mask])
+		n++
+		if havePrev {
+			sum += int64(w[(((prevWord*fnvPrime)^wordHash^seedBigram)*mixMul)>>shift&mask])
+			n++
+		}
+	}
+	if words == 0 {
+		f.WordStart = append(f.WordStart[:0], 0)
+		f.Sums = append(f.Sums[:0], 0)
+		f.SentStart = append(f.SentStart[:0], 0)
+		f.Offsets = append(f.Offsets[:0], 0)
+		f.WordHashes = append(f.WordHashes[:0], 2166136261)
+	} else {
+		// n-grams before the first word belong to the first word
+		f.WordStart[0] = 0
+		f.Sums[0] = 0
+	}
+	f.WordStart = append(f.WordStart, int32(n))
+	f.Sums = append(f.Sums, sum)
+}
+
 // AddSpecial appends a hand-made feature (for example a pattern family that
 // matched) to word w of f. It must be called after Extract; it moves
 // features, so it is meant for a handful of calls per text; AddSpecials adds
 // several in one pass.
 func AddSpecial(f *Features, w int, id uint32) {
+	if f.weighted != nil {
+		AddSpecials(f, []Special{{W: w, ID: id}})
+		return
+	}
 	w = max(0, min(w, f.Words()-1))
 	at := f.WordStart[w+1]
 	f.Hashes = append(f.Hashes, 0)
@@ -220,6 +355,22 @@ func AddSpecials(f *Features, sp []Special) {
 	}
 	// stable: the specials of one word keep their order
 	slices.SortStableFunc(sp, func(a, b Special) int { return cmp.Compare(a.W, b.W) })
+	if wm := f.weighted; wm != nil {
+		// ExtractWeighted: no hashes to insert; WordStart[k] and Sums[k]
+		// move by the count and the weights of the specials of words
+		// before k
+		j := 0
+		var add int64
+		for k := 1; k < len(f.WordStart); k++ {
+			for j < len(sp) && sp[j].W < k {
+				add += int64(wm.W[Bucket((sp[j].ID*fnvPrime)^seedSpecial, wm.Bits)])
+				j++
+			}
+			f.WordStart[k] += int32(j)
+			f.Sums[k] += add
+		}
+		return
+	}
 	m := len(sp)
 	old := len(f.Hashes)
 	f.Hashes = slices.Grow(f.Hashes, m)[:old+m]

@@ -187,13 +187,22 @@ type Scorer struct {
 // Best returns the highest window logit of f and its span (see AppendSpans).
 // With contrast > 0 the logit is lowered by contrast times the mean logit of
 // the other windows, so that a window must stand out from its text.
+//
+// f comes from Extract or from ExtractWeighted with the same m (Best panics
+// for another model).
 func (s *Scorer) Best(m *Model, f *Features, contrast float64) (float64, Span) {
 	words := f.Words()
-	if words == 0 || len(f.Hashes) == 0 {
+	if words == 0 || f.WordStart[words] == 0 {
 		return float64(m.Bias), Span{}
 	}
-	s.prefix = slices.Grow(s.prefix[:0], words+1)[:words+1]
-	weightPrefixSums(s.prefix, m.W[:1<<m.Bits], m.Bits, f.Hashes, f.WordStart[:words+1])
+	prefix := f.Sums
+	if f.weighted == nil {
+		s.prefix = slices.Grow(s.prefix[:0], words+1)[:words+1]
+		weightPrefixSums(s.prefix, m.W[:1<<m.Bits], m.Bits, f.Hashes, f.WordStart[:words+1])
+		prefix = s.prefix
+	} else if f.weighted != m {
+		panic("textclf: Best with a model other than ExtractWeighted's")
+	}
 	s.spans = AppendSpans(s.spans[:0], f, m.Window, m.Stride)
 	bestLogit := math.Inf(-1)
 	var best Span
@@ -204,7 +213,7 @@ func (s *Scorer) Best(m *Model, f *Features, contrast float64) (float64, Span) {
 		if n <= 0 {
 			continue
 		}
-		l := float64(m.Scale) * float64(s.prefix[sp.End]-s.prefix[sp.Start]) / math.Sqrt(float64(n))
+		l := float64(m.Scale) * float64(prefix[sp.End]-prefix[sp.Start]) / math.Sqrt(float64(n))
 		lsum += l
 		cnt++
 		if l > bestLogit {
