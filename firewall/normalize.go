@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"html"
+	"math/bits"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -335,8 +336,21 @@ func foldAndCollapse(s string) string {
 		}
 		wordStart, latin, lookalike, other = -1, false, false, false
 	}
+	noFast := 0 // where foldASCII stopped at a non-ASCII byte: not tried again before it
 	for i := 0; i < len(s); {
 		c := s[i]
+		if wordStart < 0 && i >= noFast && c < utf8.RuneSelf {
+			// Outside a word (latin, lookalike and other are false) the
+			// ASCII text up to the last white space before the next
+			// non-ASCII byte has no homoglyph to fold: foldASCII does it
+			// eight bytes at a time.
+			j, nb, p, stop := foldASCII(b, s, i, pendingSpace)
+			noFast = stop // the bytes before stop were looked at
+			if j > i {
+				i, b, pendingSpace = j, nb, p
+				continue
+			}
+		}
 		if c >= 'a' && c <= 'z' {
 			// fast path: a run of lower-case ASCII letters
 			j := i + 1
@@ -416,6 +430,94 @@ func foldAndCollapse(s string) string {
 	// instead of copying them (as strings.Builder does); the copy was a
 	// tenth of this function's time.
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// foldASCII does foldAndCollapse's work on s[i:], starting outside a word
+// with pending white space pending, up to the first non-ASCII byte. It
+// returns the position after the last white space before that byte (or
+// len(s) when there is none), b with the output up to there appended, the
+// white space pending there, and the position of the non-ASCII byte
+// (len(s) if none). When it returns i, nothing was done.
+//
+// Plain ASCII needs no homoglyph folding, and a word that goes on into
+// non-ASCII text is left to the caller, which is why the work after the
+// last white space is dropped. Eight bytes from ' ' to DEL with no space
+// first and no two spaces in a row (most of ordinary prose) are lower-cased
+// as one word: each of their spaces is already the collapsed form of
+// itself.
+func foldASCII(b []byte, s string, i int, pending byte) (int, []byte, byte, int) {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	ri, rn, rp := i, len(b), pending // the state after the last white space
+	for i < len(s) {
+		if i+8 <= len(s) {
+			x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+			// no byte at or above 0x80, none below 0x20
+			if x&hi == 0 && (x-0x20*lo)&^x&hi == 0 {
+				// sp has the top bit of each space byte (exact: the
+				// bytes are below 0x80, so adding 0x7f carries into no
+				// other byte)
+				y := x ^ 0x20*lo
+				sp := ^((y&^hi + ^uint64(hi)) | y) & hi
+				// a space at the start would join the pending white
+				// space, two spaces would collapse: those take the byte
+				// by byte way below
+				if sp&0x80 == 0 && sp&(sp<<8) == 0 {
+					if pending != 0 {
+						if len(b) > 0 {
+							b = append(b, pending)
+						}
+						pending = 0
+					}
+					// set 0x20 in the bytes from 'A' (0x41) to 'Z'
+					// (0x5a): adding 0x3f sets the top bit from 0x41 on,
+					// adding 0x25 from 0x5b on
+					x |= ((x + 0x3f*lo) &^ (x + 0x25*lo) & hi) >> 2
+					n0 := len(b)
+					b = append(b, byte(x), byte(x>>8), byte(x>>16), byte(x>>24), byte(x>>32), byte(x>>40), byte(x>>48), byte(x>>56))
+					i += 8
+					if sp != 0 {
+						// each single space between two other bytes is
+						// itself the collapsed white space; the last one
+						// is where the caller may resume
+						k := bits.Len64(sp)/8 - 1
+						ri, rn, rp = i-8+k+1, n0+k, ' '
+						if k == 7 {
+							// a space at the end is pending
+							b = b[:len(b)-1]
+							pending = ' '
+						}
+					}
+					continue
+				}
+			}
+		}
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return ri, b[:rn], rp, i
+		}
+		i++
+		if isASCIISpace(c) {
+			if isLineBreak(rune(c)) {
+				pending = '\n'
+			} else if pending == 0 {
+				pending = ' '
+			}
+			ri, rn, rp = i, len(b), pending
+			continue
+		}
+		if pending != 0 {
+			if len(b) > 0 {
+				b = append(b, pending)
+			}
+			pending = 0
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return len(s), b, pending, len(s)
 }
 
 // foldWord replaces the homoglyphs of one word by their Latin look-alike. It
