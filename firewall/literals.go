@@ -252,11 +252,13 @@ type acMatcher struct {
 	next     []uint32  // row offset of a state + sym -> row offset of the next state
 	firstOut uint32    // row offset of the first state with an output
 	out      [][]int32 // (row offset - firstOut) / nsym -> literal ids ending there (with failure links)
+	maxLen   int       // the longest literal
 }
 
 func newACMatcher(lits []string) *acMatcher {
 	m := &acMatcher{lits: lits, nsym: 1}
 	for _, l := range lits {
+		m.maxLen = max(m.maxLen, len(l))
 		for i := 0; i < len(l); i++ {
 			if m.alpha[l[i]] == 0 {
 				m.alpha[l[i]] = uint8(m.nsym)
@@ -343,9 +345,39 @@ func newACMatcher(lits []string) *acMatcher {
 // occurrences records, per literal id, the start offsets where it occurs.
 type occurrences struct {
 	pos [][]int32
+	// later holds the second half's outputs while scan runs the two
+	// halves together
+	later []acHit
 }
 
-// scan fills occ with every occurrence of every literal in text.
+// acHit is a state with output and the position of the byte that led to it.
+type acHit struct {
+	s uint32
+	i int32
+}
+
+// acHits buffers the outputs of one run of the automaton (see run2).
+type acHits struct {
+	n int
+	h [64]acHit
+}
+
+// acSplitMin is the shortest text scan splits in two halves.
+const acSplitMin = 256
+
+// scan fills occ with every occurrence of every literal in text, each
+// literal's in increasing order.
+//
+// Every step of the automaton waits for the load of the step before it, so
+// a pass runs at the latency of one load per byte. A text of acSplitMin
+// bytes or more is scanned as two halves in the same loop (run2), whose two
+// chains of loads overlap. The second half starts maxLen-1 bytes early,
+// from the start state, so that it finds every literal that ends in it (a
+// literal ending at i starts at or after i-maxLen+1), and reports only
+// those; its outputs wait in occ.later until the first half's are recorded,
+// which keeps every literal's positions in order. The loop only buffers the
+// outputs, which are rare: recording them there (a call, appends) made the
+// compiler keep the loop's state in memory.
 func (m *acMatcher) scan(text string, occ *occurrences) {
 	if cap(occ.pos) < len(m.lits) {
 		occ.pos = make([][]int32, len(m.lits))
@@ -354,16 +386,91 @@ func (m *acMatcher) scan(text string, occ *occurrences) {
 	for i := range occ.pos {
 		occ.pos[i] = occ.pos[i][:0]
 	}
-	s := uint32(0) // row offset of the current state
-	next, alpha, firstOut := m.next, &m.alpha, m.firstOut
-	for i := 0; i < len(text); i++ {
-		s = next[s+uint32(alpha[text[i]])]
-		if s >= firstOut {
-			for _, id := range m.out[(s-firstOut)/uint32(m.nsym)] {
-				occ.pos[id] = append(occ.pos[id], int32(i+1-len(m.lits[id])))
+	var h1, h2 acHits
+	half := len(text) / 2
+	if len(text) < acSplitMin || half < m.maxLen {
+		s := uint32(0)
+		for i := 0; i < len(text); {
+			i, s = m.run1(text, i, s, &h1)
+			m.record(occ, &h1, 0)
+		}
+		return
+	}
+	first, second := text[:half], text[half-(m.maxLen-1):]
+	off := half - (m.maxLen - 1) // position in text of second[0]
+	later := occ.later[:0]
+	s1, s2 := uint32(0), uint32(0)
+	for i := 0; i < len(first); {
+		i, s1, s2 = m.run2(first, second, i, s1, s2, &h1, &h2)
+		m.record(occ, &h1, 0)
+		for _, h := range h2.h[:h2.n] {
+			if int(h.i)+off >= half {
+				later = append(later, acHit{h.s, h.i + int32(off)})
 			}
 		}
+		h2.n = 0
 	}
+	for _, h := range later {
+		for _, id := range m.out[(h.s-m.firstOut)/uint32(m.nsym)] {
+			occ.pos[id] = append(occ.pos[id], h.i+1-int32(len(m.lits[id])))
+		}
+	}
+	occ.later = later
+	rest := second[len(first):]
+	for i := 0; i < len(rest); {
+		i, s2 = m.run1(rest, i, s2, &h2)
+		m.record(occ, &h2, off+len(first))
+	}
+}
+
+// run1 runs the automaton over a[i:] from state s until a ends or h is
+// full, and returns where it stopped and the state there.
+func (m *acMatcher) run1(a string, i int, s uint32, h *acHits) (int, uint32) {
+	next, alpha, firstOut := m.next, &m.alpha, m.firstOut
+	n := h.n
+	for ; i < len(a) && n < len(h.h); i++ {
+		s = next[s+uint32(alpha[a[i]])]
+		if s >= firstOut {
+			h.h[n] = acHit{s, int32(i)}
+			n++
+		}
+	}
+	h.n = n
+	return i, s
+}
+
+// run2 runs the automaton over a[i:] from state s1 and, in the same loop,
+// over b[i:] from s2 (b at least as long as a), until a ends or a buffer of
+// outputs is full. It returns where it stopped and the two states.
+func (m *acMatcher) run2(a, b string, i int, s1, s2 uint32, h1, h2 *acHits) (int, uint32, uint32) {
+	next, alpha, firstOut := m.next, &m.alpha, m.firstOut
+	b = b[:len(a)]
+	n1, n2 := h1.n, h2.n
+	for ; i < len(a) && n1 < len(h1.h) && n2 < len(h2.h); i++ {
+		s1 = next[s1+uint32(alpha[a[i]])]
+		s2 = next[s2+uint32(alpha[b[i]])]
+		if s1 >= firstOut {
+			h1.h[n1] = acHit{s1, int32(i)}
+			n1++
+		}
+		if s2 >= firstOut {
+			h2.h[n2] = acHit{s2, int32(i)}
+			n2++
+		}
+	}
+	h1.n, h2.n = n1, n2
+	return i, s1, s2
+}
+
+// record adds the literals of the outputs in h, at positions moved by off,
+// to occ, and empties h.
+func (m *acMatcher) record(occ *occurrences, h *acHits, off int) {
+	for _, x := range h.h[:h.n] {
+		for _, id := range m.out[(x.s-m.firstOut)/uint32(m.nsym)] {
+			occ.pos[id] = append(occ.pos[id], int32(int(x.i)+off+1-len(m.lits[id])))
+		}
+	}
+	h.n = 0
 }
 
 // prefilter is one pattern's literal requirements, as literal ids.

@@ -321,7 +321,10 @@ func FuzzLoadRules(f *testing.F) {
 
 // TestACMatcherMatchesNaiveSearch compares the automaton (with its renumbered
 // states) with strings.Index on random texts over a small alphabet, where
-// literals overlap and nest often.
+// literals overlap and nest often. Texts of acSplitMin bytes and more are
+// scanned as two halves together, so the lengths around it are tried, with
+// literals long enough to straddle the middle, and texts with more outputs
+// than a buffer of run2 holds.
 func TestACMatcherMatchesNaiveSearch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	word := func(n int) string {
@@ -331,10 +334,11 @@ func TestACMatcherMatchesNaiveSearch(t *testing.T) {
 		}
 		return string(b)
 	}
-	for round := range 50 {
+	var occ occurrences // reused, as from the pool
+	for round := range 400 {
 		lits := map[string]bool{}
 		for len(lits) < 8 {
-			lits[word(1+rng.IntN(4))] = true
+			lits[word(1+rng.IntN(4+round%5))] = true
 		}
 		var list []string
 		for l := range lits {
@@ -342,8 +346,7 @@ func TestACMatcherMatchesNaiveSearch(t *testing.T) {
 		}
 		slices.Sort(list)
 		m := newACMatcher(list)
-		text := word(200)
-		var occ occurrences
+		text := word([]int{200, acSplitMin - 1, acSplitMin, acSplitMin + 1, 2*m.maxLen + acSplitMin, 1000, 1001}[round%7])
 		m.scan(text, &occ)
 		for id, l := range list {
 			var want []int32
