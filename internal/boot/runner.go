@@ -148,6 +148,11 @@ type Config struct {
 	OnStep func(StepResult)
 }
 
+// AbandonGrace is how long the runner waits, after a step's context ended
+// (its timeout, or the boot was cancelled), for the step to return before
+// abandoning it.
+const AbandonGrace = time.Second
+
 // Runner runs boot steps in order.
 type Runner struct {
 	cfg Config
@@ -244,12 +249,28 @@ func (r *Runner) runStep(ctx context.Context, n, total int, st Step) StepResult 
 	var o out
 	select {
 	case o = <-done:
+		res.Duration = time.Since(res.Started)
 	case <-sctx.Done():
-		// The step ignores its context: stop waiting for it. Its goroutine
-		// ends when Run returns; the buffered channel keeps it from blocking.
-		o = out{err: sctx.Err()}
+		res.Duration = time.Since(res.Started)
+		select {
+		case o = <-done: // it finished as the context ended: its result stands
+		default:
+			// Give a step that honours its context AbandonGrace to return, so
+			// what it did (fields it set, files it wrote) happens before Run
+			// returns and the caller cleans up; it still counts as failed.
+			// A step that ignores its context is abandoned: its goroutine
+			// ends when Run returns; the buffered channel keeps it from
+			// blocking.
+			timer := time.NewTimer(AbandonGrace)
+			select {
+			case late := <-done:
+				o = out{detail: late.detail, err: sctx.Err()}
+			case <-timer.C:
+				o = out{err: sctx.Err()}
+			}
+			timer.Stop()
+		}
 	}
-	res.Duration = time.Since(res.Started)
 	res.Detail = o.detail
 	if o.err != nil && errors.Is(o.err, context.DeadlineExceeded) && ctx.Err() == nil {
 		o.err = fmt.Errorf("timed out after %s: %w", timeout, o.err)

@@ -246,3 +246,29 @@ func TestBudgetOverrunLogged(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowToStopStepFinishesBeforeRun: a step that honours its context but
+// needs a moment to return is waited for (up to AbandonGrace), so what it
+// did happens before Run returns (the race detector checks the read below),
+// and it still counts as timed out.
+func TestSlowToStopStepFinishesBeforeRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var effect string
+		steps := []Step{{Name: "slow-stop", Timeout: 2 * time.Second, Fatal: true, Run: func(ctx context.Context) (string, error) {
+			<-ctx.Done()
+			time.Sleep(AbandonGrace / 2)
+			effect = "cleaned up"
+			return "stopped", ctx.Err()
+		}}}
+		rep, err := New(Config{}, nil).Run(context.Background(), steps)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want the timeout", err)
+		}
+		if effect != "cleaned up" {
+			t.Fatal("Run returned before the step did")
+		}
+		if rep.Steps[0].Outcome != Failed || rep.Steps[0].Duration != 2*time.Second {
+			t.Fatalf("report %+v", rep.Steps[0])
+		}
+	})
+}
