@@ -407,6 +407,9 @@ func (p *Proxy) resolve(ctx context.Context, ref string) (id string, managed boo
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxInspectBytes)).Decode(&info); err != nil {
 		return "", false, 0, fmt.Errorf("decoding the engine's inspect answer: %w", err)
 	}
+	// Read the rest (the engine's closing newline), so the connection goes
+	// back to the pool instead of being closed.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	if !reFullID.MatchString(info.ID) {
 		return "", false, 0, fmt.Errorf("engine returned an unexpected container ID %q", truncate(info.ID, 80))
 	}
