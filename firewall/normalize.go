@@ -72,38 +72,40 @@ func settled(t string) bool {
 		// ASCII without control characters is NFKC and has nothing to strip
 		return !mayDecode(t)
 	}
-	return !mayDecode(t) && !needsStrip(t) && norm.NFKC.IsNormalString(t)
+	return !mayDecode(t) && !needsStrip(t) && isNFKC(t)
 }
 
 // isPlainASCII reports whether s is ASCII with no control characters other
 // than white space.
 func isPlainASCII(s string) bool {
-	// Eight bytes at a time (a scan calls this twice over the whole text):
-	// a word with no byte below 0x20 and none at or above 0x7f is plain;
-	// a word that may have one (often a line break) is checked byte by
-	// byte. The bit tests may flag a plain word, never miss one.
+	// eight bytes at a time (a scan calls this twice over the whole text)
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		if printable8(s, i) {
-			continue
-		}
-		if !isPlainASCIIBytes(s[i : i+8]) {
+		if !plainWord(load64(s, i)) {
 			return false
 		}
 	}
 	return isPlainASCIIBytes(s[i:])
 }
 
-// printable8 reports whether s[i:i+8] (which must exist) is certainly
-// printable ASCII, 0x20…0x7e: it tests the eight bytes as one word, and may
-// say false for a printable word (then the caller looks at the bytes), never
-// true for one that is not.
-func printable8(s string, i int) bool {
+// load64 returns the eight bytes s[i:i+8] as a little-endian word (one load).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// plainWord reports whether the eight bytes of x are all printable ASCII
+// (0x20…0x7e) or ASCII white space (0x09…0x0d), the bytes isPlainASCIIBytes
+// accepts. It tests them as one word (where the printable8 it replaces
+// sent every word with a line break, one in five or so, to the byte loop).
+func plainWord(x uint64) bool {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-	// bytes below 0x20 | bytes at 0x7f | bytes at or above 0x80
-	return ((x-0x20*lo)&^x|(x+lo)|x)&hi == 0
+	// With every byte below 0x80, adding at most 0x77 carries into no other
+	// byte, and the top bit of a byte of x+k*lo says byte+k >= 0x80.
+	printable := (x + 0x60*lo) &^ (x + 0x01*lo) // >= 0x20 and < 0x7f
+	space := (x + 0x77*lo) &^ (x + 0x72*lo)     // >= 0x09 and < 0x0e
+	return x&hi == 0 && (printable|space)&hi == hi
 }
 
 func isPlainASCIIBytes(s string) bool {
@@ -191,11 +193,85 @@ func normalizeOnce(s string) string {
 	}
 	if !isPlainASCII(s) {
 		s = stripInvisible(s)
-		if !norm.NFKC.IsNormalString(s) {
-			s = norm.NFKC.String(s)
+		if !isNFKC(s) {
+			s = toNFKC(s)
 		}
 	}
 	return foldAndCollapse(s)
+}
+
+// nextNonASCII returns the piece of s, from i on, that Unicode
+// normalisation has to look at: [a, e) holds the first run of non-ASCII
+// bytes at or after i and the ASCII byte before it (which may combine with
+// what follows, as "e" with U+0301). It returns a = e = len(s) when s[i:] is
+// ASCII.
+//
+// Every ASCII character is a starter that never combines with a character
+// before it, so normalisation has a boundary before each (the norm package
+// starts a segment there too): NFKC of s is s's ASCII outside these pieces
+// with each piece's NFKC in its place, and s is NFKC when every piece is.
+// isNFKC and toNFKC use that to step over ASCII eight bytes at a time,
+// where norm goes byte by byte (three passes over every non-ASCII text).
+// This holds for valid UTF-8; they hand a text with invalid UTF-8 to norm
+// whole.
+func nextNonASCII(s string, i int) (a, e int) {
+	const hi = 0x8080808080808080
+	for i+8 <= len(s) && load64(s, i)&hi == 0 {
+		i += 8
+	}
+	for i < len(s) && s[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(s) {
+		return i, i
+	}
+	a, e = i, i+1
+	if a > 0 {
+		a--
+	}
+	for e < len(s) && s[e] >= utf8.RuneSelf {
+		e++
+	}
+	return a, e
+}
+
+// isNFKC is norm.NFKC.IsNormalString(s) (see nextNonASCII).
+func isNFKC(s string) bool {
+	for i := 0; i < len(s); {
+		a, e := nextNonASCII(s, i)
+		if a == e {
+			return true
+		}
+		if !utf8.ValidString(s[a:e]) {
+			// norm's verdict on invalid UTF-8 depends on what comes
+			// after it (Normalize never gets here: stripInvisible has
+			// replaced it)
+			return norm.NFKC.IsNormalString(s)
+		}
+		if !norm.NFKC.IsNormalString(s[a:e]) {
+			return false
+		}
+		i = e
+	}
+	return true
+}
+
+// toNFKC is norm.NFKC.String(s) (see nextNonASCII).
+func toNFKC(s string) string {
+	b := make([]byte, 0, len(s)+len(s)/8)
+	for i := 0; i < len(s); {
+		a, e := nextNonASCII(s, i)
+		b = append(b, s[i:a]...)
+		if a == e {
+			break
+		}
+		if !utf8.ValidString(s[a:e]) {
+			return norm.NFKC.String(s) // see isNFKC
+		}
+		b = norm.NFKC.AppendString(b, s[a:e])
+		i = e
+	}
+	return string(b)
 }
 
 // urlDecodeLenient decodes %XX escapes and leaves malformed ones untouched,
@@ -292,9 +368,9 @@ func stripInvisible(s string) string {
 // needsStrip reports whether stripInvisible would change s.
 func needsStrip(s string) bool {
 	for i := 0; i < len(s); {
-		// printable ASCII needs no stripping: skip it eight bytes at a time
+		// plain ASCII needs no stripping: skip it eight bytes at a time
 		// (this runs twice over every non-ASCII text)
-		if i+8 <= len(s) && printable8(s, i) {
+		if i+8 <= len(s) && plainWord(load64(s, i)) {
 			i += 8
 			continue
 		}

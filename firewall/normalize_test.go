@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestNormalize(t *testing.T) {
@@ -251,4 +253,69 @@ func TestURLDecodeAndNeedsStripMatchByteLoops(t *testing.T) {
 			t.Fatalf("needsStrip(%q) = %v, want %v", s, got, want)
 		}
 	}
+}
+
+// TestPlainWord compares plainWord with isPlainASCIIBytes on words made of bytes
+// around every boundary plainWord tests.
+func TestPlainWord(t *testing.T) {
+	edges := []byte{0x00, 0x08, 0x09, 0x0a, 0x0d, 0x0e, 0x1f, 0x20, 0x21, 'a', 0x7e, 0x7f, 0x80, 0xc3, 0xff}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		var b [8]byte
+		for k := range b {
+			b[k] = edges[rng.IntN(len(edges))]
+			if rng.IntN(3) == 0 {
+				b[k] = byte(0x20 + rng.IntN(0x5f))
+			}
+		}
+		if got, want := plainWord(load64(string(b[:]), 0)), isPlainASCIIBytes(string(b[:])); got != want {
+			t.Fatalf("plainWord(%q) = %v, want %v", b, got, want)
+		}
+	}
+	for c := range 256 {
+		w := string([]byte{'a', 'b', byte(c), ' ', '\n', 'x', 'y', 'z'})
+		if got, want := plainWord(load64(w, 0)), isPlainASCIIBytes(w); got != want {
+			t.Fatalf("plainWord(%q) = %v, want %v", w, got, want)
+		}
+	}
+}
+
+// nfkcPieces are the pieces of the random texts of TestNFKCPieces: ASCII,
+// combining marks, characters that compose with them or decompose under
+// NFKC, Hangul jamo, long runs of marks, and invalid UTF-8.
+var nfkcPieces = []string{"a", "e", "E", "<", "=", ">", " ", "\\n", "x1", "\\u0301", "\\u0308", "\\u0327", "\\u0338", "\\u0323",
+	"\\u0345", "é", "ö", "ﬁ", "²", "①", "\\u00a0", "Ａ", "\\u1100", "\\u1161", "\\u11a8", "가", "ά", "\\u03b1", "\\u1fbe",
+	"\\u2126", "\\u212b", "\\u0958", "\\u0915\\u093c", "\\u3099", "\\u304b", "\\ufb2a", strings.Repeat("\\u0301", 33), "\\xff", "\\xe2\\x82", "日本"}
+
+// TestNFKCPieces compares isNFKC and toNFKC, which hand norm only the
+// non-ASCII pieces of a text, with norm on the whole text.
+func TestNFKCPieces(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 50000 {
+		var b strings.Builder
+		for range rng.IntN(30) {
+			b.WriteString(nfkcPieces[rng.IntN(len(nfkcPieces))])
+		}
+		checkNFKC(t, b.String())
+	}
+	// invalid UTF-8 goes to norm whole: norm's answer for "0\xf5\u02b5"
+	// differs from its answer with a byte after it
+	checkNFKC(t, strings.Repeat("0", 300)+"\xf5\u02b50")
+}
+
+func checkNFKC(t *testing.T, s string) {
+	t.Helper()
+	if got, want := isNFKC(s), norm.NFKC.IsNormalString(s); got != want {
+		t.Fatalf("isNFKC(%+q) = %v, norm says %v", s, got, want)
+	}
+	if got, want := toNFKC(s), norm.NFKC.String(s); got != want {
+		t.Fatalf("toNFKC(%+q) = %+q, norm says %+q", s, got, want)
+	}
+}
+
+func FuzzNFKCPieces(f *testing.F) {
+	for _, p := range nfkcPieces {
+		f.Add("ab" + p + "c")
+	}
+	f.Fuzz(checkNFKC)
 }
