@@ -124,15 +124,8 @@ func isPlainASCIIBytes(s string) bool {
 func mayDecode(t string) bool {
 	// Two strings.IndexByte searches (vectorised) rather than one loop over
 	// every byte: both bytes are rare in ordinary text.
-	for s := t; ; {
-		i := strings.IndexByte(s, '&')
-		if i < 0 {
-			break
-		}
-		if i+1 < len(s) && (s[i+1] == '#' || s[i+1] >= 'a' && s[i+1] <= 'z' || s[i+1] >= 'A' && s[i+1] <= 'Z') {
-			return true
-		}
-		s = s[i+1:]
+	if mayUnescape(t) {
+		return true
 	}
 	for s := t; ; {
 		i := strings.IndexByte(s, '%')
@@ -145,6 +138,21 @@ func mayDecode(t string) bool {
 		s = s[i+1:]
 	}
 	return false
+}
+
+// mayUnescape reports whether html.UnescapeString could change t: every
+// character reference starts with "&#" or "&" and a letter.
+func mayUnescape(t string) bool {
+	for s := t; ; {
+		i := strings.IndexByte(s, '&')
+		if i < 0 {
+			return false
+		}
+		if i+1 < len(s) && (s[i+1] == '#' || s[i+1] >= 'a' && s[i+1] <= 'z' || s[i+1] >= 'A' && s[i+1] <= 'Z') {
+			return true
+		}
+		s = s[i+1:]
+	}
 }
 
 // isNormalFast reports whether s is ASCII text that no step of the pipeline
@@ -178,7 +186,9 @@ func isNormalFast(s string) bool {
 
 // normalizeOnce applies the pipeline once.
 func normalizeOnce(s string) string {
-	if strings.IndexByte(s, '&') >= 0 {
+	if mayUnescape(s) {
+		// html.UnescapeString copies the text twice (to bytes and back)
+		// as soon as it holds an "&", entity or not
 		s = html.UnescapeString(s)
 	}
 	for range MaxURLDecodeRounds {
@@ -265,13 +275,21 @@ func toNFKC(s string) string {
 		if a == e {
 			break
 		}
-		if !utf8.ValidString(s[a:e]) {
+		p := s[a:e]
+		if !utf8.ValidString(p) {
 			return norm.NFKC.String(s) // see isNFKC
 		}
-		b = norm.NFKC.AppendString(b, s[a:e])
+		if norm.NFKC.QuickSpanString(p) == len(p) {
+			// normal already: AppendString would allocate a buffer to
+			// find that out
+			b = append(b, p...)
+		} else {
+			b = norm.NFKC.AppendString(b, p)
+		}
 		i = e
 	}
-	return string(b)
+	// b is not touched after this (see foldAndCollapse)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // urlDecodeLenient decodes %XX escapes and leaves malformed ones untouched,

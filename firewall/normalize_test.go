@@ -3,6 +3,7 @@ package firewall
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"html"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -318,4 +319,30 @@ func FuzzNFKCPieces(f *testing.F) {
 		f.Add("ab" + p + "c")
 	}
 	f.Fuzz(checkNFKC)
+}
+
+// TestMayUnescape checks that html.UnescapeString leaves alone every text
+// mayUnescape says it could not change.
+func TestMayUnescape(t *testing.T) {
+	pieces := []string{"&", "&&", "amp", "amp;", "lt", "#", "#x41;", "#65", "1", "1;", ";", " ", "x", "é", "&;", "&1;", "&-", "&\n", "AElig"}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 50000 {
+		var b strings.Builder
+		for range rng.IntN(12) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		checkMayUnescape(t, b.String())
+	}
+}
+
+func checkMayUnescape(t *testing.T, s string) {
+	t.Helper()
+	if !mayUnescape(s) && html.UnescapeString(s) != s {
+		t.Fatalf("mayUnescape(%q) = false, but html.UnescapeString gives %q", s, html.UnescapeString(s))
+	}
+}
+
+func FuzzMayUnescape(f *testing.F) {
+	f.Add("R&D & co; &1; &;")
+	f.Fuzz(checkMayUnescape)
 }
