@@ -17,6 +17,10 @@
 // high 365 d, session 30 d, normal 30 d, auto and unknown 7 d, temporary 1 d.
 // When these guarantees leave too few candidates, the prune deletes what it
 // may and reports Insufficient: the ceiling never beats a guarantee.
+// Protection is checked twice: when the plan reads the metadata, and again on
+// the records each batch reads just before archiving them, so a memory tagged
+// permanent while a prune runs is skipped (Report.SkippedProtected) rather
+// than deleted.
 //
 // # Prune
 //

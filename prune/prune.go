@@ -163,13 +163,18 @@ type Plan struct {
 // Report is the outcome of a prune.
 type Report struct {
 	Plan
-	DryRun        bool
-	Deleted       int
-	FailedBatches int      // batches that failed on their first attempt
-	Failed        []string // ids still present after every retry
-	Archive       string
-	Run           string
-	Duration      time.Duration
+	DryRun  bool
+	Deleted int
+	// SkippedProtected counts candidates that had become protected (tagged
+	// permanent, say) between planning and their batch: they are re-checked
+	// on the records read just before archiving, and neither archived nor
+	// deleted. The prune then falls short of Target by that many.
+	SkippedProtected int
+	FailedBatches    int      // batches that failed on their first attempt
+	Failed           []string // ids still present after every retry
+	Archive          string
+	Run              string
+	Duration         time.Duration
 }
 
 // Plan computes what Prune would do, deleting nothing.
@@ -289,10 +294,11 @@ func (p *Pruner) Run(ctx context.Context, params Params, dryRun bool) (*Report, 
 		for i, c := range part {
 			ids[i] = c.ID
 		}
-		n, failed, firstFail, err := p.deleteBatch(ctx, ids, scores, rep.Run, params.Reason, start)
-		rep.Deleted += n
-		rep.Failed = append(rep.Failed, failed...)
-		if firstFail {
+		br, err := p.deleteBatch(ctx, ids, scores, rep.Run, params.Reason, start)
+		rep.Deleted += br.deleted
+		rep.Failed = append(rep.Failed, br.failed...)
+		rep.SkippedProtected += br.protected
+		if br.firstFail {
 			rep.FailedBatches++
 		}
 		if err != nil {
@@ -307,25 +313,46 @@ func (p *Pruner) Run(ctx context.Context, params Params, dryRun bool) (*Report, 
 	return rep, nil
 }
 
-// deleteBatch archives then deletes one batch with verify and retry. It
-// returns how many were deleted, the ids still present, whether the first
-// attempt failed, and a fatal error (archive failure or cancellation).
-func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[string]float64, run, reason string, now time.Time) (int, []string, bool, error) {
+// batchResult is the outcome of one deleteBatch.
+type batchResult struct {
+	deleted   int      // records deleted and verified gone
+	failed    []string // ids still present after every retry
+	protected int      // records skipped because they are now protected
+	firstFail bool     // the first delete attempt failed
+}
+
+// deleteBatch archives then deletes one batch with verify and retry. The
+// records are read again first and their protection re-checked on what was
+// read: a record that became protected since planning (re-tagged permanent,
+// say) is neither archived nor deleted, and one that is gone is left alone.
+// Only the records read and still deletable are archived and deleted. The
+// error is fatal (archive failure or cancellation).
+func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[string]float64, run, reason string, now time.Time) (batchResult, error) {
 	const op = "prune.deleteBatch"
+	var res batchResult
 	recs, err := p.store.Get(ctx, ids)
 	if err != nil {
-		return 0, nil, false, talos.E(talos.CodePruneFailed, op, "cannot read the records to archive", err)
+		return res, talos.E(talos.CodePruneFailed, op, "cannot read the records to archive", err)
 	}
-	entries := make([]Entry, len(recs))
-	for i, r := range recs {
-		entries[i] = Entry{V: ArchiveVersion, Run: run, PrunedAt: now.UnixMilli(), Reason: reason, Score: scores[r.ID],
-			ID: r.ID, Document: r.Document, Embedding: r.Embedding, Metadata: ArchiveMetadata(r.Metadata)}
+	entries := make([]Entry, 0, len(recs))
+	remaining := make([]string, 0, len(recs))
+	for _, r := range recs {
+		if protectedMemory(r.Metadata.Memory(), now) {
+			res.protected++
+			p.log.Warn("PRUNE_SKIPPED_PROTECTED", "id", r.ID, "priority", r.Metadata.Memory().Priority)
+			continue
+		}
+		entries = append(entries, Entry{V: ArchiveVersion, Run: run, PrunedAt: now.UnixMilli(), Reason: reason, Score: scores[r.ID],
+			ID: r.ID, Document: r.Document, Embedding: r.Embedding, Metadata: ArchiveMetadata(r.Metadata)})
+		remaining = append(remaining, r.ID)
+	}
+	if len(remaining) == 0 {
+		return res, nil
 	}
 	if err := appendArchive(p.cfg.ArchivePath, entries); err != nil {
-		return 0, nil, false, talos.E(talos.CodePruneFailed, op, "cannot append to the archive "+p.cfg.ArchivePath+"; nothing was deleted", err)
+		return res, talos.E(talos.CodePruneFailed, op, "cannot append to the archive "+p.cfg.ArchivePath+"; nothing was deleted", err)
 	}
-	remaining := ids
-	firstFail := false
+	total := len(remaining)
 	for attempt := 0; ; attempt++ {
 		err := p.store.Delete(ctx, remaining)
 		if err == nil {
@@ -340,21 +367,23 @@ func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[strin
 				}
 				remaining = still
 			} else {
-				return len(ids), nil, firstFail, nil
+				res.deleted, res.failed = total, nil
+				return res, nil
 			}
 		}
 		if attempt == 0 {
-			firstFail = true
+			res.firstFail = true
 		}
+		res.deleted, res.failed = total-len(remaining), remaining
 		if attempt >= p.cfg.Retries {
 			p.log.Error("PRUNE_BATCH_FAILED", "ids", len(remaining), "attempts", attempt+1, "err", err)
-			return len(ids) - len(remaining), remaining, firstFail, nil
+			return res, nil
 		}
 		delay := p.cfg.Backoff << attempt
 		p.log.Warn("PRUNE_BATCH_RETRY", "attempt", attempt+1, "delay", delay, "err", err)
 		select {
 		case <-ctx.Done():
-			return len(ids) - len(remaining), remaining, firstFail, ctx.Err()
+			return res, ctx.Err()
 		case <-time.After(delay):
 		}
 	}
@@ -393,9 +422,9 @@ func (p *Pruner) DeleteExpiredTemporary(ctx context.Context, maxAge time.Duratio
 	var failed []string
 	for b := 0; b < len(ids); b += p.cfg.BatchSize {
 		part := ids[b:min(b+p.cfg.BatchSize, len(ids))]
-		n, fl, _, err := p.deleteBatch(ctx, part, nil, run, "temporary-cleanup", now)
-		deleted += n
-		failed = append(failed, fl...)
+		br, err := p.deleteBatch(ctx, part, nil, run, "temporary-cleanup", now)
+		deleted += br.deleted
+		failed = append(failed, br.failed...)
 		if err != nil {
 			return deleted, err
 		}

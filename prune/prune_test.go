@@ -484,3 +484,61 @@ func FuzzParseEntry(f *testing.F) {
 		}
 	})
 }
+
+// retagStore re-tags some records permanent right after the first List, as
+// a concurrent writer would between a prune's plan and its deletes.
+type retagStore struct {
+	*ragtest.MemoryStore
+	once  sync.Once
+	retag []string
+}
+
+func (r *retagStore) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, error) {
+	recs, err := r.MemoryStore.List(ctx, opts)
+	r.once.Do(func() {
+		up := map[string]rag.Metadata{}
+		for _, id := range r.retag {
+			up[id] = rag.Metadata{rag.KeyPriority: string(rag.PriorityPermanent)}
+		}
+		if uerr := r.MemoryStore.UpdateMetadata(ctx, up); uerr != nil {
+			panic(uerr)
+		}
+	})
+	return recs, err
+}
+
+// A record that becomes permanent after the plan read it is neither
+// archived nor deleted: permanent is never deleted, even mid-prune.
+func TestRetaggedPermanentDuringPruneSurvives(t *testing.T) {
+	ctx := context.Background()
+	st := &retagStore{MemoryStore: ragtest.NewMemoryStore(2), retag: []string{"r000000", "r000007"}}
+	fill(t, st, 950, oldAuto)
+	archive := filepath.Join(t.TempDir(), "a.jsonl")
+	p, _ := prune.New(prune.Config{Ceiling: 1000, ArchivePath: archive, BatchSize: 100}, st)
+	rep, err := p.Prune(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Candidates) != 150 || rep.SkippedProtected != 2 || rep.Deleted != 148 {
+		t.Fatalf("candidates %d, skipped %d, deleted %d; want 150, 2, 148", len(rep.Candidates), rep.SkippedProtected, rep.Deleted)
+	}
+	got, _ := st.Get(ctx, st.retag)
+	if len(got) != 2 {
+		t.Fatalf("re-tagged permanent records deleted: %d of 2 left", len(got))
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	if err := prune.ReadArchive(f, func(e prune.Entry) error {
+		n++
+		if e.ID == "r000000" || e.ID == "r000007" {
+			return fmt.Errorf("protected %s archived", e.ID)
+		}
+		return nil
+	}); err != nil || n != 148 {
+		t.Fatalf("archive: %d entries, %v; want 148", n, err)
+	}
+}
