@@ -17,6 +17,7 @@ import (
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/llm/llmtest"
 	"github.com/talos-ironclad/talos/llm/ollama"
+	"github.com/talos-ironclad/talos/vram"
 )
 
 // fakeOllama speaks Ollama's wire format: /api/chat streams NDJSON (one JSON
@@ -313,4 +314,37 @@ func FuzzChatStream(f *testing.F) {
 			t.Fatalf("error without a talos code: %v", err)
 		}
 	})
+}
+
+// TestHasModel: Has follows /api/show (404 = not pulled), and the client is
+// a vram.Catalog, so the VRAM mutex refuses an unknown model before it
+// unloads the resident one.
+func TestHasModel(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Model, Name string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		switch body.Model + body.Name {
+		case "qwen2.5-coder:7b":
+			fmt.Fprint(w, `{"details":{"family":"qwen2"},"model_info":{"general.architecture":"qwen2","qwen2.context_length":32768}}`)
+		case "boom":
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `{"error":"disk on fire"}`)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"error":"model '%s' not found"}`, body.Model)
+		}
+	}))
+	defer srv.Close()
+	c := newClient(t, srv.URL, ollama.Config{})
+	var _ vram.Catalog = c
+	ctx := context.Background()
+	if ok, err := c.Has(ctx, "qwen2.5-coder:7b"); !ok || err != nil {
+		t.Fatalf("Has(pulled) = %v, %v", ok, err)
+	}
+	if ok, err := c.Has(ctx, "ghost"); ok || err != nil {
+		t.Fatalf("Has(missing) = %v, %v; want false, nil", ok, err)
+	}
+	if _, err := c.Has(ctx, "boom"); err == nil {
+		t.Fatal("Has on a server error returned no error")
+	}
 }
