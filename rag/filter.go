@@ -32,10 +32,14 @@ const (
 //   - Eq and In match records whose key exists with an equal value; numbers
 //     compare numerically (int64 7 equals float64 7.0), strings and bools
 //     only equal values of their own type.
-//   - Ne and Nin match records whose key exists with a different value;
-//     records without the key do not match.
+//   - Ne and Nin are the negations of Eq and In: they match records whose
+//     key holds a different value and records without the key (a missing
+//     value is "not equal", as on a Chroma server and in MongoDB).
 //   - Gt, Gte, Lt and Lte take a number and match records whose key holds a
-//     number in range.
+//     number in range; records without the key do not match.
+//
+// The conformance suite in rag/ragtest checks these semantics, missing keys
+// included, on every adapter (a real Chroma server among them).
 //   - And matches when every child matches, Or when at least one does.
 type Filter struct {
 	Op       Op
@@ -48,7 +52,7 @@ type Filter struct {
 // Eq matches key == v.
 func Eq(key string, v any) Filter { return Filter{Op: OpEq, Key: key, Value: normValue(v)} }
 
-// Ne matches key != v (records with the key only).
+// Ne matches key != v, including records without the key.
 func Ne(key string, v any) Filter { return Filter{Op: OpNe, Key: key, Value: normValue(v)} }
 
 // Gt matches key > v (numbers).
@@ -68,7 +72,7 @@ func In(key string, vs ...any) Filter {
 	return Filter{Op: OpIn, Key: key, Values: normValues(vs)}
 }
 
-// Nin matches key present and equal to none of vs.
+// Nin matches key equal to none of vs, including records without the key.
 func Nin(key string, vs ...any) Filter {
 	return Filter{Op: OpNin, Key: key, Values: normValues(vs)}
 }
@@ -208,7 +212,9 @@ func (f Filter) Match(md Metadata) bool {
 	}
 	v, ok := md[f.Key]
 	if !ok {
-		return false
+		// A missing value is "not equal" to anything: only the negations
+		// match (Chroma and MongoDB semantics).
+		return f.Op == OpNe || f.Op == OpNin
 	}
 	switch f.Op {
 	case OpEq:

@@ -137,29 +137,49 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 			{ID: "b", Embedding: Unit(dim, 1, 2, .1), Document: "banana split", Metadata: rag.Metadata{"kind": "fruit", "n": int64(5), "w": 1.5, "ok": false}},
 			{ID: "c", Embedding: Unit(dim, 2, 3, .1), Document: "carrot cake", Metadata: rag.Metadata{"kind": "veg", "n": int64(10), "w": 2.5, "ok": true}},
 			{ID: "d", Embedding: Unit(dim, 3, 4, .1), Document: "date bread", Metadata: rag.Metadata{"kind": "veg", "n": int64(20), "w": 3.5, "ok": false}},
+			// e and f lack the filtered keys: e has other metadata, f none.
+			{ID: "e", Embedding: Unit(dim, 4, 5, .1), Document: "elderberry wine", Metadata: rag.Metadata{"other": "x"}},
+			{ID: "f", Embedding: Unit(dim, 5, 6, .1), Document: "fig roll"},
 		})
 		cases := []struct {
 			name string
 			f    rag.Filter
 			want []string
 		}{
+			// A record without the key never matches $eq, $in or a range,
+			// and always matches $ne and $nin (Chroma's and MongoDB's
+			// semantics: a missing value is "not equal").
 			{"eq string", rag.Eq("kind", "fruit"), []string{"a", "b"}},
 			{"eq int", rag.Eq("n", 10), []string{"c"}},
 			{"eq bool", rag.Eq("ok", true), []string{"a", "c"}},
-			{"ne string", rag.Ne("kind", "fruit"), []string{"c", "d"}},
+			{"ne string", rag.Ne("kind", "fruit"), []string{"c", "d", "e", "f"}},
+			{"ne int", rag.Ne("n", 5), []string{"a", "c", "d", "e", "f"}},
+			{"ne float", rag.Ne("w", 0.5), []string{"b", "c", "d", "e", "f"}},
+			{"ne bool", rag.Ne("ok", true), []string{"b", "d", "e", "f"}},
 			{"gt int", rag.Gt("n", 5), []string{"c", "d"}},
 			{"gte int", rag.Gte("n", 5), []string{"b", "c", "d"}},
 			{"lt int", rag.Lt("n", 10), []string{"a", "b"}},
 			{"lte int", rag.Lte("n", 10), []string{"a", "b", "c"}},
 			{"gt float", rag.Gt("w", 1.5), []string{"c", "d"}},
+			{"gte float", rag.Gte("w", 1.5), []string{"b", "c", "d"}},
 			{"lt float", rag.Lt("w", 2), []string{"a", "b"}},
+			{"lte float", rag.Lte("w", 0.5), []string{"a"}},
 			{"in string", rag.In("kind", "veg", "nut"), []string{"c", "d"}},
 			{"in int", rag.In("n", 1, 20), []string{"a", "d"}},
-			{"nin", rag.Nin("kind", "veg"), []string{"a", "b"}},
+			{"in bool", rag.In("ok", false), []string{"b", "d"}},
+			{"nin", rag.Nin("kind", "veg"), []string{"a", "b", "e", "f"}},
+			{"nin int", rag.Nin("n", 1, 20), []string{"b", "c", "e", "f"}},
+			{"nin bool", rag.Nin("ok", true), []string{"b", "d", "e", "f"}},
 			{"and", rag.And(rag.Eq("kind", "veg"), rag.Lt("n", 15)), []string{"c"}},
 			{"or", rag.Or(rag.Eq("n", 1), rag.Eq("kind", "veg")), []string{"a", "c", "d"}},
 			{"and of or", rag.And(rag.Or(rag.Eq("n", 1), rag.Eq("n", 20)), rag.Eq("ok", false)), []string{"d"}},
-			{"missing key", rag.Eq("nope", "x"), nil},
+			{"and with ne", rag.And(rag.Ne("kind", "veg"), rag.Eq("other", "x")), []string{"e"}},
+			{"or with nin", rag.Or(rag.Nin("kind", "fruit", "veg"), rag.Eq("n", 1)), []string{"a", "e", "f"}},
+			{"missing key eq", rag.Eq("nope", "x"), nil},
+			{"missing key gt", rag.Gt("nope", 0), nil},
+			{"missing key in", rag.In("nope", "x"), nil},
+			{"missing key ne", rag.Ne("nope", "x"), []string{"a", "b", "c", "d", "e", "f"}},
+			{"missing key nin", rag.Nin("nope", "x", "y"), []string{"a", "b", "c", "d", "e", "f"}},
 		}
 		for _, c := range cases {
 			f := c.f
