@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/talos-ironclad/talos/internal/config"
@@ -8,6 +11,11 @@ import (
 
 // homeFlag is the global flag that overrides TALOS_HOME.
 const homeFlag = "home"
+
+// setFlag is the global, repeatable flag `--set NAME=VALUE` that overrides
+// one configuration variable (the flags layer: flags > env > talos.env >
+// config.yaml > defaults).
+const setFlag = "set"
 
 // homeFrom returns the value of --home as seen by cmd (the root's persistent
 // flag, or a local flag of the same name), or "" when not given.
@@ -18,13 +26,59 @@ func homeFrom(cmd *cobra.Command) string {
 	return ""
 }
 
+// setOverrides parses every --set NAME=VALUE given to cmd into a map of
+// variable name → value. NAME may be written in upper case (the variable)
+// or lower case (the config.yaml key). A malformed pair or an unknown name
+// is an error naming the flag and the name, never the value (it may be a
+// secret).
+func setOverrides(cmd *cobra.Command) (map[string]string, error) {
+	f := cmd.Flag(setFlag)
+	if f == nil {
+		return nil, nil
+	}
+	sv, ok := f.Value.(interface{ GetSlice() []string })
+	if !ok {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for i, pair := range sv.GetSlice() {
+		name, val, ok := strings.Cut(pair, "=")
+		name = strings.ToUpper(strings.TrimSpace(name))
+		if !ok || name == "" {
+			// Do not echo the argument: without '=' it may be a bare secret.
+			return nil, fmt.Errorf("--set number %d is not NAME=VALUE (for example --set LOG_LEVEL=DEBUG)", i+1)
+		}
+		if name == config.EnvHome {
+			return nil, fmt.Errorf("--set %s: the home directory is chosen with --home (or the %s environment variable)", name, config.EnvHome)
+		}
+		if !config.IsVariable(name) {
+			return nil, fmt.Errorf("--set %s: %s is not a configuration variable%s; `talos config vars` lists every valid name", name, name, config.Suggest(name))
+		}
+		out[name] = val
+	}
+	return out, nil
+}
+
 // loadConfig loads the configuration for cmd: --home (else TALOS_HOME, else
-// ~/talos), then config.yaml, talos.env, the environment and overrides
-// (variable name → value, from the command's own flags; may be nil).
+// ~/talos), then config.yaml, talos.env, the environment, every --set
+// NAME=VALUE and finally overrides (variable name → value, from the
+// command's own flags such as run --health-addr; may be nil), each layer
+// winning over the ones before.
 // On invalid configuration it returns the Config filled as far as possible
-// and a *config.ValidationError listing every problem.
+// and a *config.ValidationError listing every problem. A malformed or
+// unknown --set returns a nil Config and an error naming it.
 func loadConfig(cmd *cobra.Command, overrides map[string]string) (*config.Config, error) {
-	return config.Load(config.LoadOptions{Home: homeFrom(cmd), Flags: overrides})
+	flags, err := setOverrides(cmd)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range overrides {
+		if flags == nil {
+			flags = map[string]string{}
+		}
+		flags[k] = v
+	}
+	return config.Load(config.LoadOptions{Home: homeFrom(cmd), Flags: flags})
 }
 
 // resolveHome returns the absolute home directory for cmd without reading

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +19,7 @@ func newConfigCmd() *cobra.Command {
 		Use:   "config",
 		Short: "Inspect the configuration",
 	}
-	cmd.AddCommand(newConfigValidateCmd())
+	cmd.AddCommand(newConfigValidateCmd(), newConfigVarsCmd())
 	return cmd
 }
 
@@ -26,8 +27,8 @@ func newConfigValidateCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate",
 		Short: "Check config.yaml, talos.env and the environment; list every problem (exit 2)",
-		Long: `Resolve the configuration exactly as talos run does (flags > environment >
-talos.env > config.yaml > defaults) and check every variable against its
+		Long: `Resolve the configuration exactly as talos run does (--set flags >
+environment > talos.env > config.yaml > defaults) and check every variable against its
 range. Every problem is printed on its own line, starting with the variable
 name; secrets are never shown. Exit codes: 0 valid, 2 invalid.`,
 		Args: cobra.NoArgs,
@@ -57,6 +58,33 @@ name; secrets are never shown. Exit codes: 0 valid, 2 invalid.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "configuration OK: %s (%d variables, %d of 5 services configured, the rest on embedded defaults)\n",
 				cfg.Home, len(config.Variables()), services)
 			return nil
+		},
+	}
+}
+
+func newConfigVarsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "vars",
+		Short: "List every configuration variable with its default and allowed values",
+		Long: `List every variable the configuration understands, one per line: name,
+default and what is allowed. These names are valid in the environment, in
+talos.env, in config.yaml (in lower case) and in --set NAME=VALUE. Secrets
+are marked and their values are never shown.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tDEFAULT\tALLOWED")
+			for _, v := range config.Describe() {
+				def := v.Default
+				switch {
+				case v.Secret:
+					def = "(secret)"
+				case def == "":
+					def = "(empty)"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\n", v.Name, def, v.Allowed)
+			}
+			return w.Flush()
 		},
 	}
 }

@@ -85,7 +85,10 @@ func healthTarget(cmd *cobra.Command, addr string) (target, note string, err err
 	}
 	// Load tolerates an invalid config (it returns what it could read):
 	// only the home and the health address matter here.
-	cfg, _ := loadConfig(cmd, nil)
+	cfg, err := loadConfig(cmd, nil)
+	if cfg == nil && err != nil {
+		return "", "", err
+	}
 	if cfg == nil {
 		return "", "", errors.New("cannot find the Talos home: set TALOS_HOME or pass --home")
 	}

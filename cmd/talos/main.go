@@ -59,6 +59,8 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String(homeFlag, "", "Talos home directory (overrides $TALOS_HOME; default ~/talos)")
+	root.PersistentFlags().StringArray(setFlag, nil,
+		"override a configuration variable, NAME=VALUE (repeatable; wins over the environment, talos.env and config.yaml; `talos config vars` lists the names)")
 	root.AddCommand(
 		newInitCmd(),
 		newConfigCmd(),

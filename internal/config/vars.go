@@ -746,3 +746,41 @@ func checkTailscaleKey(name, v string) []string {
 	}
 	return nil
 }
+
+// VarInfo describes one configuration variable for listings such as
+// `talos config vars`.
+type VarInfo struct {
+	// Name is the variable's name (TRUST_LEVEL); config.yaml uses it in
+	// lower case.
+	Name string
+	// Default is the default as a raw string; empty for secrets and for
+	// variables whose default is empty.
+	Default string
+	// Allowed describes the valid values.
+	Allowed string
+	// Secret is true when the value is never shown.
+	Secret bool
+}
+
+// Describe returns every variable Load understands, in the order of
+// Variables.
+func Describe() []VarInfo {
+	out := make([]VarInfo, len(table))
+	for i := range table {
+		v := &table[i]
+		out[i] = VarInfo{Name: v.name, Allowed: v.allowed, Secret: v.secret}
+		if !v.secret {
+			out[i].Default = v.def
+		}
+	}
+	return out
+}
+
+// IsVariable reports whether name (exact, upper case) is a variable Load
+// understands.
+func IsVariable(name string) bool { return lookupVar(name) != nil }
+
+// Suggest returns a hint for a name that is not a variable: the variable
+// that replaces a legacy script name, or the nearest variable name, as
+// " (did you mean X?)"; "" when nothing is close.
+func Suggest(name string) string { return suggest(name) }
