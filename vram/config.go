@@ -62,7 +62,9 @@ type Model struct {
 	// loaded (the load is refused when free VRAM is not above it).
 	MinFree uint64
 	// Size is the VRAM the model occupies once loaded; an unload is complete
-	// when used VRAM dropped by UnloadDropRatio × Size. Zero means MinFree.
+	// when used VRAM dropped by UnloadDropRatio × Size. Zero means what the
+	// model was measured to take after its load (used VRAM after minus
+	// before), or MinFree when that is unknown.
 	Size uint64
 }
 

@@ -73,6 +73,7 @@ type Mutex struct {
 	model         string
 	baseline      uint64 // used VRAM before the current model was loaded
 	hasBaseline   bool
+	footprint     uint64 // VRAM the resident model took, measured after its load (0: unknown)
 	leases        int
 	queue         []*waiter
 	busy          bool // the worker goroutine runs
@@ -270,7 +271,7 @@ func (m *Mutex) Reset() {
 	m.setStateLocked(Idle, "")
 	m.errCause = nil
 	m.cooldownUntil = time.Time{}
-	m.hasBaseline = false
+	m.hasBaseline, m.footprint = false, 0
 	m.kickLocked()
 }
 
@@ -507,7 +508,8 @@ func (m *Mutex) swap(w *waiter) {
 		m.refuse(w, "gpu_unreadable", talos.E(talos.CodeGPUQuery, op, fmt.Sprintf("cannot read GPU memory to swap %q for %q; nothing was changed", from, w.model), err))
 		return
 	}
-	if free := r.Free() + m.cfg.Models[from].size(); free <= want.MinFree {
+	fromSize := m.residentSize(from)
+	if free := r.Free() + fromSize; free <= want.MinFree {
 		m.refuse(w, "vram", talos.Errorf(talos.CodeOOMGPU, op, "model %q needs more than %s free VRAM; even after unloading %q only about %s would be free (used %s of %s); nothing was changed",
 			w.model, gb(want.MinFree), from, gb(free), gb(r.Used), gb(r.Total)))
 		return
@@ -522,7 +524,7 @@ func (m *Mutex) swap(w *waiter) {
 
 	var target uint64
 	var hasTarget bool
-	drop := uint64(float64(m.cfg.Models[from].size()) * m.cfg.UnloadDropRatio)
+	drop := uint64(float64(fromSize) * m.cfg.UnloadDropRatio)
 	listed, lerr := m.resident(from)
 	switch {
 	case lerr == nil && !listed:
@@ -532,9 +534,29 @@ func (m *Mutex) swap(w *waiter) {
 	case r.Used >= drop:
 		target, hasTarget = r.Used-drop, true
 	case m.hasBaselineValue():
-		target, hasTarget = m.baselineValue()+m.cfg.Models[from].size()-drop, true
+		target, hasTarget = m.baselineValue()+fromSize-drop, true
 	}
 	m.unload(from, target, hasTarget, w)
+}
+
+// residentSize is the VRAM the resident model is taken to occupy: its
+// configured Size, else what it was measured to take after its load, else
+// its MinFree. The measurement matters when only MinFree is configured
+// (TALOS_VRAM_MODELS gives one number per model): a model smaller than its
+// MinFree would otherwise never show the expected drop on unload, and every
+// swap would wait for the hang threshold.
+func (m *Mutex) residentSize(model string) uint64 {
+	c := m.cfg.Models[model]
+	if c.Size != 0 {
+		return c.Size
+	}
+	m.mu.Lock()
+	fp, resident := m.footprint, m.model == model
+	m.mu.Unlock()
+	if resident && fp > 0 {
+		return fp
+	}
+	return c.MinFree
 }
 
 func (m *Mutex) hasBaselineValue() bool {
@@ -590,7 +612,7 @@ func (m *Mutex) adoptStray(target string) bool {
 		}
 		m.log.Warn("vram: the runtime holds a model the mutex did not load; taking it over to unload it", "model", name, "wanted", target)
 		m.setStateLocked(Ready, name)
-		m.hasBaseline = false
+		m.hasBaseline, m.footprint = false, 0
 		return true
 	}
 	return false
@@ -635,9 +657,15 @@ func (m *Mutex) load(w *waiter) {
 		}
 	}
 	if err == nil {
+		// Measure what the model took; an unreadable GPU leaves it unknown.
+		var fp uint64
+		if after, rerr := m.readGPU(); rerr == nil && after.Used > r.Used {
+			fp = after.Used - r.Used
+		}
 		m.mu.Lock()
 		m.loads++
 		m.setStateLocked(Ready, model)
+		m.footprint = fp
 		m.mu.Unlock()
 		return // the next loop of work grants the leases
 	}
@@ -701,7 +729,7 @@ func (m *Mutex) unload(model string, target uint64, hasTarget bool, owner *waite
 			m.mu.Lock()
 			m.unloads++
 			m.setStateLocked(Idle, "")
-			m.hasBaseline = false
+			m.hasBaseline, m.footprint = false, 0
 			m.mu.Unlock()
 			return
 		}
@@ -765,7 +793,7 @@ func (m *Mutex) hung(model string, after time.Duration, owner *waiter) {
 			m.mu.Lock()
 			m.unloads++
 			m.setStateLocked(Idle, "")
-			m.hasBaseline = false
+			m.hasBaseline, m.footprint = false, 0
 			m.mu.Unlock()
 			return
 		}
@@ -792,7 +820,7 @@ func (m *Mutex) hung(model string, after time.Duration, owner *waiter) {
 	}
 	m.unloads++
 	m.setStateLocked(Idle, "")
-	m.hasBaseline = false
+	m.hasBaseline, m.footprint = false, 0
 	m.cooldownUntil = time.Now().Add(m.cfg.Cooldown)
 	rep.CooldownUntil = m.cooldownUntil
 	m.lastKill = &rep

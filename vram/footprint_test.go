@@ -1,0 +1,46 @@
+package vram_test
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/talos-ironclad/talos/vram"
+	"github.com/talos-ironclad/talos/vram/vramtest"
+)
+
+// TestSwapUsesMeasuredFootprint: with only MinFree configured (as
+// TALOS_VRAM_MODELS gives it), a model that really takes less than its
+// MinFree is unloaded against what it was measured to take, so the swap does
+// not wait for the 29 s hang threshold.
+func TestSwapUsesMeasuredFootprint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gpu := vramtest.NewGPU(24 * vram.GiB)
+		gpu.SetUsed(2 * vram.GiB) // the desktop
+		rt := vramtest.NewRuntime(map[string]uint64{"coder": 4608 * vram.MiB, "vision": 6 * vram.GiB}, gpu, nil)
+		m, err := vram.New(vram.Config{Models: map[string]vram.Model{"coder": {MinFree: 7 * vram.GiB}, "vision": {MinFree: 9 * vram.GiB}}},
+			vram.Deps{Runtime: rt, GPU: gpu})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		l, err := m.Acquire(context.Background(), "coder")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Release()
+		start := time.Now()
+		l, err = m.Acquire(context.Background(), "vision")
+		if err != nil {
+			t.Fatalf("swap to vision: %v", err)
+		}
+		l.Release()
+		if took := time.Since(start); took >= vram.DefaultUnloadHang {
+			t.Fatalf("swap took %v: it waited for the hang threshold instead of seeing the unload", took)
+		}
+		if s := m.Stats(); s.Model != "vision" || s.State != vram.Ready {
+			t.Fatalf("after the swap: %v %q", s.State, s.Model)
+		}
+	})
+}
