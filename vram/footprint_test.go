@@ -44,3 +44,43 @@ func TestSwapUsesMeasuredFootprint(t *testing.T) {
 		}
 	})
 }
+
+// TestHungUnloadOfAnUnlistedModelKillsNothing: when the runtime no longer
+// lists the model but used VRAM never drops, the only runner process left
+// may hold another client's model: it must not be signalled.
+func TestHungUnloadOfAnUnlistedModelKillsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gpu := vramtest.NewGPU(24 * vram.GiB)
+		gpu.SetUsed(vram.GiB)
+		procs := vramtest.NewProcesses()
+		rt := vramtest.NewRuntime(map[string]uint64{"coder": 5 * vram.GiB, "vision": 7 * vram.GiB}, gpu, procs)
+		other := procs.Spawn(vramtest.Proc{Behavior: vramtest.ExitOnTerm}) // someone else's embedding runner
+		locator := vram.RunnerFunc(func(context.Context, string) (int, error) { return other, nil })
+		m, err := vram.New(vram.Config{Models: map[string]vram.Model{"coder": {MinFree: 6 * vram.GiB, Size: 5 * vram.GiB}, "vision": {MinFree: 7 * vram.GiB}}},
+			vram.Deps{Runtime: rt, GPU: gpu, Runner: locator, Processes: procs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		l, err := m.Acquire(context.Background(), "coder")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Release()
+		rt.OnUnload = func(ctx context.Context, model string) error {
+			rt.Evict(model)
+			gpu.SetUsed(6 * vram.GiB) // the memory never comes back
+			return nil
+		}
+		l, err = m.Acquire(context.Background(), "vision")
+		if err == nil {
+			l.Release()
+		}
+		if sigs := procs.Signals(other); len(sigs) != 0 {
+			t.Fatalf("another client's runner got %v", sigs)
+		}
+		if s := m.Stats(); s.State == vram.Error {
+			t.Fatalf("state %v after an unload the runtime confirmed", s.State)
+		}
+	})
+}

@@ -774,6 +774,18 @@ func (m *Mutex) unloadComplete(model string, target uint64, hasTarget bool) bool
 // the post-kill diagnostics.
 func (m *Mutex) hung(model string, after time.Duration, owner *waiter) {
 	const op = "vram.unload"
+	// A model the runtime no longer lists is not ours to kill for: whatever
+	// runner process is left may hold another client's model (an embedding
+	// model, say), and the VRAM that did not come back is someone else's.
+	if listed, err := m.resident(model); err == nil && !listed {
+		m.log.Warn("vram: unload verified by the runtime only; used VRAM did not drop as expected, no runner is killed", "model", model, "after", after.Round(time.Millisecond).String())
+		m.mu.Lock()
+		m.unloads++
+		m.setStateLocked(Idle, "")
+		m.hasBaseline, m.footprint = false, 0
+		m.mu.Unlock()
+		return
+	}
 	pid, perr := 0, error(nil)
 	if m.runner == nil {
 		perr = errors.New("no RunnerLocator configured")
@@ -783,19 +795,6 @@ func (m *Mutex) hung(model string, after time.Duration, owner *waiter) {
 		cancel()
 		if perr == nil && pid <= 0 {
 			perr = fmt.Errorf("runner pid %d is not a process id", pid)
-		}
-	}
-	if perr != nil {
-		if listed, err := m.resident(model); err == nil && !listed {
-			// The runtime dropped the model and no runner is left to kill:
-			// the VRAM that did not come back is someone else's.
-			m.log.Warn("vram: unload verified by the runtime only; used VRAM did not drop as expected and no runner is left", "model", model, "after", after.Round(time.Millisecond).String(), "runner_err", perr)
-			m.mu.Lock()
-			m.unloads++
-			m.setStateLocked(Idle, "")
-			m.hasBaseline, m.footprint = false, 0
-			m.mu.Unlock()
-			return
 		}
 	}
 	m.log.Error("VRAM_MUTEX_UNLOAD_HANG", "model", model, "pid", pid, "hang_duration", after.Round(time.Millisecond).String(), "action", "EMERGENCY_KILL")
