@@ -26,11 +26,9 @@ func (d *Daemon) checks() []health.Check {
 
 	if d.redis != nil {
 		r := d.redis
+		policy := d.cfg.RedisMaxMemoryPolicy
 		cs = append(cs, health.Check{Name: NameRedis, Func: func(ctx context.Context) (string, error) {
-			if err := r.Ping(ctx); err != nil {
-				return "", err
-			}
-			return "PONG from " + r.Addr(), nil
+			return redisCheck(ctx, r, policy)
 		}})
 	} else {
 		cs = append(cs, embedded(NameRedis, "embedded in-memory cache"))
@@ -108,6 +106,32 @@ func (d *Daemon) checks() []health.Check {
 		}},
 	)
 	return cs
+}
+
+// redisCheck is the runtime Redis check: PING, then the same
+// maxmemory-policy check as the boot step (stepRedis), so /health and the
+// ready marker agree. A wrong policy degrades (warn) with the boot's
+// detail and message; no answer fails.
+func redisCheck(ctx context.Context, r *svccheck.Redis, policy string) (string, error) {
+	if err := r.Ping(ctx); err != nil {
+		return "", err
+	}
+	desc, perr := r.CheckPolicy(ctx, policy)
+	detail := redisDetail(r, desc)
+	if perr != nil {
+		return detail, health.Warnf("%v", perr)
+	}
+	return detail, nil
+}
+
+// redisDetail is the detail of a Redis that answered: the boot step and
+// the health check share it.
+func redisDetail(r *svccheck.Redis, policyDesc string) string {
+	detail := "PONG from " + r.Addr()
+	if policyDesc != "" {
+		detail += ", " + policyDesc
+	}
+	return detail
 }
 
 func embedded(name, detail string) health.Check {

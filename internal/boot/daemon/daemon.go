@@ -460,11 +460,7 @@ func (d *Daemon) stepRedis(ctx context.Context) (string, error) {
 		return "", err
 	}
 	desc, perr := r.CheckPolicy(ctx, d.cfg.RedisMaxMemoryPolicy)
-	detail := "PONG from " + r.Addr()
-	if desc != "" {
-		detail += ", " + desc
-	}
-	return detail, boot.Warn(perr)
+	return redisDetail(r, desc), boot.Warn(perr)
 }
 
 // stepChroma is spec §1.3 S5 on the v2 API: heartbeat up to 15 times at 1 s

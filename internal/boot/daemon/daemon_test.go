@@ -20,6 +20,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/svccheck/svcchecktest"
 	"github.com/talos-ironclad/talos/internal/testenv"
 )
@@ -270,6 +271,24 @@ func TestRedisGoesDownAndComesBack(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+	// /health agrees with the boot: the wrong policy degrades, with the
+	// boot step's detail and message.
+	expect(health.Degraded, health.StatusWarn)
+	_, h := getHealth(t, d.HealthAddr())
+	if got := h.Checks["redis"].Detail; !strings.Contains(got, step.Detail) || !strings.Contains(got, step.Error) {
+		t.Fatalf("redis check detail %q, want the boot's %q and %q", got, step.Detail, step.Error)
+	}
+	// Fixing the policy on the live server turns it healthy without a
+	// restart of the daemon.
+	srv.Args = []string{"--maxmemory-policy", "allkeys-lru"}
+	c, err := svccheck.NewRedis(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.ApplyMemory(context.Background(), "", "allkeys-lru"); err != nil {
+		t.Fatal(err)
 	}
 	expect(health.Healthy, health.StatusOK)
 	srv.Stop()

@@ -19,6 +19,9 @@ type Redis struct {
 	bin  string
 	dir  string
 	Port int
+	// Args are extra redis-server arguments used by the next Start (for
+	// example "--maxmemory-policy", "allkeys-lru").
+	Args []string
 	cmd  *exec.Cmd
 }
 
@@ -55,8 +58,9 @@ func (r *Redis) Start() {
 	if r.cmd != nil {
 		return
 	}
-	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
+	args := []string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log")}
+	cmd := exec.Command(r.bin, append(args, r.Args...)...)
 	if err := cmd.Start(); err != nil {
 		r.tb.Fatalf("start redis-server: %v", err)
 	}
