@@ -34,12 +34,18 @@ var (
 		"PublishAllPorts", "ReadonlyRootfs", "SecurityOpt", "StorageOpt", "Tmpfs", "UTSMode", "UsernsMode",
 		"ShmSize", "Sysctls", "Runtime", "Umask", "Isolation", "Mounts", "MaskedPaths", "ReadonlyPaths", "Init"))
 
-	updateFields     = union(resourcesFields, fieldSet("RestartPolicy"))
-	mountFields      = fieldSet("Type", "Source", "Target", "ReadOnly", "Consistency", "BindOptions", "VolumeOptions", "TmpfsOptions", "ImageOptions", "ClusterOptions")
-	bindOptFields    = fieldSet("Propagation", "NonRecursive", "CreateMountpoint", "ReadOnlyNonRecursive", "ReadOnlyForceRecursive")
-	volumeOptFields  = fieldSet("NoCopy", "Labels", "Subpath", "DriverConfig")
-	logConfigFields  = fieldSet("Type", "Config")
-	netConfigFields  = fieldSet("EndpointsConfig")
+	updateFields    = union(resourcesFields, fieldSet("RestartPolicy"))
+	mountFields     = fieldSet("Type", "Source", "Target", "ReadOnly", "Consistency", "BindOptions", "VolumeOptions", "TmpfsOptions", "ImageOptions", "ClusterOptions")
+	bindOptFields   = fieldSet("Propagation", "NonRecursive", "CreateMountpoint", "ReadOnlyNonRecursive", "ReadOnlyForceRecursive")
+	volumeOptFields = fieldSet("NoCopy", "Labels", "Subpath", "DriverConfig")
+	logConfigFields = fieldSet("Type", "Config")
+	netConfigFields = fieldSet("EndpointsConfig")
+	// endpointFields are the fields of an EndpointSettings (API 1.41–1.51);
+	// endpointMustBeEmpty those of them a sandbox may not set.
+	endpointFields = fieldSet("IPAMConfig", "Links", "Aliases", "DriverOpts", "GwPriority", "NetworkID", "EndpointID",
+		"Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "MacAddress", "DNSNames")
+	endpointMustBeEmpty = fieldSet("Links", "DriverOpts", "NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen",
+		"IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen")
 	allowedSecOpts   = []string{"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"}
 	allowedLogTypes  = []string{"", "json-file", "local", "none"}
 	allowedRuntimes  = []string{"", "runc"}
@@ -146,6 +152,17 @@ func (f bodyFilter) checkCreate(body []byte) ([]byte, error) {
 	}
 	if labels.kind != jObject {
 		return nil, deny("Labels", "must be an object of strings")
+	}
+	// The engine keys labels case-sensitively, but set (like the rest of
+	// the filter) matches keys under case folding: a key that folds to the
+	// Talos label without being it ("TALOS.MANAGED", "taloſ.managed") would
+	// be overwritten in its own spelling, leaving a container without the
+	// real label that nobody could then manage. Refuse it.
+	lf := foldKey(f.label)
+	for _, m := range labels.obj {
+		if m.fold == lf && m.key != f.label {
+			return nil, deny(join("Labels", m.key), "is a case or Unicode variant of the Talos label %q; the proxy sets that label itself", f.label)
+		}
 	}
 	labels.set(f.label, &jvalue{kind: jString, s: LabelManagedValue})
 	return root.encode(nil), nil
@@ -425,6 +442,31 @@ func (f bodyFilter) checkNetworkingConfig(nc *jvalue) error {
 	for _, m := range ec.obj {
 		if err := f.checkNetworkMode("NetworkingConfig.EndpointsConfig", m.key); err != nil {
 			return err
+		}
+		if err := checkEndpointSettings(join("NetworkingConfig.EndpointsConfig", m.key), m.val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkEndpointSettings checks the settings of one network endpoint. The
+// engine resolves a user-defined network by NetworkID before its name, so
+// {"allowed-net": {"NetworkID": "<another network>"}} would attach the
+// container to a network the profile does not allow; DriverOpts, Links and
+// the addressing fields are not for sandboxed skills either. Those must be
+// empty (the moby client sends them as "" or null); unknown fields are
+// refused.
+func checkEndpointSettings(where string, es *jvalue) error {
+	if es == nil || es.kind == jNull {
+		return nil
+	}
+	if err := strictKeys(where, es, endpointFields); err != nil {
+		return err
+	}
+	for _, m := range es.obj {
+		if _, forbidden := endpointMustBeEmpty[m.fold]; forbidden && !m.val.isEmpty() {
+			return deny(join(where, m.key), "must be empty: a sandboxed container joins only the networks its profile allows, by name")
 		}
 	}
 	return nil

@@ -147,6 +147,14 @@ func TestCheckCreateDenies(t *testing.T) {
 		"Labels not object":       {`{"Image":"b","Labels":["x"],"HostConfig":{` + safeHC + `}}`, "Labels"},
 		"CapAdd not list":         {create(`,"CapAdd":"SYS_ADMIN"`), "CapAdd"},
 		"NetworkingConfig strict": {`{"Image":"b","HostConfig":{` + safeHC + `},"NetworkingConfig":{"Evil":1}}`, "unknown field"},
+		"label upper case":        {`{"Image":"b","Labels":{"TALOS.MANAGED":"false"},"HostConfig":{` + safeHC + `}}`, "variant of the Talos label"},
+		"label long s":            {`{"Image":"b","Labels":{"taloſ.managed":"false"},"HostConfig":{` + safeHC + `}}`, "variant of the Talos label"},
+		"endpoint NetworkID":      {`{"Image":"b","HostConfig":{` + safeHC + `},"NetworkingConfig":{"EndpointsConfig":{"none":{"NetworkID":"host"}}}}`, "must be empty"},
+		"endpoint DriverOpts":     {`{"Image":"b","HostConfig":{` + safeHC + `},"NetworkingConfig":{"EndpointsConfig":{"none":{"DriverOpts":{"x":"y"}}}}}`, "must be empty"},
+		"endpoint Links":          {`{"Image":"b","HostConfig":{` + safeHC + `},"NetworkingConfig":{"EndpointsConfig":{"none":{"Links":["db:db"]}}}}`, "must be empty"},
+		"endpoint unknown field":  {`{"Image":"b","HostConfig":{` + safeHC + `},"NetworkingConfig":{"EndpointsConfig":{"none":{"Evil":1}}}}`, "unknown field"},
+		"endpoint networkid case": {`{"Image":"b","HostConfig":{` + safeHC + `},"NetworkingConfig":{"EndpointsConfig":{"none":{"networkid":"host"}}}}`, "spelled"},
+		"endpoint not object":     {`{"Image":"b","HostConfig":{` + safeHC + `},"NetworkingConfig":{"EndpointsConfig":{"none":[]}}}`, "JSON object"},
 	}
 	f := newFilter(SkillsProfile())
 	for name, c := range cases {
@@ -154,6 +162,26 @@ func TestCheckCreateDenies(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: checkCreate(%s) = %v; want an error containing %q", name, c.body, err, c.want)
 		}
+	}
+}
+
+// TestCheckCreateEndpointSettingsFromClient: the moby client sends every
+// EndpointSettings field, empty; that is allowed.
+func TestCheckCreateEndpointSettingsFromClient(t *testing.T) {
+	var req map[string]any
+	if err := json.Unmarshal(clientBody(t), &req); err != nil {
+		t.Fatal(err)
+	}
+	req["NetworkingConfig"] = network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"none": {Aliases: []string{"skill"}}}}
+	body, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `"NetworkID":""`) {
+		t.Fatalf("test body lacks the client's empty fields: %s", body)
+	}
+	if _, err := newFilter(SkillsProfile()).checkCreate(body); err != nil {
+		t.Fatalf("the client's endpoint settings were denied: %v", err)
 	}
 }
 
@@ -228,6 +256,8 @@ func FuzzCheckCreate(f *testing.F) {
 		`{"Image":"b","Privileged":true,"HostConfig":{"ReadonlyRootfs":true}}`,
 		create(`,"Binds":["/:/h"]`), create(`,"Mounts":[{"Type":"bind","Source":"/","Target":"/h"}]`),
 		create(`,"NetworKMode":"host"`), `{"Image":"b","HostConfig":{"ReadonlyRootfs":true},"hostConfig":{}}`,
+		`{"Image":"b","Labels":{"TALOS.MANAGED":"x"},"HostConfig":{"ReadonlyRootfs":true,"NetworkMode":"none"}}`,
+		`{"Image":"b","HostConfig":{"ReadonlyRootfs":true,"NetworkMode":"none"},"NetworkingConfig":{"EndpointsConfig":{"none":{"NetworkID":"host"}}}}`,
 	} {
 		f.Add(s)
 	}
@@ -279,6 +309,18 @@ func FuzzCheckCreate(f *testing.F) {
 		}
 		if v.Config == nil || v.Config.Labels[LabelManaged] != LabelManagedValue {
 			t.Fatalf("label missing: %s", out)
+		}
+		for k := range v.Config.Labels {
+			if k != LabelManaged && foldKey(k) == foldKey(LabelManaged) {
+				t.Fatalf("a variant %q of the Talos label forwarded: %s", k, out)
+			}
+		}
+		if v.NetworkingConfig != nil {
+			for name, es := range v.NetworkingConfig.EndpointsConfig {
+				if es != nil && (es.NetworkID != "" || len(es.DriverOpts) > 0 || len(es.Links) > 0) {
+					t.Fatalf("endpoint settings of %q forwarded: %s", name, out)
+				}
+			}
 		}
 	})
 }

@@ -102,6 +102,8 @@ func TestEngineForbiddenRequests(t *testing.T) {
 		{name: "Privileged duplicated with other case", target: ct(), body: create(`,"Privileged":false,"PRIVILEGED":true`)},
 		{name: "Privileged at the top level (legacy wrapper)", target: ct(), body: strings.Replace(create(""), `"HostConfig"`, `"Privileged":true,"HostConfig"`, 1)},
 		{name: "CapAdd", target: ct(), body: create(`,"CapAdd":["SYS_ADMIN"]`)},
+		{name: "a case variant of the Talos label", target: ct(), body: strings.Replace(create(""), `"Labels":{`, `"Labels":{"TALOS.MANAGED":"false",`, 1)},
+		{name: "endpoint NetworkID pointing at the host network", target: ct(), body: strings.Replace(create(""), `}}`, `},"NetworkingConfig":{"EndpointsConfig":{"none":{"NetworkID":"host"}}}}`, 1)},
 		{name: "NetworkMode host (Kelvin sign K)", target: ct(), body: strings.Replace(create(""), `"NetworkMode":"none"`, `"NetworKMode":"host"`, 1)},
 		{name: "NetworkMode host", target: ct(), body: strings.Replace(create(""), `"NetworkMode":"none"`, `"NetworkMode":"host"`, 1)},
 		{name: "NetworkMode container:", target: ct(), body: strings.Replace(create(""), `"NetworkMode":"none"`, `"NetworkMode":"container:`+managed+`"`, 1)},

@@ -275,7 +275,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id, managed, status, err := p.resolve(r.Context(), rt.container)
 		switch {
 		case err != nil && status == http.StatusNotFound:
+			// The engine's own answer, so clients still see "not found";
+			// audited like a denial, since probing for containers by name
+			// is worth a record.
 			p.nDenied.Add(1)
+			p.audit.Warn("sockproxy: request denied", append(q.attrs(),
+				"event", "sockproxy.deny", "profile", p.profile.Name, "status", http.StatusNotFound,
+				"code", string(talos.CodePolicyDenied), "reason", "no such container")...)
 			writeMessage(w, http.StatusNotFound, "No such container: "+rt.container)
 			return
 		case err != nil:

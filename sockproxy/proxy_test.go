@@ -127,7 +127,7 @@ func TestProxyForwardsCanonicalCreateAndListFilter(t *testing.T) {
 }
 
 func TestProxyPerContainerResolutionAndCache(t *testing.T) {
-	p, f, _ := newTestProxy(t, Config{InspectCacheTTL: time.Hour})
+	p, f, audit := newTestProxy(t, Config{InspectCacheTTL: time.Hour})
 	for i := 0; i < 3; i++ {
 		if w := do(p, "POST", "/v1.41/containers/mine/start", ""); w.Code != 200 {
 			t.Fatalf("start: %d %s", w.Code, w.Body)
@@ -145,6 +145,9 @@ func TestProxyPerContainerResolutionAndCache(t *testing.T) {
 	}
 	if w := do(p, "GET", "/v1.41/containers/ghost/json", ""); w.Code != 404 || !strings.Contains(w.Body.String(), "No such container") {
 		t.Fatalf("missing container: %d %s", w.Code, w.Body)
+	}
+	if !strings.Contains(audit.String(), `"reason":"no such container"`) {
+		t.Fatalf("a probe for a missing container was not audited: %s", audit.String())
 	}
 	// Without the cache every call inspects.
 	p2, f2, _ := newTestProxy(t, Config{InspectCacheTTL: -1})
