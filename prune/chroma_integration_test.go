@@ -37,11 +37,17 @@ func TestPruneRestoreOnChroma(t *testing.T) {
 		md := rag.Memory{CreatedAt: old, LastAccessedAt: old, AccessCount: int64(i), Priority: p, Source: rag.SourceTool}.Metadata()
 		md["w"] = 0.5
 		originals = append(originals, rag.Record{ID: fmt.Sprintf("c%02d", i), Document: fmt.Sprintf("memory %d", i),
-			Embedding: ragtest.Unit(8, i, i+1, 0.25), Metadata: md})
+			Embedding: scale(ragtest.Unit(8, i, i+1, 0.25), 7.5), Metadata: md})
 	}
 	if err := st.Upsert(ctx, originals); err != nil {
 		t.Fatal(err)
 	}
+	// The store keeps unit vectors; the restore must give back these bits.
+	stored, err := st.List(ctx, rag.ListOptions{Embeddings: true})
+	if err != nil || len(stored) != 60 {
+		t.Fatalf("before prune %d records, %v", len(stored), err)
+	}
+	sort.Slice(stored, func(i, j int) bool { return stored[i].ID < stored[j].ID })
 	p, _ := prune.New(prune.Config{Ceiling: 50, BatchSize: 7, ArchivePath: filepath.Join(t.TempDir(), "a.jsonl")}, st)
 	rep, err := p.Prune(ctx)
 	if err != nil {
@@ -74,13 +80,25 @@ func TestPruneRestoreOnChroma(t *testing.T) {
 		if r.ID != o.ID || r.Document != o.Document || len(r.Embedding) != 8 {
 			t.Fatalf("record %d = %+v", i, r)
 		}
+		unit := rag.Normalize(o.Embedding)
 		for k := range o.Embedding {
-			if d := r.Embedding[k] - o.Embedding[k]; d > 1e-6 || d < -1e-6 {
-				t.Fatalf("embedding of %s changed", r.ID)
+			if d := r.Embedding[k] - unit[k]; d > 1e-6 || d < -1e-6 {
+				t.Fatalf("embedding of %s is %v, want the unit vector %v", r.ID, r.Embedding, unit)
+			}
+			if r.Embedding[k] != stored[i].Embedding[k] {
+				t.Fatalf("embedding of %s changed in the round trip: %v → %v", r.ID, stored[i].Embedding, r.Embedding)
 			}
 		}
 		if err := ragtest.SameMetadata(r.Metadata, o.Metadata); err != nil {
 			t.Fatalf("%s: %v", r.ID, err)
 		}
 	}
+}
+
+func scale(v []float32, k float32) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = x * k
+	}
+	return out
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/rag"
+	"github.com/talos-ironclad/talos/rag/chromem"
 	"github.com/talos-ironclad/talos/rag/ragtest"
 )
 
@@ -349,9 +350,27 @@ func TestRetryBackoff(t *testing.T) {
 	})
 }
 
+// Archive → restore round-trips ids, documents, embeddings and metadata on
+// the in-memory store and on chromem. The embeddings are not unit length
+// (like Gemini's): every store keeps them normalised, and a restore gives
+// back exactly the vector that was stored before the prune.
 func TestArchiveRestoreRoundTrip(t *testing.T) {
+	for name, open := range map[string]func(t *testing.T) rag.Store{
+		"memory": func(*testing.T) rag.Store { return ragtest.NewMemoryStore(3) },
+		"chromem": func(t *testing.T) rag.Store {
+			s, err := chromem.Open(chromem.Config{Path: t.TempDir(), Dimension: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+	} {
+		t.Run(name, func(t *testing.T) { testArchiveRestoreRoundTrip(t, open(t)) })
+	}
+}
+
+func testArchiveRestoreRoundTrip(t *testing.T, st rag.Store) {
 	ctx := context.Background()
-	st := ragtest.NewMemoryStore(3)
 	now := time.Now()
 	at := now.Add(-20 * day).Truncate(time.Millisecond)
 	var originals []rag.Record
@@ -365,6 +384,16 @@ func TestArchiveRestoreRoundTrip(t *testing.T) {
 	}
 	if err := st.Upsert(ctx, originals); err != nil {
 		t.Fatal(err)
+	}
+	stored, _ := st.List(ctx, rag.ListOptions{Embeddings: true})
+	sort.Slice(stored, func(i, j int) bool { return stored[i].ID < stored[j].ID })
+	for i, r := range stored {
+		want := rag.Normalize(originals[i].Embedding)
+		for k := range want {
+			if math.Abs(float64(r.Embedding[k]-want[k])) > 1e-6 {
+				t.Fatalf("%s stored %v, want the unit vector %v", r.ID, r.Embedding, want)
+			}
+		}
 	}
 	archive := filepath.Join(t.TempDir(), "sub", "archive.jsonl")
 	p, _ := prune.New(prune.Config{Ceiling: 10, TriggerRatio: 0.5, TargetRatio: 0.2, ArchivePath: archive}, st)
@@ -387,8 +416,8 @@ func TestArchiveRestoreRoundTrip(t *testing.T) {
 	sort.Slice(got, func(i, j int) bool { return got[i].ID < got[j].ID })
 	for i, r := range got {
 		o := originals[i]
-		if r.ID != o.ID || r.Document != o.Document || fmt.Sprint(r.Embedding) != fmt.Sprint(o.Embedding) {
-			t.Fatalf("record %d: %+v != %+v", i, r, o)
+		if r.ID != o.ID || r.Document != o.Document || fmt.Sprint(r.Embedding) != fmt.Sprint(stored[i].Embedding) {
+			t.Fatalf("record %d: %+v != %+v (stored embedding %v)", i, r, o, stored[i].Embedding)
 		}
 		if err := ragtest.SameMetadata(r.Metadata, o.Metadata); err != nil {
 			t.Fatalf("record %s: %v", r.ID, err)

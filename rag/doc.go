@@ -9,8 +9,11 @@
 //     delete by ids or by filter, count, and paged listing. Adapters:
 //     rag/chromem (embedded, on disk; the default), rag/chroma (a Chroma
 //     server) and ragtest.MemoryStore (tests). All pass ragtest.RunStore.
+//     Every store keeps embeddings L2-normalised (Upsert scales them to
+//     unit length and refuses an all-zero one) and ranks by cosine.
 //   - Filter (filter.go): Chroma's "where" language ($eq $ne $gt $gte $lt
-//     $lte $in $nin $and $or) with one semantics on every backend;
+//     $lte $in $nin $and $or) with one semantics on every backend, that of
+//     a Chroma server: a record without the key matches only $ne and $nin.
 //     ParseFilter reads its JSON form.
 //   - Metadata and Memory (metadata.go): the one schema of DESIGN §4 —
 //     created_at and last_accessed_at (unix ms), access_count, priority

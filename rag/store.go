@@ -44,13 +44,23 @@ type ListOptions struct {
 // adapter (rag/chroma, rag/chromem and the in-memory ragtest store) passes
 // the conformance suite in package ragtest.
 //
+// Embeddings are stored L2-normalised: Upsert scales every embedding to unit
+// length (Normalize) and rejects an all-zero one, so Get, List and Query
+// return the unit vector whatever the embedder produced, on every backend
+// (chromem-go normalises on add anyway). Similarity is cosine on every
+// backend (the Chroma collection is created with hnsw:space "cosine"), so
+// normalising changes no ranking or similarity; and since a unit vector is
+// stored unchanged, archiving a record and upserting it again gives back the
+// same stored vector.
+//
 // The order of List pages is stable between calls when nothing is written in
 // between, so paging with Offset/Limit visits every record exactly once.
 type Store interface {
 	// Dimension is the embedding dimension of the collection.
 	Dimension() int
 	// Upsert inserts records or replaces those with the same id. Every
-	// record needs a non-empty id and an embedding of Dimension() values.
+	// record needs a non-empty id and a finite, non-zero embedding of
+	// Dimension() values; the embedding is stored L2-normalised.
 	Upsert(ctx context.Context, recs []Record) error
 	// Query returns up to n records closest to embedding (cosine), most
 	// similar first, with embeddings, optionally filtered by where.
@@ -75,7 +85,8 @@ type Store interface {
 }
 
 // ValidateRecords checks records before an upsert: non-empty unique ids,
-// embeddings of dimension dim with finite values, and metadata values of a
+// embeddings of dimension dim with finite values, not all zero (a zero
+// vector has no direction to normalise or compare), and metadata values of a
 // supported type. op names the caller in the error.
 func ValidateRecords(op string, dim int, recs []Record) error {
 	seen := make(map[string]struct{}, len(recs))
@@ -89,6 +100,9 @@ func ValidateRecords(op string, dim int, recs []Record) error {
 		seen[r.ID] = struct{}{}
 		if err := CheckEmbedding(op, dim, r.Embedding); err != nil {
 			return talos.Errorf(talos.CodeConfigInvalid, op, "record %q: %s", r.ID, err.(*talos.Error).Message)
+		}
+		if isZero(r.Embedding) {
+			return talos.Errorf(talos.CodeConfigInvalid, op, "record %q: the embedding is all zeros; cosine similarity needs a non-zero vector (check the embedder's output for this document)", r.ID)
 		}
 		if err := r.Metadata.Validate(); err != nil {
 			return talos.Errorf(talos.CodeConfigInvalid, op, "record %q: %v", r.ID, err)
@@ -153,15 +167,20 @@ func Cosine(a, b []float32) float64 {
 	return dot / (math.Sqrt(na) * math.Sqrt(nb))
 }
 
-// Normalize returns v scaled to unit L2 norm (a copy); a zero vector is
-// returned unchanged.
+// UnitTolerance is how far from 1 a vector's L2 norm may be for Normalize
+// to treat it as unit length already (chromem-go uses the same tolerance).
+const UnitTolerance = 1e-6
+
+// Normalize returns v scaled to unit L2 norm (a copy). A vector whose norm
+// is within UnitTolerance of 1 is copied unchanged, so normalising twice
+// gives the same values; a zero vector is returned unchanged.
 func Normalize(v []float32) []float32 {
 	var n float64
 	for _, x := range v {
 		n += float64(x) * float64(x)
 	}
 	out := make([]float32, len(v))
-	if n == 0 {
+	if n == 0 || math.Abs(math.Sqrt(n)-1) < UnitTolerance {
 		copy(out, v)
 		return out
 	}
@@ -170,4 +189,13 @@ func Normalize(v []float32) []float32 {
 		out[i] = float32(float64(x) * inv)
 	}
 	return out
+}
+
+func isZero(v []float32) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -122,11 +122,40 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			"embedding dimension mismatch: collection %s holds %d-dimensional vectors, configured %d; use the embedder it was created with, or another collection",
 			cfg.Collection, have, cfg.Dimension)
 	}
+	// Similarity is cosine on every backend (rag.Store): a collection made
+	// elsewhere with another space would rank differently.
+	if space := collectionSpace(coll); space != "" && space != string(embeddings.COSINE) {
+		_ = client.Close()
+		return nil, talos.Errorf(talos.CodeConfigInvalid, op,
+			"collection %s uses distance space %q; talos needs %q (cosine similarity): use another collection name, or recreate this one",
+			cfg.Collection, space, embeddings.COSINE)
+	}
 	apiBase := strings.TrimRight(cfg.URL, "/")
 	if !strings.HasSuffix(apiBase, "/api/v2") {
 		apiBase += "/api/v2"
 	}
 	return &Store{dim: cfg.Dimension, apiBase: apiBase, http: &http.Client{Timeout: cfg.Timeout}, client: client, coll: coll, log: log}, nil
+}
+
+// collectionSpace returns the collection's HNSW distance space from its
+// configuration (Chroma ≥ 1.0) or its hnsw:space metadata; "" if neither
+// says.
+func collectionSpace(coll v2.Collection) string {
+	if conf := coll.Configuration(); conf != nil {
+		if h, ok := conf.GetRaw("hnsw"); ok {
+			if m, ok := h.(map[string]any); ok {
+				if sp, ok := m["space"].(string); ok && sp != "" {
+					return sp
+				}
+			}
+		}
+	}
+	if md := coll.Metadata(); md != nil {
+		if sp, ok := md.GetString(v2.HNSWSpace); ok {
+			return sp
+		}
+	}
+	return ""
 }
 
 // DeleteCollection removes a collection (used by tests and benchmarks).
@@ -303,7 +332,7 @@ func (s *Store) Upsert(ctx context.Context, recs []rag.Record) error {
 		}
 		for i, r := range part {
 			docs[i] = r.Document
-			embs[i] = embeddings.NewEmbeddingFromFloat32(append([]float32(nil), r.Embedding...))
+			embs[i] = embeddings.NewEmbeddingFromFloat32(rag.Normalize(r.Embedding))
 			var drop []string
 			for _, k := range stale[r.ID] {
 				if _, keep := r.Metadata[k]; !keep {

@@ -2,8 +2,11 @@ package chroma_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,5 +69,47 @@ func TestUnreachable(t *testing.T) {
 	}
 	if _, err := chroma.Open(context.Background(), chroma.Config{}); !errors.Is(err, talos.ErrConfigInvalid) {
 		t.Fatalf("open without URL = %v, want T010", err)
+	}
+}
+
+// The adapter's collections use the cosine space (the server says so in
+// the collection's configuration), and a collection made with another
+// space is refused at Open: similarity is cosine on every backend.
+func TestCollectionSpaceIsCosine(t *testing.T) {
+	url := testenv.ChromaURL(t)
+	ctx := context.Background()
+	_, name := open(t, url, 8)
+	base := url + "/api/v2/tenants/default_tenant/databases/default_database/collections"
+	resp, err := http.Get(base + "/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Configuration struct {
+			HNSW struct {
+				Space string `json:"space"`
+			} `json:"hnsw"`
+		} `json:"configuration_json"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || got.Configuration.HNSW.Space != "cosine" {
+		t.Fatalf("collection space = %q, %v; want cosine", got.Configuration.HNSW.Space, err)
+	}
+
+	l2 := fmt.Sprintf("talos_test_l2_%d", time.Now().UnixNano())
+	body := fmt.Sprintf(`{"name":%q,"configuration":{"hnsw":{"space":"l2"}}}`, l2)
+	resp, err = http.Post(base, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("creating an l2 collection: HTTP %d", resp.StatusCode)
+	}
+	t.Cleanup(func() { _ = chroma.DeleteCollection(context.Background(), url, l2) })
+	_, err = chroma.Open(ctx, chroma.Config{URL: url, Collection: l2, Dimension: 8})
+	if !errors.Is(err, talos.ErrConfigInvalid) || !strings.Contains(err.Error(), `"l2"`) {
+		t.Fatalf("open of an l2 collection = %v, want T010 naming the space", err)
 	}
 }

@@ -2,8 +2,11 @@
 //
 // The adapter always supplies embeddings itself: the collection is given an
 // embedding function that refuses to embed, so chroma-go never downloads a
-// default model. Collections use the cosine space; similarity is 1 − the
-// cosine distance Chroma returns. The embedding dimension is stored in the
+// default model. Collections are created with the cosine space (the server
+// reports hnsw space "cosine" in the collection's configuration), and Open
+// refuses a collection made with another space; similarity is 1 − the
+// cosine distance Chroma returns. Embeddings are sent L2-normalised, like
+// every rag.Store keeps them. The embedding dimension is stored in the
 // collection metadata (talos_dim) and checked at Open, together with the
 // dimension Chroma reports.
 //

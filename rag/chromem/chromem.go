@@ -260,10 +260,10 @@ func (s *Store) Upsert(ctx context.Context, recs []rag.Record) error {
 	}
 	docs := make([]cm.Document, len(recs))
 	for i, r := range recs {
-		if isZero(r.Embedding) {
-			return talos.Errorf(talos.CodeConfigInvalid, op, "record %q has an all-zero embedding; cosine similarity needs a non-zero vector", r.ID)
-		}
-		docs[i] = cm.Document{ID: r.ID, Content: r.Document, Embedding: append([]float32(nil), r.Embedding...), Metadata: encodeMeta(r.Metadata.Clone().Normalize())}
+		// rag.Normalize leaves a unit vector as it is, and chromem-go keeps
+		// a vector within its tolerance of unit length: the stored vector
+		// is exactly rag.Normalize's, as on the other adapters.
+		docs[i] = cm.Document{ID: r.ID, Content: r.Document, Embedding: rag.Normalize(r.Embedding), Metadata: encodeMeta(r.Metadata.Clone().Normalize())}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -211,6 +212,68 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		}
 	})
 
+	// Every store keeps embeddings L2-normalised (rag.Store): a non-unit
+	// vector comes back as its unit vector from Get, List and Query, a unit
+	// vector read back and written again is stored bit for bit the same (the
+	// archive → restore round-trip), and a zero vector is refused.
+	t.Run("Normalisation", func(t *testing.T) {
+		s := newStore(t, dim)
+		raw := make([]float32, dim)
+		raw[0], raw[1], raw[dim-1] = 3, 4, 12 // norm 13
+		want := rag.Normalize(raw)
+		big := make([]float32, dim)
+		for i := range big {
+			big[i] = float32(i+1) * 0.37 // not unit, like a Gemini vector
+		}
+		mustUpsert(t, s, []rag.Record{
+			{ID: "raw", Document: "raw", Embedding: raw, Metadata: rag.Metadata{"k": "v"}},
+			{ID: "big", Document: "big", Embedding: big},
+		})
+		got, err := s.Get(ctx, []string{"raw", "big"})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("Get = %d records, %v", len(got), err)
+		}
+		sort.Slice(got, func(i, j int) bool { return got[i].ID > got[j].ID })
+		assertRecord(t, got[0], rag.Record{ID: "raw", Document: "raw", Embedding: want, Metadata: rag.Metadata{"k": "v"}})
+		assertRecord(t, got[1], rag.Record{ID: "big", Document: "big", Embedding: rag.Normalize(big), Metadata: rag.Metadata{}})
+		listed, err := s.List(ctx, rag.ListOptions{Embeddings: true, Where: ptr(rag.Eq("k", "v"))})
+		if err != nil || len(listed) != 1 {
+			t.Fatalf("List = %d records, %v", len(listed), err)
+		}
+		assertRecord(t, listed[0], rag.Record{ID: "raw", Document: "raw", Embedding: want, Metadata: rag.Metadata{"k": "v"}})
+		q := make([]float32, dim)
+		q[1] = 10 // not unit either
+		res, err := s.Query(ctx, q, 1, nil)
+		if err != nil || len(res) != 1 {
+			t.Fatalf("Query = %v, %v", res, err)
+		}
+		if res[0].ID != "raw" || math.Abs(res[0].Similarity-rag.Cosine(q, raw)) > 1e-4 {
+			t.Fatalf("Query = %s at %v, want raw at cosine %v", res[0].ID, res[0].Similarity, rag.Cosine(q, raw))
+		}
+		assertRecord(t, res[0].Record, rag.Record{ID: "raw", Document: "raw", Embedding: want, Metadata: rag.Metadata{"k": "v"}})
+
+		// Write back what was read (as Restore does): the same bits.
+		back := rag.Record{ID: "again", Document: "raw", Embedding: got[0].Embedding}
+		mustUpsert(t, s, []rag.Record{back})
+		again, _ := s.Get(ctx, []string{"again"})
+		if len(again) != 1 {
+			t.Fatal("the rewritten record is missing")
+		}
+		for i := range back.Embedding {
+			if again[0].Embedding[i] != back.Embedding[i] {
+				t.Fatalf("rewriting a stored unit vector changed value %d: %v → %v", i, back.Embedding[i], again[0].Embedding[i])
+			}
+		}
+
+		err = s.Upsert(ctx, []rag.Record{{ID: "ok", Embedding: Unit(dim, 0, 1, .2)}, {ID: "zero-vec", Embedding: make([]float32, dim)}})
+		if !errors.Is(err, talos.ErrConfigInvalid) || !strings.Contains(err.Error(), "zero-vec") {
+			t.Fatalf("upsert of an all-zero embedding = %v, want T010 naming zero-vec", err)
+		}
+		if n, _ := s.Count(ctx); n != 3 {
+			t.Fatalf("Count after a refused upsert = %d, want 3 (nothing of it stored)", n)
+		}
+	})
+
 	t.Run("Paging", func(t *testing.T) {
 		s := newStore(t, dim)
 		var recs []rag.Record
@@ -392,6 +455,8 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		}
 	})
 }
+
+func ptr(f rag.Filter) *rag.Filter { return &f }
 
 func mustUpsert(t *testing.T, s rag.Store, recs []rag.Record) {
 	t.Helper()

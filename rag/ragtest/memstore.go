@@ -11,7 +11,8 @@ import (
 )
 
 // MemoryStore is an in-memory rag.Store for tests: exact cosine search over
-// every record, filters evaluated with rag.Filter.Match. It is safe for
+// every record (embeddings stored L2-normalised, as every rag.Store keeps
+// them), filters evaluated with rag.Filter.Match. It is safe for
 // concurrent use. Pages of List come in id order.
 type MemoryStore struct {
 	dim int
@@ -51,7 +52,8 @@ func (s *MemoryStore) Upsert(ctx context.Context, recs []rag.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range recs {
-		c := cloneRec(r, true)
+		c := cloneRec(r, false)
+		c.Embedding = rag.Normalize(r.Embedding)
 		if c.Metadata == nil {
 			c.Metadata = rag.Metadata{}
 		}
