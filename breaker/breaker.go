@@ -2,10 +2,13 @@ package breaker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +42,10 @@ const (
 	// DefaultStoreTimeout bounds each Store call made from Done, which has no
 	// context of its own.
 	DefaultStoreTimeout = 2 * time.Second
+	// DefaultProbeLease is how long a half-open probe slot taken in a
+	// shared Store stays taken when its call never reports (its process
+	// died): longer than `talos ask`'s default timeout of 2 min.
+	DefaultProbeLease = 3 * time.Minute
 	// DefaultName names a breaker whose Config has none.
 	DefaultName = "breaker"
 )
@@ -112,10 +119,16 @@ type Config struct {
 	// OnStateChange, if set, is called after every transition, outside the
 	// breaker's lock (it may call the breaker).
 	OnStateChange func(Transition)
-	// StoreTimeout bounds Store calls made from Done (DefaultStoreTimeout).
-	// With a Store, Done on a failure or a transition makes one or two store
-	// round-trips (never on the success or reject paths).
+	// StoreTimeout bounds Store calls made from Allow and Done
+	// (DefaultStoreTimeout). With a Store, Done on a failure or a
+	// transition makes one or two store round-trips, and Allow and Done
+	// of a half-open probe make one each (the probe quota and successes
+	// are shared); the closed-success and open-reject paths make none.
 	StoreTimeout time.Duration
+	// ProbeLease is how long a probe slot taken in a shared Store stays
+	// taken if its Ticket is never reported (DefaultProbeLease). It should
+	// exceed the longest call.
+	ProbeLease time.Duration
 	// Logger receives transitions and store errors; nil discards.
 	Logger *slog.Logger
 }
@@ -132,6 +145,9 @@ type Breaker struct {
 	backoffOn  atomic.Bool  // a consecutive backoff sequence is running
 
 	nSuccess, nFailure, nIgnored, nRejected, nTrips atomic.Uint64
+
+	probeSeq atomic.Uint64 // numbers this process's shared probe slots
+	probeID  string        // random prefix that makes probe ids unique across processes
 
 	cfg      Config
 	classify Classifier
@@ -241,7 +257,15 @@ func New(cfg Config, store Store) (*Breaker, error) {
 	if cfg.StoreTimeout <= 0 {
 		cfg.StoreTimeout = DefaultStoreTimeout
 	}
-	b := &Breaker{cfg: cfg, classify: cfg.Classifier, store: store, log: cfg.Logger}
+	if cfg.ProbeLease < 0 {
+		return nil, bad("ProbeLease", cfg.ProbeLease, "must be positive, 0 for the default 3m")
+	}
+	if cfg.ProbeLease == 0 {
+		cfg.ProbeLease = DefaultProbeLease
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	b := &Breaker{cfg: cfg, classify: cfg.Classifier, store: store, log: cfg.Logger, probeID: hex.EncodeToString(rnd[:])}
 	if b.classify == nil {
 		b.classify = DefaultClassifier
 	}
@@ -268,8 +292,9 @@ func (b *Breaker) State() State { return stateOf(b.word.Load()) }
 // Report) exactly once when the call has finished. A Ticket is a small value;
 // passing it around allocates nothing.
 type Ticket struct {
-	b    *Breaker
-	word uint64
+	b     *Breaker
+	word  uint64
+	probe uint64 // number of a probe slot held in the Store; 0 = none
 }
 
 // Allow asks to make one call. It returns a T205 CIRCUIT_OPEN error when the
@@ -298,11 +323,54 @@ func (b *Breaker) Allow() (Ticket, error) {
 				return Ticket{}, b.errHalfOpen
 			}
 			if b.word.CompareAndSwap(w, w+probeUnit) {
+				if b.store != nil {
+					return b.acquireShared(w + probeUnit)
+				}
 				return Ticket{b: b, word: w + probeUnit}, nil
 			}
 		}
 	}
 }
+
+// acquireShared takes a probe slot of the current half-open period in the
+// Store, after the local slot of word w was taken. A refusal gives the local
+// slot back; a store error keeps it (the local quota still bounds probes).
+func (b *Breaker) acquireShared(w uint64) (Ticket, error) {
+	seq := b.probeSeq.Add(1)
+	period := periodOf(b.openUntil.Load())
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
+	ok, err := b.store.AcquireProbe(ctx, b.cfg.Name, period, b.probeName(seq), b.cfg.HalfOpenProbes, time.Now(), b.cfg.ProbeLease)
+	cancel()
+	if err != nil {
+		b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "AcquireProbe", "err", err)
+		return Ticket{b: b, word: w}, nil
+	}
+	if !ok {
+		b.giveBackProbe(w)
+		b.nRejected.Add(1)
+		return Ticket{}, b.errHalfOpen
+	}
+	return Ticket{b: b, word: w, probe: seq}, nil
+}
+
+// giveBackProbe returns the local probe slot of a ticket of word w, unless
+// the breaker has left that half-open period.
+func (b *Breaker) giveBackProbe(w uint64) {
+	for {
+		c := b.word.Load()
+		if genOf(c) != genOf(w) || probesOf(c) == 0 || b.word.CompareAndSwap(c, c-probeUnit) {
+			return
+		}
+	}
+}
+
+func (b *Breaker) probeName(seq uint64) string {
+	return b.probeID + "-" + strconv.FormatUint(seq, 36)
+}
+
+// periodOf turns an open period's end (unix ns) into the identity of the
+// half-open period that follows it (unix µs, as stores keep times).
+func periodOf(untilNS int64) int64 { return untilNS / 1000 }
 
 // Done reports the outcome of the call: err is classified by the breaker's
 // Classifier (nil is a Success). Done on a zero Ticket does nothing.
@@ -311,16 +379,16 @@ func (t Ticket) Done(err error) {
 		return
 	}
 	if err == nil {
-		t.b.report(t.word, Verdict{})
+		t.b.report(t, Verdict{})
 		return
 	}
-	t.b.report(t.word, t.b.classify(err))
+	t.b.report(t, t.b.classify(err))
 }
 
 // Report is Done with a Verdict the caller computed itself.
 func (t Ticket) Report(v Verdict) {
 	if t.b != nil {
-		t.b.report(t.word, v)
+		t.b.report(t, v)
 	}
 }
 
@@ -345,8 +413,8 @@ func Execute[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T
 	return v, err
 }
 
-func (b *Breaker) report(w uint64, v Verdict) {
-	if v.Kind == Success && v.Delay == 0 && stateOf(w) == Closed {
+func (b *Breaker) report(t Ticket, v Verdict) {
+	if v.Kind == Success && v.Delay == 0 && stateOf(t.word) == Closed {
 		b.nSuccess.Add(1)
 		if b.backoffOn.Load() {
 			b.mu.Lock()
@@ -356,7 +424,7 @@ func (b *Breaker) report(w uint64, v Verdict) {
 		}
 		return
 	}
-	b.reportSlow(w, v)
+	b.reportSlow(t, v)
 }
 
 // pending collects what must happen after the lock is released.
@@ -366,9 +434,24 @@ type pending struct {
 	clear   bool
 	addFail int64 // unix ns of a failure to add to the store, 0 = none
 	gen     uint32
+	// probeOK: a shared probe (number probeOK of period) succeeded; count
+	// it in the store and close when the period has enough successes.
+	probeOK uint64
+	period  int64
 }
 
-func (b *Breaker) reportSlow(w uint64, v Verdict) {
+func (b *Breaker) reportSlow(t Ticket, v Verdict) {
+	w := t.word
+	if t.probe != 0 && v.Kind == Ignore {
+		// Give the shared slot back before the local one, so that a
+		// probe admitted locally next finds it free.
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
+		err := b.store.ReleaseProbe(ctx, b.cfg.Name, periodOf(b.openUntil.Load()), b.probeName(t.probe))
+		cancel()
+		if err != nil {
+			b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ReleaseProbe", "err", err)
+		}
+	}
 	now := time.Now()
 	var p pending
 	b.mu.Lock()
@@ -388,6 +471,9 @@ func (b *Breaker) reportSlow(w uint64, v Verdict) {
 				b.toClosedLocked(now, fmt.Sprintf("%d probe calls succeeded", b.hoSuccess), &p)
 				break
 			}
+			if t.probe != 0 {
+				p.probeOK, p.period, p.gen = t.probe, periodOf(b.openUntil.Load()), genOf(cur)
+			}
 		}
 		if v.Delay != 0 {
 			b.delayLocked(now, v.Delay)
@@ -400,12 +486,7 @@ func (b *Breaker) reportSlow(w uint64, v Verdict) {
 		if stateOf(cur) == HalfOpen {
 			// Give the probe slot back: an ignored result says nothing
 			// about the service's health.
-			for {
-				c := b.word.Load()
-				if genOf(c) != genOf(w) || probesOf(c) == 0 || b.word.CompareAndSwap(c, c-probeUnit) {
-					break
-				}
-			}
+			b.giveBackProbe(w)
 		} else if v.Delay != 0 {
 			b.delayLocked(now, v.Delay)
 		}
@@ -553,6 +634,21 @@ func (b *Breaker) toClosedLocked(now time.Time, reason string, p *pending) {
 
 // after runs hooks, logging and store writes outside the lock.
 func (b *Breaker) after(p *pending) {
+	if p.probeOK != 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
+		n, err := b.store.ProbeSuccess(ctx, b.cfg.Name, p.period, b.probeName(p.probeOK))
+		cancel()
+		if err != nil {
+			b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ProbeSuccess", "err", err)
+		} else if n >= b.cfg.HalfOpenSuccesses {
+			b.mu.Lock()
+			w := b.word.Load()
+			if genOf(w) == p.gen && stateOf(w) == HalfOpen {
+				b.toClosedLocked(time.Now(), fmt.Sprintf("%d probe calls succeeded (shared store)", n), p)
+			}
+			b.mu.Unlock()
+		}
+	}
 	if p.addFail != 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
 		n, err := b.store.AddFailure(ctx, b.cfg.Name, time.Unix(0, p.addFail), b.cfg.Window)
@@ -710,7 +806,11 @@ func (b *Breaker) Sync(ctx context.Context) error {
 				if cur != Open || b.openUntil.Load() != rec.Until.UnixNano() {
 					b.openLocked(now, rec.Until, cur, "adopted an open record from the store", &p)
 				}
-			} else if cur == Closed {
+			} else if cur != HalfOpen || periodOf(b.openUntil.Load()) != periodOf(rec.Until.UnixNano()) {
+				// Probe, in the half-open period every process sharing
+				// the record calls by the same name, so that their
+				// probe slots and successes add up in the store.
+				b.openUntil.Store(rec.Until.UnixNano())
 				b.toHalfOpenLocked(now, "the stored open period ended while this process was not watching", &p)
 			}
 		case Closed:

@@ -26,7 +26,12 @@
 //   - A Store (MemoryStore here, a Redis adapter in breaker/redisstore) counts
 //     failures across processes and keeps trips, so Sync at start-up restores
 //     an open breaker after a restart and Watch shares one breaker between
-//     processes. breaker/breakertest is the conformance suite for stores.
+//     processes. Half-open progress is shared too: the probe quota and the
+//     probe successes of one half-open period are counted in the Store, so
+//     one-shot processes (one call each, like `talos ask`) close the shared
+//     breaker after HalfOpenSuccesses of them succeed; a probe slot whose
+//     process died is freed after Config.ProbeLease.
+//     breaker/breakertest is the conformance suite for stores.
 //
 // No lock is held while a call runs. The closed-success and open-reject paths
 // are a few atomic operations with no allocation and no clock read; the

@@ -7,8 +7,12 @@ import (
 )
 
 // Record is the persisted state of one breaker. Only Open and Closed are
-// stored: half-open is a probing phase local to a process (an open record
-// whose period has ended means "probe").
+// stored as records: an open record whose period has ended means "probe"
+// (half-open). The progress of that half-open period (probe slots taken,
+// probe successes) is shared through the Store's probe methods, keyed by the
+// period's identity (see Store.AcquireProbe), so that probes made by
+// different processes (one-shot `talos ask` runs included) add up and close
+// the shared breaker.
 type Record struct {
 	State   State
 	Until   time.Time // end of the open period when State is Open
@@ -31,6 +35,25 @@ type Store interface {
 	Save(ctx context.Context, name string, r Record) error
 	// Load returns the record of name; ok is false when there is none.
 	Load(ctx context.Context, name string) (r Record, ok bool, err error)
+
+	// AcquireProbe atomically takes one of max probe slots of the
+	// half-open period `period` of name, for the probe call named probe
+	// (unique across processes), and reports whether it was granted.
+	// period identifies the open period the half-open phase follows: the
+	// end of that open period (Record.Until) in unix microseconds, which
+	// every process sharing the record computes alike. A granted slot is
+	// held until ReleaseProbe, kept for the rest of the period by
+	// ProbeSuccess, or forgotten once at+lease has passed (measured on
+	// the `at` of later calls), so that a process which died during its
+	// probe does not hold its slot for ever.
+	AcquireProbe(ctx context.Context, name string, period int64, probe string, max int, at time.Time, lease time.Duration) (bool, error)
+	// ReleaseProbe gives probe's slot back (the probe's result said
+	// nothing about the service's health).
+	ReleaseProbe(ctx context.Context, name string, period int64, probe string) error
+	// ProbeSuccess records that probe succeeded: its slot stays taken for
+	// the rest of the period. It returns the successes of the period so
+	// far across every process, this one included.
+	ProbeSuccess(ctx context.Context, name string, period int64, probe string) (int, error)
 }
 
 // MemoryStore is a Store in process memory: breakers created with the same
@@ -40,11 +63,95 @@ type MemoryStore struct {
 	mu       sync.Mutex
 	failures map[string][]time.Time
 	records  map[string]Record
+	probes   map[string]*memProbes
+}
+
+// memProbes is the half-open progress of one breaker: only the newest
+// period is kept.
+type memProbes struct {
+	period int64
+	until  map[string]time.Time // probe → lease end; zero time = succeeded
 }
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{failures: map[string][]time.Time{}, records: map[string]Record{}}
+	return &MemoryStore{failures: map[string][]time.Time{}, records: map[string]Record{}, probes: map[string]*memProbes{}}
+}
+
+// probesLocked returns the progress of period, or nil when period is
+// older than the newest one seen (a stale half-open phase).
+func (m *MemoryStore) probesLocked(name string, period int64) *memProbes {
+	p := m.probes[name]
+	if p == nil || p.period < period {
+		p = &memProbes{period: period, until: map[string]time.Time{}}
+		m.probes[name] = p
+	}
+	if p.period != period {
+		return nil
+	}
+	return p
+}
+
+// AcquireProbe implements Store.
+func (m *MemoryStore) AcquireProbe(ctx context.Context, name string, period int64, probe string, max int, at time.Time, lease time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.probesLocked(name, period)
+	if p == nil {
+		return false, nil
+	}
+	if _, held := p.until[probe]; held {
+		return true, nil
+	}
+	for id, u := range p.until {
+		if !u.IsZero() && !u.After(at) {
+			delete(p.until, id)
+		}
+	}
+	if len(p.until) >= max {
+		return false, nil
+	}
+	p.until[probe] = at.Add(lease)
+	return true, nil
+}
+
+// ReleaseProbe implements Store.
+func (m *MemoryStore) ReleaseProbe(ctx context.Context, name string, period int64, probe string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.probes[name]; p != nil && p.period == period {
+		if u, ok := p.until[probe]; ok && !u.IsZero() {
+			delete(p.until, probe)
+		}
+	}
+	return nil
+}
+
+// ProbeSuccess implements Store.
+func (m *MemoryStore) ProbeSuccess(ctx context.Context, name string, period int64, probe string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.probesLocked(name, period)
+	if p == nil {
+		return 0, nil
+	}
+	p.until[probe] = time.Time{}
+	n := 0
+	for _, u := range p.until {
+		if u.IsZero() {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // AddFailure implements Store.

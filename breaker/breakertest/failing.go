@@ -41,3 +41,21 @@ func (f *FailingStore) Load(context.Context, string) (breaker.Record, bool, erro
 	f.Calls.Add(1)
 	return breaker.Record{}, false, f.Err
 }
+
+// AcquireProbe implements breaker.Store.
+func (f *FailingStore) AcquireProbe(context.Context, string, int64, string, int, time.Time, time.Duration) (bool, error) {
+	f.Calls.Add(1)
+	return false, f.Err
+}
+
+// ReleaseProbe implements breaker.Store.
+func (f *FailingStore) ReleaseProbe(context.Context, string, int64, string) error {
+	f.Calls.Add(1)
+	return f.Err
+}
+
+// ProbeSuccess implements breaker.Store.
+func (f *FailingStore) ProbeSuccess(context.Context, string, int64, string) (int, error) {
+	f.Calls.Add(1)
+	return 0, f.Err
+}

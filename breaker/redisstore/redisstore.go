@@ -26,7 +26,8 @@ type Config struct {
 	Prefix string
 }
 
-// Store is a breaker.Store in Redis. It is safe for concurrent use.
+// Store is a breaker.Store in Redis. Every multi-step operation is one Lua
+// script, so it is atomic across processes. It is safe for concurrent use.
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -108,6 +109,64 @@ func (s *Store) Save(ctx context.Context, name string, r breaker.Record) error {
 	err := save.Run(ctx, s.rdb, []string{s.key(name, "state")},
 		int(r.State), until, r.Step, r.Updated.UnixMicro(), ttl.Milliseconds()).Err()
 	return wrap("Save", name, err)
+}
+
+func (s *Store) probesKey(name string, period int64) string {
+	return s.key(name, "probes:"+strconv.FormatInt(period, 10))
+}
+
+// probesTTL is how long the probe record of one half-open period is kept.
+const probesTTL = stateTTLExtra
+
+// succeeded is the score of a probe that succeeded (2^53 µs, year 2255: past
+// any lease end and exact in Lua's doubles).
+const succeeded = "9007199254740992"
+
+// acquireProbe: KEYS[1] zset of probe slots (score = lease end in unix µs,
+// `succeeded` once the probe succeeded); ARGV: at_us, lease_end_us, member, max, ttl_ms.
+var acquireProbe = redis.NewScript(`
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return 1 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+`)
+
+// AcquireProbe implements breaker.Store.
+func (s *Store) AcquireProbe(ctx context.Context, name string, period int64, probe string, max int, at time.Time, lease time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, wrap("AcquireProbe", name, err)
+	}
+	atUS := at.UnixMicro()
+	n, err := acquireProbe.Run(ctx, s.rdb, []string{s.probesKey(name, period)},
+		atUS, atUS+lease.Microseconds(), probe, max, probesTTL.Milliseconds()).Int()
+	return n == 1, wrap("AcquireProbe", name, err)
+}
+
+// releaseProbe: KEYS[1] zset; ARGV: member, succeeded. A succeeded probe keeps its slot.
+var releaseProbe = redis.NewScript(`
+local sc = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if sc and tonumber(sc) < tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
+`)
+
+// ReleaseProbe implements breaker.Store.
+func (s *Store) ReleaseProbe(ctx context.Context, name string, period int64, probe string) error {
+	return wrap("ReleaseProbe", name, releaseProbe.Run(ctx, s.rdb, []string{s.probesKey(name, period)}, probe, succeeded).Err())
+}
+
+// probeSuccess: KEYS[1] zset; ARGV: member, ttl_ms, succeeded.
+var probeSuccess = redis.NewScript(`
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('ZCOUNT', KEYS[1], ARGV[3], '+inf')
+`)
+
+// ProbeSuccess implements breaker.Store.
+func (s *Store) ProbeSuccess(ctx context.Context, name string, period int64, probe string) (int, error) {
+	n, err := probeSuccess.Run(ctx, s.rdb, []string{s.probesKey(name, period)}, probe, probesTTL.Milliseconds(), succeeded).Int()
+	return n, wrap("ProbeSuccess", name, err)
 }
 
 // Load implements breaker.Store.

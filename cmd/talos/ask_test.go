@@ -235,6 +235,37 @@ func TestAskSharedOpenBreaker(t *testing.T) {
 	}
 }
 
+// Issue 3: each `talos ask` is a one-shot process. After a shared trip has
+// run out, their probe successes add up in Redis, so two successful runs
+// close the shared breaker (before, every run started half-open for as long
+// as the record lived, and one failure re-opened it for an hour).
+func TestAskOneShotRunsCloseSharedBreaker(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	store, _ := redisstore.New(redisstore.Config{}, rdb)
+	now := time.Now()
+	if err := store.Save(context.Background(), askBreakerName, breaker.Record{State: breaker.Open, Until: now.Add(-time.Second), Step: 1, Updated: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	askEnv(t, "GEMINI_API_KEY", askTestKey, "TALOS_GEMINI_ENABLED", "true")
+	calls := 0
+	gem := askGemini(t, "Here is the deep answer.", 0, &calls)
+	for i, want := range []string{"breaker: half-open", "breaker: closed", "breaker: closed"} {
+		out, err := runAsk(t, "--redis-url", "redis://"+mr.Addr()+"/0", "--ollama-url", askOllama(t, "[ESCALATE]", 0),
+			"--gemini-url", gem, "hard question")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "Here is the deep answer.") || !strings.Contains(out, want) {
+			t.Fatalf("run %d: want %q\n%s", i, want, out)
+		}
+	}
+	if rec, _, err := store.Load(context.Background(), askBreakerName); err != nil || rec.State != breaker.Closed {
+		t.Fatalf("stored record after two successful runs = %+v, %v; want closed", rec, err)
+	}
+}
+
 func TestAskErrors(t *testing.T) {
 	askEnv(t)
 	_, err := runAsk(t, "--ollama-url", askOllama(t, "", 404), "hello")
