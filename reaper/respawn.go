@@ -118,11 +118,19 @@ type Manager struct {
 }
 
 type session struct {
-	mu          sync.Mutex // serialises operations on one session
+	mu          sync.Mutex // serialises operations on one session; not held during a backoff
 	containerID string
 	attempts    int
 	lastRespawn time.Time
+	// cancelBackoff, while a Respawn waits out its backoff, ends that wait;
+	// Kill calls it so the pending respawn does not bring the container
+	// back.
+	cancelBackoff context.CancelCauseFunc
 }
+
+// ErrKilledDuringBackoff is returned by a Respawn whose session was killed
+// (Manager.Kill) while it waited out its backoff: nothing is spawned.
+var ErrKilledDuringBackoff = errors.New("the session was killed during the respawn backoff")
 
 var sessionIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
@@ -278,6 +286,10 @@ func (m *Manager) Kill(ctx context.Context, sessionID string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cancelBackoff != nil {
+		s.cancelBackoff(ErrKilledDuringBackoff)
+		s.cancelBackoff = nil
+	}
 	return m.killLocked(ctx, s, sessionID)
 }
 
@@ -332,6 +344,9 @@ func (m *Manager) Respawn(ctx context.Context, sessionID string) (RespawnResult,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cancelBackoff != nil {
+		return RespawnResult{}, talos.Errorf(talos.CodeConfigInvalid, op, "a respawn of session %s is already waiting out its backoff: wait for it (or Kill the session)", sessionID)
+	}
 	if m.cfg.ResetAfter > 0 && s.attempts > 0 && time.Since(s.lastRespawn) > m.cfg.ResetAfter {
 		s.attempts = 0
 	}
@@ -346,12 +361,27 @@ func (m *Manager) Respawn(ctx context.Context, sessionID string) (RespawnResult,
 	s.attempts++
 	s.lastRespawn = time.Now()
 	m.log.Info("reaper: respawning container", "session", sessionID, "attempt", s.attempts, "backoff", backoff.String())
+
+	// Wait without holding the session: Kill, Attempts and ActiveContainers
+	// (the hunt) must not block for up to 80 s. Kill ends the wait.
+	wctx, cancel := context.WithCancelCause(ctx)
+	s.cancelBackoff = cancel
+	s.mu.Unlock()
 	t := time.NewTimer(backoff)
 	select {
-	case <-ctx.Done():
-		t.Stop()
-		return RespawnResult{}, ctx.Err()
+	case <-wctx.Done():
 	case <-t.C:
+	}
+	t.Stop()
+	s.mu.Lock()
+	s.cancelBackoff = nil
+	cause := context.Cause(wctx) // nil when the backoff ran out
+	cancel(nil)
+	if errors.Is(cause, ErrKilledDuringBackoff) {
+		return RespawnResult{}, fmt.Errorf("%s: session %s: %w; nothing was spawned", op, sessionID, ErrKilledDuringBackoff)
+	}
+	if cause != nil {
+		return RespawnResult{}, ctx.Err()
 	}
 	id, err := m.spawnLocked(ctx, s, sessionID)
 	if err != nil {

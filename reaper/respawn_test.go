@@ -140,6 +140,47 @@ func TestRespawnBackoffCancelled(t *testing.T) {
 	})
 }
 
+// TestRespawnBackoffDoesNotHoldTheSession: while a Respawn waits out its
+// backoff, the session's other operations answer at once, a second Respawn
+// is refused, and Kill ends the wait so nothing is spawned.
+func TestRespawnBackoffDoesNotHoldTheSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		eng := reapertest.NewEngine()
+		m := newManager(t, reaper.RespawnConfig{}, eng)
+		ctx := context.Background()
+		if _, err := m.Spawn(ctx, "s"); err != nil {
+			t.Fatal(err)
+		}
+		spawned := len(eng.Specs())
+		done := make(chan error, 1)
+		go func() {
+			_, err := m.Respawn(ctx, "s")
+			done <- err
+		}()
+		time.Sleep(time.Second) // inside the 5 s backoff (synctest time)
+		start := time.Now()
+		if n := m.Attempts("s"); n != 1 {
+			t.Fatalf("attempts %d during the backoff, want 1", n)
+		}
+		_ = m.ActiveContainers()
+		if _, err := m.Respawn(ctx, "s"); err == nil || !strings.Contains(err.Error(), "already waiting") {
+			t.Fatalf("a second Respawn during the backoff: %v", err)
+		}
+		if err := m.Kill(ctx, "s"); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; !errors.Is(err, reaper.ErrKilledDuringBackoff) {
+			t.Fatalf("Respawn after Kill: %v, want ErrKilledDuringBackoff", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("the session's operations waited %v for the backoff", d)
+		}
+		if n := len(eng.Specs()); n != spawned {
+			t.Fatalf("%d containers spawned after the Kill", n-spawned)
+		}
+	})
+}
+
 // The container spec carries the spec §2.7 limits.
 func TestSpawnSpecLimits(t *testing.T) {
 	eng := reapertest.NewEngine()
