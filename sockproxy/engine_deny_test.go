@@ -76,6 +76,15 @@ func TestEngineForbiddenRequests(t *testing.T) {
 	managed := engineCreate(t, eng, image, "sp-deny-managed-"+run,
 		map[string]string{sockproxy.LabelManaged: sockproxy.LabelManagedValue}, "sleep", "30")
 	plain := engineCreate(t, eng, image, "sp-deny-plain-"+run, nil, "sleep", "30")
+	// Running ones, so a stop or kill that got through would show.
+	managedUp := engineCreate(t, eng, image, "sp-deny-managed-up-"+run,
+		map[string]string{sockproxy.LabelManaged: sockproxy.LabelManagedValue}, "sleep", "60")
+	plainUp := engineCreate(t, eng, image, "sp-deny-plain-up-"+run, nil, "sleep", "60")
+	for _, id := range []string{managedUp, plainUp} {
+		if _, err := eng.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	create := func(extraHC string) string {
 		return `{"Image":"` + image + `","Cmd":["true"],"Labels":{"talos.test.run":"` + run + `"},"HostConfig":{"ReadonlyRootfs":true,"NetworkMode":"none"` + extraHC + `}}`
@@ -169,7 +178,9 @@ func TestEngineForbiddenRequests(t *testing.T) {
 		{name: "repeated query parameter", method: "GET", target: "/v1.41/containers/json?all=1&all=0"},
 		{name: "API version below the minimum", method: "GET", target: "/v1.12/containers/json"},
 		// profiles and labels
-		{name: "kill in the skills profile", target: "/v1.41/containers/" + managed + "/kill"},
+		{name: "kill in the skills profile", target: "/v1.41/containers/" + managedUp + "/kill"},
+		{name: "unlabelled: stop (running)", target: "/v1.41/containers/" + plainUp + "/stop?t=0"},
+		{name: "unlabelled: kill (maintenance, running)", maint: true, target: "/v1.41/containers/" + plainUp + "/kill"},
 		{name: "remove in the skills profile", method: "DELETE", target: "/v1.41/containers/" + managed + "?force=1"},
 		{name: "unlabelled: inspect", method: "GET", target: "/v1.41/containers/" + plain + "/json"},
 		{name: "unlabelled: start", target: "/v1.41/containers/" + plain + "/start"},
@@ -223,6 +234,12 @@ func TestEngineForbiddenRequests(t *testing.T) {
 		}
 		if c.Container.State.Status != "created" || len(c.Container.ExecIDs) > 0 || c.Container.HostConfig.Privileged {
 			t.Errorf("container %s changed: status %s, execs %v", id, c.Container.State.Status, c.Container.ExecIDs)
+		}
+	}
+	for _, id := range []string{managedUp, plainUp} {
+		c, err := eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil || c.Container.State.Status != "running" {
+			t.Errorf("running container %s was stopped or removed (%v)", id, err)
 		}
 	}
 	if _, err := eng.VolumeInspect(ctx, "sp-deny-vol-"+run, client.VolumeInspectOptions{}); !cerrdefs.IsNotFound(err) {
