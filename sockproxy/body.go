@@ -483,10 +483,34 @@ func (f bodyFilter) checkBind(b string) error {
 		return deny("HostConfig.Binds", "entry %q is malformed (want source:destination[:options])", truncate(b, 120))
 	}
 	if strings.HasPrefix(src, "/") || strings.HasPrefix(src, ".") || strings.Contains(src, "/") || strings.Contains(src, `\`) {
-		return f.checkBindSource("HostConfig.Binds", src)
+		if err := f.checkBindSource("HostConfig.Binds", src); err != nil {
+			return err
+		}
+		return checkBindOptions(b)
 	}
 	if !f.profile.AllowNamedVolumes {
 		return deny("HostConfig.Binds", "named volume %q is not allowed (profile %q)", truncate(src, 80), f.profile.Name)
+	}
+	return nil
+}
+
+// checkBindOptions checks the options of an allowed host bind,
+// "src:dst:opts": the same propagation modes as Mounts' BindOptions allow,
+// "ro"/"rw", and nothing else (no SELinux relabelling of the host path with
+// "z"/"Z", no "rshared" propagation back to the host).
+func checkBindOptions(b string) error {
+	parts := strings.Split(b, ":")
+	if len(parts) < 3 {
+		return nil
+	}
+	if len(parts) > 3 {
+		return deny("HostConfig.Binds", "entry %q is malformed (want source:destination[:options])", truncate(b, 120))
+	}
+	for _, o := range strings.Split(parts[2], ",") {
+		if o == "ro" || o == "rw" || slices.Contains(allowedPropagate, o) && o != "" {
+			continue
+		}
+		return deny("HostConfig.Binds", "option %q of %q is not allowed (allowed: ro, rw, %q)", truncate(o, 40), truncate(b, 120), allowedPropagate)
 	}
 	return nil
 }

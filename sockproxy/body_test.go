@@ -194,6 +194,7 @@ func TestCheckCreateProfileAllowances(t *testing.T) {
 	for _, hc := range []string{
 		`,"Binds":["/srv/ok:/x:ro"]`,
 		`,"Binds":["/srv/ok/sub:/x"]`,
+		`,"Binds":["/srv/ok:/x:ro,rprivate"]`,
 		`,"Binds":["data:/data"]`,
 		`,"CapAdd":["CHOWN"]`,
 		`,"CapAdd":["CAP_CHOWN"]`,
@@ -207,7 +208,8 @@ func TestCheckCreateProfileAllowances(t *testing.T) {
 	}
 	for _, hc := range []string{`,"Binds":["/srv/okay:/x"]`, `,"Binds":["/srv:/x"]`, `,"CapAdd":["SYS_ADMIN"]`,
 		`,"Mounts":[{"Type":"bind","Source":"/srv/ok","Target":"/x","BindOptions":{"CreateMountpoint":true}}]`,
-		`,"Mounts":[{"Type":"bind","Source":"/srv/ok","Target":"/x","BindOptions":{"Propagation":"rshared"}}]`} {
+		`,"Mounts":[{"Type":"bind","Source":"/srv/ok","Target":"/x","BindOptions":{"Propagation":"rshared"}}]`,
+		`,"Binds":["/srv/ok:/x:rshared"]`, `,"Binds":["/srv/ok:/x:Z"]`, `,"Binds":["/srv/ok:/x:ro,z"]`, `,"Binds":["/srv/ok:/x:ro:extra"]`} {
 		if _, err := f.checkCreate([]byte(create(hc))); err == nil {
 			t.Errorf("create with %s allowed", hc)
 		}
