@@ -376,6 +376,16 @@ func TestFallbackChain(t *testing.T) {
 			t.Fatal("keyword results are not a warning")
 		}
 	})
+	// The keyword words are lower-cased; the stored text is not.
+	t.Run("KeywordIgnoresCase", func(t *testing.T) {
+		st, emb := setup(t, map[string]rag.Memory{"Docker Restart Notes": {Source: rag.SourceUser}, "Cake recipe": {}})
+		st.failQuery = errors.New("vector index unavailable")
+		r, _ := rag.NewRetriever(rag.RetrieverConfig{}, st, emb, nil, nil)
+		res, err := r.Retrieve(ctx, rag.Query{Text: "how do I restart docker?"})
+		if err != nil || res.Strategy != rag.StrategyKeyword || res.Included != 1 || res.Items[0].ID != "Docker" {
+			t.Fatalf("res = %+v, %v; want the keyword fallback to find \"Docker Restart Notes\"", res, err)
+		}
+	})
 	t.Run("Empty", func(t *testing.T) {
 		st, emb := setup(t, docs)
 		st.failQuery = errors.New("down")

@@ -331,8 +331,9 @@ func roleSource(role string) Source {
 	return SourceModel
 }
 
-// keywordSearch finds memories containing the query's longest words
-// (Chroma's where_document $contains) and ranks them by keyword overlap.
+// keywordSearch finds memories containing the query's longest words,
+// ignoring case (ListOptions.ContainsFold: the words are lower-cased tokens,
+// the documents are not), and ranks them by keyword overlap.
 func (r *Retriever) keywordSearch(ctx context.Context, q Query, topK, budget int, now time.Time) (*Result, error) {
 	qTokens := Tokens(q.Text)
 	words := make([]string, 0, len(qTokens))
@@ -352,7 +353,7 @@ func (r *Retriever) keywordSearch(ctx context.Context, q Query, topK, budget int
 	}
 	found := map[string]Record{}
 	for _, w := range words {
-		recs, err := r.store.List(ctx, ListOptions{Where: q.Where, Contains: w, Limit: MaxTopK})
+		recs, err := r.store.List(ctx, ListOptions{Where: q.Where, Contains: w, ContainsFold: true, Limit: MaxTopK})
 		if err != nil {
 			return nil, err
 		}

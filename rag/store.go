@@ -3,6 +3,8 @@ package rag
 import (
 	"context"
 	"math"
+	"regexp"
+	"strings"
 
 	"github.com/talos-ironclad/talos"
 )
@@ -29,8 +31,15 @@ type ListOptions struct {
 	// Where filters on metadata; nil selects every record.
 	Where *Filter
 	// Contains, when set, keeps only documents containing this substring
-	// (case-sensitive, as Chroma's where_document $contains).
+	// (case-sensitive, as Chroma's where_document $contains, unless
+	// ContainsFold is set).
 	Contains string
+	// ContainsFold makes Contains ignore case: "docker" finds "Docker
+	// Restart Notes" and "DOCKER". The match is the regular expression
+	// ContainsFoldPattern(Contains) — the substring quoted, with (?i), so
+	// Unicode simple case folding — on every backend: a where_document
+	// $regex on Chroma, DocumentMatcher in the other adapters.
+	ContainsFold bool
 	// Offset skips that many matching records.
 	Offset int
 	// Limit caps the page; 0 means every remaining record.
@@ -38,6 +47,26 @@ type ListOptions struct {
 	// Embeddings asks for the embeddings too (they are large: leave it off
 	// when only metadata is needed).
 	Embeddings bool
+}
+
+// ContainsFoldPattern is the regular expression of a case-insensitive
+// Contains: sub with its metacharacters quoted, under (?i). Go's regexp and
+// the Rust regex engine of a Chroma server read it the same way.
+func ContainsFoldPattern(sub string) string { return "(?i)" + regexp.QuoteMeta(sub) }
+
+// DocumentMatcher returns the document test of o.Contains and
+// o.ContainsFold, for adapters that filter documents themselves; nil when
+// Contains is empty (every document matches).
+func (o ListOptions) DocumentMatcher() func(doc string) bool {
+	switch {
+	case o.Contains == "":
+		return nil
+	case o.ContainsFold:
+		re := regexp.MustCompile(ContainsFoldPattern(o.Contains))
+		return re.MatchString
+	}
+	sub := o.Contains
+	return func(doc string) bool { return strings.Contains(doc, sub) }
 }
 
 // Store is long-term memory: a vector collection with metadata. Every

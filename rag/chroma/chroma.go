@@ -659,7 +659,12 @@ func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, e
 		if opts.Where != nil {
 			gopts = append(gopts, v2.WithWhereGet(&where{f: *opts.Where}))
 		}
-		if opts.Contains != "" {
+		switch {
+		case opts.Contains != "" && opts.ContainsFold:
+			// $contains is case-sensitive on the server; its $regex takes
+			// (?i) and is the same pattern the other adapters match.
+			gopts = append(gopts, v2.WithWhereDocumentGet(v2.Regex(rag.ContainsFoldPattern(opts.Contains))))
+		case opts.Contains != "":
 			gopts = append(gopts, v2.WithWhereDocumentGet(v2.Contains(opts.Contains)))
 		}
 		res, err := s.coll.Get(ctx, gopts...)

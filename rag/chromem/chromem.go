@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 
 	cm "github.com/philippgille/chromem-go"
@@ -467,6 +466,7 @@ func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, e
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	filtered := opts.Where != nil || opts.Contains != ""
+	docOK := opts.DocumentMatcher()
 	start := 0
 	if !filtered {
 		start = min(opts.Offset, len(order))
@@ -481,7 +481,7 @@ func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, e
 		if err != nil {
 			continue
 		}
-		if opts.Contains != "" && !strings.Contains(d.Content, opts.Contains) {
+		if docOK != nil && !docOK(d.Content) {
 			continue
 		}
 		md := decodeMeta(d.Metadata)

@@ -206,6 +206,40 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		if g := ids(got); !equalStrings(g, []string{"b"}) {
 			t.Errorf("Contains \"an\" = %v, want [b]", g)
 		}
+		// Contains is case-sensitive; ContainsFold is not, and quotes the
+		// substring (no regular-expression metacharacters leak through).
+		mustUpsert(t, s, []rag.Record{
+			{ID: "g", Embedding: Unit(dim, 6, 7, .1), Document: "Docker Restart Notes (v2.1) — Ärger mit DOCKER", Metadata: rag.Metadata{"kind": "note"}},
+		})
+		for _, c := range []struct {
+			sub  string
+			fold bool
+			want []string
+		}{
+			{"docker", false, nil},
+			{"Docker", false, []string{"g"}},
+			{"docker", true, []string{"g"}},
+			{"restart notes", true, []string{"g"}},
+			{"DOCKER RESTART", true, []string{"g"}},
+			{"ärger", true, []string{"g"}},
+			{"(V2.1)", true, []string{"g"}},
+			{"v2x1", true, nil}, // '.' is a literal dot
+			{"APPLE", true, []string{"a"}},
+			{"APPLE", false, nil},
+			{"e", true, []string{"a", "c", "d", "e", "g"}},
+		} {
+			got, err := s.List(ctx, rag.ListOptions{Contains: c.sub, ContainsFold: c.fold})
+			if err != nil {
+				t.Fatalf("Contains %q fold %v: %v", c.sub, c.fold, err)
+			}
+			if g := ids(got); !equalStrings(g, c.want) {
+				t.Errorf("Contains %q fold %v = %v, want %v", c.sub, c.fold, g, c.want)
+			}
+		}
+		f := rag.Eq("kind", "note")
+		if got, err := s.List(ctx, rag.ListOptions{Where: &f, Contains: "notes", ContainsFold: true, Limit: 5}); err != nil || !equalStrings(ids(got), []string{"g"}) {
+			t.Errorf("ContainsFold with a filter = %v, %v; want [g]", ids(got), err)
+		}
 		bad := rag.Filter{Op: "$regex", Key: "kind", Value: "x"}
 		if _, err := s.List(ctx, rag.ListOptions{Where: &bad}); err == nil {
 			t.Error("an unknown operator must be an error")

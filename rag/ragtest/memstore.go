@@ -3,7 +3,6 @@ package ragtest
 import (
 	"context"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/talos-ironclad/talos"
@@ -229,6 +228,7 @@ func (s *MemoryStore) List(ctx context.Context, opts rag.ListOptions) ([]rag.Rec
 	defer s.mu.RUnlock()
 	var out []rag.Record
 	skipped := 0
+	docOK := opts.DocumentMatcher()
 	if opts.Where == nil && opts.Contains == "" {
 		order = order[min(opts.Offset, len(order)):]
 		skipped = opts.Offset
@@ -238,7 +238,7 @@ func (s *MemoryStore) List(ctx context.Context, opts rag.ListOptions) ([]rag.Rec
 		if !ok || !rag.MatchPtr(opts.Where, r.Metadata) {
 			continue
 		}
-		if opts.Contains != "" && !strings.Contains(r.Document, opts.Contains) {
+		if docOK != nil && !docOK(r.Document) {
 			continue
 		}
 		if skipped < opts.Offset {
