@@ -299,7 +299,7 @@ type Ticket struct {
 
 // Allow asks to make one call. It returns a T205 CIRCUIT_OPEN error when the
 // breaker is open, when half-open has admitted all its probes, or while a
-// delay asked for by a Verdict runs. Otherwise the caller makes the call and
+// delay asked for by a Verdict runs (closed or half-open). Otherwise the caller makes the call and
 // then calls Ticket.Done with its error.
 func (b *Breaker) Allow() (Ticket, error) {
 	for {
@@ -318,6 +318,10 @@ func (b *Breaker) Allow() (Ticket, error) {
 			b.nRejected.Add(1)
 			return Ticket{}, b.errOpen
 		default:
+			if d := b.delayUntil.Load(); d != 0 && time.Now().UnixNano() < d {
+				b.nRejected.Add(1)
+				return Ticket{}, b.errDelayed
+			}
 			if probesOf(w) >= b.cfg.HalfOpenProbes {
 				b.nRejected.Add(1)
 				return Ticket{}, b.errHalfOpen
@@ -483,12 +487,16 @@ func (b *Breaker) reportSlow(t Ticket, v Verdict) {
 		if stale {
 			break
 		}
+		if v.Delay != 0 {
+			// In half-open too: a rate-limited probe must hold the next
+			// probes off for the delay, or a service that paces us is
+			// probed on every request. Set before the slot is given back.
+			b.delayLocked(now, v.Delay)
+		}
 		if stateOf(cur) == HalfOpen {
 			// Give the probe slot back: an ignored result says nothing
 			// about the service's health.
 			b.giveBackProbe(w)
-		} else if v.Delay != 0 {
-			b.delayLocked(now, v.Delay)
 		}
 	case Trip:
 		b.nFailure.Add(1)
@@ -609,6 +617,7 @@ func (b *Breaker) expire(gen uint32) {
 func (b *Breaker) toHalfOpenLocked(now time.Time, reason string, p *pending) {
 	from := stateOf(b.word.Load())
 	b.word.Store(nextGen(b.word.Load(), HalfOpen))
+	b.delayUntil.Store(0)
 	b.hoSuccess = 0
 	b.lastChange = now.UnixNano()
 	p.tr = append(p.tr, Transition{Name: b.cfg.Name, From: from, To: HalfOpen, Reason: reason, At: now})
@@ -693,16 +702,17 @@ func (b *Breaker) after(p *pending) {
 }
 
 // Remaining returns how long calls will still be rejected: the rest of the
-// open period, or of a delay asked for by a Verdict while closed. It is 0
-// when calls are admitted (or half-open). Use it for UIs and Retry-After
-// headers.
+// open period, or of a delay asked for by a Verdict while closed or
+// half-open. It is 0 when calls are admitted (half-open with its probes
+// taken also returns 0: the wait depends on the probes). Use it for UIs and
+// Retry-After headers.
 func (b *Breaker) Remaining() time.Duration {
 	now := time.Now().UnixNano()
 	var until int64
 	switch b.State() {
 	case Open:
 		until = b.openUntil.Load()
-	case Closed:
+	default:
 		until = b.delayUntil.Load()
 	}
 	if until <= now {

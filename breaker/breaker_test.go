@@ -509,3 +509,60 @@ func TestWatch(t *testing.T) {
 		}
 	})
 }
+
+// Reviewer's probe (issue 3): a 429 with a short Retry-After during
+// half-open gave the probe slot back and ignored the delay, so a service
+// that paces us was probed on every request. Five 429s (Retry-After 100 s)
+// now admit one probe per 101 s, without tripping.
+func TestHalfOpen429HoldsProbesOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newB(t, breaker.Config{FailureThreshold: 1, OpenFor: []time.Duration{time.Minute}}, nil)
+		_ = call(b, errBoom)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		mustState(t, b, breaker.HalfOpen)
+		rateLimited := breaker.RateLimitVerdict(100*time.Second, true)
+		start := time.Now()
+		var admittedAt []time.Duration
+		for time.Since(start) < 5*101*time.Second {
+			tk, err := b.Allow()
+			if err == nil {
+				admittedAt = append(admittedAt, time.Since(start))
+				tk.Report(rateLimited)
+			} else if !breaker.IsRejection(err) {
+				t.Fatal(err)
+			}
+			mustState(t, b, breaker.HalfOpen)
+			time.Sleep(time.Second)
+		}
+		want := []time.Duration{0, 101 * time.Second, 202 * time.Second, 303 * time.Second, 404 * time.Second}
+		if len(admittedAt) != len(want) {
+			t.Fatalf("%d probes admitted over 505 s, the first at %v; want one per 101 s: %v", len(admittedAt), admittedAt[:min(len(admittedAt), 8)], want)
+		}
+		for i := range want {
+			if admittedAt[i] != want[i] {
+				t.Fatalf("probes admitted at %v, want %v", admittedAt, want)
+			}
+		}
+		// Five back-to-back requests right after a 429: only the first probes.
+		time.Sleep(101 * time.Second)
+		n := 0
+		for i := 0; i < 5; i++ {
+			if tk, err := b.Allow(); err == nil {
+				n++
+				tk.Report(rateLimited)
+			}
+		}
+		if n != 1 {
+			t.Fatalf("five requests after the delay admitted %d probes, want 1", n)
+		}
+		if r := b.Remaining(); r != 101*time.Second {
+			t.Fatalf("half-open Remaining after a 429 = %s, want 101s", r)
+		}
+		// The wait does not stop the breaker closing afterwards.
+		time.Sleep(101 * time.Second)
+		_ = call(b, nil)
+		_ = call(b, nil)
+		mustState(t, b, breaker.Closed)
+	})
+}

@@ -22,7 +22,8 @@ const (
 	// Window open the breaker, and one re-opens a half-open breaker.
 	Failure
 	// Ignore says nothing about the service's health (for example the
-	// caller cancelled). A half-open probe slot is given back.
+	// caller cancelled). A half-open probe slot is given back; with a
+	// Delay, the next probe waits for it.
 	Ignore
 	// Trip opens the breaker at once, for at least Verdict.Delay.
 	Trip
@@ -49,8 +50,9 @@ func (k Kind) String() string {
 const Backoff time.Duration = -1
 
 // Verdict is a classified result. With Kind Success, Failure or Ignore, a
-// positive Delay makes a closed breaker reject calls for that long (a
-// rate-limit wait) without opening it; with Trip, the breaker opens for at
+// positive Delay makes a closed or half-open breaker reject calls for that
+// long (a rate-limit wait) without opening it; a half-open breaker admits
+// its next probe only after the delay. With Trip, the breaker opens for at
 // least Delay.
 type Verdict struct {
 	Kind  Kind
