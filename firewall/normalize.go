@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"html"
 	"math/bits"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -186,6 +187,25 @@ func isNormalFast(s string) bool {
 
 // normalizeOnce applies the pipeline once.
 func normalizeOnce(s string) string {
+	return foldAndCollapse(unwrapOnce(s))
+}
+
+// unwrapOnce applies steps 1–4 of the pipeline once: the decoding and
+// cleaning steps, which keep the case of the text.
+func unwrapOnce(s string) string {
+	s = unescapeOnce(s)
+	if !isPlainASCII(s) {
+		s = stripInvisible(s)
+		if !isNFKC(s) {
+			s = toNFKC(s)
+		}
+	}
+	return s
+}
+
+// unescapeOnce applies steps 1 and 2 of the pipeline once: HTML unescape and
+// up to MaxURLDecodeRounds rounds of URL decoding.
+func unescapeOnce(s string) string {
 	if mayUnescape(s) {
 		// html.UnescapeString copies the text twice (to bytes and back)
 		// as soon as it holds an "&", entity or not
@@ -201,13 +221,30 @@ func normalizeOnce(s string) string {
 		}
 		s = t
 	}
-	if !isPlainASCII(s) {
-		s = stripInvisible(s)
-		if !isNFKC(s) {
-			s = toNFKC(s)
+	return s
+}
+
+// maxUnwrapPasses bounds how often Unwrap re-applies its steps.
+const maxUnwrapPasses = 4
+
+// Unwrap returns s with the first two steps of Normalize applied (HTML
+// unescape, lenient URL decoding), repeated while they change it, at most
+// maxUnwrapPasses times. It keeps the case of the text, so base64 and hex
+// hidden under URL or HTML escapes ("%53%57%64…", "&#83;&#87;…") can still
+// be decoded from its result (see DecodeBlobs). A text with no "&" entity or
+// "%" escape is returned as it is after two byte searches.
+func Unwrap(s string) string {
+	for range maxUnwrapPasses {
+		if !mayDecode(s) {
+			return s
 		}
+		t := unescapeOnce(s)
+		if t == s {
+			return s
+		}
+		s = t
 	}
-	return foldAndCollapse(s)
+	return s
 }
 
 // nextNonASCII returns the piece of s, from i on, that Unicode
@@ -658,20 +695,65 @@ const (
 // DecodeBlobs finds embedded base64 and hex blobs in s (the raw text, before
 // Normalize, because base64 is case-sensitive) and returns the ones that
 // decode to readable text, so that an instruction hidden as
-// "aWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=" is scanned too. A decoded
-// blob that itself holds a blob is decoded once more. Binary payloads (keys,
-// hashes, images) are skipped: at least 90% of the decoded runes must be
-// printable and the result valid UTF-8.
+// "aWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=" is scanned too. Hex may be
+// one run ("69676e6f7265…") or byte pairs separated by single spaces or
+// colons ("69 67 6e 6f…", "69:67:6e:6f…"). A decoded blob that itself holds
+// a blob is decoded once more. Binary payloads (keys, hashes, images) are
+// skipped: at least 90% of the decoded runes must be printable and the
+// result valid UTF-8.
+//
+// When HTML unescaping or URL decoding changes s (see Unwrap), the blobs of
+// the unwrapped text are added too (those not already found), so a blob
+// written as "%53%57%64…" or "&#83;&#87;…" is decoded as well.
 func DecodeBlobs(s string) []string {
 	var out []string
 	decodeBlobsInto(s, &out, 2)
+	if u := Unwrap(s); u != s && len(out) < maxBlobs {
+		found := len(out)
+		var more []string
+		decodeBlobsInto(u, &more, 2)
+		for _, b := range more {
+			if len(out) == maxBlobs {
+				break
+			}
+			if !slices.Contains(out[:found], b) {
+				out = append(out, b)
+			}
+		}
+	}
 	return out
 }
 
 func decodeBlobsInto(s string, out *[]string, depth int) {
 	for i := 0; i < len(s) && len(*out) < maxBlobs; {
-		if i = nextLongRun(s, i); i < 0 {
+		var sepHex bool
+		if i, sepHex = nextLongRun(s, i); i < 0 {
 			return
+		}
+		if sepHex {
+			e := i
+			for e < len(s) && blobRunMask[s[e]]>>32 != 0 {
+				e++
+			}
+			// A word of minBlobRun hex digits or more in the run is
+			// base64's (or plain hex's): decode separated hex up to it
+			// and go on there. Otherwise go on at the start of the word
+			// the run ends in, which may be a base64 blob whose first
+			// letters are hex digits ("… be aGVsbG8…"). Either word holds
+			// no space or colon, so nextLongRun reports it as base64,
+			// not as this run again.
+			stop := longWordIn(s, i, e)
+			decodeSeparatedHexInto(s, i, stop, out, depth)
+			if stop == e {
+				for stop > i && isBase64Char(s[stop-1]) {
+					stop--
+				}
+				if stop == i {
+					stop = e // (cannot happen: such a run is base64's)
+				}
+			}
+			i = stop
+			continue
 		}
 		j := i
 		for j < len(s) && isBase64Char(s[j]) {
@@ -705,38 +787,128 @@ func decodeBlobsInto(s string, out *[]string, depth int) {
 	}
 }
 
-// nextLongRun returns the start of the first run of base64 bytes in s[from:]
-// that is at least minBlobRun long (s[from] counts as the start of a run),
-// or -1. Shorter runs (ordinary words) are never decoded, so decodeBlobsInto
-// skips them here: the run length is counted without a branch per byte
-// (base64RunMask is 0 or -1), where a loop that branched at every word's
-// start and end was most of DecodeBlobs's time.
-func nextLongRun(s string, from int) int {
-	run := 0
-	for k := from; k < len(s); k++ {
-		run = (run + 1) & base64RunMask[s[k]]
-		if run == minBlobRun {
-			return k + 1 - minBlobRun
+// longWordIn returns the start of the first word (run of bytes other than
+// space and colon) in s[from:to] at least minBlobRun long, or to.
+func longWordIn(s string, from, to int) int {
+	w := from
+	for k := from; k < to; k++ {
+		if s[k] == ' ' || s[k] == ':' {
+			w = k + 1
+		} else if k+1-w >= minBlobRun {
+			return w
 		}
 	}
-	return -1
+	return to
+}
+
+// minSepHexPairs is the fewest byte pairs of separated hex worth decoding
+// (as many bytes as minHexBlob).
+const minSepHexPairs = minHexBlob / 2
+
+// decodeSeparatedHexInto decodes, in the run s[from:to] of hex digits,
+// spaces and colons, the runs of at least minSepHexPairs hex byte pairs
+// separated by one space or one colon each ("69 67 6e", "69:67:6e"), every
+// pair a token of its own (not part of a longer word or number).
+func decodeSeparatedHexInto(s string, from, to int, out *[]string, depth int) {
+	for k := max(from+2, 2); k < to && k+2 < len(s) && len(*out) < maxBlobs; k++ {
+		sep := s[k]
+		if sep != ' ' && sep != ':' {
+			continue
+		}
+		// a run starts with a pair ending at k that no word character
+		// precedes, and another pair after the separator
+		if !isHex(s[k-1]) || !isHex(s[k-2]) || k >= 3 && isAlnum(s[k-3]) || !hexPairAt(s, k+1) {
+			continue
+		}
+		var b []byte
+		j := k - 2
+		for {
+			b = append(b, unhex(s[j])<<4|unhex(s[j+1]))
+			j += 2
+			if j < len(s) && s[j] == sep && hexPairAt(s, j+1) {
+				j++
+				continue
+			}
+			break
+		}
+		k = j
+		if len(b) < minSepHexPairs || !readable(b) {
+			continue
+		}
+		dec := string(b)
+		*out = append(*out, dec)
+		if depth > 1 {
+			decodeBlobsInto(dec, out, depth-1)
+		}
+	}
+}
+
+// hexPairAt reports whether s[p:p+2] are two hex digits that no word
+// character follows.
+func hexPairAt(s string, p int) bool {
+	return p+1 < len(s) && isHex(s[p]) && isHex(s[p+1]) && (p+2 == len(s) || !isAlnum(s[p+2]))
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// nextLongRun returns the start of the first run in s[from:] (s[from] counts
+// as the start of a run) that is either a run of base64 bytes at least
+// minBlobRun long (sepHex false) or a run of hex digits, spaces and colons at
+// least minSepHexRun long (sepHex true, where separated hex may be), or -1.
+// Shorter runs (ordinary words) are never decoded, so decodeBlobsInto skips
+// them here: both run lengths are counted in one word without a branch per
+// byte (blobRunMask), where a loop that branched at every word's start and
+// end was most of DecodeBlobs's time. A run that is both (plain hex) is
+// reported as base64.
+func nextLongRun(s string, from int) (start int, sepHex bool) {
+	// the base64 count is in the low half of run, the separated-hex count
+	// in the high half; both limits are 16, so a count reaches its limit
+	// when its bit 4 is set
+	const inc, reached = 1 | 1<<32, minBlobRun | minSepHexRun<<32
+	run := uint64(0)
+	for k := from; k < len(s); k++ {
+		run = (run + inc) & blobRunMask[s[k]]
+		if run&reached != 0 {
+			if run&minBlobRun != 0 {
+				return k + 1 - minBlobRun, false
+			}
+			return k + 1 - minSepHexRun, true
+		}
+	}
+	return -1, false
 }
 
 // minBlobRun is the shortest base64 run decodeBlobsInto decodes (hex runs
-// are base64 runs too).
-const minBlobRun = min(minBase64Blob, minHexBlob)
+// are base64 runs too); minSepHexRun is the shortest run of hex digits,
+// spaces and colons it looks for separated hex in (minSepHexPairs pairs take
+// 3*minSepHexPairs-1 = 23 bytes). nextLongRun needs both to be 16.
+const (
+	minBlobRun   = min(minBase64Blob, minHexBlob)
+	minSepHexRun = 16
+)
 
-func isBase64Char(c byte) bool { return base64RunMask[c] != 0 }
+// nextLongRun tests bit 4 of each count: a compile error here means a limit
+// is no longer 16.
+var _ = [1]struct{}{}[minBlobRun-16+minSepHexRun-16]
 
-// base64RunMask is -1 for the bytes of isBase64Char, 0 for the others.
-var base64RunMask = func() (t [256]int) {
+// blobRunMask has, for each byte, all ones in its low half for the bytes of
+// isBase64Char, and all ones in its high half for hex digits, space and
+// colon; zeros elsewhere.
+var blobRunMask = func() (t [256]uint64) {
 	for c := range 256 {
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_' {
-			t[c] = -1
+			t[c] |= 0xffffffff
+		}
+		if isHex(byte(c)) || c == ' ' || c == ':' {
+			t[c] |= 0xffffffff << 32
 		}
 	}
 	return t
 }()
+
+func isBase64Char(c byte) bool { return uint32(blobRunMask[c]) != 0 }
 
 func allHex(s string) bool {
 	for i := 0; i < len(s); i++ {
