@@ -565,11 +565,17 @@ func (b *Breaker) delayLocked(now time.Time, d time.Duration) {
 	}
 }
 
-func (b *Breaker) toOpenLocked(now time.Time, atLeast time.Duration, reason string, p *pending) {
-	from := stateOf(b.word.Load())
-	if from == Closed && (b.closedAt.IsZero() || now.Sub(b.closedAt) >= b.cfg.LadderResetAfter) {
+// ladderResetLocked starts the ladder again once the breaker has stayed
+// closed for LadderResetAfter since its last close (a clean close).
+func (b *Breaker) ladderResetLocked(now time.Time) {
+	if stateOf(b.word.Load()) == Closed && (b.closedAt.IsZero() || now.Sub(b.closedAt) >= b.cfg.LadderResetAfter) {
 		b.step = 0
 	}
+}
+
+func (b *Breaker) toOpenLocked(now time.Time, atLeast time.Duration, reason string, p *pending) {
+	from := stateOf(b.word.Load())
+	b.ladderResetLocked(now)
 	d := b.cfg.OpenFor[min(b.step, len(b.cfg.OpenFor)-1)]
 	d = durMax(d, atLeast)
 	if b.step < len(b.cfg.OpenFor) {
@@ -727,18 +733,23 @@ type Stats struct {
 	State            State
 	FailuresInWindow int           // failures counted in the current window (this process)
 	Remaining        time.Duration // see Breaker.Remaining
-	LadderStep       int           // trips in the current ladder run (0 after a clean close)
-	HalfOpenProbes   int           // probes admitted in the current half-open period
-	Successes        uint64
-	Failures         uint64
-	Ignored          uint64
-	Rejected         uint64
-	Trips            uint64
+	// LadderStep is the number of trips in the current ladder run (at
+	// most len(OpenFor)): the next trip opens for OpenFor[min(LadderStep, len(OpenFor)-1)]. It is
+	// 0 once the breaker has stayed closed for LadderResetAfter after its
+	// last close (a clean close); before that a new trip keeps climbing.
+	LadderStep     int
+	HalfOpenProbes int // probes this process admitted in the current half-open period
+	Successes      uint64
+	Failures       uint64
+	Ignored        uint64
+	Rejected       uint64
+	Trips          uint64
 }
 
 // Stats returns a snapshot of the breaker.
 func (b *Breaker) Stats() Stats {
 	b.mu.Lock()
+	b.ladderResetLocked(time.Now())
 	w := b.word.Load()
 	s := Stats{
 		Name:       b.cfg.Name,

@@ -566,3 +566,39 @@ func TestHalfOpen429HoldsProbesOff(t *testing.T) {
 		mustState(t, b, breaker.Closed)
 	})
 }
+
+// Reviewer's probe (issue 3): Stats.LadderStep was documented "0 after a
+// clean close" but was reset only by the next trip. It now reads 0 as soon
+// as the breaker has stayed closed for LadderResetAfter.
+func TestLadderStepAfterCleanClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newB(t, breaker.Config{FailureThreshold: 1, OpenFor: []time.Duration{time.Minute, 5 * time.Minute}}, nil)
+		_ = call(b, errBoom)
+		if s := b.Stats().LadderStep; s != 1 {
+			t.Fatalf("LadderStep after the first trip = %d, want 1", s)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		_ = call(b, nil)
+		_ = call(b, nil)
+		mustState(t, b, breaker.Closed)
+		// Closed for less than LadderResetAfter (= Window, 300 s): a trip
+		// now would climb, so the step stays.
+		time.Sleep(299 * time.Second)
+		if s := b.Stats().LadderStep; s != 1 {
+			t.Fatalf("LadderStep 299 s after the close = %d, want 1", s)
+		}
+		time.Sleep(time.Second)
+		if s := b.Stats().LadderStep; s != 0 {
+			t.Fatalf("LadderStep after a clean close (300 s closed) = %d, want 0", s)
+		}
+		time.Sleep(time.Hour)
+		if s := b.Stats().LadderStep; s != 0 {
+			t.Fatalf("LadderStep an hour after the close = %d, want 0", s)
+		}
+		_ = call(b, errBoom)
+		if r, s := b.Remaining(), b.Stats().LadderStep; r != time.Minute || s != 1 {
+			t.Fatalf("a trip after a clean close: Remaining %s, LadderStep %d; want 1m, 1", r, s)
+		}
+	})
+}
