@@ -6,6 +6,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/vram"
 	"github.com/talos-ironclad/talos/vram/vramtest"
 )
@@ -82,5 +83,36 @@ func TestHungUnloadOfAnUnlistedModelKillsNothing(t *testing.T) {
 		if s := m.Stats(); s.State == vram.Error {
 			t.Fatalf("state %v after an unload the runtime confirmed", s.State)
 		}
+	})
+}
+
+// TestParseErrorUsesRecentLastKnownReading: a parse error of the GPU reader
+// lets a load go ahead on the last known reading when it is recent
+// (USE_LAST_KNOWN), and refuses it when the reading is too old.
+func TestParseErrorUsesRecentLastKnownReading(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		raw := vramtest.NewGPU(24 * vram.GiB)
+		raw.SetUsed(vram.GiB)
+		gpu := vram.Fallback(raw)
+		rt := vramtest.NewRuntime(map[string]uint64{"coder": 5 * vram.GiB, "vision": 7 * vram.GiB}, raw, nil)
+		m, err := vram.New(vram.Config{Models: map[string]vram.Model{"coder": {MinFree: 7 * vram.GiB}, "vision": {MinFree: 9 * vram.GiB}}},
+			vram.Deps{Runtime: rt, GPU: gpu})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if _, err := gpu.Memory(context.Background()); err != nil { // a good reading to remember
+			t.Fatal(err)
+		}
+		raw.Fail(&vram.ProbeError{Kind: vram.ProbeParseError, Source: "fake"})
+		time.Sleep(10 * time.Second)
+		l, err := m.Acquire(context.Background(), "coder")
+		if err != nil {
+			t.Fatalf("load after a parse error with a 10 s old reading: %v", err)
+		}
+		l.Release()
+		time.Sleep(vram.MaxStaleReading + time.Second)
+		_, err = m.Acquire(context.Background(), "vision")
+		wantCode(t, err, talos.CodeGPUQuery) // not decided on a reading older than MaxStaleReading
 	})
 }

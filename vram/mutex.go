@@ -474,6 +474,27 @@ func (m *Mutex) readGPU() (Reading, error) {
 	return r, err
 }
 
+// MaxStaleReading is how old a last-known GPU reading may be for a load or
+// swap decision when the reader reports a parse error (digest B §1.7:
+// PARSE_ERROR → USE_LAST_KNOWN). Older readings, and every other kind of
+// failure, refuse the load.
+const MaxStaleReading = 30 * time.Second
+
+// readGPUForDecision is readGPU for load and swap decisions: after a parse
+// error it uses the reader's last known reading when that is recent enough.
+// The unload check never does: it must see memory come back.
+func (m *Mutex) readGPUForDecision() (Reading, error) {
+	r, err := m.readGPU()
+	if err == nil || !r.Stale || r.At.IsZero() || HandlingFor(KindOf(err)).Action != ActionUseLastKnown {
+		return r, err
+	}
+	if age := time.Since(r.At); age <= MaxStaleReading {
+		m.log.Warn("vram: GPU reading failed to parse; deciding on the last known reading", "age", age.Round(time.Millisecond).String(), "err", err)
+		return r, nil
+	}
+	return r, err
+}
+
 func (m *Mutex) resident(model string) (bool, error) {
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.CallTimeout)
 	defer cancel()
@@ -503,7 +524,7 @@ func (m *Mutex) swap(w *waiter) {
 	if !m.runtimeHas(w) {
 		return
 	}
-	r, err := m.readGPU()
+	r, err := m.readGPUForDecision()
 	if err != nil {
 		m.refuse(w, "gpu_unreadable", talos.E(talos.CodeGPUQuery, op, fmt.Sprintf("cannot read GPU memory to swap %q for %q; nothing was changed", from, w.model), err))
 		return
@@ -629,7 +650,7 @@ func (m *Mutex) load(w *waiter) {
 	if m.adoptStray(model) {
 		return // Ready(stray) now: the next loop swaps it out
 	}
-	r, err := m.readGPU()
+	r, err := m.readGPUForDecision()
 	if err != nil {
 		m.refuse(w, "gpu_unreadable", talos.E(talos.CodeGPUQuery, op, fmt.Sprintf("cannot read GPU memory before loading %q; nothing was changed", model), err))
 		return
