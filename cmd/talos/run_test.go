@@ -129,9 +129,9 @@ func TestRunEndToEndNoServices(t *testing.T) {
 		t.Fatalf("status %s: %+v", rep.Status, rep.Checks)
 	}
 	embedded := map[string]string{
-		"redis":    "embedded in-memory cache",
-		"postgres": "embedded SQLite at " + filepath.Join(home, "data", "talos.db"),
-		"chroma":   "embedded chromem-go store at " + filepath.Join(home, "data", "chromadb"),
+		"redis":    "in-process memory store (TALOS_REDIS_URL unset)",
+		"postgres": "no relational store is in use yet",
+		"chroma":   "embedded chromem-go store at " + filepath.Join(home, "data", "chromadb") + ", collection talos_memory: 0 records",
 		"docker":   "not configured",
 		"ollama":   "not configured",
 	}
@@ -147,7 +147,7 @@ func TestRunEndToEndNoServices(t *testing.T) {
 	}
 
 	summary, _, err := talosCmd(context.Background(), "health", "--home", home)
-	if err != nil || !strings.Contains(summary, "HEALTHY") || !strings.Contains(summary, "embedded in-memory cache") {
+	if err != nil || !strings.Contains(summary, "HEALTHY") || !strings.Contains(summary, "in-process memory store") {
 		t.Fatalf("summary: %v\n%s", err, summary)
 	}
 

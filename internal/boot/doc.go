@@ -6,7 +6,7 @@
 // Every step ends in one of four outcomes:
 //
 //   - OK: it worked; its detail says what it found ("PONG from
-//     127.0.0.1:6379", "not configured, using embedded SQLite at …").
+//     127.0.0.1:6379", "not configured: in-process memory store").
 //   - Degraded: it failed but is not Fatal (or it returned an error made
 //     with Warn); the boot goes on and the system runs degraded. These are
 //     the "warn and continue" rows of the spec's failure matrix.

@@ -31,7 +31,7 @@ func (d *Daemon) checks() []health.Check {
 			return redisCheck(ctx, r, policy)
 		}})
 	} else {
-		cs = append(cs, embedded(NameRedis, "embedded in-memory cache"))
+		cs = append(cs, embedded(NameRedis, redisOff))
 	}
 
 	if d.cfg.ChromaURL != "" {
@@ -43,9 +43,22 @@ func (d *Daemon) checks() []health.Check {
 			return "heartbeat from " + svccheck.Redact(url), nil
 		}})
 	} else {
-		dir := d.home(EmbeddedChromemDir)
+		dir, store, openErr := d.home(EmbeddedChromemDir), d.vectors, d.vectorsErr
 		cs = append(cs, health.Check{Name: NameChroma, Func: func(ctx context.Context) (string, error) {
-			return "embedded chromem-go store at " + dir, isDir(dir)
+			if store == nil {
+				if openErr == nil {
+					openErr = errors.New("the boot did not open it")
+				}
+				return "embedded chromem-go store at " + dir + " is not open", openErr
+			}
+			if err := isDir(dir); err != nil {
+				return "", err
+			}
+			n, err := store.Count(ctx)
+			if err != nil {
+				return "", err
+			}
+			return chromemDetail(dir, n), nil
 		}})
 	}
 
@@ -61,7 +74,11 @@ func (d *Daemon) checks() []health.Check {
 	} else {
 		file := d.home(EmbeddedSQLiteFile)
 		cs = append(cs, health.Check{Name: NamePostgres, Func: func(ctx context.Context) (string, error) {
-			return "embedded SQLite at " + file, isDir(dirOf(file))
+			detail := postgresOff + " at " + file + " is the planned default"
+			if err := writableDir(dirOf(file)); err != nil {
+				return detail, err
+			}
+			return detail + "; " + dirOf(file) + " is writable", nil
 		}})
 	}
 

@@ -20,19 +20,27 @@ import (
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/svccheck"
+	"github.com/talos-ironclad/talos/rag/chromem"
 	"github.com/talos-ironclad/talos/vram"
 )
 
 // Paths and thresholds of the daemon. Each cites where it comes from.
 const (
-	// EmbeddedSQLiteFile is the embedded relational store used when
-	// TALOS_POSTGRES_URL is not set (DESIGN §4 "Host": SQLite default),
-	// relative to Home.
+	// EmbeddedSQLiteFile is where the planned embedded relational store
+	// (DESIGN §4 "Host": SQLite default) will live when TALOS_POSTGRES_URL
+	// is not set, relative to Home. Nothing opens it yet: no package of
+	// the module keeps relational state, so the daemon only checks that
+	// its directory is writable and says so.
 	EmbeddedSQLiteFile = "data/talos.db"
 	// EmbeddedChromemDir is the embedded vector store (chromem-go) used
 	// when TALOS_CHROMA_URL is not set, relative to Home; it is the spec's
 	// data/chromadb directory (§1.1.3).
 	EmbeddedChromemDir = layout.DataChroma
+	// EmbeddedChromemDimension is the embedding dimension the daemon opens
+	// the embedded vector store with: that of the default embedder
+	// (rag/hashembed), which `talos memory` also uses, so both open the
+	// same collection.
+	EmbeddedChromemDimension = chromem.DefaultDimension
 	// DiskWarnFraction: spec §1.3 S10 reports the disk "warn" at 90 % use.
 	DiskWarnFraction = 0.90
 	// DiskFailFraction: T103 DISK_CRITICAL means under 10 % free in the
@@ -124,9 +132,13 @@ type Daemon struct {
 	log  *slog.Logger
 	hc   *http.Client
 
-	redis  *svccheck.Redis
-	docker *svccheck.Docker
-	proxy  *svccheck.Docker
+	redis *svccheck.Redis
+	// vectors is the embedded vector store opened at boot when
+	// TALOS_CHROMA_URL is unset; vectorsErr is why it could not be opened.
+	vectors    *chromem.Store
+	vectorsErr error
+	docker     *svccheck.Docker
+	proxy      *svccheck.Docker
 
 	vram       *vram.Mutex // nil without a readable GPU and Ollama
 	gpuAbsent  bool        // the boot found no GPU (CPU mode)
@@ -291,6 +303,9 @@ func (d *Daemon) release() {
 	if d.redis != nil {
 		_ = d.redis.Close()
 	}
+	if d.vectors != nil {
+		_ = d.vectors.Close()
+	}
 	if d.docker != nil {
 		_ = d.docker.Close()
 	}
@@ -425,27 +440,31 @@ func onOff(b bool, on, off string) string {
 
 // Detail texts for services that are not configured (DESIGN §4 "Host":
 // the daemon says which embedded default it uses).
-func (d *Daemon) embeddedRedis() string {
-	return "not configured (TALOS_REDIS_URL unset), using embedded in-memory cache"
-}
 func (d *Daemon) embeddedChroma() string {
-	return "not configured (TALOS_CHROMA_URL unset), using embedded chromem-go store at " + d.home(EmbeddedChromemDir)
+	return "not configured (TALOS_CHROMA_URL unset), using the embedded chromem-go store at " + d.home(EmbeddedChromemDir)
 }
 func (d *Daemon) embeddedPostgres() string {
-	return "not configured (TALOS_POSTGRES_URL unset), using embedded SQLite at " + d.home(EmbeddedSQLiteFile)
+	return postgresOff + " at " + d.home(EmbeddedSQLiteFile) + " is the planned default"
+}
+
+// chromemDetail describes the opened embedded vector store and its size.
+func chromemDetail(dir string, n int) string {
+	return fmt.Sprintf("embedded chromem-go store at %s, collection %s: %d records", dir, chromem.DefaultCollection, n)
 }
 
 const (
-	dockerOff = "not configured (TALOS_DOCKER_HOST unset): skills cannot run in a sandbox"
-	proxyOff  = "not configured (SOCKET_PROXY_URL unset)"
-	ollamaOff = "not configured (TALOS_OLLAMA_URL unset): no local model"
+	redisOff    = "in-process memory store (TALOS_REDIS_URL unset)"
+	postgresOff = "not configured (TALOS_POSTGRES_URL unset): no relational store is in use yet; embedded SQLite"
+	dockerOff   = "not configured (TALOS_DOCKER_HOST unset): skills cannot run in a sandbox"
+	proxyOff    = "not configured (SOCKET_PROXY_URL unset)"
+	ollamaOff   = "not configured (TALOS_OLLAMA_URL unset): no local model"
 )
 
 // stepRedis is spec §1.3 S4: PING up to 10 times at 1 s (fatal T001), check
 // the eviction policy (a warning), and a write/read/delete probe (fatal).
 func (d *Daemon) stepRedis(ctx context.Context) (string, error) {
 	if d.cfg.RedisURL == "" {
-		return d.embeddedRedis(), nil
+		return "not configured: " + redisOff, nil
 	}
 	r, err := svccheck.NewRedis(d.cfg.RedisURL)
 	if err != nil {
@@ -464,13 +483,23 @@ func (d *Daemon) stepRedis(ctx context.Context) (string, error) {
 }
 
 // stepChroma is spec §1.3 S5 on the v2 API: heartbeat up to 15 times at 1 s
-// (fatal T002). Without Chroma the embedded directory must be usable.
+// (fatal T002). Without Chroma the embedded directory must be usable
+// (fatal) and the embedded chromem-go store is opened; a store that does
+// not open (corrupt, another embedding dimension) degrades.
 func (d *Daemon) stepChroma(ctx context.Context) (string, error) {
 	if d.cfg.ChromaURL == "" {
-		if err := writableDir(d.home(EmbeddedChromemDir)); err != nil {
+		dir := d.home(EmbeddedChromemDir)
+		if err := writableDir(dir); err != nil {
 			return "", talos.E(talos.CodeChroma, "boot.chroma", "the embedded vector store's directory is unusable", err)
 		}
-		return d.embeddedChroma(), nil
+		s, err := chromem.Open(chromem.Config{Path: dir, Dimension: EmbeddedChromemDimension, Logger: d.log})
+		if err != nil {
+			d.vectorsErr = err
+			return d.embeddedChroma(), boot.Warn(err)
+		}
+		d.vectors = s
+		n, _ := s.Count(ctx)
+		return "not configured (TALOS_CHROMA_URL unset), using the " + chromemDetail(dir, n), nil
 	}
 	p := d.retry(boot.ChromaAttempts)
 	err := boot.Retry(ctx, p, d.onRetry("ChromaDB", p), func(ctx context.Context) error {

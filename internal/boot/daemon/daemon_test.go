@@ -23,6 +23,8 @@ import (
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/svccheck/svcchecktest"
 	"github.com/talos-ironclad/talos/internal/testenv"
+	"github.com/talos-ironclad/talos/rag"
+	"github.com/talos-ironclad/talos/rag/chromem"
 )
 
 const testPass = "Xy7!kq2Lm9#pQw4Zr"
@@ -133,9 +135,9 @@ func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
 		t.Fatalf("/health %d %+v", code, h)
 	}
 	want := map[string]string{
-		"redis":    "embedded in-memory cache",
-		"postgres": "embedded SQLite at " + filepath.Join(cfg.Home, "data", "talos.db"),
-		"chroma":   "embedded chromem-go store at " + filepath.Join(cfg.Home, "data", "chromadb"),
+		"redis":    "in-process memory store (TALOS_REDIS_URL unset)",
+		"postgres": "not configured (TALOS_POSTGRES_URL unset): no relational store is in use yet; embedded SQLite at " + filepath.Join(cfg.Home, "data", "talos.db") + " is the planned default; " + filepath.Join(cfg.Home, "data") + " is writable",
+		"chroma":   "embedded chromem-go store at " + filepath.Join(cfg.Home, "data", "chromadb") + ", collection talos_memory: 0 records",
 		"docker":   "not configured",
 		"ollama":   "not configured",
 		"home":     "writable",
@@ -158,7 +160,7 @@ func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
 		t.Errorf("%d checks, want %d: %v", len(h.Checks), len(want), h.Checks)
 	}
 	redisStep, _ := rep.Step("redis")
-	if !strings.Contains(redisStep.Detail, "not configured") || !strings.Contains(redisStep.Detail, "in-memory") {
+	if !strings.Contains(redisStep.Detail, "not configured") || !strings.Contains(redisStep.Detail, "in-process memory store") {
 		t.Errorf("redis step detail %q", redisStep.Detail)
 	}
 
@@ -170,6 +172,73 @@ func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + d.HealthAddr() + "/health"); err == nil {
 		t.Fatal("health server still answers after Stop")
+	}
+}
+
+// Without TALOS_CHROMA_URL the boot opens the embedded chromem-go store for
+// real and /health counts its records; the relational store is named as
+// not in use, and its directory must be writable.
+func TestEmbeddedStoresAreOpenedAndChecked(t *testing.T) {
+	cfg := newHome(t, nil)
+	dir := filepath.Join(cfg.Home, "data", "chromadb")
+	s, err := chromem.Open(chromem.Config{Path: dir, Dimension: daemon.EmbeddedChromemDimension})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]rag.Record, 3)
+	for i := range recs {
+		emb := make([]float32, daemon.EmbeddedChromemDimension)
+		emb[i] = 1
+		recs[i] = rag.Record{ID: fmt.Sprint("m", i), Document: "memory", Embedding: emb}
+	}
+	if err := s.Upsert(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, cfg, fastOpts())
+	step, _ := d.Report().Step("chroma")
+	if step.Outcome != boot.OK || !strings.Contains(step.Detail, "collection talos_memory: 3 records") {
+		t.Fatalf("chroma step %+v", step)
+	}
+	_, h := getHealth(t, d.HealthAddr())
+	if c := h.Checks["chroma"]; c.Status != health.StatusOK || !strings.Contains(c.Detail, dir+", collection talos_memory: 3 records") {
+		t.Fatalf("chroma check %+v", c)
+	}
+
+	// A data directory that is not writable fails the relational check
+	// (not critical: degraded).
+	if os.Geteuid() != 0 {
+		data := filepath.Join(cfg.Home, "data")
+		if err := os.Chmod(data, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Chmod(data, 0o700) })
+		_, h = getHealth(t, d.HealthAddr())
+		if c := h.Checks["postgres"]; c.Status != health.StatusFail || !strings.Contains(c.Detail, "not writable") || h.Status != health.Degraded {
+			t.Fatalf("postgres check with read-only data dir: %s %+v", h.Status, c)
+		}
+	}
+}
+
+// An embedded store that cannot be opened (here: created with another
+// embedding dimension) degrades the boot and fails the chroma check with
+// the reason, without stopping the daemon.
+func TestEmbeddedStoreThatDoesNotOpenDegrades(t *testing.T) {
+	cfg := newHome(t, nil)
+	dir := filepath.Join(cfg.Home, "data", "chromadb")
+	if _, err := chromem.Open(chromem.Config{Path: dir, Dimension: 512}); err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, cfg, fastOpts())
+	step, _ := d.Report().Step("chroma")
+	if step.Outcome != boot.Degraded || !strings.Contains(step.Error, "dimension") {
+		t.Fatalf("chroma step %+v", step)
+	}
+	_, h := getHealth(t, d.HealthAddr())
+	if c := h.Checks["chroma"]; c.Status != health.StatusFail || !strings.Contains(c.Detail, "not open") || !strings.Contains(c.Detail, "dimension") {
+		t.Fatalf("chroma check %+v", c)
+	}
+	if h.Status != health.Degraded {
+		t.Fatalf("status %s", h.Status)
 	}
 }
 

@@ -19,11 +19,17 @@
 //	health-server  /health, /ready, /metrics on loopback
 //	ready          the marker <home>/.ready, 0600, atomic
 //
-// A service that is not configured is not an error: the step says which
-// embedded default replaces it ("not configured (TALOS_REDIS_URL unset),
-// using embedded in-memory cache"; embedded SQLite at <home>/data/talos.db;
-// embedded chromem-go at <home>/data/chromadb), and /health lists it as a
-// check with that detail, so every dependency always appears.
+// A service that is not configured is not an error: the step says what
+// replaces it, and /health lists it as a check that says the same, so every
+// dependency always appears:
+//
+//	redis     "in-process memory store (TALOS_REDIS_URL unset)"
+//	chroma    the embedded chromem-go store in <home>/data/chromadb, opened
+//	          at boot (EmbeddedChromemDimension); the check counts its
+//	          records, and a store that does not open degrades
+//	postgres  no relational store is in use yet (embedded SQLite at
+//	          <home>/data/talos.db is the planned default); the check only
+//	          verifies that <home>/data is writable
 //
 // A configured service that does not answer after the spec's retries stops
 // the boot with its T-code and writes a "failed" marker naming the step.
