@@ -21,17 +21,22 @@ func TestClassify(t *testing.T) {
 		err  error
 		want breaker.Verdict
 	}{
-		"nil":       {nil, breaker.Verdict{Kind: breaker.Success}},
-		"safety":    {talos.E(talos.CodeSafetyBlock, "test", "blocked", &llm.SafetyBlock{Reason: "SAFETY"}), breaker.Verdict{Kind: breaker.Success}},
-		"cancel":    {fmt.Errorf("x: %w", context.Canceled), breaker.Verdict{Kind: breaker.Ignore}},
-		"429 301s":  {rl(301*time.Second, true), breaker.Verdict{Kind: breaker.Trip, Delay: 301 * time.Second}},
-		"429 120s":  {rl(120*time.Second, true), breaker.Verdict{Kind: breaker.Ignore, Delay: 121 * time.Second}},
-		"429 none":  {rl(0, false), breaker.Verdict{Kind: breaker.Failure, Delay: breaker.Backoff}},
-		"500":       {&llm.APIError{StatusCode: 500}, breaker.Verdict{Kind: breaker.Failure}},
-		"401":       {&llm.APIError{StatusCode: 401}, breaker.Verdict{Kind: breaker.Failure}},
-		"network":   {errors.New("dial tcp: connection refused"), breaker.Verdict{Kind: breaker.Failure}},
-		"deadline":  {context.DeadlineExceeded, breaker.Verdict{Kind: breaker.Failure}},
-		"processed": {errors.New("processed 404 items"), breaker.Verdict{Kind: breaker.Failure}},
+		"nil":      {nil, breaker.Verdict{Kind: breaker.Success}},
+		"safety":   {talos.E(talos.CodeSafetyBlock, "test", "blocked", &llm.SafetyBlock{Reason: "SAFETY"}), breaker.Verdict{Kind: breaker.Success}},
+		"cancel":   {fmt.Errorf("x: %w", context.Canceled), breaker.Verdict{Kind: breaker.Ignore}},
+		"429 301s": {rl(301*time.Second, true), breaker.Verdict{Kind: breaker.Trip, Delay: 301 * time.Second}},
+		"429 120s": {rl(120*time.Second, true), breaker.Verdict{Kind: breaker.Ignore, Delay: 121 * time.Second}},
+		"429 none": {rl(0, false), breaker.Verdict{Kind: breaker.Failure, Delay: breaker.Backoff}},
+		// A daily quota trips however short its delay (issue 3: it was
+		// waited out like a per-minute 429).
+		"daily quota 27s": {talos.E(talos.CodeGeminiQuota, "test", "quota", &llm.APIError{Provider: "gemini", StatusCode: 429, RetryAfter: 27 * time.Second, HasRetryAfter: true}),
+			breaker.Verdict{Kind: breaker.Trip, Delay: 27 * time.Second}},
+		"daily quota none": {talos.E(talos.CodeGeminiQuota, "test", "quota", &llm.APIError{Provider: "gemini", StatusCode: 429}), breaker.Verdict{Kind: breaker.Trip}},
+		"500":              {&llm.APIError{StatusCode: 500}, breaker.Verdict{Kind: breaker.Failure}},
+		"401":              {&llm.APIError{StatusCode: 401}, breaker.Verdict{Kind: breaker.Failure}},
+		"network":          {errors.New("dial tcp: connection refused"), breaker.Verdict{Kind: breaker.Failure}},
+		"deadline":         {context.DeadlineExceeded, breaker.Verdict{Kind: breaker.Failure}},
+		"processed":        {errors.New("processed 404 items"), breaker.Verdict{Kind: breaker.Failure}},
 	} {
 		if got := llm.Classify(tc.err); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", name, got, tc.want)

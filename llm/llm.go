@@ -121,7 +121,9 @@ type APIError struct {
 	Status     string // for example RESOURCE_EXHAUSTED
 	Message    string
 	// RetryAfter is the server's requested delay (Retry-After header or
-	// RetryInfo.retryDelay); HasRetryAfter says whether there was one.
+	// RetryInfo.retryDelay); HasRetryAfter says whether there was one. For
+	// an exhausted daily quota (T202) the adapter sets it to the time until
+	// the quota resets when that is longer.
 	RetryAfter    time.Duration
 	HasRetryAfter bool
 }
@@ -187,8 +189,12 @@ func PromptHash(msgs []Message) string {
 //
 //   - a content refusal (T206) is a Success: the service answered;
 //   - a cancelled context is Ignore;
-//   - HTTP 429 follows breaker.RateLimitVerdict with the server's retry delay
-//     (≤ 300 s waits it out + 1 s, > 300 s trips, none backs off 5..60 s);
+//   - an exhausted daily quota (T202 GEMINI_QUOTA_EXCEEDED) is a Trip for
+//     at least the error's RetryAfter (the time until the quota resets),
+//     however short: retrying before the reset only burns calls;
+//   - any other HTTP 429 follows breaker.RateLimitVerdict with the server's
+//     retry delay (≤ 300 s waits it out + 1 s, > 300 s trips, none backs
+//     off 5..60 s);
 //   - everything else (network, 5xx, auth, timeouts, bad responses) is a
 //     Failure.
 func Classify(err error) breaker.Verdict {
@@ -202,7 +208,15 @@ func Classify(err error) breaker.Verdict {
 		return breaker.Verdict{Kind: breaker.Ignore}
 	}
 	var ae *APIError
-	if errors.As(err, &ae) && ae.StatusCode == 429 {
+	hasAPI := errors.As(err, &ae)
+	if errors.Is(err, talos.ErrGeminiQuota) {
+		v := breaker.Verdict{Kind: breaker.Trip}
+		if hasAPI && ae.HasRetryAfter {
+			v.Delay = ae.RetryAfter
+		}
+		return v
+	}
+	if hasAPI && ae.StatusCode == 429 {
 		return breaker.RateLimitVerdict(ae.RetryAfter, ae.HasRetryAfter)
 	}
 	return breaker.Verdict{Kind: breaker.Failure}

@@ -11,11 +11,14 @@
 //     returns a T206 SAFETY_BLOCK error whose cause is an *llm.SafetyBlock.
 //     It logs SAFETY_BLOCK_DETECTED with a SHA-256 prefix of the prompt,
 //     never the prompt.
-//   - Rate limits. A 429 RESOURCE_EXHAUSTED becomes T201 (T202 when the
-//     quota is a daily one) with an *llm.APIError carrying the retry delay
-//     from RetryInfo.retryDelay or the Retry-After header, which
-//     llm.Classify hands to the breaker. The SDK's own retries are off: the
-//     breaker decides.
+//   - Rate limits. A 429 RESOURCE_EXHAUSTED becomes T201 with an
+//     *llm.APIError carrying the retry delay from RetryInfo.retryDelay or
+//     the Retry-After header, which llm.Classify hands to the breaker. When
+//     the quota is a daily one (a QuotaFailure quotaId with "PerDay") it is
+//     T202 and the delay is the time until the quota resets (QuotaReset:
+//     midnight Pacific time), or the server's delay if that is longer;
+//     llm.Classify trips the breaker for at least that long. The SDK's own
+//     retries are off: the breaker decides.
 //   - Errors carry talos codes: network and 5xx are T200, a rejected API key
 //     is T006, a response without candidates is T207.
 //

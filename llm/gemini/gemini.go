@@ -302,7 +302,17 @@ func (c *Client) mapErr(ctx context.Context, op string, err error, h *holder) er
 	switch {
 	case ae.Code == http.StatusTooManyRequests || ae.Status == "RESOURCE_EXHAUSTED":
 		if dailyQuota(ae.Details) {
-			return talos.E(talos.CodeGeminiQuota, op, "Gemini daily quota exhausted; escalation is off until the quota resets", e)
+			// The server's retryDelay for a per-day quota is a short
+			// per-minute-style hint; the quota comes back only at the
+			// reset. llm.Classify trips the breaker for RetryAfter.
+			now := time.Now()
+			reset := QuotaReset(now)
+			if d := reset.Sub(now); !e.HasRetryAfter || d > e.RetryAfter {
+				e.RetryAfter, e.HasRetryAfter = d, true
+			}
+			return talos.E(talos.CodeGeminiQuota, op, fmt.Sprintf(
+				"Gemini daily quota exhausted; the breaker opens and escalation is off until the quota resets at midnight Pacific time (%s)",
+				reset.UTC().Format(time.RFC3339)), e)
 		}
 		return talos.E(talos.CodeGeminiRateLimit, op, "Gemini rate limit exceeded; the breaker waits the server's retry delay", e)
 	case ae.Code == http.StatusUnauthorized || ae.Code == http.StatusForbidden || hasReason(ae.Details, "API_KEY_INVALID"):
@@ -310,6 +320,23 @@ func (c *Client) mapErr(ctx context.Context, op string, err error, h *holder) er
 	}
 	return talos.E(talos.CodeGeminiConnection, op, "Gemini API call failed", e)
 }
+
+// QuotaReset returns when Gemini's per-day quotas next reset after now:
+// midnight Pacific time (ai.google.dev/gemini-api/docs/rate-limits). When
+// the time zone database is missing it uses UTC-8, which is never early
+// (an hour late in summer).
+func QuotaReset(now time.Time) time.Time {
+	loc := pacific()
+	y, m, d := now.In(loc).Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+}
+
+var pacific = sync.OnceValue(func() *time.Location {
+	if loc, err := time.LoadLocation("America/Los_Angeles"); err == nil {
+		return loc
+	}
+	return time.FixedZone("UTC-8", -8*3600)
+})
 
 // RetryDelay returns the delay of a google.rpc.RetryInfo entry of an API
 // error's details ("retryDelay": "37s").

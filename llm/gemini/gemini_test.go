@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	_ "time/tzdata" // QuotaReset's cases need America/Los_Angeles
 
 	talos "github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/breaker"
@@ -201,13 +202,15 @@ func TestSafetyBlocks(t *testing.T) {
 // Digest B §9 item 19 against the real 429 shape: RetryInfo → the breaker's
 // delay; > 300 s trips; a Retry-After header (seconds or HTTP-date) is used
 // when there is no RetryInfo.
+func quotaBody(delay string, quotaID string) string {
+	return fmt.Sprintf(`{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.","status":"RESOURCE_EXHAUSTED","details":[`+
+		`{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":%q,"quotaDimensions":{"model":"gemini-2.5-flash","location":"global"},"quotaValue":"10"}]},`+
+		`{"@type":"type.googleapis.com/google.rpc.Help","links":[{"description":"Learn more about Gemini API quotas","url":"https://ai.google.dev/gemini-api/docs/rate-limits"}]},`+
+		`{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":%q}]}}`, quotaID, delay)
+}
+
 func TestRateLimit(t *testing.T) {
-	body := func(delay string, quotaID string) string {
-		return fmt.Sprintf(`{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.","status":"RESOURCE_EXHAUSTED","details":[`+
-			`{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":%q,"quotaDimensions":{"model":"gemini-2.5-flash","location":"global"},"quotaValue":"10"}]},`+
-			`{"@type":"type.googleapis.com/google.rpc.Help","links":[{"description":"Learn more about Gemini API quotas","url":"https://ai.google.dev/gemini-api/docs/rate-limits"}]},`+
-			`{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":%q}]}}`, quotaID, delay)
-	}
+	body := quotaBody
 	perMin := "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
 	for name, tc := range map[string]struct {
 		f       *fakeGemini
@@ -218,8 +221,6 @@ func TestRateLimit(t *testing.T) {
 			breaker.Verdict{Kind: breaker.Ignore, Delay: 38 * time.Second}},
 		"RetryInfo 301s": {&fakeGemini{status: 429, raw: body("301s", perMin)}, talos.ErrGeminiRateLimit,
 			breaker.Verdict{Kind: breaker.Trip, Delay: 301 * time.Second}},
-		"daily quota": {&fakeGemini{status: 429, raw: body("3600s", "GenerateRequestsPerDayPerProjectPerModel-FreeTier")}, talos.ErrGeminiQuota,
-			breaker.Verdict{Kind: breaker.Trip, Delay: time.Hour}},
 		"Retry-After header": {&fakeGemini{status: 429, header: http.Header{"Retry-After": {"120"}},
 			raw: `{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}`}, talos.ErrGeminiRateLimit,
 			breaker.Verdict{Kind: breaker.Ignore, Delay: 121 * time.Second}},
@@ -252,6 +253,66 @@ func TestRateLimit(t *testing.T) {
 				t.Fatalf("server saw %d requests, want 2: the SDK must not retry on its own", n)
 			}
 		})
+	}
+}
+
+// Issue 3: the daily-quota message said escalation is off until the quota
+// resets while Classify treated it like any 429 (a short retryDelay was
+// waited out, then Gemini was called again all day). Now a daily quota trips
+// the breaker until the reset (midnight Pacific), or for the server's delay
+// if that is longer, and the message says so.
+func TestDailyQuotaTripsUntilReset(t *testing.T) {
+	const perDay = "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+	for _, tc := range []struct {
+		delay    string
+		atLeast  time.Duration // the server's delay, when longer than the reset
+		byServer bool
+	}{
+		{delay: "26s"},
+		{delay: "100000s", atLeast: 100000 * time.Second, byServer: true},
+	} {
+		f := &fakeGemini{status: 429, raw: quotaBody(tc.delay, perDay)}
+		c := newClient(t, f, nil)
+		before := time.Now()
+		_, err := c.Chat(context.Background(), hello)
+		after := time.Now()
+		if !errors.Is(err, talos.ErrGeminiQuota) {
+			t.Fatalf("retryDelay %s: err = %v, want T202", tc.delay, err)
+		}
+		reset := gemini.QuotaReset(after)
+		if !strings.Contains(err.Error(), "breaker opens") || !strings.Contains(err.Error(), reset.UTC().Format(time.RFC3339)) {
+			t.Fatalf("message does not say the breaker opens until %s: %v", reset.UTC(), err)
+		}
+		v := llm.Classify(err)
+		lo, hi := reset.Sub(after), reset.Sub(before)
+		if tc.byServer {
+			lo, hi = tc.atLeast, tc.atLeast
+		}
+		if v.Kind != breaker.Trip || v.Delay < lo || v.Delay > hi {
+			t.Fatalf("retryDelay %s: verdict %+v, want trip for %s..%s", tc.delay, v, lo, hi)
+		}
+		// Through a breaker: open, and no call before the reset.
+		b, _ := breaker.New(breaker.Config{Name: "gemini", Classifier: llm.Classify}, nil)
+		tk, _ := b.Allow()
+		tk.Done(err)
+		if b.State() != breaker.Open || b.Remaining() < min(lo, breaker.DefaultOpenFor) {
+			t.Fatalf("retryDelay %s: breaker %s for %s after a daily-quota 429", tc.delay, b.State(), b.Remaining())
+		}
+	}
+}
+
+func TestQuotaReset(t *testing.T) {
+	for _, tc := range []struct{ now, want string }{
+		{"2026-12-02T00:16:00Z", "2026-12-02T08:00:00Z"}, // PST: 16:16 on Dec 1
+		{"2026-12-02T08:00:00Z", "2026-12-03T08:00:00Z"}, // exactly at the reset: the next one
+		{"2026-07-01T06:59:59Z", "2026-07-01T07:00:00Z"}, // PDT
+		{"2026-03-08T12:00:00Z", "2026-03-09T07:00:00Z"}, // the day summer time starts
+		{"2026-11-01T12:00:00Z", "2026-11-02T08:00:00Z"}, // the day it ends
+	} {
+		now, _ := time.Parse(time.RFC3339, tc.now)
+		if got := gemini.QuotaReset(now).UTC().Format(time.RFC3339); got != tc.want {
+			t.Errorf("QuotaReset(%s) = %s, want %s", tc.now, got, tc.want)
+		}
 	}
 }
 
