@@ -74,6 +74,10 @@ func TestCategorize(t *testing.T) {
 		{&llm.APIError{StatusCode: 401}, llm.CategoryAuthentication},
 		{&llm.APIError{StatusCode: 500, Message: "processed 429 items"}, llm.CategoryAPIError},
 		{errors.New("processed 404 items"), llm.CategoryNetwork},
+		// Issue 3: a bad response (T207) has no APIError but is no network
+		// failure: the service answered.
+		{talos.E(talos.CodeModelBadResponse, "t", "Gemini returned no candidates", nil), llm.CategoryAPIError},
+		{fmt.Errorf("route: %w", talos.E(talos.CodeModelBadResponse, "t", "unparsable NDJSON", errors.New("invalid character"))), llm.CategoryAPIError},
 	} {
 		if got := llm.Categorize(tc.err); got != tc.want {
 			t.Errorf("Categorize(%v) = %q, want %q", tc.err, got, tc.want)

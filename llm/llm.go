@@ -247,9 +247,10 @@ const (
 )
 
 // Categorize returns err's category, checked in the spec's order: safety
-// block, then rate limit (HTTP 429), then network (no HTTP response: a
-// transport error or timeout), then authentication (HTTP 401/403 or a
-// rejected key), else API error. It reads typed errors (talos codes and
+// block, then rate limit (HTTP 429), then authentication (HTTP 401/403 or a
+// rejected key), then API error for a response that came but could not be
+// used (T207 MODEL_BAD_RESPONSE, which carries no HTTP status), then
+// network (no HTTP response: a transport error or timeout), else API error. It reads typed errors (talos codes and
 // *APIError), never numbers in the message (the spec's regex took "processed
 // 404 items" for an HTTP 404). It returns "" for a nil error.
 func Categorize(err error) FailureCategory {
@@ -265,6 +266,10 @@ func Categorize(err error) FailureCategory {
 		return CategoryRateLimit
 	case hasAPI && (ae.StatusCode == 401 || ae.StatusCode == 403), errors.Is(err, talos.ErrSecretMissing):
 		return CategoryAuthentication
+	case errors.Is(err, talos.ErrModelBadResponse):
+		// The service answered; its answer was unusable. Checked before
+		// "no APIError means network", which it would otherwise match.
+		return CategoryAPIError
 	case !hasAPI:
 		return CategoryNetwork
 	}
