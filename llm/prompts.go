@@ -99,8 +99,11 @@ func EstimateTokens(text string) int {
 
 // PromptConfig chooses the system prompts. Each of Local and Escalation is
 // "" or "default" for the built-in prompt, otherwise the path of a UTF-8
-// text file read once at start-up (config keys
-// talos.ai.system_prompts.local_model and .escalation_model).
+// text file read once at start-up. Talos fills them from the configuration
+// variables TALOS_PROMPT_LOCAL and TALOS_PROMPT_ESCALATION (environment,
+// talos.env, or config.yaml keys talos_prompt_local and
+// talos_prompt_escalation; relative paths are under TALOS_HOME/config), and
+// `talos ask` from its --prompt-local / --prompt-escalation flags.
 type PromptConfig struct {
 	Local      string
 	Escalation string
