@@ -13,9 +13,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/rag"
+	"github.com/talos-ironclad/talos/rag/chroma"
 	"github.com/talos-ironclad/talos/rag/chromem"
 	"github.com/talos-ironclad/talos/rag/hashembed"
 )
@@ -25,74 +27,147 @@ const memoryArchiveFile = "data/pruned-memories.jsonl"
 
 // memoryOpts are the flags every memory subcommand shares.
 type memoryOpts struct {
-	storeDir  string
-	archive   string
-	dimension int
-	ceiling   int
-	jsonOut   bool
+	storeDir   string
+	archive    string
+	collection string
+	dimension  int
+	ceiling    int // 0: CHROMADB_MAX_VECTORS
+	jsonOut    bool
 }
 
-// memoryEnv is an opened embedded store with its embedder and pruner.
+// memoryEnv is an opened store (a Chroma server or the embedded chromem-go
+// store) with its embedder and pruner.
 type memoryEnv struct {
-	store  *chromem.Store
-	emb    *hashembed.Embedder
-	pruner *prune.Pruner
-	ret    *rag.Retriever
-	opts   memoryOpts
+	store   rag.Store
+	where   string // the store, as printed by stats
+	emb     *hashembed.Embedder
+	pruner  *prune.Pruner
+	ret     *rag.Retriever
+	ceiling int
+	opts    memoryOpts
 }
 
+func (e *memoryEnv) close() { _ = e.store.Close() }
+
+// memoryUses reports whether a configuration problem about v concerns the
+// memory commands: the variables they read, and the two files as a whole.
+func memoryUses(v string) bool {
+	switch v {
+	case "TALOS_CHROMA_URL", "CHROMADB_MAX_VECTORS", "CHROMADB_MAX_DIMENSIONS", config.ConfigFileName, config.EnvFileName:
+		return true
+	}
+	return false
+}
+
+// memoryConfig loads the configuration like the daemon does. Problems with
+// variables the memory commands do not read (a home never initialised has
+// no BASIC_AUTH_PASS) do not stop them; problems with the ones they read are
+// printed like `talos config validate` and exit 2.
+func memoryConfig(cmd *cobra.Command) (*config.Config, error) {
+	cfg, err := loadConfig(cmd, nil)
+	var ve *config.ValidationError
+	if err != nil && !errors.As(err, &ve) {
+		return nil, withExit(2, err)
+	}
+	if ve != nil {
+		var mine []config.Problem
+		for _, p := range ve.Problems {
+			if memoryUses(p.Var) {
+				mine = append(mine, p)
+			}
+		}
+		if len(mine) > 0 {
+			w := cmd.ErrOrStderr()
+			for _, p := range mine {
+				src := ""
+				if p.Source != "" && p.Source != "default" {
+					src = " [" + p.Source + "]"
+				}
+				fmt.Fprintf(w, "%s: %s%s\n", p.Var, p.Message, src)
+			}
+			return nil, withExit(2, fmt.Errorf("configuration in %s is invalid for talos memory: %d problem(s)", cfg.Home, len(mine)))
+		}
+	}
+	return cfg, nil
+}
+
+// open opens the store the daemon would use: the Chroma server of
+// TALOS_CHROMA_URL when it is set, else the embedded chromem-go store under
+// the home (or --store-dir). The ceiling is --ceiling when given, else
+// CHROMADB_MAX_VECTORS; the embedding dimension (--dimension) may not exceed
+// CHROMADB_MAX_DIMENSIONS.
 func (o *memoryOpts) open(cmd *cobra.Command, threshold float64) (*memoryEnv, error) {
-	if o.storeDir == "" || o.archive == "" {
-		home, err := resolveHome(cmd)
-		if err != nil {
-			return nil, withExit(2, err)
-		}
-		if o.storeDir == "" {
-			o.storeDir = filepath.Join(home, layout.DataChroma)
-		}
-		if o.archive == "" {
-			o.archive = filepath.Join(home, memoryArchiveFile)
-		}
+	cfg, err := memoryConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if o.storeDir == "" {
+		o.storeDir = filepath.Join(cfg.Home, layout.DataChroma)
+	}
+	if o.archive == "" {
+		o.archive = filepath.Join(cfg.Home, memoryArchiveFile)
+	}
+	ceiling := cfg.ChromaMaxVectors
+	if o.ceiling != 0 {
+		ceiling = o.ceiling
+	}
+	if o.dimension > cfg.ChromaMaxDimensions {
+		return nil, withExit(2, fmt.Errorf("--dimension %d is above CHROMADB_MAX_DIMENSIONS %d; use at most %d or raise CHROMADB_MAX_DIMENSIONS (384-4096)", o.dimension, cfg.ChromaMaxDimensions, cfg.ChromaMaxDimensions))
 	}
 	emb, err := hashembed.New(hashembed.Config{Dimension: o.dimension})
 	if err != nil {
 		return nil, withExit(2, err)
 	}
-	store, err := chromem.Open(chromem.Config{Path: o.storeDir, Dimension: emb.Dimension()})
+	var store rag.Store
+	var where string
+	if cfg.ChromaURL != "" {
+		if cmd.Flags().Changed("store-dir") {
+			return nil, withExit(2, fmt.Errorf("--store-dir is for the embedded store, but TALOS_CHROMA_URL is set (%s); unset it to use the embedded store", config.RedactURL(cfg.ChromaURL)))
+		}
+		store, err = chroma.Open(cmd.Context(), chroma.Config{URL: cfg.ChromaURL, Collection: o.collection, Dimension: emb.Dimension()})
+		where = fmt.Sprintf("Chroma at %s, collection %s", config.RedactURL(cfg.ChromaURL), o.collection)
+	} else {
+		store, err = chromem.Open(chromem.Config{Path: o.storeDir, Collection: o.collection, Dimension: emb.Dimension()})
+		where = fmt.Sprintf("%s, collection %s", o.storeDir, o.collection)
+	}
 	if err != nil {
 		return nil, err
 	}
+	env := &memoryEnv{store: store, where: where, emb: emb, ceiling: ceiling, opts: *o}
 	if err := rag.CheckDimension(cmd.Context(), store, emb); err != nil {
+		env.close()
 		return nil, err
 	}
-	p, err := prune.New(prune.Config{Ceiling: o.ceiling, ArchivePath: o.archive}, store)
-	if err != nil {
+	if env.pruner, err = prune.New(prune.Config{Ceiling: ceiling, ArchivePath: o.archive}, store); err != nil {
+		env.close()
 		return nil, withExit(2, err)
 	}
-	r, err := rag.NewRetriever(rag.RetrieverConfig{Capacity: o.ceiling, Threshold: threshold}, store, emb, nil, p)
-	if err != nil {
+	if env.ret, err = rag.NewRetriever(rag.RetrieverConfig{Capacity: ceiling, Threshold: threshold}, store, emb, nil, env.pruner); err != nil {
+		env.close()
 		return nil, withExit(2, err)
 	}
-	return &memoryEnv{store: store, emb: emb, pruner: p, ret: r, opts: *o}, nil
+	return env, nil
 }
 
 func newMemoryCmd() *cobra.Command {
 	o := &memoryOpts{}
 	cmd := &cobra.Command{
 		Use:   "memory",
-		Short: "Add, search, inspect, prune and restore long-term memories (embedded store)",
-		Long: `Long-term memory on the embedded vector store (chromem-go under <home>/data/chromadb),
+		Short: "Add, search, inspect, prune and restore long-term memories",
+		Long: `Long-term memory on the store the daemon uses: the Chroma server of TALOS_CHROMA_URL when
+it is set, else the embedded vector store (chromem-go under <home>/data/chromadb). Texts are
 embedded offline with hashembed (lexical, not semantic).
 
-Pruning keeps the store under its ceiling: above 90% it deletes the lowest-scoring
-memories down to 80%, never a permanent one or one younger than its priority's
-guarantee, and archives every pruned memory first so 'memory restore' can bring it back.`,
+Pruning keeps the store under its ceiling (CHROMADB_MAX_VECTORS, or --ceiling): above 90% it
+deletes the lowest-scoring memories down to 80%, never a permanent one or one younger than its
+priority's guarantee, and archives every pruned memory first so 'memory restore' can bring it back.`,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&o.storeDir, "store-dir", "", "directory of the embedded store (default <home>/data/chromadb)")
+	pf.StringVar(&o.storeDir, "store-dir", "", "directory of the embedded store, when TALOS_CHROMA_URL is unset (default <home>/data/chromadb)")
 	pf.StringVar(&o.archive, "archive", "", "prune archive, JSON lines (default <home>/"+memoryArchiveFile+")")
-	pf.IntVar(&o.dimension, "dimension", hashembed.DefaultDimension, "embedding dimension of the store")
-	pf.IntVar(&o.ceiling, "ceiling", prune.DefaultCeiling, "maximum number of memories (CHROMADB_MAX_VECTORS)")
+	pf.StringVar(&o.collection, "collection", chromem.DefaultCollection, "collection name")
+	pf.IntVar(&o.dimension, "dimension", hashembed.DefaultDimension, "embedding dimension of the store (at most CHROMADB_MAX_DIMENSIONS)")
+	pf.IntVar(&o.ceiling, "ceiling", 0, "maximum number of memories (default CHROMADB_MAX_VECTORS, itself 100000 by default)")
 	pf.BoolVar(&o.jsonOut, "json", false, "print JSON")
 	cmd.AddCommand(newMemoryAddCmd(o), newMemorySearchCmd(o), newMemoryStatsCmd(o), newMemoryPruneCmd(o), newMemoryRestoreCmd(o))
 	return cmd
@@ -130,6 +205,7 @@ func newMemoryAddCmd(o *memoryOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer env.close()
 			text := strings.Join(args, " ")
 			got, err := env.ret.Remember(cmd.Context(), id, text, rag.Memory{Priority: p, Source: src, Trusted: trusted, Type: typ, SessionID: session, CreatedAt: at})
 			if err != nil {
@@ -188,6 +264,7 @@ func newMemorySearchCmd(o *memoryOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer env.close()
 			res, err := env.ret.Retrieve(cmd.Context(), rag.Query{Text: strings.Join(args, " "), TopK: topK, Where: filter, Type: typ, Budget: budget})
 			if err != nil {
 				return err
@@ -240,6 +317,7 @@ func newMemoryStatsCmd(o *memoryOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer env.close()
 			ctx := cmd.Context()
 			count, err := env.store.Count(ctx)
 			if err != nil {
@@ -271,13 +349,13 @@ func newMemoryStatsCmd(o *memoryOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st := map[string]any{"count": count, "ceiling": o.ceiling, "prune_trigger": plan.Trigger, "prune_target": plan.Target,
-				"by_priority": byPriority, "trusted": trusted, "store": env.opts.storeDir, "archive": env.opts.archive, "embedder": env.emb.Name()}
+			st := map[string]any{"count": count, "ceiling": env.ceiling, "prune_trigger": plan.Trigger, "prune_target": plan.Target,
+				"by_priority": byPriority, "trusted": trusted, "store": env.where, "archive": env.opts.archive, "embedder": env.emb.Name()}
 			if o.jsonOut {
 				return printJSON(cmd.OutOrStdout(), st)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "memories: %d of %d (prune above %d down to %d)\n", count, o.ceiling, plan.Trigger, plan.Target)
+			fmt.Fprintf(out, "memories: %d of %d (prune above %d down to %d)\n", count, env.ceiling, plan.Trigger, plan.Target)
 			fmt.Fprintf(out, "trusted:  %d\n", trusted)
 			keys := make([]string, 0, len(byPriority))
 			for k := range byPriority {
@@ -287,7 +365,7 @@ func newMemoryStatsCmd(o *memoryOpts) *cobra.Command {
 			for _, k := range keys {
 				fmt.Fprintf(out, "  %-10s %d\n", k, byPriority[k])
 			}
-			fmt.Fprintf(out, "store:    %s (%s)\narchive:  %s\n", env.opts.storeDir, env.emb.Name(), env.opts.archive)
+			fmt.Fprintf(out, "store:    %s (%s)\narchive:  %s\n", env.where, env.emb.Name(), env.opts.archive)
 			return nil
 		},
 	}
@@ -304,6 +382,7 @@ func newMemoryPruneCmd(o *memoryOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer env.close()
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			if temporary {
@@ -368,6 +447,9 @@ func printPruneReport(out io.Writer, rep *prune.Report) {
 		}
 		return
 	}
+	if rep.SkippedProtected > 0 {
+		fmt.Fprintf(out, "skipped %d memories that became protected during the prune\n", rep.SkippedProtected)
+	}
 	fmt.Fprintf(out, "archive: %s (run %s)\n", rep.Archive, rep.Run)
 	if rep.FailedBatches > 0 || len(rep.Failed) > 0 {
 		fmt.Fprintf(out, "failed batches on first try: %d; still present: %d\n", rep.FailedBatches, len(rep.Failed))
@@ -387,6 +469,7 @@ func newMemoryRestoreCmd(o *memoryOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer env.close()
 			rep, err := env.pruner.Restore(cmd.Context(), prune.RestoreOptions{IDs: ids, Run: run, Overwrite: overwrite, DryRun: dryRun})
 			if err != nil {
 				if errors.Is(err, talos.ErrConfigInvalid) {

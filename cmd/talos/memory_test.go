@@ -2,28 +2,40 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/talos-ironclad/talos/internal/testenv"
+	"github.com/talos-ironclad/talos/rag/chroma"
 )
 
 // runMemory runs `talos memory ARGS --store-dir DIR --archive FILE`.
 func runMemory(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
+	return runMemoryArgs(t, append(args, "--store-dir", filepath.Join(dir, "store"), "--archive", filepath.Join(dir, "pruned.jsonl"))...)
+}
+
+// runMemoryArgs runs `talos memory ARGS`.
+func runMemoryArgs(t *testing.T, args ...string) (string, error) {
+	t.Helper()
 	root := newRootCmd()
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	full := append([]string{"memory"}, args...)
-	full = append(full, "--store-dir", filepath.Join(dir, "store"), "--archive", filepath.Join(dir, "pruned.jsonl"))
-	root.SetArgs(full)
+	root.SetArgs(append([]string{"memory"}, args...))
 	err := root.Execute()
 	return out.String(), err
 }
 
 func TestMemoryCLI(t *testing.T) {
+	askEnv(t)
 	dir := t.TempDir()
 	id, err := runMemory(t, dir, "add", "--trusted", "--priority", "high", "The user prefers dark mode in every editor")
 	if err != nil {
@@ -72,6 +84,7 @@ func TestMemoryCLI(t *testing.T) {
 }
 
 func TestMemoryCLIPruneAndRestore(t *testing.T) {
+	askEnv(t)
 	dir := t.TempDir()
 	for i := 0; i < 10; i++ {
 		if _, err := runMemory(t, dir, "add", "--id", "m"+string(rune('0'+i)), "--priority", "temporary", "note", "number", string(rune('a'+i))); err != nil {
@@ -122,6 +135,7 @@ func TestMemoryCLIPruneAndRestore(t *testing.T) {
 
 // Without --store-dir the store lives under --home.
 func TestMemoryCLIHome(t *testing.T) {
+	askEnv(t)
 	home := t.TempDir()
 	root := newRootCmd()
 	var out bytes.Buffer
@@ -136,5 +150,76 @@ func TestMemoryCLIHome(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), filepath.Join(home, "data", "pruned-memories.jsonl")) {
 		t.Fatalf("archive not under home:\n%s", out.String())
+	}
+}
+
+// With TALOS_CHROMA_URL set, `talos memory` works on that Chroma server, as
+// the daemon would, and the ceiling comes from CHROMADB_MAX_VECTORS unless
+// --ceiling is given.
+func TestMemoryCLIUsesConfiguredChroma(t *testing.T) {
+	url := testenv.ChromaURL(t)
+	home := askEnv(t, "TALOS_CHROMA_URL", url, "CHROMADB_MAX_VECTORS", "20000")
+	coll := fmt.Sprintf("talos_cli_test_%d", time.Now().UnixNano())
+	t.Cleanup(func() { _ = chroma.DeleteCollection(context.Background(), url, coll) })
+
+	if _, err := runMemoryArgs(t, "add", "--collection", coll, "--id", "d1", "Docker Restart Notes"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runMemoryArgs(t, "stats", "--collection", coll, "--json")
+	if err != nil {
+		t.Fatalf("stats = %v\n%s", err, out)
+	}
+	var st struct {
+		Count   int    `json:"count"`
+		Ceiling int    `json:"ceiling"`
+		Trigger int    `json:"prune_trigger"`
+		Store   string `json:"store"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("stats --json: %v\n%s", err, out)
+	}
+	if st.Count != 1 || st.Ceiling != 20000 || st.Trigger != 18000 || !strings.Contains(st.Store, "Chroma at") || !strings.Contains(st.Store, coll) {
+		t.Fatalf("stats = %+v, want 1 memory on Chroma, ceiling 20000 from CHROMADB_MAX_VECTORS", st)
+	}
+	// The memory is on the server, and nothing was written to the embedded store.
+	s, err := chroma.Open(context.Background(), chroma.Config{URL: url, Collection: coll, Dimension: 384})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, _ := s.Get(context.Background(), []string{"d1"}); len(got) != 1 || got[0].Document != "Docker Restart Notes" {
+		t.Fatalf("Chroma holds %v, want d1", got)
+	}
+	if _, err := os.Stat(filepath.Join(home, "data", "chromadb")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the embedded store was created (%v) although TALOS_CHROMA_URL is set", err)
+	}
+	// --ceiling wins over the configuration.
+	out, err = runMemoryArgs(t, "stats", "--collection", coll, "--ceiling", "50")
+	if err != nil || !strings.Contains(out, "memories: 1 of 50 (prune above 45 down to 40)") {
+		t.Fatalf("stats --ceiling 50 = %v\n%s", err, out)
+	}
+	// --store-dir makes no sense on a server.
+	if _, err := runMemoryArgs(t, "stats", "--collection", coll, "--store-dir", t.TempDir()); err == nil || exitCode(err) != 2 {
+		t.Fatalf("--store-dir with TALOS_CHROMA_URL = %v, want exit 2", err)
+	}
+}
+
+// CHROMADB_MAX_VECTORS sets the embedded store's ceiling too; a dimension
+// above CHROMADB_MAX_DIMENSIONS and a bad TALOS_CHROMA_URL are refused
+// (exit 2) before anything is opened.
+func TestMemoryCLIConfigLimits(t *testing.T) {
+	askEnv(t, "CHROMADB_MAX_VECTORS", "30000", "CHROMADB_MAX_DIMENSIONS", "384")
+	dir := t.TempDir()
+	out, err := runMemory(t, dir, "stats")
+	if err != nil || !strings.Contains(out, "memories: 0 of 30000 (prune above 27000 down to 24000)") {
+		t.Fatalf("stats = %v\n%s", err, out)
+	}
+	_, err = runMemory(t, dir, "stats", "--dimension", "512")
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "CHROMADB_MAX_DIMENSIONS 384") {
+		t.Fatalf("--dimension 512 over the maximum = %v (exit %d)", err, exitCode(err))
+	}
+	askEnv(t, "TALOS_CHROMA_URL", "ftp://nowhere")
+	if out, err := runMemory(t, dir, "stats"); err == nil || exitCode(err) != 2 || !strings.Contains(out, "TALOS_CHROMA_URL") {
+		t.Fatalf("bad TALOS_CHROMA_URL = %v (exit %d)\n%s", err, exitCode(err), out)
 	}
 }
