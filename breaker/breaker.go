@@ -442,6 +442,7 @@ type pending struct {
 	// it in the store and close when the period has enough successes.
 	probeOK uint64
 	period  int64
+	local   int // probe successes seen by this process in the period
 }
 
 func (b *Breaker) reportSlow(t Ticket, v Verdict) {
@@ -471,12 +472,13 @@ func (b *Breaker) reportSlow(t Ticket, v Verdict) {
 		b.backoffOn.Store(false)
 		if stateOf(cur) == HalfOpen {
 			b.hoSuccess++
-			if b.hoSuccess >= b.cfg.HalfOpenSuccesses {
+			if t.probe != 0 {
+				// A shared probe: the Store counts the successes of
+				// every process and after() decides, outside the lock.
+				p.probeOK, p.period, p.gen, p.local = t.probe, periodOf(b.openUntil.Load()), genOf(cur), b.hoSuccess
+			} else if b.hoSuccess >= b.cfg.HalfOpenSuccesses {
 				b.toClosedLocked(now, fmt.Sprintf("%d probe calls succeeded", b.hoSuccess), &p)
 				break
-			}
-			if t.probe != 0 {
-				p.probeOK, p.period, p.gen = t.probe, periodOf(b.openUntil.Load()), genOf(cur)
 			}
 		}
 		if v.Delay != 0 {
@@ -650,19 +652,7 @@ func (b *Breaker) toClosedLocked(now time.Time, reason string, p *pending) {
 // after runs hooks, logging and store writes outside the lock.
 func (b *Breaker) after(p *pending) {
 	if p.probeOK != 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
-		n, err := b.store.ProbeSuccess(ctx, b.cfg.Name, p.period, b.probeName(p.probeOK))
-		cancel()
-		if err != nil {
-			b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ProbeSuccess", "err", err)
-		} else if n >= b.cfg.HalfOpenSuccesses {
-			b.mu.Lock()
-			w := b.word.Load()
-			if genOf(w) == p.gen && stateOf(w) == HalfOpen {
-				b.toClosedLocked(time.Now(), fmt.Sprintf("%d probe calls succeeded (shared store)", n), p)
-			}
-			b.mu.Unlock()
-		}
+		b.sharedProbeSuccess(p)
 	}
 	if p.addFail != 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
@@ -705,6 +695,41 @@ func (b *Breaker) after(p *pending) {
 			b.cfg.OnStateChange(tr)
 		}
 	}
+}
+
+// sharedProbeSuccess counts a shared probe's success in the Store and closes
+// the breaker when the period has HalfOpenSuccesses across all processes (or
+// in this one, if the Store fails), unless another process has re-opened
+// the breaker since: a newer open record wins, and is adopted instead.
+func (b *Breaker) sharedProbeSuccess(p *pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
+	defer cancel()
+	n, err := b.store.ProbeSuccess(ctx, b.cfg.Name, p.period, b.probeName(p.probeOK))
+	how := "shared store"
+	if err != nil {
+		b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ProbeSuccess", "err", err)
+		n, how = p.local, "this process; the store failed"
+	}
+	n = max(n, p.local)
+	if n < b.cfg.HalfOpenSuccesses {
+		return
+	}
+	b.mu.Lock()
+	lastChange := b.lastChange
+	b.mu.Unlock()
+	if rec, ok, err := b.store.Load(ctx, b.cfg.Name); err == nil && ok && rec.State == Open && rec.Updated.UnixNano() > lastChange {
+		// A probe of another process failed after this period began.
+		if err := b.Sync(ctx); err != nil {
+			b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "Sync", "err", err)
+		}
+		return
+	}
+	b.mu.Lock()
+	w := b.word.Load()
+	if genOf(w) == p.gen && stateOf(w) == HalfOpen {
+		b.toClosedLocked(time.Now(), fmt.Sprintf("%d probe calls succeeded (%s)", n, how), p)
+	}
+	b.mu.Unlock()
 }
 
 // Remaining returns how long calls will still be rejected: the rest of the

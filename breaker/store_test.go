@@ -2,6 +2,8 @@ package breaker_test
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -80,4 +82,76 @@ func TestSharedProbeSlotOfDeadProcessExpires(t *testing.T) {
 		}
 		mustState(t, b, breaker.Closed)
 	})
+}
+
+// Two processes probe the same shared half-open period; one's probe fails
+// and re-opens the breaker. The other's later success must not close it
+// again by counting successes of the period that has just failed: it adopts
+// the newer open record instead.
+func TestSharedProbeSuccessAfterAnotherProcessReopened(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := breaker.NewMemoryStore()
+		ctx := context.Background()
+		cfg := breaker.Config{Name: "g", FailureThreshold: 1}
+		a := newB(t, cfg, st)
+		_ = call(a, errBoom)
+		c := newB(t, cfg, st)
+		_ = c.Sync(ctx)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		mustState(t, a, breaker.HalfOpen)
+		mustState(t, c, breaker.HalfOpen)
+		ta1, err := a.Allow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ta2, err := a.Allow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ta1.Done(nil) // 1 of 2
+		time.Sleep(time.Second)
+		_ = call(c, errBoom) // c's probe fails: re-open, saved
+		mustState(t, c, breaker.Open)
+		time.Sleep(time.Second)
+		ta2.Done(nil) // would be 2 of 2 in the failed period
+		if a.State() != breaker.Open {
+			t.Fatalf("a success in the failed period closed the breaker over a newer trip: %s", a.State())
+		}
+		if rec, _, _ := st.Load(ctx, "g"); rec.State != breaker.Open {
+			t.Fatalf("stored record = %+v, want the re-open", rec)
+		}
+	})
+}
+
+// 64 goroutines over two breakers sharing one store: one half-open period
+// admits at most HalfOpenProbes probes in all.
+func TestSharedHalfOpenAdmitsAtMostProbes(t *testing.T) {
+	st := breaker.NewMemoryStore()
+	ctx := context.Background()
+	now := time.Now()
+	_ = st.Save(ctx, "g", breaker.Record{State: breaker.Open, Until: now.Add(-time.Second), Updated: now.Add(-time.Hour)})
+	var bs [2]*breaker.Breaker
+	for i := range bs {
+		bs[i] = newB(t, breaker.Config{Name: "g"}, st)
+		if err := bs[i].Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mustState(t, bs[i], breaker.HalfOpen)
+	}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := bs[i%2].Allow(); err == nil {
+				admitted.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := admitted.Load(); n != breaker.DefaultHalfOpenProbes {
+		t.Fatalf("two breakers admitted %d probes in one shared half-open period, want %d", n, breaker.DefaultHalfOpenProbes)
+	}
 }
