@@ -109,6 +109,9 @@ type Lockdown struct {
 
 	mu    sync.Mutex
 	state LockdownState
+	// unsaved is true when state holds failed attempts the store has not
+	// saved yet (it failed); Unlock saves them first.
+	unsaved bool
 }
 
 // NewLockdown loads the persisted state from store. It fails (closed) when
@@ -236,13 +239,19 @@ func (l *Lockdown) hash(id string, gen int, code string) []byte {
 }
 
 // Unlock checks code and leaves lockdown when it is right. A wrong
-// code counts an attempt (persisted); after MaxAttempts wrong codes, or once
-// the code expired, only Reissue helps. The error is non-nil only when the
-// state could not be saved (then the lockdown stays as it was).
+// code counts an attempt, in memory first and then persisted; after
+// MaxAttempts wrong codes, or once the code expired, only Reissue helps. The
+// error is non-nil only when the state could not be saved: after a wrong
+// code the attempt still counts (fail closed: a store outage does not lift
+// the limit, though a restart during it forgets the unsaved attempts), after
+// the right code the lockdown stays as it was.
 func (l *Lockdown) Unlock(ctx context.Context, code, by string) (UnlockResult, error) {
 	const op = "firewall.Lockdown.Unlock"
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.unsaved && l.store.Save(ctx, l.state) == nil {
+		l.unsaved = false
+	}
 	s := l.state
 	switch {
 	case !s.Active:
@@ -256,15 +265,18 @@ func (l *Lockdown) Unlock(ctx context.Context, code, by string) (UnlockResult, e
 	got := l.hash(s.ID, s.CodeGeneration, strings.TrimSpace(code))
 	if !hmac.Equal(want, got) {
 		s.FailedAttempts++
-		if err := l.store.Save(ctx, s); err != nil {
-			return UnlockInvalidCode, talos.E(talos.CodeLockdown, op, "wrong code, and the attempt could not be saved", err)
-		}
-		l.state = s
+		l.state = s // counted before it is saved, so a failing store cannot lift the limit
 		l.log.Warn("firewall: lockdown unlock failed", "lockdown_id", s.ID, "by", by, "failed_attempts", s.FailedAttempts)
+		r := UnlockInvalidCode
 		if s.FailedAttempts >= l.cfg.MaxAttempts {
-			return UnlockExhausted, nil
+			r = UnlockExhausted
 		}
-		return UnlockInvalidCode, nil
+		if err := l.store.Save(ctx, s); err != nil {
+			l.unsaved = true
+			return r, talos.E(talos.CodeLockdown, op, fmt.Sprintf("wrong code; attempt %d of %d counts, but could not be saved", s.FailedAttempts, l.cfg.MaxAttempts), err)
+		}
+		l.unsaved = false
+		return r, nil
 	}
 	s.Active = false
 	s.CodeHash = nil
@@ -300,6 +312,7 @@ func (l *Lockdown) Reissue(ctx context.Context, operator string) error {
 		l.mu.Unlock()
 		return talos.E(talos.CodeLockdown, op, "the new code could not be saved; the old one stays valid", err)
 	}
+	l.unsaved = false
 	s := l.state
 	l.mu.Unlock()
 	l.log.Warn("firewall: lockdown unlock code re-issued", "lockdown_id", s.ID, "operator", operator, "generation", s.CodeGeneration)

@@ -414,3 +414,46 @@ func TestWriterNotifier(t *testing.T) {
 		t.Fatalf("the delivered code does not unlock: %s", r)
 	}
 }
+
+// TestLockdownAttemptLimitHoldsWhileTheStoreFails checks that wrong codes
+// count while the store cannot save (in memory, fail closed), so a store
+// outage does not lift the limit of DefaultMaxAttempts, and that the count
+// is saved once the store is back.
+func TestLockdownAttemptLimitHoldsWhileTheStoreFails(t *testing.T) {
+	ctx := context.Background()
+	n := &firewalltest.Notifier{}
+	store := &firewalltest.MemoryStore{}
+	l := newLock(t, store, n, nil)
+	l.Trigger(ctx, "firewall", "test")
+	code := n.LastCode()
+	wrong := "999999"
+	if wrong == code {
+		wrong = "888888"
+	}
+	store.Err = errors.New("disk full")
+	for i := 1; i <= firewall.DefaultMaxAttempts+2; i++ {
+		r, err := l.Unlock(ctx, wrong, "op")
+		want := firewall.UnlockInvalidCode
+		if i >= firewall.DefaultMaxAttempts {
+			want = firewall.UnlockExhausted
+		}
+		if r != want {
+			t.Fatalf("attempt %d with a failing store = %s, want %s", i, r, want)
+		}
+		if i < firewall.DefaultMaxAttempts+1 && (err == nil || !errors.Is(err, talos.ErrLockdown)) {
+			t.Fatalf("attempt %d: error %v, want a T405 error saying the attempt was not saved", i, err)
+		}
+	}
+	if got := l.State().FailedAttempts; got != firewall.DefaultMaxAttempts {
+		t.Fatalf("FailedAttempts = %d, want %d", got, firewall.DefaultMaxAttempts)
+	}
+	store.Err = nil
+	if r, _ := l.Unlock(ctx, code, "op"); r != firewall.UnlockExhausted || !l.Locked() {
+		t.Fatalf("right code after %d unsaved failures = %s (locked=%v), want attempts_exhausted", firewall.DefaultMaxAttempts, r, l.Locked())
+	}
+	// that call, with the store back, saved the count: a restart keeps it
+	l2 := newLock(t, store, n, nil)
+	if r, _ := l2.Unlock(ctx, code, "op"); r != firewall.UnlockExhausted {
+		t.Fatalf("after restart = %s, want attempts_exhausted", r)
+	}
+}
