@@ -122,36 +122,44 @@ func (m *ArchiveMetadata) UnmarshalJSON(data []byte) error {
 
 // appendArchive writes entries as JSON lines at the end of path and fsyncs
 // the file (and, when the file is new, its directory) before returning, so
-// a record is on disk before it is deleted from the store.
-func appendArchive(path string, entries []Entry) error {
+// a record is on disk before it is deleted from the store. A torn last line
+// left by a crash mid-append is cut off first (its records were never
+// deleted: a batch is deleted only after its append returned), so the new
+// lines do not run on from it; it reports how many bytes were cut.
+func appendArchive(path string, entries []Entry) (int64, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
+		return 0, err
 	}
 	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	cut, err := cutTornTail(f)
+	if err != nil {
+		f.Close()
+		return 0, err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	for i := range entries {
 		line, err := json.Marshal(&entries[i])
 		if err != nil {
 			f.Close()
-			return fmt.Errorf("encoding record %s: %w", entries[i].ID, err)
+			return cut, fmt.Errorf("encoding record %s: %w", entries[i].ID, err)
 		}
 		w.Write(line)
 		w.WriteByte('\n')
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
-		return err
+		return cut, err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		return cut, err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return cut, err
 	}
 	if errors.Is(statErr, os.ErrNotExist) {
 		if d, err := os.Open(filepath.Dir(path)); err == nil {
@@ -159,45 +167,94 @@ func appendArchive(path string, entries []Entry) error {
 			d.Close()
 		}
 	}
-	return nil
+	return cut, nil
+}
+
+// cutTornTail truncates f after its last newline when it does not end with
+// one, and returns how many bytes went.
+func cutTornTail(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return 0, err
+	}
+	size := fi.Size()
+	buf := make([]byte, 64<<10)
+	for end := size; end > 0; {
+		start := max(0, end-int64(len(buf)))
+		chunk := buf[:end-start]
+		if _, err := f.ReadAt(chunk, start); err != nil {
+			return 0, err
+		}
+		if end == size && chunk[len(chunk)-1] == '\n' {
+			return 0, nil
+		}
+		if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 {
+			keep := start + int64(i) + 1
+			return size - keep, f.Truncate(keep)
+		}
+		end = start
+	}
+	return size, f.Truncate(0)
 }
 
 // ReadArchive parses archive lines from r, calling fn for each entry in
-// order. A malformed line stops the read with an error naming its number.
-// Blank lines are skipped.
+// order. A malformed line stops the read with an error naming its number,
+// except a last line that lacks its newline and does not parse: that is an
+// append torn by a crash, and it is skipped (its records were never deleted,
+// so nothing is lost). Blank lines are skipped.
 func ReadArchive(r io.Reader, fn func(Entry) error) error {
+	_, err := readArchive(r, fn)
+	return err
+}
+
+// readArchive is ReadArchive; torn reports a skipped torn last line.
+func readArchive(r io.Reader, fn func(Entry) error) (torn bool, err error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	for n := 1; ; n++ {
-		line, err := readLine(br)
+		line, terminated, err := readLine(br)
 		if len(bytes.TrimSpace(line)) > 0 {
 			e, perr := ParseEntry(line)
-			if perr != nil {
-				return fmt.Errorf("archive line %d: %w", n, perr)
+			switch {
+			case perr != nil && !terminated && err == io.EOF:
+				return true, nil
+			case perr != nil:
+				return false, fmt.Errorf("archive line %d: %w", n, perr)
 			}
 			if ferr := fn(e); ferr != nil {
-				return ferr
+				return false, ferr
 			}
 		}
 		if err == io.EOF {
-			return nil
+			return false, nil
 		}
 		if err != nil {
-			return fmt.Errorf("archive line %d: %w", n, err)
+			return false, fmt.Errorf("archive line %d: %w", n, err)
 		}
 	}
 }
 
-func readLine(br *bufio.Reader) ([]byte, error) {
+// readLine reads one line without its line end (\n or \r\n) and says
+// whether it was terminated by a newline; at the end of the input it
+// returns io.EOF.
+func readLine(br *bufio.Reader) ([]byte, bool, error) {
 	var line []byte
 	for {
-		chunk, isPrefix, err := br.ReadLine()
+		chunk, err := br.ReadSlice('\n')
 		line = append(line, chunk...)
-		if len(line) > MaxArchiveLine {
-			return nil, fmt.Errorf("line longer than %d bytes", MaxArchiveLine)
+		if len(line) > MaxArchiveLine+2 {
+			return nil, false, fmt.Errorf("line longer than %d bytes", MaxArchiveLine)
 		}
-		if err != nil || !isPrefix {
-			return line, err
+		if err == bufio.ErrBufferFull {
+			continue
 		}
+		if err == nil {
+			line = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
+			if _, perr := br.Peek(1); perr == io.EOF {
+				return line, true, io.EOF
+			}
+			return line, true, nil
+		}
+		return line, false, err
 	}
 }
 

@@ -31,7 +31,10 @@
 // failed batch is retried after 1 s, 2 s and 4 s. Before a batch is deleted,
 // every record in it (id, document, embedding, metadata) is appended to a
 // JSON-lines archive and the file is fsynced, so Restore can put any pruned
-// memory back. Plan (or Run with dryRun) reports what would go without
+// memory back; when the archive cannot be written, the batch is not
+// deleted. A last line torn by a crash mid-append is skipped by Restore
+// (RestoreReport.TornTail) and cut off by the next append: its records were
+// never deleted. Plan (or Run with dryRun) reports what would go without
 // deleting anything.
 //
 // Pruner.PruneAggressive is the emergency prune of the retrieval fallback

@@ -349,7 +349,12 @@ func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[strin
 	if len(remaining) == 0 {
 		return res, nil
 	}
-	if err := appendArchive(p.cfg.ArchivePath, entries); err != nil {
+	cut, err := appendArchive(p.cfg.ArchivePath, entries)
+	if cut > 0 {
+		p.log.Warn("PRUNE_ARCHIVE_TORN_TAIL", "archive", p.cfg.ArchivePath, "bytes", cut,
+			"note", "a torn last line (an append cut short by a crash; its records were not deleted) was removed before appending")
+	}
+	if err != nil {
 		return res, talos.E(talos.CodePruneFailed, op, "cannot append to the archive "+p.cfg.ArchivePath+"; nothing was deleted", err)
 	}
 	total := len(remaining)
@@ -453,6 +458,9 @@ type RestoreReport struct {
 	Restored int
 	Skipped  int // present in the store and not overwritten
 	Entries  int // matching archive entries read (the last per id wins)
+	// TornTail is true when the archive's last line was torn (an append
+	// cut short by a crash) and skipped; its records were never deleted.
+	TornTail bool
 }
 
 // Restore puts archived records back into the store: ids, documents,
@@ -474,7 +482,7 @@ func (p *Pruner) Restore(ctx context.Context, opts RestoreOptions) (*RestoreRepo
 	latest := map[string]Entry{}
 	var order []string
 	rep := &RestoreReport{}
-	err = ReadArchive(f, func(e Entry) error {
+	rep.TornTail, err = readArchive(f, func(e Entry) error {
 		if len(want) > 0 && !want[e.ID] {
 			return nil
 		}
@@ -490,6 +498,10 @@ func (p *Pruner) Restore(ctx context.Context, opts RestoreOptions) (*RestoreRepo
 	})
 	if err != nil {
 		return nil, talos.E(talos.CodeConfigInvalid, op, "the archive "+p.cfg.ArchivePath+" is damaged", err)
+	}
+	if rep.TornTail {
+		p.log.Warn("PRUNE_ARCHIVE_TORN_TAIL", "archive", p.cfg.ArchivePath,
+			"note", "the last line is torn (an append cut short by a crash; its records were not deleted) and was skipped")
 	}
 	dim := p.store.Dimension()
 	for start := 0; start < len(order); start += p.cfg.BatchSize {

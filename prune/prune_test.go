@@ -571,3 +571,67 @@ func TestRetaggedPermanentDuringPruneSurvives(t *testing.T) {
 		t.Fatalf("archive: %d entries, %v; want 148", n, err)
 	}
 }
+
+// A crash mid-append leaves a torn last line: Restore skips it (its records
+// were never deleted) and says so, and the next prune cuts it off before
+// appending so its own lines stay readable.
+func TestTornArchiveTail(t *testing.T) {
+	ctx := context.Background()
+	st := ragtest.NewMemoryStore(2)
+	fill(t, st, 950, oldAuto)
+	archive := filepath.Join(t.TempDir(), "a.jsonl")
+	p, _ := prune.New(prune.Config{Ceiling: 1000, ArchivePath: archive}, st)
+	if rep, err := p.Prune(ctx); err != nil || rep.Deleted != 150 {
+		t.Fatalf("prune = %+v, %v", rep, err)
+	}
+	data, _ := os.ReadFile(archive)
+	first := data[:bytes.IndexByte(data, '\n')+1]
+	torn := first[:len(first)/2] // half a line, no newline
+	f, _ := os.OpenFile(archive, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write(torn)
+	f.Close()
+
+	res, err := p.Restore(ctx, prune.RestoreOptions{DryRun: true})
+	if err != nil || !res.TornTail || res.Restored != 150 {
+		t.Fatalf("restore over a torn tail = %+v, %v; want 150 and TornTail", res, err)
+	}
+	if err := prune.ReadArchive(bytes.NewReader(append(append([]byte{}, first...), torn...)), func(prune.Entry) error { return nil }); err != nil {
+		t.Fatalf("ReadArchive over a torn tail = %v", err)
+	}
+	// The same bytes followed by a newline are a damaged line, not a torn one.
+	if err := prune.ReadArchive(bytes.NewReader(append(append(append([]byte{}, first...), torn...), '\n')), func(prune.Entry) error { return nil }); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("ReadArchive of a terminated bad line = %v, want an error on line 2", err)
+	}
+
+	// A second prune appends after cutting the torn bytes.
+	fill(t, st, 950, oldAuto) // r000000… again, so 950 records
+	if rep, err := p.Prune(ctx); err != nil || rep.Deleted != 150 {
+		t.Fatalf("second prune = %+v, %v", rep, err)
+	}
+	after, _ := os.ReadFile(archive)
+	if !bytes.HasPrefix(after, data) || bytes.Contains(after, append(append([]byte{}, torn...), '{')) {
+		t.Fatal("the torn bytes were not cut before appending")
+	}
+	res, err = p.Restore(ctx, prune.RestoreOptions{DryRun: true})
+	if err != nil || res.TornTail || res.Entries != 300 {
+		t.Fatalf("restore after the second prune = %+v, %v; want 300 entries, no torn tail", res, err)
+	}
+}
+
+// When the archive cannot be written, nothing is deleted.
+func TestFailingArchiveDeletesNothing(t *testing.T) {
+	ctx := context.Background()
+	st := &countingStore{MemoryStore: ragtest.NewMemoryStore(2)}
+	fill(t, st, 950, oldAuto)
+	p, _ := prune.New(prune.Config{Ceiling: 1000, ArchivePath: t.TempDir()}, st) // a directory: the append fails
+	rep, err := p.Prune(ctx)
+	if !errors.Is(err, talos.ErrPruneFailed) || !strings.Contains(err.Error(), "nothing was deleted") {
+		t.Fatalf("prune with an unwritable archive = %v, want T109", err)
+	}
+	if rep.Deleted != 0 || len(st.batches) != 0 {
+		t.Fatalf("deleted %d in %d delete calls with no archive", rep.Deleted, len(st.batches))
+	}
+	if n, _ := st.Count(ctx); n != 950 {
+		t.Fatalf("%d left, want all 950", n)
+	}
+}
