@@ -81,6 +81,9 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// One correlation ID for the boot: its log lines and its
+			// audit lines (daemon_started or daemon_boot_failed).
+			ctx, _ = tlog.EnsureCorrelationID(ctx)
 			if err := d.Start(ctx); err != nil {
 				tlog.Audit(ctx, audit, "daemon_boot_failed", slog.String("step", d.Report().FailedStep),
 					slog.String("code", string(talos.CodeOf(err))), slog.Int("pid", os.Getpid()))
@@ -145,6 +148,9 @@ func openDaemonLogs(w io.Writer, cfg *config.Config) (*slog.Logger, *tlog.Set, e
 	if cfg.LogFormat == "text" {
 		console = slog.NewTextHandler(w, opts)
 	}
+	// Lines logged with a request's or the boot's context carry its
+	// correlation ID on the console too (the tier handlers add it).
+	console = tlog.WithCorrelation(console)
 	logs := filepath.Join(cfg.Home, layout.Logs)
 	if _, err := os.Stat(logs); err != nil {
 		return slog.New(console), nil, nil

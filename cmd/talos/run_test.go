@@ -21,6 +21,7 @@ import (
 
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/tlog"
 )
 
 // runOutBuffer is an io.Writer safe to read while a command writes to it.
@@ -182,6 +183,39 @@ func TestRunEndToEndNoServices(t *testing.T) {
 	}
 	if out, _, err := talosCmd(context.Background(), "logs", "verify", "--home", home); err != nil {
 		t.Fatalf("talos logs verify: %v\n%s", err, out)
+	}
+
+	// One correlation ID for the boot: on every tier-2 line up to "boot
+	// complete" and on the daemon_started audit line.
+	var bootID string
+	for _, line := range strings.Split(strings.TrimSpace(string(audit)), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == "daemon_started" {
+			bootID, _ = m[tlog.CorrelationKey].(string)
+		}
+	}
+	if !tlog.ValidCorrelationID(bootID) {
+		t.Fatalf("daemon_started audit line has no correlation ID:\n%s", audit)
+	}
+	bootLines := 0
+	for _, line := range strings.Split(string(ops), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("tier 2 line is not JSON: %s", line)
+		}
+		if m[tlog.CorrelationKey] != bootID {
+			t.Errorf("boot line without the boot's correlation ID %s: %s", bootID, line)
+		}
+		bootLines++
+		if m["msg"] == "boot complete" {
+			break
+		}
+	}
+	if bootLines < 10 {
+		t.Errorf("only %d boot lines in tier 2", bootLines)
 	}
 
 	// No daemon now: unreachable is exit 2.

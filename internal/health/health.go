@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/talos-ironclad/talos/internal/tlog"
 )
 
 // Defaults (spec §1.3 S10 checks each dependency once per request with the
@@ -192,6 +194,9 @@ func (c *Checker) Version() string { return c.cfg.Version }
 // than CacheTTL, otherwise a fresh evaluation. Concurrent callers share one
 // evaluation. If ctx ends first, Report returns the last result (or an
 // unhealthy placeholder) and ctx's error.
+//
+// An evaluation logs its changes with the correlation ID of the caller
+// that started it (a request's, say), or a new one.
 func (c *Checker) Report(ctx context.Context) (Report, error) {
 	c.mu.Lock()
 	if c.last != nil && time.Since(c.lastAt) < c.cfg.CacheTTL {
@@ -203,7 +208,7 @@ func (c *Checker) Report(ctx context.Context) (Report, error) {
 	if wait == nil {
 		wait = make(chan struct{})
 		c.inflight = wait
-		go c.evaluate(wait)
+		go c.evaluate(wait, tlog.CorrelationID(ctx))
 	}
 	c.mu.Unlock()
 
@@ -233,11 +238,17 @@ func (c *Checker) Refresh(ctx context.Context) (Report, error) {
 // Run re-evaluates every RefreshInterval until ctx is done, so a dependency
 // that goes down or comes back is noticed (and logged, and visible in the
 // metrics) without anyone asking. It returns when ctx is done.
+//
+// The first evaluation carries ctx's correlation ID, if any (the daemon
+// passes its boot's: that evaluation is part of the boot); each later one
+// gets a new ID, so the log lines of one refresh share an ID.
 func (c *Checker) Run(ctx context.Context) {
 	t := time.NewTicker(c.cfg.RefreshInterval)
 	defer t.Stop()
+	rctx := ctx
 	for {
-		_, _ = c.Refresh(ctx)
+		_, _ = c.Refresh(rctx)
+		rctx = tlog.WithCorrelationID(ctx, tlog.NewCorrelationID())
 		select {
 		case <-ctx.Done():
 			return
@@ -255,8 +266,9 @@ func (c *Checker) withLive(r Report) Report {
 
 // evaluate runs every check concurrently, each under its own timeout, and
 // publishes the result. It runs detached from any request's context so a
-// client that hangs up does not poison the cache.
-func (c *Checker) evaluate(done chan struct{}) {
+// client that hangs up does not poison the cache. cid is the correlation
+// ID of the caller that started it ("": a new one) for the change lines.
+func (c *Checker) evaluate(done chan struct{}, cid string) {
 	results := make([]Result, len(c.checks))
 	var wg sync.WaitGroup
 	for i, ch := range c.checks {
@@ -288,7 +300,7 @@ func (c *Checker) evaluate(done chan struct{}) {
 	obs := append([]Observer(nil), c.obs...)
 	c.mu.Unlock()
 
-	c.logChanges(prev, &rep)
+	c.logChanges(tlog.WithCorrelationID(context.Background(), cid), prev, &rep)
 	for _, o := range obs {
 		o.Observe(rep)
 	}
@@ -355,7 +367,7 @@ func joinDetail(detail, msg string) string {
 
 // logChanges logs each check whose status changed, and the overall status
 // when it changed, so an operator sees "redis: ok → fail" in the log.
-func (c *Checker) logChanges(prev, cur *Report) {
+func (c *Checker) logChanges(ctx context.Context, prev, cur *Report) {
 	for _, ch := range c.checks {
 		now := cur.Checks[ch.Name]
 		was := CheckStatus("")
@@ -372,13 +384,13 @@ func (c *Checker) logChanges(prev, cur *Report) {
 		if was == "" && now.Status == StatusOK {
 			lvl = slog.LevelDebug
 		}
-		c.log.Log(context.Background(), lvl, "health check changed", "check", ch.Name, "from", string(was), "to", string(now.Status), "detail", now.Detail)
+		c.log.Log(ctx, lvl, "health check changed", "check", ch.Name, "from", string(was), "to", string(now.Status), "detail", now.Detail)
 	}
 	if prev == nil || prev.Status != cur.Status {
 		from := Status("")
 		if prev != nil {
 			from = prev.Status
 		}
-		c.log.Info("health status changed", "from", string(from), "to", string(cur.Status))
+		c.log.InfoContext(ctx, "health status changed", "from", string(from), "to", string(cur.Status))
 	}
 }

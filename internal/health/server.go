@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/talos-ironclad/talos/internal/tlog"
 )
 
 // Server timeouts: the endpoints are tiny, so anything slower is a stuck or
@@ -142,8 +144,44 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found: " + r.URL.Path + "; try /health, /ready or /metrics"})
 	})
-	return mux
+	return s.withCorrelation(mux)
 }
+
+// withCorrelation gives every request a correlation ID (tlog): the
+// request's X-Talos-Correlation-Id when it is valid (16 lower-case hex),
+// else a new one. The ID is echoed in the response header and carried in
+// the request's context, so every line logged with that context carries
+// it, including the request's own debug line (method, path, status,
+// duration).
+func (s *Server) withCorrelation(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(tlog.CorrelationHeader)
+		if !tlog.ValidCorrelationID(id) {
+			id = tlog.NewCorrelationID()
+		}
+		ctx := tlog.WithCorrelationID(r.Context(), id)
+		w.Header().Set(tlog.CorrelationHeader, id)
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		began := time.Now()
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		s.log.DebugContext(ctx, "http request", "method", r.Method, "path", r.URL.Path,
+			"status", sw.code, "duration", time.Since(began))
+	})
+}
+
+// statusWriter records the status code a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func getOnly(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -218,7 +256,11 @@ func (s *Server) Addr() string {
 }
 
 // Start listens (if Listen was not called) and serves in the background.
-func (s *Server) Start() error {
+func (s *Server) Start() error { return s.StartContext(context.Background()) }
+
+// StartContext is Start, logging "health server listening" with ctx (so
+// the line carries ctx's correlation ID, such as the boot's).
+func (s *Server) StartContext(ctx context.Context) error {
 	if s.ln == nil {
 		if err := s.Listen(); err != nil {
 			return err
@@ -232,7 +274,7 @@ func (s *Server) Start() error {
 		}
 		s.served <- err
 	}()
-	s.log.Info("health server listening", "addr", s.Addr())
+	s.log.InfoContext(ctx, "health server listening", "addr", s.Addr())
 	return nil
 }
 

@@ -10,6 +10,11 @@ import (
 // CorrelationKey is the JSON key of the correlation ID on every line.
 const CorrelationKey = "correlation_id"
 
+// CorrelationHeader is the HTTP header that carries a correlation ID: a
+// server accepts a valid one from the request (else mints its own) and
+// echoes the ID it used in the response.
+const CorrelationHeader = "X-Talos-Correlation-Id"
+
 type cidKey struct{}
 
 // NewCorrelationID returns 16 lower-case hex characters (64 random bits from

@@ -20,6 +20,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/svccheck"
+	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/rag/chromem"
 	"github.com/talos-ironclad/talos/vram"
 )
@@ -131,6 +132,11 @@ type Daemon struct {
 	opts Options
 	log  *slog.Logger
 	hc   *http.Client
+	// bootID is the boot's correlation ID and blog the logger of the boot
+	// (log with bootID on every line); both are set once, at the top of
+	// Start, before any step runs.
+	bootID string
+	blog   *slog.Logger
 
 	redis *svccheck.Redis
 	// vectors is the embedded vector store opened at boot when
@@ -217,7 +223,13 @@ func (d *Daemon) Metrics() *health.Metrics { return d.metrics }
 // failure marker, releases what it opened and returns the step's error
 // (a *boot.StepError carrying the step's T-code). On success the daemon
 // runs until Stop.
+//
+// The boot has one correlation ID (tlog): ctx's, if it carries one (so a
+// caller can put the same ID on its own audit lines of the boot), else a
+// new one. Every log line of the boot carries it; CorrelationID returns it.
 func (d *Daemon) Start(ctx context.Context) error {
+	ctx, d.bootID = tlog.EnsureCorrelationID(ctx)
+	d.blog = d.log.With(slog.String(tlog.CorrelationKey, d.bootID))
 	// A stale marker from an earlier run must not announce readiness
 	// (digest A §3 S11 [!]).
 	if err := boot.RemoveReady(d.readyPath); err != nil {
@@ -231,8 +243,8 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.progressMu.Lock()
 		d.progress = append(d.progress, r)
 		d.progressMu.Unlock()
-	}}, d.log)
-	d.log.Info("boot starting", "home", d.cfg.Home, "version", d.opts.Version)
+	}}, d.blog)
+	d.blog.Info("boot starting", "home", d.cfg.Home, "version", d.opts.Version)
 	rep, err := runner.Run(ctx, d.steps())
 	d.report = rep
 	if err != nil {
@@ -242,10 +254,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 		if rep.FailedStep != "" {
 			failed := boot.NewReady(rep, d.opts.Version, d.HealthAddr())
 			if werr := boot.WriteReady(d.readyPath, failed); werr != nil {
-				d.log.Warn("could not write the failure marker", "path", d.readyPath, "err", werr)
+				d.blog.Warn("could not write the failure marker", "path", d.readyPath, "err", werr)
 			}
 		} else if rerr := boot.RemoveReady(d.readyPath); rerr != nil {
-			d.log.Warn("could not remove the ready marker", "path", d.readyPath, "err", rerr)
+			d.blog.Warn("could not remove the ready marker", "path", d.readyPath, "err", rerr)
 		}
 		if d.server != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -255,7 +267,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.release()
 		return err
 	}
-	d.log.Info("boot complete", "duration", rep.Duration, "degraded", rep.Degraded, "health", d.server.URL())
+	d.blog.Info("boot complete", "duration", rep.Duration, "degraded", rep.Degraded, "health", d.server.URL())
 	return nil
 }
 
@@ -335,8 +347,21 @@ func stepTimeout(p boot.RetryPolicy) time.Duration {
 
 func (d *Daemon) onRetry(what string, p boot.RetryPolicy) func(int, error) {
 	return func(attempt int, err error) {
-		d.log.Info(fmt.Sprintf("Waiting for %s... (attempt %d/%d)", what, attempt, p.Attempts), "err", err)
+		d.bootLog().Info(fmt.Sprintf("Waiting for %s... (attempt %d/%d)", what, attempt, p.Attempts), "err", err)
 	}
+}
+
+// CorrelationID returns the boot's correlation ID (set by Start; "" before).
+func (d *Daemon) CorrelationID() string { return d.bootID }
+
+// bootLog is the logger of boot steps: every line carries the boot's
+// correlation ID. Long-lived components (health server, checker, clients)
+// get d.log instead, so their later lines do not claim to be the boot's.
+func (d *Daemon) bootLog() *slog.Logger {
+	if d.blog != nil {
+		return d.blog
+	}
+	return d.log
 }
 
 // home returns an absolute path under Home.
@@ -402,7 +427,7 @@ func (d *Daemon) stepInit(ctx context.Context) (string, error) {
 // (fatal T005, `talos init` creates them); wrong modes are corrected and
 // listed; a keys directory open to others is refused (package layout).
 func (d *Daemon) stepDirectories(ctx context.Context) (string, error) {
-	l, err := layout.New(d.cfg.Home, d.log)
+	l, err := layout.New(d.cfg.Home, d.bootLog())
 	if err != nil {
 		return "", err
 	}
@@ -647,11 +672,12 @@ func (d *Daemon) stepHealth(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", talos.E(talos.CodeConfigInvalid, "boot.health-server", "refusing the health address", err)
 	}
-	if err := srv.Start(); err != nil {
+	if err := srv.StartContext(ctx); err != nil {
 		return "", err
 	}
 	d.checker, d.metrics, d.server = checker, metrics, srv
-	rctx, cancel := context.WithCancel(context.Background())
+	// The first evaluation is part of the boot: it carries the boot's ID.
+	rctx, cancel := context.WithCancel(tlog.WithCorrelationID(context.Background(), d.bootID))
 	d.stopRefresh, d.refreshDone = cancel, make(chan struct{})
 	go func() {
 		defer close(d.refreshDone)

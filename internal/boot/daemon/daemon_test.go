@@ -1,16 +1,19 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +26,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/svccheck/svcchecktest"
 	"github.com/talos-ironclad/talos/internal/testenv"
+	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/chromem"
 )
@@ -482,5 +486,90 @@ func TestExtraStepsAndChecks(t *testing.T) {
 	d2, _ := daemon.New(newHome(t, nil), opts)
 	if err := d2.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "registered twice") {
 		t.Fatalf("clashing check name: %v", err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Every log line of the boot carries the boot's correlation ID (the
+// caller's, when its context has one), and every health request gets its
+// own, echoed in the response and on the request's log line.
+func TestBootAndRequestsCarryCorrelationIDs(t *testing.T) {
+	cfg := newHome(t, nil)
+	var buf lockedBuffer
+	opts := fastOpts()
+	opts.Log = slog.New(tlog.WithCorrelation(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	d, err := daemon.New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bootID = "00112233aabbccdd"
+	if err := d.Start(tlog.WithCorrelationID(context.Background(), bootID)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	if d.CorrelationID() != bootID {
+		t.Fatalf("CorrelationID %q, want the caller's %q", d.CorrelationID(), bootID)
+	}
+	bootLines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	steps := 0
+	for _, line := range bootLines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %s", line)
+		}
+		if m[tlog.CorrelationKey] != bootID || strings.Count(line, tlog.CorrelationKey) != 1 {
+			t.Errorf("boot line without the boot's correlation ID (exactly once): %s", line)
+		}
+		if m["msg"] == "boot step done" {
+			steps++
+		}
+	}
+	if steps < len(d.Report().Steps)-1 || !strings.Contains(bootLines[len(bootLines)-1], "boot complete") {
+		t.Fatalf("%d step lines for %d steps; last line %s", steps, len(d.Report().Steps), bootLines[len(bootLines)-1])
+	}
+
+	// A request: its ID is echoed and on its log line, not the boot's.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+d.HealthAddr()+"/health", nil)
+	const reqID = "feedfacecafebeef"
+	req.Header.Set(tlog.CorrelationHeader, reqID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get(tlog.CorrelationHeader); got != reqID {
+		t.Fatalf("response correlation ID %q, want %q", got, reqID)
+	}
+	resp, err = http.Get("http://" + d.HealthAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	minted := resp.Header.Get(tlog.CorrelationHeader)
+	if !tlog.ValidCorrelationID(minted) || minted == bootID || minted == reqID {
+		t.Fatalf("/metrics correlation ID %q", minted)
+	}
+	all := buf.String()
+	for _, id := range []string{reqID, minted} {
+		if !strings.Contains(all, `"path":"/`) || !strings.Contains(all, `"`+tlog.CorrelationKey+`":"`+id+`"`) {
+			t.Errorf("no log line carries request ID %s:\n%s", id, all)
+		}
 	}
 }

@@ -31,6 +31,13 @@
 //	          <home>/data/talos.db is the planned default); the check only
 //	          verifies that <home>/data is writable
 //
+// Correlation IDs (package tlog): the boot has one (Start's context's, or
+// a new one; CorrelationID returns it) that every boot log line carries,
+// including the first health evaluation's; `talos run` puts the same ID on
+// its daemon_started or daemon_boot_failed audit line. Every request to
+// the health server gets its own (a valid X-Talos-Correlation-Id header,
+// else a new one), echoed in the response and carried in its context.
+//
 // A configured service that does not answer after the spec's retries stops
 // the boot with its T-code and writes a "failed" marker naming the step.
 // After the boot, services are watched by health checks that are not

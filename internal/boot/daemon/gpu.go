@@ -55,7 +55,7 @@ func (d *Daemon) stepGPU(ctx context.Context) (string, error) {
 	if err != nil {
 		if noGPU(err) {
 			d.gpuAbsent = true
-			d.log.Info("no GPU found: VRAM arbitration off", "err", err)
+			d.bootLog().Info("no GPU found: VRAM arbitration off", "err", err)
 			return NoGPUDetail, nil
 		}
 		d.gpuBootErr = err

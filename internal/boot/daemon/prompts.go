@@ -68,6 +68,6 @@ func isBuiltinPrompt(src string) bool { return src == "" || src == llm.PromptDef
 // stepPrompts loads the system prompts at boot (fatal: the spec refuses to
 // run with a prompt over its budget, R-4.3).
 func (d *Daemon) stepPrompts(ctx context.Context) (string, error) {
-	_, detail, err := LoadPrompts(d.cfg, d.log)
+	_, detail, err := LoadPrompts(d.cfg, d.bootLog())
 	return detail, err
 }
