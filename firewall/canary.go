@@ -89,38 +89,31 @@ func skeleton(s string) string {
 
 // ScanOutput scans a model's output before it is shown or acted on: for
 // leaked canaries, and with the rules and the classifier as untrusted text
-// (an output that carries an injection is passing it on).
+// (an output that carries an injection is passing it on). The output is
+// scanned as SourceTool, so a leaked canary with CanaryAction lockdown
+// triggers the Lockdown only when Config.LockdownSources lists tool;
+// otherwise it is answered with block, like any verdict from such a source.
+// One verdict comes out (and one alert, and one history entry) with the
+// canary and injection detections together.
 func (fw *Firewall) ScanOutput(ctx context.Context, text, sessionID string) (Verdict, error) {
-	in := Input{Text: text, Source: SourceTool, SessionID: sessionID}
-	v, err := fw.Scan(ctx, in)
-	if err != nil || v.Locked {
-		return v, err
-	}
-	leaks := fw.leakedCanaries(text, Normalize(text))
+	return fw.scan(ctx, Input{Text: text, Source: SourceTool, SessionID: sessionID}, true)
+}
+
+// canaryDetections appends a detection to dst for each canary leaked in
+// in.Text (norm is its normalised form).
+func (fw *Firewall) canaryDetections(dst []Detection, in Input, norm string) []Detection {
+	leaks := fw.leakedCanaries(in.Text, norm)
 	if len(leaks) == 0 {
-		return v, nil
+		return dst
 	}
-	wasSafe, wasBlocked := v.Safe, v.Action.Blocks()
 	for _, c := range leaks {
-		v.Detections = append(v.Detections, Detection{
+		dst = append(dst, Detection{
 			RuleID: CanaryRuleID, RuleName: "Canary Leak", Threat: ThreatCritical, Action: fw.cfg.CanaryAction,
 			Description: "the output contains the canary of prompt " + quoteLabel(c.Label) + ": the system prompt leaked",
 		})
-		v.Action = max(v.Action, fw.cfg.CanaryAction)
 	}
-	v.MaxThreat = ThreatCritical
-	v.Safe = false
-	if wasSafe {
-		fw.flagged.Add(1)
-	}
-	if v.Action.Blocks() && !wasBlocked {
-		fw.blocked.Add(1)
-	}
-	fw.log.Warn("firewall: canary leaked in output", "session", sessionID, "canaries", len(leaks))
-	if fw.alerts != nil {
-		_, _ = fw.alerts.Route(ctx, NewAlert(v, in))
-	}
-	return v, nil
+	fw.log.Warn("firewall: canary leaked in output", "session", in.SessionID, "canaries", len(leaks))
+	return dst
 }
 
 func quoteLabel(s string) string {

@@ -318,6 +318,13 @@ func (fw *Firewall) Lockdown() *Lockdown { return fw.lock }
 // non-nil only for a bad Source or a cancelled context; the verdict is then
 // a fail-closed block.
 func (fw *Firewall) Scan(ctx context.Context, in Input) (Verdict, error) {
+	return fw.scan(ctx, in, false)
+}
+
+// scan is Scan; with output set it also looks for leaked canaries (see
+// ScanOutput), before the verdict's action, lockdown, alert and history are
+// decided, so all of them see the canary detections.
+func (fw *Firewall) scan(ctx context.Context, in Input, output bool) (Verdict, error) {
 	const op = "firewall.Scan"
 	v := Verdict{Source: in.Source, ScannedAt: time.Now().UTC(), OriginalLength: len(in.Text), Detections: []Detection{}}
 	if in.Source == "" {
@@ -337,13 +344,14 @@ func (fw *Firewall) Scan(ctx context.Context, in Input) (Verdict, error) {
 	}
 	fw.scanned.Add(1)
 	v.Threshold = fw.thresholds[v.Source]
+	var norm string
 	if len(in.Text) > fw.cfg.MaxInputBytes {
 		v.Detections = append(v.Detections, Detection{
 			RuleID: OversizeRuleID, RuleName: "Oversized Input", Threat: ThreatMedium, Action: ActionBlock,
 			Description: fmt.Sprintf("input of %d bytes exceeds the %d-byte scan limit", len(in.Text), fw.cfg.MaxInputBytes),
 		})
 	} else {
-		norm := Normalize(in.Text)
+		norm = Normalize(in.Text)
 		v.NormalizedLength = len(norm)
 		sc := fw.pool.Get().(*scratch)
 		v.Detections = fw.scanText(sc, v.Detections, norm, v.Source, false, &v.Score)
@@ -354,6 +362,12 @@ func (fw *Firewall) Scan(ctx context.Context, in Input) (Verdict, error) {
 		}
 		fw.pool.Put(sc)
 		v.Detections = mergeDetections(v.Detections)
+	}
+	if output {
+		if len(in.Text) > fw.cfg.MaxInputBytes {
+			norm = Normalize(in.Text)
+		}
+		v.Detections = fw.canaryDetections(v.Detections, in, norm)
 	}
 	fw.finish(ctx, &v, in)
 	return v, nil
