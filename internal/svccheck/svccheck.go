@@ -71,7 +71,7 @@ func NewRedis(rawURL string) (*Redis, error) {
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, talos.E(talos.CodeConfigInvalid, "svccheck.NewRedis",
-			fmt.Sprintf("Redis URL %q is not valid; expected redis://[user:password@]host:port/db", Redact(rawURL)), err)
+			fmt.Sprintf("TALOS_REDIS_URL %q is not valid; expected redis://[user:password@]host:port/db", Redact(rawURL)), err)
 	}
 	opt.MaxRetries = -1   // the boot runner retries, per the spec's policy
 	opt.DialerRetries = 1 // one dial per probe (go-redis defaults to 5)
@@ -97,7 +97,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 	res, err := r.c.Ping(ctx).Result()
 	if err != nil {
 		return talos.E(talos.CodeRedis, "svccheck.Redis.Ping",
-			fmt.Sprintf("Redis at %s did not answer PING; check it is running and REDIS_URL is right", r.addr), err)
+			fmt.Sprintf("Redis at %s did not answer PING; check it is running and TALOS_REDIS_URL is right", r.addr), err)
 	}
 	if res != "PONG" {
 		return talos.Errorf(talos.CodeRedis, "svccheck.Redis.Ping", "Redis at %s answered PING with %q, not PONG", r.addr, res)
@@ -236,13 +236,13 @@ func PingPostgres(ctx context.Context, rawURL string) (string, error) {
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
 		return "", talos.E(talos.CodeConfigInvalid, op,
-			fmt.Sprintf("PostgreSQL URL %q is not valid; expected postgres://user[:password]@host:port/db", Redact(rawURL)), err)
+			fmt.Sprintf("TALOS_POSTGRES_URL %q is not valid; expected postgres://user[:password]@host:port/db", Redact(rawURL)), err)
 	}
 	where := fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return "", talos.E(talos.CodePostgres, op,
-			fmt.Sprintf("could not connect to PostgreSQL at %s; check it is running and the URL's user, password and database", where), err)
+			fmt.Sprintf("could not connect to PostgreSQL at %s; check it is running and the user, password and database in TALOS_POSTGRES_URL", where), err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var one int
@@ -269,7 +269,7 @@ func ChromaHeartbeat(ctx context.Context, hc *http.Client, baseURL string) error
 	}
 	if err := getJSON(ctx, hc, baseURL, ChromaHeartbeatPath, &body); err != nil {
 		return talos.E(talos.CodeChroma, op,
-			fmt.Sprintf("Chroma at %s did not answer its heartbeat; check it is running and CHROMA_URL is right", Redact(baseURL)), err)
+			fmt.Sprintf("Chroma at %s did not answer its heartbeat; check it is running and TALOS_CHROMA_URL is right", Redact(baseURL)), err)
 	}
 	if body.Beat == nil {
 		return talos.Errorf(talos.CodeChroma, op, "Chroma at %s answered %s without a `nanosecond heartbeat`; is it a Chroma ≥ 1.0 server?", Redact(baseURL), ChromaHeartbeatPath)
@@ -286,7 +286,7 @@ func OllamaVersion(ctx context.Context, hc *http.Client, baseURL string) (string
 	}
 	if err := getJSON(ctx, hc, baseURL, "/api/version", &body); err != nil {
 		return "", talos.E(talos.CodeLocalModelLoad, "svccheck.OllamaVersion",
-			fmt.Sprintf("Ollama at %s did not answer /api/version; local models are unavailable until it does", Redact(baseURL)), err)
+			fmt.Sprintf("Ollama at %s did not answer /api/version; check it is running and TALOS_OLLAMA_URL is right (local models are unavailable until it answers)", Redact(baseURL)), err)
 	}
 	return body.Version, nil
 }
@@ -335,13 +335,19 @@ func truncate(b []byte, n int) []byte {
 // the moby client, negotiating the API version: the engine here speaks API
 // 1.41 and the client's default is newer.
 type Docker struct {
-	c    *client.Client
-	host string
+	c       *client.Client
+	host    string
+	varName string // the variable that set host, for messages
 }
 
 // NewDocker returns a prober for host (unix:///path/docker.sock or
-// tcp://host:port). It does not connect.
-func NewDocker(host string) (*Docker, error) {
+// tcp://host:port) as set by TALOS_DOCKER_HOST. It does not connect.
+func NewDocker(host string) (*Docker, error) { return NewDockerFor(host, "TALOS_DOCKER_HOST") }
+
+// NewDockerFor is NewDocker for an engine API whose address comes from the
+// variable varName (SOCKET_PROXY_URL for the socket proxy), which error
+// messages name.
+func NewDockerFor(host, varName string) (*Docker, error) {
 	scheme, _, _ := strings.Cut(host, "://")
 	var err error
 	var c *client.Client
@@ -353,9 +359,9 @@ func NewDocker(host string) (*Docker, error) {
 	}
 	if err != nil {
 		return nil, talos.E(talos.CodeConfigInvalid, "svccheck.NewDocker",
-			fmt.Sprintf("Docker host %q is not valid; expected unix:///path/to/docker.sock or tcp://host:port", Redact(host)), err)
+			fmt.Sprintf("%s %q is not valid; expected unix:///path/to/docker.sock or tcp://host:port", varName, Redact(host)), err)
 	}
-	return &Docker{c: c, host: host}, nil
+	return &Docker{c: c, host: host, varName: varName}, nil
 }
 
 // Close releases the client's connections.
@@ -369,7 +375,7 @@ func (d *Docker) Ping(ctx context.Context) (string, error) {
 	res, err := d.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
 	if err != nil {
 		return "", talos.E(talos.CodeDocker, "svccheck.Docker.Ping",
-			fmt.Sprintf("Docker engine at %s did not answer /_ping; check it is running and DOCKER_HOST is right", Redact(d.host)), err)
+			fmt.Sprintf("Docker engine at %s did not answer /_ping; check it is running and %s is right", Redact(d.host), d.varName), err)
 	}
 	if res.APIVersion == "" {
 		return d.c.ClientVersion(), nil

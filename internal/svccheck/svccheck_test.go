@@ -325,3 +325,45 @@ func TestHarnessRedisCheckFlips(t *testing.T) {
 		}
 	}
 }
+
+// Every failure message names the Talos variable to check, never the
+// spec's unprefixed names (REDIS_URL, CHROMA_URL, DOCKER_HOST).
+func TestFailureMessagesNameTalosVariables(t *testing.T) {
+	port := closedPort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	r, err := svccheck.NewRedis(fmt.Sprintf("redis://127.0.0.1:%d/0", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dk, err := svccheck.NewDocker(fmt.Sprintf("tcp://127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dk.Close()
+	px, err := svccheck.NewDockerFor(fmt.Sprintf("tcp://127.0.0.1:%d", port), "SOCKET_PROXY_URL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	_, badRedis := svccheck.NewRedis("nope://x")
+	_, badDocker := svccheck.NewDocker("ftp://x")
+	_, pgErr := svccheck.PingPostgres(ctx(t), fmt.Sprintf("postgres://u@127.0.0.1:%d/db?sslmode=disable", port))
+	_, ollErr := svccheck.OllamaVersion(ctx(t), nil, base)
+	_, dkErr := dk.Ping(ctx(t))
+	_, pxErr := px.Ping(ctx(t))
+	for want, err := range map[string]error{
+		"TALOS_REDIS_URL is right":   r.Ping(ctx(t)),
+		"TALOS_REDIS_URL \"":         badRedis,
+		"TALOS_CHROMA_URL is right":  svccheck.ChromaHeartbeat(ctx(t), nil, base),
+		"TALOS_POSTGRES_URL":         pgErr,
+		"TALOS_OLLAMA_URL is right":  ollErr,
+		"TALOS_DOCKER_HOST is right": dkErr,
+		"TALOS_DOCKER_HOST \"":       badDocker,
+		"SOCKET_PROXY_URL is right":  pxErr,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+}

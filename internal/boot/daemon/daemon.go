@@ -593,7 +593,7 @@ func (d *Daemon) stepSocketProxy(ctx context.Context) (string, error) {
 	if d.cfg.SocketProxyURL == "" {
 		return proxyOff, boot.ErrSkip
 	}
-	c, err := svccheck.NewDocker(dockerHostOf(d.cfg.SocketProxyURL))
+	c, err := svccheck.NewDockerFor(dockerHostOf(d.cfg.SocketProxyURL), "SOCKET_PROXY_URL")
 	if err != nil {
 		return "", err
 	}
