@@ -36,16 +36,19 @@ endif
 build:
 	$(GO) build ./...
 
-# Builds the daemon into a temporary folder and runs the binary itself, so SIGINT/SIGTERM
-# reach the daemon directly (not `go run`).
+# Builds the daemon into ./bin/talos (gitignored; rebuilt each time, so no stray binaries pile
+# up in temporary folders) and runs the binary itself, so SIGINT/SIGTERM reach the daemon
+# directly (not `go run`). Without TALOS_HOME it makes a fresh home with mktemp.
+BIN := bin/talos
+
 run:
 	@set -e; \
 	export TALOS_HOME="$${TALOS_HOME:-$$(mktemp -d)}"; \
-	bin="$$(mktemp -d)/talos"; \
-	$(GO) build -o "$$bin" ./cmd/talos; \
-	echo "make run: TALOS_HOME=$$TALOS_HOME"; \
-	"$$bin" init; \
-	exec "$$bin" run
+	mkdir -p "$(dir $(BIN))"; \
+	$(GO) build -o "$(BIN)" ./cmd/talos; \
+	echo "make run: TALOS_HOME=$$TALOS_HOME, binary $(BIN)"; \
+	"$(BIN)" init; \
+	exec "$(BIN)" run
 
 # testdata folders may hold deliberately broken Go files; they are not checked.
 fmt-check:
