@@ -20,8 +20,10 @@
 //   - sockproxy: a Docker API proxy that inspects every request it forwards.
 //   - reaper: one owner of wait4, idle-process reaping, container respawn and
 //     a zombie hunt that touches only what Talos started.
-//   - quarantine, strikes, dream, mcphost: the skill lifecycle, three-strike
-//     deprecation, the nightly maintenance cycle and the MCP tool host.
+//
+// Planned, not yet in the module (see DESIGN.md): quarantine (the skill
+// lifecycle), strikes (three-strike deprecation), dream (the nightly
+// maintenance cycle) and mcphost (the MCP tool host).
 //
 // # Errors
 //
