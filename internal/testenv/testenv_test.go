@@ -1,0 +1,65 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// probeVar is a service variable no harness sets, so the helper process
+// controls whether it is present.
+const probeVar = "TALOS_TEST_TESTENV_PROBE"
+
+// TestHelperNeed is not a test of its own: TestNeedSkipsOrFails runs the
+// test binary with TESTENV_HELPER=1 to watch Need from outside, where a
+// skip and a failure are visible as the process's output and exit code.
+func TestHelperNeed(t *testing.T) {
+	if os.Getenv("TESTENV_HELPER") != "1" {
+		return // only the helper process runs it (no skip: CI counts skips)
+	}
+	v := Need(t, probeVar)
+	t.Logf("got %s", v)
+}
+
+func TestNeedSkipsOrFails(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		env      []string
+		wantExit bool // a non-zero exit (the test failed)
+		want     string
+	}{
+		{"absent skips", nil, false, "--- SKIP: TestHelperNeed"},
+		{"absent with require=0 skips", []string{EnvRequireAll + "=0"}, false, "--- SKIP: TestHelperNeed"},
+		{"absent with require=1 fails", []string{EnvRequireAll + "=1"}, true, "--- FAIL: TestHelperNeed"},
+		{"present passes", []string{probeVar + "=redis://x", EnvRequireAll + "=1"}, false, "got redis://x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperNeed$", "-test.v", "-test.count=1")
+			cmd.Env = append(withoutVars(os.Environ(), probeVar, EnvRequireAll), append([]string{"TESTENV_HELPER=1"}, tc.env...)...)
+			out, err := cmd.CombinedOutput()
+			if (err != nil) != tc.wantExit || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("exit error %v (want failure: %v), want %q in:\n%s", err, tc.wantExit, tc.want, out)
+			}
+			if tc.wantExit && !strings.Contains(string(out), EnvRequireAll+"=1 forbids skipping") {
+				t.Errorf("the failure does not say why:\n%s", out)
+			}
+		})
+	}
+}
+
+func withoutVars(env []string, names ...string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		drop := false
+		for _, n := range names {
+			if strings.HasPrefix(kv, n+"=") {
+				drop = true
+			}
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
