@@ -44,6 +44,16 @@ func TestLogsVerify(t *testing.T) {
 		"deleted":   "FAIL audit.log:3: missing",
 		"reordered": "FAIL audit.log:2: reordered",
 	}
+	// The last line deleted together with the anchor: a warning, exit 0.
+	os.WriteFile(path, []byte(strings.Join(ls[:4], "\n")+"\n"), 0o640)
+	if err := os.Remove(filepath.Join(dir, tlog.HeadFileName)); err != nil {
+		t.Fatal(err)
+	}
+	out, err = execTalos(t, "logs", "verify", "--dir", dir)
+	if err != nil || !strings.HasPrefix(out, "WARN ") || !strings.Contains(out, "no anchor file audit.head") || !strings.Contains(out, "OK tier-1 chain intact") {
+		t.Errorf("missing anchor: exit %d, output %q", exitCode(err), out)
+	}
+
 	for name, lines := range cases {
 		os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o640)
 		out, err := execTalos(t, "logs", "verify", "--dir", dir)

@@ -31,6 +31,8 @@
 // The chain alone cannot show that the newest lines were cut off, so tier 1
 // also keeps an anchor file, audit.head, with the seq and hash of the newest
 // line; Verify compares the end of the log with it, and a restart after a
-// cut continues from the anchor so the gap stays visible. One process writes
+// cut continues from the anchor so the gap stays visible. Lines without an
+// anchor are not a break but a warning (Report.Warnings): the last lines
+// deleted together with audit.head would look the same. One process writes
 // a tier-1 directory at a time (enforced with a lock file).
 package tlog

@@ -455,9 +455,29 @@ func TestVerifyCatchesCutTail(t *testing.T) {
 	writeLines(t, path, ls)
 	os.WriteFile(filepath.Join(dir, HeadFileName), []byte("junk"), 0o640)
 	mustBreak(t, dir, Broken, HeadFileName, 1)
-	// And the intact original passes.
+	// And the intact original passes, without warnings.
 	os.WriteFile(filepath.Join(dir, HeadFileName), encodeAnchor(5, hashLine([]byte(ls[4]))), 0o640)
-	if _, err := Verify(dir); err != nil {
+	if rep, err := Verify(dir); err != nil || len(rep.Warnings) != 0 {
+		t.Fatal(rep.Warnings, err)
+	}
+
+	// The last line deleted together with the anchor: the chain is intact
+	// as far as it goes, so no error, but a warning says the tail cannot be
+	// checked.
+	writeLines(t, path, ls[:4])
+	if err := os.Remove(filepath.Join(dir, HeadFileName)); err != nil {
 		t.Fatal(err)
+	}
+	rep, err = Verify(dir)
+	if err != nil || rep.Break != nil {
+		t.Fatalf("no anchor: %v %v", rep.Break, err)
+	}
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "4 tier-1 line(s) but no anchor file "+HeadFileName) {
+		t.Fatalf("warnings %q", rep.Warnings)
+	}
+	// No lines and no anchor (a fresh directory): nothing to warn about.
+	os.WriteFile(path, nil, 0o640)
+	if rep, err := Verify(dir); err != nil || len(rep.Warnings) != 0 {
+		t.Fatalf("empty log: %q %v", rep.Warnings, err)
 	}
 }

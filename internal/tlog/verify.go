@@ -47,6 +47,10 @@ type Report struct {
 	Lines int      // lines read
 	Last  uint64   // seq of the last line (when intact)
 	Break *Break   // nil when the chain is intact
+	// Warnings are weaknesses that are not breaks: tier-1 lines without
+	// the anchor file audit.head, whose absence means lines cut off the
+	// end together with the anchor would go unnoticed.
+	Warnings []string
 }
 
 type entry struct {
@@ -68,7 +72,10 @@ type entry struct {
 // the handler rewrites after each line: lines cut off the end, or an edited
 // last line, are reported too. (Someone who can rewrite both the log and
 // the anchor consistently can still cut the tail; ship tier 1 off the
-// machine when that matters.)
+// machine when that matters.) When lines exist but audit.head does not, the
+// chain can still be intact, but the last lines and the anchor may have
+// been deleted together: Verify adds a warning to Report.Warnings and
+// returns no error.
 func Verify(dir string) (Report, error) {
 	const op = "tlog.Verify"
 	rep := Report{Dir: dir}
@@ -108,21 +115,31 @@ func Verify(dir string) (Report, error) {
 	if n := len(ents); n > 0 {
 		rep.Last = ents[n-1].seq
 	}
-	if b := checkAnchor(dir, ents, rep.Files); b != nil {
-		rep.Break = b
+	ab, warn := checkAnchor(dir, ents, rep.Files)
+	if warn != "" {
+		rep.Warnings = append(rep.Warnings, warn)
+	}
+	if ab != nil {
+		rep.Break = ab
 		return rep, talos.Errorf(talos.CodeBadSignature, op, "tier-1 audit chain in %s is not intact: %s", dir, rep.Break)
 	}
 	return rep, nil
 }
 
-// checkAnchor compares the end of an otherwise intact chain with audit.head.
-func checkAnchor(dir string, ents []entry, files []string) *Break {
+// checkAnchor compares the end of an otherwise intact chain with
+// audit.head. Without an anchor it returns a warning when there are lines.
+func checkAnchor(dir string, ents []entry, files []string) (*Break, string) {
 	a, ok, err := readAnchor(dir)
 	if err != nil {
-		return &Break{Kind: Broken, File: HeadFileName, Line: 1, Detail: err.Error()}
+		return &Break{Kind: Broken, File: HeadFileName, Line: 1, Detail: err.Error()}, ""
 	}
 	if !ok {
-		return nil
+		if len(ents) == 0 {
+			return nil, ""
+		}
+		return nil, fmt.Sprintf("%s holds %d tier-1 line(s) but no anchor file %s: the chain is intact as far as it goes, "+
+			"but lines cut off its end together with the anchor would not show; the daemon rewrites the anchor with its next audit line",
+			dir, len(ents), HeadFileName)
 	}
 	last, lastHash, file, line := uint64(0), GenesisPrev, Tier1.Prefix()+".log", 1
 	if n := len(ents); n > 0 {
@@ -132,12 +149,12 @@ func checkAnchor(dir string, ents []entry, files []string) *Break {
 	switch {
 	case a.Seq > last:
 		return &Break{Kind: Missing, File: file, Line: line, Seq: last + 1,
-			Detail: fmt.Sprintf("the log ends at seq %d but %s records seq %d: seq %d-%d were cut off the end", last, HeadFileName, a.Seq, last+1, a.Seq)}
+			Detail: fmt.Sprintf("the log ends at seq %d but %s records seq %d: seq %d-%d were cut off the end", last, HeadFileName, a.Seq, last+1, a.Seq)}, ""
 	case a.Seq == last && a.Hash != lastHash:
 		return &Break{Kind: Broken, File: file, Line: line, Seq: last,
-			Detail: fmt.Sprintf("the last line (seq %d) does not match the hash in %s: it was edited", last, HeadFileName)}
+			Detail: fmt.Sprintf("the last line (seq %d) does not match the hash in %s: it was edited", last, HeadFileName)}, ""
 	}
-	return nil
+	return nil, ""
 }
 
 type brk struct {
