@@ -146,9 +146,6 @@ type Breaker struct {
 
 	nSuccess, nFailure, nIgnored, nRejected, nTrips atomic.Uint64
 
-	probeSeq atomic.Uint64 // numbers this process's shared probe slots
-	probeID  string        // random prefix that makes probe ids unique across processes
-
 	cfg      Config
 	classify Classifier
 	store    Store
@@ -166,6 +163,10 @@ type Breaker struct {
 	backoffN   int
 	timer      *time.Timer
 	lastChange int64 // unix ns of the last transition or adopted record
+
+	// Cold: used only by half-open probes with a Store.
+	probeSeq atomic.Uint64 // numbers this process's shared probe slots
+	probeID  string        // random prefix that makes probe ids unique across processes
 }
 
 const (
@@ -292,10 +293,20 @@ func (b *Breaker) State() State { return stateOf(b.word.Load()) }
 // Report) exactly once when the call has finished. A Ticket is a small value;
 // passing it around allocates nothing.
 type Ticket struct {
-	b     *Breaker
-	word  uint64
-	probe uint64 // number of a probe slot held in the Store; 0 = none
+	b *Breaker
+	// word is the breaker's word when the call was admitted; bits 16..31
+	// (unused by the breaker's own word) carry the number of a probe slot
+	// held in the Store, 0 = none, so the Ticket stays two words.
+	word uint64
 }
+
+const (
+	ticketProbeShift = 16
+	ticketProbeMask  = 0xffff
+)
+
+// probe returns the number of the Store probe slot t holds (0 = none).
+func (t Ticket) probe() uint64 { return t.word >> ticketProbeShift & ticketProbeMask }
 
 // Allow asks to make one call. It returns a T205 CIRCUIT_OPEN error when the
 // breaker is open, when half-open has admitted all its probes, or while a
@@ -318,32 +329,46 @@ func (b *Breaker) Allow() (Ticket, error) {
 			b.nRejected.Add(1)
 			return Ticket{}, b.errOpen
 		default:
-			if d := b.delayUntil.Load(); d != 0 && time.Now().UnixNano() < d {
-				b.nRejected.Add(1)
-				return Ticket{}, b.errDelayed
-			}
-			if probesOf(w) >= b.cfg.HalfOpenProbes {
-				b.nRejected.Add(1)
-				return Ticket{}, b.errHalfOpen
-			}
-			if b.word.CompareAndSwap(w, w+probeUnit) {
-				if b.store != nil {
-					return b.acquireShared(w + probeUnit)
-				}
-				return Ticket{b: b, word: w + probeUnit}, nil
+			if t, done, err := b.allowHalfOpen(w); done {
+				return t, err
 			}
 		}
 	}
+}
+
+// allowHalfOpen is Allow's half-open case, kept out of Allow so that the
+// closed and open paths stay small. done is false when the word changed
+// under it and Allow must look again.
+func (b *Breaker) allowHalfOpen(w uint64) (t Ticket, done bool, err error) {
+	if d := b.delayUntil.Load(); d != 0 && time.Now().UnixNano() < d {
+		b.nRejected.Add(1)
+		return Ticket{}, true, b.errDelayed
+	}
+	if probesOf(w) >= b.cfg.HalfOpenProbes {
+		b.nRejected.Add(1)
+		return Ticket{}, true, b.errHalfOpen
+	}
+	if !b.word.CompareAndSwap(w, w+probeUnit) {
+		return Ticket{}, false, nil
+	}
+	if b.store != nil {
+		t, err = b.acquireShared(w + probeUnit)
+		return t, true, err
+	}
+	return Ticket{b: b, word: w + probeUnit}, true, nil
 }
 
 // acquireShared takes a probe slot of the current half-open period in the
 // Store, after the local slot of word w was taken. A refusal gives the local
 // slot back; a store error keeps it (the local quota still bounds probes).
 func (b *Breaker) acquireShared(w uint64) (Ticket, error) {
-	seq := b.probeSeq.Add(1)
+	seq := b.probeSeq.Add(1) & ticketProbeMask
+	if seq == 0 {
+		seq = b.probeSeq.Add(1) & ticketProbeMask
+	}
 	period := periodOf(b.openUntil.Load())
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
-	ok, err := b.store.AcquireProbe(ctx, b.cfg.Name, period, b.probeName(seq), b.cfg.HalfOpenProbes, time.Now(), b.cfg.ProbeLease)
+	ok, err := b.store.AcquireProbe(ctx, b.cfg.Name, period, b.probeName(genOf(w), seq), b.cfg.HalfOpenProbes, time.Now(), b.cfg.ProbeLease)
 	cancel()
 	if err != nil {
 		b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "AcquireProbe", "err", err)
@@ -354,7 +379,7 @@ func (b *Breaker) acquireShared(w uint64) (Ticket, error) {
 		b.nRejected.Add(1)
 		return Ticket{}, b.errHalfOpen
 	}
-	return Ticket{b: b, word: w, probe: seq}, nil
+	return Ticket{b: b, word: w | seq<<ticketProbeShift}, nil
 }
 
 // giveBackProbe returns the local probe slot of a ticket of word w, unless
@@ -368,8 +393,10 @@ func (b *Breaker) giveBackProbe(w uint64) {
 	}
 }
 
-func (b *Breaker) probeName(seq uint64) string {
-	return b.probeID + "-" + strconv.FormatUint(seq, 36)
+// probeName names probe slot seq of generation gen of this breaker value,
+// uniquely across processes.
+func (b *Breaker) probeName(gen uint32, seq uint64) string {
+	return b.probeID + "-" + strconv.FormatUint(uint64(gen), 36) + "-" + strconv.FormatUint(seq, 36)
 }
 
 // periodOf turns an open period's end (unix ns) into the identity of the
@@ -447,11 +474,11 @@ type pending struct {
 
 func (b *Breaker) reportSlow(t Ticket, v Verdict) {
 	w := t.word
-	if t.probe != 0 && v.Kind == Ignore {
+	if t.probe() != 0 && v.Kind == Ignore {
 		// Give the shared slot back before the local one, so that a
 		// probe admitted locally next finds it free.
 		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
-		err := b.store.ReleaseProbe(ctx, b.cfg.Name, periodOf(b.openUntil.Load()), b.probeName(t.probe))
+		err := b.store.ReleaseProbe(ctx, b.cfg.Name, periodOf(b.openUntil.Load()), b.probeName(genOf(w), t.probe()))
 		cancel()
 		if err != nil {
 			b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ReleaseProbe", "err", err)
@@ -472,10 +499,10 @@ func (b *Breaker) reportSlow(t Ticket, v Verdict) {
 		b.backoffOn.Store(false)
 		if stateOf(cur) == HalfOpen {
 			b.hoSuccess++
-			if t.probe != 0 {
+			if t.probe() != 0 {
 				// A shared probe: the Store counts the successes of
 				// every process and after() decides, outside the lock.
-				p.probeOK, p.period, p.gen, p.local = t.probe, periodOf(b.openUntil.Load()), genOf(cur), b.hoSuccess
+				p.probeOK, p.period, p.gen, p.local = t.probe(), periodOf(b.openUntil.Load()), genOf(cur), b.hoSuccess
 			} else if b.hoSuccess >= b.cfg.HalfOpenSuccesses {
 				b.toClosedLocked(now, fmt.Sprintf("%d probe calls succeeded", b.hoSuccess), &p)
 				break
@@ -704,7 +731,7 @@ func (b *Breaker) after(p *pending) {
 func (b *Breaker) sharedProbeSuccess(p *pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
 	defer cancel()
-	n, err := b.store.ProbeSuccess(ctx, b.cfg.Name, p.period, b.probeName(p.probeOK))
+	n, err := b.store.ProbeSuccess(ctx, b.cfg.Name, p.period, b.probeName(p.gen, p.probeOK))
 	how := "shared store"
 	if err != nil {
 		b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ProbeSuccess", "err", err)
