@@ -25,7 +25,7 @@ func newGPUCmd() *cobra.Command {
 		Use:   "gpu",
 		Short: "GPU memory and the VRAM mutex",
 	}
-	cmd.AddCommand(newGPUStatusCmd())
+	cmd.AddCommand(newGPUStatusCmd(), newGPUResetCmd())
 	return cmd
 }
 

@@ -111,8 +111,9 @@ type Options struct {
 	// nvml.Detect): a "gpu" boot step and health check, always listed, ok
 	// with NoGPUDetail on a machine without a GPU; and, when the GPU is
 	// readable and TALOS_OLLAMA_URL is set, a vram.Mutex driving Ollama
-	// (see VRAM), served read-only at vram.HandlerPath and exported on
-	// /metrics as talos_vram_*. Nil leaves the GPU out entirely.
+	// (see VRAM), served read-only at vram.HandlerPath, with
+	// vram.ResetPath (POST, operator credentials) to leave Error, and
+	// exported on /metrics as talos_vram_*. Nil leaves the GPU out entirely.
 	GPU vram.GPU
 	// VRAMRuntime replaces the model runtime the VRAM mutex drives; nil
 	// means the llm/ollama client for TALOS_OLLAMA_URL (tests use a fake).
@@ -657,6 +658,7 @@ func (d *Daemon) stepHealth(ctx context.Context) (string, error) {
 			return "", talos.Errorf(talos.CodeConfigInvalid, "boot.health-server", "Options.Handlers has %s, where the VRAM mutex is served; use another path", vram.HandlerPath)
 		}
 		handlers[vram.HandlerPath] = vram.Handler(d.vram)
+		handlers[vram.ResetPath] = operatorOnly(d.cfg.BasicAuthUser, d.cfg.BasicAuthPass.Value(), vram.ResetHandler(d.vram))
 		if err := metrics.Registry().Register(vram.NewCollector(d.vram)); err != nil {
 			return "", fmt.Errorf("registering the VRAM mutex's metrics: %w", err)
 		}

@@ -114,6 +114,26 @@ func TestGPUWithOllamaMountsVRAMMutex(t *testing.T) {
 	}
 	lease.Release()
 
+	// Reset needs the operator's credentials; with them, a mutex not in
+	// Error answers 409 and nothing changes.
+	for _, c := range []struct {
+		user, pass string
+		want       int
+	}{{"", "", 401}, {cfg.BasicAuthUser, "wrong-password-123", 401}, {cfg.BasicAuthUser, testPass, 409}} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+d.HealthAddr()+vram.ResetPath, nil)
+		if c.user != "" {
+			req.SetBasicAuth(c.user, c.pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Fatalf("POST %s as %q: %d, want %d", vram.ResetPath, c.user, resp.StatusCode, c.want)
+		}
+	}
+
 	if err := d.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
