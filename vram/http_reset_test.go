@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 
@@ -35,11 +36,18 @@ func TestResetHandler(t *testing.T) {
 
 		f.rt.Runner = func(string) vramtest.Proc { return vramtest.Proc{Behavior: vramtest.Unkillable} }
 		mustAcquire(t, f.m, coder).Release()
-		f.rt.OnUnload = hangUnload
+		var hang atomic.Bool // the runtime's unload hangs until the operator fixes it
+		hang.Store(true)
+		f.rt.OnUnload = func(ctx context.Context, model string) error {
+			if hang.Load() {
+				return hangUnload(ctx, model)
+			}
+			return nil
+		}
 		_, err := f.m.Acquire(context.Background(), vision)
 		wantCode(t, err, talos.CodeGPUUnrecoverable)
 		f.rt.Evict(coder) // the operator freed the GPU
-		f.rt.OnUnload = nil
+		hang.Store(false)
 		if w := post(); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"state":"idle"`) {
 			t.Fatalf("reset in error: %d %s", w.Code, w.Body)
 		}
