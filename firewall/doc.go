@@ -12,7 +12,8 @@
 //
 // A scan normalises the text (Normalize: HTML entities, repeated URL
 // escapes, NFKC, lower case, homoglyphs, zero-width and control characters),
-// decodes embedded base64 and hex blobs (DecodeBlobs), and runs two
+// decodes embedded base64 and hex blobs, also under URL or HTML escapes
+// (DecodeBlobs), and runs two
 // detectors over the result:
 //
 //   - Rules (RuleSet): the spec's PI-001…PI-007 as an embedded YAML file with

@@ -444,3 +444,34 @@ func TestSystemOverrideIsACommand(t *testing.T) {
 		}
 	}
 }
+
+// TestNarrowedPatternsKeepASelectivePrefilter: the rewritten PI-002 and
+// PI-004 patterns must still give the literal prefilter a clause of whole
+// phrases ("system override", "developer mode"), not a common word such as
+// "system", or the regexp runs around every "operating system" of a
+// document (a first version of PI-002 made 4 KB scans' p99 twice as slow).
+func TestNarrowedPatternsKeepASelectivePrefilter(t *testing.T) {
+	for _, r := range DefaultRules().Rules() {
+		for i, p := range r.Patterns {
+			want := ""
+			switch {
+			case r.ID == "PI-002" && i == 0:
+				want = "system"
+			case r.ID == "PI-004" && strings.Contains(p, "developer"):
+				want = "developer"
+			default:
+				continue
+			}
+			best := bestClause(litClauses(p))
+			if len(best) == 0 {
+				t.Errorf("%s #%d has no literal clause", r.ID, i+1)
+				continue
+			}
+			for _, l := range best {
+				if len(l) < 10 && strings.Contains(l, want) || len(l) < 5 {
+					t.Errorf("%s #%d: prefilter clause %q has the short literal %q", r.ID, i+1, best, l)
+				}
+			}
+		}
+	}
+}
