@@ -580,6 +580,19 @@ func (m *Mutex) residentSize(model string) uint64 {
 	return c.MinFree
 }
 
+// unloadDone records a completed unload: Idle, no baseline or footprint.
+func (m *Mutex) unloadDone() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.unloadDoneLocked()
+}
+
+func (m *Mutex) unloadDoneLocked() {
+	m.unloads++
+	m.setStateLocked(Idle, "")
+	m.hasBaseline, m.footprint = false, 0
+}
+
 func (m *Mutex) hasBaselineValue() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -747,11 +760,7 @@ func (m *Mutex) unload(model string, target uint64, hasTarget bool, owner *waite
 			}
 		}
 		if returned && m.unloadComplete(model, target, hasTarget) {
-			m.mu.Lock()
-			m.unloads++
-			m.setStateLocked(Idle, "")
-			m.hasBaseline, m.footprint = false, 0
-			m.mu.Unlock()
+			m.unloadDone()
 			return
 		}
 		if m.ctx.Err() != nil {
@@ -800,11 +809,7 @@ func (m *Mutex) hung(model string, after time.Duration, owner *waiter) {
 	// model, say), and the VRAM that did not come back is someone else's.
 	if listed, err := m.resident(model); err == nil && !listed {
 		m.log.Warn("vram: unload verified by the runtime only; used VRAM did not drop as expected, no runner is killed", "model", model, "after", after.Round(time.Millisecond).String())
-		m.mu.Lock()
-		m.unloads++
-		m.setStateLocked(Idle, "")
-		m.hasBaseline, m.footprint = false, 0
-		m.mu.Unlock()
+		m.unloadDone()
 		return
 	}
 	pid, perr := 0, error(nil)
@@ -838,9 +843,7 @@ func (m *Mutex) hung(model string, after time.Duration, owner *waiter) {
 		m.mu.Unlock()
 		return
 	}
-	m.unloads++
-	m.setStateLocked(Idle, "")
-	m.hasBaseline, m.footprint = false, 0
+	m.unloadDoneLocked()
 	m.cooldownUntil = time.Now().Add(m.cfg.Cooldown)
 	rep.CooldownUntil = m.cooldownUntil
 	m.lastKill = &rep
