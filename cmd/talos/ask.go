@@ -96,21 +96,8 @@ func askConfig(cmd *cobra.Command, localOnly bool) (*config.Config, error) {
 	}
 	if ve != nil {
 		gemini := cfg.GeminiEnabled && !localOnly
-		var mine []config.Problem
-		for _, p := range ve.Problems {
-			if askUses(p.Var, gemini) {
-				mine = append(mine, p)
-			}
-		}
+		mine := reportProblems(cmd.ErrOrStderr(), ve, func(v string) bool { return askUses(v, gemini) })
 		if len(mine) > 0 {
-			w := cmd.ErrOrStderr()
-			for _, p := range mine {
-				src := ""
-				if p.Source != "" && p.Source != "default" {
-					src = " [" + p.Source + "]"
-				}
-				fmt.Fprintf(w, "%s: %s%s\n", p.Var, p.Message, src)
-			}
 			hint := ""
 			for _, p := range mine {
 				if p.Var == "GEMINI_API_KEY" {

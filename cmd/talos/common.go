@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -85,4 +86,26 @@ func loadConfig(cmd *cobra.Command, overrides map[string]string) (*config.Config
 // the configuration files.
 func resolveHome(cmd *cobra.Command) (string, error) {
 	return config.ResolveHome(homeFrom(cmd), nil)
+}
+
+// reportProblems prints, to w, the configuration problems of the variables
+// a command reads (uses), one per line with where the value came from, as
+// `talos config validate` does, and returns them. Problems with variables
+// the command does not read are not its business (a home never initialised
+// has no BASIC_AUTH_PASS, which `ask` and `memory` do not need).
+func reportProblems(w io.Writer, ve *config.ValidationError, uses func(name string) bool) []config.Problem {
+	var mine []config.Problem
+	for _, p := range ve.Problems {
+		if uses(p.Var) {
+			mine = append(mine, p)
+		}
+	}
+	for _, p := range mine {
+		src := ""
+		if p.Source != "" && p.Source != "default" {
+			src = " [" + p.Source + "]"
+		}
+		fmt.Fprintf(w, "%s: %s%s\n", p.Var, p.Message, src)
+	}
+	return mine
 }

@@ -70,21 +70,7 @@ func memoryConfig(cmd *cobra.Command) (*config.Config, error) {
 		return nil, withExit(2, err)
 	}
 	if ve != nil {
-		var mine []config.Problem
-		for _, p := range ve.Problems {
-			if memoryUses(p.Var) {
-				mine = append(mine, p)
-			}
-		}
-		if len(mine) > 0 {
-			w := cmd.ErrOrStderr()
-			for _, p := range mine {
-				src := ""
-				if p.Source != "" && p.Source != "default" {
-					src = " [" + p.Source + "]"
-				}
-				fmt.Fprintf(w, "%s: %s%s\n", p.Var, p.Message, src)
-			}
+		if mine := reportProblems(cmd.ErrOrStderr(), ve, memoryUses); len(mine) > 0 {
 			return nil, withExit(2, fmt.Errorf("configuration in %s is invalid for talos memory: %d problem(s)", cfg.Home, len(mine)))
 		}
 	}
