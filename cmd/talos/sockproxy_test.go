@@ -14,25 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/talos-ironclad/talos/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the command's goroutine and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestSockproxyCmdServesAndAudits(t *testing.T) {
 	dir, err := os.MkdirTemp("", "spcmd")
@@ -59,7 +43,7 @@ func TestSockproxyCmdServesAndAudits(t *testing.T) {
 	audit := filepath.Join(dir, "audit.jsonl")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut lockedBuffer
+	var out, errOut testenv.LockedBuffer
 	root := newRootCmd()
 	root.SetArgs([]string{"sockproxy", "--upstream", "unix://" + engSock, "--listen", "unix://" + sock,
 		"--profile", "maintenance", "--audit-log", audit})
@@ -180,7 +164,7 @@ func fakeEngine(t *testing.T, dir string) string {
 func startSockproxy(t *testing.T, sock string, args ...string) (stop func() string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut lockedBuffer
+	var out, errOut testenv.LockedBuffer
 	root := newRootCmd()
 	root.SetArgs(append([]string{"sockproxy"}, args...))
 	root.SetOut(&out)
@@ -335,7 +319,7 @@ func TestSockproxyCmdAuditNeedsHomeOrFlag(t *testing.T) {
 	sock := filepath.Join(dir, "proxy.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var errOut lockedBuffer
+	var errOut testenv.LockedBuffer
 	root = newRootCmd()
 	root.SetArgs([]string{"sockproxy", "--home", empty, "--upstream", "unix://" + engSock, "--listen", "unix://" + sock, "--audit-log", "-"})
 	root.SetOut(io.Discard)

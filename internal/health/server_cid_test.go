@@ -1,49 +1,21 @@
 package health
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 
+	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/internal/tlog"
 )
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines() []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // Every request gets a correlation ID: a valid one from the request header,
 // else a fresh one; it is echoed in the response and is on the request's
 // log line.
 func TestRequestsCarryCorrelationID(t *testing.T) {
-	var buf lockedBuffer
+	var buf testenv.LockedBuffer
 	log := slog.New(tlog.WithCorrelation(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	c, err := New(Config{Version: "1"}, log, Check{Name: "redis", Func: func(context.Context) (string, error) { return "ok", nil }})
 	if err != nil {
@@ -69,7 +41,7 @@ func TestRequestsCarryCorrelationID(t *testing.T) {
 			t.Fatalf("GET %s (header %q): response correlation ID %q is not 16 hex", path, header, id)
 		}
 		var found bool
-		for _, l := range buf.lines() {
+		for _, l := range buf.JSONLines() {
 			if l["msg"] == "http request" && l["path"] == path && l[tlog.CorrelationKey] == id {
 				found = true
 				if l["status"] != float64(rec.Code) {
@@ -78,7 +50,7 @@ func TestRequestsCarryCorrelationID(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Fatalf("no request log line for %s with correlation_id %s in:\n%v", path, id, buf.lines())
+			t.Fatalf("no request log line for %s with correlation_id %s in:\n%v", path, id, buf.JSONLines())
 		}
 		return id
 	}
@@ -90,7 +62,7 @@ func TestRequestsCarryCorrelationID(t *testing.T) {
 	// That request started the first evaluation: its change lines carry
 	// the request's ID.
 	changes := 0
-	for _, l := range buf.lines() {
+	for _, l := range buf.JSONLines() {
 		if l["msg"] == "health status changed" || l["msg"] == "health check changed" {
 			changes++
 			if l[tlog.CorrelationKey] != given {

@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -489,30 +487,12 @@ func TestExtraStepsAndChecks(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Every log line of the boot carries the boot's correlation ID (the
 // caller's, when its context has one), and every health request gets its
 // own, echoed in the response and on the request's log line.
 func TestBootAndRequestsCarryCorrelationIDs(t *testing.T) {
 	cfg := newHome(t, nil)
-	var buf lockedBuffer
+	var buf testenv.LockedBuffer
 	opts := fastOpts()
 	opts.Log = slog.New(tlog.WithCorrelation(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	d, err := daemon.New(cfg, opts)
