@@ -140,46 +140,6 @@ func TestIsPlainASCIIWordAtATime(t *testing.T) {
 	}
 }
 
-// decodeBlobsRef is decodeBlobsInto as it was before nextLongRun: every run
-// of base64 bytes is examined, short ones are skipped one by one.
-func decodeBlobsRef(s string, out *[]string, depth int) {
-	for i := 0; i < len(s) && len(*out) < maxBlobs; {
-		if !isBase64Char(s[i]) {
-			i++
-			continue
-		}
-		j := i
-		for j < len(s) && isBase64Char(s[j]) {
-			j++
-		}
-		run := s[i:j]
-		for j < len(s) && s[j] == '=' && j-i < len(run)+2 {
-			j++
-		}
-		withPad := s[i:j]
-		i = j
-		if len(run) < minBase64Blob {
-			continue
-		}
-		var dec string
-		if allHex(run) && len(run) >= minHexBlob && len(run)%2 == 0 {
-			if d, err := hex.DecodeString(run); err == nil && readable(d) {
-				dec = string(d)
-			}
-		}
-		if dec == "" && hasMixedBase64(run) {
-			dec = decodeBase64(withPad)
-		}
-		if dec == "" {
-			continue
-		}
-		*out = append(*out, dec)
-		if depth > 1 {
-			decodeBlobsRef(dec, out, depth-1)
-		}
-	}
-}
-
 // TestDecodeBlobsSkipsShortRunsOnly compares DecodeBlobs with the reference
 // on texts mixing words, padding and blobs of every length around the
 // threshold.
@@ -195,7 +155,7 @@ func TestDecodeBlobsSkipsShortRunsOnly(t *testing.T) {
 		}
 		s := b.String()
 		var want []string
-		decodeBlobsRef(s, &want, 2)
+		blobsRef(s, &want, 2)
 		if got := DecodeBlobs(s); !slices.Equal(got, want) {
 			t.Fatalf("DecodeBlobs(%q) = %q, want %q", s, got, want)
 		}
@@ -356,11 +316,12 @@ func FuzzMayUnescape(f *testing.F) {
 	f.Fuzz(checkMayUnescape)
 }
 
-// blobsRef decodes like DecodeBlobs without Unwrap, the hard way: every run
-// of base64 bytes (decodeBlobsRef) and every space or colon of the text
+// blobsRef decodes like DecodeBlobs without Unwrap, the hard way (as it was
+// before nextLongRun and the branch-free pass): every run of base64 bytes,
+// short ones skipped one by one, and every space or colon of the text
 // (separated hex) is examined.
 func blobsRef(s string, out *[]string, depth int) {
-	for i := 0; i < len(s); {
+	for i := 0; i < len(s) && len(*out) < maxBlobs; {
 		if !isBase64Char(s[i]) {
 			i++
 			continue
@@ -394,7 +355,7 @@ func blobsRef(s string, out *[]string, depth int) {
 			}
 		}
 	}
-	for k := 2; k+2 < len(s); k++ {
+	for k := 2; k+2 < len(s) && len(*out) < maxBlobs; k++ {
 		sep := s[k]
 		if sep != ' ' && sep != ':' || !isHex(s[k-1]) || !isHex(s[k-2]) || k >= 3 && isAlnum(s[k-3]) || !hexPairAt(s, k+1) {
 			continue
