@@ -117,10 +117,7 @@ func TestLockdownAttemptLimitAndReissue(t *testing.T) {
 	l := newLock(t, store, n, nil)
 	l.Trigger(ctx, "firewall", "test")
 	code := n.LastCode()
-	wrong := "999999"
-	if wrong == code {
-		wrong = "888888"
-	}
+	wrong := wrongCode(code)
 	for i := 1; i <= firewall.DefaultMaxAttempts; i++ {
 		r, _ := l.Unlock(ctx, wrong, "op")
 		want := firewall.UnlockInvalidCode
@@ -426,10 +423,7 @@ func TestLockdownAttemptLimitHoldsWhileTheStoreFails(t *testing.T) {
 	l := newLock(t, store, n, nil)
 	l.Trigger(ctx, "firewall", "test")
 	code := n.LastCode()
-	wrong := "999999"
-	if wrong == code {
-		wrong = "888888"
-	}
+	wrong := wrongCode(code)
 	store.Err = errors.New("disk full")
 	for i := 1; i <= firewall.DefaultMaxAttempts+2; i++ {
 		r, err := l.Unlock(ctx, wrong, "op")
@@ -456,4 +450,12 @@ func TestLockdownAttemptLimitHoldsWhileTheStoreFails(t *testing.T) {
 	if r, _ := l2.Unlock(ctx, code, "op"); r != firewall.UnlockExhausted {
 		t.Fatalf("after restart = %s, want attempts_exhausted", r)
 	}
+}
+
+// wrongCode returns a six-digit unlock code that is not code.
+func wrongCode(code string) string {
+	if code == "999999" {
+		return "888888"
+	}
+	return "999999"
 }
