@@ -2,7 +2,6 @@ package sockproxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,34 +11,22 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/talos-ironclad/talos/internal/testenv"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+// lockedBuf collects audit records (JSON lines).
+type lockedBuf struct{ testenv.LockedBuffer }
 
 // records returns the audit records whose reason starts with prefix.
 func (l *lockedBuf) records(prefix string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil {
-			if r, _ := m["reason"].(string); strings.HasPrefix(r, prefix) {
-				out = append(out, m)
-			}
+	for _, m := range l.JSONLines() {
+		if r, _ := m["reason"].(string); strings.HasPrefix(r, prefix) {
+			out = append(out, m)
 		}
 	}
 	return out
@@ -112,7 +99,7 @@ func TestMalformedRequestAudited(t *testing.T) {
 	if recs := settle(t, audit, 2); len(recs) != 1 {
 		t.Fatalf("%d records after the close; want the one", len(recs))
 	}
-	if strings.Contains(audit.b.String(), "secret") {
+	if strings.Contains(audit.String(), "secret") {
 		t.Error("the audit log holds the Authorization header")
 	}
 	if p.Stats().Denied != 1 || p.Stats().Allowed != 0 {

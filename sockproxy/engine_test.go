@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,28 +26,13 @@ import (
 )
 
 // auditLog collects the proxy's audit records (JSON lines).
-type auditLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (a *auditLog) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.buf.Write(p)
-}
+type auditLog struct{ testenv.LockedBuffer }
 
 // records returns the audit records whose event is ev.
 func (a *auditLog) records(ev string) []map[string]any {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(a.buf.String(), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == ev {
+	for _, m := range a.JSONLines() {
+		if m["event"] == ev {
 			out = append(out, m)
 		}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,27 +20,15 @@ import (
 
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/internal/tlog"
 )
-
-// runOutBuffer is an io.Writer safe to read while a command writes to it.
-type runOutBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *runOutBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *runOutBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // talosCmd runs the CLI in-process with ctx and returns stdout, stderr and
 // the error.
 func talosCmd(ctx context.Context, args ...string) (string, string, error) {
 	root := newRootCmd()
-	var out, errOut runOutBuffer
+	var out, errOut testenv.LockedBuffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
 	root.SetArgs(args)
@@ -298,7 +285,7 @@ func TestRunSIGTERM(t *testing.T) {
 	addr := freeAddr(t)
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "TALOS_HELPER_ARGS=run\x1f--home\x1f"+home+"\x1f--health-addr\x1f"+addr)
-	var out runOutBuffer
+	var out testenv.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	began := time.Now()
 	if err := cmd.Start(); err != nil {

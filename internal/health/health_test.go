@@ -15,6 +15,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/talos-ironclad/talos/internal/testenv"
 )
 
 // flip is a fake dependency whose state the test sets.
@@ -402,21 +404,9 @@ func TestStatusCode(t *testing.T) {
 	}
 }
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 func TestChangesAreLogged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var buf lockedBuf
+		var buf testenv.LockedBuffer
 		f := &flip{}
 		c, _ := New(Config{}, slog.New(slog.NewTextHandler(&buf, nil)), Check{Name: "redis", Func: f.check})
 		_, _ = c.Refresh(context.Background())
