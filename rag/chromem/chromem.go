@@ -2,6 +2,8 @@ package chromem
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	cm "github.com/philippgille/chromem-go"
@@ -121,31 +124,120 @@ func Open(cfg Config) (*Store, error) {
 // checkSidecar records the dimension of a new collection, or verifies it.
 func checkSidecar(dir, coll string, dim int) error {
 	const op = "chromem.Open"
+	dims, err := readSidecar(dir, op)
+	if err != nil {
+		return err
+	}
+	if _, ok := dims[coll]; ok {
+		return checkDimension(dims, coll, dim, op)
+	}
+	dims[coll] = dim
+	out, _ := json.MarshalIndent(dims, "", "  ")
+	if err := atomicfile.WriteFile(filepath.Join(dir, sidecar), out, 0o600); err != nil {
+		return talos.E(talos.CodeChroma, op, "cannot record the collection's dimension", err)
+	}
+	return nil
+}
+
+// readSidecar returns the embedding dimension recorded for each collection
+// of the store in dir (none when the store is new).
+func readSidecar(dir, op string) (map[string]int, error) {
 	path := filepath.Join(dir, sidecar)
 	dims := map[string]int{}
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(data, &dims); err != nil {
-			return talos.E(talos.CodeConfigInvalid, op, path+" is corrupt; it records the embedding dimension of each collection: fix or remove it", err)
+			return nil, talos.E(talos.CodeConfigInvalid, op, path+" is corrupt; it records the embedding dimension of each collection: fix or remove it", err)
 		}
 	case !errors.Is(err, os.ErrNotExist):
-		return talos.E(talos.CodeChroma, op, "cannot read "+path, err)
+		return nil, talos.E(talos.CodeChroma, op, "cannot read "+path, err)
 	}
-	if have, ok := dims[coll]; ok {
-		if have != dim {
-			return talos.Errorf(talos.CodeConfigInvalid, op,
-				"embedding dimension mismatch: collection %s was created with dimension %d, configured %d; use the embedder it was created with, or another collection",
-				coll, have, dim)
-		}
-		return nil
-	}
-	dims[coll] = dim
-	out, _ := json.MarshalIndent(dims, "", "  ")
-	if err := atomicfile.WriteFile(path, out, 0o600); err != nil {
-		return talos.E(talos.CodeChroma, op, "cannot record the collection's dimension", err)
+	return dims, nil
+}
+
+// checkDimension refuses dim when coll was created with another one.
+func checkDimension(dims map[string]int, coll string, dim int, op string) error {
+	if have, ok := dims[coll]; ok && have != dim {
+		return talos.Errorf(talos.CodeConfigInvalid, op,
+			"embedding dimension mismatch: collection %s was created with dimension %d, configured %d; use the embedder it was created with, or another collection",
+			coll, have, dim)
 	}
 	return nil
+}
+
+// Info is what Stat reports about a persistent store.
+type Info struct {
+	Path       string
+	Collection string
+	Dimension  int // recorded for the collection; 0 when it has none yet
+	Records    int
+}
+
+// Stat checks the persistent store cfg describes without opening it: the
+// embedding dimension recorded for the collection must be cfg.Dimension,
+// and the records are counted from chromem-go's files (v0.7.0 keeps one
+// file per record in a directory named after the collection). Open reads
+// every record into memory; Stat reads two small directories and one file,
+// so a process that only reports on the store (the daemon's health check)
+// does not hold a copy of it. Stat creates and changes nothing.
+func Stat(cfg Config) (Info, error) {
+	const op = "chromem.Stat"
+	if cfg.Collection == "" {
+		cfg.Collection = DefaultCollection
+	}
+	if cfg.Dimension == 0 {
+		cfg.Dimension = DefaultDimension
+	}
+	info := Info{Path: cfg.Path, Collection: cfg.Collection}
+	if cfg.Path == "" {
+		return info, talos.Errorf(talos.CodeConfigInvalid, op, "Config.Path is empty: Stat needs a persistent store")
+	}
+	if fi, err := os.Stat(cfg.Path); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return info, talos.E(talos.CodeChroma, op, "the embedded vector store at "+cfg.Path+" is unusable", err)
+	}
+	dims, err := readSidecar(cfg.Path, op)
+	if err != nil {
+		return info, err
+	}
+	if err := checkDimension(dims, cfg.Collection, cfg.Dimension, op); err != nil {
+		return info, err
+	}
+	info.Dimension = dims[cfg.Collection]
+	dir := filepath.Join(cfg.Path, collectionDir(cfg.Collection))
+	f, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return info, nil // no record written yet
+	}
+	if err != nil {
+		return info, talos.E(talos.CodeChroma, op, "cannot read the collection's directory "+dir, err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return info, talos.E(talos.CodeChroma, op, "cannot read the collection's directory "+dir, err)
+	}
+	for _, n := range names {
+		base, _, _ := strings.Cut(n, ".")
+		if base != chromemMetadataFile && (strings.HasSuffix(n, ".gob") || strings.HasSuffix(n, ".gob.gz")) {
+			info.Records++
+		}
+	}
+	return info, nil
+}
+
+// chromemMetadataFile is the name (before its extension) chromem-go gives a
+// collection's own metadata file, beside one file per record.
+const chromemMetadataFile = "00000000"
+
+// collectionDir is the directory chromem-go keeps a collection in: the
+// first four bytes of the SHA-256 of its name, in hex.
+func collectionDir(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(h[:4])
 }
 
 // Dimension implements rag.Store.

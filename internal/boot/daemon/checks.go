@@ -43,22 +43,8 @@ func (d *Daemon) checks() []health.Check {
 			return "heartbeat from " + svccheck.Redact(url), nil
 		}})
 	} else {
-		dir, store, openErr := d.home(EmbeddedChromemDir), d.vectors, d.vectorsErr
 		cs = append(cs, health.Check{Name: NameChroma, Func: func(ctx context.Context) (string, error) {
-			if store == nil {
-				if openErr == nil {
-					openErr = errors.New("the boot did not open it")
-				}
-				return "embedded chromem-go store at " + dir + " is not open", openErr
-			}
-			if err := isDir(dir); err != nil {
-				return "", err
-			}
-			n, err := store.Count(ctx)
-			if err != nil {
-				return "", err
-			}
-			return chromemDetail(dir, n), nil
+			return d.statEmbeddedChroma()
 		}})
 	}
 

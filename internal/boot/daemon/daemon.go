@@ -139,13 +139,9 @@ type Daemon struct {
 	bootID string
 	blog   *slog.Logger
 
-	redis *svccheck.Redis
-	// vectors is the embedded vector store opened at boot when
-	// TALOS_CHROMA_URL is unset; vectorsErr is why it could not be opened.
-	vectors    *chromem.Store
-	vectorsErr error
-	docker     *svccheck.Docker
-	proxy      *svccheck.Docker
+	redis  *svccheck.Redis
+	docker *svccheck.Docker
+	proxy  *svccheck.Docker
 
 	vram       *vram.Mutex // nil without a readable GPU and Ollama
 	gpuAbsent  bool        // the boot found no GPU (CPU mode)
@@ -316,9 +312,6 @@ func (d *Daemon) release() {
 	if d.redis != nil {
 		_ = d.redis.Close()
 	}
-	if d.vectors != nil {
-		_ = d.vectors.Close()
-	}
 	if d.docker != nil {
 		_ = d.docker.Close()
 	}
@@ -473,9 +466,16 @@ func (d *Daemon) embeddedPostgres() string {
 	return postgresOff + " at " + d.home(EmbeddedSQLiteFile) + " is the planned default"
 }
 
-// chromemDetail describes the opened embedded vector store and its size.
-func chromemDetail(dir string, n int) string {
-	return fmt.Sprintf("embedded chromem-go store at %s, collection %s: %d records", dir, chromem.DefaultCollection, n)
+// statEmbeddedChroma checks the embedded vector store without opening it
+// (chromem.Open would read every record into the daemon's memory, and the
+// daemon does not use the store yet) and describes it.
+func (d *Daemon) statEmbeddedChroma() (string, error) {
+	dir := d.home(EmbeddedChromemDir)
+	info, err := chromem.Stat(chromem.Config{Path: dir, Dimension: EmbeddedChromemDimension})
+	if err != nil {
+		return "embedded chromem-go store at " + dir + " is not usable", err
+	}
+	return fmt.Sprintf("embedded chromem-go store at %s, collection %s: %d records", dir, info.Collection, info.Records), nil
 }
 
 const (
@@ -510,22 +510,20 @@ func (d *Daemon) stepRedis(ctx context.Context) (string, error) {
 
 // stepChroma is spec §1.3 S5 on the v2 API: heartbeat up to 15 times at 1 s
 // (fatal T002). Without Chroma the embedded directory must be usable
-// (fatal) and the embedded chromem-go store is opened; a store that does
-// not open (corrupt, another embedding dimension) degrades.
+// (fatal) and the embedded chromem-go store is checked (chromem.Stat: its
+// collection's dimension and record count); a store that does not pass
+// (corrupt, another embedding dimension) degrades.
 func (d *Daemon) stepChroma(ctx context.Context) (string, error) {
 	if d.cfg.ChromaURL == "" {
 		dir := d.home(EmbeddedChromemDir)
 		if err := writableDir(dir); err != nil {
 			return "", talos.E(talos.CodeChroma, "boot.chroma", "the embedded vector store's directory is unusable", err)
 		}
-		s, err := chromem.Open(chromem.Config{Path: dir, Dimension: EmbeddedChromemDimension, Logger: d.log})
+		detail, err := d.statEmbeddedChroma()
 		if err != nil {
-			d.vectorsErr = err
 			return d.embeddedChroma(), boot.Warn(err)
 		}
-		d.vectors = s
-		n, _ := s.Count(ctx)
-		return "not configured (TALOS_CHROMA_URL unset), using the " + chromemDetail(dir, n), nil
+		return "not configured (TALOS_CHROMA_URL unset), using the " + detail, nil
 	}
 	p := d.retry(boot.ChromaAttempts)
 	err := boot.Retry(ctx, p, d.onRetry("ChromaDB", p), func(ctx context.Context) error {

@@ -177,10 +177,11 @@ func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
 	}
 }
 
-// Without TALOS_CHROMA_URL the boot opens the embedded chromem-go store for
-// real and /health counts its records; the relational store is named as
-// not in use, and its directory must be writable.
-func TestEmbeddedStoresAreOpenedAndChecked(t *testing.T) {
+// Without TALOS_CHROMA_URL the boot checks the embedded chromem-go store for
+// real and /health counts its records, including ones another process
+// (`talos memory add`) wrote after the boot; the relational store is named
+// as not in use, and its directory must be writable.
+func TestEmbeddedStoresAreChecked(t *testing.T) {
 	cfg := newHome(t, nil)
 	dir := filepath.Join(cfg.Home, "data", "chromadb")
 	s, err := chromem.Open(chromem.Config{Path: dir, Dimension: daemon.EmbeddedChromemDimension})
@@ -204,6 +205,18 @@ func TestEmbeddedStoresAreOpenedAndChecked(t *testing.T) {
 	_, h := getHealth(t, d.HealthAddr())
 	if c := h.Checks["chroma"]; c.Status != health.StatusOK || !strings.Contains(c.Detail, dir+", collection talos_memory: 3 records") {
 		t.Fatalf("chroma check %+v", c)
+	}
+	if err := s.Upsert(context.Background(), []rag.Record{{ID: "later", Document: "memory", Embedding: recs[0].Embedding}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, h = getHealth(t, d.HealthAddr())
+		if strings.Contains(h.Checks["chroma"].Detail, "collection talos_memory: 4 records") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a record written after the boot is not counted: %+v", h.Checks["chroma"])
+		}
 	}
 
 	// A data directory that is not writable fails the relational check
@@ -236,7 +249,7 @@ func TestEmbeddedStoreThatDoesNotOpenDegrades(t *testing.T) {
 		t.Fatalf("chroma step %+v", step)
 	}
 	_, h := getHealth(t, d.HealthAddr())
-	if c := h.Checks["chroma"]; c.Status != health.StatusFail || !strings.Contains(c.Detail, "not open") || !strings.Contains(c.Detail, "dimension") {
+	if c := h.Checks["chroma"]; c.Status != health.StatusFail || !strings.Contains(c.Detail, "not usable") || !strings.Contains(c.Detail, "dimension") {
 		t.Fatalf("chroma check %+v", c)
 	}
 	if h.Status != health.Degraded {

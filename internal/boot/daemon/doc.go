@@ -24,9 +24,10 @@
 // dependency always appears:
 //
 //	redis     "in-process memory store (TALOS_REDIS_URL unset)"
-//	chroma    the embedded chromem-go store in <home>/data/chromadb, opened
-//	          at boot (EmbeddedChromemDimension); the check counts its
-//	          records, and a store that does not open degrades
+//	chroma    the embedded chromem-go store in <home>/data/chromadb,
+//	          checked without loading it (chromem.Stat: the dimension
+//	          EmbeddedChromemDimension and the record count); a store that
+//	          does not pass degrades
 //	postgres  no relational store is in use yet (embedded SQLite at
 //	          <home>/data/talos.db is the planned default); the check only
 //	          verifies that <home>/data is writable
