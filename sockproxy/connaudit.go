@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/tlog"
 )
 
 // malformedCaptureBytes is how many bytes of a request that never reached
@@ -66,7 +67,7 @@ func (c *capConn) Read(b []byte) (int, error) {
 func (c *capConn) Write(b []byte) (int, error) {
 	if a := c.rec.auditor; a != nil {
 		if status, text, ok := parseServerRejection(b); ok {
-			id := correlationID()
+			id := tlog.NewCorrelationID()
 			a.rejected(c.rec, id, status, text)
 			if _, err := c.Conn.Write(rejectionResponse(id, text)); err != nil {
 				return 0, err
@@ -180,7 +181,7 @@ func (a *connAuditor) connState(c net.Conn, s http.ConnState) {
 			// No handler saw it and capConn.Write did not catch an answer:
 			// the client left mid-request, or net/http answered it through
 			// its response writer (an unsupported Expect: 417).
-			a.record(rec.client, correlationID(), line, n, 0,
+			a.record(rec.client, tlog.NewCorrelationID(), line, n, 0,
 				"malformed request: it never reached the proxy (incomplete, or answered by the HTTP server itself); nothing was forwarded")
 		}
 	}

@@ -3,8 +3,6 @@ package sockproxy
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,14 +21,13 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/tlog"
 )
 
 // CorrelationHeader carries the request's 16-hex-character correlation ID
 // (DESIGN §3). A caller's valid ID is kept, otherwise the proxy makes one; it
 // is in every audit record and in the response.
-const CorrelationHeader = "X-Talos-Correlation-Id"
-
-var reCorrelationID = regexp.MustCompile(`^[0-9a-f]{16}$`)
+const CorrelationHeader = tlog.CorrelationHeader
 
 // upstreamHost is the Host used for requests to the engine; the engine
 // ignores it (it listens on a socket).
@@ -208,8 +204,8 @@ func (q *request) attrs() []any {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rawPath, rawQuery, _ := strings.Cut(r.RequestURI, "?")
 	id := r.Header.Get(CorrelationHeader)
-	if !reCorrelationID.MatchString(id) {
-		id = correlationID()
+	if !tlog.ValidCorrelationID(id) {
+		id = tlog.NewCorrelationID()
 	}
 	q := &request{id: id, client: clientOf(r), method: r.Method, path: rawPath}
 	w.Header().Set(CorrelationHeader, q.id)
@@ -453,9 +449,3 @@ func (b *bufferPool) Get() []byte {
 }
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
-
-func correlationID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}

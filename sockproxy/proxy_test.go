@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/tlog"
 )
 
 // fakeEngine answers the few endpoints the proxy forwards and records what
@@ -441,7 +442,7 @@ func TestProxyCorrelationID(t *testing.T) {
 	r.Header.Set(CorrelationHeader, "not-an-id")
 	w = httptest.NewRecorder()
 	p.ServeHTTP(w, r)
-	if id := w.Header().Get(CorrelationHeader); !reCorrelationID.MatchString(id) {
+	if id := w.Header().Get(CorrelationHeader); !tlog.ValidCorrelationID(id) {
 		t.Fatalf("generated correlation ID %q", id)
 	}
 }
