@@ -85,15 +85,17 @@ func (c *capConn) Write(b []byte) (int, error) {
 func parseServerRejection(b []byte) (status int, text string, ok bool) {
 	const prefix = "HTTP/1.1 "
 	const headers = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
-	if !bytes.HasPrefix(b, []byte(prefix)) {
+	// Every response's first write starts with a status line, so this runs
+	// once per response: look only at the status line and what follows it.
+	if len(b) <= len(prefix) || !bytes.HasPrefix(b, []byte(prefix)) || b[len(prefix)] != '4' && b[len(prefix)] != '5' {
 		return 0, "", false
 	}
-	end := bytes.Index(b, []byte(headers))
-	if end < 0 {
+	end := bytes.IndexByte(b, '\r')
+	if end < 0 || !bytes.HasPrefix(b[end:], []byte(headers)) {
 		return 0, "", false
 	}
 	line := b[len(prefix):end]
-	if len(line) < 4 || line[3] != ' ' || bytes.ContainsAny(line, "\r\n") {
+	if len(line) < 4 || line[3] != ' ' || bytes.IndexByte(line, '\n') >= 0 {
 		return 0, "", false
 	}
 	code, err := strconv.Atoi(string(line[:3]))
