@@ -24,7 +24,7 @@
 //     whole text, each sentence and sliding windows, so that an attack buried
 //     in a long, benign tool output is still found. Its weights are embedded
 //     (model.bin, about 0.5 MB) and are reproduced by
-//     `go run ./firewall/cmd/train -data ../shared/eval/firewall/dev.jsonl -out firewall/model.bin -seed 1`.
+//     `go run ./firewall/cmd/train -data firewall/cmd/train/testdata/dev.jsonl -out firewall/model.bin -seed 1`.
 //
 // The verdict's Action is the strongest action of its detections:
 // lockdown > block > alert > log > allow. Thresholds are per Source: user

@@ -6,23 +6,17 @@ import (
 	"bytes"
 	"os"
 	"testing"
-
-	"github.com/talos-ironclad/talos/internal/testenv"
 )
 
 // TestCommittedModelIsReproducible retrains on the development data, as the
 // README's command does, and compares with the embedded weights. It needs
-// ../shared/eval/firewall/dev.jsonl beside the repository and takes a few
+// the committed development set (cmd/train/testdata/dev.jsonl) and takes a few
 // seconds, but minutes under the race detector, so this file is built
 // only without -race: `make test` runs it in a second, non-race step.
 func TestCommittedModelIsReproducible(t *testing.T) {
-	devFile := "../../shared/eval/firewall/dev.jsonl"
-	f, err := os.Open(devFile)
+	f, err := os.Open("cmd/train/testdata/dev.jsonl")
 	if err != nil {
-		if testenv.Required() {
-			t.Fatalf("development data not found at %s (CI keeps shared/ beside the repository): %v", devFile, err)
-		}
-		t.Skipf("development data not found at %s: %v", devFile, err)
+		t.Fatal(err)
 	}
 	dev, err := ReadRecords(f)
 	f.Close()
@@ -43,6 +37,6 @@ func TestCommittedModelIsReproducible(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(model, embeddedModel) {
-		t.Fatal("retraining with seed 1 does not reproduce firewall/model.bin: run go run ./firewall/cmd/train -data ../shared/eval/firewall/dev.jsonl -out firewall/model.bin -seed 1 and commit")
+		t.Fatal("retraining with seed 1 does not reproduce firewall/model.bin: run go run ./firewall/cmd/train -out firewall/model.bin -seed 1 and commit")
 	}
 }

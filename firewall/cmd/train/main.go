@@ -1,7 +1,7 @@
 // Command train fits the firewall's injection classifier and writes the model
 // file that package firewall embeds.
 //
-//	go run ./firewall/cmd/train -data ../shared/eval/firewall/dev.jsonl -out firewall/model.bin -seed 1
+//	go run ./firewall/cmd/train -data firewall/cmd/train/testdata/dev.jsonl -out firewall/model.bin -seed 1
 //
 // It trains on the train split of the labelled data (-data) plus the benign
 // documents (-docs, used as tool output), calibrates the per-source
@@ -30,7 +30,7 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	data := fs.String("data", "../shared/eval/firewall/dev.jsonl", "labelled JSON lines {id,dataset,source,label,text}")
+	data := fs.String("data", "firewall/cmd/train/testdata/dev.jsonl", "labelled JSON lines {id,dataset,source,label,text}")
 	docs := fs.String("docs", "firewall/cmd/train/testdata/benign-docs.jsonl", "benign documents (JSON lines {id,text}) used as tool output")
 	out := fs.String("out", "firewall/model.bin", "model file to write")
 	seed := fs.Uint64("seed", 1, "seed of the shuffles and the synthetic tool outputs")
