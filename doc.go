@@ -20,12 +20,14 @@
 //   - sockproxy: a Docker API proxy that inspects every request it forwards.
 //   - reaper: one owner of wait4, idle-process reaping, container respawn and
 //     a zombie hunt that touches only what Talos started.
+//   - strikes: signed strikes against failing skills; three take a skill
+//     out of service, with a tamper-evident audit chain.
 //   - sqldb: relational state on embedded SQLite or PostgreSQL, with
 //     versioned migrations and transactions that survive two writers.
 //
 // Planned, not yet in the module (see DESIGN.md): quarantine (the skill
-// lifecycle), strikes (three-strike deprecation), dream (the nightly
-// maintenance cycle) and mcphost (the MCP tool host).
+// lifecycle), dream (the nightly maintenance cycle) and mcphost (the MCP
+// tool host).
 //
 // # Errors
 //

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/talos-ironclad/talos"
@@ -48,8 +49,8 @@ type ChainEntry struct {
 	Subject   string          `json:"subject"` // about what: a skill id@version
 	Data      json.RawMessage `json:"data"`    // details as a JSON value; null when empty
 	PrevHash  string          `json:"prev_hash"`
-	Hash      string          `json:"-"`
-	Signature string          `json:"-"`
+	Hash      string          `json:"hash"`
+	Signature string          `json:"signature"`
 }
 
 // NewChain returns the chain kept in table (lower-case letters, digits and
@@ -122,16 +123,33 @@ func (c *Chain) Append(ctx context.Context, db *DB, tx *sql.Tx, e ChainEntry) (C
 }
 
 // seal returns the hash of e's canonical encoding and its signature. The
-// encoding is the JSON of ChainEntry's tagged fields in declaration order,
-// with the time in RFC 3339 UTC with nanoseconds and Data compacted.
+// encoding is the netstring ("LEN:BYTES,") of each of seq (decimal), time
+// (RFC 3339 UTC with nanoseconds), actor, event, subject, data (compact
+// JSON) and the previous hash, in that order.
 func (c *Chain) seal(e ChainEntry) (hash, sig string) {
-	e.Time = e.Time.UTC()
-	b, _ := json.Marshal(e) // cannot fail: every field marshals
+	var arr [512]byte
+	b := arr[:0]
+	var num [20]byte
+	b = netstring(b, strconv.AppendInt(num[:0], e.Seq, 10))
+	var ts [40]byte
+	b = netstring(b, e.Time.UTC().AppendFormat(ts[:0], time.RFC3339Nano))
+	b = netstring(b, []byte(e.Actor))
+	b = netstring(b, []byte(e.Event))
+	b = netstring(b, []byte(e.Subject))
+	b = netstring(b, e.Data)
+	b = netstring(b, []byte(e.PrevHash))
 	sum := sha256.Sum256(b)
 	hash = hex.EncodeToString(sum[:])
 	m := hmac.New(sha256.New, c.key)
 	m.Write([]byte(hash))
 	return hash, hex.EncodeToString(m.Sum(nil))
+}
+
+func netstring(b, field []byte) []byte {
+	b = strconv.AppendInt(b, int64(len(field)), 10)
+	b = append(b, ':')
+	b = append(b, field...)
+	return append(b, ',')
 }
 
 // ChainHead is where a verified chain ends.
