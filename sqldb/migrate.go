@@ -186,3 +186,26 @@ func clip(s string) string {
 	q := strconv.Quote(s)
 	return q[1 : len(q)-1]
 }
+
+// Versions returns the schema version in force for every component migrated
+// in the database (empty when none was).
+func (db *DB) Versions(ctx context.Context) (map[string]int, error) {
+	out := map[string]int{}
+	rows, err := db.QueryContext(ctx, "SELECT component, MAX(version) FROM talos_schema GROUP BY component")
+	if err != nil {
+		if isNoTable(err) {
+			return out, nil
+		}
+		return nil, db.wrap("sqldb.Versions", "cannot read the schema versions of "+db.desc, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		var v int
+		if err := rows.Scan(&c, &v); err != nil {
+			return nil, db.wrap("sqldb.Versions", "cannot read the schema versions of "+db.desc, err)
+		}
+		out[c] = v
+	}
+	return out, rows.Err()
+}

@@ -120,6 +120,9 @@ func TestMigrate(t *testing.T) {
 			if v, err := db.Version(ctx, "notes"); err != nil || v != 0 {
 				t.Fatalf("Version before = %d, %v", v, err)
 			}
+			if vs, err := db.Versions(ctx); err != nil || len(vs) != 0 {
+				t.Fatalf("Versions before = %v, %v", vs, err)
+			}
 			for i := 0; i < 2; i++ { // the second run is a no-op
 				if v, err := db.Migrate(ctx, "notes", notes); err != nil || v != 1 {
 					t.Fatalf("Migrate #%d = %d, %v", i, v, err)
@@ -154,6 +157,9 @@ func TestMigrate(t *testing.T) {
 			// Components are independent.
 			if v, _ := db.Version(ctx, "other"); v != 0 {
 				t.Errorf("other component at %d", v)
+			}
+			if vs, err := db.Versions(ctx); err != nil || fmt.Sprint(vs) != "map[notes:2]" {
+				t.Errorf("Versions = %v, %v", vs, err)
 			}
 
 			// A database migrated by a newer Talos is refused.

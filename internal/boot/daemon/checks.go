@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 )
@@ -48,23 +48,13 @@ func (d *Daemon) checks() []health.Check {
 		}})
 	}
 
-	if d.cfg.PostgresURL != "" {
-		dsn, shown := d.cfg.PostgresDSN(), config.RedactURL(d.cfg.PostgresURL)
+	if d.sql != nil {
+		db := d.sql
 		cs = append(cs, health.Check{Name: NamePostgres, Func: func(ctx context.Context) (string, error) {
-			v, err := svccheck.PingPostgres(ctx, dsn)
-			if err != nil {
-				return "", err
+			if err := db.PingContext(ctx); err != nil {
+				return "", talos.E(talos.CodePostgres, "health.postgres", "the relational store "+db.String()+" does not answer", err)
 			}
-			return fmt.Sprintf("PostgreSQL %s at %s", v, shown), nil
-		}})
-	} else {
-		file := d.home(EmbeddedSQLiteFile)
-		cs = append(cs, health.Check{Name: NamePostgres, Func: func(ctx context.Context) (string, error) {
-			detail := postgresOff + " at " + file + " is the planned default"
-			if err := writableDir(dirOf(file)); err != nil {
-				return detail, err
-			}
-			return detail + "; " + dirOf(file) + " is writable", nil
+			return d.describeSQL(ctx, db)
 		}})
 	}
 
@@ -149,14 +139,6 @@ func dockerCheck(name string, c *svccheck.Docker, shown string) health.Check {
 		}
 		return fmt.Sprintf("engine at %s, API %s", shown, api), nil
 	}}
-}
-
-func dirOf(file string) string {
-	i := strings.LastIndexByte(file, os.PathSeparator)
-	if i <= 0 {
-		return "."
-	}
-	return file[:i]
 }
 
 func isDir(dir string) error {

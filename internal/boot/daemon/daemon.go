@@ -22,16 +22,16 @@ import (
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/rag/chromem"
+	"github.com/talos-ironclad/talos/sqldb"
+	strikesql "github.com/talos-ironclad/talos/strikes/sqlstore"
 	"github.com/talos-ironclad/talos/vram"
 )
 
 // Paths and thresholds of the daemon. Each cites where it comes from.
 const (
-	// EmbeddedSQLiteFile is where the planned embedded relational store
-	// (DESIGN §4 "Host": SQLite default) will live when TALOS_POSTGRES_URL
-	// is not set, relative to Home. Nothing opens it yet: no package of
-	// the module keeps relational state, so the daemon only checks that
-	// its directory is writable and says so.
+	// EmbeddedSQLiteFile is the embedded relational store (DESIGN §4
+	// "Host": SQLite default), relative to Home, used when
+	// TALOS_POSTGRES_URL is not set.
 	EmbeddedSQLiteFile = "data/talos.db"
 	// EmbeddedChromemDir is the embedded vector store (chromem-go) used
 	// when TALOS_CHROMA_URL is not set, relative to Home; it is the spec's
@@ -140,6 +140,7 @@ type Daemon struct {
 	blog   *slog.Logger
 
 	redis  *svccheck.Redis
+	sql    *sqldb.DB // the relational store, open after the postgres step
 	docker *svccheck.Docker
 	proxy  *svccheck.Docker
 
@@ -312,6 +313,9 @@ func (d *Daemon) release() {
 	if d.redis != nil {
 		_ = d.redis.Close()
 	}
+	if d.sql != nil {
+		_ = d.sql.Close()
+	}
 	if d.docker != nil {
 		_ = d.docker.Close()
 	}
@@ -462,9 +466,6 @@ func onOff(b bool, on, off string) string {
 func (d *Daemon) embeddedChroma() string {
 	return "not configured (TALOS_CHROMA_URL unset), using the embedded chromem-go store at " + d.home(EmbeddedChromemDir)
 }
-func (d *Daemon) embeddedPostgres() string {
-	return postgresOff + " at " + d.home(EmbeddedSQLiteFile) + " is the planned default"
-}
 
 // statEmbeddedChroma checks the embedded vector store without opening it
 // (chromem.Open would read every record into the daemon's memory, and the
@@ -480,7 +481,7 @@ func (d *Daemon) statEmbeddedChroma() (string, error) {
 
 const (
 	redisOff    = "in-process memory store (TALOS_REDIS_URL unset)"
-	postgresOff = "not configured (TALOS_POSTGRES_URL unset): no relational store is in use yet; embedded SQLite"
+	postgresOff = "embedded SQLite (TALOS_POSTGRES_URL unset)"
 	dockerOff   = "not configured (TALOS_DOCKER_HOST unset): skills cannot run in a sandbox"
 	proxyOff    = "not configured (SOCKET_PROXY_URL unset)"
 	ollamaOff   = "not configured (TALOS_OLLAMA_URL unset): no local model"
@@ -535,27 +536,69 @@ func (d *Daemon) stepChroma(ctx context.Context) (string, error) {
 	return "heartbeat from " + svccheck.Redact(d.cfg.ChromaURL), nil
 }
 
-// stepPostgres is spec §1.3 S6: connect and `select 1` up to 15 times at
-// 1 s (fatal T003). Migrations belong to the packages that own tables.
+// stepPostgres is spec §1.3 S6 for the relational store: PostgreSQL when
+// TALOS_POSTGRES_URL is set (connect up to 15 times at 1 s, fatal T003),
+// else the embedded SQLite file; then every component's migrations
+// (Schemas) are applied, so a schema this Talos cannot use stops the boot.
 func (d *Daemon) stepPostgres(ctx context.Context) (string, error) {
+	var db *sqldb.DB
 	if d.cfg.PostgresURL == "" {
-		dir := filepath.Dir(d.home(EmbeddedSQLiteFile))
-		if err := writableDir(dir); err != nil {
-			return "", talos.E(talos.CodePostgres, "boot.postgres", "the embedded SQLite store's directory is unusable", err)
+		var err error
+		if db, err = sqldb.Open(ctx, d.home(EmbeddedSQLiteFile)); err != nil {
+			return "", err
 		}
-		return d.embeddedPostgres(), nil
+	} else {
+		p := d.retry(boot.PostgresAttempts)
+		err := boot.Retry(ctx, p, d.onRetry("PostgreSQL", p), func(ctx context.Context) error {
+			var err error
+			db, err = sqldb.Open(ctx, d.cfg.PostgresDSN())
+			return err
+		})
+		if err != nil {
+			return "", talos.E(talos.CodePostgres, "boot.postgres", fmt.Sprintf("PostgreSQL connection failed after %d attempts", p.Attempts), err)
+		}
 	}
-	p := d.retry(boot.PostgresAttempts)
-	var version string
-	err := boot.Retry(ctx, p, d.onRetry("PostgreSQL", p), func(ctx context.Context) error {
-		v, err := svccheck.PingPostgres(ctx, d.cfg.PostgresDSN())
-		version = v
-		return err
-	})
+	for _, sc := range Schemas() {
+		if _, err := db.Migrate(ctx, sc.Component, sc.Migrations); err != nil {
+			db.Close()
+			return "", err
+		}
+	}
+	d.sql = db
+	return d.describeSQL(ctx, db)
+}
+
+// Schema is one component's migrations, applied at boot.
+type Schema struct {
+	Component  string
+	Migrations []sqldb.Migration
+}
+
+// Schemas returns the relational schemas the daemon migrates at boot, in
+// order: one per package that keeps relational state.
+func Schemas() []Schema {
+	return []Schema{
+		{Component: strikesql.Component, Migrations: strikesql.Migrations},
+	}
+}
+
+// describeSQL names the relational store and its schema versions, for the
+// boot step and /health: "embedded SQLite at PATH (TALOS_POSTGRES_URL
+// unset); schema strikes v2" or "PostgreSQL at URL; schema …".
+func (d *Daemon) describeSQL(ctx context.Context, db *sqldb.DB) (string, error) {
+	vs, err := db.Versions(ctx)
 	if err != nil {
-		return "", talos.E(talos.CodePostgres, "boot.postgres", fmt.Sprintf("PostgreSQL connection failed after %d attempts", p.Attempts), err)
+		return "", err
 	}
-	return fmt.Sprintf("PostgreSQL %s at %s", version, config.RedactURL(d.cfg.PostgresURL)), nil
+	var parts []string
+	for _, sc := range Schemas() {
+		parts = append(parts, fmt.Sprintf("%s v%d", sc.Component, vs[sc.Component]))
+	}
+	where := "PostgreSQL at " + config.RedactURL(d.cfg.PostgresURL)
+	if db.Dialect() == sqldb.SQLite {
+		where = postgresOff + " at " + d.home(EmbeddedSQLiteFile)
+	}
+	return where + "; schema " + strings.Join(parts, ", "), nil
 }
 
 // stepDocker pings the engine with API-version negotiation (fatal T009

@@ -64,7 +64,7 @@ func loadConfig(t *testing.T, home string, env map[string]string) *config.Config
 
 func fastOpts() daemon.Options {
 	return daemon.Options{Version: "test", HealthAddr: "127.0.0.1:0", RetryDelay: 10 * time.Millisecond,
-		Attempts: 2, HealthCacheTTL: time.Millisecond, HealthRefresh: time.Hour}
+		Attempts: 2, HealthCacheTTL: time.Nanosecond, HealthRefresh: time.Hour} // every /health evaluates afresh: a state change right after a request is seen
 }
 
 func start(t *testing.T, cfg *config.Config, opts daemon.Options) *daemon.Daemon {
@@ -138,7 +138,7 @@ func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
 	}
 	want := map[string]string{
 		"redis":    "in-process memory store (TALOS_REDIS_URL unset)",
-		"postgres": "not configured (TALOS_POSTGRES_URL unset): no relational store is in use yet; embedded SQLite at " + filepath.Join(cfg.Home, "data", "talos.db") + " is the planned default; " + filepath.Join(cfg.Home, "data") + " is writable",
+		"postgres": "embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(cfg.Home, "data", "talos.db") + "; schema strikes v2",
 		"chroma":   "embedded chromem-go store at " + filepath.Join(cfg.Home, "data", "chromadb") + ", collection talos_memory: 0 records",
 		"docker":   "not configured",
 		"ollama":   "not configured",
@@ -464,6 +464,9 @@ func TestHarnessServices(t *testing.T) {
 		c := h.Checks[name]
 		if c.Status != health.StatusOK || strings.Contains(c.Detail, "embedded") {
 			t.Fatalf("check %s = %+v", name, c)
+		}
+		if name == "postgres" && (!strings.HasPrefix(c.Detail, "PostgreSQL at postgres://") || !strings.Contains(c.Detail, "schema strikes v2") || strings.Contains(c.Detail, testPass)) {
+			t.Errorf("postgres check detail %q: want the server without its password and the schema version", c.Detail)
 		}
 		t.Logf("health %-8s %s %6.2f ms  %s", name, c.Status, c.LatencyMS, c.Detail)
 	}

@@ -28,9 +28,9 @@
 //	          checked without loading it (chromem.Stat: the dimension
 //	          EmbeddedChromemDimension and the record count); a store that
 //	          does not pass degrades
-//	postgres  no relational store is in use yet (embedded SQLite at
-//	          <home>/data/talos.db is the planned default); the check only
-//	          verifies that <home>/data is writable
+//	postgres  the embedded SQLite file <home>/data/talos.db (WAL mode),
+//	          opened and migrated at boot like a PostgreSQL server; the
+//	          check pings it and lists every component's schema version
 //
 // Correlation IDs (package tlog): the boot has one (Start's context's, or
 // a new one; CorrelationID returns it) that every boot log line carries,
