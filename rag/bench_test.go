@@ -29,6 +29,8 @@ import (
 	"github.com/talos-ironclad/talos/rag/chromem"
 	"github.com/talos-ironclad/talos/rag/hashembed"
 	"github.com/talos-ironclad/talos/rag/ragtest"
+	"github.com/talos-ironclad/talos/rag/sqlstore"
+	"github.com/talos-ironclad/talos/sqldb"
 )
 
 const benchDim = 384
@@ -141,6 +143,7 @@ func BenchmarkRAGHeavy(b *testing.B) {
 	}
 	emb, _ := hashembed.New(hashembed.Config{Dimension: benchDim})
 	b.Run("Scoring", func(b *testing.B) { benchScoring(b, emb) })
+	b.Run("SQLStore", func(b *testing.B) { benchSQLStore(b, emb) })
 	b.Run("Chromem", func(b *testing.B) { benchChromem(b, emb) })
 	b.Run("Chroma", func(b *testing.B) { benchChroma(b, emb) })
 }
@@ -204,6 +207,46 @@ func benchChromem(t testing.TB, emb *hashembed.Embedder) {
 				t.Fatal(err)
 			}
 			t.Logf("| prune.Plan over 100,000 records on chromem (pick %d) | %s |", len(plan.Candidates), ms(time.Since(start)))
+		}
+	}
+}
+
+// benchSQLStore measures the embedded default: records in SQLite, exact
+// search over an in-memory index.
+func benchSQLStore(t testing.TB, emb *hashembed.Embedder) {
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "talos.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	before := heapInUse()
+	st, err := sqlstore.Open(ctx, db, sqlstore.Config{Dimension: benchDim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCorpus(7)
+	have := 0
+	for _, n := range sizes() {
+		start := time.Now()
+		for have < n {
+			k := min(1000, n-have)
+			if err := st.Upsert(ctx, c.records(emb, have, k)); err != nil {
+				t.Fatal(err)
+			}
+			have += k
+		}
+		t.Logf("sqlstore: inserted up to %d in %s", n, time.Since(start).Round(time.Millisecond))
+		latency(t, st, emb, "sqlstore (SQLite, exact in-memory search)", n)
+		if n == 100_000 {
+			t.Logf("| sqlstore Go heap in use for 100,000 records (384 dims, docs, metadata, keyword index) | %.0f MB |", float64(heapInUse()-before)/1e6)
+			start := time.Now()
+			again, err := sqlstore.Open(ctx, db, sqlstore.Config{Dimension: benchDim})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("| sqlstore Open (load 100,000 records from SQLite) | %s |", ms(time.Since(start)))
+			again.Close()
 		}
 	}
 }
