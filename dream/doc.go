@@ -1,0 +1,2 @@
+// Package dream runs Talos's nightly maintenance cycle.
+package dream
