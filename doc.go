@@ -20,10 +20,13 @@
 //   - sockproxy: a Docker API proxy that inspects every request it forwards.
 //   - reaper: one owner of wait4, idle-process reaping, container respawn and
 //     a zombie hunt that touches only what Talos started.
+//   - dream: the nightly maintenance cycle: a cron schedule, one cycle at a
+//     time across processes, phases with timeouts, checkpoints that survive
+//     a crash, recovery retries, escalation and a report per cycle.
 //
 // Planned, not yet in the module (see DESIGN.md): quarantine (the skill
-// lifecycle), strikes (three-strike deprecation), dream (the nightly
-// maintenance cycle) and mcphost (the MCP tool host).
+// lifecycle), strikes (three-strike deprecation) and mcphost (the MCP tool
+// host).
 //
 // # Errors
 //
