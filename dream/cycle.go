@@ -174,13 +174,15 @@ func (s *Scheduler) budgetFor(names []string) time.Duration {
 	return min(sum, s.cfg.CycleTimeout)
 }
 
-// cycleRun is what a phase's context carries for SaveProgress.
+// phaseRun is what a phase's context carries for SaveProgress and
+// LoadProgress.
 type phaseRun struct {
-	s    *Scheduler
-	mu   *sync.Mutex
-	cp   *checkpoint
-	name string
-	done atomic.Bool
+	s     *Scheduler
+	mu    *sync.Mutex // guards cp and done against the cycle's own writes
+	cp    *checkpoint
+	name  string
+	saved json.RawMessage // progress from an earlier run, read at the start
+	done  atomic.Bool
 }
 
 type ctxKey struct{}
@@ -219,13 +221,10 @@ func LoadProgress(ctx context.Context, v any) (bool, error) {
 	if pr == nil {
 		return false, errors.New("dream.LoadProgress: ctx is not a dream phase's context")
 	}
-	pr.mu.Lock()
-	raw, ok := pr.cp.Progress[pr.name]
-	pr.mu.Unlock()
-	if !ok {
+	if pr.saved == nil {
 		return false, nil
 	}
-	if err := json.Unmarshal(raw, v); err != nil {
+	if err := json.Unmarshal(pr.saved, v); err != nil {
 		return false, fmt.Errorf("dream.LoadProgress: decode the progress of %s: %w", pr.name, err)
 	}
 	return true, nil
@@ -340,7 +339,9 @@ func (s *Scheduler) runCycle(ctx context.Context, op string, cp *checkpoint, bud
 func (s *Scheduler) runPhase(parent, cycleCtx context.Context, p Phase, budget time.Duration, mu *sync.Mutex, cp *checkpoint) PhaseReport {
 	pctx, cancel := context.WithTimeout(cycleCtx, p.Timeout)
 	defer cancel()
-	pr := &phaseRun{s: s, mu: mu, cp: cp, name: p.Name}
+	mu.Lock()
+	pr := &phaseRun{s: s, mu: mu, cp: cp, name: p.Name, saved: cp.Progress[p.Name]}
+	mu.Unlock()
 	pctx = context.WithValue(pctx, ctxKey{}, pr)
 	type outcome struct {
 		res PhaseResult

@@ -242,3 +242,85 @@ func TestIdlePhaseAlertAfterSevenNights(t *testing.T) {
 		}
 	})
 }
+
+func TestWindowMissedWhenTheLockStaysBusyPastTheGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var r runs
+		var al alerts
+		dir := t.TempDir()
+		s := newTest(t, Config{StateDir: dir, StartGrace: 10 * time.Minute}, &al)
+		mustRegister(t, s, r.phase("p", time.Minute, did(1), nil))
+		op := newTest(t, Config{StateDir: dir}, nil)
+		mustRegister(t, op, Phase{Name: "long", Timeout: time.Hour, Run: func(ctx context.Context) (PhaseResult, error) {
+			time.Sleep(25 * time.Minute)
+			return did(1), nil
+		}})
+		stop := startRun(t, s)
+		time.Sleep(day(1, 3, 55).Sub(time.Now()))
+		if _, err := op.RunNow(t.Context(), ""); err != nil { // busy until 04:20
+			t.Fatal(err)
+		}
+		time.Sleep(day(1, 6, 0).Sub(time.Now()))
+		stop()
+		if got := r.get("p"); len(got) != 0 {
+			t.Fatalf("window ran at %v, more than the 10 min grace late", got)
+		}
+		if m := al.of(AlertMissedWindow); len(m) != 1 || !strings.Contains(m[0].Message, "1 scheduled dream window(s)") {
+			t.Fatalf("missed alerts = %+v", m)
+		}
+	})
+}
+
+func TestNoRetriesMeansImmediateEscalation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var al alerts
+		var r runs
+		s := newTest(t, Config{RetryBackoff: []time.Duration{}}, &al)
+		mustRegister(t, s, r.phase("bad", time.Minute, PhaseResult{}, errBoom))
+		rep, err := s.RunNow(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(al.of(AlertEscalation)) != 1 || !strings.HasPrefix(rep.Next, "escalation: still failing after 0 retries") {
+			t.Fatalf("next %q, alerts %+v", rep.Next, al.list)
+		}
+		if n := len(files(t, s.path(escalationsDir), "*.json")); n != 1 {
+			t.Errorf("%d escalation files", n)
+		}
+	})
+}
+
+func TestRetryDueWhileDownRunsAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var r runs
+		dir := t.TempDir()
+		fail := true
+		phase := func() Phase {
+			return Phase{Name: "flaky", Timeout: time.Minute, Run: func(context.Context) (PhaseResult, error) {
+				r.add("flaky")
+				if fail {
+					return PhaseResult{}, errBoom
+				}
+				return did(1), nil
+			}}
+		}
+		s := newTest(t, Config{StateDir: dir}, nil)
+		mustRegister(t, s, phase())
+		stop := startRun(t, s)
+		time.Sleep(day(1, 4, 1).Sub(time.Now())) // failed at 04:00, retry due 04:05
+		stop()
+		fail = false
+		time.Sleep(day(1, 4, 30).Sub(time.Now())) // down until 04:30
+		s2 := newTest(t, Config{StateDir: dir}, nil)
+		mustRegister(t, s2, phase())
+		stop = startRun(t, s2)
+		time.Sleep(time.Minute)
+		stop()
+		if got := r.get("flaky"); len(got) != 2 || !got[1].Equal(day(1, 4, 30)) {
+			t.Fatalf("flaky ran at %v, want 04:00 and the overdue retry at 04:30", got)
+		}
+		if cp := readCheckpoint(t, s2); cp.State != cpDone {
+			t.Errorf("state %s", cp.State)
+		}
+	})
+}
