@@ -389,3 +389,24 @@ func TestNewAndRegisterReportEveryProblem(t *testing.T) {
 		t.Error("SaveProgress outside a phase succeeded")
 	}
 }
+
+func TestState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var r runs
+		s := newTest(t, Config{}, nil)
+		st, err := s.State(time.Now())
+		if err != nil || st.Cycle != "" || st.Last != nil || !st.NextWindow.Equal(day(1, 4, 0)) {
+			t.Fatalf("fresh state = %+v, %v", st, err)
+		}
+		mustRegister(t, s, r.phase("bad", time.Minute, PhaseResult{}, errBoom))
+		rep, err := s.RunNow(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err = s.State(time.Now())
+		if err != nil || st.Cycle != rep.ID || st.CycleState != cpRetryPending || !st.RetryAt.Equal(time.Now().Add(5*time.Minute)) ||
+			len(st.RetryPhases) != 1 || st.Last == nil || st.Last.ID != rep.ID {
+			t.Fatalf("state = %+v, %v", st, err)
+		}
+	})
+}
