@@ -121,7 +121,7 @@ func (s *Scheduler) lock(op string) (*fileLock, error) {
 func (s *Scheduler) startCycle(ctx context.Context, op string, kind Kind, reason string, window time.Time) (*Report, error) {
 	now := time.Now()
 	cp := &checkpoint{
-		CycleID: reportID(now, kind),
+		CycleID: s.newCycleID(now, kind),
 		Kind:    kind,
 		Reason:  reason,
 		Window:  window,
@@ -147,7 +147,7 @@ func (s *Scheduler) runRetry(ctx context.Context, op string, pending *checkpoint
 		origin = pending.CycleID
 	}
 	cp := &checkpoint{
-		CycleID:      reportID(now, KindRetry),
+		CycleID:      s.newCycleID(now, KindRetry),
 		Kind:         KindRetry,
 		Reason:       "retry of " + origin,
 		Window:       pending.Window,
@@ -158,6 +158,18 @@ func (s *Scheduler) runRetry(ctx context.Context, op string, pending *checkpoint
 		Origin:       origin,
 	}
 	return s.runCycle(ctx, op, cp, min(s.cfg.CycleTimeout, nextWin.Sub(now)))
+}
+
+// newCycleID returns an ID for a cycle starting at t that no stored report
+// uses yet.
+func (s *Scheduler) newCycleID(t time.Time, k Kind) string {
+	id := reportID(t, k)
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(filepath.Join(s.path(reportsDir), id+".json")); errors.Is(err, os.ErrNotExist) {
+			return id
+		}
+		id = fmt.Sprintf("%s-%d", reportID(t, k), i)
+	}
 }
 
 // budgetFor is the time a run of the named phases may need: the sum of

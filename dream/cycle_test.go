@@ -410,3 +410,31 @@ func TestState(t *testing.T) {
 		}
 	})
 }
+
+func TestCheckpointOnDiskDuringAPhase(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var r runs
+		s := newTest(t, Config{}, nil)
+		var seen *checkpoint
+		mustRegister(t, s, r.phase("a", time.Minute, did(3), nil), Phase{Name: "b", Timeout: time.Minute, Run: func(ctx context.Context) (PhaseResult, error) {
+			seen = readCheckpoint(t, s)
+			return did(1), nil
+		}})
+		rep, err := s.RunNow(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen == nil || seen.CycleID != rep.ID || seen.State != cpRunning || seen.Current != "b" || seen.CurrentStarts != 1 ||
+			len(seen.Done) != 1 || seen.Done[0].Name != "a" || seen.Done[0].Counters["items"] != 3 {
+			t.Fatalf("checkpoint during b = %+v", seen)
+		}
+		// Same instant, same kind: the IDs still differ.
+		rep2, err := s.RunNow(t.Context(), "")
+		if err != nil || rep2.ID == rep.ID {
+			t.Fatalf("second cycle at the same instant: %v, %v", rep2, err)
+		}
+		if n := len(files(t, s.path(reportsDir), "*.json")); n != 2 {
+			t.Errorf("%d reports, want 2", n)
+		}
+	})
+}
