@@ -220,13 +220,20 @@ func (c *Cleaner) Run(ctx context.Context) (dream.PhaseResult, error) {
 		}
 		return nil
 	}
+	// pr is the committed position: every key before pr.Cursor under the
+	// prefix is deleted or kept. It moves only when nothing is pending, so
+	// a resumed run never skips a key that was found but not yet deleted.
 	for ; pr.Prefix < len(disposable); pr.Prefix, pr.Cursor = pr.Prefix+1, 0 {
 		prefix := disposable[pr.Prefix]
 		match := globEscape(prefix) + "*"
+		cursor := pr.Cursor
 		for {
-			keys, next, err := c.rdb.Scan(ctx, pr.Cursor, match, c.count).Result()
+			keys, next, err := c.rdb.Scan(ctx, cursor, match, c.count).Result()
 			if err != nil {
 				fill()
+				if ctx.Err() != nil {
+					return res, ctx.Err()
+				}
 				return res, talos.Errorf(talos.CodeRedis, "redisphase.Run", "SCAN %q: %w", match, err)
 			}
 			for _, k := range keys {
@@ -242,12 +249,17 @@ func (c *Cleaner) Run(ctx context.Context) (dream.PhaseResult, error) {
 			}
 			if len(pending) >= c.batch || next == 0 {
 				if err := flush(); err != nil {
+					_ = dream.SaveProgress(ctx, pr) // the deletions so far, at the committed position
 					fill()
+					if ctx.Err() != nil {
+						return res, ctx.Err()
+					}
 					return res, talos.E(talos.CodeRedis, "redisphase.Run", "delete disposable keys under "+strconv.Quote(prefix), err)
 				}
 			}
-			pr.Cursor = next
+			cursor = next
 			if len(pending) == 0 {
+				pr.Cursor = cursor
 				_ = dream.SaveProgress(ctx, pr) // best effort; outside a cycle it has nowhere to go
 			}
 			if next == 0 {

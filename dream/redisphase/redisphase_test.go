@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	talos "github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/dream"
+	"github.com/talos-ironclad/talos/dream/dreamtest"
 	"github.com/talos-ironclad/talos/dream/redisphase"
 	"github.com/talos-ironclad/talos/internal/testenv"
 )
@@ -230,5 +232,93 @@ func TestCleanupRealRedis(t *testing.T) {
 	}
 	if res.Counters["keys_deleted"] != int64(len(gone)) || res.Counters["keys_protected"] != 2 || res.Counters["used_memory_before"] <= 0 {
 		t.Errorf("counters = %v", res.Counters)
+	}
+}
+
+// cancelAfterUnlink cancels a context when the first SCAN after an UNLINK
+// starts (the daemon shutting down in the middle of the clean-up, after a
+// batch was deleted and checkpointed) and counts the SCANs that start from
+// cursor 0.
+type cancelAfterUnlink struct {
+	cancel      context.CancelFunc
+	mu          sync.Mutex
+	unlinks     int
+	cancelled   bool
+	scansFrom0  int
+	matchPrefix string
+}
+
+func (h *cancelAfterUnlink) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *cancelAfterUnlink) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *cancelAfterUnlink) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.mu.Lock()
+		args := cmd.Args()
+		switch cmd.Name() {
+		case "unlink":
+			h.unlinks++
+		case "scan":
+			if h.unlinks > 0 && !h.cancelled {
+				h.cancelled = true
+				h.cancel()
+			}
+			if fmt.Sprint(args[1]) == "0" && strings.Contains(fmt.Sprint(args...), h.matchPrefix) {
+				h.scansFrom0++
+			}
+		}
+		h.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+// TestResumeFromCheckpointRealRedis interrupts the clean-up after its first
+// batch and resumes it: the SCAN goes on from the saved cursor (real Redis
+// cursors survive deletions; miniredis's do not, so this needs the real
+// server).
+func TestResumeFromCheckpointRealRedis(t *testing.T) {
+	opt, err := redis.ParseURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	ns := fmt.Sprintf("talos-test:dreamresume%d:", time.Now().UnixNano())
+	var keys []string
+	for i := range 1000 {
+		keys = append(keys, fmt.Sprintf("%s%d", ns, i))
+	}
+	seed(t, rdb, keys...)
+	t.Cleanup(func() { rdb.Del(context.Background(), keys...) })
+
+	ctx, cancel := context.WithCancel(t.Context())
+	hook := &cancelAfterUnlink{cancel: cancel, matchPrefix: ns}
+	rdb.AddHook(hook)
+	c, err := redisphase.New(redisphase.Config{Disposable: []string{ns}, ScanCount: 100, BatchSize: 100}, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	r, err := dreamtest.RunPhase(ctx, dir, c.Phase())
+	if err != nil || r.Status != dream.StatusInterrupted {
+		t.Fatalf("first run = %+v, %v", r, err)
+	}
+	left, _ := rdb.Exists(t.Context(), keys...).Result()
+	if left == 0 || left == int64(len(keys)) {
+		t.Fatalf("%d keys left after the interrupted run, want some deleted and some left", left)
+	}
+	r, err = dreamtest.RunPhase(t.Context(), dir, c.Phase())
+	if err != nil || r.Status != dream.StatusOK {
+		t.Fatalf("resumed run = %+v, %v", r, err)
+	}
+	if left, _ := rdb.Exists(t.Context(), keys...).Result(); left != 0 {
+		t.Errorf("%d disposable keys left after the resumed run", left)
+	}
+	if r.Counters["keys_deleted"] != int64(len(keys)) {
+		t.Errorf("keys_deleted = %d across both runs, want %d", r.Counters["keys_deleted"], len(keys))
+	}
+	if hook.scansFrom0 != 1 {
+		t.Errorf("%d SCANs started from cursor 0, want 1: the resumed run must go on from the checkpoint", hook.scansFrom0)
 	}
 }
