@@ -51,7 +51,7 @@ func (s *Scheduler) Request(ctx context.Context, reason string) (*Report, error)
 	defer s.poke()
 	ld, err := s.loadLedger()
 	if err != nil {
-		return nil, talos.E(talos.CodeMaintenanceBusy, op, "the dream ledger is unreadable", err)
+		return nil, talos.E(talos.CodeMaintenanceState, op, "the dream ledger is unreadable", err)
 	}
 	now := time.Now()
 	if !ld.LastAutomatic.IsZero() && now.Before(ld.LastAutomatic.Add(s.cfg.OnDemandInterval)) {
@@ -61,7 +61,7 @@ func (s *Scheduler) Request(ctx context.Context, reason string) (*Report, error)
 	}
 	ld.LastAutomatic = now
 	if err := s.saveLedger(ld); err != nil {
-		return nil, talos.E(talos.CodeMaintenanceBusy, op, "the dream ledger could not be written, so the cycle did not start", err)
+		return nil, talos.E(talos.CodeMaintenanceState, op, "the dream ledger could not be written, so the cycle did not start", err)
 	}
 	return s.startCycle(ctx, op, KindAutomatic, reason, time.Time{})
 }
@@ -85,7 +85,7 @@ func (s *Scheduler) Resume(ctx context.Context) (*Report, error) {
 func (s *Scheduler) resumeLocked(ctx context.Context, op string) (*Report, error) {
 	cp, err := s.loadCheckpoint()
 	if err != nil {
-		return nil, talos.E(talos.CodeMaintenanceBusy, op, "the dream checkpoint is unreadable", err)
+		return nil, talos.E(talos.CodeMaintenanceState, op, "the dream checkpoint is unreadable", err)
 	}
 	if cp == nil || cp.State != cpRunning {
 		return nil, nil
@@ -95,7 +95,7 @@ func (s *Scheduler) resumeLocked(ctx context.Context, op string) (*Report, error
 		s.log.Warn("dream cycle not resumed: a scheduled window came since it started", "cycle", cp.CycleID, "window", next)
 		cp.State = cpDone
 		if err := s.saveCheckpoint(cp); err != nil {
-			return nil, talos.E(talos.CodeMaintenanceBusy, op, "the dream checkpoint could not be written", err)
+			return nil, talos.E(talos.CodeMaintenanceState, op, "the dream checkpoint could not be written", err)
 		}
 		return nil, nil
 	}
@@ -111,7 +111,7 @@ func (s *Scheduler) lock(op string) (*fileLock, error) {
 		return nil, talos.E(talos.CodeMaintenanceBusy, op, "a dream cycle is already running: wait for it to finish (its report appears in "+s.path(reportsDir)+")", err)
 	}
 	if err != nil {
-		return nil, talos.E(talos.CodeMaintenanceBusy, op, "the dream lock could not be taken", err)
+		return nil, talos.E(talos.CodeMaintenanceState, op, "the dream lock could not be taken", err)
 	}
 	return l, nil
 }
@@ -253,7 +253,7 @@ func (s *Scheduler) runCycle(ctx context.Context, op string, cp *checkpoint, bud
 		return s.saveCheckpoint(cp)
 	}
 	if err := save(); err != nil {
-		return nil, talos.E(talos.CodeMaintenanceBusy, op, "the dream checkpoint could not be written, so the cycle did not start", err)
+		return nil, talos.E(talos.CodeMaintenanceState, op, "the dream checkpoint could not be written, so the cycle did not start", err)
 	}
 	registered := map[string]Phase{}
 	for _, p := range s.phaseList() {
@@ -490,7 +490,7 @@ func (s *Scheduler) finish(ctx context.Context, op string, cp *checkpoint, rep *
 	}
 	s.log.InfoContext(ctx, "dream cycle ended", "cycle", rep.ID, "outcome", string(rep.Outcome), "duration", rep.Duration(), "next", rep.Next)
 	if len(errsOut) > 0 {
-		return talos.E(talos.CodeMaintenanceBusy, op, "the dream cycle ran but its state was not fully recorded", errors.Join(errsOut...))
+		return talos.E(talos.CodeMaintenanceState, op, "the dream cycle ran but its state was not fully recorded", errors.Join(errsOut...))
 	}
 	return nil
 }
@@ -537,7 +537,7 @@ func (s *Scheduler) escalate(ctx context.Context, op string, cp *checkpoint, why
 		return errors.Join(werr, err)
 	}
 	if werr != nil {
-		return talos.E(talos.CodeMaintenanceBusy, op, "the escalation file could not be written", werr)
+		return talos.E(talos.CodeMaintenanceState, op, "the escalation file could not be written", werr)
 	}
 	return nil
 }

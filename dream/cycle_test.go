@@ -438,3 +438,27 @@ func TestCheckpointOnDiskDuringAPhase(t *testing.T) {
 		}
 	})
 }
+
+func TestCorruptStateFilesAreSetAside(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var r runs
+		s := newTest(t, Config{}, nil)
+		mustRegister(t, s, r.phase("p", time.Minute, did(1), nil))
+		for _, f := range []string{checkpointFile, ledgerFile} {
+			if err := writeFileAtomic(s.path(f), []byte("{half a")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rep, err := s.Resume(t.Context()); rep != nil || err != nil {
+			t.Fatalf("Resume over a corrupt checkpoint = %v, %v; want nothing to resume", rep, err)
+		}
+		if _, err := s.Request(t.Context(), "disk"); err != nil {
+			t.Fatalf("Request over a corrupt ledger = %v", err)
+		}
+		for _, f := range []string{checkpointFile, ledgerFile} {
+			if m := files(t, s.cfg.StateDir, f+".corrupt-*"); len(m) != 1 || mustRead(t, m[0]) != "{half a" {
+				t.Errorf("%s set aside as %v", f, m)
+			}
+		}
+	})
+}

@@ -76,9 +76,34 @@ func readJSON(path string, v any) (bool, error) {
 		return false, fmt.Errorf("read %s: %w", path, err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("decode %s: %w (move the file away to start afresh)", path, err)
+		return false, &corruptError{path: path, err: err}
 	}
 	return true, nil
+}
+
+// corruptError is a state file that does not decode.
+type corruptError struct {
+	path string
+	err  error
+}
+
+func (e *corruptError) Error() string { return fmt.Sprintf("decode %s: %v", e.path, e.err) }
+func (e *corruptError) Unwrap() error { return e.err }
+
+// setAside renames a state file that does not decode to
+// <name>.corrupt-<unix>, so the scheduler starts afresh instead of
+// stopping for good, and the file is kept for a person to look at.
+func (s *Scheduler) setAside(err error) error {
+	var ce *corruptError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	to := fmt.Sprintf("%s.corrupt-%d", ce.path, time.Now().Unix())
+	if rerr := os.Rename(ce.path, to); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	s.log.Error("dream state file did not decode; set aside, starting afresh", "file", ce.path, "moved_to", to, "err", ce.err)
+	return nil
 }
 
 // ledger is what ran when: it makes a window run at most once and limits
@@ -141,6 +166,10 @@ func (s *Scheduler) path(name string) string { return filepath.Join(s.cfg.StateD
 func (s *Scheduler) loadLedger() (ledger, error) {
 	var l ledger
 	_, err := readJSON(s.path(ledgerFile), &l)
+	if err != nil {
+		l = ledger{}
+		err = s.setAside(err)
+	}
 	if l.IdleNights == nil {
 		l.IdleNights = map[string]int{}
 	}
@@ -155,8 +184,11 @@ func (s *Scheduler) saveLedger(l ledger) error {
 func (s *Scheduler) loadCheckpoint() (*checkpoint, error) {
 	var cp checkpoint
 	ok, err := readJSON(s.path(checkpointFile), &cp)
-	if err != nil || !ok {
-		return nil, err
+	if err != nil {
+		return nil, s.setAside(err)
+	}
+	if !ok {
+		return nil, nil
 	}
 	return &cp, nil
 }
