@@ -18,7 +18,9 @@ const maxDueWindows = 100_000
 // whenever it wakes, it resumes a killed cycle, runs a due window (at most
 // once per window across processes; a window more than StartGrace late, or
 // one that passed while nobody ran, is recorded as missed and raises an
-// alert) and a due recovery retry. Call it once per process.
+// alert) and a due recovery retry. Call it once per process, after every
+// phase is registered: a resumed cycle reports a phase that is not
+// registered yet as failed.
 func (s *Scheduler) Run(ctx context.Context) error {
 	for {
 		wait := s.step(ctx)
