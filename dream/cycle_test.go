@@ -462,3 +462,13 @@ func TestCorruptStateFilesAreSetAside(t *testing.T) {
 		}
 	})
 }
+
+func TestSummaryKeepsEachPhaseOnOneLine(t *testing.T) {
+	r := &Report{ID: "x", Kind: KindOperator, Outcome: OutcomePartial, Phases: []PhaseReport{
+		{Name: "p", Status: StatusFailed, Error: "first\nsecond"},
+	}}
+	got := r.Summary()
+	if !strings.Contains(got, "error: first; second\n") || strings.Count(got, "\n") != 3 {
+		t.Errorf("summary:\n%s", got)
+	}
+}

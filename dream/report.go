@@ -108,7 +108,7 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, ", %s", r.Reason)
 	}
 	b.WriteString(")\n")
-	fmt.Fprintf(&b, "Outcome: %s in %s", r.Outcome, r.Duration().Round(time.Millisecond))
+	fmt.Fprintf(&b, "Outcome: %s in %s (started %s)", r.Outcome, r.Duration().Round(time.Millisecond), r.Started.Format(time.RFC3339))
 	if r.Resumed > 0 {
 		fmt.Fprintf(&b, ", resumed %d time(s) after a crash", r.Resumed)
 	}
@@ -123,10 +123,10 @@ func (r *Report) Summary() string {
 			fmt.Fprintf(&b, "  %s=%d", k, p.Counters[k])
 		}
 		if p.Reason != "" {
-			fmt.Fprintf(&b, "  (%s)", p.Reason)
+			fmt.Fprintf(&b, "  (%s)", oneLine(p.Reason))
 		}
 		if p.Error != "" {
-			fmt.Fprintf(&b, "  error: %s", p.Error)
+			fmt.Fprintf(&b, "  error: %s", oneLine(p.Error))
 		}
 		b.WriteString("\n")
 	}
@@ -134,6 +134,11 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, "Next: %s\n", r.Next)
 	}
 	return b.String()
+}
+
+// oneLine keeps a message on one line of the summary.
+func oneLine(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }), "; ")
 }
 
 // writeReport stores r as <id>.json and <id>.txt and deletes the oldest
