@@ -101,7 +101,7 @@ func (s *Scheduler) resumeLocked(ctx context.Context, op string) (*Report, error
 	}
 	cp.Resumed++
 	s.log.Info("resuming dream cycle", "cycle", cp.CycleID, "done", len(cp.Done), "of", len(cp.Phases), "current", cp.Current)
-	budget := min(s.cfg.CycleTimeout, s.sched.Next(now).Sub(now))
+	budget := min(s.cfg.CycleTimeout, s.sched.Next(now).Sub(now)-phaseGrace)
 	return s.runCycle(ctx, op, cp, budget)
 }
 
@@ -138,7 +138,7 @@ func (s *Scheduler) runRetry(ctx context.Context, op string, pending *checkpoint
 	now := time.Now()
 	nextWin := s.sched.Next(now)
 	need := s.budgetFor(pending.Failed)
-	if now.Add(need).After(nextWin) {
+	if now.Add(need + phaseGrace).After(nextWin) {
 		why := fmt.Sprintf("retry %d of %d would not finish before the next window at %s", pending.RetryAttempt+1, len(s.cfg.RetryBackoff), nextWin.Format(time.RFC3339))
 		return nil, s.escalate(ctx, op, pending, why)
 	}
@@ -157,7 +157,8 @@ func (s *Scheduler) runRetry(ctx context.Context, op string, pending *checkpoint
 		RetryAttempt: pending.RetryAttempt + 1,
 		Origin:       origin,
 	}
-	return s.runCycle(ctx, op, cp, min(s.cfg.CycleTimeout, nextWin.Sub(now)))
+	// Even a phase that ignores its deadline is abandoned before the window.
+	return s.runCycle(ctx, op, cp, min(s.cfg.CycleTimeout, nextWin.Sub(now)-phaseGrace))
 }
 
 // newCycleID returns an ID for a cycle starting at t that no stored report
@@ -462,7 +463,7 @@ func (s *Scheduler) finish(ctx context.Context, op string, cp *checkpoint, rep *
 		} else {
 			at := now.Add(s.cfg.RetryBackoff[n])
 			nextWin := s.sched.Next(now)
-			if at.Add(s.budgetFor(failed)).After(nextWin) {
+			if at.Add(s.budgetFor(failed) + phaseGrace).After(nextWin) {
 				why := fmt.Sprintf("retry %d of %d would not finish before the next window at %s", n+1, len(s.cfg.RetryBackoff), nextWin.Format(time.RFC3339))
 				rep.Next = "escalation: " + why
 				escalation = s.escalate(ctx, op, cp, why)
