@@ -24,10 +24,12 @@
 //     out of service, with a tamper-evident audit chain.
 //   - sqldb: relational state on embedded SQLite or PostgreSQL, with
 //     versioned migrations and transactions that survive two writers.
+//   - dream: the nightly maintenance cycle: a cron schedule, one cycle at a
+//     time across processes, phases with timeouts, checkpoints that survive
+//     a crash, recovery retries, escalation and a report per cycle.
 //
 // Planned, not yet in the module (see DESIGN.md): quarantine (the skill
-// lifecycle), dream (the nightly maintenance cycle) and mcphost (the MCP
-// tool host).
+// lifecycle) and mcphost (the MCP tool host).
 //
 // # Errors
 //

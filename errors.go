@@ -73,6 +73,8 @@ const (
 	CodeSockProxy        Code = "T008"
 	CodeDocker           Code = "T009"
 	CodeConfigInvalid    Code = "T010"
+	CodeMaintenanceBusy  Code = "T011"
+	CodeMaintenanceState Code = "T012"
 
 	CodeVRAMTimeout       Code = "T100"
 	CodeOOMSystem         Code = "T101"
@@ -122,6 +124,8 @@ var registry = []CodeInfo{
 	{CodeSockProxy, "SOCKET_PROXY_UNAVAILABLE", CategoryInfrastructure, SeverityError, "Docker socket proxy unavailable", -1},
 	{CodeDocker, "DOCKER_UNAVAILABLE", CategoryInfrastructure, SeverityError, "Docker engine unreachable", -1},
 	{CodeConfigInvalid, "CONFIG_INVALID", CategoryInfrastructure, SeverityCritical, "configuration file is invalid", -1},
+	{CodeMaintenanceBusy, "MAINTENANCE_BUSY", CategoryInfrastructure, SeverityWarning, "a maintenance (dream) cycle is already running or ran too recently", -1},
+	{CodeMaintenanceState, "MAINTENANCE_STATE_FAILED", CategoryInfrastructure, SeverityError, "the maintenance (dream) state files could not be read or written", -1},
 
 	{CodeVRAMTimeout, "VRAM_TIMEOUT", CategoryResources, SeverityWarning, "VRAM mutex wait exceeded its timeout", 0x10},
 	{CodeOOMSystem, "OOM_SYSTEM", CategoryResources, SeverityCritical, "system memory exhausted", -1},
@@ -212,6 +216,8 @@ var (
 	ErrSockProxy        error = CodeSockProxy
 	ErrDocker           error = CodeDocker
 	ErrConfigInvalid    error = CodeConfigInvalid
+	ErrMaintenanceBusy  error = CodeMaintenanceBusy
+	ErrMaintenanceState error = CodeMaintenanceState
 
 	ErrVRAMTimeout       error = CodeVRAMTimeout
 	ErrOOMSystem         error = CodeOOMSystem
