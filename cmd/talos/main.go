@@ -75,6 +75,7 @@ func newRootCmd() *cobra.Command {
 		newAskCmd(),
 		newMemoryCmd(),
 		newGPUCmd(),
+		newDreamCmd(),
 	)
 	return root
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,8 @@ import (
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
@@ -70,13 +73,23 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			// The GPU is always wired: on a CPU-only machine the gpu check
 			// says so (ok); with a GPU and TALOS_OLLAMA_URL the daemon runs
 			// the VRAM mutex that `talos gpu status` reads.
-			d, err := daemon.New(cfg, daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{})})
-			if err != nil {
-				return withExit(exitRunBootFailed, err)
-			}
 			var audit *slog.Logger
 			if tiers != nil {
 				audit = tiers.Audit
+			}
+			// The nightly maintenance cycle: its phases' health report asks
+			// this daemon, its alerts go to the audit log.
+			var d *daemon.Daemon
+			maint, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Log: log, Alerter: auditAlerter(audit, log),
+				Health: func(ctx context.Context) (int, int, string, error) { return healthCounts(ctx, d) }})
+			if err != nil {
+				return withExit(exitRunBootFailed, err)
+			}
+			defer maint.Close()
+			d, err = daemon.New(cfg, daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{}),
+				ExtraChecks: []health.Check{maintenanceCheck(maint)}})
+			if err != nil {
+				return withExit(exitRunBootFailed, err)
 			}
 
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -109,8 +122,14 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "gpu: %s\n", detail)
 			}
 
+			maintDone := make(chan error, 1)
+			go func() { maintDone <- maint.Run(ctx) }()
+
 			<-ctx.Done()
 			stop() // a second signal now kills the process the default way
+			if err := <-maintDone; err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("maintenance scheduler stopped", "err", err)
+			}
 			sctx, cancel := context.WithTimeout(context.Background(), daemon.ShutdownGrace)
 			defer cancel()
 			if err := d.Stop(sctx); err != nil {

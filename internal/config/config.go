@@ -29,6 +29,12 @@ const (
 	// HEALTH_BIND:HEALTH_PORT defaults 127.0.0.1:8081 (spec §1.3 S10, L1425;
 	// digest A §0 "Ports"). It must stay on loopback (DESIGN §3 security).
 	DefaultHealthAddr = "127.0.0.1:8081"
+	// DefaultDreamSchedule is TALOS_DREAM_SCHEDULE: the nightly maintenance
+	// cycle at 04:00 (spec §3.1 "The 4:00 AM Dream Logic").
+	DefaultDreamSchedule = "0 4 * * *"
+	// DefaultDreamTimezone is TALOS_DREAM_TIMEZONE: the schedule follows
+	// the machine's own wall clock.
+	DefaultDreamTimezone = "Local"
 	// DefaultOllamaModel is TALOS_OLLAMA_MODEL, the local model `talos ask`
 	// and the router use first: the spec's local coder, Qwen2.5-Coder 7B
 	// (spec §1.2.2 L328 QWEN_MODEL_PATH names it as a file; Ollama names it
@@ -141,6 +147,12 @@ type Config struct {
 	// OllamaModel (TALOS_OLLAMA_MODEL) is the local model's Ollama name,
 	// e.g. qwen2.5-coder:7b. Default DefaultOllamaModel.
 	OllamaModel string
+	// DreamSchedule (TALOS_DREAM_SCHEDULE) is the cron expression of the
+	// nightly maintenance cycle. Default DefaultDreamSchedule.
+	DreamSchedule string
+	// DreamTimezone (TALOS_DREAM_TIMEZONE) is the time zone of
+	// DreamSchedule; LoadTimezone reads it. Default DefaultDreamTimezone.
+	DreamTimezone string
 	// VRAMModels (TALOS_VRAM_MODELS) lists the models the VRAM mutex may
 	// load with the free VRAM each needs, as "name=GB,…"; ParseVRAMModels
 	// reads it. Default DefaultVRAMModels.

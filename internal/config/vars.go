@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/talos-ironclad/talos/dream"
 	"io/fs"
 	"net"
 	"net/url"
@@ -85,6 +86,10 @@ var table = []varSpec{
 		func(c *Config) *string { return &c.OllamaModel }),
 	promptVar("TALOS_PROMPT_LOCAL", func(c *Config) *string { return &c.PromptLocal }),
 	promptVar("TALOS_PROMPT_ESCALATION", func(c *Config) *string { return &c.PromptEscalation }),
+	strVar("TALOS_DREAM_SCHEDULE", DefaultDreamSchedule, "a five-field cron expression (minute hour day month weekday), e.g. \"0 4 * * *\"", checkDreamSchedule,
+		func(c *Config) *string { return &c.DreamSchedule }),
+	strVar("TALOS_DREAM_TIMEZONE", DefaultDreamTimezone, "Local, UTC or an IANA zone name such as Europe/Berlin", checkTimezone,
+		func(c *Config) *string { return &c.DreamTimezone }),
 	strVar("TALOS_VRAM_MODELS", DefaultVRAMModels, "comma-separated NAME=GB pairs (Ollama model name = free VRAM in GB it needs, 1-80), e.g. qwen2.5-coder:7b=7", checkVRAMModels,
 		func(c *Config) *string { return &c.VRAMModels }),
 
@@ -611,6 +616,29 @@ func checkDNSLabel(v string) string {
 		return "is not a valid host name"
 	}
 	return ""
+}
+
+func checkDreamSchedule(v string) string {
+	if _, err := dream.ParseSchedule(v, time.UTC); err != nil {
+		return "is not a valid schedule: " + err.Error()
+	}
+	return ""
+}
+
+func checkTimezone(v string) string {
+	if _, err := LoadTimezone(v); err != nil {
+		return "is not a known time zone"
+	}
+	return ""
+}
+
+// LoadTimezone returns the location named by TALOS_DREAM_TIMEZONE:
+// "Local" (or empty) is the machine's own zone.
+func LoadTimezone(name string) (*time.Location, error) {
+	if name == "" || name == "Local" {
+		return time.Local, nil
+	}
+	return time.LoadLocation(name)
 }
 
 func checkLoopbackAddr(v string) string {

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/dream"
+	"github.com/talos-ironclad/talos/internal/boot/daemon"
+	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/host"
+	"github.com/talos-ironclad/talos/internal/tlog"
+)
+
+// Exit codes of `talos dream run`.
+const (
+	exitDreamFailed = 1 // the cycle ran and a phase failed, or it could not run
+	exitDreamBusy   = 3 // another process is running a cycle
+)
+
+func newDreamCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dream",
+		Short: "The nightly maintenance cycle: run it now, or show its state",
+		Long: `The dream cycle cleans up after the agent every night (TALOS_DREAM_SCHEDULE,
+default 04:00 in TALOS_DREAM_TIMEZONE): disposable Redis keys, rotated tier-2
+and tier-3 logs compressed and expired (tier 1 is never touched), and a health
+report. ` + "`talos run`" + ` runs it on schedule; one cycle runs at a time across
+processes. Reports of the last 30 cycles are kept in TALOS_HOME/data/dream/reports.`,
+	}
+	cmd.AddCommand(newDreamRunCmd(), newDreamStatusCmd())
+	return cmd
+}
+
+func newDreamRunCmd() *cobra.Command {
+	var now, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "run --now",
+		Short: "Run a maintenance cycle now and print its report",
+		Long: `Run every phase of the maintenance cycle now, in this process, and print the
+report. A cycle already running (the daemon's, or another ` + "`talos dream run`" + `)
+makes this one refuse with exit code 3. Exit code 1 when a phase failed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !now {
+				return withExit(2, fmt.Errorf("say --now to run a cycle outside the schedule (the daemon runs it at TALOS_DREAM_SCHEDULE)"))
+			}
+			cfg, err := loadConfig(cmd, nil)
+			if err != nil {
+				return withExit(2, err)
+			}
+			m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			if err != nil {
+				return withExit(exitDreamFailed, err)
+			}
+			defer m.Close()
+			rep, err := m.RunNow(cmd.Context(), "operator: talos dream run --now")
+			if err != nil {
+				if errors.Is(err, talos.ErrMaintenanceBusy) {
+					return withExit(exitDreamBusy, err)
+				}
+				return withExit(exitDreamFailed, err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprint(cmd.OutOrStdout(), rep.Summary())
+			}
+			if rep.Outcome != dream.OutcomeOK {
+				return withExit(exitDreamFailed, fmt.Errorf("cycle %s ended %s", rep.ID, rep.Outcome))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&now, "now", false, "run the cycle now (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func newDreamStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the next window and the last cycle's report",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, nil)
+			if err != nil {
+				return withExit(2, err)
+			}
+			m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{})
+			if err != nil {
+				return withExit(exitDreamFailed, err)
+			}
+			defer m.Close()
+			detail, problem := m.Describe(time.Now())
+			fmt.Fprintln(cmd.OutOrStdout(), detail)
+			if st, err := m.State(time.Now()); err == nil && st.Last != nil {
+				fmt.Fprint(cmd.OutOrStdout(), st.Last.Summary())
+			}
+			if problem != nil {
+				return withExit(exitDreamFailed, problem)
+			}
+			return nil
+		},
+	}
+	return cmd
+}
+
+// maintenanceCheck is the daemon's "dream" health check: the next window
+// and the last cycle; a warning when the last cycle needs attention.
+func maintenanceCheck(m *host.Maintenance) health.Check {
+	return health.Check{Name: "dream", Func: func(ctx context.Context) (string, error) {
+		detail, err := m.Describe(time.Now())
+		if err != nil {
+			return detail, health.Warnf("%v", err)
+		}
+		return detail, nil
+	}}
+}
+
+// healthCounts evaluates the daemon's health for the maintenance cycle's
+// health_report phase.
+func healthCounts(ctx context.Context, d *daemon.Daemon) (ok, notOK int, summary string, err error) {
+	if d == nil || d.Checker() == nil {
+		return 0, 0, "", fmt.Errorf("the daemon has not finished booting")
+	}
+	rep, err := d.Checker().Report(ctx)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	var bad []string
+	for name, c := range rep.Checks {
+		if name == "dream" {
+			continue // the cycle's own check would report itself
+		}
+		if c.Status == health.StatusOK {
+			ok++
+			continue
+		}
+		bad = append(bad, fmt.Sprintf("%s %s: %s", name, c.Status, c.Detail))
+	}
+	sort.Strings(bad)
+	return ok, len(bad), strings.Join(bad, "; "), nil
+}
+
+// auditAlerter writes maintenance alerts to the tier-1 audit log (when the
+// logs are open) and to the operations log.
+func auditAlerter(audit, log *slog.Logger) dream.Alerter {
+	return dream.AlerterFunc(func(ctx context.Context, a dream.Alert) error {
+		tlog.Audit(ctx, audit, "maintenance_alert", slog.String("kind", string(a.Kind)), slog.String("severity", a.Severity.String()),
+			slog.String("phase", a.Phase), slog.String("message", a.Message), slog.String("file", a.File))
+		log.Warn("maintenance alert", "kind", a.Kind, "phase", a.Phase, "message", a.Message, "file", a.File)
+		return nil
+	})
+}

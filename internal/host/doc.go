@@ -1,0 +1,11 @@
+// Package host is the daemon's composition root: it builds, from one
+// configuration, the components that the daemon and the CLI commands share,
+// so that no command chooses its own adapters.
+//
+// Today it builds the nightly maintenance cycle (Maintenance): the dream
+// scheduler of TALOS_HOME/data/dream with the phases the host owns —
+// redis_flush (when Redis is configured), log_compress and health_report.
+// `talos run` runs its schedule; `talos dream run --now` and `talos dream
+// status` use the same scheduler, and the cross-process lock keeps one cycle
+// at a time between them.
+package host

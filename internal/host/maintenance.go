@@ -1,0 +1,278 @@
+package host
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/dream"
+	"github.com/talos-ironclad/talos/dream/redisphase"
+	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/layout"
+)
+
+// DreamDir is the dream scheduler's state directory, relative to Home.
+const DreamDir = "data/dream"
+
+// DisposableRedisPrefixes are the Redis key prefixes the nightly clean-up
+// deletes: caches and scratch state that are rebuilt on demand. Everything
+// else — the breaker, sessions, history, leases, the lockdown — is kept.
+func DisposableRedisPrefixes() []string { return []string{"talos:cache:", "talos:tmp:"} }
+
+// MaintenanceDeps are what the phases need from whoever runs the cycle.
+type MaintenanceDeps struct {
+	// Health evaluates the daemon's health for the health_report phase and
+	// returns (checks ok, checks not ok, summary); nil runs the phase as
+	// skipped ("no daemon in this process").
+	Health func(ctx context.Context) (ok, notOK int, summary string, err error)
+	// Alerter receives the cycle's alerts; nil logs them only.
+	Alerter dream.Alerter
+	// Log receives progress lines; nil discards them.
+	Log *slog.Logger
+}
+
+// Maintenance is a dream scheduler with the host's phases, and what it must
+// close.
+type Maintenance struct {
+	*dream.Scheduler
+	redis *redis.Client
+}
+
+// Close releases the phases' connections.
+func (m *Maintenance) Close() error {
+	if m.redis != nil {
+		return m.redis.Close()
+	}
+	return nil
+}
+
+// NewMaintenance builds the maintenance cycle for cfg: the schedule of
+// TALOS_DREAM_SCHEDULE in TALOS_DREAM_TIMEZONE, state in DreamDir, and the
+// phases redis_flush, log_compress and health_report in the spec's order.
+func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, error) {
+	const op = "host.NewMaintenance"
+	log := deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	loc, err := config.LoadTimezone(cfg.DreamTimezone)
+	if err != nil {
+		return nil, talos.E(talos.CodeConfigInvalid, op, "TALOS_DREAM_TIMEZONE "+cfg.DreamTimezone+" is not a known time zone", err)
+	}
+	alerter := deps.Alerter
+	if alerter == nil {
+		alerter = dream.AlerterFunc(func(ctx context.Context, a dream.Alert) error {
+			log.Warn("maintenance alert", "kind", a.Kind, "phase", a.Phase, "message", a.Message, "file", a.File)
+			return nil
+		})
+	}
+	s, err := dream.New(dream.Config{StateDir: filepath.Join(cfg.Home, filepath.FromSlash(DreamDir)), Schedule: cfg.DreamSchedule,
+		Location: loc, Logger: log}, alerter)
+	if err != nil {
+		return nil, err
+	}
+	m := &Maintenance{Scheduler: s}
+	if cfg.RedisURL != "" {
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, talos.E(talos.CodeRedis, op, "TALOS_REDIS_URL does not parse", nil)
+		}
+		m.redis = redis.NewClient(opt)
+		c, err := redisphase.New(redisphase.Config{Disposable: DisposableRedisPrefixes()}, m.redis)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		if err := s.Register(c.Phase()); err != nil {
+			m.Close()
+			return nil, err
+		}
+	} else {
+		must(s.Register(dream.Phase{Name: dream.PhaseRedisFlush, Run: func(context.Context) (dream.PhaseResult, error) {
+			return dream.PhaseResult{Skipped: "Redis is not configured: short-term state is in the daemon's memory and goes with it"}, nil
+		}}))
+	}
+	logs := LogCompressor{Home: cfg.Home, Retention: map[int]time.Duration{
+		2: time.Duration(cfg.LogTier2RetentionDays) * 24 * time.Hour,
+		3: time.Duration(cfg.LogTier3RetentionDays) * 24 * time.Hour,
+	}}
+	must(s.Register(dream.Phase{Name: dream.PhaseLogCompress, Run: logs.Run}))
+	must(s.Register(dream.Phase{Name: dream.PhaseHealthReport, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+		if deps.Health == nil {
+			return dream.PhaseResult{Skipped: "no daemon runs in this process; `talos health` asks the running one"}, nil
+		}
+		ok, bad, summary, err := deps.Health(ctx)
+		if err != nil {
+			return dream.PhaseResult{}, err
+		}
+		res := dream.PhaseResult{Counters: map[string]int64{"checks_ok": int64(ok), "checks_not_ok": int64(bad)}}
+		if bad > 0 {
+			return res, fmt.Errorf("%d checks are not ok: %s", bad, summary)
+		}
+		return res, nil
+	}}))
+	return m, nil
+}
+
+// must panics on an error that only a programming mistake in this file can
+// cause (a bad phase name, a phase registered twice).
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// rotatedLog matches the files tlog has rotated away ("<prefix>.000012.log");
+// the current file of a tier is never one of them.
+var rotatedLog = regexp.MustCompile(`^[a-z0-9_-]+\.\d{6}\.log$`)
+
+// LogCompressor is the log_compress phase: it gzips the rotated files of
+// log tiers 2 and 3 and deletes compressed files older than their tier's
+// retention. Tier 1, the audit log, is never compressed or deleted: its hash
+// chain is verified from the plain files.
+type LogCompressor struct {
+	Home      string
+	Retention map[int]time.Duration // by tier; 0 keeps files forever
+}
+
+// Run does one pass.
+func (l LogCompressor) Run(ctx context.Context) (dream.PhaseResult, error) {
+	res := dream.PhaseResult{Counters: map[string]int64{}}
+	for _, tier := range []int{2, 3} {
+		dir := filepath.Join(l.Home, filepath.FromSlash(layout.Logs), fmt.Sprintf("tier%d", tier))
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			return res, err
+		}
+		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			name := e.Name()
+			path := filepath.Join(dir, name)
+			switch {
+			case e.Type().IsRegular() && rotatedLog.MatchString(name):
+				saved, err := compress(path)
+				if err != nil {
+					return res, fmt.Errorf("compress %s: %w", path, err)
+				}
+				res.Counters["files_compressed"]++
+				res.Counters["bytes_saved"] += saved
+			case e.Type().IsRegular() && strings.HasSuffix(name, ".log.gz") && l.Retention[tier] > 0:
+				fi, err := e.Info()
+				if err != nil {
+					continue
+				}
+				if time.Since(fi.ModTime()) > l.Retention[tier] {
+					if err := os.Remove(path); err != nil {
+						return res, err
+					}
+					res.Counters["files_deleted"]++
+				}
+			}
+		}
+	}
+	if res.Counters["files_compressed"] == 0 && res.Counters["files_deleted"] == 0 {
+		res.Skipped = "no rotated tier-2 or tier-3 log to compress and none past its retention"
+	}
+	return res, nil
+}
+
+// compress writes path.gz next to path (through a temporary file, synced,
+// then renamed, so a crash leaves either the plain file or both) and
+// removes path; it returns the bytes saved.
+func compress(path string) (int64, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return 0, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".compress-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	zw := gzip.NewWriter(tmp)
+	if _, err := io.Copy(zw, in); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := zw.Close(); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	zfi, _ := tmp.Stat()
+	if err := tmp.Close(); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp.Name(), path+".gz"); err != nil {
+		return 0, err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	if err := os.Remove(path); err != nil {
+		return 0, err
+	}
+	return fi.Size() - zfi.Size(), nil
+}
+
+// Describe summarises the maintenance state for /health and `talos dream
+// status`: the next window and the last cycle. It returns an error (the
+// check warns) when the last cycle did not end ok, a retry is pending or a
+// window was missed.
+func (m *Maintenance) Describe(now time.Time) (string, error) {
+	st, err := m.State(now)
+	if err != nil {
+		return "", err
+	}
+	detail := fmt.Sprintf("next cycle %s (%s %s)", st.NextWindow.Format("2006-01-02 15:04 MST"), m.Schedule(), m.Schedule().Location())
+	if st.Last == nil {
+		return detail + "; no cycle has run yet", nil
+	}
+	detail += fmt.Sprintf("; last cycle %s %s at %s in %s", st.Last.ID, st.Last.Outcome, st.Last.Finished.Format(time.RFC3339), st.Last.Duration().Round(time.Millisecond))
+	var problems []string
+	if st.Last.Outcome != dream.OutcomeOK {
+		for _, p := range st.Last.Phases {
+			if p.Status != dream.StatusOK && p.Status != dream.StatusSkipped {
+				problems = append(problems, p.Name+" "+string(p.Status))
+			}
+		}
+	}
+	if len(st.RetryPhases) > 0 {
+		problems = append(problems, fmt.Sprintf("retry of %s at %s", strings.Join(st.RetryPhases, ", "), st.RetryAt.Format(time.RFC3339)))
+	}
+	if st.Missed > 0 {
+		problems = append(problems, fmt.Sprintf("%d scheduled windows missed", st.Missed))
+	}
+	if len(problems) > 0 {
+		return detail, fmt.Errorf("maintenance needs attention: %s", strings.Join(problems, "; "))
+	}
+	return detail, nil
+}
