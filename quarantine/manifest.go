@@ -211,10 +211,13 @@ func (m *Manifest) problems() []string {
 	if n := len(c.Files.Read) + len(c.Files.Write); n > MaxFileGrants {
 		p = append(p, fmt.Sprintf("capabilities.files has %d paths: at most %d", n, MaxFileGrants))
 	}
-	for field, list := range map[string][]string{"capabilities.files.read": c.Files.Read, "capabilities.files.write": c.Files.Write} {
-		for i, f := range list {
+	for _, g := range []struct {
+		field string
+		list  []string
+	}{{"capabilities.files.read", c.Files.Read}, {"capabilities.files.write", c.Files.Write}} {
+		for i, f := range g.list {
 			if !validGrant(f) {
-				bad(fmt.Sprintf("%s[%d]", field, i), f, "want a relative path inside the skill's folder or an absolute path under /tmp/ (no '..')")
+				bad(fmt.Sprintf("%s[%d]", g.field, i), f, "want a relative path inside the skill's folder or an absolute path under /tmp/ (no '..')")
 			}
 		}
 	}
