@@ -20,12 +20,15 @@
 //   - sockproxy: a Docker API proxy that inspects every request it forwards.
 //   - reaper: one owner of wait4, idle-process reaping, container respawn and
 //     a zombie hunt that touches only what Talos started.
+//   - quarantine: the skill lifecycle from untrusted to active — strict
+//     manifests, content hashes trust is bound to, a static scan, and
+//     promotion only with a code a person receives out of band.
 //   - sqldb: relational state on embedded SQLite or PostgreSQL, with
 //     versioned migrations and transactions that survive two writers.
 //
-// Planned, not yet in the module (see DESIGN.md): quarantine (the skill
-// lifecycle), strikes (three-strike deprecation), dream (the nightly
-// maintenance cycle) and mcphost (the MCP tool host).
+// Planned, not yet in the module (see DESIGN.md): the skill sandbox
+// (quarantine/sandbox), strikes (three-strike deprecation), dream (the
+// nightly maintenance cycle) and mcphost (the MCP tool host).
 //
 // # Errors
 //

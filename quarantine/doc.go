@@ -27,6 +27,33 @@
 // Every other (state, event) pair is refused with an error naming what the
 // state accepts. Failed, rejected and deprecated are final.
 //
+// # Scan, runs and promotion
+//
+// [Manager] drives a record through its life. [Manager.Add] copies a folder
+// into quarantine (the copy is what is hashed, scanned, run and promoted).
+// [Manager.Scan] runs [ScanDir], a static scan with findings by severity,
+// rule, file and line; a critical or high finding fails the skill, and
+// dependencies must be pinned with == and a sha256. [Manager.StartRun] and
+// [Manager.FinishRun] bracket each sandboxed run (the sandbox itself is
+// another package); a run starts only after a passed scan and with files
+// that still hash to the record's hash.
+//
+// [Manager.RequestPromotion] checks eligibility — the configured number of
+// clean runs (3), a passed scan, the minimum quarantine age (24 h), no
+// failed run within the failure window, the files still hashing to the
+// record's hash — then sends a 6-digit code from crypto/rand through a
+// [Notifier] (console, a 0600 file, espeak-ng speech when installed) and
+// stores only its HMAC, bound to the record. The code is never returned to
+// the requester. [Manager.Approve] compares in constant time; the code is
+// valid 24 h and 5 wrong tries reject the request. Promotion hashes the
+// files again and copies them to active/<id>-<version> under a temporary
+// name and renames it; approving twice is harmless and [Manager.Reconcile]
+// finishes a promotion a crash interrupted.
+//
+// The spec's "production executions before promotion" is circular (nothing
+// runs in production before it is promoted), so the clean sandboxed runs in
+// quarantine are the one run count.
+//
 // # Storage
 //
 // A [Store] keeps records and appends an audit entry (actor, event, from,
