@@ -273,7 +273,7 @@ func (m *Manager) failOnTamper(ctx context.Context, rec Record, actor string, ca
 		ev = EventReject
 	}
 	_, err := m.transition(ctx, rec.Key, ev, actor, "files changed on disk: "+clip(cause.Error(), 200), func(r *Record) error {
-		if r.Approval != nil && r.Approval.Status == ApprovalPending {
+		if r.Approval != nil && (r.Approval.Status == ApprovalPending || r.Approval.Status == ApprovalApproved) {
 			r.Approval.Status = ApprovalRejected
 			r.Approval.DecidedAt, r.Approval.DecidedBy = time.Now().UTC(), actor
 		}

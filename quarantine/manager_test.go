@@ -563,3 +563,46 @@ func TestNewReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentApprovalsPromoteOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		rec := e.ready(e.skill("1.0.0", "print(1)\n"), 3)
+		time.Sleep(24 * time.Hour)
+		if _, err := e.m.RequestPromotion(e.ctx, rec.Key, "user:alice"); err != nil {
+			t.Fatal(err)
+		}
+		code := e.note.last(t).Code
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Go(func() {
+				r, err := e.m.Approve(e.ctx, rec.Key, code, "user:alice")
+				if err == nil && r.State != quarantine.StatePromoted {
+					err = fmt.Errorf("state %s", r.State)
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("approval %d: %v", i, err)
+			}
+		}
+		es, _ := e.m.Audit(e.ctx, rec.Key)
+		n := 0
+		for _, a := range es {
+			if a.Event == string(quarantine.EventApprove) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d approve entries, want 1", n)
+		}
+		entries, _ := os.ReadDir(filepath.Join(e.root, "skills", "active"))
+		if len(entries) != 1 {
+			t.Fatalf("active holds %v", entries)
+		}
+	})
+}

@@ -106,7 +106,7 @@ const SpeechProgram = "espeak-ng"
 
 // SpeechNotifier speaks each notice, with the code digit by digit, into a
 // WAV file Dir/<id>-<version>.wav (mode 0600) with espeak-ng, for a person
-// to play.
+// to play. Make one with NewSpeechNotifier.
 type SpeechNotifier struct {
 	Dir     string
 	program string
@@ -124,6 +124,9 @@ func NewSpeechNotifier(dir string) (*SpeechNotifier, error) {
 
 // Notify implements Notifier.
 func (s *SpeechNotifier) Notify(ctx context.Context, n Notice) error {
+	if s.program == "" {
+		return errors.New("SpeechNotifier was not made by NewSpeechNotifier, so it has no program to speak with")
+	}
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return err
 	}

@@ -250,7 +250,12 @@ func (m *Manager) finishPromotion(ctx context.Context, rec Record, actor string)
 	} else {
 		c, err := copySkill(op, rec.Path, dst, 0o755, 0o644)
 		if err != nil {
-			return rec, err
+			// A concurrent Approve may have renamed its copy into place
+			// first; that copy is as good as ours.
+			if done, herr := HashDir(dst); herr != nil || done.Hash != rec.Hash {
+				return rec, err
+			}
+			c.Hash = rec.Hash
 		}
 		if c.Hash != rec.Hash {
 			os.RemoveAll(dst)

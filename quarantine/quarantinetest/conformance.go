@@ -140,6 +140,14 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 			SampleRecord("alpha", "2.0.0", 2), SampleRecord("gamma", "1.0.0", 2),
 		}
 		recs[2].State = quarantine.StatePassed
+		// Two records one half-second apart, the first on a whole second:
+		// a store that sorts times as text without fixed-width fractions
+		// gets these backwards.
+		whole := SampleRecord("delta", "1.0.0", 10)
+		whole.CreatedAt = time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+		half := SampleRecord("delta", "1.0.1", 11)
+		half.CreatedAt = whole.CreatedAt.Add(500 * time.Millisecond)
+		recs = append(recs, half, whole)
 		for _, r := range recs {
 			if err := s.Create(ctx, r, added(r)); err != nil {
 				t.Fatal(err)
@@ -149,7 +157,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := keys(all); got != "alpha@1.0.0 alpha@2.0.0 gamma@1.0.0 beta@1.0.0" {
+		if got := keys(all); got != "alpha@1.0.0 alpha@2.0.0 gamma@1.0.0 beta@1.0.0 delta@1.0.0 delta@1.0.1" {
 			t.Fatalf("List order: %s", got)
 		}
 		byID, _ := s.List(ctx, quarantine.Filter{ID: "alpha"})

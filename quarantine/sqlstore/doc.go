@@ -8,6 +8,6 @@
 //
 // New applies the component's migrations ("quarantine": the table
 // quarantine_skills and the chain quarantine_audit). Times are stored as
-// RFC 3339 UTC text with nanoseconds, so both dialects round-trip them
-// exactly.
+// RFC 3339 UTC text with all nine fractional digits, so both dialects
+// round-trip them exactly and they sort as text in time order.
 package sqlstore

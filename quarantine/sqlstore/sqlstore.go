@@ -77,11 +77,16 @@ func New(ctx context.Context, db *sqldb.DB, auditKey []byte) (*Store, error) {
 
 const columns = "skill_id, version, content_hash, state, language, entry, source_type, source_origin, path, active_path, size_bytes, created_at, updated_at, scan_status, scanned_at, clean_runs, failed_runs, last_failure_at, approval"
 
+// timeLayout is RFC 3339 in UTC with all nine fractional digits, so that
+// stored times sort as text in time order (RFC3339Nano drops trailing
+// zeros, and "…:00Z" would sort after "…:00.5Z").
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
+
 func ts(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	return t.UTC().Format(timeLayout)
 }
 
 func parseTS(s string) (time.Time, error) {
