@@ -176,6 +176,13 @@ func (m *Manager) Add(ctx context.Context, src string, source Source, actor stri
 	if err != nil {
 		return Record{}, err
 	}
+	entryFound := false
+	for _, f := range c.Files {
+		entryFound = entryFound || f.Path == man.Entry
+	}
+	if !entryFound {
+		return Record{}, talos.Errorf(talos.CodeSkillSyntax, op, "%s names entry \"%s\", which is not a file in the skill's folder: add it or fix entry", ManifestName, clip(man.Entry, 80))
+	}
 	key := Key{ID: man.ID, Version: man.Version, Hash: c.Hash}
 	final := filepath.Join(qdir, fmt.Sprintf("%s-%s-%s", key.ID, key.Version, key.Hash[:16]))
 	if err := os.Rename(staging, final); err != nil {

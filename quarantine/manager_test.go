@@ -436,6 +436,11 @@ func TestReconcileFinishesAnInterruptedPromotion(t *testing.T) {
 		os.MkdirAll(activeB, 0o755)
 		os.WriteFile(filepath.Join(activeB, "skill.yaml"), []byte(fmt.Sprintf(helloManifest, "2.0.0")), 0o644)
 		os.WriteFile(filepath.Join(activeB, "main.py"), []byte("print(2)\n"), 0o644)
+		// A run the crash cut short.
+		c := e.ready(e.skill("3.0.0", "print(3)\n"), 1)
+		if _, err := e.m.StartRun(e.ctx, c.Key, "sandbox"); err != nil {
+			t.Fatal(err)
+		}
 		// And a half-written copy.
 		half := filepath.Join(filepath.Dir(activeB), ".tmp-hello_world-1.0.0-123")
 		os.MkdirAll(half, 0o755)
@@ -444,7 +449,7 @@ func TestReconcileFinishesAnInterruptedPromotion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rep.Promoted) != 2 || len(rep.TempRemoved) != 1 || len(rep.ActiveChanged) != 0 {
+		if len(rep.Promoted) != 2 || len(rep.TempRemoved) != 1 || len(rep.ActiveChanged) != 0 || len(rep.Interrupted) != 1 || e.state(c.Key) != quarantine.StatePending {
 			t.Fatalf("reconcile: %+v", rep)
 		}
 		for _, r := range []quarantine.Record{a, b} {
@@ -536,6 +541,11 @@ func TestAddRefusesBadInput(t *testing.T) {
 	}
 	if _, err := e.m.Add(e.ctx, src, quarantine.Source{Type: quarantine.SourceLLM, Origin: "qwen"}, "bad\nactor"); err == nil {
 		t.Error("actor with a newline accepted")
+	}
+	noEntry := t.TempDir()
+	os.WriteFile(filepath.Join(noEntry, "skill.yaml"), []byte(fmt.Sprintf(helloManifest, "1.0.0")), 0o644)
+	if _, err := e.m.Add(e.ctx, noEntry, quarantine.Source{Type: quarantine.SourceLLM, Origin: "qwen"}, "system"); err == nil || !strings.Contains(err.Error(), "not a file") {
+		t.Errorf("missing entry: %v", err)
 	}
 	noManifest := t.TempDir()
 	os.WriteFile(filepath.Join(noManifest, "main.py"), nil, 0o644)

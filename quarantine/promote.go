@@ -140,7 +140,8 @@ func (m *Manager) RequestPromotion(ctx context.Context, key Key, actor string) (
 // rejected; an expired request is rejected. With the right code the files
 // are hashed again (a changed byte rejects the request, code T402) and
 // copied to active/<id>-<version>: written under a temporary name and
-// renamed, so the folder is either absent or complete. Approving a
+// renamed, so the folder is either absent or complete. The quarantined
+// copy stays where it is, as the record of what was approved. Approving a
 // promoted record again changes nothing and returns it. A crash between the
 // steps is finished by Reconcile.
 func (m *Manager) Approve(ctx context.Context, key Key, code, actor string) (Record, error) {
@@ -366,13 +367,15 @@ type ReconcileReport struct {
 	TempRemoved   []string // half-written folders removed
 	Expired       int      // promotion requests expired
 	Promoted      []Key    // approved promotions finished
+	Interrupted   []Key    // runs a stop cut short, back to pending
 	Deactivated   []Key    // deprecated skills moved out of active
 	ActiveChanged []Key    // promoted skills whose active files no longer hash to their record
 }
 
 // Reconcile brings files and records back in line after a crash. Call it at
-// start-up, before anything else uses the skills folder: it removes
-// half-written folders, expires old requests, finishes promotions whose
+// start-up, before anything else uses the skills folder or runs a skill:
+// it removes half-written folders, sends runs still marked executing back
+// to pending, expires old requests, finishes promotions whose
 // code was accepted, moves deprecated skills out of active, and reports
 // (and logs) promoted skills whose active files changed.
 func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
@@ -392,6 +395,15 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
 					rep.TempRemoved = append(rep.TempRemoved, p)
 				}
 			}
+		}
+	}
+	executing, err := m.store.List(ctx, Filter{State: StateExecuting})
+	errs = append(errs, err)
+	for _, rec := range executing {
+		if _, err := m.InterruptRun(ctx, rec.Key, "system", "the run was cut short by a stop of Talos"); err != nil {
+			errs = append(errs, err)
+		} else {
+			rep.Interrupted = append(rep.Interrupted, rec.Key)
 		}
 	}
 	n, err := m.ExpireApprovals(ctx)

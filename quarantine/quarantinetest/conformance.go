@@ -95,6 +95,37 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		}
 	})
 
+	t.Run("ConcurrentCreateOfOneKey", func(t *testing.T) {
+		s := newStore(t)
+		in := SampleRecord("weather", "1.0.0", 1)
+		const n = 6
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.Create(ctx, in, added(in))
+			}()
+		}
+		wg.Wait()
+		created := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				created++
+			case !errors.Is(err, quarantine.ErrExists):
+				t.Fatalf("concurrent Create: %v, want nil or ErrExists", err)
+			}
+		}
+		if created != 1 {
+			t.Fatalf("%d concurrent Creates of one key succeeded, want 1", created)
+		}
+		if es, _ := s.Audit(ctx, in.Key); len(es) != 1 {
+			t.Fatalf("%d audit entries, want 1", len(es))
+		}
+	})
+
 	t.Run("KeyIsIDVersionAndHash", func(t *testing.T) {
 		s := newStore(t)
 		a := SampleRecord("weather", "1.0.0", 1)

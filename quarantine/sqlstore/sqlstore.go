@@ -174,19 +174,20 @@ func (s *Store) Create(ctx context.Context, rec quarantine.Record, entry quarant
 	}
 	exists := false
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		exists = false
-		var n int
-		if err := tx.QueryRowContext(ctx, s.db.Rebind("SELECT COUNT(*) FROM quarantine_skills WHERE skill_id = ? AND version = ? AND content_hash = ?"), rec.ID, rec.Version, rec.Hash).Scan(&n); err != nil {
+		// ON CONFLICT DO NOTHING makes a concurrent twin wait for the first
+		// insert and then insert nothing, on both dialects.
+		res, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO quarantine_skills ("+columns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (skill_id, version, content_hash) DO NOTHING"), a...)
+		if err != nil {
 			return err
 		}
-		if n > 0 {
-			exists = true
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if exists = n == 0; exists {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO quarantine_skills ("+columns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), a...); err != nil {
-			return err
-		}
-		_, err := s.chain.Append(ctx, s.db, tx, ce)
+		_, err = s.chain.Append(ctx, s.db, tx, ce)
 		return err
 	})
 	if err != nil {
