@@ -62,7 +62,7 @@ func ExampleManager() {
 	os.WriteFile(filepath.Join(src, "skill.yaml"), []byte("id: hello_world\nversion: 1.0.0\nlanguage: python\nentry: main.py\n"), 0o644)
 	os.WriteFile(filepath.Join(src, "main.py"), []byte("print('hello')\n"), 0o644)
 
-	inbox := &approvalInbox{}
+	inbox := &quarantinetest.Inbox{} // stands in for a person reading the code elsewhere
 	m, err := quarantine.New(quarantine.Config{
 		Dir:     filepath.Join(root, "skills"),
 		CodeKey: bytes.Repeat([]byte{1}, quarantine.MinCodeKeyLen), // use 32 random bytes
@@ -82,7 +82,8 @@ func ExampleManager() {
 	}
 	req, _ := m.RequestPromotion(ctx, rec.Key, "user:alice")
 	fmt.Println("code sent through", req.Channel)
-	promoted, err := m.Approve(ctx, rec.Key, inbox.code, "user:alice")
+	code, _ := inbox.Code(rec.Key)
+	promoted, err := m.Approve(ctx, rec.Key, code, "user:alice")
 	fmt.Println(promoted.State, filepath.Base(promoted.ActivePath), err)
 	// Output:
 	// scan passed: true

@@ -27,3 +27,26 @@ func TestStoreVerifyNamesTheEditedEntry(t *testing.T) {
 		t.Fatalf("Verify = %v, want entry 2 named", err)
 	}
 }
+
+func TestInbox(t *testing.T) {
+	ctx := context.Background()
+	in := &quarantinetest.Inbox{}
+	a := quarantine.Key{ID: "a", Version: "1.0.0", Hash: "h"}
+	b := quarantine.Key{ID: "b", Version: "1.0.0", Hash: "h"}
+	in.Notify(ctx, quarantine.Notice{Key: a, Code: "111111"})
+	in.Notify(ctx, quarantine.Notice{Key: b, Code: "222222"})
+	in.Notify(ctx, quarantine.Notice{Key: a, Code: "333333"})
+	if c, ok := in.Code(a); !ok || c != "333333" {
+		t.Fatalf("Code(a) = %q, %v", c, ok)
+	}
+	if _, ok := in.Code(quarantine.Key{ID: "z"}); ok {
+		t.Fatal("code for an unknown key")
+	}
+	if len(in.Notices()) != 3 {
+		t.Fatalf("%d notices", len(in.Notices()))
+	}
+	in.Fail = context.DeadlineExceeded
+	if err := in.Notify(ctx, quarantine.Notice{Key: a}); err == nil || len(in.Notices()) != 3 {
+		t.Fatal("Fail did not fail")
+	}
+}
