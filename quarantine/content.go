@@ -86,6 +86,7 @@ func walkSkill(op, dir string, visit func(rel string, r io.Reader) error) (Conte
 	var files []File
 	var total int64
 	var problems []string
+	entries := 0
 	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -93,7 +94,9 @@ func walkSkill(op, dir string, visit func(rel string, r io.Reader) error) (Conte
 		if p == "." {
 			return nil
 		}
-		if len(problems) >= 10 {
+		// Stop early on a huge tree instead of walking all of it.
+		entries++
+		if len(problems) >= 10 || len(files) > MaxSkillFiles || total > MaxSkillBytes || entries > 4*MaxSkillFiles {
 			return fs.SkipAll
 		}
 		if !utf8.ValidString(p) || hasControl(p, false) || strings.Contains(p, "\\") {
@@ -130,10 +133,13 @@ func walkSkill(op, dir string, visit func(rel string, r io.Reader) error) (Conte
 		return refuse("%s", strings.Join(problems, "; "))
 	}
 	if len(files) > MaxSkillFiles {
-		return refuse("%d files: at most %d", len(files), MaxSkillFiles)
+		return refuse("more than %d files", MaxSkillFiles)
 	}
 	if total > MaxSkillBytes {
-		return refuse("%d bytes: at most %d (1 MiB)", total, MaxSkillBytes)
+		return refuse("more than %d bytes (1 MiB)", MaxSkillBytes)
+	}
+	if entries > 4*MaxSkillFiles {
+		return refuse("more than %d files and folders", 4*MaxSkillFiles)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,6 +76,22 @@ func TestHashDirRefusesWhatIsNotPlainFiles(t *testing.T) {
 			return os.WriteFile(filepath.Join(dir, "big"), make([]byte, MaxSkillBytes), 0o600)
 		},
 		"control name": func(dir string) error { return os.WriteFile(filepath.Join(dir, "a\nb"), nil, 0o600) },
+		"too many files": func(dir string) error {
+			for i := 0; i <= MaxSkillFiles; i++ {
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprint("f", i)), nil, 0o600); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		"too many folders": func(dir string) error {
+			for i := 0; i <= 4*MaxSkillFiles; i++ {
+				if err := os.Mkdir(filepath.Join(dir, fmt.Sprint("d", i)), 0o700); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	}
 	for name, setup := range cases {
 		dir := t.TempDir()
