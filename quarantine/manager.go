@@ -172,7 +172,7 @@ func (m *Manager) Add(ctx context.Context, src string, source Source, actor stri
 		return Record{}, err
 	}
 	defer os.RemoveAll(staging) // gone once renamed
-	man, err := readManifest(staging)
+	man, err := ReadManifest(staging)
 	if err != nil {
 		return Record{}, err
 	}
@@ -208,17 +208,38 @@ func (m *Manager) Add(ctx context.Context, src string, source Source, actor stri
 	return rec, nil
 }
 
-func readManifest(dir string) (*Manifest, error) {
+// ReadManifest reads and parses dir/skill.yaml (see ParseManifest). The
+// file is opened inside dir (a link out of it is refused) and must be a
+// regular file.
+func ReadManifest(dir string) (*Manifest, error) {
+	const op = "quarantine.ReadManifest"
 	f, err := os.OpenInRoot(dir, ManifestName)
 	if err != nil {
-		return nil, talos.E(talos.CodeSkillSyntax, "quarantine.readManifest", "the skill folder has no "+ManifestName+" at its top: add one (id, version, language, entry)", err)
+		return nil, talos.E(talos.CodeSkillSyntax, op, "the skill folder "+clip(dir, 120)+" has no "+ManifestName+" at its top: add one (id, version, language, entry)", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, talos.Errorf(talos.CodeSkillSyntax, op, "%s in %s is not a regular file", ManifestName, clip(dir, 120))
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxManifestBytes+1))
 	if err != nil {
-		return nil, talos.E(talos.CodeSkillSyntax, "quarantine.readManifest", "cannot read "+ManifestName, err)
+		return nil, talos.E(talos.CodeSkillSyntax, op, "cannot read "+ManifestName+" in "+clip(dir, 120), err)
 	}
 	return ParseManifest(data)
+}
+
+// Manifest returns the parsed manifest of key's quarantined copy, after
+// checking that the copy still hashes to key's hash (code T402 if not).
+// The sandbox reads the declared capabilities from it.
+func (m *Manager) Manifest(ctx context.Context, key Key) (*Manifest, error) {
+	rec, err := m.store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := integrity("quarantine.Manager.Manifest", rec); err != nil {
+		return nil, err
+	}
+	return ReadManifest(rec.Path)
 }
 
 // Get returns the record of key.
@@ -309,7 +330,7 @@ func (m *Manager) Scan(ctx context.Context, key Key, actor string) (Report, Reco
 	if rec.State != StatePending && rec.State != StatePassed {
 		return Report{}, rec, talos.Errorf(talos.CodePolicyDenied, op, "%s is %s: only pending or passed skills are scanned", key, rec.State)
 	}
-	man, err := readManifest(rec.Path)
+	man, err := ReadManifest(rec.Path)
 	if err != nil {
 		return Report{}, rec, m.failOnTamper(ctx, rec, actor, err)
 	}

@@ -133,6 +133,9 @@ func TestLifecycleToPromotion(t *testing.T) {
 		if rec.State != quarantine.StatePassed || rec.CleanRuns != 3 {
 			t.Fatalf("after 3 runs: %+v", rec)
 		}
+		if man, err := e.m.Manifest(e.ctx, rec.Key); err != nil || man.ID != "hello_world" || man.Entry != rec.Entry {
+			t.Fatalf("Manifest: %+v %v", man, err)
+		}
 		// Too young: the 24 h minimum age blocks it, and says until when.
 		_, err := e.m.RequestPromotion(e.ctx, rec.Key, "user:alice")
 		if !errors.Is(err, talos.ErrPolicyDenied) || !strings.Contains(err.Error(), "want at least 24h0m0s") {
@@ -277,6 +280,9 @@ func TestEditedSkillIsRefusedAtRunAndAtPromotion(t *testing.T) {
 		// At run time.
 		rec := e.ready(e.skill("1.0.0", "print(1)\n"), 1)
 		os.WriteFile(filepath.Join(rec.Path, "main.py"), []byte("print(2)\n"), 0o600)
+		if _, err := e.m.Manifest(e.ctx, rec.Key); !errors.Is(err, talos.ErrBadSignature) {
+			t.Fatalf("manifest of an edited skill: %v", err)
+		}
 		if _, err := e.m.StartRun(e.ctx, rec.Key, "sandbox"); !errors.Is(err, talos.ErrBadSignature) {
 			t.Fatalf("run of an edited skill: %v", err)
 		}
