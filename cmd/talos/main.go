@@ -76,6 +76,7 @@ func newRootCmd() *cobra.Command {
 		newMemoryCmd(),
 		newGPUCmd(),
 		newDreamCmd(),
+		newSkillCmd(),
 	)
 	return root
 }

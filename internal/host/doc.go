@@ -2,7 +2,10 @@
 // configuration, the components that the daemon and the CLI commands share,
 // so that no command chooses its own adapters.
 //
-// Today it builds the nightly maintenance cycle (Maintenance): the dream
+// It builds the relational store's address and schemas (SQLDSN, Schemas),
+// the skill lifecycle (OpenSkills: the quarantine manager and the strike
+// tracker on that store, with secret keys from TALOS_HOME/keys made on first
+// use by Key), and the nightly maintenance cycle (Maintenance): the dream
 // scheduler of TALOS_HOME/data/dream with the phases the host owns —
 // redis_flush (when Redis is configured), log_compress and health_report.
 // `talos run` runs its schedule; `talos dream run --now` and `talos dream

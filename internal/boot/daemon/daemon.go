@@ -18,12 +18,12 @@ import (
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/rag/chromem"
 	"github.com/talos-ironclad/talos/sqldb"
-	strikesql "github.com/talos-ironclad/talos/strikes/sqlstore"
 	"github.com/talos-ironclad/talos/vram"
 )
 
@@ -32,7 +32,7 @@ const (
 	// EmbeddedSQLiteFile is the embedded relational store (DESIGN §4
 	// "Host": SQLite default), relative to Home, used when
 	// TALOS_POSTGRES_URL is not set.
-	EmbeddedSQLiteFile = "data/talos.db"
+	EmbeddedSQLiteFile = host.EmbeddedSQLiteFile
 	// EmbeddedChromemDir is the embedded vector store (chromem-go) used
 	// when TALOS_CHROMA_URL is not set, relative to Home; it is the spec's
 	// data/chromadb directory (§1.1.3).
@@ -539,26 +539,26 @@ func (d *Daemon) stepChroma(ctx context.Context) (string, error) {
 // stepPostgres is spec §1.3 S6 for the relational store: PostgreSQL when
 // TALOS_POSTGRES_URL is set (connect up to 15 times at 1 s, fatal T003),
 // else the embedded SQLite file; then every component's migrations
-// (Schemas) are applied, so a schema this Talos cannot use stops the boot.
+// (host.Schemas) are applied, so a schema this Talos cannot use stops the boot.
 func (d *Daemon) stepPostgres(ctx context.Context) (string, error) {
 	var db *sqldb.DB
 	if d.cfg.PostgresURL == "" {
 		var err error
-		if db, err = sqldb.Open(ctx, d.home(EmbeddedSQLiteFile)); err != nil {
+		if db, err = sqldb.Open(ctx, host.SQLDSN(d.cfg)); err != nil {
 			return "", err
 		}
 	} else {
 		p := d.retry(boot.PostgresAttempts)
 		err := boot.Retry(ctx, p, d.onRetry("PostgreSQL", p), func(ctx context.Context) error {
 			var err error
-			db, err = sqldb.Open(ctx, d.cfg.PostgresDSN())
+			db, err = sqldb.Open(ctx, host.SQLDSN(d.cfg))
 			return err
 		})
 		if err != nil {
 			return "", talos.E(talos.CodePostgres, "boot.postgres", fmt.Sprintf("PostgreSQL connection failed after %d attempts", p.Attempts), err)
 		}
 	}
-	for _, sc := range Schemas() {
+	for _, sc := range host.Schemas() {
 		if _, err := db.Migrate(ctx, sc.Component, sc.Migrations); err != nil {
 			db.Close()
 			return "", err
@@ -566,20 +566,6 @@ func (d *Daemon) stepPostgres(ctx context.Context) (string, error) {
 	}
 	d.sql = db
 	return d.describeSQL(ctx, db)
-}
-
-// Schema is one component's migrations, applied at boot.
-type Schema struct {
-	Component  string
-	Migrations []sqldb.Migration
-}
-
-// Schemas returns the relational schemas the daemon migrates at boot, in
-// order: one per package that keeps relational state.
-func Schemas() []Schema {
-	return []Schema{
-		{Component: strikesql.Component, Migrations: strikesql.Migrations},
-	}
 }
 
 // describeSQL names the relational store and its schema versions, for the
@@ -591,7 +577,7 @@ func (d *Daemon) describeSQL(ctx context.Context, db *sqldb.DB) (string, error) 
 		return "", err
 	}
 	var parts []string
-	for _, sc := range Schemas() {
+	for _, sc := range host.Schemas() {
 		parts = append(parts, fmt.Sprintf("%s v%d", sc.Component, vs[sc.Component]))
 	}
 	where := "PostgreSQL at " + config.RedactURL(d.cfg.PostgresURL)

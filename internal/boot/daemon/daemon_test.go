@@ -138,7 +138,7 @@ func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
 	}
 	want := map[string]string{
 		"redis":    "in-process memory store (TALOS_REDIS_URL unset)",
-		"postgres": "embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(cfg.Home, "data", "talos.db") + "; schema strikes v2",
+		"postgres": "embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(cfg.Home, "data", "talos.db") + "; schema strikes v2, quarantine v2",
 		"chroma":   "embedded chromem-go store at " + filepath.Join(cfg.Home, "data", "chromadb") + ", collection talos_memory: 0 records",
 		"docker":   "not configured",
 		"ollama":   "not configured",
@@ -465,7 +465,7 @@ func TestHarnessServices(t *testing.T) {
 		if c.Status != health.StatusOK || strings.Contains(c.Detail, "embedded") {
 			t.Fatalf("check %s = %+v", name, c)
 		}
-		if name == "postgres" && (!strings.HasPrefix(c.Detail, "PostgreSQL at postgres://") || !strings.Contains(c.Detail, "schema strikes v2") || strings.Contains(c.Detail, testPass)) {
+		if name == "postgres" && (!strings.HasPrefix(c.Detail, "PostgreSQL at postgres://") || !strings.Contains(c.Detail, "schema strikes v2, quarantine v2") || strings.Contains(c.Detail, testPass)) {
 			t.Errorf("postgres check detail %q: want the server without its password and the schema version", c.Detail)
 		}
 		t.Logf("health %-8s %s %6.2f ms  %s", name, c.Status, c.LatencyMS, c.Detail)

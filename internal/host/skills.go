@@ -1,0 +1,137 @@
+package host
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/quarantine"
+	quarsql "github.com/talos-ironclad/talos/quarantine/sqlstore"
+	"github.com/talos-ironclad/talos/sqldb"
+	"github.com/talos-ironclad/talos/strikes"
+	strikesql "github.com/talos-ironclad/talos/strikes/sqlstore"
+)
+
+// EmbeddedSQLiteFile is the embedded relational store, relative to Home,
+// used when TALOS_POSTGRES_URL is not set.
+const EmbeddedSQLiteFile = "data/talos.db"
+
+// SQLDSN returns the relational store of cfg for sqldb.Open: the
+// PostgreSQL URL (with the password filled in from POSTGRES_PASSWORD) or
+// the embedded SQLite file.
+func SQLDSN(cfg *config.Config) string {
+	if cfg.PostgresURL != "" {
+		return cfg.PostgresDSN()
+	}
+	return filepath.Join(cfg.Home, filepath.FromSlash(EmbeddedSQLiteFile))
+}
+
+// Schema is one component's migrations.
+type Schema struct {
+	Component  string
+	Migrations []sqldb.Migration
+}
+
+// Schemas are the relational schemas of every component, in the order the
+// boot applies them.
+func Schemas() []Schema {
+	return []Schema{
+		{Component: strikesql.Component, Migrations: strikesql.Migrations},
+		{Component: quarsql.Component, Migrations: quarsql.Migrations()},
+	}
+}
+
+// ApprovalFile is where approval codes are delivered, relative to Home:
+// readable by the owner only.
+const ApprovalFile = "keys/approval-code.txt"
+
+// Skills is the skill lifecycle of a home: quarantine records and strikes
+// on the relational store, keys from TALOS_HOME/keys.
+type Skills struct {
+	DB         *sqldb.DB
+	Quarantine *quarantine.Manager
+	Strikes    *strikes.Tracker
+	quarStore  *quarsql.Store
+}
+
+// Close closes the database.
+func (s *Skills) Close() error { return s.DB.Close() }
+
+// OpenSkills opens the relational store of cfg, applies the skill schemas
+// and builds the quarantine manager and the strike tracker. Approval codes
+// go to ApprovalFile, to console when it is not nil (the daemon passes its
+// terminal), and are spoken into TALOS_HOME/tmp/approvals when espeak-ng is
+// installed.
+func OpenSkills(ctx context.Context, cfg *config.Config, console io.Writer, log *slog.Logger) (*Skills, error) {
+	db, err := sqldb.Open(ctx, SQLDSN(cfg))
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSkills(ctx, cfg, db, console, log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newSkills(ctx context.Context, cfg *config.Config, db *sqldb.DB, console io.Writer, log *slog.Logger) (*Skills, error) {
+	codeKey, err := Key(cfg.Home, "approval")
+	if err != nil {
+		return nil, err
+	}
+	auditKey, err := Key(cfg.Home, "audit")
+	if err != nil {
+		return nil, err
+	}
+	qs, err := quarsql.New(ctx, db, auditKey)
+	if err != nil {
+		return nil, err
+	}
+	notifiers := quarantine.MultiNotifier{&quarantine.FileNotifier{Path: filepath.Join(cfg.Home, filepath.FromSlash(ApprovalFile))}}
+	if console != nil {
+		notifiers = append(notifiers, &quarantine.ConsoleNotifier{W: console})
+	}
+	if _, err := exec.LookPath(quarantine.SpeechProgram); err == nil {
+		if sp, err := quarantine.NewSpeechNotifier(filepath.Join(cfg.Home, layout.Tmp, "approvals")); err == nil {
+			notifiers = append(notifiers, sp)
+		}
+	}
+	qm, err := quarantine.New(quarantine.Config{Dir: filepath.Join(cfg.Home, layout.Skills), CodeKey: codeKey}, qs, notifiers, log)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := strikesql.New(ctx, db, auditKey)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := strikes.New(strikes.Config{Threshold: cfg.StrikeThreshold, Key: auditKey}, ss, deprecator{qm}, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Skills{DB: db, Quarantine: qm, Strikes: tr, quarStore: qs}, nil
+}
+
+// deprecator takes a skill that reached the strike threshold out of
+// quarantine's active set.
+type deprecator struct{ m *quarantine.Manager }
+
+func (d deprecator) Deprecate(ctx context.Context, dep strikes.Deprecation) error {
+	_, err := d.m.Deprecate(ctx, quarantine.Key{ID: dep.Skill.ID, Version: dep.Skill.Version, Hash: dep.Skill.Hash},
+		dep.By, "strike threshold reached: strikes "+joinInts(dep.Numbers)+", last: "+dep.FinalType)
+	return err
+}
+
+func joinInts(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ", ")
+}
