@@ -398,7 +398,9 @@ func filterVersion(rs []quarantine.Record, v string) []quarantine.Record {
 }
 
 // name is the reference of a record: ID@VERSION#first 12 hex digits.
-func name(k quarantine.Key) string { return k.ID + "@" + k.Version + "#" + k.Hash[:min(12, len(k.Hash))] }
+func name(k quarantine.Key) string {
+	return k.ID + "@" + k.Version + "#" + k.Hash[:min(12, len(k.Hash))]
+}
 
 // actor names the person at the terminal for the audit trail.
 func actor() string {
