@@ -77,6 +77,8 @@ func newRootCmd() *cobra.Command {
 		newGPUCmd(),
 		newDreamCmd(),
 		newSkillCmd(),
+		newBackupCmd(),
+		newRestoreCmd(),
 	)
 	return root
 }

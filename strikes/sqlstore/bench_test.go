@@ -3,7 +3,9 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/talos-ironclad/talos/sqldb"
 	"github.com/talos-ironclad/talos/sqldb/sqldbtest"
@@ -22,13 +24,18 @@ func BenchmarkRecord(b *testing.B) {
 				b.Fatal(err)
 			}
 			ctx := context.Background()
+			var took []time.Duration
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				s := strikes.Skill{ID: fmt.Sprintf("skill_%d", i), Version: "1.0.0", Hash: strikestest.Hash('a' + byte(i%6))}
+				start := time.Now()
 				if _, err := tr.Record(ctx, s, strikes.Failure{Type: strikes.Exception, ExceptionType: "E", Message: "m"}); err != nil {
 					b.Fatal(err)
 				}
+				took = append(took, time.Since(start))
 			}
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
 		})
 	}
 }

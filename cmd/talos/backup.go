@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/talos-ironclad/talos/internal/backup"
+	"github.com/talos-ironclad/talos/internal/layout"
+)
+
+// Exit codes of `talos backup` and `talos restore`.
+const (
+	exitBackupFailed  = 1 // the archive could not be written, or was refused
+	exitBackupBadArgs = 2 // bad arguments or configuration
+	exitRestoreNo     = 3 // the operator did not confirm
+)
+
+func newBackupCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Write the whole home (config, keys, a database snapshot, memories, logs, skills) to a tar.gz",
+		Long: `Write a backup of TALOS_HOME: config, keys, a consistent snapshot of the
+relational store (SQLite's VACUUM INTO, or pg_dump for PostgreSQL), the
+embedded vector store, the audit logs and the skills tree, with a manifest of
+every file's size, mode and SHA-256. The archive is written 0600 under a
+temporary name and renamed, so a crash never leaves half an archive behind.
+It holds the keys: keep it as safe as the home.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, nil)
+			if err != nil {
+				return withExit(exitBackupBadArgs, err)
+			}
+			if output == "" {
+				output = filepath.Join(cfg.Home, layout.Backups, "talos-"+time.Now().UTC().Format("20060102T150405Z")+".tar.gz")
+			}
+			if err := os.MkdirAll(filepath.Dir(output), 0o700); err != nil {
+				return withExit(exitBackupFailed, err)
+			}
+			tmp, err := os.CreateTemp(filepath.Dir(output), ".backup-*.tmp")
+			if err != nil {
+				return withExit(exitBackupFailed, err)
+			}
+			defer os.Remove(tmp.Name())
+			start := time.Now()
+			m, err := backup.Create(cmd.Context(), tmp, backup.Options{Home: cfg.Home, PostgresDSN: cfg.PostgresDSN(), TalosVersion: currentBuild().Version})
+			if err == nil {
+				err = tmp.Sync()
+			}
+			if cerr := tmp.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = os.Rename(tmp.Name(), output)
+			}
+			if err != nil {
+				return withExit(exitBackupFailed, err)
+			}
+			st, _ := os.Stat(output)
+			fmt.Fprintf(cmd.OutOrStdout(), "backup %s: %d files, %d bytes, database %s, in %s\n", output, len(m.Files), st.Size(), m.Database, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write (default TALOS_HOME/backups/talos-<time>.tar.gz)")
+	return cmd
+}
+
+func newRestoreCmd() *cobra.Command {
+	var dryRun, verifyOnly, yes bool
+	var partial string
+	cmd := &cobra.Command{
+		Use:   "restore ARCHIVE",
+		Short: "Restore a backup into TALOS_HOME, after verifying every file",
+		Long: `Restore a backup made by ` + "`talos backup`" + `. The whole archive is verified first —
+every file against the manifest, nothing unlisted, no path outside the home,
+no links, not a newer format — and only then are files moved into place.
+Stop the daemon first.
+
+  --verify-only   check the archive and change nothing (no home needed)
+  --dry-run       verify and list what would be written into the home
+  --partial=LIST  restore only some of config,keys,data,logs,skills
+  --yes           do not ask; otherwise type exactly "yes" to go on`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var parts []string
+			if partial != "" {
+				parts = strings.Split(partial, ",")
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return withExit(exitBackupBadArgs, err)
+			}
+			defer f.Close()
+			if verifyOnly {
+				staging, err := os.MkdirTemp("", "talos-verify-")
+				if err != nil {
+					return withExit(exitBackupFailed, err)
+				}
+				defer os.RemoveAll(staging)
+				m, err := backup.Read(f, staging)
+				if err != nil {
+					return withExit(exitBackupFailed, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s verified: format %d, Talos %s, made %s, %d files, database %s\n",
+					args[0], m.Format, m.TalosVersion, m.Created.Format(time.RFC3339), len(m.Files), m.Database)
+				return nil
+			}
+			// The home only, not the configuration: restoring is how a
+			// broken or lost configuration comes back.
+			home, err := resolveHome(cmd)
+			if err != nil {
+				return withExit(exitBackupBadArgs, err)
+			}
+			plan, err := backup.Restore(cmd.Context(), f, backup.RestoreOptions{Home: home, Parts: parts, DryRun: true})
+			if err != nil {
+				return withExit(exitBackupFailed, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s verified: %d files to restore into %s, %d of them replacing files there\n", args[0], len(plan.Files), home, plan.Replaced)
+			if dryRun {
+				for _, fl := range plan.Files {
+					fmt.Fprintf(cmd.OutOrStdout(), "  %s (%d bytes)\n", fl.Path, fl.Size)
+				}
+				return nil
+			}
+			if !yes {
+				fmt.Fprint(cmd.OutOrStdout(), `type "yes" to restore: `)
+				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if strings.TrimRight(line, "\r\n") != "yes" {
+					return withExit(exitRestoreNo, errors.New("not restored: the answer was not \"yes\""))
+				}
+			}
+			if _, err := f.Seek(0, 0); err != nil {
+				return withExit(exitBackupFailed, err)
+			}
+			plan, err = backup.Restore(cmd.Context(), f, backup.RestoreOptions{Home: home, Parts: parts})
+			if err != nil {
+				return withExit(exitBackupFailed, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "restored %d files into %s\n", len(plan.Files), home)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "verify and show what would be restored")
+	cmd.Flags().BoolVar(&verifyOnly, "verify-only", false, "verify the archive only")
+	cmd.Flags().BoolVar(&yes, "yes", false, "restore without asking")
+	cmd.Flags().StringVar(&partial, "partial", "", "comma-separated parts: config,keys,data,logs,skills")
+	return cmd
+}
