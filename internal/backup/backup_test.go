@@ -327,4 +327,3 @@ func FuzzRead(f *testing.F) {
 		})
 	})
 }
-
