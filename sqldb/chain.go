@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"regexp"
 	"strconv"
 	"time"
@@ -127,6 +128,11 @@ func (c *Chain) Append(ctx context.Context, db *DB, tx *sql.Tx, e ChainEntry) (C
 // (RFC 3339 UTC with nanoseconds), actor, event, subject, data (compact
 // JSON) and the previous hash, in that order.
 func (c *Chain) seal(e ChainEntry) (hash, sig string) {
+	return c.sealWith(hmac.New(sha256.New, c.key), e)
+}
+
+// sealWith is seal with a reusable HMAC of c.key.
+func (c *Chain) sealWith(m hash.Hash, e ChainEntry) (hash, sig string) {
 	var arr [512]byte
 	b := arr[:0]
 	var num [20]byte
@@ -140,9 +146,10 @@ func (c *Chain) seal(e ChainEntry) (hash, sig string) {
 	b = netstring(b, []byte(e.PrevHash))
 	sum := sha256.Sum256(b)
 	hash = hex.EncodeToString(sum[:])
-	m := hmac.New(sha256.New, c.key)
+	m.Reset()
 	m.Write([]byte(hash))
-	return hash, hex.EncodeToString(m.Sum(nil))
+	var out [sha256.Size]byte
+	return hash, hex.EncodeToString(m.Sum(out[:0]))
 }
 
 func netstring(b, field []byte) []byte {
@@ -171,6 +178,7 @@ func (c *Chain) Verify(ctx context.Context, db *DB) (ChainHead, error) {
 		return head, db.wrap(op, "cannot read the audit chain "+c.table, err)
 	}
 	defer rows.Close()
+	mac := hmac.New(sha256.New, c.key)
 	bad := func(seq int64, why string) error {
 		return talos.Errorf(talos.CodeBadSignature, op, "audit chain %s is broken at entry %d: %s", c.table, seq, why)
 	}
@@ -194,7 +202,7 @@ func (c *Chain) Verify(ctx context.Context, db *DB) (ChainHead, error) {
 		if !json.Valid(e.Data) {
 			return head, bad(e.Seq, "data is not valid JSON: edited")
 		}
-		hash, sig := c.seal(e)
+		hash, sig := c.sealWith(mac, e)
 		switch {
 		case hash != e.Hash:
 			return head, bad(e.Seq, "content does not match its hash: edited")
