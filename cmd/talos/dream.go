@@ -32,8 +32,9 @@ func newDreamCmd() *cobra.Command {
 		Short: "The nightly maintenance cycle: run it now, or show its state",
 		Long: `The dream cycle cleans up after the agent every night (TALOS_DREAM_SCHEDULE,
 default 04:00 in TALOS_DREAM_TIMEZONE): disposable Redis keys, rotated tier-2
-and tier-3 logs compressed and expired (tier 1 is never touched), and a health
-report. ` + "`talos run`" + ` runs it on schedule; one cycle runs at a time across
+and tier-3 logs compressed and expired (tier 1 is never touched), old
+Talos-labelled containers removed, skills and their audit chains re-verified,
+and a health report. ` + "`talos run`" + ` runs it on schedule; one cycle runs at a time across
 processes. Reports of the last 30 cycles are kept in TALOS_HOME/data/dream/reports.`,
 	}
 	cmd.AddCommand(newDreamRunCmd(), newDreamStatusCmd())

@@ -7,7 +7,8 @@
 // tracker on that store, with secret keys from TALOS_HOME/keys made on first
 // use by Key), and the nightly maintenance cycle (Maintenance): the dream
 // scheduler of TALOS_HOME/data/dream with the phases the host owns —
-// redis_flush (when Redis is configured), log_compress and health_report.
+// redis_flush (when Redis is configured), log_compress, zombie_hunt (when
+// Docker is configured), skills_verify and health_report.
 // `talos run` runs its schedule; `talos dream run --now` and `talos dream
 // status` use the same scheduler, and the cross-process lock keeps one cycle
 // at a time between them.

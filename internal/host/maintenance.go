@@ -3,6 +3,7 @@ package host
 import (
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,8 @@ import (
 	"github.com/talos-ironclad/talos/dream/redisphase"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/reaper"
+	reaperdocker "github.com/talos-ironclad/talos/reaper/docker"
 )
 
 // DreamDir is the dream scheduler's state directory, relative to Home.
@@ -58,7 +61,8 @@ func (m *Maintenance) Close() error {
 
 // NewMaintenance builds the maintenance cycle for cfg: the schedule of
 // TALOS_DREAM_SCHEDULE in TALOS_DREAM_TIMEZONE, state in DreamDir, and the
-// phases redis_flush, log_compress and health_report in the spec's order.
+// phases redis_flush, log_compress, zombie_hunt, skills_verify and
+// health_report in the spec's order.
 func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, error) {
 	const op = "host.NewMaintenance"
 	log := deps.Log
@@ -107,6 +111,12 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 		3: time.Duration(cfg.LogTier3RetentionDays) * 24 * time.Hour,
 	}}
 	must(s.Register(dream.Phase{Name: dream.PhaseLogCompress, Run: logs.Run}))
+	must(s.Register(dream.Phase{Name: dream.PhaseZombieHunt, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+		return zombieHunt(ctx, cfg, log)
+	}}))
+	must(s.Register(dream.Phase{Name: PhaseSkillsVerify, Timeout: TimeoutSkillsVerify, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+		return skillsVerify(ctx, cfg, log)
+	}}))
 	must(s.Register(dream.Phase{Name: dream.PhaseHealthReport, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		if deps.Health == nil {
 			return dream.PhaseResult{Skipped: "no daemon runs in this process; `talos health` asks the running one"}, nil
@@ -130,6 +140,80 @@ func must(err error) {
 	if err != nil {
 		panic(err)
 	}
+}
+
+// The host's own phase: re-check every skill's files and records.
+const (
+	PhaseSkillsVerify   = "skills_verify"
+	TimeoutSkillsVerify = 120 * time.Second
+)
+
+// zombieHunt is the zombie_hunt phase: Talos-labelled containers older
+// than the hunt's maximum age and not in use are stopped and removed,
+// through the socket proxy when SOCKET_PROXY_URL is set, else on
+// TALOS_DOCKER_HOST. Nothing unlabelled is touched.
+func zombieHunt(ctx context.Context, cfg *config.Config, log *slog.Logger) (dream.PhaseResult, error) {
+	hostURL := cfg.SocketProxyURL
+	if hostURL == "" {
+		hostURL = cfg.DockerHost
+	}
+	if hostURL == "" {
+		return dream.PhaseResult{Skipped: "no Docker engine is configured (TALOS_DOCKER_HOST unset): no containers to hunt"}, nil
+	}
+	eng, err := reaperdocker.New(reaperdocker.Config{Host: hostURL})
+	if err != nil {
+		return dream.PhaseResult{}, err
+	}
+	defer eng.Close()
+	h, err := reaper.NewHunter(reaper.HuntConfig{Logger: log}, eng, nil, nil)
+	if err != nil {
+		return dream.PhaseResult{}, err
+	}
+	rep, err := h.Hunt(ctx)
+	res := dream.PhaseResult{Counters: map[string]int64{"containers_removed": int64(len(rep.Removed)),
+		"skipped": int64(len(rep.Skipped)), "failed": int64(len(rep.Failed))}}
+	if err == nil && len(rep.Failed) > 0 {
+		err = fmt.Errorf("%d containers could not be removed: %s", len(rep.Failed), rep.Failed[0].Err)
+	}
+	if err == nil && len(rep.Removed) == 0 {
+		res.Skipped = rep.Summary()
+	}
+	return res, err
+}
+
+// skillsVerify is the skills_verify phase: quarantine's Reconcile (finish
+// interrupted promotions, expire requests, move deprecated skills out of
+// active) and a re-hash of every active skill; a changed active skill fails
+// the phase, and the audit chains are verified.
+func skillsVerify(ctx context.Context, cfg *config.Config, log *slog.Logger) (dream.PhaseResult, error) {
+	sk, err := OpenSkills(ctx, cfg, nil, log)
+	if err != nil {
+		return dream.PhaseResult{}, err
+	}
+	defer sk.Close()
+	rep, err := sk.Quarantine.Reconcile(ctx)
+	if err != nil {
+		return dream.PhaseResult{}, err
+	}
+	res := dream.PhaseResult{Counters: map[string]int64{
+		"requests_expired": int64(rep.Expired), "promotions_finished": int64(len(rep.Promoted)),
+		"runs_interrupted": int64(len(rep.Interrupted)), "deprecated_moved": int64(len(rep.Deactivated)),
+		"active_changed": int64(len(rep.ActiveChanged)), "temp_removed": int64(len(rep.TempRemoved)),
+	}}
+	qh, qerr := sk.Quarantine.Verify(ctx)
+	sr, serr := sk.Strikes.Verify(ctx)
+	res.Counters["audit_entries_verified"] = qh.Entries + sr.AuditEntries
+	if err := errors.Join(qerr, serr); err != nil {
+		return res, err
+	}
+	if len(rep.ActiveChanged) > 0 {
+		names := make([]string, len(rep.ActiveChanged))
+		for i, k := range rep.ActiveChanged {
+			names[i] = k.String()
+		}
+		return res, fmt.Errorf("active skills changed on disk since approval: %s; they must be re-added and approved again", strings.Join(names, ", "))
+	}
+	return res, nil
 }
 
 // rotatedLog matches the files tlog has rotated away ("<prefix>.000012.log");

@@ -108,7 +108,7 @@ func TestMaintenanceRunsItsPhasesNowAndReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if got := strings.Join(m.Phases(), ","); got != "redis_flush,log_compress,health_report" {
+	if got := strings.Join(m.Phases(), ","); got != "redis_flush,log_compress,zombie_hunt,skills_verify,health_report" {
 		t.Errorf("phases %s", got)
 	}
 	if next := m.NextWindow(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)); !next.Equal(time.Date(2026, 12, 8, 3, 30, 0, 0, time.UTC)) {
@@ -119,7 +119,7 @@ func TestMaintenanceRunsItsPhasesNowAndReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := rep.Summary()
-	for _, want := range []string{"redis_flush", "Redis is not configured", "log_compress", "health_report", "checks_ok"} {
+	for _, want := range []string{"redis_flush", "Redis is not configured", "log_compress", "zombie_hunt", "no Docker engine is configured", "skills_verify", "audit_entries_verified", "health_report", "checks_ok"} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("summary lacks %q:\n%s", want, sum)
 		}
@@ -178,5 +178,26 @@ func TestMaintenanceFlushesOnlyDisposableRedisKeys(t *testing.T) {
 	}
 	if n, _ := rdb.Exists(ctx, breaker).Result(); n != 1 {
 		t.Error("the breaker's key was deleted")
+	}
+}
+
+// On the harness's Docker engine the hunt runs for real; it removes only
+// old Talos-labelled containers, so here it finds nothing to remove and
+// does not fail.
+func TestZombieHuntPhaseOnTheRealEngine(t *testing.T) {
+	cfg := loadConfig(t, map[string]string{"TALOS_DOCKER_HOST": testenv.DockerHost(t)})
+	m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rep, err := m.RunNow(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Phases {
+		if p.Name == "zombie_hunt" && (p.Status == "failed" || p.Status == "timed_out") {
+			t.Fatalf("zombie_hunt %s: %s", p.Status, p.Error)
+		}
 	}
 }
