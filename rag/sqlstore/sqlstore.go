@@ -69,6 +69,7 @@ type Store struct {
 	order   []string // sorted ids, nil when stale
 	words   map[string]map[int]struct{}
 	damaged []string
+	scores  sync.Pool // *[]float32 buffers of scanRange
 }
 
 var _ rag.Store = (*Store)(nil)
@@ -333,7 +334,19 @@ func (s *Store) scan(q []float32, n int, where *rag.Filter) []hit {
 
 // scanRange scores slots [lo, hi) and keeps the n best in a min-heap.
 func (s *Store) scanRange(q []float32, nz []int, n int, where *rag.Filter, lo, hi int) []hit {
-	scores := make([]float32, hi-lo)
+	// A query's scores are large (4 bytes a memory): reusing them keeps
+	// queries from driving the garbage collector, whose marking of a big
+	// index is what queries would otherwise wait for.
+	buf, _ := s.scores.Get().(*[]float32)
+	if buf == nil {
+		buf = new([]float32)
+	}
+	defer s.scores.Put(buf)
+	if cap(*buf) < hi-lo {
+		*buf = make([]float32, hi-lo)
+	}
+	scores := (*buf)[:hi-lo]
+	clear(scores)
 	for _, j := range nz {
 		axpy(scores, q[j], s.cols[j][lo:hi])
 	}
