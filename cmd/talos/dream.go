@@ -131,6 +131,18 @@ func maintenanceCheck(m *host.Maintenance) health.Check {
 	}}
 }
 
+// diskMonitorCheck is the daemon's "disk-monitor" health check: the level
+// of the last check and what the monitor did about it; a warning from the
+// warning level up.
+func diskMonitorCheck(m *host.DiskMonitor) health.Check {
+	return health.Check{Name: "disk-monitor", Func: func(ctx context.Context) (string, error) {
+		if m.Level() != host.DiskOK {
+			return m.Detail(), health.Warnf("the disk is at the %s level: %s", m.Level(), m.Detail())
+		}
+		return m.Detail(), nil
+	}}
+}
+
 // healthCounts evaluates the daemon's health for the maintenance cycle's
 // health_report phase.
 func healthCounts(ctx context.Context, d *daemon.Daemon) (ok, notOK int, summary string, err error) {
@@ -143,8 +155,8 @@ func healthCounts(ctx context.Context, d *daemon.Daemon) (ok, notOK int, summary
 	}
 	var bad []string
 	for name, c := range rep.Checks {
-		if name == "dream" {
-			continue // the cycle's own check would report itself
+		if name == "dream" || name == "disk-monitor" {
+			continue // the cycle's own checks would report themselves
 		}
 		if c.Status == health.StatusOK {
 			ok++

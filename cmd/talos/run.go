@@ -86,8 +86,9 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				return withExit(exitRunBootFailed, err)
 			}
 			defer maint.Close()
+			disk := &host.DiskMonitor{Home: cfg.Home, Maint: maint, Alerter: auditAlerter(audit, log), Log: log}
 			d, err = daemon.New(cfg, daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{}),
-				ExtraChecks: []health.Check{maintenanceCheck(maint)}})
+				ExtraChecks: []health.Check{maintenanceCheck(maint), diskMonitorCheck(disk)}})
 			if err != nil {
 				return withExit(exitRunBootFailed, err)
 			}
@@ -124,6 +125,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 
 			maintDone := make(chan error, 1)
 			go func() { maintDone <- maint.Run(ctx) }()
+			go disk.Run(ctx)
 
 			<-ctx.Done()
 			stop() // a second signal now kills the process the default way
