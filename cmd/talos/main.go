@@ -79,6 +79,7 @@ func newRootCmd() *cobra.Command {
 		newSkillCmd(),
 		newBackupCmd(),
 		newRestoreCmd(),
+		newPanicCmd(),
 	)
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/internal/lifecycle"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/vram/nvml"
@@ -36,6 +38,7 @@ const (
 
 func newRunCmd() *cobra.Command {
 	var healthAddr string
+	var clearRestarts bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Boot the daemon, serve /health and /metrics, and run until SIGINT or SIGTERM",
@@ -98,9 +101,44 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			// One correlation ID for the boot: its log lines and its
 			// audit lines (daemon_started or daemon_boot_failed).
 			ctx, _ = tlog.EnsureCorrelationID(ctx)
+
+			// The run marker and the restart cap, once the logs (and their
+			// lock: one daemon per home) are open.
+			var lc *lifecycle.Lifecycle
+			if tiers != nil {
+				lc = lifecycle.New(cfg.Home)
+				if clearRestarts {
+					if err := lc.Clear(); err != nil {
+						return withExit(exitRunBootFailed, err)
+					}
+				}
+				rec, err := lc.Begin(lifecycle.Run{PID: os.Getpid(), Started: time.Now().UTC(), BootID: tlog.CorrelationID(ctx)})
+				if err != nil {
+					tlog.Audit(ctx, audit, "daemon_restart_refused", slog.Int("recent_unclean_restarts", rec.RecentUnclean))
+					return withExit(exitRunBootFailed, err)
+				}
+				if rec.Unclean {
+					tlog.Audit(ctx, audit, "daemon_recovered", slog.Int("previous_pid", rec.Previous.PID),
+						slog.Time("previous_start", rec.Previous.Started), slog.Int("recent_unclean_restarts", rec.RecentUnclean))
+					fmt.Fprintf(cmd.OutOrStdout(), "recovering: the previous run (pid %d, started %s) did not stop cleanly; %d unclean restarts in the last hour\n",
+						rec.Previous.PID, rec.Previous.Started.Format(time.RFC3339), rec.RecentUnclean)
+				}
+				if rec.Wait > 0 {
+					log.Warn("restarting too fast after an unclean stop: waiting", "wait", rec.Wait)
+					select {
+					case <-time.After(rec.Wait):
+					case <-ctx.Done():
+						lc.End()
+						return nil
+					}
+				}
+			}
 			if err := d.Start(ctx); err != nil {
 				tlog.Audit(ctx, audit, "daemon_boot_failed", slog.String("step", d.Report().FailedStep),
 					slog.String("code", string(talos.CodeOf(err))), slog.Int("pid", os.Getpid()))
+				if lc != nil {
+					lc.End() // a refused boot is a clean exit, not a crash
+				}
 				return withExit(exitRunBootFailed, err)
 			}
 			rep := d.Report()
@@ -123,12 +161,43 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "gpu: %s\n", detail)
 			}
 
+			// One shutdown, whichever asks first: a signal, the panic file
+			// (talos panic), or the watchdog finding the daemon stalled.
+			runCtx, shutdown := context.WithCancelCause(ctx)
+			defer shutdown(nil)
 			maintDone := make(chan error, 1)
-			go func() { maintDone <- maint.Run(ctx) }()
-			go disk.Run(ctx)
+			go func() { maintDone <- maint.Run(runCtx) }()
+			go disk.Run(runCtx)
+			go func() {
+				if r, ok := lifecycle.WatchPanic(runCtx, cfg.Home); ok {
+					tlog.Audit(ctx, audit, "panic", slog.String("initiated_by", r.InitiatedBy), slog.String("reason", r.Reason))
+					shutdown(fmt.Errorf("panic requested by %s: %s", r.InitiatedBy, r.Reason))
+				}
+			}()
+			var stalled atomic.Bool
+			wd := &lifecycle.Watchdog{
+				OnWarn: func(late time.Duration) { log.Warn("daemon stalled: its health loop has not answered", "late", late) },
+				OnStall: func(late time.Duration) {
+					stalled.Store(true)
+					log.Error("daemon stalled past the watchdog limit: shutting down so it can be restarted", "late", late)
+					tlog.Audit(ctx, audit, "daemon_stalled", slog.Duration("late", late))
+					shutdown(talos.Errorf(talos.CodeEventLoopBlocked, "talos run", "stalled for %s", late.Round(time.Second)))
+				},
+			}
+			go wd.Run(runCtx)
+			go heartbeat(runCtx, d, wd)
 
-			<-ctx.Done()
+			<-runCtx.Done()
 			stop() // a second signal now kills the process the default way
+			if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+				fmt.Fprintf(cmd.OutOrStdout(), "shutting down: %v\n", cause)
+			}
+			// Forced after ShutdownForce, whatever is stuck.
+			force := time.AfterFunc(ShutdownForce, func() {
+				log.Error("shutdown did not finish in time: exiting now", "limit", ShutdownForce)
+				os.Exit(exitRunBootFailed)
+			})
+			defer force.Stop()
 			if err := <-maintDone; err != nil && !errors.Is(err, context.Canceled) {
 				log.Error("maintenance scheduler stopped", "err", err)
 			}
@@ -139,12 +208,46 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				return withExit(exitRunBootFailed, fmt.Errorf("stopping: %w", err))
 			}
 			tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()))
+			if stalled.Load() {
+				// Leave the run marker: the restart counts as unclean.
+				return withExit(exitRunBootFailed, errors.New("stopped by the watchdog: the daemon stalled"))
+			}
+			if lc != nil {
+				if err := lc.End(); err != nil {
+					log.Error("cannot remove the run marker; the next boot will report a recovery", "err", err)
+				}
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), "talos stopped")
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&clearRestarts, "clear-restarts", false, "forget the unclean restarts of the last hour (after fixing why the daemon kept crashing)")
 	cmd.Flags().StringVar(&healthAddr, "health-addr", "", "loopback host:port for /health and /metrics (default TALOS_HEALTH_ADDR, else 127.0.0.1:8081)")
 	return cmd
+}
+
+// ShutdownForce is when a shutdown that is still not done ends the process
+// anyway (DESIGN §4 "Host": drain 15 s, force after 20 s).
+const ShutdownForce = 20 * time.Second
+
+// heartbeat stamps the watchdog each second the daemon's health checker
+// answers, so a wedged daemon stops beating.
+func heartbeat(ctx context.Context, d *daemon.Daemon, wd *lifecycle.Watchdog) {
+	t := time.NewTicker(lifecycle.DefaultCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := d.Checker().Report(hctx)
+		cancel()
+		if err == nil {
+			wd.Beat()
+		}
+	}
 }
 
 func degradedSteps(steps []boot.StepResult) []string {

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talos-ironclad/talos/internal/boot"
+	"github.com/talos-ironclad/talos/internal/lifecycle"
+)
+
+// A run whose marker is left from a crash reports the recovery; `talos
+// panic` stops the daemon through its one shutdown, the reason reaches
+// the audit log, and the clean stop removes the run marker.
+func TestRecoveryReportAndPanic(t *testing.T) {
+	home := initHome(t)
+	if _, err := lifecycle.New(home).Begin(lifecycle.Run{PID: 4242, Started: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err) // a previous run that never ended
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		o, _, err := talosCmd(ctx, "run", "--home", home, "--health-addr", addr)
+		done <- result{o, err}
+	}()
+	waitFile(t, filepath.Join(home, boot.ReadyFileName), 10*time.Second)
+
+	if _, _, err := talosCmd(context.Background(), "panic", "--home", t.TempDir()); exitCode(err) != exitPanicNoDaemon {
+		t.Errorf("panic without a daemon: %v", err)
+	}
+	out, _, err := talosCmd(context.Background(), "panic", "--reason", "test panic", "--home", home)
+	if err != nil || !strings.Contains(out, "the daemon has stopped") {
+		t.Fatalf("panic: %v\n%s", err, out)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("talos run did not return after the panic")
+	}
+	if r.err != nil || !strings.Contains(r.out, "recovering: the previous run (pid 4242") || !strings.Contains(r.out, "panic requested by user:") {
+		t.Fatalf("run: %v\n%s", r.err, r.out)
+	}
+	if _, err := os.Stat(filepath.Join(home, lifecycle.Dir, "running.json")); err == nil {
+		t.Error("the run marker survived a clean stop")
+	}
+	audit, _ := os.ReadFile(filepath.Join(home, "logs", "tier1", "audit.log"))
+	for _, want := range []string{`"daemon_recovered"`, `"previous_pid":4242`, `"panic"`, `"reason":"test panic"`, `"daemon_stopped"`} {
+		if !strings.Contains(string(audit), want) {
+			t.Errorf("audit log lacks %s", want)
+		}
+	}
+}
