@@ -35,6 +35,7 @@ const (
 	DiskInterval    = 300 * time.Second
 )
 
+// String names the level: ok, warning, critical or emergency.
 func (l DiskLevel) String() string {
 	switch l {
 	case DiskWarning:

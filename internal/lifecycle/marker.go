@@ -55,7 +55,9 @@ type Lifecycle struct {
 }
 
 // New returns the lifecycle of home.
-func New(home string) *Lifecycle { return &Lifecycle{dir: filepath.Join(home, filepath.FromSlash(Dir))} }
+func New(home string) *Lifecycle {
+	return &Lifecycle{dir: filepath.Join(home, filepath.FromSlash(Dir))}
+}
 
 func (l *Lifecycle) markerPath() string { return filepath.Join(l.dir, "running.json") }
 func (l *Lifecycle) statePath() string  { return filepath.Join(l.dir, "restarts.json") }
