@@ -141,6 +141,20 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				}
 				return withExit(exitRunBootFailed, err)
 			}
+			// Skills: finish what a crash cut short (half-written folders,
+			// runs still marked executing, approved promotions not copied).
+			if sk, err := host.OpenSkills(ctx, cfg, nil, log); err != nil {
+				log.Error("cannot open the skills to reconcile them", "err", err)
+			} else {
+				if rr, err := sk.Quarantine.Reconcile(ctx); err != nil {
+					log.Error("skill reconcile failed", "err", err)
+				} else if n := len(rr.TempRemoved) + len(rr.Promoted) + len(rr.Interrupted) + len(rr.Deactivated) + len(rr.ActiveChanged) + rr.Expired; n > 0 {
+					tlog.Audit(ctx, audit, "skills_reconciled", slog.Int("temp_removed", len(rr.TempRemoved)), slog.Int("promotions_finished", len(rr.Promoted)),
+						slog.Int("runs_interrupted", len(rr.Interrupted)), slog.Int("deprecated_moved", len(rr.Deactivated)),
+						slog.Int("active_changed", len(rr.ActiveChanged)), slog.Int("requests_expired", rr.Expired))
+				}
+				sk.Close()
+			}
 			rep := d.Report()
 			tlog.Audit(ctx, audit, "daemon_started", slog.String("version", currentBuild().Version), slog.Int("pid", os.Getpid()),
 				slog.String("health_addr", d.HealthAddr()), slog.Bool("degraded", rep.Degraded))

@@ -118,7 +118,7 @@ func snapshotTree(t *testing.T, home string) map[string]string {
 
 func TestBackupWipeRestoreRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	home, cfg := newHome(t, 2000)
+	home, cfg := newHome(t, 10000)
 	before := snapshotTree(t, home)
 	var buf bytes.Buffer
 	m, err := backup.Create(ctx, &buf, backup.Options{Home: home, TalosVersion: "test"})
@@ -161,8 +161,8 @@ func TestBackupWipeRestoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := mem.Count(ctx); n != 2000 {
-		t.Errorf("%d memories after restore, want 2000", n)
+	if n, _ := mem.Count(ctx); n != 10000 {
+		t.Errorf("%d memories after restore, want 10000", n)
 	}
 	if r, err := sk.Strikes.Verify(ctx); err != nil || r.Strikes != 1 {
 		t.Errorf("strikes after restore: %+v, %v", r, err)
