@@ -25,14 +25,17 @@ import (
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/rag"
-	"github.com/talos-ironclad/talos/rag/ragtest"
+	"github.com/talos-ironclad/talos/rag/hashembed"
 	"github.com/talos-ironclad/talos/rag/sqlstore"
 	"github.com/talos-ironclad/talos/strikes"
 )
 
 // newHome makes a home with a configuration, keys, a database holding
 // memories, a skill and a strike, audit logs and a skill in quarantine.
-func newHome(t *testing.T, memories int) (string, *config.Config) {
+func newHome(t *testing.T, memories int) (string, *config.Config) { return newHomeDim(t, memories, 8) }
+
+// newHomeDim is newHome with embeddings of dim dimensions.
+func newHomeDim(t *testing.T, memories, dim int) (string, *config.Config) {
 	t.Helper()
 	home := filepath.Join(t.TempDir(), "talos")
 	l, err := layout.New(home, nil)
@@ -70,14 +73,19 @@ func newHome(t *testing.T, memories int) (string, *config.Config) {
 		strikes.Failure{Type: strikes.Timeout, ExceptionType: "Timeout", Message: "slow"}); err != nil {
 		t.Fatal(err)
 	}
-	mem, err := sqlstore.Open(ctx, sk.DB, sqlstore.Config{Dimension: 8})
+	mem, err := sqlstore.Open(ctx, sk.DB, sqlstore.Config{Dimension: dim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, err := hashembed.New(hashembed.Config{Dimension: dim})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < memories; i += 500 {
 		var recs []rag.Record
 		for j := i; j < min(i+500, memories); j++ {
-			recs = append(recs, rag.Record{ID: fmt.Sprint("m", j), Document: fmt.Sprint("memory ", j), Embedding: ragtest.Unit(8, j, j+1, 0.3),
+			doc := fmt.Sprintf("memory %d: the operator noted something worth keeping about service %d", j, j%97)
+			recs = append(recs, rag.Record{ID: fmt.Sprint("m", j), Document: doc, Embedding: emb.Vector(doc),
 				Metadata: rag.Metadata{"priority": "permanent"}})
 		}
 		if err := mem.Upsert(ctx, recs); err != nil {
