@@ -60,3 +60,27 @@ func TestRecoveryReportAndPanic(t *testing.T) {
 		}
 	}
 }
+
+// Two daemons on one home: the second refuses to start with a clear error,
+// and does not count as an unclean restart of the first.
+func TestSecondDaemonOnOneHomeRefuses(t *testing.T) {
+	home := initHome(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := talosCmd(ctx, "run", "--home", home, "--health-addr", freeAddr(t))
+		done <- err
+	}()
+	waitFile(t, filepath.Join(home, boot.ReadyFileName), 10*time.Second)
+	_, _, err := talosCmd(context.Background(), "run", "--home", home, "--health-addr", freeAddr(t))
+	if exitCode(err) != exitRunBootFailed || !strings.Contains(err.Error(), "another `talos run`") {
+		t.Errorf("second daemon: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("first daemon: %v", err)
+	}
+	if rec, err := lifecycle.New(home).Begin(lifecycle.Run{PID: 1}); err != nil || rec.Unclean {
+		t.Errorf("after a clean stop and a refused second start: %+v, %v", rec, err)
+	}
+}
