@@ -59,4 +59,3 @@ func BenchmarkShutdownLatency(b *testing.B) {
 	}
 	b.ReportMetric(float64(worst.Milliseconds()), "worst-ms")
 }
-
