@@ -360,6 +360,11 @@ func (fw *Firewall) scan(ctx context.Context, in Input, output bool) (Verdict, e
 			v.Detections = fw.scanText(sc, v.Detections, Normalize(blob), v.Source, true, &s)
 			v.Score = max(v.Score, s)
 		}
+		for _, view := range AltViews(norm) {
+			var s float64
+			v.Detections = fw.scanText(sc, v.Detections, view, v.Source, true, &s)
+			v.Score = max(v.Score, s)
+		}
 		fw.pool.Put(sc)
 		v.Detections = mergeDetections(v.Detections)
 	}

@@ -690,6 +690,7 @@ const (
 	minBase64Blob = 16 // shortest base64 run worth decoding (12 bytes)
 	minHexBlob    = 16 // shortest hex run worth decoding (8 bytes)
 	maxBlobs      = 16 // blobs decoded per input, to bound the work
+	maxBlobDepth  = 5  // layers of encoding undone (base64 of base64 of …); maxBlobs bounds the work
 )
 
 // DecodeBlobs finds embedded base64 and hex blobs in s (the raw text, before
@@ -698,7 +699,7 @@ const (
 // "aWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=" is scanned too. Hex may be
 // one run ("69676e6f7265…") or byte pairs separated by single spaces or
 // colons ("69 67 6e 6f…", "69:67:6e:6f…"). A decoded blob that itself holds
-// a blob is decoded once more. Binary payloads (keys, hashes, images) are
+// a blob is decoded again, up to maxBlobDepth layers. Binary payloads (keys, hashes, images) are
 // skipped: at least 90% of the decoded runes must be printable and the
 // result valid UTF-8.
 //
@@ -707,11 +708,11 @@ const (
 // written as "%53%57%64…" or "&#83;&#87;…" is decoded as well.
 func DecodeBlobs(s string) []string {
 	var out []string
-	decodeBlobsInto(s, &out, 2)
+	decodeBlobsInto(s, &out, maxBlobDepth)
 	if u := Unwrap(s); u != s && len(out) < maxBlobs {
 		found := len(out)
 		var more []string
-		decodeBlobsInto(u, &more, 2)
+		decodeBlobsInto(u, &more, maxBlobDepth)
 		for _, b := range more {
 			if len(out) == maxBlobs {
 				break
