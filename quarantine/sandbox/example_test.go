@@ -3,6 +3,8 @@ package sandbox_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/talos-ironclad/talos/quarantine/sandbox"
 )
@@ -34,23 +36,29 @@ func ExampleClassify() {
 }
 
 // A sandbox in front of the local engine runs a quarantined skill; the
-// caller records the verdict with quarantine.Manager.FinishRun and, when
-// there is a strike, strikes.Tracker.Record. (Not run: it needs an engine
-// and the Python image.)
+// caller records res.RunResult() with quarantine.Manager.FinishRun and,
+// when res.Verdict.Strike is set, a strike with strikes.Tracker.Record. A
+// skill whose manifest asks for the network is refused before any
+// container is made (so this example needs no engine).
 func ExampleSandbox_Run() {
-	sb, err := sandbox.New(sandbox.Config{
-		DockerHost: "unix:///var/run/docker.sock",
-		Image:      "talos/python:1",
-	})
+	dir, _ := os.MkdirTemp("", "example-skill-")
+	defer os.RemoveAll(dir)
+	_ = os.WriteFile(filepath.Join(dir, "skill.yaml"), []byte(
+		"id: weather_report\nversion: 1.2.0\nlanguage: python\nentry: main.py\ncapabilities:\n  network: [api.weather.gov]\n"), 0o600)
+	_ = os.WriteFile(filepath.Join(dir, "main.py"), []byte("print('sunny')\n"), 0o600)
+
+	sb, err := sandbox.New(sandbox.Config{DockerHost: "unix:///var/run/docker.sock", Image: "talos/python:1"})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer sb.Close()
-	res, err := sb.Run(context.Background(), sandbox.Request{Dir: "/var/lib/talos/skills/quarantine/weather_report-1.2.0"})
+	res, err := sb.Run(context.Background(), sandbox.Request{Dir: dir})
 	if err != nil {
-		fmt.Println("no verdict:", err) // quarantine.Manager.InterruptRun
+		fmt.Println("no verdict:", err) // the caller calls quarantine.Manager.InterruptRun
 		return
 	}
 	fmt.Println(res.Verdict.Outcome, res.Verdict.Strike, res.RunResult().Reason)
+	// Output:
+	// no verdict: T406 POLICY_DENIED: sandbox.Run: weather_report@1.2.0 declares network hosts "api.weather.gov": the sandbox does not give skills network access yet (every run has NetworkMode none); remove capabilities.network to run it
 }

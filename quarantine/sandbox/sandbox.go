@@ -192,7 +192,7 @@ func (r Result) RunResult() quarantine.RunResult {
 // the run could not be judged (bad request, engine unreachable, cancelled):
 // the caller should call quarantine.Manager.InterruptRun then.
 //
-// A manifest that declares network hosts is refused (code T302): network
+// A manifest that declares network hosts is refused (code T406): network
 // access for skills is not implemented yet.
 func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 	const op = "sandbox.Run"
@@ -201,10 +201,10 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	if man.Language != quarantine.LanguagePython {
-		return Result{}, talos.Errorf(talos.CodeSkillSandbox, op, "%s@%s is written in %s: the sandbox runs python only", man.ID, man.Version, man.Language)
+		return Result{}, talos.Errorf(talos.CodePolicyDenied, op, "%s@%s is written in %s: the sandbox runs python only", man.ID, man.Version, man.Language)
 	}
 	if len(man.Capabilities.Network) > 0 {
-		return Result{}, talos.Errorf(talos.CodeSkillSandbox, op,
+		return Result{}, talos.Errorf(talos.CodePolicyDenied, op,
 			"%s@%s declares network hosts %q: the sandbox does not give skills network access yet (every run has NetworkMode none); remove capabilities.network to run it",
 			man.ID, man.Version, clip(strings.Join(man.Capabilities.Network, ","), 200))
 	}
