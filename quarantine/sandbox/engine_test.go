@@ -1,7 +1,6 @@
 package sandbox_test
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/quarantine/sandbox"
-	"github.com/talos-ironclad/talos/strikes"
 )
 
 // testTimeout keeps the suite fast: the spec's minimum is 10 s.
@@ -217,5 +215,35 @@ func pyList(xs []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-var _ = bytes.Contains
-var _ = strikes.Security
+// TestCancelRemovesTheContainer cancels a run while its skill sleeps: Run
+// returns an error (no verdict), and the container and the staged copy are
+// gone.
+func TestCancelRemovesTheContainer(t *testing.T) {
+	s, c := newSandbox(t, nil)
+	dir := writeSkill(t, "sleepy_skill", "import time\nprint('up', flush=True)\ntime.sleep(60)\n", false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Run(ctx, sandbox.Request{Dir: dir, RunID: "cancel-test"})
+		done <- err
+	}()
+	deadline := time.Now().Add(testTimeout)
+	for len(leftovers(t, c)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the container never appeared")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	err := <-done
+	if err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Fatalf("err = %v, want cancelled", err)
+	}
+	if l := leftovers(t, c); len(l) > 0 {
+		t.Errorf("containers left: %v", l)
+	}
+	if ents, _ := os.ReadDir(s.Config().StagingDir); len(ents) > 0 {
+		t.Errorf("staged copies left: %d", len(ents))
+	}
+}
