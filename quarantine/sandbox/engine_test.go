@@ -24,7 +24,7 @@ const testTimeout = 10 * time.Second
 // engine is the real engine's client, used by the tests only to check
 // from outside (images, leftover containers); the sandbox itself talks to
 // its proxy.
-func engine(t *testing.T) (*client.Client, string) {
+func engine(t testing.TB) (*client.Client, string) {
 	t.Helper()
 	host := testenv.DockerHost(t)
 	img := testenv.PythonImage(t)
@@ -83,7 +83,7 @@ func newSandbox(t *testing.T, mod func(*sandbox.Config)) (*sandbox.Sandbox, *cli
 
 // writeSkill writes a skill folder the way the quarantine keeps it: files
 // 0600 in a 0700 folder.
-func writeSkill(t *testing.T, id, code string, subprocess bool) string {
+func writeSkill(t testing.TB, id, code string, subprocess bool) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
