@@ -13,6 +13,7 @@ import (
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/quarantine/sandbox"
 	"github.com/talos-ironclad/talos/strikes"
+	"github.com/talos-ironclad/talos/strikes/strikestest"
 )
 
 // hostile is one skill that tries to get out, and what the sandbox must
@@ -33,6 +34,10 @@ type hostile struct {
 // and that no container is left behind.
 func TestHostileSkills(t *testing.T) {
 	s, c := newSandbox(t, nil)
+	tr, err := strikes.New(strikes.Config{Key: bytes.Repeat([]byte{3}, strikes.MinKeyLen)}, strikestest.NewMemoryStore(), &deprecations{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	port, accepted := hostListener(t)
 	targets := pyList(hostAddrs(t))
 	canary := filepath.Join(t.TempDir(), "canary")
@@ -192,6 +197,15 @@ sys.exit(3)
 			}
 			if res.RunResult().Passed {
 				t.Error("a hostile run passed")
+			}
+			// Recorded: the strike the caller would record is accepted.
+			f, ok := res.Failure()
+			if !ok {
+				t.Fatal("no strike for a hostile run")
+			}
+			rec, err := tr.Record(context.Background(), strikes.Skill{ID: id, Version: "1.0.0", Hash: before.Hash}, f)
+			if err != nil || !rec.Recorded || rec.Strike.Type != tc.strike {
+				t.Errorf("strike not recorded: %v %+v", err, rec)
 			}
 			if int64(len(res.Stdout)+len(res.Stderr)) > s.Config().MaxOutputBytes {
 				t.Errorf("captured %d bytes, more than the cap", len(res.Stdout)+len(res.Stderr))

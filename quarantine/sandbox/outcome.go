@@ -191,3 +191,68 @@ func parseEnd(line string) (endReport, bool) {
 	}
 	return r, seen == 8
 }
+
+// exceptionNames are the strikes.Failure.ExceptionType values of the
+// outcomes that are not a Python exception.
+var exceptionNames = map[Outcome]string{
+	OutcomeIsolation: "IsolationFailure",
+	OutcomeSecurity:  "SecurityViolation",
+	OutcomeMemory:    "MemoryLimit",
+	OutcomePids:      "PidsLimit",
+	OutcomeOutput:    "OutputLimit",
+	OutcomeScratch:   "ScratchFull",
+	OutcomeOutlived:  "ProcessOutlived",
+	OutcomeTimeout:   "Timeout",
+	OutcomeExit:      "ExitStatus",
+}
+
+// Failure returns the strike to record with strikes.Tracker.Record for this
+// run, and false when the run was clean. For an unhandled exception the
+// type and message come from the last line of the traceback on stderr
+// ("ValueError: bad input" gives ValueError and "bad input"); otherwise the
+// type names the outcome (Timeout, MemoryLimit, SecurityViolation, …) and
+// the message is the verdict's reason.
+func (r Result) Failure() (strikes.Failure, bool) {
+	if r.Verdict.Strike == "" {
+		return strikes.Failure{}, false
+	}
+	f := strikes.Failure{
+		Type:          r.Verdict.Strike,
+		ExceptionType: exceptionNames[r.Verdict.Outcome],
+		Message:       r.Verdict.Reason,
+		ExecutionID:   r.RunID,
+		ContainerID:   r.ContainerID,
+	}
+	if f.ExceptionType == "" {
+		f.ExceptionType = "SandboxFailure"
+	}
+	if r.Verdict.Outcome == OutcomeExit {
+		if typ, msg, ok := lastException(r.Stderr); ok {
+			f.ExceptionType, f.Message = typ, msg
+		}
+	}
+	return f, true
+}
+
+// lastException finds "Type: message" (or "Type") on the last non-empty
+// line of a Python traceback.
+func lastException(stderr []byte) (typ, msg string, ok bool) {
+	s := strings.TrimRight(string(stderr), "\n ")
+	if !strings.Contains(s, "Traceback (most recent call last):") {
+		return "", "", false
+	}
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	name, rest, _ := strings.Cut(s, ":")
+	if name == "" || len(name) > 200 {
+		return "", "", false
+	}
+	for i, c := range name {
+		letter := c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || !(c == '.' || c >= '0' && c <= '9')) {
+			return "", "", false
+		}
+	}
+	return name, strings.TrimSpace(rest), true
+}

@@ -169,3 +169,28 @@ func TestSupervisorRefusesAHostThatIsNotIsolated(t *testing.T) {
 		t.Error("the skill ran although the self-check failed")
 	}
 }
+
+func TestResultFailure(t *testing.T) {
+	if _, ok := (Result{Verdict: Classify(Observation{IsolationOK: true, Ended: true})}).Failure(); ok {
+		t.Error("a clean run gave a strike")
+	}
+	r := Result{RunID: "r1", ContainerID: "c1", Verdict: Classify(Observation{IsolationOK: true, Ended: true, ExitCode: 1}),
+		Stderr: []byte("Traceback (most recent call last):\n  File \"/skill/main.py\", line 1, in <module>\nmod.KeyError2: 'title' at 0x7f01\n")}
+	f, ok := r.Failure()
+	if !ok || f.Type != strikes.Exception || f.ExceptionType != "mod.KeyError2" || f.Message != "'title' at 0x7f01" || f.ExecutionID != "r1" || f.ContainerID != "c1" {
+		t.Errorf("failure %+v", f)
+	}
+	r.Stderr = []byte("no traceback here: x\n")
+	if f, _ := r.Failure(); f.ExceptionType != "ExitStatus" || f.Message != "exited with status 1" {
+		t.Errorf("failure %+v", f)
+	}
+	r.Verdict = Classify(Observation{IsolationOK: true, TimedOut: true})
+	if f, _ := r.Failure(); f.Type != strikes.Timeout || f.ExceptionType != "Timeout" {
+		t.Errorf("failure %+v", f)
+	}
+	for _, bad := range []string{"Traceback (most recent call last):\n9bad: x", "Traceback (most recent call last):\nhas space: x", "Traceback (most recent call last):\n: x"} {
+		if _, _, ok := lastException([]byte(bad)); ok {
+			t.Errorf("parsed %q", bad)
+		}
+	}
+}
