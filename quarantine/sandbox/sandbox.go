@@ -63,6 +63,9 @@ type Sandbox struct {
 	cancel context.CancelFunc
 	served chan error
 	once   sync.Once
+	// deadline gives the supervisor's own deadline for a Timeout (tests
+	// replace it to reach the sandbox's hard limit).
+	deadline func(time.Duration) time.Duration
 }
 
 // New checks cfg, starts a socket proxy with Profile(cfg.StagingDir) in
@@ -111,7 +114,7 @@ func New(cfg Config) (*Sandbox, error) {
 		return nil, talos.E(talos.CodeDocker, op, "cannot create the Docker client", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sandbox{cfg: cfg, log: lg, cli: cli, proxy: proxy, sock: sock, cancel: cancel, served: make(chan error, 1)}
+	s := &Sandbox{cfg: cfg, log: lg, cli: cli, proxy: proxy, sock: sock, cancel: cancel, served: make(chan error, 1), deadline: supervisorDeadline}
 	go func() {
 		err := sockproxy.Serve(ctx, ln, proxy)
 		_ = os.RemoveAll(dir)
@@ -232,7 +235,7 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 	}
 	entry := path.Join(SkillMount, filepath.ToSlash(man.Entry))
 	cmd := append([]string{"python3", "-I", "-S", "-B", "-c", supervisorScript, entry, allowExec,
-		strconv.FormatFloat(supervisorDeadline(s.cfg.Timeout).Seconds(), 'f', 3, 64)}, req.Args...)
+		strconv.FormatFloat(s.deadline(s.cfg.Timeout).Seconds(), 'f', 3, 64)}, req.Args...)
 	pids := s.cfg.PidsLimit
 	cfg := &container.Config{
 		Image:           s.cfg.Image,

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/strikes"
 )
 
@@ -192,5 +195,44 @@ func TestResultFailure(t *testing.T) {
 		if _, _, ok := lastException([]byte(bad)); ok {
 			t.Errorf("parsed %q", bad)
 		}
+	}
+}
+
+// TestHardTimeoutWithoutTheSupervisor lets the supervisor's own deadline
+// lie past Timeout, so the sandbox itself must kill the container: the run
+// is a timeout, the supervisor's report is missing, and the container is
+// gone.
+func TestHardTimeoutWithoutTheSupervisor(t *testing.T) {
+	host := testenv.DockerHost(t)
+	img := testenv.PythonImage(t)
+	staging, err := os.MkdirTemp("", "talos-sandbox-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(staging)
+	s, err := New(Config{DockerHost: host, Image: img, Timeout: 3 * time.Second, StagingDir: filepath.Join(staging, "stage")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.deadline = func(d time.Duration) time.Duration { return 10 * d }
+	dir := filepath.Join(t.TempDir(), "spin")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "skill.yaml"), []byte("id: spin_skill\nversion: 1.0.0\nlanguage: python\nentry: main.py\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "main.py"), []byte("while True:\n    pass\n"), 0o600)
+	res, err := s.Run(context.Background(), Request{Dir: dir, RunID: "hard-timeout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict.Outcome != OutcomeTimeout || res.Verdict.Strike != strikes.Timeout || res.Observation.Ended || !res.Observation.TimedOut {
+		t.Errorf("verdict %+v observation %+v", res.Verdict, res.Observation)
+	}
+	if _, err := s.cli.ContainerInspect(context.Background(), res.ContainerID, client.ContainerInspectOptions{}); err == nil {
+		t.Error("the container still exists")
 	}
 }
