@@ -49,9 +49,18 @@
 //     prints one closing line TALOS-END with the exit status and the
 //     evidence.
 //
+// The supervisor ends the skill itself a little before Timeout (so the
+// counters and evidence are still reported); the sandbox kills the
+// container at Timeout whatever happens inside.
+//
 // The kernel enforces the isolation; the hooks only make attempts visible.
-// A skill can fake evidence against itself (which only earns it a strike)
-// but not the first line, which is written before its code is loaded.
+// They can be evaded (for example _posixsubprocess.fork_exec starts a
+// program without an audit event, and a program started by a skill that
+// declares subprocess runs without hooks): such attempts are still
+// contained by the container, but may end as an exception or even a clean
+// run instead of a security strike. A skill can fake evidence against
+// itself (which only earns it a strike) but not the first line, which is
+// written before its code is loaded.
 //
 // # Verdicts
 //
@@ -61,7 +70,8 @@
 // is strikes.Security; the time limit is strikes.Timeout; a non-zero exit or
 // an unhandled exception is strikes.Exception. The caller feeds
 // Result.RunResult() to quarantine.Manager.FinishRun and, when
-// Verdict.Strike is set, a strikes.Failure to strikes.Tracker.Record. Run
+// Result.Failure() reports one, the strikes.Failure to
+// strikes.Tracker.Record. Run
 // returns an error only when the run could not be judged (then call
 // quarantine.Manager.InterruptRun).
 package sandbox
