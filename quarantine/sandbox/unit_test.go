@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/talos-ironclad/talos"
@@ -234,5 +236,64 @@ func TestHardTimeoutWithoutTheSupervisor(t *testing.T) {
 	}
 	if _, err := s.cli.ContainerInspect(context.Background(), res.ContainerID, client.ContainerInspectOptions{}); err == nil {
 		t.Error("the container still exists")
+	}
+}
+
+// TestSupervisorRefusesAContainerThatIsNotIsolated starts the supervisor,
+// with the raw engine (not through the sandbox or its proxy), in a
+// container with none of the sandbox's settings: a network, a writable
+// root, root, the default capabilities, no no-new-privileges and the host's
+// PID namespace. The self-check must name every one of them and never run
+// the skill.
+func TestSupervisorRefusesAContainerThatIsNotIsolated(t *testing.T) {
+	host := testenv.DockerHost(t)
+	img := testenv.PythonImage(t)
+	raw, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ctx := context.Background()
+	c, err := raw.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     &container.Config{Image: img, Cmd: []string{"python3", "-I", "-S", "-B", "-c", supervisorScript, "/nonexistent.py", "0", "5"}},
+		HostConfig: &container.HostConfig{PidMode: "host"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	w := raw.ContainerWait(ctx, c.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := raw.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-w.Result:
+		if r.StatusCode != 97 {
+			t.Errorf("exit %d, want 97", r.StatusCode)
+		}
+	case err := <-w.Error:
+		t.Fatal(err)
+	}
+	rc, err := raw.ContainerLogs(ctx, c.ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var out, errb strings.Builder
+	if _, err := stdcopy.StdCopy(&out, &errb, rc); err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(out.String(), "\n")
+	if !strings.HasPrefix(first, markerFail) {
+		t.Fatalf("first line %q (stderr %q)", first, errb.String())
+	}
+	for _, want := range []string{"network interfaces besides loopback", "root filesystem is writable", "not PID 1", "runs as root", "capabilities left", "no_new_privs"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("self-check did not report %q: %s", want, first)
+		}
+	}
+	v := Classify(Observation{IsolationProblem: strings.TrimPrefix(first, markerFail)})
+	if v.Outcome != OutcomeIsolation || v.Strike != strikes.Security {
+		t.Errorf("verdict %+v", v)
 	}
 }
