@@ -297,3 +297,38 @@ func TestSupervisorRefusesAContainerThatIsNotIsolated(t *testing.T) {
 		t.Errorf("verdict %+v", v)
 	}
 }
+
+// TestProxyHoldsTheSandboxToItsProfile sends creates the sandbox never
+// makes through its own proxy socket: a bind outside the staging folder, a
+// bridge network and a writable root are all denied before the engine sees
+// them.
+func TestProxyHoldsTheSandboxToItsProfile(t *testing.T) {
+	host := testenv.DockerHost(t)
+	img := testenv.PythonImage(t)
+	staging, err := os.MkdirTemp("", "talos-sandbox-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(staging)
+	s, err := New(Config{DockerHost: host, Image: img, StagingDir: filepath.Join(staging, "stage")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for name, hc := range map[string]*container.HostConfig{
+		"bind outside staging": {ReadonlyRootfs: true, NetworkMode: "none", Binds: []string{"/etc:/host-etc:ro"}},
+		"bridge network":       {ReadonlyRootfs: true, NetworkMode: "bridge"},
+		"writable root":        {ReadonlyRootfs: false, NetworkMode: "none"},
+		"privileged":           {ReadonlyRootfs: true, NetworkMode: "none", Privileged: true},
+	} {
+		_, err := s.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &container.Config{Image: img}, HostConfig: hc})
+		if err == nil || !strings.Contains(err.Error(), "sockproxy: denied") {
+			t.Errorf("%s: err = %v, want a proxy denial", name, err)
+		}
+	}
+	p := Profile("/srv/stage")
+	if len(p.BindAllowlist) != 1 || p.BindAllowlist[0] != "/srv/stage" || len(p.NetworkModes) != 1 || p.NetworkModes[0] != "none" {
+		t.Errorf("profile %+v", p)
+	}
+}
