@@ -120,11 +120,27 @@ func leftovers(t *testing.T, c *client.Client) []string {
 func TestCleanSkillPasses(t *testing.T) {
 	s, c := newSandbox(t, nil)
 	dir := writeSkill(t, "clean_skill", `import sys
+import helper
+from lib import words
 with open("/tmp/scratch.txt", "w") as f:
     f.write("kept in scratch")
-print("hello from", sys.argv[1:], open("/tmp/scratch.txt").read())
+print(helper.greet(), sys.argv[1:], open("/tmp/scratch.txt").read(), words.WORDS)
 print("to stderr", file=sys.stderr)
+sys.stdout.write("no newline at the end")
 `, false)
+	// A module beside the entry point and a package in a subfolder, 0600 in
+	// 0700 folders as the quarantine keeps them.
+	if err := os.WriteFile(filepath.Join(dir, "helper.py"), []byte("def greet():\n    return 'hello from'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "lib"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"__init__.py": "", "words.py": "WORDS = ['a', 'b']\n"} {
+		if err := os.WriteFile(filepath.Join(dir, "lib", name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h, err := quarantine.HashDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +152,7 @@ print("to stderr", file=sys.stderr)
 	if !res.Verdict.Passed() || res.Verdict.Strike != "" {
 		t.Fatalf("verdict %+v, observation %+v\nstdout %q\nstderr %q", res.Verdict, res.Observation, res.Stdout, res.Stderr)
 	}
-	if got, want := string(res.Stdout), "hello from ['a', 'b'] kept in scratch\n"; got != want {
+	if got, want := string(res.Stdout), "hello from ['a', 'b'] kept in scratch ['a', 'b']\nno newline at the end"; got != want {
 		t.Errorf("stdout %q, want %q", got, want)
 	}
 	if got := string(res.Stderr); got != "to stderr\n" {
