@@ -2,6 +2,8 @@ package sandbox_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -231,35 +233,32 @@ func pyList(xs []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// TestCancelRemovesTheContainer cancels a run while its skill sleeps: Run
-// returns an error (no verdict), and the container and the staged copy are
-// gone.
+// TestCancelRemovesTheContainer cancels runs whose skill sleeps at several
+// points (during create, start, the run itself): Run returns an error (no
+// verdict) or, when the cancel came after the end, a verdict, and in every
+// case the container and the staged copy are gone when it returns.
 func TestCancelRemovesTheContainer(t *testing.T) {
 	s, c := newSandbox(t, nil)
 	dir := writeSkill(t, "sleepy_skill", "import time\nprint('up', flush=True)\ntime.sleep(60)\n", false)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Run(ctx, sandbox.Request{Dir: dir, RunID: "cancel-test"})
-		done <- err
-	}()
-	deadline := time.Now().Add(testTimeout)
-	for len(leftovers(t, c)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the container never appeared")
+	for i, after := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond,
+		50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, time.Second} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Run(ctx, sandbox.Request{Dir: dir, RunID: fmt.Sprintf("cancel-%d", i)})
+			done <- err
+		}()
+		time.Sleep(after)
+		cancel()
+		err := <-done
+		if err == nil || !strings.Contains(err.Error(), "cancelled") && !errors.Is(err, context.Canceled) {
+			t.Errorf("cancel after %v: err = %v, want cancelled", after, err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	err := <-done
-	if err == nil || !strings.Contains(err.Error(), "cancelled") {
-		t.Fatalf("err = %v, want cancelled", err)
-	}
-	if l := leftovers(t, c); len(l) > 0 {
-		t.Errorf("containers left: %v", l)
-	}
-	if ents, _ := os.ReadDir(s.Config().StagingDir); len(ents) > 0 {
-		t.Errorf("staged copies left: %d", len(ents))
+		if l := leftovers(t, c); len(l) > 0 {
+			t.Fatalf("cancel after %v: containers left: %v", after, l)
+		}
+		if ents, _ := os.ReadDir(s.Config().StagingDir); len(ents) > 0 {
+			t.Errorf("cancel after %v: staged copies left: %d", after, len(ents))
+		}
 	}
 }

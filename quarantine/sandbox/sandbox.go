@@ -268,15 +268,23 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 		},
 	}
 	start := time.Now()
-	created, err := s.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: "talos-skill-" + strings.ReplaceAll(man.ID, "_", "-") + "-" + runID, Config: cfg, HostConfig: hc,
-	})
+	// Create is not cancelled with ctx: an engine that created the container
+	// after the client gave up would leave it behind unnamed to us. The
+	// container is removed by name if create reports an error anyway.
+	name := "talos-skill-" + strings.ReplaceAll(man.ID, "_", "-") + "-" + runID
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), StopTimeout)
+	created, err := s.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc})
+	ccancel()
 	if err != nil {
+		s.remove(name)
 		return res, talos.E(talos.CodeDocker, op, "cannot create the container for "+res.Skill+" (is the image "+clip(s.cfg.Image, 80)+" there?)", err)
 	}
 	id := created.ID
 	res.ContainerID = id
 	defer s.remove(id)
+	if ctx.Err() != nil {
+		return res, talos.E(talos.CodeSkillSandbox, op, "the run of "+res.Skill+" was cancelled", ctx.Err())
+	}
 
 	runCtx, cancelRun := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancelRun()
@@ -397,13 +405,24 @@ func (s *Sandbox) stop(id string) {
 	}
 }
 
-// remove force-removes the container, on a context of its own so that a
-// cancelled run still cleans up.
+// remove force-removes the container (by ID or name), on a context of its
+// own so that a cancelled run still cleans up, trying again for up to
+// StopTimeout while the engine refuses (a removal already in progress, a
+// start still under way).
 func (s *Sandbox) remove(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 	defer cancel()
-	if _, err := s.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-		s.log.Error("sandbox: cannot remove a container", "container", id, "err", err)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		_, err := s.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+		if err == nil || cerrdefs.IsNotFound(err) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Error("sandbox: cannot remove a container; the zombie hunt will find it by its label", "container", id, "err", err)
+			return
+		case <-time.After(wait):
+		}
 	}
 }
 

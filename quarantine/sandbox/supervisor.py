@@ -2,7 +2,7 @@
 # skill code: checks the isolation from inside, runs the skill in a child
 # process under audit hooks, then reports what it saw on one last line.
 # Only modules of python3-minimal are used (no json, no ctypes).
-import os, signal, sys
+import os, signal, sys, time
 
 OUT = 1
 
@@ -162,12 +162,11 @@ def read_counter(paths, name):
     return -1
 
 
-class Deadline(Exception):
+PIDS_EVENTS = ["/sys/fs/cgroup/pids.events", "/sys/fs/cgroup/pids/pids.events"]
+
+
+class Stop(Exception):
     pass
-
-
-def on_alarm(signum, frame):
-    raise Deadline()
 
 
 def main():
@@ -185,23 +184,38 @@ def main():
         child(entry, args, w, allow_exec)
     os.close(w)
     status = 0
-    timed_out = 0
+    stopped = ""
+    end_at = time.monotonic() + deadline
+    done = [False]
+
+    # Every 0.1 s: past the deadline, or a fork refused at the pids limit (a
+    # fork bomb), ends the run at once instead of letting it spin.
+    def on_tick(signum, frame):
+        if done[0]:
+            return
+        if time.monotonic() >= end_at:
+            raise Stop("deadline")
+        if read_counter(PIDS_EVENTS, "max") > 0:
+            raise Stop("pids")
+
     try:
-        signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, deadline)
+        signal.signal(signal.SIGALRM, on_tick)
+        signal.setitimer(signal.ITIMER_REAL, 0.1, 0.1)
         while True:
             try:
                 p, st = os.waitpid(-1, 0)
             except ChildProcessError:
                 break
             if p == pid:
+                done[0] = True
                 status = st
                 break
-        signal.setitimer(signal.ITIMER_REAL, 0)
-    except Deadline:
-        timed_out = 1
+    except Stop as e:
+        stopped = str(e)
         status = 9  # as if killed by SIGKILL
+    signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    timed_out = 1 if stopped == "deadline" else 0
     while True:  # reap what already ended
         try:
             p, _ = os.waitpid(-1, os.WNOHANG)
@@ -212,10 +226,10 @@ def main():
     outlived = 0
     try:
         os.kill(-1, 0)
-        outlived = 1 - timed_out
+        outlived = 0 if stopped else 1
     except OSError:
         pass
-    if outlived or timed_out:
+    if outlived or stopped:
         try:
             os.kill(-1, 9)
         except OSError:
@@ -233,7 +247,7 @@ def main():
         ev.append(chunk)
     lines = b"".join(ev).decode("ascii", "replace").split("\n")
     evidence = [l.replace(" ", ":", 1) for l in lines if " " in l][:64]
-    pids_max = read_counter(["/sys/fs/cgroup/pids.events", "/sys/fs/cgroup/pids/pids.events"], "max")
+    pids_max = read_counter(PIDS_EVENTS, "max")
     oom = read_counter(["/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"], "oom_kill")
     scratch_full = 0
     try:
