@@ -50,8 +50,9 @@
 //     evidence.
 //
 // The supervisor ends the skill itself a little before Timeout (so the
-// counters and evidence are still reported); the sandbox kills the
-// container at Timeout whatever happens inside.
+// counters and evidence are still reported), and at once when the pids
+// cgroup refuses a fork (a fork bomb is over in under a second); the
+// sandbox kills the container at Timeout whatever happens inside.
 //
 // The kernel enforces the isolation; the hooks only make attempts visible.
 // They can be evaded (for example _posixsubprocess.fork_exec starts a
