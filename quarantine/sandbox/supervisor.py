@@ -2,7 +2,7 @@
 # skill code: checks the isolation from inside, runs the skill in a child
 # process under audit hooks, then reports what it saw on one last line.
 # Only modules of python3-minimal are used (no json, no ctypes).
-import os, signal, sys, time
+import errno, os, signal, sys, time
 
 OUT = 1
 
@@ -24,7 +24,7 @@ def isolation_problems():
             bad.append("network interfaces besides loopback: " + ",".join(extra))
     except OSError as e:
         bad.append("cannot read /proc/net/dev: %s" % e)
-    probe = "/.talos-isolation-probe"
+    probe = "/.talos-isolation-probe-" + os.urandom(8).hex()
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
@@ -33,8 +33,9 @@ def isolation_problems():
         except OSError:
             pass
         bad.append("the root filesystem is writable")
-    except OSError:
-        pass
+    except OSError as e:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            bad.append("cannot tell whether the root filesystem is writable: %s" % e)
     if os.getpid() != 1:
         bad.append("not PID 1 of a PID namespace of its own (pid %d)" % os.getpid())
     if os.getuid() == 0 or os.geteuid() == 0:
