@@ -128,6 +128,13 @@ with open("/tmp/scratch.txt", "w") as f:
     f.write("kept in scratch")
 print(helper.greet(), sys.argv[1:], open("/tmp/scratch.txt").read(), words.WORDS)
 print("to stderr", file=sys.stderr)
+with open("/dev/stderr", "w") as f:
+    f.write("via /dev/stderr\n")
+for p in ["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"]:  # reading its limits is allowed
+    try:
+        open(p).read()
+    except FileNotFoundError:
+        pass
 sys.stdout.write("no newline at the end")
 `, false)
 	// A module beside the entry point and a package in a subfolder, 0600 in
@@ -157,7 +164,7 @@ sys.stdout.write("no newline at the end")
 	if got, want := string(res.Stdout), "hello from ['a', 'b'] kept in scratch ['a', 'b']\nno newline at the end"; got != want {
 		t.Errorf("stdout %q, want %q", got, want)
 	}
-	if got := string(res.Stderr); got != "to stderr\n" {
+	if got := string(res.Stderr); got != "to stderr\nvia /dev/stderr\n" {
 		t.Errorf("stderr %q", got)
 	}
 	if !res.RunResult().Passed {

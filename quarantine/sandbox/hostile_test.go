@@ -98,6 +98,9 @@ for p in ["../outside.txt", "own-file.txt", "/skill/main.py"]:
 except OSError as e:
     print("no", e)
 `, strike: strikes.Security, outcome: sandbox.OutcomeSecurity, evidence: sandbox.EvidenceSensitive},
+		{name: "patch its own memory to remove the hooks", code: `import os
+fd = os.open("/proc/self/mem", os.O_RDWR)
+`, strike: strikes.Security, outcome: sandbox.OutcomeSecurity, evidence: sandbox.EvidenceHookEvasion},
 		{name: "reach the Docker socket", code: `import socket
 for p in ["/var/run/docker.sock", "/run/docker.sock"]:
     s = socket.socket(socket.AF_UNIX)

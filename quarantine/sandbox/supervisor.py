@@ -58,10 +58,11 @@ def isolation_problems():
     return bad
 
 
-SCRATCH = ("/tmp/", "/dev/null", "/dev/shm/")
+SCRATCH = ("/tmp/", "/dev/null", "/dev/shm/", "/dev/stdout", "/dev/stderr", "/dev/fd/1", "/dev/fd/2",
+           "/proc/self/fd/1", "/proc/self/fd/2")
 SENSITIVE = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/root/", "/proc/1/", "/proc/sysrq-trigger",
              "/proc/kcore", "/var/run/docker.sock", "/run/docker.sock", "/run/containerd/", "/sys/kernel/",
-             "/sys/fs/cgroup/", "/dev/mem", "/dev/kmem", "/proc/self/mem")
+             "/dev/mem", "/dev/kmem")
 EXEC = ("os.exec", "os.system", "os.posix_spawn", "os.spawn", "subprocess.Popen", "pty.spawn")
 NET = ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg")
 DNS = ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr",
@@ -90,8 +91,11 @@ def child(entry, args, w, allow_exec):
             if isinstance(path, bytes):
                 path = os.fsdecode(path)
             p = os.path.normpath(os.path.join(os.getcwd(), str(path)))
+            parts = p.split("/")
             if any(p == s.rstrip("/") or p.startswith(s) for s in SENSITIVE):
                 note("sensitive_file", p, True)
+            elif len(parts) >= 4 and parts[1] == "proc" and parts[-1] == "mem":
+                note("hook_evasion", p, True)  # a process's memory: the way to patch the hooks out
             writing = isinstance(mode, str) and any(c in mode for c in "wax+")
             if isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC):
                 writing = True
