@@ -332,3 +332,21 @@ func TestProxyHoldsTheSandboxToItsProfile(t *testing.T) {
 		t.Errorf("profile %+v", p)
 	}
 }
+
+func FuzzLastException(f *testing.F) {
+	f.Add("Traceback (most recent call last):\n  File \"/skill/main.py\", line 1\nValueError: bad\n")
+	f.Add("Traceback (most recent call last):\nKeyboardInterrupt\n")
+	f.Add("Traceback (most recent call last):\n\xff: x")
+	f.Fuzz(func(t *testing.T, stderr string) {
+		typ, msg, ok := lastException([]byte(stderr))
+		if !ok {
+			return
+		}
+		if typ == "" || len(typ) > 200 || strings.ContainsAny(typ, " :\n") {
+			t.Fatalf("type %q from %q", typ, stderr)
+		}
+		if strings.Contains(msg, "\n") {
+			t.Fatalf("message %q spans lines", msg)
+		}
+	})
+}
