@@ -224,6 +224,9 @@ sys.exit(3)
 			if err != nil || after.Hash != before.Hash {
 				t.Errorf("the skill's folder changed: %v", err)
 			}
+			if now, _ := os.ReadFile("/etc/shadow"); !bytes.Equal(now, shadow) {
+				t.Error("the host's /etc/shadow changed")
+			}
 			if b, err := os.ReadFile(canary); err != nil || string(b) != "host file" {
 				t.Errorf("host canary changed: %q %v", b, err)
 			}
