@@ -276,14 +276,16 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 	created, err := s.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc})
 	ccancel()
 	if err != nil {
-		s.remove(name)
+		if !cerrdefs.IsConflict(err) { // a conflict means the name is someone else's
+			s.remove(name)
+		}
 		return res, talos.E(talos.CodeDocker, op, "cannot create the container for "+res.Skill+" (is the image "+clip(s.cfg.Image, 80)+" there?)", err)
 	}
 	id := created.ID
 	res.ContainerID = id
 	defer s.remove(id)
 	if ctx.Err() != nil {
-		return res, talos.E(talos.CodeSkillSandbox, op, "the run of "+res.Skill+" was cancelled", ctx.Err())
+		return res, cancelled(ctx, res.Skill)
 	}
 
 	runCtx, cancelRun := context.WithTimeout(ctx, s.cfg.Timeout)
@@ -293,7 +295,7 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 
 	if _, err := s.cli.ContainerStart(runCtx, id, client.ContainerStartOptions{}); err != nil {
 		if ctx.Err() != nil {
-			return res, talos.E(talos.CodeSkillSandbox, op, "the run of "+res.Skill+" was cancelled", ctx.Err())
+			return res, cancelled(ctx, res.Skill)
 		}
 		if runCtx.Err() == nil {
 			return res, talos.E(talos.CodeDocker, op, "cannot start the container for "+res.Skill, err)
@@ -320,7 +322,7 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 		res.ExitCode = int(w.StatusCode)
 	case err := <-wait.Error:
 		if ctx.Err() != nil {
-			return res, talos.E(talos.CodeSkillSandbox, op, "the run of "+res.Skill+" was cancelled", ctx.Err())
+			return res, cancelled(ctx, res.Skill)
 		}
 		if runCtx.Err() == nil {
 			return res, talos.E(talos.CodeDocker, op, "lost the container of "+res.Skill+" while waiting for it", err)
@@ -328,7 +330,7 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 		obs.TimedOut = true
 	case <-runCtx.Done():
 		if ctx.Err() != nil {
-			return res, talos.E(talos.CodeSkillSandbox, op, "the run of "+res.Skill+" was cancelled", ctx.Err())
+			return res, cancelled(ctx, res.Skill)
 		}
 		obs.TimedOut = true
 	case <-overflow:
@@ -385,6 +387,13 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 	s.log.InfoContext(ctx, "sandbox run finished", "skill", res.Skill, "run", runID, "outcome", string(res.Verdict.Outcome),
 		"strike", string(res.Verdict.Strike), "exit", res.ExitCode, "duration", res.Duration)
 	return res, nil
+}
+
+// cancelled is Run's error when ctx ended the run: it wraps ctx.Err(), so
+// errors.Is(err, context.Canceled) holds, and carries no code (the skill did
+// nothing wrong and the sandbox did not fail).
+func cancelled(ctx context.Context, skill string) error {
+	return fmt.Errorf("sandbox.Run: the run of %s was cancelled before a verdict; its container is removed: %w", skill, ctx.Err())
 }
 
 // supervisorDeadline is when the supervisor inside the container ends the
