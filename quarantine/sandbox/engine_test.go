@@ -269,3 +269,31 @@ func TestCancelRemovesTheContainer(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentRuns runs three skills at once on one sandbox: each gets its
+// own container, staged copy and output.
+func TestConcurrentRuns(t *testing.T) {
+	s, c := newSandbox(t, nil)
+	type out struct {
+		i   int
+		res sandbox.Result
+		err error
+	}
+	done := make(chan out, 3)
+	for i := range 3 {
+		dir := writeSkill(t, fmt.Sprintf("conc_skill_%d", i), fmt.Sprintf("print('run %d')\n", i), false)
+		go func() {
+			res, err := s.Run(context.Background(), sandbox.Request{Dir: dir})
+			done <- out{i, res, err}
+		}()
+	}
+	for range 3 {
+		o := <-done
+		if o.err != nil || !o.res.Verdict.Passed() || string(o.res.Stdout) != fmt.Sprintf("run %d\n", o.i) {
+			t.Errorf("run %d: %v %+v %q", o.i, o.err, o.res.Verdict, o.res.Stdout)
+		}
+	}
+	if l := leftovers(t, c); len(l) > 0 {
+		t.Errorf("containers left: %v", l)
+	}
+}
