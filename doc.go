@@ -24,15 +24,17 @@
 //     out of service, with a tamper-evident audit chain.
 //   - quarantine: the skill lifecycle from untrusted to active — strict
 //     manifests, content hashes trust is bound to, a static scan, and
-//     promotion only with a code a person receives out of band.
+//     promotion only with a code a person receives out of band; its
+//     sandbox (quarantine/sandbox) runs a skill in a locked-down container
+//     through the socket proxy and turns the outcome into a strike type.
 //   - sqldb: relational state on embedded SQLite or PostgreSQL, with
 //     versioned migrations and transactions that survive two writers.
 //   - dream: the nightly maintenance cycle: a cron schedule, one cycle at a
 //     time across processes, phases with timeouts, checkpoints that survive
 //     a crash, recovery retries, escalation and a report per cycle.
 //
-// Planned, not yet in the module (see DESIGN.md): the skill sandbox
-// (quarantine/sandbox) and mcphost (the MCP tool host).
+// Planned, not yet in the module (see DESIGN.md): mcphost (the MCP tool
+// host).
 //
 // # Errors
 //

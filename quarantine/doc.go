@@ -35,7 +35,8 @@
 // rule, file and line; a critical or high finding fails the skill, and
 // dependencies must be pinned with == and a sha256. [Manager.StartRun] and
 // [Manager.FinishRun] bracket each sandboxed run (the sandbox itself is
-// another package); a run starts only after a passed scan and with files
+// package quarantine/sandbox, whose Result gives FinishRun's verdict and the
+// strike to record); a run starts only after a passed scan and with files
 // that still hash to the record's hash.
 //
 // [Manager.RequestPromotion] checks eligibility — the configured number of

@@ -5,6 +5,7 @@
 #   scripts/services.sh down     stop what `up` started (by PID file only)
 #   scripts/services.sh env      print `export` lines for the tests (eval or source them)
 #   scripts/services.sh status   say what is running; exit 0 only if all four are
+#   scripts/services.sh python-image   only build (or re-import from its cache) talos-test/python:1
 #
 # Everything runs on loopback, on private ports, under one private folder
 # (TALOS_SERVICES_DIR, default /tmp/talos-services):
@@ -14,7 +15,10 @@
 #   Docker      unix://DIR/docker.sock   a private dockerd (own data-root, exec-root, containerd)
 #   Chroma      127.0.0.1:58000   chromadb@3.5.0's Rust server, run by Node on a private glibc
 #
-# plus the image talos-test/busybox:1, imported from /usr/bin/busybox (no registry is reachable).
+# plus the image talos-test/busybox:1, imported from /usr/bin/busybox (no registry is reachable),
+# and talos-test/python:1 for the skill sandbox: a Debian bookworm minbase rootfs with python3-minimal
+# made by debootstrap from the machine's own Debian mirror, imported with `docker import`. Its rootfs
+# tarball is cached in DIR/tools/python-image (minutes the first time, seconds afterwards).
 # The recipes behind each step are in ../shared/RECIPES.md. Downloads (the npm install, the
 # trixie libc6 package) are cached in DIR/tools, so a second `up` only starts processes.
 # `up` is idempotent: whatever already runs and answers is left alone. `up` and `down` need root
@@ -27,6 +31,7 @@ PG_PORT="${TALOS_SERVICES_POSTGRES_PORT:-55432}"
 CHROMA_PORT="${TALOS_SERVICES_CHROMA_PORT:-58000}"
 CHROMA_VERSION="3.5.0"
 BUSYBOX_IMAGE="talos-test/busybox:1"
+PYTHON_IMAGE="talos-test/python:1"
 READY_TIMEOUT="${TALOS_SERVICES_TIMEOUT:-90}" # seconds per service
 
 DOCKER_SOCK="$DIR/docker.sock"
@@ -281,6 +286,47 @@ start_docker() {
 	[[ "$out" == ok ]] || fail "test container printed '$out' instead of 'ok'" "$d/dockerd.log"
 }
 
+# The skill sandbox's Python image. No registry is reachable, so the rootfs is made by
+# debootstrap (minbase + python3-minimal) from the Debian mirror apt already uses, packed into
+# TOOLS/python-image/rootfs.tar once (kept between runs on this machine) and imported from there.
+# Idempotent: nothing happens when the image exists; only the import when the tarball does.
+build_python_image() {
+	local t0=$EPOCHREALTIME d=$TOOLS/python-image
+	docker_ready || fail "the Docker engine at unix://$DOCKER_SOCK is not running: run '$0 up' first"
+	if docker_cli image inspect "$PYTHON_IMAGE" >/dev/null 2>&1; then
+		log "python     image present    $PYTHON_IMAGE"
+		return 0
+	fi
+	mkdir -p "$d"
+	if [[ ! -s "$d/rootfs.tar" ]]; then
+		installed debootstrap || {
+			apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends debootstrap >>"$DIR/apt.log" 2>&1 ||
+				fail "apt-get install debootstrap failed" "$DIR/apt.log"
+		}
+		local mirror
+		mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+		[[ -n "$mirror" ]] || mirror=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+		[[ -n "$mirror" ]] || mirror=http://deb.debian.org/debian
+		log "python     debootstrap bookworm (minbase + python3-minimal) from $mirror; takes minutes once"
+		rm -rf "$d/root" "$d/rootfs.tar.tmp"
+		debootstrap --variant=minbase --include=python3-minimal bookworm "$d/root" "$mirror" >"$d/debootstrap.log" 2>&1 ||
+			fail "debootstrap failed (is the Debian mirror $mirror reachable?)" "$d/debootstrap.log"
+		rm -rf "$d/root/var/cache/apt/archives/"*.deb "$d/root/var/lib/apt/lists/"* "$d/root/usr/share/doc" "$d/root/usr/share/man"
+		"$d/root/usr/bin/python3" -c 'pass' 2>/dev/null || chroot "$d/root" /usr/bin/python3 -c 'pass' ||
+			fail "the debootstrapped rootfs has no working python3" "$d/debootstrap.log"
+		tar --numeric-owner -C "$d/root" -cf "$d/rootfs.tar.tmp" . || fail "cannot pack the python rootfs"
+		mv "$d/rootfs.tar.tmp" "$d/rootfs.tar"
+		rm -rf "$d/root"
+	fi
+	docker_cli import --change 'CMD ["/usr/bin/python3"]' "$d/rootfs.tar" "$PYTHON_IMAGE" >"$d/import.log" 2>&1 ||
+		fail "docker import of $PYTHON_IMAGE failed" "$d/import.log"
+	local out
+	out=$(docker_cli run --rm --network none --read-only --user 65534:65534 "$PYTHON_IMAGE" \
+		python3 -I -S -c 'print("ok")' 2>&1) || fail "a python test container did not run: $out" "$DIR/docker/dockerd.log"
+	[[ "$out" == ok ]] || fail "python test container printed '$out' instead of 'ok'"
+	log "python     imported image   $PYTHON_IMAGE in $(since "$t0")"
+}
+
 chroma_ready() { curl -fsS -m 2 "http://127.0.0.1:$CHROMA_PORT/api/v2/heartbeat" >/dev/null; }
 
 start_chroma() {
@@ -361,6 +407,7 @@ cmd_env() {
 	printf 'export TALOS_TEST_DOCKER_HOST=%s\n' "$(shq "unix://$DOCKER_SOCK")"
 	printf 'export TALOS_TEST_CHROMA_URL=%s\n' "$(shq "http://127.0.0.1:$CHROMA_PORT")"
 	printf 'export TALOS_TEST_BUSYBOX_IMAGE=%s\n' "$(shq "$BUSYBOX_IMAGE")"
+	printf 'export TALOS_TEST_PYTHON_IMAGE=%s\n' "$(shq "$PYTHON_IMAGE")"
 }
 
 cmd_up() {
@@ -371,10 +418,17 @@ cmd_up() {
 	start_redis
 	start_postgres
 	start_docker
+	build_python_image
 	start_chroma
 	cmd_env >"$DIR/env.sh"
 	log "all four services are up in $(since "$t0"); state in $DIR"
 	log "use them with:  eval \"\$($0 env)\"   (or: source $DIR/env.sh)"
+}
+
+cmd_python_image() {
+	need_root python-image
+	lock python-image
+	build_python_image
 }
 
 cmd_down() {
@@ -417,7 +471,7 @@ cmd_status() {
 }
 
 usage() {
-	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -425,6 +479,7 @@ case "${1:-}" in
 up) cmd_up ;;
 down) cmd_down ;;
 env) cmd_env ;;
+python-image) cmd_python_image ;;
 status) cmd_status ;;
 -h | --help | help) usage ;;
 *) usage ;;

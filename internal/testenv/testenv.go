@@ -12,6 +12,7 @@ const (
 	EnvDockerHost    = "TALOS_TEST_DOCKER_HOST"
 	EnvChromaURL     = "TALOS_TEST_CHROMA_URL"
 	EnvBusyboxImage  = "TALOS_TEST_BUSYBOX_IMAGE"
+	EnvPythonImage   = "TALOS_TEST_PYTHON_IMAGE"
 	EnvRequireAll    = "TALOS_TEST_REQUIRE_SERVICES"
 	defaultBusyboxIm = "talos-test/busybox:1"
 )
@@ -63,4 +64,15 @@ func BusyboxImage(tb testing.TB) string {
 		return v
 	}
 	return defaultBusyboxIm
+}
+
+// PythonImage returns the harness's Python image for the skill sandbox
+// (talos-test/python:1: Debian bookworm minbase with python3-minimal, built
+// by `scripts/services.sh up` or `scripts/services.sh python-image` without
+// any registry). It needs a Docker engine, so it is checked together with
+// DockerHost; it skips (or fails) when TALOS_TEST_PYTHON_IMAGE is unset.
+func PythonImage(tb testing.TB) string {
+	tb.Helper()
+	DockerHost(tb)
+	return Need(tb, EnvPythonImage)
 }

@@ -1,0 +1,218 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/talos-ironclad/talos"
+)
+
+// Defaults. A zero Config field means the default named here.
+const (
+	// DefaultDockerHost is the engine the sandbox's private socket proxy
+	// forwards to (spec §2.8 mounts /var/run/docker.sock).
+	DefaultDockerHost = "unix:///var/run/docker.sock"
+
+	// DefaultImage is the image skills run in: a Debian bookworm rootfs with
+	// python3-minimal, imported locally (no registry is used).
+	DefaultImage = "talos/python:1"
+
+	// DefaultMemoryLimit is SANDBOX_MEMORY_LIMIT's default, 512m (spec §2.3,
+	// allowed 128m–2048m). Swap is not allowed on top of it.
+	DefaultMemoryLimit int64 = 512 << 20
+
+	// DefaultCPUQuota is SANDBOX_CPU_QUOTA's default in percent of one CPU,
+	// 50 (spec §2.3, allowed 10–100).
+	DefaultCPUQuota = 50
+
+	// DefaultPidsLimit is SANDBOX_PIDS_LIMIT's default, 50 (spec §2.3,
+	// allowed 10–200).
+	DefaultPidsLimit int64 = 50
+
+	// DefaultTimeout is SANDBOX_TIMEOUT's default, 60 s (spec §2.3, allowed
+	// 10–300 s): the wall-clock limit of one run, container start included.
+	DefaultTimeout = 60 * time.Second
+
+	// DefaultMaxOutputBytes caps what one run may print on stdout and stderr
+	// together (the spec gives no number). Past it the container is stopped
+	// and the run is a resource violation.
+	DefaultMaxOutputBytes int64 = 1 << 20
+
+	// DefaultScratchBytes is the size of the tmpfs at /tmp, the only
+	// writable place in the container. Its pages count against the memory
+	// limit.
+	DefaultScratchBytes int64 = 64 << 20
+
+	// DefaultUser is the unprivileged user and group skills run as
+	// (nobody:nogroup).
+	DefaultUser = "65534:65534"
+
+	// StopTimeout bounds the calls that stop and remove a container after a
+	// run, timeout or cancellation; they run on a context of their own so a
+	// cancelled caller still gets its container removed.
+	StopTimeout = 30 * time.Second
+)
+
+// Limits on the Config values, from the spec's ranges for SANDBOX_*.
+const (
+	MinMemoryLimit int64 = 128 << 20
+	MaxMemoryLimit int64 = 2048 << 20
+	MinCPUQuota          = 10
+	MaxCPUQuota          = 100
+	MinPidsLimit   int64 = 10
+	MaxPidsLimit   int64 = 200
+	MinTimeout           = time.Second // the spec says 10 s; tests and the CLI may go lower, never below 1 s
+	MaxTimeout           = 300 * time.Second
+)
+
+// Config configures a Sandbox. The zero value runs DefaultImage against
+// /var/run/docker.sock with the spec's limits, staging skill copies under
+// the system's temporary folder.
+type Config struct {
+	// DockerHost is the Docker engine ("unix:///path/docker.sock" or
+	// "tcp://host:port") the sandbox's private socket proxy forwards to. The
+	// sandbox's own client only ever talks to that proxy. Empty means
+	// DefaultDockerHost.
+	DockerHost string
+
+	// Image is the Python image skills run in. Empty means DefaultImage.
+	Image string
+
+	// MemoryLimit is the container's memory limit in bytes
+	// (SANDBOX_MEMORY_LIMIT); 0 means DefaultMemoryLimit.
+	MemoryLimit int64
+
+	// CPUQuota is the share of one CPU in percent (SANDBOX_CPU_QUOTA); 0
+	// means DefaultCPUQuota.
+	CPUQuota int
+
+	// PidsLimit is the most processes and threads the container may hold
+	// (SANDBOX_PIDS_LIMIT); 0 means DefaultPidsLimit.
+	PidsLimit int64
+
+	// Timeout is the wall-clock limit of one run (SANDBOX_TIMEOUT); 0 means
+	// DefaultTimeout.
+	Timeout time.Duration
+
+	// MaxOutputBytes caps stdout and stderr together; 0 means
+	// DefaultMaxOutputBytes.
+	MaxOutputBytes int64
+
+	// ScratchBytes is the size of the tmpfs at /tmp; 0 means
+	// DefaultScratchBytes.
+	ScratchBytes int64
+
+	// StagingDir is the host folder where a world-readable copy of each
+	// skill is made for the run and bind-mounted read-only (the engine must
+	// see the same path, so it must be on the engine's host). It is the only
+	// bind source the sandbox's proxy allows. Empty means a folder
+	// "talos-sandbox" in os.TempDir().
+	StagingDir string
+
+	// User is the user[:group] the skill runs as; it must not be root.
+	// Empty means DefaultUser.
+	User string
+
+	// Audit receives the proxy's audit records (denials and state-changing
+	// calls, tier 1). nil discards.
+	Audit *slog.Logger
+
+	// Logger receives operational messages. nil discards.
+	Logger *slog.Logger
+}
+
+// withDefaults returns cfg with every zero field set to its default, or an
+// error naming every invalid field.
+func (cfg Config) withDefaults(tmp string) (Config, error) {
+	if cfg.DockerHost == "" {
+		cfg.DockerHost = DefaultDockerHost
+	}
+	if cfg.Image == "" {
+		cfg.Image = DefaultImage
+	}
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = DefaultMemoryLimit
+	}
+	if cfg.CPUQuota == 0 {
+		cfg.CPUQuota = DefaultCPUQuota
+	}
+	if cfg.PidsLimit == 0 {
+		cfg.PidsLimit = DefaultPidsLimit
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxOutputBytes == 0 {
+		cfg.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	if cfg.ScratchBytes == 0 {
+		cfg.ScratchBytes = DefaultScratchBytes
+	}
+	if cfg.StagingDir == "" {
+		cfg.StagingDir = filepath.Join(tmp, "talos-sandbox")
+	}
+	if cfg.User == "" {
+		cfg.User = DefaultUser
+	}
+	var errs []error
+	bad := func(field string, v any, allowed string) {
+		errs = append(errs, fmt.Errorf("%s is %v: %s", field, v, allowed))
+	}
+	if cfg.MemoryLimit < MinMemoryLimit || cfg.MemoryLimit > MaxMemoryLimit {
+		bad("MemoryLimit", cfg.MemoryLimit, fmt.Sprintf("allowed are %d to %d bytes (128m–2048m)", MinMemoryLimit, MaxMemoryLimit))
+	}
+	if cfg.CPUQuota < MinCPUQuota || cfg.CPUQuota > MaxCPUQuota {
+		bad("CPUQuota", cfg.CPUQuota, fmt.Sprintf("allowed are %d to %d percent", MinCPUQuota, MaxCPUQuota))
+	}
+	if cfg.PidsLimit < MinPidsLimit || cfg.PidsLimit > MaxPidsLimit {
+		bad("PidsLimit", cfg.PidsLimit, fmt.Sprintf("allowed are %d to %d", MinPidsLimit, MaxPidsLimit))
+	}
+	if cfg.Timeout < MinTimeout || cfg.Timeout > MaxTimeout {
+		bad("Timeout", cfg.Timeout, fmt.Sprintf("allowed are %v to %v", MinTimeout, MaxTimeout))
+	}
+	if cfg.MaxOutputBytes < 1024 || cfg.MaxOutputBytes > 64<<20 {
+		bad("MaxOutputBytes", cfg.MaxOutputBytes, "allowed are 1024 to 67108864 bytes")
+	}
+	if cfg.ScratchBytes < 1<<20 || cfg.ScratchBytes > cfg.MemoryLimit {
+		bad("ScratchBytes", cfg.ScratchBytes, "allowed are 1 MiB up to MemoryLimit")
+	}
+	if !filepath.IsAbs(cfg.StagingDir) || filepath.Clean(cfg.StagingDir) != cfg.StagingDir || cfg.StagingDir == "/" {
+		bad("StagingDir", fmt.Sprintf("%q", clip(cfg.StagingDir, 120)), "it must be an absolute, clean path other than /")
+	}
+	if u, _, _ := cutColon(cfg.User); u == "" || u == "0" || u == "root" {
+		bad("User", fmt.Sprintf("%q", clip(cfg.User, 40)), "name an unprivileged user such as 65534:65534 (never root)")
+	}
+	if len(errs) > 0 {
+		return cfg, talos.E(talos.CodeConfigInvalid, "sandbox.New", "invalid sandbox configuration", errors.Join(errs...))
+	}
+	return cfg, nil
+}
+
+func cutColon(s string) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// clip shortens s to at most n bytes and escapes control characters.
+func clip(s string, n int) string {
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f {
+			b = append(b, fmt.Sprintf("\\x%02x", c)...)
+			continue
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
