@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,12 +13,14 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/quarantine"
+	"github.com/talos-ironclad/talos/quarantine/sandbox"
 	"github.com/talos-ironclad/talos/strikes"
 )
 
@@ -342,7 +345,80 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 		},
 	}
 
-	cmd.AddCommand(add, list, show, scan, request, approve, reject, strikesCmd, verify)
+	var image string
+	run := &cobra.Command{
+		Use:   "run SKILL [-- ARGS...]",
+		Short: "Run a skill in the sandbox; the outcome counts towards promotion, or as a strike",
+		Long: `Run a skill's entry point in a fresh locked-down container (no network, read-only
+root, no capabilities, an unprivileged user, the SANDBOX_* limits) through the
+sandbox's own socket proxy on TALOS_DOCKER_HOST. The skill must have passed its
+scan. A clean run counts towards promotion; a failure fails the record and is
+recorded as a strike of its type (exception, timeout, resource, security).`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd, nil)
+			if err != nil {
+				return withExit(exitSkillBadArgs, err)
+			}
+			s, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			rec, err := resolve(cmd, s, args[0])
+			if err != nil {
+				return err
+			}
+			sb, err := host.Sandbox(cfg, image, nil, nil)
+			if err != nil {
+				return withExit(exitSkillFailed, err)
+			}
+			defer sb.Close()
+			who := actor()
+			if rec, err = s.Quarantine.StartRun(cmd.Context(), rec.Key, who); err != nil {
+				return withExit(exitSkillFailed, err)
+			}
+			res, err := sb.Run(cmd.Context(), sandbox.Request{Dir: rec.Path, Hash: rec.Hash, Args: args[1:]})
+			if err != nil {
+				if _, ierr := s.Quarantine.InterruptRun(context.WithoutCancel(cmd.Context()), rec.Key, who, err.Error()); ierr != nil {
+					err = errors.Join(err, ierr)
+				}
+				return withExit(exitSkillFailed, err)
+			}
+			if rec, err = s.Quarantine.FinishRun(cmd.Context(), rec.Key, who, res.RunResult()); err != nil {
+				return withExit(exitSkillFailed, err)
+			}
+			var strike *strikes.Result
+			if f, ok := res.Failure(); ok {
+				r, err := s.Strikes.Record(cmd.Context(), strikes.Skill{ID: rec.ID, Version: rec.Version, Hash: rec.Hash}, f)
+				if err != nil {
+					return withExit(exitSkillFailed, err)
+				}
+				strike = &r
+			}
+			v := map[string]any{"record": rec, "exit_code": res.ExitCode, "stdout": string(res.Stdout), "stderr": string(res.Stderr),
+				"truncated": res.Truncated, "verdict": res.Verdict, "duration_ms": res.Duration.Milliseconds(), "strike": strike}
+			if err := out(cmd, v, func(w io.Writer) {
+				fmt.Fprint(w, escapeLines(string(res.Stdout)))
+				if len(res.Stderr) > 0 {
+					fmt.Fprint(cmd.ErrOrStderr(), escapeLines(string(res.Stderr)))
+				}
+				fmt.Fprintf(w, "%s: %s in %s (exit %d); now %s, %d clean runs\n", name(rec.Key), verdictText(res), res.Duration.Round(time.Millisecond), res.ExitCode, rec.State, rec.CleanRuns)
+				if strike != nil && strike.Recorded {
+					fmt.Fprintf(w, "strike #%d (%s), %d active%s\n", strike.Strike.Number, strike.Strike.Type, strike.Active, map[bool]string{true: ": the skill is deprecated", false: ""}[strike.Deprecated])
+				}
+			}); err != nil {
+				return err
+			}
+			if !res.Verdict.Passed() {
+				return withExit(exitSkillFailed, fmt.Errorf("%s failed in the sandbox: %s", name(rec.Key), res.Verdict.Reason))
+			}
+			return nil
+		},
+	}
+	run.Flags().StringVar(&image, "image", "", "the Python image to run in (default "+sandbox.DefaultImage+"; scripts/services.sh python-image builds one)")
+
+	cmd.AddCommand(add, list, show, scan, run, request, approve, reject, strikesCmd, verify)
 	return cmd
 }
 
@@ -395,6 +471,31 @@ func filterVersion(rs []quarantine.Record, v string) []quarantine.Record {
 		}
 	}
 	return out
+}
+
+func verdictText(r sandbox.Result) string {
+	if r.Verdict.Passed() {
+		return "clean run"
+	}
+	return "failed: " + r.Verdict.Reason
+}
+
+// escapeLines escapes the control characters of skill output (all but
+// newline and tab) and bidirectional overrides, so a skill cannot drive the
+// terminal; everything else is printed as it is.
+func escapeLines(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		switch {
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case unicode.IsControl(r) || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // name is the reference of a record: ID@VERSION#first 12 hex digits.

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/talos-ironclad/talos/internal/testenv"
 )
 
 func writeSkill(t *testing.T, dir, version, code string) string {
@@ -86,5 +88,41 @@ func TestSkillLifecycleFromTheCLI(t *testing.T) {
 	}
 	if _, _, err := talosCmd(ctx, "skill", "show", "nothing_here", "--home", home); exitCode(err) != exitSkillFailed {
 		t.Errorf("unknown skill: %v", err)
+	}
+}
+
+// On the harness's engine: a scanned skill runs clean and counts; a
+// crashing one fails its record and earns an exception strike.
+func TestSkillRunInTheSandbox(t *testing.T) {
+	docker := testenv.DockerHost(t)
+	image := testenv.PythonImage(t)
+	home := initHome(t)
+	ctx := context.Background()
+	set := []string{"--home", home, "--set", "TALOS_DOCKER_HOST=" + docker, "--set", "SANDBOX_TIMEOUT=20"}
+	good := writeSkill(t, filepath.Join(t.TempDir(), "good"), "1.0.0", "import sys\nprint('hello', *sys.argv[1:])\n")
+	bad := writeSkill(t, filepath.Join(t.TempDir(), "bad"), "1.0.1", "raise ValueError('boom \\x1b[31m red')\n")
+	for _, dir := range []string{good, bad} {
+		if _, _, err := talosCmd(ctx, append([]string{"skill", "add", dir}, set...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ref := range []string{"hello_world@1.0.0", "hello_world@1.0.1"} {
+		if _, _, err := talosCmd(ctx, append([]string{"skill", "scan", ref}, set...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _, err := talosCmd(ctx, append(append([]string{"skill", "run", "hello_world@1.0.0", "--image", image}, set...), "--", "there")...)
+	if err != nil || !strings.Contains(out, "hello there") || !strings.Contains(out, "clean run") || !strings.Contains(out, "1 clean runs") {
+		t.Fatalf("good run: %v\n%s", err, out)
+	}
+	out, errOut, err := talosCmd(ctx, append([]string{"skill", "run", "hello_world@1.0.1", "--image", image}, set...)...)
+	if exitCode(err) != exitSkillFailed || !strings.Contains(out, "strike #1 (unhandled_exception)") || !strings.Contains(out, "now failed") {
+		t.Fatalf("bad run: %v\n%s\n%s", err, out, errOut)
+	}
+	if strings.Contains(errOut, "\x1b") {
+		t.Error("the skill's escape sequence reached the terminal")
+	}
+	if _, _, err := talosCmd(ctx, "skill", "run", "hello_world@1.0.0", "--home", home, "--set", "TALOS_DOCKER_HOST="); exitCode(err) != exitSkillFailed || !strings.Contains(err.Error(), "TALOS_DOCKER_HOST") {
+		t.Errorf("run without an engine: %v", err)
 	}
 }

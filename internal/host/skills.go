@@ -11,7 +11,9 @@ import (
 
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/quarantine"
+	"github.com/talos-ironclad/talos/quarantine/sandbox"
 	quarsql "github.com/talos-ironclad/talos/quarantine/sqlstore"
 	"github.com/talos-ironclad/talos/sqldb"
 	"github.com/talos-ironclad/talos/strikes"
@@ -134,4 +136,17 @@ func joinInts(ns []int) string {
 		parts[i] = strconv.Itoa(n)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Sandbox returns the skill sandbox of cfg: TALOS_DOCKER_HOST behind the
+// sandbox's own socket proxy, the SANDBOX_* limits, and image (empty:
+// sandbox.DefaultImage). Without a Docker engine it is an error that says
+// how to configure one.
+func Sandbox(cfg *config.Config, image string, audit, log *slog.Logger) (*sandbox.Sandbox, error) {
+	if cfg.DockerHost == "" {
+		return nil, talos.Errorf(talos.CodeDocker, "host.Sandbox", "no Docker engine is configured: set TALOS_DOCKER_HOST (for example unix:///var/run/docker.sock) so skills can run in a sandbox")
+	}
+	return sandbox.New(sandbox.Config{DockerHost: cfg.DockerHost, Image: image, MemoryLimit: cfg.SandboxMemoryLimit,
+		CPUQuota: cfg.SandboxCPUQuota, PidsLimit: int64(cfg.SandboxPidsLimit), Timeout: cfg.SandboxTimeout,
+		StagingDir: filepath.Join(cfg.Home, layout.Data, "sandbox"), Audit: audit, Logger: log})
 }
