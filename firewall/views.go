@@ -1,11 +1,13 @@
 package firewall
 
-import "strings"
-
 // Evasions that hide an instruction from a scanner while a model still
 // reads it: digits and symbols for letters ("1gn0r3 4ll pr3v10u5"), the
 // text written backwards, and ROT13. AltViews undoes each one the text
 // shows signs of, so the rules and the classifier see the instruction.
+//
+// Deciding costs one pass over the text without allocating: the common
+// words of each re-reading are counted word by word, and a re-reading is
+// only built when it qualifies.
 
 // viewWords are common English words: a view that contains clearly more
 // of them than the text itself is how the text was meant to be read.
@@ -16,38 +18,103 @@ var viewWords = map[string]bool{
 	"reveal": true, "forget": true, "disregard": true, "secret": true, "with": true, "what": true,
 }
 
-func countViewWords(s string) int {
-	n := 0
-	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z') }) {
-		if viewWords[w] {
-			n++
-		}
+// viewFilter holds (length, first letter, last letter) of every view word,
+// so most words are ruled out without a map lookup.
+var viewFilter = func() (f [(maxViewWord + 1) * 26 * 26 / 64]uint64) {
+	for w := range viewWords {
+		k := viewKey(len(w), w[0], w[len(w)-1])
+		f[k/64] |= 1 << (k % 64)
 	}
-	return n
+	return f
+}()
+
+func viewKey(n int, first, last byte) int { return (n*26+int(first-'a'))*26 + int(last-'a') }
+
+// isViewWord reports whether the lower-case word b is a view word.
+func isViewWord(b []byte) bool {
+	n := len(b)
+	if n < 2 || n > maxViewWord || b[0] < 'a' || b[0] > 'z' || b[n-1] < 'a' || b[n-1] > 'z' {
+		return false
+	}
+	k := viewKey(n, b[0], b[n-1])
+	return viewFilter[k/64]&(1<<(k%64)) != 0 && viewWords[string(b)]
 }
 
 // leetMap maps the digits and symbols used for letters back to them.
 var leetMap = [256]byte{'0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '8': 'b', '@': 'a', '$': 's', '!': 'i'}
 
-// leetWords counts the words that mix letters with leet digits.
-func leetWords(s string) int {
-	n := 0
-	for _, w := range strings.Fields(s) {
-		letters, leet := false, false
-		for i := 0; i < len(w); i++ {
-			c := w[i]
-			switch {
-			case c >= 'a' && c <= 'z':
+// maxViewWord is the longest word looked up; longer ones are no common word.
+const maxViewWord = 16
+
+// viewCounts counts, in one pass over norm, the common words of norm
+// itself, of norm reversed, of norm in ROT13 and of norm with leet digits
+// mapped back, and the words that mix letters with leet digits. The
+// re-readings count only their changed words of three letters or more
+// ("m3" is an assembler register far more often than "me").
+func viewCounts(norm string) (plain, rev, rot, leet, leetMixed int) {
+	var buf [maxViewWord]byte
+	n := len(norm)
+	for i := 0; i < n; {
+		c := norm[i]
+		if !(c >= 'a' && c <= 'z') && leetMap[c] == 0 {
+			i++
+			continue
+		}
+		j := i
+		letters, digits := false, false
+		for j < n {
+			c := norm[j]
+			if c >= 'a' && c <= 'z' {
 				letters = true
-			case leetMap[c] != 0:
-				leet = true
+			} else if leetMap[c] != 0 {
+				digits = true
+			} else {
+				break
+			}
+			j++
+		}
+		w := norm[i:j]
+		i = j
+		if len(w) > maxViewWord {
+			continue
+		}
+		if letters && !digits {
+			if isViewWord([]byte(w)) {
+				plain++
+			}
+			if len(w) < 3 {
+				continue // "ot", "fo": too many short words read as common ones backwards
+			}
+			for k := 0; k < len(w); k++ {
+				buf[len(w)-1-k] = w[k]
+			}
+			if isViewWord(buf[:len(w)]) {
+				rev++
+			}
+			for k := 0; k < len(w); k++ {
+				buf[k] = 'a' + (w[k]-'a'+13)%26
+			}
+			if isViewWord(buf[:len(w)]) {
+				rot++
 			}
 		}
-		if letters && leet {
-			n++
+		if digits && len(w) >= 3 {
+			if letters {
+				leetMixed++
+			}
+			for k := 0; k < len(w); k++ {
+				if m := leetMap[w[k]]; m != 0 {
+					buf[k] = m
+				} else {
+					buf[k] = w[k]
+				}
+			}
+			if isViewWord(buf[:len(w)]) {
+				leet++
+			}
 		}
 	}
-	return n
+	return
 }
 
 func unleet(s string) string {
@@ -82,30 +149,30 @@ func rot13(s string) string {
 }
 
 // maxViewBytes bounds the text AltViews re-reads: long documents are
-// ordinary prose far more often than puzzles, and the views cost a scan
-// each.
+// ordinary prose far more often than puzzles.
 const maxViewBytes = 16 << 10
 
 // AltViews returns the re-readings of the normalised text norm that read
 // more like English than norm does: leetspeak mapped back to letters (when
-// at least two words mix letters and such digits), norm reversed, and norm
-// in ROT13. A view counts when it holds at least two more common English
-// words than norm. Ordinary text yields none.
+// at least two words of three characters or more mix letters and such
+// digits and two of them become common English words), norm reversed, and
+// norm in ROT13 (when they hold at least two more common English words of
+// three letters or more than norm holds of any length). Ordinary text yields none, and deciding allocates
+// nothing.
 func AltViews(norm string) []string {
 	if len(norm) > maxViewBytes {
 		return nil
 	}
-	base := countViewWords(norm)
+	plain, rev, rot, leet, mixed := viewCounts(norm)
 	var out []string
-	try := func(v string) {
-		if countViewWords(v) >= base+2 {
-			out = append(out, v)
-		}
+	if mixed >= 2 && leet >= 2 {
+		out = append(out, unleet(norm))
 	}
-	if leetWords(norm) >= 2 {
-		try(unleet(norm))
+	if rev >= plain+2 {
+		out = append(out, reverse(norm))
 	}
-	try(reverse(norm))
-	try(rot13(norm))
+	if rot >= plain+2 {
+		out = append(out, rot13(norm))
+	}
 	return out
 }
