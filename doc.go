@@ -20,10 +20,14 @@
 //   - sockproxy: a Docker API proxy that inspects every request it forwards.
 //   - reaper: one owner of wait4, idle-process reaping, container respawn and
 //     a zombie hunt that touches only what Talos started.
+//   - mcphost: runs MCP tool servers (stdio or in process) and passes every
+//     tool call through one fail-closed pipeline: allow/deny lists, pinned
+//     tool definitions with quarantine, secret redaction, a result scanner
+//     and an audit of each call's shape.
 //
 // Planned, not yet in the module (see DESIGN.md): quarantine (the skill
-// lifecycle), strikes (three-strike deprecation), dream (the nightly
-// maintenance cycle) and mcphost (the MCP tool host).
+// lifecycle), strikes (three-strike deprecation) and dream (the nightly
+// maintenance cycle).
 //
 // # Errors
 //

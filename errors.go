@@ -73,6 +73,7 @@ const (
 	CodeSockProxy        Code = "T008"
 	CodeDocker           Code = "T009"
 	CodeConfigInvalid    Code = "T010"
+	CodeMCPServer        Code = "T011"
 
 	CodeVRAMTimeout       Code = "T100"
 	CodeOOMSystem         Code = "T101"
@@ -122,6 +123,7 @@ var registry = []CodeInfo{
 	{CodeSockProxy, "SOCKET_PROXY_UNAVAILABLE", CategoryInfrastructure, SeverityError, "Docker socket proxy unavailable", -1},
 	{CodeDocker, "DOCKER_UNAVAILABLE", CategoryInfrastructure, SeverityError, "Docker engine unreachable", -1},
 	{CodeConfigInvalid, "CONFIG_INVALID", CategoryInfrastructure, SeverityCritical, "configuration file is invalid", -1},
+	{CodeMCPServer, "MCP_SERVER_FAILED", CategoryInfrastructure, SeverityError, "an MCP tool server failed to start, crashed, gave up after its retries or did not answer in time", -1},
 
 	{CodeVRAMTimeout, "VRAM_TIMEOUT", CategoryResources, SeverityWarning, "VRAM mutex wait exceeded its timeout", 0x10},
 	{CodeOOMSystem, "OOM_SYSTEM", CategoryResources, SeverityCritical, "system memory exhausted", -1},
@@ -212,6 +214,7 @@ var (
 	ErrSockProxy        error = CodeSockProxy
 	ErrDocker           error = CodeDocker
 	ErrConfigInvalid    error = CodeConfigInvalid
+	ErrMCPServer        error = CodeMCPServer
 
 	ErrVRAMTimeout       error = CodeVRAMTimeout
 	ErrOOMSystem         error = CodeOOMSystem

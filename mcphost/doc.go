@@ -1,0 +1,54 @@
+// Package mcphost runs MCP (Model Context Protocol) tool servers for an
+// agent and passes every tool call through one pipeline that fails closed.
+//
+// # Servers
+//
+// A [Config] lists the servers of config.yaml's `mcp_servers:` as
+// [ServerConfig] entries: stdio servers by command, or, for Go users, an
+// mcp-go server in this process ([ServerConfig.InProcess]). [New] validates
+// the whole configuration and reports every problem at once: the command is
+// resolved (PATH, then symlinks) to an absolute path that must lie inside
+// [Config.AllowedCommands] (never a basename match), arguments that would
+// make a server listen on the network are refused, a server inherits only
+// the variables of [Config.EnvAllowlist] and never one of Talos's own
+// secrets, and timeout_seconds must lie in 1–300.
+//
+// [Host.Start] discovers the tools of every server, also of those without
+// auto_start (they are started, listed and stopped), following every
+// tools/list page. A server that announces notifications/tools/list_changed
+// is listed again. Stdio servers are stopped by closing their stdin, then
+// SIGTERM, then SIGKILL; their stderr goes to the debug log. A server that
+// crashes, fails to start or times out is restarted at its next use after a
+// backoff (1 s, doubling up to 30 s), at most max_retries times in a row.
+//
+// # Pinning and quarantine
+//
+// Each tool is pinned to (server identity, tool name, SHA-256 of its
+// canonical title, description and input schema). The first discovery pins
+// what it sees unless [Config.RequireApproval] is set. Later, a changed
+// description or schema, a renamed tool or an added tool quarantines the
+// whole server until an operator reviews [Host.Pending] and calls
+// [Host.Approve]. A tool whose name another, earlier server already offers
+// is refused, so a server cannot shadow another's tool.
+//
+// # The pipeline
+//
+// [Host.Call] runs, in order: lookup, allow/deny lists, name collision,
+// pin check, secret redaction of the arguments, the before hook, the call
+// itself within the server's timeout, the size cap, secret redaction of
+// the result, the [ResultScanner] (where the firewall scans the result as
+// Source: tool), the after hook and the audit of the call's shape
+// ([AuditRecord]: names and sizes, verdicts, duration, never values). An
+// error or panic in any step denies the call; [StepOf] names the step.
+// Secrets are redacted to typed placeholders such as
+// "[REDACTED:private-key]" rather than blocking the call.
+//
+// # Small models
+//
+// [Host.Catalog] lists the callable tools as "server.tool" with one-line
+// descriptions of at most 60 characters and at most 3 parameters, and
+// estimates its token cost. Models without native tool calling write
+// `[USE_MCP: server.tool {"arg": 1}]`; [ParseTextCalls] finds these calls
+// (with JSON arguments that may contain "}]"), caps their number, and
+// [FormatTextResult] puts a size-capped result back into the prompt.
+package mcphost

@@ -1,0 +1,147 @@
+package mcphost_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/talos-ironclad/talos/mcphost"
+)
+
+// TestMain lets the test binary serve as a stdio MCP server: with
+// MCPHOST_TEST_SERVER set it serves the hostile/test tools below on
+// stdin/stdout instead of running tests.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("MCPHOST_TEST_SERVER"); mode != "" {
+		serveStdio(mode)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func serveStdio(mode string) {
+	s := server.NewMCPServer("test-stdio", "1", server.WithToolCapabilities(true))
+	s.AddTool(mcp.NewTool("env", mcp.WithDescription("Print the environment")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			env := os.Environ()
+			sort.Strings(env)
+			return mcp.NewToolResultText(strings.Join(env, "\n")), nil
+		})
+	s.AddTool(mcp.NewTool("crash", mcp.WithDescription("Exit mid-call")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			os.Exit(3)
+			return nil, nil
+		})
+	s.AddTool(mcp.NewTool("pid", mcp.WithDescription("Print the process id")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			fmt.Fprintln(os.Stderr, "pid tool called")
+			return mcp.NewToolResultText(fmt.Sprint(os.Getpid())), nil
+		})
+	if mode == "ignore-eof" {
+		// A server that does not exit when its stdin closes.
+		_ = server.ServeStdio(s)
+		select {}
+	}
+	_ = server.ServeStdio(s)
+}
+
+// testBinary returns the test binary's path and its directory, for
+// AllowedCommands.
+func testBinary(t *testing.T) (string, string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := filepath.EvalSymlinks(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return real, filepath.Dir(real)
+}
+
+func textTool(name, desc, answer string) server.ServerTool {
+	return server.ServerTool{
+		Tool: mcp.NewTool(name, mcp.WithDescription(desc), mcp.WithString("path", mcp.Required(), mcp.Description("a path"))),
+		Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText(answer), nil
+		},
+	}
+}
+
+func newServer(tools ...server.ServerTool) *server.MCPServer {
+	s := server.NewMCPServer("test", "1", server.WithToolCapabilities(true))
+	s.AddTools(tools...)
+	return s
+}
+
+func inproc(name string, s *server.MCPServer) mcphost.ServerConfig {
+	return mcphost.ServerConfig{Name: name, InProcess: s, AutoStart: true}
+}
+
+func startHost(t *testing.T, cfg mcphost.Config, deps mcphost.Deps) *mcphost.Host {
+	t.Helper()
+	h, err := mcphost.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// auditLog collects audit records.
+type auditLog struct {
+	mu   sync.Mutex
+	recs []mcphost.AuditRecord
+	err  error
+}
+
+func (a *auditLog) AuditCall(_ context.Context, r mcphost.AuditRecord) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.recs = append(a.recs, r)
+	return a.err
+}
+
+func (a *auditLog) last(t *testing.T) mcphost.AuditRecord {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.recs) == 0 {
+		t.Fatal("no audit record")
+	}
+	return a.recs[len(a.recs)-1]
+}
+
+// scannerFunc adapts a function to mcphost.ResultScanner.
+type scannerFunc func(context.Context, mcphost.ScanInput) (mcphost.ScanVerdict, error)
+
+func (f scannerFunc) ScanResult(ctx context.Context, in mcphost.ScanInput) (mcphost.ScanVerdict, error) {
+	return f(ctx, in)
+}
+
+// wantStep fails unless err is a denial at step with code.
+func wantStep(t *testing.T, err error, step mcphost.Step, code error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("call succeeded, want a denial at step %s", step)
+	}
+	if got := mcphost.StepOf(err); got != step {
+		t.Fatalf("denied at step %q, want %q: %v", got, step, err)
+	}
+	if !errors.Is(err, code) {
+		t.Fatalf("error %v does not carry %v", err, code)
+	}
+}
