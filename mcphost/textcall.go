@@ -17,6 +17,10 @@ const (
 	DefaultMaxTextCalls = 4
 	// MaxTextCallArgsBytes caps the JSON arguments of one call.
 	MaxTextCallArgsBytes = 16 << 10
+	// MaxTextCallCandidates is how many "[USE_MCP:" tags of one answer are
+	// examined at most, valid or not, so a hostile answer full of broken
+	// tags costs bounded work.
+	MaxTextCallCandidates = 64
 	// DefaultTextResultChars caps a result put back into the prompt when
 	// FormatTextResult is given max 0 (about 500 tokens).
 	DefaultTextResultChars = 2000
@@ -45,9 +49,9 @@ func ParseTextCalls(answer string, max int) (calls []TextCall, dropped int) {
 		max = DefaultMaxTextCalls
 	}
 	pos := 0
-	for {
+	for examined := 0; ; examined++ {
 		i := strings.Index(answer[pos:], TextCallTag)
-		if i < 0 {
+		if i < 0 || examined >= MaxTextCallCandidates {
 			return calls, dropped
 		}
 		start := pos + i
@@ -89,22 +93,25 @@ func parseOne(answer string, start int) (c TextCall, end int, ok bool) {
 	if p >= len(answer) || answer[p] != '{' {
 		return TextCall{}, 0, false
 	}
-	dec := json.NewDecoder(strings.NewReader(answer[p:]))
+	// The decoder and the search for ']' look at most one argument limit
+	// ahead, so each candidate costs bounded work.
+	window := answer[p:min(len(answer), p+MaxTextCallArgsBytes+64)]
+	dec := json.NewDecoder(strings.NewReader(window))
 	dec.UseNumber()
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
 		// Not one JSON value: the call ends at the next "]" so that the text
 		// after it is still searched; the call itself is refused.
-		j := strings.IndexByte(answer[p:], ']')
+		j := strings.IndexByte(window, ']')
 		if j < 0 {
 			return TextCall{}, 0, false
 		}
-		c.End, c.Err = p+j+1, errors.New("invalid JSON arguments: give one JSON object")
+		c.End, c.Err = p+j+1, errors.New("invalid JSON arguments (or over the size limit): give one JSON object")
 		return c, c.End, true
 	}
 	q := skipSpace(answer, p+int(dec.InputOffset()))
 	if q >= len(answer) || answer[q] != ']' {
-		j := strings.IndexByte(answer[q:], ']')
+		j := strings.IndexByte(answer[q:min(len(answer), q+MaxTextCallArgsBytes)], ']')
 		if j < 0 {
 			return TextCall{}, 0, false
 		}
