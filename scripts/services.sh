@@ -14,7 +14,9 @@
 #   Docker      unix://DIR/docker.sock   a private dockerd (own data-root, exec-root, containerd)
 #   Chroma      127.0.0.1:58000   chromadb@3.5.0's Rust server, run by Node on a private glibc
 #
-# plus the image talos-test/busybox:1, imported from /usr/bin/busybox (no registry is reachable).
+# plus the image talos-test/busybox:1, imported from /usr/bin/busybox (no registry is reachable),
+# and the reference MCP server @modelcontextprotocol/server-everything (npm, pinned) in
+# DIR/tools/mcp, run by the tests over stdio (never with npx, so nothing is fetched at run time).
 # The recipes behind each step are in ../shared/RECIPES.md. Downloads (the npm install, the
 # trixie libc6 package) are cached in DIR/tools, so a second `up` only starts processes.
 # `up` is idempotent: whatever already runs and answers is left alone. `up` and `down` need root
@@ -26,6 +28,7 @@ REDIS_PORT="${TALOS_SERVICES_REDIS_PORT:-56379}"
 PG_PORT="${TALOS_SERVICES_POSTGRES_PORT:-55432}"
 CHROMA_PORT="${TALOS_SERVICES_CHROMA_PORT:-58000}"
 CHROMA_VERSION="3.5.0"
+MCP_EVERYTHING_VERSION="2026.8.31"
 BUSYBOX_IMAGE="talos-test/busybox:1"
 READY_TIMEOUT="${TALOS_SERVICES_TIMEOUT:-90}" # seconds per service
 
@@ -183,6 +186,26 @@ JS
 		[[ -n "$deb" ]] || fail "no libc6_*_amd64.deb in $t/apt after download" "$t/glibc.log"
 		dpkg-deb -x "$deb" "$t/glibc" || fail "could not unpack $deb"
 	fi
+}
+
+# The reference MCP server the mcphost integration tests run over stdio, at a pinned version.
+mcp_everything_bin() { printf '%s\n' "$TOOLS/mcp/node_modules/.bin/mcp-server-everything"; }
+
+install_mcp() {
+	local t=$TOOLS/mcp cur="" pkg=@modelcontextprotocol/server-everything
+	mkdir -p "$t"
+	if [[ -f "$t/node_modules/$pkg/package.json" ]]; then
+		cur=$(node -p "require('$t/node_modules/$pkg/package.json').version" 2>/dev/null || true)
+	fi
+	if [[ "$cur" == "$MCP_EVERYTHING_VERSION" && -x "$(mcp_everything_bin)" ]]; then
+		return 0
+	fi
+	log "installing $pkg@$MCP_EVERYTHING_VERSION from npm into $t"
+	(
+		cd "$t"
+		[[ -f package.json ]] || npm init -y >/dev/null
+		npm install --no-audit --no-fund --save-exact --loglevel=error "$pkg@$MCP_EVERYTHING_VERSION"
+	) >"$t/npm.log" 2>&1 || fail "npm install $pkg@$MCP_EVERYTHING_VERSION failed" "$t/npm.log"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -361,6 +384,9 @@ cmd_env() {
 	printf 'export TALOS_TEST_DOCKER_HOST=%s\n' "$(shq "unix://$DOCKER_SOCK")"
 	printf 'export TALOS_TEST_CHROMA_URL=%s\n' "$(shq "http://127.0.0.1:$CHROMA_PORT")"
 	printf 'export TALOS_TEST_BUSYBOX_IMAGE=%s\n' "$(shq "$BUSYBOX_IMAGE")"
+	if [[ -x "$(mcp_everything_bin)" ]]; then
+		printf 'export TALOS_TEST_MCP_EVERYTHING=%s\n' "$(shq "$(mcp_everything_bin)")"
+	fi
 }
 
 cmd_up() {
@@ -372,6 +398,7 @@ cmd_up() {
 	start_postgres
 	start_docker
 	start_chroma
+	install_mcp
 	cmd_env >"$DIR/env.sh"
 	log "all four services are up in $(since "$t0"); state in $DIR"
 	log "use them with:  eval \"\$($0 env)\"   (or: source $DIR/env.sh)"
@@ -412,6 +439,11 @@ cmd_status() {
 	else
 		log "chroma     stopped"
 		ok=1
+	fi
+	if [[ -x "$(mcp_everything_bin)" ]]; then
+		log "mcp        installed $(mcp_everything_bin)"
+	else
+		log "mcp        not installed (up installs it; status does not count it)"
 	fi
 	return "$ok"
 }

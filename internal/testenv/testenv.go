@@ -12,6 +12,7 @@ const (
 	EnvDockerHost    = "TALOS_TEST_DOCKER_HOST"
 	EnvChromaURL     = "TALOS_TEST_CHROMA_URL"
 	EnvBusyboxImage  = "TALOS_TEST_BUSYBOX_IMAGE"
+	EnvMCPEverything = "TALOS_TEST_MCP_EVERYTHING"
 	EnvRequireAll    = "TALOS_TEST_REQUIRE_SERVICES"
 	defaultBusyboxIm = "talos-test/busybox:1"
 )
@@ -64,3 +65,8 @@ func BusyboxImage(tb testing.TB) string {
 	}
 	return defaultBusyboxIm
 }
+
+// MCPEverything returns the path of the reference MCP server
+// @modelcontextprotocol/server-everything installed by the harness (run it
+// directly over stdio; it needs node on PATH).
+func MCPEverything(tb testing.TB) string { tb.Helper(); return Need(tb, EnvMCPEverything) }
