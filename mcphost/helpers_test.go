@@ -8,13 +8,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/talos-ironclad/talos/mcphost"
+	"github.com/talos-ironclad/talos/mcphost/mcphosttest"
 )
 
 // TestMain lets the test binary serve as a stdio MCP server: with
@@ -101,28 +101,14 @@ func startHost(t *testing.T, cfg mcphost.Config, deps mcphost.Deps) *mcphost.Hos
 	return h
 }
 
-// auditLog collects audit records.
-type auditLog struct {
-	mu   sync.Mutex
-	recs []mcphost.AuditRecord
-	err  error
-}
-
-func (a *auditLog) AuditCall(_ context.Context, r mcphost.AuditRecord) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.recs = append(a.recs, r)
-	return a.err
-}
-
-func (a *auditLog) last(t *testing.T) mcphost.AuditRecord {
+// lastRecord returns the newest audit record.
+func lastRecord(t *testing.T, r *mcphosttest.Recorder) mcphost.AuditRecord {
 	t.Helper()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.recs) == 0 {
+	recs := r.Records()
+	if len(recs) == 0 {
 		t.Fatal("no audit record")
 	}
-	return a.recs[len(a.recs)-1]
+	return recs[len(recs)-1]
 }
 
 // scannerFunc adapts a function to mcphost.ResultScanner.

@@ -243,22 +243,22 @@ func listTools(ctx context.Context, c *client.Client) ([]mcp.Tool, error) {
 // pins them (unless approval is required), an addition or change
 // quarantines the server, and the approved set is what stays pinned.
 func (h *Host) apply(ctx context.Context, s *srv, live map[string]ToolDef) error {
-	pins, err := h.pins.LoadPins(ctx, s.identity)
+	pins, found, err := h.pins.LoadPins(ctx, s.identity)
 	if err != nil {
 		h.quarantineNow(s, "the pin store failed: "+err.Error())
 		return talos.E(talos.CodeMCPServer, "mcphost.discover", "loading the pins of server "+s.name+" failed; the server is quarantined", err)
 	}
 	s.mu.Lock()
-	err = h.applyLocked(ctx, s, pins, live)
+	err = h.applyLocked(ctx, s, pins, found, live)
 	s.mu.Unlock()
 	h.rebuildOwners()
 	return err
 }
 
 // applyLocked is apply's work, with s.mu held.
-func (h *Host) applyLocked(ctx context.Context, s *srv, pins map[string]string, live map[string]ToolDef) error {
+func (h *Host) applyLocked(ctx context.Context, s *srv, pins map[string]string, found bool, live map[string]ToolDef) error {
 	s.live = live
-	if len(pins) == 0 && s.previous == nil && !h.cfg.RequireApproval {
+	if !found && s.previous == nil && !h.cfg.RequireApproval {
 		pins = map[string]string{}
 		for n, d := range live {
 			pins[n] = d.Hash
@@ -267,6 +267,7 @@ func (h *Host) applyLocked(ctx context.Context, s *srv, pins map[string]string, 
 			s.quarantine, s.quarReason = &Diff{}, "the pin store failed: "+err.Error()
 			return talos.E(talos.CodeMCPServer, "mcphost.discover", "saving the pins of server "+s.name+" failed; the server is quarantined", err)
 		}
+		found = true
 		h.log.Info("mcphost: tool definitions pinned on first contact", "server", s.name, "tools", len(live))
 	}
 	d := diff(pins, live)
@@ -285,14 +286,14 @@ func (h *Host) applyLocked(ctx context.Context, s *srv, pins map[string]string, 
 	if s.previous == nil {
 		s.previous = approved
 	}
-	if d.Suspicious() || len(pins) == 0 {
+	if d.Suspicious() || !found {
 		if s.quarantine == nil {
 			h.log.Warn("mcphost: server quarantined: its tool definitions differ from the approved ones; review and approve them",
 				"server", s.name, "added", len(d.Added), "changed", len(d.Changed), "removed", len(d.Removed))
 		}
 		s.quarantine = &d
 		if s.quarReason == "" {
-			s.quarReason = describeDiff(d, len(pins) == 0)
+			s.quarReason = describeDiff(d, !found)
 		}
 	}
 	return nil

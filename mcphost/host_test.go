@@ -17,6 +17,7 @@ import (
 
 	talos "github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/mcphost"
+	"github.com/talos-ironclad/talos/mcphost/mcphosttest"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -322,7 +323,7 @@ func TestSecretsAreRedactedInArgumentsAndResults(t *testing.T) {
 			return mcp.NewToolResultText("here: " + testPrivateKey + "\naws " + testAWSKey + " and " + ourSecret), nil
 		},
 	})
-	audit := &auditLog{}
+	audit := &mcphosttest.Recorder{}
 	h := startHost(t, mcphost.Config{Secrets: []string{ourSecret}, Servers: []mcphost.ServerConfig{inproc("s", s)}}, mcphost.Deps{Auditor: audit})
 	args := map[string]any{"q": "token " + ourSecret, "n": 12345678901234567}
 	res, err := h.Call(context.Background(), "s.leak", args)
@@ -345,7 +346,7 @@ func TestSecretsAreRedactedInArgumentsAndResults(t *testing.T) {
 			t.Errorf("result lacks %s: %s", want, res.Text)
 		}
 	}
-	rec := audit.last(t)
+	rec := lastRecord(t, audit)
 	b, _ := json.Marshal(rec)
 	if strings.Contains(string(b), ourSecret) || strings.Contains(string(b), "token") {
 		t.Errorf("the audit record holds a value: %s", b)
@@ -386,7 +387,7 @@ func TestResultScannerBlocksFlagsAndFailsClosed(t *testing.T) {
 		}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			audit := &auditLog{}
+			audit := &mcphosttest.Recorder{}
 			h := startHost(t, mcphost.Config{Servers: []mcphost.ServerConfig{inproc("s", s)}}, mcphost.Deps{Scanner: tc.scan, Auditor: audit})
 			res, err := h.Call(context.Background(), "s.web", map[string]any{"path": "u"})
 			if tc.wantErr != nil {
@@ -394,7 +395,7 @@ func TestResultScannerBlocksFlagsAndFailsClosed(t *testing.T) {
 				if res != nil {
 					t.Error("a result came back with the denial")
 				}
-				if rec := audit.last(t); rec.Allowed || rec.Step != mcphost.StepResultScan {
+				if rec := lastRecord(t, audit); rec.Allowed || rec.Step != mcphost.StepResultScan {
 					t.Errorf("audit %+v", rec)
 				}
 				return
@@ -402,7 +403,7 @@ func TestResultScannerBlocksFlagsAndFailsClosed(t *testing.T) {
 			if err != nil || !res.Flagged || res.FlagReason != "suspicious" {
 				t.Fatalf("%v %+v", err, res)
 			}
-			if rec := audit.last(t); rec.Scan != mcphost.ScanFlag {
+			if rec := lastRecord(t, audit); rec.Scan != mcphost.ScanFlag {
 				t.Errorf("audit %+v", rec)
 			}
 		})
@@ -427,7 +428,7 @@ func TestHooksAndAuditFailClosed(t *testing.T) {
 	_, err = h.Call(ctx, "s.t", map[string]any{"path": "x"})
 	wantStep(t, err, mcphost.StepAfterHook, talos.ErrPolicyDenied)
 
-	audit := &auditLog{err: errors.New("disk full")}
+	audit := &mcphosttest.Recorder{Err: errors.New("disk full")}
 	h = startHost(t, mcphost.Config{Servers: []mcphost.ServerConfig{s}}, mcphost.Deps{Auditor: audit})
 	res, err := h.Call(ctx, "s.t", map[string]any{"path": "x"})
 	wantStep(t, err, mcphost.StepAudit, talos.ErrPolicyDenied)
@@ -467,7 +468,7 @@ func TestTimeoutRestartBackoffAndMaxRetries(t *testing.T) {
 		sc := inproc("s", s)
 		sc.TimeoutSeconds = 2
 		sc.MaxRetries = ptr(1)
-		audit := &auditLog{}
+		audit := &mcphosttest.Recorder{}
 		h, err := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{sc}}, mcphost.Deps{Auditor: audit})
 		if err != nil {
 			t.Fatal(err)
@@ -487,7 +488,7 @@ func TestTimeoutRestartBackoffAndMaxRetries(t *testing.T) {
 		if st := h.Status()[0]; st.Failures != 1 || st.Running || st.GaveUp {
 			t.Fatalf("after one timeout: %+v", st)
 		}
-		if rec := audit.last(t); rec.Step != mcphost.StepCall || rec.Code != talos.CodeMCPServer || rec.Duration != 2*time.Second {
+		if rec := lastRecord(t, audit); rec.Step != mcphost.StepCall || rec.Code != talos.CodeMCPServer || rec.Duration != 2*time.Second {
 			t.Errorf("audit %+v", rec)
 		}
 
@@ -576,4 +577,31 @@ func TestCatalogForSmallModels(t *testing.T) {
 	if (mcphost.Catalog{}).Text() != "" {
 		t.Error("an empty catalog must render as nothing")
 	}
+}
+
+func TestServerWithoutToolsThatAddsOneIsQuarantined(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := server.NewMCPServer("empty", "1", server.WithToolCapabilities(true))
+		h, err := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{inproc("e", s)}}, mcphost.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		if err := h.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, q := h.Pending("e"); q {
+			t.Fatal("a server approved with no tools is quarantined")
+		}
+		s.AddTool(mcp.NewTool("late"), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("x"), nil
+		})
+		synctest.Wait()
+		d, _, q := h.Pending("e")
+		if !q || len(d.Added) != 1 {
+			t.Fatalf("a tool added after approval did not quarantine the server: %+v", d)
+		}
+		_, err = h.Call(context.Background(), "e.late", nil)
+		wantStep(t, err, mcphost.StepPin, talos.ErrPolicyDenied)
+	})
 }

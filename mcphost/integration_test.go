@@ -8,6 +8,7 @@ import (
 
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/mcphost"
+	"github.com/talos-ironclad/talos/mcphost/mcphosttest"
 )
 
 // TestServerEverything runs the reference server
@@ -20,7 +21,7 @@ func TestServerEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("TALOS_SECRET", "never-reaches-the-server-123")
-	audit := &auditLog{}
+	audit := &mcphosttest.Recorder{}
 	h := startHost(t, mcphost.Config{
 		AllowedCommands: []string{filepath.Dir(real)},
 		Servers:         []mcphost.ServerConfig{{Name: "everything", Command: bin, TimeoutSeconds: 60}},
@@ -47,7 +48,7 @@ func TestServerEverything(t *testing.T) {
 	if !strings.Contains(res.Text, "hello [REDACTED:aws-access-key]") {
 		t.Errorf("echo answered %q", res.Text)
 	}
-	if rec := audit.last(t); !rec.Allowed || len(rec.ArgRedactions) != 1 || rec.Args[0].Name != "message" {
+	if rec := lastRecord(t, audit); !rec.Allowed || len(rec.ArgRedactions) != 1 || rec.Args[0].Name != "message" {
 		t.Errorf("audit %+v", rec)
 	}
 

@@ -78,10 +78,11 @@ func toolDef(server string, t mcp.Tool) (ToolDef, error) {
 // tool name → definition hash. Implementations must be safe for
 // concurrent use.
 type PinStore interface {
-	// LoadPins returns the pins of identity; an identity never approved
-	// has none (an empty map and a nil error).
-	LoadPins(ctx context.Context, identity string) (map[string]string, error)
-	// SavePins replaces the pins of identity.
+	// LoadPins returns the pins of identity; found is false for an
+	// identity never approved, and true for one approved with no tools.
+	LoadPins(ctx context.Context, identity string) (pins map[string]string, found bool, err error)
+	// SavePins replaces the pins of identity (an empty map approves a
+	// server with no tools).
 	SavePins(ctx context.Context, identity string, pins map[string]string) error
 }
 
@@ -95,17 +96,25 @@ type MemoryPins struct {
 func NewMemoryPins() *MemoryPins { return &MemoryPins{pins: map[string]map[string]string{}} }
 
 // LoadPins returns a copy of the pins of identity.
-func (m *MemoryPins) LoadPins(_ context.Context, identity string) (map[string]string, error) {
+func (m *MemoryPins) LoadPins(_ context.Context, identity string) (map[string]string, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return maps.Clone(m.pins[identity]), nil
+	p, ok := m.pins[identity]
+	if !ok {
+		return nil, false, nil
+	}
+	return maps.Clone(p), true, nil
 }
 
 // SavePins replaces the pins of identity with a copy of pins.
 func (m *MemoryPins) SavePins(_ context.Context, identity string, pins map[string]string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.pins[identity] = maps.Clone(pins)
+	c := maps.Clone(pins)
+	if c == nil {
+		c = map[string]string{}
+	}
+	m.pins[identity] = c
 	return nil
 }
 
