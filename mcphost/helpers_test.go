@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -45,6 +46,14 @@ func serveStdio(mode string) {
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			fmt.Fprintln(os.Stderr, "pid tool called")
 			return mcp.NewToolResultText(fmt.Sprint(os.Getpid())), nil
+		})
+	s.AddTool(mcp.NewTool("child", mcp.WithDescription("Start a long-running child process")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			cmd := exec.Command("/bin/sleep", "1000")
+			if err := cmd.Start(); err != nil {
+				return nil, err
+			}
+			return mcp.NewToolResultText(fmt.Sprint(cmd.Process.Pid)), nil
 		})
 	if mode == "ignore-eof" {
 		// A server that does not exit when its stdin closes.

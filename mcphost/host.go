@@ -70,10 +70,11 @@ type Host struct {
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex // guards started, closed and owners
+	mu      sync.Mutex // guards started, closed, owners and groups
 	started bool
 	closed  bool
-	owners  map[string]string // lower-case tool name → server owning it
+	owners  map[string]string      // lower-case tool name → server owning it
+	groups  map[*client.Client]int // stdio client → its server's process group
 }
 
 // srv is the runtime state of one server.
@@ -116,6 +117,7 @@ func New(cfg Config, deps Deps) (*Host, error) {
 		maxRes:  cfg.MaxResultBytes,
 		byName:  map[string]*srv{},
 		owners:  map[string]string{},
+		groups:  map[*client.Client]int{},
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -414,7 +416,10 @@ func (h *Host) conn(ctx context.Context, s *srv) (*client.Client, error) {
 
 // dial starts and initializes one client for s.
 func (h *Host) dial(ctx context.Context, s *srv) (*client.Client, error) {
-	var c *client.Client
+	var (
+		c   *client.Client
+		cmd *exec.Cmd
+	)
 	if s.r.cfg.InProcess != nil {
 		var err error
 		if c, err = client.NewInProcessClient(s.r.cfg.InProcess); err != nil {
@@ -424,8 +429,9 @@ func (h *Host) dial(ctx context.Context, s *srv) (*client.Client, error) {
 		logw := &stderrLog{log: h.log, server: s.name}
 		tr := transport.NewStdioWithOptions(s.r.path, nil, s.r.cfg.Args,
 			transport.WithCommandFunc(func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-				cmd := exec.Command(command, args...) // no shell; lives until Close, not until ctx
-				cmd.Env = s.r.env                     // the allowlist only, never os.Environ()
+				cmd = exec.Command(command, args...) // no shell; lives until Close, not until ctx
+				cmd.Env = s.r.env                    // the allowlist only, never os.Environ()
+				ownGroup(cmd)
 				return cmd, nil
 			}),
 			transport.WithCommandLogger(h.log),
@@ -443,6 +449,11 @@ func (h *Host) dial(ctx context.Context, s *srv) (*client.Client, error) {
 	if err := c.Start(h.runCtx); err != nil {
 		_ = c.Close()
 		return nil, err
+	}
+	if cmd != nil && cmd.Process != nil {
+		h.mu.Lock()
+		h.groups[c] = cmd.Process.Pid
+		h.mu.Unlock()
 	}
 	ictx, cancel := context.WithTimeout(ctx, s.r.timeout)
 	defer cancel()
@@ -501,7 +512,22 @@ func (s *srv) succeeded() {
 // closeAsync closes c in the background (a stdio server's shutdown takes
 // up to its grace periods: stdin closed, then SIGTERM, then SIGKILL).
 func (h *Host) closeAsync(c *client.Client) {
-	h.wg.Go(func() { _ = c.Close() })
+	h.wg.Go(func() { _ = h.closeClient(c) })
+}
+
+// closeClient closes c; for a stdio server, once mcp-go's ladder (stdin
+// closed, SIGTERM, SIGKILL) reaped the process, whatever it left running in
+// its process group (npx's node, a shell's children) is killed too.
+func (h *Host) closeClient(c *client.Client) error {
+	err := c.Close()
+	h.mu.Lock()
+	pgid, ok := h.groups[c]
+	delete(h.groups, c)
+	h.mu.Unlock()
+	if ok {
+		killGroup(pgid)
+	}
+	return err
 }
 
 // disconnect stops the running server of s, if any, and waits for it.
@@ -511,7 +537,7 @@ func (h *Host) disconnect(s *srv) {
 	s.client = nil
 	s.mu.Unlock()
 	if c != nil {
-		if err := c.Close(); err != nil {
+		if err := h.closeClient(c); err != nil {
 			h.log.Debug("mcphost: server exited with an error", "server", s.name, "err", err)
 		}
 	}

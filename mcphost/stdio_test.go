@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	talos "github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/testenv"
@@ -25,7 +28,26 @@ func stdioServer(t *testing.T, mode string) (mcphost.ServerConfig, string) {
 	}, dir
 }
 
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+// running reports whether pid is a live process (not gone, not a zombie).
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil && runtime.GOOS != "linux"
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
+}
+
+// waitGone waits (at most 5 s) for pid to stop running.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if !running(pid) {
+			return
+		}
+	}
+	t.Fatalf("process %d still runs", pid)
+}
 
 func callPID(t *testing.T, h *mcphost.Host) int {
 	t.Helper()
@@ -109,7 +131,7 @@ func TestCloseStopsStdioServers(t *testing.T) {
 			}
 			// Close waited for the process (stdin closed, then SIGTERM,
 			// then SIGKILL for one that ignores both), and reaped it.
-			if alive(pid) {
+			if running(pid) {
 				t.Fatalf("server %d still runs after Close", pid)
 			}
 			_, err = h.Call(context.Background(), "proc.pid", nil)
@@ -137,4 +159,27 @@ func TestStdioServerThatFailsToStartGivesUp(t *testing.T) {
 	if st := h.Status()[0]; !st.GaveUp {
 		t.Errorf("max_retries 0 must give up after the first failure: %+v", st)
 	}
+}
+
+func TestCloseKillsWhatTheServerLeftInItsGroup(t *testing.T) {
+	sc, dir := stdioServer(t, "1")
+	h, err := mcphost.New(mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, mcphost.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.Call(context.Background(), "proc.child", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(res.Text))
+	if err != nil || !running(child) {
+		t.Fatalf("child %q not running: %v", res.Text, err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, child)
 }
