@@ -83,7 +83,7 @@ func catalogTool(d ToolDef) CatalogTool {
 		params, t.MoreParams = params[:CatalogMaxParams], true
 	}
 	for i, p := range params {
-		params[i] = oneLine(p, 40)
+		params[i] = paramName(p)
 	}
 	t.Params = params
 	return t
@@ -145,3 +145,18 @@ func (c Catalog) Text() string {
 // Tokens estimates the prompt tokens of Text as one token per 4 bytes,
 // rounded up (spec §2.6: about 15–20 per tool).
 func (c Catalog) Tokens() int { return (len(c.Text()) + 3) / 4 }
+
+// paramName keeps the characters of a parameter name a model can write
+// back (A-Z a-z 0-9 _ - . and the optional marker "?"), at most 40.
+func paramName(p string) string {
+	b := make([]byte, 0, len(p))
+	for i := 0; i < len(p) && len(b) < 40; i++ {
+		if nameByte(p[i]) || p[i] == '?' && i == len(p)-1 {
+			b = append(b, p[i])
+		}
+	}
+	if len(b) == 0 || string(b) == "?" {
+		return "arg" + string(b)
+	}
+	return string(b)
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,11 @@ import (
 // revision with the initialize handshake, which every server released so far
 // speaks; servers answering with an older revision are accepted.
 const ProtocolVersion = mcp.ProtocolVersion20251125
+
+// reToolName is the MCP specification's tool name: 1–128 characters of
+// A-Z a-z 0-9 _ - . (anything else could not be called by name, and could
+// break the catalog's lines).
+var reToolName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
 // Limits on what one server may offer, so a hostile server cannot exhaust
 // the host with endless pages.
@@ -198,9 +204,13 @@ func (h *Host) listAndApply(ctx context.Context, s *srv, c *client.Client) error
 	}
 	live := map[string]ToolDef{}
 	for _, t := range tools {
+		if !reToolName.MatchString(t.Name) {
+			h.log.Warn("mcphost: tool skipped: its name is not 1–128 of A-Z a-z 0-9 _ - .", "server", s.name, "tool", clip(t.Name))
+			continue
+		}
 		d, err := toolDef(s.name, t)
-		if err != nil || t.Name == "" {
-			h.log.Warn("mcphost: tool definition skipped", "server", s.name, "tool", clip(t.Name), "err", err)
+		if err != nil {
+			h.log.Warn("mcphost: tool definition skipped", "server", s.name, "tool", t.Name, "err", err)
 			continue
 		}
 		if _, dup := live[t.Name]; dup {
