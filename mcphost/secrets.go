@@ -34,16 +34,24 @@ type SecretScanner struct {
 // NewSecretScanner returns a scanner for private keys, cloud and API tokens
 // and the given own secrets (values shorter than 8 bytes are ignored).
 func NewSecretScanner(own []string) *SecretScanner {
+	// Every expression starts with a literal, so the regexp engine jumps
+	// from one occurrence of it to the next instead of stepping through
+	// every byte; the hint check skips an expression whose literal is
+	// absent altogether. Matches are not bounded by \b: a key glued to a
+	// word is still a key, and a false redaction costs little.
 	s := &SecretScanner{patterns: []secretPattern{
-		{"private-key", "PRIVATE KEY", regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`)},
-		{"aws-access-key", "", regexp.MustCompile(`\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b`)},
-		{"aws-secret-key", "", regexp.MustCompile(`(?i)aws_?secret_?access_?key["'\s:=]+[A-Za-z0-9/+]{40}\b`)},
-		{"github-token", "", regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b`)},
-		{"google-api-key", "AIza", regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}\b`)},
-		{"slack-token", "xox", regexp.MustCompile(`\bxox[abposr]-[0-9A-Za-z-]{10,}\b`)},
-		{"stripe-key", "_live_", regexp.MustCompile(`\b[rs]k_live_[0-9A-Za-z]{20,}\b`)},
-		{"openai-key", "sk-", regexp.MustCompile(`\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}\b`)},
-		{"jwt", "eyJ", regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`)},
+		{"private-key", "PRIVATE KEY", regexp.MustCompile(`-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|$)`)},
+		{"aws-access-key", "AKIA", regexp.MustCompile(`AKIA[0-9A-Z]{16}`)},
+		{"aws-access-key", "ASIA", regexp.MustCompile(`ASIA[0-9A-Z]{16}`)},
+		{"aws-secret-key", "", regexp.MustCompile(`(?i)aws_?secret_?access_?key["'\s:=]{1,8}[A-Za-z0-9/+]{40}`)},
+		{"github-token", "gh", regexp.MustCompile(`gh[pousr]_[A-Za-z0-9]{36,255}`)},
+		{"github-token", "github_pat_", regexp.MustCompile(`github_pat_[A-Za-z0-9_]{60,255}`)},
+		{"google-api-key", "AIza", regexp.MustCompile(`AIza[0-9A-Za-z_-]{35}`)},
+		{"slack-token", "xox", regexp.MustCompile(`xox[abposr]-[0-9A-Za-z-]{10,}`)},
+		{"stripe-key", "sk_live_", regexp.MustCompile(`sk_live_[0-9A-Za-z]{20,}`)},
+		{"stripe-key", "rk_live_", regexp.MustCompile(`rk_live_[0-9A-Za-z]{20,}`)},
+		{"openai-key", "sk-", regexp.MustCompile(`sk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}`)},
+		{"jwt", "eyJ", regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`)},
 	}}
 	for _, o := range own {
 		if len(o) >= 8 {
@@ -64,9 +72,18 @@ func (s *SecretScanner) Redact(text string, counts map[string]int) string {
 			counts["talos-secret"] += n
 		}
 	}
+	lowerChecked, hasSecretWord := false, false
 	for _, p := range s.patterns {
 		if p.hint != "" && !strings.Contains(text, p.hint) {
 			continue
+		}
+		if p.hint == "" { // the case-insensitive AWS secret: look for "secret" first
+			if !lowerChecked {
+				lowerChecked, hasSecretWord = true, containsFold(text, "secret")
+			}
+			if !hasSecretWord {
+				continue
+			}
 		}
 		n := 0
 		text = p.re.ReplaceAllStringFunc(text, func(string) string {
@@ -106,4 +123,19 @@ func redactions(counts map[string]int) []Redaction {
 		out = append(out, Redaction{Kind: k, Count: counts[k]})
 	}
 	return out
+}
+
+// containsFold reports whether text contains the lower-case ASCII word w in
+// any letter case.
+func containsFold(text, w string) bool {
+	for i := 0; i+len(w) <= len(text); i++ {
+		j := 0
+		for j < len(w) && text[i+j]|0x20 == w[j] {
+			j++
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
 }
