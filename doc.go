@@ -20,7 +20,7 @@
 //   - sockproxy: a Docker API proxy that inspects every request it forwards.
 //   - reaper: one owner of wait4, idle-process reaping, container respawn and
 //     a zombie hunt that touches only what Talos started.
-//   - mcphost: runs MCP tool servers (stdio or in process) and passes every
+//   - mcphost: runs MCP tool servers (stdio, HTTP or in process) and passes every
 //     tool call through one fail-closed pipeline: allow/deny lists, pinned
 //     tool definitions with quarantine, secret redaction, a result scanner
 //     and an audit of each call's shape.

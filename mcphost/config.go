@@ -3,6 +3,8 @@ package mcphost
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,8 +69,18 @@ type ServerConfig struct {
 	Name string `yaml:"-"`
 	// Command is the executable of a stdio server: an absolute path, or a
 	// bare name looked up on PATH. After resolving symlinks it must lie in
-	// Config.AllowedCommands. Required unless InProcess is set.
+	// Config.AllowedCommands. Exactly one of Command, URL and InProcess is
+	// set.
 	Command string `yaml:"command"`
+	// URL is the endpoint of a server reached over the network: https, or
+	// http to a loopback address only (localhost, 127.0.0.0/8, ::1).
+	URL string `yaml:"url"`
+	// Transport is "stdio" (the default with Command), "http" (streamable
+	// HTTP, the default with URL) or "sse" (the older HTTP+SSE transport).
+	Transport string `yaml:"transport"`
+	// Headers are sent with every request to a URL server (for example its
+	// Authorization). Values holding one of Config.Secrets are refused.
+	Headers map[string]string `yaml:"headers"`
 	// Args are the command's arguments. Flags that make a server listen
 	// on the network (--port, --host, --listen, --serve, --http, --bind,
 	// --address and their =value forms) and the bare transport words
@@ -94,7 +106,7 @@ type ServerConfig struct {
 	// DefaultMaxRetries, 0 means never restart.
 	MaxRetries *int `yaml:"max_retries"`
 	// InProcess, for Go users, serves the tools of an mcp-go server in this
-	// process instead of running Command. Exactly one of Command and
+	// process instead of running Command. Exactly one of Command, URL and
 	// InProcess is set.
 	InProcess *server.MCPServer `yaml:"-"`
 }
@@ -144,10 +156,19 @@ var networkFlags = []string{"port", "host", "listen", "serve", "http", "bind", "
 // network transport.
 var networkWords = []string{"serve", "sse", "http", "streamablehttp"}
 
+// Transports of a server entry.
+const (
+	TransportStdio     = "stdio"
+	TransportHTTP      = "http"
+	TransportSSE       = "sse"
+	TransportInProcess = "inprocess"
+)
+
 // resolved is a validated server entry with its defaults applied.
 type resolved struct {
 	cfg        ServerConfig
-	path       string // absolute command path, "" for in-process servers
+	transport  string // TransportStdio, TransportHTTP, TransportSSE or TransportInProcess
+	path       string // absolute command path of a stdio server
 	env        []string
 	timeout    time.Duration
 	maxRetries int
@@ -229,17 +250,50 @@ func (cfg Config) resolve() ([]resolved, error) {
 			continue
 		}
 
+		set := 0
+		for _, b := range []bool{sc.Command != "", sc.URL != "", sc.InProcess != nil} {
+			if b {
+				set++
+			}
+		}
 		switch {
-		case sc.InProcess != nil && sc.Command != "":
-			bad("%s: both command and an in-process server are set: set exactly one", field)
-		case sc.InProcess == nil && sc.Command == "":
-			bad("%s.command is missing: name the server's executable (absolute path or a name on PATH)", field)
-		case sc.InProcess == nil:
+		case set > 1:
+			bad("%s: more than one of command, url and an in-process server is set: set exactly one", field)
+		case set == 0:
+			bad("%s.command is missing: name the server's executable (absolute path or a name on PATH), or give its url", field)
+		case sc.InProcess != nil:
+			r.transport = TransportInProcess
+		case sc.Command != "":
+			r.transport = TransportStdio
 			p, err := resolveCommand(sc.Command, allowed)
 			if err != nil {
 				bad("%s.command %s %v", field, clip(sc.Command), err)
 			}
 			r.path = p
+		default:
+			r.transport = TransportHTTP
+			if err := checkURL(sc.URL); err != nil {
+				bad("%s.url %s %v", field, clip(sc.URL), err)
+			}
+		}
+		switch t := strings.ToLower(sc.Transport); {
+		case t == "" || t == r.transport || set != 1:
+		case t == TransportSSE && r.transport == TransportHTTP:
+			r.transport = TransportSSE
+		default:
+			bad("%s.transport %s does not fit the entry: use stdio with command, http or sse with url", field, clip(sc.Transport))
+		}
+		if r.transport == TransportHTTP || r.transport == TransportSSE {
+			if len(sc.Args) > 0 || len(sc.Env) > 0 {
+				bad("%s: args and env apply to a command, not to a url server: remove them", field)
+			}
+			for _, k := range sortedKeys(sc.Headers) {
+				if containsSecret(sc.Headers[k], cfg.Secrets) {
+					bad("%s.headers.%s holds one of Talos's own secrets (value not shown): remove it", field, clip(k))
+				}
+			}
+		} else if len(sc.Headers) > 0 {
+			bad("%s.headers apply to a url server only: remove them", field)
 		}
 		for j, a := range sc.Args {
 			if w := networkArg(a); w != "" {
@@ -265,7 +319,7 @@ func (cfg Config) resolve() ([]resolved, error) {
 			}
 		}
 
-		if sc.InProcess == nil {
+		if r.transport == TransportStdio {
 			for _, n := range allowEnv {
 				if v, ok := os.LookupEnv(n); ok && !secretName(n) {
 					r.env = append(r.env, n+"="+v)
@@ -328,6 +382,31 @@ func resolveCommand(cmd string, allowed []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("resolves to %s, which is outside AllowedCommands: add that file or its directory to AllowedCommands", clip(real))
+}
+
+// checkURL accepts https URLs, and http ones to a loopback address.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return errors.New("is not a URL")
+	case u.User != nil:
+		return errors.New("carries credentials: send them in headers instead")
+	case u.Host == "":
+		return errors.New("has no host")
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme != "http":
+		return errors.New("must use https (or http to a loopback address)")
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return errors.New("uses plain http to a host that is not loopback: use https")
 }
 
 // within reports whether p lies strictly below directory dir.

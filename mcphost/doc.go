@@ -5,8 +5,10 @@
 //
 // A [Config] lists the servers of config.yaml's `mcp_servers:` as
 // [ServerConfig] entries ([ParseServers] reads them from the file, in
-// order, with each problem's line): stdio servers by command, or, for Go
-// users, an mcp-go server in this process ([ServerConfig.InProcess]). [New] validates
+// order, with each problem's line): stdio servers by command, servers on
+// the network by URL (streamable HTTP or SSE; https, or http to loopback
+// only), or, for Go users, an mcp-go server in this process
+// ([ServerConfig.InProcess]). [New] validates
 // the whole configuration and reports every problem at once: the command is
 // resolved (PATH, then symlinks) to an absolute path that must lie inside
 // [Config.AllowedCommands] (never a basename match), arguments that would

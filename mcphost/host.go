@@ -147,11 +147,17 @@ func New(cfg Config, deps Deps) (*Host, error) {
 // the command and arguments it runs. Changing either is a new identity with
 // no pins.
 func identity(r resolved) string {
-	if r.cfg.InProcess != nil {
+	var what string
+	switch r.transport {
+	case TransportInProcess:
 		return "inprocess:" + r.cfg.Name
+	case TransportStdio:
+		what = r.path + "\x00" + strings.Join(r.cfg.Args, "\x00")
+	default:
+		what = r.cfg.URL
 	}
-	sum := sha256.Sum256([]byte(r.path + "\x00" + strings.Join(r.cfg.Args, "\x00")))
-	return "stdio:" + r.cfg.Name + ":" + hex.EncodeToString(sum[:8])
+	sum := sha256.Sum256([]byte(what))
+	return r.transport + ":" + r.cfg.Name + ":" + hex.EncodeToString(sum[:8])
 }
 
 // Start discovers the tools of every enabled server, including those
@@ -430,12 +436,28 @@ func (h *Host) dial(ctx context.Context, s *srv) (*client.Client, error) {
 		c   *client.Client
 		cmd *exec.Cmd
 	)
-	if s.r.cfg.InProcess != nil {
+	switch s.r.transport {
+	case TransportInProcess:
 		var err error
 		if c, err = client.NewInProcessClient(s.r.cfg.InProcess); err != nil {
 			return nil, err
 		}
-	} else {
+	case TransportHTTP:
+		tr, err := transport.NewStreamableHTTP(s.r.cfg.URL,
+			transport.WithHTTPHeaders(s.r.cfg.Headers),
+			transport.WithContinuousListening(), // server notifications (list_changed) arrive on a GET stream
+			transport.WithHTTPLogger(h.log))
+		if err != nil {
+			return nil, err
+		}
+		c = client.NewClient(tr, client.WithProtocolVersion(ProtocolVersion))
+	case TransportSSE:
+		tr, err := transport.NewSSE(s.r.cfg.URL, transport.WithHeaders(s.r.cfg.Headers), transport.WithSSELogger(h.log))
+		if err != nil {
+			return nil, err
+		}
+		c = client.NewClient(tr, client.WithProtocolVersion(ProtocolVersion))
+	default:
 		logw := &stderrLog{log: h.log, server: s.name}
 		tr := transport.NewStdioWithOptions(s.r.path, nil, s.r.cfg.Args,
 			transport.WithCommandFunc(func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
@@ -456,17 +478,28 @@ func (h *Host) dial(ctx context.Context, s *srv) (*client.Client, error) {
 			}
 		}
 	})
-	if err := c.Start(h.runCtx); err != nil {
+	ictx, cancel := context.WithTimeout(ctx, s.r.timeout)
+	defer cancel()
+	// Start lives as long as the host (an SSE stream, a process), but must
+	// not hang the caller: it is bounded by the timeout like initialize.
+	started := make(chan error, 1)
+	go func() { started <- c.Start(h.runCtx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+	case <-ictx.Done():
 		_ = c.Close()
-		return nil, err
+		<-started
+		return nil, fmt.Errorf("the transport did not start within %s", s.r.timeout)
 	}
 	if cmd != nil && cmd.Process != nil {
 		h.mu.Lock()
 		h.groups[c] = cmd.Process.Pid
 		h.mu.Unlock()
 	}
-	ictx, cancel := context.WithTimeout(ctx, s.r.timeout)
-	defer cancel()
 	req := mcp.InitializeRequest{}
 	req.Params.ProtocolVersion = ProtocolVersion
 	req.Params.ClientInfo = mcp.Implementation{Name: "talos", Version: "1"}

@@ -76,7 +76,7 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 		`mcp_servers[7]: name "a.b" is not allowed`,
 		`mcp_servers.OK: the name is used twice`,
 		`mcp_servers.none.command is missing`,
-		`mcp_servers.both: both command and an in-process server are set`,
+		`mcp_servers.both: more than one of command, url and an in-process server is set`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing problem %q", want)
