@@ -160,3 +160,90 @@ func paramName(p string) string {
 	}
 	return string(b)
 }
+
+// Function is a catalog tool as a native tool definition. Its fields match
+// llm.Tool's, so llm.Tool(f) converts it for the Ollama and Gemini
+// adapters.
+type Function struct {
+	// Name is the qualified name "server.tool" (Host.Call takes it back).
+	Name string
+	// Description is the catalog's one-line description (at most
+	// CatalogDescriptionChars characters).
+	Description string
+	// Parameters is a trimmed JSON Schema object: every required property
+	// and optional ones up to CatalogMaxParams in all; each property keeps
+	// its type, enum and item type, and a one-line description of at most
+	// CatalogDescriptionChars characters.
+	Parameters map[string]any
+}
+
+// Functions returns the catalog as native tool definitions, sorted by
+// name.
+func (c Catalog) Functions() []Function {
+	out := make([]Function, 0, len(c.Tools))
+	for _, t := range c.Tools {
+		out = append(out, Function{Name: t.Name, Description: t.Description, Parameters: trimSchema(t.InputSchema)})
+	}
+	return out
+}
+
+// FunctionTokens estimates the prompt tokens of Functions as one token per
+// 4 bytes of their JSON, rounded up.
+func (c Catalog) FunctionTokens() int {
+	b, _ := json.Marshal(c.Functions())
+	return (len(b) + 3) / 4
+}
+
+// trimSchema keeps what a small model needs to fill in the arguments.
+func trimSchema(raw json.RawMessage) map[string]any {
+	out := map[string]any{"type": "object", "properties": map[string]any{}}
+	var s struct {
+		Properties map[string]map[string]any `json:"properties"`
+		Required   []string                  `json:"required"`
+	}
+	if json.Unmarshal(raw, &s) != nil {
+		return out
+	}
+	var keep []string
+	for _, r := range s.Required {
+		if _, ok := s.Properties[r]; ok && !slices.Contains(keep, r) {
+			keep = append(keep, r)
+		}
+	}
+	required := slices.Clone(keep)
+	for _, p := range sortedKeys(s.Properties) {
+		if len(keep) >= CatalogMaxParams {
+			break
+		}
+		if !slices.Contains(keep, p) {
+			keep = append(keep, p)
+		}
+	}
+	props := map[string]any{}
+	for _, p := range keep {
+		props[p] = trimProperty(s.Properties[p])
+	}
+	out["properties"] = props
+	if len(required) > 0 {
+		out["required"] = required
+	}
+	return out
+}
+
+func trimProperty(p map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range []string{"type", "enum", "format"} {
+		if v, ok := p[k]; ok {
+			out[k] = v
+		}
+	}
+	if d, ok := p["description"].(string); ok && d != "" {
+		out["description"] = oneLine(d, CatalogDescriptionChars)
+	}
+	if items, ok := p["items"].(map[string]any); ok {
+		if t, ok := items["type"]; ok {
+			out["items"] = map[string]any{"type": t}
+		}
+	}
+	return out
+}

@@ -50,7 +50,10 @@
 //
 // [Host.Catalog] lists the callable tools as "server.tool" with one-line
 // descriptions of at most 60 characters and at most 3 parameters, and
-// estimates its token cost. Models without native tool calling write
+// estimates its token cost; [Catalog.Functions] gives the same tools as
+// native tool definitions with trimmed schemas (they convert to llm.Tool
+// for the Ollama and Gemini adapters). Models without native tool calling
+// write
 // `[USE_MCP: server.tool {"arg": 1}]`; [ParseTextCalls] finds these calls
 // (with JSON arguments that may contain "}]"), caps their number, and
 // [FormatTextResult] puts a size-capped result back into the prompt.
