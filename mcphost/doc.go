@@ -53,8 +53,7 @@
 // estimates its token cost; [Catalog.Functions] gives the same tools as
 // native tool definitions with trimmed schemas (they convert to llm.Tool
 // for the Ollama and Gemini adapters). Models without native tool calling
-// write
-// `[USE_MCP: server.tool {"arg": 1}]`; [ParseTextCalls] finds these calls
-// (with JSON arguments that may contain "}]"), caps their number, and
-// [FormatTextResult] puts a size-capped result back into the prompt.
+// write `[USE_MCP: server.tool {"arg": 1}]`; [ParseTextCalls] finds these
+// calls (with JSON arguments that may contain "}]"), caps their number,
+// and [FormatTextResult] puts a size-capped result back into the prompt.
 package mcphost
