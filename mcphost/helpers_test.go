@@ -30,6 +30,13 @@ func TestMain(m *testing.M) {
 }
 
 func serveStdio(mode string) {
+	if marker, ok := strings.CutPrefix(mode, "fail-once:"); ok {
+		// Fails its first start (no MCP at all), serves from then on.
+		if _, err := os.Stat(marker); err != nil {
+			_ = os.WriteFile(marker, nil, 0o600)
+			os.Exit(1)
+		}
+	}
 	s := server.NewMCPServer("test-stdio", "1", server.WithToolCapabilities(true))
 	s.AddTool(mcp.NewTool("env", mcp.WithDescription("Print the environment")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {

@@ -624,21 +624,29 @@ func (h *Host) Pending(name string) (d Diff, reason string, ok bool) {
 	if s.quarantine == nil {
 		return Diff{}, "", false
 	}
-	return *s.quarantine, s.quarReason, true
+	d = *s.quarantine
+	d.Fingerprint = fingerprint(s.live)
+	return d, s.quarReason, true
 }
 
-// Approve pins the definitions server name offers now and lifts its
-// quarantine. It is the operator's decision after reviewing Pending.
-func (h *Host) Approve(ctx context.Context, name string) error {
+// Approve pins the definitions server name offers and lifts its
+// quarantine: the operator's decision after reviewing Pending. fingerprint
+// is the reviewed Diff's Fingerprint; if the server's definitions changed
+// since, nothing is approved and the error says to review again.
+func (h *Host) Approve(ctx context.Context, name, fingerprint string) error {
+	const op = "mcphost.Approve"
 	s, ok := h.byName[name]
 	if !ok {
-		return unknownServer("mcphost.Approve", name)
+		return unknownServer(op, name)
 	}
 	s.mu.Lock()
 	live := s.live
 	s.mu.Unlock()
 	if live == nil {
-		return talos.Errorf(talos.CodeMCPServer, "mcphost.Approve", "server %s has no discovered tools to approve: start the host or call Refresh first", name)
+		return talos.Errorf(talos.CodeMCPServer, op, "server %s has no discovered tools to approve: start the host or call Refresh first", name)
+	}
+	if now := fingerprintOf(live); fingerprint != now {
+		return talos.Errorf(talos.CodePolicyDenied, op, "the tool definitions of server %s are %s now, not the reviewed %s: review Pending again and approve what it shows", name, now, clip(fingerprint))
 	}
 	pins := map[string]string{}
 	for n, d := range live {
@@ -655,6 +663,9 @@ func (h *Host) Approve(ctx context.Context, name string) error {
 	h.log.Info("mcphost: tool definitions approved", "server", name, "tools", len(live))
 	return nil
 }
+
+// fingerprintOf is fingerprint, named apart from Approve's parameter.
+func fingerprintOf(live map[string]ToolDef) string { return fingerprint(live) }
 
 // ServerStatus describes one server.
 type ServerStatus struct {

@@ -195,7 +195,22 @@ func TestListChangedQuarantinesUntilApproved(t *testing.T) {
 			t.Fatalf("rename not shown as removed+added: %+v", d)
 		}
 
-		if err := h.Approve(ctx, "fs"); err != nil {
+		// A definition that changes between review and approval is not
+		// approved: the operator approves exactly what they saw.
+		reviewed := d.Fingerprint
+		s.AddTool(mcp.NewTool("extra"), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("x"), nil
+		})
+		synctest.Wait()
+		err = h.Approve(ctx, "fs", reviewed)
+		if !errors.Is(err, talos.ErrPolicyDenied) || !strings.Contains(err.Error(), "review Pending again") {
+			t.Fatalf("approving stale definitions: %v", err)
+		}
+		d, _, _ = h.Pending("fs")
+		if len(d.Added) != 2 {
+			t.Fatalf("diff after the second change: %+v", d)
+		}
+		if err := h.Approve(ctx, "fs", d.Fingerprint); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, ok := h.Pending("fs"); ok {
@@ -237,10 +252,11 @@ func TestRequireApprovalQuarantinesNewServers(t *testing.T) {
 	h := startHost(t, mcphost.Config{RequireApproval: true, Servers: []mcphost.ServerConfig{inproc("s", newServer(textTool("t", "T", "ok")))}}, mcphost.Deps{})
 	_, err := h.Call(context.Background(), "s.t", nil)
 	wantStep(t, err, mcphost.StepPin, talos.ErrPolicyDenied)
-	if _, reason, _ := h.Pending("s"); reason != "its tools were never approved" {
-		t.Errorf("reason %q", reason)
+	d, reason, _ := h.Pending("s")
+	if reason != "its tools were never approved" || len(d.Added) != 1 {
+		t.Errorf("reason %q, diff %+v", reason, d)
 	}
-	if err := h.Approve(context.Background(), "s"); err != nil {
+	if err := h.Approve(context.Background(), "s", d.Fingerprint); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.Call(context.Background(), "s.t", nil); err != nil {
@@ -634,5 +650,24 @@ func TestCatalogFunctionsForNativeToolCalling(t *testing.T) {
 	}
 	if n := h.Catalog().FunctionTokens(); n <= 0 || n > 100 {
 		t.Errorf("function tokens %d", n)
+	}
+}
+
+func TestServerErrorMessagesAreRedactedAndClipped(t *testing.T) {
+	s := newServer(server.ServerTool{Tool: mcp.NewTool("fail"), Handler: func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return nil, errors.New("cannot open file with key " + testAWSKey + strings.Repeat(" and more", 100))
+	}})
+	audit := &mcphosttest.Recorder{}
+	h := startHost(t, mcphost.Config{Servers: []mcphost.ServerConfig{inproc("s", s)}}, mcphost.Deps{Auditor: audit})
+	// mcp-go answers a handler's error with a JSON-RPC error, which the
+	// host quotes in its own error.
+	_, err := h.Call(context.Background(), "s.fail", nil)
+	wantStep(t, err, mcphost.StepCall, talos.ErrMCPServer)
+	if strings.Contains(err.Error(), testAWSKey) || !strings.Contains(err.Error(), "[REDACTED:aws-access-key]") {
+		t.Errorf("error not redacted: %v", err)
+	}
+	r := lastRecord(t, audit)
+	if strings.Contains(r.Reason, testAWSKey) || len(r.Reason) > 300 {
+		t.Errorf("audit reason %d bytes: %q", len(r.Reason), r.Reason)
 	}
 }

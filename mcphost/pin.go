@@ -128,6 +128,19 @@ type Diff struct {
 	Changed []ToolChange
 	// Removed are approved tools the server no longer offers.
 	Removed []string
+	// Fingerprint identifies the definitions the server offers now (a hash
+	// of every tool's name and definition hash). Approve takes it back, so
+	// an operator approves exactly the definitions reviewed.
+	Fingerprint string
+}
+
+// fingerprint hashes the names and definition hashes of live.
+func fingerprint(live map[string]ToolDef) string {
+	h := sha256.New()
+	for _, n := range sortedKeys(live) {
+		h.Write([]byte(n + "\x00" + live[n].Hash + "\n"))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // ToolChange is one approved tool whose definition changed.

@@ -135,6 +135,10 @@ type ArgShape struct {
 	Bytes int
 }
 
+// maxReasonBytes caps AuditRecord.Reason (a server's error message can be
+// long).
+const maxReasonBytes = 300
+
 // AuditRecord is the shape of one call: never an argument or result value.
 type AuditRecord struct {
 	// Time is when the call entered the pipeline.
@@ -149,7 +153,8 @@ type AuditRecord struct {
 	Step Step
 	// Code is the error code of a stopped call.
 	Code talos.Code
-	// Reason says why the call was stopped.
+	// Reason says why the call was stopped (at most 300 bytes, secrets
+	// redacted; a server's own error message is quoted in it).
 	Reason string
 	// ArgRedactions and ResultRedactions count the secrets replaced.
 	ArgRedactions, ResultRedactions []Redaction
@@ -214,7 +219,7 @@ func (h *Host) Call(ctx context.Context, qualified string, args map[string]any) 
 		}
 		var se *StepError
 		if errors.As(err, &se) {
-			rec.Reason = se.Err.Error()
+			rec.Reason = h.secrets.Redact(cutUTF8(se.Err.Error(), maxReasonBytes), map[string]int{})
 		}
 	} else {
 		rec.Allowed = true
@@ -280,9 +285,21 @@ func (h *Host) pipeline(ctx context.Context, server, tool string, args map[strin
 		return fail(talos.CodeMCPServer, StepLookup, errors.New("the host is closed"))
 	}
 
+	s = h.byName[server]
+	if s != nil {
+		s.mu.Lock()
+		never := s.live == nil
+		s.mu.Unlock()
+		if never {
+			// Discovery failed at Start (or the server was never reached):
+			// try again now, with the server's backoff, before looking up.
+			if err := h.discover(ctx, s); err != nil {
+				return fail(talos.CodeMCPServer, StepCall, fmt.Errorf("server %s has no discovered tools and discovering them failed: %w", server, err))
+			}
+		}
+	}
 	if err := guard(StepLookup, func() error {
-		var ok bool
-		if s, ok = h.byName[server]; !ok {
+		if s == nil {
 			return fmt.Errorf("no enabled server is named %s", clip(server))
 		}
 		s.mu.Lock()
@@ -471,7 +488,9 @@ func (h *Host) invoke(ctx context.Context, s *srv, call *CallRequest) (*mcp.Call
 		h.failed(s, c, err)
 		return nil, fmt.Errorf("server %s stopped during the call; it is restarted at its next use: %w", s.name, err)
 	}
-	return nil, fmt.Errorf("server %s answered with an error: %w", s.name, err)
+	// The server's own message may echo arguments or leak secrets: it is
+	// redacted before it reaches the model or the audit.
+	return nil, fmt.Errorf("server %s answered with an error: %s", s.name, h.secrets.Redact(err.Error(), map[string]int{}))
 }
 
 // capContent cuts content to max bytes (text is cut at a character

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -182,4 +183,27 @@ func TestCloseKillsWhatTheServerLeftInItsGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, child)
+}
+
+func TestServerThatFailedDiscoveryIsRetriedAtItsFirstCall(t *testing.T) {
+	sc, dir := stdioServer(t, "fail-once:"+filepath.Join(t.TempDir(), "started"))
+	sc.AutoStart = false
+	h, err := mcphost.New(mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, mcphost.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Start(context.Background()); !errors.Is(err, talos.ErrMCPServer) {
+		t.Fatalf("the first start should fail: %v", err)
+	}
+	if len(h.Catalog().Tools) != 0 {
+		t.Fatal("tools of a server that never answered")
+	}
+	// The first call discovers the tools (after the 1 s backoff) and runs.
+	if pid := callPID(t, h); pid <= 0 {
+		t.Fatal("no pid")
+	}
+	if len(h.Catalog().Tools) == 0 {
+		t.Error("the catalog did not learn the late server's tools")
+	}
 }
