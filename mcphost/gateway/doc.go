@@ -1,0 +1,24 @@
+// Package gateway gives agents identities and capability tokens for
+// reaching each other's MCP tools (the Talos protocol runbook).
+//
+// An [Identity] is an Ed25519 key pair with a name; its [PeerID] ("tp1…")
+// is the public key itself, so signatures check against the ID alone. The
+// key file is written with mode 0600 and refused when others can read it.
+//
+// A capability token ([Issue]) names its issuer, subject, scopes, expiry
+// and a nonce, and is signed by the issuer. Its subject may [Delegate] it,
+// only narrowing: fewer or narrower scopes and an expiry no later than the
+// parent's; the chain travels inside the token and [Parse] checks every
+// link. Scopes are hierarchical and a grant covers exactly what it names:
+// "mcp/fs/read" grants that action only, "mcp/fs/*" everything below
+// mcp/fs.
+//
+// A [Verifier] trusts the tokens of its root issuers that are valid now
+// (60 s of clock skew tolerated, more is refused) and not revoked
+// ([Verifier.Revoke] covers every delegation below a token).
+// [Verifier.Authorize] checks a [Request]: signed by the token's subject
+// (a copied token alone is useless), its time within the skew, its nonce
+// never seen before (no replay), its action granted. A [Session] caches
+// verified tokens so a repeated check is a scope match, and limits its
+// calls with a token bucket.
+package gateway
