@@ -40,14 +40,15 @@ type Catalog struct {
 	Tools []CatalogTool
 }
 
-// Catalog returns the tools a call could reach now: approved definitions
-// of servers that are not quarantined, allowed by Config.Allow/Deny and
-// not shadowed by an earlier server's tool of the same name.
-func (h *Host) Catalog() Catalog {
+// Tools returns the full, pinned definitions of the tools a call could
+// reach now: approved definitions of servers that are not quarantined,
+// allowed by Config.Allow/Deny and not shadowed by an earlier server's tool
+// of the same name; sorted by qualified name.
+func (h *Host) Tools() []ToolDef {
 	h.mu.Lock()
 	owners := h.owners
 	h.mu.Unlock()
-	var c Catalog
+	var out []ToolDef
 	for _, s := range h.order {
 		s.mu.Lock()
 		quarantined, approved := s.quarantine != nil, s.approved
@@ -59,10 +60,19 @@ func (h *Host) Catalog() Catalog {
 			if owners[strings.ToLower(n)] != s.name || h.allowed(s.name, n) != nil {
 				continue
 			}
-			c.Tools = append(c.Tools, catalogTool(approved[n]))
+			out = append(out, approved[n])
 		}
 	}
-	slices.SortFunc(c.Tools, func(a, b CatalogTool) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b ToolDef) int { return strings.Compare(a.QualifiedName(), b.QualifiedName()) })
+	return out
+}
+
+// Catalog returns Tools for a small model's prompt.
+func (h *Host) Catalog() Catalog {
+	var c Catalog
+	for _, d := range h.Tools() {
+		c.Tools = append(c.Tools, catalogTool(d))
+	}
 	return c
 }
 

@@ -1,5 +1,14 @@
-// Package gateway gives agents identities and capability tokens for
-// reaching each other's MCP tools (the Talos protocol runbook).
+// Package gateway offers a Host's guarded tools to other MCP clients, and
+// gives agents identities and capability tokens for reaching each other's
+// tools (the Talos protocol runbook).
+//
+// [NewServer] serves every tool the Host can call as one MCP server
+// ("server.tool" names, full pinned definitions), over stdio
+// (server.ServeStdio of [Server.MCPServer]) or streamable HTTP
+// ([Server.HTTPHandler]: loopback host names only, behind a bearer token).
+// Every call runs through the Host's pipeline; a denial comes back as a
+// tool error naming the step, and a tool that stops being callable leaves
+// the list at once.
 //
 // An [Identity] is an Ed25519 key pair with a name; its [PeerID] ("tp1…")
 // is the public key itself, so signatures check against the ID alone. The
