@@ -23,7 +23,8 @@
 //   - mcphost: runs MCP tool servers (stdio, HTTP or in process) and passes every
 //     tool call through one fail-closed pipeline: allow/deny lists, pinned
 //     tool definitions with quarantine, secret redaction, a result scanner
-//     and an audit of each call's shape.
+//     and an audit of each call's shape; its gateway and tunnel offer those
+//     tools to other MCP clients and to peers holding capability tokens.
 //
 // Planned, not yet in the module (see DESIGN.md): quarantine (the skill
 // lifecycle), strikes (three-strike deprecation) and dream (the nightly
