@@ -99,7 +99,9 @@ func serveB(t testing.TB, srvID *gateway.Identity, authorized gateway.PeerID) (s
 	rec := &recorder{Listener: ln}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- tunnel.Serve(ctx, rec, srvID, authorized, gateway.NewServer(h, "talos", "1").MCPServer(), nil) }()
+	go func() {
+		done <- tunnel.Serve(ctx, rec, srvID, authorized, gateway.NewServer(h, "talos", "1").MCPServer(), nil)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
