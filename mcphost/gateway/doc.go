@@ -29,5 +29,6 @@
 // (a copied token alone is useless), its time within the skew, its nonce
 // never seen before (no replay), its action granted. A [Session] caches
 // verified tokens so a repeated check is a scope match, and limits its
-// calls with a token bucket.
+// calls with a token bucket. A [DecisionLog] keeps every Authorize decision
+// and exports it as CSV or JSON.
 package gateway

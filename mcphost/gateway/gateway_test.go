@@ -1,7 +1,9 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -284,4 +286,45 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("String() is not the parsed text")
 		}
 	})
+}
+
+func TestDecisionsExportAsCSVAndJSON(t *testing.T) {
+	root, agent := ident(t, "root"), ident(t, "agent")
+	log := gateway.NewDecisionLog(0)
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, Decisions: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := issue(t, root, agent, time.Hour, "chat/ask")
+	for _, action := range []string{"chat/ask", "=cmd|' /C calc'!A0"} {
+		r, _ := gateway.NewRequest(agent, tok, action)
+		_, _ = v.Authorize(r)
+	}
+	ds := log.Decisions()
+	if len(ds) != 2 || !ds[0].Allowed || ds[1].Allowed || ds[1].Code != talos.CodeUnauthorized || ds[0].Subject != agent.PeerID() {
+		t.Fatalf("%+v", ds)
+	}
+	var csvOut, jsonOut strings.Builder
+	if err := log.WriteCSV(&csvOut); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(csvOut.String()), "\n")
+	if len(lines) != 3 || lines[0] != "time,subject,token_id,action,allowed,code,reason" || !strings.Contains(lines[2], `'=cmd`) {
+		t.Fatalf("csv:\n%s", csvOut.String())
+	}
+	if err := log.WriteJSON(&jsonOut); err != nil {
+		t.Fatal(err)
+	}
+	var back []gateway.Decision
+	if err := json.Unmarshal([]byte(jsonOut.String()), &back); err != nil || len(back) != 2 || back[1].Reason == "" {
+		t.Fatalf("json: %v %+v", err, back)
+	}
+
+	small := gateway.NewDecisionLog(2)
+	for i := range 5 {
+		small.Record(gateway.Decision{Action: fmt.Sprint(i)})
+	}
+	if ds := small.Decisions(); len(ds) != 2 || ds[0].Action != "3" || ds[1].Action != "4" {
+		t.Errorf("the log keeps the newest: %+v", ds)
+	}
 }

@@ -24,6 +24,8 @@ type VerifierConfig struct {
 	Roots []PeerID
 	// MaxSkew is the clock difference tolerated; 0 means DefaultMaxSkew.
 	MaxSkew time.Duration
+	// Decisions, if set, records every Authorize decision for export.
+	Decisions *DecisionLog
 }
 
 // Verifier checks tokens and signed requests: trusted root, time, revocation,
@@ -31,6 +33,7 @@ type VerifierConfig struct {
 type Verifier struct {
 	roots map[PeerID]bool
 	skew  time.Duration
+	log   *DecisionLog
 
 	mu      sync.Mutex
 	revoked map[string]time.Time // token ID → when it can be forgotten
@@ -45,7 +48,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if len(cfg.Roots) == 0 {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "Roots is empty: name at least one trusted issuer")
 	}
-	v := &Verifier{roots: map[PeerID]bool{}, skew: cfg.MaxSkew, revoked: map[string]time.Time{}, seen: map[string]time.Time{}}
+	v := &Verifier{roots: map[PeerID]bool{}, skew: cfg.MaxSkew, log: cfg.Decisions, revoked: map[string]time.Time{}, seen: map[string]time.Time{}}
 	for _, r := range cfg.Roots {
 		if _, err := ParsePeerID(string(r)); err != nil {
 			return nil, talos.E(talos.CodeConfigInvalid, op, "Roots holds a bad peer ID", err)
@@ -133,6 +136,25 @@ func NewRequest(holder *Identity, token, action string) (Request, error) {
 // grants the action. Every refusal is T400 (T402 for a bad signature) and
 // says which check failed.
 func (v *Verifier) Authorize(r Request) (*Token, error) {
+	t, err := v.authorize(r)
+	if v.log != nil {
+		d := Decision{Time: time.Now(), Action: r.Action, Allowed: err == nil}
+		if len(d.Action) > 200 {
+			d.Action = d.Action[:200]
+		}
+		if pt, perr := Parse(r.Token); perr == nil {
+			d.Subject, d.TokenID = pt.Subject, pt.ID
+		}
+		if err != nil {
+			d.Code = talos.CodeOf(err)
+			d.Reason = err.Error()
+		}
+		v.log.Record(d)
+	}
+	return t, err
+}
+
+func (v *Verifier) authorize(r Request) (*Token, error) {
 	const op = "gateway.Authorize"
 	now := time.Now()
 	at := time.UnixMilli(r.TimeMillis)
