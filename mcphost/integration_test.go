@@ -2,6 +2,7 @@ package mcphost_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,5 +76,66 @@ func TestServerEverything(t *testing.T) {
 	}
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServerFilesystem runs @modelcontextprotocol/server-filesystem over
+// stdio with one allowed root: list, read and write inside it work, a path
+// outside is refused by the server (and reported as its error), and a
+// private key in a file never reaches the caller.
+func TestServerFilesystem(t *testing.T) {
+	bin := testenv.MCPFilesystem(t)
+	real, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "notes.txt"), []byte("buy milk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "id_rsa"), []byte(testPrivateKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	audit := &mcphosttest.Recorder{}
+	h := startHost(t, mcphost.Config{
+		AllowedCommands: []string{filepath.Dir(real)},
+		Servers:         []mcphost.ServerConfig{{Name: "fs", Command: bin, Args: []string{root}, TimeoutSeconds: 60, AutoStart: true}},
+	}, mcphost.Deps{Auditor: audit})
+	ctx := context.Background()
+	call := func(tool string, args map[string]any) *mcphost.Result {
+		t.Helper()
+		res, err := h.Call(ctx, "fs."+tool, args)
+		if err != nil {
+			t.Fatalf("%s: %v", tool, err)
+		}
+		return res
+	}
+
+	if res := call("list_directory", map[string]any{"path": root}); !strings.Contains(res.Text, "notes.txt") {
+		t.Errorf("list: %q", res.Text)
+	}
+	if res := call("read_text_file", map[string]any{"path": filepath.Join(root, "notes.txt")}); res.Text != "buy milk" {
+		t.Errorf("read: %q", res.Text)
+	}
+	if res := call("write_file", map[string]any{"path": filepath.Join(root, "new.txt"), "content": "written by talos"}); res.IsError {
+		t.Errorf("write: %q", res.Text)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "new.txt")); err != nil || string(b) != "written by talos" {
+		t.Errorf("the written file: %q %v", b, err)
+	}
+	res := call("read_text_file", map[string]any{"path": filepath.Join(root, "id_rsa")})
+	if strings.Contains(res.Text, "PRIVATE KEY") || !strings.Contains(res.Text, "[REDACTED:private-key]") {
+		t.Errorf("a private key came back: %q", res.Text)
+	}
+	if r := lastRecord(t, audit); len(r.ResultRedactions) != 1 || r.ResultRedactions[0].Kind != "private-key" {
+		t.Errorf("audit: %+v", r)
+	}
+	// Outside the root: the server refuses (an isError result or an error).
+	out, err := h.Call(ctx, "fs.read_text_file", map[string]any{"path": "/etc/passwd"})
+	if err == nil && (!out.IsError || strings.Contains(out.Text, "root:")) {
+		t.Errorf("a path outside the root was read: %+v", out)
 	}
 }

@@ -15,8 +15,9 @@
 #   Chroma      127.0.0.1:58000   chromadb@3.5.0's Rust server, run by Node on a private glibc
 #
 # plus the image talos-test/busybox:1, imported from /usr/bin/busybox (no registry is reachable),
-# and the reference MCP server @modelcontextprotocol/server-everything (npm, pinned) in
-# DIR/tools/mcp, run by the tests over stdio (never with npx, so nothing is fetched at run time).
+# and the reference MCP servers @modelcontextprotocol/server-everything and server-filesystem
+# (npm, pinned) in DIR/tools/mcp, run by the tests over stdio (never with npx, so nothing is
+# fetched at run time).
 # The recipes behind each step are in ../shared/RECIPES.md. Downloads (the npm install, the
 # trixie libc6 package) are cached in DIR/tools, so a second `up` only starts processes.
 # `up` is idempotent: whatever already runs and answers is left alone. `up` and `down` need root
@@ -28,7 +29,7 @@ REDIS_PORT="${TALOS_SERVICES_REDIS_PORT:-56379}"
 PG_PORT="${TALOS_SERVICES_POSTGRES_PORT:-55432}"
 CHROMA_PORT="${TALOS_SERVICES_CHROMA_PORT:-58000}"
 CHROMA_VERSION="3.5.0"
-MCP_EVERYTHING_VERSION="2026.8.31"
+MCP_SERVERS_VERSION="2026.8.31"
 BUSYBOX_IMAGE="talos-test/busybox:1"
 READY_TIMEOUT="${TALOS_SERVICES_TIMEOUT:-90}" # seconds per service
 
@@ -188,24 +189,33 @@ JS
 	fi
 }
 
-# The reference MCP server the mcphost integration tests run over stdio, at a pinned version.
+# The reference MCP servers the mcphost integration tests run over stdio, at pinned versions.
 mcp_everything_bin() { printf '%s\n' "$TOOLS/mcp/node_modules/.bin/mcp-server-everything"; }
+mcp_filesystem_bin() { printf '%s\n' "$TOOLS/mcp/node_modules/.bin/mcp-server-filesystem"; }
+
+# mcp_installed PKG: PKG is installed in TOOLS/mcp at MCP_SERVERS_VERSION.
+mcp_installed() {
+	local f=$TOOLS/mcp/node_modules/$1/package.json
+	[[ -f "$f" ]] && [[ "$(node -p "require('$f').version" 2>/dev/null)" == "$MCP_SERVERS_VERSION" ]]
+}
 
 install_mcp() {
-	local t=$TOOLS/mcp cur="" pkg=@modelcontextprotocol/server-everything
+	local t=$TOOLS/mcp p need=()
 	mkdir -p "$t"
-	if [[ -f "$t/node_modules/$pkg/package.json" ]]; then
-		cur=$(node -p "require('$t/node_modules/$pkg/package.json').version" 2>/dev/null || true)
-	fi
-	if [[ "$cur" == "$MCP_EVERYTHING_VERSION" && -x "$(mcp_everything_bin)" ]]; then
+	for p in @modelcontextprotocol/server-everything @modelcontextprotocol/server-filesystem; do
+		mcp_installed "$p" || need+=("$p@$MCP_SERVERS_VERSION")
+	done
+	if ((${#need[@]} == 0)) && [[ -x "$(mcp_everything_bin)" && -x "$(mcp_filesystem_bin)" ]]; then
 		return 0
 	fi
-	log "installing $pkg@$MCP_EVERYTHING_VERSION from npm into $t"
+	log "installing ${need[*]:-the MCP servers (links missing)} from npm into $t"
 	(
 		cd "$t"
 		[[ -f package.json ]] || npm init -y >/dev/null
-		npm install --no-audit --no-fund --save-exact --loglevel=error "$pkg@$MCP_EVERYTHING_VERSION"
-	) >"$t/npm.log" 2>&1 || fail "npm install $pkg@$MCP_EVERYTHING_VERSION failed" "$t/npm.log"
+		npm install --no-audit --no-fund --save-exact --loglevel=error \
+			"@modelcontextprotocol/server-everything@$MCP_SERVERS_VERSION" \
+			"@modelcontextprotocol/server-filesystem@$MCP_SERVERS_VERSION"
+	) >"$t/npm.log" 2>&1 || fail "npm install of the MCP servers failed" "$t/npm.log"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -387,6 +397,9 @@ cmd_env() {
 	if [[ -x "$(mcp_everything_bin)" ]]; then
 		printf 'export TALOS_TEST_MCP_EVERYTHING=%s\n' "$(shq "$(mcp_everything_bin)")"
 	fi
+	if [[ -x "$(mcp_filesystem_bin)" ]]; then
+		printf 'export TALOS_TEST_MCP_FILESYSTEM=%s\n' "$(shq "$(mcp_filesystem_bin)")"
+	fi
 }
 
 cmd_up() {
@@ -440,8 +453,8 @@ cmd_status() {
 		log "chroma     stopped"
 		ok=1
 	fi
-	if [[ -x "$(mcp_everything_bin)" ]]; then
-		log "mcp        installed $(mcp_everything_bin)"
+	if [[ -x "$(mcp_everything_bin)" && -x "$(mcp_filesystem_bin)" ]]; then
+		log "mcp        installed $TOOLS/mcp (server-everything, server-filesystem $MCP_SERVERS_VERSION)"
 	else
 		log "mcp        not installed (up installs it; status does not count it)"
 	fi

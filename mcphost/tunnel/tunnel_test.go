@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/mcphost"
 	"github.com/talos-ironclad/talos/mcphost/gateway"
 	"github.com/talos-ironclad/talos/mcphost/tunnel"
@@ -75,6 +78,7 @@ func ident(t *testing.T, name string) *gateway.Identity {
 // serve starts `mcp serve` for authorized: a Host fronting a file server,
 // its gateway served through the tunnel.
 func serve(t *testing.T, srvID *gateway.Identity, authorized gateway.PeerID) (string, *recorder) {
+	t.Helper()
 	return serveB(t, srvID, authorized)
 }
 
@@ -85,7 +89,14 @@ func serveB(t testing.TB, srvID *gateway.Identity, authorized gateway.PeerID) (s
 		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return mcp.NewToolResultText(marker), nil
 		})
-	h, err := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "fs", InProcess: files, AutoStart: true}}}, mcphost.Deps{})
+	return serveHost(t, srvID, authorized, mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "fs", InProcess: files, AutoStart: true}}})
+}
+
+// serveHost starts `mcp serve` for authorized: a Host built from cfg, its
+// gateway served through the tunnel on a recorded loopback listener.
+func serveHost(t testing.TB, srvID *gateway.Identity, authorized gateway.PeerID, cfg mcphost.Config) (string, *recorder) {
+	t.Helper()
+	h, err := mcphost.New(cfg, mcphost.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +121,71 @@ func serveB(t testing.TB, srvID *gateway.Identity, authorized gateway.PeerID) (s
 		_ = h.Close()
 	})
 	return ln.Addr().String(), rec
+}
+
+// desktop is an mcp-go client that runs `mcp connect` (Dial + Bridge) as
+// its stdio server.
+func desktop(t *testing.T, addr string, me, srv *gateway.Identity) *client.Client {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := tunnel.Dial(ctx, addr, me, srv.PeerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	toBridge, clientOut := io.Pipe()
+	clientIn, fromBridge := io.Pipe()
+	go func() { _ = tunnel.Bridge(ctx, conn, toBridge, fromBridge) }()
+	c := client.NewClient(transport.NewIO(clientIn, clientOut, nil))
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcphost.ProtocolVersion
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestDesktopClientReadsAFileOfServerFilesystem is the runbook's flow: a
+// desktop client, tunnelled to `mcp serve` fronting the real
+// @modelcontextprotocol/server-filesystem, lists and reads a file; the
+// loopback capture never holds the file's plaintext.
+func TestDesktopClientReadsAFileOfServerFilesystem(t *testing.T) {
+	bin := testenv.MCPFilesystem(t)
+	real, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "plan.txt"), []byte(marker), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srvID, me := ident(t, "server"), ident(t, "desktop")
+	addr, rec := serveHost(t, srvID, me.PeerID(), mcphost.Config{
+		AllowedCommands: []string{filepath.Dir(real)},
+		Servers:         []mcphost.ServerConfig{{Name: "fs", Command: bin, Args: []string{root}, TimeoutSeconds: 60, AutoStart: true}},
+	})
+	c := desktop(t, addr, me, srvID)
+	ctx := context.Background()
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = "fs.list_directory", map[string]any{"path": root}
+	res, err := c.CallTool(ctx, req)
+	if err != nil || res.IsError || !strings.Contains(res.Content[0].(mcp.TextContent).Text, "plan.txt") {
+		t.Fatalf("list: %v %+v", err, res)
+	}
+	req.Params.Name, req.Params.Arguments = "fs.read_text_file", map[string]any{"path": filepath.Join(root, "plan.txt")}
+	res, err = c.CallTool(ctx, req)
+	if err != nil || res.IsError || res.Content[0].(mcp.TextContent).Text != marker {
+		t.Fatalf("read: %v %+v", err, res)
+	}
+	if captured := rec.bytes(); bytes.Contains(captured, []byte(marker)) || bytes.Contains(captured, []byte("plan.txt")) {
+		t.Fatal("the loopback capture holds the file's plaintext")
+	}
 }
 
 func TestDesktopClientThroughTheTunnel(t *testing.T) {
