@@ -2,10 +2,14 @@ package mcphost_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/mcphost"
@@ -137,5 +141,47 @@ func TestServerFilesystem(t *testing.T) {
 	out, err := h.Call(ctx, "fs.read_text_file", map[string]any{"path": "/etc/passwd"})
 	if err == nil && (!out.IsError || strings.Contains(out.Text, "root:")) {
 		t.Errorf("a path outside the root was read: %+v", out)
+	}
+}
+
+// TestServerEverythingOverStreamableHTTP starts the reference server in its
+// streamable HTTP mode on a loopback port and reaches it by URL.
+func TestServerEverythingOverStreamableHTTP(t *testing.T) {
+	bin := testenv.MCPEverything(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "streamableHttp")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port))
+	var out testenv.LockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Ready when it accepts connections (at most 20 s: node starting on a
+	// loaded machine).
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server-everything did not listen on %s:\n%s", addr, out.String())
+		}
+	}
+	h := startHost(t, mcphost.Config{Servers: []mcphost.ServerConfig{{
+		Name: "everything", URL: fmt.Sprintf("http://localhost:%d/mcp", port), TimeoutSeconds: 60, AutoStart: true,
+	}}}, mcphost.Deps{})
+	res, err := h.Call(context.Background(), "everything.get-sum", map[string]any{"a": 20, "b": 22})
+	if err != nil || !strings.Contains(res.Text, "42") {
+		t.Fatalf("get-sum over HTTP: %v %+v", err, res)
+	}
+	if _, _, q := h.Pending("everything"); q {
+		t.Error("quarantined")
 	}
 }
