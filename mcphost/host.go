@@ -425,6 +425,11 @@ func (h *Host) conn(ctx context.Context, s *srv) (*client.Client, error) {
 		return nil, talos.E(talos.CodeMCPServer, op, "starting server "+s.name+" failed", err)
 	}
 	s.mu.Lock()
+	if h.runCtx.Err() != nil { // Close ran while we started it: it must not outlive the host
+		s.mu.Unlock()
+		_ = h.closeClient(c)
+		return nil, talos.Errorf(talos.CodeMCPServer, op, "the host is closed")
+	}
 	s.client = c
 	s.mu.Unlock()
 	return c, nil
@@ -555,6 +560,10 @@ func (s *srv) succeeded() {
 // closeAsync closes c in the background (a stdio server's shutdown takes
 // up to its grace periods: stdin closed, then SIGTERM, then SIGKILL).
 func (h *Host) closeAsync(c *client.Client) {
+	if h.runCtx.Err() != nil { // Close is waiting for h.wg: close here instead
+		_ = h.closeClient(c)
+		return
+	}
 	h.wg.Go(func() { _ = h.closeClient(c) })
 }
 

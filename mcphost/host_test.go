@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -669,5 +670,46 @@ func TestServerErrorMessagesAreRedactedAndClipped(t *testing.T) {
 	r := lastRecord(t, audit)
 	if strings.Contains(r.Reason, testAWSKey) || len(r.Reason) > 300 {
 		t.Errorf("audit reason %d bytes: %q", len(r.Reason), r.Reason)
+	}
+}
+
+func TestConcurrentCallsRefreshesAndClose(t *testing.T) {
+	s := newServer(textTool("a", "A", "a"), textTool("b", "B", "b"))
+	h, err := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{inproc("x", s)}}, mcphost.Deps{Auditor: &mcphosttest.Recorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 50 {
+				tool := "x.a"
+				if (i+j)%2 == 0 {
+					tool = "x.b"
+				}
+				if _, err := h.Call(context.Background(), tool, map[string]any{"path": "p"}); err != nil && !errors.Is(err, talos.ErrMCPServer) {
+					t.Errorf("call: %v", err)
+					return
+				}
+				_ = h.Catalog()
+				_ = h.Status()
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 50 {
+			s.SendNotificationToAllClients(string(mcp.MethodNotificationToolsListChanged), nil)
+			_ = h.Refresh(context.Background(), "x")
+		}
+	})
+	wg.Wait()
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Call(context.Background(), "x.a", nil); !errors.Is(err, talos.ErrMCPServer) {
+		t.Errorf("a call after Close: %v", err)
 	}
 }
