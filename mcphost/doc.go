@@ -32,7 +32,10 @@
 // description or schema, a renamed tool or an added tool quarantines the
 // whole server until an operator reviews [Host.Pending] and calls
 // [Host.Approve]. A tool whose name another, earlier server already offers
-// is refused, so a server cannot shadow another's tool.
+// is refused, so a server cannot shadow another's tool. Pins live in a
+// [PinStore]: [FilePins] keeps them across restarts (a definition changed
+// while Talos was down is caught at the next start), [MemoryPins] for
+// tests and short-lived hosts.
 //
 // # The pipeline
 //

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	talos "github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/mcphost"
 	"github.com/talos-ironclad/talos/mcphost/mcphosttest"
 )
@@ -73,4 +76,45 @@ func ExampleRecorder() {
 	// Output:
 	// s.greet args=[{name 5}] allowed=true step=""
 	// s.missing args=[] allowed=false step="lookup"
+}
+
+func TestFilePinsConformance(t *testing.T) {
+	mcphosttest.PinStoreConformance(t, func(t *testing.T) mcphost.PinStore {
+		p, err := mcphost.NewFilePins(filepath.Join(t.TempDir(), "pins.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	})
+}
+
+func TestFilePinsSurviveReopeningAndRefuseLooseModes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pins.json")
+	p, err := mcphost.NewFilePins(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.SavePins(ctx, "stdio:fs:1", map[string]string{"read": "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %04o", st.Mode().Perm())
+	}
+	again, err := mcphost.NewFilePins(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, found, _ := again.LoadPins(ctx, "stdio:fs:1"); !found || got["read"] != "h1" {
+		t.Fatalf("after reopening: %v %v", got, found)
+	}
+	_ = os.Chmod(path, 0o644)
+	if _, err := mcphost.NewFilePins(path); !errors.Is(err, talos.ErrDirPermissions) {
+		t.Errorf("a world-readable pin file was accepted: %v", err)
+	}
+	_ = os.Chmod(path, 0o600)
+	_ = os.WriteFile(path, []byte("{not json"), 0o600)
+	if _, err := mcphost.NewFilePins(path); !errors.Is(err, talos.ErrConfigInvalid) {
+		t.Errorf("a corrupt pin file was accepted: %v", err)
+	}
 }
