@@ -19,8 +19,10 @@
 // [Host.Start] discovers the tools of every server, also of those without
 // auto_start (they are started, listed and stopped), following every
 // tools/list page. A server that announces notifications/tools/list_changed
-// is listed again. Stdio servers are stopped by closing their stdin, then
-// SIGTERM, then SIGKILL; their stderr goes to the debug log. A server that
+// is listed again. Stdio servers run in their own process group and are
+// stopped by closing their stdin, then SIGTERM ([StdinGrace] later), then
+// SIGKILL to the group ([TermGrace] later); their stderr goes to the debug
+// log, and a message longer than [MaxMessageBytes] ends the connection. A server that
 // crashes, fails to start or times out is restarted at its next use after a
 // backoff (1 s, doubling up to 30 s), at most max_retries times in a row.
 //

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -76,11 +75,11 @@ type Host struct {
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex // guards started, closed, owners and groups
+	mu      sync.Mutex // guards started, closed, owners and procs
 	started bool
 	closed  bool
 	owners  map[string]string      // lower-case tool name → server owning it
-	groups  map[*client.Client]int // stdio client → its server's process group
+	procs   map[*client.Client]*proc // stdio client → its server's process
 }
 
 // srv is the runtime state of one server.
@@ -123,7 +122,7 @@ func New(cfg Config, deps Deps) (*Host, error) {
 		maxRes:  cfg.MaxResultBytes,
 		byName:  map[string]*srv{},
 		owners:  map[string]string{},
-		groups:  map[*client.Client]int{},
+		procs:   map[*client.Client]*proc{},
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -438,8 +437,8 @@ func (h *Host) conn(ctx context.Context, s *srv) (*client.Client, error) {
 // dial starts and initializes one client for s.
 func (h *Host) dial(ctx context.Context, s *srv) (*client.Client, error) {
 	var (
-		c   *client.Client
-		cmd *exec.Cmd
+		c  *client.Client
+		pr *proc
 	)
 	switch s.r.transport {
 	case TransportInProcess:
@@ -463,17 +462,16 @@ func (h *Host) dial(ctx context.Context, s *srv) (*client.Client, error) {
 		}
 		c = client.NewClient(tr, client.WithProtocolVersion(ProtocolVersion))
 	default:
-		logw := &stderrLog{log: h.log, server: s.name}
-		tr := transport.NewStdioWithOptions(s.r.path, nil, s.r.cfg.Args,
-			transport.WithCommandFunc(func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-				cmd = exec.Command(command, args...) // no shell; lives until Close, not until ctx
-				cmd.Env = s.r.env                    // the allowlist only, never os.Environ()
-				ownGroup(cmd)
-				return cmd, nil
-			}),
-			transport.WithCommandLogger(h.log),
-			transport.WithCommandStderrWriter(logw))
-		c = client.NewClient(tr, client.WithProtocolVersion(ProtocolVersion))
+		var err error
+		if pr, err = startProc(s.r.path, s.r.cfg.Args, s.r.env, &stderrLog{log: h.log, server: s.name}); err != nil {
+			return nil, err
+		}
+		// The transport only frames JSON-RPC; the process (and its shutdown
+		// ladder) is ours.
+		c = client.NewClient(transport.NewIO(pr.stdout, pr.stdin, nil), client.WithProtocolVersion(ProtocolVersion))
+		h.mu.Lock()
+		h.procs[c] = pr
+		h.mu.Unlock()
 	}
 	c.OnNotification(func(n mcp.JSONRPCNotification) {
 		if n.Method == string(mcp.MethodNotificationToolsListChanged) {
@@ -492,18 +490,13 @@ func (h *Host) dial(ctx context.Context, s *srv) (*client.Client, error) {
 	select {
 	case err := <-started:
 		if err != nil {
-			_ = c.Close()
+			_ = h.closeClient(c)
 			return nil, err
 		}
 	case <-ictx.Done():
-		_ = c.Close()
+		_ = h.closeClient(c)
 		<-started
 		return nil, fmt.Errorf("the transport did not start within %s", s.r.timeout)
-	}
-	if cmd != nil && cmd.Process != nil {
-		h.mu.Lock()
-		h.groups[c] = cmd.Process.Pid
-		h.mu.Unlock()
 	}
 	req := mcp.InitializeRequest{}
 	req.Params.ProtocolVersion = ProtocolVersion
@@ -567,17 +560,20 @@ func (h *Host) closeAsync(c *client.Client) {
 	h.wg.Go(func() { _ = h.closeClient(c) })
 }
 
-// closeClient closes c; for a stdio server, once mcp-go's ladder (stdin
-// closed, SIGTERM, SIGKILL) reaped the process, whatever it left running in
-// its process group (npx's node, a shell's children) is killed too.
+// closeClient closes c; for a stdio server it then runs the shutdown
+// ladder (stdin closed, SIGTERM, SIGKILL, then the process group) and waits
+// for the process.
 func (h *Host) closeClient(c *client.Client) error {
 	err := c.Close()
 	h.mu.Lock()
-	pgid, ok := h.groups[c]
-	delete(h.groups, c)
+	pr, ok := h.procs[c]
+	delete(h.procs, c)
 	h.mu.Unlock()
 	if ok {
-		killGroup(pgid)
+		pr.stop()
+		if pr.stdout.exceeded.Load() {
+			h.log.Warn("mcphost: a stdio server wrote a message over the size limit; its connection was closed", "limit_bytes", MaxMessageBytes)
+		}
 	}
 	return err
 }
