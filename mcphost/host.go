@@ -78,7 +78,7 @@ type Host struct {
 	mu      sync.Mutex // guards started, closed, owners and procs
 	started bool
 	closed  bool
-	owners  map[string]string      // lower-case tool name → server owning it
+	owners  map[string]string        // lower-case tool name → server owning it
 	procs   map[*client.Client]*proc // stdio client → its server's process
 }
 
