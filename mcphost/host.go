@@ -74,6 +74,7 @@ type Host struct {
 	runCtx context.Context
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
+	stats  stats
 
 	mu      sync.Mutex // guards started, closed, owners and procs
 	started bool
@@ -517,6 +518,7 @@ func (h *Host) dial(ctx context.Context, s *srv) (*client.Client, error) {
 // next start waits BaseRetryDelay doubled per consecutive failure. After
 // more than max_retries failures in a row the host gives up on s.
 func (h *Host) failed(s *srv, c *client.Client, err error) {
+	h.stats.failure()
 	s.mu.Lock()
 	if c != nil && s.client == c {
 		s.client = nil

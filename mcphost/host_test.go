@@ -713,3 +713,20 @@ func TestConcurrentCallsRefreshesAndClose(t *testing.T) {
 		t.Errorf("a call after Close: %v", err)
 	}
 }
+
+func TestStatsCountCallsDenialsAndRedactions(t *testing.T) {
+	s := newServer(textTool("leak", "L", "key "+testAWSKey), textTool("ok", "O", "fine"))
+	audit := &mcphosttest.Recorder{}
+	h := startHost(t, mcphost.Config{Deny: []string{"s.ok"}, Servers: []mcphost.ServerConfig{inproc("s", s)}}, mcphost.Deps{Auditor: audit})
+	ctx := context.Background()
+	_, _ = h.Call(ctx, "s.leak", map[string]any{"path": "p"})
+	_, _ = h.Call(ctx, "s.ok", map[string]any{"path": "p"})
+	_, _ = h.Call(ctx, "s.nope", nil)
+	audit.Err = errors.New("log full")
+	_, _ = h.Call(ctx, "s.leak", map[string]any{"path": "p"})
+	st := h.Stats()
+	if st.Calls != 4 || st.Allowed != 1 || st.Denied[mcphost.StepAllowlist] != 1 || st.Denied[mcphost.StepLookup] != 1 ||
+		st.Denied[mcphost.StepAudit] != 1 || st.Redactions != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}

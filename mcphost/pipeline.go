@@ -234,10 +234,12 @@ func (h *Host) Call(ctx context.Context, qualified string, args map[string]any) 
 		if aerr := safeAudit(ctx, h.audit, rec); aerr != nil {
 			h.log.Error("mcphost: audit failed", "server", rec.Server, "tool", rec.Tool, "err", aerr)
 			if err == nil {
-				return nil, deny(talos.CodePolicyDenied, StepAudit, qualified, fmt.Errorf("recording the call failed, so its result is withheld: %w", aerr))
+				res, err = nil, deny(talos.CodePolicyDenied, StepAudit, qualified, fmt.Errorf("recording the call failed, so its result is withheld: %w", aerr))
+				rec.Allowed, rec.Step = false, StepAudit
 			}
 		}
 	}
+	h.stats.call(rec, res != nil && res.Flagged)
 	return res, err
 }
 
