@@ -8,8 +8,8 @@
 // order, with each problem's line): stdio servers by command, servers on
 // the network by URL (streamable HTTP or SSE; https, or http to loopback
 // only), or, for Go users, an mcp-go server in this process
-// ([ServerConfig.InProcess]). [New] validates
-// the whole configuration and reports every problem at once: the command is
+// ([ServerConfig.InProcess]). [New] validates the whole configuration and
+// reports every problem at once: the command is
 // resolved (PATH, then symlinks) to an absolute path that must lie inside
 // [Config.AllowedCommands] (never a basename match), arguments that would
 // make a server listen on the network are refused, a server inherits only
@@ -22,9 +22,10 @@
 // is listed again. Stdio servers run in their own process group and are
 // stopped by closing their stdin, then SIGTERM ([StdinGrace] later), then
 // SIGKILL to the group ([TermGrace] later); their stderr goes to the debug
-// log, and a message longer than [MaxMessageBytes] ends the connection. A server that
-// crashes, fails to start or times out is restarted at its next use after a
-// backoff (1 s, doubling up to 30 s), at most max_retries times in a row.
+// log, and a message longer than [MaxMessageBytes] ends the connection. A
+// server that crashes, fails to start or times out is restarted at its next
+// use after a backoff (1 s, doubling up to 30 s), at most max_retries times
+// in a row; [Host.Reset] revives one the host gave up on.
 //
 // # Pinning and quarantine
 //
@@ -33,7 +34,8 @@
 // what it sees unless [Config.RequireApproval] is set. Later, a changed
 // description or schema, a renamed tool or an added tool quarantines the
 // whole server until an operator reviews [Host.Pending] and calls
-// [Host.Approve]. A tool whose name another, earlier server already offers
+// [Host.Approve] with the reviewed diff's fingerprint (definitions that
+// changed again since the review are not approved). A tool whose name another, earlier server already offers
 // is refused, so a server cannot shadow another's tool. Pins live in a
 // [PinStore]: [FilePins] keeps them across restarts (a definition changed
 // while Talos was down is caught at the next start), [MemoryPins] for
@@ -49,7 +51,8 @@
 // ([AuditRecord]: names and sizes, verdicts, duration, never values). An
 // error or panic in any step denies the call; [StepOf] names the step.
 // Secrets are redacted to typed placeholders such as
-// "[REDACTED:private-key]" rather than blocking the call.
+// "[REDACTED:private-key]" rather than blocking the call. [Host.Stats]
+// counts calls, denials by step and redactions for metrics.
 //
 // # Small models
 //
