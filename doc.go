@@ -32,9 +32,13 @@
 //   - dream: the nightly maintenance cycle: a cron schedule, one cycle at a
 //     time across processes, phases with timeouts, checkpoints that survive
 //     a crash, recovery retries, escalation and a report per cycle.
+//   - mcphost: runs MCP tool servers (stdio, HTTP or in process) and passes every
+//     tool call through one fail-closed pipeline: allow/deny lists, pinned
+//     tool definitions with quarantine, secret redaction, a result scanner
+//     and an audit of each call's shape; its gateway and tunnel offer those
+//     tools to other MCP clients and to peers holding capability tokens.
 //
-// Planned, not yet in the module (see DESIGN.md): mcphost (the MCP tool
-// host).
+// Planned, not yet in the module (see DESIGN.md): the dashboard.
 //
 // # Errors
 //

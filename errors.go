@@ -75,6 +75,7 @@ const (
 	CodeConfigInvalid    Code = "T010"
 	CodeMaintenanceBusy  Code = "T011"
 	CodeMaintenanceState Code = "T012"
+	CodeMCPServer        Code = "T013"
 
 	CodeVRAMTimeout       Code = "T100"
 	CodeOOMSystem         Code = "T101"
@@ -126,6 +127,7 @@ var registry = []CodeInfo{
 	{CodeConfigInvalid, "CONFIG_INVALID", CategoryInfrastructure, SeverityCritical, "configuration file is invalid", -1},
 	{CodeMaintenanceBusy, "MAINTENANCE_BUSY", CategoryInfrastructure, SeverityWarning, "a maintenance (dream) cycle is already running or ran too recently", -1},
 	{CodeMaintenanceState, "MAINTENANCE_STATE_FAILED", CategoryInfrastructure, SeverityError, "the maintenance (dream) state files could not be read or written", -1},
+	{CodeMCPServer, "MCP_SERVER_FAILED", CategoryInfrastructure, SeverityError, "an MCP tool server failed to start, crashed, gave up after its retries or did not answer in time", -1},
 
 	{CodeVRAMTimeout, "VRAM_TIMEOUT", CategoryResources, SeverityWarning, "VRAM mutex wait exceeded its timeout", 0x10},
 	{CodeOOMSystem, "OOM_SYSTEM", CategoryResources, SeverityCritical, "system memory exhausted", -1},
@@ -218,6 +220,7 @@ var (
 	ErrConfigInvalid    error = CodeConfigInvalid
 	ErrMaintenanceBusy  error = CodeMaintenanceBusy
 	ErrMaintenanceState error = CodeMaintenanceState
+	ErrMCPServer        error = CodeMCPServer
 
 	ErrVRAMTimeout       error = CodeVRAMTimeout
 	ErrOOMSystem         error = CodeOOMSystem

@@ -19,6 +19,9 @@
 # and talos-test/python:1 for the skill sandbox: a Debian bookworm minbase rootfs with python3-minimal
 # made by debootstrap from the machine's own Debian mirror, imported with `docker import`. Its rootfs
 # tarball is cached in DIR/tools/python-image (minutes the first time, seconds afterwards).
+# and the reference MCP servers @modelcontextprotocol/server-everything and server-filesystem
+# (npm, pinned) in DIR/tools/mcp, run by the tests over stdio (never with npx, so nothing is
+# fetched at run time).
 # The recipes behind each step are in ../shared/RECIPES.md. Downloads (the npm install, the
 # trixie libc6 package) are cached in DIR/tools, so a second `up` only starts processes.
 # `up` is idempotent: whatever already runs and answers is left alone. `up` and `down` need root
@@ -30,6 +33,7 @@ REDIS_PORT="${TALOS_SERVICES_REDIS_PORT:-56379}"
 PG_PORT="${TALOS_SERVICES_POSTGRES_PORT:-55432}"
 CHROMA_PORT="${TALOS_SERVICES_CHROMA_PORT:-58000}"
 CHROMA_VERSION="3.5.0"
+MCP_SERVERS_VERSION="2026.8.31"
 BUSYBOX_IMAGE="talos-test/busybox:1"
 PYTHON_IMAGE="talos-test/python:1"
 READY_TIMEOUT="${TALOS_SERVICES_TIMEOUT:-90}" # seconds per service
@@ -188,6 +192,35 @@ JS
 		[[ -n "$deb" ]] || fail "no libc6_*_amd64.deb in $t/apt after download" "$t/glibc.log"
 		dpkg-deb -x "$deb" "$t/glibc" || fail "could not unpack $deb"
 	fi
+}
+
+# The reference MCP servers the mcphost integration tests run over stdio, at pinned versions.
+mcp_everything_bin() { printf '%s\n' "$TOOLS/mcp/node_modules/.bin/mcp-server-everything"; }
+mcp_filesystem_bin() { printf '%s\n' "$TOOLS/mcp/node_modules/.bin/mcp-server-filesystem"; }
+
+# mcp_installed PKG: PKG is installed in TOOLS/mcp at MCP_SERVERS_VERSION.
+mcp_installed() {
+	local f=$TOOLS/mcp/node_modules/$1/package.json
+	[[ -f "$f" ]] && [[ "$(node -p "require('$f').version" 2>/dev/null)" == "$MCP_SERVERS_VERSION" ]]
+}
+
+install_mcp() {
+	local t=$TOOLS/mcp p need=()
+	mkdir -p "$t"
+	for p in @modelcontextprotocol/server-everything @modelcontextprotocol/server-filesystem; do
+		mcp_installed "$p" || need+=("$p@$MCP_SERVERS_VERSION")
+	done
+	if ((${#need[@]} == 0)) && [[ -x "$(mcp_everything_bin)" && -x "$(mcp_filesystem_bin)" ]]; then
+		return 0
+	fi
+	log "installing ${need[*]:-the MCP servers (links missing)} from npm into $t"
+	(
+		cd "$t"
+		[[ -f package.json ]] || npm init -y >/dev/null
+		npm install --no-audit --no-fund --save-exact --loglevel=error \
+			"@modelcontextprotocol/server-everything@$MCP_SERVERS_VERSION" \
+			"@modelcontextprotocol/server-filesystem@$MCP_SERVERS_VERSION"
+	) >"$t/npm.log" 2>&1 || fail "npm install of the MCP servers failed" "$t/npm.log"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -408,6 +441,12 @@ cmd_env() {
 	printf 'export TALOS_TEST_CHROMA_URL=%s\n' "$(shq "http://127.0.0.1:$CHROMA_PORT")"
 	printf 'export TALOS_TEST_BUSYBOX_IMAGE=%s\n' "$(shq "$BUSYBOX_IMAGE")"
 	printf 'export TALOS_TEST_PYTHON_IMAGE=%s\n' "$(shq "$PYTHON_IMAGE")"
+	if [[ -x "$(mcp_everything_bin)" ]]; then
+		printf 'export TALOS_TEST_MCP_EVERYTHING=%s\n' "$(shq "$(mcp_everything_bin)")"
+	fi
+	if [[ -x "$(mcp_filesystem_bin)" ]]; then
+		printf 'export TALOS_TEST_MCP_FILESYSTEM=%s\n' "$(shq "$(mcp_filesystem_bin)")"
+	fi
 }
 
 cmd_up() {
@@ -420,6 +459,7 @@ cmd_up() {
 	start_docker
 	build_python_image
 	start_chroma
+	install_mcp
 	cmd_env >"$DIR/env.sh"
 	log "all four services are up in $(since "$t0"); state in $DIR"
 	log "use them with:  eval \"\$($0 env)\"   (or: source $DIR/env.sh)"
@@ -466,6 +506,11 @@ cmd_status() {
 	else
 		log "chroma     stopped"
 		ok=1
+	fi
+	if [[ -x "$(mcp_everything_bin)" && -x "$(mcp_filesystem_bin)" ]]; then
+		log "mcp        installed $TOOLS/mcp (server-everything, server-filesystem $MCP_SERVERS_VERSION)"
+	else
+		log "mcp        not installed (up installs it; status does not count it)"
 	fi
 	return "$ok"
 }

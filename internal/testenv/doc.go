@@ -1,6 +1,6 @@
 // Package testenv gives integration tests the addresses of the real services
 // started by scripts/services.sh (Redis, PostgreSQL, a Docker engine and a
-// Chroma server).
+// Chroma server) and of the tools it installs (the reference MCP servers).
 //
 // A test asks for a service by calling, for example, RedisURL(t). When the
 // service is not configured the test is skipped, unless

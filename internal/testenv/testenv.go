@@ -13,6 +13,8 @@ const (
 	EnvChromaURL     = "TALOS_TEST_CHROMA_URL"
 	EnvBusyboxImage  = "TALOS_TEST_BUSYBOX_IMAGE"
 	EnvPythonImage   = "TALOS_TEST_PYTHON_IMAGE"
+	EnvMCPEverything = "TALOS_TEST_MCP_EVERYTHING"
+	EnvMCPFilesystem = "TALOS_TEST_MCP_FILESYSTEM"
 	EnvRequireAll    = "TALOS_TEST_REQUIRE_SERVICES"
 	defaultBusyboxIm = "talos-test/busybox:1"
 )
@@ -76,3 +78,12 @@ func PythonImage(tb testing.TB) string {
 	DockerHost(tb)
 	return Need(tb, EnvPythonImage)
 }
+// MCPEverything returns the path of the reference MCP server
+// @modelcontextprotocol/server-everything installed by the harness (run it
+// directly over stdio; it needs node on PATH).
+func MCPEverything(tb testing.TB) string { tb.Helper(); return Need(tb, EnvMCPEverything) }
+
+// MCPFilesystem returns the path of the reference MCP server
+// @modelcontextprotocol/server-filesystem installed by the harness (its
+// arguments are the allowed root directories; it needs node on PATH).
+func MCPFilesystem(tb testing.TB) string { tb.Helper(); return Need(tb, EnvMCPFilesystem) }

@@ -1,0 +1,98 @@
+package gateway
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	talos "github.com/talos-ironclad/talos"
+)
+
+// DefaultMaxDecisions is how many decisions a DecisionLog keeps when its
+// limit is 0; older ones are dropped first.
+const DefaultMaxDecisions = 100_000
+
+// Decision is one authorization decision.
+type Decision struct {
+	// Time is when it was made.
+	Time time.Time `json:"time"`
+	// Subject is the peer that asked; TokenID the token it used (empty when
+	// the token did not parse).
+	Subject PeerID `json:"subject"`
+	TokenID string `json:"token_id"`
+	// Action is what it asked for.
+	Action string `json:"action"`
+	// Allowed is the verdict; Code and Reason say why it was refused.
+	Allowed bool       `json:"allowed"`
+	Code    talos.Code `json:"code,omitempty"`
+	Reason  string     `json:"reason,omitempty"`
+}
+
+// DecisionLog keeps the latest decisions for export (between max/2 and max
+// of them once full). It is safe for
+// concurrent use.
+type DecisionLog struct {
+	mu   sync.Mutex
+	max  int
+	recs []Decision
+}
+
+// NewDecisionLog keeps at most max decisions (0 means DefaultMaxDecisions).
+func NewDecisionLog(max int) *DecisionLog {
+	if max <= 0 {
+		max = DefaultMaxDecisions
+	}
+	return &DecisionLog{max: max}
+}
+
+// Record adds d.
+func (l *DecisionLog) Record(d Decision) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.recs) >= l.max { // drop the older half at once: amortised O(1) per record
+		n := copy(l.recs, l.recs[len(l.recs)-l.max/2:])
+		l.recs = l.recs[:n]
+	}
+	l.recs = append(l.recs, d)
+}
+
+// Decisions returns a copy of the kept decisions, oldest first.
+func (l *DecisionLog) Decisions() []Decision {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Decision(nil), l.recs...)
+}
+
+// WriteJSON writes the decisions as one JSON array.
+func (l *DecisionLog) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(l.Decisions())
+}
+
+// WriteCSV writes the decisions as CSV with a header row. A field that a
+// spreadsheet would run as a formula (starting with = + - @ or a tab) is
+// prefixed with a quote.
+func (l *DecisionLog) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"time", "subject", "token_id", "action", "allowed", "code", "reason"})
+	for _, d := range l.Decisions() {
+		_ = cw.Write([]string{
+			d.Time.UTC().Format(time.RFC3339Nano), cell(string(d.Subject)), cell(d.TokenID), cell(d.Action),
+			strconv.FormatBool(d.Allowed), cell(string(d.Code)), cell(d.Reason),
+		})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func cell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}

@@ -1,0 +1,293 @@
+package gateway
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	talos "github.com/talos-ironclad/talos"
+)
+
+// DefaultMaxSkew is the clock difference tolerated between peers when
+// VerifierConfig.MaxSkew is 0 (the protocol runbook: more than 60 s
+// invalidates timestamps and signatures).
+const DefaultMaxSkew = 60 * time.Second
+
+// VerifierConfig configures a Verifier.
+type VerifierConfig struct {
+	// Roots are the issuers whose tokens (and their delegations) are
+	// trusted. At least one is required.
+	Roots []PeerID
+	// MaxSkew is the clock difference tolerated; 0 means DefaultMaxSkew.
+	MaxSkew time.Duration
+	// Decisions, if set, records every Authorize decision for export.
+	Decisions *DecisionLog
+}
+
+// Verifier checks tokens and signed requests: trusted root, time, revocation,
+// proof of possession, replay and scope. It is safe for concurrent use.
+type Verifier struct {
+	roots map[PeerID]bool
+	skew  time.Duration
+	log   *DecisionLog
+
+	mu      sync.Mutex
+	revoked map[string]time.Time // token ID → when it can be forgotten
+	seen    map[string]time.Time // request nonce → when it can be forgotten
+	pruneAt time.Time            // next sweep of seen
+	gen     atomic.Uint64        // bumped by every revocation (Session caches check it)
+}
+
+// NewVerifier builds a Verifier.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	const op = "gateway.NewVerifier"
+	if len(cfg.Roots) == 0 {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "Roots is empty: name at least one trusted issuer")
+	}
+	v := &Verifier{roots: map[PeerID]bool{}, skew: cfg.MaxSkew, log: cfg.Decisions, revoked: map[string]time.Time{}, seen: map[string]time.Time{}}
+	for _, r := range cfg.Roots {
+		if _, err := ParsePeerID(string(r)); err != nil {
+			return nil, talos.E(talos.CodeConfigInvalid, op, "Roots holds a bad peer ID", err)
+		}
+		v.roots[r] = true
+	}
+	if v.skew == 0 {
+		v.skew = DefaultMaxSkew
+	}
+	if v.skew < 0 {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "MaxSkew %s is negative: use 0 for %s", cfg.MaxSkew, DefaultMaxSkew)
+	}
+	return v, nil
+}
+
+// Verify parses raw and checks that its root issuer is trusted, that every
+// token of its chain is valid now (within MaxSkew) and that none is revoked.
+func (v *Verifier) Verify(raw string) (*Token, error) {
+	const op = "gateway.Verify"
+	t, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if root := t.Root(); !v.roots[root.Issuer] {
+		return nil, talos.Errorf(talos.CodeUnauthorized, op, "the token's root issuer %s is not trusted", root.Issuer)
+	}
+	now := time.Now()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for c := t; c != nil; c = c.ParentToken {
+		if now.Add(v.skew).Unix() < c.IssuedAt {
+			return nil, talos.Errorf(talos.CodeUnauthorized, op, "a token of the chain is issued %ds in the future, more than the %s of clock skew tolerated: check the issuer's clock", c.IssuedAt-now.Unix(), v.skew)
+		}
+		if now.Add(-v.skew).Unix() >= c.ExpiresAt {
+			return nil, talos.Errorf(talos.CodeUnauthorized, op, "a token of the chain expired at %s: ask its issuer for a new one", time.Unix(c.ExpiresAt, 0).UTC().Format(time.RFC3339))
+		}
+		if _, gone := v.revoked[c.ID]; gone {
+			return nil, talos.Errorf(talos.CodeUnauthorized, op, "token %s of the chain is revoked", c.ID)
+		}
+	}
+	return t, nil
+}
+
+// Revoke refuses the token with this ID, and every token delegated from it,
+// from now on (until it would have expired anyway).
+func (v *Verifier) Revoke(t *Token) {
+	v.mu.Lock()
+	v.revoked[t.ID] = time.Unix(t.ExpiresAt, 0).Add(v.skew)
+	v.mu.Unlock()
+	v.gen.Add(1)
+}
+
+// Request is one use of a token: an action, signed by the token's subject
+// with a fresh nonce and the time, so it cannot be replayed or used by
+// whoever merely copied the token.
+type Request struct {
+	Token  string `json:"token"`
+	Action string `json:"action"`
+	// TimeMillis is when the request was made (Unix milliseconds).
+	TimeMillis int64 `json:"time_ms"`
+	// Nonce is 32 random hex characters.
+	Nonce string `json:"nonce"`
+	// Signature is the subject's Ed25519 signature of the other fields.
+	Signature []byte `json:"sig"`
+}
+
+func (r Request) signed() []byte {
+	return []byte("tcr1\n" + r.Token + "\n" + r.Action + "\n" + strconv.FormatInt(r.TimeMillis, 10) + "\n" + r.Nonce)
+}
+
+// NewRequest signs a request for action with token, as holder (who must be
+// the token's subject for the request to pass).
+func NewRequest(holder *Identity, token, action string) (Request, error) {
+	var n [16]byte
+	if _, err := rand.Read(n[:]); err != nil {
+		return Request{}, talos.E(talos.CodeSecretMissing, "gateway.NewRequest", "the system's random source failed", err)
+	}
+	r := Request{Token: token, Action: action, TimeMillis: time.Now().UnixMilli(), Nonce: hex.EncodeToString(n[:])}
+	r.Signature = holder.sign(r.signed())
+	return r, nil
+}
+
+// Authorize checks a request: its time within MaxSkew, the token (Verify),
+// the subject's signature, a nonce never seen before, and a scope that
+// grants the action. Every refusal is T400 (T402 for a bad signature) and
+// says which check failed.
+func (v *Verifier) Authorize(r Request) (*Token, error) {
+	t, err := v.authorize(r)
+	if v.log != nil {
+		d := Decision{Time: time.Now(), Action: r.Action, Allowed: err == nil}
+		if len(d.Action) > 200 {
+			d.Action = d.Action[:200]
+		}
+		if pt, perr := Parse(r.Token); perr == nil {
+			d.Subject, d.TokenID = pt.Subject, pt.ID
+		}
+		if err != nil {
+			d.Code = talos.CodeOf(err)
+			d.Reason = err.Error()
+		}
+		v.log.Record(d)
+	}
+	return t, err
+}
+
+func (v *Verifier) authorize(r Request) (*Token, error) {
+	const op = "gateway.Authorize"
+	now := time.Now()
+	at := time.UnixMilli(r.TimeMillis)
+	if d := now.Sub(at); d > v.skew || d < -v.skew {
+		return nil, talos.Errorf(talos.CodeUnauthorized, op, "the request's time is %s away from ours, more than the %s tolerated: check the clocks", d.Round(time.Second), v.skew)
+	}
+	if len(r.Nonce) != 32 {
+		return nil, talos.Errorf(talos.CodeUnauthorized, op, "the request's nonce is not 32 hex characters")
+	}
+	t, err := v.Verify(r.Token)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := ParsePeerID(string(t.Subject))
+	if err != nil {
+		return nil, talos.E(talos.CodeBadSignature, op, "bad subject", err)
+	}
+	if len(r.Signature) != ed25519.SignatureSize || !ed25519.Verify(pub, r.signed(), r.Signature) {
+		return nil, talos.Errorf(talos.CodeBadSignature, op, "the request is not signed by the token's subject %s", t.Subject)
+	}
+	v.mu.Lock()
+	if now.After(v.pruneAt) { // forget nonces too old to pass the time check, once per skew/4
+		for n, until := range v.seen {
+			if now.After(until) {
+				delete(v.seen, n)
+			}
+		}
+		v.pruneAt = now.Add(v.skew / 4)
+	}
+	_, replay := v.seen[r.Nonce]
+	if !replay {
+		v.seen[r.Nonce] = at.Add(v.skew)
+	}
+	v.mu.Unlock()
+	if replay {
+		return nil, talos.Errorf(talos.CodeUnauthorized, op, "the request's nonce was already used: a replayed request is refused")
+	}
+	if !t.Allows(r.Action) {
+		return nil, talos.Errorf(talos.CodeUnauthorized, op, "no scope of the token grants %s (a scope grants exactly what it names; %s grants below it with /*)", clip(r.Action), clip(r.Action))
+	}
+	return t, nil
+}
+
+// RateLimit is a token bucket.
+type RateLimit struct {
+	// PerSecond is the sustained rate; 0 means unlimited.
+	PerSecond float64
+	// Burst is the bucket's depth; 0 means one second's worth (at least 1).
+	Burst int
+}
+
+// Session caches authorization for one connection: a token verified once is
+// trusted until it expires or any revocation happens, so each further check
+// is a scope match. It also holds the session's token bucket. It is safe for
+// concurrent use.
+type Session struct {
+	v     *Verifier
+	limit RateLimit
+
+	mu     sync.Mutex
+	cache  map[string]cached
+	tokens float64
+	last   time.Time
+}
+
+type cached struct {
+	t   *Token
+	gen uint64
+	exp time.Time
+}
+
+// NewSession starts a session checked by v and limited by limit.
+func (v *Verifier) NewSession(limit RateLimit) *Session {
+	burst := float64(limit.Burst)
+	if burst == 0 {
+		burst = max(1, limit.PerSecond)
+	}
+	return &Session{v: v, limit: RateLimit{PerSecond: limit.PerSecond, Burst: int(burst)}, cache: map[string]cached{}, tokens: burst, last: time.Now()}
+}
+
+// Check reports whether token grants action in this session: the token is
+// verified on first use (and after a revocation), then only its scopes are
+// matched until it expires. Requests that need replay protection use
+// Verifier.Authorize.
+func (s *Session) Check(token, action string) error {
+	gen := s.v.gen.Load()
+	now := time.Now()
+	s.mu.Lock()
+	c, ok := s.cache[token]
+	s.mu.Unlock()
+	if !ok || c.gen != gen || !now.Before(c.exp) {
+		t, err := s.v.Verify(token)
+		if err != nil {
+			s.mu.Lock()
+			delete(s.cache, token)
+			s.mu.Unlock()
+			return err
+		}
+		c = cached{t: t, gen: gen, exp: chainExpiry(t).Add(s.v.skew)}
+		s.mu.Lock()
+		s.cache[token] = c
+		s.mu.Unlock()
+	}
+	if !c.t.Allows(action) {
+		return talos.Errorf(talos.CodeUnauthorized, "gateway.Session.Check", "no scope of the token grants %s", clip(action))
+	}
+	return nil
+}
+
+// chainExpiry is the earliest expiry in t's chain.
+func chainExpiry(t *Token) time.Time {
+	e := t.ExpiresAt
+	for c := t; c != nil; c = c.ParentToken {
+		e = min(e, c.ExpiresAt)
+	}
+	return time.Unix(e, 0)
+}
+
+// Allow takes one call from the session's token bucket, or returns T403
+// saying how long to wait.
+func (s *Session) Allow() error {
+	if s.limit.PerSecond <= 0 {
+		return nil
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens = min(float64(s.limit.Burst), s.tokens+now.Sub(s.last).Seconds()*s.limit.PerSecond)
+	s.last = now
+	if s.tokens >= 1 {
+		s.tokens--
+		return nil
+	}
+	wait := time.Duration((1 - s.tokens) / s.limit.PerSecond * float64(time.Second))
+	return talos.Errorf(talos.CodeRateLimited, "gateway.Session.Allow", "the session's rate limit (%g calls/s, burst %d) is used up: retry in %s", s.limit.PerSecond, s.limit.Burst, wait.Round(time.Millisecond))
+}

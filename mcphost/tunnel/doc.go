@@ -1,0 +1,12 @@
+// Package tunnel carries MCP between two peers over mutually authenticated
+// TLS 1.3, each end pinned to the other's Ed25519 key (the protocol
+// runbook's `mcp serve` and `mcp connect`).
+//
+// The serving side ([Serve]) exposes an MCP server, normally a
+// gateway.Server in front of a Host, so every call from the peer runs
+// through the Host's pipeline and the served command went through the
+// Host's allowlist. The connecting side ([Dial], then [Bridge]) is a stdio
+// MCP server a desktop client runs as its `command`: it copies the client's
+// stdin and stdout through the tunnel. Only the one authorized peer is
+// accepted; a peer with any other key fails the TLS handshake.
+package tunnel
