@@ -203,7 +203,7 @@ type Result struct {
 // Call invokes the tool qualified "server.tool" with args through every
 // step of the pipeline. It fails closed: a denial or an error in any step
 // returns a *talos.Error whose cause is a *StepError naming the step
-// (T406 for policy, T401 for a blocked result, T011 for a server failure).
+// (T406 for policy, T401 for a blocked result, T013 for a server failure).
 func (h *Host) Call(ctx context.Context, qualified string, args map[string]any) (*Result, error) {
 	start := time.Now()
 	server, tool, _ := strings.Cut(qualified, ".")
