@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -555,5 +556,26 @@ func TestSlogLevel(t *testing.T) {
 		if got := c.SlogLevel(); got != want {
 			t.Errorf("%s -> %v", in, got)
 		}
+	}
+}
+
+// TestEnvFileEveryBadLineReported pins that Load reports each bad line and
+// repeated key of talos.env with its line, not only the first, and still
+// uses the good lines.
+func TestEnvFileEveryBadLineReported(t *testing.T) {
+	home := t.TempDir()
+	writeFile(t, filepath.Join(home, "config", "talos.env"),
+		"BASIC_AUTH_PASS="+goodPass+"\nTRUST_LEVEL=2\ngarbage\nTRUST_LEVEL=3\nLOG_LEVEL='x\n", 0o600)
+	c, err := Load(LoadOptions{Home: home, LookupEnv: env(nil)})
+	ps := problems(t, err)
+	var srcs []string
+	for _, p := range ps {
+		srcs = append(srcs, p.Source)
+	}
+	if want := []string{"talos.env:3", "talos.env:4", "talos.env:5"}; !slices.Equal(srcs, want) {
+		t.Fatalf("problem sources = %v, want %v: %v", srcs, want, err)
+	}
+	if c.TrustLevel != 2 {
+		t.Errorf("TRUST_LEVEL = %d, want 2 from the good line", c.TrustLevel)
 	}
 }

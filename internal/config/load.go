@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/talos-ironclad/talos"
@@ -63,9 +64,9 @@ func Load(opts LoadOptions) (*Config, error) {
 		}
 		envVals, eprobs := readEnvFile(c.EnvFile())
 		probs = append(probs, eprobs...)
-		if len(eprobs) > 0 && len(envVals) == 0 && eprobs[0].Var == EnvFileName {
-			// The file was refused or unreadable: its secrets are unknown,
-			// so do not also claim they are missing.
+		if slices.ContainsFunc(eprobs, func(p Problem) bool { return p.Var == EnvFileName }) {
+			// The file was refused, unreadable or has bad lines: a secret
+			// it may set is unknown, so do not also claim it is missing.
 			envRefused = true
 		}
 		for _, e := range envVals {
@@ -165,14 +166,12 @@ func readEnvFile(path string) ([]Entry, []Problem) {
 			Message: fmt.Sprintf("cannot read %s: %v", path, err)}}
 	}
 	entries, err := ParseEnvFile(data)
-	if err != nil {
-		var pe *ParseError
-		line := 0
-		if errors.As(err, &pe) {
-			line = pe.Line
+	var perrs ParseErrors
+	if errors.As(err, &perrs) {
+		for _, pe := range perrs {
+			probs = append(probs, Problem{Var: EnvFileName, Code: talos.CodeEnvInvalid, Source: fmt.Sprintf("%s:%d", EnvFileName, pe.Line),
+				Message: pe.Msg})
 		}
-		return nil, []Problem{{Var: EnvFileName, Code: talos.CodeEnvInvalid, Source: fmt.Sprintf("%s:%d", EnvFileName, line),
-			Message: err.Error()}}
 	}
 	var out []Entry
 	for _, e := range entries {
@@ -232,6 +231,9 @@ var legacy = map[string]string{
 
 // suggest returns a "did you mean" hint for a misspelt variable name.
 func suggest(name string) string {
+	if len(name) > 64 {
+		return "" // no variable name is that long
+	}
 	if repl, ok := legacy[strings.ToUpper(name)]; ok {
 		return fmt.Sprintf(" (Talos does not read %s; use %s)", strings.ToUpper(name), repl)
 	}
