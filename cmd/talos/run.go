@@ -20,6 +20,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/vram/nvml"
@@ -143,7 +144,7 @@ func degradedSteps(steps []boot.StepResult) []string {
 // the boot's directories step then stops with the fix) it logs to the
 // console only and returns nil tiers.
 func openDaemonLogs(w io.Writer, cfg *config.Config) (*slog.Logger, *tlog.Set, error) {
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	opts := &slog.HandlerOptions{Level: cfg.SlogLevel(), ReplaceAttr: redact.ReplaceAttr}
 	var console slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
 		console = slog.NewTextHandler(w, opts)

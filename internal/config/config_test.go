@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 const goodPass = "Tr0ub4dor&3-horse-Battery"
@@ -484,7 +485,7 @@ func TestRequiredSecrets(t *testing.T) {
 	if got := c.PostgresDSN(); got != "postgres://u:pw@127.0.0.1:5432/talos_skills" {
 		t.Errorf("PostgresDSN = %s", got)
 	}
-	if got := RedactURL(c.PostgresURL); strings.Contains(got, "pw@") || !strings.Contains(got, "<redacted>") {
+	if got := redact.URL(c.PostgresURL); strings.Contains(got, "pw@") || !strings.Contains(got, "<redacted>") {
 		t.Errorf("RedactURL = %s", got)
 	}
 }
@@ -577,5 +578,33 @@ func TestEnvFileEveryBadLineReported(t *testing.T) {
 	}
 	if c.TrustLevel != 2 {
 		t.Errorf("TRUST_LEVEL = %d, want 2 from the good line", c.TrustLevel)
+	}
+}
+
+// TestHugeValuesClippedAndEscaped pins that a bad value is never echoed
+// whole or with its control characters, whichever file or variable it
+// comes from.
+func TestHugeValuesClippedAndEscaped(t *testing.T) {
+	huge := strings.Repeat("9", 20<<20)
+	esc := "\x1b]0;pwned\x07"
+	home := t.TempDir()
+	writeFile(t, filepath.Join(home, "config", "config.yaml"),
+		"log_level: \"\\e]0;pwned\\a\"\n? "+strings.Repeat("k", 1<<16)+"\n: 1\n", 0o644)
+	_, err := Load(LoadOptions{Home: home, LookupEnv: env(map[string]string{
+		"TRUST_LEVEL": huge, "WEB_PORT": esc, "TALOS_REDIS_URL": "http://h:1/0?token=" + huge,
+	})})
+	ps := problems(t, err)
+	for _, want := range []string{"TRUST_LEVEL", "WEB_PORT", "LOG_LEVEL", "TALOS_REDIS_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("no problem for %s: %.3000s", want, err)
+		}
+	}
+	if n := len(err.Error()); n > 4000 {
+		t.Errorf("error is %d bytes: values are echoed whole", n)
+	}
+	for _, p := range ps {
+		if strings.ContainsAny(p.Message+p.Value+p.Var, "\x1b\x07") || len(p.Value) > 200 || len(p.Var) > 200 {
+			t.Errorf("problem echoes a raw value: %.200q", p)
+		}
 	}
 }

@@ -206,9 +206,9 @@ func readYAMLFile(path string) ([]Entry, []Problem) {
 	for _, pe := range perrs {
 		name := ConfigFileName
 		if pe.Key != "" {
-			name = pe.Key
+			name = show(pe.Key)
 		}
-		probs = append(probs, Problem{Var: name, Value: pe.Key, Code: talos.CodeConfigInvalid,
+		probs = append(probs, Problem{Var: name, Value: show(pe.Key), Code: talos.CodeConfigInvalid,
 			Source: fmt.Sprintf("%s:%d", ConfigFileName, pe.Line), Message: pe.Msg})
 	}
 	return entries, probs

@@ -2,6 +2,7 @@ package redact
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"regexp"
@@ -125,14 +126,16 @@ var urlRE = regexp.MustCompile("(?i)\\b[a-z][a-z0-9+.-]*://[^\\s\"'<>`]+")
 
 // kvRE finds key=value credentials outside URLs, as in a PostgreSQL
 // keyword DSN ("host=db password=hunter2") or a logged query string.
-var kvRE = regexp.MustCompile(`(?i)\b([a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth|credential|signature)[a-z0-9_.-]*)=("[^"]*"|'[^']*'|[^\s&;,"']+)`)
+// The key must end in the credential word: "estimated_tokens=501" is not
+// one.
+var kvRE = regexp.MustCompile(`(?i)\b([a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key|auth|credential|credentials|signature|sig))=("[^"]*"|'[^']*'|[^\s&;,"']+)`)
 
 // Text returns msg with every URL in it passed through URL and every
 // key=value pair whose key names a credential (password=, token=,
 // api_key=, …) given the value "<redacted>". Use it on error messages and
 // log lines that may quote an address.
 func Text(msg string) string {
-	if !strings.Contains(msg, "://") && !strings.Contains(msg, "=") {
+	if !needsText(msg) {
 		return msg
 	}
 	msg = urlRE.ReplaceAllStringFunc(msg, func(m string) string {
@@ -172,3 +175,26 @@ func Value(s string) string {
 	}
 	return strconv.Quote(s)
 }
+
+// ReplaceAttr is a slog.HandlerOptions.ReplaceAttr that passes the message,
+// every string value and every error value through Text, so a handler
+// built with it never writes a URL's credentials. Chain it after a
+// handler's own ReplaceAttr.
+func ReplaceAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if s := a.Value.String(); needsText(s) {
+			a.Value = slog.StringValue(Text(s))
+		}
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok && err != nil {
+			if s := err.Error(); needsText(s) {
+				a.Value = slog.StringValue(Text(s))
+			}
+		}
+	}
+	return a
+}
+
+// needsText is a cheap test for text Text could change.
+func needsText(s string) bool { return strings.Contains(s, "://") || strings.Contains(s, "=") }

@@ -1,6 +1,8 @@
 package redact
 
 import (
+	"errors"
+	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
@@ -42,6 +44,8 @@ func TestText(t *testing.T) {
 		"api_key='s 3cret' next":                               "api_key=<redacted> next",
 		"nothing here":                                         "nothing here",
 		"LOG_LEVEL=DEBUG":                                      "LOG_LEVEL=DEBUG",
+		"estimated_tokens=501, budget=500":                     "estimated_tokens=501, budget=500",
+		"AUTH_TOKEN=abc CLIENT_SECRET=def":                     "AUTH_TOKEN=<redacted> CLIENT_SECRET=<redacted>",
 	} {
 		if got := Text(in); got != want {
 			t.Errorf("Text(%q) = %q, want %q", in, got, want)
@@ -109,4 +113,20 @@ func FuzzURL(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestReplaceAttr(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(slog.NewJSONHandler(&b, &slog.HandlerOptions{ReplaceAttr: ReplaceAttr}))
+	log.Info("probe of http://h/?token=m1 failed", "url", "redis://u:m2@h:1", "err", errors.New(`Get "http://h/x?sig=m3": EOF`),
+		slog.Group("g", "dsn", "host=h password=m4"), "n", 7)
+	out := b.String()
+	for _, s := range []string{"m1", "m2", "m3", "m4"} {
+		if strings.Contains(out, s) {
+			t.Errorf("%s leaked: %s", s, out)
+		}
+	}
+	if !strings.Contains(out, `"n":7`) || !strings.Contains(out, "token=<redacted>") {
+		t.Errorf("log line altered beyond its secrets: %s", out)
+	}
 }

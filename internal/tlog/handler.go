@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 // Tier selects one of the three log tiers (DESIGN §3 "Logging").
@@ -132,7 +133,8 @@ func Open(dir string, tier Tier, opts Options) (*Handler, error) {
 			if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
 				a.Value = slog.TimeValue(a.Value.Time().UTC())
 			}
-			return a
+			// No tier ever holds a URL's credentials.
+			return redact.ReplaceAttr(groups, a)
 		},
 	})
 	return &Handler{s: s, inner: inner, level: level}, nil

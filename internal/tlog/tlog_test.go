@@ -481,3 +481,22 @@ func TestVerifyCatchesCutTail(t *testing.T) {
 		t.Fatalf("empty log: %q %v", rep.Warnings, err)
 	}
 }
+
+// TestTiersRedactURLCredentials pins that no tier writes the credentials of
+// a URL, whether in the message, a string attribute or an error.
+func TestTiersRedactURLCredentials(t *testing.T) {
+	for _, tier := range []Tier{Tier1, Tier2, Tier3} {
+		dir := t.TempDir()
+		h := openT(t, dir, tier, 0)
+		l := slog.New(h)
+		l.Warn("redis at redis://u:s3cretA@h:1/0 failed", "url", "http://h/?token=s3cretB",
+			"err", fmt.Errorf(`Get "http://h/x#access_token=s3cretC": EOF`))
+		data, err := os.ReadFile(filepath.Join(dir, tier.Prefix()+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), "s3cret") || !strings.Contains(string(data), "<redacted>") {
+			t.Errorf("tier %d: %s", tier, data)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/rag/chromem"
@@ -532,7 +533,7 @@ func (d *Daemon) stepChroma(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", talos.E(talos.CodeChroma, "boot.chroma", fmt.Sprintf("ChromaDB connection failed after %d attempts", p.Attempts), err)
 	}
-	return "heartbeat from " + svccheck.Redact(d.cfg.ChromaURL), nil
+	return "heartbeat from " + redact.URL(d.cfg.ChromaURL), nil
 }
 
 // stepPostgres is spec §1.3 S6: connect and `select 1` up to 15 times at
@@ -555,7 +556,7 @@ func (d *Daemon) stepPostgres(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", talos.E(talos.CodePostgres, "boot.postgres", fmt.Sprintf("PostgreSQL connection failed after %d attempts", p.Attempts), err)
 	}
-	return fmt.Sprintf("PostgreSQL %s at %s", version, config.RedactURL(d.cfg.PostgresURL)), nil
+	return fmt.Sprintf("PostgreSQL %s at %s", version, redact.URL(d.cfg.PostgresURL)), nil
 }
 
 // stepDocker pings the engine with API-version negotiation (fatal T009
@@ -579,7 +580,7 @@ func (d *Daemon) stepDocker(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", talos.E(talos.CodeDocker, "boot.docker", fmt.Sprintf("Docker engine unreachable after %d attempts", p.Attempts), err)
 	}
-	return fmt.Sprintf("engine at %s, API %s", svccheck.Redact(d.cfg.DockerHost), api), nil
+	return fmt.Sprintf("engine at %s, API %s", redact.URL(d.cfg.DockerHost), api), nil
 }
 
 // stepSocketProxy is spec §1.3 S9's liveness part: when the proxy is
@@ -604,9 +605,9 @@ func (d *Daemon) stepSocketProxy(ctx context.Context) (string, error) {
 	})
 	if err != nil {
 		return "", talos.E(talos.CodeSockProxy, "boot.socket-proxy",
-			fmt.Sprintf("Socket proxy not responding at %s", svccheck.Redact(d.cfg.SocketProxyURL)), err)
+			fmt.Sprintf("Socket proxy not responding at %s", redact.URL(d.cfg.SocketProxyURL)), err)
 	}
-	return "proxy at " + svccheck.Redact(d.cfg.SocketProxyURL) + " answers /_ping", nil
+	return "proxy at " + redact.URL(d.cfg.SocketProxyURL) + " answers /_ping", nil
 }
 
 // dockerHostOf turns http://host:port (the spec's SOCKET_PROXY_URL form)
@@ -630,7 +631,7 @@ func (d *Daemon) stepOllama(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "Ollama " + v + " at " + svccheck.Redact(d.cfg.OllamaURL), nil
+	return "Ollama " + v + " at " + redact.URL(d.cfg.OllamaURL), nil
 }
 
 // stepHealth is spec §1.3 S10: register every check and serve /health,
