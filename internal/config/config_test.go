@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -605,6 +606,68 @@ func TestHugeValuesClippedAndEscaped(t *testing.T) {
 	for _, p := range ps {
 		if strings.ContainsAny(p.Message+p.Value+p.Var, "\x1b\x07") || len(p.Value) > 200 || len(p.Var) > 200 {
 			t.Errorf("problem echoes a raw value: %.200q", p)
+		}
+	}
+}
+
+// TestConfigAndPromptFilesOthersCanChangeRefused pins that config.yaml and
+// prompt files that group or others could change, or that another user
+// owns, are refused (T005) and not used, as talos.env is.
+func TestConfigAndPromptFilesOthersCanChangeRefused(t *testing.T) {
+	load := func(home string, extra map[string]string) (*Config, error) {
+		m := map[string]string{"BASIC_AUTH_PASS": goodPass}
+		maps.Copy(m, extra)
+		return Load(LoadOptions{Home: home, LookupEnv: env(m)})
+	}
+	for _, mode := range []os.FileMode{0o664, 0o646, 0o666} {
+		home := t.TempDir()
+		path := filepath.Join(home, "config", "config.yaml")
+		writeFile(t, path, "trust_level: 5\n", mode)
+		c, err := load(home, nil)
+		if !errors.Is(err, talos.ErrDirPermissions) || !strings.Contains(err.Error(), "chmod go-w "+path) {
+			t.Errorf("config.yaml mode %o: %v", mode, err)
+		}
+		if c.TrustLevel == 5 {
+			t.Errorf("config.yaml mode %o: its values were used", mode)
+		}
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o600, 0o444} {
+		home := t.TempDir()
+		writeFile(t, filepath.Join(home, "config", "config.yaml"), "trust_level: 5\n", mode)
+		if c, err := load(home, nil); err != nil || c.TrustLevel != 5 {
+			t.Errorf("config.yaml mode %o refused: %v", mode, err)
+		}
+	}
+
+	dir := t.TempDir()
+	loose := filepath.Join(dir, "loose.txt")
+	writeFile(t, loose, "You are helpful.", 0o666)
+	open := filepath.Join(dir, "open", "p.txt")
+	writeFile(t, open, "You are helpful.", 0o644)
+	if err := os.Chmod(filepath.Dir(open), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	sticky := filepath.Join(dir, "sticky", "p.txt")
+	writeFile(t, sticky, "You are helpful.", 0o644)
+	if err := os.Chmod(filepath.Dir(sticky), 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	for path, bad := range map[string]bool{loose: true, open: true, sticky: false} {
+		_, err := load(t.TempDir(), map[string]string{"TALOS_PROMPT_LOCAL": path})
+		if bad != errors.Is(err, talos.ErrDirPermissions) {
+			t.Errorf("prompt %s: refused=%v, want %v: %v", path, !bad, bad, err)
+		}
+	}
+
+	if os.Geteuid() == 0 {
+		home := t.TempDir()
+		path := filepath.Join(home, "config", "config.yaml")
+		writeFile(t, path, "trust_level: 5\n", 0o644)
+		if err := os.Chown(path, 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := load(home, nil); !errors.Is(err, talos.ErrDirPermissions) || !strings.Contains(err.Error(), "owned by uid 4242") {
+			t.Errorf("config.yaml owned by another user: %v", err)
 		}
 	}
 }

@@ -192,7 +192,19 @@ func readEnvFile(path string) ([]Entry, []Problem) {
 
 // readYAMLFile parses config.yaml if it exists and maps its keys to
 // variable names.
+// A config.yaml that someone else could change (writable by group or
+// others, owned by another user, or in a directory others can write) is
+// refused: it sets TRUST_LEVEL and the prompts.
 func readYAMLFile(path string) ([]Entry, []Problem) {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err == nil {
+		if why := unsafeFile(path, st); why != "" {
+			return nil, []Problem{fileSafetyProblem(ConfigFileName, path, why)}
+		}
+	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

@@ -360,7 +360,8 @@ func urlVar(name string, schemes []string, f func(*Config) *string) varSpec {
 }
 
 // promptVar is a system-prompt override: "" or DefaultPrompt for the
-// built-in prompt, otherwise a readable regular file. A relative path is
+// built-in prompt, otherwise a readable regular file that only its owner
+// (this user or root) can change. A relative path is
 // resolved against <Home>/config (where config.yaml lives), so the value
 // means the same whichever directory the daemon starts in.
 func promptVar(name string, f func(*Config) *string) varSpec {
@@ -392,6 +393,10 @@ func promptVar(name string, f func(*Config) *string) varSpec {
 				why = "names a file that cannot be read: " + err.Error()
 			} else {
 				_ = fh.Close()
+				if unsafe := unsafeFile(v, st); unsafe != "" {
+					// Whoever can change the prompt steers the model.
+					return []Problem{fileSafetyProblem(name, v, unsafe)}
+				}
 			}
 			if why == "" {
 				return nil
