@@ -73,6 +73,8 @@ const (
 	CodeSockProxy        Code = "T008"
 	CodeDocker           Code = "T009"
 	CodeConfigInvalid    Code = "T010"
+	CodeInUse            Code = "T011"
+	CodeInputInvalid     Code = "T012"
 
 	CodeVRAMTimeout       Code = "T100"
 	CodeOOMSystem         Code = "T101"
@@ -122,6 +124,8 @@ var registry = []CodeInfo{
 	{CodeSockProxy, "SOCKET_PROXY_UNAVAILABLE", CategoryInfrastructure, SeverityError, "Docker socket proxy unavailable", -1},
 	{CodeDocker, "DOCKER_UNAVAILABLE", CategoryInfrastructure, SeverityError, "Docker engine unreachable", -1},
 	{CodeConfigInvalid, "CONFIG_INVALID", CategoryInfrastructure, SeverityCritical, "configuration file is invalid", -1},
+	{CodeInUse, "IN_USE", CategoryInfrastructure, SeverityError, "another process holds the lock on a resource only one may use (a second daemon on the same home?)", -1},
+	{CodeInputInvalid, "INPUT_INVALID", CategoryInfrastructure, SeverityWarning, "a request's input was refused (empty, too large or malformed); nothing was changed", -1},
 
 	{CodeVRAMTimeout, "VRAM_TIMEOUT", CategoryResources, SeverityWarning, "VRAM mutex wait exceeded its timeout", 0x10},
 	{CodeOOMSystem, "OOM_SYSTEM", CategoryResources, SeverityCritical, "system memory exhausted", -1},
@@ -212,6 +216,8 @@ var (
 	ErrSockProxy        error = CodeSockProxy
 	ErrDocker           error = CodeDocker
 	ErrConfigInvalid    error = CodeConfigInvalid
+	ErrInUse            error = CodeInUse
+	ErrInputInvalid     error = CodeInputInvalid
 
 	ErrVRAMTimeout       error = CodeVRAMTimeout
 	ErrOOMSystem         error = CodeOOMSystem

@@ -2,7 +2,9 @@ package prune
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sort"
@@ -461,18 +463,26 @@ type RestoreReport struct {
 	// TornTail is true when the archive's last line was torn (an append
 	// cut short by a crash) and skipped; its records were never deleted.
 	TornTail bool
+	// NoArchive is true when the archive file does not exist yet: nothing
+	// has been pruned, so there is nothing to restore (not an error).
+	NoArchive bool
 }
 
 // Restore puts archived records back into the store: ids, documents,
-// embeddings and metadata as they were when pruned.
+// embeddings and metadata as they were when pruned. Before the first prune
+// the archive does not exist and Restore reports NoArchive with nothing
+// restored.
 func (p *Pruner) Restore(ctx context.Context, opts RestoreOptions) (*RestoreReport, error) {
 	const op = "prune.Restore"
 	if p.cfg.ArchivePath == "" {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "no archive path is configured")
 	}
 	f, err := os.Open(p.cfg.ArchivePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &RestoreReport{NoArchive: true}, nil
+	}
 	if err != nil {
-		return nil, talos.E(talos.CodeConfigInvalid, op, "cannot open the archive "+p.cfg.ArchivePath, err)
+		return nil, talos.E(talos.CodePruneFailed, op, "cannot open the archive "+p.cfg.ArchivePath, err)
 	}
 	defer f.Close()
 	want := map[string]bool{}
@@ -497,7 +507,7 @@ func (p *Pruner) Restore(ctx context.Context, opts RestoreOptions) (*RestoreRepo
 		return nil
 	})
 	if err != nil {
-		return nil, talos.E(talos.CodeConfigInvalid, op, "the archive "+p.cfg.ArchivePath+" is damaged", err)
+		return nil, talos.E(talos.CodePruneFailed, op, "the archive "+p.cfg.ArchivePath+" is damaged; nothing was restored", err)
 	}
 	if rep.TornTail {
 		p.log.Warn("PRUNE_ARCHIVE_TORN_TAIL", "archive", p.cfg.ArchivePath,

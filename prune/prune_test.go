@@ -635,3 +635,26 @@ func TestFailingArchiveDeletesNothing(t *testing.T) {
 		t.Fatalf("%d left, want all 950", n)
 	}
 }
+
+// TestRestoreBeforeAnyPrune pins that restoring before the first prune is
+// not an error: there is no archive yet and nothing to restore.
+func TestRestoreBeforeAnyPrune(t *testing.T) {
+	st := ragtest.NewMemoryStore(2)
+	p, err := prune.New(prune.Config{Ceiling: 10, ArchivePath: filepath.Join(t.TempDir(), "none.jsonl")}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Restore(context.Background(), prune.RestoreOptions{})
+	if err != nil || !rep.NoArchive || rep.Restored != 0 {
+		t.Fatalf("Restore = %+v, %v", rep, err)
+	}
+	// A damaged archive is a prune failure, not a configuration problem.
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(bad, []byte("{not json\n{\"also\": broken}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = prune.New(prune.Config{Ceiling: 10, ArchivePath: bad}, st)
+	if _, err := p.Restore(context.Background(), prune.RestoreOptions{}); !errors.Is(err, talos.ErrPruneFailed) || errors.Is(err, talos.ErrConfigInvalid) {
+		t.Fatalf("damaged archive reported as CONFIG_INVALID: %v", err)
+	}
+}

@@ -322,7 +322,7 @@ func TestRetrieveVectorPath(t *testing.T) {
 			t.Fatalf("item below threshold: %v", it.Similarity)
 		}
 	}
-	if _, err := r.Retrieve(ctx, rag.Query{Text: "  "}); !errors.Is(err, talos.ErrConfigInvalid) {
+	if _, err := r.Retrieve(ctx, rag.Query{Text: "  "}); !errors.Is(err, talos.ErrInputInvalid) || errors.Is(err, talos.ErrConfigInvalid) {
 		t.Fatalf("empty query = %v", err)
 	}
 }

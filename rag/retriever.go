@@ -152,7 +152,7 @@ func errCapacity(err error) bool { return errors.Is(err, talos.ErrVectorStoreFul
 func (r *Retriever) Retrieve(ctx context.Context, q Query) (*Result, error) {
 	const op = "rag.Retrieve"
 	if strings.TrimSpace(q.Text) == "" {
-		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "the query text is empty")
+		return nil, talos.Errorf(talos.CodeInputInvalid, op, "the query text is empty; give the words to search for")
 	}
 	if q.Where != nil {
 		if err := q.Where.Validate(); err != nil {
@@ -402,7 +402,7 @@ func NewID() string {
 func (r *Retriever) Remember(ctx context.Context, id, text string, m Memory) (string, error) {
 	const op = "rag.Remember"
 	if strings.TrimSpace(text) == "" {
-		return "", talos.Errorf(talos.CodeConfigInvalid, op, "the memory text is empty")
+		return "", talos.Errorf(talos.CodeInputInvalid, op, "the memory text is empty; nothing was stored")
 	}
 	if id == "" {
 		id = NewID()

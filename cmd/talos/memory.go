@@ -195,6 +195,9 @@ func newMemoryAddCmd(o *memoryOpts) *cobra.Command {
 			defer env.close()
 			text := strings.Join(args, " ")
 			got, err := env.ret.Remember(cmd.Context(), id, text, rag.Memory{Priority: p, Source: src, Trusted: trusted, Type: typ, SessionID: session, CreatedAt: at})
+			if errors.Is(err, talos.ErrInputInvalid) {
+				return withExit(2, err)
+			}
 			if err != nil {
 				return err
 			}
@@ -253,6 +256,9 @@ func newMemorySearchCmd(o *memoryOpts) *cobra.Command {
 			}
 			defer env.close()
 			res, err := env.ret.Retrieve(cmd.Context(), rag.Query{Text: strings.Join(args, " "), TopK: topK, Where: filter, Type: typ, Budget: budget})
+			if errors.Is(err, talos.ErrInputInvalid) {
+				return withExit(2, err)
+			}
 			if err != nil {
 				return err
 			}
@@ -466,6 +472,10 @@ func newMemoryRestoreCmd(o *memoryOpts) *cobra.Command {
 			}
 			if o.jsonOut {
 				return printJSON(cmd.OutOrStdout(), rep)
+			}
+			if rep.NoArchive {
+				fmt.Fprintf(cmd.OutOrStdout(), "nothing to restore: no memory has been pruned yet (no archive at %s)\n", env.opts.archive)
+				return nil
 			}
 			verb := "restored"
 			if dryRun {

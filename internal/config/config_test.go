@@ -671,3 +671,18 @@ func TestConfigAndPromptFilesOthersCanChangeRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvFileDirectoryNamedAsSuch pins that a directory at talos.env is
+// reported as a directory, without chmod advice that could not help.
+func TestEnvFileDirectoryNamedAsSuch(t *testing.T) {
+	home := t.TempDir()
+	path := filepath.Join(home, "config", "talos.env")
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(LoadOptions{Home: home, LookupEnv: env(nil)})
+	ps := problems(t, err)
+	if len(ps) != 1 || !strings.Contains(ps[0].Message, "is a directory, not a regular file") || strings.Contains(err.Error(), "chmod") {
+		t.Fatalf("%v", err)
+	}
+}

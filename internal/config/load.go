@@ -151,6 +151,12 @@ func readEnvFile(path string) ([]Entry, []Problem) {
 			Message: fmt.Sprintf("cannot read %s: %v", path, err)}}
 	}
 	var probs []Problem
+	if !st.Mode().IsRegular() {
+		// chmod advice would not help: it is the wrong kind of file.
+		return nil, []Problem{{Var: EnvFileName, Value: path, Allowed: "a regular file, mode 0600",
+			Code: talos.CodeConfigInvalid, Source: EnvFileName,
+			Message: fmt.Sprintf("%s is a %s, not a regular file; move it away and put the secrets in a file of that name with mode 0600 (`talos init` writes one)", path, fileKind(st.Mode()))}}
+	}
 	if mode := st.Mode().Perm(); mode&0o077 != 0 {
 		probs = append(probs, Problem{
 			Var: EnvFileName, Value: fmt.Sprintf("%04o", mode), Allowed: "0600 or 0400",

@@ -86,6 +86,9 @@ type Handler struct {
 	level slog.Leveler
 }
 
+// errLocked marks a lock another process holds.
+var errLocked = errors.New("held by another process")
+
 // sink owns the file; every Handler derived by WithAttrs/WithGroup shares it.
 type sink struct {
 	mu      sync.Mutex
@@ -204,8 +207,11 @@ func (s *sink) open() error {
 	}
 	if s.tier == Tier1 {
 		lf, err := lockFile(filepath.Join(s.dir, s.prefix+".lock"))
+		if errors.Is(err, errLocked) {
+			return talos.E(talos.CodeInUse, op, fmt.Sprintf("the tier-1 log in %s is already open by another process (only one writer keeps the hash chain intact); stop the other `talos run` on this home first", s.dir), err)
+		}
 		if err != nil {
-			return talos.E(talos.CodeDirPermissions, op, fmt.Sprintf("the tier-1 log in %s is already open by another process (only one writer keeps the hash chain intact)", s.dir), err)
+			return talos.E(talos.CodeDirPermissions, op, fmt.Sprintf("cannot open the lock file of the tier-1 log in %s", s.dir), err)
 		}
 		s.lock = lf
 	}

@@ -292,8 +292,13 @@ func TestCrashFragmentIsReported(t *testing.T) {
 func TestSecondWriterRefused(t *testing.T) {
 	dir := t.TempDir()
 	openT(t, dir, Tier1, 0)
-	if _, err := Open(dir, Tier1, Options{}); err == nil || !strings.Contains(err.Error(), "already open") {
+	_, err := Open(dir, Tier1, Options{})
+	if err == nil || !strings.Contains(err.Error(), "already open") {
 		t.Fatalf("second writer: %v", err)
+	}
+	// Lock contention is IN_USE, not a permission problem.
+	if !errors.Is(err, talos.ErrInUse) || errors.Is(err, talos.ErrDirPermissions) {
+		t.Fatalf("second writer: code of %v", err)
 	}
 	if _, err := Open(dir, Tier(4), Options{}); err == nil {
 		t.Fatal("tier 4 accepted")
