@@ -36,7 +36,7 @@ func newRunCmd() *cobra.Command {
 	var healthAddr string
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Boot the daemon, serve /health and /metrics, and run until SIGINT or SIGTERM",
+		Short: "Boot the daemon, serve /health and /metrics, and run until SIGINT, SIGTERM or SIGHUP",
 		Long: `Boot the Talos daemon: verify the directory tree and the configuration,
 load the system prompts (TALOS_PROMPT_LOCAL, TALOS_PROMPT_ESCALATION) and
 check them against their token budget (over budget: the boot stops), check
@@ -45,9 +45,9 @@ or fall back to its embedded default, detect a GPU (NVML, else nvidia-smi;
 none is fine: CPU mode), serve /health, /ready and /metrics on loopback, and
 write the ready marker <TALOS_HOME>/.ready. With a GPU and TALOS_OLLAMA_URL
 set it arbitrates GPU memory between local models with the VRAM mutex
-(VRAM_MUTEX_TIMEOUT), whose state is served at /vram (` + "`talos gpu status`" + `). SIGINT or SIGTERM
-stops it cleanly: it stops taking requests, closes its connections and
-removes the marker.
+(VRAM_MUTEX_TIMEOUT), whose state is served at /vram (` + "`talos gpu status`" + `). SIGINT, SIGTERM
+or SIGHUP stops it cleanly: it stops taking requests, closes its connections,
+removes the marker and writes a daemon_stopped audit line naming the signal.
 
 Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 		Args: cobra.NoArgs,
@@ -80,8 +80,22 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				audit = tiers.Audit
 			}
 
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			// SIGHUP (the terminal went away) stops the daemon cleanly too,
+			// instead of killing it with the marker left and no audit line.
+			sigs := make(chan os.Signal, 1)
+			signal.Notify(sigs, stopSignals...)
+			stop := func() { signal.Stop(sigs) }
 			defer stop()
+			runCtx, cancelRun := context.WithCancelCause(cmd.Context())
+			defer cancelRun(nil)
+			go func() {
+				select {
+				case sig := <-sigs:
+					cancelRun(signalCause{sig})
+				case <-runCtx.Done():
+				}
+			}()
+			ctx := runCtx
 			// One correlation ID for the boot: its log lines and its
 			// audit lines (daemon_started or daemon_boot_failed).
 			ctx, _ = tlog.EnsureCorrelationID(ctx)
@@ -112,13 +126,18 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 
 			<-ctx.Done()
 			stop() // a second signal now kills the process the default way
+			why := slog.String("reason", "context ended")
+			if sc, ok := context.Cause(ctx).(signalCause); ok {
+				why = slog.String("signal", sc.sig.String())
+				log.Info("stopping on signal", "signal", sc.sig.String())
+			}
 			sctx, cancel := context.WithTimeout(context.Background(), daemon.ShutdownGrace)
 			defer cancel()
 			if err := d.Stop(sctx); err != nil {
-				tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()), slog.String("error", err.Error()))
+				tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()), why, slog.String("error", err.Error()))
 				return withExit(exitRunBootFailed, fmt.Errorf("stopping: %w", err))
 			}
-			tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()))
+			tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()), why)
 			fmt.Fprintln(cmd.OutOrStdout(), "talos stopped")
 			return nil
 		},
@@ -126,6 +145,14 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 	cmd.Flags().StringVar(&healthAddr, "health-addr", "", "loopback host:port for /health and /metrics (default TALOS_HEALTH_ADDR, else 127.0.0.1:8081)")
 	return cmd
 }
+
+// stopSignals stop `talos run` cleanly.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// signalCause is the cause of the run's context when a signal ended it.
+type signalCause struct{ sig os.Signal }
+
+func (c signalCause) Error() string { return "received " + c.sig.String() }
 
 func degradedSteps(steps []boot.StepResult) []string {
 	var out []string
