@@ -19,6 +19,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/internal/svccheck"
@@ -71,7 +72,14 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			// The GPU is always wired: on a CPU-only machine the gpu check
 			// says so (ok); with a GPU and TALOS_OLLAMA_URL the daemon runs
 			// the VRAM mutex that `talos gpu status` reads.
-			d, err := daemon.New(cfg, daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{})})
+			opts := daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{})}
+			if tiers != nil {
+				opts.ExtraChecks = append(opts.ExtraChecks, auditChainCheck(tiers))
+				if _, err := tiers.Handler(tlog.Tier1).TailAtOpen(); err != nil {
+					log.Error("tier-1 audit chain is not intact", "err", err)
+				}
+			}
+			d, err := daemon.New(cfg, opts)
 			if err != nil {
 				return withExit(exitRunBootFailed, err)
 			}
@@ -144,6 +152,27 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 	}
 	cmd.Flags().StringVar(&healthAddr, "health-addr", "", "loopback host:port for /health and /metrics (default TALOS_HEALTH_ADDR, else 127.0.0.1:8081)")
 	return cmd
+}
+
+// auditChainName is the /health check of the tier-1 audit chain's tail.
+const auditChainName = "audit_chain"
+
+// auditChainCheck reports in /health what opening the logs found at the end
+// of the tier-1 audit chain, before the daemon wrote to it: fail when the
+// newest lines or the anchor show tampering, warn when the anchor is
+// missing.
+func auditChainCheck(tiers *tlog.Set) health.Check {
+	rep, err := tiers.Handler(tlog.Tier1).TailAtOpen()
+	return health.Check{Name: auditChainName, Func: func(context.Context) (string, error) {
+		if err != nil {
+			return "checked at boot", err
+		}
+		detail := fmt.Sprintf("newest tier-1 lines intact at boot (%d checked, up to seq %d)", rep.Lines, rep.Last)
+		if len(rep.Warnings) > 0 {
+			return detail, health.Warnf("%s", strings.Join(rep.Warnings, "; "))
+		}
+		return detail, nil
+	}}
 }
 
 // stopSignals stop `talos run` cleanly.

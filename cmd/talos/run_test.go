@@ -457,3 +457,33 @@ func TestRunGPUStatusFromDaemon(t *testing.T) {
 		t.Fatalf("talos run output:\n%s", runOut)
 	}
 }
+
+// TestRunReportsTamperedAuditChain pins that a tier-1 chain edited between
+// two runs is noticed at boot and shown in /health (audit_chain fails, the
+// daemon is degraded), while an intact one is ok.
+func TestRunReportsTamperedAuditChain(t *testing.T) {
+	home := initHome(t)
+	_, stop := startRun(t, home)
+	if c := healthJSON(t, home).Checks[auditChainName]; c.Status != health.StatusOK {
+		t.Fatalf("intact chain: %+v", c)
+	}
+	stop()
+	path := filepath.Join(home, layout.LogsTier1, "audit.log")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), `"daemon_started"`, `"daemon_stalled"`, 1)
+	if edited == string(data) {
+		t.Fatalf("no daemon_started line to edit:\n%s", data)
+	}
+	if err := os.WriteFile(path, []byte(edited), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	startRun(t, home)
+	rep := healthJSON(t, home)
+	c := rep.Checks[auditChainName]
+	if c.Status != health.StatusFail || !strings.Contains(c.Detail, "not intact") || rep.Status == health.Healthy {
+		t.Fatalf("tampered chain: status %s, check %+v", rep.Status, c)
+	}
+}

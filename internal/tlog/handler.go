@@ -107,6 +107,8 @@ type sink struct {
 	cid     string // correlation ID of the record being written (under mu)
 	closed  bool
 	line    []byte
+	tailRep Report // tier 1: VerifyTail at open, before any write
+	tailErr error
 }
 
 // Open opens (creating if needed) the current log file of tier in dir. For
@@ -166,6 +168,12 @@ func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h *Handler) WithGroup(name string) slog.Handler {
 	return &Handler{s: h.s, inner: h.inner.WithGroup(name), level: h.level}
 }
+
+// TailAtOpen returns what VerifyTail found in a tier-1 directory when the
+// handler opened it, before it wrote anything: the report, and a T402
+// error when the newest lines or the anchor show tampering. Other tiers
+// return an empty report and nil.
+func (h *Handler) TailAtOpen() (Report, error) { return h.s.tailRep, h.s.tailErr }
 
 // Close syncs and closes the file (and releases the tier-1 lock). Later
 // records return an error.
@@ -241,6 +249,9 @@ func (s *sink) open() error {
 		return nil
 	}
 	s.prev = GenesisPrev
+	// Check the newest lines before writing anything: a later line (or the
+	// anchor rewrite) must not be the first to see a tampered tail.
+	s.tailRep, s.tailErr = VerifyTail(s.dir)
 	if err := s.resumeChain(files); err != nil {
 		f.Close()
 		s.closeLock()
