@@ -13,7 +13,7 @@
 //		Audit:    auditLogger, // tier 1
 //	})
 //	ln, err := sockproxy.Listen("unix:///run/talos/docker.sock", sockproxy.ListenOptions{})
-//	err = sockproxy.Serve(ctx, ln, p)
+//	err = sockproxy.Serve(ctx, ln, sockproxy.NewServer(p))
 //
 // Any Docker client then talks to the proxy's socket as if it were the
 // engine's (the moby client negotiates the API version through /_ping).

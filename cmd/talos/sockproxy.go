@@ -90,7 +90,7 @@ and maintenance (skills plus kill and remove).`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			fmt.Fprintf(cmd.OutOrStdout(), "sockproxy: profile %s on %s -> %s, audit to %s\n", p.Name, listen, upstream, auditDesc)
-			if err := sockproxy.Serve(ctx, ln, proxy); err != nil {
+			if err := sockproxy.Serve(ctx, ln, sockproxy.NewServer(proxy)); err != nil {
 				return err
 			}
 			s := proxy.Stats()

@@ -69,7 +69,7 @@ func startProxy(t *testing.T, upstream string) string {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sockproxy.Serve(ctx, ln, p) }()
+	go func() { done <- sockproxy.Serve(ctx, ln, sockproxy.NewServer(p)) }()
 	t.Cleanup(func() { cancel(); <-done; p.Close() })
 	return sock
 }
