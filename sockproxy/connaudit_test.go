@@ -19,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/talos-ironclad/talos/internal/testenv"
+
+	"github.com/talos-ironclad/talos"
 )
 
 // lockedBuf collects audit records (JSON lines).
@@ -147,7 +149,7 @@ func TestMalformedRequestAudited(t *testing.T) {
 	}
 	r := recs[0]
 	if r["request_line"] != `"GARBAGE"` || r["code"] != "T406" || r["status"] != float64(403) || r["server_status"] != float64(400) ||
-		r["event"] != "sockproxy.deny" || r["correlation_id"] != resp.Header.Get(CorrelationHeader) ||
+		r["event"] != "sockproxy.deny" || r["correlation_id"] != resp.Header.Get(talos.CorrelationHeader) ||
 		!strings.HasPrefix(r["client"].(string), "uid:") {
 		t.Errorf("record %v", r)
 	}
