@@ -20,6 +20,8 @@
 //   - sockproxy: a Docker API proxy that inspects every request it forwards.
 //   - reaper: one owner of wait4, idle-process reaping, container respawn and
 //     a zombie hunt that touches only what Talos started.
+//   - atomicfile: writes a file so readers see the old or the new content,
+//     never a mix.
 //
 // Planned, not yet in the module (see DESIGN.md): quarantine (the skill
 // lifecycle), strikes (three-strike deprecation), dream (the nightly
@@ -36,4 +38,12 @@
 // [Codes] lists the registry with each code's name, category, severity and
 // meaning; the spec's hex codes (Appendix A) are kept as aliases
 // ([LookupHex]).
+//
+// # Correlation IDs
+//
+// Every request carries a 16-hex-character correlation ID in its context
+// ([WithCorrelationID], [EnsureCorrelationID]) and, over HTTP, in
+// [CorrelationHeader]. Talos packages log with the request's context
+// (InfoContext, WarnContext, …), so a handler wrapped with [WithCorrelation]
+// puts the ID on every line a request causes.
 package talos

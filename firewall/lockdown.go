@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/atomicfile"
+	"github.com/talos-ironclad/talos/atomicfile"
 )
 
 // Lockdown defaults (spec §2.9.3 with DESIGN §4's fixes).
