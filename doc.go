@@ -23,7 +23,7 @@
 //   - atomicfile: writes a file so readers see the old or the new content,
 //     never a mix.
 //
-// Planned, not yet in the module (see DESIGN.md): quarantine (the skill
+// Planned, not yet in the module: quarantine (the skill
 // lifecycle), strikes (three-strike deprecation), dream (the nightly
 // maintenance cycle) and mcphost (the MCP tool host).
 //

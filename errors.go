@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Category groups error codes by the first digit of their T-code (spec §2.5.1).
+// Category groups error codes by the first digit of their T-code.
 type Category string
 
 // Categories of the error registry.
@@ -59,9 +59,9 @@ type CodeInfo struct {
 	Hex      int    // Appendix A hex alias, or -1 when the spec gives none
 }
 
-// The registry. T-codes of spec §2.5.1 keep their numbers; failures that the
+// The registry. The T-codes of the original specification keep their numbers; failures that the
 // spec only gives as hex codes (Appendix A) get new T-codes, with the hex value
-// kept as an alias (DESIGN §3, digest B §2.3).
+// kept as an alias.
 const (
 	CodeRedis            Code = "T001"
 	CodeChroma           Code = "T002"

@@ -16,8 +16,8 @@ import (
 	talos "github.com/talos-ironclad/talos"
 )
 
-// Defaults of the Gemini circuit breaker (spec "Gemini Circuit Breaker",
-// digest B §6.1, Appendix B). A zero Config field takes these values.
+// Defaults of the circuit breaker, those of the Gemini breaker of the
+// original specification. A zero Config field takes these values.
 const (
 	// DefaultFailureThreshold is FAILURE_THRESHOLD: failures within Window
 	// that open the breaker.
@@ -35,8 +35,7 @@ const (
 	// successes that close the breaker.
 	DefaultHalfOpenSuccesses = 2
 	// DefaultBackoffBase and DefaultBackoffMax bound the exponential backoff
-	// asked for by a Verdict with Delay == Backoff (spec 429 handling: "base
-	// 5 s, max 60 s", digest B §6.4).
+	// asked for by a Verdict with Delay == Backoff (base 5 s, max 60 s).
 	DefaultBackoffBase = 5 * time.Second
 	DefaultBackoffMax  = 60 * time.Second
 	// DefaultStoreTimeout bounds each Store call made from Done, which has no

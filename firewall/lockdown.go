@@ -22,7 +22,7 @@ import (
 	"github.com/talos-ironclad/talos/atomicfile"
 )
 
-// Lockdown defaults (spec §2.9.3 with DESIGN §4's fixes).
+// Lockdown defaults.
 const (
 	// DefaultCodeTTL is how long an unlock code is valid (spec: 24 h).
 	DefaultCodeTTL = 24 * time.Hour
@@ -31,8 +31,8 @@ const (
 	DefaultMaxAttempts = 5
 	// DefaultCodeDigits is the unlock code length (the spec's 4 digits
 	// under an unsalted SHA-256 were trivially reversible [!]; we use 6
-	// digits under HMAC-SHA256 with a per-install key, like the
-	// promotion code of DESIGN §4).
+	// digits under HMAC-SHA256 with a per-install key, like a skill's
+	// promotion code).
 	DefaultCodeDigits = 6
 	// MinKeyBytes is the shortest accepted HMAC key.
 	MinKeyBytes = 16
@@ -89,7 +89,7 @@ type LockdownConfig struct {
 // UnlockResult is the outcome of an unlock attempt.
 type UnlockResult string
 
-// Unlock results (spec plus the attempt limit).
+// Unlock results, including the attempt limit.
 const (
 	UnlockOK          UnlockResult = "unlocked"
 	UnlockNotLocked   UnlockResult = "not_in_lockdown"
@@ -167,7 +167,7 @@ func (l *Lockdown) State() LockdownState {
 }
 
 // Trigger enters lockdown. If already locked it changes nothing and returns
-// the current state with created=false (idempotent, R-5.5). Otherwise it
+// the current state with created=false (idempotent). Otherwise it
 // issues a code, persists the state, delivers the code through the Notifier
 // and sends a critical alert. The lockdown holds in memory even when saving
 // or delivery fails (the error says which; an operator can Reissue).
@@ -238,7 +238,7 @@ func (l *Lockdown) hash(id string, gen int, code string) []byte {
 	return m.Sum(nil)
 }
 
-// Unlock checks code and leaves lockdown when it is right. A wrong
+// Unlock checks code and leaves lockdown when it is right. A wrong
 // code counts an attempt, in memory first and then persisted; after
 // MaxAttempts wrong codes, or once the code expired, only Reissue helps. The
 // error is non-nil only when the state could not be saved: after a wrong

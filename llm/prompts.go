@@ -12,7 +12,7 @@ import (
 	talos "github.com/talos-ironclad/talos"
 )
 
-// System prompt defaults (spec "System Prompt Configuration", digest B §4).
+// System prompt defaults.
 const (
 	// SystemPromptTokenBudget is SYSTEM_PROMPT_TOKEN_BUDGET: every system
 	// prompt must estimate at or under it.
@@ -30,14 +30,14 @@ const (
 type Target string
 
 // Targets of system prompts: the local model (all local models share one
-// identity, spec R-4.2) and the escalation model.
+// identity) and the escalation model.
 const (
 	TargetLocal      Target = "local"
 	TargetEscalation Target = "escalation"
 )
 
-// DefaultLocalPrompt is the spec's local prompt (§2.3.2), trimmed to fit the
-// 500-token budget it failed (544 tokens as shipped, digest B §4.3). It no
+// DefaultLocalPrompt is the original specification's local prompt, trimmed
+// to fit the 500-token budget it failed (544 tokens as first written). It no
 // longer names the model, so the vision model can share it and the identity
 // rule of the escalation prompt holds for both.
 const DefaultLocalPrompt = `You are Talos v4.0 (Ironclad), an autonomous AI agent running locally on the user's own hardware. Local-first, privacy-respecting, security-hardened.
@@ -64,8 +64,8 @@ BEHAVIOR
 - When recalling memories, cite the tier if relevant.
 - If uncertain, say so. Never fabricate.`
 
-// DefaultEscalationPrompt is the spec's escalation prompt (§2.3.3), trimmed
-// to the budget (508 tokens as shipped). The undefined "complexity score"
+// DefaultEscalationPrompt is the original specification's escalation
+// prompt, trimmed to the budget (508 tokens as first written). The undefined "complexity score"
 // reason and the claim that breaker fallback comes here are removed.
 const DefaultEscalationPrompt = `You are Talos v4.0 (Ironclad), an autonomous AI agent, handling a request the local instance passed on because it needs more reasoning, context or analysis.
 
@@ -120,7 +120,7 @@ type Prompts struct {
 
 // NewPrompts loads and validates the system prompts: every prompt must be
 // non-empty and estimate within the budget, or NewPrompts fails with a T010
-// error (boot-blocking, spec R-4.3) that names the prompt, its size and the
+// error (it stops the boot) that names the prompt, its size and the
 // budget.
 func NewPrompts(cfg PromptConfig) (*Prompts, error) {
 	const op = "llm.NewPrompts"
@@ -181,7 +181,7 @@ func (p *Prompts) System(t Target) (string, error) {
 
 // Message returns the system prompt of target as a system Message. If
 // catalog (a tool catalog) is not empty it is appended after a newline; it is
-// not part of the budget (spec R-4.6).
+// not part of the budget.
 func (p *Prompts) Message(t Target, catalog string) (Message, error) {
 	s, err := p.System(t)
 	if err != nil {
@@ -193,7 +193,7 @@ func (p *Prompts) Message(t Target, catalog string) (Message, error) {
 	return Message{Role: RoleSystem, Content: s}, nil
 }
 
-// Assemble builds a request's messages in the spec's order (R-4.8): the
+// Assemble builds a request's messages in this order: the
 // system message, then retrieved context, then history, then the user's
 // message.
 func Assemble(system Message, context, history []Message, user string) []Message {

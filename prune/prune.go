@@ -15,7 +15,7 @@ import (
 	"github.com/talos-ironclad/talos/rag"
 )
 
-// Capacity defaults (DESIGN §4; digest B §3.3, digest C §6.3).
+// Capacity defaults.
 const (
 	// DefaultCeiling is the vector ceiling (CHROMADB_MAX_VECTORS).
 	DefaultCeiling = 100_000
@@ -24,14 +24,13 @@ const (
 	// DefaultTargetRatio: prune down to 80% of the ceiling (hysteresis).
 	DefaultTargetRatio = 0.80
 	// AggressiveTriggerRatio and AggressiveTargetRatio are the emergency
-	// parameters of the capacity fallback (digest B §5.4: threshold 0.80,
-	// ratio 0.20 → trigger above 80%, target 80%).
+	// parameters of the capacity fallback: trigger above 80%, target 80%.
 	AggressiveTriggerRatio = 0.80
 	AggressiveTargetRatio  = 0.80
 	// DefaultBatchSize is the number of ids per delete (≤ 500).
 	DefaultBatchSize = 500
-	// MaxBatchSize caps BatchSize (Chroma accepts 5,461 per call; DESIGN
-	// keeps deletes at 500 or fewer).
+	// MaxBatchSize caps BatchSize (Chroma accepts at most 5,461 ids per
+	// call).
 	MaxBatchSize = 500
 	// DefaultRetries is how often a failed batch is retried.
 	DefaultRetries = 3
@@ -40,7 +39,7 @@ const (
 	// DefaultPageSize is the page used to read every record's metadata.
 	DefaultPageSize = 1000
 	// DefaultTemporaryMaxAge is the compaction age of temporary memories
-	// (digest B §3.4: temporary older than 30 days).
+	// (temporary memories older than 30 days are compacted).
 	DefaultTemporaryMaxAge = 30 * 24 * time.Hour
 )
 
@@ -397,7 +396,7 @@ func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[strin
 }
 
 // DeleteExpiredTemporary removes temporary memories older than maxAge
-// (default 30 days, the compaction task of digest B §3.4), archiving them
+// (default 30 days), archiving them
 // first like a prune.
 func (p *Pruner) DeleteExpiredTemporary(ctx context.Context, maxAge time.Duration) (int, error) {
 	const op = "prune.DeleteExpiredTemporary"

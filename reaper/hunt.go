@@ -14,7 +14,7 @@ import (
 	"github.com/talos-ironclad/talos"
 )
 
-// Zombie-hunt defaults (spec §3.1.6, digest C §6.5).
+// Zombie-hunt defaults.
 const (
 	// DefaultHuntMaxAge: only containers and processes older than this are
 	// hunted (MAX_AGE_DAYS 3).
@@ -24,15 +24,15 @@ const (
 	DefaultHuntGrace = 5 * time.Second
 	// DefaultActiveWithin: a registered process with activity (Touch) more
 	// recent than this is active and never hunted. The spec's "active
-	// registry" has no source (digest C §6.5 [!]); recent activity is ours.
+	// registry" has no source; recent activity is ours.
 	DefaultActiveWithin = time.Hour
 	// huntPoll is how often a terminated process is checked (spec: 100 ms).
 	huntPoll = 100 * time.Millisecond
 )
 
 // DefaultProtectedNames are process names (comm) the hunt never signals:
-// the services Talos runs next to (digest C §6.5 [!]: the spec's rule would
-// kill Postgres or Redis after 3 days of uptime).
+// the services Talos runs next to (an age rule alone would kill Postgres or
+// Redis after 3 days of uptime).
 func DefaultProtectedNames() []string {
 	return []string{"talos", "dockerd", "containerd", "containerd-shim", "redis-server", "postgres", "ollama", "chroma", "sshd"}
 }

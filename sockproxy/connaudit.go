@@ -60,8 +60,8 @@ func (c *capConn) Read(b []byte) (int, error) {
 // writes itself, straight to the connection, to a request it could not
 // parse (400, 431, 501, 505): that one is audited as a denial and replaced
 // by the proxy's own 403 with a Docker-style {"message": …}, as every other
-// forbidden request gets (issue 7's table of forbidden requests includes a
-// malformed request line). Auditing here rather than when the connection
+// forbidden request gets (a malformed request line is a forbidden
+// request). Auditing here rather than when the connection
 // closes also catches a malformed request pipelined behind a valid one.
 func (c *capConn) Write(b []byte) (int, error) {
 	if a := c.rec.auditor; a != nil {

@@ -69,7 +69,7 @@
 //
 // The proxy cannot see the host: a bind source in the allowlist that is a
 // symlink is resolved by the engine. Logs are allowed and may contain what a
-// container printed (digest C §4.2 (h)).
+// container printed.
 //
 // # Malformed requests
 //

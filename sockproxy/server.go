@@ -17,7 +17,7 @@ import (
 )
 
 // SocketMode is the mode of a unix socket the proxy listens on: owner and
-// group may connect, nobody else (DESIGN §4, issue 7).
+// group may connect, nobody else.
 const SocketMode os.FileMode = 0o660
 
 // ShutdownGrace is how long Serve lets in-flight requests finish after its

@@ -1,6 +1,5 @@
 // Package vram arbitrates GPU memory between local models that cannot all
-// fit at once (the spec's "VRAM mutex", digest B §1, with the decisions of
-// DESIGN §4).
+// fit at once: the "VRAM mutex".
 //
 // # Leases and swaps
 //
