@@ -48,8 +48,9 @@
 //
 // Stats returns the state, resident model, leases, waiters, counters, a
 // wait-time histogram, the transitions taken and the last kill report.
-// NewCollector exports the same as Prometheus metrics without touching the
-// global registry; Handler serves Stats as JSON for `talos gpu status`.
+// Package vram/vramprom exports the same as Prometheus metrics without
+// touching the global registry; Handler serves Stats as JSON for `talos gpu
+// status`.
 //
 // Package vram/vramtest has fakes of the Runtime, the GPU and the process
 // table for tests (they work inside testing/synctest), and the conformance

@@ -24,6 +24,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/rag/chromem"
 	"github.com/talos-ironclad/talos/vram"
+	"github.com/talos-ironclad/talos/vram/vramprom"
 )
 
 // Paths and thresholds of the daemon. Each cites where it comes from.
@@ -658,7 +659,7 @@ func (d *Daemon) stepHealth(ctx context.Context) (string, error) {
 		}
 		handlers[vram.HandlerPath] = vram.Handler(d.vram)
 		handlers[vram.ResetPath] = operatorOnly(d.cfg.BasicAuthUser, d.cfg.BasicAuthPass.Value(), vram.ResetHandler(d.vram))
-		if err := metrics.Registry().Register(vram.NewCollector(d.vram)); err != nil {
+		if err := metrics.Registry().Register(vramprom.NewCollector(d.vram)); err != nil {
 			return "", fmt.Errorf("registering the VRAM mutex's metrics: %w", err)
 		}
 	}
