@@ -17,8 +17,6 @@ const (
 	// SystemPromptTokenBudget is SYSTEM_PROMPT_TOKEN_BUDGET: every system
 	// prompt must estimate at or under it.
 	SystemPromptTokenBudget = 500
-	// CharsPerToken is the spec's estimator: tokens = characters / 4.
-	CharsPerToken = 4
 	// EscalateMarker is what the local model answers when a request is
 	// beyond it; the Router then escalates.
 	EscalateMarker = "[ESCALATE]"
@@ -91,12 +89,6 @@ BEHAVIOR
 - If you cannot fulfil a request, state the limitation instead of guessing.
 - If uncertain, say so. Never fabricate.`
 
-// EstimateTokens is the spec's estimator: characters of the trimmed text
-// divided by CharsPerToken.
-func EstimateTokens(text string) int {
-	return utf8.RuneCountInString(strings.TrimSpace(text)) / CharsPerToken
-}
-
 // PromptConfig chooses the system prompts. Each of Local and Escalation is
 // "" or "default" for the built-in prompt, otherwise the path of a UTF-8
 // text file read once at start-up. Talos fills them from the configuration
@@ -154,10 +146,10 @@ func NewPrompts(cfg PromptConfig) (*Prompts, error) {
 		if text == "" {
 			return nil, talos.Errorf(talos.CodeConfigInvalid, op, "system prompt %q: override file %q is empty; write a prompt into it or set it to %q", e.t, e.src, PromptDefault)
 		}
-		if n := EstimateTokens(text); n > cfg.Budget {
+		if n := talos.EstimateTokens(text); n > cfg.Budget {
 			log.Error("PROMPT_BUDGET_EXCEEDED", "target", string(e.t), "estimated_tokens", n, "budget", cfg.Budget)
 			return nil, talos.Errorf(talos.CodeConfigInvalid, op,
-				"PROMPT_BUDGET_EXCEEDED: target=%s, estimated_tokens=%d, budget=%d: shorten the prompt to at most %d characters", e.t, n, cfg.Budget, (cfg.Budget+1)*CharsPerToken-1)
+				"PROMPT_BUDGET_EXCEEDED: target=%s, estimated_tokens=%d, budget=%d: shorten the prompt to at most %d characters", e.t, n, cfg.Budget, (cfg.Budget+1)*talos.CharsPerToken-1)
 		} else {
 			log.Info("PROMPT_VALIDATED", "target", string(e.t), "estimated_tokens", n, "budget", cfg.Budget)
 		}
