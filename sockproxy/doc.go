@@ -92,4 +92,10 @@
 // without a status, when its connection closes. Clients that connect and
 // send nothing, and keep-alive connections closed while idle, are not
 // recorded. "OPTIONS *" is given to the proxy, which denies it.
+//
+// # Testing
+//
+// Package sockproxy/sockproxytest has an in-memory Docker engine, a
+// transport that puts any handler behind a proxy without a socket, and
+// Serve, which runs a proxy on a unix socket for the rest of a test.
 package sockproxy

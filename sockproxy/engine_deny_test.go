@@ -280,7 +280,7 @@ func TestEngineMalformedRequestLine(t *testing.T) {
 		"GET /_ping HTTP/1.1\r\nHost: d\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n",
 	} {
 		before := len(pt.audit.records("sockproxy.deny"))
-		closed := pt.conns.count()
+		closed := pt.srv.ConnsDone()
 		code, _ := rawRequest(t, pt.sock, line) // closes its connection
 		if code != 403 {
 			t.Errorf("%.40q: status %d; want 403", line, code)
@@ -288,7 +288,7 @@ func TestEngineMalformedRequestLine(t *testing.T) {
 		}
 		// Once the server is done with the connection, every record it
 		// causes (at the answer or at the close) is written.
-		pt.conns.waitFor(t, closed+1)
+		pt.srv.WaitConnsDone(t, closed+1)
 		recs := pt.audit.records("sockproxy.deny")
 		if len(recs) != before+1 {
 			t.Errorf("%.40q: %d new audit records; want 1", line, len(recs)-before)

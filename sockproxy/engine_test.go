@@ -10,10 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +21,7 @@ import (
 
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/sockproxy"
+	"github.com/talos-ironclad/talos/sockproxy/sockproxytest"
 )
 
 // auditLog collects the proxy's audit records (JSON lines).
@@ -45,17 +43,12 @@ type proxyUnderTest struct {
 	sock  string
 	proxy *sockproxy.Proxy
 	audit *auditLog
-	conns *closedConns
+	srv   *sockproxytest.Server
 }
 
 // startProxy serves a proxy for cfg on a fresh unix socket until the test ends.
 func startProxy(t testing.TB, cfg sockproxy.Config) *proxyUnderTest {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	a := &auditLog{}
 	if cfg.Audit == nil {
 		cfg.Audit = slog.New(slog.NewJSONHandler(a, nil))
@@ -64,72 +57,9 @@ func startProxy(t testing.TB, cfg sockproxy.Config) *proxyUnderTest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(dir, "docker.sock")
-	ln, err := sockproxy.Listen("unix://"+sock, sockproxy.ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := sockproxy.NewServer(p)
-	conns := &closedConns{changed: make(chan struct{})}
-	inner := srv.ConnState
-	srv.ConnState = func(c net.Conn, s http.ConnState) {
-		inner(c, s) // the proxy's own tracking (and any record at close) first
-		if s == http.StateClosed || s == http.StateHijacked {
-			conns.add()
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sockproxy.Serve(ctx, ln, srv) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		p.Close()
-	})
-	return &proxyUnderTest{sock: sock, proxy: p, audit: a, conns: conns}
-}
-
-// closedConns counts the connections the server is done with, so a test
-// can wait for the server to have handled a close instead of sleeping.
-type closedConns struct {
-	mu      sync.Mutex
-	n       int
-	changed chan struct{}
-}
-
-func (c *closedConns) add() {
-	c.mu.Lock()
-	c.n++
-	close(c.changed)
-	c.changed = make(chan struct{})
-	c.mu.Unlock()
-}
-
-// count is the number of connections the server is done with.
-func (c *closedConns) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n
-}
-
-// waitFor blocks until the server is done with at least n connections.
-func (c *closedConns) waitFor(t testing.TB, n int) {
-	t.Helper()
-	guard := time.NewTimer(10 * time.Second) // a hang guard only
-	defer guard.Stop()
-	for {
-		c.mu.Lock()
-		got, ch := c.n, c.changed
-		c.mu.Unlock()
-		if got >= n {
-			return
-		}
-		select {
-		case <-ch:
-		case <-guard.C:
-			t.Fatalf("waited 10 s for the server to finish %d connections (done with %d)", n, got)
-		}
-	}
+	t.Cleanup(func() { p.Close() }) // after the server has stopped (cleanups run last first)
+	srv := sockproxytest.Serve(t, p)
+	return &proxyUnderTest{sock: srv.Socket, proxy: p, audit: a, srv: srv}
 }
 
 func (pt *proxyUnderTest) client(t testing.TB) *client.Client {
