@@ -139,7 +139,7 @@ func (r *AlertRouter) Route(ctx context.Context, a Alert) ([]string, error) {
 			continue
 		}
 		if err := rt.Channel.Send(ctx, a); err != nil {
-			r.log.Error("firewall: alert delivery failed", "route", rt.Name, "alert_id", a.ID, "err", err)
+			r.log.ErrorContext(ctx, "firewall: alert delivery failed", "route", rt.Name, "alert_id", a.ID, "err", err)
 			errs = append(errs, fmt.Errorf("route %s: %w", rt.Name, err))
 			continue
 		}

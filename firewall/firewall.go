@@ -468,11 +468,11 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 	if v.Action >= fw.cfg.LockdownAt && canLock && fw.lock != nil && !fw.cfg.NoLockdownTrigger {
 		reason := "prompt injection: " + detectionIDs(v.Detections)
 		if _, _, err := fw.lock.Trigger(ctx, "firewall", reason); err != nil {
-			fw.log.Error("firewall: lockdown trigger failed; the firewall stays locked in memory", "err", err)
+			fw.log.ErrorContext(ctx, "firewall: lockdown trigger failed; the firewall stays locked in memory", "err", err)
 		}
 	}
 	if !v.Safe {
-		fw.log.Warn("firewall: injection detected", "source", string(v.Source), "action", v.Action.String(),
+		fw.log.WarnContext(ctx, "firewall: injection detected", "source", string(v.Source), "action", v.Action.String(),
 			"rules", detectionIDs(v.Detections), "score", math.Round(v.Score*1000)/1000, "session", in.SessionID)
 		if fw.alerts != nil {
 			fw.alerts.Route(ctx, NewAlert(*v, in))

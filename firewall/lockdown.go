@@ -193,7 +193,7 @@ func (l *Lockdown) Trigger(ctx context.Context, by, reason string) (state Lockdo
 	saveErr := l.store.Save(ctx, s)
 	l.mu.Unlock()
 	s.CodeHash = nil
-	l.log.Error("firewall: SECURITY LOCKDOWN ACTIVATED", "lockdown_id", s.ID, "by", by, "reason", reason, "code_expires", s.CodeExpires)
+	l.log.ErrorContext(ctx, "firewall: SECURITY LOCKDOWN ACTIVATED", "lockdown_id", s.ID, "by", by, "reason", reason, "code_expires", s.CodeExpires)
 	var errs []error
 	if saveErr != nil {
 		errs = append(errs, talos.E(talos.CodeLockdown, op, "locked, but the state could not be saved; a restart would lose it", saveErr))
@@ -266,7 +266,7 @@ func (l *Lockdown) Unlock(ctx context.Context, code, by string) (UnlockResult, e
 	if !hmac.Equal(want, got) {
 		s.FailedAttempts++
 		l.state = s // counted before it is saved, so a failing store cannot lift the limit
-		l.log.Warn("firewall: lockdown unlock failed", "lockdown_id", s.ID, "by", by, "failed_attempts", s.FailedAttempts)
+		l.log.WarnContext(ctx, "firewall: lockdown unlock failed", "lockdown_id", s.ID, "by", by, "failed_attempts", s.FailedAttempts)
 		r := UnlockInvalidCode
 		if s.FailedAttempts >= l.cfg.MaxAttempts {
 			r = UnlockExhausted
@@ -286,7 +286,7 @@ func (l *Lockdown) Unlock(ctx context.Context, code, by string) (UnlockResult, e
 		return UnlockInvalidCode, talos.E(talos.CodeLockdown, op, "right code, but the unlocked state could not be saved; still locked, try again", err)
 	}
 	l.state = s
-	l.log.Warn("firewall: SECURITY LOCKDOWN RELEASED", "lockdown_id", s.ID, "by", by)
+	l.log.WarnContext(ctx, "firewall: SECURITY LOCKDOWN RELEASED", "lockdown_id", s.ID, "by", by)
 	return UnlockOK, nil
 }
 
@@ -315,7 +315,7 @@ func (l *Lockdown) Reissue(ctx context.Context, operator string) error {
 	l.unsaved = false
 	s := l.state
 	l.mu.Unlock()
-	l.log.Warn("firewall: lockdown unlock code re-issued", "lockdown_id", s.ID, "operator", operator, "generation", s.CodeGeneration)
+	l.log.WarnContext(ctx, "firewall: lockdown unlock code re-issued", "lockdown_id", s.ID, "operator", operator, "generation", s.CodeGeneration)
 	if err := l.notifier.DeliverUnlockCode(ctx, UnlockNotice{LockdownID: s.ID, Code: code, ExpiresAt: s.CodeExpires, Reason: s.Reason}); err != nil {
 		return talos.E(talos.CodeLockdown, op, "the new code could not be delivered; re-issue again", err)
 	}

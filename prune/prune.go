@@ -253,7 +253,7 @@ func (p *Pruner) plan(ctx context.Context, params Params, now time.Time) (*Plan,
 	})
 	if len(cands) < pl.ToDelete {
 		pl.Insufficient = true
-		p.log.Warn("PRUNE_INSUFFICIENT_DELETABLE", "requested", pl.ToDelete, "available", len(cands), "protected", pl.Protected)
+		p.log.WarnContext(ctx, "PRUNE_INSUFFICIENT_DELETABLE", "requested", pl.ToDelete, "available", len(cands), "protected", pl.Protected)
 	} else {
 		cands = cands[:pl.ToDelete]
 	}
@@ -284,7 +284,7 @@ func (p *Pruner) Run(ctx context.Context, params Params, dryRun bool) (*Report, 
 	if p.cfg.ArchivePath == "" {
 		return rep, talos.Errorf(talos.CodePruneFailed, op, "no archive path is configured; refusing to delete %d memories that could not be restored", len(pl.Candidates))
 	}
-	p.log.Info("PRUNE_TRIGGERED", "current", pl.Count, "target", pl.Target, "delete", len(pl.Candidates), "run", rep.Run)
+	p.log.InfoContext(ctx, "PRUNE_TRIGGERED", "current", pl.Count, "target", pl.Target, "delete", len(pl.Candidates), "run", rep.Run)
 	scores := make(map[string]float64, len(pl.Candidates))
 	for _, c := range pl.Candidates {
 		scores[c.ID] = c.Score
@@ -340,7 +340,7 @@ func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[strin
 	for _, r := range recs {
 		if protectedMemory(r.Metadata.Memory(), now) {
 			res.protected++
-			p.log.Warn("PRUNE_SKIPPED_PROTECTED", "id", r.ID, "priority", r.Metadata.Memory().Priority)
+			p.log.WarnContext(ctx, "PRUNE_SKIPPED_PROTECTED", "id", r.ID, "priority", r.Metadata.Memory().Priority)
 			continue
 		}
 		entries = append(entries, Entry{V: ArchiveVersion, Run: run, PrunedAt: now.UnixMilli(), Reason: reason, Score: scores[r.ID],
@@ -352,7 +352,7 @@ func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[strin
 	}
 	cut, err := appendArchive(p.cfg.ArchivePath, entries)
 	if cut > 0 {
-		p.log.Warn("PRUNE_ARCHIVE_TORN_TAIL", "archive", p.cfg.ArchivePath, "bytes", cut,
+		p.log.WarnContext(ctx, "PRUNE_ARCHIVE_TORN_TAIL", "archive", p.cfg.ArchivePath, "bytes", cut,
 			"note", "a torn last line (an append cut short by a crash; its records were not deleted) was removed before appending")
 	}
 	if err != nil {
@@ -382,11 +382,11 @@ func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[strin
 		}
 		res.deleted, res.failed = total-len(remaining), remaining
 		if attempt >= p.cfg.Retries {
-			p.log.Error("PRUNE_BATCH_FAILED", "ids", len(remaining), "attempts", attempt+1, "err", err)
+			p.log.ErrorContext(ctx, "PRUNE_BATCH_FAILED", "ids", len(remaining), "attempts", attempt+1, "err", err)
 			return res, nil
 		}
 		delay := p.cfg.Backoff << attempt
-		p.log.Warn("PRUNE_BATCH_RETRY", "attempt", attempt+1, "delay", delay, "err", err)
+		p.log.WarnContext(ctx, "PRUNE_BATCH_RETRY", "attempt", attempt+1, "delay", delay, "err", err)
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
@@ -509,7 +509,7 @@ func (p *Pruner) Restore(ctx context.Context, opts RestoreOptions) (*RestoreRepo
 		return nil, talos.E(talos.CodePruneFailed, op, "the archive "+p.cfg.ArchivePath+" is damaged; nothing was restored", err)
 	}
 	if rep.TornTail {
-		p.log.Warn("PRUNE_ARCHIVE_TORN_TAIL", "archive", p.cfg.ArchivePath,
+		p.log.WarnContext(ctx, "PRUNE_ARCHIVE_TORN_TAIL", "archive", p.cfg.ArchivePath,
 			"note", "the last line is torn (an append cut short by a crash; its records were not deleted) and was skipped")
 	}
 	dim := p.store.Dimension()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -656,5 +657,32 @@ func TestRestoreBeforeAnyPrune(t *testing.T) {
 	p, _ = prune.New(prune.Config{Ceiling: 10, ArchivePath: bad}, st)
 	if _, err := p.Restore(context.Background(), prune.RestoreOptions{}); !errors.Is(err, talos.ErrPruneFailed) || errors.Is(err, talos.ErrConfigInvalid) {
 		t.Fatalf("damaged archive reported as CONFIG_INVALID: %v", err)
+	}
+}
+
+// TestLogLinesCarryTheCallersCorrelationID pins that the pruner logs with
+// the caller's context, so a handler wrapped with talos.WithCorrelation
+// puts the request's correlation ID on every line of the run.
+func TestLogLinesCarryTheCallersCorrelationID(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(talos.WithCorrelation(slog.NewJSONHandler(&buf, nil)))
+	st := ragtest.NewMemoryStore(2)
+	fill(t, st, 950, oldAuto)
+	p, err := prune.New(prune.Config{Ceiling: 1000, ArchivePath: filepath.Join(t.TempDir(), "a.jsonl"), Logger: log}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := talos.WithCorrelationID(context.Background(), "0123456789abcdef")
+	if _, err := p.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatal("the prune logged nothing")
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, `"correlation_id":"0123456789abcdef"`) {
+			t.Errorf("line without the caller's correlation ID: %s", l)
+		}
 	}
 }

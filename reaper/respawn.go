@@ -272,7 +272,7 @@ func (m *Manager) spawnLocked(ctx context.Context, s *session, sessionID string)
 		return "", talos.E(talos.CodeDocker, op, "starting container "+spec.Name+" failed; it was removed", err)
 	}
 	s.containerID = id
-	m.log.Info("reaper: container spawned", "session", sessionID, "container", shortID(id), "name", spec.Name)
+	m.log.InfoContext(ctx, "reaper: container spawned", "session", sessionID, "container", shortID(id), "name", spec.Name)
 	return id, nil
 }
 
@@ -313,7 +313,7 @@ func (m *Manager) killLocked(ctx context.Context, s *session, sessionID string) 
 		if err := stopAndRemove(ctx, m.eng, id, m.cfg.StopTimeout); err != nil {
 			return talos.E(talos.CodeDocker, op, "removing container "+shortID(id)+" of session "+sessionID+" failed", err)
 		}
-		m.log.Info("reaper: container removed", "session", sessionID, "container", shortID(id))
+		m.log.InfoContext(ctx, "reaper: container removed", "session", sessionID, "container", shortID(id))
 	}
 	s.containerID = ""
 	return nil
@@ -359,7 +359,7 @@ func (m *Manager) Respawn(ctx context.Context, sessionID string) (RespawnResult,
 	backoff := m.Backoff(s.attempts)
 	s.attempts++
 	s.lastRespawn = time.Now()
-	m.log.Info("reaper: respawning container", "session", sessionID, "attempt", s.attempts, "backoff", backoff.String())
+	m.log.InfoContext(ctx, "reaper: respawning container", "session", sessionID, "attempt", s.attempts, "backoff", backoff.String())
 
 	// Wait without holding the session: Kill, Attempts and ActiveContainers
 	// (the hunt) must not block for up to 80 s. Kill ends the wait.
