@@ -11,7 +11,7 @@ import (
 	"github.com/talos-ironclad/talos"
 )
 
-// Context window constants (digest B §5.2).
+// Context window constants.
 const (
 	// DefaultMaxContextTokens is the model context the spec budgets for.
 	DefaultMaxContextTokens = 4000
@@ -31,9 +31,9 @@ const (
 	SentenceCutRatio = 0.7
 )
 
-// Truncate shortens text to at most maxTokens estimated tokens (digest B
-// §5.2 ): text that fits is unchanged; otherwise it is cut after the
-// last '.', '!' or '?' if that lies beyond 70% of the allowed characters,
+// Truncate shortens text to at most maxTokens estimated tokens: text that
+// fits is unchanged; otherwise it is cut after the last '.', '!' or '?' if
+// that lies beyond 70% of the allowed characters,
 // else at the last space followed by "...", else hard with "...". Unlike the
 // spec, the "..." counts inside the limit.
 func Truncate(text string, maxTokens int) string {
@@ -113,7 +113,7 @@ type Assembly struct {
 	Excluded    int
 }
 
-// Assemble fits items into budget tokens (digest B §5.2 ): sorted by
+// Assemble fits items into budget tokens: sorted by
 // relevance (highest first), each costs tok(text) + tok(header) + 10; items
 // are taken whole while they fit; the first that does not fit is truncated
 // into the remaining budget when more than MinTruncateTokens remain, and

@@ -25,7 +25,6 @@ var rfcRE = regexp.MustCompile(`RFC \d+ §[\d.]+`)
 // outside documents, with why they wait. The test fails once a listed
 // package is clean, so the entry is removed.
 var citationsPending = map[string]string{
-	"rag":         "rewritten together with the memory-store work of the same issue",
 	"rag/chromem": "rewritten together with the memory-store work of the same issue",
 }
 
