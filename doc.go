@@ -37,8 +37,10 @@
 //     tool definitions with quarantine, secret redaction, a result scanner
 //     and an audit of each call's shape; its gateway and tunnel offer those
 //     tools to other MCP clients and to peers holding capability tokens.
+//   - atomicfile: writes a file so readers see the old or the new content,
+//     never a mix.
 //
-// Planned, not yet in the module (see DESIGN.md): the dashboard.
+// Planned, not yet in the module: the dashboard.
 //
 // # Errors
 //
@@ -51,4 +53,12 @@
 // [Codes] lists the registry with each code's name, category, severity and
 // meaning; the spec's hex codes (Appendix A) are kept as aliases
 // ([LookupHex]).
+//
+// # Correlation IDs
+//
+// Every request carries a 16-hex-character correlation ID in its context
+// ([WithCorrelationID], [EnsureCorrelationID]) and, over HTTP, in
+// [CorrelationHeader]. Talos packages log with the request's context
+// (InfoContext, WarnContext, …), so a handler wrapped with [WithCorrelation]
+// puts the ID on every line a request causes.
 package talos

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Category groups error codes by the first digit of their T-code (spec §2.5.1).
+// Category groups error codes by the first digit of their T-code.
 type Category string
 
 // Categories of the error registry.
@@ -59,9 +59,9 @@ type CodeInfo struct {
 	Hex      int    // Appendix A hex alias, or -1 when the spec gives none
 }
 
-// The registry. T-codes of spec §2.5.1 keep their numbers; failures that the
+// The registry. The T-codes of the original specification keep their numbers; failures that the
 // spec only gives as hex codes (Appendix A) get new T-codes, with the hex value
-// kept as an alias (DESIGN §3, digest B §2.3).
+// kept as an alias.
 const (
 	CodeRedis            Code = "T001"
 	CodeChroma           Code = "T002"
@@ -76,6 +76,8 @@ const (
 	CodeMaintenanceBusy  Code = "T011"
 	CodeMaintenanceState Code = "T012"
 	CodeMCPServer        Code = "T013"
+	CodeInUse            Code = "T014"
+	CodeInputInvalid     Code = "T015"
 
 	CodeVRAMTimeout       Code = "T100"
 	CodeOOMSystem         Code = "T101"
@@ -128,6 +130,8 @@ var registry = []CodeInfo{
 	{CodeMaintenanceBusy, "MAINTENANCE_BUSY", CategoryInfrastructure, SeverityWarning, "a maintenance (dream) cycle is already running or ran too recently", -1},
 	{CodeMaintenanceState, "MAINTENANCE_STATE_FAILED", CategoryInfrastructure, SeverityError, "the maintenance (dream) state files could not be read or written", -1},
 	{CodeMCPServer, "MCP_SERVER_FAILED", CategoryInfrastructure, SeverityError, "an MCP tool server failed to start, crashed, gave up after its retries or did not answer in time", -1},
+	{CodeInUse, "IN_USE", CategoryInfrastructure, SeverityError, "another process holds the lock on a resource only one may use (a second daemon on the same home?)", -1},
+	{CodeInputInvalid, "INPUT_INVALID", CategoryInfrastructure, SeverityWarning, "a request's input was refused (empty, too large or malformed); nothing was changed", -1},
 
 	{CodeVRAMTimeout, "VRAM_TIMEOUT", CategoryResources, SeverityWarning, "VRAM mutex wait exceeded its timeout", 0x10},
 	{CodeOOMSystem, "OOM_SYSTEM", CategoryResources, SeverityCritical, "system memory exhausted", -1},
@@ -221,6 +225,8 @@ var (
 	ErrMaintenanceBusy  error = CodeMaintenanceBusy
 	ErrMaintenanceState error = CodeMaintenanceState
 	ErrMCPServer        error = CodeMCPServer
+	ErrInUse            error = CodeInUse
+	ErrInputInvalid     error = CodeInputInvalid
 
 	ErrVRAMTimeout       error = CodeVRAMTimeout
 	ErrOOMSystem         error = CodeOOMSystem

@@ -16,8 +16,8 @@ import (
 	talos "github.com/talos-ironclad/talos"
 )
 
-// Defaults of the Gemini circuit breaker (spec "Gemini Circuit Breaker",
-// digest B §6.1, Appendix B). A zero Config field takes these values.
+// Defaults of the circuit breaker, those of the Gemini breaker of the
+// original specification. A zero Config field takes these values.
 const (
 	// DefaultFailureThreshold is FAILURE_THRESHOLD: failures within Window
 	// that open the breaker.
@@ -35,8 +35,7 @@ const (
 	// successes that close the breaker.
 	DefaultHalfOpenSuccesses = 2
 	// DefaultBackoffBase and DefaultBackoffMax bound the exponential backoff
-	// asked for by a Verdict with Delay == Backoff (spec 429 handling: "base
-	// 5 s, max 60 s", digest B §6.4).
+	// asked for by a Verdict with Delay == Backoff (base 5 s, max 60 s).
 	DefaultBackoffBase = 5 * time.Second
 	DefaultBackoffMax  = 60 * time.Second
 	// DefaultStoreTimeout bounds each Store call made from Done, which has no
@@ -119,8 +118,8 @@ type Config struct {
 	// OnStateChange, if set, is called after every transition, outside the
 	// breaker's lock (it may call the breaker).
 	OnStateChange func(Transition)
-	// StoreTimeout bounds Store calls made from Allow and Done
-	// (DefaultStoreTimeout). With a Store, Done on a failure or a
+	// StoreTimeout bounds each Store call made from AllowContext and
+	// DoneContext (DefaultStoreTimeout), within the caller's context. With a Store, Done on a failure or a
 	// transition makes one or two store round-trips, and Allow and Done
 	// of a half-open probe make one each (the probe quota and successes
 	// are shared); the closed-success and open-reject paths make none.
@@ -308,11 +307,18 @@ const (
 // probe returns the number of the Store probe slot t holds (0 = none).
 func (t Ticket) probe() uint64 { return t.word >> ticketProbeShift & ticketProbeMask }
 
-// Allow asks to make one call. It returns a T205 CIRCUIT_OPEN error when the
-// breaker is open, when half-open has admitted all its probes, or while a
-// delay asked for by a Verdict runs (closed or half-open). Otherwise the caller makes the call and
-// then calls Ticket.Done with its error.
-func (b *Breaker) Allow() (Ticket, error) {
+// Allow is AllowContext without a context: a half-open probe's Store round
+// trip is bounded by StoreTimeout only.
+func (b *Breaker) Allow() (Ticket, error) { return b.AllowContext(context.Background()) }
+
+// AllowContext asks to make one call. It returns a T205 CIRCUIT_OPEN error
+// when the breaker is open, when half-open has admitted all its probes, or
+// while a delay asked for by a Verdict runs (closed or half-open).
+// Otherwise the caller makes the call and then calls Ticket.DoneContext
+// with its error. Only a half-open probe with a Store blocks: its round
+// trip ends with ctx or after StoreTimeout, whichever comes first, and logs
+// with ctx (so a request's correlation ID reaches the line).
+func (b *Breaker) AllowContext(ctx context.Context) (Ticket, error) {
 	for {
 		w := b.word.Load()
 		switch stateOf(w) {
@@ -329,7 +335,7 @@ func (b *Breaker) Allow() (Ticket, error) {
 			b.nRejected.Add(1)
 			return Ticket{}, b.errOpen
 		default:
-			if t, done, err := b.allowHalfOpen(w); done {
+			if t, done, err := b.allowHalfOpen(ctx, w); done {
 				return t, err
 			}
 		}
@@ -339,7 +345,7 @@ func (b *Breaker) Allow() (Ticket, error) {
 // allowHalfOpen is Allow's half-open case, kept out of Allow so that the
 // closed and open paths stay small. done is false when the word changed
 // under it and Allow must look again.
-func (b *Breaker) allowHalfOpen(w uint64) (t Ticket, done bool, err error) {
+func (b *Breaker) allowHalfOpen(ctx context.Context, w uint64) (t Ticket, done bool, err error) {
 	if d := b.delayUntil.Load(); d != 0 && time.Now().UnixNano() < d {
 		b.nRejected.Add(1)
 		return Ticket{}, true, b.errDelayed
@@ -352,7 +358,7 @@ func (b *Breaker) allowHalfOpen(w uint64) (t Ticket, done bool, err error) {
 		return Ticket{}, false, nil
 	}
 	if b.store != nil {
-		t, err = b.acquireShared(w + probeUnit)
+		t, err = b.acquireShared(ctx, w+probeUnit)
 		return t, true, err
 	}
 	return Ticket{b: b, word: w + probeUnit}, true, nil
@@ -361,17 +367,17 @@ func (b *Breaker) allowHalfOpen(w uint64) (t Ticket, done bool, err error) {
 // acquireShared takes a probe slot of the current half-open period in the
 // Store, after the local slot of word w was taken. A refusal gives the local
 // slot back; a store error keeps it (the local quota still bounds probes).
-func (b *Breaker) acquireShared(w uint64) (Ticket, error) {
+func (b *Breaker) acquireShared(ctx context.Context, w uint64) (Ticket, error) {
 	seq := b.probeSeq.Add(1) & ticketProbeMask
 	if seq == 0 {
 		seq = b.probeSeq.Add(1) & ticketProbeMask
 	}
 	period := periodOf(b.openUntil.Load())
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
-	ok, err := b.store.AcquireProbe(ctx, b.cfg.Name, period, b.probeName(genOf(w), seq), b.cfg.HalfOpenProbes, time.Now(), b.cfg.ProbeLease)
+	sctx, cancel := context.WithTimeout(ctx, b.cfg.StoreTimeout)
+	ok, err := b.store.AcquireProbe(sctx, b.cfg.Name, period, b.probeName(genOf(w), seq), b.cfg.HalfOpenProbes, time.Now(), b.cfg.ProbeLease)
 	cancel()
 	if err != nil {
-		b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "AcquireProbe", "err", err)
+		b.log.WarnContext(ctx, "BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "AcquireProbe", "err", err)
 		return Ticket{b: b, word: w}, nil
 	}
 	if !ok {
@@ -403,23 +409,36 @@ func (b *Breaker) probeName(gen uint32, seq uint64) string {
 // half-open period that follows it (unix µs, as stores keep times).
 func periodOf(untilNS int64) int64 { return untilNS / 1000 }
 
-// Done reports the outcome of the call: err is classified by the breaker's
-// Classifier (nil is a Success). Done on a zero Ticket does nothing.
-func (t Ticket) Done(err error) {
+// Done is DoneContext without a context.
+func (t Ticket) Done(err error) { t.DoneContext(context.Background(), err) }
+
+// DoneContext reports the outcome of the call: err is classified by the
+// breaker's Classifier (nil is a Success). DoneContext on a zero Ticket
+// does nothing.
+//
+// With a Store, a failure, a transition or a half-open probe's result makes
+// Store round trips; they carry ctx's values (the request's correlation ID
+// reaches the breaker's log lines) but not its cancellation, since the call
+// is over and the outcome must still be shared, and are bounded by
+// StoreTimeout.
+func (t Ticket) DoneContext(ctx context.Context, err error) {
 	if t.b == nil {
 		return
 	}
 	if err == nil {
-		t.b.report(t, Verdict{})
+		t.b.report(ctx, t, Verdict{})
 		return
 	}
-	t.b.report(t, t.b.classify(err))
+	t.b.report(ctx, t, t.b.classify(err))
 }
 
-// Report is Done with a Verdict the caller computed itself.
-func (t Ticket) Report(v Verdict) {
+// Report is ReportContext without a context.
+func (t Ticket) Report(v Verdict) { t.ReportContext(context.Background(), v) }
+
+// ReportContext is DoneContext with a Verdict the caller computed itself.
+func (t Ticket) ReportContext(ctx context.Context, v Verdict) {
 	if t.b != nil {
-		t.b.report(t, v)
+		t.b.report(ctx, t, v)
 	}
 }
 
@@ -427,7 +446,7 @@ func (t Ticket) Report(v Verdict) {
 // otherwise runs fn and reports its error to b. A panic in fn counts as a
 // failure and is re-raised.
 func Execute[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
-	t, err := b.Allow()
+	t, err := b.AllowContext(ctx)
 	if err != nil {
 		var zero T
 		return zero, err
@@ -435,16 +454,16 @@ func Execute[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T
 	finished := false
 	defer func() {
 		if !finished {
-			t.Report(Verdict{Kind: Failure})
+			t.ReportContext(ctx, Verdict{Kind: Failure})
 		}
 	}()
 	v, err := fn(ctx)
 	finished = true
-	t.Done(err)
+	t.DoneContext(ctx, err)
 	return v, err
 }
 
-func (b *Breaker) report(t Ticket, v Verdict) {
+func (b *Breaker) report(ctx context.Context, t Ticket, v Verdict) {
 	if v.Kind == Success && v.Delay == 0 && stateOf(t.word) == Closed {
 		b.nSuccess.Add(1)
 		if b.backoffOn.Load() {
@@ -455,7 +474,7 @@ func (b *Breaker) report(t Ticket, v Verdict) {
 		}
 		return
 	}
-	b.reportSlow(t, v)
+	b.reportSlow(context.WithoutCancel(ctx), t, v)
 }
 
 // pending collects what must happen after the lock is released.
@@ -472,16 +491,18 @@ type pending struct {
 	local   int // probe successes seen by this process in the period
 }
 
-func (b *Breaker) reportSlow(t Ticket, v Verdict) {
+// reportSlow handles every outcome but a plain closed success; ctx carries
+// the caller's values, not its cancellation.
+func (b *Breaker) reportSlow(ctx context.Context, t Ticket, v Verdict) {
 	w := t.word
 	if t.probe() != 0 && v.Kind == Ignore {
 		// Give the shared slot back before the local one, so that a
 		// probe admitted locally next finds it free.
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
-		err := b.store.ReleaseProbe(ctx, b.cfg.Name, periodOf(b.openUntil.Load()), b.probeName(genOf(w), t.probe()))
+		sctx, cancel := context.WithTimeout(ctx, b.cfg.StoreTimeout)
+		err := b.store.ReleaseProbe(sctx, b.cfg.Name, periodOf(b.openUntil.Load()), b.probeName(genOf(w), t.probe()))
 		cancel()
 		if err != nil {
-			b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ReleaseProbe", "err", err)
+			b.log.WarnContext(ctx, "BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ReleaseProbe", "err", err)
 		}
 	}
 	now := time.Now()
@@ -561,7 +582,7 @@ func (b *Breaker) reportSlow(t Ticket, v Verdict) {
 		}
 	}
 	b.mu.Unlock()
-	b.after(&p)
+	b.after(ctx, &p)
 }
 
 // countLocked returns the failures of the ring inside the window ending at now.
@@ -646,7 +667,7 @@ func (b *Breaker) expire(gen uint32) {
 		b.toHalfOpenLocked(time.Now(), "the open period ended", &p)
 	}
 	b.mu.Unlock()
-	b.after(&p)
+	b.after(context.Background(), &p)
 }
 
 func (b *Breaker) toHalfOpenLocked(now time.Time, reason string, p *pending) {
@@ -676,17 +697,18 @@ func (b *Breaker) toClosedLocked(now time.Time, reason string, p *pending) {
 	p.clear = true
 }
 
-// after runs hooks, logging and store writes outside the lock.
-func (b *Breaker) after(p *pending) {
+// after runs hooks, logging and store writes outside the lock, each store
+// call bounded by StoreTimeout within ctx, logging with ctx.
+func (b *Breaker) after(ctx context.Context, p *pending) {
 	if p.probeOK != 0 {
-		b.sharedProbeSuccess(p)
+		b.sharedProbeSuccess(ctx, p)
 	}
 	if p.addFail != 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
-		n, err := b.store.AddFailure(ctx, b.cfg.Name, time.Unix(0, p.addFail), b.cfg.Window)
+		sctx, cancel := context.WithTimeout(ctx, b.cfg.StoreTimeout)
+		n, err := b.store.AddFailure(sctx, b.cfg.Name, time.Unix(0, p.addFail), b.cfg.Window)
 		cancel()
 		if err != nil {
-			b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "AddFailure", "err", err)
+			b.log.WarnContext(ctx, "BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "AddFailure", "err", err)
 		} else if n >= b.cfg.FailureThreshold {
 			now := time.Now()
 			b.mu.Lock()
@@ -698,23 +720,23 @@ func (b *Breaker) after(p *pending) {
 		}
 	}
 	if b.store != nil && (p.save != nil || p.clear) {
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
+		sctx, cancel := context.WithTimeout(ctx, b.cfg.StoreTimeout)
 		if p.clear {
-			if err := b.store.ClearFailures(ctx, b.cfg.Name); err != nil {
-				b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ClearFailures", "err", err)
+			if err := b.store.ClearFailures(sctx, b.cfg.Name); err != nil {
+				b.log.WarnContext(ctx, "BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ClearFailures", "err", err)
 			}
 		}
 		if p.save != nil {
-			if err := b.store.Save(ctx, b.cfg.Name, *p.save); err != nil {
-				b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "Save", "err", err)
+			if err := b.store.Save(sctx, b.cfg.Name, *p.save); err != nil {
+				b.log.WarnContext(ctx, "BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "Save", "err", err)
 			}
 		}
 		cancel()
 	}
 	for _, tr := range p.tr {
-		b.log.Warn("CIRCUIT_BREAKER_TRANSITION", "breaker", tr.Name, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+		b.log.WarnContext(ctx, "CIRCUIT_BREAKER_TRANSITION", "breaker", tr.Name, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
 		if tr.To == Open {
-			b.log.Error("CIRCUIT_BREAKER_OPENED", "breaker", tr.Name, "reason", tr.Reason, "failure_count", tr.Failures,
+			b.log.ErrorContext(ctx, "CIRCUIT_BREAKER_OPENED", "breaker", tr.Name, "reason", tr.Reason, "failure_count", tr.Failures,
 				"cooldown_seconds", int64(tr.OpenFor.Seconds()),
 				"cooldown_until", tr.At.Add(tr.OpenFor).UTC().Format(time.RFC3339), "local_only_mode", "ENABLED")
 		}
@@ -728,13 +750,13 @@ func (b *Breaker) after(p *pending) {
 // the breaker when the period has HalfOpenSuccesses across all processes (or
 // in this one, if the Store fails), unless another process has re-opened
 // the breaker since: a newer open record wins, and is adopted instead.
-func (b *Breaker) sharedProbeSuccess(p *pending) {
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.StoreTimeout)
+func (b *Breaker) sharedProbeSuccess(lctx context.Context, p *pending) {
+	ctx, cancel := context.WithTimeout(lctx, b.cfg.StoreTimeout)
 	defer cancel()
 	n, err := b.store.ProbeSuccess(ctx, b.cfg.Name, p.period, b.probeName(p.gen, p.probeOK))
 	how := "shared store"
 	if err != nil {
-		b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ProbeSuccess", "err", err)
+		b.log.WarnContext(lctx, "BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "ProbeSuccess", "err", err)
 		n, how = p.local, "this process; the store failed"
 	}
 	n = max(n, p.local)
@@ -747,7 +769,7 @@ func (b *Breaker) sharedProbeSuccess(p *pending) {
 	if rec, ok, err := b.store.Load(ctx, b.cfg.Name); err == nil && ok && rec.State == Open && rec.Updated.UnixNano() > lastChange {
 		// A probe of another process failed after this period began.
 		if err := b.Sync(ctx); err != nil {
-			b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "Sync", "err", err)
+			b.log.WarnContext(lctx, "BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "Sync", "err", err)
 		}
 		return
 	}
@@ -821,21 +843,31 @@ func (b *Breaker) Stats() Stats {
 	return s
 }
 
-// Trip opens the breaker now (an operator's or a caller's decision) for the
-// next open period of the ladder, or for at least atLeast.
+// Trip is TripContext without a context.
 func (b *Breaker) Trip(atLeast time.Duration, reason string) {
+	b.TripContext(context.Background(), atLeast, reason)
+}
+
+// TripContext opens the breaker now (an operator's or a caller's decision)
+// for the next open period of the ladder, or for at least atLeast. With a
+// Store it saves the open record, within ctx and StoreTimeout.
+func (b *Breaker) TripContext(ctx context.Context, atLeast time.Duration, reason string) {
 	var p pending
 	b.mu.Lock()
 	if b.State() != Open {
 		b.toOpenLocked(time.Now(), atLeast, "manual trip: "+reason, &p)
 	}
 	b.mu.Unlock()
-	b.after(&p)
+	b.after(ctx, &p)
 }
 
-// Reset closes the breaker now and clears its failures and ladder (the
-// runbook's admin reset).
-func (b *Breaker) Reset(reason string) {
+// Reset is ResetContext without a context.
+func (b *Breaker) Reset(reason string) { b.ResetContext(context.Background(), reason) }
+
+// ResetContext closes the breaker now and clears its failures and ladder
+// (an administrator's reset). With a Store it saves the closed record and
+// clears the shared failures, within ctx and StoreTimeout.
+func (b *Breaker) ResetContext(ctx context.Context, reason string) {
 	var p pending
 	b.mu.Lock()
 	b.step = 0
@@ -846,7 +878,7 @@ func (b *Breaker) Reset(reason string) {
 		b.delayUntil.Store(0)
 	}
 	b.mu.Unlock()
-	b.after(&p)
+	b.after(ctx, &p)
 }
 
 // Sync loads the breaker's record from its Store and adopts it when it is
@@ -896,7 +928,7 @@ func (b *Breaker) Sync(ctx context.Context) error {
 		b.lastChange = rec.Updated.UnixNano()
 	}
 	b.mu.Unlock()
-	b.after(&p)
+	b.after(ctx, &p)
 	return nil
 }
 
@@ -910,7 +942,7 @@ func (b *Breaker) Watch(ctx context.Context, interval time.Duration) error {
 	defer t.Stop()
 	for {
 		if err := b.Sync(ctx); err != nil && ctx.Err() == nil {
-			b.log.Warn("BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "Sync", "err", err)
+			b.log.WarnContext(ctx, "BREAKER_STORE_ERROR", "breaker", b.cfg.Name, "op", "Sync", "err", err)
 		}
 		select {
 		case <-ctx.Done():

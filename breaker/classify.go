@@ -76,8 +76,7 @@ func DefaultClassifier(err error) Verdict {
 }
 
 // RateLimitTripAfter is the longest Retry-After that is waited out without
-// opening the breaker (spec 429 handling: "> 300 s → TRIGGER_CIRCUIT_BREAKER",
-// digest B §6.4).
+// opening the breaker (a 429 asking for more than 300 s trips it).
 const RateLimitTripAfter = 300 * time.Second
 
 // RateLimitVerdict applies the spec's 429 table to a Retry-After the caller
@@ -87,10 +86,10 @@ const RateLimitTripAfter = 300 * time.Second
 //	Retry-After 1 s..300 s  → Ignore, wait Retry-After + 1 s before the next call
 //	absent or 0             → Failure, exponential backoff 5 s .. 60 s
 //
-// A short Retry-After is the service pacing us, not failing: issue 3 asks for
-// it to wait "without tripping", so it does not count toward the failure
-// window either (the spec's counted it; five paced 429s in 300 s
-// would otherwise open the breaker for an hour).
+// A short Retry-After is the service pacing us, not failing: the caller
+// waits without tripping, and it does not count toward the failure window
+// either (otherwise five paced 429s in 300 s would open the breaker for an
+// hour).
 func RateLimitVerdict(retryAfter time.Duration, ok bool) Verdict {
 	switch {
 	case ok && retryAfter > RateLimitTripAfter:

@@ -1,5 +1,5 @@
-// Package dream runs Talos's nightly maintenance cycle, the "dream" (spec
-// §3.1 "The 4:00 AM Dream Logic" and §3.6 "Dream recovery"): a schedule,
+// Package dream runs Talos's nightly maintenance cycle, the "dream" (by
+// default at 04:00, with recovery retries after failures): a schedule,
 // phases registered by the packages that own the work, checkpoints, recovery
 // retries, escalation and a report per cycle.
 //

@@ -14,7 +14,7 @@ import (
 	talos "github.com/talos-ironclad/talos"
 )
 
-// Defaults (spec §3.1 "The 4:00 AM Dream Logic", §3.6 "Dream recovery").
+// Defaults of the schedule, the cycle and its recovery.
 const (
 	// DefaultSchedule runs the cycle at 04:00 on the configured wall clock.
 	DefaultSchedule = "0 4 * * *"
@@ -42,7 +42,7 @@ const (
 	lockPoll = time.Minute
 )
 
-// Phase names and their timeouts from spec §3.1, in the spec's order.
+// The well-known phase names and their timeouts, in the order they run.
 const (
 	PhaseRedisFlush   = "redis_flush"
 	PhaseVectorPrune  = "vector_prune"
@@ -58,7 +58,7 @@ const (
 )
 
 // DefaultRetryBackoff returns the waits before the three recovery retries
-// of failed phases (spec §3.6 RETRY_BACKOFF: 300, 900 and 3,600 s).
+// of failed phases: 300, 900 and 3,600 s.
 func DefaultRetryBackoff() []time.Duration {
 	return []time.Duration{300 * time.Second, 900 * time.Second, 3600 * time.Second}
 }

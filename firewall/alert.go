@@ -13,11 +13,11 @@ import (
 	"github.com/talos-ironclad/talos"
 )
 
-// AlertCategory is the category of firewall alerts (spec §2.9.4).
+// AlertCategory is the category of firewall alerts.
 const AlertCategory = "prompt_injection"
 
-// Alert is a security alert for a verdict with detections (spec §2.9.4,
-// digest C R-5.8). It never carries an unlock code.
+// Alert is a security alert for a verdict with detections. It never
+// carries an unlock code.
 type Alert struct {
 	ID              string            `json:"alert_id"`
 	Timestamp       time.Time         `json:"timestamp"`
@@ -31,7 +31,7 @@ type Alert struct {
 	Recommendations []string          `json:"recommendations"`
 }
 
-// SeverityFor maps a threat level to an alert severity (R-5.7): critical and
+// SeverityFor maps a threat level to an alert severity: critical and
 // high are critical, medium is a warning, anything else is info.
 func SeverityFor(t Threat) talos.Severity {
 	switch {
@@ -44,7 +44,7 @@ func SeverityFor(t Threat) talos.Severity {
 	}
 }
 
-// NewAlert builds the alert for a verdict (R-5.8, R-5.9).
+// NewAlert builds the alert for a verdict.
 func NewAlert(v Verdict, in Input) Alert {
 	var d strings.Builder
 	fmt.Fprintf(&d, "Detected %d injection pattern(s):\n\n", len(v.Detections))
@@ -106,8 +106,7 @@ type Route struct {
 
 // AlertRouter sends each alert to every route whose MinSeverity is at most
 // the alert's severity. Severities compare numerically (info < warning <
-// critical); the spec compared their names as strings, which routed wrongly
-// (digest C R-5.10 [!]).
+// critical); the spec compared their names as strings, which routed wrongly.
 type AlertRouter struct {
 	routes []Route
 	log    *slog.Logger
@@ -140,7 +139,7 @@ func (r *AlertRouter) Route(ctx context.Context, a Alert) ([]string, error) {
 			continue
 		}
 		if err := rt.Channel.Send(ctx, a); err != nil {
-			r.log.Error("firewall: alert delivery failed", "route", rt.Name, "alert_id", a.ID, "err", err)
+			r.log.ErrorContext(ctx, "firewall: alert delivery failed", "route", rt.Name, "alert_id", a.ID, "err", err)
 			errs = append(errs, fmt.Errorf("route %s: %w", rt.Name, err))
 			continue
 		}

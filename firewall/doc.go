@@ -43,9 +43,8 @@
 // A Lockdown (NewLockdown) is entered when a verdict's action is lockdown
 // and its text came from a source that may lock the agent
 // (Config.LockdownAt and Config.LockdownSources change which verdicts count).
-// By default those sources are user and skill only: the tracker's issue 5
-// has lockdown "triggered by the configured actions" (spec §2.9.3, fixed),
-// and we read that as the action together with where the text came from. Tool results, web pages and
+// By default those sources are user and skill only: lockdown is triggered
+// by the configured actions together with where the text came from. Tool results, web pages and
 // retrieved memories are written by whoever controls the page, document or
 // API; if they could lock the agent, an article that merely quotes "ignore
 // all previous instructions" would stop it until a person unlocks it, a
@@ -64,7 +63,7 @@
 //
 // # Alerts
 //
-// Verdicts with detections become Alerts (NewAlert, spec §2.9.4) that an
+// Verdicts with detections become Alerts (NewAlert) that an
 // AlertRouter sends to every Route whose minimum severity they reach.
 // Severities are talos.Severity values, ordered numerically
 // (info < warning < critical).

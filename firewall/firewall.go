@@ -101,7 +101,7 @@ type Verdict struct {
 	Threshold  float64     `json:"threshold"`
 	Detections []Detection `json:"detections"`
 	// MaxThreat is the highest threat among the detections; ThreatNone for
-	// a clean text (the spec reported "low", digest C R-5.2 [!]).
+	// a clean text (never "low", which would read as a finding).
 	MaxThreat Threat `json:"max_threat_level"`
 	// Safe is true when there is no detection.
 	Safe bool `json:"safe"`
@@ -118,16 +118,16 @@ type Verdict struct {
 // when Config.LockdownSources is empty: user and skill, the text the agent's
 // operator side and its own code produce. Tool, web and RAG text is still
 // blocked and alerted at the lockdown level, but does not lock the agent
-// (see Config.LockdownSources for why; spec §2.9.3 locked on any source).
+// (see Config.LockdownSources for why).
 func DefaultLockdownSources() []Source { return []Source{SourceUser, SourceSkill} }
 
-// Defaults (spec §2.9 where it says, otherwise ours).
+// Defaults.
 const (
 	// DefaultMaxInputBytes bounds one scan; longer inputs are blocked
 	// (fail closed) rather than partly scanned.
 	DefaultMaxInputBytes = 4 << 20
-	// DefaultHistorySize caps the verdict history (the spec's
-	// detection_history is unbounded, digest C R-5.4 [!]).
+	// DefaultHistorySize caps the verdict history, so it cannot grow
+	// without bound.
 	DefaultHistorySize = 1000
 	// ClassifierRuleID identifies classifier detections.
 	ClassifierRuleID = "CLF-001"
@@ -167,8 +167,8 @@ type Config struct {
 	// A verdict from any other source that reaches the lockdown level is
 	// answered with block instead (the text is refused, and alerted with
 	// the same detections and severity) but does not lock the agent. The
-	// spec (§2.9.3) locks on a lockdown verdict from any text; issue 5 has
-	// lockdown "triggered by the configured actions", which we read as the
+	// original specification locked on a lockdown verdict from any text;
+	// lockdown is "triggered by the configured actions", which we read as the
 	// action together with where the text came from. Text from
 	// tools, the web and memory is written by whoever controls a page, a
 	// document or an API response: if it could lock the agent, any article
@@ -473,11 +473,11 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 	if v.Action >= fw.cfg.LockdownAt && canLock && fw.lock != nil && !fw.cfg.NoLockdownTrigger {
 		reason := "prompt injection: " + detectionIDs(v.Detections)
 		if _, _, err := fw.lock.Trigger(ctx, "firewall", reason); err != nil {
-			fw.log.Error("firewall: lockdown trigger failed; the firewall stays locked in memory", "err", err)
+			fw.log.ErrorContext(ctx, "firewall: lockdown trigger failed; the firewall stays locked in memory", "err", err)
 		}
 	}
 	if !v.Safe {
-		fw.log.Warn("firewall: injection detected", "source", string(v.Source), "action", v.Action.String(),
+		fw.log.WarnContext(ctx, "firewall: injection detected", "source", string(v.Source), "action", v.Action.String(),
 			"rules", detectionIDs(v.Detections), "score", math.Round(v.Score*1000)/1000, "session", in.SessionID)
 		if fw.alerts != nil {
 			fw.alerts.Route(ctx, NewAlert(*v, in))

@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/atomicfile"
+	"github.com/talos-ironclad/talos/atomicfile"
 )
 
-// Lockdown defaults (spec §2.9.3 with DESIGN §4's fixes).
+// Lockdown defaults.
 const (
 	// DefaultCodeTTL is how long an unlock code is valid (spec: 24 h).
 	DefaultCodeTTL = 24 * time.Hour
@@ -31,8 +31,8 @@ const (
 	DefaultMaxAttempts = 5
 	// DefaultCodeDigits is the unlock code length (the spec's 4 digits
 	// under an unsalted SHA-256 were trivially reversible [!]; we use 6
-	// digits under HMAC-SHA256 with a per-install key, like the
-	// promotion code of DESIGN §4).
+	// digits under HMAC-SHA256 with a per-install key, like a skill's
+	// promotion code).
 	DefaultCodeDigits = 6
 	// MinKeyBytes is the shortest accepted HMAC key.
 	MinKeyBytes = 16
@@ -89,7 +89,7 @@ type LockdownConfig struct {
 // UnlockResult is the outcome of an unlock attempt.
 type UnlockResult string
 
-// Unlock results (spec plus the attempt limit).
+// Unlock results, including the attempt limit.
 const (
 	UnlockOK          UnlockResult = "unlocked"
 	UnlockNotLocked   UnlockResult = "not_in_lockdown"
@@ -167,7 +167,7 @@ func (l *Lockdown) State() LockdownState {
 }
 
 // Trigger enters lockdown. If already locked it changes nothing and returns
-// the current state with created=false (idempotent, R-5.5). Otherwise it
+// the current state with created=false (idempotent). Otherwise it
 // issues a code, persists the state, delivers the code through the Notifier
 // and sends a critical alert. The lockdown holds in memory even when saving
 // or delivery fails (the error says which; an operator can Reissue).
@@ -193,7 +193,7 @@ func (l *Lockdown) Trigger(ctx context.Context, by, reason string) (state Lockdo
 	saveErr := l.store.Save(ctx, s)
 	l.mu.Unlock()
 	s.CodeHash = nil
-	l.log.Error("firewall: SECURITY LOCKDOWN ACTIVATED", "lockdown_id", s.ID, "by", by, "reason", reason, "code_expires", s.CodeExpires)
+	l.log.ErrorContext(ctx, "firewall: SECURITY LOCKDOWN ACTIVATED", "lockdown_id", s.ID, "by", by, "reason", reason, "code_expires", s.CodeExpires)
 	var errs []error
 	if saveErr != nil {
 		errs = append(errs, talos.E(talos.CodeLockdown, op, "locked, but the state could not be saved; a restart would lose it", saveErr))
@@ -238,7 +238,7 @@ func (l *Lockdown) hash(id string, gen int, code string) []byte {
 	return m.Sum(nil)
 }
 
-// Unlock checks code and leaves lockdown when it is right. A wrong
+// Unlock checks code and leaves lockdown when it is right. A wrong
 // code counts an attempt, in memory first and then persisted; after
 // MaxAttempts wrong codes, or once the code expired, only Reissue helps. The
 // error is non-nil only when the state could not be saved: after a wrong
@@ -266,7 +266,7 @@ func (l *Lockdown) Unlock(ctx context.Context, code, by string) (UnlockResult, e
 	if !hmac.Equal(want, got) {
 		s.FailedAttempts++
 		l.state = s // counted before it is saved, so a failing store cannot lift the limit
-		l.log.Warn("firewall: lockdown unlock failed", "lockdown_id", s.ID, "by", by, "failed_attempts", s.FailedAttempts)
+		l.log.WarnContext(ctx, "firewall: lockdown unlock failed", "lockdown_id", s.ID, "by", by, "failed_attempts", s.FailedAttempts)
 		r := UnlockInvalidCode
 		if s.FailedAttempts >= l.cfg.MaxAttempts {
 			r = UnlockExhausted
@@ -286,7 +286,7 @@ func (l *Lockdown) Unlock(ctx context.Context, code, by string) (UnlockResult, e
 		return UnlockInvalidCode, talos.E(talos.CodeLockdown, op, "right code, but the unlocked state could not be saved; still locked, try again", err)
 	}
 	l.state = s
-	l.log.Warn("firewall: SECURITY LOCKDOWN RELEASED", "lockdown_id", s.ID, "by", by)
+	l.log.WarnContext(ctx, "firewall: SECURITY LOCKDOWN RELEASED", "lockdown_id", s.ID, "by", by)
 	return UnlockOK, nil
 }
 
@@ -315,7 +315,7 @@ func (l *Lockdown) Reissue(ctx context.Context, operator string) error {
 	l.unsaved = false
 	s := l.state
 	l.mu.Unlock()
-	l.log.Warn("firewall: lockdown unlock code re-issued", "lockdown_id", s.ID, "operator", operator, "generation", s.CodeGeneration)
+	l.log.WarnContext(ctx, "firewall: lockdown unlock code re-issued", "lockdown_id", s.ID, "operator", operator, "generation", s.CodeGeneration)
 	if err := l.notifier.DeliverUnlockCode(ctx, UnlockNotice{LockdownID: s.ID, Code: code, ExpiresAt: s.CodeExpires, Reason: s.Reason}); err != nil {
 		return talos.E(talos.CodeLockdown, op, "the new code could not be delivered; re-issue again", err)
 	}

@@ -15,7 +15,8 @@ import (
 )
 
 // MaxURLDecodeRounds is how many times one normalisation pass URL-decodes its
-// input (spec §2.9.2 normalisation step 2: "at most 3 times").
+// input: at most 3 times, so nested encodings are undone but a hostile
+// input cannot make it loop.
 const MaxURLDecodeRounds = 3
 
 // maxNormalizePasses bounds how often the whole pipeline is re-applied to
@@ -24,7 +25,7 @@ const MaxURLDecodeRounds = 3
 const maxNormalizePasses = 32
 
 // Normalize returns the canonical form of s that the rules and the classifier
-// scan (spec §2.9.2, digest C §5.1), in this order:
+// scan, in this order:
 //
 //  1. HTML unescape;
 //  2. lenient URL decoding, repeated up to MaxURLDecodeRounds times

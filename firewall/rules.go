@@ -12,11 +12,11 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 )
 
-// Threat is a detection's threat level (spec §2.9.2). Levels are ordered
+// Threat is a detection's threat level. Levels are ordered
 // numerically: ThreatLow < ThreatMedium < ThreatHigh < ThreatCritical.
 type Threat int
 
-// Threat levels (digest C: low=1 … critical=4).
+// Threat levels, ordered: low=1 … critical=4.
 const (
 	ThreatNone Threat = iota
 	ThreatLow
@@ -51,7 +51,7 @@ func (t *Threat) UnmarshalText(b []byte) error {
 
 // Action is what a verdict asks the caller to do. Actions are ordered by
 // strength: ActionAllow < ActionLog < ActionAlert < ActionBlock < ActionLockdown,
-// and a verdict's action is the strongest of its detections'.
+// and a verdict's action is the strongest of its detections'.
 type Action int
 
 // Actions, weakest first.
@@ -212,7 +212,7 @@ func (rs *RuleSet) MarshalJSON() ([]byte, error) { return json.Marshal(ruleFile{
 const maxMatches = 8
 
 // Match runs every enabled rule over normalised text and appends one
-// detection per matching rule to dst.
+// detection per matching rule to dst.
 func (rs *RuleSet) Match(dst []Detection, text string) []Detection {
 	occ := rs.occPool.Get().(*occurrences)
 	defer rs.occPool.Put(occ)

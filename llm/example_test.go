@@ -6,6 +6,8 @@ import (
 
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/llm/llmtest"
+
+	"github.com/talos-ironclad/talos"
 )
 
 func Example() {
@@ -35,6 +37,6 @@ func ExampleNewPrompts() {
 		panic(err)
 	}
 	s, _ := p.System(llm.TargetLocal)
-	fmt.Println(llm.EstimateTokens(s) <= llm.SystemPromptTokenBudget)
+	fmt.Println(talos.EstimateTokens(s) <= llm.SystemPromptTokenBudget)
 	// Output: true
 }

@@ -184,8 +184,7 @@ func PromptHash(msgs []Message) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// Classify is the breaker Classifier for model calls (spec failure
-// classification, digest B §6.2, with its defects fixed):
+// Classify is the breaker Classifier for model calls:
 //
 //   - a content refusal (T206) is a Success: the service answered;
 //   - a cancelled context is Ignore;
@@ -234,7 +233,7 @@ func Text(msgs []Message, r Role) string {
 }
 
 // FailureCategory names the kind of a failed model call, for logs and
-// metrics (spec failure classification, digest B §6.2).
+// metrics.
 type FailureCategory string
 
 // Failure categories, in the order Categorize checks them.

@@ -12,13 +12,11 @@ import (
 	talos "github.com/talos-ironclad/talos"
 )
 
-// System prompt defaults (spec "System Prompt Configuration", digest B §4).
+// System prompt defaults.
 const (
 	// SystemPromptTokenBudget is SYSTEM_PROMPT_TOKEN_BUDGET: every system
 	// prompt must estimate at or under it.
 	SystemPromptTokenBudget = 500
-	// CharsPerToken is the spec's estimator: tokens = characters / 4.
-	CharsPerToken = 4
 	// EscalateMarker is what the local model answers when a request is
 	// beyond it; the Router then escalates.
 	EscalateMarker = "[ESCALATE]"
@@ -30,14 +28,14 @@ const (
 type Target string
 
 // Targets of system prompts: the local model (all local models share one
-// identity, spec R-4.2) and the escalation model.
+// identity) and the escalation model.
 const (
 	TargetLocal      Target = "local"
 	TargetEscalation Target = "escalation"
 )
 
-// DefaultLocalPrompt is the spec's local prompt (§2.3.2), trimmed to fit the
-// 500-token budget it failed (544 tokens as shipped, digest B §4.3). It no
+// DefaultLocalPrompt is the original specification's local prompt, trimmed
+// to fit the 500-token budget it failed (544 tokens as first written). It no
 // longer names the model, so the vision model can share it and the identity
 // rule of the escalation prompt holds for both.
 const DefaultLocalPrompt = `You are Talos v4.0 (Ironclad), an autonomous AI agent running locally on the user's own hardware. Local-first, privacy-respecting, security-hardened.
@@ -64,8 +62,8 @@ BEHAVIOR
 - When recalling memories, cite the tier if relevant.
 - If uncertain, say so. Never fabricate.`
 
-// DefaultEscalationPrompt is the spec's escalation prompt (§2.3.3), trimmed
-// to the budget (508 tokens as shipped). The undefined "complexity score"
+// DefaultEscalationPrompt is the original specification's escalation
+// prompt, trimmed to the budget (508 tokens as first written). The undefined "complexity score"
 // reason and the claim that breaker fallback comes here are removed.
 const DefaultEscalationPrompt = `You are Talos v4.0 (Ironclad), an autonomous AI agent, handling a request the local instance passed on because it needs more reasoning, context or analysis.
 
@@ -91,12 +89,6 @@ BEHAVIOR
 - If you cannot fulfil a request, state the limitation instead of guessing.
 - If uncertain, say so. Never fabricate.`
 
-// EstimateTokens is the spec's estimator: characters of the trimmed text
-// divided by CharsPerToken.
-func EstimateTokens(text string) int {
-	return utf8.RuneCountInString(strings.TrimSpace(text)) / CharsPerToken
-}
-
 // PromptConfig chooses the system prompts. Each of Local and Escalation is
 // "" or "default" for the built-in prompt, otherwise the path of a UTF-8
 // text file read once at start-up. Talos fills them from the configuration
@@ -120,7 +112,7 @@ type Prompts struct {
 
 // NewPrompts loads and validates the system prompts: every prompt must be
 // non-empty and estimate within the budget, or NewPrompts fails with a T010
-// error (boot-blocking, spec R-4.3) that names the prompt, its size and the
+// error (it stops the boot) that names the prompt, its size and the
 // budget.
 func NewPrompts(cfg PromptConfig) (*Prompts, error) {
 	const op = "llm.NewPrompts"
@@ -154,10 +146,10 @@ func NewPrompts(cfg PromptConfig) (*Prompts, error) {
 		if text == "" {
 			return nil, talos.Errorf(talos.CodeConfigInvalid, op, "system prompt %q: override file %q is empty; write a prompt into it or set it to %q", e.t, e.src, PromptDefault)
 		}
-		if n := EstimateTokens(text); n > cfg.Budget {
+		if n := talos.EstimateTokens(text); n > cfg.Budget {
 			log.Error("PROMPT_BUDGET_EXCEEDED", "target", string(e.t), "estimated_tokens", n, "budget", cfg.Budget)
 			return nil, talos.Errorf(talos.CodeConfigInvalid, op,
-				"PROMPT_BUDGET_EXCEEDED: target=%s, estimated_tokens=%d, budget=%d: shorten the prompt to at most %d characters", e.t, n, cfg.Budget, (cfg.Budget+1)*CharsPerToken-1)
+				"PROMPT_BUDGET_EXCEEDED: target=%s, estimated_tokens=%d, budget=%d: shorten the prompt to at most %d characters", e.t, n, cfg.Budget, (cfg.Budget+1)*talos.CharsPerToken-1)
 		} else {
 			log.Info("PROMPT_VALIDATED", "target", string(e.t), "estimated_tokens", n, "budget", cfg.Budget)
 		}
@@ -181,7 +173,7 @@ func (p *Prompts) System(t Target) (string, error) {
 
 // Message returns the system prompt of target as a system Message. If
 // catalog (a tool catalog) is not empty it is appended after a newline; it is
-// not part of the budget (spec R-4.6).
+// not part of the budget.
 func (p *Prompts) Message(t Target, catalog string) (Message, error) {
 	s, err := p.System(t)
 	if err != nil {
@@ -193,7 +185,7 @@ func (p *Prompts) Message(t Target, catalog string) (Message, error) {
 	return Message{Role: RoleSystem, Content: s}, nil
 }
 
-// Assemble builds a request's messages in the spec's order (R-4.8): the
+// Assemble builds a request's messages in this order: the
 // system message, then retrieved context, then history, then the user's
 // message.
 func Assemble(system Message, context, history []Message, user string) []Message {

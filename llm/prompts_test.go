@@ -13,7 +13,7 @@ import (
 
 func TestDefaultPromptsFitBudget(t *testing.T) {
 	for name, p := range map[string]string{"local": llm.DefaultLocalPrompt, "escalation": llm.DefaultEscalationPrompt} {
-		n := llm.EstimateTokens(p)
+		n := talos.EstimateTokens(p)
 		if n > llm.SystemPromptTokenBudget {
 			t.Errorf("%s prompt estimates %d tokens, over %d", name, n, llm.SystemPromptTokenBudget)
 		}

@@ -154,7 +154,7 @@ func (r *Router) Route(ctx context.Context, req RouteRequest) (*Result, error) {
 			// rather than loop.
 			remoteResp.Message.Content = stripMarker(remoteResp.Message.Content)
 			res.Response, res.ModelName, res.Escalated = remoteResp, remoteResp.Model, true
-			r.log.Info("ESCALATED", "reason", res.EscalationReason, "model", remoteResp.Model)
+			r.log.InfoContext(ctx, "ESCALATED", "reason", res.EscalationReason, "model", remoteResp.Model)
 			return res, nil
 		}
 		escErr = err
@@ -170,7 +170,7 @@ func (r *Router) Route(ctx context.Context, req RouteRequest) (*Result, error) {
 			fmt.Sprintf("both the local model and escalation failed: local: %v; escalation: %v", localErr, escErr),
 			errors.Join(localErr, escErr))
 	}
-	r.log.Warn("FALLBACK_TO_LOCAL", "reason", res.EscalationReason, "category", string(Categorize(escErr)), "escalation_error", escErr.Error())
+	r.log.WarnContext(ctx, "FALLBACK_TO_LOCAL", "reason", res.EscalationReason, "category", string(Categorize(escErr)), "escalation_error", escErr.Error())
 	resp := *localResp
 	resp.Message.Content = stripMarker(resp.Message.Content)
 	if resp.Message.Content == "" {

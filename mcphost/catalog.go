@@ -7,7 +7,7 @@ import (
 	"unicode"
 )
 
-// Catalog limits for small models (spec §2.6, R-7.4).
+// Catalog limits for small models.
 const (
 	// CatalogDescriptionChars is the most characters of a description shown.
 	CatalogDescriptionChars = 60
@@ -153,7 +153,7 @@ func (c Catalog) Text() string {
 }
 
 // Tokens estimates the prompt tokens of Text as one token per 4 bytes,
-// rounded up (spec §2.6: about 15–20 per tool).
+// rounded up (about 15–20 per tool).
 func (c Catalog) Tokens() int { return (len(c.Text()) + 3) / 4 }
 
 // paramName keeps the characters of a parameter name a model can write

@@ -19,18 +19,18 @@ import (
 	talos "github.com/talos-ironclad/talos"
 )
 
-// Defaults of a server entry (spec §2.6, `talos.mcp_servers.<name>`).
+// Defaults of a server entry (`mcp_servers.<name>` in config.yaml).
 const (
 	// DefaultTimeoutSeconds is the per-request timeout of a server whose
-	// TimeoutSeconds is 0 (spec §2.6: 30 s).
+	// TimeoutSeconds is 0: 30 s.
 	DefaultTimeoutSeconds = 30
-	// MinTimeoutSeconds and MaxTimeoutSeconds bound TimeoutSeconds (spec
-	// §2.6: INVALID_TIMEOUT outside [1, 300]).
+	// MinTimeoutSeconds and MaxTimeoutSeconds bound TimeoutSeconds: a
+	// value outside [1, 300] is refused.
 	MinTimeoutSeconds = 1
 	MaxTimeoutSeconds = 300
 	// DefaultMaxRetries is how many times in a row a server that failed is
 	// restarted before the host gives up on it, when MaxRetries is nil
-	// (spec §2.6: 2).
+	// (2).
 	DefaultMaxRetries = 2
 	// MaxMaxRetries is the largest MaxRetries accepted.
 	MaxMaxRetries = 20

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	talos "github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/atomicfile"
+	"github.com/talos-ironclad/talos/atomicfile"
 )
 
 // FilePins is a PinStore in one JSON file (mode 0600, replaced atomically

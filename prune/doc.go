@@ -3,7 +3,7 @@
 //
 // # Score
 //
-// Each memory gets the spec's retention score (digest B §3.1):
+// Each memory gets the spec's retention score:
 //
 //	0.30·frequency + 0.25·age + 0.35·priority + 0.10·recency
 //
@@ -24,7 +24,7 @@
 //
 // # Prune
 //
-// With hysteresis (DESIGN §4): nothing happens until the count is above 90%
+// With hysteresis: nothing happens until the count is above 90%
 // of the ceiling (90,000 of 100,000); then exactly count − 80% of the ceiling
 // memories go, lowest score first. Deletes are batched at ≤ 500 ids; a batch
 // counts as deleted only when reading its ids back returns nothing, and a

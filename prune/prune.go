@@ -2,7 +2,9 @@ package prune
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sort"
@@ -13,7 +15,7 @@ import (
 	"github.com/talos-ironclad/talos/rag"
 )
 
-// Capacity defaults (DESIGN §4; digest B §3.3, digest C §6.3).
+// Capacity defaults.
 const (
 	// DefaultCeiling is the vector ceiling (CHROMADB_MAX_VECTORS).
 	DefaultCeiling = 100_000
@@ -22,14 +24,13 @@ const (
 	// DefaultTargetRatio: prune down to 80% of the ceiling (hysteresis).
 	DefaultTargetRatio = 0.80
 	// AggressiveTriggerRatio and AggressiveTargetRatio are the emergency
-	// parameters of the capacity fallback (digest B §5.4: threshold 0.80,
-	// ratio 0.20 → trigger above 80%, target 80%).
+	// parameters of the capacity fallback: trigger above 80%, target 80%.
 	AggressiveTriggerRatio = 0.80
 	AggressiveTargetRatio  = 0.80
 	// DefaultBatchSize is the number of ids per delete (≤ 500).
 	DefaultBatchSize = 500
-	// MaxBatchSize caps BatchSize (Chroma accepts 5,461 per call; DESIGN
-	// keeps deletes at 500 or fewer).
+	// MaxBatchSize caps BatchSize (Chroma accepts at most 5,461 ids per
+	// call).
 	MaxBatchSize = 500
 	// DefaultRetries is how often a failed batch is retried.
 	DefaultRetries = 3
@@ -38,7 +39,7 @@ const (
 	// DefaultPageSize is the page used to read every record's metadata.
 	DefaultPageSize = 1000
 	// DefaultTemporaryMaxAge is the compaction age of temporary memories
-	// (digest B §3.4: temporary older than 30 days).
+	// (temporary memories older than 30 days are compacted).
 	DefaultTemporaryMaxAge = 30 * 24 * time.Hour
 )
 
@@ -252,7 +253,7 @@ func (p *Pruner) plan(ctx context.Context, params Params, now time.Time) (*Plan,
 	})
 	if len(cands) < pl.ToDelete {
 		pl.Insufficient = true
-		p.log.Warn("PRUNE_INSUFFICIENT_DELETABLE", "requested", pl.ToDelete, "available", len(cands), "protected", pl.Protected)
+		p.log.WarnContext(ctx, "PRUNE_INSUFFICIENT_DELETABLE", "requested", pl.ToDelete, "available", len(cands), "protected", pl.Protected)
 	} else {
 		cands = cands[:pl.ToDelete]
 	}
@@ -283,7 +284,7 @@ func (p *Pruner) Run(ctx context.Context, params Params, dryRun bool) (*Report, 
 	if p.cfg.ArchivePath == "" {
 		return rep, talos.Errorf(talos.CodePruneFailed, op, "no archive path is configured; refusing to delete %d memories that could not be restored", len(pl.Candidates))
 	}
-	p.log.Info("PRUNE_TRIGGERED", "current", pl.Count, "target", pl.Target, "delete", len(pl.Candidates), "run", rep.Run)
+	p.log.InfoContext(ctx, "PRUNE_TRIGGERED", "current", pl.Count, "target", pl.Target, "delete", len(pl.Candidates), "run", rep.Run)
 	scores := make(map[string]float64, len(pl.Candidates))
 	for _, c := range pl.Candidates {
 		scores[c.ID] = c.Score
@@ -339,7 +340,7 @@ func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[strin
 	for _, r := range recs {
 		if protectedMemory(r.Metadata.Memory(), now) {
 			res.protected++
-			p.log.Warn("PRUNE_SKIPPED_PROTECTED", "id", r.ID, "priority", r.Metadata.Memory().Priority)
+			p.log.WarnContext(ctx, "PRUNE_SKIPPED_PROTECTED", "id", r.ID, "priority", r.Metadata.Memory().Priority)
 			continue
 		}
 		entries = append(entries, Entry{V: ArchiveVersion, Run: run, PrunedAt: now.UnixMilli(), Reason: reason, Score: scores[r.ID],
@@ -351,7 +352,7 @@ func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[strin
 	}
 	cut, err := appendArchive(p.cfg.ArchivePath, entries)
 	if cut > 0 {
-		p.log.Warn("PRUNE_ARCHIVE_TORN_TAIL", "archive", p.cfg.ArchivePath, "bytes", cut,
+		p.log.WarnContext(ctx, "PRUNE_ARCHIVE_TORN_TAIL", "archive", p.cfg.ArchivePath, "bytes", cut,
 			"note", "a torn last line (an append cut short by a crash; its records were not deleted) was removed before appending")
 	}
 	if err != nil {
@@ -381,11 +382,11 @@ func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[strin
 		}
 		res.deleted, res.failed = total-len(remaining), remaining
 		if attempt >= p.cfg.Retries {
-			p.log.Error("PRUNE_BATCH_FAILED", "ids", len(remaining), "attempts", attempt+1, "err", err)
+			p.log.ErrorContext(ctx, "PRUNE_BATCH_FAILED", "ids", len(remaining), "attempts", attempt+1, "err", err)
 			return res, nil
 		}
 		delay := p.cfg.Backoff << attempt
-		p.log.Warn("PRUNE_BATCH_RETRY", "attempt", attempt+1, "delay", delay, "err", err)
+		p.log.WarnContext(ctx, "PRUNE_BATCH_RETRY", "attempt", attempt+1, "delay", delay, "err", err)
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
@@ -395,7 +396,7 @@ func (p *Pruner) deleteBatch(ctx context.Context, ids []string, scores map[strin
 }
 
 // DeleteExpiredTemporary removes temporary memories older than maxAge
-// (default 30 days, the compaction task of digest B §3.4), archiving them
+// (default 30 days), archiving them
 // first like a prune.
 func (p *Pruner) DeleteExpiredTemporary(ctx context.Context, maxAge time.Duration) (int, error) {
 	const op = "prune.DeleteExpiredTemporary"
@@ -461,18 +462,26 @@ type RestoreReport struct {
 	// TornTail is true when the archive's last line was torn (an append
 	// cut short by a crash) and skipped; its records were never deleted.
 	TornTail bool
+	// NoArchive is true when the archive file does not exist yet: nothing
+	// has been pruned, so there is nothing to restore (not an error).
+	NoArchive bool
 }
 
 // Restore puts archived records back into the store: ids, documents,
-// embeddings and metadata as they were when pruned.
+// embeddings and metadata as they were when pruned. Before the first prune
+// the archive does not exist and Restore reports NoArchive with nothing
+// restored.
 func (p *Pruner) Restore(ctx context.Context, opts RestoreOptions) (*RestoreReport, error) {
 	const op = "prune.Restore"
 	if p.cfg.ArchivePath == "" {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "no archive path is configured")
 	}
 	f, err := os.Open(p.cfg.ArchivePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &RestoreReport{NoArchive: true}, nil
+	}
 	if err != nil {
-		return nil, talos.E(talos.CodeConfigInvalid, op, "cannot open the archive "+p.cfg.ArchivePath, err)
+		return nil, talos.E(talos.CodePruneFailed, op, "cannot open the archive "+p.cfg.ArchivePath, err)
 	}
 	defer f.Close()
 	want := map[string]bool{}
@@ -497,10 +506,10 @@ func (p *Pruner) Restore(ctx context.Context, opts RestoreOptions) (*RestoreRepo
 		return nil
 	})
 	if err != nil {
-		return nil, talos.E(talos.CodeConfigInvalid, op, "the archive "+p.cfg.ArchivePath+" is damaged", err)
+		return nil, talos.E(talos.CodePruneFailed, op, "the archive "+p.cfg.ArchivePath+" is damaged; nothing was restored", err)
 	}
 	if rep.TornTail {
-		p.log.Warn("PRUNE_ARCHIVE_TORN_TAIL", "archive", p.cfg.ArchivePath,
+		p.log.WarnContext(ctx, "PRUNE_ARCHIVE_TORN_TAIL", "archive", p.cfg.ArchivePath,
 			"note", "the last line is torn (an append cut short by a crash; its records were not deleted) and was skipped")
 	}
 	dim := p.store.Dimension()

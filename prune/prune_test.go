@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -633,5 +634,55 @@ func TestFailingArchiveDeletesNothing(t *testing.T) {
 	}
 	if n, _ := st.Count(ctx); n != 950 {
 		t.Fatalf("%d left, want all 950", n)
+	}
+}
+
+// TestRestoreBeforeAnyPrune pins that restoring before the first prune is
+// not an error: there is no archive yet and nothing to restore.
+func TestRestoreBeforeAnyPrune(t *testing.T) {
+	st := ragtest.NewMemoryStore(2)
+	p, err := prune.New(prune.Config{Ceiling: 10, ArchivePath: filepath.Join(t.TempDir(), "none.jsonl")}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Restore(context.Background(), prune.RestoreOptions{})
+	if err != nil || !rep.NoArchive || rep.Restored != 0 {
+		t.Fatalf("Restore = %+v, %v", rep, err)
+	}
+	// A damaged archive is a prune failure, not a configuration problem.
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(bad, []byte("{not json\n{\"also\": broken}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = prune.New(prune.Config{Ceiling: 10, ArchivePath: bad}, st)
+	if _, err := p.Restore(context.Background(), prune.RestoreOptions{}); !errors.Is(err, talos.ErrPruneFailed) || errors.Is(err, talos.ErrConfigInvalid) {
+		t.Fatalf("damaged archive reported as CONFIG_INVALID: %v", err)
+	}
+}
+
+// TestLogLinesCarryTheCallersCorrelationID pins that the pruner logs with
+// the caller's context, so a handler wrapped with talos.WithCorrelation
+// puts the request's correlation ID on every line of the run.
+func TestLogLinesCarryTheCallersCorrelationID(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(talos.WithCorrelation(slog.NewJSONHandler(&buf, nil)))
+	st := ragtest.NewMemoryStore(2)
+	fill(t, st, 950, oldAuto)
+	p, err := prune.New(prune.Config{Ceiling: 1000, ArchivePath: filepath.Join(t.TempDir(), "a.jsonl"), Logger: log}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := talos.WithCorrelationID(context.Background(), "0123456789abcdef")
+	if _, err := p.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatal("the prune logged nothing")
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, `"correlation_id":"0123456789abcdef"`) {
+			t.Errorf("line without the caller's correlation ID: %s", l)
+		}
 	}
 }

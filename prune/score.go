@@ -7,7 +7,7 @@ import (
 	"github.com/talos-ironclad/talos/rag"
 )
 
-// Retention score weights (digest B §3.1, copied from the spec): priority
+// Retention score weights: priority
 // weighs most.
 const (
 	WeightFrequency = 0.30
@@ -16,7 +16,7 @@ const (
 	WeightRecency   = 0.10
 )
 
-// Score constants (digest B §3.1).
+// Score constants.
 const (
 	// MaxFrequency caps access_count: frequency = min(count, 1000)/1000.
 	MaxFrequency = 1000
@@ -24,7 +24,7 @@ const (
 	AgeHalfLife = 30 * 24 * time.Hour
 )
 
-// PriorityScore maps a priority to its score (digest B §3.1): permanent 1.0,
+// PriorityScore maps a priority to its score: permanent 1.0,
 // high 0.9, session 0.5, temporary 0.1, auto 0.5; anything else (normal,
 // unknown, missing) 0.5.
 func PriorityScore(p rag.Priority) float64 {
@@ -105,12 +105,12 @@ func scoreMemory(m rag.Memory, now time.Time) float64 {
 		WeightRecency*RecencyScore(last, now)
 }
 
-// Retention guarantees (digest B §3.2; DESIGN §4): the minimum age before a
+// Retention guarantees: the minimum age before a
 // memory of each priority may be pruned. Permanent is never pruned.
 const (
 	GuaranteeHigh      = 365 * 24 * time.Hour
 	GuaranteeSession   = 30 * 24 * time.Hour
-	GuaranteeNormal    = 30 * 24 * time.Hour // digest C §7.2 "normal: 30 d"
+	GuaranteeNormal    = 30 * 24 * time.Hour // normal: 30 days
 	GuaranteeTemporary = 1 * 24 * time.Hour
 	GuaranteeAuto      = 7 * 24 * time.Hour
 	GuaranteeUnknown   = 7 * 24 * time.Hour
@@ -137,7 +137,7 @@ func Guarantee(p rag.Priority) (min time.Duration, never bool) {
 }
 
 // Protected reports whether a memory may not be pruned at now: permanent,
-// or younger than its priority's guarantee (digest B §3.2 ). A memory
+// or younger than its priority's guarantee. A memory
 // without created_at is not protected by age.
 func Protected(md rag.Metadata, now time.Time) bool { return protectedMemory(md.Memory(), now) }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/talos-ironclad/talos"
 )
 
-// Defaults of Config (spec §2.5 PromotionRequirements, DESIGN §4).
+// Defaults of Config: what promotion requires.
 const (
 	// DefaultMinCleanRuns is how many clean sandboxed runs a skill needs
 	// before promotion (min_successful_executions).
@@ -39,8 +39,8 @@ const (
 	CodeDigits = 6
 )
 
-// Folder names under Config.Dir, and their modes (spec §2.9: quarantine
-// 700, active 755, deprecated 700).
+// Folder names under Config.Dir, and their modes (quarantine 700, active
+// 755, deprecated 700).
 const (
 	QuarantineDir = "quarantine"
 	ActiveDir     = "active"

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/talos-ironclad/talos"
 )
 
-// Context window constants (digest B §5.2).
+// Context window constants.
 const (
 	// DefaultMaxContextTokens is the model context the spec budgets for.
 	DefaultMaxContextTokens = 4000
@@ -24,26 +26,21 @@ const (
 	MinTruncateTokens = 100
 	// ItemOverheadTokens is the fixed cost of each memory's framing.
 	ItemOverheadTokens = 10
-	// CharsPerToken is the spec's estimate (TOKENS_PER_CHAR = 0.25).
-	CharsPerToken = 4
 	// SentenceCutRatio: a truncation ends at a sentence end lying beyond
 	// 70% of the allowed length, else at a word boundary with "...".
 	SentenceCutRatio = 0.7
 )
 
-// EstimateTokens is the spec's estimate: characters / 4, rounded down.
-func EstimateTokens(s string) int { return utf8.RuneCountInString(s) / CharsPerToken }
-
-// Truncate shortens text to at most maxTokens estimated tokens (digest B
-// §5.2 ): text that fits is unchanged; otherwise it is cut after the
-// last '.', '!' or '?' if that lies beyond 70% of the allowed characters,
+// Truncate shortens text to at most maxTokens estimated tokens: text that
+// fits is unchanged; otherwise it is cut after the last '.', '!' or '?' if
+// that lies beyond 70% of the allowed characters,
 // else at the last space followed by "...", else hard with "...". Unlike the
 // spec, the "..." counts inside the limit.
 func Truncate(text string, maxTokens int) string {
 	if maxTokens <= 0 {
 		return ""
 	}
-	maxChars := maxTokens * CharsPerToken
+	maxChars := maxTokens * talos.CharsPerToken
 	if utf8.RuneCountInString(text) <= maxChars {
 		return text
 	}
@@ -116,7 +113,7 @@ type Assembly struct {
 	Excluded    int
 }
 
-// Assemble fits items into budget tokens (digest B §5.2 ): sorted by
+// Assemble fits items into budget tokens: sorted by
 // relevance (highest first), each costs tok(text) + tok(header) + 10; items
 // are taken whole while they fit; the first that does not fit is truncated
 // into the remaining budget when more than MinTruncateTokens remain, and
@@ -128,8 +125,8 @@ func Assemble(items []Item, budget int) Assembly {
 	var a Assembly
 	used := 0
 	for _, it := range sorted {
-		head := EstimateTokens(it.Header())
-		cost := EstimateTokens(it.Text) + head + ItemOverheadTokens
+		head := talos.EstimateTokens(it.Header())
+		cost := talos.EstimateTokens(it.Text) + head + ItemOverheadTokens
 		if used+cost <= budget {
 			it.Tokens = cost
 			a.Items = append(a.Items, it)
@@ -141,7 +138,7 @@ func Assemble(items []Item, budget int) Assembly {
 			if allowed := remaining - head - ItemOverheadTokens; allowed > 0 {
 				it.Text = Truncate(it.Text, allowed)
 				it.Truncated = true
-				it.Tokens = EstimateTokens(it.Text) + head + ItemOverheadTokens
+				it.Tokens = talos.EstimateTokens(it.Text) + head + ItemOverheadTokens
 				a.Items = append(a.Items, it)
 				used += it.Tokens
 			}

@@ -15,7 +15,7 @@
 //     $lte $in $nin $and $or) with one semantics on every backend, that of
 //     a Chroma server: a record without the key matches only $ne and $nin.
 //     ParseFilter reads its JSON form.
-//   - Metadata and Memory (metadata.go): the one schema of DESIGN §4 —
+//   - Metadata and Memory (metadata.go): the one schema of every memory —
 //     created_at and last_accessed_at (unix ms), access_count, priority
 //     (permanent|high|session|normal|temporary|auto), links, source
 //     (user|model|tool|web|skill), trusted, session_id, type.
@@ -24,7 +24,8 @@
 //     compares an embedder with a store at start-up.
 //   - History (history.go): the last N messages of a session (10 by
 //     default) with a TTL, on Redis (rag/redis) or in memory.
-//   - Retriever (retriever.go): the spec's retrieval (digest B §5).
+//   - Retriever (retriever.go): retrieval with MMR, relevance scoring and a
+//     token budget.
 //
 // # Retrieval
 //

@@ -10,8 +10,8 @@ import (
 	"github.com/talos-ironclad/talos"
 )
 
-// History defaults (digest B §0: MEMORY_CONTEXT_WINDOW 10, the spec's Redis
-// history of the last 10 messages).
+// History defaults: the last 10 messages of a session
+// (MEMORY_CONTEXT_WINDOW).
 const (
 	// DefaultHistoryLimit is the number of messages kept per session.
 	DefaultHistoryLimit = 10

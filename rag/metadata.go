@@ -10,12 +10,12 @@ import (
 
 // Metadata is the metadata of one record. Values are string, int64, float64
 // or bool; Validate rejects anything else. Use the Key* constants for the
-// fields of the memory schema (DESIGN §4).
+// fields of the memory schema.
 type Metadata map[string]any
 
-// The one metadata schema of every stored memory (DESIGN §4 "rag / prune").
+// The one metadata schema of every stored memory.
 // Times are unix milliseconds (int64) so that numeric range filters work on
-// every backend (digest B §3.5 item 6, digest C §7.3).
+// every backend.
 const (
 	KeyCreatedAt      = "created_at"       // int64 unix ms
 	KeyLastAccessedAt = "last_accessed_at" // int64 unix ms
@@ -32,7 +32,7 @@ const (
 // Priority is a memory's retention class.
 type Priority string
 
-// Priorities of the schema (DESIGN §4; digest B §3.1, digest C §7.2).
+// Priorities of the schema.
 const (
 	PriorityPermanent Priority = "permanent"
 	PriorityHigh      Priority = "high"
@@ -61,7 +61,7 @@ func ParsePriority(s string) (Priority, error) {
 // Source says where a memory came from.
 type Source string
 
-// Sources of the schema (DESIGN §4).
+// Sources of the schema.
 const (
 	SourceUser  Source = "user"
 	SourceModel Source = "model"
@@ -80,7 +80,7 @@ func ParseSource(s string) (Source, error) {
 	return "", fmt.Errorf("source %q is not one of user, model, tool, web, skill", s)
 }
 
-// DefaultType is the memory type when none is set (digest B §5.3).
+// DefaultType is the memory type when none is set.
 const DefaultType = "general"
 
 // Memory is the typed view of a record's metadata under the schema.

@@ -2,7 +2,7 @@ package rag
 
 import "math"
 
-// Retrieval constants (digest B §5.1).
+// Retrieval constants.
 const (
 	// DefaultTopK is the number of memories a query returns.
 	DefaultTopK = 10

@@ -162,9 +162,10 @@ func item(id string, score float64, text string) rag.Item {
 
 func TestAssembleBudget(t *testing.T) {
 	// Header "[memory aN source=user trusted=true]" = 36 chars = 9 tokens.
-	a := item("a1", 0.9, strings.Repeat("word ", 80)) // 400 chars = 100 tokens → cost 119
-	b := item("b1", 0.8, strings.Repeat("word ", 80))
-	c := item("c1", 0.7, strings.Repeat("word ", 80))
+	text := strings.Repeat("word ", 79) + "words" // 400 chars = 100 tokens → cost 119
+	a := item("a1", 0.9, text)
+	b := item("b1", 0.8, text)
+	c := item("c1", 0.7, text)
 	got := rag.Assemble([]rag.Item{c, a, b}, 2500)
 	if got.Included != 3 || got.TotalTokens != 3*119 || got.Excluded != 0 {
 		t.Fatalf("all fit: %+v", got)
@@ -181,8 +182,8 @@ func TestAssembleBudget(t *testing.T) {
 	if got.TotalTokens > 119+110 || got.TotalTokens != 119+got.Items[1].Tokens {
 		t.Fatalf("total tokens %d do not count the truncated item (%d)", got.TotalTokens, got.Items[1].Tokens)
 	}
-	if rag.EstimateTokens(got.Items[1].Text) > 110-9-10 {
-		t.Fatalf("truncated text %d tokens exceeds the allowance", rag.EstimateTokens(got.Items[1].Text))
+	if talos.EstimateTokens(got.Items[1].Text) > 110-9-10 {
+		t.Fatalf("truncated text %d tokens exceeds the allowance", talos.EstimateTokens(got.Items[1].Text))
 	}
 	// Only 100 remain (not > 100): nothing truncated, stop.
 	got = rag.Assemble([]rag.Item{a, b}, 119+100)
@@ -322,7 +323,7 @@ func TestRetrieveVectorPath(t *testing.T) {
 			t.Fatalf("item below threshold: %v", it.Similarity)
 		}
 	}
-	if _, err := r.Retrieve(ctx, rag.Query{Text: "  "}); !errors.Is(err, talos.ErrConfigInvalid) {
+	if _, err := r.Retrieve(ctx, rag.Query{Text: "  "}); !errors.Is(err, talos.ErrInputInvalid) || errors.Is(err, talos.ErrConfigInvalid) {
 		t.Fatalf("empty query = %v", err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"unicode"
 )
 
-// Relevance weights and constants (digest B §5.3, copied from the spec).
+// Relevance weights and constants.
 const (
 	WeightSimilarity = 0.40
 	WeightKeyword    = 0.25
@@ -15,7 +15,7 @@ const (
 	WeightRecency    = 0.15
 
 	// DefaultRecencyHalfLife is the half-life of the recency component
-	// (90 days, digest B §5.3).
+	// (90 days).
 	DefaultRecencyHalfLife = 90 * 24 * time.Hour
 	// MissingRecency is the recency of a memory without created_at.
 	MissingRecency = 0.5
@@ -70,7 +70,7 @@ func Tokens(text string) map[string]struct{} {
 }
 
 // KeywordScore is the Jaccard similarity |Q∩D| / |Q∪D| of the word sets of
-// query and doc (digest B §5.3); 0 for an empty query.
+// query and doc; 0 for an empty query.
 func KeywordScore(query, doc string) float64 {
 	return jaccard(Tokens(query), Tokens(doc))
 }
@@ -107,7 +107,7 @@ func SourceQuality(s Source) float64 {
 }
 
 // MetadataScore is min(1, 0.4·source_quality + 0.3·type_match +
-// 0.2·verified + 0.1·user_feedback) (digest B §5.3). type_match is 1 when
+// 0.2·verified + 0.1·user_feedback). type_match is 1 when
 // queryType is set and equals the memory's type (default "general");
 // verified is the trusted flag; user_feedback is the "feedback" key
 // (default 0.5).
@@ -133,7 +133,7 @@ func MetadataScore(md Metadata, queryType string) float64 {
 }
 
 // RecencyScore is exp(−ln2/halfLife · age), clamped to [0,1]; a zero
-// created time gives MissingRecency and a future one 1 (digest B §5.3).
+// created time gives MissingRecency and a future one 1.
 func RecencyScore(created, now time.Time, halfLife time.Duration) float64 {
 	if created.IsZero() {
 		return MissingRecency

@@ -14,10 +14,10 @@ import (
 	"github.com/talos-ironclad/talos"
 )
 
-// DefaultCapacity is the vector ceiling (CHROMADB_MAX_VECTORS, digest B §3.3).
+// DefaultCapacity is the vector ceiling (CHROMADB_MAX_VECTORS).
 const DefaultCapacity = 100_000
 
-// Strategy says how a context was obtained (digest B §5.4).
+// Strategy says how a context was obtained.
 type Strategy string
 
 // Strategies, in the order of the capacity fallback chain.
@@ -29,7 +29,7 @@ const (
 	StrategyEmpty           Strategy = "EMPTY_CONTEXT"
 )
 
-// Notes of the fallback strategies (digest B §5.4).
+// Notes of the fallback strategies.
 const (
 	NoteAggressivePrune = "Context retrieved after aggressive pruning"
 	NoteHistory         = "Context from short-term cache only"
@@ -152,7 +152,7 @@ func errCapacity(err error) bool { return errors.Is(err, talos.ErrVectorStoreFul
 func (r *Retriever) Retrieve(ctx context.Context, q Query) (*Result, error) {
 	const op = "rag.Retrieve"
 	if strings.TrimSpace(q.Text) == "" {
-		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "the query text is empty")
+		return nil, talos.Errorf(talos.CodeInputInvalid, op, "the query text is empty; give the words to search for")
 	}
 	if q.Where != nil {
 		if err := q.Where.Validate(); err != nil {
@@ -397,12 +397,11 @@ func NewID() string {
 // Remember embeds text and stores it as a memory with m's metadata
 // (created_at defaults to now, priority to auto, type to general). id ""
 // generates one. On a full store it first asks the pruner for room and
-// fails with T108 when there is none (the write path of the ceiling,
-// digest C §8.2).
+// fails with T108 when there is none.
 func (r *Retriever) Remember(ctx context.Context, id, text string, m Memory) (string, error) {
 	const op = "rag.Remember"
 	if strings.TrimSpace(text) == "" {
-		return "", talos.Errorf(talos.CodeConfigInvalid, op, "the memory text is empty")
+		return "", talos.Errorf(talos.CodeInputInvalid, op, "the memory text is empty; nothing was stored")
 	}
 	if id == "" {
 		id = NewID()
@@ -451,7 +450,7 @@ func (r *Retriever) Remember(ctx context.Context, id, text string, m Memory) (st
 	return id, nil
 }
 
-// Ceiling alert levels after a write (digest C §8.2 ).
+// Ceiling alert levels after a write.
 const (
 	CeilingWarning   = 0.90
 	CeilingError     = 0.95

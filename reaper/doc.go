@@ -1,7 +1,6 @@
 // Package reaper keeps Talos's process and container tree clean: it owns
 // wait4 for the process, terminates idle processes, respawns crashed
-// containers with a backoff, and hunts old leftovers at night (spec §2.7
-// "Zombie Reaper", §3.1.6 "zombie hunt"; DESIGN §4 reaper; digest C §3, §6.5).
+// containers with a backoff, and hunts old leftovers at night.
 //
 // # One owner of wait4
 //

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// Labels Talos puts on the containers it manages (spec §2.7 browser
-// manager). LabelManaged and LabelManagedValue equal the socket proxy's
+// Labels Talos puts on the containers it manages. LabelManaged and
+// LabelManagedValue equal the socket proxy's
 // (sockproxy.LabelManaged), which injects the same label on every create
 // and lets per-container calls through only for labelled containers.
 const (

@@ -14,7 +14,7 @@ import (
 	"github.com/talos-ironclad/talos"
 )
 
-// Zombie-hunt defaults (spec §3.1.6, digest C §6.5).
+// Zombie-hunt defaults.
 const (
 	// DefaultHuntMaxAge: only containers and processes older than this are
 	// hunted (MAX_AGE_DAYS 3).
@@ -24,15 +24,15 @@ const (
 	DefaultHuntGrace = 5 * time.Second
 	// DefaultActiveWithin: a registered process with activity (Touch) more
 	// recent than this is active and never hunted. The spec's "active
-	// registry" has no source (digest C §6.5 [!]); recent activity is ours.
+	// registry" has no source; recent activity is ours.
 	DefaultActiveWithin = time.Hour
 	// huntPoll is how often a terminated process is checked (spec: 100 ms).
 	huntPoll = 100 * time.Millisecond
 )
 
 // DefaultProtectedNames are process names (comm) the hunt never signals:
-// the services Talos runs next to (digest C §6.5 [!]: the spec's rule would
-// kill Postgres or Redis after 3 days of uptime).
+// the services Talos runs next to (an age rule alone would kill Postgres or
+// Redis after 3 days of uptime).
 func DefaultProtectedNames() []string {
 	return []string{"talos", "dockerd", "containerd", "containerd-shim", "redis-server", "postgres", "ollama", "chroma", "sshd"}
 }
@@ -175,7 +175,7 @@ func (h *Hunter) Hunt(ctx context.Context) (HuntReport, error) {
 		err = ctx.Err()
 	}
 	rep.Duration = time.Since(rep.Started)
-	h.log.Info("reaper: "+rep.Summary(), "removed", len(rep.Removed), "killed", len(rep.Killed), "skipped", len(rep.Skipped), "failed", len(rep.Failed))
+	h.log.InfoContext(ctx, "reaper: "+rep.Summary(), "removed", len(rep.Removed), "killed", len(rep.Killed), "skipped", len(rep.Skipped), "failed", len(rep.Failed))
 	return rep, err
 }
 
@@ -208,12 +208,12 @@ func (h *Hunter) huntContainers(ctx context.Context, rep *HuntReport) error {
 		if err := stopAndRemove(ctx, h.eng, c.ID, h.cfg.Grace); err != nil {
 			e.Err = err.Error()
 			rep.Failed = append(rep.Failed, e)
-			h.log.Warn("reaper: hunt could not remove container", "container", shortID(c.ID), "name", c.Name, "err", err)
+			h.log.WarnContext(ctx, "reaper: hunt could not remove container", "container", shortID(c.ID), "name", c.Name, "err", err)
 			continue
 		}
 		e.Reason = "stopped and removed"
 		rep.Removed = append(rep.Removed, e)
-		h.log.Info("reaper: hunt removed container", "container", shortID(c.ID), "name", c.Name, "age", e.Age.Round(time.Second).String())
+		h.log.InfoContext(ctx, "reaper: hunt removed container", "container", shortID(c.ID), "name", c.Name, "age", e.Age.Round(time.Second).String())
 	}
 	return nil
 }
@@ -256,11 +256,11 @@ func (h *Hunter) huntProcesses(ctx context.Context, rep *HuntReport) {
 		case err != nil:
 			e.Reason, e.Err = how, err.Error()
 			rep.Failed = append(rep.Failed, e)
-			h.log.Warn("reaper: hunt could not terminate process", "pid", p.PID, "name", p.Name, "err", err)
+			h.log.WarnContext(ctx, "reaper: hunt could not terminate process", "pid", p.PID, "name", p.Name, "err", err)
 		default:
 			e.Reason = how
 			rep.Killed = append(rep.Killed, e)
-			h.log.Info("reaper: hunt terminated process", "pid", p.PID, "name", p.Name, "how", how)
+			h.log.InfoContext(ctx, "reaper: hunt terminated process", "pid", p.PID, "name", p.Name, "how", how)
 		}
 	}
 }

@@ -15,14 +15,12 @@ import (
 // Idle-reaping defaults.
 const (
 	// DefaultIdleTimeout is how long a watched process may go without
-	// activity before it gets SIGTERM (spec §2.7 inactivityTimeoutMs /
-	// REAPER_TIMEOUT_MS = 300000). The comparison is strictly greater: a
-	// process idle for exactly 300 s is left alone.
+	// activity before it gets SIGTERM (300 s). The comparison is strictly
+	// greater: a process idle for exactly 300 s is left alone.
 	DefaultIdleTimeout = 300 * time.Second
 
 	// DefaultKillGrace is how long after SIGTERM a process that is still
-	// there gets SIGKILL (spec §2.7 terminate(): 10000 ms poll before
-	// SIGKILL; DESIGN §4 "SIGKILL 10 s later").
+	// there gets SIGKILL.
 	DefaultKillGrace = 10 * time.Second
 )
 
@@ -133,8 +131,8 @@ func NewIdle(cfg IdleConfig, procs Processes) (*Idle, error) {
 }
 
 // Watch starts watching pid; its activity clock starts now. The process
-// must exist and not be a zombie (spec §2.7 register: kill(pid, 0) must
-// succeed; a zombie would pass that check, so /proc is read instead).
+// must exist and not be a zombie (kill(pid, 0) would pass for a zombie, so
+// /proc is read instead).
 // Watching an already watched PID resets its entry.
 func (i *Idle) Watch(pid int, opts WatchOptions) error {
 	const op = "reaper.Idle.Watch"
@@ -289,7 +287,7 @@ func (i *Idle) step(now time.Time) (time.Time, []IdleEvent) {
 			i.log.Info("reaper: idle process terminated", "pid", pid, "name", w.opts.Name, "idle", idle.String(), "err", err)
 		} else {
 			ev.Action = IdleKill
-			// Spec: clean up regardless; a child is reaped by the
+			// Clean up regardless; a child is reaped by the
 			// Reaper, anything else is no longer ours to track.
 			delete(i.watched, pid)
 			i.log.Warn("reaper: idle process killed after grace", "pid", pid, "name", w.opts.Name, "grace", i.cfg.KillGrace.String(), "err", err)

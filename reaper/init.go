@@ -82,7 +82,7 @@ func RunInit(ctx context.Context, cfg InitConfig) (int, error) {
 		}
 		return code, talos.E(talos.CodeConfigInvalid, op, "cannot start "+cfg.Args[0]+": check the command name and its permissions", err)
 	}
-	log.Debug("reaper: init started child", "pid", c.PID(), "cmd", cfg.Args[0])
+	log.DebugContext(ctx, "reaper: init started child", "pid", c.PID(), "cmd", cfg.Args[0])
 
 	ctxDone := ctx.Done()
 	for {
@@ -90,7 +90,7 @@ func RunInit(ctx context.Context, cfg InitConfig) (int, error) {
 		case s := <-sigs:
 			sig, _ := s.(syscall.Signal)
 			if err := c.SignalGroup(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-				log.Warn("reaper: forwarding a signal failed", "signal", sig.String(), "pid", c.PID(), "err", err)
+				log.WarnContext(ctx, "reaper: forwarding a signal failed", "signal", sig.String(), "pid", c.PID(), "err", err)
 			}
 		case <-ctxDone:
 			ctxDone = nil
@@ -98,7 +98,7 @@ func RunInit(ctx context.Context, cfg InitConfig) (int, error) {
 		case <-c.Done():
 			_ = c.Wait()
 			e, _ := c.Exit()
-			log.Debug("reaper: init child exited", "pid", e.PID, "status", e.String())
+			log.DebugContext(ctx, "reaper: init child exited", "pid", e.PID, "status", e.String())
 			return e.Code(), nil
 		}
 	}

@@ -21,8 +21,8 @@ func (s ProcStat) Zombie() bool { return s.State == 'Z' }
 
 // ParseProcStat parses the contents of /proc/<pid>/stat. The comm field may
 // contain spaces and ')' (a process can name itself anything), so the fields
-// after it are found from the LAST ')' — the fragile regex of spec §2.7
-// (digest C §3.2 [!]) is not used.
+// after it are found from the LAST ')', never with a regular expression
+// that a crafted name could fool.
 func ParseProcStat(line string) (ProcStat, error) {
 	line = strings.TrimRight(line, "\n")
 	open := strings.IndexByte(line, '(')

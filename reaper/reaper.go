@@ -21,8 +21,8 @@ import (
 const (
 	// DefaultUnknownStatusTTL is how long the exit status of a PID nobody
 	// registered is kept for a late WaitPID (an orphan re-parented to us, or
-	// a child started outside Command). DESIGN §4: "hands (pid, status) to
-	// whoever started it"; a minute covers any realistic registration delay.
+	// a child started outside Command), whose starter asks for it; a
+	// minute covers any realistic registration delay.
 	DefaultUnknownStatusTTL = time.Minute
 
 	// DefaultMaxUnknownStatuses bounds how many such statuses are kept; the

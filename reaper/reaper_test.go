@@ -271,35 +271,89 @@ func TestReaperCanBeReopenedAfterClose(t *testing.T) {
 	}
 }
 
+// waitUntil polls cond (a state the test waits for, never a "nothing
+// happened" check) and fails after d.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", d, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// cancelled is a context that is already done: WaitPID with it only looks
+// up a status already kept, without waiting.
+func cancelled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// TestWaitPIDForeignChild covers both orders of a child started behind the
+// reaper's back (as a library might): reaped before WaitPID asks (the
+// status is kept) and asked before it exits (the status is handed over).
+// Each order is forced, not left to the scheduler.
 func TestWaitPIDForeignChild(t *testing.T) {
 	r := newReaper(t, reaper.Config{})
-	// A child started behind the reaper's back (as a library might).
-	p, err := os.StartProcess("/bin/sh", []string{"sh", "-c", "exit 7"}, &os.ProcAttr{})
-	if err != nil {
-		t.Fatal(err)
+	check := func(t *testing.T, p *os.Process, e reaper.Exit, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("WaitPID: %v", err)
+		}
+		if e.PID != p.Pid || e.Code() != 7 {
+			t.Errorf("WaitPID = %+v (code %d), want pid %d code 7", e, e.Code(), p.Pid)
+		}
+		// Its own os.Process.Wait now fails (the reaper owns wait4), which
+		// is why children must go through Command.
+		if _, err := p.Wait(); err == nil {
+			t.Error("os.Process.Wait after the reaper reaped: want an error (ECHILD)")
+		}
+		// A status is handed out once.
+		if _, err := r.WaitPID(cancelled(), p.Pid); !errors.Is(err, context.Canceled) {
+			t.Errorf("second WaitPID = %v, want no status kept", err)
+		}
 	}
-	pid := p.Pid
-	time.Sleep(20 * time.Millisecond) // usually reaped before we ask: the status must be kept
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	e, err := r.WaitPID(ctx, pid)
-	if err != nil {
-		t.Fatalf("WaitPID: %v", err)
-	}
-	if e.PID != pid || e.Code() != 7 {
-		t.Errorf("WaitPID = %+v (code %d), want pid %d code 7", e, e.Code(), pid)
-	}
-	// Its own os.Process.Wait now fails (the reaper owns wait4), which is why
-	// children must go through Command.
-	if _, err := p.Wait(); err == nil {
-		t.Error("os.Process.Wait after the reaper reaped: want an error (ECHILD)")
-	}
-	// A status is handed out once.
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel2()
-	if _, err := r.WaitPID(ctx2, pid); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("second WaitPID = %v, want a timeout", err)
-	}
+
+	t.Run("ReapedBeforeAsked", func(t *testing.T) {
+		before := r.Stats().Unknown
+		p, err := os.StartProcess("/bin/sh", []string{"sh", "-c", "exit 7"}, &os.ProcAttr{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 5*time.Second, "the reaper to keep the foreign status", func() bool { return r.Stats().Unknown > before })
+		e, err := r.WaitPID(cancelled(), p.Pid) // kept: no wait needed
+		check(t, p, e, err)
+	})
+
+	t.Run("AskedBeforeExit", func(t *testing.T) {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pr.Close()
+		// The child cannot exit before the pipe is closed.
+		p, err := os.StartProcess("/bin/sh", []string{"sh", "-c", "read x; exit 7"}, &os.ProcAttr{Files: []*os.File{pr, os.Stdout, os.Stderr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type res struct {
+			e   reaper.Exit
+			err error
+		}
+		got := make(chan res, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			e, err := r.WaitPID(ctx, p.Pid)
+			got <- res{e, err}
+		}()
+		waitUntil(t, 5*time.Second, "WaitPID to register", func() bool { return r.Waiters(p.Pid) == 1 })
+		pw.Close() // now let it exit
+		g := <-got
+		check(t, p, g.e, g.err)
+	})
 }
 
 func TestUnknownStatusesAreBounded(t *testing.T) {
@@ -311,19 +365,13 @@ func TestUnknownStatusesAreBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		pids = append(pids, p.Pid)
-		deadline := time.Now().Add(5 * time.Second)
-		for r.Stats().Unknown < uint64(len(pids)) && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+		waitUntil(t, 5*time.Second, "the status to be kept", func() bool { return r.Stats().Unknown >= uint64(len(pids)) })
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	if _, err := r.WaitPID(ctx, pids[0]); err == nil {
+	// Every status has arrived, so a lookup that does not wait is exact.
+	if _, err := r.WaitPID(cancelled(), pids[0]); err == nil {
 		t.Error("the oldest status was kept beyond MaxUnknownStatuses")
 	}
-	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
-	defer cancel2()
-	if e, err := r.WaitPID(ctx2, pids[5]); err != nil || e.Code() != 0 {
+	if e, err := r.WaitPID(cancelled(), pids[5]); err != nil || e.Code() != 0 {
 		t.Errorf("the newest status: %+v, %v", e, err)
 	}
 }
@@ -386,11 +434,13 @@ func TestStartErrorsPassThrough(t *testing.T) {
 	}
 }
 
-// Idle reaping with real processes (short timeouts; the exact 300 s / 10 s
-// policy is tested on a fake clock in idle_test.go).
+// Idle reaping with real processes: an idle child that ignores SIGTERM is
+// killed after the grace (137), one that does not ends with SIGTERM (143).
+// (That Touch postpones reaping, and the exact 300 s / 10 s policy, are
+// tested on synctest's clock in idle_test.go: with real processes whether
+// a toucher keeps up is left to the scheduler.)
 func TestIdleReapingRealProcess(t *testing.T) {
 	r := newReaper(t, reaper.Config{Idle: reaper.IdleConfig{Timeout: 40 * time.Millisecond, KillGrace: 40 * time.Millisecond}})
-	// Ignores SIGTERM: must get SIGKILL after the grace.
 	stubborn := r.Command("sh", "-c", "trap '' TERM; while :; do sleep 0.01; done")
 	stubborn.WatchIdle = true
 	polite := r.Command("sleep", "30")
@@ -400,33 +450,12 @@ func TestIdleReapingRealProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-polite.Done():
-				return
-			case <-time.After(5 * time.Millisecond):
-				polite.Touch() // activity keeps it alive …
-			}
-		}
-	}()
-	errS := stubborn.Wait()
 	var ee *reaper.ExitError
-	if !errors.As(errS, &ee) || ee.ExitCode() != 137 {
-		t.Errorf("stubborn idle process: %v, want SIGKILL (137)", errS)
+	if err := stubborn.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 137 {
+		t.Errorf("stubborn idle process: %v, want SIGKILL (137)", err)
 	}
-	if _, exited := polite.Exit(); exited {
-		t.Fatal("a process touched every 5 ms was reaped as idle")
-	}
-	// … until the touching stops. (Stop the toucher by letting polite die.)
-	if err := polite.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	<-done
 	if err := polite.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 143 {
-		t.Errorf("polite: %v, want 143", err)
+		t.Errorf("polite idle process: %v, want SIGTERM (143)", err)
 	}
 	if len(r.Registered()) != 0 {
 		t.Errorf("Registered after both exited: %+v", r.Registered())

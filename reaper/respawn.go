@@ -14,7 +14,7 @@ import (
 	"github.com/talos-ironclad/talos"
 )
 
-// Respawn defaults (spec §2.7 browser container manager, digest C §3.3).
+// Respawn defaults.
 const (
 	// DefaultMemoryBytes is the container memory limit (mem_limit 512m).
 	DefaultMemoryBytes int64 = 512 << 20
@@ -22,24 +22,24 @@ const (
 	DefaultNanoCPUs int64 = 1_000_000_000
 	// DefaultPidsLimit is the container's process limit (pids_limit 100).
 	DefaultPidsLimit int64 = 100
-	// DefaultNetworkMode is no network. The spec uses bridge; DESIGN §3
-	// (deny by default) makes network access something to configure.
+	// DefaultNetworkMode is no network: deny by default makes network
+	// access something to configure.
 	DefaultNetworkMode = "none"
 	// DefaultNamePrefix prefixes the session ID in container names
 	// (spec: talos-browser-{session_id}).
 	DefaultNamePrefix = "talos-browser-"
 	// DefaultBaseBackoff is the first respawn delay; attempt n (from 0)
-	// waits DefaultBaseBackoff·2ⁿ: 5, 10, 20, 40, 80 s (spec ).
+	// waits DefaultBaseBackoff·2ⁿ: 5, 10, 20, 40, 80 s.
 	DefaultBaseBackoff = 5 * time.Second
 	// DefaultMaxRespawns is how many respawns a session gets before
 	// "max respawns exceeded" (spec max_respawns 5).
 	DefaultMaxRespawns = 5
 	// DefaultStopTimeout is the grace stop gives a container before it is
-	// killed (spec stop(timeout=10)).
+	// killed.
 	DefaultStopTimeout = 10 * time.Second
 	// DefaultResetAfter is how long a session must go without a respawn for
-	// its attempt counter to start again from zero. The spec never resets it
-	// (digest C §3.3 [!]), so one crash a day would exhaust a long-lived
+	// its attempt counter to start again from zero. The spec never resets it,
+	// so one crash a day would exhaust a long-lived
 	// session within a week; ten minutes is far beyond the 155 s the whole
 	// backoff ladder takes.
 	DefaultResetAfter = 10 * time.Minute
@@ -243,7 +243,7 @@ func (m *Manager) session(op, id string) (*session, error) {
 
 // Spawn creates and starts the session's container and returns its ID. A
 // container of the same name (an earlier spawn, perhaps by a previous
-// daemon) is killed and removed first (spec ).
+// daemon) is killed and removed first.
 func (m *Manager) Spawn(ctx context.Context, sessionID string) (string, error) {
 	s, err := m.session("reaper.Manager.Spawn", sessionID)
 	if err != nil {
@@ -272,13 +272,12 @@ func (m *Manager) spawnLocked(ctx context.Context, s *session, sessionID string)
 		return "", talos.E(talos.CodeDocker, op, "starting container "+spec.Name+" failed; it was removed", err)
 	}
 	s.containerID = id
-	m.log.Info("reaper: container spawned", "session", sessionID, "container", shortID(id), "name", spec.Name)
+	m.log.InfoContext(ctx, "reaper: container spawned", "session", sessionID, "container", shortID(id), "name", spec.Name)
 	return id, nil
 }
 
 // Kill stops (grace StopTimeout) and removes the session's container.
-// A container that is already gone is not an error (spec
-// "already_gone").
+// A container that is already gone is not an error.
 func (m *Manager) Kill(ctx context.Context, sessionID string) error {
 	s, err := m.session("reaper.Manager.Kill", sessionID)
 	if err != nil {
@@ -314,7 +313,7 @@ func (m *Manager) killLocked(ctx context.Context, s *session, sessionID string) 
 		if err := stopAndRemove(ctx, m.eng, id, m.cfg.StopTimeout); err != nil {
 			return talos.E(talos.CodeDocker, op, "removing container "+shortID(id)+" of session "+sessionID+" failed", err)
 		}
-		m.log.Info("reaper: container removed", "session", sessionID, "container", shortID(id))
+		m.log.InfoContext(ctx, "reaper: container removed", "session", sessionID, "container", shortID(id))
 	}
 	s.containerID = ""
 	return nil
@@ -360,7 +359,7 @@ func (m *Manager) Respawn(ctx context.Context, sessionID string) (RespawnResult,
 	backoff := m.Backoff(s.attempts)
 	s.attempts++
 	s.lastRespawn = time.Now()
-	m.log.Info("reaper: respawning container", "session", sessionID, "attempt", s.attempts, "backoff", backoff.String())
+	m.log.InfoContext(ctx, "reaper: respawning container", "session", sessionID, "attempt", s.attempts, "backoff", backoff.String())
 
 	// Wait without holding the session: Kill, Attempts and ActiveContainers
 	// (the hunt) must not block for up to 80 s. Kill ends the wait.

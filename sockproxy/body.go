@@ -263,7 +263,7 @@ func (f bodyFilter) checkHostConfig(hc *jvalue) error {
 	if err := strictKeys(where, hc, hostConfigFields); err != nil {
 		return err
 	}
-	// ReadonlyRootfs must be present and true (digest C §4.2 (b)).
+	// ReadonlyRootfs must be present and true.
 	if v := hc.get("ReadonlyRootfs"); v == nil || v.kind != jBool || !v.b {
 		return deny("HostConfig.ReadonlyRootfs", "required and must be true")
 	}
@@ -516,8 +516,8 @@ func checkBindOptions(b string) error {
 }
 
 // checkBindSource allows a host path only when it is clean and equal to or
-// beneath an allowlisted directory (DESIGN §4: empty allowlist by default,
-// so no bind at all).
+// beneath an allowlisted directory (the allowlist is empty by default, so
+// no bind at all).
 func (f bodyFilter) checkBindSource(where, src string) error {
 	if !strings.HasPrefix(src, "/") || path.Clean(src) != src {
 		return deny(where, "bind source %q must be an absolute, clean path", truncate(src, 120))

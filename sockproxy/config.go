@@ -15,17 +15,16 @@ import (
 
 // Defaults. A zero Config field means the default named here.
 const (
-	// DefaultUpstream is the Docker socket the proxy forwards to (spec §2.8
-	// mounts /var/run/docker.sock).
+	// DefaultUpstream is the Docker socket the proxy forwards to.
 	DefaultUpstream = "unix:///var/run/docker.sock"
 
-	// DefaultMaxBodyBytes caps a create or update body (DESIGN §4 "cap body
-	// size"; the spec gives no number). A real create body is a few KiB.
+	// DefaultMaxBodyBytes caps a create or update body. A real create body
+	// is a few KiB.
 	DefaultMaxBodyBytes = 1 << 20
 
 	// DefaultRateLimit is the sustained number of requests per second one
-	// client may send (spec §2.8 DOCKER_SOCKET_PROXY_RATE_LIMIT=100; the spec
-	// gives no unit, we read it as per second because a skill run issues short
+	// client may send (DOCKER_SOCKET_PROXY_RATE_LIMIT=100, given without a
+	// unit: we read it as per second because a skill run issues short
 	// bursts of polls).
 	DefaultRateLimit = 100
 
@@ -46,8 +45,8 @@ const (
 	DefaultMinAPIVersion = "1.40"
 
 	// LabelManaged is the label the proxy puts on every container it creates
-	// and requires on every container a per-container call names (spec §2.7
-	// browser manager labels containers talos.managed=true). The zombie hunt
+	// and requires on every container a per-container call names (the
+	// container manager labels its containers talos.managed=true). The zombie hunt
 	// and the respawn manager select on it too.
 	LabelManaged = "talos.managed"
 
@@ -96,7 +95,7 @@ type Profile struct {
 	// BindAllowlist lists host directories that may be bind-mounted (in
 	// HostConfig.Binds or Mounts of type bind), each an absolute, clean path;
 	// a bind source must equal one of them or lie beneath one. Empty (the
-	// default, DESIGN §4) means no bind mount at all.
+	// default) means no bind mount at all.
 	BindAllowlist []string
 
 	// AllowNamedVolumes lets a container use named volumes (Binds "name:/dst"
@@ -127,9 +126,9 @@ const (
 	ProfileNameMaintenance = "maintenance"
 )
 
-// SkillsProfile is the spec's custom allowlist (§2.8): ping, version, list,
+// SkillsProfile is the allowlist for skills: ping, version, list,
 // inspect, create, start, stop, wait and logs. Logs may hold secrets the
-// container printed; the spec accepts that (digest C §4.2 (h)).
+// container printed; that is accepted.
 func SkillsProfile() Profile {
 	return Profile{
 		Name: ProfileNameSkills,
@@ -138,8 +137,8 @@ func SkillsProfile() Profile {
 }
 
 // MaintenanceProfile is SkillsProfile plus kill and remove, for the zombie
-// hunt and the respawn manager (digest C §3.3 [!]: the spec's proxy denies
-// what its own container manager needs; we allow it for labelled containers).
+// hunt and the respawn manager, which need them; allowed for labelled
+// containers only.
 func MaintenanceProfile() Profile {
 	p := SkillsProfile()
 	p.Name = ProfileNameMaintenance

@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/tlog"
 )
 
 // malformedCaptureBytes is how many bytes of a request that never reached
@@ -61,13 +60,13 @@ func (c *capConn) Read(b []byte) (int, error) {
 // writes itself, straight to the connection, to a request it could not
 // parse (400, 431, 501, 505): that one is audited as a denial and replaced
 // by the proxy's own 403 with a Docker-style {"message": …}, as every other
-// forbidden request gets (issue 7's table of forbidden requests includes a
-// malformed request line). Auditing here rather than when the connection
+// forbidden request gets (a malformed request line is a forbidden
+// request). Auditing here rather than when the connection
 // closes also catches a malformed request pipelined behind a valid one.
 func (c *capConn) Write(b []byte) (int, error) {
 	if a := c.rec.auditor; a != nil {
 		if status, text, ok := parseServerRejection(b); ok {
-			id := tlog.NewCorrelationID()
+			id := talos.NewCorrelationID()
 			a.rejected(c.rec, id, status, text)
 			if _, err := c.Conn.Write(rejectionResponse(id, text)); err != nil {
 				return 0, err
@@ -81,7 +80,7 @@ func (c *capConn) Write(b []byte) (int, error) {
 // parseServerRejection recognises a response net/http wrote itself for a
 // request it could not parse: "HTTP/1.1 <code> <text>" followed by exactly
 // its two headers. Every response that went through the proxy's handler
-// carries CorrelationHeader and Date as well, so it never matches.
+// carries talos.CorrelationHeader and Date as well, so it never matches.
 func parseServerRejection(b []byte) (status int, text string, ok bool) {
 	const prefix = "HTTP/1.1 "
 	const headers = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
@@ -114,7 +113,7 @@ func rejectionResponse(id, serverAnswer string) []byte {
 	body = append(body, '\n')
 	var b bytes.Buffer
 	b.WriteString("HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\n")
-	b.WriteString(CorrelationHeader + ": " + id + "\r\n")
+	b.WriteString(talos.CorrelationHeader + ": " + id + "\r\n")
 	b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
 	b.Write(body)
 	return b.Bytes()
@@ -183,7 +182,7 @@ func (a *connAuditor) connState(c net.Conn, s http.ConnState) {
 			// No handler saw it and capConn.Write did not catch an answer:
 			// the client left mid-request, or net/http answered it through
 			// its response writer (an unsupported Expect: 417).
-			a.record(rec.client, tlog.NewCorrelationID(), line, n, 0,
+			a.record(rec.client, talos.NewCorrelationID(), line, n, 0,
 				"malformed request: it never reached the proxy (incomplete, or answered by the HTTP server itself); nothing was forwarded")
 		}
 	}

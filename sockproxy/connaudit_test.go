@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,11 +12,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/talos-ironclad/talos/internal/testenv"
+
+	"github.com/talos-ironclad/talos"
 )
 
 // lockedBuf collects audit records (JSON lines).
@@ -32,8 +37,71 @@ func (l *lockedBuf) records(prefix string) []map[string]any {
 	return out
 }
 
+// connWatch counts the connections a server opened and those it is done
+// with (closed or hijacked), so a test waits for the server to have handled
+// every connection instead of sleeping and hoping.
+type connWatch struct {
+	mu           sync.Mutex
+	opened, done int
+	changed      chan struct{} // closed and replaced on every change
+}
+
+func newConnWatch() *connWatch { return &connWatch{changed: make(chan struct{})} }
+
+// hook wraps a server's ConnState: the original runs first, so whatever it
+// records (an audit line at close) is written when the watch counts it.
+func (w *connWatch) hook(inner func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
+	return func(c net.Conn, s http.ConnState) {
+		inner(c, s)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		switch s {
+		case http.StateNew:
+			w.opened++
+		case http.StateClosed, http.StateHijacked:
+			w.done++
+		default:
+			return
+		}
+		close(w.changed)
+		w.changed = make(chan struct{})
+	}
+}
+
+// waitOpened blocks until the server has accepted at least n connections.
+func (w *connWatch) waitOpened(t *testing.T, n int) {
+	t.Helper()
+	w.waitFor(t, fmt.Sprintf("%d connections accepted", n), func() bool { return w.opened >= n })
+}
+
+// waitDone blocks until the server has accepted at least n connections and
+// is done with every connection it accepted.
+func (w *connWatch) waitDone(t *testing.T, n int) {
+	t.Helper()
+	w.waitFor(t, fmt.Sprintf("the server done with all of at least %d connections", n), func() bool { return w.opened >= n && w.done == w.opened })
+}
+
+func (w *connWatch) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	guard := time.NewTimer(10 * time.Second) // only a hang guard: the wait ends on the event
+	defer guard.Stop()
+	for {
+		w.mu.Lock()
+		ok, ch, o, d := cond(), w.changed, w.opened, w.done
+		w.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-guard.C:
+			t.Fatalf("waited 10 s for %s (opened %d, done %d)", what, o, d)
+		}
+	}
+}
+
 // serveForTest serves a proxy (fake engine) with Serve on a unix socket.
-func serveForTest(t *testing.T) (string, *Proxy, *lockedBuf) {
+func serveForTest(t *testing.T, middleware ...func(http.Handler) http.Handler) (string, *Proxy, *lockedBuf, *connWatch) {
 	t.Helper()
 	audit := &lockedBuf{}
 	f := newFakeEngine()
@@ -48,28 +116,18 @@ func serveForTest(t *testing.T) (string, *Proxy, *lockedBuf) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := newConnWatch()
+	srv := NewServer(p, middleware...)
+	srv.ConnState = w.hook(srv.ConnState)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, p) }()
+	go func() { done <- Serve(ctx, ln, srv) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return sock, p, audit
-}
-
-// settle waits until the server has seen the client's close.
-func settle(t *testing.T, audit *lockedBuf, want int) []map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		recs := audit.records("malformed request")
-		if len(recs) >= want || time.Now().After(deadline) {
-			return recs
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return sock, p, audit, w
 }
 
 func TestMalformedRequestAudited(t *testing.T) {
-	sock, p, audit := serveForTest(t)
+	sock, p, audit, w := serveForTest(t)
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -91,12 +149,13 @@ func TestMalformedRequestAudited(t *testing.T) {
 	}
 	r := recs[0]
 	if r["request_line"] != `"GARBAGE"` || r["code"] != "T406" || r["status"] != float64(403) || r["server_status"] != float64(400) ||
-		r["event"] != "sockproxy.deny" || r["correlation_id"] != resp.Header.Get(CorrelationHeader) ||
+		r["event"] != "sockproxy.deny" || r["correlation_id"] != resp.Header.Get(talos.CorrelationHeader) ||
 		!strings.HasPrefix(r["client"].(string), "uid:") {
 		t.Errorf("record %v", r)
 	}
 	c.Close()
-	if recs := settle(t, audit, 2); len(recs) != 1 {
+	w.waitDone(t, 1)
+	if recs := audit.records("malformed request"); len(recs) != 1 {
 		t.Fatalf("%d records after the close; want the one", len(recs))
 	}
 	if strings.Contains(audit.String(), "secret") {
@@ -111,7 +170,7 @@ func TestMalformedRequestAudited(t *testing.T) {
 // as a valid one (so it never causes a read of its own) is still denied
 // and audited.
 func TestMalformedRequestPipelined(t *testing.T) {
-	sock, p, audit := serveForTest(t)
+	sock, p, audit, _ := serveForTest(t)
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +200,7 @@ func TestMalformedRequestPipelined(t *testing.T) {
 // response writer (an unsupported Expect: 417) is recorded, without a
 // status, when the connection closes.
 func TestUnreachedRequestsAudited(t *testing.T) {
-	sock, _, audit := serveForTest(t)
+	sock, _, audit, w := serveForTest(t)
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +226,8 @@ func TestUnreachedRequestsAudited(t *testing.T) {
 		t.Fatalf("unsupported Expect: %v, %v; want 417", resp, err)
 	}
 	c.Close()
-	recs := settle(t, audit, 2)
+	w.waitDone(t, 2)
+	recs := audit.records("malformed request")
 	if len(recs) != 2 || recs[1]["status"] != nil || recs[1]["request_line"] != `"GET /_ping HTTP/1.1"` {
 		t.Fatalf("records %v; want a second one, without a status", recs)
 	}
@@ -196,13 +256,13 @@ func TestParseServerRejection(t *testing.T) {
 }
 
 func TestNoMalformedRecordForSilentOrValidClients(t *testing.T) {
-	sock, _, audit := serveForTest(t)
-	// Connects and sends nothing.
+	sock, _, audit, w := serveForTest(t)
+	// Connects and sends nothing (closing once the server has accepted it).
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	w.waitOpened(t, 1)
 	c.Close()
 
 	// Two valid requests on one keep-alive connection (one forwarded, one
@@ -228,7 +288,9 @@ func TestNoMalformedRecordForSilentOrValidClients(t *testing.T) {
 	c.Close()
 
 	// The standard client over the same socket.
+	var dials atomic.Int32
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		dials.Add(1)
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
 	for range 3 {
@@ -240,14 +302,16 @@ func TestNoMalformedRecordForSilentOrValidClients(t *testing.T) {
 		resp.Body.Close()
 	}
 	hc.CloseIdleConnections()
-	time.Sleep(50 * time.Millisecond)
+	// Every connection's close has been handled, so any record it would
+	// cause is written by now.
+	w.waitDone(t, 2+int(dials.Load()))
 	if recs := audit.records("malformed request"); len(recs) != 0 {
 		t.Fatalf("false malformed-request records: %v", recs)
 	}
 }
 
 func TestOptionsAsteriskDeniedByProxy(t *testing.T) {
-	sock, _, audit := serveForTest(t)
+	sock, _, audit, _ := serveForTest(t)
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -300,4 +364,37 @@ func FuzzRenderRequestLine(f *testing.F) {
 			t.Fatalf("non-ASCII left in %q", s)
 		}
 	})
+}
+
+// TestMiddlewareKeepsMalformedAuditing pins that wrapping the proxy in
+// middleware keeps the malformed-request denial and its audit record (the
+// server used to find the proxy by a type assertion on its handler).
+func TestMiddlewareKeepsMalformedAuditing(t *testing.T) {
+	var seen atomic.Int32
+	mw := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen.Add(1); h.ServeHTTP(w, r) })
+	}
+	sock, p, audit, _ := serveForTest(t, mw)
+	for _, req := range []string{"GARBAGE\r\n\r\n", "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n"} {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, req)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{true: 403, false: 200}[strings.HasPrefix(req, "GARBAGE")]; resp.StatusCode != want {
+			t.Errorf("%q: %d, want %d", req, resp.StatusCode, want)
+		}
+	}
+	if recs := audit.records("malformed request"); len(recs) != 1 || p.Stats().Denied != 1 {
+		t.Fatalf("records %v, stats %+v: the malformed request was not audited behind middleware", recs, p.Stats())
+	}
+	if seen.Load() != 1 {
+		t.Errorf("middleware saw %d requests, want 1 (the valid one)", seen.Load())
+	}
 }

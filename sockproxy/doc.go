@@ -13,7 +13,7 @@
 //		Audit:    auditLogger, // tier 1
 //	})
 //	ln, err := sockproxy.Listen("unix:///run/talos/docker.sock", sockproxy.ListenOptions{})
-//	err = sockproxy.Serve(ctx, ln, p)
+//	err = sockproxy.Serve(ctx, ln, sockproxy.NewServer(p))
 //
 // Any Docker client then talks to the proxy's socket as if it were the
 // engine's (the moby client negotiates the API version through /_ping).
@@ -69,7 +69,7 @@
 //
 // The proxy cannot see the host: a bind source in the allowlist that is a
 // symlink is resolved by the engine. Logs are allowed and may contain what a
-// container printed (digest C §4.2 (h)).
+// container printed.
 //
 // # Malformed requests
 //
@@ -92,4 +92,10 @@
 // without a status, when its connection closes. Clients that connect and
 // send nothing, and keep-alive connections closed while idle, are not
 // recorded. "OPTIONS *" is given to the proxy, which denies it.
+//
+// # Testing
+//
+// Package sockproxy/sockproxytest has an in-memory Docker engine, a
+// transport that puts any handler behind a proxy without a socket, and
+// Serve, which runs a proxy on a unix socket for the rest of a test.
 package sockproxy

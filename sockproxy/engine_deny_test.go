@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
@@ -281,19 +280,16 @@ func TestEngineMalformedRequestLine(t *testing.T) {
 		"GET /_ping HTTP/1.1\r\nHost: d\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n",
 	} {
 		before := len(pt.audit.records("sockproxy.deny"))
-		code, _ := rawRequest(t, pt.sock, line)
+		closed := pt.srv.ConnsDone()
+		code, _ := rawRequest(t, pt.sock, line) // closes its connection
 		if code != 403 {
 			t.Errorf("%.40q: status %d; want 403", line, code)
 			continue
 		}
-		var recs []map[string]any
-		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if recs = pt.audit.records("sockproxy.deny"); len(recs) > before {
-				break
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-		recs = pt.audit.records("sockproxy.deny")
+		// Once the server is done with the connection, every record it
+		// causes (at the answer or at the close) is written.
+		pt.srv.WaitConnsDone(t, closed+1)
+		recs := pt.audit.records("sockproxy.deny")
 		if len(recs) != before+1 {
 			t.Errorf("%.40q: %d new audit records; want 1", line, len(recs)-before)
 			continue

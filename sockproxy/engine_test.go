@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/sockproxy"
+	"github.com/talos-ironclad/talos/sockproxy/sockproxytest"
 )
 
 // auditLog collects the proxy's audit records (JSON lines).
@@ -44,16 +43,12 @@ type proxyUnderTest struct {
 	sock  string
 	proxy *sockproxy.Proxy
 	audit *auditLog
+	srv   *sockproxytest.Server
 }
 
 // startProxy serves a proxy for cfg on a fresh unix socket until the test ends.
 func startProxy(t testing.TB, cfg sockproxy.Config) *proxyUnderTest {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	a := &auditLog{}
 	if cfg.Audit == nil {
 		cfg.Audit = slog.New(slog.NewJSONHandler(a, nil))
@@ -62,20 +57,9 @@ func startProxy(t testing.TB, cfg sockproxy.Config) *proxyUnderTest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(dir, "docker.sock")
-	ln, err := sockproxy.Listen("unix://"+sock, sockproxy.ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sockproxy.Serve(ctx, ln, p) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		p.Close()
-	})
-	return &proxyUnderTest{sock: sock, proxy: p, audit: a}
+	t.Cleanup(func() { p.Close() }) // after the server has stopped (cleanups run last first)
+	srv := sockproxytest.Serve(t, p)
+	return &proxyUnderTest{sock: srv.Socket, proxy: p, audit: a, srv: srv}
 }
 
 func (pt *proxyUnderTest) client(t testing.TB) *client.Client {

@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// blockedPatterns are the spec's blocked patterns (§2.8, digest C §4.2),
+// blockedPatterns are the blocked patterns of the original specification,
 // checked first and case-insensitively against the once-decoded path. They
 // are anchored at the start with a leading .*, so they find anywhere.
 var blockedPatterns = func() []*regexp.Regexp {
@@ -185,8 +185,7 @@ func validContainerRef(s string) bool {
 }
 
 // matchRoute maps a normalised path to an endpoint. It accepts an optional
-// /vX.Y prefix on every endpoint, /_ping and /version included (digest C
-// §4.2 (e)).
+// /vX.Y prefix on every endpoint, /_ping and /version included.
 func matchRoute(p string) (route, error) {
 	var r route
 	rest := p

@@ -21,13 +21,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/tlog"
 )
-
-// CorrelationHeader carries the request's 16-hex-character correlation ID
-// (DESIGN §3). A caller's valid ID is kept, otherwise the proxy makes one; it
-// is in every audit record and in the response.
-const CorrelationHeader = tlog.CorrelationHeader
 
 // upstreamHost is the Host used for requests to the engine; the engine
 // ignores it (it listens on a socket).
@@ -203,12 +197,12 @@ func (q *request) attrs() []any {
 // answers 403 (429 when the client is over its rate) with {"message": …}.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rawPath, rawQuery, _ := strings.Cut(r.RequestURI, "?")
-	id := r.Header.Get(CorrelationHeader)
-	if !tlog.ValidCorrelationID(id) {
-		id = tlog.NewCorrelationID()
+	id := r.Header.Get(talos.CorrelationHeader)
+	if !talos.ValidCorrelationID(id) {
+		id = talos.NewCorrelationID()
 	}
 	q := &request{id: id, client: clientOf(r), method: r.Method, path: rawPath}
-	w.Header().Set(CorrelationHeader, q.id)
+	w.Header().Set(talos.CorrelationHeader, q.id)
 
 	if p.limiter != nil {
 		if ok, wait := p.limiter.allow(q.client.key, time.Now()); !ok {

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/tlog"
 )
 
 // fakeEngine answers the few endpoints the proxy forwards and records what
@@ -432,17 +431,17 @@ func TestProxyUpdateAndChunkedCreate(t *testing.T) {
 func TestProxyCorrelationID(t *testing.T) {
 	p, _, audit := newTestProxy(t, Config{})
 	r := httptest.NewRequest("GET", "/v1.41/info", nil)
-	r.Header.Set(CorrelationHeader, "0123456789abcdef")
+	r.Header.Set(talos.CorrelationHeader, "0123456789abcdef")
 	w := httptest.NewRecorder()
 	p.ServeHTTP(w, r)
-	if w.Header().Get(CorrelationHeader) != "0123456789abcdef" || !strings.Contains(audit.String(), `"correlation_id":"0123456789abcdef"`) {
-		t.Fatalf("caller's correlation ID not kept: %q %s", w.Header().Get(CorrelationHeader), audit)
+	if w.Header().Get(talos.CorrelationHeader) != "0123456789abcdef" || !strings.Contains(audit.String(), `"correlation_id":"0123456789abcdef"`) {
+		t.Fatalf("caller's correlation ID not kept: %q %s", w.Header().Get(talos.CorrelationHeader), audit)
 	}
 	r = httptest.NewRequest("GET", "/v1.41/info", nil)
-	r.Header.Set(CorrelationHeader, "not-an-id")
+	r.Header.Set(talos.CorrelationHeader, "not-an-id")
 	w = httptest.NewRecorder()
 	p.ServeHTTP(w, r)
-	if id := w.Header().Get(CorrelationHeader); !tlog.ValidCorrelationID(id) {
+	if id := w.Header().Get(talos.CorrelationHeader); !talos.ValidCorrelationID(id) {
 		t.Fatalf("generated correlation ID %q", id)
 	}
 }

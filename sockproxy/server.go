@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,7 +17,7 @@ import (
 )
 
 // SocketMode is the mode of a unix socket the proxy listens on: owner and
-// group may connect, nobody else (DESIGN §4, issue 7).
+// group may connect, nobody else.
 const SocketMode os.FileMode = 0o660
 
 // ShutdownGrace is how long Serve lets in-flight requests finish after its
@@ -181,21 +180,27 @@ func clientOf(r *http.Request) clientInfo {
 	return clientInfo{key: host, desc: r.RemoteAddr}
 }
 
-// NewServer returns an http.Server for h that records each connection's
+// NewServer returns an http.Server for p that records each connection's
 // peer (uid and pid on unix sockets, via SO_PEERCRED) for rate limiting and
 // audit. It sets a header read timeout and no write timeout, so long-lived
 // streams (logs follow, wait, attach) are not cut.
 //
-// When h is a *Proxy, a request net/http cannot parse and would answer
-// itself (400, 431, 501, 505) is answered with the proxy's 403 and audited
-// as a "malformed request" denial (package doc, "Malformed requests"); Serve
-// wraps the listener so this works and so the record carries the first line
-// of what was read (quoted, at most 64 bytes). "OPTIONS *" is passed to the
-// proxy (which denies it) instead of being answered by net/http.
-func NewServer(h http.Handler) *http.Server {
-	a := &connAuditor{audit: slog.New(slog.DiscardHandler), denied: func() {}}
-	if p, ok := h.(*Proxy); ok {
-		a.audit, a.profile, a.denied = p.audit, p.profile.Name, func() { p.nDenied.Add(1) }
+// Requests reach p through middleware, if any: middleware[0] is the
+// outermost. Whatever the middleware, a request net/http cannot parse and
+// would answer itself (400, 431, 501, 505) is answered with the proxy's 403
+// and audited in p's audit log as a "malformed request" denial (package doc,
+// "Malformed requests"), when the server runs under Serve, which wraps the
+// listener so the record carries the first line of what was read (quoted,
+// at most 64 bytes). "OPTIONS *" is passed to the proxy (which denies it)
+// instead of being answered by net/http. p must not be nil.
+//
+// The returned server's ConnState may be wrapped (call the original first)
+// to observe connections, as tests do to know a connection was handled.
+func NewServer(p *Proxy, middleware ...func(http.Handler) http.Handler) *http.Server {
+	a := &connAuditor{audit: p.audit, profile: p.profile.Name, denied: func() { p.nDenied.Add(1) }}
+	var h http.Handler = p
+	for i := len(middleware) - 1; i >= 0; i-- {
+		h = middleware[i](h)
 	}
 	return &http.Server{
 		Handler:                      a.handler(h),
@@ -208,11 +213,10 @@ func NewServer(h http.Handler) *http.Server {
 	}
 }
 
-// Serve serves h on ln until ctx is cancelled, then shuts down: new
-// connections stop at once, in-flight requests get ShutdownGrace. It
-// returns nil after a clean shutdown.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := NewServer(h)
+// Serve serves srv (from NewServer) on ln until ctx is cancelled, then
+// shuts down: new connections stop at once, in-flight requests get
+// ShutdownGrace. It returns nil after a clean shutdown.
+func Serve(ctx context.Context, ln net.Listener, srv *http.Server) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(capListener{ln}) }()
 	select {

@@ -19,8 +19,8 @@ import (
 // Why not net/http's Transport: it hands every request to a writer goroutine
 // and every response through a reader goroutine. On the two-core machines
 // Talos targets, those two extra wake-ups per request were most of the
-// latency the proxy added to a container list (issue 7 allows +200 µs at the
-// median); this transport removes them. It speaks only what the Docker engine
+// latency the proxy added to a container list (the budget is +200 µs at
+// the median); this transport removes them. It speaks only what the Docker engine
 // speaks on its socket: plain HTTP/1.1, fixed-length or chunked bodies,
 // bodies that end with the connection, and 101 upgrades (attach), whose
 // response body is the connection itself as net/http's is, so

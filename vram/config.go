@@ -16,39 +16,35 @@ const (
 // Defaults. A zero field of Config means the default named here.
 const (
 	// DefaultAcquireTimeout bounds how long Acquire waits in the queue before
-	// it returns T100 (spec VRAMTimeoutConfig.SEMAPHORE_ACQUIRE, digest B §1.4;
-	// the spec's env override VRAM_MUTEX_TIMEOUT=300 s is ignored by default,
-	// digest B §1.11-9).
+	// it returns T100 (SEMAPHORE_ACQUIRE).
 	DefaultAcquireTimeout = 30 * time.Second
-	// DefaultLoadTimeout bounds one model load (MODEL_LOAD, digest B §1.4).
+	// DefaultLoadTimeout bounds one model load (MODEL_LOAD).
 	DefaultLoadTimeout = 30 * time.Second
 	// DefaultUnloadHang is how long an unload may take before the kill ladder
-	// starts (UNLOAD_HANG_THRESHOLD, digest B §1.4/§1.6). It is the only unload
-	// timer: the spec's overlapping 30 s ERROR timer is dropped (§1.11-4).
+	// starts (UNLOAD_HANG_THRESHOLD). It is the only unload timer.
 	DefaultUnloadHang = 29 * time.Second
 	// DefaultKillGrace is the wait between SIGTERM and SIGKILL
-	// (PROCESS_KILL_TIMEOUT, digest B §1.4; the 1 s and 0.5 s of §1.6/§1.8 are
-	// the spec's contradictions §1.11-5, DESIGN §4 chose 10 s).
+	// (PROCESS_KILL_TIMEOUT).
 	DefaultKillGrace = 10 * time.Second
 	// DefaultKillVerify is how long the ladder waits after SIGKILL for the
-	// process to disappear (5 re-checks × 0.5 s, digest B §1.8 phase 3).
+	// process to disappear (5 re-checks × 0.5 s).
 	DefaultKillVerify = 2500 * time.Millisecond
 	// DefaultCooldown is the pause after a kill before the next load
-	// (RECOVERY_COOLDOWN, digest B §1.4/§1.9).
+	// (RECOVERY_COOLDOWN).
 	DefaultCooldown = 60 * time.Second
-	// DefaultPollInterval is the watchdog's polling period (digest B §1.5 ).
+	// DefaultPollInterval is the watchdog's polling period.
 	DefaultPollInterval = 100 * time.Millisecond
 	// DefaultUnloadDropRatio is the share of a model's size by which used VRAM
-	// must drop for an unload to count as complete (DESIGN §4, replacing the
-	// spec's absolute "< 1 GB", digest B §1.11-6).
+	// must drop for an unload to count as complete (a relative drop, since
+	// a desktop display keeps some VRAM in use).
 	DefaultUnloadDropRatio = 0.8
 	// DefaultCallTimeout bounds a single Resident or GPU reading call made
 	// while polling.
 	DefaultCallTimeout = 5 * time.Second
 )
 
-// Default model names and requirements (digest B §1.3 T1/T2: coder needs
-// more than 7 GB free, vision more than 9 GB).
+// Default model names and requirements: coder needs more than 7 GB free,
+// vision more than 9 GB.
 const (
 	DefaultCoderModel   = "coder"
 	DefaultVisionModel  = "vision"

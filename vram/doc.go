@@ -1,6 +1,5 @@
 // Package vram arbitrates GPU memory between local models that cannot all
-// fit at once (the spec's "VRAM mutex", digest B §1, with the decisions of
-// DESIGN §4).
+// fit at once: the "VRAM mutex".
 //
 // # Leases and swaps
 //
@@ -49,8 +48,9 @@
 //
 // Stats returns the state, resident model, leases, waiters, counters, a
 // wait-time histogram, the transitions taken and the last kill report.
-// NewCollector exports the same as Prometheus metrics without touching the
-// global registry; Handler serves Stats as JSON for `talos gpu status`.
+// Package vram/vramprom exports the same as Prometheus metrics without
+// touching the global registry; Handler serves Stats as JSON for `talos gpu
+// status`.
 //
 // Package vram/vramtest has fakes of the Runtime, the GPU and the process
 // table for tests (they work inside testing/synctest), and the conformance

@@ -39,7 +39,7 @@ type GPU interface {
 	Memory(ctx context.Context) (Reading, error)
 }
 
-// ProbeKind classifies a failed GPU reading (digest B §1.7 ).
+// ProbeKind classifies a failed GPU reading.
 type ProbeKind string
 
 // The spec's nvidia-smi failure kinds. NVML failures map onto the same kinds.
@@ -57,8 +57,7 @@ const (
 type ProbeAction string
 
 // Actions of the error → action table. ESCALATE_PRIVILEGES from the spec is
-// replaced by FIX_CONFIG: an agent must not raise its own privileges
-// (digest B §1.11-7).
+// replaced by FIX_CONFIG: an agent must not raise its own privileges.
 const (
 	ActionEnterCPUMode     ProbeAction = "ENTER_CPU_MODE"
 	ActionRestartRequired  ProbeAction = "RESTART_REQUIRED"
@@ -86,8 +85,8 @@ type ProbeHandling struct {
 	Message  string
 }
 
-// HandlingFor returns the row of the error → action table for kind
-// (digest B §1.7 ). Unknown kinds get UNKNOWN / LOG_AND_CONTINUE.
+// HandlingFor returns the row of the error → action table for kind.
+// Unknown kinds get UNKNOWN / LOG_AND_CONTINUE.
 func HandlingFor(kind ProbeKind) ProbeHandling {
 	switch kind {
 	case ProbeCommandNotFound:
@@ -167,8 +166,8 @@ func KindOf(err error) ProbeKind {
 }
 
 // Fallback returns a GPU that asks each reader in order and returns the first
-// reading that succeeds, for example NVML first and nvidia-smi second
-// (digest B §1.7 ). When every reader fails, it returns the last known
+// reading that succeeds, for example NVML first and nvidia-smi second.
+// When every reader fails, it returns the last known
 // reading (Stale) with the error of the last reader, joined with the others'.
 func Fallback(readers ...GPU) GPU {
 	return &fallback{readers: readers}

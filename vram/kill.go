@@ -10,7 +10,7 @@ import (
 	"github.com/talos-ironclad/talos"
 )
 
-// KillMethod says how the kill ladder ended (digest B §1.8 KillReport).
+// KillMethod says how the kill ladder ended.
 type KillMethod string
 
 // Kill methods.
@@ -21,7 +21,7 @@ const (
 	KillFailed            KillMethod = "FAILED"             // still alive: GPU_UNRECOVERABLE
 )
 
-// Issue is one finding of the post-kill diagnostics (digest B §1.9).
+// Issue is one finding of the post-kill diagnostics.
 type Issue struct {
 	Check    string `json:"check"`
 	Critical bool   `json:"critical"`

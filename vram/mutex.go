@@ -46,7 +46,7 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
-// cooldownLogEvery is the period of the cooldown's progress log (digest B §1.9).
+// cooldownLogEvery is the period of the cooldown's progress log.
 const cooldownLogEvery = 10 * time.Second
 
 // ErrClosed is returned by Acquire after Close.
@@ -475,8 +475,8 @@ func (m *Mutex) readGPU() (Reading, error) {
 }
 
 // MaxStaleReading is how old a last-known GPU reading may be for a load or
-// swap decision when the reader reports a parse error (digest B §1.7:
-// PARSE_ERROR → USE_LAST_KNOWN). Older readings, and every other kind of
+// swap decision when the reader reports a parse error (PARSE_ERROR →
+// USE_LAST_KNOWN). Older readings, and every other kind of
 // failure, refuse the load.
 const MaxStaleReading = 30 * time.Second
 
@@ -858,7 +858,7 @@ func (m *Mutex) hung(model string, after time.Duration, owner *waiter) {
 	}
 	m.mu.Unlock()
 
-	// Cooldown (digest B §1.9): nothing loads until it ends; progress is
+	// Cooldown: nothing loads until it ends; progress is
 	// logged every 10 s.
 	end := time.Now().Add(m.cfg.Cooldown)
 	t := time.NewTimer(m.cfg.Cooldown)
@@ -893,7 +893,7 @@ cooldown:
 	}
 }
 
-// diagnose runs the post-kill checks of digest B §1.9 that are possible from
+// diagnose runs the post-kill checks that are possible from
 // outside the runner: GPU readable, runner not a zombie, runtime and mutex
 // consistent. (SHM and FD checks need thresholds the spec never defines;
 // defragmentation is impossible from outside the owning process.)

@@ -1,7 +1,7 @@
 package vram
 
-// State is the state of the mutex (DESIGN §4: the spec's machine plus a
-// "model resident" state, digest B §1.11-1).
+// State is the state of the mutex, including "model resident" (Ready)
+// between loads.
 type State int
 
 // States. Loading, Ready and Unloading concern one model (Stats.Model).
@@ -44,7 +44,7 @@ func Transitions() map[Transition]string {
 		{Idle, Loading}:      "load: the head of the queue wants a model and nothing is resident",
 		{Idle, Ready}:        "adopt: the runtime already holds another configured model (daemon restart); it is swapped out next",
 		{Loading, Ready}:     "load complete and the runtime lists the model",
-		{Loading, Unloading}: "load failed or timed out: emergency unload (digest B §1.3 T4/T6)",
+		{Loading, Unloading}: "load failed or timed out: emergency unload",
 		{Ready, Unloading}:   "swap: the last lease was released and the queue wants another model",
 		{Unloading, Idle}:    "unload complete, or the hung runner was killed (cooldown follows)",
 		{Unloading, Error}:   "the hung runner could not be killed",

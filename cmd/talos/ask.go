@@ -16,6 +16,7 @@ import (
 	"github.com/talos-ironclad/talos/breaker/redisstore"
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/llm/gemini"
 	"github.com/talos-ironclad/talos/llm/ollama"
@@ -173,7 +174,7 @@ stop it. Exit codes: 0 answered, 1 the local model failed, 2 invalid input or se
 				if cfg.RedisURL != "" {
 					opt, err := redis.ParseURL(cfg.RedisURL)
 					if err != nil {
-						return withExit(2, fmt.Errorf("TALOS_REDIS_URL = %q is invalid: %w", config.RedactURL(cfg.RedisURL), err))
+						return withExit(2, fmt.Errorf("TALOS_REDIS_URL = %q is invalid: %w", redact.URL(cfg.RedisURL), err))
 					}
 					rdb := redis.NewClient(opt)
 					defer rdb.Close()

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 // homeFlag is the global flag that overrides TALOS_HOME.
@@ -29,9 +32,9 @@ func homeFrom(cmd *cobra.Command) string {
 
 // setOverrides parses every --set NAME=VALUE given to cmd into a map of
 // variable name → value. NAME may be written in upper case (the variable)
-// or lower case (the config.yaml key). A malformed pair or an unknown name
-// is an error naming the flag and the name, never the value (it may be a
-// secret).
+// or lower case (the config.yaml key). Every malformed pair and unknown name
+// is reported at once (errors.Join, one line each), naming the flag and the
+// name, never the value (it may be a secret).
 func setOverrides(cmd *cobra.Command) (map[string]string, error) {
 	f := cmd.Flag(setFlag)
 	if f == nil {
@@ -42,23 +45,38 @@ func setOverrides(cmd *cobra.Command) (map[string]string, error) {
 		return nil, nil
 	}
 	out := map[string]string{}
+	var errs []error
 	for i, pair := range sv.GetSlice() {
 		name, val, ok := strings.Cut(pair, "=")
 		name = strings.ToUpper(strings.TrimSpace(name))
 		if !ok || name == "" {
 			// Do not echo the argument: without '=' it may be a bare secret.
-			return nil, fmt.Errorf("--set number %d is not NAME=VALUE (for example --set LOG_LEVEL=DEBUG)", i+1)
+			errs = append(errs, fmt.Errorf("--set number %d is not NAME=VALUE (for example --set LOG_LEVEL=DEBUG)", i+1))
+			continue
+		}
+		shown := name
+		if !plainName.MatchString(name) {
+			shown = redact.Value(name)
 		}
 		if name == config.EnvHome {
-			return nil, fmt.Errorf("--set %s: the home directory is chosen with --home (or the %s environment variable)", name, config.EnvHome)
+			errs = append(errs, fmt.Errorf("--set %s: the home directory is chosen with --home (or the %s environment variable)", name, config.EnvHome))
+			continue
 		}
 		if !config.IsVariable(name) {
-			return nil, fmt.Errorf("--set %s: %s is not a configuration variable%s; `talos config vars` lists every valid name", name, name, config.Suggest(name))
+			errs = append(errs, fmt.Errorf("--set %s: %s is not a configuration variable%s; `talos config vars` lists every valid name", shown, shown, config.Suggest(name)))
+			continue
 		}
 		out[name] = val
 	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return out, nil
 }
+
+// plainName is a --set name shown as it is in messages; any other is
+// quoted and clipped.
+var plainName = regexp.MustCompile(`^[A-Z0-9_]{1,64}$`)
 
 // loadConfig loads the configuration for cmd: --home (else TALOS_HOME, else
 // ~/talos), then config.yaml, talos.env, the environment, every --set

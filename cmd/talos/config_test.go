@@ -148,6 +148,18 @@ func TestSetFlagPrecedence(t *testing.T) {
 		!strings.Contains(err.Error(), "did you mean TRUST_LEVEL") || !strings.Contains(err.Error(), "talos config vars") {
 		t.Errorf("unknown --set name: %v\n%s", err, out)
 	}
+	// Several bad --set flags are all reported, not only the first.
+	_, err = validate("--set", "TRUST_LEVL=1", "--set", "nopair", "--set", "LOG_LEVL=DEBUG", "--set", "TALOS_HOME=/x")
+	for _, want := range []string{"TRUST_LEVL is not", "--set number 2 is not NAME=VALUE", "LOG_LEVL is not", "--set TALOS_HOME"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("several bad --set: %q missing from %v", want, err)
+		}
+	}
+	// A huge name is clipped and its control characters escaped.
+	_, err = validate("--set", strings.Repeat("\x1b", 1<<16)+"=1")
+	if err == nil || len(err.Error()) > 1000 || strings.Contains(err.Error(), "\x1b") {
+		t.Errorf("huge --set name echoed (%d bytes)", len(err.Error()))
+	}
 	// Secrets given with --set are validated and never printed.
 	const weak = "weakpassWORDxyz"
 	out, err = validate("--set", "BASIC_AUTH_PASS="+weak)

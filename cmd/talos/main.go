@@ -7,12 +7,14 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
 		if e, ok := err.(*exitError); !ok || !e.quiet {
-			fmt.Fprintln(os.Stderr, "talos:", err)
+			fmt.Fprintln(os.Stderr, "talos:", redact.Text(err.Error()))
 		}
 		os.Exit(exitCode(err))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/chroma"
@@ -108,10 +109,10 @@ func (o *memoryOpts) open(cmd *cobra.Command, threshold float64) (*memoryEnv, er
 	var where string
 	if cfg.ChromaURL != "" {
 		if cmd.Flags().Changed("store-dir") {
-			return nil, withExit(2, fmt.Errorf("--store-dir is for the embedded store, but TALOS_CHROMA_URL is set (%s); unset it to use the embedded store", config.RedactURL(cfg.ChromaURL)))
+			return nil, withExit(2, fmt.Errorf("--store-dir is for the embedded store, but TALOS_CHROMA_URL is set (%s); unset it to use the embedded store", redact.URL(cfg.ChromaURL)))
 		}
 		store, err = chroma.Open(cmd.Context(), chroma.Config{URL: cfg.ChromaURL, Collection: o.collection, Dimension: emb.Dimension()})
-		where = fmt.Sprintf("Chroma at %s, collection %s", config.RedactURL(cfg.ChromaURL), o.collection)
+		where = fmt.Sprintf("Chroma at %s, collection %s", redact.URL(cfg.ChromaURL), o.collection)
 	} else {
 		store, err = chromem.Open(chromem.Config{Path: o.storeDir, Collection: o.collection, Dimension: emb.Dimension()})
 		where = fmt.Sprintf("%s, collection %s", o.storeDir, o.collection)
@@ -194,6 +195,9 @@ func newMemoryAddCmd(o *memoryOpts) *cobra.Command {
 			defer env.close()
 			text := strings.Join(args, " ")
 			got, err := env.ret.Remember(cmd.Context(), id, text, rag.Memory{Priority: p, Source: src, Trusted: trusted, Type: typ, SessionID: session, CreatedAt: at})
+			if errors.Is(err, talos.ErrInputInvalid) {
+				return withExit(2, err)
+			}
 			if err != nil {
 				return err
 			}
@@ -252,6 +256,9 @@ func newMemorySearchCmd(o *memoryOpts) *cobra.Command {
 			}
 			defer env.close()
 			res, err := env.ret.Retrieve(cmd.Context(), rag.Query{Text: strings.Join(args, " "), TopK: topK, Where: filter, Type: typ, Budget: budget})
+			if errors.Is(err, talos.ErrInputInvalid) {
+				return withExit(2, err)
+			}
 			if err != nil {
 				return err
 			}
@@ -465,6 +472,10 @@ func newMemoryRestoreCmd(o *memoryOpts) *cobra.Command {
 			}
 			if o.jsonOut {
 				return printJSON(cmd.OutOrStdout(), rep)
+			}
+			if rep.NoArchive {
+				fmt.Fprintf(cmd.OutOrStdout(), "nothing to restore: no memory has been pruned yet (no archive at %s)\n", env.opts.archive)
+				return nil
 			}
 			verb := "restored"
 			if dryRun {

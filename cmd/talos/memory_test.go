@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/rag/chroma"
 )
@@ -221,5 +222,24 @@ func TestMemoryCLIConfigLimits(t *testing.T) {
 	askEnv(t, "TALOS_CHROMA_URL", "ftp://nowhere")
 	if out, err := runMemory(t, dir, "stats"); err == nil || exitCode(err) != 2 || !strings.Contains(out, "TALOS_CHROMA_URL") {
 		t.Fatalf("bad TALOS_CHROMA_URL = %v (exit %d)\n%s", err, exitCode(err), out)
+	}
+}
+
+// TestMemoryCLINothingToRestoreAndEmptyText pins the messages of two
+// ordinary situations that used to report CONFIG_INVALID: a restore
+// before any prune (nothing to do, exit 0) and an empty memory or query
+// (bad input, exit 2, INPUT_INVALID).
+func TestMemoryCLINothingToRestoreAndEmptyText(t *testing.T) {
+	askEnv(t)
+	dir := t.TempDir()
+	out, err := runMemory(t, dir, "restore")
+	if err != nil || !strings.Contains(out, "nothing to restore: no memory has been pruned yet") {
+		t.Fatalf("restore before any prune: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"add", "   "}, {"search", " "}} {
+		_, err := runMemory(t, dir, args...)
+		if exitCode(err) != 2 || !errors.Is(err, talos.ErrInputInvalid) || strings.Contains(err.Error(), "CONFIG_INVALID") {
+			t.Errorf("%v: exit %d, %v", args, exitCode(err), err)
+		}
 	}
 }

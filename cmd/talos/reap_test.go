@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/talos-ironclad/talos/internal/testenv"
 )
 
 // reapHelperEnv holds the JSON argument list when the test binary re-executes
@@ -99,12 +101,7 @@ func TestReapNeedsACommand(t *testing.T) {
 // In a PID namespace talos is PID 1: SIGTERM sent to it reaches the child's
 // group, and talos exits with the child's code.
 func TestReapAsPID1InPIDNamespace(t *testing.T) {
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare(1) is not installed")
-	}
-	if out, err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "true").CombinedOutput(); err != nil {
-		t.Skipf("unshare --pid is not permitted here (needs root or user namespaces): %v: %s", err, out)
-	}
+	testenv.PIDNamespace(t) // skips, or fails under TALOS_TEST_REQUIRE_SERVICES=1
 	for _, tt := range []struct {
 		name   string
 		script string

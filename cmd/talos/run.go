@@ -25,6 +25,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/lifecycle"
+	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/vram/nvml"
@@ -41,7 +42,7 @@ func newRunCmd() *cobra.Command {
 	var clearRestarts bool
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Boot the daemon, serve /health and /metrics, and run until SIGINT or SIGTERM",
+		Short: "Boot the daemon, serve /health and /metrics, and run until SIGINT, SIGTERM or SIGHUP",
 		Long: `Boot the Talos daemon: verify the directory tree and the configuration,
 load the system prompts (TALOS_PROMPT_LOCAL, TALOS_PROMPT_ESCALATION) and
 check them against their token budget (over budget: the boot stops), check
@@ -50,9 +51,9 @@ or fall back to its embedded default, detect a GPU (NVML, else nvidia-smi;
 none is fine: CPU mode), serve /health, /ready and /metrics on loopback, and
 write the ready marker <TALOS_HOME>/.ready. With a GPU and TALOS_OLLAMA_URL
 set it arbitrates GPU memory between local models with the VRAM mutex
-(VRAM_MUTEX_TIMEOUT), whose state is served at /vram (` + "`talos gpu status`" + `). SIGINT or SIGTERM
-stops it cleanly: it stops taking requests, closes its connections and
-removes the marker.
+(VRAM_MUTEX_TIMEOUT), whose state is served at /vram (` + "`talos gpu status`" + `). SIGINT, SIGTERM
+or SIGHUP stops it cleanly: it stops taking requests, closes its connections,
+removes the marker and writes a daemon_stopped audit line naming the signal.
 
 Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 		Args: cobra.NoArgs,
@@ -90,17 +91,39 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			}
 			defer maint.Close()
 			disk := &host.DiskMonitor{Home: cfg.Home, Maint: maint, Alerter: auditAlerter(audit, log), Log: log}
-			d, err = daemon.New(cfg, daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{}),
-				ExtraChecks: []health.Check{maintenanceCheck(maint), diskMonitorCheck(disk)}})
+			opts := daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{}),
+				ExtraChecks: []health.Check{maintenanceCheck(maint), diskMonitorCheck(disk)}}
+			if tiers != nil {
+				opts.ExtraChecks = append(opts.ExtraChecks, auditChainCheck(tiers))
+				if _, err := tiers.Handler(tlog.Tier1).TailAtOpen(); err != nil {
+					log.Error("tier-1 audit chain is not intact", "err", err)
+				}
+			}
+			d, err = daemon.New(cfg, opts)
 			if err != nil {
 				return withExit(exitRunBootFailed, err)
 			}
 
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			// One shutdown, whichever asks first: SIGINT, SIGTERM or SIGHUP
+			// (the terminal went away), the panic file (talos panic), or the
+			// watchdog finding the daemon stalled. A second signal, once the
+			// shutdown started, kills the process the default way.
+			sigs := make(chan os.Signal, 1)
+			signal.Notify(sigs, stopSignals...)
+			stop := func() { signal.Stop(sigs) }
 			defer stop()
+			runCtx, shutdown := context.WithCancelCause(cmd.Context())
+			defer shutdown(nil)
+			go func() {
+				select {
+				case sig := <-sigs:
+					shutdown(signalCause{sig})
+				case <-runCtx.Done():
+				}
+			}()
 			// One correlation ID for the boot: its log lines and its
 			// audit lines (daemon_started or daemon_boot_failed).
-			ctx, _ = tlog.EnsureCorrelationID(ctx)
+			ctx, _ := tlog.EnsureCorrelationID(runCtx)
 
 			// The run marker and the restart cap, once the logs (and their
 			// lock: one daemon per home) are open.
@@ -175,10 +198,6 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "gpu: %s\n", detail)
 			}
 
-			// One shutdown, whichever asks first: a signal, the panic file
-			// (talos panic), or the watchdog finding the daemon stalled.
-			runCtx, shutdown := context.WithCancelCause(ctx)
-			defer shutdown(nil)
 			maintDone := make(chan error, 1)
 			go func() { maintDone <- maint.Run(runCtx) }()
 			go disk.Run(runCtx)
@@ -203,7 +222,14 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 
 			<-runCtx.Done()
 			stop() // a second signal now kills the process the default way
-			if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+			why := slog.String("reason", "context ended")
+			switch cause := context.Cause(runCtx); {
+			case errors.As(cause, new(signalCause)):
+				sc := cause.(signalCause)
+				why = slog.String("signal", sc.sig.String())
+				log.Info("stopping on signal", "signal", sc.sig.String())
+			case cause != nil && !errors.Is(cause, context.Canceled):
+				why = slog.String("reason", redact.Text(cause.Error()))
 				fmt.Fprintf(cmd.OutOrStdout(), "shutting down: %v\n", cause)
 			}
 			// Forced after ShutdownForce, whatever is stuck.
@@ -218,10 +244,10 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			sctx, cancel := context.WithTimeout(context.Background(), daemon.ShutdownGrace)
 			defer cancel()
 			if err := d.Stop(sctx); err != nil {
-				tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()), slog.String("error", err.Error()))
+				tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()), why, slog.String("error", err.Error()))
 				return withExit(exitRunBootFailed, fmt.Errorf("stopping: %w", err))
 			}
-			tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()))
+			tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()), why)
 			if stalled.Load() {
 				// Leave the run marker: the restart counts as unclean.
 				return withExit(exitRunBootFailed, errors.New("stopped by the watchdog: the daemon stalled"))
@@ -239,6 +265,35 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 	cmd.Flags().StringVar(&healthAddr, "health-addr", "", "loopback host:port for /health and /metrics (default TALOS_HEALTH_ADDR, else 127.0.0.1:8081)")
 	return cmd
 }
+
+// auditChainName is the /health check of the tier-1 audit chain's tail.
+const auditChainName = "audit_chain"
+
+// auditChainCheck reports in /health what opening the logs found at the end
+// of the tier-1 audit chain, before the daemon wrote to it: fail when the
+// newest lines or the anchor show tampering, warn when the anchor is
+// missing.
+func auditChainCheck(tiers *tlog.Set) health.Check {
+	rep, err := tiers.Handler(tlog.Tier1).TailAtOpen()
+	return health.Check{Name: auditChainName, Func: func(context.Context) (string, error) {
+		if err != nil {
+			return "checked at boot", err
+		}
+		detail := fmt.Sprintf("newest tier-1 lines intact at boot (%d checked, up to seq %d)", rep.Lines, rep.Last)
+		if len(rep.Warnings) > 0 {
+			return detail, health.Warnf("%s", strings.Join(rep.Warnings, "; "))
+		}
+		return detail, nil
+	}}
+}
+
+// stopSignals stop `talos run` cleanly.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// signalCause is the cause of the run's context when a signal ended it.
+type signalCause struct{ sig os.Signal }
+
+func (c signalCause) Error() string { return "received " + c.sig.String() }
 
 // ShutdownForce is when a shutdown that is still not done ends the process
 // anyway (DESIGN §4 "Host": drain 15 s, force after 20 s).
@@ -281,7 +336,7 @@ func degradedSteps(steps []boot.StepResult) []string {
 // the boot's directories step then stops with the fix) it logs to the
 // console only and returns nil tiers.
 func openDaemonLogs(w io.Writer, cfg *config.Config) (*slog.Logger, *tlog.Set, error) {
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	opts := &slog.HandlerOptions{Level: cfg.SlogLevel(), ReplaceAttr: redact.ReplaceAttr}
 	var console slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
 		console = slog.NewTextHandler(w, opts)

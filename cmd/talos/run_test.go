@@ -20,6 +20,7 @@ import (
 
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/internal/tlog"
 )
@@ -278,10 +279,17 @@ func TestHealthStaleMarker(t *testing.T) {
 	}
 }
 
-// The real binary path: SIGTERM to a `talos run` process stops it with exit
-// 0 and removes the marker. The test binary re-runs itself as the daemon
-// (see TestMain in main_test.go), so no separate build is needed.
+// The real binary path: SIGTERM, SIGINT or SIGHUP to a `talos run` process
+// stops it with exit 0, removes the marker and writes a daemon_stopped
+// audit line naming the signal. The test binary re-runs itself as the
+// daemon (see TestMain in main_test.go), so no separate build is needed.
 func TestRunSIGTERM(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) { testRunStopsOn(t, sig) })
+	}
+}
+
+func testRunStopsOn(t *testing.T, sig syscall.Signal) {
 	home := initHome(t)
 	addr := freeAddr(t)
 	cmd := exec.Command(os.Args[0])
@@ -299,7 +307,7 @@ func TestRunSIGTERM(t *testing.T) {
 	if err != nil || r.PID != cmd.Process.Pid {
 		t.Fatalf("marker %+v (%v), want pid %d", r, err, cmd.Process.Pid)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	werr := make(chan error, 1)
@@ -311,13 +319,17 @@ func TestRunSIGTERM(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatalf("no exit after SIGTERM\n%s", out.String())
+		t.Fatalf("no exit after %v\n%s", sig, out.String())
 	}
 	if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("marker survived SIGTERM: %v\n%s", err, out.String())
+		t.Fatalf("marker survived %v: %v\n%s", sig, err, out.String())
 	}
 	if !strings.Contains(out.String(), "talos stopped") {
 		t.Fatalf("output:\n%s", out.String())
+	}
+	audit, err := os.ReadFile(filepath.Join(home, layout.LogsTier1, "audit.log"))
+	if err != nil || !strings.Contains(string(audit), `"daemon_stopped"`) || !strings.Contains(string(audit), `"signal":"`+sig.String()+`"`) {
+		t.Fatalf("no daemon_stopped audit line naming %v (%v):\n%s", sig, err, audit)
 	}
 }
 
@@ -444,5 +456,35 @@ func TestRunGPUStatusFromDaemon(t *testing.T) {
 	runOut := stop()
 	if !strings.Contains(runOut, "gpu: GPU 2048 MB used of 16384 MB (nvidia-smi); VRAM mutex on for models qwen2.5-coder:7b, qwen2.5vl:7b (acquire timeout 30s)") {
 		t.Fatalf("talos run output:\n%s", runOut)
+	}
+}
+
+// TestRunReportsTamperedAuditChain pins that a tier-1 chain edited between
+// two runs is noticed at boot and shown in /health (audit_chain fails, the
+// daemon is degraded), while an intact one is ok.
+func TestRunReportsTamperedAuditChain(t *testing.T) {
+	home := initHome(t)
+	_, stop := startRun(t, home)
+	if c := healthJSON(t, home).Checks[auditChainName]; c.Status != health.StatusOK {
+		t.Fatalf("intact chain: %+v", c)
+	}
+	stop()
+	path := filepath.Join(home, layout.LogsTier1, "audit.log")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), `"daemon_started"`, `"daemon_stalled"`, 1)
+	if edited == string(data) {
+		t.Fatalf("no daemon_started line to edit:\n%s", data)
+	}
+	if err := os.WriteFile(path, []byte(edited), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	startRun(t, home)
+	rep := healthJSON(t, home)
+	c := rep.Checks[auditChainName]
+	if c.Status != health.StatusFail || !strings.Contains(c.Detail, "not intact") || rep.Status == health.Healthy {
+		t.Fatalf("tampered chain: status %s, check %+v", rep.Status, c)
 	}
 }

@@ -21,6 +21,8 @@ type scanVerdict struct {
 	Action     string               `json:"action"`
 	Score      float64              `json:"score"`
 	Detections []firewall.Detection `json:"detections"`
+	// Error says why a line could not be scanned (action "error").
+	Error string `json:"error,omitempty"`
 }
 
 func newScanCmd() *cobra.Command {
@@ -43,9 +45,14 @@ func newScanCmd() *cobra.Command {
 Input is either plain text (the whole of stdin is one input, id "stdin") or
 JSON lines {"id","text","source"} (when stdin starts with "{", unless
 --plain); source is one of user, tool, web, rag, skill (default: --source).
+A line that is not such an object, or names no valid source, gets a verdict
+with action "error" saying why, and the scan goes on with the next line (the
+exit status is then 2). A line longer than the line limit gets the same
+SIZE-001 block verdict as oversized plain text.
 
 With --eval FILE.jsonl (lines {"id","dataset","source","label","text"}) it
-scans every line and prints precision, recall, F1, false-positive rate and
+scans every line (a line without a source gets --source, as plain scanning
+does) and prints precision, recall, F1, false-positive rate and
 latency p50/p99 per dataset, per source and overall. A line counts as flagged
 when its action is block or lockdown. --split keeps only the lines whose id
 falls in that split of firewall.SplitOf (the model was trained on "train" and
@@ -80,7 +87,7 @@ calibrated on "calibration"; report "test").`,
 				return withExit(2, err)
 			}
 			if evalFile != "" {
-				return runScanEval(cmd, fw, evalFile, split)
+				return runScanEval(cmd, fw, evalFile, split, src)
 			}
 			blocked, err := runScanStream(cmd, fw, src, plain)
 			if err != nil {
@@ -142,12 +149,28 @@ func runScanStream(cmd *cobra.Command, fw *firewall.Firewall, src firewall.Sourc
 		}
 		return blocked, emit("stdin", v)
 	}
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	line := 0
-	for sc.Scan() {
+	line, failed := 0, 0
+	for {
+		b, size, err := readScanLine(in, maxScanLineBytes)
+		if err != nil && !(err == io.EOF && size > 0) {
+			if err == io.EOF {
+				break
+			}
+			return blocked, withExit(2, fmt.Errorf("reading stdin line %d: %w", line+1, err))
+		}
 		line++
-		b := sc.Bytes()
+		id := fmt.Sprint(line)
+		if b == nil {
+			// Too long to hold: blocked unread, like oversized plain text.
+			blocked = true
+			if err := out.Encode(scanVerdict{ID: id, Action: firewall.ActionBlock.String(), Detections: []firewall.Detection{{
+				RuleID: firewall.OversizeRuleID, RuleName: "Oversized Input", Threat: firewall.ThreatMedium, Action: firewall.ActionBlock,
+				Description: fmt.Sprintf("input line of %d bytes exceeds the %d-byte line limit", size, maxScanLineBytes),
+			}}}); err != nil {
+				return blocked, err
+			}
+			continue
+		}
 		if strings.TrimSpace(string(b)) == "" {
 			continue
 		}
@@ -156,31 +179,84 @@ func runScanStream(cmd *cobra.Command, fw *firewall.Firewall, src firewall.Sourc
 			Text   string `json:"text"`
 			Source string `json:"source"`
 		}
+		fail := func(msg string) error {
+			failed++
+			return out.Encode(scanVerdict{ID: id, Action: scanErrorAction, Detections: []firewall.Detection{}, Error: msg})
+		}
 		if err := json.Unmarshal(b, &rec); err != nil {
-			return blocked, withExit(2, fmt.Errorf("stdin line %d is not a JSON object {\"id\",\"text\",\"source\"}: %w", line, err))
+			if err := fail(fmt.Sprintf("stdin line %d is not a JSON object {\"id\",\"text\",\"source\"}: %v", line, err)); err != nil {
+				return blocked, err
+			}
+			continue
+		}
+		if rec.ID != "" {
+			id = rec.ID
 		}
 		s := firewall.Source(rec.Source)
 		if s == "" {
 			s = src
 		}
-		if rec.ID == "" {
-			rec.ID = fmt.Sprint(line)
-		}
 		v, err := fw.Scan(ctx, firewall.Input{Text: rec.Text, Source: s})
 		if err != nil {
-			return blocked, withExit(2, fmt.Errorf("stdin line %d: %w", line, err))
+			if err := fail(fmt.Sprintf("stdin line %d: %v", line, err)); err != nil {
+				return blocked, err
+			}
+			continue
 		}
-		if err := emit(rec.ID, v); err != nil {
+		if err := emit(id, v); err != nil {
 			return blocked, err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return blocked, withExit(2, fmt.Errorf("reading stdin line %d: %w", line+1, err))
+	if failed > 0 {
+		return blocked, withExit(2, fmt.Errorf("%d of %d stdin lines could not be scanned (their verdicts have action %q and say why); every other line was scanned", failed, line, scanErrorAction))
 	}
 	return blocked, nil
 }
 
-func runScanEval(cmd *cobra.Command, fw *firewall.Firewall, path, split string) error {
+// maxScanLineBytes bounds one JSON line of `talos scan`: four times the
+// firewall's input limit, room for JSON escaping.
+const maxScanLineBytes = 4 * firewall.DefaultMaxInputBytes
+
+// scanErrorAction is the action of a verdict for a line that could not be
+// scanned (not JSON, or a source that does not exist).
+const scanErrorAction = "error"
+
+// readScanLine reads one line (without its newline) from r. A line longer
+// than max is read to its end and dropped: the line is nil and size is its
+// length. At the end of the input err is io.EOF, with the last unterminated
+// line (size > 0) if there is one.
+func readScanLine(r *bufio.Reader, max int) ([]byte, int, error) {
+	var buf []byte
+	size, over := 0, false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if err == nil {
+			chunk = chunk[:len(chunk)-1] // the newline
+		}
+		size += len(chunk)
+		if !over {
+			if size > max {
+				over, buf = true, nil
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if over {
+			return nil, size, err
+		}
+		if buf == nil {
+			buf = []byte{}
+		}
+		return buf, size, err
+	}
+}
+
+// runScanEval evaluates fw on the labelled records in path; a record
+// without a source gets src, the --source default of plain scanning.
+func runScanEval(cmd *cobra.Command, fw *firewall.Firewall, path, split string, src firewall.Source) error {
 	want := -1
 	switch split {
 	case "all":
@@ -201,6 +277,11 @@ func runScanEval(cmd *cobra.Command, fw *firewall.Firewall, path, split string) 
 	recs, err := firewall.ReadRecords(f)
 	if err != nil {
 		return withExit(2, err)
+	}
+	for i := range recs {
+		if recs[i].Source == "" {
+			recs[i].Source = src
+		}
 	}
 	if want >= 0 {
 		kept := recs[:0]

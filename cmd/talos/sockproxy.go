@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/sockproxy"
 )
@@ -66,7 +67,7 @@ and maintenance (skills plus kill and remove).`,
 			p.CapAdd = caps
 			p.AllowNamedVolumes = namedVolumes
 
-			ops := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil)).With("component", "sockproxy")
+			ops := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), redactOpts)).With("component", "sockproxy")
 			auditH, auditDesc, closeAudit, err := openSockproxyAudit(cmd, auditPath, p.Name)
 			if err != nil {
 				return withExit(2, err)
@@ -89,7 +90,7 @@ and maintenance (skills plus kill and remove).`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			fmt.Fprintf(cmd.OutOrStdout(), "sockproxy: profile %s on %s -> %s, audit to %s\n", p.Name, listen, upstream, auditDesc)
-			if err := sockproxy.Serve(ctx, ln, proxy); err != nil {
+			if err := sockproxy.Serve(ctx, ln, sockproxy.NewServer(proxy)); err != nil {
 				return err
 			}
 			s := proxy.Stats()
@@ -126,6 +127,9 @@ func sockproxyAuditDir(home, profile string) string {
 	return filepath.Join(home, layout.LogsTier1, "sockproxy", profile)
 }
 
+// redactOpts keeps credentials in URLs out of the proxy's logs.
+var redactOpts = &slog.HandlerOptions{ReplaceAttr: redact.ReplaceAttr}
+
 // openSockproxyAudit returns the audit handler for `talos sockproxy`, a
 // description of where it writes, and its closer. path "" means the home's
 // tier-1 chain (sockproxyAuditDir), "-" stderr, anything else a JSON-lines
@@ -133,14 +137,14 @@ func sockproxyAuditDir(home, profile string) string {
 func openSockproxyAudit(cmd *cobra.Command, path, profile string) (slog.Handler, string, func(), error) {
 	switch path {
 	case "-":
-		return slog.NewJSONHandler(cmd.ErrOrStderr(), nil), "stderr", func() {}, nil
+		return slog.NewJSONHandler(cmd.ErrOrStderr(), redactOpts), "stderr", func() {}, nil
 	case "":
 	default:
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("opening the audit log %s: %w", path, err)
 		}
-		return slog.NewJSONHandler(f, nil), path, func() { _ = f.Close() }, nil
+		return slog.NewJSONHandler(f, redactOpts), path, func() { _ = f.Close() }, nil
 	}
 	home, err := resolveHome(cmd)
 	if err != nil {

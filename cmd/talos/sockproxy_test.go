@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos/internal/testenv"
+	"github.com/talos-ironclad/talos/sockproxy/sockproxytest"
 )
 
 func TestSockproxyCmdServesAndAudits(t *testing.T) {
@@ -31,10 +32,7 @@ func TestSockproxyCmdServesAndAudits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Api-Version", "1.41")
-		_, _ = io.WriteString(w, "OK")
-	}))
+	eng := httptest.NewUnstartedServer(sockproxytest.NewEngine())
 	eng.Listener = engLn
 	eng.Start()
 	defer eng.Close()
@@ -149,10 +147,7 @@ func fakeEngine(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Api-Version", "1.41")
-		_, _ = io.WriteString(w, "OK")
-	}))
+	eng := httptest.NewUnstartedServer(sockproxytest.NewEngine())
 	eng.Listener = engLn
 	eng.Start()
 	t.Cleanup(eng.Close)

@@ -1,5 +1,5 @@
-// Package redisphase is the dream cycle's Redis clean-up (the spec's
-// "Redis flush", §3.1.3), on go-redis.
+// Package redisphase is the dream cycle's Redis clean-up (the redis_flush
+// phase), on go-redis.
 //
 // The spec deletes every key but five protected patterns, with KEYS; that
 // would block Redis and wipe the state other packages keep there (open

@@ -14,7 +14,7 @@ import (
 	"github.com/talos-ironclad/talos/dream"
 )
 
-// Defaults (spec §3.1.3 "Redis flush").
+// Defaults of the Redis clean-up.
 const (
 	// DefaultScanCount is the COUNT hint of each SCAN call.
 	DefaultScanCount = 1000

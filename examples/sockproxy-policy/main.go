@@ -75,7 +75,7 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	ctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
-	go func() { served <- sockproxy.Serve(ctx, ln, p) }()
+	go func() { served <- sockproxy.Serve(ctx, ln, sockproxy.NewServer(p)) }()
 	defer func() { stop(); <-served }()
 
 	// A client of the proxy's socket, like DOCKER_HOST=unix://.../docker.sock.

@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/talos-ironclad/talos/internal/atomicfile"
+	"github.com/talos-ironclad/talos/atomicfile"
 )
 
 // ReadyFileName is the marker's file name (spec §1.3 S11: `/talos/.ready`).

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 // Defaults of the runner. Spec §1.3 gives every step a target window and the
@@ -130,7 +132,7 @@ type StepError struct {
 // Error names the failed step and its cause, keeping the cause's T-code text.
 func (e *StepError) Error() string {
 	return fmt.Sprintf("boot step %q failed after %s: %v (boot stopped; fix the cause and start again)",
-		e.Step, e.Duration.Round(time.Millisecond), e.Err)
+		e.Step, e.Duration.Round(time.Millisecond), redact.Text(e.Err.Error()))
 }
 
 // Unwrap returns the step's error.
@@ -271,13 +273,13 @@ func (r *Runner) runStep(ctx context.Context, n, total int, st Step) StepResult 
 			timer.Stop()
 		}
 	}
-	res.Detail = o.detail
+	res.Detail = redact.Text(o.detail)
 	if o.err != nil && errors.Is(o.err, context.DeadlineExceeded) && ctx.Err() == nil {
 		o.err = fmt.Errorf("timed out after %s: %w", timeout, o.err)
 	}
 	res.Err = o.err
 	if o.err != nil {
-		res.Error = o.err.Error()
+		res.Error = redact.Text(o.err.Error())
 	}
 	switch {
 	case o.err == nil:
@@ -289,10 +291,10 @@ func (r *Runner) runStep(ctx context.Context, n, total int, st Step) StepResult 
 		r.log.Info("boot step skipped", "step", st.Name, "detail", res.Detail)
 	case st.Fatal && !IsWarning(o.err):
 		res.Outcome = Failed
-		r.log.Error("boot step failed", "step", st.Name, "duration", res.Duration, "err", o.err)
+		r.log.Error("boot step failed", "step", st.Name, "duration", res.Duration, "err", res.Error)
 	default:
 		res.Outcome = Degraded
-		r.log.Warn("boot step degraded", "step", st.Name, "duration", res.Duration, "err", o.err, "detail", res.Detail)
+		r.log.Warn("boot step degraded", "step", st.Name, "duration", res.Duration, "err", res.Error, "detail", res.Detail)
 	}
 	return res
 }

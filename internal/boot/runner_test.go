@@ -272,3 +272,35 @@ func TestSlowToStopStepFinishesBeforeRun(t *testing.T) {
 		}
 	})
 }
+
+// TestStepErrorsRedactURLCredentials pins that a step's detail and error,
+// as reported, logged and returned, never carry a URL's credentials (the
+// ready marker and stderr are written from them).
+func TestStepErrorsRedactURLCredentials(t *testing.T) {
+	var logBuf strings.Builder
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	steps := []Step{
+		{Name: "chroma", Run: func(ctx context.Context) (string, error) {
+			return "at http://h/?api_key=s3cretA", errors.New(`Get "http://h/?token=s3cretB": refused`)
+		}},
+		{Name: "redis", Fatal: true, Run: func(ctx context.Context) (string, error) {
+			return "", errors.New("redis://u:s3cretC@h:1/0 did not answer")
+		}},
+	}
+	rep, err := New(Config{}, log).Run(context.Background(), steps)
+	var all strings.Builder
+	for _, s := range rep.Steps {
+		all.WriteString(s.Detail + s.Error)
+	}
+	r := NewReady(rep, "v", "")
+	for _, s := range r.Steps {
+		all.WriteString(s.Detail + s.Error)
+	}
+	all.WriteString(err.Error() + logBuf.String())
+	if strings.Contains(all.String(), "s3cret") {
+		t.Fatalf("credentials leaked: %s", all.String())
+	}
+	if !errors.Is(err, err.(*StepError).Err) {
+		t.Fatal("StepError no longer unwraps")
+	}
+}

@@ -269,24 +269,10 @@ func (s Secret) GoString() string { return strconv.Quote(s.String()) }
 // MarshalText redacts the secret in JSON, YAML and other text encodings.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// RedactURL returns u with any password replaced by "<redacted>" (and the
-// input unchanged if it does not parse), for logs and error messages.
-func RedactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		return u
-	}
-	if _, ok := p.User.Password(); ok {
-		p.User = url.UserPassword(p.User.Username(), "xxxxx")
-		return strings.Replace(p.String(), "xxxxx", Redacted, 1)
-	}
-	return u
-}
-
 // PostgresDSN returns PostgresURL with a missing user, password or database
 // filled in from POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB (spec
 // L348–350). It returns "" when PostgresURL is empty (embedded SQLite). The
-// result holds the password: never log it (use RedactURL).
+// result holds the password: never log it (use redact.URL).
 func (c *Config) PostgresDSN() string {
 	if c.PostgresURL == "" {
 		return ""

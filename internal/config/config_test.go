@@ -4,13 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 const goodPass = "Tr0ub4dor&3-horse-Battery"
@@ -485,7 +488,7 @@ func TestRequiredSecrets(t *testing.T) {
 	if got := c.PostgresDSN(); got != "postgres://u:pw@127.0.0.1:5432/talos_skills" {
 		t.Errorf("PostgresDSN = %s", got)
 	}
-	if got := RedactURL(c.PostgresURL); strings.Contains(got, "pw@") || !strings.Contains(got, "<redacted>") {
+	if got := redact.URL(c.PostgresURL); strings.Contains(got, "pw@") || !strings.Contains(got, "<redacted>") {
 		t.Errorf("RedactURL = %s", got)
 	}
 }
@@ -557,5 +560,131 @@ func TestSlogLevel(t *testing.T) {
 		if got := c.SlogLevel(); got != want {
 			t.Errorf("%s -> %v", in, got)
 		}
+	}
+}
+
+// TestEnvFileEveryBadLineReported pins that Load reports each bad line and
+// repeated key of talos.env with its line, not only the first, and still
+// uses the good lines.
+func TestEnvFileEveryBadLineReported(t *testing.T) {
+	home := t.TempDir()
+	writeFile(t, filepath.Join(home, "config", "talos.env"),
+		"BASIC_AUTH_PASS="+goodPass+"\nTRUST_LEVEL=2\ngarbage\nTRUST_LEVEL=3\nLOG_LEVEL='x\n", 0o600)
+	c, err := Load(LoadOptions{Home: home, LookupEnv: env(nil)})
+	ps := problems(t, err)
+	var srcs []string
+	for _, p := range ps {
+		srcs = append(srcs, p.Source)
+	}
+	if want := []string{"talos.env:3", "talos.env:4", "talos.env:5"}; !slices.Equal(srcs, want) {
+		t.Fatalf("problem sources = %v, want %v: %v", srcs, want, err)
+	}
+	if c.TrustLevel != 2 {
+		t.Errorf("TRUST_LEVEL = %d, want 2 from the good line", c.TrustLevel)
+	}
+}
+
+// TestHugeValuesClippedAndEscaped pins that a bad value is never echoed
+// whole or with its control characters, whichever file or variable it
+// comes from.
+func TestHugeValuesClippedAndEscaped(t *testing.T) {
+	huge := strings.Repeat("9", 20<<20)
+	esc := "\x1b]0;pwned\x07"
+	home := t.TempDir()
+	writeFile(t, filepath.Join(home, "config", "config.yaml"),
+		"log_level: \"\\e]0;pwned\\a\"\n? "+strings.Repeat("k", 1<<16)+"\n: 1\n", 0o644)
+	_, err := Load(LoadOptions{Home: home, LookupEnv: env(map[string]string{
+		"TRUST_LEVEL": huge, "WEB_PORT": esc, "TALOS_REDIS_URL": "http://h:1/0?token=" + huge,
+	})})
+	ps := problems(t, err)
+	for _, want := range []string{"TRUST_LEVEL", "WEB_PORT", "LOG_LEVEL", "TALOS_REDIS_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("no problem for %s: %.3000s", want, err)
+		}
+	}
+	if n := len(err.Error()); n > 4000 {
+		t.Errorf("error is %d bytes: values are echoed whole", n)
+	}
+	for _, p := range ps {
+		if strings.ContainsAny(p.Message+p.Value+p.Var, "\x1b\x07") || len(p.Value) > 200 || len(p.Var) > 200 {
+			t.Errorf("problem echoes a raw value: %.200q", p)
+		}
+	}
+}
+
+// TestConfigAndPromptFilesOthersCanChangeRefused pins that config.yaml and
+// prompt files that group or others could change, or that another user
+// owns, are refused (T005) and not used, as talos.env is.
+func TestConfigAndPromptFilesOthersCanChangeRefused(t *testing.T) {
+	load := func(home string, extra map[string]string) (*Config, error) {
+		m := map[string]string{"BASIC_AUTH_PASS": goodPass}
+		maps.Copy(m, extra)
+		return Load(LoadOptions{Home: home, LookupEnv: env(m)})
+	}
+	for _, mode := range []os.FileMode{0o664, 0o646, 0o666} {
+		home := t.TempDir()
+		path := filepath.Join(home, "config", "config.yaml")
+		writeFile(t, path, "trust_level: 5\n", mode)
+		c, err := load(home, nil)
+		if !errors.Is(err, talos.ErrDirPermissions) || !strings.Contains(err.Error(), "chmod go-w "+path) {
+			t.Errorf("config.yaml mode %o: %v", mode, err)
+		}
+		if c.TrustLevel == 5 {
+			t.Errorf("config.yaml mode %o: its values were used", mode)
+		}
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o600, 0o444} {
+		home := t.TempDir()
+		writeFile(t, filepath.Join(home, "config", "config.yaml"), "trust_level: 5\n", mode)
+		if c, err := load(home, nil); err != nil || c.TrustLevel != 5 {
+			t.Errorf("config.yaml mode %o refused: %v", mode, err)
+		}
+	}
+
+	dir := t.TempDir()
+	loose := filepath.Join(dir, "loose.txt")
+	writeFile(t, loose, "You are helpful.", 0o666)
+	open := filepath.Join(dir, "open", "p.txt")
+	writeFile(t, open, "You are helpful.", 0o644)
+	if err := os.Chmod(filepath.Dir(open), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	sticky := filepath.Join(dir, "sticky", "p.txt")
+	writeFile(t, sticky, "You are helpful.", 0o644)
+	if err := os.Chmod(filepath.Dir(sticky), 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	for path, bad := range map[string]bool{loose: true, open: true, sticky: false} {
+		_, err := load(t.TempDir(), map[string]string{"TALOS_PROMPT_LOCAL": path})
+		if bad != errors.Is(err, talos.ErrDirPermissions) {
+			t.Errorf("prompt %s: refused=%v, want %v: %v", path, !bad, bad, err)
+		}
+	}
+
+	if os.Geteuid() == 0 {
+		home := t.TempDir()
+		path := filepath.Join(home, "config", "config.yaml")
+		writeFile(t, path, "trust_level: 5\n", 0o644)
+		if err := os.Chown(path, 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := load(home, nil); !errors.Is(err, talos.ErrDirPermissions) || !strings.Contains(err.Error(), "owned by uid 4242") {
+			t.Errorf("config.yaml owned by another user: %v", err)
+		}
+	}
+}
+
+// TestEnvFileDirectoryNamedAsSuch pins that a directory at talos.env is
+// reported as a directory, without chmod advice that could not help.
+func TestEnvFileDirectoryNamedAsSuch(t *testing.T) {
+	home := t.TempDir()
+	path := filepath.Join(home, "config", "talos.env")
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(LoadOptions{Home: home, LookupEnv: env(nil)})
+	ps := problems(t, err)
+	if len(ps) != 1 || !strings.Contains(ps[0].Message, "is a directory, not a regular file") || strings.Contains(err.Error(), "chmod") {
+		t.Fatalf("%v", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 // Entry is one KEY=VALUE setting read from a file, with its 1-based line.
@@ -24,22 +26,50 @@ func (e *ParseError) Error() string { return fmt.Sprintf("%s line %d: %s", EnvFi
 
 var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// ParseErrors is every syntax error found in one talos.env, in line order.
+// ParseEnvFile returns it so an operator fixes every line in one pass.
+type ParseErrors []*ParseError
+
+// Error lists the problems, one per line.
+func (e ParseErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, pe := range e {
+		msgs[i] = pe.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap returns each *ParseError, so errors.As finds the first.
+func (e ParseErrors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, pe := range e {
+		out[i] = pe
+	}
+	return out
+}
+
 // ParseEnvFile parses dotenv text: KEY=VALUE lines, blank lines, # comments
 // (whole-line, or after whitespace in an unquoted value), an optional
 // "export " prefix, 'single-quoted' literal values and "double-quoted" values
 // with the escapes \n \t \r \\ \" \$. It never evaluates anything: $(cmd),
 // `cmd` and $VAR stay literal text (the spec sources the file as shell,
-// which runs code; digest A §2 R-2.0). A key set twice is an error, so is
-// an unterminated quote, a line without '=' and a NUL byte.
+// which runs code). A key set twice is an error, so is an unterminated
+// quote, a line without '=' and a NUL byte.
+//
+// It reads the whole text whatever it finds: the error, when not nil, is a
+// ParseErrors holding every bad line and every repeated key, and the
+// entries are the lines that parsed (for a repeated key, its first line).
 func ParseEnvFile(data []byte) ([]Entry, error) {
 	text := strings.TrimPrefix(string(data), "\ufeff")
 	var out []Entry
+	var errs ParseErrors
 	seen := map[string]int{}
 	for i, line := range strings.Split(text, "\n") {
 		n := i + 1
 		line = strings.TrimSuffix(line, "\r")
 		if strings.IndexByte(line, 0) >= 0 {
-			return nil, &ParseError{n, "contains a NUL byte"}
+			errs = append(errs, &ParseError{n, "contains a NUL byte"})
+			continue
 		}
 		t := strings.TrimLeft(line, " \t")
 		if t == "" || t[0] == '#' {
@@ -51,21 +81,28 @@ func ParseEnvFile(data []byte) ([]Entry, error) {
 		k, v, ok := strings.Cut(t, "=")
 		if !ok {
 			// The line is not echoed: it may be a pasted secret.
-			return nil, &ParseError{n, fmt.Sprintf("expected KEY=VALUE, got a line of %d characters without '='", len(t))}
+			errs = append(errs, &ParseError{n, fmt.Sprintf("expected KEY=VALUE, got a line of %d characters without '='", len(t))})
+			continue
 		}
 		k = strings.TrimRight(k, " \t")
 		if !envKeyRE.MatchString(k) {
-			return nil, &ParseError{n, fmt.Sprintf("invalid variable name %q (letters, digits and _, not starting with a digit)", clip(k))}
+			errs = append(errs, &ParseError{n, fmt.Sprintf("invalid variable name %s (letters, digits and _, not starting with a digit)", redact.Value(k))})
+			continue
 		}
 		val, err := parseEnvValue(strings.TrimLeft(v, " \t"))
 		if err != "" {
-			return nil, &ParseError{n, k + ": " + err}
+			errs = append(errs, &ParseError{n, k + ": " + err})
+			continue
 		}
 		if prev, dup := seen[k]; dup {
-			return nil, &ParseError{n, fmt.Sprintf("%s is already set at line %d", k, prev)}
+			errs = append(errs, &ParseError{n, fmt.Sprintf("%s is already set at line %d (remove one of the two lines)", k, prev)})
+			continue
 		}
 		seen[k] = n
 		out = append(out, Entry{Key: k, Value: val, Line: n})
+	}
+	if len(errs) > 0 {
+		return out, errs
 	}
 	return out, nil
 }
@@ -136,11 +173,4 @@ func trailing(s string) string {
 		return ""
 	}
 	return "unexpected text after the closing quote (quote the whole value)"
-}
-
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }

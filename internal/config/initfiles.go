@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/atomicfile"
+	"github.com/talos-ironclad/talos/atomicfile"
 )
 
 // GeneratedPasswordLen is the length of passwords `talos init` generates

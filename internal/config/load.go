@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/talos-ironclad/talos"
@@ -63,9 +64,9 @@ func Load(opts LoadOptions) (*Config, error) {
 		}
 		envVals, eprobs := readEnvFile(c.EnvFile())
 		probs = append(probs, eprobs...)
-		if len(eprobs) > 0 && len(envVals) == 0 && eprobs[0].Var == EnvFileName {
-			// The file was refused or unreadable: its secrets are unknown,
-			// so do not also claim they are missing.
+		if slices.ContainsFunc(eprobs, func(p Problem) bool { return p.Var == EnvFileName }) {
+			// The file was refused, unreadable or has bad lines: a secret
+			// it may set is unknown, so do not also claim it is missing.
 			envRefused = true
 		}
 		for _, e := range envVals {
@@ -150,6 +151,12 @@ func readEnvFile(path string) ([]Entry, []Problem) {
 			Message: fmt.Sprintf("cannot read %s: %v", path, err)}}
 	}
 	var probs []Problem
+	if !st.Mode().IsRegular() {
+		// chmod advice would not help: it is the wrong kind of file.
+		return nil, []Problem{{Var: EnvFileName, Value: path, Allowed: "a regular file, mode 0600",
+			Code: talos.CodeConfigInvalid, Source: EnvFileName,
+			Message: fmt.Sprintf("%s is a %s, not a regular file; move it away and put the secrets in a file of that name with mode 0600 (`talos init` writes one)", path, fileKind(st.Mode()))}}
+	}
 	if mode := st.Mode().Perm(); mode&0o077 != 0 {
 		probs = append(probs, Problem{
 			Var: EnvFileName, Value: fmt.Sprintf("%04o", mode), Allowed: "0600 or 0400",
@@ -165,14 +172,12 @@ func readEnvFile(path string) ([]Entry, []Problem) {
 			Message: fmt.Sprintf("cannot read %s: %v", path, err)}}
 	}
 	entries, err := ParseEnvFile(data)
-	if err != nil {
-		var pe *ParseError
-		line := 0
-		if errors.As(err, &pe) {
-			line = pe.Line
+	var perrs ParseErrors
+	if errors.As(err, &perrs) {
+		for _, pe := range perrs {
+			probs = append(probs, Problem{Var: EnvFileName, Code: talos.CodeEnvInvalid, Source: fmt.Sprintf("%s:%d", EnvFileName, pe.Line),
+				Message: pe.Msg})
 		}
-		return nil, []Problem{{Var: EnvFileName, Code: talos.CodeEnvInvalid, Source: fmt.Sprintf("%s:%d", EnvFileName, line),
-			Message: err.Error()}}
 	}
 	var out []Entry
 	for _, e := range entries {
@@ -193,7 +198,19 @@ func readEnvFile(path string) ([]Entry, []Problem) {
 
 // readYAMLFile parses config.yaml if it exists and maps its keys to
 // variable names.
+// A config.yaml that someone else could change (writable by group or
+// others, owned by another user, or in a directory others can write) is
+// refused: it sets TRUST_LEVEL and the prompts.
 func readYAMLFile(path string) ([]Entry, []Problem) {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err == nil {
+		if why := unsafeFile(path, st); why != "" {
+			return nil, []Problem{fileSafetyProblem(ConfigFileName, path, why)}
+		}
+	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -207,9 +224,9 @@ func readYAMLFile(path string) ([]Entry, []Problem) {
 	for _, pe := range perrs {
 		name := ConfigFileName
 		if pe.Key != "" {
-			name = pe.Key
+			name = show(pe.Key)
 		}
-		probs = append(probs, Problem{Var: name, Value: pe.Key, Code: talos.CodeConfigInvalid,
+		probs = append(probs, Problem{Var: name, Value: show(pe.Key), Code: talos.CodeConfigInvalid,
 			Source: fmt.Sprintf("%s:%d", ConfigFileName, pe.Line), Message: pe.Msg})
 	}
 	return entries, probs
@@ -232,6 +249,9 @@ var legacy = map[string]string{
 
 // suggest returns a "did you mean" hint for a misspelt variable name.
 func suggest(name string) string {
+	if len(name) > 64 {
+		return "" // no variable name is that long
+	}
 	if repl, ok := legacy[strings.ToUpper(name)]; ok {
 		return fmt.Sprintf(" (Talos does not read %s; use %s)", strings.ToUpper(name), repl)
 	}

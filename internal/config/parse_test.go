@@ -1,6 +1,8 @@
 package config
 
 import (
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -48,8 +50,8 @@ func TestParseEnvFileErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		_, err := ParseEnvFile([]byte(tc.in))
-		pe, ok := err.(*ParseError)
-		if !ok || pe.Line != tc.line || !strings.Contains(err.Error(), tc.frag) {
+		var pe *ParseError
+		if !errors.As(err, &pe) || pe.Line != tc.line || !strings.Contains(err.Error(), tc.frag) {
 			t.Errorf("%q: got %v, want line %d %q", tc.in, err, tc.line, tc.frag)
 		}
 	}
@@ -57,6 +59,37 @@ func TestParseEnvFileErrors(t *testing.T) {
 	_, err := ParseEnvFile([]byte("hunter2hunter2\n"))
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("line echoed: %v", err)
+	}
+}
+
+// TestParseEnvFileReportsEveryProblem pins that parsing goes on after a bad
+// line: every bad line and every repeated key is reported, and the good
+// lines are still returned.
+func TestParseEnvFileReportsEveryProblem(t *testing.T) {
+	in := "A=1\nnot a pair\nB='open\nA=2\n1X=3\nC=ok\nC=again\nD=\x00\n"
+	entries, err := ParseEnvFile([]byte(in))
+	var perrs ParseErrors
+	if !errors.As(err, &perrs) {
+		t.Fatalf("err = %T %v, want ParseErrors", err, err)
+	}
+	var lines []int
+	for _, pe := range perrs {
+		lines = append(lines, pe.Line)
+	}
+	if want := []int{2, 3, 4, 5, 7, 8}; !slices.Equal(lines, want) {
+		t.Errorf("problem lines = %v, want %v (%v)", lines, want, err)
+	}
+	if !strings.Contains(err.Error(), "A is already set at line 1") || !strings.Contains(err.Error(), "C is already set at line 6") {
+		t.Errorf("duplicates not named: %v", err)
+	}
+	want := []Entry{{"A", "1", 1}, {"C", "ok", 6}}
+	if !slices.Equal(entries, want) {
+		t.Errorf("entries = %v, want %v", entries, want)
+	}
+	// A huge invalid key is clipped and escaped, not echoed whole.
+	_, err = ParseEnvFile([]byte(strings.Repeat("\x1b", 1<<20) + "=1\n"))
+	if err == nil || len(err.Error()) > 400 || strings.Contains(err.Error(), "\x1b") {
+		t.Errorf("invalid key echoed (%d bytes)", len(err.Error()))
 	}
 }
 
@@ -125,11 +158,15 @@ func FuzzParseEnvFile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		entries, err := ParseEnvFile(data)
 		if err != nil {
-			pe, ok := err.(*ParseError)
-			if !ok || pe.Line < 1 {
-				t.Fatalf("error without a line: %v", err)
+			var perrs ParseErrors
+			if !errors.As(err, &perrs) || len(perrs) == 0 {
+				t.Fatalf("error is not a ParseErrors: %v", err)
 			}
-			return
+			for i, pe := range perrs {
+				if pe.Line < 1 || i > 0 && pe.Line <= perrs[i-1].Line {
+					t.Fatalf("problems out of line order: %v", err)
+				}
+			}
 		}
 		seen := map[string]bool{}
 		for _, e := range entries {

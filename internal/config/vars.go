@@ -13,8 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 // varSpec describes one variable: its names, default, how to parse a raw
@@ -167,7 +170,19 @@ var table = []varSpec{
 }
 
 func invalid(name, value, allowed, msg string) Problem {
-	return Problem{Var: name, Value: value, Allowed: allowed, Message: msg, Code: talos.CodeEnvInvalid}
+	return Problem{Var: name, Value: show(value), Allowed: allowed, Message: msg, Code: talos.CodeEnvInvalid}
+}
+
+// show returns a value for a message: as it is when short and plain,
+// otherwise Go-quoted (control characters escaped) and clipped, so a 20 MB
+// value or a terminal escape sequence is never echoed.
+func show(v string) string {
+	if len(v) <= redact.MaxValueRunes && !strings.ContainsFunc(v, func(r rune) bool {
+		return !unicode.IsGraphic(r) || unicode.IsSpace(r) || r == '"' || r == utf8.RuneError
+	}) {
+		return v
+	}
+	return redact.Value(v)
 }
 
 func rangeMsg(name string, min, max any, got string) string {
@@ -181,7 +196,7 @@ func intVar(name string, def, min, max int, f func(*Config) *int) varSpec {
 		parse: func(c *Config, raw string) *Problem {
 			n, err := strconv.Atoi(strings.TrimSpace(raw))
 			if err != nil {
-				p := invalid(name, raw, allowed, fmt.Sprintf("%s must be numeric, a whole number between %d and %d (got: %s)", name, min, max, raw))
+				p := invalid(name, raw, allowed, fmt.Sprintf("%s must be numeric, a whole number between %d and %d (got: %s)", name, min, max, show(raw)))
 				return &p
 			}
 			*f(c) = n
@@ -209,7 +224,7 @@ func durVar(name string, def, unit time.Duration, min, max int, f func(*Config) 
 		parse: func(c *Config, raw string) *Problem {
 			n, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 32)
 			if err != nil {
-				p := invalid(name, raw, allowed, fmt.Sprintf("%s must be numeric, a whole number of %s between %d and %d (got: %s)", name, uname, min, max, raw))
+				p := invalid(name, raw, allowed, fmt.Sprintf("%s must be numeric, a whole number of %s between %d and %d (got: %s)", name, uname, min, max, show(raw)))
 				return &p
 			}
 			*f(c) = time.Duration(n) * unit
@@ -236,7 +251,7 @@ func floatVar(name string, def, min, max float64, f func(*Config) *float64) varS
 		parse: func(c *Config, raw string) *Problem {
 			x, err := strconv.ParseFloat(strings.TrimSpace(raw), 64)
 			if err != nil || x != x { // NaN
-				p := invalid(name, raw, allowed, fmt.Sprintf("%s must be numeric, a decimal between %g and %g (got: %s)", name, min, max, raw))
+				p := invalid(name, raw, allowed, fmt.Sprintf("%s must be numeric, a decimal between %g and %g (got: %s)", name, min, max, show(raw)))
 				return &p
 			}
 			*f(c) = x
@@ -264,7 +279,7 @@ func boolVar(name string, def bool, f func(*Config) *bool) varSpec {
 			case "false":
 				*f(c) = false
 			default:
-				p := invalid(name, raw, allowed, fmt.Sprintf("%s must be true or false (got: %s)", name, raw))
+				p := invalid(name, raw, allowed, fmt.Sprintf("%s must be true or false (got: %s)", name, show(raw)))
 				return &p
 			}
 			return nil
@@ -294,7 +309,7 @@ func enumVar(name, def string, values []string, upper bool, f func(*Config) *str
 					return nil
 				}
 			}
-			return []Problem{invalid(name, v, allowed, fmt.Sprintf("%s must be one of: %s (got: %s)", name, allowed, v))}
+			return []Problem{invalid(name, v, allowed, fmt.Sprintf("%s must be one of: %s (got: %s)", name, allowed, show(v)))}
 		},
 	}
 }
@@ -310,7 +325,7 @@ func strVar(name, def, allowed string, check func(string) string, f func(*Config
 		check: func(c *Config) []Problem {
 			v := *f(c)
 			if why := check(v); why != "" {
-				return []Problem{invalid(name, v, allowed, fmt.Sprintf("%s %s (got: %q); allowed: %s", name, why, v, allowed))}
+				return []Problem{invalid(name, v, allowed, fmt.Sprintf("%s %s (got: %s); allowed: %s", name, why, redact.Value(v), allowed))}
 			}
 			return nil
 		},
@@ -331,7 +346,7 @@ func urlVar(name string, schemes []string, f func(*Config) *string) varSpec {
 			if v == "" {
 				return nil
 			}
-			shown := RedactURL(v)
+			shown := redact.URL(v)
 			u, err := url.Parse(v)
 			if err != nil {
 				return []Problem{invalid(name, "<unparsable URL>", allowed, fmt.Sprintf("%s is not a valid URL; allowed: %s", name, allowed))}
@@ -344,13 +359,14 @@ func urlVar(name string, schemes []string, f func(*Config) *string) varSpec {
 					return nil
 				}
 			}
-			return []Problem{invalid(name, shown, allowed, fmt.Sprintf("%s has scheme %q (got: %s); allowed: %s", name, u.Scheme, shown, allowed))}
+			return []Problem{invalid(name, shown, allowed, fmt.Sprintf("%s has scheme %s (got: %s); allowed: %s", name, redact.Value(u.Scheme), shown, allowed))}
 		},
 	}
 }
 
 // promptVar is a system-prompt override: "" or DefaultPrompt for the
-// built-in prompt, otherwise a readable regular file. A relative path is
+// built-in prompt, otherwise a readable regular file that only its owner
+// (this user or root) can change. A relative path is
 // resolved against <Home>/config (where config.yaml lives), so the value
 // means the same whichever directory the daemon starts in.
 func promptVar(name string, f func(*Config) *string) varSpec {
@@ -382,12 +398,16 @@ func promptVar(name string, f func(*Config) *string) varSpec {
 				why = "names a file that cannot be read: " + err.Error()
 			} else {
 				_ = fh.Close()
+				if unsafe := unsafeFile(v, st); unsafe != "" {
+					// Whoever can change the prompt steers the model.
+					return []Problem{fileSafetyProblem(name, v, unsafe)}
+				}
 			}
 			if why == "" {
 				return nil
 			}
 			return []Problem{{Var: name, Value: v, Allowed: allowed, Code: talos.CodeConfigInvalid,
-				Message: fmt.Sprintf("%s %s (got: %q); allowed: %s", name, why, v, allowed)}}
+				Message: fmt.Sprintf("%s %s (got: %s); allowed: %s", name, why, redact.Value(v), allowed)}}
 		},
 	}
 }
@@ -440,7 +460,7 @@ func sizeVar(name string, def int64, minMB, maxMB int64, unit string, f func(*Co
 		parse: func(c *Config, raw string) *Problem {
 			n, ok := parseSize(raw)
 			if !ok {
-				p := invalid(name, raw, allowed, fmt.Sprintf("%s must be a size such as 512%s, between %s (got: %s)", name, unit, allowed, raw))
+				p := invalid(name, raw, allowed, fmt.Sprintf("%s must be a size such as 512%s, between %s (got: %s)", name, unit, allowed, show(raw)))
 				return &p
 			}
 			*f(c) = n
@@ -475,7 +495,7 @@ func opsVar(name, def string, f func(*Config) *[]string) varSpec {
 			var out []Problem
 			for _, op := range *f(c) {
 				if !opRE.MatchString(op) {
-					out = append(out, invalid(name, op, allowed, fmt.Sprintf("%s entry %q is not resource:verb (lower-case letters and _); allowed: %s", name, op, allowed)))
+					out = append(out, invalid(name, op, allowed, fmt.Sprintf("%s entry %s is not resource:verb (lower-case letters and _); allowed: %s", name, redact.Value(op), allowed)))
 				}
 			}
 			return out
@@ -559,14 +579,14 @@ func ParseVRAMModels(v string) (map[string]int, error) {
 		name, gb, ok := strings.Cut(part, "=")
 		name, gb = strings.TrimSpace(name), strings.TrimSpace(gb)
 		if !ok || name == "" {
-			return nil, fmt.Errorf("entry %q is not NAME=GB", part)
+			return nil, fmt.Errorf("entry %s is not NAME=GB", redact.Value(part))
 		}
 		if checkOllamaModel(name) != "" {
-			return nil, fmt.Errorf("model name %q is not a valid Ollama model name", name)
+			return nil, fmt.Errorf("model name %s is not a valid Ollama model name", redact.Value(name))
 		}
 		n, err := strconv.Atoi(gb)
 		if err != nil || n < 1 || n > 80 {
-			return nil, fmt.Errorf("model %s needs %q GB; allowed: a whole number from 1 to 80", name, gb)
+			return nil, fmt.Errorf("model %s needs %s GB; allowed: a whole number from 1 to 80", name, redact.Value(gb))
 		}
 		if _, dup := out[name]; dup {
 			return nil, fmt.Errorf("model %s is listed twice", name)

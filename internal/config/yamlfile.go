@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 // YAMLProblem is one problem found in config.yaml, with its 1-based line.
@@ -72,7 +74,7 @@ func ParseYAML(data []byte) ([]Entry, []YAMLProblem) {
 		}
 		key := kn.Value
 		if prev, dup := seen[key]; dup {
-			probs = append(probs, YAMLProblem{Line: kn.Line, Key: key, Msg: fmt.Sprintf("key %q is already set at line %d", key, prev)})
+			probs = append(probs, YAMLProblem{Line: kn.Line, Key: key, Msg: fmt.Sprintf("key %s is already set at line %d", redact.Value(key), prev)})
 			continue
 		}
 		seen[key] = kn.Line
@@ -84,7 +86,7 @@ func ParseYAML(data []byte) ([]Entry, []YAMLProblem) {
 		v := lookupKey(key)
 		if v == nil {
 			probs = append(probs, YAMLProblem{Line: kn.Line, Key: key,
-				Msg: fmt.Sprintf("unknown key %q at line %d%s", key, kn.Line, suggestKey(key))})
+				Msg: fmt.Sprintf("unknown key %s at line %d%s", redact.Value(key), kn.Line, suggestKey(key))})
 			continue
 		}
 		if v.secret {
@@ -116,7 +118,7 @@ func ParseYAML(data []byte) ([]Entry, []YAMLProblem) {
 					break
 				}
 				if strings.Contains(it.Value, ",") {
-					probs = append(probs, YAMLProblem{Line: it.Line, Key: key, Msg: fmt.Sprintf("%s item %q contains a comma", key, it.Value)})
+					probs = append(probs, YAMLProblem{Line: it.Line, Key: key, Msg: fmt.Sprintf("%s item %s contains a comma", key, redact.Value(it.Value))})
 					ok = false
 					break
 				}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/internal/tlog"
 )
 
@@ -346,7 +347,7 @@ func (c *Checker) runOne(ch Check) (res Result) {
 	var w *warning
 	switch {
 	case o.err == nil:
-		res.Status, res.Detail = StatusOK, o.detail
+		res.Status, res.Detail = StatusOK, redact.Text(o.detail)
 	case errors.As(o.err, &w):
 		res.Status, res.Detail = StatusWarn, joinDetail(o.detail, o.err.Error())
 	default:
@@ -358,11 +359,13 @@ func (c *Checker) runOne(ch Check) (res Result) {
 	return res
 }
 
+// joinDetail joins a check's detail and its error, without the
+// credentials of any URL either quotes.
 func joinDetail(detail, msg string) string {
 	if detail == "" {
-		return msg
+		return redact.Text(msg)
 	}
-	return detail + ": " + msg
+	return redact.Text(detail + ": " + msg)
 }
 
 // logChanges logs each check whose status changed, and the overall status

@@ -473,3 +473,23 @@ func TestServerExtraHandlers(t *testing.T) {
 		t.Error("nil extra handler accepted")
 	}
 }
+
+// TestDetailRedactsURLCredentials pins that /health never shows the
+// credentials of a URL a check's detail or error quotes.
+func TestDetailRedactsURLCredentials(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, h := newTestServer(t, Config{},
+			Check{Name: "chroma", Func: func(ctx context.Context) (string, error) {
+				return "", errors.New(`Get "http://h:8000/api/v2/heartbeat?token=s3cretA": connection refused`)
+			}},
+			Check{Name: "redis", Func: func(ctx context.Context) (string, error) {
+				return "PONG from redis://:s3cretB@h:6379/0", nil
+			}},
+		)
+		time.Sleep(3 * time.Second)
+		rec, _ := get(t, h, "/health")
+		if body := rec.Body.String(); strings.Contains(body, "s3cret") || !strings.Contains(body, "token=\u003credacted\u003e") && !strings.Contains(body, `token=\u003credacted\u003e`) {
+			t.Fatalf("/health: %s", body)
+		}
+	})
+}

@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/layout"
-	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/quarantine/sandbox"
 	quarsql "github.com/talos-ironclad/talos/quarantine/sqlstore"

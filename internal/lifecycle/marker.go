@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/atomicfile"
+	"github.com/talos-ironclad/talos/atomicfile"
 )
 
 // Restart cap (spec §4.3 watchdog.yaml restart: 5 an hour, 10 s backoff).

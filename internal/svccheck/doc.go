@@ -7,7 +7,8 @@
 // Each probe makes one attempt, bounded by DefaultProbeTimeout unless the
 // context ends sooner, and fails with the registry code of its service
 // (T001 Redis, T002 Chroma, T003 PostgreSQL, T009 Docker), a message that
-// names the address (never a password: see Redact) and what to check. The
+// names the address (passed through redact.URL, so never a password or
+// token) and what to check. The
 // boot step wraps a probe in boot.Retry with the spec's attempt counts; the
 // health checks call it once per evaluation. Redis and Docker probers keep
 // a small connection pool and reconnect by themselves when the server comes

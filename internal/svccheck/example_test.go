@@ -11,14 +11,6 @@ import (
 	"github.com/talos-ironclad/talos/internal/svccheck"
 )
 
-func ExampleRedact() {
-	fmt.Println(svccheck.Redact("redis://default:s3cret@127.0.0.1:6379/0"))
-	fmt.Println(svccheck.Redact("postgres://talos:pw@db:5432/talos_skills?sslmode=disable"))
-	// Output:
-	// redis://127.0.0.1:6379/0
-	// postgres://db:5432/talos_skills
-}
-
 func ExampleChromaHeartbeat() {
 	chroma := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == svccheck.ChromaHeartbeatPath {

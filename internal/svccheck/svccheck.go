@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 // DefaultProbeTimeout bounds one probe when the caller's context has no
@@ -31,24 +31,6 @@ const DefaultProbeTimeout = 2 * time.Second
 // RedisPolicies are the maxmemory policies spec §1.2 allows for
 // REDIS_MAX_MEMORY_POLICY.
 var redisPolicies = []string{"allkeys-lru", "volatile-lru", "allkeys-random"}
-
-// Redact returns rawURL without its user information (password), for logs
-// and reports. Anything that does not parse becomes "<invalid URL>".
-func Redact(rawURL string) string {
-	if !strings.Contains(rawURL, "://") {
-		if _, _, err := net.SplitHostPort(rawURL); err == nil {
-			return rawURL // host:port has nothing secret
-		}
-		return "<invalid URL>"
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "<invalid URL>"
-	}
-	u.User = nil
-	u.RawQuery = ""
-	return u.String()
-}
 
 func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < DefaultProbeTimeout {
@@ -71,7 +53,7 @@ func NewRedis(rawURL string) (*Redis, error) {
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, talos.E(talos.CodeConfigInvalid, "svccheck.NewRedis",
-			fmt.Sprintf("TALOS_REDIS_URL %q is not valid; expected redis://[user:password@]host:port/db", Redact(rawURL)), err)
+			fmt.Sprintf("TALOS_REDIS_URL %q is not valid; expected redis://[user:password@]host:port/db", redact.URL(rawURL)), err)
 	}
 	opt.MaxRetries = -1   // the boot runner retries, per the spec's policy
 	opt.DialerRetries = 1 // one dial per probe (go-redis defaults to 5)
@@ -236,7 +218,7 @@ func PingPostgres(ctx context.Context, rawURL string) (string, error) {
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
 		return "", talos.E(talos.CodeConfigInvalid, op,
-			fmt.Sprintf("TALOS_POSTGRES_URL %q is not valid; expected postgres://user[:password]@host:port/db", Redact(rawURL)), err)
+			fmt.Sprintf("TALOS_POSTGRES_URL %q is not valid; expected postgres://user[:password]@host:port/db", redact.URL(rawURL)), err)
 	}
 	where := fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -269,10 +251,10 @@ func ChromaHeartbeat(ctx context.Context, hc *http.Client, baseURL string) error
 	}
 	if err := getJSON(ctx, hc, baseURL, ChromaHeartbeatPath, &body); err != nil {
 		return talos.E(talos.CodeChroma, op,
-			fmt.Sprintf("Chroma at %s did not answer its heartbeat; check it is running and TALOS_CHROMA_URL is right", Redact(baseURL)), err)
+			fmt.Sprintf("Chroma at %s did not answer its heartbeat; check it is running and TALOS_CHROMA_URL is right", redact.URL(baseURL)), err)
 	}
 	if body.Beat == nil {
-		return talos.Errorf(talos.CodeChroma, op, "Chroma at %s answered %s without a `nanosecond heartbeat`; is it a Chroma ≥ 1.0 server?", Redact(baseURL), ChromaHeartbeatPath)
+		return talos.Errorf(talos.CodeChroma, op, "Chroma at %s answered %s without a `nanosecond heartbeat`; is it a Chroma ≥ 1.0 server?", redact.URL(baseURL), ChromaHeartbeatPath)
 	}
 	return nil
 }
@@ -286,7 +268,7 @@ func OllamaVersion(ctx context.Context, hc *http.Client, baseURL string) (string
 	}
 	if err := getJSON(ctx, hc, baseURL, "/api/version", &body); err != nil {
 		return "", talos.E(talos.CodeLocalModelLoad, "svccheck.OllamaVersion",
-			fmt.Sprintf("Ollama at %s did not answer /api/version; check it is running and TALOS_OLLAMA_URL is right (local models are unavailable until it answers)", Redact(baseURL)), err)
+			fmt.Sprintf("Ollama at %s did not answer /api/version; check it is running and TALOS_OLLAMA_URL is right (local models are unavailable until it answers)", redact.URL(baseURL)), err)
 	}
 	return body.Version, nil
 }
@@ -299,7 +281,7 @@ func getJSON(ctx context.Context, hc *http.Client, baseURL, path string, v any) 
 	defer cancel()
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("base URL %q must be http://host:port or https://host:port", Redact(baseURL))
+		return fmt.Errorf("base URL %q must be http://host:port or https://host:port", redact.URL(baseURL))
 	}
 	u.Path = strings.TrimRight(u.Path, "/") + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -359,7 +341,7 @@ func NewDockerFor(host, varName string) (*Docker, error) {
 	}
 	if err != nil {
 		return nil, talos.E(talos.CodeConfigInvalid, "svccheck.NewDocker",
-			fmt.Sprintf("%s %q is not valid; expected unix:///path/to/docker.sock or tcp://host:port", varName, Redact(host)), err)
+			fmt.Sprintf("%s %q is not valid; expected unix:///path/to/docker.sock or tcp://host:port", varName, redact.URL(host)), err)
 	}
 	return &Docker{c: c, host: host, varName: varName}, nil
 }
@@ -375,7 +357,7 @@ func (d *Docker) Ping(ctx context.Context) (string, error) {
 	res, err := d.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
 	if err != nil {
 		return "", talos.E(talos.CodeDocker, "svccheck.Docker.Ping",
-			fmt.Sprintf("Docker engine at %s did not answer /_ping; check it is running and %s is right", Redact(d.host), d.varName), err)
+			fmt.Sprintf("Docker engine at %s did not answer /_ping; check it is running and %s is right", redact.URL(d.host), d.varName), err)
 	}
 	if res.APIVersion == "" {
 		return d.c.ClientVersion(), nil

@@ -1,7 +1,9 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -37,12 +39,35 @@ func Need(tb testing.TB, name string) string {
 	if ok {
 		return v
 	}
-	msg := name + " is not set: start the services with `scripts/services.sh up` and `eval \"$(scripts/services.sh env)\"`, or run `make test`"
+	skipOrFail(tb, name+" is not set: start the services with `scripts/services.sh up` and `eval \"$(scripts/services.sh env)\"`, or run `make test`")
+	return ""
+}
+
+// skipOrFail skips the test with msg, or fails it when Required.
+func skipOrFail(tb testing.TB, msg string) {
+	tb.Helper()
 	if Required() {
 		tb.Fatal(msg + " (" + EnvRequireAll + "=1 forbids skipping)")
 	}
 	tb.Skip(msg)
-	return ""
+}
+
+// PIDNamespace returns the path of unshare(1) after checking that it can
+// run a command as PID 1 of a new PID namespace here (it needs root or
+// user namespaces). When it cannot, the test is skipped, or fails when
+// Required: the CI machine runs as root with util-linux, so it always can.
+func PIDNamespace(tb testing.TB) string {
+	tb.Helper()
+	path, err := exec.LookPath("unshare")
+	if err != nil {
+		skipOrFail(tb, "unshare(1) is not installed (Debian package util-linux)")
+		return ""
+	}
+	if out, err := exec.Command(path, "--pid", "--fork", "--mount-proc", "true").CombinedOutput(); err != nil {
+		skipOrFail(tb, fmt.Sprintf("unshare --pid is not permitted here (needs root or user namespaces): %v: %s", err, out))
+		return ""
+	}
+	return path
 }
 
 // RedisURL returns the harness's Redis URL (redis://127.0.0.1:56379/0).
@@ -78,6 +103,7 @@ func PythonImage(tb testing.TB) string {
 	DockerHost(tb)
 	return Need(tb, EnvPythonImage)
 }
+
 // MCPEverything returns the path of the reference MCP server
 // @modelcontextprotocol/server-everything installed by the harness (run it
 // directly over stdio; it needs node on PATH).

@@ -63,3 +63,29 @@ func withoutVars(env []string, names ...string) []string {
 	}
 	return out
 }
+
+// TestPIDNamespaceSkipsOrFails pins that PIDNamespace, like Need, skips a
+// test where unshare cannot work and fails it under
+// TALOS_TEST_REQUIRE_SERVICES=1.
+func TestPIDNamespaceSkipsOrFails(t *testing.T) {
+	if os.Getenv("TESTENV_PIDNS_CHILD") == "1" {
+		PIDNamespace(t)
+		return
+	}
+	for _, required := range []string{"0", "1"} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestPIDNamespaceSkipsOrFails$", "-test.v")
+		// An empty PATH: no unshare can be found.
+		cmd.Env = append(withoutVars(os.Environ(), "PATH", EnvRequireAll), "PATH=", "TESTENV_PIDNS_CHILD=1", EnvRequireAll+"="+required)
+		out, err := cmd.CombinedOutput()
+		switch required {
+		case "0":
+			if err != nil || !strings.Contains(string(out), "SKIP") || !strings.Contains(string(out), "unshare(1) is not installed") {
+				t.Errorf("not required: want a skip naming unshare, got %v:\n%s", err, out)
+			}
+		case "1":
+			if err == nil || !strings.Contains(string(out), "forbids skipping") {
+				t.Errorf("required: want a failure, got %v:\n%s", err, out)
+			}
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 // Tier selects one of the three log tiers (DESIGN §3 "Logging").
@@ -85,6 +86,9 @@ type Handler struct {
 	level slog.Leveler
 }
 
+// errLocked marks a lock another process holds.
+var errLocked = errors.New("held by another process")
+
 // sink owns the file; every Handler derived by WithAttrs/WithGroup shares it.
 type sink struct {
 	mu      sync.Mutex
@@ -103,6 +107,8 @@ type sink struct {
 	cid     string // correlation ID of the record being written (under mu)
 	closed  bool
 	line    []byte
+	tailRep Report // tier 1: VerifyTail at open, before any write
+	tailErr error
 }
 
 // Open opens (creating if needed) the current log file of tier in dir. For
@@ -132,7 +138,8 @@ func Open(dir string, tier Tier, opts Options) (*Handler, error) {
 			if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
 				a.Value = slog.TimeValue(a.Value.Time().UTC())
 			}
-			return a
+			// No tier ever holds a URL's credentials.
+			return redact.ReplaceAttr(groups, a)
 		},
 	})
 	return &Handler{s: s, inner: inner, level: level}, nil
@@ -161,6 +168,12 @@ func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h *Handler) WithGroup(name string) slog.Handler {
 	return &Handler{s: h.s, inner: h.inner.WithGroup(name), level: h.level}
 }
+
+// TailAtOpen returns what VerifyTail found in a tier-1 directory when the
+// handler opened it, before it wrote anything: the report, and a T402
+// error when the newest lines or the anchor show tampering. Other tiers
+// return an empty report and nil.
+func (h *Handler) TailAtOpen() (Report, error) { return h.s.tailRep, h.s.tailErr }
 
 // Close syncs and closes the file (and releases the tier-1 lock). Later
 // records return an error.
@@ -202,8 +215,11 @@ func (s *sink) open() error {
 	}
 	if s.tier == Tier1 {
 		lf, err := lockFile(filepath.Join(s.dir, s.prefix+".lock"))
+		if errors.Is(err, errLocked) {
+			return talos.E(talos.CodeInUse, op, fmt.Sprintf("the tier-1 log in %s is already open by another process (only one writer keeps the hash chain intact); stop the other `talos run` on this home first", s.dir), err)
+		}
 		if err != nil {
-			return talos.E(talos.CodeDirPermissions, op, fmt.Sprintf("the tier-1 log in %s is already open by another process (only one writer keeps the hash chain intact)", s.dir), err)
+			return talos.E(talos.CodeDirPermissions, op, fmt.Sprintf("cannot open the lock file of the tier-1 log in %s", s.dir), err)
 		}
 		s.lock = lf
 	}
@@ -233,6 +249,9 @@ func (s *sink) open() error {
 		return nil
 	}
 	s.prev = GenesisPrev
+	// Check the newest lines before writing anything: a later line (or the
+	// anchor rewrite) must not be the first to see a tampered tail.
+	s.tailRep, s.tailErr = VerifyTail(s.dir)
 	if err := s.resumeChain(files); err != nil {
 		f.Close()
 		s.closeLock()

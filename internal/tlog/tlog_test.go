@@ -292,8 +292,13 @@ func TestCrashFragmentIsReported(t *testing.T) {
 func TestSecondWriterRefused(t *testing.T) {
 	dir := t.TempDir()
 	openT(t, dir, Tier1, 0)
-	if _, err := Open(dir, Tier1, Options{}); err == nil || !strings.Contains(err.Error(), "already open") {
+	_, err := Open(dir, Tier1, Options{})
+	if err == nil || !strings.Contains(err.Error(), "already open") {
 		t.Fatalf("second writer: %v", err)
+	}
+	// Lock contention is IN_USE, not a permission problem.
+	if !errors.Is(err, talos.ErrInUse) || errors.Is(err, talos.ErrDirPermissions) {
+		t.Fatalf("second writer: code of %v", err)
 	}
 	if _, err := Open(dir, Tier(4), Options{}); err == nil {
 		t.Fatal("tier 4 accepted")
@@ -479,5 +484,69 @@ func TestVerifyCatchesCutTail(t *testing.T) {
 	os.WriteFile(path, nil, 0o640)
 	if rep, err := Verify(dir); err != nil || len(rep.Warnings) != 0 {
 		t.Fatalf("empty log: %q %v", rep.Warnings, err)
+	}
+}
+
+// TestTiersRedactURLCredentials pins that no tier writes the credentials of
+// a URL, whether in the message, a string attribute or an error.
+func TestTiersRedactURLCredentials(t *testing.T) {
+	for _, tier := range []Tier{Tier1, Tier2, Tier3} {
+		dir := t.TempDir()
+		h := openT(t, dir, tier, 0)
+		l := slog.New(h)
+		l.Warn("redis at redis://u:s3cretA@h:1/0 failed", "url", "http://h/?token=s3cretB",
+			"err", fmt.Errorf(`Get "http://h/x#access_token=s3cretC": EOF`))
+		data, err := os.ReadFile(filepath.Join(dir, tier.Prefix()+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), "s3cret") || !strings.Contains(string(data), "<redacted>") {
+			t.Errorf("tier %d: %s", tier, data)
+		}
+	}
+}
+
+// TestTailCheckedAtOpen pins that opening a tier-1 directory checks its
+// newest lines and anchor before writing, so tampering since the last run
+// is reported at boot (an edit, a deletion, a cut tail), and that an
+// intact chain — across a rotation too — passes.
+func TestTailCheckedAtOpen(t *testing.T) {
+	tamper := map[string]func(ls []string) []string{
+		"edit":   func(ls []string) []string { ls[2] = strings.Replace(ls[2], `"i":2`, `"i":9`, 1); return ls },
+		"delete": func(ls []string) []string { return append(append([]string{}, ls[:3]...), ls[4:]...) },
+		"cut":    func(ls []string) []string { return ls[:len(ls)-2] },
+		"garble": func(ls []string) []string { ls[4] = "not json"; return ls },
+	}
+	for name, f := range tamper {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			h, err := Open(dir, Tier1, Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeAudit(t, h, 6, 0)
+			h.Close()
+			path := filepath.Join(dir, "audit.log")
+			writeLines(t, path, f(lines(t, path)))
+			h2 := openT(t, dir, Tier1, 0)
+			rep, err := h2.TailAtOpen()
+			if !errors.Is(err, talos.ErrBadSignature) || rep.Break == nil {
+				t.Fatalf("tampered tail not reported at open: %+v, %v", rep, err)
+			}
+		})
+	}
+	dir := t.TempDir()
+	h, err := Open(dir, Tier1, Options{NoSync: true, MaxSize: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAudit(t, h, 12, 0) // rotates
+	h.Close()
+	h2 := openT(t, dir, Tier1, 600)
+	if rep, err := h2.TailAtOpen(); err != nil || rep.Last != 12 || len(rep.Files) != 2 {
+		t.Fatalf("intact rotated chain: %+v, %v", rep, err)
+	}
+	if _, err := openT(t, t.TempDir(), Tier2, 0).TailAtOpen(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -162,7 +162,12 @@ type brk struct {
 	fileIdx int
 }
 
-func check(ents []entry, names []string) *brk {
+func check(ents []entry, names []string) *brk { return checkFrom(ents, names, 1, GenesisPrev) }
+
+// checkFrom checks ents as a chain whose first line must have seq expect
+// and prev hash prev.
+func checkFrom(ents []entry, names []string, expect uint64, prev string) *brk {
+	start := expect
 	at := func(e entry, k Kind, seq uint64, format string, args ...any) *brk {
 		return &brk{Break: Break{Kind: k, Line: e.line, Seq: seq, Detail: fmt.Sprintf(format, args...)}, fileIdx: e.file}
 	}
@@ -175,8 +180,6 @@ func check(ents []entry, names []string) *brk {
 			}
 		}
 	}
-	expect := uint64(1)
-	prev := GenesisPrev
 	for i, e := range ents {
 		if !e.parsed {
 			return at(e, Broken, expect, "line is not a tier-1 chain record (not JSON or no seq/prev); it was edited or damaged")
@@ -188,14 +191,14 @@ func check(ents []entry, names []string) *brk {
 			if e.seq < expect {
 				return at(e, Reordered, expect, "seq %d appears again or out of order after seq %d", e.seq, expect-1)
 			}
-			if expect == 1 {
+			if expect == start && start == 1 {
 				return at(e, Missing, expect, "the chain starts at seq %d: lines 1-%d are missing (a deleted or truncated older file?)", e.seq, e.seq-1)
 			}
 			return at(e, Missing, expect, "seq %d-%d missing before this line (deleted)", expect, e.seq-1)
 		}
 		if e.prev != prev {
 			if i == 0 {
-				return at(e, Broken, expect, "first line does not start from the genesis hash")
+				return at(e, Broken, expect, "first line does not start from the hash it should follow")
 			}
 			p := ents[i-1]
 			return &brk{Break: Break{Kind: Broken, Line: p.line, Seq: p.seq,
@@ -209,4 +212,63 @@ func check(ents []entry, names []string) *brk {
 
 func where(ents []entry, names []string, i int) string {
 	return fmt.Sprintf("%s:%d", names[ents[i].file], ents[i].line)
+}
+
+// VerifyTail checks the newest part of the tier-1 chain in dir: the last two
+// files (the current one and the newest rotated one, when they exist),
+// line by line, and the end of the chain against audit.head. It is cheap
+// enough for every boot, where Verify reads the whole history. The error,
+// when the tail is not intact, carries talos.CodeBadSignature and names the
+// first break; a chain with lines but no anchor is intact with a warning.
+func VerifyTail(dir string) (Report, error) {
+	const op = "tlog.VerifyTail"
+	rep := Report{Dir: dir}
+	files, err := listFiles(dir, Tier1.Prefix())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return rep, nil // nothing written yet
+		}
+		return rep, talos.E(talos.CodeDirPermissions, op, fmt.Sprintf("cannot read %s", dir), err)
+	}
+	files = files[max(0, len(files)-2):]
+	var ents []entry
+	for fi, f := range files {
+		rep.Files = append(rep.Files, f.name)
+		data, err := readAll(filepath.Join(dir, f.name))
+		if err != nil {
+			return rep, talos.E(talos.CodeDirPermissions, op, fmt.Sprintf("cannot read %s", filepath.Join(dir, f.name)), err)
+		}
+		lines := bytes.Split(data, []byte("\n"))
+		if n := len(lines); n > 0 && len(lines[n-1]) == 0 {
+			lines = lines[:n-1]
+		}
+		for li, l := range lines {
+			e := entry{file: fi, line: li + 1, raw: l}
+			if h, ok := parseHead(l); ok {
+				e.seq, e.prev, e.parsed = h.Seq, h.Prev, true
+			}
+			ents = append(ents, e)
+		}
+	}
+	rep.Lines = len(ents)
+	if len(ents) > 0 {
+		// The window starts from whatever its first line claims; older
+		// lines are Verify's business.
+		first := ents[0]
+		if b := checkFrom(ents, rep.Files, first.seq, first.prev); b != nil {
+			b.File = rep.Files[b.fileIdx]
+			rep.Break = &b.Break
+			return rep, talos.Errorf(talos.CodeBadSignature, op, "the newest tier-1 audit lines in %s are not intact: %s; run `talos logs verify` for the whole chain", dir, rep.Break)
+		}
+		rep.Last = ents[len(ents)-1].seq
+	}
+	ab, warn := checkAnchor(dir, ents, rep.Files)
+	if warn != "" {
+		rep.Warnings = append(rep.Warnings, warn)
+	}
+	if ab != nil {
+		rep.Break = ab
+		return rep, talos.Errorf(talos.CodeBadSignature, op, "the newest tier-1 audit lines in %s are not intact: %s; run `talos logs verify` for the whole chain", dir, rep.Break)
+	}
+	return rep, nil
 }

@@ -152,7 +152,7 @@ func (c *Client) Chat(ctx context.Context, req llm.Request) (*llm.Response, erro
 	}
 	if b := acc.block(); b != nil {
 		b.PromptHash = llm.PromptHash(req.Messages)
-		c.log.Warn("SAFETY_BLOCK_DETECTED", "event_type", "SAFETY_BLOCK", "stage", b.Stage, "block_reason", b.Reason,
+		c.log.WarnContext(ctx, "SAFETY_BLOCK_DETECTED", "event_type", "SAFETY_BLOCK", "stage", b.Stage, "block_reason", b.Reason,
 			"categories", b.Categories, "request_hash", b.PromptHash, "model_version", acc.modelVersion)
 		return nil, talos.E(talos.CodeSafetyBlock, op,
 			fmt.Sprintf("Gemini refused the %s for content reasons (%s); this is not an outage, rephrase or answer locally", b.Stage, b.Reason), b)

@@ -13,27 +13,26 @@ import (
 // Defaults. A zero Config field means the default named here.
 const (
 	// DefaultDockerHost is the engine the sandbox's private socket proxy
-	// forwards to (spec §2.8 mounts /var/run/docker.sock).
+	// forwards to: the local engine's socket.
 	DefaultDockerHost = "unix:///var/run/docker.sock"
 
 	// DefaultImage is the image skills run in: a Debian bookworm rootfs with
 	// python3-minimal, imported locally (no registry is used).
 	DefaultImage = "talos/python:1"
 
-	// DefaultMemoryLimit is SANDBOX_MEMORY_LIMIT's default, 512m (spec §2.3,
-	// allowed 128m–2048m). Swap is not allowed on top of it.
+	// DefaultMemoryLimit is SANDBOX_MEMORY_LIMIT's default, 512m (allowed
+	// 128m–2048m). Swap is not allowed on top of it.
 	DefaultMemoryLimit int64 = 512 << 20
 
 	// DefaultCPUQuota is SANDBOX_CPU_QUOTA's default in percent of one CPU,
-	// 50 (spec §2.3, allowed 10–100).
+	// 50 (allowed 10–100).
 	DefaultCPUQuota = 50
 
-	// DefaultPidsLimit is SANDBOX_PIDS_LIMIT's default, 50 (spec §2.3,
-	// allowed 10–200).
+	// DefaultPidsLimit is SANDBOX_PIDS_LIMIT's default, 50 (allowed
+	// 10–200).
 	DefaultPidsLimit int64 = 50
 
-	// DefaultTimeout is SANDBOX_TIMEOUT's default, 60 s (spec §2.3, allowed
-	// 10–300 s): the wall-clock limit of one run, container start included.
+	// DefaultTimeout is SANDBOX_TIMEOUT's default, 60 s (allowed 10–300 s): the wall-clock limit of one run, container start included.
 	DefaultTimeout = 60 * time.Second
 
 	// DefaultMaxOutputBytes caps what one run may print on stdout and stderr

@@ -116,7 +116,7 @@ func New(cfg Config) (*Sandbox, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sandbox{cfg: cfg, log: lg, cli: cli, proxy: proxy, sock: sock, cancel: cancel, served: make(chan error, 1), deadline: supervisorDeadline}
 	go func() {
-		err := sockproxy.Serve(ctx, ln, proxy)
+		err := sockproxy.Serve(ctx, ln, sockproxy.NewServer(proxy))
 		_ = os.RemoveAll(dir)
 		s.served <- err
 	}()

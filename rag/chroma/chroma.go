@@ -24,7 +24,8 @@ import (
 
 // Defaults.
 const (
-	// DefaultCollection is the collection of the spec's dream cycle (digest C §6.3).
+	// DefaultCollection is the collection the nightly maintenance cycle
+	// works on.
 	DefaultCollection = "talos_memory"
 	// DefaultDimension matches rag/hashembed's default.
 	DefaultDimension = 384
@@ -32,7 +33,8 @@ const (
 	DefaultTimeout = 30 * time.Second
 	// UpsertBatch is the number of records per upsert call.
 	UpsertBatch = 1000
-	// DeleteBatch is the number of ids per delete call (DESIGN §4: ≤ 500).
+	// DeleteBatch is the number of ids per delete call (Chroma accepts at
+	// most 5,461).
 	DeleteBatch = 500
 	// pageSize is the page used when a List asks for every record.
 	pageSize = 1000

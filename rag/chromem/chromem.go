@@ -18,7 +18,7 @@ import (
 	cm "github.com/philippgille/chromem-go"
 
 	"github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/atomicfile"
+	"github.com/talos-ironclad/talos/atomicfile"
 	"github.com/talos-ironclad/talos/rag"
 )
 

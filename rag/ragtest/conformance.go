@@ -53,7 +53,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 			t.Fatalf("Get returned %d records, want 1", len(got))
 		}
 		assertRecord(t, got[0], in)
-		if n, _ := s.Count(ctx); n != 1 {
+		if n := mustCount(t, s); n != 1 {
 			t.Fatalf("Count = %d, want 1", n)
 		}
 		// Upsert replaces.
@@ -61,12 +61,12 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		if err := s.Upsert(ctx, []rag.Record{in2}); err != nil {
 			t.Fatal(err)
 		}
-		got, _ = s.Get(ctx, []string{"a"})
+		got = mustGet(t, s, []string{"a"})
 		if len(got) != 1 {
 			t.Fatalf("after replace Get returned %d records", len(got))
 		}
 		assertRecord(t, got[0], in2)
-		if n, _ := s.Count(ctx); n != 1 {
+		if n := mustCount(t, s); n != 1 {
 			t.Fatalf("Count after replace = %d, want 1", n)
 		}
 	})
@@ -289,7 +289,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		// Write back what was read (as Restore does): the same bits.
 		back := rag.Record{ID: "again", Document: "raw", Embedding: got[0].Embedding}
 		mustUpsert(t, s, []rag.Record{back})
-		again, _ := s.Get(ctx, []string{"again"})
+		again := mustGet(t, s, []string{"again"})
 		if len(again) != 1 {
 			t.Fatal("the rewritten record is missing")
 		}
@@ -303,7 +303,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		if !errors.Is(err, talos.ErrConfigInvalid) || !strings.Contains(err.Error(), "zero-vec") {
 			t.Fatalf("upsert of an all-zero embedding = %v, want T010 naming zero-vec", err)
 		}
-		if n, _ := s.Count(ctx); n != 3 {
+		if n := mustCount(t, s); n != 3 {
 			t.Fatalf("Count after a refused upsert = %d, want 3 (nothing of it stored)", n)
 		}
 	})
@@ -346,7 +346,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 				t.Fatalf("paging visited %s %d times", id, n)
 			}
 		}
-		all, _ := s.List(ctx, rag.ListOptions{})
+		all := mustList(t, s, rag.ListOptions{})
 		if len(all) != 23 {
 			t.Fatalf("List with no limit = %d, want 23", len(all))
 		}
@@ -387,10 +387,10 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		if err := s.Delete(ctx, []string{"d9", "d8", "unknown"}); err != nil {
 			t.Fatal(err)
 		}
-		if n, _ := s.Count(ctx); n != 8 {
+		if n := mustCount(t, s); n != 8 {
 			t.Fatalf("Count after deleting 2 = %d", n)
 		}
-		if got, _ := s.Get(ctx, []string{"d9", "d8"}); len(got) != 0 {
+		if got := mustGet(t, s, []string{"d9", "d8"}); len(got) != 0 {
 			t.Fatalf("deleted records still readable: %v", ids(got))
 		}
 		n, err := s.DeleteWhere(ctx, rag.And(rag.Eq("priority", "temporary"), rag.Lt("i", 3)))
@@ -400,7 +400,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		if n != 3 {
 			t.Fatalf("DeleteWhere removed %d, want 3", n)
 		}
-		left, _ := s.List(ctx, rag.ListOptions{})
+		left := mustList(t, s, rag.ListOptions{})
 		if g := ids(left); !equalStrings(g, []string{"d3", "d4", "d5", "d6", "d7"}) {
 			t.Fatalf("left after DeleteWhere = %v", g)
 		}
@@ -425,7 +425,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := s.Get(ctx, []string{"u", "missing"})
+		got := mustGet(t, s, []string{"u", "missing"})
 		if len(got) != 1 {
 			t.Fatalf("UpdateMetadata must not create records: got %v", ids(got))
 		}
@@ -464,7 +464,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		if n, _ := s.Count(ctx); n != 21 {
+		if n := mustCount(t, s); n != 21 {
 			t.Fatalf("Count after concurrent upserts = %d, want 21", n)
 		}
 	})
@@ -484,7 +484,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		if err := s.Upsert(ctx, []rag.Record{{ID: "m", Embedding: Unit(dim, 0, 0, 0), Metadata: rag.Metadata{"x": []int{1}}}}); err == nil {
 			t.Fatal("a slice metadata value must be rejected")
 		}
-		if n, _ := s.Count(ctx); n != 0 {
+		if n := mustCount(t, s); n != 0 {
 			t.Fatalf("rejected upserts stored %d records", n)
 		}
 	})
@@ -567,4 +567,33 @@ func SameMetadata(got, want rag.Metadata) error {
 		}
 	}
 	return nil
+}
+
+// mustGet, mustList and mustCount fail the test on an error instead of
+// letting the suite go on with results that are not there.
+func mustGet(t *testing.T, s rag.Store, ids []string) []rag.Record {
+	t.Helper()
+	got, err := s.Get(context.Background(), ids)
+	if err != nil {
+		t.Fatalf("Get(%v): %v", ids, err)
+	}
+	return got
+}
+
+func mustList(t *testing.T, s rag.Store, opts rag.ListOptions) []rag.Record {
+	t.Helper()
+	got, err := s.List(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("List(%+v): %v", opts, err)
+	}
+	return got
+}
+
+func mustCount(t *testing.T, s rag.Store) int {
+	t.Helper()
+	n, err := s.Count(context.Background())
+	if err != nil {
+		t.Fatalf("Count: %v", err)
+	}
+	return n
 }

@@ -40,7 +40,7 @@ func RunHistory(t *testing.T, h HistoryHarness) {
 		if !got[2].At.Equal(at.Add(5*time.Second)) || got[2].Role != "user" {
 			t.Fatalf("message fields lost: %+v", got[2])
 		}
-		two, _ := hist.Recent(ctx, "s1", 2)
+		two := mustRecent(t, hist, "s1", 2)
 		if len(two) != 2 || two[0].Content != "m4" {
 			t.Fatalf("Recent(2) = %+v", two)
 		}
@@ -53,23 +53,23 @@ func RunHistory(t *testing.T, h HistoryHarness) {
 	t.Run("DefaultLimitIs10", func(t *testing.T) {
 		hist := h.New(t, rag.HistoryConfig{})
 		for i := 0; i < 12; i++ {
-			_ = hist.Append(ctx, "s", rag.Message{Role: "user", Content: fmt.Sprint(i), At: at})
+			mustAppend(t, hist, "s", rag.Message{Role: "user", Content: fmt.Sprint(i), At: at})
 		}
-		got, _ := hist.Recent(ctx, "s", 0)
+		got := mustRecent(t, hist, "s", 0)
 		if len(got) != rag.DefaultHistoryLimit || got[0].Content != "2" {
-			t.Fatalf("default limit kept %d messages starting %q", len(got), got[0].Content)
+			t.Fatalf("default limit kept %d messages %+v, want %d starting with \"2\"", len(got), got, rag.DefaultHistoryLimit)
 		}
 	})
 
 	t.Run("SessionsAreSeparate", func(t *testing.T) {
 		hist := h.New(t, rag.HistoryConfig{Limit: 5, TTL: time.Hour})
-		_ = hist.Append(ctx, "a", rag.Message{Role: "user", Content: "for a", At: at})
-		_ = hist.Append(ctx, "b", rag.Message{Role: "user", Content: "for b", At: at})
+		mustAppend(t, hist, "a", rag.Message{Role: "user", Content: "for a", At: at})
+		mustAppend(t, hist, "b", rag.Message{Role: "user", Content: "for b", At: at})
 		if err := hist.Clear(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
-		a, _ := hist.Recent(ctx, "a", 0)
-		b, _ := hist.Recent(ctx, "b", 0)
+		a := mustRecent(t, hist, "a", 0)
+		b := mustRecent(t, hist, "b", 0)
 		if len(a) != 0 || len(b) != 1 || b[0].Content != "for b" {
 			t.Fatalf("a=%v b=%v", a, b)
 		}
@@ -87,19 +87,36 @@ func RunHistory(t *testing.T, h HistoryHarness) {
 	if h.Advance != nil {
 		t.Run("TTL", func(t *testing.T) {
 			hist := h.New(t, rag.HistoryConfig{Limit: 5, TTL: time.Minute})
-			_ = hist.Append(ctx, "t", rag.Message{Role: "user", Content: "1", At: at})
+			mustAppend(t, hist, "t", rag.Message{Role: "user", Content: "1", At: at})
 			h.Advance(t, 50*time.Second)
-			_ = hist.Append(ctx, "t", rag.Message{Role: "user", Content: "2", At: at}) // restarts the TTL
+			mustAppend(t, hist, "t", rag.Message{Role: "user", Content: "2", At: at}) // restarts the TTL
 			h.Advance(t, 50*time.Second)
-			got, _ := hist.Recent(ctx, "t", 0)
-			if len(got) != 2 {
+			if got := mustRecent(t, hist, "t", 0); len(got) != 2 {
 				t.Fatalf("100 s after the first message and 50 s after the last, %d messages left, want 2", len(got))
 			}
 			h.Advance(t, 11*time.Second)
-			got, _ = hist.Recent(ctx, "t", 0)
-			if len(got) != 0 {
+			if got := mustRecent(t, hist, "t", 0); len(got) != 0 {
 				t.Fatalf("61 s after the last message %d messages left, want 0", len(got))
 			}
 		})
 	}
+}
+
+// mustAppend appends m or fails the test: a suite that went on after a
+// failed Append would index results that are not there.
+func mustAppend(t *testing.T, h rag.History, session string, m rag.Message) {
+	t.Helper()
+	if err := h.Append(context.Background(), session, m); err != nil {
+		t.Fatalf("Append(%q, %q): %v", session, m.Content, err)
+	}
+}
+
+// mustRecent returns the session's recent messages or fails the test.
+func mustRecent(t *testing.T, h rag.History, session string, n int) []rag.Message {
+	t.Helper()
+	got, err := h.Recent(context.Background(), session, n)
+	if err != nil {
+		t.Fatalf("Recent(%q, %d): %v", session, n, err)
+	}
+	return got
 }

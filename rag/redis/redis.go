@@ -11,8 +11,8 @@ import (
 	"github.com/talos-ironclad/talos/rag"
 )
 
-// KeyPrefix prefixes every key this package writes (the dream cycle's Redis
-// flush must keep it, DESIGN §4 "dream").
+// KeyPrefix prefixes every key this package writes (the nightly
+// maintenance cycle's Redis flush must keep it).
 const KeyPrefix = "talos:history:"
 
 // History is the Redis history.

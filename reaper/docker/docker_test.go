@@ -7,8 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/talos-ironclad/talos/reaper/docker"
 	"github.com/talos-ironclad/talos/reaper/reapertest"
 	"github.com/talos-ironclad/talos/sockproxy"
+	"github.com/talos-ironclad/talos/sockproxy/sockproxytest"
 )
 
 func newEngine(t *testing.T, host string) *docker.Engine {
@@ -53,25 +52,12 @@ func runID() string {
 // gives the respawn manager and the hunt) in front of the engine.
 func startProxy(t *testing.T, upstream string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "rp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	p, err := sockproxy.New(sockproxy.Config{Upstream: upstream, Profile: sockproxy.MaintenanceProfile(), Audit: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := "unix://" + filepath.Join(dir, "d.sock")
-	ln, err := sockproxy.Listen(sock, sockproxy.ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sockproxy.Serve(ctx, ln, p) }()
-	t.Cleanup(func() { cancel(); <-done; p.Close() })
-	return sock
+	t.Cleanup(func() { p.Close() }) // after the server has stopped (cleanups run last first)
+	return "unix://" + sockproxytest.Serve(t, p).Socket
 }
 
 func TestEngineConformance(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/sqldb"
 )
 
@@ -31,7 +30,7 @@ func DSN(tb testing.TB, d sqldb.Dialect) string {
 	case sqldb.SQLite:
 		return filepath.Join(tb.TempDir(), "talos.db")
 	case sqldb.Postgres:
-		return postgresSchema(tb, testenv.PostgresURL(tb))
+		return postgresSchema(tb, postgresURL(tb))
 	}
 	tb.Fatalf("sqldbtest: unknown dialect %q: want %q or %q", d, sqldb.SQLite, sqldb.Postgres)
 	return ""

@@ -19,7 +19,7 @@
 //
 //	nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader,nounits
 //
-// with a 5 s timeout (digest B §1.4); its failures are classified into the
+// with a 5 s timeout; its failures are classified into the
 // spec's kinds (COMMAND_NOT_FOUND, DRIVER_ERROR, GPU_NOT_FOUND, TIMEOUT,
 // PARSE_ERROR, PERMISSION_DENIED, UNKNOWN). After a timeout it backs off
 // (1 s doubling to 60 s) instead of stacking 5 s calls, and a parse error

@@ -21,11 +21,10 @@ import (
 const (
 	// DefaultSMIPath is the command looked up in PATH.
 	DefaultSMIPath = "nvidia-smi"
-	// DefaultSMITimeout bounds one nvidia-smi run (NVIDIA_SMI_TIMEOUT,
-	// digest B §1.4).
+	// DefaultSMITimeout bounds one nvidia-smi run (NVIDIA_SMI_TIMEOUT).
 	DefaultSMITimeout = 5 * time.Second
 	// DefaultBackoffMin and DefaultBackoffMax bound the pause after a timeout
-	// (RETRY_WITH_BACKOFF; the spec gives no numbers, digest B §1.7).
+	// (RETRY_WITH_BACKOFF).
 	DefaultBackoffMin = time.Second
 	DefaultBackoffMax = 60 * time.Second
 )

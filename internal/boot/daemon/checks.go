@@ -12,6 +12,7 @@ import (
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 )
 
@@ -40,7 +41,7 @@ func (d *Daemon) checks() []health.Check {
 			if err := svccheck.ChromaHeartbeat(ctx, d.hc, url); err != nil {
 				return "", err
 			}
-			return "heartbeat from " + svccheck.Redact(url), nil
+			return "heartbeat from " + redact.URL(url), nil
 		}})
 	} else {
 		cs = append(cs, health.Check{Name: NameChroma, Func: func(ctx context.Context) (string, error) {
@@ -59,12 +60,12 @@ func (d *Daemon) checks() []health.Check {
 	}
 
 	if d.docker != nil {
-		cs = append(cs, dockerCheck(NameDocker, d.docker, svccheck.Redact(d.cfg.DockerHost)))
+		cs = append(cs, dockerCheck(NameDocker, d.docker, redact.URL(d.cfg.DockerHost)))
 	} else {
 		cs = append(cs, embedded(NameDocker, dockerOff))
 	}
 	if d.proxy != nil {
-		cs = append(cs, dockerCheck(NameSocketProxy, d.proxy, svccheck.Redact(d.cfg.SocketProxyURL)))
+		cs = append(cs, dockerCheck(NameSocketProxy, d.proxy, redact.URL(d.cfg.SocketProxyURL)))
 	}
 
 	if d.cfg.OllamaURL != "" {
@@ -74,7 +75,7 @@ func (d *Daemon) checks() []health.Check {
 			if err != nil {
 				return "", err
 			}
-			return "Ollama " + v + " at " + svccheck.Redact(url), nil
+			return "Ollama " + v + " at " + redact.URL(url), nil
 		}})
 	} else {
 		cs = append(cs, embedded(NameOllama, ollamaOff))

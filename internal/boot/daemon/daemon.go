@@ -20,11 +20,13 @@ import (
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/rag/chromem"
 	"github.com/talos-ironclad/talos/sqldb"
 	"github.com/talos-ironclad/talos/vram"
+	"github.com/talos-ironclad/talos/vram/vramprom"
 )
 
 // Paths and thresholds of the daemon. Each cites where it comes from.
@@ -533,7 +535,7 @@ func (d *Daemon) stepChroma(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", talos.E(talos.CodeChroma, "boot.chroma", fmt.Sprintf("ChromaDB connection failed after %d attempts", p.Attempts), err)
 	}
-	return "heartbeat from " + svccheck.Redact(d.cfg.ChromaURL), nil
+	return "heartbeat from " + redact.URL(d.cfg.ChromaURL), nil
 }
 
 // stepPostgres is spec §1.3 S6 for the relational store: PostgreSQL when
@@ -580,7 +582,7 @@ func (d *Daemon) describeSQL(ctx context.Context, db *sqldb.DB) (string, error) 
 	for _, sc := range host.Schemas() {
 		parts = append(parts, fmt.Sprintf("%s v%d", sc.Component, vs[sc.Component]))
 	}
-	where := "PostgreSQL at " + config.RedactURL(d.cfg.PostgresURL)
+	where := "PostgreSQL at " + redact.URL(d.cfg.PostgresURL)
 	if db.Dialect() == sqldb.SQLite {
 		where = postgresOff + " at " + d.home(EmbeddedSQLiteFile)
 	}
@@ -608,7 +610,7 @@ func (d *Daemon) stepDocker(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", talos.E(talos.CodeDocker, "boot.docker", fmt.Sprintf("Docker engine unreachable after %d attempts", p.Attempts), err)
 	}
-	return fmt.Sprintf("engine at %s, API %s", svccheck.Redact(d.cfg.DockerHost), api), nil
+	return fmt.Sprintf("engine at %s, API %s", redact.URL(d.cfg.DockerHost), api), nil
 }
 
 // stepSocketProxy is spec §1.3 S9's liveness part: when the proxy is
@@ -633,9 +635,9 @@ func (d *Daemon) stepSocketProxy(ctx context.Context) (string, error) {
 	})
 	if err != nil {
 		return "", talos.E(talos.CodeSockProxy, "boot.socket-proxy",
-			fmt.Sprintf("Socket proxy not responding at %s", svccheck.Redact(d.cfg.SocketProxyURL)), err)
+			fmt.Sprintf("Socket proxy not responding at %s", redact.URL(d.cfg.SocketProxyURL)), err)
 	}
-	return "proxy at " + svccheck.Redact(d.cfg.SocketProxyURL) + " answers /_ping", nil
+	return "proxy at " + redact.URL(d.cfg.SocketProxyURL) + " answers /_ping", nil
 }
 
 // dockerHostOf turns http://host:port (the spec's SOCKET_PROXY_URL form)
@@ -659,7 +661,7 @@ func (d *Daemon) stepOllama(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "Ollama " + v + " at " + svccheck.Redact(d.cfg.OllamaURL), nil
+	return "Ollama " + v + " at " + redact.URL(d.cfg.OllamaURL), nil
 }
 
 // stepHealth is spec §1.3 S10: register every check and serve /health,
@@ -686,7 +688,7 @@ func (d *Daemon) stepHealth(ctx context.Context) (string, error) {
 		}
 		handlers[vram.HandlerPath] = vram.Handler(d.vram)
 		handlers[vram.ResetPath] = operatorOnly(d.cfg.BasicAuthUser, d.cfg.BasicAuthPass.Value(), vram.ResetHandler(d.vram))
-		if err := metrics.Registry().Register(vram.NewCollector(d.vram)); err != nil {
+		if err := metrics.Registry().Register(vramprom.NewCollector(d.vram)); err != nil {
 			return "", fmt.Errorf("registering the VRAM mutex's metrics: %w", err)
 		}
 	}

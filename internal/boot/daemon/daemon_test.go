@@ -80,9 +80,15 @@ func start(t *testing.T, cfg *config.Config, opts daemon.Options) *daemon.Daemon
 	return d
 }
 
-func getHealth(t *testing.T, addr string) (int, health.Report) {
+// getHealth returns what /health answers about the daemon's state now: it
+// first evaluates the checks afresh, so the answer cannot be a result
+// cached (for HealthCacheTTL) before the test's last change.
+func getHealth(t *testing.T, d *daemon.Daemon) (int, health.Report) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/health")
+	if _, err := d.Checker().Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + d.HealthAddr() + "/health")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +138,7 @@ func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
 		t.Fatalf("marker mode %o", st.Mode().Perm())
 	}
 
-	code, h := getHealth(t, d.HealthAddr())
+	code, h := getHealth(t, d)
 	if code != 200 || !h.Ready {
 		t.Fatalf("/health %d %+v", code, h)
 	}
@@ -202,7 +208,7 @@ func TestEmbeddedStoresAreChecked(t *testing.T) {
 	if step.Outcome != boot.OK || !strings.Contains(step.Detail, "collection talos_memory: 3 records") {
 		t.Fatalf("chroma step %+v", step)
 	}
-	_, h := getHealth(t, d.HealthAddr())
+	_, h := getHealth(t, d)
 	if c := h.Checks["chroma"]; c.Status != health.StatusOK || !strings.Contains(c.Detail, dir+", collection talos_memory: 3 records") {
 		t.Fatalf("chroma check %+v", c)
 	}
@@ -210,7 +216,7 @@ func TestEmbeddedStoresAreChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		_, h = getHealth(t, d.HealthAddr())
+		_, h = getHealth(t, d)
 		if strings.Contains(h.Checks["chroma"].Detail, "collection talos_memory: 4 records") {
 			break
 		}
@@ -227,7 +233,7 @@ func TestEmbeddedStoresAreChecked(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = os.Chmod(data, 0o700) })
-		_, h = getHealth(t, d.HealthAddr())
+		_, h = getHealth(t, d)
 		if c := h.Checks["postgres"]; c.Status != health.StatusFail || !strings.Contains(c.Detail, "not writable") || h.Status != health.Degraded {
 			t.Fatalf("postgres check with read-only data dir: %s %+v", h.Status, c)
 		}
@@ -248,7 +254,7 @@ func TestEmbeddedStoreThatDoesNotOpenDegrades(t *testing.T) {
 	if step.Outcome != boot.Degraded || !strings.Contains(step.Error, "dimension") {
 		t.Fatalf("chroma step %+v", step)
 	}
-	_, h := getHealth(t, d.HealthAddr())
+	_, h := getHealth(t, d)
 	if c := h.Checks["chroma"]; c.Status != health.StatusFail || !strings.Contains(c.Detail, "not usable") || !strings.Contains(c.Detail, "dimension") {
 		t.Fatalf("chroma check %+v", c)
 	}
@@ -343,7 +349,7 @@ func TestRedisGoesDownAndComesBack(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			code, h := getHealth(t, d.HealthAddr())
+			code, h := getHealth(t, d)
 			if h.Status == want && h.Checks["redis"].Status == redis {
 				if code != 200 {
 					t.Fatalf("HTTP %d for %s", code, want)
@@ -359,7 +365,7 @@ func TestRedisGoesDownAndComesBack(t *testing.T) {
 	// /health agrees with the boot: the wrong policy degrades, with the
 	// boot step's detail and message.
 	expect(health.Degraded, health.StatusWarn)
-	_, h := getHealth(t, d.HealthAddr())
+	_, h := getHealth(t, d)
 	if got := h.Checks["redis"].Detail; !strings.Contains(got, step.Detail) || !strings.Contains(got, step.Error) {
 		t.Fatalf("redis check detail %q, want the boot's %q and %q", got, step.Detail, step.Error)
 	}
@@ -397,7 +403,7 @@ func TestSocketProxyStep(t *testing.T) {
 	if s.Outcome != boot.OK || !strings.Contains(s.Detail, "answers /_ping") {
 		t.Fatalf("socket-proxy step %+v", s)
 	}
-	_, h := getHealth(t, d.HealthAddr())
+	_, h := getHealth(t, d)
 	if h.Checks["socket-proxy"].Status != health.StatusOK || !strings.Contains(h.Checks["socket-proxy"].Detail, "API 1.41") {
 		t.Fatalf("socket-proxy check %+v", h.Checks["socket-proxy"])
 	}
@@ -422,7 +428,7 @@ func TestOllamaDownOnlyDegrades(t *testing.T) {
 	if r.Status != boot.StatusDegraded {
 		t.Fatalf("marker status %s, want degraded", r.Status)
 	}
-	code, h := getHealth(t, d.HealthAddr())
+	code, h := getHealth(t, d)
 	if code != 200 || h.Status != health.Degraded || h.Checks["ollama"].Status != health.StatusFail {
 		t.Fatalf("/health %d %s %+v", code, h.Status, h.Checks["ollama"])
 	}
@@ -459,7 +465,7 @@ func TestHarnessServices(t *testing.T) {
 		}
 		t.Logf("boot %-8s %-8s %6.1f ms  %s %s", name, s.Outcome, float64(s.Duration.Microseconds())/1000, s.Detail, s.Error)
 	}
-	_, h := getHealth(t, d.HealthAddr())
+	_, h := getHealth(t, d)
 	for _, name := range []string{"redis", "chroma", "postgres", "docker"} {
 		c := h.Checks[name]
 		if c.Status != health.StatusOK || strings.Contains(c.Detail, "embedded") {
@@ -488,7 +494,7 @@ func TestExtraStepsAndChecks(t *testing.T) {
 	if !ran || steps[len(steps)-3].Name != "genesis-skills" {
 		t.Fatalf("extra step did not run before the health server: %+v", steps)
 	}
-	code, h := getHealth(t, d.HealthAddr())
+	code, h := getHealth(t, d)
 	if code != 200 || h.Status != health.Degraded || h.Checks["gpu"].Status != health.StatusWarn {
 		t.Fatalf("/health %d %s %+v", code, h.Status, h.Checks["gpu"])
 	}

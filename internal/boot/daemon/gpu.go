@@ -82,7 +82,7 @@ func (d *Daemon) stepGPU(ctx context.Context) (string, error) {
 	m, err := vram.New(vram.Config{Models: models, AcquireTimeout: d.cfg.VRAMMutexTimeout}, vram.Deps{
 		Runtime: rt,
 		GPU:     d.opts.GPU,
-		Runner:  vram.OllamaRunner(),
+		Runner:  ollama.Runner(),
 		Logger:  d.log.With("component", "vram"),
 	})
 	if err != nil {

@@ -91,7 +91,7 @@ func TestGPUWithOllamaMountsVRAMMutex(t *testing.T) {
 	if s := getVRAM(t, d.HealthAddr()); s.State != vram.Idle || s.Leases != 0 {
 		t.Fatalf("/vram at boot %+v", s)
 	}
-	_, h := getHealth(t, d.HealthAddr())
+	_, h := getHealth(t, d)
 	if c := h.Checks[daemon.NameGPU]; c.Status != health.StatusOK || c.Detail != "1024 MB used of 24576 MB (fake); VRAM mutex idle, model none, 0 leases, 0 waiting" {
 		t.Fatalf("gpu check %+v", c)
 	}
@@ -103,7 +103,7 @@ func TestGPUWithOllamaMountsVRAMMutex(t *testing.T) {
 	if s := getVRAM(t, d.HealthAddr()); s.State != vram.Ready || s.Model != "coder" || s.Leases != 1 || s.Loads != 1 {
 		t.Fatalf("/vram with a lease %+v", s)
 	}
-	_, h = getHealth(t, d.HealthAddr())
+	_, h = getHealth(t, d)
 	if c := h.Checks[daemon.NameGPU]; c.Status != health.StatusOK || c.Detail != "6144 MB used of 24576 MB (fake); VRAM mutex ready, model coder, 1 leases, 0 waiting" {
 		t.Fatalf("gpu check with a lease %+v", c)
 	}
@@ -181,7 +181,7 @@ func TestNoGPUIsOKAndArbitrationOff(t *testing.T) {
 			if step.Outcome != boot.OK || step.Detail != daemon.NoGPUDetail || d.Report().Degraded {
 				t.Fatalf("gpu step %+v (degraded %v)", step, d.Report().Degraded)
 			}
-			code, h := getHealth(t, d.HealthAddr())
+			code, h := getHealth(t, d)
 			c, ok := h.Checks[daemon.NameGPU]
 			if code != 200 || h.Status != health.Healthy || !ok || c.Status != health.StatusOK || c.Detail != "no GPU found: VRAM arbitration off" {
 				t.Fatalf("/health %d %s, gpu check %+v (listed %v)", code, h.Status, c, ok)
@@ -209,7 +209,7 @@ func TestUnreadableGPUDegrades(t *testing.T) {
 	if step.Outcome != boot.Degraded || !strings.Contains(step.Error, "RESTART_REQUIRED") || !strings.Contains(step.Error, "VRAM arbitration off") {
 		t.Fatalf("gpu step %+v", step)
 	}
-	_, h := getHealth(t, d.HealthAddr())
+	_, h := getHealth(t, d)
 	if c := h.Checks[daemon.NameGPU]; c.Status != health.StatusWarn || !strings.Contains(c.Detail, "DRIVER_ERROR") || h.Status != health.Degraded {
 		t.Fatalf("/health %s, gpu check %+v", h.Status, c)
 	}
@@ -226,7 +226,7 @@ func TestGPUWithoutOllama(t *testing.T) {
 	opts := fastOpts()
 	opts.GPU = gpu
 	d := start(t, newHome(t, nil), opts)
-	_, h := getHealth(t, d.HealthAddr())
+	_, h := getHealth(t, d)
 	c := h.Checks[daemon.NameGPU]
 	if c.Status != health.StatusOK || !strings.HasPrefix(c.Detail, "512 MB used of 8192 MB (fake)") || !strings.Contains(c.Detail, "TALOS_OLLAMA_URL unset") {
 		t.Fatalf("gpu check %+v", c)
@@ -236,7 +236,7 @@ func TestGPUWithoutOllama(t *testing.T) {
 	}
 	// The GPU going away later is reported, not hidden.
 	gpu.Fail(&vram.ProbeError{Kind: vram.ProbeTimeout, Source: "fake"})
-	_, h = getHealth(t, d.HealthAddr())
+	_, h = getHealth(t, d)
 	if c := h.Checks[daemon.NameGPU]; c.Status != health.StatusWarn || !strings.Contains(c.Detail, "TIMEOUT") {
 		t.Fatalf("gpu check after the GPU stopped answering %+v", c)
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/llm"
+
+	"github.com/talos-ironclad/talos"
 )
 
 // NamePrompts is the boot step that loads the system prompts and checks
@@ -58,7 +60,7 @@ func LoadPrompts(cfg *config.Config, log *slog.Logger) (*llm.Prompts, string, er
 		if !isBuiltinPrompt(s.src) {
 			from = s.src
 		}
-		parts = append(parts, fmt.Sprintf("%s %d/%d tokens (%s)", s.target, llm.EstimateTokens(text), llm.SystemPromptTokenBudget, from))
+		parts = append(parts, fmt.Sprintf("%s %d/%d tokens (%s)", s.target, talos.EstimateTokens(text), llm.SystemPromptTokenBudget, from))
 	}
 	return p, strings.Join(parts, ", "), nil
 }

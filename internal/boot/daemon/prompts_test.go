@@ -30,7 +30,7 @@ func TestPromptsStepReportsTokens(t *testing.T) {
 		t.Fatalf("prompts must run right after config: %+v", steps)
 	}
 	s := steps[3]
-	local := llm.EstimateTokens(llm.DefaultLocalPrompt)
+	local := talos.EstimateTokens(llm.DefaultLocalPrompt)
 	want := "local " + strconv.Itoa(local) + "/500 tokens (built-in), escalation 99/500 tokens (" + file + ")"
 	if s.Outcome != boot.OK || s.Detail != want {
 		t.Fatalf("step %+v, want detail %q", s, want)

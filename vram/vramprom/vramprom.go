@@ -1,13 +1,15 @@
-package vram
+package vramprom
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/talos-ironclad/talos/vram"
 )
 
-// Collector exports a Mutex's Stats as Prometheus metrics. Register it on
+// Collector exports a vram.Mutex's Stats as Prometheus metrics. Register it on
 // the registry of your choice; it never touches the global one.
 type Collector struct {
-	m *Mutex
+	m *vram.Mutex
 
 	state, leases, waiters, resident, cooldown  *prometheus.Desc
 	grants, timeouts, refusals, loads, failures *prometheus.Desc
@@ -17,7 +19,7 @@ type Collector struct {
 
 // NewCollector returns a Collector for m. Metric names start with
 // "talos_vram_".
-func NewCollector(m *Mutex) *Collector {
+func NewCollector(m *vram.Mutex) *Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("talos_vram_"+name, help, labels, nil)
 	}
@@ -59,12 +61,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	for i, n := range stateNames {
+	for st := vram.Idle; st <= vram.Error; st++ {
 		v := 0.0
-		if State(i) == s.State {
+		if st == s.State {
 			v = 1
 		}
-		gauge(c.state, v, n)
+		gauge(c.state, v, st.String())
 	}
 	gauge(c.leases, float64(s.Leases))
 	gauge(c.waiters, float64(s.Waiters))
@@ -90,9 +92,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for t, v := range s.Transitions {
 		counter(c.transitions, v, t.From.String(), t.To.String())
 	}
-	buckets := make(map[float64]uint64, len(waitBuckets))
+	bounds := vram.WaitBuckets()
+	buckets := make(map[float64]uint64, len(bounds))
 	var cum uint64
-	for i, ub := range waitBuckets {
+	for i, ub := range bounds {
 		cum += s.Wait.Counts[i]
 		buckets[ub] = cum
 	}

@@ -1,9 +1,8 @@
-package vram_test
+package vramprom_test
 
 import (
 	"context"
-	"encoding/json"
-	"strings"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,18 +11,62 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/talos-ironclad/talos/vram"
+	"github.com/talos-ironclad/talos/vram/vramprom"
+	"github.com/talos-ironclad/talos/vram/vramtest"
 )
+
+// newMutex is a mutex over fake GPU (24 GiB, 1 GiB used) and runtime with
+// the models coder (5 GiB, needs 7 free) and vision (7 GiB, needs 9 free).
+func newMutex(t *testing.T) *vram.Mutex {
+	t.Helper()
+	gpu := vramtest.NewGPU(24 * vram.GiB)
+	gpu.SetUsed(1 * vram.GiB)
+	procs := vramtest.NewProcesses()
+	rt := vramtest.NewRuntime(map[string]uint64{"coder": 5 * vram.GiB, "vision": 7 * vram.GiB}, gpu, procs)
+	m, err := vram.New(vram.Config{Models: map[string]vram.Model{
+		"coder":  {MinFree: 7 * vram.GiB, Size: 5 * vram.GiB},
+		"vision": {MinFree: 9 * vram.GiB, Size: 7 * vram.GiB},
+	}}, vram.Deps{Runtime: rt, GPU: gpu, Runner: rt, Processes: procs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+func mustAcquire(t *testing.T, m *vram.Mutex, model string) *vram.Lease {
+	t.Helper()
+	l, err := m.Acquire(context.Background(), model)
+	if err != nil {
+		t.Fatalf("Acquire(%q): %v", model, err)
+	}
+	return l
+}
+
+type result struct {
+	l   *vram.Lease
+	err error
+}
+
+func acquireAsync(m *vram.Mutex, model string) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		l, err := m.Acquire(context.Background(), model)
+		ch <- result{l, err}
+	}()
+	return ch
+}
 
 func TestCollector(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFixture(t, vram.Config{})
-		l := mustAcquire(t, f.m, coder)
-		ch := acquireAsync(f.m, vision)
+		m := newMutex(t)
+		l := mustAcquire(t, m, "coder")
+		ch := acquireAsync(m, "vision")
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 
 		reg := prometheus.NewPedanticRegistry()
-		if err := reg.Register(vram.NewCollector(f.m)); err != nil {
+		if err := reg.Register(vramprom.NewCollector(m)); err != nil {
 			t.Fatal(err)
 		}
 		mfs, err := reg.Gather()
@@ -79,71 +122,6 @@ func TestCollector(t *testing.T) {
 	})
 }
 
-func TestStatsJSONRoundTrip(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := newFixture(t, vram.Config{})
-		mustAcquire(t, f.m, coder).Release()
-		s := f.m.Stats()
-		b, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(string(b), `"state":"ready"`) || !strings.Contains(string(b), `"used_bytes":6442450944`) /* read after the load: 1 GiB + coder's 5 GiB */ {
-			t.Fatalf("JSON %s", b)
-		}
-		var back vram.Stats
-		if err := json.Unmarshal(b, &back); err != nil {
-			t.Fatal(err)
-		}
-		if back.State != vram.Ready || back.Model != coder || back.Transitions[vram.Transition{From: vram.Idle, To: vram.Loading}] != 1 {
-			t.Fatalf("round trip: %+v", back)
-		}
-		var st vram.State
-		if err := st.UnmarshalText([]byte("bogus")); err == nil {
-			t.Fatal("bogus state accepted")
-		}
-	})
-}
-
-func BenchmarkAcquireReleaseResident(b *testing.B) {
-	f := newFixture(&testing.T{}, vram.Config{})
-	ctx := context.Background()
-	l, err := f.m.Acquire(ctx, coder) // load once
-	if err != nil {
-		b.Fatal(err)
-	}
-	l.Release()
-	b.ReportAllocs()
-	for b.Loop() {
-		l, err := f.m.Acquire(ctx, coder)
-		if err != nil {
-			b.Fatal(err)
-		}
-		l.Release()
-	}
-}
-
-func BenchmarkAcquireReleaseResidentParallel(b *testing.B) {
-	f := newFixture(&testing.T{}, vram.Config{})
-	ctx := context.Background()
-	l, err := f.m.Acquire(ctx, coder)
-	if err != nil {
-		b.Fatal(err)
-	}
-	l.Release()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			l, err := f.m.Acquire(ctx, coder)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			l.Release()
-		}
-	})
-}
-
 // metricValue finds the gauge or counter name{labels} in mfs.
 func metricValue(mfs []*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
 	for _, mf := range mfs {
@@ -167,4 +145,18 @@ func metricValue(mfs []*dto.MetricFamily, name string, labels map[string]string)
 		}
 	}
 	return 0, false
+}
+
+func ExampleNewCollector() {
+	gpu := vramtest.NewGPU(8 * vram.GiB)
+	rt := vramtest.NewRuntime(map[string]uint64{"coder": 5 * vram.GiB}, gpu, nil)
+	m, _ := vram.New(vram.Config{Models: map[string]vram.Model{"coder": {MinFree: 6 * vram.GiB, Size: 5 * vram.GiB}}},
+		vram.Deps{Runtime: rt, GPU: gpu, Runner: rt})
+	defer m.Close()
+	reg := prometheus.NewRegistry()
+	_ = reg.Register(vramprom.NewCollector(m))
+	mfs, _ := reg.Gather()
+	v, _ := metricValue(mfs, "talos_vram_state", map[string]string{"state": "idle"})
+	fmt.Println("talos_vram_state{state=\"idle\"}", v)
+	// Output: talos_vram_state{state="idle"} 1
 }
