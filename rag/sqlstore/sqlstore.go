@@ -557,6 +557,21 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 	return len(s.slot), nil
 }
 
+// Stored counts the collection's rows in the database: the records this
+// Store holds, plus those other processes wrote since Open, plus the
+// damaged rows it skipped.
+func (s *Store) Stored(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.db.Rebind("SELECT COUNT(*) FROM rag_records WHERE collection = ?"), s.coll).Scan(&n)
+	if err != nil {
+		return 0, wrap("sqlstore.Stored", "cannot count the memories of collection "+s.coll+" in "+s.db.String(), err)
+	}
+	return n, nil
+}
+
+// Collection is the name of the collection the Store works on.
+func (s *Store) Collection() string { return s.coll }
+
 // List implements rag.Store; pages come in id order.
 func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, error) {
 	const op = "sqlstore.List"

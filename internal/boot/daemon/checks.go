@@ -42,6 +42,15 @@ func (d *Daemon) checks() []health.Check {
 			}
 			return "heartbeat from " + svccheck.Redact(url), nil
 		}})
+	} else if d.memory != nil {
+		s := d.memory
+		cs = append(cs, health.Check{Name: NameChroma, Func: func(ctx context.Context) (string, error) {
+			return d.describeSQLMemory(ctx, s)
+		}})
+	} else if d.memoryInSQL() {
+		cs = append(cs, health.Check{Name: NameChroma, Func: func(ctx context.Context) (string, error) {
+			return "", errors.New("the memories in the relational store were not opened at boot; see the chroma boot step")
+		}})
 	} else {
 		cs = append(cs, health.Check{Name: NameChroma, Func: func(ctx context.Context) (string, error) {
 			return d.statEmbeddedChroma()
