@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,14 +21,21 @@ import (
 	"github.com/talos-ironclad/talos/rag/chroma"
 	"github.com/talos-ironclad/talos/rag/chromem"
 	"github.com/talos-ironclad/talos/rag/hashembed"
+	ragsql "github.com/talos-ironclad/talos/rag/sqlstore"
+	"github.com/talos-ironclad/talos/sqldb"
 )
 
 // memoryArchiveFile is the prune archive, beside the embedded store.
 const memoryArchiveFile = "data/pruned-memories.jsonl"
 
+// memorySQLiteFile is the relational store the memories live in by
+// default, relative to the home: the daemon's embedded SQLite file.
+const memorySQLiteFile = "data/talos.db"
+
 // memoryOpts are the flags every memory subcommand shares.
 type memoryOpts struct {
 	storeDir   string
+	dbPath     string
 	archive    string
 	collection string
 	dimension  int
@@ -35,11 +43,12 @@ type memoryOpts struct {
 	jsonOut    bool
 }
 
-// memoryEnv is an opened store (a Chroma server or the embedded chromem-go
-// store) with its embedder and pruner.
+// memoryEnv is an opened store (a Chroma server, the relational store or
+// the embedded chromem-go store) with its embedder and pruner.
 type memoryEnv struct {
 	store   rag.Store
-	where   string // the store, as printed by stats
+	db      *sqldb.DB // the relational store, when the memories live there
+	where   string    // the store, as printed by stats
 	emb     *hashembed.Embedder
 	pruner  *prune.Pruner
 	ret     *rag.Retriever
@@ -47,13 +56,18 @@ type memoryEnv struct {
 	opts    memoryOpts
 }
 
-func (e *memoryEnv) close() { _ = e.store.Close() }
+func (e *memoryEnv) close() {
+	_ = e.store.Close()
+	if e.db != nil {
+		_ = e.db.Close()
+	}
+}
 
 // memoryUses reports whether a configuration problem about v concerns the
 // memory commands: the variables they read, and the two files as a whole.
 func memoryUses(v string) bool {
 	switch v {
-	case "TALOS_CHROMA_URL", "CHROMADB_MAX_VECTORS", "CHROMADB_MAX_DIMENSIONS", config.ConfigFileName, config.EnvFileName:
+	case "TALOS_CHROMA_URL", "TALOS_MEMORY_STORE", "TALOS_POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "CHROMADB_MAX_VECTORS", "CHROMADB_MAX_DIMENSIONS", config.ConfigFileName, config.EnvFileName:
 		return true
 	}
 	return false
@@ -78,17 +92,16 @@ func memoryConfig(cmd *cobra.Command) (*config.Config, error) {
 }
 
 // open opens the store the daemon would use: the Chroma server of
-// TALOS_CHROMA_URL when it is set, else the embedded chromem-go store under
-// the home (or --store-dir). The ceiling is --ceiling when given, else
-// CHROMADB_MAX_VECTORS; the embedding dimension (--dimension) may not exceed
-// CHROMADB_MAX_DIMENSIONS.
+// TALOS_CHROMA_URL when it is set; else, with TALOS_MEMORY_STORE sql (the
+// default), the relational store (the SQLite file <home>/data/talos.db or
+// --db, or PostgreSQL when TALOS_POSTGRES_URL is set); with chromem, the
+// embedded chromem-go store under the home (or --store-dir). The ceiling
+// is --ceiling when given, else CHROMADB_MAX_VECTORS; the embedding
+// dimension (--dimension) may not exceed CHROMADB_MAX_DIMENSIONS.
 func (o *memoryOpts) open(cmd *cobra.Command, threshold float64) (*memoryEnv, error) {
 	cfg, err := memoryConfig(cmd)
 	if err != nil {
 		return nil, err
-	}
-	if o.storeDir == "" {
-		o.storeDir = filepath.Join(cfg.Home, layout.DataChroma)
 	}
 	if o.archive == "" {
 		o.archive = filepath.Join(cfg.Home, memoryArchiveFile)
@@ -104,22 +117,56 @@ func (o *memoryOpts) open(cmd *cobra.Command, threshold float64) (*memoryEnv, er
 	if err != nil {
 		return nil, withExit(2, err)
 	}
+	flags := cmd.Flags()
 	var store rag.Store
+	var db *sqldb.DB
 	var where string
-	if cfg.ChromaURL != "" {
-		if cmd.Flags().Changed("store-dir") {
-			return nil, withExit(2, fmt.Errorf("--store-dir is for the embedded store, but TALOS_CHROMA_URL is set (%s); unset it to use the embedded store", config.RedactURL(cfg.ChromaURL)))
+	switch {
+	case cfg.ChromaURL != "":
+		if flags.Changed("store-dir") || flags.Changed("db") {
+			return nil, withExit(2, fmt.Errorf("--store-dir and --db are for the embedded stores, but TALOS_CHROMA_URL is set (%s); unset it to use an embedded store", config.RedactURL(cfg.ChromaURL)))
 		}
 		store, err = chroma.Open(cmd.Context(), chroma.Config{URL: cfg.ChromaURL, Collection: o.collection, Dimension: emb.Dimension()})
 		where = fmt.Sprintf("Chroma at %s, collection %s", config.RedactURL(cfg.ChromaURL), o.collection)
-	} else {
+	case cfg.MemoryStore == config.MemoryStoreChromem:
+		if flags.Changed("db") {
+			return nil, withExit(2, errors.New("--db is for the relational store, but TALOS_MEMORY_STORE is chromem; use --store-dir"))
+		}
+		if o.storeDir == "" {
+			o.storeDir = filepath.Join(cfg.Home, layout.DataChroma)
+		}
 		store, err = chromem.Open(chromem.Config{Path: o.storeDir, Collection: o.collection, Dimension: emb.Dimension()})
 		where = fmt.Sprintf("%s, collection %s", o.storeDir, o.collection)
+	default:
+		if flags.Changed("store-dir") {
+			return nil, withExit(2, errors.New("--store-dir is for the chromem store (TALOS_MEMORY_STORE=chromem), but memories live in the relational store; use --db"))
+		}
+		dsn := o.dbPath
+		switch {
+		case cfg.PostgresURL != "" && o.dbPath != "":
+			return nil, withExit(2, fmt.Errorf("--db is the embedded SQLite file, but TALOS_POSTGRES_URL is set (%s); unset it to use the SQLite file", config.RedactURL(cfg.PostgresURL)))
+		case cfg.PostgresURL != "":
+			dsn = cfg.PostgresDSN()
+			where = "PostgreSQL at " + config.RedactURL(cfg.PostgresURL)
+		default:
+			if dsn == "" {
+				dsn = filepath.Join(cfg.Home, memorySQLiteFile)
+			}
+			where = dsn
+		}
+		if db, err = sqldb.Open(cmd.Context(), dsn); err != nil {
+			return nil, err
+		}
+		if store, err = ragsql.Open(cmd.Context(), db, ragsql.Config{Collection: o.collection, Dimension: emb.Dimension()}); err != nil {
+			db.Close()
+			return nil, err
+		}
+		where = fmt.Sprintf("%s, collection %s", where, o.collection)
 	}
 	if err != nil {
 		return nil, err
 	}
-	env := &memoryEnv{store: store, where: where, emb: emb, ceiling: ceiling, opts: *o}
+	env := &memoryEnv{store: store, db: db, where: where, emb: emb, ceiling: ceiling, opts: *o}
 	if err := rag.CheckDimension(cmd.Context(), store, emb); err != nil {
 		env.close()
 		return nil, err
@@ -141,7 +188,9 @@ func newMemoryCmd() *cobra.Command {
 		Use:   "memory",
 		Short: "Add, search, inspect, prune and restore long-term memories",
 		Long: `Long-term memory on the store the daemon uses: the Chroma server of TALOS_CHROMA_URL when
-it is set, else the embedded vector store (chromem-go under <home>/data/chromadb). Texts are
+it is set; else, by default (TALOS_MEMORY_STORE=sql), the relational store: the SQLite file
+<home>/data/talos.db (or --db), or PostgreSQL when TALOS_POSTGRES_URL is set; with
+TALOS_MEMORY_STORE=chromem, the embedded chromem-go store under <home>/data/chromadb. Texts are
 embedded offline with hashembed (lexical, not semantic).
 
 Pruning keeps the store under its ceiling (CHROMADB_MAX_VECTORS, or --ceiling): above 90% it
@@ -149,7 +198,8 @@ deletes the lowest-scoring memories down to 80%, never a permanent one or one yo
 priority's guarantee, and archives every pruned memory first so 'memory restore' can bring it back.`,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&o.storeDir, "store-dir", "", "directory of the embedded store, when TALOS_CHROMA_URL is unset (default <home>/data/chromadb)")
+	pf.StringVar(&o.storeDir, "store-dir", "", "directory of the chromem store, with TALOS_MEMORY_STORE=chromem (default <home>/data/chromadb)")
+	pf.StringVar(&o.dbPath, "db", "", "SQLite file of the relational store, with TALOS_MEMORY_STORE=sql (default <home>/"+memorySQLiteFile+")")
 	pf.StringVar(&o.archive, "archive", "", "prune archive, JSON lines (default <home>/"+memoryArchiveFile+")")
 	pf.StringVar(&o.collection, "collection", chromem.DefaultCollection, "collection name")
 	pf.IntVar(&o.dimension, "dimension", hashembed.DefaultDimension, "embedding dimension of the store (at most CHROMADB_MAX_DIMENSIONS)")
@@ -337,6 +387,11 @@ func newMemoryStatsCmd(o *memoryOpts) *cobra.Command {
 			}
 			st := map[string]any{"count": count, "ceiling": env.ceiling, "prune_trigger": plan.Trigger, "prune_target": plan.Target,
 				"by_priority": byPriority, "trusted": trusted, "store": env.where, "archive": env.opts.archive, "embedder": env.emb.Name()}
+			var damaged []string
+			if ss, ok := env.store.(*ragsql.Store); ok {
+				damaged = ss.Damaged()
+				st["damaged"] = damaged
+			}
 			if o.jsonOut {
 				return printJSON(cmd.OutOrStdout(), st)
 			}
@@ -352,6 +407,9 @@ func newMemoryStatsCmd(o *memoryOpts) *cobra.Command {
 				fmt.Fprintf(out, "  %-10s %d\n", k, byPriority[k])
 			}
 			fmt.Fprintf(out, "store:    %s (%s)\narchive:  %s\n", env.where, env.emb.Name(), env.opts.archive)
+			if len(damaged) > 0 {
+				fmt.Fprintf(out, "damaged:  %d skipped (restore them from a backup or delete them): %s\n", len(damaged), quoteIDs(damaged))
+			}
 			return nil
 		},
 	}
@@ -480,4 +538,20 @@ func newMemoryRestoreCmd(o *memoryOpts) *cobra.Command {
 	f.BoolVar(&overwrite, "overwrite", false, "replace memories that exist again under the same id")
 	f.BoolVar(&dryRun, "dry-run", false, "count what would be restored")
 	return cmd
+}
+
+// quoteIDs lists ids quoted (control characters escaped), at most 20.
+func quoteIDs(ids []string) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i == 20 {
+			fmt.Fprintf(&b, " and %d more", len(ids)-20)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Quote(id))
+	}
+	return b.String()
 }

@@ -14,12 +14,13 @@ import (
 
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/rag/chroma"
+	"github.com/talos-ironclad/talos/sqldb"
 )
 
-// runMemory runs `talos memory ARGS --store-dir DIR --archive FILE`.
+// runMemory runs `talos memory ARGS --db DIR/talos.db --archive FILE`.
 func runMemory(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
-	return runMemoryArgs(t, append(args, "--store-dir", filepath.Join(dir, "store"), "--archive", filepath.Join(dir, "pruned.jsonl"))...)
+	return runMemoryArgs(t, append(args, "--db", filepath.Join(dir, "talos.db"), "--archive", filepath.Join(dir, "pruned.jsonl"))...)
 }
 
 // runMemoryArgs runs `talos memory ARGS`.
@@ -145,7 +146,7 @@ func TestMemoryCLIHome(t *testing.T) {
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if want := "store:    " + filepath.Join(home, "data", "chromadb"); !strings.Contains(out.String(), want) {
+	if want := "store:    " + filepath.Join(home, "data", "talos.db"); !strings.Contains(out.String(), want) {
 		t.Fatalf("stats output lacks %q:\n%s", want, out.String())
 	}
 	if !strings.Contains(out.String(), filepath.Join(home, "data", "pruned-memories.jsonl")) {
@@ -190,8 +191,10 @@ func TestMemoryCLIUsesConfiguredChroma(t *testing.T) {
 	if got, _ := s.Get(context.Background(), []string{"d1"}); len(got) != 1 || got[0].Document != "Docker Restart Notes" {
 		t.Fatalf("Chroma holds %v, want d1", got)
 	}
-	if _, err := os.Stat(filepath.Join(home, "data", "chromadb")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the embedded store was created (%v) although TALOS_CHROMA_URL is set", err)
+	for _, embedded := range []string{"chromadb", "talos.db"} {
+		if _, err := os.Stat(filepath.Join(home, "data", embedded)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the embedded store %s was created (%v) although TALOS_CHROMA_URL is set", embedded, err)
+		}
 	}
 	// --ceiling wins over the configuration.
 	out, err = runMemoryArgs(t, "stats", "--collection", coll, "--ceiling", "50")
@@ -221,5 +224,55 @@ func TestMemoryCLIConfigLimits(t *testing.T) {
 	askEnv(t, "TALOS_CHROMA_URL", "ftp://nowhere")
 	if out, err := runMemory(t, dir, "stats"); err == nil || exitCode(err) != 2 || !strings.Contains(out, "TALOS_CHROMA_URL") {
 		t.Fatalf("bad TALOS_CHROMA_URL = %v (exit %d)\n%s", err, exitCode(err), out)
+	}
+}
+
+// TALOS_MEMORY_STORE=chromem keeps memories in the chromem-go directory
+// (--store-dir) as earlier versions did; --db is refused there, and
+// --store-dir is refused for the default relational store.
+func TestMemoryCLIChromemSelectable(t *testing.T) {
+	askEnv(t, "TALOS_MEMORY_STORE", "chromem")
+	dir := t.TempDir()
+	store := filepath.Join(dir, "chromem")
+	if _, err := runMemoryArgs(t, "add", "--store-dir", store, "--id", "c1", "Nightly backups go to the NAS"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runMemoryArgs(t, "stats", "--store-dir", store)
+	if err != nil || !strings.Contains(out, "memories: 1 of") || !strings.Contains(out, "store:    "+store+", collection talos_memory") {
+		t.Fatalf("stats = %v\n%s", err, out)
+	}
+	if _, err := runMemoryArgs(t, "stats", "--db", filepath.Join(dir, "x.db")); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "--store-dir") {
+		t.Fatalf("--db with chromem = %v", err)
+	}
+	askEnv(t)
+	if _, err := runMemoryArgs(t, "stats", "--store-dir", store); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "--db") {
+		t.Fatalf("--store-dir with the relational store = %v", err)
+	}
+}
+
+// A damaged memory in the relational store is skipped, and `memory stats`
+// names it instead of every command failing.
+func TestMemoryCLIDamagedRecordIsNamed(t *testing.T) {
+	askEnv(t)
+	dir := t.TempDir()
+	for _, id := range []string{"good", "bad"} {
+		if _, err := runMemory(t, dir, "add", "--id", id, "a note about "+id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := sqldb.Open(context.Background(), filepath.Join(dir, "talos.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(context.Background(), "UPDATE rag_records SET metadata = '{broken' WHERE id = 'bad'"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out, err := runMemory(t, dir, "stats")
+	if err != nil || !strings.Contains(out, "memories: 1 of") || !strings.Contains(out, `damaged:  1 skipped (restore them from a backup or delete them): "bad"`) {
+		t.Fatalf("stats = %v\n%s", err, out)
+	}
+	if out, err := runMemory(t, dir, "search", "--threshold", "-1", "note"); err != nil || !strings.Contains(out, "good") {
+		t.Fatalf("search with a damaged record = %v\n%s", err, out)
 	}
 }

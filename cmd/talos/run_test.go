@@ -118,8 +118,8 @@ func TestRunEndToEndNoServices(t *testing.T) {
 	}
 	embedded := map[string]string{
 		"redis":    "in-process memory store (TALOS_REDIS_URL unset)",
-		"postgres": "no relational store is in use yet",
-		"chroma":   "embedded chromem-go store at " + filepath.Join(home, "data", "chromadb") + ", collection talos_memory: 0 records",
+		"postgres": "embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(home, "data", "talos.db"),
+		"chroma":   "memories in embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(home, "data", "talos.db") + ", collection talos_memory: 0 records",
 		"docker":   "not configured",
 		"ollama":   "not configured",
 	}
