@@ -113,6 +113,18 @@ type Store interface {
 	Close() error
 }
 
+// KeywordSearcher is a Store that also finds records by the words they
+// share with a text, whatever the embedder thinks of them (rag/sqlstore
+// implements it). The Retriever checks for it with a type assertion and
+// merges its hits with the vector candidates.
+type KeywordSearcher interface {
+	// KeywordSearch returns up to n records sharing words with text, with
+	// embeddings, best first, optionally filtered by where. A Match's
+	// Similarity is the keyword score in [0, 1]: the share of the query's
+	// words the record holds (1 = all of them).
+	KeywordSearch(ctx context.Context, text string, n int, where *Filter) ([]Match, error)
+}
+
 // ValidateRecords checks records before an upsert: non-empty unique ids,
 // embeddings of dimension dim with finite values, not all zero (a zero
 // vector has no direction to normalise or compare), and metadata values of a

@@ -335,7 +335,7 @@ func newMemorySearchCmd(o *memoryOpts) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.IntVar(&topK, "top-k", rag.DefaultTopK, "memories to return (1-50)")
-	f.Float64Var(&threshold, "threshold", rag.DefaultThreshold, "minimum similarity after MMR; negative disables (hashembed is lexical: try 0.3)")
+	f.Float64Var(&threshold, "threshold", 0, "minimum similarity after MMR; 0 takes the embedder's (hashembed: 0.35), negative disables")
 	f.StringVar(&where, "where", "", `metadata filter in Chroma's where syntax, e.g. '{"priority":{"$in":["high","permanent"]}}'`)
 	f.StringVar(&typ, "type", "", "query type for the relevance score's type match")
 	f.IntVar(&budget, "budget", rag.DefaultBudget, "token budget of the assembled context")

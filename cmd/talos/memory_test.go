@@ -276,3 +276,20 @@ func TestMemoryCLIDamagedRecordIsNamed(t *testing.T) {
 		t.Fatalf("search with a damaged record = %v\n%s", err, out)
 	}
 }
+
+// The issue's example: a note added with `memory add` is found by a
+// question sharing some of its words, with the default threshold.
+func TestMemoryCLIFindsThePasswordRotation(t *testing.T) {
+	askEnv(t)
+	dir := t.TempDir()
+	if _, err := runMemory(t, dir, "add", "--id", "rot", "The staging database password rotates every Tuesday at noon."); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runMemory(t, dir, "add", "--id", "cake", "Bring a chocolate cake on Friday."); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runMemory(t, dir, "search", "when does the database password rotate")
+	if err != nil || !strings.Contains(out, "1 after MMR and threshold") || !strings.Contains(out, "rot  sim=") {
+		t.Fatalf("search = %v\n%s", err, out)
+	}
+}
