@@ -47,8 +47,8 @@ type CapacityPruner interface {
 
 // RetrieverConfig configures NewRetriever. Zero fields take the defaults.
 type RetrieverConfig struct {
-	TopK      int     // default DefaultTopK, clamped to [1, MaxTopK]
-	Lambda    float64 // MMR trade-off, default DefaultLambda; must be in (0,1]
+	TopK   int     // default DefaultTopK, clamped to [1, MaxTopK]
+	Lambda float64 // MMR trade-off, default DefaultLambda; must be in (0,1]
 	// Threshold is the minimum similarity after MMR; 0 takes the
 	// embedder's (ThresholdFor: its SimilarityThreshold, else
 	// DefaultThreshold); negative disables it.
