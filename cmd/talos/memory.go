@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -209,40 +213,66 @@ priority's guarantee, and archives every pruned memory first so 'memory restore'
 	return cmd
 }
 
+// printJSON prints v as indented JSON. encoding/json escapes the C0
+// control characters; the C1 ones and the bidirectional overrides, which
+// a terminal may also act on, are escaped here (\uXXXX: the same JSON).
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, r := range buf.String() {
+		if (r >= 0x80 && r <= 0x9f) || unicode.Is(unicode.Bidi_Control, r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 func newMemoryAddCmd(o *memoryOpts) *cobra.Command {
-	var id, priority, source, typ, session, created string
+	var id, priority, source, typ, session, created, file string
 	var trusted bool
 	cmd := &cobra.Command{
-		Use:   "add [flags] TEXT...",
-		Short: "Store a memory",
-		Args:  cobra.MinimumNArgs(1),
+		Use:   "add [flags] TEXT... | add --file PATH|-",
+		Short: "Store a memory (text from the arguments, a file or stdin; at most 16 KiB)",
+		Args:  cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Every problem with the input is reported at once.
+			var problems []error
 			p, err := rag.ParsePriority(priority)
 			if err != nil {
-				return withExit(2, fmt.Errorf("--priority: %w", err))
+				problems = append(problems, fmt.Errorf("--priority: %w", err))
 			}
 			src, err := rag.ParseSource(source)
 			if err != nil {
-				return withExit(2, fmt.Errorf("--source: %w", err))
+				problems = append(problems, fmt.Errorf("--source: %w", err))
 			}
 			var at time.Time
 			if created != "" {
 				if at, err = time.Parse(time.RFC3339, created); err != nil {
-					return withExit(2, fmt.Errorf("--created %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", created))
+					problems = append(problems, fmt.Errorf("--created %s: want an RFC 3339 time such as 2026-01-02T15:04:05Z", rag.ClipText(created, 40)))
 				}
+			}
+			text, err := memoryText(cmd.InOrStdin(), args, file)
+			if err != nil {
+				problems = append(problems, err)
+			} else if err := rag.CheckNewMemory(text, rag.Memory{Source: src, Trusted: trusted, CreatedAt: at}, time.Now()); err != nil {
+				problems = append(problems, err)
+			}
+			if len(problems) > 0 {
+				return withExit(2, errors.Join(problems...))
 			}
 			env, err := o.open(cmd, 0)
 			if err != nil {
 				return err
 			}
 			defer env.close()
-			text := strings.Join(args, " ")
 			got, err := env.ret.Remember(cmd.Context(), id, text, rag.Memory{Priority: p, Source: src, Trusted: trusted, Type: typ, SessionID: session, CreatedAt: at})
 			if err != nil {
 				return err
@@ -250,7 +280,7 @@ func newMemoryAddCmd(o *memoryOpts) *cobra.Command {
 			if o.jsonOut {
 				return printJSON(cmd.OutOrStdout(), map[string]string{"id": got})
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), got)
+			fmt.Fprintln(cmd.OutOrStdout(), termText(got))
 			return nil
 		},
 	}
@@ -258,11 +288,89 @@ func newMemoryAddCmd(o *memoryOpts) *cobra.Command {
 	f.StringVar(&id, "id", "", "memory id (default: a random one; an existing id is replaced)")
 	f.StringVar(&priority, "priority", string(rag.PriorityAuto), "permanent, high, session, normal, temporary or auto")
 	f.StringVar(&source, "source", string(rag.SourceUser), "user, model, tool, web or skill")
-	f.BoolVar(&trusted, "trusted", false, "the memory may be used as instructions (only for what a person or Talos wrote)")
+	f.BoolVar(&trusted, "trusted", false, "the memory may be used as instructions (only for sources user and model: what a person or Talos wrote)")
 	f.StringVar(&typ, "type", rag.DefaultType, "memory type")
 	f.StringVar(&session, "session", "", "session id")
-	f.StringVar(&created, "created", "", "creation time, RFC 3339 (default now; for imports)")
+	f.StringVar(&created, "created", "", "creation time, RFC 3339, not in the future (default now; for imports)")
+	f.StringVar(&file, "file", "", "read the text from this file, or from stdin with -, instead of the arguments")
 	return cmd
+}
+
+// memoryText is the text of `memory add`: the arguments joined by spaces,
+// or the content of --file (stdin for -), without its final line break.
+// Reading stops after rag.MaxMemoryBytes + 1 bytes, so an oversized input
+// is refused without being read whole.
+func memoryText(stdin io.Reader, args []string, file string) (string, error) {
+	switch {
+	case file != "" && len(args) > 0:
+		return "", errors.New("give the text either as arguments or with --file, not both")
+	case file == "" && len(args) == 0:
+		return "", errors.New("no text: give it as arguments, or with --file PATH (--file - reads stdin)")
+	case file == "":
+		return strings.Join(args, " "), nil
+	}
+	r, name := stdin, "stdin"
+	if file != "-" {
+		fh, err := os.Open(file)
+		if err != nil {
+			return "", fmt.Errorf("--file: %w", err)
+		}
+		defer fh.Close()
+		r, name = fh, file
+	}
+	b, err := io.ReadAll(io.LimitReader(r, rag.MaxMemoryBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("--file: reading %s: %w", name, err)
+	}
+	if len(b) > rag.MaxMemoryBytes {
+		return "", fmt.Errorf("--file: %s holds more than %d bytes; a memory may hold at most %d: split it into several memories", name, rag.MaxMemoryBytes, rag.MaxMemoryBytes)
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
+}
+
+// termText makes s safe to print on a terminal: control characters
+// (including line breaks, escape sequences and the C1 range), Unicode
+// bidirectional overrides and invalid bytes become visible escapes, so a
+// memory cannot move the cursor, recolour the screen or fake output lines.
+func termText(s string) string {
+	return escapeText(s, false)
+}
+
+// termLines is termText that keeps line breaks, for multi-line output.
+func termLines(s string) string {
+	return escapeText(s, true)
+}
+
+func escapeText(s string, keepNewlines bool) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && isBadByte(s, i):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n' && keepNewlines:
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == 0x2028 || r == 0x2029:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// isBadByte reports whether s[i] starts an invalid UTF-8 sequence (as
+// opposed to an encoded U+FFFD).
+func isBadByte(s string, i int) bool {
+	_, size := utf8.DecodeRuneInString(s[i:])
+	return size == 1
 }
 
 type searchHit struct {
@@ -307,7 +415,7 @@ func newMemorySearchCmd(o *memoryOpts) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if render {
-				fmt.Fprintln(out, res.Render())
+				fmt.Fprintln(out, termLines(res.Render()))
 				return nil
 			}
 			hits := make([]searchHit, 0, len(res.Items))
@@ -328,7 +436,7 @@ func newMemorySearchCmd(o *memoryOpts) *cobra.Command {
 				if h.Trusted {
 					trust = "trusted"
 				}
-				fmt.Fprintf(out, "%s  sim=%.3f rel=%.3f %s %s\n  %s\n", h.ID, h.Similarity, h.Relevance, h.Source, trust, h.Text)
+				fmt.Fprintf(out, "%s  sim=%.3f rel=%.3f %s %s\n  %s\n", termText(h.ID), h.Similarity, h.Relevance, termText(h.Source), trust, termText(h.Text))
 			}
 			return nil
 		},
@@ -487,7 +595,7 @@ func printPruneReport(out io.Writer, rep *prune.Report) {
 				fmt.Fprintf(out, "  … and %d more\n", len(rep.Candidates)-20)
 				break
 			}
-			fmt.Fprintf(out, "  %s score=%.4f priority=%s age=%.1fd\n", c.ID, c.Score, c.Priority, c.AgeDays)
+			fmt.Fprintf(out, "  %s score=%.4f priority=%s age=%.1fd\n", termText(c.ID), c.Score, termText(string(c.Priority)), c.AgeDays)
 		}
 		return
 	}
