@@ -18,5 +18,6 @@
 //
 // Keyword search (KeywordSearch) finds records sharing words with a query,
 // whatever the embedder thinks of them, from an in-memory inverted index of
-// lower-cased word tokens.
+// lower-cased word tokens. The Store is a rag.KeywordSearcher, so a
+// rag.Retriever on it merges these hits with the vector candidates.
 package sqlstore

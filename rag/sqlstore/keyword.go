@@ -57,9 +57,14 @@ func (s *Store) unindexWords(i int) {
 	}
 }
 
+// MaxKeywords is how many of a query's words KeywordSearch looks for: the
+// rarest ones in the collection.
+const MaxKeywords = 6
+
 // KeywordSearch returns up to n records sharing words with text, the most
 // shared words first (rarer words weigh more), optionally filtered by where.
-// Similarity is the weighted fraction of the query's words found (0–1).
+// Only the query's MaxKeywords rarest words count. Similarity is the
+// IDF-weighted fraction of those words a record holds (0–1).
 func (s *Store) KeywordSearch(ctx context.Context, text string, n int, where *rag.Filter) ([]rag.Match, error) {
 	const op = "sqlstore.KeywordSearch"
 	if err := ctx.Err(); err != nil {
@@ -76,29 +81,63 @@ func (s *Store) KeywordSearch(ctx context.Context, text string, n int, where *ra
 	words := Words(text)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	score := map[int]float64{}
-	total := 0.0
+	type term struct {
+		set map[int]struct{}
+		idf float32
+	}
+	var terms []term
 	for _, w := range words {
 		set := s.words[w]
 		// Inverse document frequency, so "password" counts for more than
 		// a word every memory has.
 		idf := 1.0 / (1.0 + float64(len(set))/float64(max(1, len(s.slot))))
-		total += idf
-		for i := range set {
-			score[i] += idf
+		terms = append(terms, term{set, float32(idf)})
+	}
+	// The rarest MaxKeywords words are the query's keywords: they say what
+	// it is about, and a long query's common words would make every
+	// search visit most of the index.
+	sort.SliceStable(terms, func(a, b int) bool { return len(terms[a].set) < len(terms[b].set) })
+	if len(terms) > MaxKeywords {
+		terms = terms[:MaxKeywords]
+	}
+	total := 0.0
+	for _, t := range terms {
+		total += float64(t.idf)
+	}
+	for len(terms) > 0 && len(terms[0].set) == 0 {
+		terms = terms[1:]
+	}
+	if len(terms) == 0 {
+		return nil, nil
+	}
+	// Scores accumulate in a dense array indexed by slot (a map of tens of
+	// thousands of entries for a common word costs far more), and the n
+	// best are kept in a heap, as in Query.
+	score := make([]float32, len(s.ids))
+	var touched []int
+	for _, t := range terms {
+		for i := range t.set {
+			if score[i] == 0 {
+				touched = append(touched, i)
+			}
+			score[i] += t.idf
 		}
 	}
-	var hits []hit
-	for i, sc := range score {
+	hits := make([]hit, 0, n)
+	for _, i := range touched {
 		if where != nil && !where.Match(s.metas[i]) {
 			continue
 		}
-		hits = append(hits, hit{i, float32(sc / total)})
+		c := hit{i, float32(float64(score[i]) / total)}
+		if len(hits) < n {
+			hits = append(hits, c)
+			up(hits, len(hits)-1, s)
+		} else if s.better(c, hits[0]) {
+			hits[0] = c
+			down(hits, 0, s)
+		}
 	}
 	sort.Slice(hits, func(a, b int) bool { return s.better(hits[a], hits[b]) })
-	if len(hits) > n {
-		hits = hits[:n]
-	}
 	out := make([]rag.Match, len(hits))
 	for k, h := range hits {
 		out[k] = rag.Match{Record: s.record(h.slot, true), Similarity: float64(h.sim)}
