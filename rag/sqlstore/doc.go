@@ -34,7 +34,8 @@
 // considered and not built: for the default lexical embedder the exact scan
 // is already within the target, exact (recall 1, no parameters), and needs
 // no rebuild at start; with a dense semantic embedder the scan costs more
-// (28 ms p50 at 100,000 under load), which is where an index would pay off.
+// (28–43 ms p50 at 100,000 under load), which is where an index would pay
+// off.
 // The price is memory: the whole collection is held in RAM (about 280 MB
 // of Go heap for 100,000 records) and loaded at Open (7–15 s under load).
 package sqlstore
