@@ -18,6 +18,7 @@ import (
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/chroma"
 	"github.com/talos-ironclad/talos/sqldb"
+	"github.com/talos-ironclad/talos/sqldb/sqldbtest"
 )
 
 // runMemory runs `talos memory ARGS --db DIR/talos.db --archive FILE`.
@@ -441,4 +442,30 @@ func FuzzTermText(f *testing.F) {
 			}
 		}
 	})
+}
+
+// With TALOS_POSTGRES_URL set, the memories live in PostgreSQL, as the
+// daemon keeps them; --db (the SQLite file) is refused there.
+func TestMemoryCLIOnPostgreSQL(t *testing.T) {
+	dsn := sqldbtest.DSN(t, sqldb.Postgres)
+	// The test server trusts local connections; the password policy still
+	// wants one when the URL has none.
+	home := askEnv(t, "TALOS_POSTGRES_URL", dsn, "POSTGRES_PASSWORD", "Xy7!kq2Lm9#pQw4Zr")
+	if out, err := runMemoryArgs(t, "add", "--id", "pg1", "The staging database password rotates every Tuesday at noon."); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err := runMemoryArgs(t, "search", "when does the database password rotate")
+	if err != nil || !strings.Contains(out, "pg1  sim=") {
+		t.Fatalf("search = %v\n%s", err, out)
+	}
+	out, err = runMemoryArgs(t, "stats")
+	if err != nil || !strings.Contains(out, "memories: 1 of") || !strings.Contains(out, "store:    PostgreSQL at ") {
+		t.Fatalf("stats = %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(home, "data", "talos.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the SQLite file was created (%v) although TALOS_POSTGRES_URL is set", err)
+	}
+	if _, err := runMemoryArgs(t, "stats", "--db", filepath.Join(t.TempDir(), "x.db")); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "TALOS_POSTGRES_URL") {
+		t.Fatalf("--db with TALOS_POSTGRES_URL = %v", err)
+	}
 }
