@@ -195,7 +195,12 @@ func newMemoryCmd() *cobra.Command {
 it is set; else, by default (TALOS_MEMORY_STORE=sql), the relational store: the SQLite file
 <home>/data/talos.db (or --db), or PostgreSQL when TALOS_POSTGRES_URL is set; with
 TALOS_MEMORY_STORE=chromem, the embedded chromem-go store under <home>/data/chromadb. Texts are
-embedded offline with hashembed (lexical, not semantic).
+embedded offline with hashembed (lexical, not semantic); search also finds memories sharing the
+query's words (on the relational store), and its threshold is hashembed's (0.35).
+
+A memory holds at most 16 KiB of UTF-8 text (from the arguments, --file, or stdin with --file -);
+--trusted is only for sources user and model; --created may not be in the future. Memories are
+printed with control characters escaped.
 
 Pruning keeps the store under its ceiling (CHROMADB_MAX_VECTORS, or --ceiling): above 90% it
 deletes the lowest-scoring memories down to 80%, never a permanent one or one younger than its

@@ -50,7 +50,9 @@ const (
 	// MemoryStoreSQL keeps memories in the relational store (rag/sqlstore).
 	MemoryStoreSQL = "sql"
 	// MemoryStoreChromem keeps memories in the embedded chromem-go
-	// directory data/chromadb (rag/chromem), the store of earlier versions.
+	// directory data/chromadb (rag/chromem), the store of earlier versions;
+	// it is not crash-safe (a kill during a write can leave an empty
+	// record file).
 	MemoryStoreChromem = "chromem"
 )
 

@@ -29,6 +29,7 @@ import (
 	"github.com/talos-ironclad/talos/rag/chromem"
 	ragsql "github.com/talos-ironclad/talos/rag/sqlstore"
 	"github.com/talos-ironclad/talos/sqldb"
+	"github.com/talos-ironclad/talos/sqldb/sqldbtest"
 )
 
 const testPass = "Xy7!kq2Lm9#pQw4Zr"
@@ -536,6 +537,37 @@ func TestHarnessServices(t *testing.T) {
 			t.Errorf("postgres check detail %q: want the server without its password and the schema version", c.Detail)
 		}
 		t.Logf("health %-8s %s %6.2f ms  %s", name, c.Status, c.LatencyMS, c.Detail)
+	}
+}
+
+// With PostgreSQL configured and no Chroma server, the memories live in
+// PostgreSQL: the chroma step opens them there and /health counts them.
+func TestMemoriesInPostgreSQL(t *testing.T) {
+	dsn := sqldbtest.DSN(t, sqldb.Postgres)
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := ragsql.Open(ctx, db, ragsql.Config{Dimension: daemon.EmbeddedMemoryDimension})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb := make([]float32, daemon.EmbeddedMemoryDimension)
+	emb[0] = 1
+	if err := s.Upsert(ctx, []rag.Record{{ID: "pg", Document: "memory", Embedding: emb}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := newHome(t, map[string]string{"TALOS_POSTGRES_URL": dsn, "POSTGRES_PASSWORD": testPass})
+	d := start(t, cfg, fastOpts())
+	step, _ := d.Report().Step("chroma")
+	if step.Outcome != boot.OK || !strings.Contains(step.Detail, "memories in PostgreSQL at postgres://") || !strings.Contains(step.Detail, "collection talos_memory: 1 records") {
+		t.Fatalf("chroma step %+v", step)
+	}
+	_, h := getHealth(t, d.HealthAddr())
+	if c := h.Checks["chroma"]; c.Status != health.StatusOK || !strings.Contains(c.Detail, "collection talos_memory: 1 records") || strings.Contains(c.Detail, testPass) {
+		t.Fatalf("chroma check %+v", c)
 	}
 }
 
