@@ -451,9 +451,9 @@ func NewID() string {
 // (created_at defaults to now, priority to auto, type to general). id ""
 // generates one. Bad input (CheckNewMemory: an empty or oversized text, a
 // trusted memory from web, tool or skill, a time in the future) is refused
-// with T010 CONFIG_INVALID naming every problem. On a full store it first asks the pruner for room and
-// fails with T108 when there is none (the write path of the ceiling,
-// digest C §8.2).
+// with T010 CONFIG_INVALID naming every problem. On a full store it first
+// asks the pruner for room and fails with T108 when there is none (the
+// write path of the ceiling, digest C §8.2).
 func (r *Retriever) Remember(ctx context.Context, id, text string, m Memory) (string, error) {
 	const op = "rag.Remember"
 	if err := CheckNewMemory(text, m, time.Now()); err != nil {
