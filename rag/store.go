@@ -70,8 +70,8 @@ func (o ListOptions) DocumentMatcher() func(doc string) bool {
 }
 
 // Store is long-term memory: a vector collection with metadata. Every
-// adapter (rag/chroma, rag/chromem and the in-memory ragtest store) passes
-// the conformance suite in package ragtest.
+// adapter (rag/sqlstore, rag/chroma, rag/chromem and the in-memory ragtest
+// store) passes the conformance suite in package ragtest.
 //
 // Embeddings are stored L2-normalised: Upsert scales every embedding to unit
 // length (Normalize) and rejects an all-zero one, so Get, List and Query
