@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode"
@@ -17,6 +20,8 @@ import (
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/chroma"
+	"github.com/talos-ironclad/talos/rag/hashembed"
+	ragsql "github.com/talos-ironclad/talos/rag/sqlstore"
 	"github.com/talos-ironclad/talos/sqldb"
 	"github.com/talos-ironclad/talos/sqldb/sqldbtest"
 )
@@ -467,5 +472,116 @@ func TestMemoryCLIOnPostgreSQL(t *testing.T) {
 	}
 	if _, err := runMemoryArgs(t, "stats", "--db", filepath.Join(t.TempDir(), "x.db")); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "TALOS_POSTGRES_URL") {
 		t.Fatalf("--db with TALOS_POSTGRES_URL = %v", err)
+	}
+}
+
+// The issue's scenario (a kill -9 during `talos memory restore` left an
+// empty record file that stopped every later command): a real restore
+// process is SIGKILLed at a random instant inside its writes, four times.
+// Afterwards every memory command still works, no memory is damaged, and a
+// last restore brings every pruned memory back whole.
+func TestMemoryRestoreKilledAtAnyInstant(t *testing.T) {
+	askEnv(t)
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "talos.db")
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ragsql.Open(ctx, db, ragsql.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, _ := hashembed.New(hashembed.Config{})
+	const n = 1000
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	for lo := 0; lo < n; lo += 500 {
+		recs := make([]rag.Record, 500)
+		for i := range recs {
+			text := fmt.Sprintf("maintenance note %d about host web-%d", lo+i, (lo+i)%97)
+			recs[i] = rag.Record{ID: fmt.Sprint("n", lo+i), Document: text, Embedding: emb.Vector(text),
+				Metadata: rag.Memory{CreatedAt: old, Priority: rag.PriorityAuto, Source: rag.SourceUser}.Metadata()}
+		}
+		if err := st.Upsert(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	db.Close()
+	out, err := runMemory(t, dir, "prune", "--ceiling", "100")
+	if err != nil || !strings.Contains(out, "deleted 920") {
+		t.Fatalf("prune = %v\n%s", err, out)
+	}
+
+	restore := func(db string) *exec.Cmd {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "TALOS_HELPER_ARGS="+strings.Join([]string{"memory", "restore", "--db", db, "--archive", filepath.Join(dir, "pruned.jsonl")}, "\x1f"))
+		return cmd
+	}
+	// Each round prunes again, then starts a restore; the parent watches
+	// the row count through its own connection and, once the first batch
+	// is committed, kills the child after a random 0–40 ms, so the kills
+	// land inside the writes (between or during commits).
+	watch, err := sqldb.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	rows := func() int {
+		var c int
+		_ = watch.QueryRowContext(ctx, "SELECT COUNT(*) FROM rag_records").Scan(&c)
+		return c
+	}
+	for round := 0; round < 4; round++ {
+		if round > 0 {
+			if out, err := runMemory(t, dir, "prune", "--ceiling", "100"); err != nil {
+				t.Fatalf("round %d: prune: %v\n%s", round, err, out)
+			}
+		}
+		base := rows()
+		cmd := restore(dbPath)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+	wait:
+		for {
+			select {
+			case <-exited:
+				break wait
+			case <-time.After(time.Millisecond):
+				if rows() > base {
+					time.Sleep(time.Duration(rand.IntN(40)) * time.Millisecond)
+					_ = cmd.Process.Signal(syscall.SIGKILL)
+					<-exited
+					break wait
+				}
+			}
+		}
+		out, err := runMemory(t, dir, "stats", "--json")
+		if err != nil {
+			t.Fatalf("round %d: stats after a kill: %v\n%s", round, err, out)
+		}
+		var s struct {
+			Count   int      `json:"count"`
+			Damaged []string `json:"damaged"`
+		}
+		if err := json.Unmarshal([]byte(out), &s); err != nil || len(s.Damaged) != 0 {
+			t.Fatalf("round %d: stats %v %s", round, err, out)
+		}
+		t.Logf("round %d: %d memories after the kill", round, s.Count)
+	}
+	if _, err := runMemory(t, dir, "restore"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runMemory(t, dir, "stats")
+	if err != nil || !strings.Contains(out, fmt.Sprintf("memories: %d of", n)) || strings.Contains(out, "damaged") {
+		t.Fatalf("after the last restore: %v\n%s", err, out)
+	}
+	out, err = runMemory(t, dir, "search", "--json", "maintenance note 999 about host web-29")
+	if err != nil || !strings.Contains(out, `"id": "n999"`) {
+		t.Fatalf("search = %v\n%s", err, out)
 	}
 }
