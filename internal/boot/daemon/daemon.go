@@ -149,8 +149,11 @@ type Daemon struct {
 	redis  *svccheck.Redis
 	sql    *sqldb.DB     // the relational store, open after the postgres step
 	memory *ragsql.Store // memories in the relational store, open after the chroma step (TALOS_MEMORY_STORE=sql)
-	docker *svccheck.Docker
-	proxy  *svccheck.Docker
+	// memoryErr is why the memories in the relational store could not be
+	// opened at boot (the chroma check reports it).
+	memoryErr error
+	docker    *svccheck.Docker
+	proxy     *svccheck.Docker
 
 	vram       *vram.Mutex // nil without a readable GPU and Ollama
 	gpuAbsent  bool        // the boot found no GPU (CPU mode)
@@ -502,7 +505,10 @@ func (d *Daemon) openSQLMemory(ctx context.Context) (string, error) {
 	}
 	s, err := ragsql.Open(ctx, d.sql, ragsql.Config{Dimension: EmbeddedMemoryDimension, Logger: d.bootLog()})
 	if err != nil {
-		return "", talos.E(talos.CodeChroma, "boot.chroma", "the memories in "+d.sqlWhere(d.sql)+" cannot be opened", err)
+		// Degraded, not fatal: the daemon runs without long-term memory,
+		// and /health says why.
+		d.memoryErr = talos.E(talos.CodeChroma, "boot.chroma", "the memories in "+d.sqlWhere(d.sql)+" cannot be opened", err)
+		return "memories in " + d.sqlWhere(d.sql) + " not usable", boot.Warn(d.memoryErr)
 	}
 	d.memory = s
 	detail, err := d.describeSQLMemory(ctx, s)
@@ -588,8 +594,8 @@ func (d *Daemon) stepRedis(ctx context.Context) (string, error) {
 // stepChroma is spec §1.3 S5 on the v2 API: heartbeat up to 15 times at 1 s
 // (fatal T002). Without Chroma the memories live in the relational store
 // by default (TALOS_MEMORY_STORE sql; the step then runs after postgres):
-// they are opened (a store that cannot be opened is fatal T002) and a
-// damaged record degrades, named. With TALOS_MEMORY_STORE chromem the
+// they are opened, and a store that cannot be opened (another embedding
+// dimension) or a damaged record degrades, named. With TALOS_MEMORY_STORE chromem the
 // embedded directory must be usable
 // (fatal) and the embedded chromem-go store is checked (chromem.Stat: its
 // collection's dimension and record count); a store that does not pass

@@ -237,6 +237,31 @@ func TestMemoriesInTheRelationalStoreAreOpenedAndDamageIsNamed(t *testing.T) {
 	}
 }
 
+// Memories in the relational store that cannot be opened (a collection of
+// another embedding dimension) degrade the daemon, with the reason in the
+// chroma step and check; they do not stop the boot.
+func TestMemoriesThatDoNotOpenDegrade(t *testing.T) {
+	cfg := newHome(t, nil)
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, filepath.Join(cfg.Home, "data", "talos.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ragsql.Open(ctx, db, ragsql.Config{Dimension: 512}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	d := start(t, cfg, fastOpts())
+	step, _ := d.Report().Step("chroma")
+	if step.Outcome != boot.Degraded || !strings.Contains(step.Error, "512-dimensional") {
+		t.Fatalf("chroma step %+v", step)
+	}
+	_, h := getHealth(t, d.HealthAddr())
+	if c := h.Checks["chroma"]; c.Status != health.StatusFail || !strings.Contains(c.Detail, "cannot be opened") || !strings.Contains(c.Detail, "512-dimensional") || h.Status != health.Degraded {
+		t.Fatalf("chroma check %s %+v", h.Status, c)
+	}
+}
+
 func stepNames(r boot.Report) string {
 	var names []string
 	for _, s := range r.Steps {

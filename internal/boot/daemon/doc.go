@@ -33,8 +33,9 @@
 //	          EmbeddedMemoryDimension; the check counts the collection's
 //	          rows (memories `talos memory` adds later count too) and names
 //	          every damaged record the store skipped when it was opened —
-//	          any makes the daemon degraded; a store that cannot be opened
-//	          stops the boot (T002).
+//	          any makes the daemon degraded, and so does a store that
+//	          cannot be opened (another embedding dimension: the check
+//	          fails with the reason).
 //	          With TALOS_MEMORY_STORE=chromem, the embedded chromem-go store
 //	          in <home>/data/chromadb, checked without loading it
 //	          (chromem.Stat: the dimension EmbeddedChromemDimension and the
