@@ -3,6 +3,7 @@ package rag_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -209,3 +210,47 @@ func TestThresholdFollowsTheEmbedder(t *testing.T) {
 
 // plainEmbedder hides the wrapped embedder's SimilarityThreshold.
 type plainEmbedder struct{ rag.Embedder }
+
+// When the embedder fails, the keyword fallback of a KeywordSearcher store
+// uses its word index (no List scan over every document) and finds the note.
+func TestKeywordFallbackUsesTheWordIndex(t *testing.T) {
+	ctx := context.Background()
+	emb, _ := hashembed.New(hashembed.Config{})
+	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "talos.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := sqlstore.Open(ctx, db, sqlstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadRecall(t, s, emb)
+	store := &noListStore{Store: s}
+	r, _ := rag.NewRetriever(rag.RetrieverConfig{}, store, failingEmbedder{emb}, nil, nil)
+	res, err := r.Retrieve(ctx, rag.Query{Text: "when does the database password rotate"})
+	if err != nil || res.Strategy != rag.StrategyKeyword || len(res.Items) == 0 || res.Items[0].ID != "m01" {
+		t.Fatalf("Retrieve = %v %+v", err, res)
+	}
+	if store.lists != 0 {
+		t.Fatalf("the fallback listed documents %d times", store.lists)
+	}
+}
+
+// noListStore counts List calls on a sqlstore.Store.
+type noListStore struct {
+	*sqlstore.Store
+	lists int
+}
+
+func (s *noListStore) List(ctx context.Context, o rag.ListOptions) ([]rag.Record, error) {
+	s.lists++
+	return s.Store.List(ctx, o)
+}
+
+// failingEmbedder fails every Embed, as an embedding server that is down.
+type failingEmbedder struct{ *hashembed.Embedder }
+
+func (failingEmbedder) Embed(context.Context, []string) ([][]float32, error) {
+	return nil, errors.New("embedding server down")
+}

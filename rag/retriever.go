@@ -384,9 +384,11 @@ func roleSource(role string) Source {
 	return SourceModel
 }
 
-// keywordSearch finds memories containing the query's longest words,
-// ignoring case (ListOptions.ContainsFold: the words are lower-cased tokens,
-// the documents are not), and ranks them by keyword overlap.
+// keywordSearch finds memories sharing words with the query — through the
+// store's KeywordSearch when it is a KeywordSearcher, else as those
+// containing the query's longest words, ignoring case
+// (ListOptions.ContainsFold: the words are lower-cased tokens, the
+// documents are not) — and ranks them by keyword overlap.
 func (r *Retriever) keywordSearch(ctx context.Context, q Query, topK, budget int, now time.Time) (*Result, error) {
 	qTokens := Tokens(q.Text)
 	words := make([]string, 0, len(qTokens))
@@ -405,6 +407,17 @@ func (r *Retriever) keywordSearch(ctx context.Context, q Query, topK, budget int
 		words = words[:3]
 	}
 	found := map[string]Record{}
+	if ks, ok := r.store.(KeywordSearcher); ok {
+		// The store's word index: no scan of every document.
+		hits, err := ks.KeywordSearch(ctx, q.Text, MaxTopK, q.Where)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hits {
+			found[h.ID] = h.Record
+		}
+		words = nil
+	}
 	for _, w := range words {
 		recs, err := r.store.List(ctx, ListOptions{Where: q.Where, Contains: w, ContainsFold: true, Limit: MaxTopK})
 		if err != nil {
