@@ -57,7 +57,8 @@
 // When the store is at its ceiling or the vector search fails, Retrieve
 // walks the spec's fallback chain: an aggressive prune (through a
 // CapacityPruner such as prune.Pruner) and a new search, then the session's
-// recent history, then a keyword search (ignoring case), then an empty
+// recent history, then a keyword search (the store's word index when it
+// is a KeywordSearcher, else substrings ignoring case), then an empty
 // context with Warning set. It never fails the caller for a backend problem.
 //
 // # Trust
