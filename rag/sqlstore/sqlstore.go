@@ -119,6 +119,19 @@ func Open(ctx context.Context, db *sqldb.DB, cfg Config) (*Store, error) {
 }
 
 func (s *Store) load(ctx context.Context) error {
+	// Size the index once: appending 100,000 records to 384 growing
+	// columns would copy each column about 17 times.
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.db.Rebind("SELECT COUNT(*) FROM rag_records WHERE collection = ?"), s.coll).Scan(&n); err != nil {
+		return err
+	}
+	for j := range s.cols {
+		s.cols[j] = make([]float32, 0, n)
+	}
+	s.ids = make([]string, 0, n)
+	s.docs = make([]string, 0, n)
+	s.metas = make([]rag.Metadata, 0, n)
+	s.slot = make(map[string]int, n)
 	rows, err := s.db.QueryContext(ctx, s.db.Rebind("SELECT id, document, embedding, metadata FROM rag_records WHERE collection = ?"), s.coll)
 	if err != nil {
 		return err
