@@ -35,26 +35,67 @@ func Words(text string) []string {
 	return out
 }
 
+// posting lists the slots holding one word, as slot<<32 | generation:
+// an entry whose generation is not its slot's current one is stale (the
+// slot's words left the index since) and skipped. Stale entries are
+// dropped when they are half of the list, so removal costs O(1) amortised
+// and a search reads a flat slice instead of a map.
+type posting struct {
+	entries []uint64
+	stale   int
+}
+
+// live is the number of slots holding the word.
+func (p *posting) live() int {
+	if p == nil {
+		return 0
+	}
+	return len(p.entries) - p.stale
+}
+
+// indexWords adds slot i's words under its current generation. s.mu held
+// for writing.
 func (s *Store) indexWords(i int) {
+	e := uint64(i)<<32 | uint64(s.gen[i])
 	for _, w := range Words(s.docs[i]) {
-		set := s.words[w]
-		if set == nil {
-			set = map[int]struct{}{}
-			s.words[w] = set
+		p := s.words[w]
+		if p == nil {
+			p = &posting{}
+			s.words[w] = p
 		}
-		set[i] = struct{}{}
+		p.entries = append(p.entries, e)
 	}
 }
 
+// unindexWords takes slot i's words out of the index: its generation moves
+// on, so their entries go stale. s.mu held for writing.
 func (s *Store) unindexWords(i int) {
+	s.gen[i]++
 	for _, w := range Words(s.docs[i]) {
-		if set := s.words[w]; set != nil {
-			delete(set, i)
-			if len(set) == 0 {
-				delete(s.words, w)
+		p := s.words[w]
+		if p == nil {
+			continue
+		}
+		p.stale++
+		if 2*p.stale < len(p.entries) {
+			continue
+		}
+		kept := p.entries[:0]
+		for _, e := range p.entries {
+			if s.current(e) {
+				kept = append(kept, e)
 			}
 		}
+		p.entries, p.stale = kept, 0
+		if len(kept) == 0 {
+			delete(s.words, w)
+		}
 	}
+}
+
+// current reports whether a posting entry is not stale.
+func (s *Store) current(e uint64) bool {
+	return s.gen[int(e>>32)] == uint32(e)
 }
 
 // MaxKeywords is how many of a query's words KeywordSearch looks for: the
@@ -82,21 +123,21 @@ func (s *Store) KeywordSearch(ctx context.Context, text string, n int, where *ra
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	type term struct {
-		set map[int]struct{}
+		p   *posting
 		idf float32
 	}
 	var terms []term
 	for _, w := range words {
-		set := s.words[w]
+		p := s.words[w]
 		// Inverse document frequency, so "password" counts for more than
 		// a word every memory has.
-		idf := 1.0 / (1.0 + float64(len(set))/float64(max(1, len(s.slot))))
-		terms = append(terms, term{set, float32(idf)})
+		idf := 1.0 / (1.0 + float64(p.live())/float64(max(1, len(s.slot))))
+		terms = append(terms, term{p, float32(idf)})
 	}
 	// The rarest MaxKeywords words are the query's keywords: they say what
 	// it is about, and a long query's common words would make every
 	// search visit most of the index.
-	sort.SliceStable(terms, func(a, b int) bool { return len(terms[a].set) < len(terms[b].set) })
+	sort.SliceStable(terms, func(a, b int) bool { return terms[a].p.live() < terms[b].p.live() })
 	if len(terms) > MaxKeywords {
 		terms = terms[:MaxKeywords]
 	}
@@ -104,19 +145,22 @@ func (s *Store) KeywordSearch(ctx context.Context, text string, n int, where *ra
 	for _, t := range terms {
 		total += float64(t.idf)
 	}
-	for len(terms) > 0 && len(terms[0].set) == 0 {
+	for len(terms) > 0 && terms[0].p.live() == 0 {
 		terms = terms[1:]
 	}
 	if len(terms) == 0 {
 		return nil, nil
 	}
-	// Scores accumulate in a dense array indexed by slot (a map of tens of
-	// thousands of entries for a common word costs far more), and the n
-	// best are kept in a heap, as in Query.
+	// Scores accumulate in a dense array indexed by slot, and the n best
+	// are kept in a heap, as in Query.
 	score := make([]float32, len(s.ids))
 	var touched []int
 	for _, t := range terms {
-		for i := range t.set {
+		for _, e := range t.p.entries {
+			if !s.current(e) {
+				continue
+			}
+			i := int(e >> 32)
 			if score[i] == 0 {
 				touched = append(touched, i)
 			}

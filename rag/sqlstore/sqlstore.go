@@ -67,7 +67,8 @@ type Store struct {
 	slot    map[string]int
 	free    []int
 	order   []string // sorted ids, nil when stale
-	words   map[string]map[int]struct{}
+	words   map[string]*posting // keyword index: word → the slots holding it
+	gen     []uint32            // per slot, bumped when its words leave the index
 	damaged []string
 }
 
@@ -93,7 +94,7 @@ func Open(ctx context.Context, db *sqldb.DB, cfg Config) (*Store, error) {
 	if _, err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, coll: cfg.Collection, dim: cfg.Dimension, log: cfg.Logger, slot: map[string]int{}, words: map[string]map[int]struct{}{},
+	s := &Store{db: db, coll: cfg.Collection, dim: cfg.Dimension, log: cfg.Logger, slot: map[string]int{}, words: map[string]*posting{},
 		cols: make([][]float32, cfg.Dimension)}
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		var dim int
@@ -129,6 +130,7 @@ func (s *Store) load(ctx context.Context) error {
 		s.cols[j] = make([]float32, 0, n)
 	}
 	s.ids = make([]string, 0, n)
+	s.gen = make([]uint32, 0, n)
 	s.docs = make([]string, 0, n)
 	s.metas = make([]rag.Metadata, 0, n)
 	s.slot = make(map[string]int, n)
@@ -180,6 +182,7 @@ func (s *Store) put(id, doc string, vec []float32, md rag.Metadata) {
 		} else {
 			i = len(s.ids)
 			s.ids = append(s.ids, "")
+			s.gen = append(s.gen, 0)
 			s.docs = append(s.docs, "")
 			s.metas = append(s.metas, nil)
 			for j := range s.cols {
@@ -632,7 +635,7 @@ func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, e
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ids, s.docs, s.metas, s.slot, s.words = nil, nil, nil, map[string]int{}, map[string]map[int]struct{}{}
+	s.ids, s.docs, s.metas, s.slot, s.words, s.gen = nil, nil, nil, map[string]int{}, map[string]*posting{}, nil
 	s.cols = make([][]float32, s.dim)
 	return nil
 }
