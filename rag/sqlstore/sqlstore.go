@@ -66,7 +66,7 @@ type Store struct {
 	metas   []rag.Metadata
 	slot    map[string]int
 	free    []int
-	order   []string // sorted ids, nil when stale
+	order   []string            // sorted ids, nil when stale
 	words   map[string]*posting // keyword index: word → the slots holding it
 	gen     []uint32            // per slot, bumped when its words leave the index
 	damaged []string
