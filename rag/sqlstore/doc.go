@@ -27,10 +27,10 @@
 // with TALOS_MEMORY_STORE=chromem). chromem writes one file per record,
 // create-then-encode: a kill -9 left empty record files that stopped every
 // later command. Here a commit is the unit of durability. Measured at
-// 100,000 memories of 384 dimensions on a shared 2-core machine (load 10–16,
-// docs/benchmarks.md): a full Retrieve p50 12.8–26.6 ms against chromem's
-// 206 ms and a Chroma server's 77 ms in the same run; the raw query 6.5–11.5
-// ms. An approximate index (HNSW, e.g. github.com/coder/hnsw) was
+// 100,000 memories of 384 dimensions on a shared 2-core machine
+// (docs/benchmarks.md): a full Retrieve p50 6.5–9.1 ms / p99 33–51 ms at a
+// load of 4, 12.8–26.6 ms p50 at a load of 10–16, against chromem's 206 ms
+// and a Chroma server's 77 ms in the same loaded run. An approximate index (HNSW, e.g. github.com/coder/hnsw) was
 // considered and not built: for the default lexical embedder the exact scan
 // is already within the target, exact (recall 1, no parameters), and needs
 // no rebuild at start; with a dense semantic embedder the scan costs more
