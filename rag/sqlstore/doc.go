@@ -36,7 +36,7 @@
 // no rebuild at start; with a dense semantic embedder the scan costs more
 // (28–43 ms p50 at 100,000 under load), which is where an index would pay
 // off.
-// The price is memory: the whole collection is held in RAM (about 280 MB
+// The price is memory: the whole collection is held in RAM (250–280 MB
 // of Go heap for 100,000 records) and loaded at Open (2.5 s at a load of 4,
 // up to 15 s on a machine loaded 10–16).
 package sqlstore
