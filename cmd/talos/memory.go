@@ -67,14 +67,21 @@ func (e *memoryEnv) close() {
 	}
 }
 
-// memoryUses reports whether a configuration problem about v concerns the
-// memory commands: the variables they read, and the two files as a whole.
-func memoryUses(v string) bool {
-	switch v {
-	case "TALOS_CHROMA_URL", "TALOS_MEMORY_STORE", "TALOS_POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "CHROMADB_MAX_VECTORS", "CHROMADB_MAX_DIMENSIONS", config.ConfigFileName, config.EnvFileName:
-		return true
+// memoryUses returns whether a configuration problem about a variable
+// concerns the memory commands under cfg: the variables they read, and the
+// two files as a whole. PostgreSQL's count only when the memories live in
+// the relational store (no TALOS_CHROMA_URL, TALOS_MEMORY_STORE sql).
+func memoryUses(cfg *config.Config) func(v string) bool {
+	inSQL := cfg == nil || (cfg.ChromaURL == "" && cfg.MemoryStore != config.MemoryStoreChromem)
+	return func(v string) bool {
+		switch v {
+		case "TALOS_CHROMA_URL", "TALOS_MEMORY_STORE", "CHROMADB_MAX_VECTORS", "CHROMADB_MAX_DIMENSIONS", config.ConfigFileName, config.EnvFileName:
+			return true
+		case "TALOS_POSTGRES_URL", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB":
+			return inSQL
+		}
+		return false
 	}
-	return false
 }
 
 // memoryConfig loads the configuration like the daemon does. Problems with
@@ -88,7 +95,7 @@ func memoryConfig(cmd *cobra.Command) (*config.Config, error) {
 		return nil, withExit(2, err)
 	}
 	if ve != nil {
-		if mine := reportProblems(cmd.ErrOrStderr(), ve, memoryUses); len(mine) > 0 {
+		if mine := reportProblems(cmd.ErrOrStderr(), ve, memoryUses(cfg)); len(mine) > 0 {
 			return nil, withExit(2, fmt.Errorf("configuration in %s is invalid for talos memory: %d problem(s)", cfg.Home, len(mine)))
 		}
 	}

@@ -585,3 +585,18 @@ func TestMemoryRestoreKilledAtAnyInstant(t *testing.T) {
 		t.Fatalf("search = %v\n%s", err, out)
 	}
 }
+
+// A PostgreSQL setting stops `talos memory` only when the memories live in
+// the relational store.
+func TestMemoryCLIPostgresProblemsOnlyForTheRelationalStore(t *testing.T) {
+	// TALOS_POSTGRES_URL without a password and no POSTGRES_PASSWORD.
+	askEnv(t, "TALOS_POSTGRES_URL", "postgres://talos@127.0.0.1:1/talos")
+	dir := t.TempDir()
+	if out, err := runMemory(t, dir, "stats"); err == nil || exitCode(err) != 2 || !strings.Contains(out, "POSTGRES_PASSWORD") {
+		t.Fatalf("relational store with a PostgreSQL problem = %v\n%s", err, out)
+	}
+	askEnv(t, "TALOS_POSTGRES_URL", "postgres://talos@127.0.0.1:1/talos", "TALOS_MEMORY_STORE", "chromem")
+	if out, err := runMemoryArgs(t, "stats", "--store-dir", filepath.Join(dir, "chromem")); err != nil {
+		t.Fatalf("chromem with a PostgreSQL problem = %v\n%s", err, out)
+	}
+}
