@@ -7,8 +7,11 @@
 //
 //   - Store (store.go): upsert, similarity query with metadata filters, get,
 //     delete by ids or by filter, count, and paged listing. Adapters:
-//     rag/chromem (embedded, on disk; the default), rag/chroma (a Chroma
-//     server) and ragtest.MemoryStore (tests). All pass ragtest.RunStore.
+//     rag/sqlstore (in the embedded SQLite file or PostgreSQL, crash-safe,
+//     with keyword search; the default), rag/chromem (embedded chromem-go
+//     directory), rag/chroma (a Chroma server) and ragtest.MemoryStore
+//     (tests). All pass ragtest.RunStore. A store may also be a
+//     KeywordSearcher (rag/sqlstore is).
 //     Every store keeps embeddings L2-normalised (Upsert scales them to
 //     unit length and refuses an all-zero one) and ranks by cosine.
 //   - Filter (filter.go): Chroma's "where" language ($eq $ne $gt $gte $lt
@@ -21,7 +24,8 @@
 //     (user|model|tool|web|skill), trusted, session_id, type.
 //   - Embedder (embedder.go): rag/hashembed (offline, lexical — the
 //     default), rag/ollamaembed and rag/geminiembed (semantic). CheckDimension
-//     compares an embedder with a store at start-up.
+//     compares an embedder with a store at start-up. An embedder that is a
+//     ThresholdEmbedder gives its own similarity threshold.
 //   - History (history.go): the last N messages of a session (10 by
 //     default) with a TTL, on Redis (rag/redis) or in memory.
 //   - Retriever (retriever.go): retrieval with MMR, relevance scoring and a
@@ -30,14 +34,23 @@
 // # Retrieval
 //
 // Retrieve embeds the query, asks the store for min(3·top_k, 50)
-// candidates, picks top_k by maximal marginal relevance (λ = 0.5, so
-// near-duplicates are not both chosen), drops those below the similarity
-// threshold (0.7, after MMR), scores the rest by relevance
+// candidates — and, when the store is a KeywordSearcher, as many records
+// sharing words with the query, merged in — picks top_k by maximal
+// marginal relevance (λ = 0.5, so near-duplicates are not both chosen;
+// a keyword candidate competes with the higher of its similarity and its
+// keyword score), drops those below both the similarity threshold and the
+// keyword threshold (after MMR), scores the rest by relevance
 //
 //	0.40·similarity + 0.25·keyword (Jaccard) + 0.20·metadata + 0.15·recency (90-day half-life)
 //
 // and assembles them, most relevant first, into the token budget (2,500 by
 // default = 4,000 − 1,000 for the answer − 500 for the system prompt). The
+// similarity threshold depends on the embedder, because their scales
+// differ: 0.35 for rag/hashembed (calibrated on rag/testdata/recall.json:
+// with keyword search every paraphrased question finds its note), the
+// spec's 0.7 for rag/ollamaembed, rag/geminiembed and any embedder that
+// does not give one. The keyword threshold is 0.4 (the share of the
+// query's IDF-weighted words a memory holds). The
 // memory that overflows is truncated on a sentence or word boundary when
 // more than 100 tokens remain. Included memories get access_count + 1 and a
 // new last_accessed_at, which the pruner's score uses.
@@ -45,7 +58,8 @@
 // When the store is at its ceiling or the vector search fails, Retrieve
 // walks the spec's fallback chain: an aggressive prune (through a
 // CapacityPruner such as prune.Pruner) and a new search, then the session's
-// recent history, then a keyword search (ignoring case), then an empty
+// recent history, then a keyword search (the store's word index when it
+// is a KeywordSearcher, else substrings ignoring case), then an empty
 // context with Warning set. It never fails the caller for a backend problem.
 //
 // # Trust

@@ -313,7 +313,7 @@ func TestRetrieveVectorPath(t *testing.T) {
 	}
 	// The threshold is applied after MMR: with the spec's 0.7 the chocolate
 	// cake never appears, and the docker memory does.
-	r07, _ := rag.NewRetriever(rag.RetrieverConfig{TopK: 3}, st, emb, nil, nil)
+	r07, _ := rag.NewRetriever(rag.RetrieverConfig{TopK: 3, Threshold: rag.DefaultThreshold}, st, emb, nil, nil)
 	res, _ = r07.Retrieve(ctx, rag.Query{Text: "docker restart the daemon with systemctl restart docker"})
 	if res.Returned == 0 || res.Returned == 3 {
 		t.Fatalf("threshold 0.7 returned %d of 3", res.Returned)

@@ -47,9 +47,16 @@ type CapacityPruner interface {
 
 // RetrieverConfig configures NewRetriever. Zero fields take the defaults.
 type RetrieverConfig struct {
-	TopK      int     // default DefaultTopK, clamped to [1, MaxTopK]
-	Lambda    float64 // MMR trade-off, default DefaultLambda; must be in (0,1]
-	Threshold float64 // min similarity after MMR, default DefaultThreshold; negative disables
+	TopK   int     // default DefaultTopK, clamped to [1, MaxTopK]
+	Lambda float64 // MMR trade-off, default DefaultLambda; must be in (0,1]
+	// Threshold is the minimum similarity after MMR; 0 takes the
+	// embedder's (ThresholdFor: its SimilarityThreshold, else
+	// DefaultThreshold); negative disables it.
+	Threshold float64
+	// KeywordThreshold is the keyword score (from a store that is a
+	// KeywordSearcher) at or above which a memory passes whatever its
+	// similarity; default DefaultKeywordThreshold, negative disables it.
+	KeywordThreshold float64
 	// HalfLife of the relevance recency (default DefaultRecencyHalfLife).
 	HalfLife time.Duration
 	// Budget in tokens for the assembled memories (default DefaultBudget).
@@ -91,10 +98,16 @@ func NewRetriever(cfg RetrieverConfig, store Store, emb Embedder, history Histor
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "MMR lambda %v must be in (0, 1]", cfg.Lambda)
 	}
 	if cfg.Threshold == 0 {
-		cfg.Threshold = DefaultThreshold
+		cfg.Threshold = ThresholdFor(emb)
 	}
 	if cfg.Threshold > 1 {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "similarity threshold %v must be at most 1", cfg.Threshold)
+	}
+	if cfg.KeywordThreshold == 0 {
+		cfg.KeywordThreshold = DefaultKeywordThreshold
+	}
+	if cfg.KeywordThreshold > 1 {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "keyword threshold %v must be at most 1", cfg.KeywordThreshold)
 	}
 	if cfg.HalfLife == 0 {
 		cfg.HalfLife = DefaultRecencyHalfLife
@@ -207,22 +220,62 @@ func (r *Retriever) Retrieve(ctx context.Context, q Query) (*Result, error) {
 	return r.fallback(ctx, q, topK, budget, true)
 }
 
-// vectorSearch is the normal path.
+// Threshold is the similarity threshold in use (the configured one, or the
+// embedder's).
+func (r *Retriever) Threshold() float64 { return r.cfg.Threshold }
+
+// vectorSearch is the normal path: the store's nearest records, merged with
+// the records sharing words with the query when the store is a
+// KeywordSearcher, then MMR, the thresholds, relevance and the budget.
 func (r *Retriever) vectorSearch(ctx context.Context, q Query, qv []float32, topK, budget int) (*Result, error) {
 	cands, err := r.store.Query(ctx, qv, OverFetch(topK), q.Where)
 	if err != nil {
 		return nil, err
 	}
+	// pick holds what MMR ranks by: the cosine similarity, raised to the
+	// keyword score for a memory holding the query's words, so a memory
+	// the embedder misses still competes.
+	kw := map[string]float64{}
+	if ks, ok := r.store.(KeywordSearcher); ok {
+		hits, err := ks.KeywordSearch(ctx, q.Text, OverFetch(topK), q.Where)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			r.log.Warn("rag: keyword search failed; using the vector candidates only", "err", err)
+		}
+		have := make(map[string]bool, len(cands))
+		for _, c := range cands {
+			have[c.ID] = true
+		}
+		for _, h := range hits {
+			kw[h.ID] = h.Similarity
+			if !have[h.ID] {
+				have[h.ID] = true
+				cands = append(cands, Match{Record: h.Record, Similarity: Cosine(qv, h.Embedding)})
+			}
+		}
+	}
 	res := &Result{Strategy: StrategyVector, TotalFound: len(cands)}
 	if len(cands) == 0 {
 		return res, nil
 	}
+	pick := cands
+	if len(kw) > 0 {
+		pick = make([]Match, len(cands))
+		for i, c := range cands {
+			pick[i] = c
+			pick[i].Similarity = max(c.Similarity, kw[c.ID])
+		}
+	}
 	now := time.Now()
 	qTokens := Tokens(q.Text)
 	var items []Item
-	for _, i := range MMR(cands, topK, r.cfg.Lambda) {
+	for _, i := range MMR(pick, topK, r.cfg.Lambda) {
 		c := cands[i]
-		if r.cfg.Threshold >= 0 && c.Similarity < r.cfg.Threshold {
+		byVector := r.cfg.Threshold < 0 || c.Similarity >= r.cfg.Threshold
+		byWords := r.cfg.KeywordThreshold >= 0 && kw[c.ID] >= r.cfg.KeywordThreshold
+		if !byVector && !byWords {
 			continue // threshold after MMR (digest B §5.1)
 		}
 		items = append(items, r.item(c.Record, c.Similarity, qTokens, q.Type, now))
@@ -331,9 +384,11 @@ func roleSource(role string) Source {
 	return SourceModel
 }
 
-// keywordSearch finds memories containing the query's longest words,
-// ignoring case (ListOptions.ContainsFold: the words are lower-cased tokens,
-// the documents are not), and ranks them by keyword overlap.
+// keywordSearch finds memories sharing words with the query — through the
+// store's KeywordSearch when it is a KeywordSearcher, else as those
+// containing the query's longest words, ignoring case
+// (ListOptions.ContainsFold: the words are lower-cased tokens, the
+// documents are not) — and ranks them by keyword overlap.
 func (r *Retriever) keywordSearch(ctx context.Context, q Query, topK, budget int, now time.Time) (*Result, error) {
 	qTokens := Tokens(q.Text)
 	words := make([]string, 0, len(qTokens))
@@ -352,6 +407,17 @@ func (r *Retriever) keywordSearch(ctx context.Context, q Query, topK, budget int
 		words = words[:3]
 	}
 	found := map[string]Record{}
+	if ks, ok := r.store.(KeywordSearcher); ok {
+		// The store's word index: no scan of every document.
+		hits, err := ks.KeywordSearch(ctx, q.Text, MaxTopK, q.Where)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hits {
+			found[h.ID] = h.Record
+		}
+		words = nil
+	}
 	for _, w := range words {
 		recs, err := r.store.List(ctx, ListOptions{Where: q.Where, Contains: w, ContainsFold: true, Limit: MaxTopK})
 		if err != nil {
@@ -396,12 +462,14 @@ func NewID() string {
 
 // Remember embeds text and stores it as a memory with m's metadata
 // (created_at defaults to now, priority to auto, type to general). id ""
-// generates one. On a full store it first asks the pruner for room and
-// fails with T108 when there is none.
+// generates one. Bad input (CheckNewMemory: an empty or oversized text, a
+// trusted memory from web, tool or skill, a time in the future) is refused
+// with T015 INPUT_INVALID naming every problem. On a full store it first
+// asks the pruner for room and fails with T108 when there is none.
 func (r *Retriever) Remember(ctx context.Context, id, text string, m Memory) (string, error) {
 	const op = "rag.Remember"
-	if strings.TrimSpace(text) == "" {
-		return "", talos.Errorf(talos.CodeInputInvalid, op, "the memory text is empty; nothing was stored")
+	if err := CheckNewMemory(text, m, time.Now()); err != nil {
+		return "", talos.E(talos.CodeInputInvalid, op, "the memory was not stored", err)
 	}
 	if id == "" {
 		id = NewID()

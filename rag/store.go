@@ -70,8 +70,8 @@ func (o ListOptions) DocumentMatcher() func(doc string) bool {
 }
 
 // Store is long-term memory: a vector collection with metadata. Every
-// adapter (rag/chroma, rag/chromem and the in-memory ragtest store) passes
-// the conformance suite in package ragtest.
+// adapter (rag/sqlstore, rag/chroma, rag/chromem and the in-memory ragtest
+// store) passes the conformance suite in package ragtest.
 //
 // Embeddings are stored L2-normalised: Upsert scales every embedding to unit
 // length (Normalize) and rejects an all-zero one, so Get, List and Query
@@ -111,6 +111,18 @@ type Store interface {
 	List(ctx context.Context, opts ListOptions) ([]Record, error)
 	// Close releases the store's resources.
 	Close() error
+}
+
+// KeywordSearcher is a Store that also finds records by the words they
+// share with a text, whatever the embedder thinks of them (rag/sqlstore
+// implements it). The Retriever checks for it with a type assertion and
+// merges its hits with the vector candidates.
+type KeywordSearcher interface {
+	// KeywordSearch returns up to n records sharing words with text, with
+	// embeddings, best first, optionally filtered by where. A Match's
+	// Similarity is the keyword score in [0, 1]: the share of the query's
+	// words the record holds (1 = all of them).
+	KeywordSearch(ctx context.Context, text string, n int, where *Filter) ([]Match, error)
 }
 
 // ValidateRecords checks records before an upsert: non-empty unique ids,

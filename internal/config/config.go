@@ -48,6 +48,18 @@ const (
 	// TALOS_PROMPT_ESCALATION that selects the built-in system prompt
 	// (spec §2.3 "System Prompt Configuration"; llm.PromptDefault).
 	DefaultPrompt = "default"
+	// DefaultMemoryStore is TALOS_MEMORY_STORE, where long-term memories
+	// live when TALOS_CHROMA_URL is not set: MemoryStoreSQL, the relational
+	// store (the SQLite file data/talos.db, or PostgreSQL when
+	// TALOS_POSTGRES_URL is set), which survives a crash at any instant.
+	DefaultMemoryStore = MemoryStoreSQL
+	// MemoryStoreSQL keeps memories in the relational store (rag/sqlstore).
+	MemoryStoreSQL = "sql"
+	// MemoryStoreChromem keeps memories in the embedded chromem-go
+	// directory data/chromadb (rag/chromem), the store of earlier versions;
+	// it is not crash-safe (a kill during a write can leave an empty
+	// record file).
+	MemoryStoreChromem = "chromem"
 )
 
 // Defaults of spec §1.2.2 (the table at L303–393). Each constant cites its row.
@@ -111,7 +123,8 @@ const (
 //
 // The service addresses (RedisURL, PostgresURL, ChromaURL, DockerHost,
 // OllamaURL) are empty when not configured; the daemon then uses its embedded
-// default for that service (SQLite, chromem-go, in-memory cache, no Docker,
+// default for that service (SQLite, memories in the relational store or
+// chromem-go as TALOS_MEMORY_STORE says, in-memory cache, no Docker,
 // no local model) and says so at boot (DESIGN §4 "Host").
 type Config struct {
 	// Home is the root of the directory tree (TALOS_HOME, default ~/talos).
@@ -127,6 +140,9 @@ type Config struct {
 	PostgresURL string
 	// ChromaURL (TALOS_CHROMA_URL), e.g. http://127.0.0.1:8000.
 	ChromaURL string
+	// MemoryStore (TALOS_MEMORY_STORE) is where memories live when
+	// ChromaURL is empty: MemoryStoreSQL (default) or MemoryStoreChromem.
+	MemoryStore string
 	// DockerHost (TALOS_DOCKER_HOST), e.g. unix:///var/run/docker.sock.
 	DockerHost string
 	// OllamaURL (TALOS_OLLAMA_URL), e.g. http://127.0.0.1:11434.

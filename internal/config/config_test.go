@@ -90,8 +90,8 @@ func TestDefaultsMatchSpec(t *testing.T) {
 	if c.OllamaModel != DefaultOllamaModel || c.PromptLocal != DefaultPrompt || c.PromptEscalation != DefaultPrompt {
 		t.Errorf("model %q, prompts %q %q", c.OllamaModel, c.PromptLocal, c.PromptEscalation)
 	}
-	if len(Variables()) != 49+14 {
-		t.Errorf("Variables() = %d, want the 49 of the spec + 14 Talos additions", len(Variables()))
+	if len(Variables()) != 49+15 {
+		t.Errorf("Variables() = %d, want the 49 of the spec + 15 Talos additions", len(Variables()))
 	}
 }
 
@@ -286,6 +286,7 @@ func TestRanges(t *testing.T) {
 		{"TALOS_REDIS_URL", []string{"", "redis://127.0.0.1:6379/0"}, []string{"http://x", "redis://"}, "TALOS_REDIS_URL has scheme"},
 		{"TALOS_POSTGRES_URL", []string{"postgres://u:p@127.0.0.1:5432/db"}, []string{"mysql://u:p@x:1"}, "TALOS_POSTGRES_URL has scheme"},
 		{"TALOS_CHROMA_URL", []string{"http://127.0.0.1:58000"}, []string{"ftp://x"}, "TALOS_CHROMA_URL"},
+		{"TALOS_MEMORY_STORE", []string{"sql", "chromem", "SQL"}, []string{"sqlite", "hnsw"}, "TALOS_MEMORY_STORE must be one of: sql, chromem"},
 		{"TALOS_DOCKER_HOST", []string{"unix:///var/run/docker.sock", "tcp://127.0.0.1:2375"}, []string{"/var/run/docker.sock"}, "TALOS_DOCKER_HOST"},
 		{"TALOS_OLLAMA_URL", []string{"http://127.0.0.1:11434"}, []string{"127.0.0.1:11434"}, "TALOS_OLLAMA_URL"},
 		{"TALOS_GEMINI_ENABLED", []string{"false"}, []string{"maybe"}, "TALOS_GEMINI_ENABLED"},

@@ -2,7 +2,7 @@
 // spec §1.2.2 (the 49 environment variables, with their defaults and ranges)
 // plus the Talos-specific service addresses (TALOS_REDIS_URL,
 // TALOS_POSTGRES_URL, TALOS_CHROMA_URL, TALOS_DOCKER_HOST, TALOS_OLLAMA_URL,
-// TALOS_HEALTH_ADDR, TALOS_GEMINI_ENABLED).
+// TALOS_HEALTH_ADDR, TALOS_GEMINI_ENABLED, TALOS_MEMORY_STORE, …).
 //
 // # Sources and precedence
 //

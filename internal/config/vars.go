@@ -79,6 +79,8 @@ var table = []varSpec{
 	urlVar("TALOS_REDIS_URL", []string{"redis", "rediss", "unix"}, func(c *Config) *string { return &c.RedisURL }),
 	urlVar("TALOS_POSTGRES_URL", []string{"postgres", "postgresql"}, func(c *Config) *string { return &c.PostgresURL }),
 	urlVar("TALOS_CHROMA_URL", []string{"http", "https"}, func(c *Config) *string { return &c.ChromaURL }),
+	enumVar("TALOS_MEMORY_STORE", DefaultMemoryStore, []string{MemoryStoreSQL, MemoryStoreChromem}, false,
+		func(c *Config) *string { return &c.MemoryStore }),
 	urlVar("TALOS_DOCKER_HOST", []string{"unix", "tcp", "http", "https"}, func(c *Config) *string { return &c.DockerHost }),
 	urlVar("TALOS_OLLAMA_URL", []string{"http", "https"}, func(c *Config) *string { return &c.OllamaURL }),
 	urlVar("SOCKET_PROXY_URL", []string{"http", "https", "unix", "tcp"}, func(c *Config) *string { return &c.SocketProxyURL }),

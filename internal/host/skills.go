@@ -15,6 +15,7 @@ import (
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/quarantine/sandbox"
 	quarsql "github.com/talos-ironclad/talos/quarantine/sqlstore"
+	ragsql "github.com/talos-ironclad/talos/rag/sqlstore"
 	"github.com/talos-ironclad/talos/sqldb"
 	"github.com/talos-ironclad/talos/strikes"
 	strikesql "github.com/talos-ironclad/talos/strikes/sqlstore"
@@ -46,6 +47,7 @@ func Schemas() []Schema {
 	return []Schema{
 		{Component: strikesql.Component, Migrations: strikesql.Migrations},
 		{Component: quarsql.Component, Migrations: quarsql.Migrations()},
+		{Component: ragsql.Component, Migrations: ragsql.Migrations},
 	}
 }
 

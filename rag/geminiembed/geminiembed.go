@@ -76,6 +76,16 @@ func New(ctx context.Context, cfg Config) (*Embedder, error) {
 // Dimension implements rag.Embedder.
 func (e *Embedder) Dimension() int { return e.cfg.Dimension }
 
+// DefaultThreshold is the minimum cosine similarity of a retrieved memory
+// with Gemini embeddings: the spec's 0.7 (rag.DefaultThreshold), which
+// assumes a semantic embedder. It has not been measured here (no Gemini
+// embedding model ran in the calibration of rag/testdata/recall.json); set
+// RetrieverConfig.Threshold after measuring with your model.
+const DefaultThreshold = 0.7
+
+// SimilarityThreshold is DefaultThreshold (rag.ThresholdEmbedder).
+func (e *Embedder) SimilarityThreshold() float64 { return DefaultThreshold }
+
 // Name implements rag.Embedder.
 func (e *Embedder) Name() string { return fmt.Sprintf("gemini/%s-%d", e.cfg.Model, e.cfg.Dimension) }
 

@@ -72,6 +72,16 @@ func New(cfg Config) (*Embedder, error) {
 // Dimension implements rag.Embedder (0 when not configured).
 func (e *Embedder) Dimension() int { return e.cfg.Dimension }
 
+// DefaultThreshold is the minimum cosine similarity of a retrieved memory
+// with Ollama embeddings: the spec's 0.7 (rag.DefaultThreshold), which
+// assumes a semantic embedder. It has not been measured here (no Ollama
+// embedding model ran in the calibration of rag/testdata/recall.json); set
+// RetrieverConfig.Threshold after measuring with your model.
+const DefaultThreshold = 0.7
+
+// SimilarityThreshold is DefaultThreshold (rag.ThresholdEmbedder).
+func (e *Embedder) SimilarityThreshold() float64 { return DefaultThreshold }
+
 // Name implements rag.Embedder.
 func (e *Embedder) Name() string { return "ollama/" + e.cfg.Model }
 

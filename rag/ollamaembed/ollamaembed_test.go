@@ -99,3 +99,11 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("bad URL = %v", err)
 	}
 }
+
+// The retriever takes its threshold from the embedder: the spec's 0.7.
+func TestSimilarityThresholdIsTheSpecs(t *testing.T) {
+	var e rag.ThresholdEmbedder = &ollamaembed.Embedder{}
+	if got := rag.ThresholdFor(e); got != rag.DefaultThreshold || ollamaembed.DefaultThreshold != rag.DefaultThreshold {
+		t.Fatalf("threshold %v, want the spec's %v", got, rag.DefaultThreshold)
+	}
+}

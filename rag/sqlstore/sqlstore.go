@@ -66,8 +66,9 @@ type Store struct {
 	metas   []rag.Metadata
 	slot    map[string]int
 	free    []int
-	order   []string // sorted ids, nil when stale
-	words   map[string]map[int]struct{}
+	order   []string            // sorted ids, nil when stale
+	words   map[string]*posting // keyword index: word → the slots holding it
+	gen     []uint32            // per slot, bumped when its words leave the index
 	damaged []string
 	scores  sync.Pool // *[]float32 buffers of scanRange
 }
@@ -94,7 +95,7 @@ func Open(ctx context.Context, db *sqldb.DB, cfg Config) (*Store, error) {
 	if _, err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, coll: cfg.Collection, dim: cfg.Dimension, log: cfg.Logger, slot: map[string]int{}, words: map[string]map[int]struct{}{},
+	s := &Store{db: db, coll: cfg.Collection, dim: cfg.Dimension, log: cfg.Logger, slot: map[string]int{}, words: map[string]*posting{},
 		cols: make([][]float32, cfg.Dimension)}
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		var dim int
@@ -120,6 +121,20 @@ func Open(ctx context.Context, db *sqldb.DB, cfg Config) (*Store, error) {
 }
 
 func (s *Store) load(ctx context.Context) error {
+	// Size the index once: appending 100,000 records to 384 growing
+	// columns would copy each column about 17 times.
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.db.Rebind("SELECT COUNT(*) FROM rag_records WHERE collection = ?"), s.coll).Scan(&n); err != nil {
+		return err
+	}
+	for j := range s.cols {
+		s.cols[j] = make([]float32, 0, n)
+	}
+	s.ids = make([]string, 0, n)
+	s.gen = make([]uint32, 0, n)
+	s.docs = make([]string, 0, n)
+	s.metas = make([]rag.Metadata, 0, n)
+	s.slot = make(map[string]int, n)
 	rows, err := s.db.QueryContext(ctx, s.db.Rebind("SELECT id, document, embedding, metadata FROM rag_records WHERE collection = ?"), s.coll)
 	if err != nil {
 		return err
@@ -168,6 +183,7 @@ func (s *Store) put(id, doc string, vec []float32, md rag.Metadata) {
 		} else {
 			i = len(s.ids)
 			s.ids = append(s.ids, "")
+			s.gen = append(s.gen, 0)
 			s.docs = append(s.docs, "")
 			s.metas = append(s.metas, nil)
 			for j := range s.cols {
@@ -570,6 +586,21 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 	return len(s.slot), nil
 }
 
+// Stored counts the collection's rows in the database: the records this
+// Store holds, plus those other processes wrote since Open, plus the
+// damaged rows it skipped.
+func (s *Store) Stored(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.db.Rebind("SELECT COUNT(*) FROM rag_records WHERE collection = ?"), s.coll).Scan(&n)
+	if err != nil {
+		return 0, wrap("sqlstore.Stored", "cannot count the memories of collection "+s.coll+" in "+s.db.String(), err)
+	}
+	return n, nil
+}
+
+// Collection is the name of the collection the Store works on.
+func (s *Store) Collection() string { return s.coll }
+
 // List implements rag.Store; pages come in id order.
 func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, error) {
 	const op = "sqlstore.List"
@@ -617,7 +648,7 @@ func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, e
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ids, s.docs, s.metas, s.slot, s.words = nil, nil, nil, map[string]int{}, map[string]map[int]struct{}{}
+	s.ids, s.docs, s.metas, s.slot, s.words, s.gen = nil, nil, nil, map[string]int{}, map[string]*posting{}, nil
 	s.cols = make([][]float32, s.dim)
 	return nil
 }

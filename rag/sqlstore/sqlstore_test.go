@@ -209,3 +209,52 @@ func crashChild(dsn, round string) {
 		fmt.Println("ACK " + id)
 	}
 }
+
+// The keyword index follows every upsert, replacement and delete (slots are
+// reused, stale postings compacted): after each random change, searching
+// any word finds exactly the memories whose text holds it.
+func TestKeywordIndexFollowsChanges(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, sqldbtest.Open(t, sqldb.SQLite), 8)
+	vocab := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"}
+	r := rand.New(rand.NewPCG(3, 4))
+	docs := map[string]string{}
+	for step := 0; step < 600; step++ {
+		id := fmt.Sprint("m", r.IntN(40))
+		if r.IntN(4) == 0 {
+			if err := s.Delete(ctx, []string{id}); err != nil {
+				t.Fatal(err)
+			}
+			delete(docs, id)
+		} else {
+			var w []string
+			for k := 0; k < 1+r.IntN(4); k++ {
+				w = append(w, vocab[r.IntN(len(vocab))])
+			}
+			doc := strings.Join(w, " ")
+			if err := s.Upsert(ctx, []rag.Record{{ID: id, Document: doc, Embedding: ragtest.Unit(8, r.IntN(8), 0, 0.1)}}); err != nil {
+				t.Fatal(err)
+			}
+			docs[id] = doc
+		}
+		word := vocab[r.IntN(len(vocab))]
+		want := map[string]bool{}
+		for id, doc := range docs {
+			if strings.Contains(" "+doc+" ", " "+word+" ") {
+				want[id] = true
+			}
+		}
+		got, err := s.KeywordSearch(ctx, word, 50, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("step %d: %q found %d memories, want %d", step, word, len(got), len(want))
+		}
+		for _, m := range got {
+			if !want[m.ID] || m.Document != docs[m.ID] || m.Similarity != 1 {
+				t.Fatalf("step %d: %q found %s %q (similarity %v)", step, word, m.ID, m.Document, m.Similarity)
+			}
+		}
+	}
+}

@@ -43,6 +43,19 @@ func (d *Daemon) checks() []health.Check {
 			}
 			return "heartbeat from " + redact.URL(url), nil
 		}})
+	} else if d.memory != nil {
+		s := d.memory
+		cs = append(cs, health.Check{Name: NameChroma, Func: func(ctx context.Context) (string, error) {
+			return d.describeSQLMemory(ctx, s)
+		}})
+	} else if d.memoryInSQL() {
+		why := d.memoryErr
+		if why == nil {
+			why = errors.New("the memories in the relational store were not opened at boot; see the chroma boot step")
+		}
+		cs = append(cs, health.Check{Name: NameChroma, Func: func(ctx context.Context) (string, error) {
+			return "", why
+		}})
 	} else {
 		cs = append(cs, health.Check{Name: NameChroma, Func: func(ctx context.Context) (string, error) {
 			return d.statEmbeddedChroma()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/rag/chromem"
+	ragsql "github.com/talos-ironclad/talos/rag/sqlstore"
 	"github.com/talos-ironclad/talos/sqldb"
 	"github.com/talos-ironclad/talos/vram"
 	"github.com/talos-ironclad/talos/vram/vramprom"
@@ -36,9 +38,14 @@ const (
 	// TALOS_POSTGRES_URL is not set.
 	EmbeddedSQLiteFile = host.EmbeddedSQLiteFile
 	// EmbeddedChromemDir is the embedded vector store (chromem-go) used
-	// when TALOS_CHROMA_URL is not set, relative to Home; it is the spec's
-	// data/chromadb directory (§1.1.3).
+	// when TALOS_CHROMA_URL is not set and TALOS_MEMORY_STORE is chromem,
+	// relative to Home; it is the spec's data/chromadb directory (§1.1.3).
 	EmbeddedChromemDir = layout.DataChroma
+	// EmbeddedMemoryDimension is the embedding dimension the daemon opens
+	// the memories in the relational store with (TALOS_CHROMA_URL unset,
+	// TALOS_MEMORY_STORE sql): that of the default embedder
+	// (rag/hashembed), which `talos memory` also uses.
+	EmbeddedMemoryDimension = ragsql.DefaultDimension
 	// EmbeddedChromemDimension is the embedding dimension the daemon opens
 	// the embedded vector store with: that of the default embedder
 	// (rag/hashembed), which `talos memory` also uses, so both open the
@@ -142,9 +149,13 @@ type Daemon struct {
 	blog   *slog.Logger
 
 	redis  *svccheck.Redis
-	sql    *sqldb.DB // the relational store, open after the postgres step
-	docker *svccheck.Docker
-	proxy  *svccheck.Docker
+	sql    *sqldb.DB     // the relational store, open after the postgres step
+	memory *ragsql.Store // memories in the relational store, open after the chroma step (TALOS_MEMORY_STORE=sql)
+	// memoryErr is why the memories in the relational store could not be
+	// opened at boot (the chroma check reports it).
+	memoryErr error
+	docker    *svccheck.Docker
+	proxy     *svccheck.Docker
 
 	vram       *vram.Mutex // nil without a readable GPU and Ollama
 	gpuAbsent  bool        // the boot found no GPU (CPU mode)
@@ -315,6 +326,9 @@ func (d *Daemon) release() {
 	if d.redis != nil {
 		_ = d.redis.Close()
 	}
+	if d.memory != nil {
+		_ = d.memory.Close()
+	}
 	if d.sql != nil {
 		_ = d.sql.Close()
 	}
@@ -378,9 +392,18 @@ func (d *Daemon) steps() []boot.Step {
 	rp := d.retry(boot.RedisAttempts)
 	steps = append(steps, boot.Step{Name: NameRedis, Timeout: stepTimeout(rp), Fatal: true, Run: d.stepRedis})
 	cp := d.retry(boot.ChromaAttempts)
-	steps = append(steps, boot.Step{Name: NameChroma, Timeout: stepTimeout(cp), Fatal: true, Run: d.stepChroma})
+	chromaStep := boot.Step{Name: NameChroma, Timeout: stepTimeout(cp), Fatal: true, Run: d.stepChroma}
 	pp := d.retry(boot.PostgresAttempts)
-	steps = append(steps, boot.Step{Name: NamePostgres, Timeout: stepTimeout(pp), Fatal: true, Run: d.stepPostgres})
+	postgresStep := boot.Step{Name: NamePostgres, Timeout: stepTimeout(pp), Fatal: true, Run: d.stepPostgres}
+	if d.memoryInSQL() {
+		// The memories live in the relational store: open it first.
+		// Loading 100,000 memories takes 3–10 s on 2 busy cores (25 s seen
+		// under a load average of 15): a busy machine must not fail the boot.
+		chromaStep.Timeout = 2 * time.Minute
+		steps = append(steps, postgresStep, chromaStep)
+	} else {
+		steps = append(steps, chromaStep, postgresStep)
+	}
 	dp := d.retry(boot.DockerAttempts)
 	steps = append(steps,
 		boot.Step{Name: NameDocker, Timeout: stepTimeout(dp), Fatal: true, Run: d.stepDocker},
@@ -463,10 +486,69 @@ func onOff(b bool, on, off string) string {
 	return off
 }
 
+// memoryInSQL reports whether the memories live in the relational store:
+// TALOS_CHROMA_URL unset and TALOS_MEMORY_STORE sql (the default).
+func (d *Daemon) memoryInSQL() bool {
+	return d.cfg.ChromaURL == "" && d.cfg.MemoryStore != config.MemoryStoreChromem
+}
+
 // Detail texts for services that are not configured (DESIGN §4 "Host":
 // the daemon says which embedded default it uses).
 func (d *Daemon) embeddedChroma() string {
 	return "not configured (TALOS_CHROMA_URL unset), using the embedded chromem-go store at " + d.home(EmbeddedChromemDir)
+}
+
+// openSQLMemory opens the memories in the relational store (rag/sqlstore
+// loads every record; a damaged one is skipped and named) and describes
+// them.
+func (d *Daemon) openSQLMemory(ctx context.Context) (string, error) {
+	if d.sql == nil {
+		return "", talos.E(talos.CodeChroma, "boot.chroma", "the relational store the memories live in is not open (the postgres step did not run)", nil)
+	}
+	s, err := ragsql.Open(ctx, d.sql, ragsql.Config{Dimension: EmbeddedMemoryDimension, Logger: d.bootLog()})
+	if err != nil {
+		// Degraded, not fatal: the daemon runs without long-term memory,
+		// and /health says why.
+		d.memoryErr = talos.E(talos.CodeChroma, "boot.chroma", "the memories in "+d.sqlWhere(d.sql)+" cannot be opened", err)
+		return "memories in " + d.sqlWhere(d.sql) + " not usable", boot.Warn(d.memoryErr)
+	}
+	d.memory = s
+	detail, err := d.describeSQLMemory(ctx, s)
+	if err != nil {
+		return "not configured (TALOS_CHROMA_URL unset), using " + detail, boot.Warn(err)
+	}
+	return "not configured (TALOS_CHROMA_URL unset), using " + detail, nil
+}
+
+// describeSQLMemory is the detail of the memory store in the relational
+// store, for the chroma step and check: where, the collection and its
+// record count (rows in the database, so memories `talos memory add` wrote
+// after the boot count too); a warning naming the damaged records the
+// store skipped when it was opened.
+func (d *Daemon) describeSQLMemory(ctx context.Context, s *ragsql.Store) (string, error) {
+	n, err := s.Stored(ctx)
+	if err != nil {
+		return "", err
+	}
+	detail := fmt.Sprintf("memories in %s, collection %s: %d records", d.sqlWhere(d.sql), s.Collection(), n)
+	if bad := s.Damaged(); len(bad) > 0 {
+		shown := bad
+		if len(shown) > 20 {
+			shown = shown[:20]
+		}
+		ids := make([]string, len(shown))
+		for i, id := range shown {
+			ids[i] = strconv.Quote(id)
+		}
+		more := ""
+		if len(bad) > len(shown) {
+			more = fmt.Sprintf(" and %d more", len(bad)-len(shown))
+		}
+		detail += fmt.Sprintf(", %d damaged", len(bad))
+		return detail, health.Warnf("%s; %d damaged memories skipped: %s%s (restore them from a backup or delete them; the daemon log names the fault)",
+			detail, len(bad), strings.Join(ids, ", "), more)
+	}
+	return detail, nil
 }
 
 // statEmbeddedChroma checks the embedded vector store without opening it
@@ -512,11 +594,18 @@ func (d *Daemon) stepRedis(ctx context.Context) (string, error) {
 }
 
 // stepChroma is spec §1.3 S5 on the v2 API: heartbeat up to 15 times at 1 s
-// (fatal T002). Without Chroma the embedded directory must be usable
+// (fatal T002). Without Chroma the memories live in the relational store
+// by default (TALOS_MEMORY_STORE sql; the step then runs after postgres):
+// they are opened, and a store that cannot be opened (another embedding
+// dimension) or a damaged record degrades, named. With TALOS_MEMORY_STORE chromem the
+// embedded directory must be usable
 // (fatal) and the embedded chromem-go store is checked (chromem.Stat: its
 // collection's dimension and record count); a store that does not pass
 // (corrupt, another embedding dimension) degrades.
 func (d *Daemon) stepChroma(ctx context.Context) (string, error) {
+	if d.memoryInSQL() {
+		return d.openSQLMemory(ctx)
+	}
 	if d.cfg.ChromaURL == "" {
 		dir := d.home(EmbeddedChromemDir)
 		if err := writableDir(dir); err != nil {
@@ -582,11 +671,16 @@ func (d *Daemon) describeSQL(ctx context.Context, db *sqldb.DB) (string, error) 
 	for _, sc := range host.Schemas() {
 		parts = append(parts, fmt.Sprintf("%s v%d", sc.Component, vs[sc.Component]))
 	}
-	where := "PostgreSQL at " + redact.URL(d.cfg.PostgresURL)
+	return d.sqlWhere(db) + "; schema " + strings.Join(parts, ", "), nil
+}
+
+// sqlWhere names the relational store: "embedded SQLite
+// (TALOS_POSTGRES_URL unset) at PATH" or "PostgreSQL at URL" (redacted).
+func (d *Daemon) sqlWhere(db *sqldb.DB) string {
 	if db.Dialect() == sqldb.SQLite {
-		where = postgresOff + " at " + d.home(EmbeddedSQLiteFile)
+		return postgresOff + " at " + d.home(EmbeddedSQLiteFile)
 	}
-	return where + "; schema " + strings.Join(parts, ", "), nil
+	return "PostgreSQL at " + redact.URL(d.cfg.PostgresURL)
 }
 
 // stepDocker pings the engine with API-version negotiation (fatal T009

@@ -27,6 +27,9 @@ import (
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/chromem"
+	ragsql "github.com/talos-ironclad/talos/rag/sqlstore"
+	"github.com/talos-ironclad/talos/sqldb"
+	"github.com/talos-ironclad/talos/sqldb/sqldbtest"
 )
 
 const testPass = "Xy7!kq2Lm9#pQw4Zr"
@@ -144,8 +147,8 @@ func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
 	}
 	want := map[string]string{
 		"redis":    "in-process memory store (TALOS_REDIS_URL unset)",
-		"postgres": "embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(cfg.Home, "data", "talos.db") + "; schema strikes v2, quarantine v2",
-		"chroma":   "embedded chromem-go store at " + filepath.Join(cfg.Home, "data", "chromadb") + ", collection talos_memory: 0 records",
+		"postgres": "embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(cfg.Home, "data", "talos.db") + "; schema strikes v2, quarantine v2, rag v1",
+		"chroma":   "memories in embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(cfg.Home, "data", "talos.db") + ", collection talos_memory: 0 records",
 		"docker":   "not configured",
 		"ollama":   "not configured",
 		"home":     "writable",
@@ -183,12 +186,102 @@ func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
 	}
 }
 
-// Without TALOS_CHROMA_URL the boot checks the embedded chromem-go store for
-// real and /health counts its records, including ones another process
-// (`talos memory add`) wrote after the boot; the relational store is named
-// as not in use, and its directory must be writable.
-func TestEmbeddedStoresAreChecked(t *testing.T) {
+// Without TALOS_CHROMA_URL the memories live in the relational store: the
+// boot opens them, /health counts them, including ones another process
+// (`talos memory add`) wrote after the boot, and a damaged record degrades
+// the daemon, named in the chroma step and check, without stopping it.
+func TestMemoriesInTheRelationalStoreAreOpenedAndDamageIsNamed(t *testing.T) {
 	cfg := newHome(t, nil)
+	ctx := context.Background()
+	path := filepath.Join(cfg.Home, "data", "talos.db")
+	db, err := sqldb.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := ragsql.Open(ctx, db, ragsql.Config{Dimension: daemon.EmbeddedMemoryDimension})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]rag.Record, 3)
+	for i := range recs {
+		emb := make([]float32, daemon.EmbeddedMemoryDimension)
+		emb[i] = 1
+		recs[i] = rag.Record{ID: fmt.Sprint("m", i), Document: "memory", Embedding: emb}
+	}
+	if err := s.Upsert(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE rag_records SET embedding = x'0000' WHERE id = 'm1'"); err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, cfg, fastOpts())
+	step, _ := d.Report().Step("chroma")
+	if step.Outcome != boot.Degraded || !strings.Contains(step.Detail, "collection talos_memory: 3 records, 1 damaged") || !strings.Contains(step.Error, `"m1"`) {
+		t.Fatalf("chroma step %+v", step)
+	}
+	if names := stepNames(d.Report()); strings.Index(names, "postgres") > strings.Index(names, "chroma") {
+		t.Fatalf("the chroma step runs before the relational store is open: %s", names)
+	}
+	_, h := getHealth(t, d)
+	c := h.Checks["chroma"]
+	if c.Status != health.StatusWarn || !strings.Contains(c.Detail, path+", collection talos_memory: 3 records") ||
+		!strings.Contains(c.Detail, `1 damaged memories skipped: "m1"`) || h.Status != health.Degraded {
+		t.Fatalf("chroma check %s %+v", h.Status, c)
+	}
+	if err := s.Upsert(ctx, []rag.Record{{ID: "later", Document: "memory", Embedding: recs[0].Embedding}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, h = getHealth(t, d)
+		if strings.Contains(h.Checks["chroma"].Detail, "collection talos_memory: 4 records") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a record written after the boot is not counted: %+v", h.Checks["chroma"])
+		}
+	}
+}
+
+// Memories in the relational store that cannot be opened (a collection of
+// another embedding dimension) degrade the daemon, with the reason in the
+// chroma step and check; they do not stop the boot.
+func TestMemoriesThatDoNotOpenDegrade(t *testing.T) {
+	cfg := newHome(t, nil)
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, filepath.Join(cfg.Home, "data", "talos.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ragsql.Open(ctx, db, ragsql.Config{Dimension: 512}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	d := start(t, cfg, fastOpts())
+	step, _ := d.Report().Step("chroma")
+	if step.Outcome != boot.Degraded || !strings.Contains(step.Error, "512-dimensional") {
+		t.Fatalf("chroma step %+v", step)
+	}
+	_, h := getHealth(t, d)
+	if c := h.Checks["chroma"]; c.Status != health.StatusFail || !strings.Contains(c.Detail, "cannot be opened") || !strings.Contains(c.Detail, "512-dimensional") || h.Status != health.Degraded {
+		t.Fatalf("chroma check %s %+v", h.Status, c)
+	}
+}
+
+func stepNames(r boot.Report) string {
+	var names []string
+	for _, s := range r.Steps {
+		names = append(names, s.Name)
+	}
+	return strings.Join(names, " ")
+}
+
+// With TALOS_MEMORY_STORE=chromem and without TALOS_CHROMA_URL the boot
+// checks the embedded chromem-go store for real and /health counts its
+// records, including ones another process (`talos memory add`) wrote after
+// the boot; the relational store's directory must be writable.
+func TestEmbeddedStoresAreChecked(t *testing.T) {
+	cfg := newHome(t, map[string]string{"TALOS_MEMORY_STORE": "chromem"})
 	dir := filepath.Join(cfg.Home, "data", "chromadb")
 	s, err := chromem.Open(chromem.Config{Path: dir, Dimension: daemon.EmbeddedChromemDimension})
 	if err != nil {
@@ -244,7 +337,7 @@ func TestEmbeddedStoresAreChecked(t *testing.T) {
 // embedding dimension) degrades the boot and fails the chroma check with
 // the reason, without stopping the daemon.
 func TestEmbeddedStoreThatDoesNotOpenDegrades(t *testing.T) {
-	cfg := newHome(t, nil)
+	cfg := newHome(t, map[string]string{"TALOS_MEMORY_STORE": "chromem"})
 	dir := filepath.Join(cfg.Home, "data", "chromadb")
 	if _, err := chromem.Open(chromem.Config{Path: dir, Dimension: 512}); err != nil {
 		t.Fatal(err)
@@ -475,6 +568,37 @@ func TestHarnessServices(t *testing.T) {
 			t.Errorf("postgres check detail %q: want the server without its password and the schema version", c.Detail)
 		}
 		t.Logf("health %-8s %s %6.2f ms  %s", name, c.Status, c.LatencyMS, c.Detail)
+	}
+}
+
+// With PostgreSQL configured and no Chroma server, the memories live in
+// PostgreSQL: the chroma step opens them there and /health counts them.
+func TestMemoriesInPostgreSQL(t *testing.T) {
+	dsn := sqldbtest.DSN(t, sqldb.Postgres)
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := ragsql.Open(ctx, db, ragsql.Config{Dimension: daemon.EmbeddedMemoryDimension})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb := make([]float32, daemon.EmbeddedMemoryDimension)
+	emb[0] = 1
+	if err := s.Upsert(ctx, []rag.Record{{ID: "pg", Document: "memory", Embedding: emb}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := newHome(t, map[string]string{"TALOS_POSTGRES_URL": dsn, "POSTGRES_PASSWORD": testPass})
+	d := start(t, cfg, fastOpts())
+	step, _ := d.Report().Step("chroma")
+	if step.Outcome != boot.OK || !strings.Contains(step.Detail, "memories in PostgreSQL at postgres://") || !strings.Contains(step.Detail, "collection talos_memory: 1 records") {
+		t.Fatalf("chroma step %+v", step)
+	}
+	_, h := getHealth(t, d)
+	if c := h.Checks["chroma"]; c.Status != health.StatusOK || !strings.Contains(c.Detail, "collection talos_memory: 1 records") || strings.Contains(c.Detail, testPass) {
+		t.Fatalf("chroma check %+v", c)
 	}
 }
 

@@ -11,6 +11,9 @@
 //	redis          PING ×10 at 1 s (T001), probe key, eviction policy (warns)
 //	chroma         v2 heartbeat ×15 at 1 s (T002)
 //	postgres       connect + select 1 ×15 at 1 s (T003)
+//	               (without TALOS_CHROMA_URL, memories live in the
+//	               relational store by default and the chroma step runs
+//	               after postgres, to open them)
 //	docker         /_ping ×10 with API negotiation (T009)
 //	socket-proxy   /_ping of SOCKET_PROXY_URL when enabled and set (T008)
 //	ollama         /api/version once (degrades only)
@@ -24,10 +27,19 @@
 // dependency always appears:
 //
 //	redis     "in-process memory store (TALOS_REDIS_URL unset)"
-//	chroma    the embedded chromem-go store in <home>/data/chromadb,
-//	          checked without loading it (chromem.Stat: the dimension
-//	          EmbeddedChromemDimension and the record count); a store that
-//	          does not pass degrades
+//	chroma    with TALOS_MEMORY_STORE=sql (the default), the memories in
+//	          the relational store (rag/sqlstore: the SQLite file below, or
+//	          PostgreSQL), opened at boot with the dimension
+//	          EmbeddedMemoryDimension; the check counts the collection's
+//	          rows (memories `talos memory` adds later count too) and names
+//	          every damaged record the store skipped when it was opened —
+//	          any makes the daemon degraded, and so does a store that
+//	          cannot be opened (another embedding dimension: the check
+//	          fails with the reason).
+//	          With TALOS_MEMORY_STORE=chromem, the embedded chromem-go store
+//	          in <home>/data/chromadb, checked without loading it
+//	          (chromem.Stat: the dimension EmbeddedChromemDimension and the
+//	          record count); a store that does not pass degrades
 //	postgres  the embedded SQLite file <home>/data/talos.db (WAL mode),
 //	          opened and migrated at boot like a PostgreSQL server; the
 //	          check pings it and lists every component's schema version

@@ -42,8 +42,8 @@ func Example() {
 	// config ok
 	// prompts ok
 	// redis ok
-	// chroma ok
 	// postgres ok
+	// chroma ok
 	// docker ok
 	// socket-proxy skipped
 	// ollama ok
