@@ -19,11 +19,10 @@ import (
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/config"
-	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/rag"
-	"github.com/talos-ironclad/talos/rag/chroma"
 	"github.com/talos-ironclad/talos/rag/chromem"
 	"github.com/talos-ironclad/talos/rag/hashembed"
 	ragsql "github.com/talos-ironclad/talos/rag/sqlstore"
@@ -31,11 +30,11 @@ import (
 )
 
 // memoryArchiveFile is the prune archive, beside the embedded store.
-const memoryArchiveFile = "data/pruned-memories.jsonl"
+const memoryArchiveFile = host.MemoryArchiveFile
 
 // memorySQLiteFile is the relational store the memories live in by
 // default, relative to the home: the daemon's embedded SQLite file.
-const memorySQLiteFile = "data/talos.db"
+const memorySQLiteFile = host.EmbeddedSQLiteFile
 
 // memoryOpts are the flags every memory subcommand shares.
 type memoryOpts struct {
@@ -129,55 +128,31 @@ func (o *memoryOpts) open(cmd *cobra.Command, threshold float64) (*memoryEnv, er
 	if err != nil {
 		return nil, withExit(2, err)
 	}
+	// The flags only move the embedded stores; which store is used is the
+	// composition root's choice (host.OpenMemory), as in the daemon.
 	flags := cmd.Flags()
-	var store rag.Store
-	var db *sqldb.DB
-	var where string
 	switch {
 	case cfg.ChromaURL != "":
 		if flags.Changed("store-dir") || flags.Changed("db") {
 			return nil, withExit(2, fmt.Errorf("--store-dir and --db are for the embedded stores, but TALOS_CHROMA_URL is set (%s); unset it to use an embedded store", redact.URL(cfg.ChromaURL)))
 		}
-		store, err = chroma.Open(cmd.Context(), chroma.Config{URL: cfg.ChromaURL, Collection: o.collection, Dimension: emb.Dimension()})
-		where = fmt.Sprintf("Chroma at %s, collection %s", redact.URL(cfg.ChromaURL), o.collection)
 	case cfg.MemoryStore == config.MemoryStoreChromem:
 		if flags.Changed("db") {
 			return nil, withExit(2, errors.New("--db is for the relational store, but TALOS_MEMORY_STORE is chromem; use --store-dir"))
 		}
-		if o.storeDir == "" {
-			o.storeDir = filepath.Join(cfg.Home, layout.DataChroma)
-		}
-		store, err = chromem.Open(chromem.Config{Path: o.storeDir, Collection: o.collection, Dimension: emb.Dimension()})
-		where = fmt.Sprintf("%s, collection %s", o.storeDir, o.collection)
 	default:
 		if flags.Changed("store-dir") {
 			return nil, withExit(2, errors.New("--store-dir is for the chromem store (TALOS_MEMORY_STORE=chromem), but memories live in the relational store; use --db"))
 		}
-		dsn := o.dbPath
-		switch {
-		case cfg.PostgresURL != "" && o.dbPath != "":
+		if cfg.PostgresURL != "" && o.dbPath != "" {
 			return nil, withExit(2, fmt.Errorf("--db is the embedded SQLite file, but TALOS_POSTGRES_URL is set (%s); unset it to use the SQLite file", redact.URL(cfg.PostgresURL)))
-		case cfg.PostgresURL != "":
-			dsn = cfg.PostgresDSN()
-			where = "PostgreSQL at " + redact.URL(cfg.PostgresURL)
-		default:
-			if dsn == "" {
-				dsn = filepath.Join(cfg.Home, memorySQLiteFile)
-			}
-			where = dsn
 		}
-		if db, err = sqldb.Open(cmd.Context(), dsn); err != nil {
-			return nil, err
-		}
-		if store, err = ragsql.Open(cmd.Context(), db, ragsql.Config{Collection: o.collection, Dimension: emb.Dimension()}); err != nil {
-			db.Close()
-			return nil, err
-		}
-		where = fmt.Sprintf("%s, collection %s", where, o.collection)
 	}
+	m, err := host.OpenMemory(cmd.Context(), cfg, host.MemoryOptions{Collection: o.collection, Dimension: emb.Dimension(), StoreDir: o.storeDir, DBPath: o.dbPath})
 	if err != nil {
 		return nil, err
 	}
+	store, db, where := m.Store, m.DB, m.Where
 	env := &memoryEnv{store: store, db: db, where: where, emb: emb, ceiling: ceiling, opts: *o}
 	if err := rag.CheckDimension(cmd.Context(), store, emb); err != nil {
 		env.close()

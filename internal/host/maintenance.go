@@ -20,6 +20,7 @@ import (
 	"github.com/talos-ironclad/talos/dream/redisphase"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/reaper"
 	reaperdocker "github.com/talos-ironclad/talos/reaper/docker"
 )
@@ -61,8 +62,8 @@ func (m *Maintenance) Close() error {
 
 // NewMaintenance builds the maintenance cycle for cfg: the schedule of
 // TALOS_DREAM_SCHEDULE in TALOS_DREAM_TIMEZONE, state in DreamDir, and the
-// phases redis_flush, log_compress, zombie_hunt, skills_verify and
-// health_report in the spec's order.
+// phases redis_flush, vector_prune, log_compress, zombie_hunt,
+// skills_verify and health_report, in that order.
 func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, error) {
 	const op = "host.NewMaintenance"
 	log := deps.Log
@@ -110,6 +111,9 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 		2: time.Duration(cfg.LogTier2RetentionDays) * 24 * time.Hour,
 		3: time.Duration(cfg.LogTier3RetentionDays) * 24 * time.Hour,
 	}}
+	must(s.Register(dream.Phase{Name: dream.PhaseVectorPrune, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+		return vectorPrune(ctx, cfg)
+	}}))
 	must(s.Register(dream.Phase{Name: dream.PhaseLogCompress, Run: logs.Run}))
 	must(s.Register(dream.Phase{Name: dream.PhaseZombieHunt, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return zombieHunt(ctx, cfg, log)
@@ -147,6 +151,35 @@ const (
 	PhaseSkillsVerify   = "skills_verify"
 	TimeoutSkillsVerify = 120 * time.Second
 )
+
+// vectorPrune is the vector_prune phase: when the memories pass 90 % of
+// CHROMADB_MAX_VECTORS, the lowest-scoring ones (never a permanent one, nor
+// one inside its priority's guaranteed retention) are archived to
+// MemoryArchiveFile and deleted, down to 80 %.
+func vectorPrune(ctx context.Context, cfg *config.Config) (dream.PhaseResult, error) {
+	m, err := OpenMemory(ctx, cfg, MemoryOptions{})
+	if err != nil {
+		return dream.PhaseResult{}, err
+	}
+	defer m.Close()
+	p, err := prune.New(prune.Config{Ceiling: cfg.ChromaMaxVectors, ArchivePath: filepath.Join(cfg.Home, filepath.FromSlash(MemoryArchiveFile))}, m.Store)
+	if err != nil {
+		return dream.PhaseResult{}, err
+	}
+	rep, err := p.Run(ctx, prune.Params{TriggerRatio: prune.DefaultTriggerRatio, TargetRatio: prune.DefaultTargetRatio, Reason: "nightly maintenance"}, false)
+	if err != nil {
+		return dream.PhaseResult{}, err
+	}
+	res := dream.PhaseResult{Counters: map[string]int64{"memories": int64(rep.Count), "memories_pruned": int64(rep.Deleted),
+		"skipped_protected": int64(rep.SkippedProtected)}}
+	if !rep.Triggered {
+		res.Skipped = fmt.Sprintf("%d memories in %s, under the prune trigger of %d", rep.Count, m.Where, rep.Trigger)
+	}
+	if len(rep.Failed) > 0 {
+		return res, fmt.Errorf("%d memories could not be deleted (archived; the next run retries)", len(rep.Failed))
+	}
+	return res, nil
+}
 
 // zombieHunt is the zombie_hunt phase: Talos-labelled containers older
 // than the hunt's maximum age and not in use are stopped and removed,

@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +13,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/talos-ironclad/talos/dream"
+	"github.com/talos-ironclad/talos/rag"
+	"github.com/talos-ironclad/talos/rag/ragtest"
 
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/host"
@@ -108,7 +113,7 @@ func TestMaintenanceRunsItsPhasesNowAndReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if got := strings.Join(m.Phases(), ","); got != "redis_flush,log_compress,zombie_hunt,skills_verify,health_report" {
+	if got := strings.Join(m.Phases(), ","); got != "redis_flush,vector_prune,log_compress,zombie_hunt,skills_verify,health_report" {
 		t.Errorf("phases %s", got)
 	}
 	if next := m.NextWindow(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)); !next.Equal(time.Date(2026, 12, 8, 3, 30, 0, 0, time.UTC)) {
@@ -199,5 +204,65 @@ func TestZombieHuntPhaseOnTheRealEngine(t *testing.T) {
 		if p.Name == "zombie_hunt" && (p.Status == "failed" || p.Status == "timed_out") {
 			t.Fatalf("zombie_hunt %s: %s", p.Status, p.Error)
 		}
+	}
+}
+
+// Over 90 % of CHROMADB_MAX_VECTORS, the nightly prune archives and deletes
+// the lowest-scoring memories down to 80 %, never a permanent one.
+func TestVectorPrunePhase(t *testing.T) {
+	cfg := loadConfig(t, map[string]string{"CHROMADB_MAX_VECTORS": "10000"})
+	ctx := context.Background()
+	mem, err := host.OpenMemory(ctx, cfg, host.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-60 * 24 * time.Hour)
+	for i := 0; i < 9500; i += 500 {
+		var recs []rag.Record
+		for j := i; j < i+500; j++ {
+			p := rag.PriorityAuto
+			if j%100 == 0 {
+				p = rag.PriorityPermanent
+			}
+			md := rag.Memory{Priority: p, Source: rag.SourceUser, CreatedAt: old}.Metadata()
+			recs = append(recs, rag.Record{ID: fmt.Sprint("m", j), Document: fmt.Sprint("note ", j), Embedding: ragtest.Unit(384, j, j+1, 0.2), Metadata: md})
+		}
+		if err := mem.Store.Upsert(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mem.Close()
+	m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rep, err := m.RunNow(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vp dream.PhaseReport
+	for _, p := range rep.Phases {
+		if p.Name == "vector_prune" {
+			vp = p
+		}
+	}
+	if vp.Status != dream.StatusOK || vp.Counters["memories_pruned"] != 1500 {
+		t.Fatalf("vector_prune %+v", vp)
+	}
+	mem, err = host.OpenMemory(ctx, cfg, host.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	if n, _ := mem.Store.Count(ctx); n != 8000 {
+		t.Errorf("%d memories after the prune, want 8000", n)
+	}
+	f := rag.Eq("priority", "permanent")
+	if got, _ := mem.Store.List(ctx, rag.ListOptions{Where: &f}); len(got) != 95 {
+		t.Errorf("%d permanent memories left, want all 95", len(got))
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Home, host.MemoryArchiveFile)); err != nil {
+		t.Errorf("no archive: %v", err)
 	}
 }
