@@ -152,7 +152,7 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	prompts, err := llm.NewPrompts(llm.PromptConfig{Local: cfg.PromptLocal, Escalation: cfg.PromptEscalation, Logger: log})
+	prompts, _, err := LoadPrompts(cfg, log)
 	if err != nil {
 		return err
 	}

@@ -259,7 +259,15 @@ type Reply struct {
 	Model         string    `json:"model,omitempty"`
 	Escalated     bool      `json:"escalated"`
 	Fallback      bool      `json:"fallback"`
-	Usage         llm.Usage `json:"usage"`
+	// EscalationReason is why escalation was wanted ("marker",
+	// "local-error"), and EscalationFailure why it did not happen: the
+	// failure's code and category (for example "T205 CIRCUIT_OPEN"), never
+	// its text.
+	EscalationReason  string `json:"escalation_reason,omitempty"`
+	EscalationFailure string `json:"escalation_failure,omitempty"`
+	// Code is the talos error code of a failed turn ("" when answered).
+	Code  talos.Code `json:"code,omitempty"`
+	Usage llm.Usage  `json:"usage"`
 	// Memories is the number of retrieved memories in the prompt.
 	Memories int              `json:"memories"`
 	Tools    []ToolCallRecord `json:"tools,omitempty"`

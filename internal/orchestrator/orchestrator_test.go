@@ -458,7 +458,7 @@ func TestEscalationAndLocalFallback(t *testing.T) {
 	if !rep.Fallback || rep.Escalated || rep.Answer != "partial local" {
 		t.Fatalf("reply = %+v", rep)
 	}
-	if a := r.auditLines(t)[1]; a["fallback"] != true || !strings.HasPrefix(a["escalation_failure"].(string), "NETWORK T200") {
+	if a := r.auditLines(t)[1]; a["fallback"] != true || !strings.HasPrefix(a["escalation_failure"].(string), "T200 GEMINI_CONNECTION_ERROR NETWORK") || rep.EscalationFailure != a["escalation_failure"] || rep.EscalationReason != "marker" {
 		t.Fatalf("audit = %v", a)
 	}
 }

@@ -55,6 +55,7 @@ type turnState struct {
 func (t *turnState) fail(ctx context.Context, outcome Outcome, err error) {
 	t.r.Outcome = outcome
 	t.failure = err
+	t.r.Code = talos.CodeOf(err)
 	msg := MsgInternal
 	switch {
 	case outcome == OutcomeCancelled || errors.Is(err, context.Canceled):
@@ -189,11 +190,15 @@ func (t *turnState) run(ctx context.Context, stream func(string) error) {
 		}
 		t.r.Usage = t.r.Usage.Add(res.Usage)
 		t.r.Model, t.r.Escalated, t.r.Fallback = res.ModelName, t.r.Escalated || res.Escalated, t.r.Fallback || res.Fallback
+		if res.EscalationReason != "" {
+			t.r.EscalationReason = res.EscalationReason
+		}
 		if res.EscalationError != nil {
 			t.escalation = string(llm.Categorize(res.EscalationError))
 			if c := talos.CodeOf(res.EscalationError); c != "" {
-				t.escalation += " " + string(c)
+				t.escalation = c.Error() + " " + t.escalation
 			}
+			t.r.EscalationFailure = t.escalation
 		}
 		calls := res.Response.Message.ToolCalls
 		if len(calls) == 0 || o.d.Tools == nil {
