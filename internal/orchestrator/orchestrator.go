@@ -252,13 +252,13 @@ type ToolCallRecord struct {
 // Reply is the outcome of a turn. Answer is always text for the user: the
 // model's answer, or a plain explanation of why there is none.
 type Reply struct {
-	SessionID     string    `json:"session_id"`
-	CorrelationID string    `json:"correlation_id"`
-	Outcome       Outcome   `json:"outcome"`
-	Answer        string    `json:"answer"`
-	Model         string    `json:"model,omitempty"`
-	Escalated     bool      `json:"escalated"`
-	Fallback      bool      `json:"fallback"`
+	SessionID     string  `json:"session_id"`
+	CorrelationID string  `json:"correlation_id"`
+	Outcome       Outcome `json:"outcome"`
+	Answer        string  `json:"answer"`
+	Model         string  `json:"model,omitempty"`
+	Escalated     bool    `json:"escalated"`
+	Fallback      bool    `json:"fallback"`
 	// EscalationReason is why escalation was wanted ("marker",
 	// "local-error"), and EscalationFailure why it did not happen: the
 	// failure's code and category (for example "T205 CIRCUIT_OPEN"), never
