@@ -73,6 +73,7 @@ func newRootCmd() *cobra.Command {
 		newSockproxyCmd(),
 		newReapCmd(),
 		newAskCmd(),
+		newChatCmd(),
 		newMemoryCmd(),
 		newGPUCmd(),
 		newDreamCmd(),
