@@ -6,14 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/talos-ironclad/talos/internal/boot"
+	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/orchestrator"
+	"github.com/talos-ironclad/talos/vram"
 )
 
 // chatDefaultTurnTimeout bounds one turn of `talos chat`.
@@ -153,5 +160,82 @@ func chatREPL(ctx context.Context, in io.Reader, out io.Writer, chat interface {
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// daemonAgent is the agent `talos run` serves. Its boot step builds it
+// (fatal: a daemon that cannot chat is not ready), after the service steps
+// and before the health server starts; its handler serves the chat API
+// (POST /api/v1/chat, operator credentials) and its check lists exactly the
+// adapters in use on /health (degraded while the firewall is in lockdown).
+type daemonAgent struct {
+	cfg        *config.Config
+	log, audit *slog.Logger
+	vramOf     func() *vram.Mutex
+
+	mu    sync.RWMutex
+	agent *host.Agent
+	api   http.Handler
+}
+
+// agentStepName is the boot step and the /health check of the agent.
+const agentStepName = "agent"
+
+func (a *daemonAgent) step() boot.Step {
+	return boot.Step{Name: agentStepName, Timeout: 60 * time.Second, Fatal: true, Run: func(ctx context.Context) (string, error) {
+		agent, err := host.OpenAgent(ctx, a.cfg, host.AgentOptions{Log: a.log, Audit: a.audit, VRAM: a.vramOf})
+		if err != nil {
+			return "", err
+		}
+		api, err := chatapi.New(chatapi.Config{User: a.cfg.BasicAuthUser, Pass: a.cfg.BasicAuthPass.Value(), Logger: a.log}, agent.Orchestrator)
+		if err != nil {
+			agent.Close()
+			return "", err
+		}
+		a.mu.Lock()
+		a.agent, a.api = agent, api
+		a.mu.Unlock()
+		return agent.Describe(), nil
+	}}
+}
+
+func (a *daemonAgent) get() (*host.Agent, http.Handler) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.agent, a.api
+}
+
+// ServeHTTP serves the chat API once the agent is built.
+func (a *daemonAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, api := a.get()
+	if api == nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, `{"error":"the agent is not built yet: the daemon is still booting"}`)
+		return
+	}
+	api.ServeHTTP(w, r)
+}
+
+func (a *daemonAgent) check() health.Check {
+	return health.Check{Name: agentStepName, Func: func(ctx context.Context) (string, error) {
+		agent, _ := a.get()
+		if agent == nil {
+			return "", errors.New("the agent was not built")
+		}
+		detail := agent.Describe()
+		if agent.Firewall.Locked() {
+			st := agent.Lockdown.State()
+			return detail, health.Warnf("security lockdown since %s (%s): chat turns are refused until the unlock code in %s is entered",
+				st.TriggeredAt.UTC().Format(time.RFC3339), st.Reason, host.UnlockCodeFile)
+		}
+		return detail, nil
+	}}
+}
+
+// Close releases the agent.
+func (a *daemonAgent) Close() {
+	if agent, _ := a.get(); agent != nil {
+		agent.Close()
 	}
 }

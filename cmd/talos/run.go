@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,12 +20,14 @@ import (
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
+	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
+	"github.com/talos-ironclad/talos/vram"
 	"github.com/talos-ironclad/talos/vram/nvml"
 )
 
@@ -86,8 +89,13 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				return withExit(exitRunBootFailed, err)
 			}
 			defer maint.Close()
+			// The agent: its chat API on the health server, its adapters in
+			// /health, a VRAM lease from the daemon's mutex.
+			agent := &daemonAgent{cfg: cfg, log: log, audit: audit, vramOf: func() *vram.Mutex { return d.VRAM() }}
+			defer agent.Close()
 			d, err = daemon.New(cfg, daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{}),
-				ExtraChecks: []health.Check{maintenanceCheck(maint)}})
+				ExtraSteps: []boot.Step{agent.step()}, ExtraChecks: []health.Check{maintenanceCheck(maint), agent.check()},
+				Handlers: map[string]http.Handler{chatapi.Path: agent}})
 			if err != nil {
 				return withExit(exitRunBootFailed, err)
 			}

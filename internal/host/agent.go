@@ -112,9 +112,9 @@ func (a *Agent) Close() error {
 func (a *Agent) Describe() string {
 	parts := make([]string, len(a.Adapters))
 	for i, ad := range a.Adapters {
-		parts[i] = ad.Role + "=" + ad.Name
+		parts[i] = ad.Role + "=" + ad.Name + " (" + ad.Detail + ")"
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, "; ")
 }
 
 // OpenAgent builds the agent of cfg: the system prompts (checked against
@@ -152,7 +152,8 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	prompts, _, err := LoadPrompts(cfg, log)
+	// Quiet: the daemon's prompts step and ask's output report them.
+	prompts, _, err := LoadPrompts(cfg, nil)
 	if err != nil {
 		return err
 	}
