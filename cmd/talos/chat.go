@@ -167,15 +167,16 @@ func chatREPL(ctx context.Context, in io.Reader, out io.Writer, chat interface {
 // (fatal: a daemon that cannot chat is not ready), after the service steps
 // and before the health server starts; its handler serves the chat API
 // (POST /api/v1/chat, operator credentials) and its check lists exactly the
-// adapters in use on /health (degraded while the firewall is in lockdown).
+// adapters in use on /health (degraded while the firewall is in lockdown);
+// the lockdown's unlock and re-issue are served beside the chat API.
 type daemonAgent struct {
 	cfg        *config.Config
 	log, audit *slog.Logger
 	vramOf     func() *vram.Mutex
 
-	mu    sync.RWMutex
-	agent *host.Agent
-	api   http.Handler
+	mu       sync.RWMutex
+	agent    *host.Agent
+	handlers map[string]http.Handler
 }
 
 // agentStepName is the boot step and the /health check of the agent.
@@ -187,39 +188,56 @@ func (a *daemonAgent) step() boot.Step {
 		if err != nil {
 			return "", err
 		}
-		api, err := chatapi.New(chatapi.Config{User: a.cfg.BasicAuthUser, Pass: a.cfg.BasicAuthPass.Value(), Logger: a.log}, agent.Orchestrator)
+		acfg := chatapi.Config{User: a.cfg.BasicAuthUser, Pass: a.cfg.BasicAuthPass.Value(), Logger: a.log}
+		api, err := chatapi.New(acfg, agent.Orchestrator)
 		if err != nil {
 			agent.Close()
 			return "", err
 		}
+		hs, err := chatapi.NewLockdownHandlers(acfg, agent.Lockdown)
+		if err != nil {
+			agent.Close()
+			return "", err
+		}
+		hs[chatapi.Path] = api
 		a.mu.Lock()
-		a.agent, a.api = agent, api
+		a.agent, a.handlers = agent, hs
 		a.mu.Unlock()
 		return agent.Describe(), nil
 	}}
 }
 
-func (a *daemonAgent) get() (*host.Agent, http.Handler) {
+func (a *daemonAgent) get() *host.Agent {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return a.agent, a.api
+	return a.agent
 }
 
-// ServeHTTP serves the chat API once the agent is built.
-func (a *daemonAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, api := a.get()
-	if api == nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, `{"error":"the agent is not built yet: the daemon is still booting"}`)
-		return
+// Handlers are the agent's endpoints for the health server: the chat API
+// and the lockdown's unlock and re-issue, each answering 503 until the
+// agent is built.
+func (a *daemonAgent) Handlers() map[string]http.Handler {
+	out := map[string]http.Handler{}
+	for _, p := range []string{chatapi.Path, chatapi.UnlockPath, chatapi.ReissuePath} {
+		out[p] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			a.mu.RLock()
+			h := a.handlers[p]
+			a.mu.RUnlock()
+			if h == nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintln(w, `{"error":"the agent is not built yet: the daemon is still booting"}`)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
 	}
-	api.ServeHTTP(w, r)
+	return out
 }
 
 func (a *daemonAgent) check() health.Check {
 	return health.Check{Name: agentStepName, Func: func(ctx context.Context) (string, error) {
-		agent, _ := a.get()
+		agent := a.get()
 		if agent == nil {
 			return "", errors.New("the agent was not built")
 		}
@@ -235,7 +253,7 @@ func (a *daemonAgent) check() health.Check {
 
 // Close releases the agent.
 func (a *daemonAgent) Close() {
-	if agent, _ := a.get(); agent != nil {
+	if agent := a.get(); agent != nil {
 		agent.Close()
 	}
 }

@@ -61,6 +61,26 @@ func TestChatRefusalsAreExplainedAndTheLockdownPersists(t *testing.T) {
 	if exitCode(err) != 1 || !strings.Contains(err.Error(), "security lockdown") {
 		t.Fatalf("ask during lockdown: %v\n%s", err, out)
 	}
+	// No daemon: talos unlock changes the persisted state directly.
+	first := unlockCode(t, home)
+	if out, _, err := talosCmd(context.Background(), "unlock", "--reissue"); err != nil || !strings.Contains(out, "new unlock code") {
+		t.Fatalf("reissue: %v\n%s", err, out)
+	}
+	second := unlockCode(t, home)
+	if out, _, err := talosCmd(context.Background(), "unlock", first); first != second && (exitCode(err) != exitUnlockRefused || !strings.Contains(out, "invalid_code")) {
+		t.Fatalf("the old code: %v\n%s", err, out)
+	}
+	if out, _, err := talosCmd(context.Background(), "unlock", second); err != nil || !strings.Contains(out, "unlocked") {
+		t.Fatalf("unlock: %v\n%s", err, out)
+	}
+	if out, err := runAsk(t, "--ollama-url", url, "what is 2+2?"); err != nil || !strings.Contains(out, "never") {
+		t.Fatalf("ask after the unlock: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"unlock"}, {"unlock", "12ab"}, {"unlock", "--reissue", "123456"}} {
+		if _, _, err := talosCmd(context.Background(), args...); exitCode(err) != exitUnlockSetup {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
 }
 
 func TestChatBadInputKeepsGoing(t *testing.T) {

@@ -74,6 +74,7 @@ func newRootCmd() *cobra.Command {
 		newReapCmd(),
 		newAskCmd(),
 		newChatCmd(),
+		newUnlockCmd(),
 		newMemoryCmd(),
 		newGPUCmd(),
 		newDreamCmd(),

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,7 +19,6 @@ import (
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
-	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/host"
@@ -95,7 +93,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			defer agent.Close()
 			d, err = daemon.New(cfg, daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{}),
 				ExtraSteps: []boot.Step{agent.step()}, ExtraChecks: []health.Check{maintenanceCheck(maint), agent.check()},
-				Handlers: map[string]http.Handler{chatapi.Path: agent}})
+				Handlers: agent.Handlers()})
 			if err != nil {
 				return withExit(exitRunBootFailed, err)
 			}

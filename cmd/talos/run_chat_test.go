@@ -16,6 +16,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/orchestrator"
 )
 
@@ -156,13 +157,30 @@ func TestRunServesTheChatAPI(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
+	// The out-of-band unlock, through the daemon: a wrong code is refused,
+	// the delivered one lifts the lockdown and the agent answers again.
+	ucode := unlockCode(t, home)
+	wrong := "000000"
+	if wrong == ucode {
+		wrong = "111111"
+	}
+	if out, _, err := talosCmd(context.Background(), "unlock", "--home", home, wrong); exitCode(err) != exitUnlockRefused || !strings.Contains(out, "invalid_code") {
+		t.Fatalf("wrong code: %v\n%s", err, out)
+	}
+	if out, _, err := talosCmd(context.Background(), "unlock", "--home", home, ucode); err != nil || !strings.Contains(out, "unlocked") {
+		t.Fatalf("unlock: %v\n%s", err, out)
+	}
+	if code, body := chat(`{"session_id":"`+rep.SessionID+`","message":"back?"}`, "", "admin", pass); code != 200 || !strings.Contains(body, `"outcome":"answered"`) {
+		t.Fatalf("after the unlock: %d %s", code, body)
+	}
+
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	audit, _ := os.ReadFile(filepath.Join(home, "logs", "tier1", "audit.log"))
-	if n := strings.Count(string(audit), `"event":"chat_turn"`); n != 4 {
-		t.Fatalf("%d chat_turn audit records, want 4 (two answered, two refused):\n%s", n, audit)
+	if n := strings.Count(string(audit), `"event":"chat_turn"`); n != 5 {
+		t.Fatalf("%d chat_turn audit records, want 5 (three answered, two refused):\n%s", n, audit)
 	}
 	if strings.Contains(string(audit), "print the password") {
 		t.Fatal("the audit log carries message text")
@@ -170,4 +188,18 @@ func TestRunServesTheChatAPI(t *testing.T) {
 	if out, _, err := talosCmd(context.Background(), "logs", "verify", "--home", home); err != nil {
 		t.Fatalf("talos logs verify: %v\n%s", err, out)
 	}
+}
+
+// unlockCode reads the code delivered to the unlock code file.
+func unlockCode(t *testing.T, home string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(home, host.UnlockCodeFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "unlock code ")
+	if !ok {
+		t.Fatalf("no code in %q", b)
+	}
+	return strings.Fields(rest)[0]
 }

@@ -91,6 +91,17 @@ func New(cfg Config, c Chatter) (http.Handler, error) {
 	if c == nil {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "the Chatter is nil: pass the orchestrator")
 	}
+	h, err := newHandler(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h.chat = c
+	return h, nil
+}
+
+// newHandler checks cfg and fills its defaults.
+func newHandler(cfg Config) (*handler, error) {
+	const op = "chatapi.New"
 	if cfg.MaxBodyBytes < 0 || cfg.TurnTimeout < 0 {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "MaxBodyBytes %d and TurnTimeout %s must not be negative (0 for the defaults)", cfg.MaxBodyBytes, cfg.TurnTimeout)
 	}
@@ -104,7 +115,7 @@ func New(cfg Config, c Chatter) (http.Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &handler{cfg: cfg, chat: c, log: log, wantUser: sha256.Sum256([]byte(cfg.User)), wantPass: sha256.Sum256([]byte(cfg.Pass))}, nil
+	return &handler{cfg: cfg, log: log, wantUser: sha256.Sum256([]byte(cfg.User)), wantPass: sha256.Sum256([]byte(cfg.Pass))}, nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -123,14 +134,7 @@ func (h *handler) authorized(r *http.Request) bool {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{"method " + clip(r.Method) + " is not allowed on " + Path + "; use POST with a JSON body {\"message\": \"...\"}"})
-		return
-	}
-	if !h.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="talos operator"`)
-		writeJSON(w, http.StatusUnauthorized, ErrorBody{"operator credentials required (BASIC_AUTH_USER / BASIC_AUTH_PASS from talos.env)"})
+	if !h.admit(w, r) {
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {

@@ -226,20 +226,7 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	a.Router = router
 
 	// Firewall and its lockdown.
-	key, err := Key(cfg.Home, "lockdown")
-	if err != nil {
-		return err
-	}
-	lpath := filepath.Join(cfg.Home, filepath.FromSlash(LockdownStateFile))
-	if err := os.MkdirAll(filepath.Dir(lpath), 0o750); err != nil {
-		return talos.E(talos.CodeDirPermissions, op, "cannot create the directory of "+LockdownStateFile+"; run talos init", err)
-	}
-	lstore, err := firewall.NewFileStore(lpath)
-	if err != nil {
-		return err
-	}
-	notifier := &unlockNotifier{path: filepath.Join(cfg.Home, filepath.FromSlash(UnlockCodeFile)), console: opts.Console}
-	lock, err := firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: key}, lstore, notifier, nil, log)
+	lock, err := OpenLockdown(ctx, cfg, opts.Console, log)
 	if err != nil {
 		return err
 	}
@@ -336,6 +323,29 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	}
 	a.Orchestrator = o
 	return nil
+}
+
+// OpenLockdown opens the firewall's persisted lockdown of cfg: state in
+// LockdownStateFile, codes hashed with the home's "lockdown" key and
+// delivered to UnlockCodeFile (0600) and to console when not nil. The
+// agent's firewall triggers it; `talos unlock` opens it directly when no
+// daemon runs.
+func OpenLockdown(ctx context.Context, cfg *config.Config, console io.Writer, log *slog.Logger) (*firewall.Lockdown, error) {
+	const op = "host.OpenLockdown"
+	key, err := Key(cfg.Home, "lockdown")
+	if err != nil {
+		return nil, err
+	}
+	lpath := filepath.Join(cfg.Home, filepath.FromSlash(LockdownStateFile))
+	if err := os.MkdirAll(filepath.Dir(lpath), 0o750); err != nil {
+		return nil, talos.E(talos.CodeDirPermissions, op, "cannot create the directory of "+LockdownStateFile+"; run talos init", err)
+	}
+	lstore, err := firewall.NewFileStore(lpath)
+	if err != nil {
+		return nil, err
+	}
+	notifier := &unlockNotifier{path: filepath.Join(cfg.Home, filepath.FromSlash(UnlockCodeFile)), console: console}
+	return firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: key}, lstore, notifier, nil, log)
 }
 
 func systemPrompts(p *llm.Prompts) []string {
