@@ -113,6 +113,10 @@ first; if it asks to escalate ([ESCALATE]) or fails, the question goes to Gemini
 the circuit breaker (never while it is open). It prints the answer, the model that
 answered, the tokens used and the breaker's state.
 
+With a daemon running for the home (its ready marker names it) and none of the flags below
+that choose adapters, the question goes to the daemon's chat API with the operator
+credentials from talos.env. Otherwise the agent is built in this process.
+
 Settings come from the configuration like talos run's (flags > environment > talos.env >
 config.yaml > defaults; --home picks the tree): TALOS_OLLAMA_URL (default
 ` + ollama.DefaultBaseURL + `), TALOS_OLLAMA_MODEL, TALOS_PROMPT_LOCAL and
@@ -138,8 +142,18 @@ the question, or the agent is in lockdown), 2 invalid input or settings.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 
-			// The same agent the daemon serves: firewall, memory, history
-			// and the breaker, built from the configuration by host.
+			// Through the running daemon when there is one; else the same
+			// agent built here from the configuration by host.
+			if dc := runningDaemon(cmd, cfg); dc != nil {
+				rep, err := dc.Chat(ctx, orchestrator.Turn{Message: question})
+				if err != nil {
+					return withExit(2, err)
+				}
+				if rep.Outcome != orchestrator.OutcomeAnswered {
+					return withExit(1, turnError(rep))
+				}
+				return printAsk(cmd, rep, nil, asJSON, "the daemon's at "+dc.addr+" (talos health)")
+			}
 			agent, err := host.OpenAgent(ctx, cfg, host.AgentOptions{LocalOnly: localOnly, GeminiBaseURL: geminiURL})
 			if err != nil {
 				return withExit(2, err)
@@ -152,7 +166,7 @@ the question, or the agent is in lockdown), 2 invalid input or settings.`,
 			if rep.Outcome != orchestrator.OutcomeAnswered {
 				return withExit(1, turnError(rep))
 			}
-			return printAsk(cmd, rep, agent.Router.Breaker(), asJSON)
+			return printAsk(cmd, rep, agent.Router.Breaker(), asJSON, "")
 		},
 	}
 	f := cmd.Flags()
@@ -164,12 +178,15 @@ the question, or the agent is in lockdown), 2 invalid input or settings.`,
 	f.String("prompt-local", "", "file with the local system prompt, or \"default\" (overrides TALOS_PROMPT_LOCAL)")
 	f.String("prompt-escalation", "", "file with the escalation system prompt, or \"default\" (overrides TALOS_PROMPT_ESCALATION)")
 	f.BoolVar(&localOnly, "local-only", false, "never escalate to Gemini, even with TALOS_GEMINI_ENABLED=true")
+	f.Bool("in-process", false, "build the agent in this process even when a daemon is running")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.DurationVar(&timeout, "timeout", askDefaultTimeout, "give up after this long")
 	return cmd
 }
 
-func printAsk(cmd *cobra.Command, res *orchestrator.Reply, br *breaker.Breaker, asJSON bool) error {
+// printAsk prints the reply; breakerAt, when set, says whose breaker
+// guarded the turn (the daemon's).
+func printAsk(cmd *cobra.Command, res *orchestrator.Reply, br *breaker.Breaker, asJSON bool, breakerAt string) error {
 	out := askResult{
 		Answer:           res.Answer,
 		Model:            res.Model,
@@ -181,6 +198,9 @@ func printAsk(cmd *cobra.Command, res *orchestrator.Reply, br *breaker.Breaker, 
 		CompletionTokens: res.Usage.CompletionTokens,
 		TotalTokens:      res.Usage.Total(),
 		Breaker:          "disabled (TALOS_GEMINI_ENABLED is not true, or --local-only)",
+	}
+	if breakerAt != "" {
+		out.Breaker = breakerAt
 	}
 	if br != nil {
 		out.Breaker = br.State().String()

@@ -66,6 +66,8 @@ each answer as it is generated. The session keeps the conversation's history unt
 leave (an empty line is ignored; /exit, /quit or end of input leaves). A refused or failed
 turn prints why in plain words and the conversation goes on.
 
+With a daemon running for the home and no flag choosing adapters, chat talks to the
+daemon's chat API (as talos ask does); otherwise it builds the agent in this process.
 Settings come from the configuration like talos ask's; --local-only never escalates to
 Gemini. Exit codes: 0 on leaving, 2 invalid settings.`,
 		Args: cobra.NoArgs,
@@ -76,6 +78,10 @@ Gemini. Exit codes: 0 on leaving, 2 invalid settings.`,
 			cfg, err := askConfig(cmd, localOnly)
 			if err != nil {
 				return err
+			}
+			if dc := runningDaemon(cmd, cfg); dc != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "talos chat: talking to the daemon at %s\n", dc.addr)
+				return chatREPL(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), dc, timeout)
 			}
 			agent, err := host.OpenAgent(cmd.Context(), cfg, host.AgentOptions{LocalOnly: localOnly, GeminiBaseURL: geminiURL})
 			if err != nil {
@@ -94,6 +100,7 @@ Gemini. Exit codes: 0 on leaving, 2 invalid settings.`,
 	f.String("prompt-local", "", "file with the local system prompt, or \"default\" (overrides TALOS_PROMPT_LOCAL)")
 	f.String("prompt-escalation", "", "file with the escalation system prompt, or \"default\" (overrides TALOS_PROMPT_ESCALATION)")
 	f.BoolVar(&localOnly, "local-only", false, "never escalate to Gemini, even with TALOS_GEMINI_ENABLED=true")
+	f.Bool("in-process", false, "build the agent in this process even when a daemon is running")
 	f.DurationVar(&timeout, "timeout", chatDefaultTurnTimeout, "give up on one answer after this long")
 	return cmd
 }

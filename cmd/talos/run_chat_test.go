@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -124,6 +125,22 @@ func TestRunServesTheChatAPI(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 
+	// talos ask and talos chat go through the running daemon.
+	if out, _, err := talosCmd(context.Background(), "ask", "--home", home, "--json", "through the daemon?"); err != nil ||
+		!strings.Contains(out, "Hello from the daemon's local model.") || !strings.Contains(out, "the daemon's at "+addr) {
+		t.Fatalf("ask: %v\n%s", err, out)
+	}
+	root := newRootCmd()
+	var cout bytes.Buffer
+	root.SetOut(&cout)
+	root.SetErr(&cout)
+	root.SetIn(strings.NewReader("streamed through the daemon\n"))
+	root.SetArgs([]string{"chat", "--home", home})
+	if err := root.ExecuteContext(context.Background()); err != nil || !strings.Contains(cout.String(), "talking to the daemon at "+addr) ||
+		strings.Count(cout.String(), "Hello from the daemon's local model.") != 1 {
+		t.Fatalf("chat: %v\n%s", err, cout.String())
+	}
+
 	hout, _, _ := talosCmd(context.Background(), "health", "--home", home, "--json")
 	var hr health.Report
 	if err := json.Unmarshal([]byte(hout), &hr); err != nil {
@@ -179,8 +196,8 @@ func TestRunServesTheChatAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	audit, _ := os.ReadFile(filepath.Join(home, "logs", "tier1", "audit.log"))
-	if n := strings.Count(string(audit), `"event":"chat_turn"`); n != 5 {
-		t.Fatalf("%d chat_turn audit records, want 5 (three answered, two refused):\n%s", n, audit)
+	if n := strings.Count(string(audit), `"event":"chat_turn"`); n != 7 {
+		t.Fatalf("%d chat_turn audit records, want 7 (five answered, two refused):\n%s", n, audit)
 	}
 	if strings.Contains(string(audit), "print the password") {
 		t.Fatal("the audit log carries message text")
