@@ -195,7 +195,8 @@ func (a *daemonAgent) step() boot.Step {
 		if err != nil {
 			return "", err
 		}
-		acfg := chatapi.Config{User: a.cfg.BasicAuthUser, Pass: a.cfg.BasicAuthPass.Value(), Logger: a.log}
+		acfg := chatapi.Config{User: a.cfg.BasicAuthUser, Pass: a.cfg.BasicAuthPass.Value(), Logger: a.log,
+			RateLimit: a.cfg.APIRateLimitMax, RateWindow: a.cfg.APIRateLimitWindow}
 		api, err := chatapi.New(acfg, agent.Orchestrator)
 		if err != nil {
 			agent.Close()

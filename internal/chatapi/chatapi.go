@@ -69,7 +69,12 @@ type Config struct {
 	User, Pass   string
 	MaxBodyBytes int64         // DefaultMaxBodyBytes
 	TurnTimeout  time.Duration // DefaultTurnTimeout
-	Logger       *slog.Logger
+	// RateLimit requests per RateWindow per client machine
+	// (DefaultRateLimit per DefaultRateWindow: API_RATE_LIMIT_MAX,
+	// API_RATE_LIMIT_WINDOW); counted before the credentials are checked.
+	RateLimit  int
+	RateWindow time.Duration
+	Logger     *slog.Logger
 }
 
 type handler struct {
@@ -77,6 +82,7 @@ type handler struct {
 	chat               Chatter
 	log                *slog.Logger
 	wantUser, wantPass [32]byte
+	rate               *limiter
 }
 
 // New returns the handler of POST /api/v1/chat: operator credentials
@@ -85,7 +91,8 @@ type handler struct {
 // orchestrator.Reply) or, with Accept: text/event-stream, as server-sent
 // events: EventToken events carrying Token, then one EventDone event
 // carrying the Reply. Bad requests get 400 with every problem named, an
-// unknown or expired session 404, too many sessions 429.
+// unknown or expired session 404, too many sessions or a client over its
+// rate limit 429 (with Retry-After).
 func New(cfg Config, c Chatter) (http.Handler, error) {
 	const op = "chatapi.New"
 	if c == nil {
@@ -102,8 +109,15 @@ func New(cfg Config, c Chatter) (http.Handler, error) {
 // newHandler checks cfg and fills its defaults.
 func newHandler(cfg Config) (*handler, error) {
 	const op = "chatapi.New"
-	if cfg.MaxBodyBytes < 0 || cfg.TurnTimeout < 0 {
-		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "MaxBodyBytes %d and TurnTimeout %s must not be negative (0 for the defaults)", cfg.MaxBodyBytes, cfg.TurnTimeout)
+	if cfg.MaxBodyBytes < 0 || cfg.TurnTimeout < 0 || cfg.RateLimit < 0 || cfg.RateWindow < 0 {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "MaxBodyBytes %d, TurnTimeout %s, RateLimit %d and RateWindow %s must not be negative (0 for the defaults)",
+			cfg.MaxBodyBytes, cfg.TurnTimeout, cfg.RateLimit, cfg.RateWindow)
+	}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = DefaultRateLimit
+	}
+	if cfg.RateWindow == 0 {
+		cfg.RateWindow = DefaultRateWindow
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -115,7 +129,8 @@ func newHandler(cfg Config) (*handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &handler{cfg: cfg, log: log, wantUser: sha256.Sum256([]byte(cfg.User)), wantPass: sha256.Sum256([]byte(cfg.Pass))}, nil
+	return &handler{cfg: cfg, log: log, wantUser: sha256.Sum256([]byte(cfg.User)), wantPass: sha256.Sum256([]byte(cfg.Pass)),
+		rate: &limiter{max: cfg.RateLimit, window: cfg.RateWindow, seen: map[string]*rateWindow{}}}, nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

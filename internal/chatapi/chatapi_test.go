@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/talos-ironclad/talos/firewall"
 	"github.com/talos-ironclad/talos/internal/chatapi"
@@ -237,6 +239,54 @@ func FuzzReadEvents(f *testing.F) {
 			if strings.ContainsAny(ev.Name, "\r\n") || strings.ContainsAny(string(ev.Data), "\r") {
 				t.Fatalf("event name %q spans lines", ev.Name)
 			}
+		}
+	})
+}
+
+func TestRateLimitPerClient(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		calls := 0
+		h, err := chatapi.New(chatapi.Config{User: user, Pass: pass, RateLimit: 3, RateWindow: time.Minute},
+			chatter(func(ctx context.Context, turn orchestrator.Turn) (*orchestrator.Reply, error) {
+				calls++
+				return &orchestrator.Reply{Outcome: orchestrator.OutcomeAnswered, Answer: "ok"}, nil
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		do := func(remote string, auth bool) *httptest.ResponseRecorder {
+			req := httptest.NewRequest(http.MethodPost, chatapi.Path, strings.NewReader(`{"message":"hi"}`))
+			req.RemoteAddr = remote + ":40000"
+			if auth {
+				req.SetBasicAuth(user, pass)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec
+		}
+		// Failed logins count too: guessing is slowed down.
+		if rec := do("127.0.0.1", false); rec.Code != 401 {
+			t.Fatalf("%d", rec.Code)
+		}
+		for i := range 2 {
+			if rec := do("127.0.0.1", true); rec.Code != 200 {
+				t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body)
+			}
+		}
+		time.Sleep(20 * time.Second)
+		rec := do("127.0.0.1", true)
+		if rec.Code != 429 || rec.Header().Get("Retry-After") != "40" || !strings.Contains(rec.Body.String(), "at most 3 per 1m0s") {
+			t.Fatalf("over the limit: %d %q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+		}
+		if rec := do("127.0.0.2", true); rec.Code != 200 {
+			t.Fatalf("another client: %d", rec.Code)
+		}
+		time.Sleep(40 * time.Second)
+		if rec := do("127.0.0.1", true); rec.Code != 200 {
+			t.Fatalf("next window: %d", rec.Code)
+		}
+		if calls != 4 {
+			t.Fatalf("%d turns ran, want 4", calls)
 		}
 	})
 }

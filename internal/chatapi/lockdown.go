@@ -125,11 +125,15 @@ func NewLockdownHandlers(cfg Config, l Lockdown) (map[string]http.Handler, error
 	}, nil
 }
 
-// admit checks the method and the credentials, answering the refusal.
+// admit checks the method, the client's rate and the credentials,
+// answering the refusal.
 func (h *handler) admit(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{"method " + clip(r.Method) + " is not allowed on " + clip(r.URL.Path) + "; use POST"})
+		return false
+	}
+	if !h.limit(w, r) {
 		return false
 	}
 	if !h.authorized(r) {
