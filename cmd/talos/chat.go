@@ -144,7 +144,7 @@ func chatREPL(ctx context.Context, in io.Reader, out io.Writer, chat interface {
 				fmt.Fprintln(out, "talos: the session expired; your next message starts a new one.")
 				continue
 			}
-			fmt.Fprintln(out, "talos:", err)
+			fmt.Fprintln(out, "talos:", orchestrator.UserMessage(err))
 			continue
 		}
 		session = rep.SessionID

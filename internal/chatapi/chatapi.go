@@ -189,10 +189,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusTooManyRequests
 		}
 		if sse != nil && sse.started {
-			sse.event("error", ErrorBody{err.Error()})
+			sse.event("error", ErrorBody{orchestrator.UserMessage(err)})
 			return
 		}
-		writeJSON(w, code, ErrorBody{err.Error()})
+		writeJSON(w, code, ErrorBody{orchestrator.UserMessage(err)})
 		return
 	}
 	if sse == nil {

@@ -165,6 +165,9 @@ func TestRefusedRequests(t *testing.T) {
 			if err := json.Unmarshal([]byte(body), &eb); err != nil || eb.Error == "" {
 				t.Fatalf("body %q is not an ErrorBody", body)
 			}
+			if strings.Contains(eb.Error, "orchestrator.") || strings.Contains(eb.Error, "T010") {
+				t.Fatalf("the error names internals: %q", eb.Error)
+			}
 		})
 	}
 	resp, err := http.Get(srv.URL + chatapi.Path)

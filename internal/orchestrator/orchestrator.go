@@ -287,6 +287,17 @@ var (
 	ErrTooManySessions = errors.New("too many open sessions")
 )
 
+// UserMessage is the text of a Chat error for the person who sent the
+// turn: the message of a *talos.Error without its code and operation
+// (which name internals), else the error's text.
+func UserMessage(err error) string {
+	var te *talos.Error
+	if errors.As(err, &te) && te.Message != "" {
+		return te.Message
+	}
+	return err.Error()
+}
+
 // ValidateMessage checks a user message: UTF-8, not blank, at most max
 // bytes, no control characters but tab and newlines. The error names the
 // problem and what is allowed.

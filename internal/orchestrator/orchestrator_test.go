@@ -839,3 +839,13 @@ func TestSpacedOutCanaryIsWithheld(t *testing.T) {
 		t.Fatalf("reply %+v, streamed %q", rep, streamed.String())
 	}
 }
+
+func TestUserMessageDropsCodeAndOperation(t *testing.T) {
+	err := orchestrator.ValidateMessage("", 10)
+	if got := orchestrator.UserMessage(err); got != "message is empty: write some text" {
+		t.Fatalf("UserMessage = %q (from %v)", got, err)
+	}
+	if got := orchestrator.UserMessage(errors.New("plain")); got != "plain" {
+		t.Fatalf("UserMessage = %q", got)
+	}
+}
