@@ -184,7 +184,12 @@ type daemonAgent struct {
 	mu       sync.RWMutex
 	agent    *host.Agent
 	handlers map[string]http.Handler
+	stop     chan struct{}
 }
+
+// sessionSweep is how often the daemon drops sessions idle for
+// SESSION_TIMEOUT (turns also drop them as they come).
+const sessionSweep = time.Minute
 
 // agentStepName is the boot step and the /health check of the agent.
 const agentStepName = "agent"
@@ -209,8 +214,9 @@ func (a *daemonAgent) step() boot.Step {
 		}
 		hs[chatapi.Path] = api
 		a.mu.Lock()
-		a.agent, a.handlers = agent, hs
+		a.agent, a.handlers, a.stop = agent, hs, make(chan struct{})
 		a.mu.Unlock()
+		go sweepSessions(agent.Orchestrator, a.stop)
 		return agent.Describe(), nil
 	}}
 }
@@ -259,9 +265,29 @@ func (a *daemonAgent) check() health.Check {
 	}}
 }
 
-// Close releases the agent.
+// Close stops the session sweep and releases the agent.
 func (a *daemonAgent) Close() {
-	if agent := a.get(); agent != nil {
+	a.mu.Lock()
+	agent, stop := a.agent, a.stop
+	a.stop = nil
+	a.mu.Unlock()
+	if stop != nil {
+		close(stop)
+	}
+	if agent != nil {
 		agent.Close()
+	}
+}
+
+func sweepSessions(o *orchestrator.Orchestrator, stop <-chan struct{}) {
+	t := time.NewTicker(sessionSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			o.Expire()
+		case <-stop:
+			return
+		}
 	}
 }

@@ -243,7 +243,8 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	a.add("lockdown", "file", fmt.Sprintf("%s (%s; unlock codes to %s)", LockdownStateFile, state, UnlockCodeFile))
 
 	// Short-term history.
-	hcfg := rag.HistoryConfig{Limit: cfg.MemoryContextWindow}
+	// A session's history lives as long as the session.
+	hcfg := rag.HistoryConfig{Limit: cfg.MemoryContextWindow, TTL: cfg.SessionTimeout}
 	var history rag.History
 	if rdb != nil {
 		h, err := ragredis.New(hcfg, rdb)
