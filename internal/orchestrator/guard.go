@@ -65,6 +65,7 @@ type guard struct {
 	target   llm.Target
 	marker   bool // the current call's text holds the escalate marker
 	leaked   bool // the canary showed: nothing more is emitted
+	earlier  bool // text of an earlier model call was emitted
 	streamed strings.Builder
 	err      error
 }
@@ -77,6 +78,9 @@ func newGuard(emit func(string) error, ix *leakIndex) *guard {
 
 // next starts a new model call.
 func (g *guard) next() {
+	if g.streamed.Len() > 0 {
+		g.earlier = true
+	}
 	g.buf, g.skel, g.sent, g.marker, g.target = g.buf[:0], g.skel[:0], 0, false, ""
 	g.streamed.Reset()
 }
@@ -127,7 +131,7 @@ func (g *guard) send(s string, upto int) error {
 // finish emits the rest of the final answer when what was streamed is its
 // beginning, and reports whether the stream now equals answer.
 func (g *guard) finish(answer string) bool {
-	if g.err != nil || g.leaked {
+	if g.err != nil || g.leaked || g.earlier {
 		return false
 	}
 	done := g.streamed.String()

@@ -849,3 +849,18 @@ func TestUserMessageDropsCodeAndOperation(t *testing.T) {
 		t.Fatalf("UserMessage = %q", got)
 	}
 }
+
+func TestTextStreamedBeforeAToolCallIsNotTheAnswer(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	r.tools.results["weather"] = orchestrator.ToolResult{Text: "sunny"}
+	pre := "Let me look that up for you with the weather tool, one moment please while I check the forecast."
+	r.local.Push(llmtest.Reply{Text: pre, ToolCalls: []llm.ToolCall{{ID: "c", Name: "weather"}}}, llmtest.Reply{Text: "It is sunny today."})
+	var got strings.Builder
+	rep, err := r.o.Chat(context.Background(), orchestrator.Turn{Message: "weather?", Stream: func(d string) error { got.WriteString(d); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Answer != "It is sunny today." || rep.StreamedAll || !strings.HasPrefix(got.String(), "Let me") || strings.Contains(got.String(), "sunny today") {
+		t.Fatalf("answer %q, streamed %q, all %v", rep.Answer, got.String(), rep.StreamedAll)
+	}
+}
