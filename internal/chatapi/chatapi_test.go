@@ -20,7 +20,7 @@ import (
 
 const user, pass = "operator", "Correct-Horse-Battery-9"
 
-func newServer(t *testing.T, local *llmtest.Fake, cfg chatapi.Config) *httptest.Server {
+func newServer(t testing.TB, local *llmtest.Fake, cfg chatapi.Config) *httptest.Server {
 	t.Helper()
 	router, err := llm.NewRouter(llm.RouterConfig{}, local, nil, nil)
 	if err != nil {
