@@ -255,7 +255,7 @@ func (a *daemonAgent) check() health.Check {
 		if agent == nil {
 			return "", errors.New("the agent was not built")
 		}
-		detail := agent.Describe()
+		detail := agent.ModelStatus(ctx, a.cfg) + "; " + agent.Describe()
 		if agent.Firewall.Locked() {
 			st := agent.Lockdown.State()
 			return detail, health.Warnf("security lockdown since %s (%s): chat turns are refused until the unlock code in %s is entered",

@@ -29,6 +29,8 @@ func fakeOllamaServer(t *testing.T, text string) string {
 		switch r.URL.Path {
 		case "/api/version":
 			fmt.Fprintln(w, `{"version":"0.6.5"}`)
+		case "/api/show":
+			fmt.Fprintln(w, `{"model_info":{"general.architecture":"llama","llama.context_length":2048}}`)
 		case "/api/chat":
 			half := len(text) / 2
 			for i, part := range []string{text[:half], text[half:]} {
@@ -147,7 +149,7 @@ func TestRunServesTheChatAPI(t *testing.T) {
 		t.Fatalf("%v\n%s", err, hout)
 	}
 	ag := hr.Checks["agent"]
-	for _, want := range []string{"local-model=ollama (qwen2.5-coder:7b at " + ollama, "escalation-model=none", "history=memory", "memory=chromem", "lockdown=file", "firewall=rules+classifier", "vram="} {
+	for _, want := range []string{"the local model qwen2.5-coder:7b answers (context 2048 tokens)", "local-model=ollama (qwen2.5-coder:7b at " + ollama, "escalation-model=none", "history=memory", "memory=chromem", "lockdown=file", "firewall=rules+classifier", "vram="} {
 		if ag.Status != health.StatusOK || !strings.Contains(ag.Detail, want) {
 			t.Errorf("agent check %+v lacks %q", ag, want)
 		}

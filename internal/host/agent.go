@@ -90,6 +90,8 @@ type Agent struct {
 	Firewall     *firewall.Firewall
 	Lockdown     *firewall.Lockdown
 	Tokens       *orchestrator.TokenCounter
+	// Local is the local model (Ollama unless AgentOptions.Local).
+	Local llm.Model
 	// Adapters lists what the agent uses, in a stable order.
 	Adapters []Adapter
 
@@ -106,6 +108,28 @@ func (a *Agent) Close() error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// ModelStatus asks the local model to describe itself and returns a short
+// note for /health: the model and its context window, or that it does not
+// answer and how to fix that (start Ollama or set TALOS_OLLAMA_URL, pull
+// the model).
+func (a *Agent) ModelStatus(ctx context.Context, cfg *config.Config) string {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := a.Local.Info(ictx)
+	if err != nil {
+		where := "TALOS_OLLAMA_URL"
+		if cfg.OllamaURL == "" {
+			where = "Ollama's default port " + ollama.DefaultBaseURL + " (TALOS_OLLAMA_URL is unset)"
+		}
+		return fmt.Sprintf("the local model %s does not answer at %s: chat turns fail until it does; start Ollama there or set TALOS_OLLAMA_URL, then `ollama pull %s`",
+			cfg.OllamaModel, where, cfg.OllamaModel)
+	}
+	if info.ContextLength > 0 {
+		return fmt.Sprintf("the local model %s answers (context %d tokens)", info.Name, info.ContextLength)
+	}
+	return fmt.Sprintf("the local model %s answers", info.Name)
 }
 
 // Describe is the adapters as one line, "role=name (detail); …".
@@ -174,6 +198,7 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	} else {
 		a.add("local-model", "custom", describeModel(ctx, local))
 	}
+	a.Local = local
 	var rdb *redis.Client
 	if cfg.RedisURL != "" {
 		o, err := redis.ParseURL(cfg.RedisURL)

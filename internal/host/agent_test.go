@@ -42,6 +42,9 @@ func TestOpenAgentOnEmbeddedDefaults(t *testing.T) {
 	if _, ok := got["breaker"]; ok {
 		t.Error("a breaker without a cloud model")
 	}
+	if st := a.ModelStatus(ctx, cfg); st != "the local model qwen answers" {
+		t.Errorf("ModelStatus = %q", st)
+	}
 	rep, err := a.Orchestrator.Chat(ctx, orchestrator.Turn{Message: "hello, I live in Porto"})
 	if err != nil || rep.Answer != "hello back" {
 		t.Fatalf("%+v %v", rep, err)
@@ -128,5 +131,22 @@ func TestOpenAgentRefusesAPromptOverBudget(t *testing.T) {
 	cfg.PromptLocal = p
 	if _, err := host.OpenAgent(context.Background(), cfg, host.AgentOptions{Local: llmtest.NewFake("q")}); err == nil || !strings.Contains(err.Error(), "PROMPT_BUDGET_EXCEEDED") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestModelStatusSaysHowToFixAMissingModel(t *testing.T) {
+	cfg := config.Defaults(t.TempDir())
+	cfg.OllamaURL = "http://127.0.0.1:1" // nothing listens there
+	a, err := host.OpenAgent(context.Background(), cfg, host.AgentOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	st := a.ModelStatus(context.Background(), cfg)
+	if !strings.Contains(st, "does not answer at TALOS_OLLAMA_URL") || !strings.Contains(st, "ollama pull "+cfg.OllamaModel) {
+		t.Fatalf("ModelStatus = %q", st)
+	}
+	if !strings.Contains(a.Describe(), "local-model=ollama ("+cfg.OllamaModel+" at http://127.0.0.1:1 (TALOS_OLLAMA_URL))") {
+		t.Fatalf("Describe = %q", a.Describe())
 	}
 }
