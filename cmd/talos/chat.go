@@ -130,20 +130,25 @@ func chatREPL(ctx context.Context, in io.Reader, out io.Writer, chat interface {
 		case "/exit", "/quit":
 			return nil
 		}
-		tctx, cancel := context.WithTimeout(ctx, timeout)
 		streamed := false
-		rep, err := chat.Chat(tctx, orchestrator.Turn{SessionID: session, Message: line, Stream: func(d string) error {
-			streamed = true
-			_, err := io.WriteString(out, d)
-			return err
-		}})
-		cancel()
+		turn := func() (*orchestrator.Reply, error) {
+			tctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			return chat.Chat(tctx, orchestrator.Turn{SessionID: session, Message: line, Stream: func(d string) error {
+				streamed = true
+				_, err := io.WriteString(out, d)
+				return err
+			}})
+		}
+		rep, err := turn()
+		if errors.Is(err, orchestrator.ErrNoSession) && session != "" {
+			// It expired (SESSION_TIMEOUT) or the daemon restarted: the
+			// message goes to a new session.
+			fmt.Fprintln(out, "talos: the session expired; this message starts a new one.")
+			session = ""
+			rep, err = turn()
+		}
 		if err != nil {
-			if errors.Is(err, orchestrator.ErrNoSession) {
-				session = "" // it expired: the next message starts a new one
-				fmt.Fprintln(out, "talos: the session expired; your next message starts a new one.")
-				continue
-			}
 			fmt.Fprintln(out, "talos:", orchestrator.UserMessage(err))
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/firewall"
@@ -863,4 +864,27 @@ func TestTextStreamedBeforeAToolCallIsNotTheAnswer(t *testing.T) {
 	if rep.Answer != "It is sunny today." || rep.StreamedAll || !strings.HasPrefix(got.String(), "Let me") || strings.Contains(got.String(), "sunny today") {
 		t.Fatalf("answer %q, streamed %q, all %v", rep.Answer, got.String(), rep.StreamedAll)
 	}
+}
+
+func FuzzValidateMessage(f *testing.F) {
+	for _, s := range []string{"hello", "", "   ", "tab\tand\nnewline\r\n", "bell\a", "\xff\xfe", "del\x7f", "ünïcödé ✓", strings.Repeat("a", 70)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		err := orchestrator.ValidateMessage(msg, 64)
+		if err != nil {
+			if strings.ContainsAny(err.Error(), "\x00\a\x1b") {
+				t.Fatalf("the error carries raw control characters: %q", err)
+			}
+			return
+		}
+		if !utf8.ValidString(msg) || strings.TrimSpace(msg) == "" || len(msg) > 64 {
+			t.Fatalf("accepted %q", msg)
+		}
+		for _, r := range msg {
+			if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f {
+				t.Fatalf("accepted control character %q in %q", r, msg)
+			}
+		}
+	})
 }
