@@ -22,6 +22,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/orchestrator"
+	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/llm/gemini"
 	"github.com/talos-ironclad/talos/llm/ollama"
@@ -250,12 +251,16 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	}
 	a.Router = router
 
-	// Firewall and its lockdown.
-	lock, err := OpenLockdown(ctx, cfg, opts.Console, log)
+	// Firewall and its lockdown; their alerts go to the audit log.
+	alerts, err := auditAlerts(opts.Audit, log)
 	if err != nil {
 		return err
 	}
-	fw, err := firewall.New(firewall.Config{}, lock, nil, log)
+	lock, err := openLockdown(ctx, cfg, opts.Console, alerts, log)
+	if err != nil {
+		return err
+	}
+	fw, err := firewall.New(firewall.Config{}, lock, alerts, log)
 	if err != nil {
 		return err
 	}
@@ -357,6 +362,10 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 // agent's firewall triggers it; `talos unlock` opens it directly when no
 // daemon runs.
 func OpenLockdown(ctx context.Context, cfg *config.Config, console io.Writer, log *slog.Logger) (*firewall.Lockdown, error) {
+	return openLockdown(ctx, cfg, console, nil, log)
+}
+
+func openLockdown(ctx context.Context, cfg *config.Config, console io.Writer, alerts *firewall.AlertRouter, log *slog.Logger) (*firewall.Lockdown, error) {
 	const op = "host.OpenLockdown"
 	key, err := Key(cfg.Home, "lockdown")
 	if err != nil {
@@ -371,7 +380,30 @@ func OpenLockdown(ctx context.Context, cfg *config.Config, console io.Writer, lo
 		return nil, err
 	}
 	notifier := &unlockNotifier{path: filepath.Join(cfg.Home, filepath.FromSlash(UnlockCodeFile)), console: console}
-	return firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: key}, lstore, notifier, nil, log)
+	return firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: key}, lstore, notifier, alerts, log)
+}
+
+// FirewallAlertEvent is the audit event of a firewall alert: a detection
+// or a lockdown, with its rule IDs but never the text that matched.
+const FirewallAlertEvent = "firewall_alert"
+
+// auditAlerts routes every firewall alert to the audit log; nil when there
+// is no audit log.
+func auditAlerts(audit, log *slog.Logger) (*firewall.AlertRouter, error) {
+	if audit == nil {
+		return nil, nil
+	}
+	return firewall.NewAlertRouter(log, firewall.Route{Name: "audit", MinSeverity: talos.SeverityInfo,
+		Channel: firewall.ChannelFunc(func(ctx context.Context, a firewall.Alert) error {
+			rules := make([]string, 0, len(a.Detections))
+			for _, d := range a.Detections {
+				rules = append(rules, d.RuleID)
+			}
+			tlog.Audit(ctx, audit, FirewallAlertEvent, slog.String("alert_id", a.ID), slog.String("severity", a.Severity.String()),
+				slog.String("title", a.Title), slog.String("rules", strings.Join(rules, ",")), slog.String("action", a.ActionTaken.String()),
+				slog.String("source", a.Context["source"]), slog.String("session", a.Context["session_id"]))
+			return nil
+		})})
 }
 
 func systemPrompts(p *llm.Prompts) []string {
