@@ -58,9 +58,10 @@ func (ix *leakIndex) leaked(text string) bool { return ix.leaks(appendSkeleton(n
 type guard struct {
 	emit     func(string) error
 	ix       *leakIndex
-	hold     int    // bytes held back
+	window   int    // skeleton characters a leak needs: the longer of LeakWindow and the canary
 	buf      []byte // the current call's text
 	skel     []byte // its skeleton
+	skelPos  []int  // the offset in buf of each skeleton character
 	sent     int    // bytes of buf emitted
 	target   llm.Target
 	marker   bool // the current call's text holds the escalate marker
@@ -71,9 +72,7 @@ type guard struct {
 }
 
 func newGuard(emit func(string) error, ix *leakIndex) *guard {
-	// A leak window may take two bytes per skeleton byte (spaced out),
-	// plus the marker's length in case both are at the end.
-	return &guard{emit: emit, ix: ix, hold: 2*max(LeakWindow, len(ix.canary)) + len(llm.EscalateMarker)}
+	return &guard{emit: emit, ix: ix, window: max(LeakWindow, len(ix.canary))}
 }
 
 // next starts a new model call.
@@ -81,7 +80,7 @@ func (g *guard) next() {
 	if g.streamed.Len() > 0 {
 		g.earlier = true
 	}
-	g.buf, g.skel, g.sent, g.marker, g.target = g.buf[:0], g.skel[:0], 0, false, ""
+	g.buf, g.skel, g.skelPos, g.sent, g.marker, g.target = g.buf[:0], g.skel[:0], g.skelPos[:0], 0, false, ""
 	g.streamed.Reset()
 }
 
@@ -94,9 +93,15 @@ func (g *guard) feed(t llm.Target, delta string) error {
 		g.next()
 	}
 	g.target = t
+	base := len(g.buf)
 	g.buf = append(g.buf, delta...)
 	from := len(g.skel)
 	g.skel = appendSkeleton(g.skel, delta)
+	for i := 0; i < len(delta); i++ {
+		if isSkeleton(delta[i]) {
+			g.skelPos = append(g.skelPos, base+i)
+		}
+	}
 	if g.leaked || g.marker {
 		return nil
 	}
@@ -108,8 +113,14 @@ func (g *guard) feed(t llm.Target, delta string) error {
 		g.marker = true
 		return nil
 	}
-	safe := len(g.buf) - g.hold
-	for safe > g.sent && !utf8.RuneStart(g.buf[safe]) {
+	// Hold back what could still become a leak (the last window-1
+	// skeleton characters and what follows them) or the marker (its
+	// length less one).
+	safe := len(g.buf) - (len(llm.EscalateMarker) - 1)
+	if n := len(g.skelPos); n > 0 {
+		safe = min(safe, g.skelPos[max(0, n-(g.window-1))])
+	}
+	for safe > g.sent && safe < len(g.buf) && !utf8.RuneStart(g.buf[safe]) {
 		safe--
 	}
 	if safe > g.sent {
@@ -148,6 +159,8 @@ func (g *guard) finish(answer string) bool {
 
 // skeleton keeps the ASCII letters and digits of s, lower-cased.
 func skeleton(s string) string { return string(appendSkeleton(nil, s)) }
+
+func isSkeleton(c byte) bool { return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
 
 func appendSkeleton(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {

@@ -888,3 +888,44 @@ func FuzzValidateMessage(f *testing.F) {
 		}
 	})
 }
+
+// probeModel streams its text word by word and records how much of it the
+// user had received before each word.
+type probeModel struct {
+	text     string
+	received *int
+	seen     []int
+}
+
+func (p *probeModel) Chat(ctx context.Context, req llm.Request) (*llm.Response, error) {
+	for _, w := range strings.SplitAfter(p.text, " ") {
+		p.seen = append(p.seen, *p.received)
+		if err := req.Stream(w); err != nil {
+			return nil, err
+		}
+	}
+	return &llm.Response{Model: "qwen", Message: llm.Message{Role: llm.RoleAssistant, Content: p.text}}, nil
+}
+
+func (p *probeModel) Info(context.Context) (llm.Info, error) { return llm.Info{Name: "qwen"}, nil }
+
+func TestStreamingHoldsBackOnlyAPossibleLeakWindow(t *testing.T) {
+	received := 0
+	text := strings.Repeat("A sentence of words that streams nicely. ", 8)
+	m := &probeModel{text: text, received: &received}
+	fw, _ := firewall.New(firewall.Config{}, nil, nil, nil)
+	o, err := orchestrator.New(orchestrator.Config{}, orchestrator.Deps{Router: mustRouter(t, m, nil), Firewall: fw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := o.Chat(context.Background(), orchestrator.Turn{Message: "hi", Stream: func(d string) error { received += len(d); return nil }})
+	if err != nil || !rep.StreamedAll || received != len(text) {
+		t.Fatalf("%+v %v, received %d of %d", rep, err, received, len(text))
+	}
+	// Before the last word, all but the last LeakWindow-1 letters and
+	// digits (and the spaces and punctuation among them) had arrived.
+	last := m.seen[len(m.seen)-1]
+	if held := len(text) - len("streams nicely. ") - last; held > 2*orchestrator.LeakWindow || last == 0 {
+		t.Fatalf("%d bytes were held back before the last word (received %d of %d)", held, last, len(text))
+	}
+}
