@@ -160,7 +160,9 @@ func (g *guard) finish(answer string) bool {
 // skeleton keeps the ASCII letters and digits of s, lower-cased.
 func skeleton(s string) string { return string(appendSkeleton(nil, s)) }
 
-func isSkeleton(c byte) bool { return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+func isSkeleton(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+}
 
 func appendSkeleton(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
