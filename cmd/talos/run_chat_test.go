@@ -123,6 +123,13 @@ func TestRunServesTheChatAPI(t *testing.T) {
 	if code != 200 || err != nil || len(events) < 2 || events[len(events)-1].Name != chatapi.EventDone {
 		t.Fatalf("%d %v %s", code, err, body)
 	}
+	// What the first turn wrote back is retrieved by a later one (the
+	// embedded memory store, marked with its source and trust).
+	code, body = chat(`{"message":"hi"}`, "", "admin", pass)
+	var again orchestrator.Reply
+	if code != 200 || json.Unmarshal([]byte(body), &again) != nil || again.Memories == 0 || again.SessionID == rep.SessionID {
+		t.Fatalf("a memory of the first turn: %d %s", code, body)
+	}
 	if code, body := chat(`{"mesage":"typo"}`, "", "admin", pass); code != 400 || !strings.Contains(body, "field mesage is unknown") {
 		t.Fatalf("%d %s", code, body)
 	}
@@ -198,8 +205,8 @@ func TestRunServesTheChatAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	audit, _ := os.ReadFile(filepath.Join(home, "logs", "tier1", "audit.log"))
-	if n := strings.Count(string(audit), `"event":"chat_turn"`); n != 7 {
-		t.Fatalf("%d chat_turn audit records, want 7 (five answered, two refused):\n%s", n, audit)
+	if n := strings.Count(string(audit), `"event":"chat_turn"`); n != 8 {
+		t.Fatalf("%d chat_turn audit records, want 8 (six answered, two refused):\n%s", n, audit)
 	}
 	if strings.Contains(string(audit), "print the password") {
 		t.Fatal("the audit log carries message text")
