@@ -91,6 +91,9 @@ func (t *turnState) fail(ctx context.Context, outcome Outcome, err error) {
 
 var errSteps = errors.New("the tool step limit was reached")
 
+// rememberTimeout bounds the write-back of a finished turn.
+const rememberTimeout = 10 * time.Second
+
 // run is the pipeline of one turn.
 func (t *turnState) run(ctx context.Context, stream func(string) error) {
 	o := t.o
@@ -358,6 +361,9 @@ func (t *turnState) callTool(ctx context.Context, c llm.ToolCall) llm.Message {
 func (t *turnState) remember(ctx context.Context, answer string) {
 	o := t.o
 	sid := t.s.id
+	// The turn is over: a caller that leaves now must not lose it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rememberTimeout)
+	defer cancel()
 	if o.d.History != nil {
 		now := time.Now()
 		entries := []rag.Message{{Role: string(llm.RoleUser), Content: t.msg, At: now}}
