@@ -88,6 +88,13 @@ type RouteRequest struct {
 	// firewall flagged the conversation: flagged text must not leave the
 	// machine).
 	NoEscalate bool
+	// Stream, when set, receives the answer's text as each model generates
+	// it, with the model's target: a local answer that turns out to be the
+	// escalate marker is followed by the escalation model's, so a consumer
+	// starts over when the target changes. Returning an error stops the
+	// generation. The Result still carries the whole final answer, which
+	// wins over what was streamed (a fallback replaces a bare marker).
+	Stream func(t Target, delta string) error
 }
 
 // Result is the Router's answer.
@@ -192,7 +199,11 @@ func (r *Router) call(ctx context.Context, m Model, t Target, req RouteRequest) 
 			msgs = append(msgs, msg)
 		}
 	}
-	resp, err := m.Chat(ctx, Request{Messages: msgs, Tools: req.Tools, MaxTokens: req.MaxTokens})
+	creq := Request{Messages: msgs, Tools: req.Tools, MaxTokens: req.MaxTokens}
+	if req.Stream != nil {
+		creq.Stream = func(delta string) error { return req.Stream(t, delta) }
+	}
+	resp, err := m.Chat(ctx, creq)
 	if err == nil && resp == nil {
 		err = talos.Errorf(talos.CodeModelBadResponse, "llm.Router.Route", "the %s model returned no response and no error", t)
 	}

@@ -210,3 +210,25 @@ func TestRouterPassesToolsAndCatalog(t *testing.T) {
 		}
 	}
 }
+
+func TestStreamNamesTheTarget(t *testing.T) {
+	local := llmtest.NewFake("qwen", llmtest.Reply{Text: "[ESCALATE]"})
+	remote := llmtest.NewFake("gemini", llmtest.Reply{Text: "the remote answer"})
+	var got []string
+	req := ask
+	req.Stream = func(tg llm.Target, d string) error { got = append(got, string(tg)+":"+d); return nil }
+	res, err := newRouter(t, local, remote, nil).Route(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"local:[ESCALATE]", "escalation:the ", "escalation:remote ", "escalation:answer"}
+	if strings.Join(got, "|") != strings.Join(want, "|") || res.Response.Message.Content != "the remote answer" {
+		t.Fatalf("streamed %q, answer %q; want %q", got, res.Response.Message.Content, want)
+	}
+	stop := errors.New("client went away")
+	req.Stream = func(llm.Target, string) error { return stop }
+	local.Push(llmtest.Reply{Text: "a local answer"})
+	if _, err := newRouter(t, local, nil, nil).Route(context.Background(), req); !errors.Is(err, stop) {
+		t.Fatalf("a stream error gave %v, want it returned", err)
+	}
+}

@@ -9,23 +9,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/talos-ironclad/talos/breaker"
-	"github.com/talos-ironclad/talos/breaker/redisstore"
-	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/config"
-	"github.com/talos-ironclad/talos/internal/redact"
-	"github.com/talos-ironclad/talos/llm"
-	"github.com/talos-ironclad/talos/llm/gemini"
+	"github.com/talos-ironclad/talos/internal/host"
+	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/llm/ollama"
 )
 
 // Defaults of `talos ask`.
 const (
 	askDefaultTimeout = 2 * time.Minute
-	askBreakerName    = "gemini"
+	askBreakerName    = host.EscalationBreakerName
 )
 
 // askResult is what `talos ask --json` prints.
@@ -58,16 +54,7 @@ var askFlagVars = []struct{ flag, variable string }{
 // the variables it reads, and the two files as a whole (an unreadable or
 // refused file may hold them). The Gemini key and model matter only when
 // Gemini will be used.
-func askUses(v string, gemini bool) bool {
-	switch v {
-	case "TALOS_OLLAMA_URL", "TALOS_OLLAMA_MODEL", "TALOS_REDIS_URL", "TALOS_PROMPT_LOCAL", "TALOS_PROMPT_ESCALATION",
-		"TALOS_GEMINI_ENABLED", config.ConfigFileName, config.EnvFileName:
-		return true
-	case "GEMINI_API_KEY", "GEMINI_MODEL_NAME":
-		return gemini
-	}
-	return false
-}
+func askUses(v string, gemini bool) bool { return agentUses(v, gemini) }
 
 // askConfig resolves ask's settings through the configuration, with ask's
 // changed flags as overrides. Problems with variables ask does not read (a
@@ -120,10 +107,15 @@ func newAskCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ask QUESTION",
 		Short: "Ask one question: local model first, Gemini behind the circuit breaker",
-		Long: `Ask routes one question through the configured models: the local Ollama model answers
+		Long: `Ask sends one question through the agent's chat loop, the one talos run serves: the
+prompt-injection firewall (a lockdown refuses it), memory, then the models: the local Ollama model answers
 first; if it asks to escalate ([ESCALATE]) or fails, the question goes to Gemini through
 the circuit breaker (never while it is open). It prints the answer, the model that
 answered, the tokens used and the breaker's state.
+
+With a daemon running for the home (its ready marker names it) and none of the flags below
+that choose adapters, the question goes to the daemon's chat API with the operator
+credentials from talos.env. Otherwise the agent is built in this process.
 
 Settings come from the configuration like talos run's (flags > environment > talos.env >
 config.yaml > defaults; --home picks the tree): TALOS_OLLAMA_URL (default
@@ -132,7 +124,8 @@ TALOS_PROMPT_ESCALATION (checked against their token budget), TALOS_REDIS_URL (s
 the breaker with the daemon). Gemini is used only when TALOS_GEMINI_ENABLED=true and
 not --local-only; it then needs GEMINI_API_KEY (put it in talos.env; it is never
 printed) and uses GEMINI_MODEL_NAME. Problems in settings ask does not read do not
-stop it. Exit codes: 0 answered, 1 the local model failed, 2 invalid input or settings.`,
+stop it. Exit codes: 0 answered, 1 not answered (the model failed, the firewall refused
+the question, or the agent is in lockdown), 2 invalid input or settings.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			question := strings.TrimSpace(args[0])
@@ -149,54 +142,31 @@ stop it. Exit codes: 0 answered, 1 the local model failed, 2 invalid input or se
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 
-			prompts, _, err := daemon.LoadPrompts(cfg, nil)
-			if err != nil {
-				return withExit(2, err)
-			}
-			ollamaURL := cfg.OllamaURL
-			if ollamaURL == "" {
-				ollamaURL = ollama.DefaultBaseURL
-			}
-			local, err := ollama.New(ollama.Config{BaseURL: ollamaURL, Model: cfg.OllamaModel})
-			if err != nil {
-				return withExit(2, err)
-			}
-			var remote llm.Model
-			var br *breaker.Breaker
-			if cfg.GeminiEnabled && !localOnly {
-				// askConfig already refused a missing or malformed key.
-				g, err := gemini.New(ctx, gemini.Config{APIKey: cfg.GeminiAPIKey.Value(), BaseURL: geminiURL, Model: cfg.GeminiModelName})
+			// Through the running daemon when there is one; else the same
+			// agent built here from the configuration by host.
+			if dc := runningDaemon(cmd, cfg); dc != nil {
+				rep, err := dc.Chat(ctx, orchestrator.Turn{Message: question})
 				if err != nil {
 					return withExit(2, err)
 				}
-				remote = g
-				var store breaker.Store
-				if cfg.RedisURL != "" {
-					opt, err := redis.ParseURL(cfg.RedisURL)
-					if err != nil {
-						return withExit(2, fmt.Errorf("TALOS_REDIS_URL = %q is invalid: %w", redact.URL(cfg.RedisURL), err))
-					}
-					rdb := redis.NewClient(opt)
-					defer rdb.Close()
-					store, _ = redisstore.New(redisstore.Config{}, rdb)
+				if rep.Outcome != orchestrator.OutcomeAnswered {
+					return withExit(1, turnError(rep))
 				}
-				br, err = breaker.New(breaker.Config{Name: askBreakerName, Classifier: llm.Classify}, store)
-				if err != nil {
-					return withExit(2, err)
-				}
-				if err := br.Sync(ctx); err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "talos: warning:", err)
-				}
+				return printAsk(cmd, rep, nil, asJSON, "the daemon's at "+dc.addr+" (talos health)")
 			}
-			router, err := llm.NewRouter(llm.RouterConfig{Prompts: prompts}, local, remote, br)
+			agent, err := host.OpenAgent(ctx, cfg, host.AgentOptions{LocalOnly: localOnly, GeminiBaseURL: geminiURL})
 			if err != nil {
 				return withExit(2, err)
 			}
-			res, err := router.Route(ctx, llm.RouteRequest{Messages: []llm.Message{{Role: llm.RoleUser, Content: question}}})
+			defer agent.Close()
+			rep, err := agent.Orchestrator.Chat(ctx, orchestrator.Turn{Message: question})
 			if err != nil {
-				return withExit(1, err)
+				return withExit(2, err)
 			}
-			return printAsk(cmd, res, br, remote != nil, asJSON)
+			if rep.Outcome != orchestrator.OutcomeAnswered {
+				return withExit(1, turnError(rep))
+			}
+			return printAsk(cmd, rep, agent.Router.Breaker(), asJSON, "")
 		},
 	}
 	f := cmd.Flags()
@@ -208,28 +178,32 @@ stop it. Exit codes: 0 answered, 1 the local model failed, 2 invalid input or se
 	f.String("prompt-local", "", "file with the local system prompt, or \"default\" (overrides TALOS_PROMPT_LOCAL)")
 	f.String("prompt-escalation", "", "file with the escalation system prompt, or \"default\" (overrides TALOS_PROMPT_ESCALATION)")
 	f.BoolVar(&localOnly, "local-only", false, "never escalate to Gemini, even with TALOS_GEMINI_ENABLED=true")
+	f.Bool("in-process", false, "build the agent in this process even when a daemon is running")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.DurationVar(&timeout, "timeout", askDefaultTimeout, "give up after this long")
 	return cmd
 }
 
-func printAsk(cmd *cobra.Command, res *llm.Result, br *breaker.Breaker, haveRemote, asJSON bool) error {
+// printAsk prints the reply; breakerAt, when set, says whose breaker
+// guarded the turn (the daemon's).
+func printAsk(cmd *cobra.Command, res *orchestrator.Reply, br *breaker.Breaker, asJSON bool, breakerAt string) error {
 	out := askResult{
-		Answer:           res.Response.Message.Content,
-		Model:            res.ModelName,
+		Answer:           res.Answer,
+		Model:            res.Model,
 		Escalated:        res.Escalated,
 		Fallback:         res.Fallback,
 		EscalationReason: res.EscalationReason,
+		EscalationError:  res.EscalationFailure,
 		PromptTokens:     res.Usage.PromptTokens,
 		CompletionTokens: res.Usage.CompletionTokens,
 		TotalTokens:      res.Usage.Total(),
 		Breaker:          "disabled (TALOS_GEMINI_ENABLED is not true, or --local-only)",
 	}
-	if res.EscalationError != nil {
-		out.EscalationError = res.EscalationError.Error()
+	if breakerAt != "" {
+		out.Breaker = breakerAt
 	}
-	if haveRemote && br != nil {
-		out.Breaker = res.BreakerState.String()
+	if br != nil {
+		out.Breaker = br.State().String()
 		if r := br.Remaining(); r > 0 {
 			out.BreakerRemaining = r.Round(time.Second).String()
 		}

@@ -75,6 +75,8 @@ func newRootCmd() *cobra.Command {
 		newSockproxyCmd(),
 		newReapCmd(),
 		newAskCmd(),
+		newChatCmd(),
+		newUnlockCmd(),
 		newMemoryCmd(),
 		newGPUCmd(),
 		newDreamCmd(),

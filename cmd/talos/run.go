@@ -28,6 +28,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 	"github.com/talos-ironclad/talos/internal/tlog"
+	"github.com/talos-ironclad/talos/vram"
 	"github.com/talos-ironclad/talos/vram/nvml"
 )
 
@@ -90,9 +91,15 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				return withExit(exitRunBootFailed, err)
 			}
 			defer maint.Close()
+			// The agent: its chat API on the health server, its adapters in
+			// /health, a VRAM lease from the daemon's mutex.
+			agent := &daemonAgent{cfg: cfg, log: log, audit: audit, vramOf: func() *vram.Mutex { return d.VRAM() }}
+			defer agent.Close()
 			disk := &host.DiskMonitor{Home: cfg.Home, Maint: maint, Alerter: auditAlerter(audit, log), Log: log}
 			opts := daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{}),
-				ExtraChecks: []health.Check{maintenanceCheck(maint), diskMonitorCheck(disk)}}
+				ExtraSteps:  []boot.Step{agent.step()},
+				ExtraChecks: []health.Check{maintenanceCheck(maint), diskMonitorCheck(disk), agent.check()},
+				Handlers:    agent.Handlers()}
 			if tiers != nil {
 				opts.ExtraChecks = append(opts.ExtraChecks, auditChainCheck(tiers))
 				if _, err := tiers.Handler(tlog.Tier1).TailAtOpen(); err != nil {

@@ -12,4 +12,11 @@
 // `talos run` runs its schedule; `talos dream run --now` and `talos dream
 // status` use the same scheduler, and the cross-process lock keeps one cycle
 // at a time between them.
+//
+// OpenAgent builds the agent: the chat loop (internal/orchestrator) over the
+// system prompts, the local model, the cloud model behind its breaker, the
+// firewall with its persisted lockdown, history, long-term memory, the VRAM
+// lease and a token counter, and lists each adapter it chose (Adapters) so
+// /health can say exactly what is in use. `talos run` serves it, `talos ask`
+// and `talos chat` talk to it.
 package host
