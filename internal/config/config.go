@@ -29,6 +29,11 @@ const (
 	// HEALTH_BIND:HEALTH_PORT defaults 127.0.0.1:8081 (spec §1.3 S10, L1425;
 	// digest A §0 "Ports"). It must stay on loopback (DESIGN §3 security).
 	DefaultHealthAddr = "127.0.0.1:8081"
+	// MCPServersKey is the config.yaml key of the MCP tool servers: a
+	// mapping of server name to command, args, description, enabled,
+	// timeout_seconds, auto_start, env and max_retries, which the MCP host
+	// reads (the flat keys of this package skip it).
+	MCPServersKey = "mcp_servers"
 	// DefaultDreamSchedule is TALOS_DREAM_SCHEDULE: the nightly maintenance
 	// cycle at 04:00 (spec §3.1 "The 4:00 AM Dream Logic").
 	DefaultDreamSchedule = "0 4 * * *"
@@ -163,6 +168,10 @@ type Config struct {
 	// OllamaModel (TALOS_OLLAMA_MODEL) is the local model's Ollama name,
 	// e.g. qwen2.5-coder:7b. Default DefaultOllamaModel.
 	OllamaModel string
+	// MCPAllowedCommands (TALOS_MCP_ALLOWED_COMMANDS) lists the absolute
+	// paths of executables, or of folders of them, that MCP servers may run
+	// as; empty: no stdio server may start.
+	MCPAllowedCommands []string
 	// DreamSchedule (TALOS_DREAM_SCHEDULE) is the cron expression of the
 	// nightly maintenance cycle. Default DefaultDreamSchedule.
 	DreamSchedule string

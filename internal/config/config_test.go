@@ -90,8 +90,8 @@ func TestDefaultsMatchSpec(t *testing.T) {
 	if c.OllamaModel != DefaultOllamaModel || c.PromptLocal != DefaultPrompt || c.PromptEscalation != DefaultPrompt {
 		t.Errorf("model %q, prompts %q %q", c.OllamaModel, c.PromptLocal, c.PromptEscalation)
 	}
-	if len(Variables()) != 49+15 {
-		t.Errorf("Variables() = %d, want the 49 of the spec + 15 Talos additions", len(Variables()))
+	if len(Variables()) != 49+16 {
+		t.Errorf("Variables() = %d, want the 49 of the spec + 16 Talos additions", len(Variables()))
 	}
 }
 
@@ -290,6 +290,7 @@ func TestRanges(t *testing.T) {
 		{"TALOS_DOCKER_HOST", []string{"unix:///var/run/docker.sock", "tcp://127.0.0.1:2375"}, []string{"/var/run/docker.sock"}, "TALOS_DOCKER_HOST"},
 		{"TALOS_OLLAMA_URL", []string{"http://127.0.0.1:11434"}, []string{"127.0.0.1:11434"}, "TALOS_OLLAMA_URL"},
 		{"TALOS_GEMINI_ENABLED", []string{"false"}, []string{"maybe"}, "TALOS_GEMINI_ENABLED"},
+		{"TALOS_MCP_ALLOWED_COMMANDS", []string{"/usr/bin/node", "/usr/bin/node,/opt/mcp"}, []string{"node", "/opt/../etc", "./x"}, "is not a clean absolute path"},
 		{"TALOS_DREAM_SCHEDULE", []string{"0 4 * * *", "30 2 * * mon-fri", "*/15 * * * *"}, []string{"0 4 * *", "61 4 * * *", "0 4 31 2 *", "daily"}, "is not a valid schedule"},
 		{"TALOS_DREAM_TIMEZONE", []string{"Local", "UTC", "Europe/Berlin", "America/Los_Angeles"}, []string{"Mars/Olympus", "../etc/passwd", "CEST+2"}, "is not a known time zone"},
 		{"TALOS_VRAM_MODELS", []string{"qwen2.5-coder:7b=7", "a=1, b:latest=80", "hf.co/org/M:Q4=24"},

@@ -91,6 +91,7 @@ var table = []varSpec{
 		func(c *Config) *string { return &c.OllamaModel }),
 	promptVar("TALOS_PROMPT_LOCAL", func(c *Config) *string { return &c.PromptLocal }),
 	promptVar("TALOS_PROMPT_ESCALATION", func(c *Config) *string { return &c.PromptEscalation }),
+	pathsVar("TALOS_MCP_ALLOWED_COMMANDS", func(c *Config) *[]string { return &c.MCPAllowedCommands }),
 	strVar("TALOS_DREAM_SCHEDULE", DefaultDreamSchedule, "a five-field cron expression (minute hour day month weekday), e.g. \"0 4 * * *\"", checkDreamSchedule,
 		func(c *Config) *string { return &c.DreamSchedule }),
 	strVar("TALOS_DREAM_TIMEZONE", DefaultDreamTimezone, "Local, UTC or an IANA zone name such as Europe/Berlin", checkTimezone,
@@ -475,6 +476,33 @@ func sizeVar(name string, def int64, minMB, maxMB int64, unit string, f func(*Co
 				return []Problem{invalid(name, got, allowed, rangeMsg(name, fmt.Sprintf("%d%s", minMB, unit), fmt.Sprintf("%d%s", maxMB, unit), got))}
 			}
 			return nil
+		},
+	}
+}
+
+// pathsVar is a comma-separated list of absolute paths.
+func pathsVar(name string, f func(*Config) *[]string) varSpec {
+	const allowed = "a comma-separated list of absolute paths, e.g. /usr/bin/node,/opt/mcp"
+	return varSpec{
+		name: name, def: "", allowed: allowed,
+		parse: func(c *Config, raw string) *Problem {
+			var ps []string
+			for _, p := range strings.Split(raw, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					ps = append(ps, p)
+				}
+			}
+			*f(c) = ps
+			return nil
+		},
+		check: func(c *Config) []Problem {
+			var out []Problem
+			for _, p := range *f(c) {
+				if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+					out = append(out, invalid(name, p, allowed, fmt.Sprintf("%s entry %s is not a clean absolute path; allowed: %s", name, redact.Value(p), allowed)))
+				}
+			}
+			return out
 		},
 	}
 }

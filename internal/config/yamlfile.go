@@ -83,6 +83,9 @@ func ParseYAML(data []byte) ([]Entry, []YAMLProblem) {
 				Msg: "talos_home cannot be set in config.yaml (the file lives in TALOS_HOME); set TALOS_HOME or pass --home"})
 			continue
 		}
+		if key == MCPServersKey {
+			continue // a mapping of tool servers, read by the MCP host (mcphost.ParseServers)
+		}
 		v := lookupKey(key)
 		if v == nil {
 			probs = append(probs, YAMLProblem{Line: kn.Line, Key: key,

@@ -328,7 +328,18 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	} else {
 		a.add("vram", "none", "no VRAM arbitration in this process")
 	}
-	a.add("tools", "none", "no MCP servers or active skills are wired into the loop yet")
+	var tools orchestrator.Tools
+	mh, err := OpenMCP(ctx, cfg, opts.Audit, log)
+	if err != nil {
+		return err
+	}
+	if mh != nil {
+		a.closers = append(a.closers, mh.Close)
+		tools = MCPTools{Host: mh}
+		a.add("tools", "mcp", fmt.Sprintf("%d tools from the mcp_servers of %s, every call through the MCP pipeline and the firewall", len(mh.Catalog().Tools), config.ConfigFileName))
+	} else {
+		a.add("tools", "none", "no mcp_servers in "+config.ConfigFileName)
+	}
 	a.Tokens = orchestrator.NewTokenCounter()
 	a.add("tokens", "memory", "per model and day in this process")
 
@@ -339,7 +350,7 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 		Protected:       systemPrompts(prompts),
 		Logger:          log,
 		Audit:           opts.Audit,
-	}, orchestrator.Deps{Router: router, Firewall: fw, History: history, Memory: ret, VRAM: vr, Tokens: a.Tokens})
+	}, orchestrator.Deps{Router: router, Firewall: fw, History: history, Memory: ret, VRAM: vr, Tokens: a.Tokens, Tools: tools})
 	if err != nil {
 		return err
 	}
