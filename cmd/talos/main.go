@@ -84,6 +84,7 @@ func newRootCmd() *cobra.Command {
 		newBackupCmd(),
 		newRestoreCmd(),
 		newPanicCmd(),
+		newMCPCmd(),
 	)
 	return root
 }
