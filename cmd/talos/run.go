@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
+	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/host"
@@ -96,10 +98,22 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			agent := &daemonAgent{cfg: cfg, log: log, audit: audit, vramOf: func() *vram.Mutex { return d.VRAM() }}
 			defer agent.Close()
 			disk := &host.DiskMonitor{Home: cfg.Home, Maint: maint, Alerter: auditAlerter(audit, log), Log: log}
+			// The skill operations of `talos skill`, behind the operator's
+			// credentials; approval codes go to this terminal and the 0600 file.
+			handlers := agent.Handlers()
+			skillAPI, err := chatapi.NewSkillHandlers(chatapi.Config{User: cfg.BasicAuthUser, Pass: cfg.BasicAuthPass.Value(), Logger: log,
+				RateLimit: cfg.APIRateLimitMax, RateWindow: cfg.APIRateLimitWindow},
+				func(ctx context.Context) (*host.Skills, error) {
+					return host.OpenSkills(ctx, cfg, cmd.ErrOrStderr(), log)
+				})
+			if err != nil {
+				return withExit(exitRunBootFailed, err)
+			}
+			maps.Copy(handlers, skillAPI)
 			opts := daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{}),
 				ExtraSteps:  []boot.Step{agent.step()},
 				ExtraChecks: []health.Check{maintenanceCheck(maint), diskMonitorCheck(disk), agent.check()},
-				Handlers:    agent.Handlers()}
+				Handlers:    handlers}
 			if tiers != nil {
 				opts.ExtraChecks = append(opts.ExtraChecks, auditChainCheck(tiers))
 				if _, err := tiers.Handler(tlog.Tier1).TailAtOpen(); err != nil {

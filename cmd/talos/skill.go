@@ -17,7 +17,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/quarantine/sandbox"
@@ -429,48 +428,17 @@ func okOr(err error) string {
 	return "ok"
 }
 
-// resolve finds the record named by ref: ID, ID@VERSION or
-// ID@VERSION#HASH-PREFIX. Without a version, the newest version; several
-// contents of one version need the hash prefix.
+// resolve finds the record named by ref (host.Skills.Resolve) with the
+// CLI's exit codes: an unknown skill 1, an ambiguous name 2.
 func resolve(cmd *cobra.Command, s *host.Skills, ref string) (quarantine.Record, error) {
-	id, rest, _ := strings.Cut(ref, "@")
-	version, hash, _ := strings.Cut(rest, "#")
-	recs, err := s.Quarantine.List(cmd.Context(), quarantine.Filter{ID: id})
+	rec, err := s.Resolve(cmd.Context(), ref)
 	if err != nil {
-		return quarantine.Record{}, withExit(exitSkillFailed, err)
-	}
-	var match []quarantine.Record
-	for _, r := range recs {
-		if (version == "" || r.Version == version) && strings.HasPrefix(r.Hash, hash) {
-			match = append(match, r)
+		if strings.Contains(err.Error(), "different content") {
+			return rec, withExit(exitSkillBadArgs, err)
 		}
+		return rec, withExit(exitSkillFailed, err)
 	}
-	if len(match) == 0 {
-		return quarantine.Record{}, withExit(exitSkillFailed, talos.Errorf(talos.CodeConfigInvalid, "talos skill", "no skill record %q: `talos skill list` shows them", escape(ref)))
-	}
-	sort.Slice(match, func(i, j int) bool { return match[i].CreatedAt.After(match[j].CreatedAt) })
-	if version == "" {
-		v := match[0].Version
-		match = filterVersion(match, v)
-	}
-	if len(match) > 1 {
-		var names []string
-		for _, r := range match {
-			names = append(names, name(r.Key))
-		}
-		return quarantine.Record{}, withExit(exitSkillBadArgs, fmt.Errorf("%q names %d records with different content: say which, one of %s", escape(ref), len(match), strings.Join(names, ", ")))
-	}
-	return match[0], nil
-}
-
-func filterVersion(rs []quarantine.Record, v string) []quarantine.Record {
-	var out []quarantine.Record
-	for _, r := range rs {
-		if r.Version == v {
-			out = append(out, r)
-		}
-	}
-	return out
+	return rec, nil
 }
 
 func verdictText(r sandbox.Result) string {
@@ -499,9 +467,7 @@ func escapeLines(s string) string {
 }
 
 // name is the reference of a record: ID@VERSION#first 12 hex digits.
-func name(k quarantine.Key) string {
-	return k.ID + "@" + k.Version + "#" + k.Hash[:min(12, len(k.Hash))]
-}
+func name(k quarantine.Key) string { return host.SkillName(k) }
 
 // actor names the person at the terminal for the audit trail.
 func actor() string {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -151,4 +152,51 @@ func Sandbox(cfg *config.Config, image string, audit, log *slog.Logger) (*sandbo
 	return sandbox.New(sandbox.Config{DockerHost: cfg.DockerHost, Image: image, MemoryLimit: cfg.SandboxMemoryLimit,
 		CPUQuota: cfg.SandboxCPUQuota, PidsLimit: int64(cfg.SandboxPidsLimit), Timeout: cfg.SandboxTimeout,
 		StagingDir: filepath.Join(cfg.Home, layout.Data, "sandbox"), Audit: audit, Logger: log})
+}
+
+// Resolve finds the record named by ref: ID, ID@VERSION or
+// ID@VERSION#HASH-PREFIX. Without a version it is the newest version;
+// several contents of one version need the hash prefix. The error says
+// which records matched (T010) or that none did (T010).
+func (s *Skills) Resolve(ctx context.Context, ref string) (quarantine.Record, error) {
+	const op = "host.Skills.Resolve"
+	id, rest, _ := strings.Cut(ref, "@")
+	version, hash, _ := strings.Cut(rest, "#")
+	recs, err := s.Quarantine.List(ctx, quarantine.Filter{ID: id})
+	if err != nil {
+		return quarantine.Record{}, err
+	}
+	var match []quarantine.Record
+	for _, r := range recs {
+		if (version == "" || r.Version == version) && strings.HasPrefix(r.Hash, hash) {
+			match = append(match, r)
+		}
+	}
+	if len(match) == 0 {
+		return quarantine.Record{}, talos.Errorf(talos.CodeConfigInvalid, op, "no skill record %q: `talos skill list` shows them", strconv.Quote(ref))
+	}
+	sort.Slice(match, func(i, j int) bool { return match[i].CreatedAt.After(match[j].CreatedAt) })
+	if version == "" {
+		v := match[0].Version
+		var same []quarantine.Record
+		for _, r := range match {
+			if r.Version == v {
+				same = append(same, r)
+			}
+		}
+		match = same
+	}
+	if len(match) > 1 {
+		names := make([]string, len(match))
+		for i, r := range match {
+			names[i] = SkillName(r.Key)
+		}
+		return quarantine.Record{}, talos.Errorf(talos.CodeConfigInvalid, op, "%s names %d records with different content: say which, one of %s", strconv.Quote(ref), len(match), strings.Join(names, ", "))
+	}
+	return match[0], nil
+}
+
+// SkillName is the reference of a record: ID@VERSION#first 12 hex digits.
+func SkillName(k quarantine.Key) string {
+	return k.ID + "@" + k.Version + "#" + k.Hash[:min(12, len(k.Hash))]
 }

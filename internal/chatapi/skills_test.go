@@ -1,0 +1,106 @@
+package chatapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/talos-ironclad/talos/internal/chatapi"
+	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/host"
+	"github.com/talos-ironclad/talos/quarantine"
+)
+
+func TestSkillOperationsOverHTTP(t *testing.T) {
+	const pass = "Str0ng!Passw0rd#2026"
+	cfg, err := config.Load(config.LoadOptions{Home: t.TempDir(), SkipFiles: true, LookupEnv: func(k string) (string, bool) {
+		if k == "BASIC_AUTH_PASS" {
+			return pass, true
+		}
+		return "", false
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(ctx context.Context) (*host.Skills, error) { return host.OpenSkills(ctx, cfg, nil, nil) }
+	sk, err := open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "s")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "skill.yaml"), []byte("id: hello_world\nversion: 1.0.0\nlanguage: python\nentry: main.py\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "main.py"), []byte("print('<script>alert(1)</script>')\n"), 0o644)
+	if _, err := sk.Quarantine.Add(context.Background(), src, quarantine.Source{Type: quarantine.SourceUser, Origin: "test"}, "user:test"); err != nil {
+		t.Fatal(err)
+	}
+	sk.Close()
+	hs, err := chatapi.NewSkillHandlers(chatapi.Config{User: "admin", Pass: pass}, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for p, h := range hs {
+		mux.Handle(p, h)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	code := func(method, path, body string, auth bool) int {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if auth {
+			req.SetBasicAuth("admin", pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v any
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			t.Errorf("%s %s: the answer is not JSON: %v", method, path, err)
+		}
+		return resp.StatusCode
+	}
+	if c := code("GET", chatapi.SkillsPath, "", false); c != 401 {
+		t.Errorf("list without credentials: %d", c)
+	}
+	if c := code("GET", chatapi.SkillsPath, "", true); c != 200 {
+		t.Errorf("list: %d", c)
+	}
+	if c := code("GET", chatapi.SkillPath+"?ref=hello_world", "", true); c != 200 {
+		t.Errorf("show: %d", c)
+	}
+	if c := code("GET", chatapi.SkillPath+"?ref=nothing", "", true); c != 400 {
+		t.Errorf("show of an unknown skill: %d", c)
+	}
+	if c := code("POST", chatapi.SkillScanPath, `{"ref":"hello_world"}`, true); c != 200 {
+		t.Errorf("scan: %d", c)
+	}
+	if c := code("POST", chatapi.SkillRequestPath, `{"ref":"hello_world"}`, true); c != 403 {
+		t.Errorf("request-promotion of an ineligible skill: %d", c)
+	}
+	if c := code("POST", chatapi.SkillRejectPath, `{"ref":"hello_world"}`, true); c != 400 {
+		t.Errorf("reject without a reason: %d", c)
+	}
+	if c := code("POST", chatapi.SkillScanPath, `{"ref":"hello_world","extra":1}`, true); c != 400 {
+		t.Errorf("unknown field: %d", c)
+	}
+	if c := code("GET", chatapi.SkillScanPath, "", true); c != 405 {
+		t.Errorf("GET on a POST path: %d", c)
+	}
+	if c := code("POST", chatapi.SkillsPath, `{}`, true); c != 405 {
+		t.Errorf("POST on a GET path: %d", c)
+	}
+	// Reject is for a requested promotion; here none is pending.
+	if c := code("POST", chatapi.SkillRejectPath, `{"ref":"hello_world","reason":"not needed"}`, true); c != 403 {
+		t.Errorf("reject without a pending request: %d", c)
+	}
+}
