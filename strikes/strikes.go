@@ -388,6 +388,38 @@ func (t *Tracker) Reset(ctx context.Context, skill Skill, actor, reason string) 
 	return n, nil
 }
 
+// ExpireAll marks every active strike past its expiry as expired (with its
+// audit entry), skill by skill, and returns how many it marked. Record and
+// Reset do the same for their skill; ExpireAll is the nightly sweep, so a
+// skill that never fails again does not keep stale active strikes on
+// record. Security strikes never expire.
+func (t *Tracker) ExpireAll(ctx context.Context) (int, error) {
+	const op = "strikes.ExpireAll"
+	all, err := t.store.All(ctx)
+	if err != nil {
+		return 0, talos.E(talos.CodeSkillException, op, "cannot read the strikes", err)
+	}
+	now := time.Now().UTC()
+	due := map[Skill]bool{}
+	for _, s := range all {
+		if s.Status == Active && !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt) {
+			due[s.Skill] = true
+		}
+	}
+	n := 0
+	for skill := range due {
+		err := t.store.Update(ctx, skill, func(st State) (Change, error) {
+			ch := t.expire(st.Strikes, time.Now().UTC())
+			n += len(ch.Statuses)
+			return ch, nil
+		})
+		if err != nil {
+			return n, talos.E(talos.CodeSkillException, op, "cannot expire the strikes of "+skill.String(), err)
+		}
+	}
+	return n, nil
+}
+
 // Reconcile calls the Deprecator again for skill if it is deprecated, for
 // a deprecation whose files were not moved (a crash or an error after the
 // commit). It is idempotent when the Deprecator is.

@@ -271,3 +271,38 @@ func FuzzRecord(f *testing.F) {
 		}
 	})
 }
+
+func TestExpireAllSweepsEverySkill(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		tr, st, _ := newTracker(t, strikes.Config{})
+		other := strikes.Skill{ID: "other_skill", Version: "2.0.0", Hash: strikestest.Hash('c')}
+		record(t, tr, skill, fail(strikes.Exception, "a"))
+		record(t, tr, skill, fail(strikes.Security, "b"))
+		record(t, tr, other, fail(strikes.Timeout, "c"))
+		if n, err := tr.ExpireAll(ctx); err != nil || n != 0 {
+			t.Fatalf("before expiry: %d, %v", n, err)
+		}
+		time.Sleep(31 * 24 * time.Hour)
+		n, err := tr.ExpireAll(ctx)
+		if err != nil || n != 2 {
+			t.Fatalf("ExpireAll = %d, %v; want the 2 non-security strikes", n, err)
+		}
+		all, _ := st.All(ctx)
+		for _, s := range all {
+			want := strikes.Expired
+			if s.Type == strikes.Security {
+				want = strikes.Active
+			}
+			if s.Status != want {
+				t.Errorf("strike %d of %s is %s, want %s", s.Number, s.Skill, s.Status, want)
+			}
+		}
+		if n, _ := tr.ExpireAll(ctx); n != 0 {
+			t.Errorf("a second sweep marked %d", n)
+		}
+		if r, err := tr.Verify(ctx); err != nil || r.AuditEntries != 5 {
+			t.Errorf("Verify = %+v, %v; want 3 recorded + 2 expired audit entries", r, err)
+		}
+	})
+}

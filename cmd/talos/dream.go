@@ -33,7 +33,8 @@ func newDreamCmd() *cobra.Command {
 		Long: `The dream cycle cleans up after the agent every night (TALOS_DREAM_SCHEDULE,
 default 04:00 in TALOS_DREAM_TIMEZONE): disposable Redis keys, rotated tier-2
 and tier-3 logs compressed and expired (tier 1 is never touched), old
-Talos-labelled containers removed, skills and their audit chains re-verified,
+Talos-labelled containers removed, expired strikes marked, skills and their
+audit chains re-verified, memories over 90 % of the ceiling pruned,
 and a health report. ` + "`talos run`" + ` runs it on schedule; one cycle runs at a time across
 processes. Reports of the last 30 cycles are kept in TALOS_HOME/data/dream/reports.`,
 	}

@@ -7,8 +7,10 @@
 // tracker on that store, with secret keys from TALOS_HOME/keys made on first
 // use by Key), and the nightly maintenance cycle (Maintenance): the dream
 // scheduler of TALOS_HOME/data/dream with the phases the host owns —
-// redis_flush (when Redis is configured), log_compress, zombie_hunt (when
-// Docker is configured), skills_verify and health_report.
+// redis_flush (when Redis is configured), vector_prune, log_compress,
+// zombie_hunt (when Docker is configured), strike_expiry, skills_verify and
+// health_report. The memory store is chosen once, by OpenMemory, and the
+// MCP servers of config.yaml are started by OpenMCP.
 // `talos run` runs its schedule; `talos dream run --now` and `talos dream
 // status` use the same scheduler, and the cross-process lock keeps one cycle
 // at a time between them.

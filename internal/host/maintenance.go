@@ -63,7 +63,7 @@ func (m *Maintenance) Close() error {
 // NewMaintenance builds the maintenance cycle for cfg: the schedule of
 // TALOS_DREAM_SCHEDULE in TALOS_DREAM_TIMEZONE, state in DreamDir, and the
 // phases redis_flush, vector_prune, log_compress, zombie_hunt,
-// skills_verify and health_report, in that order.
+// strike_expiry, skills_verify and health_report, in that order.
 func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, error) {
 	const op = "host.NewMaintenance"
 	log := deps.Log
@@ -118,6 +118,19 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 	must(s.Register(dream.Phase{Name: dream.PhaseZombieHunt, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return zombieHunt(ctx, cfg, log)
 	}}))
+	must(s.Register(dream.Phase{Name: PhaseStrikeExpiry, Timeout: TimeoutStrikeExpiry, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+		sk, err := OpenSkills(ctx, cfg, nil, log)
+		if err != nil {
+			return dream.PhaseResult{}, err
+		}
+		defer sk.Close()
+		n, err := sk.Strikes.ExpireAll(ctx)
+		res := dream.PhaseResult{Counters: map[string]int64{"strikes_expired": int64(n)}}
+		if err == nil && n == 0 {
+			res.Skipped = "no active strike is past its 30 days (security strikes never expire)"
+		}
+		return res, err
+	}}))
 	must(s.Register(dream.Phase{Name: PhaseSkillsVerify, Timeout: TimeoutSkillsVerify, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return skillsVerify(ctx, cfg, log)
 	}}))
@@ -146,8 +159,11 @@ func must(err error) {
 	}
 }
 
-// The host's own phase: re-check every skill's files and records.
+// The host's own phases: expire old strikes, re-check every skill's files
+// and records.
 const (
+	PhaseStrikeExpiry   = "strike_expiry"
+	TimeoutStrikeExpiry = 60 * time.Second
 	PhaseSkillsVerify   = "skills_verify"
 	TimeoutSkillsVerify = 120 * time.Second
 )
