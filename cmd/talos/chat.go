@@ -185,6 +185,7 @@ type daemonAgent struct {
 	cfg        *config.Config
 	log, audit *slog.Logger
 	vramOf     func() *vram.Mutex
+	diskFull   func() bool // the disk monitor's emergency level; nil: never full
 
 	mu       sync.RWMutex
 	agent    *host.Agent
@@ -201,7 +202,7 @@ const agentStepName = "agent"
 
 func (a *daemonAgent) step() boot.Step {
 	return boot.Step{Name: agentStepName, Timeout: 60 * time.Second, Fatal: true, Run: func(ctx context.Context) (string, error) {
-		agent, err := host.OpenAgent(ctx, a.cfg, host.AgentOptions{Log: a.log, Audit: a.audit, VRAM: a.vramOf})
+		agent, err := host.OpenAgent(ctx, a.cfg, host.AgentOptions{Log: a.log, Audit: a.audit, VRAM: a.vramOf, DiskFull: a.diskFull})
 		if err != nil {
 			return "", err
 		}

@@ -95,9 +95,10 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			defer maint.Close()
 			// The agent: its chat API on the health server, its adapters in
 			// /health, a VRAM lease from the daemon's mutex.
-			agent := &daemonAgent{cfg: cfg, log: log, audit: audit, vramOf: func() *vram.Mutex { return d.VRAM() }}
-			defer agent.Close()
 			disk := &host.DiskMonitor{Home: cfg.Home, Maint: maint, Alerter: auditAlerter(audit, log), Log: log}
+			agent := &daemonAgent{cfg: cfg, log: log, audit: audit, vramOf: func() *vram.Mutex { return d.VRAM() },
+				diskFull: func() bool { return disk.Level() == host.DiskEmergency }}
+			defer agent.Close()
 			// The skill operations of `talos skill`, behind the operator's
 			// credentials; approval codes go to this terminal and the 0600 file.
 			handlers := agent.Handlers()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/quarantine/sandbox"
@@ -367,6 +368,9 @@ recorded as a strike of its type (exception, timeout, resource, security).`,
 			rec, err := resolve(cmd, s, args[0])
 			if err != nil {
 				return err
+			}
+			if lvl, frac, err := host.DiskLevelOf(cfg.Home, nil); err == nil && lvl == host.DiskEmergency {
+				return withExit(exitSkillFailed, talos.Errorf(talos.CodeDiskCritical, "talos skill run", "the disk of %s is %.1f%% full (emergency level): skill runs are paused until space is freed", cfg.Home, frac*100))
 			}
 			sb, err := host.Sandbox(cfg, image, nil, nil)
 			if err != nil {

@@ -65,6 +65,9 @@ type AgentOptions struct {
 	// Local replaces the Ollama model (tests, examples); Remote the Gemini
 	// one, used only when the cloud model is enabled.
 	Local, Remote llm.Model
+	// DiskFull, when set and true, refuses new memories (T103): the disk
+	// monitor's emergency level.
+	DiskFull func() bool
 }
 
 // Adapter is one component the agent uses, as /health reports it.
@@ -296,7 +299,10 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	if err != nil {
 		return err
 	}
-	store := mem.Store
+	var store rag.Store = mem.Store
+	if opts.DiskFull != nil {
+		store = diskGuard{Store: mem.Store, full: opts.DiskFull}
+	}
 	kind := "sql"
 	switch {
 	case cfg.ChromaURL != "":
@@ -448,4 +454,19 @@ func (n *unlockNotifier) DeliverUnlockCode(ctx context.Context, u firewall.Unloc
 		}
 	}
 	return err
+}
+
+// diskGuard refuses writes of new memories while the disk is full, so the
+// last free space goes to the audit log and the database's own journal.
+type diskGuard struct {
+	rag.Store
+	full func() bool
+}
+
+// Upsert implements rag.Store.
+func (g diskGuard) Upsert(ctx context.Context, recs []rag.Record) error {
+	if g.full() {
+		return talos.Errorf(talos.CodeDiskCritical, "host.Memory.Upsert", "the disk is at its emergency level: %d new memories refused until space is freed", len(recs))
+	}
+	return g.Store.Upsert(ctx, recs)
 }

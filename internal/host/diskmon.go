@@ -97,6 +97,32 @@ func (m *DiskMonitor) Detail() string {
 	return "not checked yet"
 }
 
+// DiskLevelOf measures the file system of home once (usage nil: statfs)
+// and returns its level, for a process without a running monitor (a CLI
+// command about to run a skill).
+func DiskLevelOf(home string, usage DiskUsage) (DiskLevel, float64, error) {
+	if usage == nil {
+		usage = StatfsUsage
+	}
+	used, total, err := usage(home)
+	if err != nil || total == 0 {
+		if err == nil {
+			err = fmt.Errorf("file system of %s reports a size of 0", home)
+		}
+		return DiskOK, 0, err
+	}
+	frac := float64(used) / float64(total)
+	switch {
+	case frac >= DiskEmergencyAt:
+		return DiskEmergency, frac, nil
+	case frac >= DiskCriticalAt:
+		return DiskCritical, frac, nil
+	case frac >= DiskWarnAt:
+		return DiskWarning, frac, nil
+	}
+	return DiskOK, frac, nil
+}
+
 // Run checks at once and then every DiskInterval until ctx ends.
 func (m *DiskMonitor) Run(ctx context.Context) {
 	t := time.NewTicker(DiskInterval)
@@ -117,27 +143,10 @@ func (m *DiskMonitor) Check(ctx context.Context) (DiskLevel, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	usage := m.Usage
-	if usage == nil {
-		usage = StatfsUsage
-	}
-	used, total, err := usage(m.Home)
-	if err != nil || total == 0 {
-		if err == nil {
-			err = fmt.Errorf("file system of %s reports a size of 0", m.Home)
-		}
+	level, frac, err := DiskLevelOf(m.Home, m.Usage)
+	if err != nil {
 		log.Error("disk monitor: cannot measure the disk", "home", m.Home, "err", err)
 		return m.Level(), talos.E(talos.CodeDiskCritical, "host.DiskMonitor", "cannot measure the disk of "+m.Home, err)
-	}
-	frac := float64(used) / float64(total)
-	level := DiskOK
-	switch {
-	case frac >= DiskEmergencyAt:
-		level = DiskEmergency
-	case frac >= DiskCriticalAt:
-		level = DiskCritical
-	case frac >= DiskWarnAt:
-		level = DiskWarning
 	}
 	m.level.Store(int32(level))
 	detail := fmt.Sprintf("%.1f%% used (%s)", frac*100, level)

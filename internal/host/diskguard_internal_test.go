@@ -1,0 +1,31 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/rag"
+	"github.com/talos-ironclad/talos/rag/ragtest"
+)
+
+func TestDiskGuardRefusesNewMemoriesOnlyWhenFull(t *testing.T) {
+	full := false
+	g := diskGuard{Store: ragtest.NewMemoryStore(4), full: func() bool { return full }}
+	rec := []rag.Record{{ID: "a", Document: "x", Embedding: ragtest.Unit(4, 0, 1, 0.1)}}
+	if err := g.Upsert(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	full = true
+	if err := g.Upsert(context.Background(), rec); !errors.Is(err, talos.ErrDiskCritical) {
+		t.Errorf("Upsert on a full disk: %v, want T103", err)
+	}
+	if n, _ := g.Count(context.Background()); n != 1 {
+		t.Errorf("reads still work: Count = %d", n)
+	}
+	lvl, _, err := DiskLevelOf("/", func(string) (uint64, uint64, error) { return 96, 100, nil })
+	if err != nil || lvl != DiskEmergency {
+		t.Errorf("DiskLevelOf 96%% = %v, %v", lvl, err)
+	}
+}
