@@ -347,7 +347,13 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 		a.add("tools", "none", "no mcp_servers in "+config.ConfigFileName)
 	}
 	a.Tokens = orchestrator.NewTokenCounter()
-	a.add("tokens", "memory", "per model and day in this process")
+	var tokens orchestrator.Tokens = a.Tokens
+	if rdb != nil {
+		tokens = orchestrator.Tee{a.Tokens, orchestrator.RedisTokens{RDB: rdb}}
+		a.add("tokens", "redis", "per model and UTC day under talos:tokens:*, kept 7 days, shared by every process")
+	} else {
+		a.add("tokens", "memory", "per model and day in this process")
+	}
 
 	o, err := orchestrator.New(orchestrator.Config{
 		LocalModel:      cfg.OllamaModel,
@@ -356,7 +362,7 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 		Protected:       systemPrompts(prompts),
 		Logger:          log,
 		Audit:           opts.Audit,
-	}, orchestrator.Deps{Router: router, Firewall: fw, History: history, Memory: ret, VRAM: vr, Tokens: a.Tokens, Tools: tools})
+	}, orchestrator.Deps{Router: router, Firewall: fw, History: history, Memory: ret, VRAM: vr, Tokens: tokens, Tools: tools})
 	if err != nil {
 		return err
 	}
