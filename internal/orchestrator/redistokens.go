@@ -20,7 +20,9 @@ const TokenTTL = 7 * 24 * time.Hour
 // Redis (the daemon, talos ask) adds to one count that survives restarts.
 type RedisTokens struct{ RDB redis.UniversalClient }
 
-func tokenKey(model, day, kind string) string { return "talos:tokens:" + model + ":" + day + ":" + kind }
+func tokenKey(model, day, kind string) string {
+	return "talos:tokens:" + model + ":" + day + ":" + kind
+}
 
 // Count implements Tokens: both counters are raised and their expiry
 // renewed in one pipeline. Negative counts are refused.
