@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos/internal/boot"
+	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/lifecycle"
 )
 
@@ -82,5 +84,49 @@ func TestSecondDaemonOnOneHomeRefuses(t *testing.T) {
 	}
 	if rec, err := lifecycle.New(home).Begin(lifecycle.Run{PID: 1}); err != nil || rec.Unclean {
 		t.Errorf("after a clean stop and a refused second start: %+v, %v", rec, err)
+	}
+}
+
+// POST /api/v1/panic with the operator's credentials stops a running
+// daemon through its one shutdown; without them it is refused.
+func TestPanicOverTheAPI(t *testing.T) {
+	home := initHome(t)
+	addr := freeAddr(t)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := talosCmd(context.Background(), "run", "--home", home, "--health-addr", addr)
+		done <- err
+	}()
+	waitFile(t, filepath.Join(home, boot.ReadyFileName), 10*time.Second)
+	post := func(auth bool) int {
+		req, _ := http.NewRequest("POST", "http://"+addr+chatapi.PanicPath, strings.NewReader(`{"reason":"api test"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if auth {
+			req.SetBasicAuth("admin", envValue(t, home, "BASIC_AUTH_PASS"))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := post(false); c != http.StatusUnauthorized {
+		t.Fatalf("without credentials: %d", c)
+	}
+	if c := post(true); c != http.StatusAccepted {
+		t.Fatalf("panic: %d", c)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon did not stop after POST /api/v1/panic")
+	}
+	audit, _ := os.ReadFile(filepath.Join(home, "logs", "tier1", "audit.log"))
+	if !strings.Contains(string(audit), `"reason":"api test"`) || !strings.Contains(string(audit), `"operator:api"`) {
+		t.Error("the panic is not in the audit log")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -111,6 +112,24 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				return withExit(exitRunBootFailed, err)
 			}
 			maps.Copy(handlers, skillAPI)
+			// POST /api/v1/panic starts the one shutdown (set once the run's
+			// context exists, below).
+			var panicMu sync.Mutex
+			var requestShutdown func(error)
+			panicAPI, err := chatapi.NewPanicHandler(chatapi.Config{User: cfg.BasicAuthUser, Pass: cfg.BasicAuthPass.Value(), Logger: log,
+				RateLimit: cfg.APIRateLimitMax, RateWindow: cfg.APIRateLimitWindow}, func(reason string) {
+				tlog.Audit(context.Background(), audit, "panic", slog.String("initiated_by", "operator:api"), slog.String("reason", reason))
+				panicMu.Lock()
+				f := requestShutdown
+				panicMu.Unlock()
+				if f != nil {
+					f(fmt.Errorf("panic requested by operator:api: %s", reason))
+				}
+			})
+			if err != nil {
+				return withExit(exitRunBootFailed, err)
+			}
+			handlers[chatapi.PanicPath] = panicAPI
 			opts := daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{}),
 				ExtraSteps:  []boot.Step{agent.step()},
 				ExtraChecks: []health.Check{maintenanceCheck(maint), diskMonitorCheck(disk), agent.check()},
@@ -136,6 +155,9 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			defer stop()
 			runCtx, shutdown := context.WithCancelCause(cmd.Context())
 			defer shutdown(nil)
+			panicMu.Lock()
+			requestShutdown = shutdown
+			panicMu.Unlock()
 			go func() {
 				select {
 				case sig := <-sigs:
