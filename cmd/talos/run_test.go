@@ -119,7 +119,7 @@ func TestRunEndToEndNoServices(t *testing.T) {
 	}
 	embedded := map[string]string{
 		"redis":    "in-process memory store (TALOS_REDIS_URL unset)",
-		"postgres": "embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(home, "data", "talos.db") + "; schema strikes v2, quarantine v2, rag v1",
+		"postgres": "embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(home, "data", "talos.db") + "; schema strikes v2, quarantine v2, rag v2",
 		"dream":    "; no cycle has run yet",
 		"chroma":   "memories in embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(home, "data", "talos.db") + ", collection talos_memory: 0 records",
 		"docker":   "not configured",

@@ -16,6 +16,11 @@
 // embedder's query has about a tenth of them), split over one goroutine per
 // CPU.
 //
+// Several processes may share one store (the daemon and `talos memory`):
+// every write appends the ids it changed to a change log in its
+// transaction, and each process's reads apply the changes others committed,
+// looking at the log at most every Config.SyncInterval (100 ms).
+//
 // Keyword search (KeywordSearch) finds records sharing words with a query,
 // whatever the embedder thinks of them, from an in-memory inverted index of
 // lower-cased word tokens. The Store is a rag.KeywordSearcher, so a

@@ -111,6 +111,7 @@ func (s *Store) KeywordSearch(ctx context.Context, text string, n int, where *ra
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	s.syncRead(ctx, false)
 	if n <= 0 {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "n is %d; it must be at least 1", n)
 	}

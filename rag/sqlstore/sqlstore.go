@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math"
 	"runtime"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/rag"
@@ -40,13 +42,33 @@ CREATE TABLE rag_records (collection TEXT NOT NULL REFERENCES rag_collections (n
 		Postgres: `CREATE TABLE rag_collections (name TEXT PRIMARY KEY, dimension INTEGER NOT NULL CHECK (dimension > 0));
 CREATE TABLE rag_records (collection TEXT NOT NULL REFERENCES rag_collections (name), id TEXT NOT NULL,
 	document TEXT NOT NULL, embedding BYTEA NOT NULL, metadata TEXT NOT NULL, PRIMARY KEY (collection, id))`},
+	{Version: 2, Name: "change log",
+		SQLite: `CREATE TABLE rag_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL, id TEXT NOT NULL);
+CREATE INDEX rag_changes_collection ON rag_changes (collection, seq)`,
+		Postgres: `CREATE TABLE rag_changes (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL);
+CREATE INDEX rag_changes_collection ON rag_changes (collection, seq)`},
 }
+
+// Keeping several processes' indexes in step: every write appends the ids
+// it changed to rag_changes in its transaction, writers of one collection
+// are serialised (SQLite's write lock, a PostgreSQL advisory lock), so
+// sequence order is commit order; a reader that finds a higher sequence
+// than it has seen reloads those ids. The log keeps the last
+// changeLogKeep entries; a reader further behind reloads everything.
+const (
+	changeLogKeep       = 100_000
+	defaultSyncInterval = 100 * time.Millisecond // another process's write shows within this
+)
 
 // Config configures Open. Zero fields take the defaults.
 type Config struct {
 	Collection string       // default DefaultCollection
 	Dimension  int          // default DefaultDimension; an existing collection's must match
 	Logger     *slog.Logger // damaged rows are reported here; nil discards
+	// SyncInterval bounds how long another process's writes may stay
+	// unseen: reads look at the change log at most this often. 0 means
+	// 100 ms.
+	SyncInterval time.Duration
 }
 
 // Store is the SQL-backed rag.Store. It is safe for concurrent use.
@@ -70,7 +92,11 @@ type Store struct {
 	words   map[string]*posting // keyword index: word → the slots holding it
 	gen     []uint32            // per slot, bumped when its words leave the index
 	damaged []string
+	lastSeq int64     // the newest change applied to the index; guarded by wmu
+	synced  time.Time // when the change log was last looked at; guarded by wmu
+	writes  int       // writes since the change log was last trimmed; guarded by wmu
 	scores  sync.Pool // *[]float32 buffers of scanRange
+	every   time.Duration
 }
 
 var _ rag.Store = (*Store)(nil)
@@ -114,10 +140,188 @@ func Open(ctx context.Context, db *sqldb.DB, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, wrap(op, "cannot open collection "+s.coll+" in "+db.String(), err)
 	}
+	// The log's head before the load: a change committed during the load
+	// is applied again at the first sync, which is harmless.
+	head, _, err := s.changeHead(ctx, db)
+	if err != nil {
+		return nil, wrap(op, "cannot read the change log of "+s.coll+" in "+db.String(), err)
+	}
 	if err := s.load(ctx); err != nil {
 		return nil, wrap(op, "cannot load collection "+s.coll+" from "+db.String(), err)
 	}
+	s.lastSeq, s.synced, s.every = head, time.Now(), cfg.SyncInterval
+	if s.every == 0 {
+		s.every = defaultSyncInterval
+	}
 	return s, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// changeHead returns the newest and oldest sequence numbers of the
+// collection's change log (0, 0 when empty).
+func (s *Store) changeHead(ctx context.Context, q querier) (newest, oldest int64, err error) {
+	err = q.QueryRowContext(ctx, s.db.Rebind("SELECT COALESCE(MAX(seq), 0), COALESCE(MIN(seq), 0) FROM rag_changes WHERE collection = ?"), s.coll).Scan(&newest, &oldest)
+	return newest, oldest, err
+}
+
+// logChanges records ids as changed inside tx, after taking the
+// collection's writer lock on PostgreSQL, and returns the log's head before
+// and after. s.wmu held.
+func (s *Store) logChanges(ctx context.Context, tx *sql.Tx, ids []string) (before, after int64, err error) {
+	if s.db.Dialect() == sqldb.Postgres {
+		h := fnv.New64a()
+		h.Write([]byte("rag_changes:" + s.coll))
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(h.Sum64())); err != nil {
+			return 0, 0, err
+		}
+	}
+	if before, _, err = s.changeHead(ctx, tx); err != nil {
+		return 0, 0, err
+	}
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO rag_changes (collection, id) VALUES (?, ?)"), s.coll, id); err != nil {
+			return 0, 0, err
+		}
+	}
+	if after, _, err = s.changeHead(ctx, tx); err != nil {
+		return 0, 0, err
+	}
+	if s.writes++; s.writes >= 256 && after > changeLogKeep {
+		s.writes = 0
+		if _, err := tx.ExecContext(ctx, s.db.Rebind("DELETE FROM rag_changes WHERE collection = ? AND seq <= ?"), s.coll, after-changeLogKeep); err != nil {
+			return 0, 0, err
+		}
+	}
+	return before, after, nil
+}
+
+// committed advances the index's place in the change log after this
+// process's own write, unless someone else's changes came before it (the
+// next sync then applies both). s.wmu held.
+func (s *Store) committed(before, after int64) {
+	if before == s.lastSeq {
+		s.lastSeq = after
+	}
+}
+
+// sync applies the changes other processes committed since the index last
+// looked, at most every syncInterval. Reads call it first.
+func (s *Store) sync(ctx context.Context) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.syncLocked(ctx)
+}
+
+// syncRead brings the index up to date before a read (locked: s.wmu is
+// already held). A failure is logged and the read goes on with the index
+// as it is: the records in memory are still valid, only possibly stale.
+func (s *Store) syncRead(ctx context.Context, locked bool) {
+	var err error
+	if locked {
+		err = s.syncLocked(ctx)
+	} else {
+		err = s.sync(ctx)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("rag/sqlstore: cannot read the change log; serving the index as loaded", "collection", s.coll, "err", err)
+	}
+}
+
+// syncLocked is sync with s.wmu held.
+func (s *Store) syncLocked(ctx context.Context) error {
+	if time.Since(s.synced) < s.every {
+		return nil
+	}
+	newest, oldest, err := s.changeHead(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	s.synced = time.Now()
+	if newest == s.lastSeq {
+		return nil
+	}
+	if newest < s.lastSeq || oldest > s.lastSeq+1 {
+		// The log was trimmed past us, or the database was replaced (a
+		// restore): load everything again.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.reset()
+		if err := s.load(ctx); err != nil {
+			return err
+		}
+		s.lastSeq = newest
+		return nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind("SELECT DISTINCT id FROM rag_changes WHERE collection = ? AND seq > ? AND seq <= ?"), s.coll, s.lastSeq, newest)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	type rec struct {
+		doc string
+		vec []float32
+		md  rag.Metadata
+	}
+	found := map[string]*rec{}
+	for lo := 0; lo < len(ids); lo += 500 {
+		part := ids[lo:min(lo+500, len(ids))]
+		args := []any{s.coll}
+		for _, id := range part {
+			args = append(args, id)
+		}
+		rows, err := s.db.QueryContext(ctx, s.db.Rebind("SELECT id, document, embedding, metadata FROM rag_records WHERE collection = ? AND id IN (?"+strings.Repeat(", ?", len(part)-1)+")"), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id, doc, meta string
+			var blob []byte
+			if err := rows.Scan(&id, &doc, &blob, &meta); err != nil {
+				rows.Close()
+				return err
+			}
+			vec, err := decodeVec(blob, s.dim)
+			var md rag.Metadata
+			if err == nil {
+				md, err = decodeMeta(meta)
+			}
+			if err != nil {
+				s.log.Error("rag/sqlstore: skipping a damaged memory; restore it from a backup or delete it", "collection", s.coll, "id", id, "err", err)
+				continue
+			}
+			found[id] = &rec{doc, vec, md}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if r := found[id]; r != nil {
+			s.put(id, r.doc, r.vec, r.md)
+		} else {
+			s.remove(id)
+		}
+	}
+	s.lastSeq = newest
+	return nil
 }
 
 func (s *Store) load(ctx context.Context) error {
@@ -248,7 +452,16 @@ func (s *Store) Upsert(ctx context.Context, recs []rag.Record) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.rec.ID
+	}
+	var before, after int64
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if before, after, err = s.logChanges(ctx, tx, ids); err != nil {
+			return err
+		}
 		for _, r := range rows {
 			if _, err := tx.ExecContext(ctx, s.db.Rebind("DELETE FROM rag_records WHERE collection = ? AND id = ?"), s.coll, r.rec.ID); err != nil {
 				return err
@@ -263,6 +476,7 @@ func (s *Store) Upsert(ctx context.Context, recs []rag.Record) error {
 	if err != nil {
 		return wrap(op, fmt.Sprintf("cannot store %d memories in %s", len(recs), s.db), err)
 	}
+	s.committed(before, after)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range rows {
@@ -277,6 +491,7 @@ func (s *Store) Query(ctx context.Context, emb []float32, n int, where *rag.Filt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	s.syncRead(ctx, false)
 	if err := rag.CheckEmbedding(op, s.dim, emb); err != nil {
 		return nil, err
 	}
@@ -445,6 +660,7 @@ func (s *Store) Get(ctx context.Context, ids []string) ([]rag.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	s.syncRead(ctx, false)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []rag.Record
@@ -471,6 +687,7 @@ func (s *Store) UpdateMetadata(ctx context.Context, updates map[string]rag.Metad
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	s.syncRead(ctx, true)
 	merged := map[string]rag.Metadata{}
 	s.mu.RLock()
 	for id, md := range updates {
@@ -485,7 +702,16 @@ func (s *Store) UpdateMetadata(ctx context.Context, updates map[string]rag.Metad
 		merged[id] = m
 	}
 	s.mu.RUnlock()
+	ids := make([]string, 0, len(merged))
+	for id := range merged {
+		ids = append(ids, id)
+	}
+	var before, after int64
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if before, after, err = s.logChanges(ctx, tx, ids); err != nil {
+			return err
+		}
 		for id, md := range merged {
 			meta, err := encodeMeta(md)
 			if err != nil {
@@ -500,6 +726,7 @@ func (s *Store) UpdateMetadata(ctx context.Context, updates map[string]rag.Metad
 	if err != nil {
 		return wrap(op, fmt.Sprintf("cannot update %d memories in %s", len(merged), s.db), err)
 	}
+	s.committed(before, after)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, md := range merged {
@@ -523,7 +750,12 @@ func (s *Store) Delete(ctx context.Context, ids []string) error {
 // deleteIDs deletes ids in batches in one transaction. s.wmu held.
 func (s *Store) deleteIDs(ctx context.Context, op string, ids []string) error {
 	const batch = 500
+	var before, after int64
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if before, after, err = s.logChanges(ctx, tx, ids); err != nil {
+			return err
+		}
 		for lo := 0; lo < len(ids); lo += batch {
 			part := ids[lo:min(lo+batch, len(ids))]
 			args := []any{s.coll}
@@ -540,6 +772,7 @@ func (s *Store) deleteIDs(ctx context.Context, op string, ids []string) error {
 	if err != nil {
 		return wrap(op, fmt.Sprintf("cannot delete %d memories from %s", len(ids), s.db), err)
 	}
+	s.committed(before, after)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range ids {
@@ -559,6 +792,7 @@ func (s *Store) DeleteWhere(ctx context.Context, where rag.Filter) (int, error) 
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	s.syncRead(ctx, true)
 	var ids []string
 	s.mu.RLock()
 	for i, id := range s.ids {
@@ -581,6 +815,7 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	s.syncRead(ctx, false)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.slot), nil
@@ -607,6 +842,7 @@ func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, e
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	s.syncRead(ctx, false)
 	if opts.Where != nil {
 		if err := opts.Where.Validate(); err != nil {
 			return nil, talos.E(talos.CodeConfigInvalid, op, err.Error(), nil)
@@ -648,9 +884,15 @@ func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, e
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reset()
+	return nil
+}
+
+// reset empties the index. s.mu held.
+func (s *Store) reset() {
 	s.ids, s.docs, s.metas, s.slot, s.words, s.gen = nil, nil, nil, map[string]int{}, map[string]*posting{}, nil
 	s.cols = make([][]float32, s.dim)
-	return nil
+	s.free, s.order, s.damaged = nil, nil, nil
 }
 
 func wrap(op, msg string, err error) error {

@@ -258,3 +258,57 @@ func TestKeywordIndexFollowsChanges(t *testing.T) {
 		}
 	}
 }
+
+// Two stores on one database, as the daemon and `talos memory` are: what
+// one writes, updates or deletes, the other's reads see.
+func TestTwoProcessesSeeEachOthersWrites(t *testing.T) {
+	for _, d := range sqldbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			dsn := sqldbtest.DSN(t, d)
+			a := open(t, sqldbtest.OpenDSN(t, dsn), 8)
+			b, err := sqlstore.Open(ctx, sqldbtest.OpenDSN(t, dsn), sqlstore.Config{Dimension: 8, SyncInterval: time.Nanosecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if err := a.Upsert(ctx, []rag.Record{
+				{ID: "x", Document: "the staging password rotates on tuesday", Embedding: ragtest.Unit(8, 1, 2, 0.1)},
+				{ID: "y", Document: "backups run nightly", Embedding: ragtest.Unit(8, 3, 4, 0.1)},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := b.Count(ctx); n != 2 {
+				t.Fatalf("b sees %d memories after a's upsert, want 2", n)
+			}
+			if got, _ := b.KeywordSearch(ctx, "password", 5, nil); len(got) != 1 || got[0].ID != "x" {
+				t.Errorf("b's keyword search: %v", got)
+			}
+			if err := a.UpdateMetadata(ctx, map[string]rag.Metadata{"x": {"priority": "permanent"}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Delete(ctx, []string{"y"}); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := b.Get(ctx, []string{"x", "y"})
+			if len(got) != 1 || got[0].Metadata["priority"] != "permanent" {
+				t.Errorf("b after a's update and delete: %+v", got)
+			}
+			if res, _ := b.Query(ctx, ragtest.Unit(8, 3, 4, 0.1), 5, nil); len(res) != 1 || res[0].ID != "x" {
+				t.Errorf("b's query still finds the deleted memory: %v", res)
+			}
+			// b's own write, and a sees it (a syncs every 100 ms: wait it out
+			// with a fresh store instead of sleeping).
+			if err := b.Upsert(ctx, []rag.Record{{ID: "z", Document: "z", Embedding: ragtest.Unit(8, 5, 6, 0.1)}}); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := b.Count(ctx); n != 2 {
+				t.Errorf("b after its own write: %d", n)
+			}
+			c := open(t, sqldbtest.OpenDSN(t, dsn), 8)
+			if n, _ := c.Count(ctx); n != 2 {
+				t.Errorf("a fresh store sees %d", n)
+			}
+		})
+	}
+}

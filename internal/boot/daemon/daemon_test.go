@@ -147,7 +147,7 @@ func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
 	}
 	want := map[string]string{
 		"redis":    "in-process memory store (TALOS_REDIS_URL unset)",
-		"postgres": "embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(cfg.Home, "data", "talos.db") + "; schema strikes v2, quarantine v2, rag v1",
+		"postgres": "embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(cfg.Home, "data", "talos.db") + "; schema strikes v2, quarantine v2, rag v2",
 		"chroma":   "memories in embedded SQLite (TALOS_POSTGRES_URL unset) at " + filepath.Join(cfg.Home, "data", "talos.db") + ", collection talos_memory: 0 records",
 		"docker":   "not configured",
 		"ollama":   "not configured",
