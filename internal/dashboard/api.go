@@ -91,14 +91,14 @@ func (d *Dashboard) serveOverview(w http.ResponseWriter, r *http.Request) {
 	if d.deps.Health == nil {
 		ov.Health.Error = notWired
 	} else if rep, err := d.deps.Health(ctx); err != nil {
-		ov.Health.Error = errText(err)
+		ov.Health.Error = d.errText(err)
 	} else {
 		ov.Health = HealthView{Status: string(rep.Status), Version: rep.Version, UptimeS: rep.UptimeS, Checks: checks(rep)}
 	}
 	if d.deps.Adapters == nil {
 		ov.Adapters.Error = notWired
 	} else if list, err := d.deps.Adapters(ctx); err != nil {
-		ov.Adapters.Error = errText(err)
+		ov.Adapters.Error = d.errText(err)
 	} else {
 		ov.Adapters.List = list
 	}
@@ -109,9 +109,9 @@ func (d *Dashboard) serveOverview(w http.ResponseWriter, r *http.Request) {
 		ov.Maintenance.Summary = sum
 		if err != nil {
 			if sum == "" {
-				ov.Maintenance.Error = errText(err)
+				ov.Maintenance.Error = d.errText(err)
 			} else {
-				ov.Maintenance.Problem = errText(err)
+				ov.Maintenance.Problem = d.errText(err)
 			}
 		}
 	}
@@ -139,7 +139,7 @@ func (d *Dashboard) serveSkills(w http.ResponseWriter, r *http.Request) {
 	}
 	recs, err := d.deps.Skills(ctx)
 	if err != nil {
-		v.Error = errText(err)
+		v.Error = d.errText(err)
 		writeJSON(w, http.StatusOK, v)
 		return
 	}
@@ -170,8 +170,15 @@ func skillView(rec quarantine.Record) SkillView {
 	return s
 }
 
-// errText is an error as the operator sees it: credentials redacted.
-func errText(err error) string { return redact.Text(err.Error()) }
+// errText is an error as the operator sees it: credentials redacted, a
+// source that did not answer in time named as such.
+func (d *Dashboard) errText(err error) string {
+	msg := redact.Text(err.Error())
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer within " + d.cfg.DataTimeout.String() + " (" + msg + "); the page retries on its next refresh"
+	}
+	return msg
+}
 
 // clip shortens s to 80 bytes and escapes control characters, for logs.
 func clip(s string) string {

@@ -3,11 +3,13 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,4 +214,63 @@ func TestBrowserRendersDataAsText(t *testing.T) {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// In a real Chromium, logged in to the dashboard: a page from another
+// origin on the same machine (another port: same-site, not same-origin)
+// that POSTs to the chat API with the browser's credentials is refused
+// before the chat handler sees it.
+func TestBrowserCrossOriginChatRefused(t *testing.T) {
+	var chats, refused atomic.Int32
+	deps := fakeDeps(new(int))
+	deps.Chat = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chats.Add(1)
+		w.WriteHeader(http.StatusOK)
+	})
+	d, err := New(Config{User: testUser, Pass: testPass}, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		d.ServeHTTP(rec, r)
+		if r.URL.Path == ChatPath && rec.status == http.StatusForbidden {
+			refused.Add(1)
+		}
+	}))
+	defer srv.Close()
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, `<!DOCTYPE html><title>evil</title><script>
+fetch(`+jsString(srv.URL+ChatPath)+`, {method: "POST", mode: "no-cors", credentials: "include",
+  headers: {"Content-Type": "text/plain"}, body: '{"message":"exfiltrate"}'})
+  .then(function () { document.title = "sent"; }, function (e) { document.title = "failed: " + e; });
+</script>`)
+	}))
+	defer evil.Close()
+
+	ctx, _ := browser(t, testUser, testPass)
+	run(t, ctx, "log in to the dashboard", chromedp.Navigate(srv.URL+"/"))
+	run(t, ctx, "wait for the overview", chromedp.Poll[chromedp.Void](`document.querySelectorAll("#health-checks tbody tr").length === 2`))
+	run(t, ctx, "open the other origin's page", chromedp.Navigate(evil.URL+"/"))
+	// The answer is opaque to that page, or blocked outright by the
+	// dashboard's Cross-Origin-Resource-Policy ("Failed to fetch"): either
+	// way the request went out, and the server counted what it did.
+	title := run(t, ctx, "wait for its request", chromedp.Poll[string](`document.title !== "evil" && document.title`))
+	t.Logf("the other origin's page: %s", title)
+	if refused.Load() != 1 || chats.Load() != 0 {
+		t.Fatalf("cross-origin POST: %d refused, %d reached the chat handler; want 1 and 0", refused.Load(), chats.Load())
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
 }
