@@ -192,5 +192,3 @@ func clip(s string) string {
 	q := strconv.Quote(s)
 	return strings.TrimSuffix(strings.TrimPrefix(q, `"`), `"`)
 }
-
-func joinErrors(errs []error) error { return errors.Join(errs...) }

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -93,10 +94,12 @@ type Dashboard struct {
 }
 
 // pages maps each page's path to its embedded HTML file.
-var pages = map[string]string{
-	"/":       "static/index.html",
-	"/chat":   "static/chat.html",
-	"/skills": "static/skills.html",
+func pages() map[string]string {
+	return map[string]string{
+		"/":       "static/index.html",
+		"/chat":   "static/chat.html",
+		"/skills": "static/skills.html",
+	}
 }
 
 // New returns the dashboard for cfg and deps. It refuses an empty
@@ -114,7 +117,7 @@ func New(cfg Config, deps Deps) (*Dashboard, error) {
 		problems = append(problems, talos.Errorf(talos.CodeConfigInvalid, op, "DataTimeout %s is negative: use 0 for the default %s", cfg.DataTimeout, DefaultDataTimeout))
 	}
 	if len(problems) > 0 {
-		return nil, joinErrors(problems)
+		return nil, errors.Join(problems...)
 	}
 	if cfg.DataTimeout == 0 {
 		cfg.DataTimeout = DefaultDataTimeout
@@ -126,7 +129,7 @@ func New(cfg Config, deps Deps) (*Dashboard, error) {
 	d := &Dashboard{cfg: cfg, deps: deps, log: log,
 		wantUser: sha256.Sum256([]byte(cfg.User)), wantPass: sha256.Sum256([]byte(cfg.Pass))}
 	mux := http.NewServeMux()
-	for p, file := range pages {
+	for p, file := range pages() {
 		pattern := "GET " + p
 		if p == "/" {
 			pattern = "GET /{$}"

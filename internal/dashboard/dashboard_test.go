@@ -146,7 +146,7 @@ func TestPagesAndHeaders(t *testing.T) {
 // style.
 func TestPagesNeverEmbedData(t *testing.T) {
 	srv, _ := newTest(t)
-	for p, file := range pages {
+	for p, file := range pages() {
 		resp, body := get(t, srv.URL+p, testUser, testPass)
 		if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 			t.Errorf("%s: Content-Type %q", p, ct)
