@@ -16,6 +16,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/quarantine"
+	"github.com/talos-ironclad/talos/strikes"
 )
 
 // daemonDashboard is the dashboard `talos run` serves on
@@ -60,6 +61,13 @@ func newDaemonDashboard(cfg *config.Config, log *slog.Logger, d **daemon.Daemon,
 				return nil, errors.New("the skills store could not be opened at boot (the daemon log says why)")
 			}
 			return dd.skills.Quarantine.List(ctx, quarantine.Filter{})
+		},
+		Strikes: func(ctx context.Context, k quarantine.Key) (int, error) {
+			if dd.skills == nil {
+				return 0, errors.New("the skills store could not be opened at boot")
+			}
+			act, err := dd.skills.Strikes.Active(ctx, strikes.Skill{ID: k.ID, Version: k.Version, Hash: k.Hash})
+			return len(act), err
 		},
 		Chat: agent.Handlers()[chatapi.Path],
 	}

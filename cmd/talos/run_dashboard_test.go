@@ -24,6 +24,10 @@ import (
 // the dashboard's own origin.
 func TestRunServesTheDashboard(t *testing.T) {
 	home := initHome(t)
+	src := writeSkill(t, filepath.Join(t.TempDir(), "hello"), "1.0.0", "print('hello')\n")
+	if out, _, err := talosCmd(context.Background(), "skill", "add", src, "--home", home); err != nil {
+		t.Fatalf("skill add: %v\n%s", err, out)
+	}
 	addr := freeAddr(t)
 	web := freeAddr(t)
 	_, port, _ := net.SplitHostPort(web)
@@ -105,8 +109,11 @@ func TestRunServesTheDashboard(t *testing.T) {
 
 	_, body = do("GET", dashboard.SkillsPath, "", pass, nil)
 	var sv dashboard.SkillsView
-	if err := json.Unmarshal([]byte(body), &sv); err != nil || sv.Error != "" || sv.Records == nil {
-		t.Errorf("skills %v %s", err, body)
+	if err := json.Unmarshal([]byte(body), &sv); err != nil || sv.Error != "" || len(sv.Records) != 1 {
+		t.Fatalf("skills %v %s", err, body)
+	}
+	if r := sv.Records[0]; r.ID != "hello_world" || r.Version != "1.0.0" || r.State != "pending" || r.Strikes == nil || *r.Strikes != 0 || r.StrikesError != "" {
+		t.Errorf("skill record %+v", r)
 	}
 
 	chat := map[string]string{"Content-Type": "application/json", "Accept": "text/event-stream"}

@@ -64,17 +64,21 @@ type SkillsView struct {
 
 // SkillView is one quarantine record.
 type SkillView struct {
-	ID         string    `json:"id"`
-	Version    string    `json:"version"`
-	Hash       string    `json:"hash"` // first 12 hex digits
-	State      string    `json:"state"`
-	Language   string    `json:"language"`
-	Source     string    `json:"source"`
-	Scan       string    `json:"scan"`
-	CleanRuns  int       `json:"clean_runs"`
-	FailedRuns int       `json:"failed_runs"`
-	Approval   string    `json:"approval,omitempty"` // the promotion request's status and expiry
-	UpdatedAt  time.Time `json:"updated_at"`
+	ID         string `json:"id"`
+	Version    string `json:"version"`
+	Hash       string `json:"hash"` // first 12 hex digits
+	State      string `json:"state"`
+	Language   string `json:"language"`
+	Source     string `json:"source"`
+	Scan       string `json:"scan"`
+	CleanRuns  int    `json:"clean_runs"`
+	FailedRuns int    `json:"failed_runs"`
+	Approval   string `json:"approval,omitempty"` // the promotion request's status and expiry
+	// Strikes is the number of active strikes; nil when unknown, with
+	// StrikesError saying why.
+	Strikes      *int      `json:"strikes,omitempty"`
+	StrikesError string    `json:"strikes_error,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // notWired is the text of a view whose source was not given to New.
@@ -144,7 +148,15 @@ func (d *Dashboard) serveSkills(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, rec := range recs {
-		v.Records = append(v.Records, skillView(rec))
+		sv := skillView(rec)
+		if d.deps.Strikes != nil {
+			if n, err := d.deps.Strikes(ctx, rec.Key); err != nil {
+				sv.StrikesError = d.errText(err)
+			} else {
+				sv.Strikes = &n
+			}
+		}
+		v.Records = append(v.Records, sv)
 	}
 	sort.SliceStable(v.Records, func(i, j int) bool { return v.Records[i].UpdatedAt.After(v.Records[j].UpdatedAt) })
 	writeJSON(w, http.StatusOK, v)

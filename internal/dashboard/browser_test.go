@@ -182,6 +182,9 @@ func TestBrowserRendersDataAsText(t *testing.T) {
 	if !strings.HasPrefix(cell, "skill"+xss+"@1.0.0 #abababababab") {
 		t.Errorf("skill cell %q", cell)
 	}
+	if n := run(t, ctx, "read the strikes", chromedp.Evaluate[string](`document.querySelector("#skills tbody td:nth-child(5)").textContent`)); n != "2" {
+		t.Errorf("active strikes %q, want 2", n)
+	}
 	checkNoInjection(t, ctx, "skills")
 	screenshot(t, ctx, "skills")
 

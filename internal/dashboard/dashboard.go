@@ -64,6 +64,9 @@ type Deps struct {
 	Maintenance func(ctx context.Context) (string, error)
 	// Skills returns the quarantine records (every state).
 	Skills func(ctx context.Context) ([]quarantine.Record, error)
+	// Strikes returns the number of active strikes of a record's skill;
+	// nil leaves the strike column empty.
+	Strikes func(ctx context.Context, key quarantine.Key) (int, error)
 	// Chat is the chat API handler (chatapi.New) served at ChatPath; nil
 	// answers 503 there.
 	Chat http.Handler

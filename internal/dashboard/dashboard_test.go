@@ -43,6 +43,12 @@ func fakeDeps(chatHits *int) Deps {
 				State: quarantine.State("quarantined"), Scan: quarantine.ScanPassed, CleanRuns: 2, UpdatedAt: time.Unix(1_800_000_000, 0),
 				Source: quarantine.Source{Type: "generated", Origin: "qwen"}}}, nil
 		},
+		Strikes: func(_ context.Context, k quarantine.Key) (int, error) {
+			if k.Version != "1.0.0" {
+				return 0, errors.New("no such skill " + k.Version)
+			}
+			return 2, nil
+		},
 		Chat: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			*chatHits++
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -212,7 +218,8 @@ func TestJSONEndpoints(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &sv); err != nil {
 		t.Fatal(err)
 	}
-	if len(sv.Records) != 1 || sv.Records[0].Hash != "abababababab" || sv.Records[0].State != "quarantined" || sv.Records[0].Source != "generated (qwen)" {
+	if len(sv.Records) != 1 || sv.Records[0].Hash != "abababababab" || sv.Records[0].State != "quarantined" || sv.Records[0].Source != "generated (qwen)" ||
+		sv.Records[0].Strikes == nil || *sv.Records[0].Strikes != 2 {
 		t.Errorf("skills %+v", sv)
 	}
 }
