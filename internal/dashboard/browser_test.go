@@ -277,3 +277,50 @@ func (s *statusRecorder) WriteHeader(code int) {
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// In a real Chromium: Abort on the chat page cancels the streaming
+// request, the server's turn sees its context end, and the page says
+// "aborted" after the text that had arrived.
+func TestBrowserChatAbort(t *testing.T) {
+	cancelled := make(chan struct{})
+	deps := fakeDeps(new(int))
+	deps.Chat = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		b, _ := json.Marshal(chatapi.Token{Text: "thinking about " + xss})
+		w.Write([]byte("event: token\ndata: " + string(b) + "\n\n"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(time.Minute):
+		}
+	})
+	d, err := New(Config{User: testUser, Pass: testPass}, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(d)
+	defer srv.Close()
+	ctx, _ := browser(t, testUser, testPass)
+	run(t, ctx, "open the chat", chromedp.Navigate(srv.URL+"/chat"))
+	run(t, ctx, "wait for the form", chromedp.Poll[chromedp.Void](`document.getElementById("chat-input") !== null`))
+	run(t, ctx, "send", chromedp.Evaluate[chromedp.Void](`document.getElementById("chat-input").value = "a long question"; document.getElementById("chat-send").click()`))
+	run(t, ctx, "wait for the first token", chromedp.Poll[chromedp.Void](`document.querySelector(".msg-talos .text").textContent.length > 0 && !document.getElementById("chat-abort").disabled`))
+	run(t, ctx, "abort", chromedp.Evaluate[chromedp.Void](`document.getElementById("chat-abort").click()`))
+	select {
+	case <-cancelled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server's turn never saw the abort")
+	}
+	run(t, ctx, "wait for the aborted mark", chromedp.Poll[chromedp.Void](`document.querySelector(".msg-talos .meta") !== null`))
+	meta := run(t, ctx, "read the mark", chromedp.Evaluate[string](`document.querySelector(".msg-talos .meta").textContent`))
+	text := run(t, ctx, "read the partial answer", chromedp.Evaluate[string](`document.querySelector(".msg-talos .text").textContent`))
+	if meta != "aborted" || text != "thinking about "+xss {
+		t.Errorf("after abort: text %q, mark %q", text, meta)
+	}
+	if enabled := run(t, ctx, "read the send button", chromedp.Evaluate[bool](`!document.getElementById("chat-send").disabled`)); !enabled {
+		t.Error("Send stays disabled after the abort")
+	}
+	checkNoInjection(t, ctx, "chat after abort")
+	screenshot(t, ctx, "chat-aborted")
+}
