@@ -21,7 +21,8 @@
 # tarball is cached in DIR/tools/python-image (minutes the first time, seconds afterwards).
 # and the reference MCP servers @modelcontextprotocol/server-everything and server-filesystem
 # (npm, pinned) in DIR/tools/mcp, run by the tests over stdio (never with npx, so nothing is
-# fetched at run time).
+# fetched at run time), and Debian's chromium for the dashboard's headless browser tests (installed
+# only; each test starts its own browser).
 # The recipes behind each step are in ../shared/RECIPES.md. Downloads (the npm install, the
 # trixie libc6 package) are cached in DIR/tools, so a second `up` only starts processes.
 # `up` is idempotent: whatever already runs and answers is left alone. `up` and `down` need root
@@ -132,7 +133,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 install_packages() {
 	local need=() p
-	for p in redis-server docker.io busybox-static curl; do
+	for p in redis-server docker.io busybox-static curl chromium; do
 		installed "$p" || need+=("$p")
 	done
 	[[ -x /usr/lib/postgresql/15/bin/initdb ]] || pg_bin >/dev/null || need+=(postgresql)
@@ -446,6 +447,9 @@ cmd_env() {
 	fi
 	if [[ -x "$(mcp_filesystem_bin)" ]]; then
 		printf 'export TALOS_TEST_MCP_FILESYSTEM=%s\n' "$(shq "$(mcp_filesystem_bin)")"
+	fi
+	if [[ -x /usr/bin/chromium ]]; then
+		printf 'export TALOS_TEST_CHROMIUM=%s\n' "$(shq /usr/bin/chromium)"
 	fi
 }
 

@@ -53,7 +53,10 @@ check them against their token budget (over budget: the boot stops), check
 every configured service (Redis, ChromaDB, PostgreSQL, Docker, Ollama)
 or fall back to its embedded default, detect a GPU (NVML, else nvidia-smi;
 none is fine: CPU mode), serve /health, /ready and /metrics on loopback, and
-write the ready marker <TALOS_HOME>/.ready. With a GPU and TALOS_OLLAMA_URL
+write the ready marker <TALOS_HOME>/.ready. The dashboard (overview, chat,
+skills; BASIC_AUTH_USER and BASIC_AUTH_PASS) is served on
+WEB_BIND_ADDRESS:WEB_PORT, default 127.0.0.1:8080; an address other than
+loopback is refused. With a GPU and TALOS_OLLAMA_URL
 set it arbitrates GPU memory between local models with the VRAM mutex
 (VRAM_MUTEX_TIMEOUT), whose state is served at /vram (` + "`talos gpu status`" + `). SIGINT, SIGTERM
 or SIGHUP stops it cleanly: it stops taking requests, closes its connections,
@@ -95,11 +98,16 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			}
 			defer maint.Close()
 			// The agent: its chat API on the health server, its adapters in
-			// /health, a VRAM lease from the daemon's mutex.
+			// /health, a VRAM lease from the daemon's mutex; new memories are
+			// refused while the disk is at its emergency level.
 			disk := &host.DiskMonitor{Home: cfg.Home, Maint: maint, Alerter: auditAlerter(audit, log), Log: log}
 			agent := &daemonAgent{cfg: cfg, log: log, audit: audit, vramOf: func() *vram.Mutex { return d.VRAM() },
 				diskFull: func() bool { return disk.Level() == host.DiskEmergency }}
 			defer agent.Close()
+			dash, err := newDaemonDashboard(cfg, log, &d, agent, maint)
+			if err != nil {
+				return withExit(exitRunConfigFailed, err)
+			}
 			// The skill operations of `talos skill`, behind the operator's
 			// credentials; approval codes go to this terminal and the 0600 file.
 			handlers := agent.Handlers()
@@ -210,6 +218,8 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			}
 			// Skills: finish what a crash cut short (half-written folders,
 			// runs still marked executing, approved promotions not copied).
+			// The dashboard's skills page reads them while the daemon runs.
+			var skills *host.Skills
 			if sk, err := host.OpenSkills(ctx, cfg, nil, log); err != nil {
 				log.Error("cannot open the skills to reconcile them", "err", err)
 			} else {
@@ -220,7 +230,8 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 						slog.Int("runs_interrupted", len(rr.Interrupted)), slog.Int("deprecated_moved", len(rr.Deactivated)),
 						slog.Int("active_changed", len(rr.ActiveChanged)), slog.Int("requests_expired", rr.Expired))
 				}
-				sk.Close()
+				skills = sk
+				defer sk.Close()
 			}
 			rep := d.Report()
 			tlog.Audit(ctx, audit, "daemon_started", slog.String("version", currentBuild().Version), slog.Int("pid", os.Getpid()),
@@ -242,6 +253,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "gpu: %s\n", detail)
 			}
 
+			dashDone := dash.serve(runCtx, skills, cmd.OutOrStdout(), log, cfg.BasicAuthUser)
 			maintDone := make(chan error, 1)
 			go func() { maintDone <- maint.Run(runCtx) }()
 			go disk.Run(runCtx)
@@ -285,6 +297,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			if err := <-maintDone; err != nil && !errors.Is(err, context.Canceled) {
 				log.Error("maintenance scheduler stopped", "err", err)
 			}
+			<-dashDone
 			sctx, cancel := context.WithTimeout(context.Background(), daemon.ShutdownGrace)
 			defer cancel()
 			if err := d.Stop(sctx); err != nil {

@@ -17,6 +17,7 @@ const (
 	EnvPythonImage   = "TALOS_TEST_PYTHON_IMAGE"
 	EnvMCPEverything = "TALOS_TEST_MCP_EVERYTHING"
 	EnvMCPFilesystem = "TALOS_TEST_MCP_FILESYSTEM"
+	EnvChromium      = "TALOS_TEST_CHROMIUM"
 	EnvRequireAll    = "TALOS_TEST_REQUIRE_SERVICES"
 	defaultBusyboxIm = "talos-test/busybox:1"
 )
@@ -113,3 +114,8 @@ func MCPEverything(tb testing.TB) string { tb.Helper(); return Need(tb, EnvMCPEv
 // @modelcontextprotocol/server-filesystem installed by the harness (its
 // arguments are the allowed root directories; it needs node on PATH).
 func MCPFilesystem(tb testing.TB) string { tb.Helper(); return Need(tb, EnvMCPFilesystem) }
+
+// Chromium returns the path of the headless-capable Chromium installed by
+// the harness (Debian's chromium package); each browser test starts its own
+// with a fresh profile.
+func Chromium(tb testing.TB) string { tb.Helper(); return Need(tb, EnvChromium) }
