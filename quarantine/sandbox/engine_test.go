@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,6 +55,7 @@ func newSandbox(t *testing.T, mod func(*sandbox.Config)) (*sandbox.Sandbox, *cli
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(staging) })
+	stagingDirs.Store(staging, true)
 	cfg := sandbox.Config{
 		DockerHost:     testenv.DockerHost(t),
 		Image:          img,
@@ -104,6 +106,9 @@ func writeSkill(t testing.TB, id, code string, subprocess bool) string {
 }
 
 // leftovers lists the sandbox's containers still on the engine.
+// stagingDirs holds the staging folders of this process's sandboxes.
+var stagingDirs sync.Map
+
 func leftovers(t *testing.T, c *client.Client) []string {
 	t.Helper()
 	res, err := c.ContainerList(context.Background(), client.ContainerListOptions{
@@ -114,7 +119,19 @@ func leftovers(t *testing.T, c *client.Client) []string {
 	}
 	var ids []string
 	for _, it := range res.Items {
-		ids = append(ids, it.ID[:12]+" "+strings.Join(it.Names, ","))
+		// Only this test process's sandboxes (their staging folders come
+		// from newSandbox): other tests run skills on the same engine at
+		// the same time, with the same labels.
+		ours := false
+		for _, m := range it.Mounts {
+			stagingDirs.Range(func(dir, _ any) bool {
+				ours = ours || strings.HasPrefix(m.Source, dir.(string)+"/")
+				return !ours
+			})
+		}
+		if ours {
+			ids = append(ids, it.ID[:12]+" "+strings.Join(it.Names, ","))
+		}
 	}
 	return ids
 }
