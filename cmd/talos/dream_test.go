@@ -37,7 +37,7 @@ func TestDreamRunNowAndStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if rep.Outcome != "ok" || len(rep.Phases) != 7 || rep.Phases[2].Name != "log_compress" || rep.Phases[2].Counters["files_compressed"] != 1 {
+	if rep.Outcome != "ok" || len(rep.Phases) != 8 || rep.Phases[3].Name != "log_compress" || rep.Phases[3].Counters["files_compressed"] != 1 {
 		t.Errorf("report %+v", rep)
 	}
 	if _, err := os.Stat(rotated + ".gz"); err != nil {

@@ -7,7 +7,8 @@
 // tracker on that store, with secret keys from TALOS_HOME/keys made on first
 // use by Key), and the nightly maintenance cycle (Maintenance): the dream
 // scheduler of TALOS_HOME/data/dream with the phases the host owns —
-// redis_flush (when Redis is configured), vector_prune, log_compress,
+// redis_flush (when Redis is configured), vector_prune, memory_consolidate,
+// log_compress,
 // zombie_hunt (when Docker is configured), strike_expiry, skills_verify and
 // health_report. The memory store is chosen once, by OpenMemory, and the
 // MCP servers of config.yaml are started by OpenMCP.

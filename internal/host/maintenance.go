@@ -62,8 +62,9 @@ func (m *Maintenance) Close() error {
 
 // NewMaintenance builds the maintenance cycle for cfg: the schedule of
 // TALOS_DREAM_SCHEDULE in TALOS_DREAM_TIMEZONE, state in DreamDir, and the
-// phases redis_flush, vector_prune, log_compress, zombie_hunt,
-// strike_expiry, skills_verify and health_report, in that order.
+// phases redis_flush, vector_prune, memory_consolidate, log_compress,
+// zombie_hunt, strike_expiry, skills_verify and health_report, in that
+// order.
 func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, error) {
 	const op = "host.NewMaintenance"
 	log := deps.Log
@@ -114,6 +115,9 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 	must(s.Register(dream.Phase{Name: dream.PhaseVectorPrune, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return vectorPrune(ctx, cfg)
 	}}))
+	must(s.Register(dream.Phase{Name: PhaseConsolidate, Timeout: TimeoutConsolidate, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+		return consolidate(ctx, cfg)
+	}}))
 	must(s.Register(dream.Phase{Name: dream.PhaseLogCompress, Run: logs.Run}))
 	must(s.Register(dream.Phase{Name: dream.PhaseZombieHunt, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return zombieHunt(ctx, cfg, log)
@@ -162,6 +166,8 @@ func must(err error) {
 // The host's own phases: expire old strikes, re-check every skill's files
 // and records.
 const (
+	PhaseConsolidate    = "memory_consolidate"
+	TimeoutConsolidate  = 300 * time.Second
 	PhaseStrikeExpiry   = "strike_expiry"
 	TimeoutStrikeExpiry = 60 * time.Second
 	PhaseSkillsVerify   = "skills_verify"
@@ -193,6 +199,31 @@ func vectorPrune(ctx context.Context, cfg *config.Config) (dream.PhaseResult, er
 	}
 	if len(rep.Failed) > 0 {
 		return res, fmt.Errorf("%d memories could not be deleted (archived; the next run retries)", len(rep.Failed))
+	}
+	return res, nil
+}
+
+// consolidate is the memory_consolidate phase: memories written in the
+// last 26 hours that repeat another one (near-identical embedding, same
+// source, trust and session) are folded into it, archived first and
+// restorable (prune.Pruner.Consolidate).
+func consolidate(ctx context.Context, cfg *config.Config) (dream.PhaseResult, error) {
+	m, err := OpenMemory(ctx, cfg, MemoryOptions{})
+	if err != nil {
+		return dream.PhaseResult{}, err
+	}
+	defer m.Close()
+	p, err := prune.New(prune.Config{Ceiling: cfg.ChromaMaxVectors, ArchivePath: filepath.Join(cfg.Home, filepath.FromSlash(MemoryArchiveFile))}, m.Store)
+	if err != nil {
+		return dream.PhaseResult{}, err
+	}
+	rep, err := p.Consolidate(ctx, time.Now().Add(-26*time.Hour), 0)
+	if err != nil {
+		return dream.PhaseResult{}, err
+	}
+	res := dream.PhaseResult{Counters: map[string]int64{"memories_checked": int64(rep.Checked), "memories_merged": int64(rep.Merged)}}
+	if rep.Merged == 0 {
+		res.Skipped = fmt.Sprintf("none of the %d memories of the last day repeats another", rep.Checked)
 	}
 	return res, nil
 }
