@@ -52,15 +52,16 @@ func (l DiskLevel) String() string {
 // path.
 type DiskUsage func(path string) (used, total uint64, err error)
 
-// StatfsUsage is DiskUsage from statfs(2); "used" counts what ordinary
-// users cannot write (blocks minus available blocks).
+// StatfsUsage is DiskUsage from statfs(2), measured as df measures Use%:
+// used is what is taken, total is used plus what an ordinary user may still
+// write (blocks reserved for root count in neither).
 func StatfsUsage(path string) (used, total uint64, err error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(path, &st); err != nil {
 		return 0, 0, err
 	}
-	total = st.Blocks * uint64(st.Bsize)
-	return total - st.Bavail*uint64(st.Bsize), total, nil
+	used = (st.Blocks - st.Bfree) * uint64(st.Bsize)
+	return used, used + st.Bavail*uint64(st.Bsize), nil
 }
 
 // DiskMonitor watches the file system of a Talos home every DiskInterval
