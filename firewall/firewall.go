@@ -457,6 +457,12 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 		v.Action = max(v.Action, d.Action)
 		v.MaxThreat = max(v.MaxThreat, d.Threat)
 	}
+	if v.Action == ActionLockdown && !lockdownEvidence(v.Detections) {
+		// One rule's phrase alone ("disregard the previous instructions" in
+		// a recipe) blocks the text but does not lock the agent: lockdown
+		// needs a second rule or the classifier agreeing.
+		v.Action = ActionBlock
+	}
 	canLock := slices.Contains(fw.cfg.LockdownSources, v.Source)
 	if v.Action == ActionLockdown && !canLock {
 		// refused and alerted, but this source cannot lock the agent
@@ -484,6 +490,22 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 		}
 	}
 	fw.record(*v)
+}
+
+// lockdownEvidence reports whether the detections are enough to lock the
+// agent: a leaked canary, the classifier flagging the text, or at least two
+// different rules matching.
+func lockdownEvidence(d []Detection) bool {
+	rules := 0
+	for _, x := range d {
+		if x.RuleID == ClassifierRuleID || x.RuleID == CanaryRuleID {
+			return true
+		}
+		if x.Action >= ActionBlock {
+			rules++
+		}
+	}
+	return rules >= 2
 }
 
 func detectionIDs(d []Detection) string {
