@@ -1,0 +1,1 @@
+25hYlWTYdcUhfJfg5mltd/Y77lUDwbmPwugQNJAskuoVQhkv8WaryeiwfyMes0pWq16jI3KWVIki0TjW36XCDw==
