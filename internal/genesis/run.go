@@ -70,6 +70,10 @@ func (r *Runner) Names() []string {
 	return out
 }
 
+// SkillDir returns the active folder the Runner runs skill id from, or ""
+// when it is not active.
+func (r *Runner) SkillDir(id string) string { return r.skills[id].Record.ActivePath }
+
 func (r *Runner) skill(op, id string) (Skill, error) {
 	s, ok := r.skills[id]
 	if !ok {
