@@ -1,0 +1,75 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/talos-ironclad/talos/firewall"
+	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/host"
+	"github.com/talos-ironclad/talos/internal/testenv"
+	"github.com/talos-ironclad/talos/llm"
+)
+
+func TestGenesisToolsCatalogFollowsTrust(t *testing.T) {
+	dockerHost := testenv.DockerHost(t)
+	img := testenv.PythonImage(t)
+	ctx := context.Background()
+	cfg := config.Defaults(t.TempDir())
+	cfg.DockerHost = dockerHost
+
+	var audit bytes.Buffer
+	al := slog.New(slog.NewJSONHandler(&audit, nil))
+
+	// TRUST_LEVEL 0: only a read-only file_manager is offered and named.
+	cfg.TrustLevel = 0
+	gt, rep, err := host.OpenGenesisTools(ctx, cfg, img, al, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools, text, err := gt.Catalog(ctx)
+	gt.Close()
+	if err != nil || len(tools) != 1 || tools[0].Name != "file_manager" || strings.Contains(text, "code_executor") || !strings.Contains(text, "file_manager") {
+		t.Fatalf("level 0 catalog: %+v %q %v (report %+v)", tools, text, err, rep)
+	}
+
+	// TRUST_LEVEL 2: both, and a call runs in the sandbox, its output marked as skill output.
+	cfg.TrustLevel = 2
+	gt, _, err = host.OpenGenesisTools(ctx, cfg, img, al, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gt.Close()
+	tools, text, _ = gt.Catalog(ctx)
+	if len(tools) != 2 || !strings.Contains(text, "code_executor, file_manager") {
+		t.Fatalf("level 2 catalog: %+v %q", tools, text)
+	}
+	res, err := host.MultiTools{gt}.Call(ctx, llm.ToolCall{Name: "code_executor", Arguments: map[string]any{"code": "print(6*7)"}})
+	if err != nil || !strings.Contains(res.Text, "42") || res.Source != firewall.SourceSkill {
+		t.Fatalf("call: %+v %v", res, err)
+	}
+	res, err = gt.Call(ctx, llm.ToolCall{Name: "file_manager", Arguments: map[string]any{"op": "write", "path": "hello.txt", "content": "hi"}})
+	if err != nil {
+		t.Fatalf("write: %+v %v", res, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(cfg.Home, filepath.FromSlash(host.GenesisWorkspace), "hello.txt")); err != nil || string(b) != "hi" {
+		t.Fatalf("workspace file: %q %v", b, err)
+	}
+	if _, err := gt.Call(ctx, llm.ToolCall{Name: "web_scraper"}); err == nil {
+		t.Fatal("a skill that is not active was called")
+	}
+	if !strings.Contains(audit.String(), `"event":"genesis_admission"`) {
+		t.Fatalf("no admission audit record:\n%s", audit.String())
+	}
+
+	// Autoload off: nothing offered, and OpenGenesisTools says why.
+	cfg.SkillAutoloadEnabled = false
+	if gt2, _, err := host.OpenGenesisTools(ctx, cfg, img, al, nil); err == nil || gt2 != nil {
+		t.Fatalf("autoload off offered tools: %v", err)
+	}
+}
