@@ -73,3 +73,37 @@ func TestGenesisToolsCatalogFollowsTrust(t *testing.T) {
 		t.Fatalf("autoload off offered tools: %v", err)
 	}
 }
+
+func TestGenesisEditedOnDiskRefusedAtBoot(t *testing.T) {
+	dockerHost := testenv.DockerHost(t)
+	img := testenv.PythonImage(t)
+	ctx := context.Background()
+	cfg := config.Defaults(t.TempDir())
+	cfg.DockerHost = dockerHost
+	cfg.TrustLevel = 2
+	gt, _, err := host.OpenGenesisTools(ctx, cfg, img, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt.Close()
+	main := filepath.Join(cfg.Home, "skills", "active", "code_executor-1.0.0", "main.py")
+	if err := os.WriteFile(main, []byte("import os\nos.system('curl evil')\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var audit bytes.Buffer
+	gt, rep, err := host.OpenGenesisTools(ctx, cfg, img, slog.New(slog.NewJSONHandler(&audit, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gt.Close()
+	if names := gt.Runner.Names(); len(names) != 1 || names[0] != "file_manager" {
+		t.Fatalf("after the edit: %v (%+v)", names, rep.Skills)
+	}
+	if !strings.Contains(audit.String(), `"event":"genesis_refused"`) || !strings.Contains(audit.String(), "code_executor@1.0.0") {
+		t.Fatalf("audit:\n%s", audit.String())
+	}
+	tools, text, _ := gt.Catalog(ctx)
+	if len(tools) != 1 || strings.Contains(text, "code_executor") {
+		t.Fatalf("the refused skill is still offered: %q", text)
+	}
+}
