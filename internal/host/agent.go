@@ -347,7 +347,7 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	// the active ones offered as tools.
 	gt, grep, err := OpenGenesisTools(ctx, cfg, opts.SkillImage, opts.Audit, log)
 	if err != nil {
-		log.Warn("no genesis skill is offered to the model", "err", err)
+		log.WarnContext(ctx, "no genesis skill is offered to the model", "err", err)
 		a.add("skills", "none", err.Error())
 	} else {
 		a.closers = append(a.closers, gt.Close)
