@@ -27,6 +27,11 @@ func (nopNotifier) Name() string                                    { return "no
 
 func newManager(t *testing.T) (*quarantine.Manager, string) {
 	t.Helper()
+	return newManagerTB(t)
+}
+
+func newManagerTB(t testing.TB) (*quarantine.Manager, string) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "skills")
 	m, err := quarantine.New(quarantine.Config{Dir: dir, CodeKey: bytes.Repeat([]byte{7}, 32)}, quarantinetest.NewStore(), nopNotifier{}, nil)
 	if err != nil {
