@@ -179,8 +179,8 @@ type Request struct {
 	// Workspace, when set, is a host folder equal to or beneath
 	// Config.WorkspaceDir, mounted at WorkspaceMount: read-only, or
 	// read-write when WorkspaceWritable is true (then the supervisor also
-	// lets the skill write there, and the skill runs as the folder's owner
-	// unless that is root).
+	// lets the skill write there). With a workspace the skill runs as the
+	// folder's owner, unless that is root (then as Config.User).
 	Workspace         string
 	WorkspaceWritable bool
 }
@@ -440,9 +440,9 @@ func (s *Sandbox) workspace(req Request) (binds, env []string, user string, err 
 	if req.WorkspaceWritable {
 		mode = "rw"
 		env = []string{EnvWritable + "=" + WorkspaceMount + "/"}
-		if uid, gid, ok := owner(st); ok && uid != 0 {
-			user = strconv.Itoa(uid) + ":" + strconv.Itoa(gid)
-		}
+	}
+	if uid, gid, ok := owner(st); ok && uid != 0 {
+		user = strconv.Itoa(uid) + ":" + strconv.Itoa(gid)
 	}
 	return []string{ws + ":" + WorkspaceMount + ":" + mode}, env, user, nil
 }
