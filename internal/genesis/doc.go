@@ -23,7 +23,8 @@
 // offered to the model:
 //
 //	0  read-only skills: file_manager lists and reads, the workspace mounted read-only
-//	1  plus changes inside the workspace: file_manager writes and moves (read-write mount)
+//	1  plus changes inside the workspace: file_manager writes and moves (read-write mount),
+//	   and web_scraper: pages from the hosts the operator approved
 //	2  plus running code the model wrote: code_executor
 //	3  plus control of Talos-labelled containers (docker_control, not built yet)
 //	4, 5  nothing more for genesis skills
@@ -39,6 +40,9 @@
 // at /workspace: absolute paths, ".." and symbolic links are refused, first
 // by [CheckPath] and then inside the container. code_executor runs a
 // snippet with no network, the sandbox's limits and timeout, and returns
-// stdout, stderr and the exit code. [Runner.Tools] and [Runner.Call] offer
+// stdout, stderr and the exit code. web_scraper's container has no network
+// either: a [Fetcher] run by Talos gets the page (allowed hosts only, never
+// a loopback, private or link-local address, redirects checked, size and
+// time caps) and the skill turns it into text. [Runner.Tools] and [Runner.Call] offer
 // them to the model.
 package genesis

@@ -20,4 +20,5 @@ func ExampleBundle_Verify() {
 	// Output:
 	// code_executor@1.0.0 from TRUST_LEVEL 2
 	// file_manager@1.0.0 from TRUST_LEVEL 0
+	// web_scraper@1.0.0 from TRUST_LEVEL 1
 }

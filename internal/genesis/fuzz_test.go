@@ -42,3 +42,22 @@ func FuzzParseFileOutput(f *testing.F) {
 		_, _ = parseFileOutput("fuzz", out)
 	})
 }
+
+// FuzzParseAllowlist: every accepted host is a lower-case name of
+// [a-z0-9.-], optionally behind "*.".
+func FuzzParseAllowlist(f *testing.F) {
+	f.Add([]byte("example.org\n# comment\n*.docs.example.org\n"))
+	f.Add([]byte("Bad Host\n"))
+	f.Add([]byte("..\n*.\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		hosts, err := ParseAllowlist(data)
+		if err != nil {
+			return
+		}
+		for _, h := range hosts {
+			if !hostPattern(strings.TrimPrefix(h, "*.")) {
+				t.Fatalf("accepted %q", h)
+			}
+		}
+	})
+}

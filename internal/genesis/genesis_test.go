@@ -76,7 +76,7 @@ func TestBuiltinPinsMatchFiles(t *testing.T) {
 			t.Errorf("skill folder %s is not pinned", e.Name())
 		}
 	}
-	if !ids[genesis.FileManager] || !ids[genesis.CodeExecutor] {
+	if !ids[genesis.FileManager] || !ids[genesis.CodeExecutor] || !ids[genesis.WebScraper] {
 		t.Errorf("pins: %v", ids)
 	}
 }
@@ -160,7 +160,7 @@ func TestAdmitBuiltin(t *testing.T) {
 
 	// The next boot, at level 2: the same records, both active, file_manager writable.
 	rep = genesis.Admit(ctx, genesis.Builtin(), genesis.Config{TrustLevel: 2, Autoload: true}, m, audit, nil)
-	if len(rep.Active()) != 2 {
+	if len(rep.Active()) != 3 {
 		t.Fatalf("level 2: %+v", rep.Skills)
 	}
 	for _, s := range rep.Skills {

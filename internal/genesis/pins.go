@@ -43,7 +43,9 @@ const (
 	// read, the workspace mounted read-only.
 	TrustReadOnly = 0
 	// TrustWrite (1): changes confined to the workspace — file_manager's
-	// write and move, the workspace mounted read-write.
+	// write and move, the workspace mounted read-write — and pages from the
+	// hosts the operator approved (web_scraper: Talos fetches, the skill
+	// has no network).
 	TrustWrite = 1
 	// TrustCode (2): running code the model wrote — code_executor (a fresh
 	// sandbox without network for every snippet).

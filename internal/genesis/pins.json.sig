@@ -1,1 +1,1 @@
-25hYlWTYdcUhfJfg5mltd/Y77lUDwbmPwugQNJAskuoVQhkv8WaryeiwfyMes0pWq16jI3KWVIki0TjW36XCDw==
+y2I8q2LV6rPDr0Agbzp4UpoK6EHSKSAw5tfPqw+OthJ7SbWztyo5KEc9Ja7uVLinnwm3b8NUUdQuozMpGQ0PAQ==

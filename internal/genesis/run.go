@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 const (
 	FileManager  = "file_manager"
 	CodeExecutor = "code_executor"
+	WebScraper   = "web_scraper"
 )
 
 // Limits of the skills' requests, checked before a container starts (the
@@ -42,7 +45,22 @@ type Runner struct {
 	sb        Sandbox
 	workspace string
 	skills    map[string]Skill
+	fetcher   *Fetcher
+	webDir    string
 }
+
+// WithWeb lets the Runner run web_scraper (when it is active): f fetches
+// the page, which is handed to the skill read-only in a folder of its own
+// made under dir (beneath the sandbox's WorkspaceDir) and removed after
+// the call. It returns r.
+func (r *Runner) WithWeb(f *Fetcher, dir string) *Runner {
+	r.fetcher, r.webDir = f, dir
+	return r
+}
+
+// IsWeb reports whether the tool name returns text from the web (to be
+// scanned as web content).
+func IsWeb(name string) bool { return name == WebScraper }
 
 // NewRunner returns a Runner over the active skills of rep. workspace is
 // the host folder file_manager works in (beneath the sandbox's
@@ -62,7 +80,7 @@ func NewRunner(sb Sandbox, workspace string, rep Report) *Runner {
 func (r *Runner) Names() []string {
 	out := make([]string, 0, len(r.skills))
 	for id := range r.skills {
-		if id == FileManager || id == CodeExecutor {
+		if id == FileManager || id == CodeExecutor || id == WebScraper && r.fetcher != nil && r.webDir != "" {
 			out = append(out, id)
 		}
 	}
@@ -271,6 +289,58 @@ func (r *Runner) Code(ctx context.Context, snippet string) (CodeResult, error) {
 		TimedOut: res.Observation.TimedOut, Outcome: res.Verdict.Outcome, Reason: res.Verdict.Reason}, nil
 }
 
+// WebResult is what web_scraper made of a page.
+type WebResult struct {
+	URL       string // after redirects
+	Status    int
+	Text      string
+	Truncated bool // the page was longer than the fetch limit
+}
+
+// Web fetches rawURL through the Runner's Fetcher (allowed hosts only, no
+// special addresses, size and time caps) and has web_scraper turn it into
+// text in a fresh container without network.
+func (r *Runner) Web(ctx context.Context, rawURL string) (WebResult, error) {
+	const op = "genesis.Runner.Web"
+	s, err := r.skill(op, WebScraper)
+	if err != nil {
+		return WebResult{}, err
+	}
+	if r.fetcher == nil || r.webDir == "" {
+		return WebResult{}, talos.Errorf(talos.CodePolicyDenied, op, "web_scraper has no allowlist of web hosts: the operator must approve hosts first")
+	}
+	page, err := r.fetcher.Fetch(ctx, rawURL)
+	if err != nil {
+		return WebResult{}, err
+	}
+	if err := os.MkdirAll(r.webDir, 0o755); err != nil {
+		return WebResult{}, talos.E(talos.CodeDirPermissions, op, "cannot create "+r.webDir, err)
+	}
+	dir, err := os.MkdirTemp(r.webDir, "page-")
+	if err != nil {
+		return WebResult{}, talos.E(talos.CodeDirPermissions, op, "cannot create a folder for the page", err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return WebResult{}, talos.E(talos.CodeDirPermissions, op, "cannot open the page's folder to the sandbox", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "page"), page.Body, 0o644); err != nil {
+		return WebResult{}, talos.E(talos.CodeDirPermissions, op, "cannot write the page for the sandbox", err)
+	}
+	mode := "html"
+	if ct := strings.ToLower(page.ContentType); ct != "" && !strings.Contains(ct, "html") && !strings.Contains(ct, "xml") {
+		mode = "text"
+	}
+	res, err := r.sb.Run(ctx, sandbox.Request{Dir: s.Record.ActivePath, Hash: s.Record.Hash, Args: []string{mode}, Workspace: dir})
+	if err != nil {
+		return WebResult{}, err
+	}
+	if !res.Verdict.Passed() {
+		return WebResult{}, talos.Errorf(talos.CodeSkillSandbox, op, "web_scraper failed: %s", res.Verdict.Reason)
+	}
+	return WebResult{URL: page.URL, Status: page.Status, Text: strings.TrimRight(string(res.Stdout), "\n"), Truncated: page.Truncated}, nil
+}
+
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func joinErrs(errs []error) error {
@@ -303,6 +373,13 @@ func (r *Runner) Tools() []llm.Tool {
 				},
 				"required": []any{"op", "path"},
 			}})
+		case WebScraper:
+			out = append(out, llm.Tool{Name: WebScraper, Description: "Fetch a web page from a host the operator approved and return its readable text.",
+				Parameters: map[string]any{
+					"type":       "object",
+					"properties": map[string]any{"url": map[string]any{"type": "string", "description": "http or https URL"}},
+					"required":   []any{"url"},
+				}})
 		case CodeExecutor:
 			out = append(out, llm.Tool{Name: CodeExecutor, Description: "Run a Python 3 snippet in a fresh sandbox without network (standard library only, /tmp writable); returns stdout, stderr and the exit code.",
 				Parameters: map[string]any{
@@ -349,6 +426,20 @@ func (r *Runner) Call(ctx context.Context, name string, args map[string]any) (st
 			return "", err
 		}
 		return formatFiles(req, fr), nil
+	case WebScraper:
+		u, err := str("url")
+		if err != nil {
+			return "", err
+		}
+		wr, err := r.Web(ctx, u)
+		if err != nil {
+			return "", err
+		}
+		out := fmt.Sprintf("%s (HTTP %d)\n%s", wr.URL, wr.Status, wr.Text)
+		if wr.Truncated {
+			out += "\n[page truncated]"
+		}
+		return out, nil
 	case CodeExecutor:
 		code, err := str("code")
 		if err != nil {

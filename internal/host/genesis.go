@@ -26,6 +26,15 @@ const WorkspaceDir = "workspace"
 // GenesisWorkspace is file_manager's folder, relative to Home.
 const GenesisWorkspace = "workspace/default"
 
+// WebAllowlistFile lists the web hosts web_scraper may fetch from, one per
+// line (example.org or *.example.org; # comments), relative to Home.
+// Without it, or empty, web_scraper is not offered.
+const WebAllowlistFile = "config/web-allowlist.txt"
+
+// webPages is where fetched pages are handed to web_scraper, relative to
+// Home (beneath WorkspaceDir, beside file_manager's folder, not in it).
+const webPages = "workspace/.web"
+
 // AdmitGenesis admits the skills built into the binary into the skill
 // records of sk (genesis.Admit with TRUST_LEVEL and
 // SKILL_AUTOLOAD_ENABLED). It never fails: refusals are in the report and
@@ -88,7 +97,20 @@ func OpenGenesisTools(ctx context.Context, cfg *config.Config, image string, aud
 	if err != nil {
 		return nil, rep, err
 	}
-	return &GenesisTools{Runner: genesis.NewRunner(sb, ws, rep), Report: rep, sandbox: sb}, rep, nil
+	r := genesis.NewRunner(sb, ws, rep)
+	if data, err := os.ReadFile(filepath.Join(cfg.Home, filepath.FromSlash(WebAllowlistFile))); err == nil {
+		hosts, err := genesis.ParseAllowlist(data)
+		if err == nil && len(hosts) > 0 {
+			var f *genesis.Fetcher
+			if f, err = genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: hosts}); err == nil {
+				r.WithWeb(f, filepath.Join(cfg.Home, filepath.FromSlash(webPages)))
+			}
+		}
+		if err != nil && log != nil {
+			log.WarnContext(ctx, "web_scraper is not offered: "+WebAllowlistFile+" is invalid", "err", err)
+		}
+	}
+	return &GenesisTools{Runner: r, Report: rep, sandbox: sb}, rep, nil
 }
 
 func sandboxIDs(user string) (int, int, bool) {
@@ -122,7 +144,11 @@ func (t *GenesisTools) Call(ctx context.Context, call llm.ToolCall) (orchestrato
 	if err != nil {
 		return orchestrator.ToolResult{}, err
 	}
-	return orchestrator.ToolResult{Text: text, Source: firewall.SourceSkill}, nil
+	src := firewall.SourceSkill
+	if genesis.IsWeb(call.Name) {
+		src = firewall.SourceWeb // page text: scanned as web content
+	}
+	return orchestrator.ToolResult{Text: text, Source: src}, nil
 }
 
 // MultiTools offers the tools of several sources as one catalog; a call

@@ -67,6 +67,27 @@ func TestGenesisToolsCatalogFollowsTrust(t *testing.T) {
 		t.Fatalf("no admission audit record:\n%s", audit.String())
 	}
 
+	// With an allowlist, web_scraper is offered; loopback stays refused in
+	// production even for an allowed name.
+	allow := filepath.Join(cfg.Home, filepath.FromSlash(host.WebAllowlistFile))
+	if err := os.MkdirAll(filepath.Dir(allow), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(allow, []byte("# approved\nlocalhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw, _, err := host.OpenGenesisTools(ctx, cfg, img, al, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	if _, text, _ := gw.Catalog(ctx); !strings.Contains(text, "web_scraper") {
+		t.Fatalf("web_scraper not offered with an allowlist: %q", text)
+	}
+	if _, err := gw.Call(ctx, llm.ToolCall{Name: "web_scraper", Arguments: map[string]any{"url": "http://localhost:1/"}}); err == nil || !strings.Contains(err.Error(), "special address") {
+		t.Fatalf("loopback fetch: %v", err)
+	}
+
 	// Autoload off: nothing offered, and OpenGenesisTools says why.
 	cfg.SkillAutoloadEnabled = false
 	if gt2, _, err := host.OpenGenesisTools(ctx, cfg, img, al, nil); err == nil || gt2 != nil {
