@@ -2,9 +2,15 @@ package genesis_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,4 +89,77 @@ func BenchmarkGenesisSkillStart(b *testing.B) {
 		b.ReportMetric(float64(p50(cold[id]).Microseconds())/1000, id+"-cold-p50-ms")
 		b.ReportMetric(float64(p50(warm[id]).Microseconds())/1000, id+"-warm-p50-ms")
 	}
+}
+
+// BenchmarkWebFetch times a fetch of a 20 KB page from a loopback server
+// through the egress Fetcher (allowlist, dial-time address check, no keep
+// alive) against a plain http.Client fetch of the same page, and the whole
+// web_scraper call (fetch plus text extraction in a fresh container). Run
+// it with -benchtime=20x for the p50 of 20.
+func BenchmarkWebFetch(b *testing.B) {
+	page := []byte("<html><body>" + strings.Repeat("<p>some text of the page</p>", 700) + "</body></html>")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write(page)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	pageURL := "http://localhost:" + u.Port() + "/"
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost"}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	direct := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	ctx := context.Background()
+	host := testenv.DockerHost(b)
+	img := testenv.PythonImage(b)
+	m, _ := newManagerTB(b)
+	rep := genesis.Admit(ctx, genesis.Builtin(), genesis.Config{TrustLevel: genesis.TrustWrite, Autoload: true}, m, nil, nil)
+	wsRoot := filepath.Join(b.TempDir(), "workspace")
+	sb, err := sandbox.New(sandbox.Config{DockerHost: host, Image: img, Timeout: 30 * time.Second, StagingDir: filepath.Join(b.TempDir(), "stage"), WorkspaceDir: wsRoot})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sb.Close()
+	r := genesis.NewRunner(sb, "", rep).WithWeb(f, filepath.Join(wsRoot, ".web"))
+	viaFetcher := func() {
+		if p, err := f.Fetch(ctx, pageURL); err != nil || len(p.Body) != len(page) {
+			b.Fatal(err)
+		}
+	}
+	viaDirect := func() {
+		resp, err := direct.Get(pageURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if len(body) != len(page) {
+			b.Fatal("short body")
+		}
+	}
+	whole := func() {
+		if wr, err := r.Web(ctx, pageURL); err != nil || !strings.Contains(wr.Text, "some text") {
+			b.Fatal(err)
+		}
+	}
+	viaFetcher()
+	viaDirect()
+	whole()
+	var df, dd, dw []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for _, x := range []struct {
+			run func()
+			out *[]time.Duration
+		}{{viaFetcher, &df}, {viaDirect, &dd}, {whole, &dw}} {
+			t0 := time.Now()
+			x.run()
+			*x.out = append(*x.out, time.Since(t0))
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(p50(df).Microseconds()), "egress-p50-µs")
+	b.ReportMetric(float64(p50(dd).Microseconds()), "direct-p50-µs")
+	b.ReportMetric(float64(p50(dw).Microseconds())/1000, "web_scraper-call-p50-ms")
 }
