@@ -43,6 +43,10 @@
 // stdout, stderr and the exit code. web_scraper's container has no network
 // either: a [Fetcher] run by Talos gets the page (allowed hosts only, never
 // a loopback, private or link-local address, redirects checked, size and
-// time caps) and the skill turns it into text. [Runner.Tools] and [Runner.Call] offer
+// time caps) and the skill turns it into text. Calls of genesis skills
+// record no strikes: what makes them fail is their input (the model's
+// snippet, a hostile page), and strikes would let such input deprecate a
+// built-in skill; the failure is returned to the model instead.
+// [Runner.Tools] and [Runner.Call] offer
 // them to the model.
 package genesis
