@@ -172,11 +172,14 @@ func (f *Fetcher) control(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-// special reports IPv4 ranges that are not on the public internet besides
-// those netip names: this network, shared address space, IETF protocol
-// assignments, benchmarking, reserved.
+// special reports ranges that are not on the public internet besides those
+// netip names: this network, shared address space, IETF protocol
+// assignments, benchmarking, reserved; and IPv6 prefixes that embed an
+// IPv4 address (NAT64, 6to4) or are deprecated site-local, since they can
+// lead to a private IPv4 address.
 func special(ip netip.Addr) bool {
-	for _, p := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4"} {
+	for _, p := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4",
+		"64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "fec0::/10"} {
 		if netip.MustParsePrefix(p).Contains(ip) {
 			return true
 		}

@@ -80,3 +80,19 @@ func TestFetcherRefusals(t *testing.T) {
 		t.Error("wildcard")
 	}
 }
+
+func TestFetcherRefusesEmbeddedIPv4(t *testing.T) {
+	// Names that resolve nowhere are refused before any dial; the address
+	// check itself is exercised through literal addresses on the allowlist.
+	for _, addr := range []string{"[64:ff9b::a00:1]", "[2002:a00:1::1]", "[fe80::1]", "[::1]", "0.1.2.3", "100.64.0.1", "198.18.0.1"} {
+		host := strings.Trim(addr, "[]")
+		f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{host}})
+		if err != nil {
+			// IPv6 literals are not host names: they cannot be allowlisted at all.
+			continue
+		}
+		if _, err := f.Fetch(t.Context(), "http://"+addr+":80/"); talos.CodeOf(err) != talos.CodePolicyDenied {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+}

@@ -158,18 +158,26 @@ type MultiTools []orchestrator.Tools
 var _ orchestrator.Tools = MultiTools(nil)
 
 // Catalog implements orchestrator.Tools. A source whose catalog fails is
-// left out (and its error returned only when every source failed).
+// left out (and its error returned only when every source failed); a tool
+// whose name an earlier source already offers is left out too, since calls
+// go to that source.
 func (m MultiTools) Catalog(ctx context.Context) ([]llm.Tool, string, error) {
 	var tools []llm.Tool
 	var texts []string
 	var errs []error
+	seen := map[string]bool{}
 	for _, s := range m {
 		ts, text, err := s.Catalog(ctx)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		tools = append(tools, ts...)
+		for _, tl := range ts {
+			if !seen[tl.Name] {
+				seen[tl.Name] = true
+				tools = append(tools, tl)
+			}
+		}
 		if text != "" {
 			texts = append(texts, text)
 		}

@@ -3,6 +3,7 @@ package host_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/talos-ironclad/talos/firewall"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/host"
+	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/llm"
 )
@@ -126,5 +128,52 @@ func TestGenesisEditedOnDiskRefusedAtBoot(t *testing.T) {
 	tools, text, _ := gt.Catalog(ctx)
 	if len(tools) != 1 || strings.Contains(text, "code_executor") {
 		t.Fatalf("the refused skill is still offered: %q", text)
+	}
+}
+
+type fakeTools struct {
+	name, text string
+	fail       error
+	calls      *[]string
+}
+
+func (f fakeTools) Catalog(context.Context) ([]llm.Tool, string, error) {
+	if f.fail != nil {
+		return nil, "", f.fail
+	}
+	return []llm.Tool{{Name: f.name}}, f.text, nil
+}
+
+func (f fakeTools) Call(_ context.Context, c llm.ToolCall) (orchestrator.ToolResult, error) {
+	*f.calls = append(*f.calls, f.text+":"+c.Name)
+	return orchestrator.ToolResult{Text: f.text}, nil
+}
+
+func TestMultiTools(t *testing.T) {
+	ctx := context.Background()
+	var calls []string
+	m := host.MultiTools{
+		fakeTools{name: "a", text: "first", calls: &calls},
+		fakeTools{fail: errors.New("down"), calls: &calls},
+		fakeTools{name: "a", text: "shadowed", calls: &calls},
+		fakeTools{name: "b", text: "second", calls: &calls},
+	}
+	tools, text, err := m.Catalog(ctx)
+	if err != nil || len(tools) != 2 || tools[0].Name != "a" || tools[1].Name != "b" || text != "first\nshadowed\nsecond" {
+		t.Fatalf("catalog: %+v %q %v", tools, text, err)
+	}
+	for _, n := range []string{"a", "b"} {
+		if _, err := m.Call(ctx, llm.ToolCall{Name: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Call(ctx, llm.ToolCall{Name: "c"}); err == nil {
+		t.Fatal("an unknown tool was called")
+	}
+	if strings.Join(calls, ",") != "first:a,second:b" {
+		t.Fatalf("calls: %v", calls)
+	}
+	if _, _, err := (host.MultiTools{fakeTools{fail: errors.New("down")}}).Catalog(ctx); err == nil {
+		t.Fatal("every source failed but no error")
 	}
 }
