@@ -105,3 +105,19 @@ func TestAdmitGenesisRefusals(t *testing.T) {
 		t.Fatal("Add accepted source genesis")
 	}
 }
+
+func TestAddRefusesReservedIDs(t *testing.T) {
+	e := newEnv(t)
+	m, err := quarantine.New(quarantine.Config{Dir: filepath.Join(e.root, "skills2"), CodeKey: codeKey, ReservedIDs: []string{"hello_world"}}, e.store, e.note, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := e.skill("1.0.0", "print('hi')\n")
+	if _, err := m.Add(e.ctx, src, quarantine.Source{Type: quarantine.SourceLLM, Origin: "model"}, "system"); talos.CodeOf(err) != talos.CodePolicyDenied {
+		t.Fatalf("reserved id added: %v", err)
+	}
+	c, _ := quarantine.HashDir(src)
+	if _, err := m.AdmitGenesis(e.ctx, src, c.Hash, "talos test", "system"); err != nil {
+		t.Fatalf("AdmitGenesis of a reserved id: %v", err)
+	}
+}

@@ -25,6 +25,12 @@ const (
 	WebScraper   = "web_scraper"
 )
 
+// ReservedIDs are the ids of the built-in skills, built or planned
+// (docker_control, browser_automation): no other skill may take them.
+func ReservedIDs() []string {
+	return []string{FileManager, CodeExecutor, WebScraper, "docker_control", "browser_automation"}
+}
+
 // Limits of the skills' requests, checked before a container starts (the
 // skills check them again inside).
 const (
