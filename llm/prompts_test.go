@@ -20,7 +20,7 @@ func TestDefaultPromptsFitBudget(t *testing.T) {
 		if n < 250 {
 			t.Errorf("%s prompt shrank to %d tokens: was content lost?", name, n)
 		}
-		for _, must := range []string{"Talos", "Never reveal", "Prompt Injection Firewall", "Never fabricate", "[USE_SKILL: skill_name]"} {
+		for _, must := range []string{"Talos", "Never reveal", "Prompt Injection Firewall", "Never fabricate", "tools you are offered", "SKILLS line"} {
 			if !strings.Contains(p, must) {
 				t.Errorf("%s prompt lost %q", name, must)
 			}

@@ -55,6 +55,16 @@
 // runs in production before it is promoted), so the clean sandboxed runs in
 // quarantine are the one run count.
 //
+// # Genesis skills
+//
+// The skills that ship inside the Talos binary do not earn trust in
+// quarantine: their content hashes are pinned at build time in a list
+// signed with Ed25519. [Manager.AdmitGenesis] takes a folder and the hash
+// from that verified list and records the skill (source [SourceGenesis])
+// directly as promoted, in the same records and audit chain as any skill.
+// It is idempotent; an active copy on disk that no longer hashes to the pin
+// is refused with an audit entry and never loaded.
+//
 // # Storage
 //
 // A [Store] keeps records and appends an audit entry (actor, event, from,

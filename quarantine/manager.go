@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,6 +67,10 @@ type Config struct {
 	ApprovalTTL time.Duration
 	// MaxCodeAttempts is how many wrong codes reject a request.
 	MaxCodeAttempts int
+	// ReservedIDs are skill ids that belong to the built-in (genesis)
+	// skills: Add refuses them, so no other skill can take a built-in
+	// skill's name or its active folder. AdmitGenesis is not affected.
+	ReservedIDs []string
 }
 
 // Manager moves skills through quarantine: it adds them, records scans
@@ -131,6 +136,7 @@ func New(cfg Config, store Store, notifier Notifier, log *slog.Logger) (*Manager
 		cfg.MaxCodeAttempts = DefaultMaxCodeAttempts
 	}
 	cfg.CodeKey = append([]byte(nil), cfg.CodeKey...)
+	cfg.ReservedIDs = slices.Clone(cfg.ReservedIDs)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -182,6 +188,9 @@ func (m *Manager) Add(ctx context.Context, src string, source Source, actor stri
 	}
 	if !entryFound {
 		return Record{}, talos.Errorf(talos.CodeSkillSyntax, op, "%s names entry \"%s\", which is not a file in the skill's folder: add it or fix entry", ManifestName, clip(man.Entry, 80))
+	}
+	if slices.Contains(m.cfg.ReservedIDs, man.ID) {
+		return Record{}, talos.Errorf(talos.CodePolicyDenied, op, "skill id \"%s\" is reserved for a built-in skill: give the skill another id", man.ID)
 	}
 	key := Key{ID: man.ID, Version: man.Version, Hash: c.Hash}
 	final := filepath.Join(qdir, fmt.Sprintf("%s-%s-%s", key.ID, key.Version, key.Hash[:16]))

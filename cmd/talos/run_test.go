@@ -170,6 +170,11 @@ func TestRunEndToEndNoServices(t *testing.T) {
 	if err != nil || !strings.Contains(string(audit), `"event":"daemon_started"`) || !strings.Contains(string(audit), `"event":"daemon_stopped"`) {
 		t.Fatalf("tier 1 log: %v\n%s", err, audit)
 	}
+	// The genesis skills were admitted by the boot (verified and recorded;
+	// without a Docker engine none is offered).
+	if !strings.Contains(string(audit), `"event":"genesis_admission"`) || strings.Contains(string(audit), `"event":"genesis_refused"`) {
+		t.Fatalf("tier 1 log lacks the genesis admission or refused one:\n%s", audit)
+	}
 	if out, _, err := talosCmd(context.Background(), "logs", "verify", "--home", home); err != nil {
 		t.Fatalf("talos logs verify: %v\n%s", err, out)
 	}

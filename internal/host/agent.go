@@ -68,6 +68,9 @@ type AgentOptions struct {
 	// DiskFull, when set and true, refuses new memories (T103): the disk
 	// monitor's emergency level.
 	DiskFull func() bool
+	// SkillImage is the sandbox image the genesis skills run in; empty
+	// means sandbox.DefaultImage.
+	SkillImage string
 }
 
 // Adapter is one component the agent uses, as /health reports it.
@@ -345,6 +348,21 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 		a.add("tools", "mcp", fmt.Sprintf("%d tools from the mcp_servers of %s, every call through the MCP pipeline and the firewall", len(mh.Catalog().Tools), config.ConfigFileName))
 	} else {
 		a.add("tools", "none", "no mcp_servers in "+config.ConfigFileName)
+	}
+	// The genesis skills: admitted at every boot (idempotent, never fatal),
+	// the active ones offered as tools.
+	gt, grep, err := OpenGenesisTools(ctx, cfg, opts.SkillImage, opts.Audit, log)
+	if err != nil {
+		log.WarnContext(ctx, "no genesis skill is offered to the model", "err", err)
+		a.add("skills", "none", err.Error())
+	} else {
+		a.closers = append(a.closers, gt.Close)
+		if tools != nil {
+			tools = MultiTools{tools, gt}
+		} else {
+			tools = gt
+		}
+		a.add("skills", "genesis", fmt.Sprintf("%s active of %d admitted at TRUST_LEVEL %d, each call in a fresh sandbox", strings.Join(gt.Runner.Names(), ", "), len(grep.Skills), cfg.TrustLevel))
 	}
 	a.Tokens = orchestrator.NewTokenCounter()
 	var tokens orchestrator.Tokens = a.Tokens

@@ -12,6 +12,7 @@ import (
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/genesis"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/quarantine/sandbox"
@@ -108,7 +109,7 @@ func newSkills(ctx context.Context, cfg *config.Config, db *sqldb.DB, console io
 			notifiers = append(notifiers, sp)
 		}
 	}
-	qm, err := quarantine.New(quarantine.Config{Dir: filepath.Join(cfg.Home, layout.Skills), CodeKey: codeKey}, qs, notifiers, log)
+	qm, err := quarantine.New(quarantine.Config{Dir: filepath.Join(cfg.Home, layout.Skills), CodeKey: codeKey, ReservedIDs: genesis.ReservedIDs()}, qs, notifiers, log)
 	if err != nil {
 		return nil, err
 	}

@@ -115,6 +115,12 @@ type Config struct {
 	// Empty means DefaultUser.
 	User string
 
+	// WorkspaceDir is the host folder under which Request.Workspace folders
+	// must lie; the sandbox's proxy allows bind mounts of it (and of
+	// StagingDir) and of nothing else. Empty means no run gets a workspace.
+	// Like StagingDir, the engine must see the same path.
+	WorkspaceDir string
+
 	// Audit receives the proxy's audit records (denials and state-changing
 	// calls, tier 1). nil discards.
 	Audit *slog.Logger
@@ -180,6 +186,9 @@ func (cfg Config) withDefaults(tmp string) (Config, error) {
 	}
 	if !filepath.IsAbs(cfg.StagingDir) || filepath.Clean(cfg.StagingDir) != cfg.StagingDir || cfg.StagingDir == "/" {
 		bad("StagingDir", fmt.Sprintf("%q", clip(cfg.StagingDir, 120)), "it must be an absolute, clean path other than /")
+	}
+	if cfg.WorkspaceDir != "" && (!filepath.IsAbs(cfg.WorkspaceDir) || filepath.Clean(cfg.WorkspaceDir) != cfg.WorkspaceDir || cfg.WorkspaceDir == "/") {
+		bad("WorkspaceDir", fmt.Sprintf("%q", clip(cfg.WorkspaceDir, 120)), "it must be empty or an absolute, clean path other than /")
 	}
 	if u, _, _ := cutColon(cfg.User); u == "" || u == "0" || u == "root" {
 		bad("User", fmt.Sprintf("%q", clip(cfg.User, 40)), "name an unprivileged user such as 65534:65534 (never root)")

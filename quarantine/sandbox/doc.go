@@ -4,7 +4,8 @@
 // A Sandbox starts its own sockproxy.Proxy on a unix socket in a private
 // folder (mode 0700) in front of the engine, with Profile: the spec's
 // skills allowlist plus remove, no network mode but "none", and a bind
-// allowlist holding only the staging folder. Its Docker client (the moby
+// allowlist holding only the staging folder and, when Config.WorkspaceDir
+// is set, that folder. Its Docker client (the moby
 // client) talks to that socket only, never to the engine's.
 //
 // # One run
@@ -18,7 +19,11 @@
 // noexec, ScratchBytes), CapDrop ALL, no-new-privileges, user 65534:65534,
 // the memory (no swap), CPU and pids limits, the copy bind-mounted
 // read-only at /skill, a json-file log capped in size, and the labels
-// sockproxy.LabelManaged, LabelSkill and LabelRun. Output is followed while
+// sockproxy.LabelManaged, LabelSkill and LabelRun. A Request.Workspace (a
+// folder beneath Config.WorkspaceDir, not a link) is bind-mounted at
+// /workspace, read-only unless WorkspaceWritable, and the skill then runs
+// as that folder's owner (never root); only a writable workspace is added
+// to the places the supervisor lets the skill write. Output is followed while
 // the skill runs; past MaxOutputBytes (stdout and stderr together) or
 // Timeout the container is killed. The container is always force-removed
 // and the copy deleted, on a context of their own, so a cancelled caller

@@ -31,9 +31,15 @@ var supervisorScript string
 
 // Paths inside the container.
 const (
-	SkillMount   = "/skill" // the skill's files, read-only
-	ScratchMount = "/tmp"   // tmpfs, the only writable place
+	SkillMount     = "/skill"     // the skill's files, read-only
+	ScratchMount   = "/tmp"       // tmpfs, writable
+	WorkspaceMount = "/workspace" // Request.Workspace, read-only unless WorkspaceWritable
 )
+
+// EnvWritable is the variable that tells the supervisor inside the
+// container which folder besides /tmp a skill may write to (set only for a
+// writable workspace).
+const EnvWritable = "TALOS_SANDBOX_WRITABLE"
 
 // Labels the sandbox puts on its containers besides sockproxy.LabelManaged.
 const (
@@ -44,13 +50,21 @@ const (
 // Profile returns the socket-proxy profile the sandbox's private proxy
 // serves: sockproxy.SkillsProfile() plus remove (so a container is always
 // removed, which the spec's list forgets; the proxy still allows it only for
-// Talos-labelled containers) and a bind allowlist holding only stagingDir.
-func Profile(stagingDir string) sockproxy.Profile {
+// Talos-labelled containers) and a bind allowlist holding only stagingDir
+// and the workspace folders given (Config.WorkspaceDir, when set).
+func Profile(stagingDir string, workspaces ...string) sockproxy.Profile {
 	p := sockproxy.SkillsProfile()
 	p.Ops = append(p.Ops, sockproxy.OpRemove)
-	p.BindAllowlist = []string{stagingDir}
+	p.BindAllowlist = append([]string{stagingDir}, workspaces...)
 	p.NetworkModes = []string{"none"}
 	return p
+}
+
+func profileOf(cfg Config) sockproxy.Profile {
+	if cfg.WorkspaceDir != "" {
+		return Profile(cfg.StagingDir, cfg.WorkspaceDir)
+	}
+	return Profile(cfg.StagingDir)
 }
 
 // Sandbox runs skills in containers through its own socket proxy.
@@ -90,7 +104,7 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	proxy, err := sockproxy.New(sockproxy.Config{
 		Upstream: cfg.DockerHost,
-		Profile:  Profile(cfg.StagingDir),
+		Profile:  profileOf(cfg),
 		Audit:    cfg.Audit,
 		Logger:   cfg.Logger,
 	})
@@ -162,6 +176,13 @@ type Request struct {
 	Args []string
 	// RunID names the run in labels and logs; empty means a random one.
 	RunID string
+	// Workspace, when set, is a host folder equal to or beneath
+	// Config.WorkspaceDir, mounted at WorkspaceMount: read-only, or
+	// read-write when WorkspaceWritable is true (then the supervisor also
+	// lets the skill write there). With a workspace the skill runs as the
+	// folder's owner, unless that is root (then as Config.User).
+	Workspace         string
+	WorkspaceWritable bool
 }
 
 // Result is what a run produced and the verdict on it. Feed Verdict to
@@ -233,6 +254,10 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 	if man.Capabilities.Subprocess {
 		allowExec = "1"
 	}
+	binds, env, user, err := s.workspace(req)
+	if err != nil {
+		return res, err
+	}
 	entry := path.Join(SkillMount, filepath.ToSlash(man.Entry))
 	cmd := append([]string{"python3", "-I", "-S", "-B", "-c", supervisorScript, entry, allowExec,
 		strconv.FormatFloat(s.deadline(s.cfg.Timeout).Seconds(), 'f', 3, 64)}, req.Args...)
@@ -240,9 +265,9 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 	cfg := &container.Config{
 		Image:           s.cfg.Image,
 		Cmd:             cmd,
-		User:            s.cfg.User,
+		User:            user,
 		WorkingDir:      SkillMount,
-		Env:             []string{"HOME=" + ScratchMount, "TMPDIR=" + ScratchMount, "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"},
+		Env:             append([]string{"HOME=" + ScratchMount, "TMPDIR=" + ScratchMount, "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"}, env...),
 		NetworkDisabled: true,
 		Labels: map[string]string{
 			sockproxy.LabelManaged: sockproxy.LabelManagedValue,
@@ -256,7 +281,7 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 		ReadonlyRootfs: true,
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges"},
-		Binds:          []string{stage + ":" + SkillMount + ":ro"},
+		Binds:          append([]string{stage + ":" + SkillMount + ":ro"}, binds...),
 		Tmpfs:          map[string]string{ScratchMount: fmt.Sprintf("rw,nosuid,nodev,noexec,size=%d,mode=1777", s.cfg.ScratchBytes)},
 		IpcMode:        "private",
 		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": strconv.FormatInt(logMax, 10), "max-file": "2"}},
@@ -387,6 +412,39 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 	s.log.InfoContext(ctx, "sandbox run finished", "skill", res.Skill, "run", runID, "outcome", string(res.Verdict.Outcome),
 		"strike", string(res.Verdict.Strike), "exit", res.ExitCode, "duration", res.Duration)
 	return res, nil
+}
+
+// workspace checks req.Workspace and returns the extra binds, environment
+// and the user of the run.
+func (s *Sandbox) workspace(req Request) (binds, env []string, user string, err error) {
+	const op = "sandbox.Run"
+	user = s.cfg.User
+	if req.Workspace == "" {
+		if req.WorkspaceWritable {
+			return nil, nil, "", talos.Errorf(talos.CodeConfigInvalid, op, "WorkspaceWritable is set without a Workspace: name the folder to mount")
+		}
+		return nil, nil, user, nil
+	}
+	ws, root := req.Workspace, s.cfg.WorkspaceDir
+	if root == "" {
+		return nil, nil, "", talos.Errorf(talos.CodePolicyDenied, op, "Workspace %q is refused: the sandbox has no WorkspaceDir, so it mounts no workspace", clip(ws, 120))
+	}
+	if !filepath.IsAbs(ws) || filepath.Clean(ws) != ws || (ws != root && !strings.HasPrefix(ws, root+string(filepath.Separator))) {
+		return nil, nil, "", talos.Errorf(talos.CodePolicyDenied, op, "Workspace %q is refused: it must be an absolute, clean path equal to or beneath %s", clip(ws, 120), clip(root, 120))
+	}
+	st, err := os.Lstat(ws)
+	if err != nil || !st.IsDir() {
+		return nil, nil, "", talos.E(talos.CodePolicyDenied, op, "Workspace "+clip(ws, 120)+" is not a folder (a link is not accepted): create it", err)
+	}
+	mode := "ro"
+	if req.WorkspaceWritable {
+		mode = "rw"
+		env = []string{EnvWritable + "=" + WorkspaceMount + "/"}
+	}
+	if uid, gid, ok := owner(st); ok && uid != 0 {
+		user = strconv.Itoa(uid) + ":" + strconv.Itoa(gid)
+	}
+	return []string{ws + ":" + WorkspaceMount + ":" + mode}, env, user, nil
 }
 
 // cancelled is Run's error when ctx ended the run: it wraps ctx.Err(), so

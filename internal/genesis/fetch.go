@@ -1,0 +1,251 @@
+package genesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/talos-ironclad/talos"
+)
+
+// Defaults of FetchConfig.
+const (
+	DefaultFetchMaxBytes  = 1 << 20 // 1 MiB of a page is read, the rest cut
+	DefaultFetchTimeout   = 15 * time.Second
+	DefaultFetchRedirects = 5
+)
+
+// FetchConfig configures a Fetcher, the egress Talos runs for web_scraper:
+// the skill's container has no network at all; Talos fetches the page and
+// hands it to the skill.
+type FetchConfig struct {
+	// AllowedHosts are the host names the operator approved, lower case:
+	// "example.org" (that name only) or "*.example.org" (its subdomains).
+	// Empty: every fetch is refused.
+	AllowedHosts []string
+	// MaxBytes is how much of a body is read; 0 means DefaultFetchMaxBytes.
+	MaxBytes int64
+	// Timeout bounds a whole fetch with its redirects; 0 means
+	// DefaultFetchTimeout.
+	Timeout time.Duration
+	// MaxRedirects is how many redirects are followed, each to an allowed
+	// host; 0 means DefaultFetchRedirects.
+	MaxRedirects int
+	// AllowAddrs are address ranges that may be dialled although they are
+	// loopback, private or link-local (a test server); empty means none.
+	AllowAddrs []netip.Prefix
+}
+
+// Fetcher fetches pages from allowed hosts only: http and https, no
+// credentials in the URL, no proxy from the environment, every redirect to
+// an allowed host, and never a connection to a loopback, private,
+// link-local, shared (100.64/10), multicast or unspecified address,
+// checked on the address actually dialled (so a name that resolves to one,
+// or a DNS answer that changes, is refused too).
+type Fetcher struct {
+	cfg    FetchConfig
+	client *http.Client
+}
+
+// Page is a fetched page.
+type Page struct {
+	URL         string // after redirects
+	Status      int
+	ContentType string
+	Body        []byte
+	Truncated   bool // the body was longer than MaxBytes
+}
+
+// NewFetcher checks cfg and returns a Fetcher.
+func NewFetcher(cfg FetchConfig) (*Fetcher, error) {
+	var errs []error
+	for i, h := range cfg.AllowedHosts {
+		if !hostPattern(strings.TrimPrefix(h, "*.")) {
+			errs = append(errs, fmt.Errorf("AllowedHosts[%d] %q: want a lower-case host name or *.name", i, clipPath(h)))
+		}
+	}
+	if cfg.MaxBytes < 0 || cfg.Timeout < 0 || cfg.MaxRedirects < 0 || cfg.MaxRedirects > 20 {
+		errs = append(errs, fmt.Errorf("MaxBytes %d, Timeout %v, MaxRedirects %d: want 0 (the default) or more, at most 20 redirects", cfg.MaxBytes, cfg.Timeout, cfg.MaxRedirects))
+	}
+	if len(errs) > 0 {
+		return nil, talos.E(talos.CodeConfigInvalid, "genesis.NewFetcher", "invalid egress configuration", errors.Join(errs...))
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultFetchMaxBytes
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultFetchTimeout
+	}
+	if cfg.MaxRedirects == 0 {
+		cfg.MaxRedirects = DefaultFetchRedirects
+	}
+	f := &Fetcher{cfg: cfg}
+	d := &net.Dialer{Timeout: cfg.Timeout, Control: f.control}
+	tr := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		TLSHandshakeTimeout:    cfg.Timeout,
+		ResponseHeaderTimeout:  cfg.Timeout,
+		MaxResponseHeaderBytes: 64 << 10,
+		DisableKeepAlives:      true,
+		ForceAttemptHTTP2:      true,
+	}
+	f.client = &http.Client{Transport: tr, CheckRedirect: f.checkRedirect}
+	return f, nil
+}
+
+func hostPattern(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return !strings.HasPrefix(h, ".") && !strings.HasSuffix(h, ".") && !strings.Contains(h, "..")
+}
+
+// Allowed reports whether host (no port) is on the allowlist.
+func (f *Fetcher) Allowed(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, a := range f.cfg.AllowedHosts {
+		if sfx, ok := strings.CutPrefix(a, "*."); ok {
+			if strings.HasSuffix(host, "."+sfx) {
+				return true
+			}
+		} else if host == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Fetcher) checkURL(u *url.URL) error {
+	const op = "genesis.Fetcher"
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return talos.Errorf(talos.CodePolicyDenied, op, "URL scheme %q refused: only http and https", clipPath(u.Scheme))
+	case u.User != nil:
+		return talos.Errorf(talos.CodePolicyDenied, op, "a URL with credentials is refused")
+	case !f.Allowed(u.Hostname()):
+		return talos.Errorf(talos.CodePolicyDenied, op, "host %q is not on the operator's allowlist of web hosts", clipPath(u.Hostname()))
+	}
+	return nil
+}
+
+func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > f.cfg.MaxRedirects {
+		return talos.Errorf(talos.CodePolicyDenied, "genesis.Fetcher", "more than %d redirects", f.cfg.MaxRedirects)
+	}
+	if err := f.checkURL(req.URL); err != nil {
+		return fmt.Errorf("redirect to %s refused: %w", clipPath(req.URL.Redacted()), err)
+	}
+	return nil
+}
+
+// control refuses a connection to a special-purpose address, after name
+// resolution, before the connection is made.
+func (f *Fetcher) control(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return talos.Errorf(talos.CodePolicyDenied, "genesis.Fetcher", "cannot check the address %q", clipPath(address))
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range f.cfg.AllowAddrs {
+		if p.Contains(ip) {
+			return nil
+		}
+	}
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() ||
+		ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() || !ip.IsGlobalUnicast() || special(ip) {
+		return talos.Errorf(talos.CodePolicyDenied, "genesis.Fetcher", "connection to %s refused: it is a loopback, private, link-local or otherwise special address", ip)
+	}
+	return nil
+}
+
+// special reports ranges that are not on the public internet besides those
+// netip names: this network, shared address space, IETF protocol
+// assignments, benchmarking, reserved; and IPv6 prefixes that embed an
+// IPv4 address (NAT64, 6to4) or are deprecated site-local, since they can
+// lead to a private IPv4 address.
+func special(ip netip.Addr) bool {
+	for _, p := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4",
+		"64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "fec0::/10"} {
+		if netip.MustParsePrefix(p).Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Fetch gets rawURL within the limits. A malformed URL is code T015; a
+// refused scheme, host, redirect or address, and a failed connection, are
+// code T406 with the cause (nothing was read then).
+func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (Page, error) {
+	const op = "genesis.Fetcher.Fetch"
+	u, err := url.Parse(rawURL)
+	if err != nil || len(rawURL) > 2048 {
+		return Page{}, talos.Errorf(talos.CodeInputInvalid, op, "url %q is not a valid URL of at most 2048 bytes", clipPath(rawURL))
+	}
+	if err := f.checkURL(u); err != nil {
+		return Page{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return Page{}, talos.E(talos.CodeInputInvalid, op, "cannot build a request for "+clipPath(u.Redacted()), err)
+	}
+	req.Header.Set("User-Agent", "Talos web_scraper")
+	req.Header.Set("Accept", "text/html, text/plain;q=0.9, */*;q=0.1")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		var te *talos.Error
+		if errors.As(err, &te) {
+			return Page{}, talos.E(te.Code, op, "the fetch of "+clipPath(u.Redacted())+" was refused", err)
+		}
+		return Page{}, talos.E(talos.CodePolicyDenied, op, "the fetch of "+clipPath(u.Redacted())+" failed; nothing was read", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBytes+1))
+	if err != nil {
+		return Page{}, talos.E(talos.CodePolicyDenied, op, "reading "+clipPath(u.Redacted())+" failed", err)
+	}
+	p := Page{URL: resp.Request.URL.String(), Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: body}
+	if int64(len(body)) > f.cfg.MaxBytes {
+		p.Body, p.Truncated = body[:f.cfg.MaxBytes], true
+	}
+	return p, nil
+}
+
+// ParseAllowlist parses the operator's list of web hosts: one host name or
+// *.name per line, lower-cased; blank lines and lines starting with # are
+// skipped. Every invalid line is reported at once (code T015).
+func ParseAllowlist(data []byte) ([]string, error) {
+	var hosts []string
+	var errs []error
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.ToLower(strings.TrimSpace(line))
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !hostPattern(strings.TrimPrefix(line, "*.")) {
+			errs = append(errs, fmt.Errorf("line %d %q: want a host name such as example.org or *.example.org", i+1, clipPath(line)))
+			continue
+		}
+		hosts = append(hosts, line)
+	}
+	if len(errs) > 0 {
+		return nil, talos.E(talos.CodeInputInvalid, "genesis.ParseAllowlist", "the allowlist of web hosts has invalid lines", errors.Join(errs...))
+	}
+	return hosts, nil
+}

@@ -1,0 +1,63 @@
+package genesis
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzCheckPath: an accepted path is relative, has no ".." part, no
+// backslash and no control character.
+func FuzzCheckPath(f *testing.F) {
+	for _, s := range []string{"", ".", "a/b.txt", "../x", "/etc/passwd", "a/../../b", "a\\b", "a\x00b", "..", "a/..", "./a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if CheckPath("path", p) != nil {
+			return
+		}
+		if strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || len(p) > MaxPathBytes {
+			t.Fatalf("accepted %q", p)
+		}
+		for _, part := range strings.Split(p, "/") {
+			if part == ".." {
+				t.Fatalf("accepted %q", p)
+			}
+		}
+		for _, c := range p {
+			if c < 0x20 || c == 0x7f {
+				t.Fatalf("accepted %q", p)
+			}
+		}
+	})
+}
+
+// FuzzParseFileOutput: whatever a skill prints, parsing returns a result
+// or an error, never panics.
+func FuzzParseFileOutput(f *testing.F) {
+	f.Add([]byte("entry YS50eHQ= f 5\nok\n"))
+	f.Add([]byte("data aGk=\ntruncated 0\nok\n"))
+	f.Add([]byte("error bm8=\n"))
+	f.Add([]byte("entry !!! f x\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		_, _ = parseFileOutput("fuzz", out)
+	})
+}
+
+// FuzzParseAllowlist: every accepted host is a lower-case name of
+// [a-z0-9.-], optionally behind "*.".
+func FuzzParseAllowlist(f *testing.F) {
+	f.Add([]byte("example.org\n# comment\n*.docs.example.org\n"))
+	f.Add([]byte("Bad Host\n"))
+	f.Add([]byte("..\n*.\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		hosts, err := ParseAllowlist(data)
+		if err != nil {
+			return
+		}
+		for _, h := range hosts {
+			if !hostPattern(strings.TrimPrefix(h, "*.")) {
+				t.Fatalf("accepted %q", h)
+			}
+		}
+	})
+}

@@ -1,0 +1,179 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/talos-ironclad/talos/firewall"
+	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/host"
+	"github.com/talos-ironclad/talos/internal/orchestrator"
+	"github.com/talos-ironclad/talos/internal/testenv"
+	"github.com/talos-ironclad/talos/llm"
+)
+
+func TestGenesisToolsCatalogFollowsTrust(t *testing.T) {
+	dockerHost := testenv.DockerHost(t)
+	img := testenv.PythonImage(t)
+	ctx := context.Background()
+	cfg := config.Defaults(t.TempDir())
+	cfg.DockerHost = dockerHost
+
+	var audit bytes.Buffer
+	al := slog.New(slog.NewJSONHandler(&audit, nil))
+
+	// TRUST_LEVEL 0: only a read-only file_manager is offered and named.
+	cfg.TrustLevel = 0
+	gt, rep, err := host.OpenGenesisTools(ctx, cfg, img, al, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools, text, err := gt.Catalog(ctx)
+	gt.Close()
+	if err != nil || len(tools) != 1 || tools[0].Name != "file_manager" || strings.Contains(text, "code_executor") || !strings.Contains(text, "file_manager") {
+		t.Fatalf("level 0 catalog: %+v %q %v (report %+v)", tools, text, err, rep)
+	}
+
+	// TRUST_LEVEL 2: both, and a call runs in the sandbox, its output marked as skill output.
+	cfg.TrustLevel = 2
+	gt, _, err = host.OpenGenesisTools(ctx, cfg, img, al, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gt.Close()
+	tools, text, _ = gt.Catalog(ctx)
+	if len(tools) != 2 || !strings.Contains(text, "code_executor, file_manager") {
+		t.Fatalf("level 2 catalog: %+v %q", tools, text)
+	}
+	res, err := host.MultiTools{gt}.Call(ctx, llm.ToolCall{Name: "code_executor", Arguments: map[string]any{"code": "print(6*7)"}})
+	if err != nil || !strings.Contains(res.Text, "42") || res.Source != firewall.SourceSkill {
+		t.Fatalf("call: %+v %v", res, err)
+	}
+	res, err = gt.Call(ctx, llm.ToolCall{Name: "file_manager", Arguments: map[string]any{"op": "write", "path": "hello.txt", "content": "hi"}})
+	if err != nil {
+		t.Fatalf("write: %+v %v", res, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(cfg.Home, filepath.FromSlash(host.GenesisWorkspace), "hello.txt")); err != nil || string(b) != "hi" {
+		t.Fatalf("workspace file: %q %v", b, err)
+	}
+	if _, err := gt.Call(ctx, llm.ToolCall{Name: "web_scraper"}); err == nil {
+		t.Fatal("a skill that is not active was called")
+	}
+	if !strings.Contains(audit.String(), `"event":"genesis_admission"`) {
+		t.Fatalf("no admission audit record:\n%s", audit.String())
+	}
+
+	// With an allowlist, web_scraper is offered; loopback stays refused in
+	// production even for an allowed name.
+	allow := filepath.Join(cfg.Home, filepath.FromSlash(host.WebAllowlistFile))
+	if err := os.MkdirAll(filepath.Dir(allow), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(allow, []byte("# approved\nlocalhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw, _, err := host.OpenGenesisTools(ctx, cfg, img, al, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	if _, text, _ := gw.Catalog(ctx); !strings.Contains(text, "web_scraper") {
+		t.Fatalf("web_scraper not offered with an allowlist: %q", text)
+	}
+	if _, err := gw.Call(ctx, llm.ToolCall{Name: "web_scraper", Arguments: map[string]any{"url": "http://localhost:1/"}}); err == nil || !strings.Contains(err.Error(), "special address") {
+		t.Fatalf("loopback fetch: %v", err)
+	}
+
+	// Autoload off: nothing offered, and OpenGenesisTools says why.
+	cfg.SkillAutoloadEnabled = false
+	if gt2, _, err := host.OpenGenesisTools(ctx, cfg, img, al, nil); err == nil || gt2 != nil {
+		t.Fatalf("autoload off offered tools: %v", err)
+	}
+}
+
+func TestGenesisEditedOnDiskRefusedAtBoot(t *testing.T) {
+	dockerHost := testenv.DockerHost(t)
+	img := testenv.PythonImage(t)
+	ctx := context.Background()
+	cfg := config.Defaults(t.TempDir())
+	cfg.DockerHost = dockerHost
+	cfg.TrustLevel = 2
+	gt, _, err := host.OpenGenesisTools(ctx, cfg, img, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt.Close()
+	main := filepath.Join(cfg.Home, "skills", "active", "code_executor-1.0.0", "main.py")
+	if err := os.WriteFile(main, []byte("import os\nos.system('curl evil')\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var audit bytes.Buffer
+	gt, rep, err := host.OpenGenesisTools(ctx, cfg, img, slog.New(slog.NewJSONHandler(&audit, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gt.Close()
+	if names := gt.Runner.Names(); len(names) != 1 || names[0] != "file_manager" {
+		t.Fatalf("after the edit: %v (%+v)", names, rep.Skills)
+	}
+	if !strings.Contains(audit.String(), `"event":"genesis_refused"`) || !strings.Contains(audit.String(), "code_executor@1.0.0") {
+		t.Fatalf("audit:\n%s", audit.String())
+	}
+	tools, text, _ := gt.Catalog(ctx)
+	if len(tools) != 1 || strings.Contains(text, "code_executor") {
+		t.Fatalf("the refused skill is still offered: %q", text)
+	}
+}
+
+type fakeTools struct {
+	name, text string
+	fail       error
+	calls      *[]string
+}
+
+func (f fakeTools) Catalog(context.Context) ([]llm.Tool, string, error) {
+	if f.fail != nil {
+		return nil, "", f.fail
+	}
+	return []llm.Tool{{Name: f.name}}, f.text, nil
+}
+
+func (f fakeTools) Call(_ context.Context, c llm.ToolCall) (orchestrator.ToolResult, error) {
+	*f.calls = append(*f.calls, f.text+":"+c.Name)
+	return orchestrator.ToolResult{Text: f.text}, nil
+}
+
+func TestMultiTools(t *testing.T) {
+	ctx := context.Background()
+	var calls []string
+	m := host.MultiTools{
+		fakeTools{name: "a", text: "first", calls: &calls},
+		fakeTools{fail: errors.New("down"), calls: &calls},
+		fakeTools{name: "a", text: "shadowed", calls: &calls},
+		fakeTools{name: "b", text: "second", calls: &calls},
+	}
+	tools, text, err := m.Catalog(ctx)
+	if err != nil || len(tools) != 2 || tools[0].Name != "a" || tools[1].Name != "b" || text != "first\nshadowed\nsecond" {
+		t.Fatalf("catalog: %+v %q %v", tools, text, err)
+	}
+	for _, n := range []string{"a", "b"} {
+		if _, err := m.Call(ctx, llm.ToolCall{Name: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Call(ctx, llm.ToolCall{Name: "c"}); err == nil {
+		t.Fatal("an unknown tool was called")
+	}
+	if strings.Join(calls, ",") != "first:a,second:b" {
+		t.Fatalf("calls: %v", calls)
+	}
+	if _, _, err := (host.MultiTools{fakeTools{fail: errors.New("down")}}).Catalog(ctx); err == nil {
+		t.Fatal("every source failed but no error")
+	}
+}
