@@ -33,6 +33,9 @@ DIR="${TALOS_SERVICES_DIR:-/tmp/talos-services}"
 REDIS_PORT="${TALOS_SERVICES_REDIS_PORT:-56379}"
 PG_PORT="${TALOS_SERVICES_POSTGRES_PORT:-55432}"
 CHROMA_PORT="${TALOS_SERVICES_CHROMA_PORT:-58000}"
+OLLAMA_PORT="${TALOS_SERVICES_OLLAMA_PORT:-51434}"
+OLLAMA_VERSION=0.6.5
+OLLAMA_MODEL=tiny
 CHROMA_VERSION="3.5.0"
 MCP_SERVERS_VERSION="2026.8.31"
 BUSYBOX_IMAGE="talos-test/busybox:1"
@@ -434,6 +437,46 @@ lock() {
 
 shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
+# Ollama: built from the Go module proxy (no download site is reachable; newer versions do not
+# build from the proxy), cached in $TOOLS, serving a tiny random-weight model that
+# scripts/ollama-tiny writes (no weights are downloaded). Answers are gibberish; every API works.
+ollama_bin() { printf '%s\n' "$TOOLS/ollama/bin/ollama"; }
+
+install_ollama() {
+	[[ -x "$(ollama_bin)" ]] && return 0
+	local t0=$EPOCHREALTIME
+	mkdir -p "$TOOLS/ollama"
+	log "ollama     building v$OLLAMA_VERSION from the Go module proxy (about 2 minutes, once)"
+	GOFLAGS=-mod=mod GOBIN="$TOOLS/ollama/bin" CGO_CFLAGS="${CGO_CFLAGS:--O2 -g -Wno-deprecated-declarations}" \
+		go install -ldflags "-X=github.com/ollama/ollama/version.Version=$OLLAMA_VERSION" "github.com/ollama/ollama@v$OLLAMA_VERSION" \
+		>"$TOOLS/ollama/build.log" 2>&1 || fail "building ollama v$OLLAMA_VERSION failed" "$TOOLS/ollama/build.log"
+	log "ollama     built in $(since "$t0")"
+}
+
+ollama_ready() { curl -fsS -m 2 "http://127.0.0.1:$OLLAMA_PORT/api/version" >/dev/null; }
+ollama_has_model() { curl -fs -m 5 "http://127.0.0.1:$OLLAMA_PORT/api/show" -d "{\"model\":\"$OLLAMA_MODEL\"}" >/dev/null; }
+
+start_ollama() {
+	local t0=$EPOCHREALTIME d=$DIR/ollama here
+	here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+	mkdir -p "$d/models" "$d/model"
+	if ! { pid_alive "$d/ollama.pid" "ollama serve" && ollama_ready; }; then
+		stop_pid "$d/ollama.pid" "ollama serve" 10
+		port_open "$OLLAMA_PORT" && fail "port $OLLAMA_PORT is in use by a process this script did not start; stop it or set TALOS_SERVICES_OLLAMA_PORT"
+		install_ollama
+		# shellcheck disable=SC2016 # expanded by the inner bash
+		OLLAMA_HOST="127.0.0.1:$OLLAMA_PORT" OLLAMA_MODELS="$d/models" OLLAMA_NOPRUNE=1 \
+			setsid bash -c 'echo $$ >"$0"; exec "$@"' "$d/ollama.pid" "$(ollama_bin)" serve </dev/null >"$d/ollama.log" 2>&1 &
+		wait_for ollama "$d/ollama.log" "$d/ollama.pid" "ollama serve" ollama_ready
+	fi
+	if ! ollama_has_model; then
+		(cd "$here/ollama-tiny" && GOFLAGS=-mod=mod go run . "$d/model") >"$d/model.log" 2>&1 || fail "writing the tiny model failed" "$d/model.log"
+		(cd "$d/model" && OLLAMA_HOST="127.0.0.1:$OLLAMA_PORT" "$(ollama_bin)" create "$OLLAMA_MODEL" -f Modelfile) >>"$d/model.log" 2>&1 ||
+			fail "ollama create $OLLAMA_MODEL failed" "$d/model.log"
+	fi
+	log "ollama     running          127.0.0.1:$OLLAMA_PORT (pid $(pid_of "$d/ollama.pid")), model $OLLAMA_MODEL, in $(since "$t0")"
+}
+
 cmd_env() {
 	printf 'export TALOS_SERVICES_DIR=%s\n' "$(shq "$DIR")"
 	printf 'export TALOS_TEST_REDIS_URL=%s\n' "$(shq "redis://127.0.0.1:$REDIS_PORT/0")"
@@ -442,6 +485,8 @@ cmd_env() {
 	printf 'export TALOS_TEST_CHROMA_URL=%s\n' "$(shq "http://127.0.0.1:$CHROMA_PORT")"
 	printf 'export TALOS_TEST_BUSYBOX_IMAGE=%s\n' "$(shq "$BUSYBOX_IMAGE")"
 	printf 'export TALOS_TEST_PYTHON_IMAGE=%s\n' "$(shq "$PYTHON_IMAGE")"
+	printf 'export TALOS_TEST_OLLAMA_URL=%s\n' "$(shq "http://127.0.0.1:$OLLAMA_PORT")"
+	printf 'export TALOS_TEST_OLLAMA_MODEL=%s\n' "$(shq "$OLLAMA_MODEL")"
 	if [[ -x "$(mcp_everything_bin)" ]]; then
 		printf 'export TALOS_TEST_MCP_EVERYTHING=%s\n' "$(shq "$(mcp_everything_bin)")"
 	fi
@@ -464,6 +509,7 @@ cmd_up() {
 	build_python_image
 	start_chroma
 	install_mcp
+	start_ollama
 	cmd_env >"$DIR/env.sh"
 	log "all four services are up in $(since "$t0"); state in $DIR"
 	log "use them with:  eval \"\$($0 env)\"   (or: source $DIR/env.sh)"
@@ -479,6 +525,7 @@ cmd_down() {
 	need_root down
 	lock down
 	stop_pid "$DIR/chroma/chroma.pid" run-chroma.mjs 5
+	stop_pid "$DIR/ollama/ollama.pid" "ollama serve" 10
 	stop_docker
 	stop_postgres
 	stop_pid "$DIR/redis/redis.pid" redis-server 10

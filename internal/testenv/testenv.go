@@ -15,6 +15,8 @@ const (
 	EnvChromaURL     = "TALOS_TEST_CHROMA_URL"
 	EnvBusyboxImage  = "TALOS_TEST_BUSYBOX_IMAGE"
 	EnvPythonImage   = "TALOS_TEST_PYTHON_IMAGE"
+	EnvOllamaURL     = "TALOS_TEST_OLLAMA_URL"
+	EnvOllamaModel   = "TALOS_TEST_OLLAMA_MODEL"
 	EnvMCPEverything = "TALOS_TEST_MCP_EVERYTHING"
 	EnvMCPFilesystem = "TALOS_TEST_MCP_FILESYSTEM"
 	EnvChromium      = "TALOS_TEST_CHROMIUM"
@@ -119,3 +121,16 @@ func MCPFilesystem(tb testing.TB) string { tb.Helper(); return Need(tb, EnvMCPFi
 // the harness (Debian's chromium package); each browser test starts its own
 // with a fresh profile.
 func Chromium(tb testing.TB) string { tb.Helper(); return Need(tb, EnvChromium) }
+
+// OllamaURL returns the harness's Ollama server (http://127.0.0.1:51434,
+// built from the Go module proxy by scripts/services.sh).
+func OllamaURL(tb testing.TB) string { tb.Helper(); return Need(tb, EnvOllamaURL) }
+
+// OllamaModel returns the model the harness's Ollama serves: a tiny
+// random-weight llama ("tiny") whose answers are gibberish but whose every
+// API call works. Always cap its answers (num_predict).
+func OllamaModel(tb testing.TB) string {
+	tb.Helper()
+	OllamaURL(tb)
+	return Need(tb, EnvOllamaModel)
+}
