@@ -92,8 +92,15 @@ type MCPTools struct{ Host *mcphost.Host }
 
 var _ orchestrator.Tools = MCPTools{}
 
-// Catalog implements orchestrator.Tools.
+// Catalog implements orchestrator.Tools. A server that offers no tool yet
+// (its discovery at start failed, or it was slow) is asked again first, so
+// a turn never goes without tools a server can give.
 func (t MCPTools) Catalog(ctx context.Context) ([]llm.Tool, string, error) {
+	for _, s := range t.Host.Status() {
+		if s.Tools == 0 && !s.Quarantined && !s.GaveUp {
+			_ = t.Host.Refresh(ctx, s.Name) // the failure is the host's to log and count
+		}
+	}
 	c := t.Host.Catalog()
 	fns := c.Functions()
 	tools := make([]llm.Tool, len(fns))
