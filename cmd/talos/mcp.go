@@ -56,7 +56,7 @@ func newMCPStatusCmd() *cobra.Command {
 				state := "ok"
 				switch {
 				case s.Quarantined:
-					state = "QUARANTINED: " + escape(s.Reason)
+					state = "QUARANTINED: " + termText(s.Reason)
 				case s.GaveUp:
 					state = fmt.Sprintf("gave up after %d failures", s.Failures)
 				}
@@ -68,7 +68,7 @@ func newMCPStatusCmd() *cobra.Command {
 					printDiff(w, s.Name, d.Added, d.Changed, d.Removed, d.Fingerprint)
 				}
 			}
-			fmt.Fprintf(w, "\n%s", escapeLines(h.Catalog().Text()))
+			fmt.Fprintf(w, "\n%s", termLines(h.Catalog().Text()))
 			return nil
 		},
 	}
@@ -98,7 +98,7 @@ approval is saved in the pin file; restart ` + "`talos run`" + ` for the running
 			if err := h.Approve(cmd.Context(), args[0], args[1]); err != nil {
 				return withExit(exitMCPFailed, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "approved the tools of %s; restart talos run for the daemon to use them\n", escape(args[0]))
+			fmt.Fprintf(cmd.OutOrStdout(), "approved the tools of %s; restart talos run for the daemon to use them\n", termText(args[0]))
 			return nil
 		},
 	}
@@ -107,13 +107,13 @@ approval is saved in the pin file; restart ` + "`talos run`" + ` for the running
 func printDiff[A, C any](w io.Writer, server string, added []A, changed []C, removed []string, fingerprint string) {
 	fmt.Fprintf(w, "\n%s is quarantined: %d tools added, %d changed, %d removed\n", server, len(added), len(changed), len(removed))
 	for _, a := range added {
-		fmt.Fprintf(w, "  + %s\n", escape(fmt.Sprintf("%+v", a)))
+		fmt.Fprintf(w, "  + %s\n", termText(fmt.Sprintf("%+v", a)))
 	}
 	for _, c := range changed {
-		fmt.Fprintf(w, "  ~ %s\n", escape(fmt.Sprintf("%+v", c)))
+		fmt.Fprintf(w, "  ~ %s\n", termText(fmt.Sprintf("%+v", c)))
 	}
 	for _, r := range removed {
-		fmt.Fprintf(w, "  - %s\n", escape(r))
+		fmt.Fprintf(w, "  - %s\n", termText(r))
 	}
 	fmt.Fprintf(w, "approve with: talos mcp approve %s %s\n", server, fingerprint)
 }

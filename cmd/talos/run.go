@@ -109,12 +109,17 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				return withExit(exitRunConfigFailed, err)
 			}
 			// The skill operations of `talos skill`, behind the operator's
-			// credentials; approval codes go to this terminal and the 0600 file.
+			// credentials, on the skills the boot opens below (shared with the
+			// dashboard); approval codes go to this terminal and the 0600 file.
 			handlers := agent.Handlers()
+			var sharedSkills atomic.Pointer[host.Skills]
 			skillAPI, err := chatapi.NewSkillHandlers(chatapi.Config{User: cfg.BasicAuthUser, Pass: cfg.BasicAuthPass.Value(), Logger: log,
 				RateLimit: cfg.APIRateLimitMax, RateWindow: cfg.APIRateLimitWindow},
-				func(ctx context.Context) (*host.Skills, error) {
-					return host.OpenSkills(ctx, cfg, cmd.ErrOrStderr(), log)
+				func() (*host.Skills, error) {
+					if s := sharedSkills.Load(); s != nil {
+						return s, nil
+					}
+					return nil, errors.New("the skills are not open: the daemon is booting, or opening them failed (see the log)")
 				})
 			if err != nil {
 				return withExit(exitRunBootFailed, err)
@@ -220,7 +225,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			// runs still marked executing, approved promotions not copied).
 			// The dashboard's skills page reads them while the daemon runs.
 			var skills *host.Skills
-			if sk, err := host.OpenSkills(ctx, cfg, nil, log); err != nil {
+			if sk, err := host.OpenSkills(ctx, cfg, cmd.ErrOrStderr(), log); err != nil {
 				log.Error("cannot open the skills to reconcile them", "err", err)
 			} else {
 				if rr, err := sk.Quarantine.Reconcile(ctx); err != nil {
@@ -231,6 +236,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 						slog.Int("active_changed", len(rr.ActiveChanged)), slog.Int("requests_expired", rr.Expired))
 				}
 				skills = sk
+				sharedSkills.Store(sk)
 				defer sk.Close()
 			}
 			rep := d.Report()

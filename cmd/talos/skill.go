@@ -13,7 +13,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -158,7 +157,7 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 			return out(cmd, v, func(w io.Writer) {
 				fmt.Fprintf(w, "%s\n  state %s, scan %s, runs %d ok / %d failed, added %s by %s (%s)\n  content %s\n  files %s\n",
 					name(rec.Key), rec.State, rec.Scan, rec.CleanRuns, rec.FailedRuns, rec.CreatedAt.Format(time.RFC3339),
-					escape(rec.Source.Origin), rec.Source.Type, rec.Hash, rec.Path)
+					termText(rec.Source.Origin), rec.Source.Type, rec.Hash, rec.Path)
 				if el.Eligible() {
 					fmt.Fprintln(w, "  eligible for promotion")
 				} else {
@@ -169,7 +168,7 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 				}
 				fmt.Fprintln(w, "  audit:")
 				for _, a := range audit {
-					fmt.Fprintf(w, "    %s %s %s %s→%s %s\n", a.Time.Format(time.RFC3339), escape(a.Actor), a.Event, a.From, a.To, escape(a.Reason))
+					fmt.Fprintf(w, "    %s %s %s %s→%s %s\n", a.Time.Format(time.RFC3339), termText(a.Actor), a.Event, a.From, a.To, termText(a.Reason))
 				}
 			})
 		},
@@ -195,7 +194,7 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 			}
 			if err := out(cmd, rep, func(w io.Writer) {
 				for _, f := range rep.Findings {
-					fmt.Fprintln(w, escape(f.String()))
+					fmt.Fprintln(w, termText(f.String()))
 				}
 				fmt.Fprintf(w, "%s: scan %s, %d findings; now %s\n", name(rec.Key), rec.Scan, len(rep.Findings), rec.State)
 			}); err != nil {
@@ -313,7 +312,7 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 					if !k.ExpiresAt.IsZero() {
 						exp = "expires " + k.ExpiresAt.Format(time.RFC3339)
 					}
-					fmt.Fprintf(w, "  #%d %s %s at %s (%s): %s\n", k.Number, k.Type, escape(k.ExceptionType), k.OccurredAt.Format(time.RFC3339), exp, escape(k.Message))
+					fmt.Fprintf(w, "  #%d %s %s at %s (%s): %s\n", k.Number, k.Type, termText(k.ExceptionType), k.OccurredAt.Format(time.RFC3339), exp, termText(k.Message))
 				}
 			})
 		},
@@ -402,9 +401,9 @@ recorded as a strike of its type (exception, timeout, resource, security).`,
 			v := map[string]any{"record": rec, "exit_code": res.ExitCode, "stdout": string(res.Stdout), "stderr": string(res.Stderr),
 				"truncated": res.Truncated, "verdict": res.Verdict, "duration_ms": res.Duration.Milliseconds(), "strike": strike}
 			if err := out(cmd, v, func(w io.Writer) {
-				fmt.Fprint(w, escapeLines(string(res.Stdout)))
+				fmt.Fprint(w, termLines(string(res.Stdout)))
 				if len(res.Stderr) > 0 {
-					fmt.Fprint(cmd.ErrOrStderr(), escapeLines(string(res.Stderr)))
+					fmt.Fprint(cmd.ErrOrStderr(), termLines(string(res.Stderr)))
 				}
 				fmt.Fprintf(w, "%s: %s in %s (exit %d); now %s, %d clean runs\n", name(rec.Key), verdictText(res), res.Duration.Round(time.Millisecond), res.ExitCode, rec.State, rec.CleanRuns)
 				if strike != nil && strike.Recorded {
@@ -452,24 +451,6 @@ func verdictText(r sandbox.Result) string {
 	return "failed: " + r.Verdict.Reason
 }
 
-// escapeLines escapes the control characters of skill output (all but
-// newline and tab) and bidirectional overrides, so a skill cannot drive the
-// terminal; everything else is printed as it is.
-func escapeLines(s string) string {
-	var b strings.Builder
-	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
-		switch {
-		case r == '\n' || r == '\t':
-			b.WriteRune(r)
-		case unicode.IsControl(r) || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069):
-			fmt.Fprintf(&b, "\\u%04x", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
 // name is the reference of a record: ID@VERSION#first 12 hex digits.
 func name(k quarantine.Key) string { return host.SkillName(k) }
 
@@ -479,11 +460,4 @@ func actor() string {
 		return "user:" + u.Username
 	}
 	return "user:uid-" + strconv.Itoa(os.Getuid())
-}
-
-// escape shows control characters from stored text as escapes, so a
-// skill's name or message cannot drive the terminal.
-func escape(s string) string {
-	q := strconv.Quote(s)
-	return q[1 : len(q)-1]
 }

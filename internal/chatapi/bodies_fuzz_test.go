@@ -24,7 +24,7 @@ func FuzzOperatorBodies(f *testing.F) {
 		f.Fatal(err)
 	}
 	sh, err := chatapi.NewSkillHandlers(chatapi.Config{User: "admin", Pass: pass, RateLimit: 1 << 30},
-		func(context.Context) (*host.Skills, error) { return nil, context.Canceled })
+		func() (*host.Skills, error) { return nil, context.Canceled })
 	if err != nil {
 		f.Fatal(err)
 	}

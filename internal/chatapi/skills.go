@@ -34,15 +34,16 @@ type SkillRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// SkillOpener opens the skill lifecycle for one request (host.OpenSkills
-// with the daemon's configuration); the handler closes it.
-type SkillOpener func(ctx context.Context) (*host.Skills, error)
+// SkillSource gives the daemon's skill lifecycle (opened once at boot and
+// shared with the dashboard), or an error while it is not open. The
+// handlers never close it.
+type SkillSource func() (*host.Skills, error)
 
 // NewSkillHandlers returns the handlers of the skill operations, keyed by
 // path, with the chat API's credentials and rate limit.
-func NewSkillHandlers(cfg Config, open SkillOpener) (map[string]http.Handler, error) {
+func NewSkillHandlers(cfg Config, open SkillSource) (map[string]http.Handler, error) {
 	if open == nil {
-		return nil, talos.Errorf(talos.CodeConfigInvalid, "chatapi.NewSkillHandlers", "the SkillOpener is nil")
+		return nil, talos.Errorf(talos.CodeConfigInvalid, "chatapi.NewSkillHandlers", "the SkillSource is nil")
 	}
 	h, err := newHandler(cfg)
 	if err != nil {
@@ -157,17 +158,16 @@ func (h *handler) authorizedOrRefuse(w http.ResponseWriter, r *http.Request) boo
 	return false
 }
 
-// serveSkill opens the skills, runs fn and answers: the result as JSON, a
+// serveSkill takes the skills, runs fn and answers: the result as JSON, a
 // refused operation (bad input, not eligible, wrong code) as 400 or 403
 // with its message, anything else as 500 without internal detail.
-func (h *handler) serveSkill(w http.ResponseWriter, r *http.Request, open SkillOpener, fn func(ctx context.Context, s *host.Skills) (any, error)) {
-	s, err := open(r.Context())
+func (h *handler) serveSkill(w http.ResponseWriter, r *http.Request, open SkillSource, fn func(ctx context.Context, s *host.Skills) (any, error)) {
+	s, err := open()
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "skills API: cannot open the skills", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{"the skill store is not available; see the daemon's log"})
 		return
 	}
-	defer s.Close()
 	v, err := fn(r.Context(), s)
 	if err != nil {
 		var te *talos.Error

@@ -27,11 +27,12 @@ func TestSkillOperationsOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func(ctx context.Context) (*host.Skills, error) { return host.OpenSkills(ctx, cfg, nil, nil) }
-	sk, err := open(context.Background())
+	sk, err := host.OpenSkills(context.Background(), cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer sk.Close()
+	open := func() (*host.Skills, error) { return sk, nil }
 	src := filepath.Join(t.TempDir(), "s")
 	os.MkdirAll(src, 0o755)
 	os.WriteFile(filepath.Join(src, "skill.yaml"), []byte("id: hello_world\nversion: 1.0.0\nlanguage: python\nentry: main.py\n"), 0o644)
@@ -39,7 +40,6 @@ func TestSkillOperationsOverHTTP(t *testing.T) {
 	if _, err := sk.Quarantine.Add(context.Background(), src, quarantine.Source{Type: quarantine.SourceUser, Origin: "test"}, "user:test"); err != nil {
 		t.Fatal(err)
 	}
-	sk.Close()
 	hs, err := chatapi.NewSkillHandlers(chatapi.Config{User: "admin", Pass: pass}, open)
 	if err != nil {
 		t.Fatal(err)

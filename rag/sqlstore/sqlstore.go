@@ -208,9 +208,15 @@ func (s *Store) committed(before, after int64) {
 }
 
 // sync applies the changes other processes committed since the index last
-// looked, at most every syncInterval. Reads call it first.
+// looked, at most every Config.SyncInterval. Reads call it first.
+//
+// A read never waits for a writer of this process: when one holds the
+// writer lock (its own changes reach the index as it commits), the read
+// goes on with the index as it is and a later read looks at the log.
 func (s *Store) sync(ctx context.Context) error {
-	s.wmu.Lock()
+	if !s.wmu.TryLock() {
+		return nil
+	}
 	defer s.wmu.Unlock()
 	return s.syncLocked(ctx)
 }
