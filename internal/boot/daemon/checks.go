@@ -12,6 +12,7 @@ import (
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/internal/svccheck"
 )
@@ -169,9 +170,13 @@ func isDir(dir string) error {
 // diskCheck is spec §1.3 S10's disk check (`df`): ok below 90 % used, warn
 // from 90 %, fail from 98 %.
 func diskCheck(path string) (string, error) {
-	used, err := diskUsage(path)
+	u, total, err := host.StatfsUsage(path)
 	if err != nil {
 		return "", err
+	}
+	var used float64
+	if total > 0 {
+		used = float64(u) / float64(total)
 	}
 	detail := fmt.Sprintf("%.1f%% used on the file system of %s", used*100, path)
 	switch {

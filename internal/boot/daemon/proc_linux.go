@@ -27,19 +27,3 @@ func nofile() (soft, hard uint64, err error) {
 	}
 	return r.Cur, r.Max, nil
 }
-
-// diskUsage returns the used fraction (0–1) of the file system holding path.
-func diskUsage(path string) (float64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return 0, err
-	}
-	total := float64(st.Blocks) * float64(st.Bsize)
-	if total == 0 {
-		return 0, nil
-	}
-	// Like df: used / (used + available to unprivileged users).
-	used := float64(st.Blocks-st.Bfree) * float64(st.Bsize)
-	avail := float64(st.Bavail) * float64(st.Bsize)
-	return used / (used + avail), nil
-}

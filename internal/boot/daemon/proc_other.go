@@ -9,7 +9,3 @@ func isSubreaper() bool { return false }
 func nofile() (soft, hard uint64, err error) {
 	return 0, 0, errors.New("RLIMIT_NOFILE is only read on Linux")
 }
-
-func diskUsage(path string) (float64, error) {
-	return 0, errors.New("disk usage is only read on Linux")
-}
