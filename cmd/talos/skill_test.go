@@ -89,6 +89,12 @@ func TestSkillLifecycleFromTheCLI(t *testing.T) {
 	if _, _, err := talosCmd(ctx, "skill", "show", "nothing_here", "--home", home); exitCode(err) != exitSkillFailed {
 		t.Errorf("unknown skill: %v", err)
 	}
+	// The unknown name is quoted once, escaped and clipped.
+	long := "no\nsuch" + strings.Repeat("x", 500)
+	if _, _, err := talosCmd(ctx, "skill", "show", long, "--home", home); err == nil ||
+		!strings.Contains(err.Error(), `no skill record "no\nsuch`) || !strings.Contains(err.Error(), "… (507 bytes)") {
+		t.Errorf("unknown long skill: %v", err)
+	}
 }
 
 // On the harness's engine: a scanned skill runs clean and counts; a

@@ -14,6 +14,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/genesis"
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/quarantine/sandbox"
 	quarsql "github.com/talos-ironclad/talos/quarantine/sqlstore"
@@ -174,7 +175,7 @@ func (s *Skills) Resolve(ctx context.Context, ref string) (quarantine.Record, er
 		}
 	}
 	if len(match) == 0 {
-		return quarantine.Record{}, talos.Errorf(talos.CodeConfigInvalid, op, "no skill record %q: `talos skill list` shows them", strconv.Quote(ref))
+		return quarantine.Record{}, talos.Errorf(talos.CodeConfigInvalid, op, "no skill record %s: `talos skill list` shows them", redact.Value(ref))
 	}
 	sort.Slice(match, func(i, j int) bool { return match[i].CreatedAt.After(match[j].CreatedAt) })
 	if version == "" {
@@ -192,7 +193,7 @@ func (s *Skills) Resolve(ctx context.Context, ref string) (quarantine.Record, er
 		for i, r := range match {
 			names[i] = SkillName(r.Key)
 		}
-		return quarantine.Record{}, talos.Errorf(talos.CodeConfigInvalid, op, "%s names %d records with different content: say which, one of %s", strconv.Quote(ref), len(match), strings.Join(names, ", "))
+		return quarantine.Record{}, talos.Errorf(talos.CodeConfigInvalid, op, "%s names %d records with different content: say which, one of %s", redact.Value(ref), len(match), strings.Join(names, ", "))
 	}
 	return match[0], nil
 }
