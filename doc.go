@@ -18,6 +18,8 @@
 //   - firewall: prompt-injection detection with rules, a statistical
 //     classifier, provenance-aware thresholds, canaries and a lockdown.
 //   - sockproxy: a Docker API proxy that inspects every request it forwards.
+//   - egress: a forward HTTP proxy that lets a sandboxed program reach only
+//     allowlisted hosts and never an address inside the machine's network.
 //   - reaper: one owner of wait4, idle-process reaping, container respawn and
 //     a zombie hunt that touches only what Talos started.
 //   - strikes: signed strikes against failing skills; three take a skill

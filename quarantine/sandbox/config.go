@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/egress"
 )
 
 // Defaults. A zero Config field means the default named here.
@@ -48,6 +50,10 @@ const (
 	// DefaultUser is the unprivileged user and group skills run as
 	// (nobody:nogroup).
 	DefaultUser = "65534:65534"
+
+	// DefaultEgressMaxBytes caps what one run of a skill with network may
+	// send and receive through its egress proxy, both directions together.
+	DefaultEgressMaxBytes int64 = 16 << 20
 
 	// StopTimeout bounds the calls that stop and remove a container after a
 	// run, timeout or cancellation; they run on a context of their own so a
@@ -121,6 +127,23 @@ type Config struct {
 	// Like StagingDir, the engine must see the same path.
 	WorkspaceDir string
 
+	// EgressAllow are the hosts the operator approved for skills that
+	// declare network access, in egress.Config.Allow's form ("name",
+	// "*.name", an IP address, each optionally with ":port"; without a port,
+	// 80 and 443). A skill gets only the hosts it declares, and only those
+	// this list covers; a run of a skill that declares a host it does not
+	// cover is refused. Empty: no skill gets network.
+	EgressAllow []string
+
+	// EgressAllowAddrs are address ranges a skill's egress may dial although
+	// they are loopback, private or link-local (egress.Config.AllowAddrs):
+	// a test server, or an operator's own service on purpose. Empty: none.
+	EgressAllowAddrs []netip.Prefix
+
+	// EgressMaxBytes caps the bytes one run may move through its egress
+	// proxy, both directions; 0 means DefaultEgressMaxBytes.
+	EgressMaxBytes int64
+
 	// Audit receives the proxy's audit records (denials and state-changing
 	// calls, tier 1). nil discards.
 	Audit *slog.Logger
@@ -162,6 +185,9 @@ func (cfg Config) withDefaults(tmp string) (Config, error) {
 	if cfg.User == "" {
 		cfg.User = DefaultUser
 	}
+	if cfg.EgressMaxBytes == 0 {
+		cfg.EgressMaxBytes = DefaultEgressMaxBytes
+	}
 	var errs []error
 	bad := func(field string, v any, allowed string) {
 		errs = append(errs, fmt.Errorf("%s is %v: %s", field, v, allowed))
@@ -192,6 +218,12 @@ func (cfg Config) withDefaults(tmp string) (Config, error) {
 	}
 	if u, _, _ := cutColon(cfg.User); u == "" || u == "0" || u == "root" {
 		bad("User", fmt.Sprintf("%q", clip(cfg.User, 40)), "name an unprivileged user such as 65534:65534 (never root)")
+	}
+	if cfg.EgressMaxBytes < 0 {
+		bad("EgressMaxBytes", cfg.EgressMaxBytes, "allowed are 0 (the default) or more")
+	}
+	if _, err := egress.New(egress.Config{Allow: cfg.EgressAllow}); err != nil {
+		errs = append(errs, fmt.Errorf("EgressAllow: %w", errors.Unwrap(err)))
 	}
 	if len(errs) > 0 {
 		return cfg, talos.E(talos.CodeConfigInvalid, "sandbox.New", "invalid sandbox configuration", errors.Join(errs...))

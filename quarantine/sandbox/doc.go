@@ -10,8 +10,9 @@
 //
 // # One run
 //
-// Run reads the skill's manifest (python only; a manifest that declares
-// network hosts is refused: skills get no network yet), copies the files
+// Run reads the skill's manifest (python only; every network host it
+// declares must be covered by Config.EgressAllow, else the run is refused
+// with T406 before a container exists), copies the files
 // into StagingDir/<run>/skill as world-readable files (the quarantined copy
 // is 0600 and the container user could not read it), hashes the copy and
 // compares it with Request.Hash, and creates a container with:
@@ -28,6 +29,19 @@
 // Timeout the container is killed. The container is always force-removed
 // and the copy deleted, on a context of their own, so a cancelled caller
 // leaves nothing behind.
+//
+// # Network
+//
+// The container never has a network interface besides loopback. A skill
+// that declares hosts gets, for its run only, an egress.Proxy that admits
+// exactly those hosts (on the ports Config.EgressAllow covers; no
+// loopback, private or link-local address unless Config.EgressAllowAddrs
+// holds it) served on a unix socket in the run's staging folder, mounted
+// read-only at EgressMount. The supervisor relays EgressProxyAddr on the
+// container's loopback to that socket, HTTP_PROXY and HTTPS_PROXY point
+// there, and the audit hooks let the skill connect to that address only.
+// Every request lands in Result.Egress; a refused one is evidence of kind
+// EvidenceEgress, a security violation.
 //
 // # Inside the container
 //

@@ -201,19 +201,6 @@ func TestRunRefusesChangedHash(t *testing.T) {
 	}
 }
 
-func TestRunRefusesNetworkManifest(t *testing.T) {
-	s, _ := newSandbox(t, nil)
-	dir := writeSkill(t, "net_skill", "print('x')\n", false)
-	man := "id: net_skill\nversion: 1.0.0\nlanguage: python\nentry: main.py\ncapabilities:\n  network: [example.org]\n"
-	if err := os.WriteFile(filepath.Join(dir, quarantine.ManifestName), []byte(man), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := s.Run(context.Background(), sandbox.Request{Dir: dir})
-	if err == nil || !strings.Contains(err.Error(), "network") {
-		t.Fatalf("err = %v, want network refused", err)
-	}
-}
-
 // hostListener accepts connections on every host address and counts them.
 func hostListener(t *testing.T) (port int, accepted *atomic.Int64) {
 	t.Helper()

@@ -38,8 +38,9 @@ func ExampleClassify() {
 // A sandbox in front of the local engine runs a quarantined skill; the
 // caller records res.RunResult() with quarantine.Manager.FinishRun and,
 // when res.Verdict.Strike is set, a strike with strikes.Tracker.Record. A
-// skill whose manifest asks for the network is refused before any
-// container is made (so this example needs no engine).
+// skill whose manifest asks for a host the operator has not approved
+// (Config.EgressAllow) is refused before any container is made (so this
+// example needs no engine).
 func ExampleSandbox_Run() {
 	dir, _ := os.MkdirTemp("", "example-skill-")
 	defer os.RemoveAll(dir)
@@ -60,5 +61,5 @@ func ExampleSandbox_Run() {
 	}
 	fmt.Println(res.Verdict.Outcome, res.Verdict.Strike, res.RunResult().Reason)
 	// Output:
-	// no verdict: T406 POLICY_DENIED: sandbox.Run: weather_report@1.2.0 declares network hosts "api.weather.gov": the sandbox does not give skills network access yet (every run has NetworkMode none); remove capabilities.network to run it
+	// no verdict: T406 POLICY_DENIED: sandbox.Run: weather_report@1.2.0 declares network hosts the operator has not approved: api.weather.gov; approve them (the daemon reads TALOS_HOME/config/web-allowlist.txt) or remove them from capabilities.network
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/egress"
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/sockproxy"
 )
@@ -76,7 +77,9 @@ type Sandbox struct {
 	sock   string
 	cancel context.CancelFunc
 	served chan error
-	once   sync.Once
+	// operator is Config.EgressAllow, for checking declared hosts.
+	operator *egress.Proxy
+	once     sync.Once
 	// deadline gives the supervisor's own deadline for a Timeout (tests
 	// replace it to reach the sandbox's hard limit).
 	deadline func(time.Duration) time.Duration
@@ -101,6 +104,10 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	if err := os.Chmod(cfg.StagingDir, 0o755); err != nil {
 		return nil, talos.E(talos.CodeConfigInvalid, op, "cannot make the staging folder "+clip(cfg.StagingDir, 120)+" traversable", err)
+	}
+	operator, err := egress.New(egress.Config{Allow: cfg.EgressAllow})
+	if err != nil {
+		return nil, err
 	}
 	proxy, err := sockproxy.New(sockproxy.Config{
 		Upstream: cfg.DockerHost,
@@ -128,7 +135,7 @@ func New(cfg Config) (*Sandbox, error) {
 		return nil, talos.E(talos.CodeDocker, op, "cannot create the Docker client", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sandbox{cfg: cfg, log: lg, cli: cli, proxy: proxy, sock: sock, cancel: cancel, served: make(chan error, 1), deadline: supervisorDeadline}
+	s := &Sandbox{cfg: cfg, log: lg, cli: cli, proxy: proxy, operator: operator, sock: sock, cancel: cancel, served: make(chan error, 1), deadline: supervisorDeadline}
 	go func() {
 		err := sockproxy.Serve(ctx, ln, sockproxy.NewServer(proxy))
 		_ = os.RemoveAll(dir)
@@ -199,6 +206,10 @@ type Result struct {
 	Stderr      []byte
 	Truncated   bool // output was cut at MaxOutputBytes
 	Duration    time.Duration
+	// Egress lists the requests of a skill with network through its egress
+	// proxy (at most 256), allowed and refused; a refused one is also
+	// Observation evidence of kind EvidenceEgress.
+	Egress []egress.Event
 }
 
 // RunResult returns the verdict in the form quarantine.Manager.FinishRun
@@ -216,8 +227,9 @@ func (r Result) RunResult() quarantine.RunResult {
 // the run could not be judged (bad request, engine unreachable, cancelled):
 // the caller should call quarantine.Manager.InterruptRun then.
 //
-// A manifest that declares network hosts is refused (code T406): network
-// access for skills is not implemented yet.
+// A skill that declares network hosts gets an egress proxy that admits
+// only those hosts (see EgressMount); a declared host not covered by
+// Config.EgressAllow refuses the run before a container starts (code T406).
 func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 	const op = "sandbox.Run"
 	man, err := quarantine.ReadManifest(req.Dir)
@@ -227,10 +239,11 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 	if man.Language != quarantine.LanguagePython {
 		return Result{}, talos.Errorf(talos.CodePolicyDenied, op, "%s@%s is written in %s: the sandbox runs python only", man.ID, man.Version, man.Language)
 	}
+	var allow []string
 	if len(man.Capabilities.Network) > 0 {
-		return Result{}, talos.Errorf(talos.CodePolicyDenied, op,
-			"%s@%s declares network hosts %q: the sandbox does not give skills network access yet (every run has NetworkMode none); remove capabilities.network to run it",
-			man.ID, man.Version, clip(strings.Join(man.Capabilities.Network, ","), 200))
+		if allow, err = s.egressAllow(man); err != nil {
+			return Result{}, err
+		}
 	}
 	runID := req.RunID
 	if runID == "" {
@@ -257,6 +270,15 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 	binds, env, user, err := s.workspace(req)
 	if err != nil {
 		return res, err
+	}
+	var eg *runEgress
+	if allow != nil {
+		var eb, ee []string
+		if eg, eb, ee, err = s.startEgress(filepath.Dir(stage), allow); err != nil {
+			return res, err
+		}
+		defer eg.stop()
+		binds, env = append(binds, eb...), append(env, ee...)
 	}
 	entry := path.Join(SkillMount, filepath.ToSlash(man.Entry))
 	cmd := append([]string{"python3", "-I", "-S", "-B", "-c", supervisorScript, entry, allowExec,
@@ -406,6 +428,11 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 		obs.TimedOut = end.timedOut
 	} else {
 		obs.ExitCode = res.ExitCode
+	}
+	if eg != nil {
+		var ev []Evidence
+		res.Egress, ev = eg.stop()
+		obs.Evidence = append(obs.Evidence, ev...)
 	}
 	res.Observation = obs
 	res.Verdict = Classify(obs)

@@ -68,6 +68,10 @@ SENSITIVE = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/root/", "/proc/1/"
              "/dev/mem", "/dev/kmem")
 EXEC = ("os.exec", "os.system", "os.posix_spawn", "os.spawn", "subprocess.Popen", "pty.spawn")
 NET = ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg")
+# With network declared, the sandbox mounts its egress proxy's socket here and
+# the skill reaches it through a relay on loopback (HTTP_PROXY points there).
+EGRESS = os.environ.get("TALOS_EGRESS_SOCKET", "")
+RELAY = ("127.0.0.1", 3128)
 DNS = ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr",
        "socket.getnameinfo")
 
@@ -106,10 +110,14 @@ def child(entry, args, w, allow_exec):
                 note("write_outside", p, True)
         elif event in NET:
             addr = a[1] if len(a) > 1 else ""
+            if EGRESS and event == "socket.connect" and addr == RELAY:
+                return
             if isinstance(addr, (str, bytes)) and "docker" in str(addr):
                 note("docker_socket", str(addr), True)
             note("network", repr(addr), True)
         elif event in DNS:
+            if EGRESS and event == "socket.getaddrinfo" and a and a[0] in (RELAY[0], RELAY[0].encode()):
+                return
             note("resolve", repr(a[0]) if a else "", True)
         elif event.startswith(EXEC):
             if not allow_exec:
@@ -177,6 +185,78 @@ class Stop(Exception):
     pass
 
 
+def relay_listen():
+    import socket
+    ln = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ln.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ln.bind(RELAY)
+    ln.listen(16)
+    return ln
+
+
+def relay(ln, path):
+    # One thread relays every connection to the egress socket (threads count
+    # against the pids limit, so not one per connection); at most 16 at once.
+    import select, socket
+    peer, eof = {}, set()
+
+    def close(s):
+        for x in (s, peer.get(s)):
+            if x is not None and x in peer:
+                del peer[x]
+                eof.discard(x)
+                try:
+                    x.close()
+                except OSError:
+                    pass
+
+    while True:
+        try:
+            r, _, _ = select.select([ln] + [s for s in peer if s not in eof], [], [])
+        except (OSError, ValueError):
+            return
+        for s in r:
+            if s is ln:
+                try:
+                    c, _ = ln.accept()
+                except OSError:
+                    continue
+                if len(peer) >= 32:
+                    c.close()
+                    continue
+                u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    u.connect(path)
+                except OSError:
+                    c.close()
+                    u.close()
+                    continue
+                peer[c], peer[u] = u, c
+                continue
+            if s not in peer:
+                continue
+            try:
+                d = s.recv(65536)
+            except OSError:
+                d = None
+            if d:
+                try:
+                    peer[s].sendall(d)
+                    continue
+                except OSError:
+                    d = None
+            if d is None:
+                close(s)
+                continue
+            eof.add(s)  # half-close: pass it on, keep the other way open
+            try:
+                peer[s].shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            if peer[s] in eof:
+                close(s)
+
+
 def main():
     entry, allow_exec, deadline, args = sys.argv[1], sys.argv[2] == "1", float(sys.argv[3]), sys.argv[4:]
     bad = isolation_problems()
@@ -184,13 +264,19 @@ def main():
         say("TALOS-ISOLATION-FAIL " + "; ".join(bad))
         os._exit(97)
     say("TALOS-ISOLATION-OK")
+    ln = relay_listen() if EGRESS else None
     r, w = os.pipe()
     os.set_blocking(w, False)
     pid = os.fork()
     if pid == 0:
         os.close(r)
+        if ln is not None:
+            ln.close()
         child(entry, args, w, allow_exec)
     os.close(w)
+    if ln is not None:
+        import threading
+        threading.Thread(target=relay, args=(ln, EGRESS), daemon=True).start()
     status = 0
     stopped = ""
     end_at = time.monotonic() + deadline
