@@ -113,7 +113,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			// dashboard); approval codes go to this terminal and the 0600 file.
 			handlers := agent.Handlers()
 			var sharedSkills atomic.Pointer[host.Skills]
-			skillAPI, err := chatapi.NewSkillHandlers(chatapi.Config{User: cfg.BasicAuthUser, Pass: cfg.BasicAuthPass.Value(), Logger: log,
+			skillAPI, err := chatapi.NewSkillHandlers(chatapi.Config{User: cfg.BasicAuthUser, Pass: cfg.BasicAuthPass.Value(), Logger: log, Audit: audit,
 				RateLimit: cfg.APIRateLimitMax, RateWindow: cfg.APIRateLimitWindow},
 				func() (*host.Skills, error) {
 					if s := sharedSkills.Load(); s != nil {

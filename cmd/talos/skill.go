@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/quarantine/sandbox"
@@ -350,13 +348,14 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 		Short: "Run a skill in the sandbox; the outcome counts towards promotion, or as a strike",
 		Long: `Run a skill's entry point in a fresh locked-down container (no network, read-only
 root, no capabilities, an unprivileged user, the SANDBOX_* limits) through the
-sandbox's own socket proxy on TALOS_DOCKER_HOST. The skill must have passed its
-scan. A clean run counts towards promotion; a failure fails the record and is
+sandbox's own socket proxy on TALOS_DOCKER_HOST. A skill that declares network
+hosts reaches those only, through an egress proxy Talos runs for the run, and
+only when TALOS_HOME/config/web-allowlist.txt approves them. The skill must
+have passed its scan. A clean run counts towards promotion; a failure fails the record and is
 recorded as a strike of its type (exception, timeout, resource, security).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd, nil)
-			if err != nil {
+			if _, err := loadConfig(cmd, nil); err != nil {
 				return withExit(exitSkillBadArgs, err)
 			}
 			s, err := open(cmd)
@@ -368,36 +367,11 @@ recorded as a strike of its type (exception, timeout, resource, security).`,
 			if err != nil {
 				return err
 			}
-			if lvl, frac, err := host.DiskLevelOf(cfg.Home, nil); err == nil && lvl == host.DiskEmergency {
-				return withExit(exitSkillFailed, talos.Errorf(talos.CodeDiskCritical, "talos skill run", "the disk of %s is %.1f%% full (emergency level): skill runs are paused until space is freed", cfg.Home, frac*100))
-			}
-			sb, err := host.Sandbox(cfg, image, nil, nil)
+			run, err := s.Run(cmd.Context(), rec, args[1:], actor(), host.RunOptions{Image: image})
 			if err != nil {
 				return withExit(exitSkillFailed, err)
 			}
-			defer sb.Close()
-			who := actor()
-			if rec, err = s.Quarantine.StartRun(cmd.Context(), rec.Key, who); err != nil {
-				return withExit(exitSkillFailed, err)
-			}
-			res, err := sb.Run(cmd.Context(), sandbox.Request{Dir: rec.Path, Hash: rec.Hash, Args: args[1:]})
-			if err != nil {
-				if _, ierr := s.Quarantine.InterruptRun(context.WithoutCancel(cmd.Context()), rec.Key, who, err.Error()); ierr != nil {
-					err = errors.Join(err, ierr)
-				}
-				return withExit(exitSkillFailed, err)
-			}
-			if rec, err = s.Quarantine.FinishRun(cmd.Context(), rec.Key, who, res.RunResult()); err != nil {
-				return withExit(exitSkillFailed, err)
-			}
-			var strike *strikes.Result
-			if f, ok := res.Failure(); ok {
-				r, err := s.Strikes.Record(cmd.Context(), strikes.Skill{ID: rec.ID, Version: rec.Version, Hash: rec.Hash}, f)
-				if err != nil {
-					return withExit(exitSkillFailed, err)
-				}
-				strike = &r
-			}
+			rec, res, strike := run.Record, run.Result, run.Strike
 			v := map[string]any{"record": rec, "exit_code": res.ExitCode, "stdout": string(res.Stdout), "stderr": string(res.Stderr),
 				"truncated": res.Truncated, "verdict": res.Verdict, "duration_ms": res.Duration.Milliseconds(), "strike": strike}
 			if err := out(cmd, v, func(w io.Writer) {

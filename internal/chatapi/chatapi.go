@@ -75,6 +75,12 @@ type Config struct {
 	RateLimit  int
 	RateWindow time.Duration
 	Logger     *slog.Logger
+	// Audit receives the tier-1 records of the skill sandbox's socket proxy
+	// during runs through the skills API; nil discards them.
+	Audit *slog.Logger
+	// SkillImage is the Python image skills run in through the skills API;
+	// empty means the sandbox's default image.
+	SkillImage string
 }
 
 type handler struct {

@@ -9,8 +9,10 @@ import (
 	"strings"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/egress"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/quarantine"
+	"github.com/talos-ironclad/talos/quarantine/sandbox"
 	"github.com/talos-ironclad/talos/strikes"
 )
 
@@ -23,15 +25,33 @@ const (
 	SkillRequestPath    = "/api/v1/skills/request-promotion" // POST {"ref"}: the code goes out of band, never in the answer
 	SkillApprovePath    = "/api/v1/skills/approve"           // POST {"ref","code"}
 	SkillRejectPath     = "/api/v1/skills/reject"            // POST {"ref","reason"}
+	SkillRunPath        = "/api/v1/skills/run"               // POST {"ref","args"}: one sandboxed run, its verdict and strike
+	maxSkillArgs        = 64
 	skillActor          = "operator:api"
 	maxSkillRequestBody = 4 << 10
 )
 
 // SkillRequest is the body of the skill POST operations.
 type SkillRequest struct {
-	Ref    string `json:"ref"`
-	Code   string `json:"code,omitempty"`
-	Reason string `json:"reason,omitempty"`
+	Ref    string   `json:"ref"`
+	Code   string   `json:"code,omitempty"`
+	Reason string   `json:"reason,omitempty"`
+	Args   []string `json:"args,omitempty"` // run: the skill's arguments, at most 64
+}
+
+// SkillRunResponse is the answer to a run: the record after it, the
+// verdict, what the skill printed, and the strike it earned (nil when
+// clean). A run that happened is 200 whatever its verdict.
+type SkillRunResponse struct {
+	Record     quarantine.Record `json:"record"`
+	Verdict    sandbox.Verdict   `json:"verdict"`
+	ExitCode   int               `json:"exit_code"`
+	Stdout     string            `json:"stdout"`
+	Stderr     string            `json:"stderr"`
+	Truncated  bool              `json:"truncated"`
+	DurationMS int64             `json:"duration_ms"`
+	Egress     []egress.Event    `json:"egress,omitempty"`
+	Strike     *strikes.Result   `json:"strike"`
 }
 
 // SkillSource gives the daemon's skill lifecycle (opened once at boot and
@@ -76,7 +96,7 @@ func NewSkillHandlers(cfg Config, open SkillSource) (map[string]http.Handler, er
 			dec := json.NewDecoder(strings.NewReader(string(body)))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&req); err != nil || strings.TrimSpace(req.Ref) == "" {
-				writeJSON(w, http.StatusBadRequest, ErrorBody{`want {"ref": "ID[@VERSION[#HASH]]"} and, for approve, "code", for reject, "reason"`})
+				writeJSON(w, http.StatusBadRequest, ErrorBody{`want {"ref": "ID[@VERSION[#HASH]]"} and, for approve, "code", for reject, "reason", for run, "args": ["..."]`})
 				return
 			}
 			h.serveSkill(w, r, open, func(ctx context.Context, s *host.Skills) (any, error) { return fn(ctx, s, req) })
@@ -134,6 +154,22 @@ func NewSkillHandlers(cfg Config, open SkillSource) (map[string]http.Handler, er
 			}
 			_, err = s.Strikes.Reset(ctx, strikes.Skill{ID: rec.ID, Version: rec.Version, Hash: rec.Hash}, skillActor, "promoted")
 			return rec, err
+		}),
+		SkillRunPath: post(func(ctx context.Context, s *host.Skills, req SkillRequest) (any, error) {
+			if len(req.Args) > maxSkillArgs {
+				return nil, talos.Errorf(talos.CodeInputInvalid, "skills.run", "args has %d entries: at most %d", len(req.Args), maxSkillArgs)
+			}
+			rec, err := resolve(ctx, s, req.Ref)
+			if err != nil {
+				return nil, err
+			}
+			run, err := s.Run(ctx, rec, req.Args, skillActor, host.RunOptions{Image: cfg.SkillImage, Audit: cfg.Audit, Log: cfg.Logger})
+			if err != nil {
+				return nil, err
+			}
+			r := run.Result
+			return SkillRunResponse{Record: run.Record, Verdict: r.Verdict, ExitCode: r.ExitCode, Stdout: string(r.Stdout),
+				Stderr: string(r.Stderr), Truncated: r.Truncated, DurationMS: r.Duration.Milliseconds(), Egress: r.Egress, Strike: run.Strike}, nil
 		}),
 		SkillRejectPath: post(func(ctx context.Context, s *host.Skills, req SkillRequest) (any, error) {
 			if strings.TrimSpace(req.Reason) == "" {

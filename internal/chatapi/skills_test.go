@@ -3,6 +3,7 @@ package chatapi_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/host"
+	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/quarantine"
 )
 
@@ -102,5 +104,88 @@ func TestSkillOperationsOverHTTP(t *testing.T) {
 	// Reject is for a requested promotion; here none is pending.
 	if c := code("POST", chatapi.SkillRejectPath, `{"ref":"hello_world","reason":"not needed"}`, true); c != 403 {
 		t.Errorf("reject without a pending request: %d", c)
+	}
+}
+
+// TestSkillRunOverHTTP runs skills through the API on the harness's
+// engine: a clean run counts, a crash earns a strike (still 200: the run
+// happened), a skill that asks for a host the operator has not approved
+// is refused before a container starts, and bad bodies are 400.
+func TestSkillRunOverHTTP(t *testing.T) {
+	const pass = "Str0ng!Passw0rd#2026"
+	docker := testenv.DockerHost(t)
+	image := testenv.PythonImage(t)
+	cfg, err := config.Load(config.LoadOptions{Home: t.TempDir(), SkipFiles: true, LookupEnv: func(k string) (string, bool) {
+		switch k {
+		case "BASIC_AUTH_PASS":
+			return pass, true
+		case "TALOS_DOCKER_HOST":
+			return docker, true
+		case "SANDBOX_TIMEOUT":
+			return "20", true
+		}
+		return "", false
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sk, err := host.OpenSkills(ctx, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.Close()
+	add := func(version, code, caps string) {
+		t.Helper()
+		src := filepath.Join(t.TempDir(), "s")
+		os.MkdirAll(src, 0o755)
+		os.WriteFile(filepath.Join(src, "skill.yaml"), []byte("id: api_skill\nversion: "+version+"\nlanguage: python\nentry: main.py\n"+caps), 0o644)
+		os.WriteFile(filepath.Join(src, "main.py"), []byte(code), 0o644)
+		rec, err := sk.Quarantine.Add(ctx, src, quarantine.Source{Type: quarantine.SourceUser, Origin: "test"}, "user:test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := sk.Quarantine.Scan(ctx, rec.Key, "user:test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("1.0.0", "import sys\nprint('hi', *sys.argv[1:])\n", "")
+	add("1.0.1", "raise ValueError('boom')\n", "")
+	add("1.0.2", "print('x')\n", "capabilities:\n  network: [api.example.org]\n")
+	hs, err := chatapi.NewSkillHandlers(chatapi.Config{User: "admin", Pass: pass, SkillImage: image}, func() (*host.Skills, error) { return sk, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(hs[chatapi.SkillRunPath])
+	defer srv.Close()
+	run := func(body string) (int, chatapi.SkillRunResponse, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth("admin", pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var r chatapi.SkillRunResponse
+		_ = json.Unmarshal(raw, &r)
+		return resp.StatusCode, r, string(raw)
+	}
+	if st, r, raw := run(`{"ref":"api_skill@1.0.0","args":["there"]}`); st != 200 || !r.Verdict.Passed() || r.Stdout != "hi there\n" || r.Record.CleanRuns != 1 || r.Strike != nil {
+		t.Errorf("clean run: %d %s", st, raw)
+	}
+	if st, r, raw := run(`{"ref":"api_skill@1.0.1"}`); st != 200 || r.Verdict.Passed() || r.Strike == nil || r.Strike.Strike.Number != 1 || r.Record.State != quarantine.StateFailed {
+		t.Errorf("crashing run: %d %s", st, raw)
+	}
+	if st, _, raw := run(`{"ref":"api_skill@1.0.2"}`); st != 403 || !strings.Contains(raw, "api.example.org") || !strings.Contains(raw, "web-allowlist.txt") {
+		t.Errorf("unapproved network: %d %s", st, raw)
+	}
+	if st, _, raw := run(`{"ref":"api_skill@1.0.0","args":[` + strings.Repeat(`"a",`, 64) + `"a"]}`); st != 400 || !strings.Contains(raw, "at most 64") {
+		t.Errorf("65 args: %d %s", st, raw)
+	}
+	if st, _, _ := run(`{"ref":"api_skill@1.0.0","args":"x"}`); st != 400 {
+		t.Errorf("args not a list: %d", st)
 	}
 }

@@ -2,8 +2,11 @@ package host
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -65,6 +68,7 @@ type Skills struct {
 	Quarantine *quarantine.Manager
 	Strikes    *strikes.Tracker
 	quarStore  *quarsql.Store
+	cfg        *config.Config
 }
 
 // Close closes the database.
@@ -122,7 +126,7 @@ func newSkills(ctx context.Context, cfg *config.Config, db *sqldb.DB, console io
 	if err != nil {
 		return nil, err
 	}
-	return &Skills{DB: db, Quarantine: qm, Strikes: tr, quarStore: qs}, nil
+	return &Skills{DB: db, Quarantine: qm, Strikes: tr, quarStore: qs, cfg: cfg}, nil
 }
 
 // deprecator takes a skill that reached the strike threshold out of
@@ -151,9 +155,34 @@ func Sandbox(cfg *config.Config, image string, audit, log *slog.Logger) (*sandbo
 	if cfg.DockerHost == "" {
 		return nil, talos.Errorf(talos.CodeDocker, "host.Sandbox", "no Docker engine is configured: set TALOS_DOCKER_HOST (for example unix:///var/run/docker.sock) so skills can run in a sandbox")
 	}
+	hosts, err := OperatorHosts(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return sandbox.New(sandbox.Config{DockerHost: cfg.DockerHost, Image: image, MemoryLimit: cfg.SandboxMemoryLimit,
 		CPUQuota: cfg.SandboxCPUQuota, PidsLimit: int64(cfg.SandboxPidsLimit), Timeout: cfg.SandboxTimeout,
-		StagingDir: filepath.Join(cfg.Home, layout.Data, "sandbox"), Audit: audit, Logger: log})
+		StagingDir: filepath.Join(cfg.Home, layout.Data, "sandbox"), EgressAllow: hosts, Audit: audit, Logger: log})
+}
+
+// OperatorHosts reads the hosts the operator approved for network access,
+// WebAllowlistFile under Home (one host or *.name per line; # comments):
+// what web_scraper may fetch and what a skill that declares those hosts
+// may reach through its egress proxy. A missing file means none; an
+// invalid one is an error naming every bad line.
+func OperatorHosts(cfg *config.Config) ([]string, error) {
+	path := filepath.Join(cfg.Home, filepath.FromSlash(WebAllowlistFile))
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, talos.E(talos.CodeConfigInvalid, "host.OperatorHosts", "cannot read "+path, err)
+	}
+	hosts, err := genesis.ParseAllowlist(data)
+	if err != nil {
+		return nil, talos.E(talos.CodeConfigInvalid, "host.OperatorHosts", "fix "+path, err)
+	}
+	return hosts, nil
 }
 
 // Resolve finds the record named by ref: ID, ID@VERSION or
