@@ -29,7 +29,7 @@ func FuzzOperatorBodies(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		for _, h := range []http.Handler{ph, sh[chatapi.SkillScanPath], sh[chatapi.SkillRejectPath], sh[chatapi.SkillRunPath]} {
+		for _, h := range []http.Handler{ph, sh[chatapi.SkillScanPath], sh[chatapi.SkillRejectPath], sh[chatapi.SkillRunPath], sh[chatapi.SkillAddPath]} {
 			before := fired
 			req := httptest.NewRequest("POST", "/", strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")

@@ -26,6 +26,9 @@ const (
 	SkillApprovePath    = "/api/v1/skills/approve"           // POST {"ref","code"}
 	SkillRejectPath     = "/api/v1/skills/reject"            // POST {"ref","reason"}
 	SkillRunPath        = "/api/v1/skills/run"               // POST {"ref","args"}: one sandboxed run, its verdict and strike
+	SkillAddPath        = "/api/v1/skills/add"               // POST {"dir","source"}: a folder on this machine into quarantine
+	SkillStrikesPath    = "/api/v1/skills/strikes"           // GET ?ref=: the active strikes against the skill's code
+	SkillVerifyPath     = "/api/v1/skills/verify"            // GET: both audit chains and every strike's signature
 	maxSkillArgs        = 64
 	skillActor          = "operator:api"
 	maxSkillRequestBody = 4 << 10
@@ -37,6 +40,22 @@ type SkillRequest struct {
 	Code   string   `json:"code,omitempty"`
 	Reason string   `json:"reason,omitempty"`
 	Args   []string `json:"args,omitempty"` // run: the skill's arguments, at most 64
+	// Dir and Source are for add: the skill's folder on the daemon's
+	// machine, and where it comes from (user_submitted by default,
+	// llm_generated, imported, forked).
+	Dir    string `json:"dir,omitempty"`
+	Source string `json:"source,omitempty"`
+}
+
+// VerifyResponse is the answer of the verify operation: what was checked
+// and, for a chain that does not verify, why (the first bad entry).
+type VerifyResponse struct {
+	OK                 bool   `json:"ok"`
+	QuarantineEntries  int64  `json:"quarantine_entries"`
+	Strikes            int    `json:"strikes"`
+	StrikeAuditEntries int64  `json:"strike_audit_entries"`
+	QuarantineError    string `json:"quarantine_error,omitempty"`
+	StrikesError       string `json:"strikes_error,omitempty"`
 }
 
 // SkillRunResponse is the answer to a run: the record after it, the
@@ -95,8 +114,8 @@ func NewSkillHandlers(cfg Config, open SkillSource) (map[string]http.Handler, er
 			var req SkillRequest
 			dec := json.NewDecoder(strings.NewReader(string(body)))
 			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil || strings.TrimSpace(req.Ref) == "" {
-				writeJSON(w, http.StatusBadRequest, ErrorBody{`want {"ref": "ID[@VERSION[#HASH]]"} and, for approve, "code", for reject, "reason", for run, "args": ["..."]`})
+			if err := dec.Decode(&req); err != nil || strings.TrimSpace(req.Ref) == "" && (r.URL.Path != SkillAddPath || strings.TrimSpace(req.Dir) == "") {
+				writeJSON(w, http.StatusBadRequest, ErrorBody{`want {"ref": "ID[@VERSION[#HASH]]"} and, for approve, "code", for reject, "reason", for run, "args": ["..."]; for add {"dir": "/path/to/skill"}`})
 				return
 			}
 			h.serveSkill(w, r, open, func(ctx context.Context, s *host.Skills) (any, error) { return fn(ctx, s, req) })
@@ -170,6 +189,36 @@ func NewSkillHandlers(cfg Config, open SkillSource) (map[string]http.Handler, er
 			r := run.Result
 			return SkillRunResponse{Record: run.Record, Verdict: r.Verdict, ExitCode: r.ExitCode, Stdout: string(r.Stdout),
 				Stderr: string(r.Stderr), Truncated: r.Truncated, DurationMS: r.Duration.Milliseconds(), Egress: r.Egress, Strike: run.Strike}, nil
+		}),
+		SkillAddPath: post(func(ctx context.Context, s *host.Skills, req SkillRequest) (any, error) {
+			st := quarantine.SourceType(req.Source)
+			switch st {
+			case "":
+				st = quarantine.SourceUser
+			case quarantine.SourceUser, quarantine.SourceLLM, quarantine.SourceImported, quarantine.SourceForked:
+			default:
+				return nil, talos.Errorf(talos.CodeInputInvalid, "skills.add", "source %q: want user_submitted, llm_generated, imported or forked", clip(req.Source))
+			}
+			return s.Quarantine.Add(ctx, req.Dir, quarantine.Source{Type: st, Origin: skillActor}, skillActor)
+		}),
+		SkillStrikesPath: get(func(ctx context.Context, s *host.Skills, r *http.Request) (any, error) {
+			rec, err := resolve(ctx, s, r.URL.Query().Get("ref"))
+			if err != nil {
+				return nil, err
+			}
+			return s.Strikes.Active(ctx, strikes.Skill{ID: rec.ID, Version: rec.Version, Hash: rec.Hash})
+		}),
+		SkillVerifyPath: get(func(ctx context.Context, s *host.Skills, _ *http.Request) (any, error) {
+			qh, qerr := s.Quarantine.Verify(ctx)
+			sr, serr := s.Strikes.Verify(ctx)
+			v := VerifyResponse{OK: qerr == nil && serr == nil, QuarantineEntries: qh.Entries, Strikes: sr.Strikes, StrikeAuditEntries: sr.AuditEntries}
+			if qerr != nil {
+				v.QuarantineError = qerr.Error()
+			}
+			if serr != nil {
+				v.StrikesError = serr.Error()
+			}
+			return v, nil
 		}),
 		SkillRejectPath: post(func(ctx context.Context, s *host.Skills, req SkillRequest) (any, error) {
 			if strings.TrimSpace(req.Reason) == "" {

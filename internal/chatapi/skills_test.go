@@ -101,6 +101,32 @@ func TestSkillOperationsOverHTTP(t *testing.T) {
 	if c := code("POST", chatapi.SkillsPath, `{}`, true); c != 405 {
 		t.Errorf("POST on a GET path: %d", c)
 	}
+	if c := code("GET", chatapi.SkillStrikesPath+"?ref=hello_world", "", true); c != 200 {
+		t.Errorf("strikes: %d", c)
+	}
+	if c := code("GET", chatapi.SkillVerifyPath, "", true); c != 200 {
+		t.Errorf("verify: %d", c)
+	}
+	src2 := filepath.Join(t.TempDir(), "s2")
+	os.MkdirAll(src2, 0o755)
+	os.WriteFile(filepath.Join(src2, "skill.yaml"), []byte("id: hello_world\nversion: 2.0.0\nlanguage: python\nentry: main.py\n"), 0o644)
+	os.WriteFile(filepath.Join(src2, "main.py"), []byte("print(2)\n"), 0o644)
+	body, _ := json.Marshal(chatapi.SkillRequest{Dir: src2, Source: "imported"})
+	if c := code("POST", chatapi.SkillAddPath, string(body), true); c != 200 {
+		t.Errorf("add: %d", c)
+	}
+	if rec, err := sk.Resolve(context.Background(), "hello_world@2.0.0"); err != nil || rec.State != quarantine.StatePending || rec.Source.Type != quarantine.SourceImported {
+		t.Errorf("added record %+v %v", rec, err)
+	}
+	if c := code("POST", chatapi.SkillAddPath, `{"dir":"/nonexistent/skill"}`, true); c != 400 {
+		t.Errorf("add of a missing folder: %d", c)
+	}
+	if c := code("POST", chatapi.SkillAddPath, `{"dir":"`+src2+`","source":"friend"}`, true); c != 400 {
+		t.Errorf("add with a bad source: %d", c)
+	}
+	if c := code("POST", chatapi.SkillAddPath, `{}`, true); c != 400 {
+		t.Errorf("add without a dir: %d", c)
+	}
 	// Reject is for a requested promotion; here none is pending.
 	if c := code("POST", chatapi.SkillRejectPath, `{"ref":"hello_world","reason":"not needed"}`, true); c != 403 {
 		t.Errorf("reject without a pending request: %d", c)
