@@ -66,17 +66,17 @@ type Config struct {
 
 // Event is one request the proxy decided on.
 type Event struct {
-	Time    time.Time
-	Method  string // CONNECT, GET, …
-	Host    string // as asked, lower case, without the port
-	Port    int
-	Allowed bool
+	Time    time.Time `json:"time"`
+	Method  string    `json:"method"` // CONNECT, GET, …
+	Host    string    `json:"host"`   // as asked, lower case, without the port
+	Port    int       `json:"port"`
+	Allowed bool      `json:"allowed"`
 	// Reason says why a request was refused or failed ("not on the
 	// allowlist", "private address 10.0.0.5", "byte cap reached", …);
 	// empty for an allowed request that completed.
-	Reason string
+	Reason string `json:"reason,omitempty"`
 	// Bytes is what the request moved, both directions.
-	Bytes int64
+	Bytes int64 `json:"bytes"`
 }
 
 type pattern struct {
