@@ -26,7 +26,9 @@
 //	1  plus changes inside the workspace: file_manager writes and moves (read-write mount),
 //	   and web_scraper: pages from the hosts the operator approved
 //	2  plus running code the model wrote: code_executor
-//	3  plus control of Talos-labelled containers (docker_control, not built yet)
+//	3  plus control of Talos-labelled containers: docker_control lists, inspects,
+//	   starts and stops them (a container can be stopped or restarted, which can
+//	   interrupt the operator's work, so it sits above running code)
 //	4, 5  nothing more for genesis skills
 //
 // SKILL_AUTOLOAD_ENABLED=false admits and checks the skills at every boot
@@ -47,6 +49,12 @@
 // record no strikes: what makes them fail is their input (the model's
 // snippet, a hostile page), and strikes would let such input deprecate a
 // built-in skill; the failure is returned to the model instead.
+// docker_control's container has no network and no Docker access either:
+// a [DockerEngine] run by Talos makes the calls through a socket proxy of
+// its own serving sockproxy.DockerControlProfile (list, inspect, start,
+// stop; lists filtered to Talos-labelled containers, any other container
+// refused by the proxy) and the skill turns the answer into a report that
+// never holds a container's environment, command or mounts.
 // [Runner.Tools] and [Runner.Call] offer
 // them to the model.
 package genesis

@@ -1,1 +1,1 @@
-y2I8q2LV6rPDr0Agbzp4UpoK6EHSKSAw5tfPqw+OthJ7SbWztyo5KEc9Ja7uVLinnwm3b8NUUdQuozMpGQ0PAQ==
+kdyo8eyqMeJ7uJNssFP8xENWP8rOcAKh1quWrD+IiQEpXXmhJS7fYdegplr5pQdytfdxUk/w/Js90/n1imaPDQ==

@@ -26,9 +26,9 @@ const (
 )
 
 // ReservedIDs are the ids of the built-in skills, built or planned
-// (docker_control, browser_automation): no other skill may take them.
+// (browser_automation): no other skill may take them.
 func ReservedIDs() []string {
-	return []string{FileManager, CodeExecutor, WebScraper, "docker_control", "browser_automation"}
+	return []string{FileManager, CodeExecutor, WebScraper, DockerControl, "browser_automation"}
 }
 
 // Limits of the skills' requests, checked before a container starts (the
@@ -53,6 +53,18 @@ type Runner struct {
 	skills    map[string]Skill
 	fetcher   *Fetcher
 	webDir    string
+	docker    *DockerEngine
+	dockerDir string
+}
+
+// WithDocker lets the Runner run docker_control (when it is active): d
+// makes the engine calls through its socket proxy, and the engine's answer
+// is handed to the skill read-only in a folder of its own made under dir
+// (beneath the sandbox's WorkspaceDir) and removed after the call. It
+// returns r.
+func (r *Runner) WithDocker(d *DockerEngine, dir string) *Runner {
+	r.docker, r.dockerDir = d, dir
+	return r
 }
 
 // WithWeb lets the Runner run web_scraper (when it is active): f fetches
@@ -86,7 +98,8 @@ func NewRunner(sb Sandbox, workspace string, rep Report) *Runner {
 func (r *Runner) Names() []string {
 	out := make([]string, 0, len(r.skills))
 	for id := range r.skills {
-		if id == FileManager || id == CodeExecutor || id == WebScraper && r.fetcher != nil && r.webDir != "" {
+		if id == FileManager || id == CodeExecutor || id == WebScraper && r.fetcher != nil && r.webDir != "" ||
+			id == DockerControl && r.docker != nil && r.dockerDir != "" {
 			out = append(out, id)
 		}
 	}
@@ -386,6 +399,16 @@ func (r *Runner) Tools() []llm.Tool {
 					"properties": map[string]any{"url": map[string]any{"type": "string", "description": "http or https URL"}},
 					"required":   []any{"url"},
 				}})
+		case DockerControl:
+			out = append(out, llm.Tool{Name: DockerControl, Description: "List, inspect, start and stop the containers Talos manages (labelled talos.managed=true); no other container is visible.",
+				Parameters: map[string]any{
+					"type": "object",
+					"properties": map[string]any{
+						"action":    map[string]any{"type": "string", "enum": []any{DockerList, DockerInspect, DockerStart, DockerStop}},
+						"container": map[string]any{"type": "string", "description": "inspect, start, stop: the container's name or ID"},
+					},
+					"required": []any{"action"},
+				}})
 		case CodeExecutor:
 			out = append(out, llm.Tool{Name: CodeExecutor, Description: "Run a Python 3 snippet in a fresh sandbox without network (standard library only, /tmp writable); returns stdout, stderr and the exit code.",
 				Parameters: map[string]any{
@@ -446,6 +469,16 @@ func (r *Runner) Call(ctx context.Context, name string, args map[string]any) (st
 			out += "\n[page truncated]"
 		}
 		return out, nil
+	case DockerControl:
+		action, err := str("action")
+		if err != nil {
+			return "", err
+		}
+		ref, err := str("container")
+		if err != nil {
+			return "", err
+		}
+		return r.Docker(ctx, action, ref)
 	case CodeExecutor:
 		code, err := str("code")
 		if err != nil {

@@ -28,12 +28,19 @@ const GenesisWorkspace = "workspace/default"
 
 // WebAllowlistFile lists the web hosts web_scraper may fetch from, one per
 // line (example.org or *.example.org; # comments), relative to Home.
-// Without it, or empty, web_scraper is not offered.
+// Without it, or empty, web_scraper is not offered. Loopback, private and
+// link-local addresses stay refused even for a listed host, unless a line
+// "allow-address PREFIX" opens that range explicitly (a page on a local or
+// test network); no range is open by default.
 const WebAllowlistFile = "config/web-allowlist.txt"
 
 // webPages is where fetched pages are handed to web_scraper, relative to
 // Home (beneath WorkspaceDir, beside file_manager's folder, not in it).
 const webPages = "workspace/.web"
+
+// dockerAnswers is where the engine's answers are handed to
+// docker_control, relative to Home (beside webPages).
+const dockerAnswers = "workspace/.docker"
 
 // AdmitGenesis admits the skills built into the binary into the skill
 // records of sk (genesis.Admit with TRUST_LEVEL and
@@ -51,6 +58,7 @@ type GenesisTools struct {
 	Runner  *genesis.Runner
 	Report  genesis.Report
 	sandbox *sandbox.Sandbox
+	docker  *genesis.DockerEngine
 }
 
 var _ orchestrator.Tools = (*GenesisTools)(nil)
@@ -99,10 +107,10 @@ func OpenGenesisTools(ctx context.Context, cfg *config.Config, image string, aud
 	}
 	r := genesis.NewRunner(sb, ws, rep)
 	if data, err := os.ReadFile(filepath.Join(cfg.Home, filepath.FromSlash(WebAllowlistFile))); err == nil {
-		hosts, err := genesis.ParseAllowlist(data)
-		if err == nil && len(hosts) > 0 {
+		al, err := genesis.ParseAllowlist(data)
+		if err == nil && len(al.Hosts) > 0 {
 			var f *genesis.Fetcher
-			if f, err = genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: hosts}); err == nil {
+			if f, err = genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: al.Hosts, AllowAddrs: al.Addrs}); err == nil {
 				r.WithWeb(f, filepath.Join(cfg.Home, filepath.FromSlash(webPages)))
 			}
 		}
@@ -110,7 +118,22 @@ func OpenGenesisTools(ctx context.Context, cfg *config.Config, image string, aud
 			log.WarnContext(ctx, "web_scraper is not offered: "+WebAllowlistFile+" is invalid", "err", err)
 		}
 	}
-	return &GenesisTools{Runner: r, Report: rep, sandbox: sb}, rep, nil
+	gt := &GenesisTools{Runner: r, Report: rep, sandbox: sb}
+	for _, s := range rep.Active() {
+		if s.ID != genesis.DockerControl {
+			continue
+		}
+		d, err := genesis.NewDockerEngine(genesis.DockerConfig{DockerHost: cfg.DockerHost, Audit: audit, Logger: log})
+		if err != nil {
+			if log != nil {
+				log.WarnContext(ctx, "docker_control is not offered", "err", err)
+			}
+			break
+		}
+		gt.docker = d
+		r.WithDocker(d, filepath.Join(cfg.Home, filepath.FromSlash(dockerAnswers)))
+	}
+	return gt, rep, nil
 }
 
 func sandboxIDs(user string) (int, int, bool) {
@@ -121,8 +144,13 @@ func sandboxIDs(user string) (int, int, bool) {
 	return u, g, true
 }
 
-// Close stops the sandbox's proxy.
-func (t *GenesisTools) Close() error { return t.sandbox.Close() }
+// Close stops the sandbox's proxy and docker_control's.
+func (t *GenesisTools) Close() error {
+	if t.docker != nil {
+		_ = t.docker.Close()
+	}
+	return t.sandbox.Close()
+}
 
 // Catalog implements orchestrator.Tools: the tools of the active skills
 // and a SKILLS line naming exactly those.
