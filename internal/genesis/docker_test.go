@@ -22,7 +22,7 @@ import (
 
 // engineClient talks to the engine directly (not through a proxy): the
 // test's own view of what really happened.
-func engineClient(t *testing.T, host string) *client.Client {
+func engineClient(t testing.TB, host string) *client.Client {
 	t.Helper()
 	c, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -35,7 +35,7 @@ func engineClient(t *testing.T, host string) *client.Client {
 // createOnEngine creates a stopped busybox container directly on the
 // engine, labelled talos.test.genesis (and talos.managed when managed),
 // removed when the test ends.
-func createOnEngine(t *testing.T, eng *client.Client, image, name string, managed bool) string {
+func createOnEngine(t testing.TB, eng *client.Client, image, name string, managed bool) string {
 	t.Helper()
 	labels := map[string]string{"talos.test.genesis": name}
 	if managed {
@@ -66,7 +66,7 @@ func engineState(t *testing.T, eng *client.Client, id string) string {
 	return string(info.Container.State.Status)
 }
 
-func newDockerEngine(t *testing.T, host string) *genesis.DockerEngine {
+func newDockerEngine(t testing.TB, host string) *genesis.DockerEngine {
 	t.Helper()
 	d, err := genesis.NewDockerEngine(genesis.DockerConfig{DockerHost: host, StopTimeout: time.Second})
 	if err != nil {

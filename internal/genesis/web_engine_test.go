@@ -44,7 +44,7 @@ const (
 
 // startTestWeb creates an internal network and the web container on it,
 // both labelled talos.test.genesis and removed when the test ends.
-func startTestWeb(t *testing.T) testWeb {
+func startTestWeb(t testing.TB) testWeb {
 	t.Helper()
 	host := testenv.DockerHost(t)
 	img := testenv.BusyboxImage(t)
@@ -57,7 +57,6 @@ func startTestWeb(t *testing.T) testWeb {
 
 	www := t.TempDir()
 	must := func(err error) {
-		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
