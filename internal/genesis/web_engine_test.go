@@ -40,6 +40,9 @@ const (
 	webRedirectScript = "#!/bin/sh\nprintf 'HTTP/1.0 302 Found\\r\\nLocation: http://10.9.9.9/secret\\r\\n\\r\\n'\n"
 	webMetadataScript = "#!/bin/sh\nprintf 'HTTP/1.0 302 Found\\r\\nLocation: http://169.254.169.254/latest/meta-data/\\r\\n\\r\\n'\n"
 	webSilentScript   = "#!/bin/sh\nexec sleep 300\n"
+	webForm           = `<html><head><title>Form</title></head><body><input id="name" value="">
+<button id="go" onclick="document.getElementById('out').textContent = 'Hello ' + document.getElementById('name').value">Go</button>
+<div id="out"></div></body></html>`
 )
 
 // startTestWeb creates an internal network and the web container on it,
@@ -63,6 +66,7 @@ func startTestWeb(t testing.TB) testWeb {
 	}
 	must(os.MkdirAll(filepath.Join(www, "cgi-bin"), 0o755))
 	must(os.WriteFile(filepath.Join(www, "article.html"), []byte(webArticle), 0o644))
+	must(os.WriteFile(filepath.Join(www, "form.html"), []byte(webForm), 0o644))
 	must(os.WriteFile(filepath.Join(www, "cgi-bin", "to-private"), []byte(webRedirectScript), 0o755))
 	must(os.WriteFile(filepath.Join(www, "cgi-bin", "to-metadata"), []byte(webMetadataScript), 0o755))
 	must(os.WriteFile(filepath.Join(www, "cgi-bin", "silent"), []byte(webSilentScript), 0o755))

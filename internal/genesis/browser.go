@@ -1,0 +1,647 @@
+package genesis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/remote"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/redact"
+	"github.com/talos-ironclad/talos/sockproxy"
+)
+
+// BrowserAutomation is the skill id of the genesis skill that drives a
+// headless Chromium.
+const BrowserAutomation = "browser_automation"
+
+// Defaults and limits of BrowserConfig. The container gets 512 MiB without
+// swap, one CPU and a 100 MiB /tmp. Its pids limit is 256, not 100: the
+// engine counts threads, and headless Chromium with two tabs runs about 130
+// (with 100 its renderer fails to start threads and crashes).
+const (
+	DefaultBrowserIdleTimeout = 5 * time.Minute
+	DefaultBrowserMaxSessions = 2
+	DefaultBrowserMaxRespawns = 5
+	DefaultBrowserBackoff     = 5 * time.Second // then 10, 20, 40, 80 s
+	DefaultBrowserStartWait   = 30 * time.Second
+	DefaultBrowserOpTimeout   = 20 * time.Second
+	BrowserMemory             = 512 << 20
+	BrowserNanoCPUs           = 1e9
+	BrowserPids               = 256
+	BrowserTmpfs              = "rw,nosuid,nodev,size=100m,mode=1777"
+	// BrowserDevToolsPort is where the container publishes Chromium's
+	// DevTools (socat in front of Chromium's own 127.0.0.1:9222).
+	BrowserDevToolsPort = 9223
+	// MaxBrowserTextBytes is how much of a page's text a read returns.
+	MaxBrowserTextBytes = 64 << 10
+	// MaxSelectorBytes and MaxFillBytes bound click and fill requests.
+	MaxSelectorBytes = 512
+	MaxFillBytes     = 4 << 10
+)
+
+// Labels of a browser container besides sockproxy.LabelManaged.
+const (
+	LabelBrowserSession = "talos.session_id"
+	LabelBrowserCreated = "talos.created_at"
+)
+
+var sessionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// BrowserConfig configures a Browser.
+type BrowserConfig struct {
+	// DockerHost is the engine: unix:///path/docker.sock or tcp://host:port.
+	DockerHost string
+	// Image is the browser image (Debian's chromium and socat; built by
+	// scripts/services.sh browser-image).
+	Image string
+	// Network is the Docker network the browser containers join: the
+	// only network they can reach, and the one Talos reaches their
+	// DevTools port on. It is never "host" or "none".
+	Network string
+	// Web decides which pages may be opened: a navigation's URL must pass
+	// its allowlist (http or https, an approved host). Links the page
+	// follows itself are limited by Network only.
+	Web *Fetcher
+	// IdleTimeout is how long a session may go unused before its container
+	// is removed; 0 means DefaultBrowserIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxSessions is how many sessions (one per conversation) may run at
+	// once; 0 means DefaultBrowserMaxSessions.
+	MaxSessions int
+	// MaxRespawns is how many times in a row a dead browser is started
+	// again; 0 means DefaultBrowserMaxRespawns.
+	MaxRespawns int
+	// Backoff is the wait before the first respawn, doubled for each
+	// further one; 0 means DefaultBrowserBackoff.
+	Backoff time.Duration
+	// Audit receives the socket proxy's records (tier-1 audit); nil
+	// discards. Logger receives operational messages; nil discards.
+	Audit, Logger *slog.Logger
+}
+
+// Browser runs headless Chromium sessions, one container per conversation,
+// through a socket proxy of its own (create, start, inspect, stop, kill and
+// remove of Talos-labelled containers on Network only, no binds, no added
+// capabilities). A session is removed after IdleTimeout without use; a
+// browser that died is started again after a backoff (Backoff, doubled each
+// time, at most MaxRespawns in a row).
+type Browser struct {
+	cfg    BrowserConfig
+	log    *slog.Logger
+	proxy  *sockproxy.Proxy
+	cli    *client.Client
+	cancel context.CancelFunc
+	served chan error
+
+	mu       sync.Mutex
+	sessions map[string]*browserSession
+	closed   bool
+}
+
+type browserSession struct {
+	b  *Browser
+	id string
+
+	mu          sync.Mutex // one operation at a time
+	containerID string
+	started     time.Time
+	ctx         context.Context // the chromedp tab
+	cancelTab   context.CancelFunc
+	cancelAlloc context.CancelFunc
+	attempts    int
+	timer       *time.Timer
+	gone        bool
+}
+
+// NewBrowser checks cfg and starts the socket proxy; Close removes every
+// session and stops it.
+func NewBrowser(cfg BrowserConfig) (*Browser, error) {
+	const op = "genesis.NewBrowser"
+	var errs []error
+	if cfg.DockerHost == "" {
+		errs = append(errs, errors.New("DockerHost is empty: want unix:///path/docker.sock or tcp://host:port"))
+	}
+	if cfg.Image == "" {
+		errs = append(errs, errors.New("Image is empty: build it with scripts/services.sh browser-image"))
+	}
+	if n := strings.ToLower(cfg.Network); n == "" || n == "host" || n == "none" || strings.HasPrefix(n, "container:") {
+		errs = append(errs, fmt.Errorf("Network %s: want the name of a Docker network (not host, none or container:…)", redact.Value(cfg.Network)))
+	}
+	if cfg.Web == nil {
+		errs = append(errs, errors.New("Web is nil: the browser needs the allowlist of web hosts"))
+	}
+	if cfg.IdleTimeout < 0 || cfg.MaxSessions < 0 || cfg.MaxRespawns < 0 || cfg.Backoff < 0 {
+		errs = append(errs, fmt.Errorf("IdleTimeout %v, MaxSessions %d, MaxRespawns %d, Backoff %v: want 0 (the default) or more",
+			cfg.IdleTimeout, cfg.MaxSessions, cfg.MaxRespawns, cfg.Backoff))
+	}
+	if len(errs) > 0 {
+		return nil, talos.E(talos.CodeConfigInvalid, op, "invalid browser_automation configuration", errors.Join(errs...))
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultBrowserIdleTimeout
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = DefaultBrowserMaxSessions
+	}
+	if cfg.MaxRespawns == 0 {
+		cfg.MaxRespawns = DefaultBrowserMaxRespawns
+	}
+	if cfg.Backoff == 0 {
+		cfg.Backoff = DefaultBrowserBackoff
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	prof := sockproxy.Profile{
+		Name: "browser",
+		Ops: []sockproxy.Op{sockproxy.OpPing, sockproxy.OpVersion, sockproxy.OpList, sockproxy.OpCreate, sockproxy.OpInspect,
+			sockproxy.OpStart, sockproxy.OpStop, sockproxy.OpKill, sockproxy.OpRemove},
+		NetworkModes: []string{cfg.Network},
+	}
+	proxy, err := sockproxy.New(sockproxy.Config{Upstream: cfg.DockerHost, Profile: prof, Audit: cfg.Audit, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "talos-browser-proxy-")
+	if err != nil {
+		_ = proxy.Close()
+		return nil, talos.E(talos.CodeSockProxy, op, "cannot create a private folder for the proxy's socket", err)
+	}
+	sock := filepath.Join(dir, "docker.sock")
+	ln, err := sockproxy.Listen("unix://"+sock, sockproxy.ListenOptions{})
+	if err != nil {
+		_ = proxy.Close()
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	cli, err := client.New(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
+	if err != nil {
+		_ = ln.Close()
+		_ = proxy.Close()
+		_ = os.RemoveAll(dir)
+		return nil, talos.E(talos.CodeDocker, op, "cannot create the Docker client", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Browser{cfg: cfg, log: lg, proxy: proxy, cli: cli, cancel: cancel, served: make(chan error, 1), sessions: map[string]*browserSession{}}
+	go func() {
+		err := sockproxy.Serve(ctx, ln, sockproxy.NewServer(proxy))
+		_ = os.RemoveAll(dir)
+		b.served <- err
+	}()
+	return b, nil
+}
+
+// Close removes every session's container and stops the proxy.
+func (b *Browser) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	ss := make([]*browserSession, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		ss = append(ss, s)
+	}
+	b.mu.Unlock()
+	for _, s := range ss {
+		s.end("browser closed")
+	}
+	_ = b.cli.Close()
+	b.cancel()
+	err := <-b.served
+	_ = b.proxy.Close()
+	return err
+}
+
+// Sessions returns the ids of the running sessions.
+func (b *Browser) Sessions() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, 0, len(b.sessions))
+	for id := range b.sessions {
+		out = append(out, id)
+	}
+	return out
+}
+
+// ContainerID returns the container of session id, or "" when it has none.
+func (b *Browser) ContainerID(id string) string {
+	b.mu.Lock()
+	s := b.sessions[id]
+	b.mu.Unlock()
+	if s == nil {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.containerID
+}
+
+// session returns the session of conversation id, making it when there is
+// none (at most MaxSessions).
+func (b *Browser) session(id string) (*browserSession, error) {
+	const op = "genesis.Browser"
+	if !sessionPattern.MatchString(id) {
+		return nil, talos.Errorf(talos.CodeInputInvalid, op, "session %s refused: want [A-Za-z0-9][A-Za-z0-9_.-], at most 64 characters", redact.Value(id))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, talos.Errorf(talos.CodeSkillSandbox, op, "the browser is closed")
+	}
+	if s, ok := b.sessions[id]; ok {
+		return s, nil
+	}
+	if len(b.sessions) >= b.cfg.MaxSessions {
+		return nil, talos.Errorf(talos.CodeSandboxQuota, op, "%d browser sessions run already (the most allowed): wait until one is idle for %v", len(b.sessions), b.cfg.IdleTimeout)
+	}
+	s := &browserSession{b: b, id: id}
+	b.sessions[id] = s
+	return s, nil
+}
+
+// do runs f on the session's tab, starting the browser first when the
+// session has none or its browser died (after the backoff), and restarts
+// the idle timer afterwards.
+func (b *Browser) do(ctx context.Context, id string, f func(tab context.Context) error) error {
+	var s *browserSession
+	for {
+		var err error
+		if s, err = b.session(id); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		if !s.gone {
+			break
+		}
+		// It ended (idle) between the lookup and the lock: it is no
+		// longer in the map, so the next lookup makes a new one.
+		s.mu.Unlock()
+	}
+	defer s.mu.Unlock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	defer s.armIdle()
+	if err := s.ensure(ctx); err != nil {
+		return err
+	}
+	tctx, cancel := context.WithTimeout(s.ctx, DefaultBrowserOpTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	return f(tctx)
+}
+
+// armIdle (re)starts the idle timer; s.mu is held.
+func (s *browserSession) armIdle() {
+	if s.gone {
+		return
+	}
+	s.timer = time.AfterFunc(s.b.cfg.IdleTimeout, func() { s.end("idle for " + s.b.cfg.IdleTimeout.String()) })
+}
+
+// end removes the session's container and forgets the session.
+func (s *browserSession) end(why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		return
+	}
+	s.gone = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.teardown()
+	s.b.mu.Lock()
+	if s.b.sessions[s.id] == s {
+		delete(s.b.sessions, s.id)
+	}
+	s.b.mu.Unlock()
+	s.b.log.Info("browser session ended", "session", s.id, "why", why)
+}
+
+// teardown closes the tab and removes the container; s.mu is held.
+func (s *browserSession) teardown() {
+	if s.cancelTab != nil {
+		s.cancelTab()
+		s.cancelAlloc()
+		s.cancelTab, s.cancelAlloc, s.ctx = nil, nil, nil
+	}
+	if s.containerID != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		zero := 0
+		_, _ = s.b.cli.ContainerStop(ctx, s.containerID, client.ContainerStopOptions{Timeout: &zero})
+		if _, err := s.b.cli.ContainerRemove(ctx, s.containerID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			s.b.log.Warn("browser container not removed", "container", s.containerID, "err", err)
+		}
+		s.containerID = ""
+	}
+}
+
+// alive reports whether the session's browser answers; s.mu is held.
+func (s *browserSession) alive(ctx context.Context) bool {
+	if s.ctx == nil || s.ctx.Err() != nil || s.containerID == "" {
+		return false
+	}
+	info, err := s.b.cli.ContainerInspect(ctx, s.containerID, client.ContainerInspectOptions{})
+	return err == nil && info.Container.State != nil && info.Container.State.Running
+}
+
+// ensure starts the browser when the session has none, or again (after the
+// backoff) when it died; s.mu is held.
+func (s *browserSession) ensure(ctx context.Context) error {
+	const op = "genesis.Browser"
+	if s.alive(ctx) {
+		return nil
+	}
+	if s.containerID != "" { // it died: respawn with backoff
+		if time.Since(s.started) > 16*s.b.cfg.Backoff {
+			s.attempts = 0 // it ran long enough: a new failure, not a loop
+		}
+		if s.attempts >= s.b.cfg.MaxRespawns {
+			s.teardown()
+			return talos.Errorf(talos.CodeSkillSandbox, op, "the browser of session %s died %d times in a row: max respawns exceeded", redact.Value(s.id), s.attempts+1)
+		}
+		wait := s.b.cfg.Backoff << s.attempts
+		s.attempts++
+		s.teardown()
+		s.b.log.Warn("browser died; starting it again", "session", s.id, "attempt", s.attempts, "backoff", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return talos.E(talos.CodeSkillSandbox, op, "waiting to respawn the browser was cancelled", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return s.spawn(ctx)
+}
+
+// spawn creates and starts the container and connects to its DevTools;
+// s.mu is held.
+func (s *browserSession) spawn(ctx context.Context) error {
+	const op = "genesis.Browser.spawn"
+	b := s.b
+	rb := make([]byte, 4)
+	_, _ = rand.Read(rb)
+	name := "talos-browser-" + strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(s.id)) + "-" + hex.EncodeToString(rb)
+	launch := "socat TCP-LISTEN:" + strconv.Itoa(BrowserDevToolsPort) + ",fork,reuseaddr TCP:127.0.0.1:9222 & " +
+		"exec /usr/lib/chromium/chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run " +
+		"--no-default-browser-check --disable-background-networking --disable-component-update --disable-sync " +
+		"--disable-extensions --disable-quic --user-data-dir=/tmp/profile --remote-debugging-port=9222 about:blank"
+	pids := int64(BrowserPids)
+	withInit := true
+	res, err := b.cli.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
+		Name: name,
+		Config: &container.Config{
+			Image: b.cfg.Image,
+			Cmd:   []string{"/bin/sh", "-c", launch},
+			User:  "65534:65534",
+			Env:   []string{"HOME=/tmp", "TMPDIR=/tmp", "LANG=C.UTF-8"},
+			Labels: map[string]string{
+				sockproxy.LabelManaged: sockproxy.LabelManagedValue,
+				LabelBrowserSession:    s.id,
+				LabelBrowserCreated:    time.Now().UTC().Format(time.RFC3339),
+			},
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode:    container.NetworkMode(b.cfg.Network),
+			ReadonlyRootfs: true,
+			CapDrop:        []string{"ALL"},
+			SecurityOpt:    []string{"no-new-privileges"},
+			Tmpfs:          map[string]string{"/tmp": BrowserTmpfs},
+			Init:           &withInit,
+			Resources: container.Resources{
+				Memory:     BrowserMemory,
+				MemorySwap: BrowserMemory,
+				NanoCPUs:   BrowserNanoCPUs,
+				PidsLimit:  &pids,
+			},
+		},
+	})
+	if err != nil {
+		return talos.E(talos.CodeDocker, op, "cannot create the browser container (is the image "+redact.Value(b.cfg.Image)+" built?)", err)
+	}
+	s.containerID, s.started = res.ID, time.Now()
+	if _, err := b.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		s.teardown()
+		return talos.E(talos.CodeDocker, op, "cannot start the browser container", err)
+	}
+	info, err := b.cli.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		s.teardown()
+		return talos.E(talos.CodeDocker, op, "cannot inspect the browser container", err)
+	}
+	var ip netip.Addr
+	if info.Container.NetworkSettings != nil {
+		if ep := info.Container.NetworkSettings.Networks[b.cfg.Network]; ep != nil {
+			ip = ep.IPAddress
+		}
+	}
+	if !ip.IsValid() {
+		s.teardown()
+		return talos.Errorf(talos.CodeDocker, op, "the browser container has no address on the network %s", redact.Value(b.cfg.Network))
+	}
+	devtools := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(BrowserDevToolsPort))
+	if err := waitDevTools(ctx, devtools); err != nil {
+		s.teardown()
+		return talos.E(talos.CodeSkillSandbox, op, "the browser did not open its DevTools port", err)
+	}
+	actx, cancelAlloc := remote.NewAllocator(context.Background(), devtools+"/")
+	tctx, cancelTab := chromedp.NewContext(actx)
+	if err := chromedp.Do(tctx); err != nil {
+		cancelTab()
+		cancelAlloc()
+		s.teardown()
+		return talos.E(talos.CodeSkillSandbox, op, "cannot connect to the browser's DevTools", err)
+	}
+	s.ctx, s.cancelTab, s.cancelAlloc = tctx, cancelTab, cancelAlloc
+	b.log.Info("browser session started", "session", s.id, "container", res.ID[:12])
+	return nil
+}
+
+// waitDevTools polls url/json/version until it answers 200.
+func waitDevTools(ctx context.Context, base string) error {
+	ctx, cancel := context.WithTimeout(ctx, DefaultBrowserStartWait)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 2 * time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/json/version", nil)
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err == nil {
+				err = fmt.Errorf("DevTools answered %d", resp.StatusCode)
+			}
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// Navigate opens rawURL in session id's tab (the URL must pass the web
+// allowlist: http or https, an approved host) and returns the page's
+// title and URL.
+func (b *Browser) Navigate(ctx context.Context, id, rawURL string) (title, at string, err error) {
+	const op = "genesis.Browser.Navigate"
+	u, perr := url.Parse(rawURL)
+	if perr != nil || len(rawURL) > 2048 {
+		return "", "", talos.Errorf(talos.CodeInputInvalid, op, "url %s is not a valid URL of at most 2048 bytes", redact.Value(rawURL))
+	}
+	if err := b.cfg.Web.checkURL(u); err != nil {
+		return "", "", err
+	}
+	err = b.do(ctx, id, func(tab context.Context) error {
+		if err := chromedp.Do(tab, chromedp.Navigate(u.String())); err != nil {
+			return err
+		}
+		var err error
+		if title, err = chromedp.Run(tab, chromedp.Title()); err != nil {
+			return err
+		}
+		at, err = chromedp.Run(tab, chromedp.Location())
+		return err
+	})
+	if err != nil {
+		return "", "", wrapBrowser(op, "navigation failed", err)
+	}
+	return title, at, nil
+}
+
+// Text returns the visible text of session id's page (innerText of the
+// body; runs of white space folded to one space, blank lines dropped), at
+// most MaxBrowserTextBytes, and whether it was cut.
+func (b *Browser) Text(ctx context.Context, id string) (string, bool, error) {
+	const op = "genesis.Browser.Text"
+	var text string
+	err := b.do(ctx, id, func(tab context.Context) error {
+		var err error
+		text, err = chromedp.Run(tab, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		return err
+	})
+	if err != nil {
+		return "", false, wrapBrowser(op, "reading the page failed", err)
+	}
+	text = readable(strings.ToValidUTF8(text, "\uFFFD"))
+	if len(text) > MaxBrowserTextBytes {
+		cut := MaxBrowserTextBytes
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		return text[:cut], true, nil
+	}
+	return text, false, nil
+}
+
+// Screenshot returns a PNG of session id's whole page.
+func (b *Browser) Screenshot(ctx context.Context, id string) ([]byte, error) {
+	const op = "genesis.Browser.Screenshot"
+	var png []byte
+	err := b.do(ctx, id, func(tab context.Context) error {
+		var err error
+		png, err = chromedp.Run(tab, chromedp.FullScreenshot(100))
+		return err
+	})
+	if err != nil {
+		return nil, wrapBrowser(op, "the screenshot failed", err)
+	}
+	return png, nil
+}
+
+// Click clicks the first element matching the CSS selector in session
+// id's page.
+func (b *Browser) Click(ctx context.Context, id, selector string) error {
+	const op = "genesis.Browser.Click"
+	if err := checkSelector(op, selector); err != nil {
+		return err
+	}
+	err := b.do(ctx, id, func(tab context.Context) error {
+		return chromedp.Do(tab, chromedp.Click(chromedp.CSS(selector)))
+	})
+	return wrapBrowser(op, "the click on "+redact.Value(selector)+" failed", err)
+}
+
+// Fill sets the value of the first form field matching the CSS selector
+// in session id's page.
+func (b *Browser) Fill(ctx context.Context, id, selector, value string) error {
+	const op = "genesis.Browser.Fill"
+	var problems []error
+	if err := checkSelector(op, selector); err != nil {
+		problems = append(problems, err)
+	}
+	if len(value) > MaxFillBytes || !utf8.ValidString(value) {
+		problems = append(problems, fmt.Errorf("value: %d bytes; want valid UTF-8 of at most %d bytes", len(value), MaxFillBytes))
+	}
+	if len(problems) > 0 {
+		return talos.E(talos.CodeInputInvalid, op, "fill refused", joinErrs(problems))
+	}
+	err := b.do(ctx, id, func(tab context.Context) error {
+		return chromedp.Do(tab, chromedp.SetValue(chromedp.CSS(selector), value))
+	})
+	return wrapBrowser(op, "filling "+redact.Value(selector)+" failed", err)
+}
+
+func checkSelector(op, sel string) error {
+	if sel == "" || len(sel) > MaxSelectorBytes || !utf8.ValidString(sel) {
+		return talos.Errorf(talos.CodeInputInvalid, op, "selector %s: want a CSS selector of 1 to %d bytes", redact.Value(sel), MaxSelectorBytes)
+	}
+	return nil
+}
+
+// wrapBrowser keeps a talos error as it is and gives anything else code
+// T302 (the browser failed).
+func wrapBrowser(op, msg string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var te *talos.Error
+	if errors.As(err, &te) {
+		return err
+	}
+	return talos.E(talos.CodeSkillSandbox, op, msg, err)
+}
+
+// readable folds white space (non-breaking spaces included) within each
+// line and drops blank lines.
+func readable(s string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			out = append(out, strings.Join(f, " "))
+		}
+	}
+	return strings.Join(out, "\n")
+}

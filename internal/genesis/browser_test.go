@@ -1,0 +1,140 @@
+package genesis_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/firewall"
+	"github.com/talos-ironclad/talos/internal/genesis"
+	"github.com/talos-ironclad/talos/internal/testenv"
+)
+
+// The browser runs in its own container on the test web's internal
+// network; Talos drives it through the container's DevTools port.
+func TestBrowserOnEngine(t *testing.T) {
+	host := testenv.DockerHost(t)
+	img := testenv.BrowserImage(t)
+	web := startTestWeb(t)
+	ip := web.IP.String()
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{ip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const idle = 6 * time.Second
+	b, err := genesis.NewBrowser(genesis.BrowserConfig{DockerHost: host, Image: img, Network: web.Network, Web: f,
+		IdleTimeout: idle, MaxSessions: 1, Backoff: 200 * time.Millisecond, MaxRespawns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	eng := engineClient(t, host)
+	ctx := context.Background()
+	const conv = "conv-1"
+
+	t0 := time.Now()
+	title, at, err := b.Navigate(ctx, conv, "http://"+ip+"/article.html")
+	if err != nil || title != "Internal & news" || at != "http://"+ip+"/article.html" {
+		t.Fatalf("navigate: %q %q %v", title, at, err)
+	}
+	t.Logf("session start + first navigation: %v", time.Since(t0))
+	first := b.ContainerID(conv)
+	if first == "" {
+		t.Fatal("no container for the session")
+	}
+	info, err := eng.ContainerInspect(ctx, first, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := info.Container.HostConfig
+	if !hc.ReadonlyRootfs || hc.Memory != genesis.BrowserMemory || hc.PidsLimit == nil || *hc.PidsLimit != genesis.BrowserPids ||
+		info.Container.Config.User != "65534:65534" || info.Container.Config.Labels["talos.managed"] != "true" || info.Container.Config.Labels[genesis.LabelBrowserSession] != conv {
+		t.Fatalf("browser container limits: %+v %+v", hc, info.Container.Config)
+	}
+
+	text, cut, err := b.Text(ctx, conv)
+	if err != nil || cut || !strings.Contains(text, "Quarterly numbers are up.") || strings.Contains(text, "steal()") {
+		t.Fatalf("text: %q %v %v", text, cut, err)
+	}
+	fw, err := firewall.New(firewall.Config{}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := fw.Scan(ctx, firewall.Input{Text: text, Source: firewall.SourceWeb}); err != nil || v.Action == firewall.ActionAllow {
+		t.Fatalf("the page's injection was not caught: %+v %v", v, err)
+	}
+	png, err := b.Screenshot(ctx, conv)
+	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 1000 {
+		t.Fatalf("screenshot: %d bytes %v", len(png), err)
+	}
+
+	if _, _, err := b.Navigate(ctx, conv, "http://"+ip+"/form.html"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Fill(ctx, conv, "#name", "Ada"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Click(ctx, conv, "#go"); err != nil {
+		t.Fatal(err)
+	}
+	if text, _, err := b.Text(ctx, conv); err != nil || !strings.Contains(text, "Hello Ada") {
+		t.Fatalf("after fill and click: %q %v", text, err)
+	}
+
+	// Refusals before the browser is asked.
+	if _, _, err := b.Navigate(ctx, conv, "http://web.internal.test/"); talos.CodeOf(err) != talos.CodePolicyDenied {
+		t.Errorf("host not on the allowlist: %v", err)
+	}
+	if _, _, err := b.Navigate(ctx, conv, "file:///etc/passwd"); talos.CodeOf(err) != talos.CodePolicyDenied {
+		t.Errorf("file URL: %v", err)
+	}
+	if err := b.Click(ctx, conv, ""); talos.CodeOf(err) != talos.CodeInputInvalid {
+		t.Errorf("empty selector: %v", err)
+	}
+	if _, _, err := b.Text(ctx, "conv-2"); talos.CodeOf(err) != talos.CodeSandboxQuota {
+		t.Errorf("a second session over the limit: %v", err)
+	}
+	if _, _, err := b.Text(ctx, "../x"); talos.CodeOf(err) != talos.CodeInputInvalid {
+		t.Errorf("bad session id: %v", err)
+	}
+
+	// The browser dies: the next call starts a new one after the backoff.
+	if _, err := eng.ContainerKill(ctx, first, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Navigate(ctx, conv, "http://"+ip+"/article.html"); err != nil {
+		t.Fatalf("after the browser died: %v", err)
+	}
+	second := b.ContainerID(conv)
+	if second == "" || second == first {
+		t.Fatalf("no new container after the respawn: %q", second)
+	}
+	if _, err := eng.ContainerInspect(ctx, first, client.ContainerInspectOptions{}); err == nil {
+		t.Error("the dead browser's container was not removed")
+	}
+
+	// Idle: the container is gone a little after IdleTimeout without use.
+	last := time.Now()
+	deadline := last.Add(idle + 15*time.Second)
+	for {
+		_, err := eng.ContainerInspect(ctx, second, client.ContainerInspectOptions{})
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the browser container is still there %v after its last use", time.Since(last))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if gone := time.Since(last); gone < idle {
+		t.Fatalf("the browser container went after %v, before the idle timeout %v", gone, idle)
+	}
+	if s := b.Sessions(); len(s) != 0 {
+		t.Fatalf("sessions after the idle timeout: %v", s)
+	}
+}
