@@ -28,6 +28,7 @@ import (
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/redact"
+	"github.com/talos-ironclad/talos/quarantine/sandbox"
 	"github.com/talos-ironclad/talos/sockproxy"
 )
 
@@ -541,29 +542,44 @@ func (b *Browser) Navigate(ctx context.Context, id, rawURL string) (title, at st
 	return title, at, nil
 }
 
-// Text returns the visible text of session id's page (innerText of the
-// body; runs of white space folded to one space, blank lines dropped), at
-// most MaxBrowserTextBytes, and whether it was cut.
-func (b *Browser) Text(ctx context.Context, id string) (string, bool, error) {
-	const op = "genesis.Browser.Text"
-	var text string
+// BrowserPage is what a read of a session's page returned.
+type BrowserPage struct {
+	URL   string
+	Title string
+	// Text is the visible text (innerText of the body; runs of white
+	// space folded to one space, blank lines dropped), at most
+	// MaxBrowserTextBytes.
+	Text      string
+	Truncated bool // Text was cut
+}
+
+// Read returns the URL, title and visible text of session id's page.
+func (b *Browser) Read(ctx context.Context, id string) (BrowserPage, error) {
+	const op = "genesis.Browser.Read"
+	var p BrowserPage
 	err := b.do(ctx, id, func(tab context.Context) error {
 		var err error
-		text, err = chromedp.Run(tab, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		if p.Text, err = chromedp.Run(tab, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`)); err != nil {
+			return err
+		}
+		if p.Title, err = chromedp.Run(tab, chromedp.Title()); err != nil {
+			return err
+		}
+		p.URL, err = chromedp.Run(tab, chromedp.Location())
 		return err
 	})
 	if err != nil {
-		return "", false, wrapBrowser(op, "reading the page failed", err)
+		return BrowserPage{}, wrapBrowser(op, "reading the page failed", err)
 	}
-	text = readable(strings.ToValidUTF8(text, "\uFFFD"))
-	if len(text) > MaxBrowserTextBytes {
+	p.Text = readable(strings.ToValidUTF8(p.Text, "\uFFFD"))
+	if len(p.Text) > MaxBrowserTextBytes {
 		cut := MaxBrowserTextBytes
-		for cut > 0 && !utf8.RuneStart(text[cut]) {
+		for cut > 0 && !utf8.RuneStart(p.Text[cut]) {
 			cut--
 		}
-		return text[:cut], true, nil
+		p.Text, p.Truncated = p.Text[:cut], true
 	}
-	return text, false, nil
+	return p, nil
 }
 
 // Screenshot returns a PNG of session id's whole page.
@@ -644,4 +660,137 @@ func readable(s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Browser actions of browser_automation.
+const (
+	BrowserNavigate   = "navigate"
+	BrowserReadText   = "read_text"
+	BrowserScreenshot = "screenshot"
+	BrowserClick      = "click"
+	BrowserFill       = "fill"
+)
+
+// DefaultBrowserSession is the session a call without a conversation uses.
+const DefaultBrowserSession = "default"
+
+// WithBrowser lets the Runner run browser_automation (when it is active):
+// b drives the browsers; a page read is handed to the skill read-only in a
+// folder of its own made under dir (beneath the sandbox's WorkspaceDir)
+// and removed after the call; screenshots are written as PNG files into
+// shots; session returns the conversation a call belongs to (one browser
+// per conversation; nil or "" means DefaultBrowserSession). It returns r.
+func (r *Runner) WithBrowser(b *Browser, dir, shots string, session func(context.Context) string) *Runner {
+	r.browser, r.browserDir, r.shotsDir, r.sessionOf = b, dir, shots, session
+	return r
+}
+
+// BrowserRequest is one browser_automation call.
+type BrowserRequest struct {
+	Action   string // navigate, read_text, screenshot, click or fill
+	URL      string // navigate
+	Selector string // click, fill: a CSS selector
+	Value    string // fill
+}
+
+// BrowserCall runs one browser_automation action in the conversation's
+// browser and returns the text for the model: a page read is turned into
+// a report by the skill in a fresh sandbox container (no network, no
+// browser access); a screenshot is saved under the screenshots folder and
+// its file name returned. Bad requests are refused before the browser is
+// asked (code T015); a URL off the allowlist is code T406.
+func (r *Runner) BrowserCall(ctx context.Context, req BrowserRequest) (string, error) {
+	const op = "genesis.Runner.BrowserCall"
+	s, err := r.skill(op, BrowserAutomation)
+	if err != nil {
+		return "", err
+	}
+	if r.browser == nil || r.browserDir == "" {
+		return "", talos.Errorf(talos.CodePolicyDenied, op, "browser_automation has no browser configured")
+	}
+	id := DefaultBrowserSession
+	if r.sessionOf != nil {
+		if v := r.sessionOf(ctx); v != "" {
+			id = v
+		}
+	}
+	var problems []error
+	extra := func(field, v string) {
+		if v != "" {
+			problems = append(problems, fmt.Errorf("%s %s: %s takes no %s", field, redact.Value(v), req.Action, field))
+		}
+	}
+	switch req.Action {
+	case BrowserNavigate:
+		extra("selector", req.Selector)
+		extra("value", req.Value)
+	case BrowserReadText, BrowserScreenshot:
+		extra("url", req.URL)
+		extra("selector", req.Selector)
+		extra("value", req.Value)
+	case BrowserClick:
+		extra("url", req.URL)
+		extra("value", req.Value)
+	case BrowserFill:
+		extra("url", req.URL)
+	default:
+		problems = append(problems, fmt.Errorf("action %s: want %s, %s, %s, %s or %s", redact.Value(req.Action),
+			BrowserNavigate, BrowserReadText, BrowserScreenshot, BrowserClick, BrowserFill))
+	}
+	if len(problems) > 0 {
+		return "", talos.E(talos.CodeInputInvalid, op, "browser_automation request refused", joinErrs(problems))
+	}
+	switch req.Action {
+	case BrowserNavigate:
+		title, at, err := r.browser.Navigate(ctx, id, req.URL)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("opened %s (title %s); call read_text for its text", at, redact.Value(title)), nil
+	case BrowserClick:
+		if err := r.browser.Click(ctx, id, req.Selector); err != nil {
+			return "", err
+		}
+		return "clicked " + redact.Value(req.Selector), nil
+	case BrowserFill:
+		if err := r.browser.Fill(ctx, id, req.Selector, req.Value); err != nil {
+			return "", err
+		}
+		return "filled " + redact.Value(req.Selector), nil
+	case BrowserScreenshot:
+		png, err := r.browser.Screenshot(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		if err := os.MkdirAll(r.shotsDir, 0o755); err != nil {
+			return "", talos.E(talos.CodeDirPermissions, op, "cannot create "+r.shotsDir, err)
+		}
+		name := fmt.Sprintf("%s-%s.png", id, time.Now().UTC().Format("20060102T150405.000"))
+		if err := os.WriteFile(filepath.Join(r.shotsDir, name), png, 0o644); err != nil {
+			return "", talos.E(talos.CodeDirPermissions, op, "cannot write the screenshot", err)
+		}
+		return fmt.Sprintf("saved a screenshot of the page (%d bytes PNG) as %s", len(png), name), nil
+	}
+	page, err := r.browser.Read(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	cut := "0"
+	if page.Truncated {
+		cut = "1"
+	}
+	in := fmt.Sprintf("url %s\ntitle %s\ncut %s\ntext %s\n", b64(page.URL), b64(page.Title), cut, b64(page.Text))
+	dir, err := handOver(op, r.browserDir, "page-", "page", []byte(in))
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	res, err := r.sb.Run(ctx, sandbox.Request{Dir: s.Record.ActivePath, Hash: s.Record.Hash, Args: []string{BrowserReadText}, Workspace: dir})
+	if err != nil {
+		return "", err
+	}
+	if !res.Verdict.Passed() {
+		return "", talos.Errorf(talos.CodeSkillSandbox, op, "browser_automation failed: %s", res.Verdict.Reason)
+	}
+	return strings.TrimRight(string(res.Stdout), "\n"), nil
 }

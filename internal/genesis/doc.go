@@ -25,7 +25,8 @@
 //	0  read-only skills: file_manager lists and reads, the workspace mounted read-only
 //	1  plus changes inside the workspace: file_manager writes and moves (read-write mount),
 //	   and web_scraper: pages from the hosts the operator approved
-//	2  plus running code the model wrote: code_executor
+//	2  plus running code the model wrote: code_executor; and browser_automation (a browser
+//	   runs the pages' scripts and can fill and submit forms: it acts on the web, not only reads)
 //	3  plus control of Talos-labelled containers: docker_control lists, inspects,
 //	   starts and stops them (a container can be stopped or restarted, which can
 //	   interrupt the operator's work, so it sits above running code)
@@ -55,6 +56,14 @@
 // stop; lists filtered to Talos-labelled containers, any other container
 // refused by the proxy) and the skill turns the answer into a report that
 // never holds a container's environment, command or mounts.
+// browser_automation runs a headless Chromium per conversation in a
+// container of its own ([Browser]: Debian's chromium, no registry, 512 MiB,
+// one CPU, read-only root, every capability dropped, only the configured
+// Docker network), driven over its DevTools port; navigations must pass the
+// web allowlist, a session is removed after 5 minutes without use, and a
+// browser that died is started again after a backoff (5, 10, 20, 40, 80 s).
+// Page text goes to the skill, which reports it, and to the firewall as
+// web content.
 // [Runner.Tools] and [Runner.Call] offer
 // them to the model.
 package genesis

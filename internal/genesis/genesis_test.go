@@ -163,7 +163,7 @@ func TestAdmitBuiltin(t *testing.T) {
 
 	// The next boot, at level 2: the same records, both active, file_manager writable.
 	rep = genesis.Admit(ctx, genesis.Builtin(), genesis.Config{TrustLevel: 2, Autoload: true}, m, audit, nil)
-	if len(rep.Active()) != 3 {
+	if len(rep.Active()) != 4 { // file_manager, web_scraper, code_executor, browser_automation
 		t.Fatalf("level 2: %+v", rep.Skills)
 	}
 	for _, s := range rep.Active() {

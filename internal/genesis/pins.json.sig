@@ -1,1 +1,1 @@
-kdyo8eyqMeJ7uJNssFP8xENWP8rOcAKh1quWrD+IiQEpXXmhJS7fYdegplr5pQdytfdxUk/w/Js90/n1imaPDQ==
+ycKvI5UjptYgTt9gkhkEIKO8Nlf2ZMg2WKzz1UEw/IgpabUVdCeOEFtQXU6Q1y261cqEelvvE9ntqg68VkpBAg==

@@ -25,10 +25,10 @@ const (
 	WebScraper   = "web_scraper"
 )
 
-// ReservedIDs are the ids of the built-in skills, built or planned
-// (browser_automation): no other skill may take them.
+// ReservedIDs are the ids of the built-in skills: no other skill may take
+// them.
 func ReservedIDs() []string {
-	return []string{FileManager, CodeExecutor, WebScraper, DockerControl, "browser_automation"}
+	return []string{FileManager, CodeExecutor, WebScraper, DockerControl, BrowserAutomation}
 }
 
 // Limits of the skills' requests, checked before a container starts (the
@@ -48,13 +48,16 @@ type Sandbox interface {
 // fresh container from the skill's active copy (whose hash the sandbox
 // checks again).
 type Runner struct {
-	sb        Sandbox
-	workspace string
-	skills    map[string]Skill
-	fetcher   *Fetcher
-	webDir    string
-	docker    *DockerEngine
-	dockerDir string
+	sb                   Sandbox
+	workspace            string
+	skills               map[string]Skill
+	fetcher              *Fetcher
+	webDir               string
+	docker               *DockerEngine
+	dockerDir            string
+	browser              *Browser
+	browserDir, shotsDir string
+	sessionOf            func(context.Context) string
 }
 
 // WithDocker lets the Runner run docker_control (when it is active): d
@@ -78,7 +81,7 @@ func (r *Runner) WithWeb(f *Fetcher, dir string) *Runner {
 
 // IsWeb reports whether the tool name returns text from the web (to be
 // scanned as web content).
-func IsWeb(name string) bool { return name == WebScraper }
+func IsWeb(name string) bool { return name == WebScraper || name == BrowserAutomation }
 
 // NewRunner returns a Runner over the active skills of rep. workspace is
 // the host folder file_manager works in (beneath the sandbox's
@@ -99,7 +102,8 @@ func (r *Runner) Names() []string {
 	out := make([]string, 0, len(r.skills))
 	for id := range r.skills {
 		if id == FileManager || id == CodeExecutor || id == WebScraper && r.fetcher != nil && r.webDir != "" ||
-			id == DockerControl && r.docker != nil && r.dockerDir != "" {
+			id == DockerControl && r.docker != nil && r.dockerDir != "" ||
+			id == BrowserAutomation && r.browser != nil && r.browserDir != "" {
 			out = append(out, id)
 		}
 	}
@@ -399,6 +403,18 @@ func (r *Runner) Tools() []llm.Tool {
 					"properties": map[string]any{"url": map[string]any{"type": "string", "description": "http or https URL"}},
 					"required":   []any{"url"},
 				}})
+		case BrowserAutomation:
+			out = append(out, llm.Tool{Name: BrowserAutomation, Description: "Drive a headless browser (one per conversation): open a page from an approved host, read its text, screenshot, click, fill a field.",
+				Parameters: map[string]any{
+					"type": "object",
+					"properties": map[string]any{
+						"action":   map[string]any{"type": "string", "enum": []any{BrowserNavigate, BrowserReadText, BrowserScreenshot, BrowserClick, BrowserFill}},
+						"url":      map[string]any{"type": "string", "description": "navigate: http or https URL"},
+						"selector": map[string]any{"type": "string", "description": "click, fill: a CSS selector"},
+						"value":    map[string]any{"type": "string", "description": "fill: the text to put in the field"},
+					},
+					"required": []any{"action"},
+				}})
 		case DockerControl:
 			out = append(out, llm.Tool{Name: DockerControl, Description: "List, inspect, start and stop the containers Talos manages (labelled talos.managed=true); no other container is visible.",
 				Parameters: map[string]any{
@@ -469,6 +485,20 @@ func (r *Runner) Call(ctx context.Context, name string, args map[string]any) (st
 			out += "\n[page truncated]"
 		}
 		return out, nil
+	case BrowserAutomation:
+		var req BrowserRequest
+		var errs []error
+		for k, dst := range map[string]*string{"action": &req.Action, "url": &req.URL, "selector": &req.Selector, "value": &req.Value} {
+			v, err := str(k)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			*dst = v
+		}
+		if len(errs) > 0 {
+			return "", talos.E(talos.CodeInputInvalid, op, "browser_automation arguments refused", joinErrs(errs))
+		}
+		return r.BrowserCall(ctx, req)
 	case DockerControl:
 		action, err := str("action")
 		if err != nil {
