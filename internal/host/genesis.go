@@ -38,6 +38,10 @@ const WebAllowlistFile = "config/web-allowlist.txt"
 // Home (beneath WorkspaceDir, beside file_manager's folder, not in it).
 const webPages = "workspace/.web"
 
+// browserPages is where page text is handed to browser_automation,
+// relative to Home (beside webPages).
+const browserPages = "workspace/.browser"
+
 // dockerAnswers is where the engine's answers are handed to
 // docker_control, relative to Home (beside webPages).
 const dockerAnswers = "workspace/.docker"
@@ -59,6 +63,7 @@ type GenesisTools struct {
 	Report  genesis.Report
 	sandbox *sandbox.Sandbox
 	docker  *genesis.DockerEngine
+	browser *genesis.Browser
 }
 
 var _ orchestrator.Tools = (*GenesisTools)(nil)
@@ -106,12 +111,12 @@ func OpenGenesisTools(ctx context.Context, cfg *config.Config, image string, aud
 		return nil, rep, err
 	}
 	r := genesis.NewRunner(sb, ws, rep)
+	var web *genesis.Fetcher
 	if data, err := os.ReadFile(filepath.Join(cfg.Home, filepath.FromSlash(WebAllowlistFile))); err == nil {
 		al, err := genesis.ParseAllowlist(data)
 		if err == nil && len(al.Hosts) > 0 {
-			var f *genesis.Fetcher
-			if f, err = genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: al.Hosts, AllowAddrs: al.Addrs}); err == nil {
-				r.WithWeb(f, filepath.Join(cfg.Home, filepath.FromSlash(webPages)))
+			if web, err = genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: al.Hosts, AllowAddrs: al.Addrs}); err == nil {
+				r.WithWeb(web, filepath.Join(cfg.Home, filepath.FromSlash(webPages)))
 			}
 		}
 		if err != nil && log != nil {
@@ -120,6 +125,19 @@ func OpenGenesisTools(ctx context.Context, cfg *config.Config, image string, aud
 	}
 	gt := &GenesisTools{Runner: r, Report: rep, sandbox: sb}
 	for _, s := range rep.Active() {
+		if s.ID == genesis.BrowserAutomation && web != nil && cfg.BrowserImage != "" && cfg.BrowserNetwork != "" {
+			b, err := genesis.NewBrowser(genesis.BrowserConfig{DockerHost: cfg.DockerHost, Image: cfg.BrowserImage,
+				Network: cfg.BrowserNetwork, Web: web, Audit: audit, Logger: log})
+			if err != nil {
+				if log != nil {
+					log.WarnContext(ctx, "browser_automation is not offered", "err", err)
+				}
+				continue
+			}
+			gt.browser = b
+			r.WithBrowser(b, filepath.Join(cfg.Home, filepath.FromSlash(browserPages)),
+				filepath.Join(ws, "screenshots"), orchestrator.SessionID)
+		}
 		if s.ID != genesis.DockerControl {
 			continue
 		}
@@ -144,8 +162,12 @@ func sandboxIDs(user string) (int, int, bool) {
 	return u, g, true
 }
 
-// Close stops the sandbox's proxy and docker_control's.
+// Close removes the browser sessions and stops the sandbox's proxy,
+// docker_control's and the browser's.
 func (t *GenesisTools) Close() error {
+	if t.browser != nil {
+		_ = t.browser.Close()
+	}
 	if t.docker != nil {
 		_ = t.docker.Close()
 	}

@@ -112,6 +112,22 @@ func TestGenesisToolsCatalogFollowsTrust(t *testing.T) {
 		t.Fatalf("fetch with allow-address: %+v %v", res, err)
 	}
 
+	// browser_automation is offered only with an image and a network set
+	// (and the allowlist, which exists now); without them it is not named.
+	if _, text, _ := gl.Catalog(ctx); strings.Contains(text, "browser_automation") {
+		t.Fatalf("browser_automation offered without TALOS_BROWSER_IMAGE: %q", text)
+	}
+	cfg.BrowserImage, cfg.BrowserNetwork = "talos-test/browser:1", "talos-browser-net"
+	gb, _, err := host.OpenGenesisTools(ctx, cfg, img, al, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gb.Close()
+	if tools, text, _ := gb.Catalog(ctx); !strings.Contains(text, "browser_automation") || len(tools) != 4 {
+		t.Fatalf("browser_automation not offered with an image and a network: %q", text)
+	}
+	cfg.BrowserImage, cfg.BrowserNetwork = "", ""
+
 	// TRUST_LEVEL 3: docker_control too, through its own proxy: the list
 	// holds only Talos-labelled containers; its output is skill output.
 	cfg.TrustLevel = 3
