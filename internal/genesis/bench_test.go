@@ -229,3 +229,63 @@ func BenchmarkWebFetchInternalNetwork(b *testing.B) {
 	b.ReportMetric(float64(p50(df).Microseconds()), "egress-p50-µs")
 	b.ReportMetric(float64(p50(dd).Microseconds()), "direct-p50-µs")
 }
+
+// BenchmarkBrowser times browser_automation on the test web (a busybox
+// httpd on an internal Docker network): "session" is a new session's
+// first navigation (container create and start, Chromium up, DevTools
+// connected, the page loaded), "read" a page read on a running session,
+// "skill-read" the whole read_text call (the read plus the report made by
+// the skill in a fresh sandbox container). Run it with -benchtime=20x.
+func BenchmarkBrowser(b *testing.B) {
+	host := testenv.DockerHost(b)
+	img := testenv.BrowserImage(b)
+	pyImg := testenv.PythonImage(b)
+	web := startTestWeb(b)
+	ip := web.IP.String()
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{ip}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	br, err := genesis.NewBrowser(genesis.BrowserConfig{DockerHost: host, Image: img, Network: web.Network, Web: f})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	m, _ := newManagerTB(b)
+	ctx := context.Background()
+	rep := genesis.Admit(ctx, genesis.Builtin(), genesis.Config{TrustLevel: genesis.TrustCode, Autoload: true}, m, nil, nil)
+	wsRoot := filepath.Join(b.TempDir(), "workspace")
+	sb, err := sandbox.New(sandbox.Config{DockerHost: host, Image: pyImg, Timeout: 30 * time.Second, StagingDir: filepath.Join(b.TempDir(), "stage"), WorkspaceDir: wsRoot})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sb.Close()
+	const conv = "bench"
+	r := genesis.NewRunner(sb, "", rep).WithBrowser(br, filepath.Join(wsRoot, ".browser"), filepath.Join(wsRoot, "shots"),
+		func(context.Context) string { return conv })
+	page := "http://" + ip + "/article.html"
+	var ds, dr, dk []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		if _, _, err := br.Navigate(ctx, conv, page); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(t0))
+		t0 = time.Now()
+		if p, err := br.Read(ctx, conv); err != nil || !strings.Contains(p.Text, "Quarterly") {
+			b.Fatal(p, err)
+		}
+		dr = append(dr, time.Since(t0))
+		t0 = time.Now()
+		if out, err := r.BrowserCall(ctx, genesis.BrowserRequest{Action: genesis.BrowserReadText}); err != nil || !strings.Contains(out, "Quarterly") {
+			b.Fatal(out, err)
+		}
+		dk = append(dk, time.Since(t0))
+		br.End(conv)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(p50(ds).Microseconds())/1000, "session-start-p50-ms")
+	b.ReportMetric(float64(p50(dr).Microseconds())/1000, "read-p50-ms")
+	b.ReportMetric(float64(p50(dk).Microseconds())/1000, "skill-read-p50-ms")
+}

@@ -237,6 +237,17 @@ func (b *Browser) Close() error {
 	return err
 }
 
+// End removes session id's container now (a conversation that ended);
+// nothing happens when it has none.
+func (b *Browser) End(id string) {
+	b.mu.Lock()
+	s := b.sessions[id]
+	b.mu.Unlock()
+	if s != nil {
+		s.end("ended")
+	}
+}
+
 // Sessions returns the ids of the running sessions.
 func (b *Browser) Sessions() []string {
 	b.mu.Lock()
