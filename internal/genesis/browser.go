@@ -130,7 +130,8 @@ type browserSession struct {
 	ctx         context.Context // the chromedp tab
 	cancelTab   context.CancelFunc
 	cancelAlloc context.CancelFunc
-	attempts    int
+	attempts    int  // respawns in a row without a successful operation
+	tried       bool // a browser was started (or tried) before
 	timer       *time.Timer
 	gone        bool
 }
@@ -325,7 +326,11 @@ func (b *Browser) do(ctx context.Context, id string, f func(tab context.Context)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
-	return f(tctx)
+	if err := f(tctx); err != nil {
+		return err
+	}
+	s.attempts = 0
+	return nil
 }
 
 // armIdle (re)starts the idle timer; s.mu is held.
@@ -384,25 +389,25 @@ func (s *browserSession) alive(ctx context.Context) bool {
 	return err == nil && info.Container.State != nil && info.Container.State.Running
 }
 
-// ensure starts the browser when the session has none, or again (after the
-// backoff) when it died; s.mu is held.
+// ensure starts the browser when the session has none, or again when the
+// one started before is not alive (it died, or it never came up): then
+// after a backoff of Backoff doubled for each attempt in a row, and not
+// more than MaxRespawns times in a row (a successful operation resets the
+// count); s.mu is held.
 func (s *browserSession) ensure(ctx context.Context) error {
 	const op = "genesis.Browser"
 	if s.alive(ctx) {
 		return nil
 	}
-	if s.containerID != "" { // it died: respawn with backoff
-		if time.Since(s.started) > 16*s.b.cfg.Backoff {
-			s.attempts = 0 // it ran long enough: a new failure, not a loop
-		}
+	if s.tried {
+		s.teardown()
 		if s.attempts >= s.b.cfg.MaxRespawns {
-			s.teardown()
-			return talos.Errorf(talos.CodeSkillSandbox, op, "the browser of session %s died %d times in a row: max respawns exceeded", redact.Value(s.id), s.attempts+1)
+			return talos.Errorf(talos.CodeSkillSandbox, op, "the browser of session %s failed %d times in a row: max respawns exceeded; end the session or check the browser image",
+				redact.Value(s.id), s.attempts+1)
 		}
 		wait := s.b.cfg.Backoff << s.attempts
 		s.attempts++
-		s.teardown()
-		s.b.log.Warn("browser died; starting it again", "session", s.id, "attempt", s.attempts, "backoff", wait)
+		s.b.log.Warn("browser not alive; starting it again", "session", s.id, "attempt", s.attempts, "backoff", wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -411,6 +416,7 @@ func (s *browserSession) ensure(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+	s.tried = true
 	return s.spawn(ctx)
 }
 
@@ -469,6 +475,10 @@ func (s *browserSession) spawn(ctx context.Context) error {
 		s.teardown()
 		return talos.E(talos.CodeDocker, op, "cannot inspect the browser container", err)
 	}
+	if st := info.Container.State; st != nil && !st.Running {
+		s.teardown()
+		return talos.Errorf(talos.CodeSkillSandbox, op, "the browser container stopped at once: it is %s (exit code %d)", st.Status, st.ExitCode)
+	}
 	var ip netip.Addr
 	if info.Container.NetworkSettings != nil {
 		if ep := info.Container.NetworkSettings.Networks[b.cfg.Network]; ep != nil {
@@ -480,7 +490,17 @@ func (s *browserSession) spawn(ctx context.Context) error {
 		return talos.Errorf(talos.CodeDocker, op, "the browser container has no address on the network %s", redact.Value(b.cfg.Network))
 	}
 	devtools := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(BrowserDevToolsPort))
-	if err := waitDevTools(ctx, devtools); err != nil {
+	exited := func() error {
+		info, err := b.cli.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			return err
+		}
+		if st := info.Container.State; st != nil && !st.Running {
+			return fmt.Errorf("the browser container is %s (exit code %d)", st.Status, st.ExitCode)
+		}
+		return nil
+	}
+	if err := waitDevTools(ctx, devtools, exited); err != nil {
 		s.teardown()
 		return talos.E(talos.CodeSkillSandbox, op, "the browser did not open its DevTools port", err)
 	}
@@ -497,8 +517,9 @@ func (s *browserSession) spawn(ctx context.Context) error {
 	return nil
 }
 
-// waitDevTools polls url/json/version until it answers 200.
-func waitDevTools(ctx context.Context, base string) error {
+// waitDevTools polls base/json/version until it answers 200, and stops
+// early when exited reports that the container is gone.
+func waitDevTools(ctx context.Context, base string, exited func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, DefaultBrowserStartWait)
 	defer cancel()
 	hc := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 2 * time.Second}
@@ -510,6 +531,8 @@ func waitDevTools(ctx context.Context, base string) error {
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
+		} else if xerr := exited(); xerr != nil {
+			return xerr
 		}
 		t := time.NewTimer(50 * time.Millisecond)
 		select {

@@ -3,6 +3,8 @@ package genesis_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,6 +143,66 @@ func TestBrowserOnEngine(t *testing.T) {
 	}
 	if s := b.Sessions(); len(s) != 0 {
 		t.Fatalf("sessions after the idle timeout: %v", s)
+	}
+	// The conversation goes on: a new browser; End removes it at once.
+	if _, _, err := b.Navigate(ctx, conv, "http://"+ip+"/form.html"); err != nil {
+		t.Fatalf("after the idle removal: %v", err)
+	}
+	third := b.ContainerID(conv)
+	if third == "" || third == second {
+		t.Fatalf("no new container after the idle removal: %q", third)
+	}
+	b.End(conv)
+	if _, err := eng.ContainerInspect(ctx, third, client.ContainerInspectOptions{}); err == nil {
+		t.Fatal("End left the container")
+	}
+}
+
+// A browser that never comes up (here an image without Chromium) is
+// started again after a growing backoff, and given up after MaxRespawns.
+func TestBrowserRespawnGivesUp(t *testing.T) {
+	host := testenv.DockerHost(t)
+	img := testenv.BusyboxImage(t)
+	eng := engineClient(t, host)
+	ctx := context.Background()
+	b2 := make([]byte, 4)
+	_, _ = rand.Read(b2)
+	netName := "talos-genesis-br-" + hex.EncodeToString(b2)
+	nw, err := eng.NetworkCreate(ctx, netName, client.NetworkCreateOptions{Driver: "bridge", Internal: true, Labels: map[string]string{"talos.test.genesis": netName}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.NetworkRemove(context.Background(), nw.ID, client.NetworkRemoveOptions{}) })
+	f, _ := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"example.org"}})
+	const backoff = 300 * time.Millisecond
+	b, err := genesis.NewBrowser(genesis.BrowserConfig{DockerHost: host, Image: img, Network: netName, Web: f, Backoff: backoff, MaxRespawns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var took []time.Duration
+	for i := range 3 {
+		t0 := time.Now()
+		_, _, err := b.Navigate(ctx, "s1", "http://example.org/")
+		took = append(took, time.Since(t0))
+		if talos.CodeOf(err) != talos.CodeSkillSandbox || !strings.Contains(err.Error(), "exit code") {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	// The first try has no backoff, then 300 ms, then 600 ms.
+	if took[1] < backoff || took[2] < 2*backoff {
+		t.Fatalf("no backoff between the attempts: %v", took)
+	}
+	t0 := time.Now()
+	_, _, err = b.Navigate(ctx, "s1", "http://example.org/")
+	if talos.CodeOf(err) != talos.CodeSkillSandbox || !strings.Contains(err.Error(), "max respawns exceeded") || time.Since(t0) > 2*time.Second {
+		t.Fatalf("after MaxRespawns: %v (%v)", err, time.Since(t0))
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	list, err := eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", genesis.LabelBrowserSession+"=s1")})
+	if err != nil || len(list.Items) != 0 {
+		t.Fatalf("containers left: %+v %v", list, err)
 	}
 }
 
