@@ -187,7 +187,7 @@ func BenchmarkWebFetch(b *testing.B) {
 func BenchmarkWebFetchInternalNetwork(b *testing.B) {
 	web := startTestWeb(b)
 	ip := web.IP.String()
-	al, err := genesis.ParseAllowlist([]byte(ip + "\nallow-address " + ip + "\n"))
+	al, err := genesis.ParseWebAllowlist([]byte(ip + "\nallow-address " + ip + "\n"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -27,8 +27,8 @@ func ExampleBundle_Verify() {
 
 // The operator's allowlist names hosts; a private address is reachable only
 // where an allow-address line opens it (here a page on a test network).
-func ExampleParseAllowlist() {
-	al, err := genesis.ParseAllowlist([]byte("# approved\ndocs.example.org\n*.example.net\n172.19.0.2\nallow-address 172.19.0.2\n"))
+func ExampleParseWebAllowlist() {
+	al, err := genesis.ParseWebAllowlist([]byte("# approved\ndocs.example.org\n*.example.net\n172.19.0.2\nallow-address 172.19.0.2\n"))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -257,13 +257,21 @@ type Allowlist struct {
 	Addrs []netip.Prefix
 }
 
-// ParseAllowlist parses the operator's list of web hosts: one host name or
-// *.name per line, lower-cased; blank lines and lines starting with # are
-// skipped. A line "allow-address PREFIX" (an address or CIDR range, at
-// least /8 for IPv4 and /32 for IPv6) opens that range although it is
-// loopback, private or link-local; nothing is opened by default. Every
-// invalid line is reported at once (code T015).
-func ParseAllowlist(data []byte) (Allowlist, error) {
+// ParseAllowlist returns the host names and *.name patterns of the
+// operator's list of web hosts (ParseWebAllowlist without the opened
+// address ranges).
+func ParseAllowlist(data []byte) ([]string, error) {
+	al, err := ParseWebAllowlist(data)
+	return al.Hosts, err
+}
+
+// ParseWebAllowlist parses the operator's list of web hosts: one host name
+// or *.name per line, lower-cased; blank lines and lines starting with #
+// are skipped. A line "allow-address PREFIX" (an address or CIDR range, at
+// least /8 for IPv4 and /32 for IPv6) opens that range to the fetches of
+// web_scraper although it is loopback, private or link-local; nothing is
+// opened by default. Every invalid line is reported at once (code T015).
+func ParseWebAllowlist(data []byte) (Allowlist, error) {
 	var al Allowlist
 	var errs []error
 	for i, line := range strings.Split(string(data), "\n") {
@@ -287,7 +295,7 @@ func ParseAllowlist(data []byte) (Allowlist, error) {
 		al.Hosts = append(al.Hosts, line)
 	}
 	if len(errs) > 0 {
-		return Allowlist{}, talos.E(talos.CodeInputInvalid, "genesis.ParseAllowlist", "the allowlist of web hosts has invalid lines", errors.Join(errs...))
+		return Allowlist{}, talos.E(talos.CodeInputInvalid, "genesis.ParseWebAllowlist", "the allowlist of web hosts has invalid lines", errors.Join(errs...))
 	}
 	return al, nil
 }

@@ -99,7 +99,7 @@ func TestFetcherRefusesEmbeddedIPv4(t *testing.T) {
 }
 
 func TestParseAllowlistAddresses(t *testing.T) {
-	al, err := genesis.ParseAllowlist([]byte("Example.org\n*.docs.example.org\n# test web\nallow-address 172.19.0.2\nallow-address 10.0.0.0/8\nALLOW-ADDRESS fd00::/32\n"))
+	al, err := genesis.ParseWebAllowlist([]byte("Example.org\n*.docs.example.org\n# test web\nallow-address 172.19.0.2\nallow-address 10.0.0.0/8\nALLOW-ADDRESS fd00::/32\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,11 +108,11 @@ func TestParseAllowlistAddresses(t *testing.T) {
 		t.Fatalf("parsed %+v", al)
 	}
 	// Nothing is opened unless listed.
-	if al, err := genesis.ParseAllowlist([]byte("example.org\n")); err != nil || len(al.Addrs) != 0 {
+	if al, err := genesis.ParseWebAllowlist([]byte("example.org\n")); err != nil || len(al.Addrs) != 0 {
 		t.Fatalf("default: %+v %v", al, err)
 	}
 	// Every bad line at once, each named with its value escaped.
-	_, err = genesis.ParseAllowlist([]byte("allow-address 0.0.0.0/0\nallow-address 10.1.2.3/8\nallow-address nope\nallow-address\nbad\x1bhost\nallow-addressx 1.2.3.4\nallow-address fe80::1%eth0\n"))
+	_, err = genesis.ParseWebAllowlist([]byte("allow-address 0.0.0.0/0\nallow-address 10.1.2.3/8\nallow-address nope\nallow-address\nbad\x1bhost\nallow-addressx 1.2.3.4\nallow-address fe80::1%eth0\n"))
 	if talos.CodeOf(err) != talos.CodeInputInvalid {
 		t.Fatalf("bad lines: %v", err)
 	}

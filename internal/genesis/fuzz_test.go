@@ -43,7 +43,7 @@ func FuzzParseFileOutput(f *testing.F) {
 	})
 }
 
-// FuzzParseAllowlist: every accepted host is a lower-case name of
+// FuzzParseAllowlist (ParseWebAllowlist): every accepted host is a lower-case name of
 // [a-z0-9.-], optionally behind "*.", and every opened range is masked and
 // no broader than the minimum.
 func FuzzParseAllowlist(f *testing.F) {
@@ -53,7 +53,7 @@ func FuzzParseAllowlist(f *testing.F) {
 	f.Add([]byte("allow-address 172.19.0.2\nallow-address 10.0.0.0/8\nallow-address fd00::/7\n"))
 	f.Add([]byte("allow-address 0.0.0.0/0\nallow-address 10.1.2.3/8\nallow-address fe80::1%eth0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		al, err := ParseAllowlist(data)
+		al, err := ParseWebAllowlist(data)
 		if err != nil {
 			return
 		}

@@ -124,7 +124,7 @@ func TestWebScraperInternalNetwork(t *testing.T) {
 	web := startTestWeb(t)
 	r, _, ws := engineEnv(t, genesis.TrustWrite)
 	ip := web.IP.String()
-	al, err := genesis.ParseAllowlist([]byte(fmt.Sprintf("# the test web\n%s\nallow-address %s\n", ip, ip)))
+	al, err := genesis.ParseWebAllowlist([]byte(fmt.Sprintf("# the test web\n%s\nallow-address %s\n", ip, ip)))
 	if err != nil {
 		t.Fatal(err)
 	}

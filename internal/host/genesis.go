@@ -113,7 +113,7 @@ func OpenGenesisTools(ctx context.Context, cfg *config.Config, image string, aud
 	r := genesis.NewRunner(sb, ws, rep)
 	var web *genesis.Fetcher
 	if data, err := os.ReadFile(filepath.Join(cfg.Home, filepath.FromSlash(WebAllowlistFile))); err == nil {
-		al, err := genesis.ParseAllowlist(data)
+		al, err := genesis.ParseWebAllowlist(data)
 		if err == nil && len(al.Hosts) > 0 {
 			if web, err = genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: al.Hosts, AllowAddrs: al.Addrs}); err == nil {
 				r.WithWeb(web, filepath.Join(cfg.Home, filepath.FromSlash(webPages)))
