@@ -6,6 +6,7 @@
 #   scripts/services.sh env      print `export` lines for the tests (eval or source them)
 #   scripts/services.sh status   say what is running; exit 0 only if all four are
 #   scripts/services.sh python-image   only build (or re-import from its cache) talos-test/python:1
+#   scripts/services.sh browser-image  only build (or re-import from its cache) talos-test/browser:1
 #
 # Everything runs on loopback, on private ports, under one private folder
 # (TALOS_SERVICES_DIR, default /tmp/talos-services):
@@ -40,6 +41,7 @@ CHROMA_VERSION="3.5.0"
 MCP_SERVERS_VERSION="2026.8.31"
 BUSYBOX_IMAGE="talos-test/busybox:1"
 PYTHON_IMAGE="talos-test/python:1"
+BROWSER_IMAGE="talos-test/browser:1"
 READY_TIMEOUT="${TALOS_SERVICES_TIMEOUT:-90}" # seconds per service
 
 DOCKER_SOCK="$DIR/docker.sock"
@@ -364,6 +366,58 @@ build_python_image() {
 	log "python     imported image   $PYTHON_IMAGE in $(since "$t0")"
 }
 
+# The browser_automation skill's image: Debian bookworm minbase plus Debian's chromium (from
+# bookworm-security, as the host installs it), fonts and socat, installed with apt inside the
+# debootstrapped chroot; no registry. Packed into TOOLS/browser-image/rootfs.tar once (minutes,
+# about 500 MB) and imported from there afterwards. Chromium's DevTools listens on 127.0.0.1:9222
+# inside the container only; socat publishes it on port 9223 of the container's address.
+build_browser_image() {
+	local t0=$EPOCHREALTIME d=$TOOLS/browser-image
+	docker_ready || fail "the Docker engine at unix://$DOCKER_SOCK is not running: run '$0 up' first"
+	if docker_cli image inspect "$BROWSER_IMAGE" >/dev/null 2>&1; then
+		log "browser    image present    $BROWSER_IMAGE"
+		return 0
+	fi
+	mkdir -p "$d"
+	if [[ ! -s "$d/rootfs.tar" ]]; then
+		installed debootstrap || {
+			apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends debootstrap >>"$DIR/apt.log" 2>&1 ||
+				fail "apt-get install debootstrap failed" "$DIR/apt.log"
+		}
+		local mirror security
+		mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+		[[ -n "$mirror" ]] || mirror=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+		[[ -n "$mirror" ]] || mirror=http://deb.debian.org/debian
+		security=${mirror%/debian}/debian-security
+		log "browser    debootstrap bookworm + apt install chromium from $mirror; takes minutes once"
+		rm -rf "$d/root" "$d/rootfs.tar.tmp"
+		debootstrap --variant=minbase bookworm "$d/root" "$mirror" >"$d/debootstrap.log" 2>&1 ||
+			fail "debootstrap failed (is the Debian mirror $mirror reachable?)" "$d/debootstrap.log"
+		printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' \
+			"$mirror" "$mirror" "$security" >"$d/root/etc/apt/sources.list"
+		cp /etc/resolv.conf "$d/root/etc/resolv.conf"
+		{
+			chroot "$d/root" apt-get -q update &&
+				DEBIAN_FRONTEND=noninteractive chroot "$d/root" apt-get -q install -y --no-install-recommends \
+					chromium fonts-dejavu-core socat
+		} >"$d/apt.log" 2>&1 || fail "apt-get install chromium in the chroot failed" "$d/apt.log"
+		rm -rf "$d/root/var/cache/apt/archives/"*.deb "$d/root/var/lib/apt/lists/"* "$d/root/usr/share/doc" "$d/root/usr/share/man"
+		: >"$d/root/etc/resolv.conf"
+		chroot "$d/root" /usr/lib/chromium/chromium --version >"$d/version.log" 2>&1 ||
+			fail "the chroot's chromium does not run" "$d/version.log"
+		tar --numeric-owner -C "$d/root" -cf "$d/rootfs.tar.tmp" . || fail "cannot pack the browser rootfs"
+		mv "$d/rootfs.tar.tmp" "$d/rootfs.tar"
+		rm -rf "$d/root"
+	fi
+	docker_cli import --change 'USER 65534:65534' --change 'ENV HOME=/tmp' "$d/rootfs.tar" "$BROWSER_IMAGE" >"$d/import.log" 2>&1 ||
+		fail "docker import of $BROWSER_IMAGE failed" "$d/import.log"
+	local out
+	out=$(docker_cli run --rm --network none --read-only --tmpfs /tmp "$BROWSER_IMAGE" \
+		/usr/lib/chromium/chromium --version 2>&1) || fail "a browser test container did not run: $out" "$DIR/docker/dockerd.log"
+	[[ "$out" == Chromium* ]] || fail "the browser test container printed '$out' instead of a Chromium version"
+	log "browser    imported image   $BROWSER_IMAGE ($out) in $(since "$t0")"
+}
+
 chroma_ready() { curl -fsS -m 2 "http://127.0.0.1:$CHROMA_PORT/api/v2/heartbeat" >/dev/null; }
 
 start_chroma() {
@@ -485,6 +539,9 @@ cmd_env() {
 	printf 'export TALOS_TEST_CHROMA_URL=%s\n' "$(shq "http://127.0.0.1:$CHROMA_PORT")"
 	printf 'export TALOS_TEST_BUSYBOX_IMAGE=%s\n' "$(shq "$BUSYBOX_IMAGE")"
 	printf 'export TALOS_TEST_PYTHON_IMAGE=%s\n' "$(shq "$PYTHON_IMAGE")"
+	if docker_cli image inspect "$BROWSER_IMAGE" >/dev/null 2>&1; then
+		printf 'export TALOS_TEST_BROWSER_IMAGE=%s\n' "$(shq "$BROWSER_IMAGE")"
+	fi
 	printf 'export TALOS_TEST_OLLAMA_URL=%s\n' "$(shq "http://127.0.0.1:$OLLAMA_PORT")"
 	printf 'export TALOS_TEST_OLLAMA_MODEL=%s\n' "$(shq "$OLLAMA_MODEL")"
 	if [[ -x "$(mcp_everything_bin)" ]]; then
@@ -519,6 +576,12 @@ cmd_python_image() {
 	need_root python-image
 	lock python-image
 	build_python_image
+}
+
+cmd_browser_image() {
+	need_root browser-image
+	lock browser-image
+	build_browser_image
 }
 
 cmd_down() {
@@ -567,7 +630,7 @@ cmd_status() {
 }
 
 usage() {
-	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -576,6 +639,7 @@ up) cmd_up ;;
 down) cmd_down ;;
 env) cmd_env ;;
 python-image) cmd_python_image ;;
+browser-image) cmd_browser_image ;;
 status) cmd_status ;;
 -h | --help | help) usage ;;
 *) usage ;;

@@ -122,8 +122,9 @@ func DefaultNetworkModes() []string { return slices.Clone(defaultNetworkModes) }
 
 // Profile names of the built-in profiles.
 const (
-	ProfileNameSkills      = "skills"
-	ProfileNameMaintenance = "maintenance"
+	ProfileNameSkills        = "skills"
+	ProfileNameMaintenance   = "maintenance"
+	ProfileNameDockerControl = "docker_control"
 )
 
 // SkillsProfile is the allowlist for skills: ping, version, list,
@@ -146,6 +147,19 @@ func MaintenanceProfile() Profile {
 	return p
 }
 
+// DockerControlProfile is the allowlist for an agent that looks after its
+// containers: ping, version, list, inspect, start and stop, nothing else
+// (no create, logs, kill, remove or attach). Lists are filtered to
+// containers carrying LabelManaged and per-container calls are allowed for
+// such containers only, so an unlabelled container can be neither seen
+// nor touched.
+func DockerControlProfile() Profile {
+	return Profile{
+		Name: ProfileNameDockerControl,
+		Ops:  []Op{OpPing, OpVersion, OpList, OpInspect, OpStart, OpStop},
+	}
+}
+
 // ProfileByName returns a built-in profile.
 func ProfileByName(name string) (Profile, error) {
 	switch name {
@@ -153,9 +167,11 @@ func ProfileByName(name string) (Profile, error) {
 		return SkillsProfile(), nil
 	case ProfileNameMaintenance:
 		return MaintenanceProfile(), nil
+	case ProfileNameDockerControl:
+		return DockerControlProfile(), nil
 	}
 	return Profile{}, talos.Errorf(talos.CodeConfigInvalid, "sockproxy.ProfileByName",
-		"unknown profile %q: use %q or %q", name, ProfileNameSkills, ProfileNameMaintenance)
+		"unknown profile %q: use %q, %q or %q", name, ProfileNameSkills, ProfileNameMaintenance, ProfileNameDockerControl)
 }
 
 func (p Profile) allows(op Op) bool { return slices.Contains(p.Ops, op) }

@@ -32,7 +32,9 @@
 //     DefaultMinAPIVersion are denied.
 //  3. Endpoint and method: only the Ops of the profile. SkillsProfile is the
 //     spec's allowlist (ping, version, list, inspect, create, start, stop,
-//     wait, logs); MaintenanceProfile adds kill and remove.
+//     wait, logs); MaintenanceProfile adds kill and remove;
+//     DockerControlProfile has only ping, version, list, inspect, start and
+//     stop.
 //  4. Query: every parameter is checked by name and value, repeated or
 //     unknown parameters are denied (for example start's checkpoint-dir). A
 //     container list's filters are parsed and get label=talos.managed=true

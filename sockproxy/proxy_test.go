@@ -255,6 +255,16 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if p := SkillsProfile(); p.allows(OpRemove) || p.allows(OpKill) {
 		t.Errorf("skills profile allows kill or remove")
 	}
+	p, err := ProfileByName(ProfileNameDockerControl)
+	if err != nil || p.Name != ProfileNameDockerControl {
+		t.Fatalf("docker_control profile %+v, %v", p, err)
+	}
+	for _, o := range Ops() {
+		want := o == OpPing || o == OpVersion || o == OpList || o == OpInspect || o == OpStart || o == OpStop
+		if p.allows(o) != want {
+			t.Errorf("docker_control profile allows %s: %v, want %v", o, p.allows(o), want)
+		}
+	}
 }
 
 func TestListen(t *testing.T) {

@@ -102,7 +102,7 @@ and maintenance (skills plus kill and remove).`,
 	f := cmd.Flags()
 	f.StringVar(&upstream, "upstream", sockproxy.DefaultUpstream, "Docker engine: unix:///path/docker.sock or tcp://host:port")
 	f.StringVar(&listen, "listen", defaultSockproxyListen, "where to listen: unix:///path (mode 0660) or tcp://127.0.0.1:PORT")
-	f.StringVar(&profile, "profile", sockproxy.ProfileNameSkills, "policy for this listener: skills or maintenance")
+	f.StringVar(&profile, "profile", sockproxy.ProfileNameSkills, "policy for this listener: skills, maintenance or docker_control")
 	f.StringVar(&auditPath, "audit-log", "", "append audit records (JSON lines) to this file (mode 0600), or - for stderr; default the home's hash-chained tier-1 log <home>/logs/tier1/sockproxy/<profile>")
 	f.StringArrayVar(&binds, "allow-bind", nil, "host directory containers may bind-mount (repeatable; default none)")
 	f.StringArrayVar(&networks, "network-mode", nil, "allowed network mode (repeatable; default none, bridge, default)")

@@ -182,6 +182,16 @@ type Config struct {
 	// load with the free VRAM each needs, as "name=GB,…"; ParseVRAMModels
 	// reads it. Default DefaultVRAMModels.
 	VRAMModels string
+	// BrowserImage (TALOS_BROWSER_IMAGE) is the image of the
+	// browser_automation skill's containers (Debian's chromium and socat,
+	// built locally; scripts/services.sh browser-image builds one). Empty,
+	// the default, means the skill is not offered.
+	BrowserImage string
+	// BrowserNetwork (TALOS_BROWSER_NETWORK) is the Docker network the
+	// browser containers join: the only network they reach (create it,
+	// for example `docker network create --internal`, with the approved
+	// hosts on it). Empty, the default, means the skill is not offered.
+	BrowserNetwork string
 	// PromptLocal (TALOS_PROMPT_LOCAL) selects the local model's system
 	// prompt: "" or "default" for the built-in one, otherwise the path of
 	// a readable regular file (a relative path is resolved against

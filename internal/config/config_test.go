@@ -90,8 +90,8 @@ func TestDefaultsMatchSpec(t *testing.T) {
 	if c.OllamaModel != DefaultOllamaModel || c.PromptLocal != DefaultPrompt || c.PromptEscalation != DefaultPrompt {
 		t.Errorf("model %q, prompts %q %q", c.OllamaModel, c.PromptLocal, c.PromptEscalation)
 	}
-	if len(Variables()) != 49+16 {
-		t.Errorf("Variables() = %d, want the 49 of the spec + 16 Talos additions", len(Variables()))
+	if len(Variables()) != 49+18 {
+		t.Errorf("Variables() = %d, want the 49 of the spec + 18 Talos additions", len(Variables()))
 	}
 }
 
@@ -293,6 +293,8 @@ func TestRanges(t *testing.T) {
 		{"TALOS_MCP_ALLOWED_COMMANDS", []string{"/usr/bin/node", "/usr/bin/node,/opt/mcp"}, []string{"node", "/opt/../etc", "./x"}, "is not a clean absolute path"},
 		{"TALOS_DREAM_SCHEDULE", []string{"0 4 * * *", "30 2 * * mon-fri", "*/15 * * * *"}, []string{"0 4 * *", "61 4 * * *", "0 4 31 2 *", "daily"}, "is not a valid schedule"},
 		{"TALOS_DREAM_TIMEZONE", []string{"Local", "UTC", "Europe/Berlin", "America/Los_Angeles"}, []string{"Mars/Olympus", "../etc/passwd", "CEST+2"}, "is not a known time zone"},
+		{"TALOS_BROWSER_IMAGE", []string{"", "talos/browser:1", "talos-test/browser:1"}, []string{"Talos Browser", "a\x1bb"}, "TALOS_BROWSER_IMAGE is not an image name"},
+		{"TALOS_BROWSER_NETWORK", []string{"", "talos-web", "browser_net.1"}, []string{"host", "none", "a b"}, "TALOS_BROWSER_NETWORK is not a usable Docker network name"},
 		{"TALOS_VRAM_MODELS", []string{"qwen2.5-coder:7b=7", "a=1, b:latest=80", "hf.co/org/M:Q4=24"},
 			[]string{"", "qwen=0", "qwen=81", "qwen=7.5", "qwen", "=7", "a b=7", "a=7,a=8"},
 			`TALOS_VRAM_MODELS entry "" is not NAME=GB (got: "")`},

@@ -96,6 +96,10 @@ var table = []varSpec{
 		func(c *Config) *string { return &c.DreamSchedule }),
 	strVar("TALOS_DREAM_TIMEZONE", DefaultDreamTimezone, "Local, UTC or an IANA zone name such as Europe/Berlin", checkTimezone,
 		func(c *Config) *string { return &c.DreamTimezone }),
+	strVar("TALOS_BROWSER_IMAGE", "", "empty (browser_automation not offered) or a local image name such as talos/browser:1", checkOptionalImage,
+		func(c *Config) *string { return &c.BrowserImage }),
+	strVar("TALOS_BROWSER_NETWORK", "", "empty (browser_automation not offered) or a Docker network name (letters, digits, '_', '.', '-'; not host or none)", checkOptionalNetwork,
+		func(c *Config) *string { return &c.BrowserNetwork }),
 	strVar("TALOS_VRAM_MODELS", DefaultVRAMModels, "comma-separated NAME=GB pairs (Ollama model name = free VRAM in GB it needs, 1-80), e.g. qwen2.5-coder:7b=7", checkVRAMModels,
 		func(c *Config) *string { return &c.VRAMModels }),
 
@@ -624,6 +628,25 @@ func ParseVRAMModels(v string) (map[string]int, error) {
 		out[name] = n
 	}
 	return out, nil
+}
+
+var (
+	imageRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:@-]{0,254}$`)
+	networkRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+)
+
+func checkOptionalImage(v string) string {
+	if v == "" || imageRE.MatchString(v) {
+		return ""
+	}
+	return "is not an image name"
+}
+
+func checkOptionalNetwork(v string) string {
+	if v == "" || networkRE.MatchString(v) && v != "host" && v != "none" {
+		return ""
+	}
+	return "is not a usable Docker network name"
 }
 
 func checkOllamaModel(v string) string {

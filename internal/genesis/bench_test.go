@@ -2,6 +2,8 @@ package genesis_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -34,7 +36,10 @@ func BenchmarkGenesisSkillStart(b *testing.B) {
 	host := testenv.DockerHost(b)
 	img := testenv.PythonImage(b)
 	m, _ := newManagerTB(b)
-	rep := genesis.Admit(context.Background(), genesis.Builtin(), genesis.Config{TrustLevel: genesis.TrustCode, Autoload: true}, m, nil, nil)
+	rep := genesis.Admit(context.Background(), genesis.Builtin(), genesis.Config{TrustLevel: genesis.TrustContainers, Autoload: true}, m, nil, nil)
+	bb := make([]byte, 4)
+	_, _ = rand.Read(bb)
+	createOnEngine(b, engineClient(b, host), testenv.BusyboxImage(b), "talos-genesis-bench-"+hex.EncodeToString(bb), true)
 	wsRoot := filepath.Join(b.TempDir(), "workspace")
 	ws := filepath.Join(wsRoot, "default")
 	if err := os.MkdirAll(ws, 0o755); err != nil {
@@ -44,13 +49,17 @@ func BenchmarkGenesisSkillStart(b *testing.B) {
 		_ = os.Chown(ws, 65534, 65534)
 	}
 	stage := b.TempDir()
-	open := func() (*genesis.Runner, *sandbox.Sandbox) {
+	open := func() (*genesis.Runner, *sandbox.Sandbox, *genesis.DockerEngine) {
 		sb, err := sandbox.New(sandbox.Config{DockerHost: host, Image: img, Timeout: 30 * time.Second,
 			StagingDir: filepath.Join(stage, "stage"), WorkspaceDir: wsRoot})
 		if err != nil {
 			b.Fatal(err)
 		}
-		return genesis.NewRunner(sb, ws, rep), sb
+		d, err := genesis.NewDockerEngine(genesis.DockerConfig{DockerHost: host})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return genesis.NewRunner(sb, ws, rep).WithDocker(d, filepath.Join(wsRoot, ".docker")), sb, d
 	}
 	ctx := context.Background()
 	calls := map[string]func(*genesis.Runner){
@@ -64,28 +73,36 @@ func BenchmarkGenesisSkillStart(b *testing.B) {
 				b.Fatal(cr, err)
 			}
 		},
+		genesis.DockerControl: func(r *genesis.Runner) {
+			if out, err := r.Docker(ctx, genesis.DockerList, ""); err != nil || !strings.Contains(out, "talos-genesis-bench-") {
+				b.Fatal(out, err)
+			}
+		},
 	}
-	warmR, warmSB := open()
+	ids := []string{genesis.FileManager, genesis.CodeExecutor, genesis.DockerControl}
+	warmR, warmSB, warmD := open()
 	defer warmSB.Close()
+	defer warmD.Close()
 	for _, call := range calls { // image layers and page cache
 		call(warmR)
 	}
 	cold, warm := map[string][]time.Duration{}, map[string][]time.Duration{}
 	b.ResetTimer()
 	for range b.N {
-		for _, id := range []string{genesis.FileManager, genesis.CodeExecutor} {
+		for _, id := range ids {
 			t0 := time.Now()
-			r, sb := open()
+			r, sb, d := open()
 			calls[id](r)
 			cold[id] = append(cold[id], time.Since(t0))
 			sb.Close()
+			d.Close()
 			t0 = time.Now()
 			calls[id](warmR)
 			warm[id] = append(warm[id], time.Since(t0))
 		}
 	}
 	b.StopTimer()
-	for _, id := range []string{genesis.FileManager, genesis.CodeExecutor} {
+	for _, id := range ids {
 		b.ReportMetric(float64(p50(cold[id]).Microseconds())/1000, id+"-cold-p50-ms")
 		b.ReportMetric(float64(p50(warm[id]).Microseconds())/1000, id+"-warm-p50-ms")
 	}
@@ -162,4 +179,113 @@ func BenchmarkWebFetch(b *testing.B) {
 	b.ReportMetric(float64(p50(df).Microseconds()), "egress-p50-µs")
 	b.ReportMetric(float64(p50(dd).Microseconds()), "direct-p50-µs")
 	b.ReportMetric(float64(p50(dw).Microseconds())/1000, "web_scraper-call-p50-ms")
+}
+
+// BenchmarkWebFetchInternalNetwork is BenchmarkWebFetch against the test
+// web: a busybox httpd in a container on an internal Docker network,
+// admitted with an allow-address line. Run it with -benchtime=20x.
+func BenchmarkWebFetchInternalNetwork(b *testing.B) {
+	web := startTestWeb(b)
+	ip := web.IP.String()
+	al, err := genesis.ParseWebAllowlist([]byte(ip + "\nallow-address " + ip + "\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: al.Hosts, AllowAddrs: al.Addrs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pageURL := "http://" + ip + "/article.html"
+	direct := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	viaFetcher := func() {
+		if p, err := f.Fetch(context.Background(), pageURL); err != nil || len(p.Body) != len(webArticle) {
+			b.Fatal(err)
+		}
+	}
+	viaDirect := func() {
+		resp, err := direct.Get(pageURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if len(body) != len(webArticle) {
+			b.Fatal("short body")
+		}
+	}
+	viaFetcher()
+	viaDirect()
+	var df, dd []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		viaFetcher()
+		df = append(df, time.Since(t0))
+		t0 = time.Now()
+		viaDirect()
+		dd = append(dd, time.Since(t0))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(p50(df).Microseconds()), "egress-p50-µs")
+	b.ReportMetric(float64(p50(dd).Microseconds()), "direct-p50-µs")
+}
+
+// BenchmarkBrowser times browser_automation on the test web (a busybox
+// httpd on an internal Docker network): "session" is a new session's
+// first navigation (container create and start, Chromium up, DevTools
+// connected, the page loaded), "read" a page read on a running session,
+// "skill-read" the whole read_text call (the read plus the report made by
+// the skill in a fresh sandbox container). Run it with -benchtime=20x.
+func BenchmarkBrowser(b *testing.B) {
+	host := testenv.DockerHost(b)
+	img := testenv.BrowserImage(b)
+	pyImg := testenv.PythonImage(b)
+	web := startTestWeb(b)
+	ip := web.IP.String()
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{ip}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	br, err := genesis.NewBrowser(genesis.BrowserConfig{DockerHost: host, Image: img, Network: web.Network, Web: f})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	m, _ := newManagerTB(b)
+	ctx := context.Background()
+	rep := genesis.Admit(ctx, genesis.Builtin(), genesis.Config{TrustLevel: genesis.TrustCode, Autoload: true}, m, nil, nil)
+	wsRoot := filepath.Join(b.TempDir(), "workspace")
+	sb, err := sandbox.New(sandbox.Config{DockerHost: host, Image: pyImg, Timeout: 30 * time.Second, StagingDir: filepath.Join(b.TempDir(), "stage"), WorkspaceDir: wsRoot})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sb.Close()
+	const conv = "bench"
+	r := genesis.NewRunner(sb, "", rep).WithBrowser(br, filepath.Join(wsRoot, ".browser"), filepath.Join(wsRoot, "shots"),
+		func(context.Context) string { return conv })
+	page := "http://" + ip + "/article.html"
+	var ds, dr, dk []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		if _, _, err := br.Navigate(ctx, conv, page); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(t0))
+		t0 = time.Now()
+		if p, err := br.Read(ctx, conv); err != nil || !strings.Contains(p.Text, "Quarterly") {
+			b.Fatal(p, err)
+		}
+		dr = append(dr, time.Since(t0))
+		t0 = time.Now()
+		if out, err := r.BrowserCall(ctx, genesis.BrowserRequest{Action: genesis.BrowserReadText}); err != nil || !strings.Contains(out, "Quarterly") {
+			b.Fatal(out, err)
+		}
+		dk = append(dk, time.Since(t0))
+		br.End(conv)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(p50(ds).Microseconds())/1000, "session-start-p50-ms")
+	b.ReportMetric(float64(p50(dr).Microseconds())/1000, "read-p50-ms")
+	b.ReportMetric(float64(p50(dk).Microseconds())/1000, "skill-read-p50-ms")
 }

@@ -25,8 +25,11 @@
 //	0  read-only skills: file_manager lists and reads, the workspace mounted read-only
 //	1  plus changes inside the workspace: file_manager writes and moves (read-write mount),
 //	   and web_scraper: pages from the hosts the operator approved
-//	2  plus running code the model wrote: code_executor
-//	3  plus control of Talos-labelled containers (docker_control, not built yet)
+//	2  plus running code the model wrote: code_executor; and browser_automation (a browser
+//	   runs the pages' scripts and can fill and submit forms: it acts on the web, not only reads)
+//	3  plus control of Talos-labelled containers: docker_control lists, inspects,
+//	   starts and stops them (a container can be stopped or restarted, which can
+//	   interrupt the operator's work, so it sits above running code)
 //	4, 5  nothing more for genesis skills
 //
 // SKILL_AUTOLOAD_ENABLED=false admits and checks the skills at every boot
@@ -47,6 +50,20 @@
 // record no strikes: what makes them fail is their input (the model's
 // snippet, a hostile page), and strikes would let such input deprecate a
 // built-in skill; the failure is returned to the model instead.
+// docker_control's container has no network and no Docker access either:
+// a [DockerEngine] run by Talos makes the calls through a socket proxy of
+// its own serving sockproxy.DockerControlProfile (list, inspect, start,
+// stop; lists filtered to Talos-labelled containers, any other container
+// refused by the proxy) and the skill turns the answer into a report that
+// never holds a container's environment, command or mounts.
+// browser_automation runs a headless Chromium per conversation in a
+// container of its own ([Browser]: Debian's chromium, no registry, 512 MiB,
+// one CPU, read-only root, every capability dropped, only the configured
+// Docker network), driven over its DevTools port; navigations must pass the
+// web allowlist, a session is removed after 5 minutes without use, and a
+// browser that died is started again after a backoff (5, 10, 20, 40, 80 s).
+// Page text goes to the skill, which reports it, and to the firewall as
+// web content.
 // [Runner.Tools] and [Runner.Call] offer
 // them to the model.
 package genesis

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/internal/redact"
 )
 
 // Defaults of FetchConfig.
@@ -40,7 +41,9 @@ type FetchConfig struct {
 	// host; 0 means DefaultFetchRedirects.
 	MaxRedirects int
 	// AllowAddrs are address ranges that may be dialled although they are
-	// loopback, private or link-local (a test server); empty means none.
+	// loopback, private or link-local (a page on a local or test network;
+	// the operator's allow-address lines); empty means none. A host must
+	// still be on AllowedHosts.
 	AllowAddrs []netip.Prefix
 }
 
@@ -213,6 +216,10 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (Page, error) {
 		if errors.As(err, &te) {
 			return Page{}, talos.E(te.Code, op, "the fetch of "+clipPath(u.Redacted())+" was refused", err)
 		}
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+			return Page{}, talos.E(talos.CodePolicyDenied, op, fmt.Sprintf("the fetch of %s timed out after %v; nothing was read", clipPath(u.Redacted()), f.cfg.Timeout), err)
+		}
 		return Page{}, talos.E(talos.CodePolicyDenied, op, "the fetch of "+clipPath(u.Redacted())+" failed; nothing was read", err)
 	}
 	defer resp.Body.Close()
@@ -227,25 +234,87 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (Page, error) {
 	return p, nil
 }
 
-// ParseAllowlist parses the operator's list of web hosts: one host name or
-// *.name per line, lower-cased; blank lines and lines starting with # are
-// skipped. Every invalid line is reported at once (code T015).
+// AllowAddressDirective starts a line of the allowlist file that opens one
+// address range the special-address refusal would otherwise close, as in
+// "allow-address 172.19.0.2/32". It never admits a host by itself: the
+// host name (or literal address) must be listed too.
+const AllowAddressDirective = "allow-address"
+
+// Narrowest ranges an allow-address line may open at once (IPv4 /8, IPv6
+// /32): a broader one would open most of the private space by mistake.
+const (
+	MinAllowAddressBits4 = 8
+	MinAllowAddressBits6 = 32
+)
+
+// Allowlist is the operator's approval of web hosts.
+type Allowlist struct {
+	// Hosts are host names (or literal IPv4 addresses) and *.name patterns.
+	Hosts []string
+	// Addrs are loopback, private or link-local ranges the operator opened
+	// explicitly with allow-address lines (a page served on a local or
+	// test network); empty unless listed.
+	Addrs []netip.Prefix
+}
+
+// ParseAllowlist returns the host names and *.name patterns of the
+// operator's list of web hosts (ParseWebAllowlist without the opened
+// address ranges).
 func ParseAllowlist(data []byte) ([]string, error) {
-	var hosts []string
+	al, err := ParseWebAllowlist(data)
+	return al.Hosts, err
+}
+
+// ParseWebAllowlist parses the operator's list of web hosts: one host name
+// or *.name per line, lower-cased; blank lines and lines starting with #
+// are skipped. A line "allow-address PREFIX" (an address or CIDR range, at
+// least /8 for IPv4 and /32 for IPv6) opens that range to the fetches of
+// web_scraper although it is loopback, private or link-local; nothing is
+// opened by default. Every invalid line is reported at once (code T015).
+func ParseWebAllowlist(data []byte) (Allowlist, error) {
+	var al Allowlist
 	var errs []error
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.ToLower(strings.TrimSpace(line))
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if !hostPattern(strings.TrimPrefix(line, "*.")) {
-			errs = append(errs, fmt.Errorf("line %d %q: want a host name such as example.org or *.example.org", i+1, clipPath(line)))
+		if rest, ok := strings.CutPrefix(line, AllowAddressDirective); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+			p, err := parseAllowAddress(strings.TrimSpace(rest))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("line %d %s: %w", i+1, redact.Value(line), err))
+				continue
+			}
+			al.Addrs = append(al.Addrs, p)
 			continue
 		}
-		hosts = append(hosts, line)
+		if !hostPattern(strings.TrimPrefix(line, "*.")) {
+			errs = append(errs, fmt.Errorf("line %d %s: want a host name such as example.org or *.example.org, or %s PREFIX", i+1, redact.Value(line), AllowAddressDirective))
+			continue
+		}
+		al.Hosts = append(al.Hosts, line)
 	}
 	if len(errs) > 0 {
-		return nil, talos.E(talos.CodeInputInvalid, "genesis.ParseAllowlist", "the allowlist of web hosts has invalid lines", errors.Join(errs...))
+		return Allowlist{}, talos.E(talos.CodeInputInvalid, "genesis.ParseWebAllowlist", "the allowlist of web hosts has invalid lines", errors.Join(errs...))
 	}
-	return hosts, nil
+	return al, nil
+}
+
+func parseAllowAddress(s string) (netip.Prefix, error) {
+	var p netip.Prefix
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("an address zone is not allowed")
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	} else if p, err = netip.ParsePrefix(s); err != nil {
+		return netip.Prefix{}, fmt.Errorf("want an IP address or CIDR range such as 172.19.0.2 or 172.19.0.0/16")
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("host bits are set: write %s", p.Masked())
+	}
+	if p.Addr().Is4() && p.Bits() < MinAllowAddressBits4 || p.Addr().Is6() && p.Bits() < MinAllowAddressBits6 {
+		return netip.Prefix{}, fmt.Errorf("too broad: at least /%d for IPv4 and /%d for IPv6", MinAllowAddressBits4, MinAllowAddressBits6)
+	}
+	return p, nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,6 +94,31 @@ func TestFetcherRefusesEmbeddedIPv4(t *testing.T) {
 		}
 		if _, err := f.Fetch(t.Context(), "http://"+addr+":80/"); talos.CodeOf(err) != talos.CodePolicyDenied {
 			t.Errorf("%s: %v", addr, err)
+		}
+	}
+}
+
+func TestParseAllowlistAddresses(t *testing.T) {
+	al, err := genesis.ParseWebAllowlist([]byte("Example.org\n*.docs.example.org\n# test web\nallow-address 172.19.0.2\nallow-address 10.0.0.0/8\nALLOW-ADDRESS fd00::/32\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(al.Hosts, []string{"example.org", "*.docs.example.org"}) ||
+		!slices.Equal(al.Addrs, []netip.Prefix{netip.MustParsePrefix("172.19.0.2/32"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/32")}) {
+		t.Fatalf("parsed %+v", al)
+	}
+	// Nothing is opened unless listed.
+	if al, err := genesis.ParseWebAllowlist([]byte("example.org\n")); err != nil || len(al.Addrs) != 0 {
+		t.Fatalf("default: %+v %v", al, err)
+	}
+	// Every bad line at once, each named with its value escaped.
+	_, err = genesis.ParseWebAllowlist([]byte("allow-address 0.0.0.0/0\nallow-address 10.1.2.3/8\nallow-address nope\nallow-address\nbad\x1bhost\nallow-addressx 1.2.3.4\nallow-address fe80::1%eth0\n"))
+	if talos.CodeOf(err) != talos.CodeInputInvalid {
+		t.Fatalf("bad lines: %v", err)
+	}
+	for _, want := range []string{"line 1", "too broad", "line 2", "write 10.0.0.0/8", "line 3", "line 4", `line 5 "bad\x1bhost"`, "line 6", "line 7", "zone"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
 		}
 	}
 }

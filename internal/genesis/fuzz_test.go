@@ -43,20 +43,28 @@ func FuzzParseFileOutput(f *testing.F) {
 	})
 }
 
-// FuzzParseAllowlist: every accepted host is a lower-case name of
-// [a-z0-9.-], optionally behind "*.".
+// FuzzParseAllowlist (ParseWebAllowlist): every accepted host is a lower-case name of
+// [a-z0-9.-], optionally behind "*.", and every opened range is masked and
+// no broader than the minimum.
 func FuzzParseAllowlist(f *testing.F) {
 	f.Add([]byte("example.org\n# comment\n*.docs.example.org\n"))
 	f.Add([]byte("Bad Host\n"))
 	f.Add([]byte("..\n*.\n"))
+	f.Add([]byte("allow-address 172.19.0.2\nallow-address 10.0.0.0/8\nallow-address fd00::/7\n"))
+	f.Add([]byte("allow-address 0.0.0.0/0\nallow-address 10.1.2.3/8\nallow-address fe80::1%eth0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		hosts, err := ParseAllowlist(data)
+		al, err := ParseWebAllowlist(data)
 		if err != nil {
 			return
 		}
-		for _, h := range hosts {
+		for _, h := range al.Hosts {
 			if !hostPattern(strings.TrimPrefix(h, "*.")) {
 				t.Fatalf("accepted %q", h)
+			}
+		}
+		for _, p := range al.Addrs {
+			if p != p.Masked() || p.Addr().Is4() && p.Bits() < MinAllowAddressBits4 || p.Addr().Is6() && p.Bits() < MinAllowAddressBits6 {
+				t.Fatalf("opened %s", p)
 			}
 		}
 	})

@@ -156,12 +156,20 @@ func TestAdmitBuiltin(t *testing.T) {
 		if s.ID == genesis.CodeExecutor && !strings.Contains(s.Why, "TRUST_LEVEL 2") {
 			t.Errorf("code_executor inactive without the reason: %q", s.Why)
 		}
+		if s.ID == genesis.DockerControl && !strings.Contains(s.Why, "TRUST_LEVEL 3") {
+			t.Errorf("docker_control inactive without the reason: %q", s.Why)
+		}
 	}
 
 	// The next boot, at level 2: the same records, both active, file_manager writable.
 	rep = genesis.Admit(ctx, genesis.Builtin(), genesis.Config{TrustLevel: 2, Autoload: true}, m, audit, nil)
-	if len(rep.Active()) != 3 {
+	if len(rep.Active()) != 4 { // file_manager, web_scraper, code_executor, browser_automation
 		t.Fatalf("level 2: %+v", rep.Skills)
+	}
+	for _, s := range rep.Active() {
+		if s.ID == genesis.DockerControl {
+			t.Fatal("docker_control must need TRUST_LEVEL 3")
+		}
 	}
 	for _, s := range rep.Skills {
 		audits, _ := m.Audit(ctx, s.Record.Key)

@@ -48,10 +48,11 @@ const (
 	// has no network).
 	TrustWrite = 1
 	// TrustCode (2): running code the model wrote — code_executor (a fresh
-	// sandbox without network for every snippet).
+	// sandbox without network for every snippet) — and browser_automation
+	// (a browser runs the pages' scripts and can fill and submit forms).
 	TrustCode = 2
-	// TrustContainers (3): control of Talos-labelled containers
-	// (docker_control; not built yet).
+	// TrustContainers (3): control of Talos-labelled containers —
+	// docker_control lists, inspects, starts and stops them, nothing else.
 	TrustContainers = 3
 	// TrustMax is the highest level; 4 and 5 add nothing for genesis
 	// skills.

@@ -25,10 +25,10 @@ const (
 	WebScraper   = "web_scraper"
 )
 
-// ReservedIDs are the ids of the built-in skills, built or planned
-// (docker_control, browser_automation): no other skill may take them.
+// ReservedIDs are the ids of the built-in skills: no other skill may take
+// them.
 func ReservedIDs() []string {
-	return []string{FileManager, CodeExecutor, WebScraper, "docker_control", "browser_automation"}
+	return []string{FileManager, CodeExecutor, WebScraper, DockerControl, BrowserAutomation}
 }
 
 // Limits of the skills' requests, checked before a container starts (the
@@ -48,11 +48,26 @@ type Sandbox interface {
 // fresh container from the skill's active copy (whose hash the sandbox
 // checks again).
 type Runner struct {
-	sb        Sandbox
-	workspace string
-	skills    map[string]Skill
-	fetcher   *Fetcher
-	webDir    string
+	sb                   Sandbox
+	workspace            string
+	skills               map[string]Skill
+	fetcher              *Fetcher
+	webDir               string
+	docker               *DockerEngine
+	dockerDir            string
+	browser              *Browser
+	browserDir, shotsDir string
+	sessionOf            func(context.Context) string
+}
+
+// WithDocker lets the Runner run docker_control (when it is active): d
+// makes the engine calls through its socket proxy, and the engine's answer
+// is handed to the skill read-only in a folder of its own made under dir
+// (beneath the sandbox's WorkspaceDir) and removed after the call. It
+// returns r.
+func (r *Runner) WithDocker(d *DockerEngine, dir string) *Runner {
+	r.docker, r.dockerDir = d, dir
+	return r
 }
 
 // WithWeb lets the Runner run web_scraper (when it is active): f fetches
@@ -66,7 +81,7 @@ func (r *Runner) WithWeb(f *Fetcher, dir string) *Runner {
 
 // IsWeb reports whether the tool name returns text from the web (to be
 // scanned as web content).
-func IsWeb(name string) bool { return name == WebScraper }
+func IsWeb(name string) bool { return name == WebScraper || name == BrowserAutomation }
 
 // NewRunner returns a Runner over the active skills of rep. workspace is
 // the host folder file_manager works in (beneath the sandbox's
@@ -86,7 +101,9 @@ func NewRunner(sb Sandbox, workspace string, rep Report) *Runner {
 func (r *Runner) Names() []string {
 	out := make([]string, 0, len(r.skills))
 	for id := range r.skills {
-		if id == FileManager || id == CodeExecutor || id == WebScraper && r.fetcher != nil && r.webDir != "" {
+		if id == FileManager || id == CodeExecutor || id == WebScraper && r.fetcher != nil && r.webDir != "" ||
+			id == DockerControl && r.docker != nil && r.dockerDir != "" ||
+			id == BrowserAutomation && r.browser != nil && r.browserDir != "" {
 			out = append(out, id)
 		}
 	}
@@ -386,6 +403,28 @@ func (r *Runner) Tools() []llm.Tool {
 					"properties": map[string]any{"url": map[string]any{"type": "string", "description": "http or https URL"}},
 					"required":   []any{"url"},
 				}})
+		case BrowserAutomation:
+			out = append(out, llm.Tool{Name: BrowserAutomation, Description: "Drive a headless browser (one per conversation): open a page from an approved host, read its text, screenshot, click, fill a field.",
+				Parameters: map[string]any{
+					"type": "object",
+					"properties": map[string]any{
+						"action":   map[string]any{"type": "string", "enum": []any{BrowserNavigate, BrowserReadText, BrowserScreenshot, BrowserClick, BrowserFill}},
+						"url":      map[string]any{"type": "string", "description": "navigate: http or https URL"},
+						"selector": map[string]any{"type": "string", "description": "click, fill: a CSS selector"},
+						"value":    map[string]any{"type": "string", "description": "fill: the text to put in the field"},
+					},
+					"required": []any{"action"},
+				}})
+		case DockerControl:
+			out = append(out, llm.Tool{Name: DockerControl, Description: "List, inspect, start and stop the containers Talos manages (labelled talos.managed=true); no other container is visible.",
+				Parameters: map[string]any{
+					"type": "object",
+					"properties": map[string]any{
+						"action":    map[string]any{"type": "string", "enum": []any{DockerList, DockerInspect, DockerStart, DockerStop}},
+						"container": map[string]any{"type": "string", "description": "inspect, start, stop: the container's name or ID"},
+					},
+					"required": []any{"action"},
+				}})
 		case CodeExecutor:
 			out = append(out, llm.Tool{Name: CodeExecutor, Description: "Run a Python 3 snippet in a fresh sandbox without network (standard library only, /tmp writable); returns stdout, stderr and the exit code.",
 				Parameters: map[string]any{
@@ -446,6 +485,30 @@ func (r *Runner) Call(ctx context.Context, name string, args map[string]any) (st
 			out += "\n[page truncated]"
 		}
 		return out, nil
+	case BrowserAutomation:
+		var req BrowserRequest
+		var errs []error
+		for k, dst := range map[string]*string{"action": &req.Action, "url": &req.URL, "selector": &req.Selector, "value": &req.Value} {
+			v, err := str(k)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			*dst = v
+		}
+		if len(errs) > 0 {
+			return "", talos.E(talos.CodeInputInvalid, op, "browser_automation arguments refused", joinErrs(errs))
+		}
+		return r.BrowserCall(ctx, req)
+	case DockerControl:
+		action, err := str("action")
+		if err != nil {
+			return "", err
+		}
+		ref, err := str("container")
+		if err != nil {
+			return "", err
+		}
+		return r.Docker(ctx, action, ref)
 	case CodeExecutor:
 		code, err := str("code")
 		if err != nil {

@@ -28,12 +28,23 @@ const GenesisWorkspace = "workspace/default"
 
 // WebAllowlistFile lists the web hosts web_scraper may fetch from, one per
 // line (example.org or *.example.org; # comments), relative to Home.
-// Without it, or empty, web_scraper is not offered.
+// Without it, or empty, web_scraper is not offered. Loopback, private and
+// link-local addresses stay refused even for a listed host, unless a line
+// "allow-address PREFIX" opens that range explicitly (a page on a local or
+// test network); no range is open by default.
 const WebAllowlistFile = "config/web-allowlist.txt"
 
 // webPages is where fetched pages are handed to web_scraper, relative to
 // Home (beneath WorkspaceDir, beside file_manager's folder, not in it).
 const webPages = "workspace/.web"
+
+// browserPages is where page text is handed to browser_automation,
+// relative to Home (beside webPages).
+const browserPages = "workspace/.browser"
+
+// dockerAnswers is where the engine's answers are handed to
+// docker_control, relative to Home (beside webPages).
+const dockerAnswers = "workspace/.docker"
 
 // AdmitGenesis admits the skills built into the binary into the skill
 // records of sk (genesis.Admit with TRUST_LEVEL and
@@ -51,6 +62,8 @@ type GenesisTools struct {
 	Runner  *genesis.Runner
 	Report  genesis.Report
 	sandbox *sandbox.Sandbox
+	docker  *genesis.DockerEngine
+	browser *genesis.Browser
 }
 
 var _ orchestrator.Tools = (*GenesisTools)(nil)
@@ -98,19 +111,47 @@ func OpenGenesisTools(ctx context.Context, cfg *config.Config, image string, aud
 		return nil, rep, err
 	}
 	r := genesis.NewRunner(sb, ws, rep)
+	var web *genesis.Fetcher
 	if data, err := os.ReadFile(filepath.Join(cfg.Home, filepath.FromSlash(WebAllowlistFile))); err == nil {
-		hosts, err := genesis.ParseAllowlist(data)
-		if err == nil && len(hosts) > 0 {
-			var f *genesis.Fetcher
-			if f, err = genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: hosts}); err == nil {
-				r.WithWeb(f, filepath.Join(cfg.Home, filepath.FromSlash(webPages)))
+		al, err := genesis.ParseWebAllowlist(data)
+		if err == nil && len(al.Hosts) > 0 {
+			if web, err = genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: al.Hosts, AllowAddrs: al.Addrs}); err == nil {
+				r.WithWeb(web, filepath.Join(cfg.Home, filepath.FromSlash(webPages)))
 			}
 		}
 		if err != nil && log != nil {
 			log.WarnContext(ctx, "web_scraper is not offered: "+WebAllowlistFile+" is invalid", "err", err)
 		}
 	}
-	return &GenesisTools{Runner: r, Report: rep, sandbox: sb}, rep, nil
+	gt := &GenesisTools{Runner: r, Report: rep, sandbox: sb}
+	for _, s := range rep.Active() {
+		if s.ID == genesis.BrowserAutomation && web != nil && cfg.BrowserImage != "" && cfg.BrowserNetwork != "" {
+			b, err := genesis.NewBrowser(genesis.BrowserConfig{DockerHost: cfg.DockerHost, Image: cfg.BrowserImage,
+				Network: cfg.BrowserNetwork, Web: web, Audit: audit, Logger: log})
+			if err != nil {
+				if log != nil {
+					log.WarnContext(ctx, "browser_automation is not offered", "err", err)
+				}
+				continue
+			}
+			gt.browser = b
+			r.WithBrowser(b, filepath.Join(cfg.Home, filepath.FromSlash(browserPages)),
+				filepath.Join(ws, "screenshots"), orchestrator.SessionID)
+		}
+		if s.ID != genesis.DockerControl {
+			continue
+		}
+		d, err := genesis.NewDockerEngine(genesis.DockerConfig{DockerHost: cfg.DockerHost, Audit: audit, Logger: log})
+		if err != nil {
+			if log != nil {
+				log.WarnContext(ctx, "docker_control is not offered", "err", err)
+			}
+			break
+		}
+		gt.docker = d
+		r.WithDocker(d, filepath.Join(cfg.Home, filepath.FromSlash(dockerAnswers)))
+	}
+	return gt, rep, nil
 }
 
 func sandboxIDs(user string) (int, int, bool) {
@@ -121,8 +162,17 @@ func sandboxIDs(user string) (int, int, bool) {
 	return u, g, true
 }
 
-// Close stops the sandbox's proxy.
-func (t *GenesisTools) Close() error { return t.sandbox.Close() }
+// Close removes the browser sessions and stops the sandbox's proxy,
+// docker_control's and the browser's.
+func (t *GenesisTools) Close() error {
+	if t.browser != nil {
+		_ = t.browser.Close()
+	}
+	if t.docker != nil {
+		_ = t.docker.Close()
+	}
+	return t.sandbox.Close()
+}
 
 // Catalog implements orchestrator.Tools: the tools of the active skills
 // and a SKILLS line naming exactly those.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,6 +90,58 @@ func TestGenesisToolsCatalogFollowsTrust(t *testing.T) {
 	}
 	if _, err := gw.Call(ctx, llm.ToolCall{Name: "web_scraper", Arguments: map[string]any{"url": "http://localhost:1/"}}); err == nil || !strings.Contains(err.Error(), "special address") {
 		t.Fatalf("loopback fetch: %v", err)
+	}
+
+	// The operator opens loopback explicitly with an allow-address line:
+	// then the listed name is fetched, its page text marked as web content.
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("local page"))
+	}))
+	defer page.Close()
+	if err := os.WriteFile(allow, []byte("localhost\nallow-address 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gl, _, err := host.OpenGenesisTools(ctx, cfg, img, al, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gl.Close()
+	res, err = gl.Call(ctx, llm.ToolCall{Name: "web_scraper", Arguments: map[string]any{"url": strings.Replace(page.URL, "127.0.0.1", "localhost", 1)}})
+	if err != nil || !strings.Contains(res.Text, "local page") || res.Source != firewall.SourceWeb {
+		t.Fatalf("fetch with allow-address: %+v %v", res, err)
+	}
+
+	// browser_automation is offered only with an image and a network set
+	// (and the allowlist, which exists now); without them it is not named.
+	if _, text, _ := gl.Catalog(ctx); strings.Contains(text, "browser_automation") {
+		t.Fatalf("browser_automation offered without TALOS_BROWSER_IMAGE: %q", text)
+	}
+	cfg.BrowserImage, cfg.BrowserNetwork = "talos-test/browser:1", "talos-browser-net"
+	gb, _, err := host.OpenGenesisTools(ctx, cfg, img, al, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gb.Close()
+	if tools, text, _ := gb.Catalog(ctx); !strings.Contains(text, "browser_automation") || len(tools) != 4 {
+		t.Fatalf("browser_automation not offered with an image and a network: %q", text)
+	}
+	cfg.BrowserImage, cfg.BrowserNetwork = "", ""
+
+	// TRUST_LEVEL 3: docker_control too, through its own proxy: the list
+	// holds only Talos-labelled containers; its output is skill output.
+	cfg.TrustLevel = 3
+	g3, _, err := host.OpenGenesisTools(ctx, cfg, img, al, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g3.Close()
+	if _, text, _ := g3.Catalog(ctx); !strings.Contains(text, "docker_control") {
+		t.Fatalf("docker_control not offered at level 3: %q", text)
+	}
+	res, err = g3.Call(ctx, llm.ToolCall{Name: "docker_control", Arguments: map[string]any{"action": "list"}})
+	if err != nil || !strings.Contains(res.Text, "Talos container") || res.Source != firewall.SourceSkill {
+		t.Fatalf("docker_control list: %+v %v", res, err)
 	}
 
 	// Autoload off: nothing offered, and OpenGenesisTools says why.

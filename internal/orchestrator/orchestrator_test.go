@@ -150,10 +150,11 @@ func (v *fakeVRAM) Acquire(ctx context.Context, model string) (func(), error) {
 func (v *fakeVRAM) holding() int { v.mu.Lock(); defer v.mu.Unlock(); return v.held }
 
 type fakeTools struct {
-	mu      sync.Mutex
-	results map[string]orchestrator.ToolResult
-	calls   []llm.ToolCall
-	err     error
+	mu       sync.Mutex
+	results  map[string]orchestrator.ToolResult
+	calls    []llm.ToolCall
+	sessions []string // orchestrator.SessionID of each call's context
+	err      error
 }
 
 func (f *fakeTools) Catalog(ctx context.Context) ([]llm.Tool, string, error) {
@@ -164,6 +165,7 @@ func (f *fakeTools) Call(ctx context.Context, c llm.ToolCall) (orchestrator.Tool
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, c)
+	f.sessions = append(f.sessions, orchestrator.SessionID(ctx))
 	if f.err != nil {
 		return orchestrator.ToolResult{}, f.err
 	}
@@ -429,6 +431,10 @@ func TestToolResultInjectionNeverReachesTheModelAndStopsEscalation(t *testing.T)
 	}
 	if rep.Tools[0].Verdict != firewall.ActionBlock || len(rep.Tools[0].Rules) == 0 {
 		t.Fatalf("tool record = %+v", rep.Tools[0])
+	}
+	// The tool saw the session it was called for (a browser per conversation keys on it).
+	if r.tools.sessions[0] != rep.SessionID || rep.SessionID == "" || orchestrator.SessionID(context.Background()) != "" {
+		t.Fatalf("tool call session %q, reply session %q", r.tools.sessions[0], rep.SessionID)
 	}
 	if r.fw.Locked() {
 		t.Fatal("a tool result locked the agent (tool is not a lockdown source)")

@@ -322,7 +322,7 @@ func (t *turnState) callTool(ctx context.Context, c llm.ToolCall) llm.Message {
 	o := t.o
 	rec := ToolCallRecord{Name: c.Name}
 	out := llm.Message{Role: llm.RoleTool, ToolName: c.Name, ToolCallID: c.ID}
-	cctx, cancel := context.WithTimeout(ctx, o.cfg.ToolTimeout)
+	cctx, cancel := context.WithTimeout(withSessionID(ctx, t.s.id), o.cfg.ToolTimeout)
 	res, err := o.d.Tools.Call(cctx, c)
 	cancel()
 	if err != nil {

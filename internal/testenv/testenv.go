@@ -15,6 +15,7 @@ const (
 	EnvChromaURL     = "TALOS_TEST_CHROMA_URL"
 	EnvBusyboxImage  = "TALOS_TEST_BUSYBOX_IMAGE"
 	EnvPythonImage   = "TALOS_TEST_PYTHON_IMAGE"
+	EnvBrowserImage  = "TALOS_TEST_BROWSER_IMAGE"
 	EnvOllamaURL     = "TALOS_TEST_OLLAMA_URL"
 	EnvOllamaModel   = "TALOS_TEST_OLLAMA_MODEL"
 	EnvMCPEverything = "TALOS_TEST_MCP_EVERYTHING"
@@ -105,6 +106,17 @@ func PythonImage(tb testing.TB) string {
 	tb.Helper()
 	DockerHost(tb)
 	return Need(tb, EnvPythonImage)
+}
+
+// BrowserImage returns the harness's browser image for browser_automation
+// (talos-test/browser:1: Debian bookworm minbase with Debian's chromium and
+// socat, built by `scripts/services.sh browser-image` without any
+// registry). It needs a Docker engine, so it is checked together with
+// DockerHost; it skips (or fails) when TALOS_TEST_BROWSER_IMAGE is unset.
+func BrowserImage(tb testing.TB) string {
+	tb.Helper()
+	DockerHost(tb)
+	return Need(tb, EnvBrowserImage)
 }
 
 // MCPEverything returns the path of the reference MCP server
