@@ -564,6 +564,7 @@ cmd_up() {
 	start_postgres
 	start_docker
 	build_python_image
+	build_browser_image
 	start_chroma
 	install_mcp
 	start_ollama
