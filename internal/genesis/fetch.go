@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/egress"
 	"github.com/talos-ironclad/talos/internal/redact"
 )
 
@@ -162,32 +163,10 @@ func (f *Fetcher) control(network, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return talos.Errorf(talos.CodePolicyDenied, "genesis.Fetcher", "cannot check the address %q", clipPath(address))
 	}
-	ip := ap.Addr().Unmap()
-	for _, p := range f.cfg.AllowAddrs {
-		if p.Contains(ip) {
-			return nil
-		}
-	}
-	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() ||
-		ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() || !ip.IsGlobalUnicast() || special(ip) {
-		return talos.Errorf(talos.CodePolicyDenied, "genesis.Fetcher", "connection to %s refused: it is a loopback, private, link-local or otherwise special address", ip)
+	if err := egress.CheckAddr(ap.Addr(), f.cfg.AllowAddrs); err != nil {
+		return talos.E(talos.CodePolicyDenied, "genesis.Fetcher", "connection refused", err)
 	}
 	return nil
-}
-
-// special reports ranges that are not on the public internet besides those
-// netip names: this network, shared address space, IETF protocol
-// assignments, benchmarking, reserved; and IPv6 prefixes that embed an
-// IPv4 address (NAT64, 6to4) or are deprecated site-local, since they can
-// lead to a private IPv4 address.
-func special(ip netip.Addr) bool {
-	for _, p := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4",
-		"64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "fec0::/10"} {
-		if netip.MustParsePrefix(p).Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // Fetch gets rawURL within the limits. A malformed URL is code T015; a
