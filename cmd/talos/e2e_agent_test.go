@@ -26,24 +26,12 @@ import (
 	"github.com/talos-ironclad/talos/internal/testenv"
 )
 
-// buildTalos builds the talos binary once per test binary.
-var buildTalos = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "talos-e2e-bin-")
-	if err != nil {
-		return "", err
-	}
+// buildTalos builds the talos binary into dir.
+func buildTalos(tb testing.TB, dir string) string {
+	tb.Helper()
 	bin := filepath.Join(dir, "talos")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-func talosBinary(t *testing.T) string {
-	t.Helper()
-	bin, err := buildTalos()
-	if err != nil {
-		t.Fatal(err)
+		tb.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
 }
@@ -177,7 +165,7 @@ func TestAgentEndToEndThroughTheBinary(t *testing.T) {
 	everything := testenv.MCPEverything(t)
 	filesystem := testenv.MCPFilesystem(t)
 	redisURL := testenv.RedisURL(t)
-	bin := talosBinary(t)
+	bin := buildTalos(t, t.TempDir())
 
 	// Redis database 11 is this test's own; it starts and ends empty of
 	// Talos keys (the escalation breaker's state lives there too).
