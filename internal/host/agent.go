@@ -235,7 +235,11 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 				return err
 			}
 			remote = g
-			a.add("escalation-model", "gemini", cfg.GeminiModelName+" (TALOS_GEMINI_ENABLED=true)")
+			where := "Google's endpoint"
+			if base != "" {
+				where = redact.URL(base)
+			}
+			a.add("escalation-model", "gemini", cfg.GeminiModelName+" at "+where+" (TALOS_GEMINI_ENABLED=true)")
 		} else {
 			a.add("escalation-model", "custom", describeModel(ctx, remote))
 		}
