@@ -159,6 +159,7 @@ const (
 //   - Gemini failing opens the breaker; answers fall back to local, marked so;
 //   - token counts land in Redis under the spec's keys, and in GET
 //     /api/v1/tokens;
+//   - past TOKEN_DAILY_LIMIT escalation is refused with a notice;
 //   - an injection from the user locks the agent: later turns are refused
 //     until the out-of-band unlock.
 func TestAgentEndToEndThroughTheBinary(t *testing.T) {
@@ -246,7 +247,7 @@ func TestAgentEndToEndThroughTheBinary(t *testing.T) {
 	web := freeAddr(t)
 	sets := []string{"TALOS_OLLAMA_URL=" + ollama.URL, "TALOS_REDIS_URL=" + redisURL[:strings.LastIndex(redisURL, "/")] + "/11", "WEB_PORT=" + web[strings.LastIndex(web, ":")+1:],
 		"TALOS_MCP_ALLOWED_COMMANDS=" + strings.Join(allowed, ","), "TALOS_GEMINI_ENABLED=true", "TALOS_GEMINI_URL=" + gemini.URL,
-		"MEMORY_SIMILARITY_THRESHOLD=0.5"}
+		"MEMORY_SIMILARITY_THRESHOLD=0.5", "TOKEN_DAILY_LIMIT=1000"}
 	args := []string{"run", "--home", home, "--health-addr", addr}
 	for _, s := range sets {
 		args = append(args, "--set", s)
@@ -370,11 +371,26 @@ func TestAgentEndToEndThroughTheBinary(t *testing.T) {
 	code, out := call(http.MethodGet, chatapi.TokensPath, "")
 	var sum orchestrator.TokenSummary
 	if code != http.StatusOK || json.Unmarshal([]byte(out), &sum) != nil || sum.Source != "redis" ||
-		sum.Live.DailyTotal != 480 || sum.History[0].Models["qwen2.5-coder:7b"] != 480 || sum.Live.DailyLimit != 50000 {
+		sum.Live.DailyTotal != 480 || sum.History[0].Models["qwen2.5-coder:7b"] != 480 || sum.Live.DailyLimit != 1000 {
 		t.Fatalf("GET %s: %d %s", chatapi.TokensPath, code, out)
 	}
 
-	// 5. An injection from the user locks the agent until the unlock.
+	// 5. TOKEN_DAILY_LIMIT (1000 here): once the day's total reaches it,
+	// escalation is refused with a notice, before the breaker is asked.
+	for total := sum.Live.DailyTotal; total < 1000; total += 48 {
+		if rep = chat("", "Just a local question."); rep.Outcome != orchestrator.OutcomeAnswered {
+			t.Fatalf("%+v", rep)
+		}
+	}
+	rep = chat("", "This needs the cloud model once more.")
+	if !rep.Fallback || !strings.HasPrefix(rep.EscalationFailure, "T026") || !strings.Contains(rep.Notice, "of 1000 tokens") || gem.count() != 5 {
+		t.Fatalf("over the daily limit: %+v", rep)
+	}
+	if _, out = call(http.MethodGet, chatapi.TokensPath, ""); !strings.Contains(out, `"escalation_refused":true`) {
+		t.Fatalf("GET %s over the limit: %s", chatapi.TokensPath, out)
+	}
+
+	// 6. An injection from the user locks the agent until the unlock.
 	rep = chat("", e2eInjection)
 	if rep.Outcome != orchestrator.OutcomeLockdown {
 		t.Fatalf("user injection: %+v", rep)
