@@ -178,9 +178,9 @@ func TestAgentEndToEndThroughTheBinary(t *testing.T) {
 	defer rdb.Close()
 	ctx := context.Background()
 	clean := func() {
-		keys, _ := rdb.Keys(ctx, "talos:*").Result() // a test database of a few keys
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
+		iter := rdb.Scan(ctx, 0, "talos:*", 100).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
 		}
 	}
 	clean()
@@ -353,7 +353,7 @@ func TestAgentEndToEndThroughTheBinary(t *testing.T) {
 	if !rep.Fallback || !strings.HasPrefix(rep.EscalationFailure, "T205") || gem.count() != 5 {
 		t.Fatalf("with the breaker open: %+v (Gemini calls %d)", rep, gem.count())
 	}
-	if state, _ := rdb.Keys(ctx, "talos:*breaker*").Result(); len(state) == 0 {
+	if state, _, _ := rdb.Scan(ctx, 0, "talos:*breaker*", 1000).Result(); len(state) == 0 {
 		t.Errorf("the open breaker is not in Redis")
 	}
 
