@@ -78,6 +78,7 @@ const (
 	CodeMCPServer        Code = "T013"
 	CodeInUse            Code = "T014"
 	CodeInputInvalid     Code = "T015"
+	CodeTokenLimit       Code = "T026"
 
 	CodeVRAMTimeout       Code = "T100"
 	CodeOOMSystem         Code = "T101"
@@ -131,6 +132,7 @@ var registry = []CodeInfo{
 	{CodeMaintenanceState, "MAINTENANCE_STATE_FAILED", CategoryInfrastructure, SeverityError, "the maintenance (dream) state files could not be read or written", -1},
 	{CodeMCPServer, "MCP_SERVER_FAILED", CategoryInfrastructure, SeverityError, "an MCP tool server failed to start, crashed, gave up after its retries or did not answer in time", -1},
 	{CodeInUse, "IN_USE", CategoryInfrastructure, SeverityError, "another process holds the lock on a resource only one may use (a second daemon on the same home?)", -1},
+	{CodeTokenLimit, "TOKEN_DAILY_LIMIT", CategoryInfrastructure, SeverityWarning, "the day's token count reached TOKEN_DAILY_LIMIT: escalation to the cloud model is refused until 00:00 UTC; the local model still answers", -1},
 	{CodeInputInvalid, "INPUT_INVALID", CategoryInfrastructure, SeverityWarning, "a request's input was refused (empty, too large or malformed); nothing was changed", -1},
 
 	{CodeVRAMTimeout, "VRAM_TIMEOUT", CategoryResources, SeverityWarning, "VRAM mutex wait exceeded its timeout", 0x10},
@@ -227,6 +229,7 @@ var (
 	ErrMCPServer        error = CodeMCPServer
 	ErrInUse            error = CodeInUse
 	ErrInputInvalid     error = CodeInputInvalid
+	ErrTokenLimit       error = CodeTokenLimit
 
 	ErrVRAMTimeout       error = CodeVRAMTimeout
 	ErrOOMSystem         error = CodeOOMSystem

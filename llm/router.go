@@ -88,6 +88,11 @@ type RouteRequest struct {
 	// firewall flagged the conversation: flagged text must not leave the
 	// machine).
 	NoEscalate bool
+	// Gate, when set, is asked just before an escalation (never for a turn
+	// the local model answers): an error refuses the escalation, becomes
+	// Result.EscalationError and the local answer is returned with
+	// Fallback set. A daily token limit is such a gate.
+	Gate func(ctx context.Context) error
 	// Stream, when set, receives the answer's text as each model generates
 	// it, with the model's target: a local answer that turns out to be the
 	// escalate marker is followed by the escalation model's, so a consumer
@@ -145,12 +150,17 @@ func (r *Router) Route(ctx context.Context, req RouteRequest) (*Result, error) {
 		res.EscalationReason = "local-error"
 	}
 
-	var escErr error
+	var escErr, gateErr error
+	if req.Gate != nil && r.remote != nil && !req.NoEscalate {
+		gateErr = req.Gate(ctx)
+	}
 	switch {
 	case r.remote == nil:
 		escErr = talos.Errorf(talos.CodeConfigInvalid, op, "no escalation model is configured")
 	case req.NoEscalate:
 		escErr = talos.Errorf(talos.CodePolicyDenied, op, "escalation is disabled for this conversation (flagged)")
+	case gateErr != nil:
+		escErr = gateErr
 	default:
 		remoteResp, err := breaker.Execute(ctx, r.br, func(ctx context.Context) (*Response, error) {
 			return r.call(ctx, r.remote, TargetEscalation, req)

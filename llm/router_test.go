@@ -232,3 +232,33 @@ func TestStreamNamesTheTarget(t *testing.T) {
 		t.Fatalf("a stream error gave %v, want it returned", err)
 	}
 }
+
+// A Gate is asked only when the router is about to escalate; its refusal
+// keeps the answer local (Fallback) without touching the remote model or
+// the breaker.
+func TestGateRefusesEscalation(t *testing.T) {
+	limit := talos.Errorf(talos.CodeTokenLimit, "test", "the daily token limit is reached")
+	asked := 0
+	gate := func(context.Context) error { asked++; return limit }
+
+	local := llmtest.NewFake("qwen", llmtest.Reply{Text: "42"}, llmtest.Reply{Text: "Partly: [ESCALATE]"})
+	remote := llmtest.NewFake("gemini", llmtest.Reply{Text: "never"})
+	r := newRouter(t, local, remote, nil)
+	req := ask
+	req.Gate = gate
+	res, err := r.Route(context.Background(), req)
+	if err != nil || res.Fallback || asked != 0 {
+		t.Fatalf("a local answer asked the gate: %+v %v (asked %d)", res, err, asked)
+	}
+	res, err = r.Route(context.Background(), req)
+	if err != nil || !res.Fallback || res.Escalated || asked != 1 || !errors.Is(res.EscalationError, talos.ErrTokenLimit) ||
+		res.Response.Message.Content != "Partly:" || len(remote.Calls()) != 0 || r.Breaker().State() != breaker.Closed {
+		t.Fatalf("refused escalation: %+v %v (asked %d, remote calls %d)", res, err, asked, len(remote.Calls()))
+	}
+	// An open gate lets the escalation through.
+	local.Push(llmtest.Reply{Text: "[ESCALATE]"})
+	req.Gate = func(context.Context) error { return nil }
+	if res, err := r.Route(context.Background(), req); err != nil || !res.Escalated || res.ModelName != "gemini" {
+		t.Fatalf("open gate: %+v %v", res, err)
+	}
+}

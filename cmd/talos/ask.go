@@ -32,6 +32,7 @@ type askResult struct {
 	Fallback         bool   `json:"fallback"`
 	EscalationReason string `json:"escalation_reason,omitempty"`
 	EscalationError  string `json:"escalation_error,omitempty"`
+	Notice           string `json:"notice,omitempty"`
 	PromptTokens     int    `json:"prompt_tokens"`
 	CompletionTokens int    `json:"completion_tokens"`
 	TotalTokens      int    `json:"total_tokens"`
@@ -194,6 +195,7 @@ func printAsk(cmd *cobra.Command, res *orchestrator.Reply, br *breaker.Breaker, 
 		Fallback:         res.Fallback,
 		EscalationReason: res.EscalationReason,
 		EscalationError:  res.EscalationFailure,
+		Notice:           res.Notice,
 		PromptTokens:     res.Usage.PromptTokens,
 		CompletionTokens: res.Usage.CompletionTokens,
 		TotalTokens:      res.Usage.Total(),
@@ -232,6 +234,9 @@ func printAsk(cmd *cobra.Command, res *orchestrator.Reply, br *breaker.Breaker, 
 	fmt.Fprintf(w, "breaker: %s\n", b)
 	if out.EscalationError != "" {
 		fmt.Fprintf(w, "note:    escalation failed: %s\n", out.EscalationError)
+	}
+	if out.Notice != "" {
+		fmt.Fprintf(w, "note:    %s\n", out.Notice)
 	}
 	return nil
 }

@@ -34,9 +34,9 @@ func agentUses(v string, gemini bool) bool {
 	switch v {
 	case "TALOS_OLLAMA_URL", "TALOS_OLLAMA_MODEL", "TALOS_REDIS_URL", "TALOS_PROMPT_LOCAL", "TALOS_PROMPT_ESCALATION",
 		"TALOS_GEMINI_ENABLED", "TALOS_CHROMA_URL", "CHROMADB_MAX_VECTORS", "CHROMADB_MAX_DIMENSIONS",
-		"MEMORY_CONTEXT_WINDOW", "MEMORY_SIMILARITY_THRESHOLD", "SESSION_TIMEOUT", config.ConfigFileName, config.EnvFileName:
+		"MEMORY_CONTEXT_WINDOW", "MEMORY_SIMILARITY_THRESHOLD", "SESSION_TIMEOUT", "TOKEN_DAILY_LIMIT", config.ConfigFileName, config.EnvFileName:
 		return true
-	case "GEMINI_API_KEY", "GEMINI_MODEL_NAME":
+	case "GEMINI_API_KEY", "GEMINI_MODEL_NAME", "TALOS_GEMINI_URL":
 		return gemini
 	}
 	return false
@@ -169,6 +169,9 @@ func chatREPL(ctx context.Context, in io.Reader, out io.Writer, chat interface {
 		default:
 			fmt.Fprintln(out)
 		}
+		if rep.Notice != "" {
+			fmt.Fprintln(out, "talos:", rep.Notice)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -219,6 +222,10 @@ func (a *daemonAgent) step() boot.Step {
 			return "", err
 		}
 		hs[chatapi.Path] = api
+		if hs[chatapi.TokensPath], err = chatapi.NewTokensHandler(acfg, agent.Tokens); err != nil {
+			agent.Close()
+			return "", err
+		}
 		a.mu.Lock()
 		a.agent, a.handlers, a.stop = agent, hs, make(chan struct{})
 		a.mu.Unlock()
@@ -233,12 +240,12 @@ func (a *daemonAgent) get() *host.Agent {
 	return a.agent
 }
 
-// Handlers are the agent's endpoints for the health server: the chat API
-// and the lockdown's unlock and re-issue, each answering 503 until the
-// agent is built.
+// Handlers are the agent's endpoints for the health server: the chat API,
+// the lockdown's unlock and re-issue and the token summary, each answering
+// 503 until the agent is built.
 func (a *daemonAgent) Handlers() map[string]http.Handler {
 	out := map[string]http.Handler{}
-	for _, p := range []string{chatapi.Path, chatapi.UnlockPath, chatapi.ReissuePath} {
+	for _, p := range []string{chatapi.Path, chatapi.UnlockPath, chatapi.ReissuePath, chatapi.TokensPath} {
 		out[p] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			a.mu.RLock()
 			h := a.handlers[p]

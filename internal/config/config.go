@@ -119,7 +119,9 @@ const (
 	DefaultSkillAutoloadEnabled      = true  // L391
 	DefaultSkillSignatureVerify      = true  // L392
 	DefaultRecursiveSelfImprove      = false // L393
-	DefaultGeminiEnabled             = false // Talos: local first (spec P1, digest A §0 [!])
+	// DefaultTokenDailyLimit is TOKEN_DAILY_LIMIT: 50,000 tokens a day.
+	DefaultTokenDailyLimit = 50000
+	DefaultGeminiEnabled   = false // Talos: local first (spec P1, digest A §0 [!])
 )
 
 // Config is the resolved configuration of the daemon: every variable of spec
@@ -164,6 +166,14 @@ type Config struct {
 	// cloud key (digest A §0 [!]), so the daemon runs local-only unless the
 	// operator opts in. Only then is GEMINI_API_KEY required.
 	GeminiEnabled bool
+	// GeminiURL (TALOS_GEMINI_URL) replaces the Gemini API's address (a
+	// proxy, a local test server); empty means Google's endpoint.
+	GeminiURL string
+	// TokenDailyLimit (TOKEN_DAILY_LIMIT, the spec's token_daily_limit) is
+	// the day's token count (every model, UTC day) at which escalation to
+	// the cloud model is refused until 00:00 UTC; the local model still
+	// answers. Default DefaultTokenDailyLimit.
+	TokenDailyLimit int
 
 	// OllamaModel (TALOS_OLLAMA_MODEL) is the local model's Ollama name,
 	// e.g. qwen2.5-coder:7b. Default DefaultOllamaModel.

@@ -90,8 +90,11 @@ func TestDefaultsMatchSpec(t *testing.T) {
 	if c.OllamaModel != DefaultOllamaModel || c.PromptLocal != DefaultPrompt || c.PromptEscalation != DefaultPrompt {
 		t.Errorf("model %q, prompts %q %q", c.OllamaModel, c.PromptLocal, c.PromptEscalation)
 	}
-	if len(Variables()) != 49+18 {
-		t.Errorf("Variables() = %d, want the 49 of the spec + 18 Talos additions", len(Variables()))
+	if len(Variables()) != 49+1+19 {
+		t.Errorf("Variables() = %d, want the 49 of the spec, its dashboard's token_daily_limit + 19 Talos additions", len(Variables()))
+	}
+	if c.TokenDailyLimit != DefaultTokenDailyLimit || c.GeminiURL != "" {
+		t.Errorf("token limit %d, Gemini URL %q", c.TokenDailyLimit, c.GeminiURL)
 	}
 }
 
@@ -247,6 +250,7 @@ func TestRanges(t *testing.T) {
 		{"VRAM_MAX_ALLOCATION", []string{"512", "16384"}, []string{"511", "16385"}, "(got: 511)"},
 		{"GEMINI_MODEL_NAME", []string{"gemini-2.5-flash", "gemini-1.5-flash-8b"}, []string{"Gemini Flash", ""}, "GEMINI_MODEL_NAME"},
 		{"GEMINI_MAX_TOKENS", []string{"1024", "32768"}, []string{"1023", "32769"}, "(got: 1023)"},
+		{"TOKEN_DAILY_LIMIT", []string{"1000", "100000000"}, []string{"999", "100000001", "lots"}, "(got: 999)"},
 		{"GEMINI_TEMPERATURE", []string{"0", "0.0", "2.0", "1.3"}, []string{"-0.1", "2.01", "hot", "NaN"}, "GEMINI_TEMPERATURE must be between 0.0 and 2.00 (got: -0.1)"},
 		{"QWEN_CONTEXT_LENGTH", []string{"4096", "131072"}, []string{"4095", "131073"}, "(got: 4095)"},
 		{"BASIC_AUTH_USER", []string{"adm1", "abcdefghijklmnopqrstuvwxyz012345"}, []string{"adm", "abcdefghijklmnopqrstuvwxyz0123456", "ad-min"}, "BASIC_AUTH_USER"},
@@ -289,6 +293,7 @@ func TestRanges(t *testing.T) {
 		{"TALOS_MEMORY_STORE", []string{"sql", "chromem", "SQL"}, []string{"sqlite", "hnsw"}, "TALOS_MEMORY_STORE must be one of: sql, chromem"},
 		{"TALOS_DOCKER_HOST", []string{"unix:///var/run/docker.sock", "tcp://127.0.0.1:2375"}, []string{"/var/run/docker.sock"}, "TALOS_DOCKER_HOST"},
 		{"TALOS_OLLAMA_URL", []string{"http://127.0.0.1:11434"}, []string{"127.0.0.1:11434"}, "TALOS_OLLAMA_URL"},
+		{"TALOS_GEMINI_URL", []string{"http://127.0.0.1:8089", "https://gemini-proxy.example"}, []string{"ftp://x", "127.0.0.1:8089"}, "TALOS_GEMINI_URL"},
 		{"TALOS_GEMINI_ENABLED", []string{"false"}, []string{"maybe"}, "TALOS_GEMINI_ENABLED"},
 		{"TALOS_MCP_ALLOWED_COMMANDS", []string{"/usr/bin/node", "/usr/bin/node,/opt/mcp"}, []string{"node", "/opt/../etc", "./x"}, "is not a clean absolute path"},
 		{"TALOS_DREAM_SCHEDULE", []string{"0 4 * * *", "30 2 * * mon-fri", "*/15 * * * *"}, []string{"0 4 * *", "61 4 * * *", "0 4 31 2 *", "daily"}, "is not a valid schedule"},

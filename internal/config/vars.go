@@ -87,6 +87,8 @@ var table = []varSpec{
 	strVar("TALOS_HEALTH_ADDR", DefaultHealthAddr, "a loopback host:port such as 127.0.0.1:8081", checkLoopbackAddr,
 		func(c *Config) *string { return &c.HealthAddr }),
 	boolVar("TALOS_GEMINI_ENABLED", DefaultGeminiEnabled, func(c *Config) *bool { return &c.GeminiEnabled }),
+	urlVar("TALOS_GEMINI_URL", []string{"http", "https"}, func(c *Config) *string { return &c.GeminiURL }),
+	intVar("TOKEN_DAILY_LIMIT", DefaultTokenDailyLimit, 1000, 100000000, func(c *Config) *int { return &c.TokenDailyLimit }),
 	strVar("TALOS_OLLAMA_MODEL", DefaultOllamaModel, "an Ollama model name of letters, digits, '.', ':', '_', '-', '/'", checkOllamaModel,
 		func(c *Config) *string { return &c.OllamaModel }),
 	promptVar("TALOS_PROMPT_LOCAL", func(c *Config) *string { return &c.PromptLocal }),

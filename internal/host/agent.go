@@ -51,7 +51,7 @@ type AgentOptions struct {
 	// TALOS_GEMINI_ENABLED=true (talos ask --local-only).
 	LocalOnly bool
 	// GeminiBaseURL overrides the Gemini API endpoint (a proxy, a test
-	// server).
+	// server); empty means TALOS_GEMINI_URL, then Google's.
 	GeminiBaseURL string
 	// VRAM returns the daemon's VRAM mutex, built at boot when a GPU is
 	// found; nil (or returning nil) means no arbitration.
@@ -91,7 +91,9 @@ type Agent struct {
 	Router       *llm.Router
 	Firewall     *firewall.Firewall
 	Lockdown     *firewall.Lockdown
-	Tokens       *orchestrator.TokenCounter
+	// Tokens is the token tracker: counts per model and UTC day (in
+	// Redis when TALOS_REDIS_URL is set) and TOKEN_DAILY_LIMIT.
+	Tokens *orchestrator.Tracker
 	// Local is the local model (Ollama unless AgentOptions.Local).
 	Local llm.Model
 	// Adapters lists what the agent uses, in a stable order.
@@ -207,6 +209,15 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 		if err != nil {
 			return talos.E(talos.CodeRedis, op, fmt.Sprintf("TALOS_REDIS_URL = %q does not parse", redact.URL(cfg.RedisURL)), err)
 		}
+		// A Redis outage must not hold every turn for seconds (go-redis
+		// tries 4 times with 5 dials each by default): one retry and one
+		// dial per try, unless the URL asks for more.
+		if o.MaxRetries == 0 {
+			o.MaxRetries = 1
+		}
+		if o.DialerRetries == 0 {
+			o.DialerRetries = 1
+		}
 		rdb = redis.NewClient(o)
 		a.closers = append(a.closers, rdb.Close)
 	}
@@ -215,12 +226,20 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	if cfg.GeminiEnabled && !opts.LocalOnly {
 		remote = opts.Remote
 		if remote == nil {
-			g, err := gemini.New(ctx, gemini.Config{APIKey: cfg.GeminiAPIKey.Value(), BaseURL: opts.GeminiBaseURL, Model: cfg.GeminiModelName})
+			base := opts.GeminiBaseURL
+			if base == "" {
+				base = cfg.GeminiURL
+			}
+			g, err := gemini.New(ctx, gemini.Config{APIKey: cfg.GeminiAPIKey.Value(), BaseURL: base, Model: cfg.GeminiModelName})
 			if err != nil {
 				return err
 			}
 			remote = g
-			a.add("escalation-model", "gemini", cfg.GeminiModelName+" (TALOS_GEMINI_ENABLED=true)")
+			where := "Google's endpoint"
+			if base != "" {
+				where = redact.URL(base)
+			}
+			a.add("escalation-model", "gemini", cfg.GeminiModelName+" at "+where+" (TALOS_GEMINI_ENABLED=true)")
 		} else {
 			a.add("escalation-model", "custom", describeModel(ctx, remote))
 		}
@@ -364,13 +383,18 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 		}
 		a.add("skills", "genesis", fmt.Sprintf("%s active of %d admitted at TRUST_LEVEL %d, each call in a fresh sandbox", strings.Join(gt.Runner.Names(), ", "), len(grep.Skills), cfg.TrustLevel))
 	}
-	a.Tokens = orchestrator.NewTokenCounter()
-	var tokens orchestrator.Tokens = a.Tokens
+	var trdb redis.UniversalClient
 	if rdb != nil {
-		tokens = orchestrator.Tee{a.Tokens, orchestrator.RedisTokens{RDB: rdb}}
-		a.add("tokens", "redis", "per model and UTC day under talos:tokens:*, kept 7 days, shared by every process")
+		trdb = rdb
+	}
+	if a.Tokens, err = orchestrator.NewTracker(orchestrator.TrackerConfig{DailyLimit: cfg.TokenDailyLimit, Logger: log}, trdb); err != nil {
+		return err
+	}
+	limit := fmt.Sprintf("escalation refused from %d tokens a day (TOKEN_DAILY_LIMIT)", cfg.TokenDailyLimit)
+	if rdb != nil {
+		a.add("tokens", "redis", "per model and UTC day under talos:tokens:*, kept 7 days, shared by every process, in this process while Redis fails; "+limit)
 	} else {
-		a.add("tokens", "memory", "per model and day in this process")
+		a.add("tokens", "memory", "per model and UTC day in this process, kept 7 days; "+limit)
 	}
 
 	o, err := orchestrator.New(orchestrator.Config{
@@ -380,7 +404,7 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 		Protected:       systemPrompts(prompts),
 		Logger:          log,
 		Audit:           opts.Audit,
-	}, orchestrator.Deps{Router: router, Firewall: fw, History: history, Memory: ret, VRAM: vr, Tokens: tokens, Tools: tools})
+	}, orchestrator.Deps{Router: router, Firewall: fw, History: history, Memory: ret, VRAM: vr, Tokens: a.Tokens, Budget: a.Tokens, Tools: tools})
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/host"
@@ -51,8 +53,9 @@ func TestOpenAgentOnEmbeddedDefaults(t *testing.T) {
 	if err != nil || rep.Answer != "hello back" {
 		t.Fatalf("%+v %v", rep, err)
 	}
-	if tt := a.Tokens.Totals(); len(tt) != 1 || tt[0].Model != "qwen" || tt[0].Total() != 5 {
-		t.Fatalf("tokens %+v", tt)
+	if s, err := a.Tokens.Summary(ctx); err != nil || len(s.Live.Models) != 1 || s.Live.Models["qwen"].TotalTokens != 5 ||
+		s.Source != orchestrator.TokenSourceMemory || s.Live.DailyLimit != config.DefaultTokenDailyLimit {
+		t.Fatalf("tokens %+v, %v", s, err)
 	}
 	// The system prompt the model saw is the configured one, with the canary.
 	if sys := local.Calls()[0].Messages[0].Content; !strings.HasPrefix(sys, llm.DefaultLocalPrompt) || !strings.Contains(sys, "tlc-") {
@@ -170,5 +173,48 @@ func TestFirewallAlertsAndTurnsAreAudited(t *testing.T) {
 	if strings.Count(log, `"event":"`+host.FirewallAlertEvent+`"`) < 2 || !strings.Contains(log, `"rules":"PI-001`) ||
 		!strings.Contains(log, `"event":"chat_turn"`) || strings.Contains(log, "print the password") {
 		t.Fatalf("audit log:\n%s", log)
+	}
+}
+
+// A Redis that is down when the agent opens never fails a chat turn: the
+// history, the breaker and the token counts carry on without it, and the
+// token summary says where its counts come from.
+func TestAgentAnswersWhileRedisIsDown(t *testing.T) {
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cfg := config.Defaults(t.TempDir())
+	cfg.RedisURL = "redis://" + dead + "/0"
+	local := llmtest.NewFake("qwen")
+	local.Default = &llmtest.Reply{Text: "still answering", Usage: llm.Usage{PromptTokens: 3, CompletionTokens: 2}}
+	opened := time.Now()
+	a, err := host.OpenAgent(ctx, cfg, host.AgentOptions{Local: local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if got := adapters(a); got["tokens"] != "redis" || got["history"] != "redis" {
+		t.Fatalf("adapters %v", a.Adapters)
+	}
+	began := time.Now()
+	rep, err := a.Orchestrator.Chat(ctx, orchestrator.Turn{Message: "are you there?"})
+	// go-redis's own retries (4 tries of 5 dials) once held a turn for 7 s.
+	if d := time.Since(began); d > 2*time.Second {
+		t.Errorf("the turn took %v with Redis down (opening took %v)", d, began.Sub(opened))
+	}
+	if err != nil || rep.Outcome != orchestrator.OutcomeAnswered || rep.Answer != "still answering" {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	rep, err = a.Orchestrator.Chat(ctx, orchestrator.Turn{SessionID: rep.SessionID, Message: "and now?"})
+	if err != nil || rep.Answer != "still answering" {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	s, err := a.Tokens.Summary(ctx)
+	if err != nil || s.Source != orchestrator.TokenSourceMemory || !strings.Contains(s.Note, "Redis does not answer") || s.Live.DailyTotal != 10 {
+		t.Fatalf("summary %+v, %v", s, err)
 	}
 }

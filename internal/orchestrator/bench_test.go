@@ -3,6 +3,7 @@ package orchestrator_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -14,12 +15,15 @@ import (
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/chromem"
 	"github.com/talos-ironclad/talos/rag/hashembed"
+	"github.com/talos-ironclad/talos/rag/sqlstore"
+	"github.com/talos-ironclad/talos/sqldb"
 )
 
 // BenchmarkTurn is the loop's own overhead per turn: a zero-latency
 // scripted model that calls one tool, the real firewall (user text, tool
-// result, answer), 10,000 memories in the embedded chromem store, history
-// in memory. It reports the p50 and p99 of the turns.
+// result, answer), 10,000 memories in an embedded store (the relational
+// store the daemon uses by default, SQLite, and chromem), history in
+// memory. It reports the p50 and p99 of the turns.
 func BenchmarkTurn(b *testing.B) {
 	ctx := context.Background()
 	emb, _ := hashembed.New(hashembed.Config{})
@@ -44,6 +48,20 @@ func BenchmarkTurn(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	db, err := sqldb.Open(ctx, filepath.Join(b.TempDir(), "talos.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	sqls, err := sqlstore.Open(ctx, db, sqlstore.Config{Dimension: emb.Dimension()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < n; i += 500 {
+		if err := sqls.Upsert(ctx, recs[i:i+500]); err != nil {
+			b.Fatal(err)
+		}
+	}
 	history, _ := rag.NewMemoryHistory(rag.HistoryConfig{})
 	// Threshold -1: every top-k memory reaches the prompt.
 	ret, err := rag.NewRetriever(rag.RetrieverConfig{Capacity: 100000, Threshold: -1}, store, emb, history, nil)
@@ -56,6 +74,13 @@ func BenchmarkTurn(b *testing.B) {
 	tools := &fakeTools{results: map[string]orchestrator.ToolResult{"weather": {Text: "Lisbon: 24 °C, clear sky, light wind from the north-west."}}}
 	b.Run("memories=10000", func(b *testing.B) {
 		benchTurns(b, local, orchestrator.Deps{Router: router, Firewall: fw, History: history, Memory: ret, Tools: tools})
+	})
+	sqlret, err := rag.NewRetriever(rag.RetrieverConfig{Capacity: 100000, Threshold: -1}, sqls, emb, history, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("memories=10000-sql", func(b *testing.B) {
+		benchTurns(b, local, orchestrator.Deps{Router: router, Firewall: fw, History: history, Memory: sqlret, Tools: tools})
 	})
 	// The loop alone: firewall, history, tool call, leak check, audit.
 	b.Run("memories=none", func(b *testing.B) {

@@ -15,7 +15,9 @@
 //  5. A VRAM lease on the local model around each inference (VRAM,
 //     FromMutex for a vram.Mutex).
 //  6. The router: local first, escalation only through its breaker and
-//     never for a flagged session, local fallback when escalation fails.
+//     never for a flagged session nor once the day's tokens reached the
+//     Budget (Tracker's daily limit: Reply.Notice tells the user), local
+//     fallback when escalation fails.
 //  7. Tool calls, each result scanned by the firewall (Source tool or
 //     skill) before the model sees it, up to MaxSteps model calls.
 //  8. The answer is checked for leaks: the canary or LeakWindow letters in
@@ -24,8 +26,10 @@
 //  9. Write-back: the exchange goes into the session history; the user's
 //     message into long-term memory (trusted only when the firewall found
 //     it clean) and tool results (never trusted).
-//  10. Token accounting (Tokens) and one tier-1 audit record per turn
-//     (AuditEvent) with the turn's shape but never its text.
+//  10. Token accounting (Tokens; Tracker counts per model and UTC day,
+//     in Redis when it has one, in memory while Redis fails) and one
+//     tier-1 audit record per turn (AuditEvent) with the turn's shape but
+//     never its text.
 //
 // Streaming goes through Turn.Stream; cancellation through the context.
 // Sessions are created by the first turn, run one turn at a time, and expire

@@ -132,7 +132,7 @@ type Config struct {
 
 // Deps are what the loop composes. Router and Firewall are required; the
 // rest may be nil (no history, no memory, no VRAM arbitration, no tools, no
-// token tracker).
+// token tracker, no token budget).
 type Deps struct {
 	Router   Router
 	Firewall Firewall
@@ -141,6 +141,9 @@ type Deps struct {
 	VRAM     VRAM
 	Tools    Tools
 	Tokens   Tokens
+	// Budget, when set, can refuse escalation (a daily token limit): the
+	// local answer stands and Reply.Notice says why.
+	Budget Budget
 }
 
 // Orchestrator runs the chat loop: every turn passes every safeguard in
@@ -265,6 +268,9 @@ type Reply struct {
 	// its text.
 	EscalationReason  string `json:"escalation_reason,omitempty"`
 	EscalationFailure string `json:"escalation_failure,omitempty"`
+	// Notice is a plain note for the user beside the answer, for example
+	// that the daily token limit kept the answer local ("" for none).
+	Notice string `json:"notice,omitempty"`
 	// Code is the talos error code of a failed turn ("" when answered).
 	Code  talos.Code `json:"code,omitempty"`
 	Usage llm.Usage  `json:"usage"`

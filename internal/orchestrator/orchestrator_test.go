@@ -50,6 +50,7 @@ type rigOpts struct {
 	noTools  bool
 	local    llm.Model // replaces the fake local model
 	noRemote bool
+	tracker  *orchestrator.Tracker // replaces the fake token counter and is the Budget
 }
 
 func newRig(t *testing.T, ro rigOpts) *rig {
@@ -93,6 +94,9 @@ func newRig(t *testing.T, ro rigOpts) *rig {
 	cfg.Logger = slog.New(tlog.WithCorrelation(slog.NewJSONHandler(r.logs, nil)))
 	cfg.Audit = slog.New(tlog.WithCorrelation(slog.NewJSONHandler(r.audit, nil)))
 	deps := orchestrator.Deps{Router: router, Firewall: r.fw, History: r.history, Memory: r.memory, VRAM: r.vram, Tokens: r.tokens}
+	if ro.tracker != nil {
+		deps.Tokens, deps.Budget = ro.tracker, ro.tracker
+	}
 	if !ro.noTools {
 		r.tools = &fakeTools{results: map[string]orchestrator.ToolResult{}}
 		deps.Tools = r.tools

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -65,6 +66,82 @@ func (r RedisTokens) Day(ctx context.Context, model, day string) (llm.Usage, err
 		}
 	}
 	return u, nil
+}
+
+// tokenScanCount is the COUNT hint of the SCAN that finds the counters.
+const tokenScanCount = 1000
+
+// Days returns the usage per model on each of days (UTC, YYYY-MM-DD) that
+// has counters, found with SCAN (never KEYS). Model names may hold ':'; a
+// key is read from its end (day, then kind).
+func (r RedisTokens) Days(ctx context.Context, days []string) (map[string]map[string]llm.Usage, error) {
+	want := make(map[string]bool, len(days))
+	for _, d := range days {
+		want[d] = true
+	}
+	var keys []string
+	iter := r.RDB.Scan(ctx, 0, "talos:tokens:*", tokenScanCount).Iterator()
+	for iter.Next(ctx) {
+		if _, day, _, ok := parseTokenKey(iter.Val()); ok && want[day] {
+			keys = append(keys, iter.Val())
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]llm.Usage{}
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), tokenScanCount)]
+		keys = keys[len(batch):]
+		vals, err := r.RDB.MGet(ctx, batch...).Result()
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			s, ok := v.(string)
+			if !ok {
+				continue // expired between SCAN and MGET
+			}
+			var n int
+			if _, err := fmt.Sscan(s, &n); err != nil || n < 0 {
+				return nil, fmt.Errorf("token counter %s holds %q, not a count", batch[i], s)
+			}
+			model, day, kind, _ := parseTokenKey(batch[i])
+			if out[day] == nil {
+				out[day] = map[string]llm.Usage{}
+			}
+			u := out[day][model]
+			if kind == "prompt" {
+				u.PromptTokens += n
+			} else {
+				u.CompletionTokens += n
+			}
+			out[day][model] = u
+		}
+	}
+	return out, nil
+}
+
+// parseTokenKey splits talos:tokens:<model>:<day>:<kind>.
+func parseTokenKey(key string) (model, day, kind string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "talos:tokens:")
+	if !ok {
+		return "", "", "", false
+	}
+	i := strings.LastIndexByte(rest, ':')
+	if i < 0 {
+		return "", "", "", false
+	}
+	rest, kind = rest[:i], rest[i+1:]
+	j := strings.LastIndexByte(rest, ':')
+	if j <= 0 || (kind != "prompt" && kind != "completion") {
+		return "", "", "", false
+	}
+	model, day = rest[:j], rest[j+1:]
+	if _, err := time.Parse(time.DateOnly, day); err != nil {
+		return "", "", "", false
+	}
+	return model, day, kind, true
 }
 
 // Tee counts in every Tokens it holds; the first error is returned after

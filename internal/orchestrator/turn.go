@@ -180,6 +180,9 @@ func (t *turnState) run(ctx context.Context, stream func(string) error) {
 			g.next()
 		}
 		req := llm.RouteRequest{Messages: msgs, Tools: tools, Catalog: catalog, NoEscalate: o.flagged(t.s)}
+		if o.d.Budget != nil {
+			req.Gate = o.d.Budget.EscalationRefusal
+		}
 		if g != nil {
 			req.Stream = g.feed
 		}
@@ -202,6 +205,9 @@ func (t *turnState) run(ctx context.Context, stream func(string) error) {
 				t.escalation = c.Error() + " " + t.escalation
 			}
 			t.r.EscalationFailure = t.escalation
+			if errors.Is(res.EscalationError, talos.ErrTokenLimit) {
+				t.r.Notice = UserMessage(res.EscalationError)
+			}
 		}
 		calls := res.Response.Message.ToolCalls
 		if len(calls) == 0 || o.d.Tools == nil {
