@@ -22,7 +22,8 @@ import (
 
 // browser starts a headless Chromium (testenv.Chromium) with a fresh
 // profile that answers every basic-auth challenge with user and pass, as
-// an operator typing them into the login prompt. It returns the tab's
+// an operator typing them into the login prompt (an empty user cancels
+// the prompt). It returns the tab's
 // context and the number of challenges answered so far.
 func browser(t *testing.T, user, pass string) (context.Context, func() int) {
 	t.Helper()
@@ -68,8 +69,13 @@ func browser(t *testing.T, user, pass string) (context.Context, func() int) {
 			case *fetch.EventAuthRequired:
 				n := <-challenges
 				challenges <- n + 1
-				_, _ = chromedp.Call(ctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: e.RequestID,
-					AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: user, Password: pass}})
+				resp := &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: user, Password: pass}
+				if user == "" {
+					// An operator who does not know the credentials
+					// cancels the login prompt.
+					resp = &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseCancelAuth}
+				}
+				_, _ = chromedp.Call(ctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: e.RequestID, AuthChallengeResponse: resp})
 			case *fetch.EventRequestPaused:
 				_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID})
 			}
