@@ -53,8 +53,9 @@ check them against their token budget (over budget: the boot stops), check
 every configured service (Redis, ChromaDB, PostgreSQL, Docker, Ollama)
 or fall back to its embedded default, detect a GPU (NVML, else nvidia-smi;
 none is fine: CPU mode), serve /health, /ready and /metrics on loopback, and
-write the ready marker <TALOS_HOME>/.ready. The dashboard (overview, chat,
-skills; BASIC_AUTH_USER and BASIC_AUTH_PASS) is served on
+write the ready marker <TALOS_HOME>/.ready. The dashboard (overview, live
+metrics, chat, logs, security with the unlock and the kill switch, memory,
+tokens, dream reports, skills; BASIC_AUTH_USER and BASIC_AUTH_PASS) is served on
 WEB_BIND_ADDRESS:WEB_PORT, default 127.0.0.1:8080; an address other than
 loopback is refused. With a GPU and TALOS_OLLAMA_URL
 set it arbitrates GPU memory between local models with the VRAM mutex

@@ -103,7 +103,7 @@ func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 // screenshot keeps a screenshot of the page as a test artifact.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png := run(t, ctx, "screenshot "+name, chromedp.FullScreenshot(90))
+	png := run(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(filepath.Join(t.ArtifactDir(), name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
