@@ -241,7 +241,11 @@ func TestCSRFRequired(t *testing.T) {
 	bodies := map[string]string{PanicPath: `{"reason":"test stop","confirm":"STOP"}`, UnlockPath: `{"code":"123456"}`,
 		MemoryPrunePath: `{}`, MemoryRestorePath: `{"run":""}`, ChatPath: `{"message":"hi"}`}
 	for p, body := range bodies {
-		for _, bad := range []string{"", "0" + token[1:], token + "x"} {
+		flipped := "0" + token[1:]
+		if token[0] == '0' {
+			flipped = "1" + token[1:]
+		}
+		for _, bad := range []string{"", flipped, token + "x", strings.ToUpper(token)} {
 			if code, _ := post(t, srv.URL+p, bad, body); code != http.StatusForbidden {
 				t.Errorf("POST %s with token %q: %d, want 403", p, bad, code)
 			}
