@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/talos-ironclad/talos"
@@ -124,6 +125,10 @@ type Dashboard struct {
 	wantUser, wantPass [32]byte
 	csrf               string
 	handler            http.Handler
+	// stop closes when Serve's context ends: the log streams and the
+	// WebSockets end with it instead of holding the shutdown up.
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // pages maps each page's path to its embedded HTML file.
@@ -169,7 +174,7 @@ func New(cfg Config, deps Deps) (*Dashboard, error) {
 	if err != nil {
 		return nil, talos.E(talos.CodeConfigInvalid, op, "no randomness for the CSRF token", err)
 	}
-	d := &Dashboard{cfg: cfg, deps: deps, log: log, csrf: token,
+	d := &Dashboard{cfg: cfg, deps: deps, log: log, csrf: token, stop: make(chan struct{}),
 		wantUser: sha256.Sum256([]byte(cfg.User)), wantPass: sha256.Sum256([]byte(cfg.Pass))}
 	mux := http.NewServeMux()
 	for p, file := range pages() {

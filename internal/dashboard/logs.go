@@ -161,6 +161,7 @@ func (d *Dashboard) serveLogs(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush() // the page knows it is connected before the first line
 	send := func(name string, v any) bool {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -197,6 +198,8 @@ func (d *Dashboard) serveLogs(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-r.Context().Done():
+			return
+		case <-d.stop:
 			return
 		}
 	}

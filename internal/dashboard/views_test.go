@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -571,5 +572,64 @@ func TestVendoredChartJS(t *testing.T) {
 	lic, err := staticFiles.ReadFile("static/vendor/chartjs/LICENSE.md")
 	if err != nil || !strings.Contains(string(lic), "MIT") {
 		t.Errorf("licence: %v", err)
+	}
+}
+
+// A page following the live logs and an open chat WebSocket do not hold
+// the shutdown up: when Serve's context ends both end, and Serve's
+// graceful shutdown finds no request left (it returns nil, not a
+// deadline error).
+func TestServeEndsStreams(t *testing.T) {
+	deps, _, _, _ := viewDeps(t)
+	deps.Turns = chatterFunc(func(ctx context.Context, turn orchestrator.Turn) (*orchestrator.Reply, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	d, err := New(Config{User: testUser, Pass: testPass}, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx, ln) }()
+
+	req, _ := http.NewRequest(http.MethodGet, base+LogsStreamPath, nil)
+	req.SetBasicAuth(testUser, testPass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	h := authHeader(testUser, testPass)
+	h.Set("Origin", base)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+WSChatPath, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteJSON(WSMessage{Type: WSChat, Message: "wait forever"}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Errorf("log stream: %v", err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatal("the WebSocket stayed open after the dashboard stopped")
+			}
+			break
+		}
 	}
 }

@@ -156,6 +156,14 @@ func (d *Dashboard) serveWSChat(w http.ResponseWriter, r *http.Request) {
 	conn.SetReadLimit(MaxWSMessageBytes)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	// The dashboard stopping ends the socket (and so its turn).
+	go func() {
+		select {
+		case <-d.stop:
+			_ = conn.Close()
+		case <-ctx.Done():
+		}
+	}()
 
 	var wmu sync.Mutex
 	send := func(ev WSEvent) error {
