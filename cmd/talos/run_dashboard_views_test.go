@@ -53,7 +53,7 @@ func checkDaemonViews(t *testing.T, do func(method, path, body, pw string, hdr m
 	}
 	var sv dashboard.SecurityView
 	getJSON(dashboard.SecurityPath, &sv)
-	if sv.Lockdown.Error != "" || sv.Lockdown.Locked || sv.DecisionsError != "" || sv.MCPError != "" || sv.PromotionsError != "" || sv.StrikesError != "" {
+	if sv.Lockdown.Error != "" || sv.Lockdown.Locked || sv.DecisionsError != "" || sv.ProxyDenialsError != "" || sv.MCPError != "" || sv.PromotionsError != "" || sv.StrikesError != "" {
 		t.Errorf("security %+v", sv)
 	}
 	var tv dashboard.TokensView

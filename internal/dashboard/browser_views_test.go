@@ -106,7 +106,7 @@ func TestBrowserViews(t *testing.T) {
 		t.Errorf("decision rules %q", got)
 	}
 	for sel, want := range map[string]string{"#mcp tbody td": "files" + xss, "#promotions tbody td": "skill" + xss + "@1.0.0 #abababababab",
-		"#strikes tbody td:nth-child(3)": "2", "#proxy-error": proxyNotWired} {
+		"#strikes tbody td:nth-child(3)": "2", "#proxy tbody td:nth-child(3)": "GET /v1.47/secrets", "#proxy-error": ""} {
 		if got := text(t, ctx, sel); got != want {
 			t.Errorf("%s: %q, want %q", sel, got, want)
 		}

@@ -21,8 +21,8 @@
 // static/vendor with its licence); the chat (the chat API at ChatPath,
 // streamed with server-sent events, with abort, and WSChatPath); live logs
 // (a LogFeed on the daemon's logger, streamed at LogsStreamPath); security
-// (the lockdown and its unlock, firewall decisions from a LogFeed on the
-// audit logger, MCP definitions and skills awaiting approval, strikes, and
+// (the lockdown and its unlock, firewall decisions and socket-proxy
+// denials from a LogFeed on the audit logger, MCP definitions and skills awaiting approval, strikes, and
 // the kill switch behind a typed confirmation); memory (stats, search,
 // prune, restore); tokens per model and day; dream reports; and the skills
 // in quarantine. A view whose source is not wired says so.

@@ -35,11 +35,20 @@ const (
 // the kill switch).
 const maxActionBody = 4 << 10
 
-// Not-available texts of the security view's sections that have no source
-// in the daemon.
-const (
-	proxyNotWired = "not available: the socket proxy runs beside each skill container and does not report its denials to the daemon yet"
-)
+// ProxyDenyEvent is the audit event of a request the Docker socket proxy
+// refused (the skills sandbox's proxy writes it to the daemon's audit log).
+const ProxyDenyEvent = "sockproxy.deny"
+
+// ProxyDenial is one request the Docker socket proxy refused.
+type ProxyDenial struct {
+	Time    time.Time `json:"time"`
+	Profile string    `json:"profile"`
+	Method  string    `json:"method,omitempty"`
+	Path    string    `json:"path,omitempty"`
+	Status  string    `json:"status,omitempty"`
+	Code    string    `json:"code,omitempty"`
+	Reason  string    `json:"reason"`
+}
 
 // TokenRow is the token count of one model on one UTC day.
 type TokenRow struct {
@@ -106,12 +115,13 @@ type LockdownView struct {
 // SecurityView is the JSON of SecurityPath. Each list has, in its
 // ...Error field, why it is missing.
 type SecurityView struct {
-	Lockdown          LockdownView `json:"lockdown"`
-	Decisions         []Decision   `json:"decisions"`
-	DecisionsError    string       `json:"decisions_error,omitempty"`
-	ProxyDenialsError string       `json:"proxy_denials_error"`
-	MCP               []MCPPending `json:"mcp"`
-	MCPError          string       `json:"mcp_error,omitempty"`
+	Lockdown          LockdownView  `json:"lockdown"`
+	Decisions         []Decision    `json:"decisions"`
+	DecisionsError    string        `json:"decisions_error,omitempty"`
+	ProxyDenials      []ProxyDenial `json:"proxy_denials"`
+	ProxyDenialsError string        `json:"proxy_denials_error,omitempty"`
+	MCP               []MCPPending  `json:"mcp"`
+	MCPError          string        `json:"mcp_error,omitempty"`
 	// Promotions are the skills whose promotion waits for approval.
 	Promotions      []SkillView `json:"promotions"`
 	PromotionsError string      `json:"promotions_error,omitempty"`
@@ -208,8 +218,7 @@ func (d *Dashboard) serveDreams(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) serveSecurity(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := d.dataContext(r)
 	defer cancel()
-	v := SecurityView{Decisions: []Decision{}, MCP: []MCPPending{}, Promotions: []SkillView{}, Strikes: []SkillView{},
-		ProxyDenialsError: proxyNotWired}
+	v := SecurityView{Decisions: []Decision{}, ProxyDenials: []ProxyDenial{}, MCP: []MCPPending{}, Promotions: []SkillView{}, Strikes: []SkillView{}}
 	if d.deps.Lockdown == nil {
 		v.Lockdown.Error = notWired
 	} else if st, err := d.deps.Lockdown(ctx); err != nil {
@@ -219,9 +228,9 @@ func (d *Dashboard) serveSecurity(w http.ResponseWriter, r *http.Request) {
 			CodeExpires: st.CodeExpires, FailedAttempts: st.FailedAttempts}
 	}
 	if d.deps.Audit == nil {
-		v.DecisionsError = notWired
+		v.DecisionsError, v.ProxyDenialsError = notWired, notWired
 	} else {
-		v.Decisions = decisions(d.deps.Audit)
+		v.Decisions, v.ProxyDenials = auditViews(d.deps.Audit)
 	}
 	if d.deps.MCPPending == nil {
 		v.MCPError = notWired
@@ -261,13 +270,22 @@ func (d *Dashboard) serveSecurity(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// decisions are the audit lines that carry a firewall verdict other than a
-// plain allow, newest first.
-func decisions(f *LogFeed) []Decision {
+// auditViews picks, newest first, the audit lines that carry a firewall
+// verdict other than a plain allow, and the socket proxy's denials.
+func auditViews(f *LogFeed) ([]Decision, []ProxyDenial) {
 	lines, _ := f.After(0)
-	out := []Decision{}
+	decs, denials := []Decision{}, []ProxyDenial{}
 	for i := len(lines) - 1; i >= 0; i-- {
 		l := lines[i]
+		if l.fields["event"] == ProxyDenyEvent {
+			path := l.fields["path"]
+			if path == "" {
+				path = l.fields["request_line"]
+			}
+			denials = append(denials, ProxyDenial{Time: l.Time, Profile: l.fields["profile"], Method: l.fields["method"], Path: path,
+				Status: l.fields["status"], Code: l.fields["code"], Reason: l.fields["reason"]})
+			continue
+		}
 		rules := l.fields["rules"]
 		action := l.fields["firewall"]
 		if action == "" {
@@ -276,10 +294,10 @@ func decisions(f *LogFeed) []Decision {
 		if (rules == "" || rules == "none") && (action == "" || action == "allow") {
 			continue
 		}
-		out = append(out, Decision{Time: l.Time, Event: l.Msg, Action: action, Rules: rules,
+		decs = append(decs, Decision{Time: l.Time, Event: l.Msg, Action: action, Rules: rules,
 			Source: l.fields["source"], Session: l.fields["session"]})
 	}
-	return out
+	return decs, denials
 }
 
 // readAction decodes an action's JSON body into v, refusing unknown fields

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,6 +26,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/quarantine"
+	"github.com/talos-ironclad/talos/sockproxy"
 )
 
 // chatterFunc runs turns with a function (the orchestrator in the daemon).
@@ -54,6 +57,35 @@ func (m *fakeMemory) Restore(_ context.Context, run string) (string, error) {
 	return "restored 0 memories of run " + run, nil
 }
 
+// proxyDenial sends a request the Docker socket proxy (the skills
+// sandbox's) refuses, with audit as its audit log: a real denial line.
+func proxyDenial(t *testing.T, audit *slog.Logger) {
+	t.Helper()
+	p, err := sockproxy.New(sockproxy.Config{Upstream: "unix://" + filepath.Join(t.TempDir(), "no-docker.sock"), Audit: audit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sockproxy.Serve(ctx, ln, sockproxy.NewServer(p)) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/v1.47/secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("the socket proxy answered %d to a secrets request, want 403", resp.StatusCode)
+	}
+}
+
 // viewDeps adds the views' sources to fakeDeps; the returned counters say
 // how often the kill switch and the unlock were used.
 func viewDeps(t *testing.T) (Deps, *atomic.Int32, *atomic.Int32, *LogFeed) {
@@ -71,6 +103,7 @@ func viewDeps(t *testing.T) (Deps, *atomic.Int32, *atomic.Int32, *LogFeed) {
 	al := slog.New(audit)
 	tlog.Audit(context.Background(), al, "turn", slog.String("session", "s-1"), slog.String("firewall", "block"), slog.String("rules", "INJ-001"+xss))
 	tlog.Audit(context.Background(), al, "turn", slog.String("session", "s-2"), slog.String("firewall", "allow"), slog.String("rules", "none"))
+	proxyDenial(t, al)
 	deps.Audit = audit
 	deps.Lockdown = func(context.Context) (firewall.LockdownState, error) {
 		return firewall.LockdownState{Active: true, TriggeredAt: time.Unix(1_800_000_000, 0), TriggeredBy: "firewall", Reason: "injection " + xss}, nil
@@ -171,8 +204,12 @@ func TestViewsJSON(t *testing.T) {
 	if len(sv.Strikes) != 1 || *sv.Strikes[0].Strikes != 2 {
 		t.Errorf("strikes: %+v", sv.Strikes)
 	}
-	if len(sv.MCP) != 1 || sv.ProxyDenialsError != proxyNotWired {
-		t.Errorf("mcp %+v, proxy %q", sv.MCP, sv.ProxyDenialsError)
+	if len(sv.MCP) != 1 {
+		t.Errorf("mcp %+v", sv.MCP)
+	}
+	if len(sv.ProxyDenials) != 1 || sv.ProxyDenialsError != "" || !strings.Contains(sv.ProxyDenials[0].Path, "/secrets") ||
+		sv.ProxyDenials[0].Status != "403" || sv.ProxyDenials[0].Reason == "" || sv.ProxyDenials[0].Profile == "" {
+		t.Errorf("proxy denials %+v (%q)", sv.ProxyDenials, sv.ProxyDenialsError)
 	}
 	var tv TokensView
 	getJSON(t, srv.URL+TokensPath, &tv)
@@ -216,7 +253,7 @@ func TestViewsNotWired(t *testing.T) {
 	var mem MemoryView
 	getJSON(t, srv.URL+MemoryPath, &mem)
 	for name, got := range map[string]string{"metrics": mv.MetricsError, "health": mv.Health.Error, "lockdown": sv.Lockdown.Error,
-		"decisions": sv.DecisionsError, "mcp": sv.MCPError, "promotions": sv.PromotionsError, "tokens": tv.Error, "dreams": dv.Error, "memory": mem.Error} {
+		"decisions": sv.DecisionsError, "proxy": sv.ProxyDenialsError, "mcp": sv.MCPError, "promotions": sv.PromotionsError, "tokens": tv.Error, "dreams": dv.Error, "memory": mem.Error} {
 		if got != notWired {
 			t.Errorf("%s: %q, want %q", name, got, notWired)
 		}

@@ -30,6 +30,7 @@
     T.setText("decisions-error", v.decisions_error || "");
     fill("decisions", (v.decisions || []).map(function (d) { return [T.fmtTime(d.time), d.event, d.action, d.rules, d.source || "", d.session || ""]; }));
     T.setText("proxy-error", v.proxy_denials_error || "");
+    fill("proxy", (v.proxy_denials || []).map(function (p) { return [T.fmtTime(p.time), p.profile, (p.method ? p.method + " " : "") + p.path, p.status || "", (p.code ? p.code + ": " : "") + p.reason]; }));
     T.setText("mcp-error", v.mcp_error || "");
     fill("mcp", (v.mcp || []).map(function (m) { return [m.server, m.reason, m.changes]; }));
     T.setText("promotions-error", v.promotions_error || "");
