@@ -15,6 +15,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/dashboard"
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/host"
+	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/strikes"
 )
@@ -28,15 +29,38 @@ type daemonDashboard struct {
 	addr   string
 	dash   *dashboard.Dashboard
 	skills *host.Skills // set before serve; nil when the skills store could not be opened
+
+	logs, audit *dashboard.LogFeed
+	ceiling     int                     // CHROMA_MAX_VECTORS, the memory's ceiling
+	panic       func(by, reason string) // the panic shutdown; set before serve
+}
+
+// dashboardFeeds are the feeds of the dashboard's live logs (the daemon's
+// log lines) and of its security view (the audit lines).
+type dashboardFeeds struct{ logs, audit *dashboard.LogFeed }
+
+func newDashboardFeeds() dashboardFeeds {
+	return dashboardFeeds{logs: dashboard.NewLogFeed(0), audit: dashboard.NewLogFeed(0)}
+}
+
+// tapLog returns log also writing to the live logs' feed.
+func (f dashboardFeeds) tapLog(log *slog.Logger) *slog.Logger {
+	return slog.New(tlog.Fanout(log.Handler(), f.logs))
+}
+
+// tapAudit returns audit also writing to the security view's feed; the
+// audit tier and its hash chain are unchanged.
+func (f dashboardFeeds) tapAudit(audit *slog.Logger) *slog.Logger {
+	return slog.New(tlog.Fanout(audit.Handler(), f.audit))
 }
 
 // newDaemonDashboard builds the dashboard; d is read only once requests
 // arrive (after the boot), so it may still be nil here.
-func newDaemonDashboard(cfg *config.Config, log *slog.Logger, d **daemon.Daemon, agent *daemonAgent, maint *host.Maintenance) (*daemonDashboard, error) {
+func newDaemonDashboard(cfg *config.Config, log *slog.Logger, d **daemon.Daemon, agent *daemonAgent, maint *host.Maintenance, feeds dashboardFeeds) (*daemonDashboard, error) {
 	if err := dashboard.CheckLoopback(cfg.DashboardAddr()); err != nil {
 		return nil, err
 	}
-	dd := &daemonDashboard{addr: cfg.DashboardAddr()}
+	dd := &daemonDashboard{addr: cfg.DashboardAddr(), logs: feeds.logs, audit: feeds.audit, ceiling: cfg.ChromaMaxVectors}
 	deps := dashboard.Deps{
 		Health: func(ctx context.Context) (health.Report, error) {
 			if *d == nil {
@@ -71,6 +95,7 @@ func newDaemonDashboard(cfg *config.Config, log *slog.Logger, d **daemon.Daemon,
 		},
 		Chat: agent.Handlers()[chatapi.Path],
 	}
+	dd.viewDeps(&deps, d, agent, maint)
 	dash, err := dashboard.New(dashboard.Config{User: cfg.BasicAuthUser, Pass: cfg.BasicAuthPass.Value(), Logger: log}, deps)
 	if err != nil {
 		return nil, err

@@ -53,8 +53,9 @@ check them against their token budget (over budget: the boot stops), check
 every configured service (Redis, ChromaDB, PostgreSQL, Docker, Ollama)
 or fall back to its embedded default, detect a GPU (NVML, else nvidia-smi;
 none is fine: CPU mode), serve /health, /ready and /metrics on loopback, and
-write the ready marker <TALOS_HOME>/.ready. The dashboard (overview, chat,
-skills; BASIC_AUTH_USER and BASIC_AUTH_PASS) is served on
+write the ready marker <TALOS_HOME>/.ready. The dashboard (overview, live
+metrics, chat, logs, security with the unlock and the kill switch, memory,
+tokens, dream reports, skills; BASIC_AUTH_USER and BASIC_AUTH_PASS) is served on
 WEB_BIND_ADDRESS:WEB_PORT, default 127.0.0.1:8080; an address other than
 loopback is refused. With a GPU and TALOS_OLLAMA_URL
 set it arbitrates GPU memory between local models with the VRAM mutex
@@ -84,9 +85,13 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			// The GPU is always wired: on a CPU-only machine the gpu check
 			// says so (ok); with a GPU and TALOS_OLLAMA_URL the daemon runs
 			// the VRAM mutex that `talos gpu status` reads.
+			// The dashboard's live logs and security view follow the log and
+			// audit lines as they are written.
+			feeds := newDashboardFeeds()
+			log = feeds.tapLog(log)
 			var audit *slog.Logger
 			if tiers != nil {
-				audit = tiers.Audit
+				audit = feeds.tapAudit(tiers.Audit)
 			}
 			// The nightly maintenance cycle: its phases' health report asks
 			// this daemon, its alerts go to the audit log.
@@ -104,7 +109,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			agent := &daemonAgent{cfg: cfg, log: log, audit: audit, vramOf: func() *vram.Mutex { return d.VRAM() },
 				diskFull: func() bool { return disk.Level() == host.DiskEmergency }}
 			defer agent.Close()
-			dash, err := newDaemonDashboard(cfg, log, &d, agent, maint)
+			dash, err := newDaemonDashboard(cfg, log, &d, agent, maint, feeds)
 			if err != nil {
 				return withExit(exitRunConfigFailed, err)
 			}
@@ -129,16 +134,18 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			// context exists, below).
 			var panicMu sync.Mutex
 			var requestShutdown func(error)
-			panicAPI, err := chatapi.NewPanicHandler(chatapi.Config{User: cfg.BasicAuthUser, Pass: cfg.BasicAuthPass.Value(), Logger: log,
-				RateLimit: cfg.APIRateLimitMax, RateWindow: cfg.APIRateLimitWindow}, func(reason string) {
-				tlog.Audit(context.Background(), audit, "panic", slog.String("initiated_by", "operator:api"), slog.String("reason", reason))
+			panicNow := func(by, reason string) {
+				tlog.Audit(context.Background(), audit, "panic", slog.String("initiated_by", by), slog.String("reason", reason))
 				panicMu.Lock()
 				f := requestShutdown
 				panicMu.Unlock()
 				if f != nil {
-					f(fmt.Errorf("panic requested by operator:api: %s", reason))
+					f(fmt.Errorf("panic requested by %s: %s", by, reason))
 				}
-			})
+			}
+			dash.panic = panicNow // the dashboard's kill switch
+			panicAPI, err := chatapi.NewPanicHandler(chatapi.Config{User: cfg.BasicAuthUser, Pass: cfg.BasicAuthPass.Value(), Logger: log,
+				RateLimit: cfg.APIRateLimitMax, RateWindow: cfg.APIRateLimitWindow}, func(reason string) { panicNow("operator:api", reason) })
 			if err != nil {
 				return withExit(exitRunBootFailed, err)
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/dashboard"
+	"github.com/talos-ironclad/talos/internal/genesis"
 )
 
 // `talos run` serves the dashboard on WEB_BIND_ADDRESS:WEB_PORT behind the
@@ -110,7 +111,7 @@ func TestRunServesTheDashboard(t *testing.T) {
 	_, body = do("GET", dashboard.SkillsPath, "", pass, nil)
 	var sv dashboard.SkillsView
 	// The genesis skills are admitted at boot; the added one is beside them.
-	if err := json.Unmarshal([]byte(body), &sv); err != nil || sv.Error != "" || len(sv.Records) != 4 {
+	if err := json.Unmarshal([]byte(body), &sv); err != nil || sv.Error != "" || len(sv.Records) != len(genesis.ReservedIDs())+1 {
 		t.Fatalf("skills %v %s", err, body)
 	}
 	var user []dashboard.SkillView
@@ -126,7 +127,12 @@ func TestRunServesTheDashboard(t *testing.T) {
 		t.Errorf("skill record %+v", r)
 	}
 
-	chat := map[string]string{"Content-Type": "application/json", "Accept": "text/event-stream"}
+	_, body = do("GET", dashboard.SessionPath, "", pass, nil)
+	var sess dashboard.Session
+	if err := json.Unmarshal([]byte(body), &sess); err != nil || sess.CSRF == "" {
+		t.Fatalf("session %v %s", err, body)
+	}
+	chat := map[string]string{"Content-Type": "application/json", "Accept": "text/event-stream", dashboard.CSRFHeader: sess.CSRF}
 	chat["Origin"] = "http://evil.example"
 	if resp, body := do("POST", dashboard.ChatPath, `{"message":"hi"}`, pass, chat); resp.StatusCode != 403 {
 		t.Fatalf("cross-origin chat: %d %s", resp.StatusCode, body)
@@ -140,13 +146,30 @@ func TestRunServesTheDashboard(t *testing.T) {
 		t.Fatalf("chat: %d %v %s", resp.StatusCode, err, body)
 	}
 
-	cancel()
-	r := <-done
+	checkDaemonViews(t, do, pass, web, sess.CSRF)
+
+	// The kill switch stops the daemon through the panic path.
+	if resp, body := do("POST", dashboard.PanicPath, `{"reason":"dashboard test","confirm":"STOP"}`, pass,
+		map[string]string{"Content-Type": "application/json", dashboard.CSRFHeader: sess.CSRF, "Origin": "http://" + web}); resp.StatusCode != 202 {
+		t.Fatalf("kill switch: %d %s", resp.StatusCode, body)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the daemon did not stop after the kill switch")
+	}
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
 	if want := "dashboard: http://" + web + "/"; !strings.Contains(r.out, want) {
 		t.Errorf("output does not say %q:\n%s", want, r.out)
+	}
+	if want := "panic requested by operator:dashboard: dashboard test"; !strings.Contains(r.out, want) {
+		t.Errorf("output does not say %q:\n%s", want, r.out)
+	}
+	if !auditSays(t, home, `"initiated_by":"operator:dashboard"`) {
+		t.Errorf("no panic audit line from the dashboard in tier 1")
 	}
 }
 

@@ -91,14 +91,7 @@ func (d *Dashboard) dataContext(r *http.Request) (context.Context, context.Cance
 func (d *Dashboard) serveOverview(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := d.dataContext(r)
 	defer cancel()
-	var ov Overview
-	if d.deps.Health == nil {
-		ov.Health.Error = notWired
-	} else if rep, err := d.deps.Health(ctx); err != nil {
-		ov.Health.Error = d.errText(err)
-	} else {
-		ov.Health = HealthView{Status: string(rep.Status), Version: rep.Version, UptimeS: rep.UptimeS, Checks: checks(rep)}
-	}
+	ov := Overview{Health: d.healthView(ctx)}
 	if d.deps.Adapters == nil {
 		ov.Adapters.Error = notWired
 	} else if list, err := d.deps.Adapters(ctx); err != nil {
@@ -120,6 +113,18 @@ func (d *Dashboard) serveOverview(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, ov)
+}
+
+// healthView is the daemon's health report, or why there is none.
+func (d *Dashboard) healthView(ctx context.Context) HealthView {
+	if d.deps.Health == nil {
+		return HealthView{Error: notWired}
+	}
+	rep, err := d.deps.Health(ctx)
+	if err != nil {
+		return HealthView{Error: d.errText(err)}
+	}
+	return HealthView{Status: string(rep.Status), Version: rep.Version, UptimeS: rep.UptimeS, Checks: checks(rep)}
 }
 
 // checks lists rep's checks by name.

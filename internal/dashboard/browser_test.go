@@ -6,119 +6,40 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
 	"github.com/talos-ironclad/talos/internal/chatapi"
-	"github.com/talos-ironclad/talos/internal/testenv"
+	"github.com/talos-ironclad/talos/internal/dashboard/dashboardtest"
 )
 
-// browser starts a headless Chromium (testenv.Chromium) with a fresh
-// profile that answers every basic-auth challenge with user and pass, as
-// an operator typing them into the login prompt. It returns the tab's
-// context and the number of challenges answered so far.
+// browser, run, screenshot, checkNoInjection and jsString are the shared
+// Chromium harness (dashboardtest) under the names these tests use.
 func browser(t *testing.T, user, pass string) (context.Context, func() int) {
 	t.Helper()
-	exe := testenv.Chromium(t)
-	opts := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
-	opts = append(opts,
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-
-	events := make(chan any, 256)
-	if err := chromedp.Listen(ctx, func(ev any) {
-		switch ev.(type) {
-		case *fetch.EventAuthRequired, *fetch.EventRequestPaused:
-			events <- ev
-		}
-	}); err != nil {
-		t.Fatalf("starting Chromium %s: %v", exe, err)
-	}
-	challenges := make(chan int, 1)
-	challenges <- 0
-	go func() {
-		for {
-			var ev any
-			select {
-			case ev = <-events:
-			case <-ctx.Done():
-				return
-			}
-			switch e := ev.(type) {
-			case *fetch.EventAuthRequired:
-				n := <-challenges
-				challenges <- n + 1
-				_, _ = chromedp.Call(ctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: e.RequestID,
-					AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: user, Password: pass}})
-			case *fetch.EventRequestPaused:
-				_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID})
-			}
-		}
-	}()
-	handle := true
-	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle}); err != nil {
-		t.Fatalf("enabling request interception: %v", err)
-	}
-	return ctx, func() int { n := <-challenges; challenges <- n; return n }
+	return dashboardtest.Browser(t, user, pass)
 }
 
-// run runs the action with a deadline and fails the test on error.
 func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(c, a)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return v
+	return dashboardtest.Run(t, ctx, what, a)
 }
 
-// screenshot keeps a screenshot of the page as a test artifact.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png := run(t, ctx, "screenshot "+name, chromedp.FullScreenshot(90))
-	if err := os.WriteFile(filepath.Join(t.ArtifactDir(), name+".png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// injected counts elements that data could have injected into the page,
-// and whether any injected script ran.
-const injected = `({els: document.querySelectorAll("main script, main img, main iframe, main [onerror]").length, pwned: window.pwned === undefined ? 0 : window.pwned})`
-
-type injection struct {
-	Els   int `json:"els"`
-	Pwned int `json:"pwned"`
+	dashboardtest.Screenshot(t, ctx, name)
 }
 
 func checkNoInjection(t *testing.T, ctx context.Context, page string) {
 	t.Helper()
-	got := run(t, ctx, "injection check on "+page, chromedp.Evaluate[injection](injected))
-	if got.Els != 0 || got.Pwned != 0 {
-		t.Errorf("%s: data was rendered as HTML: %d injected elements, pwned=%d", page, got.Els, got.Pwned)
-	}
+	dashboardtest.CheckNoInjection(t, ctx, page)
 }
+
+func jsString(s string) string { return dashboardtest.JSString(s) }
 
 // In a real Chromium: the operator logs in through the basic-auth
 // challenge, the overview and the skills page render data carrying
@@ -213,12 +134,6 @@ func TestBrowserRendersDataAsText(t *testing.T) {
 	}
 	checkNoInjection(t, ctx, "chat")
 	screenshot(t, ctx, "chat")
-}
-
-// jsString quotes s as a JavaScript string literal.
-func jsString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
 
 // In a real Chromium, logged in to the dashboard: a page from another

@@ -10,9 +10,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/firewall"
+	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/quarantine"
 )
@@ -70,6 +73,33 @@ type Deps struct {
 	// Chat is the chat API handler (chatapi.New) served at ChatPath; nil
 	// answers 503 there.
 	Chat http.Handler
+	// Turns runs the chat turns of the WebSocket at WSChatPath (the
+	// orchestrator); nil answers 503 there.
+	Turns chatapi.Chatter
+	// Metrics returns the daemon's metric samples (GatherMetrics over the
+	// registry /metrics serves).
+	Metrics func(ctx context.Context) ([]Metric, error)
+	// Logs is the feed of the daemon's log lines (tiers 2 and 3).
+	Logs *LogFeed
+	// Audit is the feed of the audit log's lines (tier 1): the security
+	// view lists the firewall decisions in it.
+	Audit *LogFeed
+	// Lockdown returns the firewall's lockdown state.
+	Lockdown func(ctx context.Context) (firewall.LockdownState, error)
+	// Unlock enters an unlock code into the lockdown.
+	Unlock func(ctx context.Context, code string) (firewall.UnlockResult, error)
+	// MCPPending returns the MCP servers whose changed tool definitions
+	// wait for approval.
+	MCPPending func(ctx context.Context) ([]MCPPending, error)
+	// Tokens returns the token counts per model and day.
+	Tokens func(ctx context.Context) ([]TokenRow, error)
+	// Dreams returns the latest dream cycle reports, newest first.
+	Dreams func(ctx context.Context) ([]DreamView, error)
+	// Memory is the long-term memory (stats, search, prune, restore).
+	Memory Memory
+	// Panic is the kill switch: it starts the daemon's panic shutdown
+	// with the operator's reason.
+	Panic func(ctx context.Context, reason string) error
 }
 
 // Config configures the dashboard.
@@ -93,15 +123,26 @@ type Dashboard struct {
 	deps               Deps
 	log                *slog.Logger
 	wantUser, wantPass [32]byte
+	csrf               string
 	handler            http.Handler
+	// stop closes when Serve's context ends: the log streams and the
+	// WebSockets end with it instead of holding the shutdown up.
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // pages maps each page's path to its embedded HTML file.
 func pages() map[string]string {
 	return map[string]string{
-		"/":       "static/index.html",
-		"/chat":   "static/chat.html",
-		"/skills": "static/skills.html",
+		"/":         "static/index.html",
+		"/chat":     "static/chat.html",
+		"/skills":   "static/skills.html",
+		"/live":     "static/live.html",
+		"/logs":     "static/logs.html",
+		"/security": "static/security.html",
+		"/memory":   "static/memory.html",
+		"/tokens":   "static/tokens.html",
+		"/dreams":   "static/dreams.html",
 	}
 }
 
@@ -129,7 +170,11 @@ func New(cfg Config, deps Deps) (*Dashboard, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{cfg: cfg, deps: deps, log: log,
+	token, err := newCSRFToken()
+	if err != nil {
+		return nil, talos.E(talos.CodeConfigInvalid, op, "no randomness for the CSRF token", err)
+	}
+	d := &Dashboard{cfg: cfg, deps: deps, log: log, csrf: token, stop: make(chan struct{}),
 		wantUser: sha256.Sum256([]byte(cfg.User)), wantPass: sha256.Sum256([]byte(cfg.Pass))}
 	mux := http.NewServeMux()
 	for p, file := range pages() {
@@ -147,13 +192,26 @@ func New(cfg Config, deps Deps) (*Dashboard, error) {
 	mux.HandleFunc("GET "+OverviewPath, d.serveOverview)
 	mux.HandleFunc("GET "+SkillsPath, d.serveSkills)
 	mux.HandleFunc("POST "+ChatPath, d.serveChat)
+	mux.HandleFunc("GET "+SessionPath, d.serveSession)
+	mux.HandleFunc("GET "+MetricsPath, d.serveMetrics)
+	mux.HandleFunc("GET "+LogsStreamPath, d.serveLogs)
+	mux.HandleFunc("GET "+SecurityPath, d.serveSecurity)
+	mux.HandleFunc("POST "+UnlockPath, d.serveUnlock)
+	mux.HandleFunc("GET "+TokensPath, d.serveTokens)
+	mux.HandleFunc("GET "+DreamsPath, d.serveDreams)
+	mux.HandleFunc("GET "+MemoryPath, d.serveMemory)
+	mux.HandleFunc("GET "+MemorySearchPath, d.serveMemorySearch)
+	mux.HandleFunc("POST "+MemoryPrunePath, d.serveMemoryPrune)
+	mux.HandleFunc("POST "+MemoryRestorePath, d.serveMemoryRestore)
+	mux.HandleFunc("POST "+PanicPath, d.servePanic)
+	mux.HandleFunc("GET "+WSChatPath, d.serveWSChat)
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.log.Warn("dashboard refused a cross-origin request", "method", r.Method, "path", r.URL.Path,
 			"origin", clip(r.Header.Get("Origin")), "sec_fetch_site", clip(r.Header.Get("Sec-Fetch-Site")))
 		writeJSON(w, http.StatusForbidden, errorBody{Error: "cross-origin request refused: the dashboard accepts changes only from its own pages"})
 	}))
-	d.handler = d.secure(d.auth(csrf.Handler(mux)))
+	d.handler = d.secure(d.auth(csrf.Handler(d.checkCSRF(mux))))
 	return d, nil
 }
 

@@ -95,7 +95,20 @@ func get(t *testing.T, url string, user, pass string) (*http.Response, string) {
 	return do(t, req)
 }
 
-var allPaths = []string{"/", "/chat", "/skills", "/static/app.css", "/static/common.js", OverviewPath, SkillsPath}
+var allPaths = []string{"/", "/chat", "/skills", "/live", "/logs", "/security", "/memory", "/tokens", "/dreams",
+	"/static/app.css", "/static/common.js", "/static/vendor/chartjs/chart.umd.min.js",
+	OverviewPath, SkillsPath, MetricsPath, SecurityPath, TokensPath, DreamsPath, MemoryPath, SessionPath}
+
+// csrfToken returns the dashboard's CSRF token as its pages read it.
+func csrfToken(t *testing.T, base string) string {
+	t.Helper()
+	resp, body := get(t, base+SessionPath, testUser, testPass)
+	var s Session
+	if err := json.Unmarshal([]byte(body), &s); err != nil || resp.StatusCode != http.StatusOK || len(s.CSRF) != 64 {
+		t.Fatalf("session: %d %s (%v)", resp.StatusCode, body, err)
+	}
+	return s.CSRF
+}
 
 func TestAuthRequired(t *testing.T) {
 	srv, _ := newTest(t)
@@ -251,6 +264,7 @@ func TestMissingAndFailingSources(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+ChatPath, strings.NewReader(`{"message":"hi"}`))
 	req.SetBasicAuth(testUser, testPass)
+	req.Header.Set(CSRFHeader, csrfToken(t, srv.URL))
 	if resp, _ := do(t, req); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("chat without a handler: %d, want 503", resp.StatusCode)
 	}
@@ -258,10 +272,12 @@ func TestMissingAndFailingSources(t *testing.T) {
 
 func TestChatCrossOriginRefused(t *testing.T) {
 	srv, hits := newTest(t)
+	token := csrfToken(t, srv.URL)
 	post := func(hdr map[string]string) int {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+ChatPath, strings.NewReader(`{"message":"hi"}`))
 		req.SetBasicAuth(testUser, testPass)
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(CSRFHeader, token)
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}

@@ -10,10 +10,20 @@
 // every state-changing request must come from the dashboard's own origin
 // (Origin and Sec-Fetch-Site, net/http's CrossOriginProtection).
 //
-// The pages carry no data: their scripts fetch JSON (OverviewPath,
-// SkillsPath) and put every string into the page as text, never as HTML.
-// The views are the overview (health checks, the agent's adapters, the
-// maintenance schedule), the chat (the chat API at ChatPath, streamed with
-// server-sent events, with abort) and the skills in quarantine
-// (read-only). A view whose source is not wired says so.
+// Every state-changing request also carries the page's CSRF token
+// (CSRFHeader, read from SessionPath), and the chat's WebSocket
+// (WSChatPath) is accepted only from the dashboard's own origin.
+//
+// The pages carry no data: their scripts fetch JSON and put every string
+// into the page as text, never as HTML. The views are the overview (health
+// checks, the agent's adapters, the maintenance schedule); health and live
+// metrics refreshed every second with a chart (Chart.js, vendored under
+// static/vendor with its licence); the chat (the chat API at ChatPath,
+// streamed with server-sent events, with abort, and WSChatPath); live logs
+// (a LogFeed on the daemon's logger, streamed at LogsStreamPath); security
+// (the lockdown and its unlock, firewall decisions and socket-proxy
+// denials from a LogFeed on the audit logger, MCP definitions and skills awaiting approval, strikes, and
+// the kill switch behind a typed confirmation); memory (stats, search,
+// prune, restore); tokens per model and day; dream reports; and the skills
+// in quarantine. A view whose source is not wired says so.
 package dashboard

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -62,4 +63,41 @@ func validMethod(m string) bool {
 		}
 	}
 	return true
+}
+
+// Whatever the frame, the decoder never panics, and what it accepts is a
+// chat with a message or a bare abort that survives a round trip.
+func FuzzDecodeWSMessage(f *testing.F) {
+	for _, s := range []string{`{"type":"chat","message":"hi"}`, `{"type":"abort"}`, `{"type":"chat","message":"x","session_id":"s"}`,
+		`{"type":"chat"}`, `[]`, `{"type":null}`, `{"type":"abort"}{}`, "{\"type\":\"\xff\"}", `{"message":{"a":1}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeWSMessage(b)
+		if err != nil {
+			if m != (WSMessage{}) {
+				t.Fatalf("refused frame left a value: %+v", m)
+			}
+			return
+		}
+		switch m.Type {
+		case WSChat:
+			if strings.TrimSpace(m.Message) == "" {
+				t.Fatalf("accepted a chat without a message: %q", b)
+			}
+		case WSAbort:
+			if m.Message != "" || m.SessionID != "" {
+				t.Fatalf("accepted an abort with content: %q", b)
+			}
+		default:
+			t.Fatalf("accepted type %q", m.Type)
+		}
+		again, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m2, err := DecodeWSMessage(again); err != nil || m2 != m {
+			t.Fatalf("round trip of %q: %+v, %v", again, m2, err)
+		}
+	})
 }

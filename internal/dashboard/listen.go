@@ -63,6 +63,7 @@ func (d *Dashboard) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	d.stopOnce.Do(func() { close(d.stop) })
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
 	defer cancel()
 	err := srv.Shutdown(sctx)

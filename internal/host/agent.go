@@ -26,6 +26,7 @@ import (
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/llm/gemini"
 	"github.com/talos-ironclad/talos/llm/ollama"
+	"github.com/talos-ironclad/talos/mcphost"
 	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/hashembed"
@@ -96,6 +97,16 @@ type Agent struct {
 	Tokens *orchestrator.Tracker
 	// Local is the local model (Ollama unless AgentOptions.Local).
 	Local llm.Model
+	// Memory is the long-term memory: its store (MemoryWhere says which,
+	// without secrets), the retriever the turns search it with, and its
+	// pruner (archive and restore).
+	Memory      rag.Store
+	MemoryWhere string
+	Retriever   *rag.Retriever
+	Pruner      *prune.Pruner
+	// MCP is the MCP host whose tools the agent offers; nil without
+	// mcp_servers.
+	MCP *mcphost.Host
 	// Adapters lists what the agent uses, in a stable order.
 	Adapters []Adapter
 
@@ -347,6 +358,7 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	if err != nil {
 		return err
 	}
+	a.Memory, a.MemoryWhere, a.Retriever, a.Pruner = store, mem.Where, ret, pruner
 
 	// VRAM, tools, tokens.
 	var vr orchestrator.VRAM
@@ -363,6 +375,7 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	}
 	if mh != nil {
 		a.closers = append(a.closers, mh.Close)
+		a.MCP = mh
 		tools = MCPTools{Host: mh}
 		a.add("tools", "mcp", fmt.Sprintf("%d tools from the mcp_servers of %s, every call through the MCP pipeline and the firewall", len(mh.Catalog().Tools), config.ConfigFileName))
 	} else {

@@ -57,6 +57,14 @@ func TestOpenAgentOnEmbeddedDefaults(t *testing.T) {
 		s.Source != orchestrator.TokenSourceMemory || s.Live.DailyLimit != config.DefaultTokenDailyLimit {
 		t.Fatalf("tokens %+v, %v", s, err)
 	}
+	// The memory the turns use is the one the agent exposes (the
+	// dashboard's memory view reads it).
+	if a.Memory == nil || a.Retriever == nil || a.Pruner == nil || a.MemoryWhere == "" || a.MCP != nil {
+		t.Fatalf("exposed memory %v %v %v %q, MCP %v", a.Memory, a.Retriever, a.Pruner, a.MemoryWhere, a.MCP)
+	}
+	if n, err := a.Memory.Count(ctx); err != nil || n == 0 {
+		t.Fatalf("the turn's memory is not in the exposed store: %d %v", n, err)
+	}
 	// The system prompt the model saw is the configured one, with the canary.
 	if sys := local.Calls()[0].Messages[0].Content; !strings.HasPrefix(sys, llm.DefaultLocalPrompt) || !strings.Contains(sys, "tlc-") {
 		t.Fatalf("system prompt %q", sys)

@@ -72,7 +72,7 @@
       const r = await fetch("/api/v1/chat", {
         method: "POST",
         credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+        headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRF-Token": await T.token() },
         body: JSON.stringify(session ? { session_id: session, message } : { message }),
         signal: ctrl.signal,
       });

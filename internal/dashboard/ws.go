@@ -1,0 +1,236 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/talos-ironclad/talos/internal/chatapi"
+	"github.com/talos-ironclad/talos/internal/orchestrator"
+	"github.com/talos-ironclad/talos/internal/redact"
+)
+
+// WSChatPath is the chat as a WebSocket: the browser sends WSMessage
+// frames, the dashboard answers with WSEvent frames.
+const WSChatPath = "/ws/chat"
+
+// MaxWSMessageBytes caps one frame from the browser (the chat API's body
+// limit).
+const MaxWSMessageBytes = chatapi.DefaultMaxBodyBytes
+
+// WebSocket message types. The browser sends WSChat and WSAbort; the
+// dashboard sends WSToken for each piece of the answer, then exactly one
+// WSDone or WSError per turn.
+const (
+	WSChat  = "chat"
+	WSAbort = "abort"
+	WSToken = "token"
+	WSDone  = "done"
+	WSError = "error"
+)
+
+// WSMessage is a frame from the browser: a chat turn (Type WSChat, the
+// Message and an optional SessionID) or WSAbort, which cancels the running
+// turn.
+type WSMessage struct {
+	Type      string `json:"type"`
+	SessionID string `json:"session_id,omitempty"`
+	Message   string `json:"message,omitempty"`
+}
+
+// WSEvent is a frame to the browser: a token's Text, the turn's Reply, or
+// the Error the user sees.
+type WSEvent struct {
+	Type  string              `json:"type"`
+	Text  string              `json:"text,omitempty"`
+	Reply *orchestrator.Reply `json:"reply,omitempty"`
+	Error string              `json:"error,omitempty"`
+}
+
+// DecodeWSMessage decodes one frame from the browser: a single JSON object
+// of at most MaxWSMessageBytes with the fields type, session_id and
+// message. Every problem is named at once: unknown fields, wrong types, an
+// unknown type, a chat without a message, an abort with a message.
+func DecodeWSMessage(b []byte) (WSMessage, error) {
+	var m WSMessage
+	if len(b) > MaxWSMessageBytes {
+		return m, fmt.Errorf("the message is %d bytes: at most %d are accepted", len(b), MaxWSMessageBytes)
+	}
+	if !utf8.Valid(b) {
+		return m, errors.New("the message is not valid UTF-8")
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return m, errors.New(`the message is not a JSON object; send {"type": "chat", "message": "hello"} or {"type": "abort"}`)
+	}
+	if dec.More() {
+		return m, errors.New("the message holds more than one JSON value; send exactly one object")
+	}
+	var problems []string
+	str := func(k string, dst *string) {
+		v, ok := raw[k]
+		if !ok || string(v) == "null" {
+			return
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			problems = append(problems, "field "+k+" is "+redact.Value(string(v))+": it must be a string")
+		}
+	}
+	str("type", &m.Type)
+	str("session_id", &m.SessionID)
+	str("message", &m.Message)
+	for k := range raw {
+		if k != "type" && k != "session_id" && k != "message" {
+			problems = append(problems, "field "+redact.Value(k)+" is unknown: allowed fields are type, session_id and message")
+		}
+	}
+	switch m.Type {
+	case WSChat:
+		if strings.TrimSpace(m.Message) == "" {
+			problems = append(problems, "field message is empty: a chat message holds the text to send")
+		}
+	case WSAbort:
+		if m.Message != "" || m.SessionID != "" {
+			problems = append(problems, "an abort carries no message and no session_id")
+		}
+	default:
+		problems = append(problems, "field type is "+redact.Value(m.Type)+": allowed types are chat and abort")
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return WSMessage{}, errors.New(strings.Join(problems, "; "))
+	}
+	return m, nil
+}
+
+// sameOrigin reports whether the WebSocket handshake r comes from a page
+// of this dashboard: its Origin is http(s)://<the Host it asked for>, and
+// the browser does not say the request is cross-site.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host != r.Host {
+		return false
+	}
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" {
+		return false
+	}
+	return true
+}
+
+// wsWriteWait bounds one frame's write.
+const wsWriteWait = 10 * time.Second
+
+func (d *Dashboard) serveWSChat(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		d.log.Warn("dashboard refused a WebSocket from another origin", "origin", clip(r.Header.Get("Origin")),
+			"sec_fetch_site", clip(r.Header.Get("Sec-Fetch-Site")))
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "WebSocket refused: the chat accepts connections only from the dashboard's own pages"})
+		return
+	}
+	if d.deps.Turns == nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "the chat is not available: the agent is not wired into this dashboard"})
+		return
+	}
+	up := websocket.Upgrader{CheckOrigin: sameOrigin, HandshakeTimeout: 10 * time.Second}
+	conn, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered the client
+	}
+	defer conn.Close()
+	conn.SetReadLimit(MaxWSMessageBytes)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	// The dashboard stopping ends the socket (and so its turn).
+	go func() {
+		select {
+		case <-d.stop:
+			_ = conn.Close()
+		case <-ctx.Done():
+		}
+	}()
+
+	var wmu sync.Mutex
+	send := func(ev WSEvent) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		_ = conn.SetWriteDeadline(time.Now().Add(wsWriteWait))
+		return conn.WriteJSON(ev)
+	}
+	var (
+		tmu     sync.Mutex
+		abort   context.CancelFunc
+		running sync.WaitGroup
+	)
+	defer running.Wait()
+	defer cancel()
+	for {
+		_, b, err := conn.ReadMessage()
+		if err != nil {
+			return // closed, too large or broken: the deferred cancel ends the turn
+		}
+		m, err := DecodeWSMessage(b)
+		if err != nil {
+			if send(WSEvent{Type: WSError, Error: err.Error()}) != nil {
+				return
+			}
+			continue
+		}
+		tmu.Lock()
+		busy := abort != nil
+		if m.Type == WSAbort {
+			if busy {
+				abort()
+			}
+			tmu.Unlock()
+			continue
+		}
+		if busy {
+			tmu.Unlock()
+			if send(WSEvent{Type: WSError, Error: "a turn is already running: wait for its answer or abort it"}) != nil {
+				return
+			}
+			continue
+		}
+		tctx, tcancel := context.WithTimeout(ctx, chatapi.DefaultTurnTimeout)
+		abort = tcancel
+		tmu.Unlock()
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			defer func() {
+				tmu.Lock()
+				abort = nil
+				tmu.Unlock()
+				tcancel()
+			}()
+			turn := orchestrator.Turn{SessionID: m.SessionID, Message: m.Message,
+				Stream: func(delta string) error { return send(WSEvent{Type: WSToken, Text: delta}) }}
+			rep, err := d.deps.Turns.Chat(tctx, turn)
+			if err != nil {
+				msg := orchestrator.UserMessage(err)
+				if tctx.Err() != nil && ctx.Err() == nil {
+					msg = "aborted"
+				}
+				_ = send(WSEvent{Type: WSError, Error: msg})
+				return
+			}
+			_ = send(WSEvent{Type: WSDone, Reply: rep})
+		}()
+	}
+}
