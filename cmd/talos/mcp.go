@@ -26,7 +26,7 @@ hash in TALOS_HOME/` + host.MCPPinsFile + `: a server whose tools changed (a new
 renamed tool, a changed description or schema) is quarantined until an operator
 reviews the difference and approves it with its fingerprint.`,
 	}
-	cmd.AddCommand(newMCPStatusCmd(), newMCPApproveCmd())
+	cmd.AddCommand(newMCPStatusCmd(), newMCPApproveCmd(), newMCPServeCmd(), newMCPConnectCmd(), newMCPTokenCmd(), newMCPGatewayCmd(), newMCPAuditCmd())
 	return cmd
 }
 
