@@ -80,7 +80,8 @@ func newMCPApproveCmd() *cobra.Command {
 		Short: "Approve the tool definitions a quarantined server offers now (the fingerprint `talos mcp status` shows)",
 		Long: `Approve exactly the definitions you reviewed: the fingerprint from ` + "`talos mcp status`" + `
 names them, and a server whose tools changed again since is refused. The
-approval is saved in the pin file; restart ` + "`talos run`" + ` for the running daemon to use it.`,
+approval is saved in the pin file; a running ` + "`talos run`" + ` uses it from its next
+chat turn, without a restart.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(cmd, nil)
@@ -98,7 +99,7 @@ approval is saved in the pin file; restart ` + "`talos run`" + ` for the running
 			if err := h.Approve(cmd.Context(), args[0], args[1]); err != nil {
 				return withExit(exitMCPFailed, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "approved the tools of %s; restart talos run for the daemon to use them\n", termText(args[0]))
+			fmt.Fprintf(cmd.OutOrStdout(), "approved the tools of %s; a running talos run uses them from its next turn\n", termText(args[0]))
 			return nil
 		},
 	}

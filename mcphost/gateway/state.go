@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	talos "github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/atomicfile"
 )
@@ -33,12 +31,13 @@ type StateStore interface {
 }
 
 // FileState is a StateStore in one JSON file (mode 0600). A file is enough
-// here: the entries are few (a nonce lives for twice the clock skew, a
-// revocation until its token expires, and both are dropped after), each
-// change is one read-merge-write under an exclusive flock(2) on a lock file
-// beside it, so processes sharing the file never lose each other's entries,
-// and each write goes through atomicfile, so a crash leaves the old file or
-// the new one, never a torn one. It needs no database to be running, which
+// here: the entries are few (a nonce lives as long as the clock skew
+// tolerated, a revocation until its token expires, and both are dropped
+// after); each change is one read-merge-write under an exclusive flock(2) on
+// a lock file beside it (where the system has one), so processes sharing
+// the file never lose each other's entries; and each write goes through
+// atomicfile, so a crash leaves the old file or the new one, never a torn
+// one. It needs no database to be running, which
 // the tunnel's two ends (`mcp serve`, `mcp connect`) do not otherwise need.
 type FileState struct {
 	path string
@@ -95,21 +94,11 @@ func (s *FileState) update(fn func(*stateFile) bool) (stateFile, error) {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return stateFile{}, talos.E(talos.CodeUnauthorized, op, "creating the directory of "+s.path+" failed", err)
 	}
-	lf, err := os.OpenFile(s.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return stateFile{}, talos.E(talos.CodeUnauthorized, op, "opening the lock file of "+s.path+" failed", err)
-	}
-	defer lf.Close()
-	for {
-		err = unix.Flock(int(lf.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
+	unlock, err := lockFile(s.path + ".lock")
 	if err != nil {
 		return stateFile{}, talos.E(talos.CodeUnauthorized, op, "locking "+s.path+" failed", err)
 	}
-	defer unix.Flock(int(lf.Fd()), unix.LOCK_UN) //nolint:errcheck // closing releases it anyway
+	defer unlock()
 	f, err := s.read()
 	if err != nil {
 		return f, err
