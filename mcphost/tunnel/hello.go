@@ -89,10 +89,11 @@ func admit(conn net.Conn, v *gateway.Verifier, authorized gateway.PeerID) (*bufi
 	br := bufio.NewReader(conn)
 	req, err := ReadHello(br)
 	if err == nil {
-		var tok *gateway.Token
-		tok, err = v.Authorize(req)
-		if err == nil && (req.Action != ConnectAction || tok.Subject != authorized) {
+		// Form first, so that the decision Authorize records is the verdict.
+		if t, perr := gateway.Parse(req.Token); perr == nil && (req.Action != ConnectAction || t.Subject != authorized) {
 			err = talos.Errorf(talos.CodeUnauthorized, op, "the hello must ask for %s with a token whose subject is the authorized peer", ConnectAction)
+		} else {
+			_, err = v.Authorize(req)
 		}
 	}
 	a := answerFrame{OK: err == nil}

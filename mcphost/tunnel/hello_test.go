@@ -137,6 +137,11 @@ func TestTunnelTokens(t *testing.T) {
 	narrow, _ := gateway.Issue(srvID, me.PeerID(), []string{"mcp/fs/read"}, time.Hour)
 	refused("a token for another action", narrow, nil, "no scope")
 
+	// A hello that asks for another action, even one its token grants.
+	wide, _ := gateway.Issue(srvID, me.PeerID(), []string{"mcp/*"}, time.Hour)
+	other, _ := gateway.NewRequest(me, wide, "mcp/fs/read")
+	refused("a hello for another action", "", &other, "must ask for")
+
 	// A revoked token.
 	pt, _ := gateway.Parse(good)
 	if err := v.Revoke(pt); err != nil {
