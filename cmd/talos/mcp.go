@@ -65,7 +65,7 @@ func newMCPStatusCmd() *cobra.Command {
 			tw.Flush()
 			for _, s := range h.Status() {
 				if d, _, ok := h.Pending(s.Name); ok {
-					printDiff(w, s.Name, d.Added, d.Changed, d.Removed, d.Fingerprint)
+					printDiff(w, s.Name, d.Added, d.Changed, d.Removed, "talos mcp approve "+s.Name+" "+d.Fingerprint)
 				}
 			}
 			fmt.Fprintf(w, "\n%s", termLines(h.Catalog().Text()))
@@ -105,7 +105,9 @@ chat turn, without a restart.`,
 	}
 }
 
-func printDiff[A, C any](w io.Writer, server string, added []A, changed []C, removed []string, fingerprint string) {
+// printDiff shows what a quarantined server changed and the command that
+// approves it.
+func printDiff[A, C any](w io.Writer, server string, added []A, changed []C, removed []string, approveWith string) {
 	fmt.Fprintf(w, "\n%s is quarantined: %d tools added, %d changed, %d removed\n", server, len(added), len(changed), len(removed))
 	for _, a := range added {
 		fmt.Fprintf(w, "  + %s\n", termText(fmt.Sprintf("%+v", a)))
@@ -116,5 +118,5 @@ func printDiff[A, C any](w io.Writer, server string, added []A, changed []C, rem
 	for _, r := range removed {
 		fmt.Fprintf(w, "  - %s\n", termText(r))
 	}
-	fmt.Fprintf(w, "approve with: talos mcp approve %s %s\n", server, fingerprint)
+	fmt.Fprintf(w, "approve with: %s\n", approveWith)
 }

@@ -107,7 +107,7 @@ func peerArg(what, s string) (gateway.PeerID, error) {
 }
 
 func newMCPServeCmd() *cobra.Command {
-	var peer, command, addr, name string
+	var peer, command, addr, name, approve string
 	var noToken bool
 	cmd := &cobra.Command{
 		Use:   "serve --authorized-peer PEER_ID --command \"CMD ARGS…\"",
@@ -121,6 +121,10 @@ Each connection must also present a capability token for ` + tunnel.ConnectActio
 issued by this agent (talos mcp token issue); expired, revoked and replayed
 tokens are refused, and the decisions are kept for talos mcp audit export.
 --no-token admits the peer by its key alone.
+
+The served tools are pinned in TALOS_HOME/` + host.MCPServePinsFile + ` on first contact; when
+they change, serve shows the difference and refuses to start until it is run
+with --approve FINGERPRINT.
 
 The first line on stdout is "listening on HOST:PORT".`,
 		Args: cobra.NoArgs,
@@ -156,6 +160,16 @@ The first line on stdout is "listening on HOST:PORT".`,
 				return withExit(exitMCPBadArgs, err)
 			}
 			defer h.Close()
+			if d, reason, ok := h.Pending(name); ok {
+				if approve == "" {
+					printDiff(cmd.ErrOrStderr(), name, d.Added, d.Changed, d.Removed, "talos mcp serve … --approve "+d.Fingerprint)
+					return withExit(exitMCPFailed, fmt.Errorf("the tools of %s are quarantined (%s): review the difference above, then start again with --approve %s", termText(name), termText(reason), d.Fingerprint))
+				}
+				if err := h.Approve(ctx, name, approve); err != nil {
+					return withExit(exitMCPFailed, err)
+				}
+				log.Info("mcp serve: changed tool definitions approved", "server", name, "fingerprint", approve)
+			}
 			opts := tunnel.Options{Log: log}
 			if !noToken {
 				v, closeLog, err := tunnelVerifier(cfg, id)
@@ -182,6 +196,7 @@ The first line on stdout is "listening on HOST:PORT".`,
 	cmd.Flags().StringVar(&addr, "addr", defaultTunnelAddr, "address to listen on (port 0 picks a free one)")
 	cmd.Flags().StringVar(&name, "name", "remote", "the served server's name (its tools are offered as NAME.tool)")
 	cmd.Flags().BoolVar(&noToken, "no-token", false, "admit the authorized peer by its key alone, without a capability token")
+	cmd.Flags().StringVar(&approve, "approve", "", "approve the changed tool definitions with this fingerprint (shown when serve refuses a quarantined server)")
 	return cmd
 }
 

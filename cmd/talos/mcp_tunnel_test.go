@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -388,4 +389,46 @@ func TestSplitCommandLine(t *testing.T) {
 			t.Errorf("%q accepted", in)
 		}
 	}
+}
+
+// A served command whose tools changed since they were pinned is refused
+// with the difference; --approve with the shown fingerprint serves it.
+func TestMCPServeQuarantinesChangedTools(t *testing.T) {
+	bin := testenv.MCPFilesystem(t)
+	real, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvHome, _ := newIdentity(t, "workstation")
+	_, deskPeer := newIdentity(t, "laptop")
+	args := []string{"--home", srvHome, "--set", "TALOS_MCP_ALLOWED_COMMANDS=" + filepath.Dir(real),
+		"--authorized-peer", deskPeer, "--name", "fs", "--command", bin + " " + t.TempDir()}
+	_, proc := startServe(t, args...) // first contact pins the tools
+	_ = proc.Process.Signal(syscall.SIGTERM)
+	_ = proc.Wait()
+
+	pinsPath := filepath.Join(srvHome, host.MCPServePinsFile)
+	b, err := os.ReadFile(pinsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pf map[string]any
+	json.Unmarshal(b, &pf)
+	for _, tools := range pf["pins"].(map[string]any) {
+		tools.(map[string]any)["read_text_file"] = strings.Repeat("0", 64)
+	}
+	b, _ = json.Marshal(pf)
+	os.WriteFile(pinsPath, b, 0o600)
+
+	ctx := context.Background()
+	serve := append([]string{"mcp", "serve", "--addr", "127.0.0.1:0"}, args...)
+	_, stderr, err := talosCmd(ctx, serve...)
+	fp := regexp.MustCompile(`--approve (\S+)`).FindStringSubmatch(stderr)
+	if exitCode(err) != exitMCPFailed || fp == nil || !strings.Contains(stderr, "~ ") || !strings.Contains(err.Error(), "quarantined") {
+		t.Fatalf("a changed server was served: %v\n%s", err, stderr)
+	}
+	if _, _, err := talosCmd(ctx, append(serve, "--approve", "not-it")...); exitCode(err) != exitMCPFailed {
+		t.Errorf("a wrong fingerprint: %v", err)
+	}
+	startServe(t, append(args, "--approve", fp[1])...)
 }
