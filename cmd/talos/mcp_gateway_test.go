@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +19,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/mcphost"
 )
@@ -117,5 +121,70 @@ func TestMCPGatewayBadArguments(t *testing.T) {
 		if _, _, err := talosCmd(context.Background(), append(append([]string{"mcp", "gateway"}, args...), set...)...); exitCode(err) != exitMCPBadArgs {
 			t.Errorf("%v: %v", args, err)
 		}
+	}
+}
+
+// A running `talos mcp gateway` publishes a server approved meanwhile with
+// `talos mcp approve`, without a restart.
+func TestMCPGatewayPublishesApprovedServer(t *testing.T) {
+	home, set := gatewayHome(t)
+	ctx := context.Background()
+	if out, _, err := talosCmd(ctx, append([]string{"mcp", "status"}, set...)...); err != nil {
+		t.Fatalf("first status: %v\n%s", err, out)
+	}
+	pinsPath := filepath.Join(home, host.MCPPinsFile)
+	b, err := os.ReadFile(pinsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pf map[string]any
+	json.Unmarshal(b, &pf)
+	for _, tools := range pf["pins"].(map[string]any) {
+		tools.(map[string]any)["echo"] = strings.Repeat("0", 64)
+	}
+	b, _ = json.Marshal(pf)
+	os.WriteFile(pinsPath, b, 0o600)
+
+	c, err := client.NewStdioMCPClient(os.Args[0], []string{"TALOS_HELPER_ARGS=" + strings.Join(append([]string{"mcp", "gateway", "--transport", "stdio"}, set...), "\x1f")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcphost.ProtocolVersion
+	if _, err := c.Initialize(cctx, init); err != nil {
+		t.Fatal(err)
+	}
+	hasEcho := func() bool {
+		list, err := c.ListTools(cctx, mcp.ListToolsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(list.Tools, func(tl mcp.Tool) bool { return tl.Name == "everything.echo" })
+	}
+	if hasEcho() {
+		t.Fatal("a quarantined server's tool is offered")
+	}
+	out, _, err := talosCmd(ctx, append([]string{"mcp", "status"}, set...)...)
+	fp := regexp.MustCompile(`talos mcp approve everything (\S+)`).FindStringSubmatch(out)
+	if err != nil || fp == nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	if _, _, err := talosCmd(ctx, append([]string{"mcp", "approve", "everything", fp[1]}, set...)...); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * approvalPoll)
+	for !hasEcho() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the approved server was not published within %s", 10*approvalPoll)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	echoCall := mcp.CallToolRequest{}
+	echoCall.Params.Name, echoCall.Params.Arguments = "everything.echo", map[string]any{"message": "approved"}
+	if res, err := c.CallTool(cctx, echoCall); err != nil || res.IsError {
+		t.Fatalf("a call after the approval: %v %+v", err, res)
 	}
 }

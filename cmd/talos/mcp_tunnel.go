@@ -24,6 +24,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/redact"
+	"github.com/talos-ironclad/talos/mcphost"
 	"github.com/talos-ironclad/talos/mcphost/gateway"
 	"github.com/talos-ironclad/talos/mcphost/tunnel"
 )
@@ -421,7 +422,10 @@ pins, secret redaction, firewall, audit).
 --transport stdio speaks MCP on stdin/stdout. --transport http serves
 streamable HTTP at http://ADDR/mcp on loopback, behind a bearer token written
 to TALOS_HOME/` + gatewayTokenFile + ` (mode 0600, new at every start); the
-first line on stdout is "listening on http://HOST:PORT/mcp".`,
+first line on stdout is "listening on http://HOST:PORT/mcp".
+
+A server approved meanwhile with talos mcp approve is published within
+seconds (clients are told with notifications/tools/list_changed).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if transport != "stdio" && transport != "http" {
@@ -446,6 +450,7 @@ first line on stdout is "listening on http://HOST:PORT/mcp".`,
 			}
 			defer h.Close()
 			g := gateway.NewServer(h, "talos", currentBuild().Version)
+			go watchApprovals(ctx, h, g, log)
 			if transport == "stdio" {
 				err := server.NewStdioServer(g.MCPServer()).Listen(ctx, cmd.InOrStdin(), cmd.OutOrStdout())
 				if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
@@ -459,6 +464,33 @@ first line on stdout is "listening on http://HOST:PORT/mcp".`,
 	cmd.Flags().StringVar(&transport, "transport", "stdio", "stdio or http")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "the HTTP transport's loopback address (port 0 picks a free one)")
 	return cmd
+}
+
+// approvalPoll is how often `talos mcp gateway` looks for approvals made
+// by `talos mcp approve` (a stat of the pin file while a server is
+// quarantined, nothing otherwise).
+const approvalPoll = 2 * time.Second
+
+// watchApprovals publishes the tools of servers approved by another process
+// (clients get notifications/tools/list_changed) until ctx ends.
+func watchApprovals(ctx context.Context, h *mcphost.Host, g *gateway.Server, log *slog.Logger) {
+	t := time.NewTicker(approvalPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		released, err := h.ReloadApprovals(ctx)
+		if err != nil {
+			log.Warn("mcp gateway: reading approvals failed; the servers stay quarantined", "err", err)
+		}
+		if len(released) > 0 {
+			g.Sync()
+			log.Info("mcp gateway: approved servers published", "servers", strings.Join(released, ","))
+		}
+	}
 }
 
 // gatewayTokenFile holds the bearer token of `talos mcp gateway --transport
