@@ -34,6 +34,11 @@ import (
 // protocol runbook's peer-to-peer port.
 const defaultTunnelAddr = "127.0.0.1:8766"
 
+// defaultServeRate is the tools/call rate `talos mcp serve` allows each
+// connection unless told otherwise: far above what a person in a desktop
+// client causes, low enough to stop a runaway loop.
+const defaultServeRate = 20
+
 // defaultTokenTTL is the lifetime `talos mcp token issue` gives a token.
 const defaultTokenTTL = 24 * time.Hour
 
@@ -110,6 +115,8 @@ func peerArg(what, s string) (gateway.PeerID, error) {
 func newMCPServeCmd() *cobra.Command {
 	var peer, command, addr, name, approve string
 	var noToken bool
+	var rate float64
+	var burst int
 	cmd := &cobra.Command{
 		Use:   "serve --authorized-peer PEER_ID --command \"CMD ARGS…\"",
 		Short: "Expose one local stdio MCP server to one peer over the pinned TLS tunnel",
@@ -120,8 +127,10 @@ TLS 1.3 with both ends pinned to their Ed25519 keys.
 
 Each connection must also present a capability token for ` + tunnel.ConnectAction + `
 issued by this agent (talos mcp token issue); expired, revoked and replayed
-tokens are refused, and the decisions are kept for talos mcp audit export.
---no-token admits the peer by its key alone.
+tokens are refused. Each tools/call is then checked against the token's
+scopes (` + gateway.ToolActionPrefix + `SERVER/TOOL; tools it does not grant are not listed) and the
+connection's rate limit; the decisions are kept for talos mcp audit export.
+--no-token admits the peer by its key alone, with no per-tool scopes.
 
 The served tools are pinned in TALOS_HOME/` + host.MCPServePinsFile + ` on first contact; when
 they change, serve shows the difference and refuses to start until it is run
@@ -141,6 +150,9 @@ The first line on stdout is "listening on HOST:PORT".`,
 			}
 			if msg := checkServeAddr(addr); msg != "" {
 				problems = append(problems, msg)
+			}
+			if rate < 0 || burst < 0 {
+				problems = append(problems, fmt.Sprintf("--calls-per-second %g and --burst %d must not be negative (0 means unlimited, and one second's worth)", rate, burst))
 			}
 			if len(problems) > 0 {
 				return withExit(exitMCPBadArgs, errors.New(strings.Join(problems, "\n")))
@@ -171,7 +183,7 @@ The first line on stdout is "listening on HOST:PORT".`,
 				}
 				log.Info("mcp serve: changed tool definitions approved", "server", name, "fingerprint", approve)
 			}
-			opts := tunnel.Options{Log: log}
+			opts := tunnel.Options{Log: log, RateLimit: gateway.RateLimit{PerSecond: rate, Burst: burst}}
 			if !noToken {
 				v, closeLog, err := tunnelVerifier(cfg, id)
 				if err != nil {
@@ -197,6 +209,8 @@ The first line on stdout is "listening on HOST:PORT".`,
 	cmd.Flags().StringVar(&addr, "addr", defaultTunnelAddr, "address to listen on (port 0 picks a free one)")
 	cmd.Flags().StringVar(&name, "name", "remote", "the served server's name (its tools are offered as NAME.tool)")
 	cmd.Flags().BoolVar(&noToken, "no-token", false, "admit the authorized peer by its key alone, without a capability token")
+	cmd.Flags().Float64Var(&rate, "calls-per-second", defaultServeRate, "each connection's sustained tools/call rate (0: unlimited)")
+	cmd.Flags().IntVar(&burst, "burst", 0, "each connection's burst of tools/call (0: one second's worth)")
 	cmd.Flags().StringVar(&approve, "approve", "", "approve the changed tool definitions with this fingerprint (shown when serve refuses a quarantined server)")
 	return cmd
 }
@@ -332,7 +346,8 @@ func newMCPTokenCmd() *cobra.Command {
 	}
 	issue.Flags().StringVar(&to, "to", "", "the peer ID the token is for (required)")
 	issue.Flags().DurationVar(&ttl, "ttl", defaultTokenTTL, "how long the token is valid")
-	issue.Flags().StringSliceVar(&scopes, "scope", []string{tunnel.ConnectAction}, "actions granted (repeatable; \"p/*\" grants everything below p)")
+	issue.Flags().StringSliceVar(&scopes, "scope", []string{tunnel.ConnectAction, gateway.ToolActionPrefix + "*"},
+		"actions granted (repeatable; \"p/*\" grants everything below p): "+tunnel.ConnectAction+" to connect, "+gateway.ToolActionPrefix+"SERVER/TOOL per tool")
 	revoke := &cobra.Command{
 		Use:   "revoke TOKEN|-",
 		Short: "Refuse a token (and every delegation of it) from now on, in every `talos mcp serve` of this home",

@@ -262,6 +262,29 @@ func TestMCPDesktopClientThroughServeAndConnect(t *testing.T) {
 		t.Fatalf("the loopback capture (%d bytes) shows plaintext", len(captured))
 	}
 
+	// A token that grants one tool: the client sees and calls only that one.
+	out, _, err := talosCmd(ctx, "mcp", "token", "issue", "--to", deskPeer, "--scope", tunnel.ConnectAction, "--scope", gateway.ToolAction("fs.list_directory"), "--home", srvHome)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = client.NewStdioMCPClient(os.Args[0], []string{"TALOS_HELPER_ARGS=" + strings.Join([]string{
+		"mcp", "connect", srvPeer, "--addr", addr, "--token-file", tokenFile(strings.TrimSpace(out)), "--home", deskHome}, "\x1f")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Initialize(cctx, init); err != nil {
+		t.Fatal(err)
+	}
+	list, err = c.ListTools(cctx, mcp.ListToolsRequest{})
+	if err != nil || len(list.Tools) != 1 || list.Tools[0].Name != "fs.list_directory" {
+		t.Fatalf("tools of a one-tool token: %v %+v", err, list)
+	}
+	req.Params.Name, req.Params.Arguments = "fs.read_text_file", map[string]any{"path": filepath.Join(root, "plan.txt")}
+	if res, err := c.CallTool(cctx, req); err == nil && !res.IsError {
+		t.Errorf("a tool the token does not grant was called: %+v", res)
+	}
+	_ = c.Close()
+
 	connect := func(home, peer, tokFile string) error {
 		_, _, err := talosCmd(ctx, "mcp", "connect", peer, "--addr", addr, "--token-file", tokFile, "--home", home)
 		return err
@@ -325,7 +348,7 @@ func TestMCPDesktopClientThroughServeAndConnect(t *testing.T) {
 	}
 
 	// The decisions export as CSV and JSON.
-	out, _, err := talosCmd(ctx, "mcp", "audit", "export", "--format", "csv", "--home", srvHome)
+	out, _, err = talosCmd(ctx, "mcp", "audit", "export", "--format", "csv", "--home", srvHome)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,5 +15,8 @@
 // [ConnectAction] signed by the peer with a capability token of a trusted
 // issuer ([DialWith] sends it). An expired, revoked or foreign token and a
 // replayed hello are refused before any MCP message is served; with a
-// gateway.FileState the used nonces and revocations survive a restart.
+// gateway.FileState the used nonces and revocations survive a restart. The
+// admitted token then rides in the session's context (gateway.WithCaller):
+// a gateway.Server lists and runs only the tools its scopes grant, within
+// the connection's rate limit ([Options].RateLimit).
 package tunnel

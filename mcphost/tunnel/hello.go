@@ -81,8 +81,8 @@ func readLine(r *bufio.Reader, limit int) ([]byte, error) {
 // admit reads the hello from conn and authorizes it with v: a request for
 // ConnectAction, signed by the authorized peer, with a fresh nonce and a
 // valid token. It answers the client either way and returns the reader to
-// serve the session from.
-func admit(conn net.Conn, v *gateway.Verifier, authorized gateway.PeerID) (*bufio.Reader, error) {
+// serve the session from and the admitted token.
+func admit(conn net.Conn, v *gateway.Verifier, authorized gateway.PeerID) (*bufio.Reader, string, error) {
 	const op = "tunnel.Serve"
 	_ = conn.SetDeadline(time.Now().Add(HelloTimeout))
 	defer conn.SetDeadline(time.Time{}) //nolint:errcheck // cleared for the session
@@ -104,7 +104,7 @@ func admit(conn net.Conn, v *gateway.Verifier, authorized gateway.PeerID) (*bufi
 	if _, werr := conn.Write(append(b, '\n')); werr != nil && err == nil {
 		err = werr
 	}
-	return br, err
+	return br, req.Token, err
 }
 
 // hello sends a signed request for ConnectAction with token and waits for

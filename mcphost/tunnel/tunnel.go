@@ -35,6 +35,11 @@ type Options struct {
 	// are refused before any MCP message is read. Nil admits the
 	// authorized peer by its pinned key alone.
 	Verifier *gateway.Verifier
+	// RateLimit is each connection's token bucket for tools/call when a
+	// Verifier is set; the zero value is unlimited. A gateway.Server as
+	// the served srv also refuses (and does not list) the tools the
+	// connection's token does not grant (gateway.ToolAction).
+	RateLimit gateway.RateLimit
 	// Log receives connection events (nil discards them).
 	Log *slog.Logger
 }
@@ -71,17 +76,19 @@ func ServeWith(ctx context.Context, ln net.Listener, id *gateway.Identity, autho
 			continue
 		}
 		var in io.Reader = conn
+		sctx := ctx
 		if opts.Verifier != nil {
-			br, err := admit(conn, opts.Verifier, authorized)
+			br, token, err := admit(conn, opts.Verifier, authorized)
 			if err != nil {
 				log.Warn("tunnel: hello refused", "peer", string(authorized), "remote", raw.RemoteAddr().String(), "err", err)
 				conn.Close()
 				continue
 			}
 			in = br
+			sctx = gateway.WithCaller(ctx, opts.Verifier.NewSession(opts.RateLimit), token)
 		}
 		log.Info("tunnel: peer connected", "peer", string(authorized), "remote", raw.RemoteAddr().String())
-		serveConn(ctx, conn, in, srv)
+		serveConn(sctx, conn, in, srv)
 		log.Info("tunnel: peer disconnected", "peer", string(authorized))
 	}
 }
