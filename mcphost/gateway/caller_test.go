@@ -36,20 +36,32 @@ func TestCallerScopesAndRateLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func(tok string) *client.Client {
+	// mcp-go's stdio session is one per process: each client's server
+	// ends (stop) before the next starts.
+	open := func(tok string) (*client.Client, func()) {
 		ctx, cancel := context.WithCancel(gateway.WithCaller(context.Background(), v.NewSession(gateway.RateLimit{PerSecond: 0.001, Burst: 2}), tok))
-		t.Cleanup(cancel)
 		srvIn, clientOut := io.Pipe()
 		clientIn, srvOut := io.Pipe()
-		go func() { _ = server.NewStdioServer(g.MCPServer()).Listen(ctx, srvIn, srvOut) }()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = server.NewStdioServer(g.MCPServer()).Listen(ctx, srvIn, srvOut)
+		}()
 		c := client.NewClient(transport.NewIO(clientIn, clientOut, nil))
 		connect(t, c)
-		t.Cleanup(func() { _ = c.Close() })
-		return c
+		stop := func() {
+			cancel()
+			srvIn.Close()
+			clientIn.Close()
+			_ = c.Close()
+			<-done
+		}
+		t.Cleanup(stop)
+		return c, stop
 	}
 
 	// A token for another server's tools sees none of these and may call none.
-	c := open(issue(t, root, agent, time.Hour, "mcp/tools/other/*"))
+	c, stop := open(issue(t, root, agent, time.Hour, "mcp/tools/other/*"))
 	if list, err := c.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil || len(list.Tools) != 0 {
 		t.Fatalf("listed: %v %+v", err, list)
 	}
@@ -58,9 +70,9 @@ func TestCallerScopesAndRateLimit(t *testing.T) {
 	if _, err := c.CallTool(context.Background(), req); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("a call the token does not grant: %v", err)
 	}
-	_ = c.Close()
+	stop()
 
-	c = open(issue(t, root, agent, time.Hour, "mcp/tools/fs/read"))
+	c, _ = open(issue(t, root, agent, time.Hour, "mcp/tools/fs/read"))
 	list, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
 	if err != nil || len(list.Tools) != 1 || list.Tools[0].Name != "fs.read" {
 		t.Fatalf("listed: %v %+v", err, list)
