@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	talos "github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/mcphost"
 	"github.com/talos-ironclad/talos/mcphost/gateway"
@@ -39,15 +40,9 @@ func MCPPath(cfg *config.Config, rel string) string {
 func LoadIdentity(cfg *config.Config) (*gateway.Identity, error) {
 	path := MCPPath(cfg, IdentityFile)
 	if _, err := os.Stat(path); os.IsNotExist(err) {
-		return nil, &missingIdentity{path}
+		return nil, talos.Errorf(talos.CodeSecretMissing, "host.LoadIdentity", "no identity at %s: create one with `talos identity init --name NAME`", path)
 	}
 	return gateway.LoadIdentity(path)
-}
-
-type missingIdentity struct{ path string }
-
-func (e *missingIdentity) Error() string {
-	return "no identity at " + e.path + ": create one with `talos identity init --name NAME`"
 }
 
 // OpenMCPCommand builds an MCP host around one stdio server, argv, for
