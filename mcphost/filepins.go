@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"sync"
+	"time"
 
 	talos "github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/atomicfile"
@@ -14,11 +15,27 @@ import (
 
 // FilePins is a PinStore in one JSON file (mode 0600, replaced atomically
 // on every save), so approvals survive a restart: a definition changed
-// while Talos was down is caught at the next start.
+// while Talos was down is caught at the next start. Several processes may
+// share the file (the daemon and `talos mcp approve`): LoadPins re-reads it
+// when it changed on disk, and SavePins merges into what the file holds now
+// under an exclusive lock (flock(2) on a lock file beside it, where the
+// system has one), so neither loses the other's approvals.
 type FilePins struct {
 	path string
 	mu   sync.Mutex
 	pins map[string]map[string]string
+	seen fileStamp // the file as last read or written
+}
+
+// fileStamp identifies a version of the file.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+	ino  uint64
+}
+
+func stampOf(st os.FileInfo) fileStamp {
+	return fileStamp{mod: st.ModTime(), size: st.Size(), ino: inode(st)}
 }
 
 type pinFile struct {
@@ -30,39 +47,57 @@ type pinFile struct {
 // file that others can read or write, or that does not parse, is refused:
 // the pins are security state.
 func NewFilePins(path string) (*FilePins, error) {
-	const op = "mcphost.NewFilePins"
 	f := &FilePins{path: path, pins: map[string]map[string]string{}}
-	st, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return f, nil
-	}
-	if err != nil {
-		return nil, talos.E(talos.CodeDirPermissions, op, "cannot read the pin file "+path, err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, talos.Errorf(talos.CodeDirPermissions, op, "pin file %s has mode %04o: run chmod 600 %s", path, st.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, talos.E(talos.CodeDirPermissions, op, "cannot read the pin file "+path, err)
-	}
-	var pf pinFile
-	if err := json.Unmarshal(b, &pf); err != nil || pf.Version != 1 {
-		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "pin file %s is not a version-1 pin file: restore it from a backup, or move it away to approve every server again", path)
-	}
-	for id, p := range pf.Pins {
-		if p == nil {
-			p = map[string]string{}
-		}
-		f.pins[id] = p
+	if err := f.reload(); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
 
-// LoadPins returns a copy of the pins of identity.
+// reload re-reads the file when it is not the version last seen. f.mu is
+// held (or f is not shared yet). A missing file keeps what is known.
+func (f *FilePins) reload() error {
+	const op = "mcphost.FilePins"
+	st, err := os.Stat(f.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return talos.E(talos.CodeDirPermissions, op, "cannot read the pin file "+f.path, err)
+	}
+	if stampOf(st) == f.seen {
+		return nil
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return talos.Errorf(talos.CodeDirPermissions, op, "pin file %s has mode %04o: run chmod 600 %s", f.path, st.Mode().Perm(), f.path)
+	}
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		return talos.E(talos.CodeDirPermissions, op, "cannot read the pin file "+f.path, err)
+	}
+	var pf pinFile
+	if err := json.Unmarshal(b, &pf); err != nil || pf.Version != 1 {
+		return talos.Errorf(talos.CodeConfigInvalid, op, "pin file %s is not a version-1 pin file: restore it from a backup, or move it away to approve every server again", f.path)
+	}
+	pins := map[string]map[string]string{}
+	for id, p := range pf.Pins {
+		if p == nil {
+			p = map[string]string{}
+		}
+		pins[id] = p
+	}
+	f.pins, f.seen = pins, stampOf(st)
+	return nil
+}
+
+// LoadPins returns a copy of the pins of identity, as the file holds them
+// now.
 func (f *FilePins) LoadPins(_ context.Context, identity string) (map[string]string, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.reload(); err != nil {
+		return nil, false, err
+	}
 	p, ok := f.pins[identity]
 	if !ok {
 		return nil, false, nil
@@ -70,11 +105,21 @@ func (f *FilePins) LoadPins(_ context.Context, identity string) (map[string]stri
 	return maps.Clone(p), true, nil
 }
 
-// SavePins replaces the pins of identity and rewrites the file; when the
-// write fails nothing changes.
+// SavePins replaces the pins of identity and rewrites the file, keeping
+// every other identity's pins as the file holds them now; when the write
+// fails nothing changes.
 func (f *FilePins) SavePins(_ context.Context, identity string, pins map[string]string) error {
+	const op = "mcphost.FilePins.SavePins"
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	unlock, err := lockFile(f.path + ".lock")
+	if err != nil {
+		return talos.E(talos.CodeDirPermissions, op, "locking the pin file "+f.path+" failed", err)
+	}
+	defer unlock()
+	if err := f.reload(); err != nil {
+		return err
+	}
 	next := maps.Clone(f.pins)
 	c := maps.Clone(pins)
 	if c == nil {
@@ -86,8 +131,11 @@ func (f *FilePins) SavePins(_ context.Context, identity string, pins map[string]
 		return err
 	}
 	if err := atomicfile.WriteFile(f.path, b, 0o600); err != nil {
-		return talos.E(talos.CodeDirPermissions, "mcphost.FilePins.SavePins", "writing the pin file "+f.path+" failed", err)
+		return talos.E(talos.CodeDirPermissions, op, "writing the pin file "+f.path+" failed", err)
 	}
 	f.pins = next
+	if st, err := os.Stat(f.path); err == nil {
+		f.seen = stampOf(st)
+	}
 	return nil
 }

@@ -766,3 +766,51 @@ func (w *stderrLog) emit(line []byte) {
 }
 
 var _ io.Writer = (*stderrLog)(nil)
+
+// ReloadApprovals re-reads the pins of every quarantined server and lifts
+// the quarantine of each whose current definitions are now exactly what is
+// pinned: an approval made by another process sharing the pin store (the
+// operator's `talos mcp approve` while the daemon runs) takes effect
+// without a restart. It returns the names of the servers released.
+func (h *Host) ReloadApprovals(ctx context.Context) ([]string, error) {
+	var released []string
+	var errs []error
+	for _, s := range h.order {
+		s.mu.Lock()
+		live, quarantined := s.live, s.quarantine != nil
+		s.mu.Unlock()
+		if !quarantined || live == nil {
+			continue
+		}
+		pins, found, err := h.pins.LoadPins(ctx, s.identity)
+		if err != nil {
+			errs = append(errs, talos.E(talos.CodeMCPServer, "mcphost.ReloadApprovals", "loading the pins of server "+s.name+" failed; it stays quarantined", err))
+			continue
+		}
+		if !found || len(pins) != len(live) {
+			continue
+		}
+		match := true
+		for n, d := range live {
+			if pins[n] != d.Hash {
+				match = false
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		s.mu.Lock()
+		if fingerprint(s.live) == fingerprint(live) { // unchanged while we read
+			s.approved, s.previous = live, live
+			s.quarantine, s.quarReason = nil, ""
+			released = append(released, s.name)
+		}
+		s.mu.Unlock()
+	}
+	if len(released) > 0 {
+		h.rebuildOwners()
+		h.log.Info("mcphost: approvals made elsewhere took effect", "servers", strings.Join(released, ","))
+	}
+	return released, errors.Join(errs...)
+}

@@ -85,6 +85,7 @@ func newRootCmd() *cobra.Command {
 		newRestoreCmd(),
 		newPanicCmd(),
 		newMCPCmd(),
+		newIdentityCmd(),
 	)
 	return root
 }

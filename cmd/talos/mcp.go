@@ -26,7 +26,7 @@ hash in TALOS_HOME/` + host.MCPPinsFile + `: a server whose tools changed (a new
 renamed tool, a changed description or schema) is quarantined until an operator
 reviews the difference and approves it with its fingerprint.`,
 	}
-	cmd.AddCommand(newMCPStatusCmd(), newMCPApproveCmd())
+	cmd.AddCommand(newMCPStatusCmd(), newMCPApproveCmd(), newMCPServeCmd(), newMCPConnectCmd(), newMCPTokenCmd(), newMCPGatewayCmd(), newMCPAuditCmd())
 	return cmd
 }
 
@@ -65,7 +65,7 @@ func newMCPStatusCmd() *cobra.Command {
 			tw.Flush()
 			for _, s := range h.Status() {
 				if d, _, ok := h.Pending(s.Name); ok {
-					printDiff(w, s.Name, d.Added, d.Changed, d.Removed, d.Fingerprint)
+					printDiff(w, s.Name, d.Added, d.Changed, d.Removed, "talos mcp approve "+s.Name+" "+d.Fingerprint)
 				}
 			}
 			fmt.Fprintf(w, "\n%s", termLines(h.Catalog().Text()))
@@ -80,7 +80,8 @@ func newMCPApproveCmd() *cobra.Command {
 		Short: "Approve the tool definitions a quarantined server offers now (the fingerprint `talos mcp status` shows)",
 		Long: `Approve exactly the definitions you reviewed: the fingerprint from ` + "`talos mcp status`" + `
 names them, and a server whose tools changed again since is refused. The
-approval is saved in the pin file; restart ` + "`talos run`" + ` for the running daemon to use it.`,
+approval is saved in the pin file; a running ` + "`talos run`" + ` uses it from its next
+chat turn, without a restart.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(cmd, nil)
@@ -98,13 +99,15 @@ approval is saved in the pin file; restart ` + "`talos run`" + ` for the running
 			if err := h.Approve(cmd.Context(), args[0], args[1]); err != nil {
 				return withExit(exitMCPFailed, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "approved the tools of %s; restart talos run for the daemon to use them\n", termText(args[0]))
+			fmt.Fprintf(cmd.OutOrStdout(), "approved the tools of %s; a running talos run uses them from its next turn\n", termText(args[0]))
 			return nil
 		},
 	}
 }
 
-func printDiff[A, C any](w io.Writer, server string, added []A, changed []C, removed []string, fingerprint string) {
+// printDiff shows what a quarantined server changed and the command that
+// approves it.
+func printDiff[A, C any](w io.Writer, server string, added []A, changed []C, removed []string, approveWith string) {
 	fmt.Fprintf(w, "\n%s is quarantined: %d tools added, %d changed, %d removed\n", server, len(added), len(changed), len(removed))
 	for _, a := range added {
 		fmt.Fprintf(w, "  + %s\n", termText(fmt.Sprintf("%+v", a)))
@@ -115,5 +118,5 @@ func printDiff[A, C any](w io.Writer, server string, added []A, changed []C, rem
 	for _, r := range removed {
 		fmt.Fprintf(w, "  - %s\n", termText(r))
 	}
-	fmt.Fprintf(w, "approve with: talos mcp approve %s %s\n", server, fingerprint)
+	fmt.Fprintf(w, "approve with: %s\n", approveWith)
 }

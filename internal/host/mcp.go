@@ -92,10 +92,14 @@ type MCPTools struct{ Host *mcphost.Host }
 
 var _ orchestrator.Tools = MCPTools{}
 
-// Catalog implements orchestrator.Tools. A server that offers no tool yet
-// (its discovery at start failed, or it was slow) is asked again first, so
-// a turn never goes without tools a server can give.
+// Catalog implements orchestrator.Tools. Approvals saved by another process
+// are picked up first, and a server that offers no tool yet (its discovery
+// at start failed, or it was slow) is asked again, so a turn never goes
+// without tools a server can give.
 func (t MCPTools) Catalog(ctx context.Context) ([]llm.Tool, string, error) {
+	// An operator's `talos mcp approve` (another process) counts from the
+	// next turn on, without a restart.
+	_, _ = t.Host.ReloadApprovals(ctx) // a server whose pins cannot be read stays quarantined
 	for _, s := range t.Host.Status() {
 		if s.Tools == 0 && !s.Quarantined && !s.GaveUp {
 			_ = t.Host.Refresh(ctx, s.Name) // the failure is the host's to log and count

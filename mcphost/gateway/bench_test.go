@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -49,5 +50,31 @@ func BenchmarkAuthorize(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkAuthorizeFileState is Authorize with the used nonces and
+// revocations persisted in a FileState: each check adds a locked
+// read-merge-write of the file (the cost of a tunnel hello, once per
+// connection).
+func BenchmarkAuthorizeFileState(b *testing.B) {
+	root, agent := ident(b, "root"), ident(b, "agent")
+	st, err := gateway.NewFileState(filepath.Join(b.TempDir(), "auth.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, State: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := issue(b, root, agent, time.Hour, "chat/ask")
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		r, _ := gateway.NewRequest(agent, tok, "chat/ask")
+		b.StartTimer()
+		if _, err := v.Authorize(r); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"io"
@@ -39,6 +40,8 @@ type DecisionLog struct {
 	mu   sync.Mutex
 	max  int
 	recs []Decision
+	sink io.Writer
+	err  error
 }
 
 // NewDecisionLog keeps at most max decisions (0 means DefaultMaxDecisions).
@@ -58,6 +61,61 @@ func (l *DecisionLog) Record(d Decision) {
 		l.recs = l.recs[:n]
 	}
 	l.recs = append(l.recs, d)
+	if l.sink != nil && l.err == nil {
+		b, err := json.Marshal(d)
+		if err == nil {
+			_, err = l.sink.Write(append(b, '\n'))
+		}
+		l.err = err
+	}
+}
+
+// Tee makes every later Record also append the decision to w as one JSON
+// line (ReadDecisions reads them back), so the log can outlive the process.
+// The first write error stops the copying and is kept for Err.
+func (l *DecisionLog) Tee(w io.Writer) {
+	l.mu.Lock()
+	l.sink, l.err = w, nil
+	l.mu.Unlock()
+}
+
+// Err returns the first error writing to the Tee writer, if any.
+func (l *DecisionLog) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// ReadDecisions reads the JSON lines that Tee wrote into a DecisionLog that
+// keeps at most max of them (0 means DefaultMaxDecisions). A line that does
+// not parse is an error naming its number; a torn last line (a crash while
+// writing it) is skipped.
+func ReadDecisions(r io.Reader, max int) (*DecisionLog, error) {
+	l := NewDecisionLog(max)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var bad []string
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Bytes()
+		if len(line) == 0 {
+			continue
+		}
+		var d Decision
+		if err := json.Unmarshal(line, &d); err != nil {
+			bad = append(bad, strconv.Itoa(n))
+			continue
+		}
+		l.Record(d)
+	}
+	if err := sc.Err(); err != nil {
+		return l, talos.E(talos.CodeInputInvalid, "gateway.ReadDecisions", "reading the decisions failed", err)
+	}
+	if len(bad) > 0 && !(len(bad) == 1 && bad[0] == strconv.Itoa(n)) {
+		return l, talos.Errorf(talos.CodeInputInvalid, "gateway.ReadDecisions", "line(s) %s are not decisions (JSON objects as Tee writes them)", strings.Join(bad, ", "))
+	}
+	return l, nil
 }
 
 // Decisions returns a copy of the kept decisions, oldest first.

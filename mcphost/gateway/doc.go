@@ -29,6 +29,9 @@
 // (a copied token alone is useless), its time within the skew, its nonce
 // never seen before (no replay), its action granted. A [Session] caches
 // verified tokens so a repeated check is a scope match, and limits its
-// calls with a token bucket. A [DecisionLog] keeps every Authorize decision
-// and exports it as CSV or JSON.
+// calls with a token bucket. [WithCaller] ties a peer's session and token
+// to the requests a [Server] serves, so it lists and runs only the tools
+// the token grants ([ToolAction]). A [DecisionLog] keeps every Authorize
+// decision (and every such tool call's) and exports it as CSV or JSON; a
+// [FileState] keeps revocations and used nonces across restarts.
 package gateway

@@ -17,7 +17,9 @@ import (
 
 // Server serves a Host's callable tools as one MCP server, so any MCP client
 // (Claude Desktop, Cursor, an mcp-go client) uses Talos as its guarded tool
-// gateway: every call goes through the Host's pipeline.
+// gateway: every call goes through the Host's pipeline. Requests whose
+// context carries a caller (WithCaller) are also limited by the caller's
+// session and token scopes.
 type Server struct {
 	host *mcphost.Host
 	mcp  *server.MCPServer
@@ -36,9 +38,10 @@ func NewServer(host *mcphost.Host, name, version string) *Server {
 			for _, d := range g.host.Tools() {
 				callable[d.QualifiedName()] = true
 			}
+			c, scoped := callerOf(ctx)
 			out := tools[:0:0]
 			for _, t := range tools {
-				if callable[t.Name] {
+				if callable[t.Name] && (!scoped || c.s.Check(c.token, ToolAction(t.Name)) == nil) {
 					out = append(out, t)
 				}
 			}
@@ -63,6 +66,11 @@ func (g *Server) Sync() {
 		}
 		name := t.Name
 		tools = append(tools, server.ServerTool{Tool: t, Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if c, ok := callerOf(ctx); ok {
+				if err := c.authorizeCall(ToolAction(name)); err != nil {
+					return mcp.NewToolResultError(err.Error()), nil
+				}
+			}
 			res, err := g.host.Call(ctx, name, req.GetArguments())
 			if err != nil {
 				// The client (and its model) learn why, as a tool error.

@@ -26,6 +26,10 @@ type VerifierConfig struct {
 	MaxSkew time.Duration
 	// Decisions, if set, records every Authorize decision for export.
 	Decisions *DecisionLog
+	// State, if set, keeps revocations and used request nonces across
+	// restarts and processes (FileState). Authorize fails closed when it
+	// cannot be written.
+	State StateStore
 }
 
 // Verifier checks tokens and signed requests: trusted root, time, revocation,
@@ -34,6 +38,7 @@ type Verifier struct {
 	roots map[PeerID]bool
 	skew  time.Duration
 	log   *DecisionLog
+	state StateStore
 
 	mu      sync.Mutex
 	revoked map[string]time.Time // token ID → when it can be forgotten
@@ -60,6 +65,13 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	}
 	if v.skew < 0 {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "MaxSkew %s is negative: use 0 for %s", cfg.MaxSkew, DefaultMaxSkew)
+	}
+	if cfg.State != nil {
+		revoked, err := cfg.State.Revoked()
+		if err != nil {
+			return nil, err
+		}
+		v.state, v.revoked = cfg.State, revoked
 	}
 	return v, nil
 }
@@ -93,12 +105,37 @@ func (v *Verifier) Verify(raw string) (*Token, error) {
 }
 
 // Revoke refuses the token with this ID, and every token delegated from it,
-// from now on (until it would have expired anyway).
-func (v *Verifier) Revoke(t *Token) {
+// from now on (until it would have expired anyway). With a StateStore the
+// revocation is stored first; if that fails it still holds in this process
+// and the error says it was not stored.
+func (v *Verifier) Revoke(t *Token) error {
+	until := time.Unix(t.ExpiresAt, 0).Add(v.skew)
 	v.mu.Lock()
-	v.revoked[t.ID] = time.Unix(t.ExpiresAt, 0).Add(v.skew)
+	v.revoked[t.ID] = until
 	v.mu.Unlock()
 	v.gen.Add(1)
+	if v.state != nil {
+		return v.state.Revoke(t.ID, until)
+	}
+	return nil
+}
+
+// mergeRevoked adds revocations stored by other processes and reports
+// whether any was new.
+func (v *Verifier) mergeRevoked(revoked map[string]time.Time) bool {
+	v.mu.Lock()
+	grew := false
+	for id, until := range revoked {
+		if _, ok := v.revoked[id]; !ok {
+			v.revoked[id] = until
+			grew = true
+		}
+	}
+	v.mu.Unlock()
+	if grew {
+		v.gen.Add(1)
+	}
+	return grew
 }
 
 // Request is one use of a token: an action, signed by the token's subject
@@ -191,6 +228,20 @@ func (v *Verifier) authorize(r Request) (*Token, error) {
 	v.mu.Unlock()
 	if replay {
 		return nil, talos.Errorf(talos.CodeUnauthorized, op, "the request's nonce was already used: a replayed request is refused")
+	}
+	if v.state != nil {
+		fresh, revoked, err := v.state.UseNonce(r.Nonce, at.Add(v.skew))
+		if err != nil {
+			return nil, talos.E(talos.CodeUnauthorized, op, "refused because the used-nonce store failed (fail closed)", err)
+		}
+		if !fresh {
+			return nil, talos.Errorf(talos.CodeUnauthorized, op, "the request's nonce was already used (before a restart or by another process): a replayed request is refused")
+		}
+		if v.mergeRevoked(revoked) {
+			if _, err := v.Verify(r.Token); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if !t.Allows(r.Action) {
 		return nil, talos.Errorf(talos.CodeUnauthorized, op, "no scope of the token grants %s (a scope grants exactly what it names; %s grants below it with /*)", clip(r.Action), clip(r.Action))

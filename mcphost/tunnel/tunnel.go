@@ -23,7 +23,31 @@ const HandshakeTimeout = 10 * time.Second
 // process), until ctx ends. A refused handshake is logged and the next
 // connection accepted. It closes ln when it returns.
 func Serve(ctx context.Context, ln net.Listener, id *gateway.Identity, authorized gateway.PeerID, srv *server.MCPServer, log *slog.Logger) error {
+	return ServeWith(ctx, ln, id, authorized, srv, Options{Log: log})
+}
+
+// Options are ServeWith's optional settings.
+type Options struct {
+	// Verifier, if set, requires every connection to open with a hello
+	// frame: a request for ConnectAction signed by the authorized peer
+	// with a valid capability token of a root Verifier trusts and a fresh
+	// nonce. An expired, revoked or foreign token and a replayed request
+	// are refused before any MCP message is read. Nil admits the
+	// authorized peer by its pinned key alone.
+	Verifier *gateway.Verifier
+	// RateLimit is each connection's token bucket for tools/call when a
+	// Verifier is set; the zero value is unlimited. A gateway.Server as
+	// the served srv also refuses (and does not list) the tools the
+	// connection's token does not grant (gateway.ToolAction).
+	RateLimit gateway.RateLimit
+	// Log receives connection events (nil discards them).
+	Log *slog.Logger
+}
+
+// ServeWith is Serve with Options.
+func ServeWith(ctx context.Context, ln net.Listener, id *gateway.Identity, authorized gateway.PeerID, srv *server.MCPServer, opts Options) error {
 	const op = "tunnel.Serve"
+	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -51,21 +75,33 @@ func Serve(ctx context.Context, ln net.Listener, id *gateway.Identity, authorize
 			raw.Close()
 			continue
 		}
+		var in io.Reader = conn
+		sctx := ctx
+		if opts.Verifier != nil {
+			br, token, err := admit(conn, opts.Verifier, authorized)
+			if err != nil {
+				log.Warn("tunnel: hello refused", "peer", string(authorized), "remote", raw.RemoteAddr().String(), "err", err)
+				conn.Close()
+				continue
+			}
+			in = br
+			sctx = gateway.WithCaller(ctx, opts.Verifier.NewSession(opts.RateLimit), token)
+		}
 		log.Info("tunnel: peer connected", "peer", string(authorized), "remote", raw.RemoteAddr().String())
-		serveConn(ctx, conn, srv)
+		serveConn(sctx, conn, in, srv)
 		log.Info("tunnel: peer disconnected", "peer", string(authorized))
 	}
 }
 
 // serveConn serves srv on one authenticated connection until it closes or
 // ctx ends.
-func serveConn(ctx context.Context, conn *tls.Conn, srv *server.MCPServer) {
+func serveConn(ctx context.Context, conn *tls.Conn, in io.Reader, srv *server.MCPServer) {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(cctx, func() { conn.Close() })
 	defer stop()
 	defer conn.Close()
-	_ = server.NewStdioServer(srv).Listen(cctx, conn, conn)
+	_ = server.NewStdioServer(srv).Listen(cctx, in, conn)
 }
 
 // Dial connects to the peer at addr and checks that it holds the key of
@@ -84,6 +120,21 @@ func Dial(ctx context.Context, addr string, id *gateway.Identity, want gateway.P
 		return nil, talos.E(talos.CodeUnauthorized, op, "the tunnel to "+addr+" was not established (wrong peer, refused key, or unreachable)", err)
 	}
 	return c.(*tls.Conn), nil
+}
+
+// DialWith is Dial followed by the hello a server with a Verifier requires:
+// a request for ConnectAction with token, signed by id. An empty token
+// sends no hello.
+func DialWith(ctx context.Context, addr string, id *gateway.Identity, want gateway.PeerID, token string) (*tls.Conn, error) {
+	conn, err := Dial(ctx, addr, id, want)
+	if err != nil || token == "" {
+		return conn, err
+	}
+	if err := hello(ctx, conn, id, token); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // Bridge copies in (a desktop client's stdin) to conn and conn to out

@@ -96,6 +96,12 @@ func serveB(t testing.TB, srvID *gateway.Identity, authorized gateway.PeerID) (s
 // gateway served through the tunnel on a recorded loopback listener.
 func serveHost(t testing.TB, srvID *gateway.Identity, authorized gateway.PeerID, cfg mcphost.Config) (string, *recorder) {
 	t.Helper()
+	return serveHostWith(t, srvID, authorized, cfg, tunnel.Options{})
+}
+
+// serveHostWith is serveHost with Options (a Verifier requires tokens).
+func serveHostWith(t testing.TB, srvID *gateway.Identity, authorized gateway.PeerID, cfg mcphost.Config, opts tunnel.Options) (string, *recorder) {
+	t.Helper()
 	h, err := mcphost.New(cfg, mcphost.Deps{})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +117,7 @@ func serveHost(t testing.TB, srvID *gateway.Identity, authorized gateway.PeerID,
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- tunnel.Serve(ctx, rec, srvID, authorized, gateway.NewServer(h, "talos", "1").MCPServer(), nil)
+		done <- tunnel.ServeWith(ctx, rec, srvID, authorized, gateway.NewServer(h, "talos", "1").MCPServer(), opts)
 	}()
 	t.Cleanup(func() {
 		cancel()

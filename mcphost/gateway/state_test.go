@@ -1,0 +1,171 @@
+package gateway_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	talos "github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/mcphost/gateway"
+)
+
+func stateVerifier(t testing.TB, path string, root *gateway.Identity) *gateway.Verifier {
+	t.Helper()
+	st, err := gateway.NewFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// A revocation and a used nonce outlive the Verifier that saw them: a new
+// one on the same file (a restart) refuses the revoked token and the
+// replayed request.
+func TestFileStateSurvivesARestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "state", "auth.json")
+		root, agent := ident(t, "root"), ident(t, "agent")
+		v := stateVerifier(t, path, root)
+		keep, gone := issue(t, root, agent, time.Hour, "mcp/*"), issue(t, root, agent, time.Hour, "mcp/*")
+		req, _ := gateway.NewRequest(agent, keep, "mcp/fs/read")
+		if _, err := v.Authorize(req); err != nil {
+			t.Fatal(err)
+		}
+		pt, _ := gateway.Parse(gone)
+		if err := v.Revoke(pt); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("state file: %v %v", st, err)
+		}
+
+		v2 := stateVerifier(t, path, root) // the restart
+		if _, err := v2.Authorize(req); !errors.Is(err, talos.ErrUnauthorized) || !strings.Contains(err.Error(), "already used") {
+			t.Errorf("a request replayed after a restart: %v", err)
+		}
+		if _, err := v2.Verify(gone); !errors.Is(err, talos.ErrUnauthorized) || !strings.Contains(err.Error(), "revoked") {
+			t.Errorf("a token revoked before the restart: %v", err)
+		}
+		fresh, _ := gateway.NewRequest(agent, keep, "mcp/fs/read")
+		if _, err := v2.Authorize(fresh); err != nil {
+			t.Errorf("a fresh request after the restart: %v", err)
+		}
+
+		// Entries are dropped once they can no longer matter.
+		time.Sleep(2 * time.Hour)
+		other := issue(t, root, agent, time.Hour, "mcp/*")
+		r3, _ := gateway.NewRequest(agent, other, "mcp/fs/read")
+		if _, err := v2.Authorize(r3); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(path)
+		if bytes.Contains(b, []byte(req.Nonce)) || bytes.Contains(b, []byte(pt.ID)) {
+			t.Errorf("expired entries were kept: %s", b)
+		}
+	})
+}
+
+// Two processes share one file: a revocation stored by one (the operator's
+// command) is seen by the other (the serving daemon) at its next request,
+// and a nonce used at one is refused at the other.
+func TestFileStateSharedBetweenVerifiers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.json")
+	root, agent := ident(t, "root"), ident(t, "agent")
+	serving, operator := stateVerifier(t, path, root), stateVerifier(t, path, root)
+	tok := issue(t, root, agent, time.Hour, "mcp/*")
+	req, _ := gateway.NewRequest(agent, tok, "mcp/x")
+	if _, err := serving.Authorize(req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := operator.Authorize(req); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Errorf("a nonce used by the other process: %v", err)
+	}
+	pt, _ := gateway.Parse(tok)
+	if err := operator.Revoke(pt); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := gateway.NewRequest(agent, tok, "mcp/x")
+	if _, err := serving.Authorize(next); !errors.Is(err, talos.ErrUnauthorized) || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("a revocation by the other process: %v", err)
+	}
+
+	// Concurrent nonces from both never lose one another's entries.
+	var wg sync.WaitGroup
+	reqs := make([]gateway.Request, 20)
+	tok2 := issue(t, root, agent, time.Hour, "mcp/*")
+	for i := range reqs {
+		reqs[i], _ = gateway.NewRequest(agent, tok2, "mcp/x")
+		wg.Go(func() {
+			v := serving
+			if i%2 == 1 {
+				v = operator
+			}
+			if _, err := v.Authorize(reqs[i]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	third := stateVerifier(t, path, root)
+	for _, r := range reqs {
+		if _, err := third.Authorize(r); err == nil {
+			t.Fatal("a nonce written concurrently was lost")
+		}
+	}
+}
+
+// The store failing refuses the request (fail closed), and a damaged file
+// is reported when the store opens.
+func TestFileStateFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	root, agent := ident(t, "root"), ident(t, "agent")
+	path := filepath.Join(dir, "sub", "auth.json")
+	v := stateVerifier(t, path, root)
+	if err := os.WriteFile(filepath.Join(dir, "sub"), []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := gateway.NewRequest(agent, issue(t, root, agent, time.Hour, "mcp/*"), "mcp/x")
+	if _, err := v.Authorize(req); !errors.Is(err, talos.ErrUnauthorized) || !strings.Contains(err.Error(), "fail closed") {
+		t.Errorf("a broken store: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte("{not json"), 0o600)
+	if _, err := gateway.NewFileState(bad); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("a damaged file: %v", err)
+	}
+}
+
+// Decisions teed to a file read back for export, a torn last line skipped.
+func TestDecisionsTeeAndRead(t *testing.T) {
+	root, agent := ident(t, "root"), ident(t, "agent")
+	log := gateway.NewDecisionLog(0)
+	var buf bytes.Buffer
+	log.Tee(&buf)
+	v, _ := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, Decisions: log})
+	tok := issue(t, root, agent, time.Hour, "mcp/fs/read")
+	for _, a := range []string{"mcp/fs/read", "mcp/fs/write"} {
+		r, _ := gateway.NewRequest(agent, tok, a)
+		v.Authorize(r)
+	}
+	back, err := gateway.ReadDecisions(bytes.NewReader(append(buf.Bytes(), `{"time":"20`...)), 0)
+	if err != nil || log.Err() != nil {
+		t.Fatal(err, log.Err())
+	}
+	ds := back.Decisions()
+	if len(ds) != 2 || !ds[0].Allowed || ds[1].Allowed || ds[1].Action != "mcp/fs/write" || ds[1].Code != talos.CodeUnauthorized {
+		t.Fatalf("%+v", ds)
+	}
+	if _, err := gateway.ReadDecisions(strings.NewReader("garbage\n{}\n"), 0); err == nil || !strings.Contains(err.Error(), "line(s) 1") {
+		t.Errorf("a bad line: %v", err)
+	}
+}
