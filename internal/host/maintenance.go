@@ -87,6 +87,11 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 	if err != nil {
 		return nil, err
 	}
+	delay, err := lookupPhaseDelay()
+	if err != nil {
+		return nil, err
+	}
+	register := func(p dream.Phase) error { return s.Register(delay.wrap(p)) }
 	m := &Maintenance{Scheduler: s}
 	if cfg.RedisURL != "" {
 		opt, err := redis.ParseURL(cfg.RedisURL)
@@ -99,12 +104,12 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 			m.Close()
 			return nil, err
 		}
-		if err := s.Register(c.Phase()); err != nil {
+		if err := register(c.Phase()); err != nil {
 			m.Close()
 			return nil, err
 		}
 	} else {
-		must(s.Register(dream.Phase{Name: dream.PhaseRedisFlush, Run: func(context.Context) (dream.PhaseResult, error) {
+		must(register(dream.Phase{Name: dream.PhaseRedisFlush, Run: func(context.Context) (dream.PhaseResult, error) {
 			return dream.PhaseResult{Skipped: "Redis is not configured: short-term state is in the daemon's memory and goes with it"}, nil
 		}}))
 	}
@@ -112,17 +117,17 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 		2: time.Duration(cfg.LogTier2RetentionDays) * 24 * time.Hour,
 		3: time.Duration(cfg.LogTier3RetentionDays) * 24 * time.Hour,
 	}}
-	must(s.Register(dream.Phase{Name: dream.PhaseVectorPrune, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+	must(register(dream.Phase{Name: dream.PhaseVectorPrune, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return vectorPrune(ctx, cfg)
 	}}))
-	must(s.Register(dream.Phase{Name: PhaseConsolidate, Timeout: TimeoutConsolidate, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+	must(register(dream.Phase{Name: PhaseConsolidate, Timeout: TimeoutConsolidate, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return consolidate(ctx, cfg)
 	}}))
-	must(s.Register(dream.Phase{Name: dream.PhaseLogCompress, Run: logs.Run}))
-	must(s.Register(dream.Phase{Name: dream.PhaseZombieHunt, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+	must(register(dream.Phase{Name: dream.PhaseLogCompress, Run: logs.Run}))
+	must(register(dream.Phase{Name: dream.PhaseZombieHunt, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return zombieHunt(ctx, cfg, log)
 	}}))
-	must(s.Register(dream.Phase{Name: PhaseStrikeExpiry, Timeout: TimeoutStrikeExpiry, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+	must(register(dream.Phase{Name: PhaseStrikeExpiry, Timeout: TimeoutStrikeExpiry, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		sk, err := OpenSkills(ctx, cfg, nil, log)
 		if err != nil {
 			return dream.PhaseResult{}, err
@@ -135,10 +140,10 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 		}
 		return res, err
 	}}))
-	must(s.Register(dream.Phase{Name: PhaseSkillsVerify, Timeout: TimeoutSkillsVerify, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+	must(register(dream.Phase{Name: PhaseSkillsVerify, Timeout: TimeoutSkillsVerify, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return skillsVerify(ctx, cfg, log)
 	}}))
-	must(s.Register(dream.Phase{Name: dream.PhaseHealthReport, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+	must(register(dream.Phase{Name: dream.PhaseHealthReport, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		if deps.Health == nil {
 			return dream.PhaseResult{Skipped: "no daemon runs in this process; `talos health` asks the running one"}, nil
 		}
