@@ -61,7 +61,8 @@ loopback is refused. With a GPU and TALOS_OLLAMA_URL
 set it arbitrates GPU memory between local models with the VRAM mutex
 (VRAM_MUTEX_TIMEOUT), whose state is served at /vram (` + "`talos gpu status`" + `). SIGINT, SIGTERM
 or SIGHUP stops it cleanly: it stops taking requests, closes its connections,
-removes the marker and writes a daemon_stopped audit line naming the signal.
+stops and removes this home's Talos-labelled containers (talos.managed=true
+and talos.instance of this home; never any other), removes the marker and writes a daemon_stopped audit line naming the signal.
 
 Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 		Args: cobra.NoArgs,
@@ -302,6 +303,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "shutting down: %v\n", cause)
 			}
 			// Forced after ShutdownForce, whatever is stuck.
+			shutdownBegan := time.Now()
 			force := time.AfterFunc(ShutdownForce, func() {
 				log.Error("shutdown did not finish in time: exiting now", "limit", ShutdownForce)
 				os.Exit(exitRunBootFailed)
@@ -313,7 +315,9 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			<-dashDone
 			sctx, cancel := context.WithTimeout(context.Background(), daemon.ShutdownGrace)
 			defer cancel()
-			if err := d.Stop(sctx); err != nil {
+			stopErr := d.Stop(sctx)
+			stopContainers(cfg, audit, log, shutdownBegan.Add(ShutdownForce-time.Second))
+			if err := stopErr; err != nil {
 				tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()), why, slog.String("error", err.Error()))
 				return withExit(exitRunBootFailed, fmt.Errorf("stopping: %w", err))
 			}

@@ -106,7 +106,7 @@ func OpenGenesisTools(ctx context.Context, cfg *config.Config, image string, aud
 	}
 	sb, err := sandbox.New(sandbox.Config{DockerHost: cfg.DockerHost, Image: image, MemoryLimit: cfg.SandboxMemoryLimit,
 		CPUQuota: cfg.SandboxCPUQuota, PidsLimit: int64(cfg.SandboxPidsLimit), Timeout: cfg.SandboxTimeout,
-		StagingDir: filepath.Join(cfg.Home, layout.Data, "sandbox"), WorkspaceDir: wsRoot, Audit: audit, Logger: log})
+		StagingDir: filepath.Join(cfg.Home, layout.Data, "sandbox"), WorkspaceDir: wsRoot, Labels: sandboxLabels(cfg), Audit: audit, Logger: log})
 	if err != nil {
 		return nil, rep, err
 	}

@@ -161,7 +161,7 @@ func Sandbox(cfg *config.Config, image string, audit, log *slog.Logger) (*sandbo
 	}
 	return sandbox.New(sandbox.Config{DockerHost: cfg.DockerHost, Image: image, MemoryLimit: cfg.SandboxMemoryLimit,
 		CPUQuota: cfg.SandboxCPUQuota, PidsLimit: int64(cfg.SandboxPidsLimit), Timeout: cfg.SandboxTimeout,
-		StagingDir: filepath.Join(cfg.Home, layout.Data, "sandbox"), EgressAllow: hosts, Audit: audit, Logger: log})
+		StagingDir: filepath.Join(cfg.Home, layout.Data, "sandbox"), EgressAllow: hosts, Labels: sandboxLabels(cfg), Audit: audit, Logger: log})
 }
 
 // OperatorHosts reads the hosts the operator approved for network access,

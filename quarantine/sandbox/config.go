@@ -4,12 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/egress"
+	"github.com/talos-ironclad/talos/sockproxy"
 )
 
 // Defaults. A zero Config field means the default named here.
@@ -143,6 +149,12 @@ type Config struct {
 	// EgressMaxBytes caps the bytes one run may move through its egress
 	// proxy, both directions; 0 means DefaultEgressMaxBytes.
 	EgressMaxBytes int64
+	// Labels are put on every container besides sockproxy.LabelManaged,
+	// LabelSkill and LabelRun, which they cannot replace; a host uses one
+	// to find its own containers among others on a shared engine. Keys are
+	// 1 to 128 characters of a-z, 0-9, '.', '_' and '-', starting with a
+	// letter or digit; values are at most 256 printable characters.
+	Labels map[string]string
 
 	// Audit receives the proxy's audit records (denials and state-changing
 	// calls, tier 1). nil discards.
@@ -151,6 +163,9 @@ type Config struct {
 	// Logger receives operational messages. nil discards.
 	Logger *slog.Logger
 }
+
+// labelKey is what a key of Config.Labels may look like.
+var labelKey = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
 
 // withDefaults returns cfg with every zero field set to its default, or an
 // error naming every invalid field.
@@ -224,6 +239,17 @@ func (cfg Config) withDefaults(tmp string) (Config, error) {
 	}
 	if _, err := egress.New(egress.Config{Allow: cfg.EgressAllow}); err != nil {
 		errs = append(errs, fmt.Errorf("EgressAllow: %w", errors.Unwrap(err)))
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.Labels)) {
+		v := cfg.Labels[k]
+		switch {
+		case !labelKey.MatchString(k):
+			bad("Labels key", `"`+clip(k, 40)+`"`, "keys are 1 to 128 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit")
+		case k == sockproxy.LabelManaged || k == LabelSkill || k == LabelRun:
+			bad("Labels key", `"`+k+`"`, "the sandbox sets this label itself; choose another key")
+		case len(v) > 256 || strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+			bad("Labels["+k+"]", `"`+clip(v, 40)+`"`, "values are at most 256 printable characters")
+		}
 	}
 	if len(errs) > 0 {
 		return cfg, talos.E(talos.CodeConfigInvalid, "sandbox.New", "invalid sandbox configuration", errors.Join(errs...))

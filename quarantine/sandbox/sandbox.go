@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -291,11 +292,7 @@ func (s *Sandbox) Run(ctx context.Context, req Request) (Result, error) {
 		WorkingDir:      SkillMount,
 		Env:             append([]string{"HOME=" + ScratchMount, "TMPDIR=" + ScratchMount, "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"}, env...),
 		NetworkDisabled: true,
-		Labels: map[string]string{
-			sockproxy.LabelManaged: sockproxy.LabelManagedValue,
-			LabelSkill:             res.Skill,
-			LabelRun:               runID,
-		},
+		Labels:          containerLabels(s.cfg.Labels, res.Skill, runID),
 	}
 	logMax := max(s.cfg.MaxOutputBytes*4, 8<<20)
 	hc := &container.HostConfig{
@@ -600,4 +597,17 @@ func validRunID(s string) bool {
 		}
 	}
 	return true
+}
+
+// containerLabels are the labels of one run's container: extra (checked by
+// Config) plus the sandbox's own, which extra cannot replace.
+func containerLabels(extra map[string]string, skill, runID string) map[string]string {
+	l := maps.Clone(extra)
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[sockproxy.LabelManaged] = sockproxy.LabelManagedValue
+	l[LabelSkill] = skill
+	l[LabelRun] = runID
+	return l
 }

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/talos-ironclad/talos/internal/config"
+	"github.com/talos-ironclad/talos/internal/host"
+	"github.com/talos-ironclad/talos/internal/redact"
+	"github.com/talos-ironclad/talos/internal/tlog"
+)
+
+// stopContainers is the shutdown's container step: it stops and removes
+// this home's Talos-labelled containers (host.StopContainers) before
+// deadline, and says what it did in the audit log.
+func stopContainers(cfg *config.Config, audit, log *slog.Logger, deadline time.Time) {
+	if cfg.DockerHost == "" && cfg.SocketProxyURL == "" {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	began := time.Now()
+	sweep, err := host.StopContainers(ctx, cfg)
+	attrs := []slog.Attr{slog.Int("pid", os.Getpid()), slog.Int("removed", len(sweep.Removed)),
+		slog.String("containers", redact.Text(strings.Join(sweep.Removed, ","))), slog.Duration("took", time.Since(began))}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", redact.Text(err.Error())))
+		for name, why := range sweep.Failed {
+			log.Error("container not stopped at shutdown", "container", name, "err", why)
+		}
+		log.Error("stopping this home's containers at shutdown", "err", err)
+	}
+	if err != nil || len(sweep.Removed) > 0 {
+		tlog.Audit(context.Background(), audit, "containers_stopped", attrs...)
+	}
+}
