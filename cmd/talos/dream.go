@@ -35,8 +35,9 @@ default 04:00 in TALOS_DREAM_TIMEZONE): disposable Redis keys, rotated tier-2
 and tier-3 logs compressed and expired (tier 1 is never touched), old
 Talos-labelled containers removed, expired strikes marked, skills and their
 audit chains re-verified, memories over 90 % of the ceiling pruned, the day's
-repeated memories merged (archived first),
-and a health report. ` + "`talos run`" + ` runs it on schedule; one cycle runs at a time across
+repeated memories merged (archived first), the day's sessions summarised into
+long-term memories when a model is configured (TALOS_OLLAMA_URL; never
+commands, secrets or text the firewall flags), and a health report. ` + "`talos run`" + ` runs it on schedule; one cycle runs at a time across
 processes. Reports of the last 30 cycles are kept in TALOS_HOME/data/dream/reports.`,
 	}
 	cmd.AddCommand(newDreamRunCmd(), newDreamStatusCmd())

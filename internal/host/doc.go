@@ -8,9 +8,11 @@
 // use by Key), and the nightly maintenance cycle (Maintenance): the dream
 // scheduler of TALOS_HOME/data/dream with the phases the host owns —
 // redis_flush (when Redis is configured), vector_prune, memory_consolidate,
-// log_compress,
-// zombie_hunt (when Docker is configured), strike_expiry, skills_verify and
-// health_report. The memory store is chosen once, by OpenMemory, and the
+// session_summarize (when a model is configured: the day's conversations
+// become long-term memories, never commands, secrets or flagged text),
+// log_compress, zombie_hunt (when Docker is configured), strike_expiry,
+// skills_verify and health_report. At shutdown StopContainers stops and
+// removes this home's labelled containers (LabelInstance). The memory store is chosen once, by OpenMemory, and the
 // MCP servers of config.yaml are started by OpenMCP.
 // `talos run` runs its schedule; `talos dream run --now` and `talos dream
 // status` use the same scheduler, and the cross-process lock keeps one cycle

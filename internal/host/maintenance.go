@@ -20,6 +20,7 @@ import (
 	"github.com/talos-ironclad/talos/dream/redisphase"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/layout"
+	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/reaper"
 	reaperdocker "github.com/talos-ironclad/talos/reaper/docker"
@@ -43,6 +44,10 @@ type MaintenanceDeps struct {
 	Alerter dream.Alerter
 	// Log receives progress lines; nil discards them.
 	Log *slog.Logger
+	// Model summarises the day's sessions in the session_summarize phase;
+	// nil means the local model of TALOS_OLLAMA_URL, and without that URL
+	// the phase is skipped (the report says why).
+	Model llm.Model
 }
 
 // Maintenance is a dream scheduler with the host's phases, and what it must
@@ -62,9 +67,9 @@ func (m *Maintenance) Close() error {
 
 // NewMaintenance builds the maintenance cycle for cfg: the schedule of
 // TALOS_DREAM_SCHEDULE in TALOS_DREAM_TIMEZONE, state in DreamDir, and the
-// phases redis_flush, vector_prune, memory_consolidate, log_compress,
-// zombie_hunt, strike_expiry, skills_verify and health_report, in that
-// order.
+// phases redis_flush, vector_prune, memory_consolidate, session_summarize,
+// log_compress, zombie_hunt, strike_expiry, skills_verify and
+// health_report, in that order.
 func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, error) {
 	const op = "host.NewMaintenance"
 	log := deps.Log
@@ -122,6 +127,9 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 	}}))
 	must(register(dream.Phase{Name: PhaseConsolidate, Timeout: TimeoutConsolidate, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return consolidate(ctx, cfg)
+	}}))
+	must(register(dream.Phase{Name: PhaseSessionSummary, Timeout: TimeoutSessionSummary, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+		return summarizeSessions(ctx, cfg, deps.Model, log)
 	}}))
 	must(register(dream.Phase{Name: dream.PhaseLogCompress, Run: logs.Run}))
 	must(register(dream.Phase{Name: dream.PhaseZombieHunt, Run: func(ctx context.Context) (dream.PhaseResult, error) {
