@@ -40,32 +40,14 @@ It holds the keys: keep it as safe as the home.`,
 				return withExit(exitBackupBadArgs, err)
 			}
 			if output == "" {
-				output = filepath.Join(cfg.Home, layout.Backups, "talos-"+time.Now().UTC().Format("20060102T150405Z")+".tar.gz")
+				output = filepath.Join(cfg.Home, layout.Backups, backup.ArchiveName(time.Now()))
 			}
-			if err := os.MkdirAll(filepath.Dir(output), 0o700); err != nil {
-				return withExit(exitBackupFailed, err)
-			}
-			tmp, err := os.CreateTemp(filepath.Dir(output), ".backup-*.tmp")
-			if err != nil {
-				return withExit(exitBackupFailed, err)
-			}
-			defer os.Remove(tmp.Name())
 			start := time.Now()
-			m, err := backup.Create(cmd.Context(), tmp, backup.Options{Home: cfg.Home, PostgresDSN: cfg.PostgresDSN(), TalosVersion: currentBuild().Version})
-			if err == nil {
-				err = tmp.Sync()
-			}
-			if cerr := tmp.Close(); err == nil {
-				err = cerr
-			}
-			if err == nil {
-				err = os.Rename(tmp.Name(), output)
-			}
+			m, size, err := backup.WriteFile(cmd.Context(), output, backup.Options{Home: cfg.Home, PostgresDSN: cfg.PostgresDSN(), TalosVersion: currentBuild().Version})
 			if err != nil {
 				return withExit(exitBackupFailed, err)
 			}
-			st, _ := os.Stat(output)
-			fmt.Fprintf(cmd.OutOrStdout(), "backup %s: %d files, %d bytes, database %s, in %s\n", output, len(m.Files), st.Size(), m.Database, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(cmd.OutOrStdout(), "backup %s: %d files, %d bytes, database %s, in %s\n", output, len(m.Files), size, m.Database, time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}

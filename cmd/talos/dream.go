@@ -37,7 +37,9 @@ Talos-labelled containers removed, expired strikes marked, skills and their
 audit chains re-verified, memories over 90 % of the ceiling pruned, the day's
 repeated memories merged (archived first), the day's sessions summarised into
 long-term memories when a model is configured (TALOS_OLLAMA_URL; never
-commands, secrets or text the firewall flags), and a health report. ` + "`talos run`" + ` runs it on schedule; one cycle runs at a time across
+commands, secrets or text the firewall flags), a backup into TALOS_HOME/backups
+keeping the newest TALOS_BACKUP_KEEP (0, the default: none), and a health
+report. ` + "`talos run`" + ` runs it on schedule; one cycle runs at a time across
 processes. Reports of the last 30 cycles are kept in TALOS_HOME/data/dream/reports.`,
 	}
 	cmd.AddCommand(newDreamRunCmd(), newDreamStatusCmd())
@@ -61,7 +63,7 @@ makes this one refuse with exit code 3. Exit code 1 when a phase failed.`,
 			if err != nil {
 				return withExit(2, err)
 			}
-			m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Version: currentBuild().Version, Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 			if err != nil {
 				return withExit(exitDreamFailed, err)
 			}

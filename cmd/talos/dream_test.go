@@ -37,7 +37,7 @@ func TestDreamRunNowAndStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if rep.Outcome != "ok" || len(rep.Phases) != 9 || rep.Phases[4].Name != "log_compress" || rep.Phases[4].Counters["files_compressed"] != 1 || rep.Phases[3].Name != "session_summarize" || rep.Phases[3].Status != "skipped" {
+	if rep.Outcome != "ok" || len(rep.Phases) != 10 || rep.Phases[4].Name != "log_compress" || rep.Phases[4].Counters["files_compressed"] != 1 || rep.Phases[3].Name != "session_summarize" || rep.Phases[3].Status != "skipped" {
 		t.Errorf("report %+v", rep)
 	}
 	if _, err := os.Stat(rotated + ".gz"); err != nil {

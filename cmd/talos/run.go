@@ -97,7 +97,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			// The nightly maintenance cycle: its phases' health report asks
 			// this daemon, its alerts go to the audit log.
 			var d *daemon.Daemon
-			maint, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Log: log, Alerter: auditAlerter(audit, log),
+			maint, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Log: log, Alerter: auditAlerter(audit, log), Version: currentBuild().Version,
 				Health: func(ctx context.Context) (int, int, string, error) { return healthCounts(ctx, d) }})
 			if err != nil {
 				return withExit(exitRunBootFailed, err)

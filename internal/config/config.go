@@ -40,6 +40,9 @@ const (
 	// DefaultDreamTimezone is TALOS_DREAM_TIMEZONE: the schedule follows
 	// the machine's own wall clock.
 	DefaultDreamTimezone = "Local"
+	// DefaultBackupKeep is TALOS_BACKUP_KEEP: the nightly cycle writes no
+	// backup unless the operator asks for it (a backup holds the keys).
+	DefaultBackupKeep = 0
 	// DefaultOllamaModel is TALOS_OLLAMA_MODEL, the local model `talos ask`
 	// and the router use first: the spec's local coder, Qwen2.5-Coder 7B
 	// (spec §1.2.2 L328 QWEN_MODEL_PATH names it as a file; Ollama names it
@@ -188,6 +191,10 @@ type Config struct {
 	// DreamTimezone (TALOS_DREAM_TIMEZONE) is the time zone of
 	// DreamSchedule; LoadTimezone reads it. Default DefaultDreamTimezone.
 	DreamTimezone string
+	// BackupKeep (TALOS_BACKUP_KEEP) is how many backups the nightly
+	// maintenance cycle keeps in TALOS_HOME/backups: each cycle writes one
+	// and deletes the oldest beyond it; 0 (the default) writes none.
+	BackupKeep int
 	// VRAMModels (TALOS_VRAM_MODELS) lists the models the VRAM mutex may
 	// load with the free VRAM each needs, as "name=GB,…"; ParseVRAMModels
 	// reads it. Default DefaultVRAMModels.

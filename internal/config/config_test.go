@@ -90,8 +90,8 @@ func TestDefaultsMatchSpec(t *testing.T) {
 	if c.OllamaModel != DefaultOllamaModel || c.PromptLocal != DefaultPrompt || c.PromptEscalation != DefaultPrompt {
 		t.Errorf("model %q, prompts %q %q", c.OllamaModel, c.PromptLocal, c.PromptEscalation)
 	}
-	if len(Variables()) != 49+1+19 {
-		t.Errorf("Variables() = %d, want the 49 of the spec, its dashboard's token_daily_limit + 19 Talos additions", len(Variables()))
+	if len(Variables()) != 49+1+20 {
+		t.Errorf("Variables() = %d, want the 49 of the spec, its dashboard's token_daily_limit + 20 Talos additions", len(Variables()))
 	}
 	if c.TokenDailyLimit != DefaultTokenDailyLimit || c.GeminiURL != "" {
 		t.Errorf("token limit %d, Gemini URL %q", c.TokenDailyLimit, c.GeminiURL)
@@ -269,6 +269,7 @@ func TestRanges(t *testing.T) {
 		{"LOG_TIER1_RETENTION_DAYS", []string{"30", "365"}, []string{"29", "366"}, "(got: 29)"},
 		{"LOG_TIER2_RETENTION_DAYS", []string{"7", "90"}, []string{"6", "91"}, "(got: 6)"},
 		{"LOG_TIER3_RETENTION_DAYS", []string{"1", "30"}, []string{"0", "31"}, "(got: 0)"},
+		{"TALOS_BACKUP_KEEP", []string{"0", "365"}, []string{"-1", "366", "many"}, "(got: -1)"},
 		{"TAILSCALE_ACCEPT_ROUTES", []string{"true", "false"}, []string{"y"}, "TAILSCALE_ACCEPT_ROUTES"},
 		{"METRICS_ENABLED", []string{"true", "false"}, []string{"on"}, "METRICS_ENABLED"},
 		{"METRICS_PORT", []string{"1024", "65535"}, []string{"1023", "65536"}, "(got: 1023)"},

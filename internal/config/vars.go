@@ -102,6 +102,7 @@ var table = []varSpec{
 		func(c *Config) *string { return &c.BrowserImage }),
 	strVar("TALOS_BROWSER_NETWORK", "", "empty (browser_automation not offered) or a Docker network name (letters, digits, '_', '.', '-'; not host or none)", checkOptionalNetwork,
 		func(c *Config) *string { return &c.BrowserNetwork }),
+	intVar("TALOS_BACKUP_KEEP", DefaultBackupKeep, 0, 365, func(c *Config) *int { return &c.BackupKeep }),
 	strVar("TALOS_VRAM_MODELS", DefaultVRAMModels, "comma-separated NAME=GB pairs (Ollama model name = free VRAM in GB it needs, 1-80), e.g. qwen2.5-coder:7b=7", checkVRAMModels,
 		func(c *Config) *string { return &c.VRAMModels }),
 

@@ -11,7 +11,8 @@
 // session_summarize (when a model is configured: the day's conversations
 // become long-term memories, never commands, secrets or flagged text),
 // log_compress, zombie_hunt (when Docker is configured), strike_expiry,
-// skills_verify and health_report. At shutdown StopContainers stops and
+// skills_verify, backup (with TALOS_BACKUP_KEEP: a backup in
+// TALOS_HOME/backups, the newest N kept) and health_report. At shutdown StopContainers stops and
 // removes this home's labelled containers (LabelInstance). The memory store is chosen once, by OpenMemory, and the
 // MCP servers of config.yaml are started by OpenMCP.
 // `talos run` runs its schedule; `talos dream run --now` and `talos dream

@@ -48,6 +48,8 @@ type MaintenanceDeps struct {
 	// nil means the local model of TALOS_OLLAMA_URL, and without that URL
 	// the phase is skipped (the report says why).
 	Model llm.Model
+	// Version is the Talos version recorded in scheduled backups.
+	Version string
 }
 
 // Maintenance is a dream scheduler with the host's phases, and what it must
@@ -68,8 +70,8 @@ func (m *Maintenance) Close() error {
 // NewMaintenance builds the maintenance cycle for cfg: the schedule of
 // TALOS_DREAM_SCHEDULE in TALOS_DREAM_TIMEZONE, state in DreamDir, and the
 // phases redis_flush, vector_prune, memory_consolidate, session_summarize,
-// log_compress, zombie_hunt, strike_expiry, skills_verify and
-// health_report, in that order.
+// log_compress, zombie_hunt, strike_expiry, skills_verify, backup (off
+// unless TALOS_BACKUP_KEEP is set) and health_report, in that order.
 func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, error) {
 	const op = "host.NewMaintenance"
 	log := deps.Log
@@ -150,6 +152,9 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 	}}))
 	must(register(dream.Phase{Name: PhaseSkillsVerify, Timeout: TimeoutSkillsVerify, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return skillsVerify(ctx, cfg, log)
+	}}))
+	must(register(dream.Phase{Name: PhaseBackup, Timeout: TimeoutBackup, Run: func(ctx context.Context) (dream.PhaseResult, error) {
+		return scheduledBackup(ctx, cfg, deps.Version)
 	}}))
 	must(register(dream.Phase{Name: dream.PhaseHealthReport, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		if deps.Health == nil {

@@ -113,7 +113,7 @@ func TestMaintenanceRunsItsPhasesNowAndReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if got := strings.Join(m.Phases(), ","); got != "redis_flush,vector_prune,memory_consolidate,session_summarize,log_compress,zombie_hunt,strike_expiry,skills_verify,health_report" {
+	if got := strings.Join(m.Phases(), ","); got != "redis_flush,vector_prune,memory_consolidate,session_summarize,log_compress,zombie_hunt,strike_expiry,skills_verify,backup,health_report" {
 		t.Errorf("phases %s", got)
 	}
 	if next := m.NextWindow(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)); !next.Equal(time.Date(2026, 12, 8, 3, 30, 0, 0, time.UTC)) {

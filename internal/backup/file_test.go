@@ -1,0 +1,43 @@
+package backup
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestArchiveNamesAndRotate(t *testing.T) {
+	at := time.Date(2026, 12, 7, 4, 0, 1, 0, time.FixedZone("CET", 3600))
+	if got := ArchiveName(at); got != "talos-20261207T030001Z.tar.gz" || !isArchiveName(got) {
+		t.Errorf("ArchiveName = %s", got)
+	}
+	dir := t.TempDir()
+	names := []string{ArchiveName(at), ArchiveName(at.Add(24 * time.Hour)), ArchiveName(at.Add(48 * time.Hour)),
+		"talos-manual.tar.gz", "notes.txt", ".backup-1.tmp"}
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Rotate(dir, 0); err == nil {
+		t.Error("keep 0 accepted")
+	}
+	removed, err := Rotate(dir, 2)
+	if err != nil || !slices.Equal(removed, names[:1]) {
+		t.Fatalf("Rotate = %v, %v", removed, err)
+	}
+	if removed, err := Rotate(dir, 2); err != nil || len(removed) != 0 {
+		t.Errorf("second Rotate = %v, %v", removed, err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	want := []string{".backup-1.tmp", "notes.txt", "talos-20261208T030001Z.tar.gz", "talos-20261209T030001Z.tar.gz", "talos-manual.tar.gz"}
+	if !slices.Equal(left, want) {
+		t.Errorf("left %v, want %v", left, want)
+	}
+}
