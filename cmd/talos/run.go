@@ -98,6 +98,12 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			// this daemon, its alerts go to the audit log.
 			var d *daemon.Daemon
 			maint, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Log: log, Alerter: auditAlerter(audit, log), Version: currentBuild().Version,
+				VRAM: func() *vram.Mutex {
+					if d == nil {
+						return nil
+					}
+					return d.VRAM()
+				},
 				Health: func(ctx context.Context) (int, int, string, error) { return healthCounts(ctx, d) }})
 			if err != nil {
 				return withExit(exitRunBootFailed, err)

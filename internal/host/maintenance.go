@@ -24,6 +24,7 @@ import (
 	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/reaper"
 	reaperdocker "github.com/talos-ironclad/talos/reaper/docker"
+	"github.com/talos-ironclad/talos/vram"
 )
 
 // DreamDir is the dream scheduler's state directory, relative to Home.
@@ -50,6 +51,12 @@ type MaintenanceDeps struct {
 	Model llm.Model
 	// Version is the Talos version recorded in scheduled backups.
 	Version string
+	// VRAM returns the daemon's VRAM mutex (nil: no GPU); the local model
+	// of session_summarize holds a lease on it for each request. Nil means
+	// no arbitration (a CLI process).
+	VRAM func() *vram.Mutex
+	// SummaryTokens caps each session summary; 0 means SummaryTokens.
+	SummaryTokens int
 }
 
 // Maintenance is a dream scheduler with the host's phases, and what it must
@@ -131,7 +138,7 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 		return consolidate(ctx, cfg)
 	}}))
 	must(register(dream.Phase{Name: PhaseSessionSummary, Timeout: TimeoutSessionSummary, Run: func(ctx context.Context) (dream.PhaseResult, error) {
-		return summarizeSessions(ctx, cfg, deps.Model, log)
+		return summarizeSessions(ctx, cfg, deps, log)
 	}}))
 	must(register(dream.Phase{Name: dream.PhaseLogCompress, Run: logs.Run}))
 	must(register(dream.Phase{Name: dream.PhaseZombieHunt, Run: func(ctx context.Context) (dream.PhaseResult, error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/hashembed"
+	"github.com/talos-ironclad/talos/vram"
 )
 
 // The session_summarize phase and its budgets.
@@ -71,6 +72,8 @@ type Summarizer struct {
 	Remember func(ctx context.Context, id, text string, m rag.Memory) (string, error)
 	Firewall *firewall.Firewall
 	Secrets  *mcphost.SecretScanner
+	// MaxTokens caps each summary; 0 means SummaryTokens.
+	MaxTokens int
 }
 
 // transcriptLine is one message kept for a summary.
@@ -106,6 +109,7 @@ func (s *Summarizer) Run(ctx context.Context) (dream.PhaseResult, error) {
 		sessions = append(sessions, sid)
 	}
 	slices.Sort(sessions)
+	maxTokens := cmp.Or(s.MaxTokens, SummaryTokens)
 	day := time.Now().Format("2006-01-02")
 	used := 0
 	for _, sid := range sessions {
@@ -128,14 +132,14 @@ func (s *Summarizer) Run(ctx context.Context) (dream.PhaseResult, error) {
 		}
 		used += tokens
 		c["tokens_in"] += int64(tokens)
-		resp, err := s.Model.Chat(ctx, llm.Request{MaxTokens: SummaryTokens, Messages: []llm.Message{
+		resp, err := s.Model.Chat(ctx, llm.Request{MaxTokens: maxTokens, Messages: []llm.Message{
 			{Role: llm.RoleSystem, Content: summaryPrompt},
 			{Role: llm.RoleUser, Content: text},
 		}})
 		if err != nil {
 			return res, fmt.Errorf("summarising session %s: %w", clipID(sid), err)
 		}
-		summary, ok, err := s.checkAnswer(ctx, resp.Message.Content, c)
+		summary, ok, err := s.checkAnswer(ctx, resp.Message.Content, maxTokens, c)
 		if err != nil {
 			return res, err
 		}
@@ -242,9 +246,9 @@ func (s *Summarizer) hasSecret(text string) bool {
 }
 
 // checkAnswer returns the model's summary ready to store, clipped to
-// SummaryTokens, or false when it must not be stored: it holds a command
+// maxTokens, or false when it must not be stored: it holds a command
 // or a secret, or the firewall flags it.
-func (s *Summarizer) checkAnswer(ctx context.Context, answer string, c map[string]int64) (string, bool, error) {
+func (s *Summarizer) checkAnswer(ctx context.Context, answer string, maxTokens int, c map[string]int64) (string, bool, error) {
 	answer = strings.TrimSpace(answer)
 	if answer == "" {
 		return "", false, nil
@@ -267,7 +271,7 @@ func (s *Summarizer) checkAnswer(ctx context.Context, answer string, c map[strin
 		c["answers_flagged"]++
 		return "", false, nil
 	}
-	return clipTokens(answer, SummaryTokens), true, nil
+	return clipTokens(answer, maxTokens), true, nil
 }
 
 // clipTokens cuts text at a word boundary so that it estimates at most
@@ -313,7 +317,8 @@ func LooksLikeCommand(line string) bool {
 // summarizeSessions is the session_summarize phase: a Summarizer over the
 // memory store with model (nil: the local model of TALOS_OLLAMA_URL; the
 // phase is skipped without it).
-func summarizeSessions(ctx context.Context, cfg *config.Config, model llm.Model, log *slog.Logger) (dream.PhaseResult, error) {
+func summarizeSessions(ctx context.Context, cfg *config.Config, deps MaintenanceDeps, log *slog.Logger) (dream.PhaseResult, error) {
+	model := deps.Model
 	if model == nil {
 		if cfg.OllamaURL == "" {
 			return dream.PhaseResult{Skipped: "no model is configured (TALOS_OLLAMA_URL is unset): the day's sessions are not summarised"}, nil
@@ -322,7 +327,7 @@ func summarizeSessions(ctx context.Context, cfg *config.Config, model llm.Model,
 		if err != nil {
 			return dream.PhaseResult{}, err
 		}
-		model = m
+		model = leasedModel{Model: m, name: cfg.OllamaModel, gpu: deps.VRAM}
 	}
 	emb, err := hashembed.New(hashembed.Config{})
 	if err != nil {
@@ -352,6 +357,30 @@ func summarizeSessions(ctx context.Context, cfg *config.Config, model llm.Model,
 			own = append(own, v)
 		}
 	}
-	s := &Summarizer{Model: model, Store: mem.Store, Remember: ret.Remember, Firewall: fw, Secrets: mcphost.NewSecretScanner(own)}
+	s := &Summarizer{Model: model, Store: mem.Store, Remember: ret.Remember, Firewall: fw, Secrets: mcphost.NewSecretScanner(own),
+		MaxTokens: deps.SummaryTokens}
 	return s.Run(ctx)
+}
+
+// leasedModel holds a VRAM lease on its model for each request, so a
+// summary never makes the runtime load a model behind the VRAM mutex's
+// back. gpu nil, or returning nil (no GPU), means no arbitration.
+type leasedModel struct {
+	llm.Model
+	name string
+	gpu  func() *vram.Mutex
+}
+
+// Chat implements llm.Model.
+func (m leasedModel) Chat(ctx context.Context, req llm.Request) (*llm.Response, error) {
+	if m.gpu != nil {
+		if mu := m.gpu(); mu != nil {
+			l, err := mu.Acquire(ctx, m.name)
+			if err != nil {
+				return nil, err
+			}
+			defer l.Release()
+		}
+	}
+	return m.Model.Chat(ctx, req)
 }

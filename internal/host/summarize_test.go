@@ -9,9 +9,13 @@ import (
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/dream"
 	"github.com/talos-ironclad/talos/internal/host"
+	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/llm/llmtest"
+	"github.com/talos-ironclad/talos/llm/ollama"
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/hashembed"
+	"github.com/talos-ironclad/talos/vram"
+	"github.com/talos-ironclad/talos/vram/vramtest"
 )
 
 // conversation is one user message of a session, as the chat loop stores it.
@@ -192,6 +196,79 @@ func TestLooksLikeCommand(t *testing.T) {
 		"The cost was $5 and worth it.", "Go to the shop at noon.", "We talked about Docker and Kubernetes.", "Rock & roll"} {
 		if host.LooksLikeCommand(prose) {
 			t.Errorf("%q seen as a command", prose)
+		}
+	}
+}
+
+// With TALOS_OLLAMA_URL set, the phase builds the local model itself and
+// summarises through the harness's real Ollama (a random-weight model: its
+// answers are gibberish, so each is stored or refused by the checks), each
+// request under a lease of the VRAM mutex.
+func TestSessionSummaryWithOllama(t *testing.T) {
+	url, model := testenv.OllamaURL(t), testenv.OllamaModel(t)
+	if !strings.Contains(model, ":") {
+		model += ":latest" // the name /api/ps reports, which the VRAM mutex compares
+	}
+	cfg := loadConfig(t, map[string]string{"TALOS_OLLAMA_URL": url, "TALOS_OLLAMA_MODEL": model})
+	ctx := context.Background()
+	mem, err := host.OpenMemory(ctx, cfg, host.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedConversations(t, mem.Store, []conversation{
+		{"a1", "s-a", "I prefer tea over coffee in the morning.", true, time.Hour},
+		{"b1", "s-b", "The build server is called orion.", false, time.Hour},
+	})
+	mem.Close()
+	rt, err := ollama.New(ollama.Config{BaseURL: url, Model: model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu, err := vram.New(vram.Config{Models: map[string]vram.Model{model: {MinFree: vram.GiB, Size: vram.GiB}}},
+		vram.Deps{Runtime: rt, GPU: vramtest.NewGPU(16 * vram.GiB)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mu.Close()
+	// A short answer: the random-weight model on two shared cores takes
+	// seconds per token.
+	const budget = 24
+	m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{VRAM: func() *vram.Mutex { return mu }, SummaryTokens: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	began := time.Now()
+	rep, err := m.RunNow(ctx, "ollama")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := phaseOf(rep, host.PhaseSessionSummary)
+	t.Logf("session_summarize on Ollama %s in %v: %v %s", model, time.Since(began).Round(time.Millisecond), p.Counters, p.Reason)
+	if p.Status != dream.StatusOK && p.Status != dream.StatusSkipped {
+		t.Fatalf("phase %+v", p)
+	}
+	if p.Counters["sessions_summarized"]+p.Counters["summaries_refused"] != 2 {
+		t.Errorf("counters %v: every session is summarised or refused", p.Counters)
+	}
+	if st := mu.Stats(); st.Grants != 2 || st.Leases != 0 {
+		t.Errorf("VRAM leases: %d granted, %d held after (want 2, 0)", st.Grants, st.Leases)
+	}
+	mem, err = host.OpenMemory(ctx, cfg, host.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	got, err := mem.Store.List(ctx, rag.ListOptions{Where: new(rag.Eq(rag.KeyType, host.SummaryType))})
+	if err != nil || int64(len(got)) != p.Counters["sessions_summarized"] {
+		t.Fatalf("%d summaries stored (%v), counters %v", len(got), err, p.Counters)
+	}
+	for _, r := range got {
+		if n := talos.EstimateTokens(r.Document); n > budget || host.LooksLikeCommand(r.Document) {
+			t.Errorf("stored summary of %d tokens: %q", n, r.Document)
+		}
+		if md := r.Metadata.Memory(); md.SessionID == "s-b" && md.Trusted {
+			t.Error("the summary of an untrusted session is trusted")
 		}
 	}
 }
