@@ -319,10 +319,10 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				log.Error("maintenance scheduler stopped", "err", err)
 			}
 			<-dashDone
-			sctx, cancel := context.WithTimeout(context.Background(), daemon.ShutdownGrace)
+			sctx, cancel := context.WithDeadline(context.Background(), drainDeadline(shutdownBegan))
 			defer cancel()
 			stopErr := d.Stop(sctx)
-			stopContainers(cfg, audit, log, shutdownBegan.Add(ShutdownForce-time.Second))
+			stopContainers(cfg, audit, log, shutdownBegan.Add(ShutdownForce-containerMargin))
 			if err := stopErr; err != nil {
 				tlog.Audit(context.Background(), audit, "daemon_stopped", slog.Int("pid", os.Getpid()), why, slog.String("error", err.Error()))
 				return withExit(exitRunBootFailed, fmt.Errorf("stopping: %w", err))

@@ -7,11 +7,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/internal/tlog"
 )
+
+// The end of a shutdown: the containers get containerBudget of the forced
+// deadline, less containerMargin to write the last audit line and exit.
+const (
+	containerBudget = 4 * time.Second
+	containerMargin = time.Second
+)
+
+// drainDeadline is when the drain of a shutdown that began at began must
+// end: daemon.ShutdownGrace from now, but early enough to leave
+// containerBudget before ShutdownForce.
+func drainDeadline(began time.Time) time.Time {
+	d := time.Now().Add(daemon.ShutdownGrace)
+	if last := began.Add(ShutdownForce - containerBudget); last.Before(d) {
+		d = last
+	}
+	return d
+}
 
 // stopContainers is the shutdown's container step: it stops and removes
 // this home's Talos-labelled containers (host.StopContainers) before

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos/internal/boot"
+	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/reaper"
@@ -95,5 +96,18 @@ func TestShutdownStopsThisHomesContainers(t *testing.T) {
 				t.Errorf("no containers_stopped audit line naming %s-skill:\n%s", run, audit)
 			}
 		})
+	}
+}
+
+// The drain ends early enough to leave the containers their budget before
+// the forced exit, and never lasts longer than the daemon's grace.
+func TestDrainDeadlineLeavesTheContainersTheirBudget(t *testing.T) {
+	now := time.Now()
+	if d := drainDeadline(now); d.Sub(now) > daemon.ShutdownGrace+time.Second || d.Sub(now) < daemon.ShutdownGrace-time.Second {
+		t.Errorf("fresh shutdown: drain for %v, want %v", d.Sub(now), daemon.ShutdownGrace)
+	}
+	began := now.Add(-10 * time.Second) // maintenance and the dashboard took 10 s
+	if d := drainDeadline(began); !d.Equal(began.Add(ShutdownForce - containerBudget)) {
+		t.Errorf("late drain ends %v after the start, want %v", d.Sub(began), ShutdownForce-containerBudget)
 	}
 }
