@@ -206,9 +206,6 @@ func TestLooksLikeCommand(t *testing.T) {
 // request under a lease of the VRAM mutex.
 func TestSessionSummaryWithOllama(t *testing.T) {
 	url, model := testenv.OllamaURL(t), testenv.OllamaModel(t)
-	if !strings.Contains(model, ":") {
-		model += ":latest" // the name /api/ps reports, which the VRAM mutex compares
-	}
 	cfg := loadConfig(t, map[string]string{"TALOS_OLLAMA_URL": url, "TALOS_OLLAMA_MODEL": model})
 	ctx := context.Background()
 	mem, err := host.OpenMemory(ctx, cfg, host.MemoryOptions{})

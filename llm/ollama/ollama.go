@@ -261,6 +261,9 @@ func (c *Client) generateKeepAlive(ctx context.Context, op, model string, keep t
 }
 
 // Resident returns the names of the models Ollama has loaded (/api/ps).
+// Ollama reports a model asked for without a tag under ":latest"
+// ("tiny" runs as "tiny:latest"), so such a model is listed under both
+// names: a caller that loaded "tiny" finds it resident.
 func (c *Client) Resident(ctx context.Context) ([]string, error) {
 	resp, err := c.api.ListRunning(ctx)
 	if err != nil {
@@ -273,6 +276,9 @@ func (c *Client) Resident(ctx context.Context) ([]string, error) {
 			n = m.Model
 		}
 		names = append(names, n)
+		if short, ok := strings.CutSuffix(n, ":latest"); ok && short != "" {
+			names = append(names, short)
+		}
 	}
 	return names, nil
 }

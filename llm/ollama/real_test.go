@@ -49,7 +49,8 @@ func TestRealOllamaServer(t *testing.T) {
 	if err := c.Load(ctx, model); err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if res, err := c.Resident(ctx); err != nil || !slices.ContainsFunc(res, func(m string) bool { return strings.HasPrefix(m, model) }) {
+	// The name as asked for: an untagged model runs as NAME:latest.
+	if res, err := c.Resident(ctx); err != nil || !slices.Contains(res, model) {
 		t.Errorf("Resident after Load = %v, %v", res, err)
 	}
 	if err := c.Unload(ctx, model); err != nil {
