@@ -81,8 +81,12 @@ type BrowserConfig struct {
 	// DevTools port on. It is never "host" or "none".
 	Network string
 	// Web decides which pages may be opened: a navigation's URL must pass
-	// its allowlist (http or https, an approved host). Links the page
-	// follows itself are limited by Network only.
+	// its allowlist (http or https, an approved host). Every request
+	// Chromium makes — navigations, redirects, a page's own subresources
+	// and scripts' requests — goes through an egress proxy Talos runs for
+	// the browser, which admits only the same hosts on ports 80 and 443
+	// and never a loopback, private or link-local address unless Web's
+	// AllowAddrs opens it.
 	Web *Fetcher
 	// IdleTimeout is how long a session may go unused before its container
 	// is removed; 0 means DefaultBrowserIdleTimeout.
@@ -111,6 +115,7 @@ type Browser struct {
 	cfg    BrowserConfig
 	log    *slog.Logger
 	proxy  *sockproxy.Proxy
+	egress *browserEgress
 	cli    *client.Client
 	cancel context.CancelFunc
 	served chan error
@@ -176,25 +181,33 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
+	eg, err := startBrowserEgress(cfg.Web, lg)
+	if err != nil {
+		return nil, err
+	}
 	prof := sockproxy.Profile{
 		Name: "browser",
 		Ops: []sockproxy.Op{sockproxy.OpPing, sockproxy.OpVersion, sockproxy.OpList, sockproxy.OpCreate, sockproxy.OpInspect,
 			sockproxy.OpStart, sockproxy.OpStop, sockproxy.OpKill, sockproxy.OpRemove},
-		NetworkModes: []string{cfg.Network},
+		NetworkModes:  []string{cfg.Network},
+		BindAllowlist: []string{eg.dir},
 	}
 	proxy, err := sockproxy.New(sockproxy.Config{Upstream: cfg.DockerHost, Profile: prof, Audit: cfg.Audit, Logger: cfg.Logger})
 	if err != nil {
+		eg.close()
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "talos-browser-proxy-")
 	if err != nil {
 		_ = proxy.Close()
+		eg.close()
 		return nil, talos.E(talos.CodeSockProxy, op, "cannot create a private folder for the proxy's socket", err)
 	}
 	sock := filepath.Join(dir, "docker.sock")
 	ln, err := sockproxy.Listen("unix://"+sock, sockproxy.ListenOptions{})
 	if err != nil {
 		_ = proxy.Close()
+		eg.close()
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
@@ -202,11 +215,12 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 	if err != nil {
 		_ = ln.Close()
 		_ = proxy.Close()
+		eg.close()
 		_ = os.RemoveAll(dir)
 		return nil, talos.E(talos.CodeDocker, op, "cannot create the Docker client", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Browser{cfg: cfg, log: lg, proxy: proxy, cli: cli, cancel: cancel, served: make(chan error, 1), sessions: map[string]*browserSession{}}
+	b := &Browser{cfg: cfg, log: lg, proxy: proxy, egress: eg, cli: cli, cancel: cancel, served: make(chan error, 1), sessions: map[string]*browserSession{}}
 	go func() {
 		err := sockproxy.Serve(ctx, ln, sockproxy.NewServer(proxy))
 		_ = os.RemoveAll(dir)
@@ -235,6 +249,7 @@ func (b *Browser) Close() error {
 	b.cancel()
 	err := <-b.served
 	_ = b.proxy.Close()
+	b.egress.close()
 	return err
 }
 
@@ -428,10 +443,15 @@ func (s *browserSession) spawn(ctx context.Context) error {
 	rb := make([]byte, 4)
 	_, _ = rand.Read(rb)
 	name := "talos-browser-" + strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(s.id)) + "-" + hex.EncodeToString(rb)
+	// DevTools is relayed to the network for Talos; the egress proxy's
+	// socket to the container's loopback, where Chromium sends every
+	// request (<-loopback> so not even localhost goes around it).
 	launch := "socat TCP-LISTEN:" + strconv.Itoa(BrowserDevToolsPort) + ",fork,reuseaddr TCP:127.0.0.1:9222 & " +
+		"socat TCP-LISTEN:" + browserEgressPort + ",bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:" + browserEgressMount + "/" + browserEgressSock + " & " +
 		"exec /usr/lib/chromium/chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run " +
 		"--no-default-browser-check --disable-background-networking --disable-component-update --disable-sync " +
-		"--disable-extensions --disable-quic --user-data-dir=/tmp/profile --remote-debugging-port=9222 about:blank"
+		"--disable-extensions --disable-quic --proxy-server=http://127.0.0.1:" + browserEgressPort + " --proxy-bypass-list='<-loopback>' " +
+		"--user-data-dir=/tmp/profile --remote-debugging-port=9222 about:blank"
 	pids := int64(BrowserPids)
 	withInit := true
 	res, err := b.cli.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
@@ -453,6 +473,7 @@ func (s *browserSession) spawn(ctx context.Context) error {
 			CapDrop:        []string{"ALL"},
 			SecurityOpt:    []string{"no-new-privileges"},
 			Tmpfs:          map[string]string{"/tmp": BrowserTmpfs},
+			Binds:          []string{b.egress.dir + ":" + browserEgressMount + ":ro"},
 			Init:           &withInit,
 			Resources: container.Resources{
 				Memory:     BrowserMemory,

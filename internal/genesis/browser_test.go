@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,7 +29,7 @@ func TestBrowserOnEngine(t *testing.T) {
 	img := testenv.BrowserImage(t)
 	web := startTestWeb(t)
 	ip := web.IP.String()
-	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{ip}})
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{ip}, AllowAddrs: []netip.Prefix{netip.PrefixFrom(web.IP, 32)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +77,38 @@ func TestBrowserOnEngine(t *testing.T) {
 	if v, err := fw.Scan(ctx, firewall.Input{Text: text, Source: firewall.SourceWeb}); err != nil || v.Action == firewall.ActionAllow {
 		t.Fatalf("the page's injection was not caught: %+v %v", v, err)
 	}
+	// The page's own requests go through the egress proxy too: an image
+	// from the allowed host loads, one from a port the allowlist does not
+	// cover (served by the same container, so reachable without the
+	// proxy) does not.
+	mixed := `<html><head><title>Mixed</title></head><body><p id="a">pending</p><p id="b">pending</p>
+<img src="/pixel.png" onload="document.getElementById('a').textContent='same host loaded'" onerror="document.getElementById('a').textContent='same host blocked'">
+<img src="http://` + ip + `:8080/pixel.png" onload="document.getElementById('b').textContent='other port loaded'" onerror="document.getElementById('b').textContent='other port blocked'">
+</body></html>`
+	if err := os.WriteFile(filepath.Join(web.WWW, "mixed.html"), []byte(mixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.Get("http://" + ip + ":8080/pixel.png"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the test web's port 8080 does not serve, so the check below would prove nothing: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if _, _, err := b.Navigate(ctx, conv, "http://"+ip+"/mixed.html"); err != nil {
+		t.Fatal(err)
+	}
+	var mp genesis.BrowserPage
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if mp, err = b.Read(ctx, conv); err != nil || !strings.Contains(mp.Text, "pending") {
+			break
+		}
+	}
+	if err != nil || !strings.Contains(mp.Text, "same host loaded") || !strings.Contains(mp.Text, "other port blocked") {
+		t.Fatalf("the page's own requests: %q %v", mp.Text, err)
+	}
+	if _, _, err := b.Navigate(ctx, conv, "http://"+ip+"/article.html"); err != nil {
+		t.Fatal(err)
+	}
+
 	png, err := b.Screenshot(ctx, conv)
 	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 1000 {
 		t.Fatalf("screenshot: %d bytes %v", len(png), err)
@@ -214,7 +248,7 @@ func TestBrowserAutomationSkillOnEngine(t *testing.T) {
 	img := testenv.BrowserImage(t)
 	web := startTestWeb(t)
 	ip := web.IP.String()
-	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{ip}})
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{ip}, AllowAddrs: []netip.Prefix{netip.PrefixFrom(web.IP, 32)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,12 @@
 // container of its own ([Browser]: Debian's chromium, no registry, 512 MiB,
 // one CPU, read-only root, every capability dropped, only the configured
 // Docker network), driven over its DevTools port; navigations must pass the
-// web allowlist, a session is removed after 5 minutes without use, and a
+// web allowlist, and every request Chromium makes (navigations, redirects,
+// a page's own images and scripts' requests) goes through an egress proxy
+// Talos runs (egress.Proxy on a socket mounted into the container) that
+// admits only the allowlisted hosts on ports 80 and 443 and no private
+// address unless an allow-address line opens it; a session is removed
+// after 5 minutes without use, and a
 // browser that died is started again after a backoff (5, 10, 20, 40, 80 s).
 // Page text goes to the skill, which reports it, and to the firewall as
 // web content.

@@ -1,10 +1,13 @@
 package genesis_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"image"
+	"image/png"
 	"net"
 	"net/netip"
 	"os"
@@ -31,6 +34,7 @@ import (
 type testWeb struct {
 	IP      netip.Addr // the container's address on the internal network
 	Network string
+	WWW     string // the folder it serves (also on port 8080)
 }
 
 // Pages served by the test web.
@@ -70,6 +74,7 @@ func startTestWeb(t testing.TB) testWeb {
 	must(os.WriteFile(filepath.Join(www, "cgi-bin", "to-private"), []byte(webRedirectScript), 0o755))
 	must(os.WriteFile(filepath.Join(www, "cgi-bin", "to-metadata"), []byte(webMetadataScript), 0o755))
 	must(os.WriteFile(filepath.Join(www, "cgi-bin", "silent"), []byte(webSilentScript), 0o755))
+	must(os.WriteFile(filepath.Join(www, "pixel.png"), pixelPNG(), 0o644))
 	must(os.Chmod(www, 0o755))
 
 	nw, err := eng.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Internal: true, Labels: labels})
@@ -82,7 +87,7 @@ func startTestWeb(t testing.TB) testWeb {
 	res, err := eng.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{Image: img, Labels: labels,
-			Cmd: []string{"busybox", "httpd", "-f", "-p", "80", "-h", "/www"}},
+			Cmd: []string{"busybox", "sh", "-c", "busybox httpd -p 8080 -h /www && exec busybox httpd -f -p 80 -h /www"}},
 		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(name), ReadonlyRootfs: true,
 			Binds: []string{www + ":/www:ro"}},
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{name: {}}},
@@ -101,7 +106,7 @@ func startTestWeb(t testing.TB) testWeb {
 	if ep == nil || !ep.IPAddress.IsValid() {
 		t.Fatalf("the web container has no address on %s", name)
 	}
-	w := testWeb{IP: ep.IPAddress, Network: name}
+	w := testWeb{IP: ep.IPAddress, Network: name, WWW: www}
 	// Ready when the server accepts.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -199,4 +204,12 @@ func TestWebFetchTimeoutInternalNetwork(t *testing.T) {
 	if took < timeout || took > timeout+5*time.Second {
 		t.Fatalf("the fetch took %v with a timeout of %v", took, timeout)
 	}
+}
+
+// pixelPNG is a 1×1 PNG, for pages that load an image.
+func pixelPNG() []byte {
+	var b bytes.Buffer
+	img := image.NewGray(image.Rect(0, 0, 1, 1))
+	_ = png.Encode(&b, img)
+	return b.Bytes()
 }
