@@ -13,6 +13,9 @@
 //     ladder, Retry-After handling and a persistent store.
 //   - llm: a Model interface, Ollama and Gemini clients, and a router that
 //     answers locally first and escalates to the cloud only behind the breaker.
+//   - orchestrator: the chat loop that runs every safeguard on every turn —
+//     firewall, memory in a token budget, VRAM lease, router, tool results
+//     through the firewall, leak check, token accounting, audit.
 //   - rag and prune: long-term memory in a vector store with MMR retrieval in a
 //     token budget, and capacity pruning that archives before it deletes.
 //   - firewall: prompt-injection detection with rules, a statistical

@@ -14,8 +14,8 @@ import (
 	"github.com/talos-ironclad/talos/breaker"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/host"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/llm/ollama"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 // Defaults of `talos ask`.

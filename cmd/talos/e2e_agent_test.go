@@ -22,8 +22,8 @@ import (
 	"github.com/talos-ironclad/talos/firewall"
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/chatapi"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/internal/testenv"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 // buildTalos builds the talos binary into dir.

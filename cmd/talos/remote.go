@@ -15,7 +15,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/config"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 // agentFlags are the flags of ask and chat that choose adapters: given any

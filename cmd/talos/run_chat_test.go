@@ -18,7 +18,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/host"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 // fakeOllamaServer answers /api/version and /api/chat (streaming the text

@@ -7,8 +7,9 @@ import (
 )
 
 // TestRun runs the walkthrough and checks what it prints: the memory was
-// retrieved, the injected tool result was blocked, and the local model
-// answered.
+// retrieved, the injected tool result was blocked, the local model
+// answered without seeing the injection, and an injection from the user
+// was refused before any model ran.
 func TestRun(t *testing.T) {
 	var out strings.Builder
 	if err := run(context.Background(), &out); err != nil {
@@ -23,4 +24,5 @@ const want = `memories: 1
 tool weather: firewall block
 answer (qwen2.5-coder:7b): I could not read the weather safely, but Lisbon is your favourite city.
 the model saw the injection: false
+second turn: blocked; model calls in all: 2
 `

@@ -19,7 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 // Path is where the chat API is served.

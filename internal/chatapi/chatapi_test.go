@@ -13,9 +13,9 @@ import (
 
 	"github.com/talos-ironclad/talos/firewall"
 	"github.com/talos-ironclad/talos/internal/chatapi"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/llm/llmtest"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 const user, pass = "operator", "Correct-Horse-Battery-9"

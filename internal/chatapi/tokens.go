@@ -5,7 +5,7 @@ import (
 	"net/http"
 
 	"github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 // TokensPath serves the token tracker's summary (GET).

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/talos-ironclad/talos/internal/chatapi"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/llm"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 // GET /api/v1/tokens answers the tracker's summary behind the operator's

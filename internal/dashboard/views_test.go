@@ -23,8 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/talos-ironclad/talos/firewall"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/internal/tlog"
+	"github.com/talos-ironclad/talos/orchestrator"
 	"github.com/talos-ironclad/talos/quarantine"
 	"github.com/talos-ironclad/talos/sockproxy"
 )

@@ -17,8 +17,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/talos-ironclad/talos/internal/chatapi"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/internal/redact"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 // WSChatPath is the chat as a WebSocket: the browser sends WSMessage

@@ -19,7 +19,7 @@
 // status` use the same scheduler, and the cross-process lock keeps one cycle
 // at a time between them.
 //
-// OpenAgent builds the agent: the chat loop (internal/orchestrator) over the
+// OpenAgent builds the agent: the chat loop (package orchestrator) over the
 // system prompts, the local model, the cloud model behind its breaker, the
 // firewall with its persisted lockdown, history, long-term memory, the VRAM
 // lease and a token counter, and lists each adapter it chose (Adapters) so

@@ -15,9 +15,9 @@ import (
 	"github.com/talos-ironclad/talos/firewall"
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/host"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/llm"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 func TestGenesisToolsCatalogFollowsTrust(t *testing.T) {

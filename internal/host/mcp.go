@@ -12,10 +12,10 @@ import (
 
 	"github.com/talos-ironclad/talos/firewall"
 	"github.com/talos-ironclad/talos/internal/config"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/mcphost"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 // MCPPinsFile keeps the pinned tool definitions of the MCP servers,

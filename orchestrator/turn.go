@@ -10,7 +10,6 @@ import (
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/firewall"
-	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/rag"
 )
@@ -453,5 +452,7 @@ func (o *Orchestrator) audit(ctx context.Context, t *turnState) {
 	if t.escalation != "" {
 		attrs = append(attrs, slog.String("escalation_failure", t.escalation))
 	}
-	tlog.Audit(ctx, o.cfg.Audit, AuditEvent, attrs...)
+	if o.cfg.Audit != nil {
+		o.cfg.Audit.LogAttrs(ctx, slog.LevelInfo, AuditEvent, append([]slog.Attr{slog.String("event", AuditEvent)}, attrs...)...)
+	}
 }

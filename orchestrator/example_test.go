@@ -5,9 +5,9 @@ import (
 	"fmt"
 
 	"github.com/talos-ironclad/talos/firewall"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/llm/llmtest"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 // A turn through a scripted local model, with the answer streamed, and a

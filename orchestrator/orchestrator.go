@@ -12,7 +12,6 @@ import (
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/firewall"
-	"github.com/talos-ironclad/talos/internal/tlog"
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/rag"
 )
@@ -334,7 +333,7 @@ func ValidateMessage(msg string, max int) error {
 // plain message, logged on tier 2 with the correlation ID of ctx (a new one
 // when ctx has none; Reply.CorrelationID names it), and audited.
 func (o *Orchestrator) Chat(ctx context.Context, t Turn) (*Reply, error) {
-	ctx, cid := tlog.EnsureCorrelationID(ctx)
+	ctx, cid := talos.EnsureCorrelationID(ctx)
 	if err := ValidateMessage(t.Message, o.cfg.MaxMessageBytes); err != nil {
 		return nil, err
 	}

@@ -8,9 +8,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/llm"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 func TestRedisTokensOnTheRealRedis(t *testing.T) {

@@ -15,10 +15,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/talos-ironclad/talos"
-	"github.com/talos-ironclad/talos/internal/orchestrator"
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/llm/llmtest"
+	"github.com/talos-ironclad/talos/orchestrator"
 )
 
 // Without Redis the tracker counts in memory: per model and UTC day, a
