@@ -326,12 +326,24 @@ func LooksLikeCommand(line string) bool {
 func summarizeSessions(ctx context.Context, cfg *config.Config, deps MaintenanceDeps, log *slog.Logger) (dream.PhaseResult, error) {
 	model := deps.Model
 	if model == nil {
-		if cfg.OllamaURL == "" {
-			return dream.PhaseResult{Skipped: "no model is configured (TALOS_OLLAMA_URL is unset): the day's sessions are not summarised"}, nil
+		// As the agent does: TALOS_OLLAMA_URL, else an Ollama on its
+		// default local port — only if one answers there, so a machine
+		// without a model skips the phase instead of failing it nightly.
+		url := cfg.OllamaURL
+		if url == "" {
+			url = ollama.DefaultBaseURL
 		}
-		m, err := ollama.New(ollama.Config{BaseURL: cfg.OllamaURL, Model: cfg.OllamaModel})
+		m, err := ollama.New(ollama.Config{BaseURL: url, Model: cfg.OllamaModel})
 		if err != nil {
 			return dream.PhaseResult{}, err
+		}
+		if cfg.OllamaURL == "" {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := m.Has(pctx, cfg.OllamaModel)
+			cancel()
+			if err != nil {
+				return dream.PhaseResult{Skipped: "no model is configured (TALOS_OLLAMA_URL is unset and no Ollama answers at " + ollama.DefaultBaseURL + "): the day's sessions are not summarised"}, nil
+			}
 		}
 		model = leasedModel{Model: m, name: cfg.OllamaModel, gpu: deps.VRAM}
 	}
