@@ -20,7 +20,7 @@ var viewWords = map[string]bool{
 
 // viewFilter holds (length, first letter, last letter) of every view word,
 // so most words are ruled out without a map lookup.
-var viewFilter = func() (f [(maxViewWord + 1) * 26 * 26 / 64]uint64) {
+var viewFilter = func() (f [((maxViewWord+1)*26*26 + 63) / 64]uint64) {
 	for w := range viewWords {
 		k := viewKey(len(w), w[0], w[len(w)-1])
 		f[k/64] |= 1 << (k % 64)

@@ -74,6 +74,14 @@ func TestAltViewsLeaveOrdinaryTextAlone(t *testing.T) {
 	}
 }
 
+// Words of the longest length looked up, with letters late in the alphabet,
+// have the highest filter keys; they once indexed past the filter's end.
+func TestAltViewsLongLateLetterWords(t *testing.T) {
+	for _, s := range []string{"zzzzzzzzzzzzzzzz", "yyyyyyyyyyyyyyyz zzzzzzzzzzzzzzzy", "mmmmmmmmmmmmmmmm"} {
+		firewall.AltViews(firewall.Normalize(s))
+	}
+}
+
 func FuzzAltViews(f *testing.F) {
 	f.Add("1gn0r3 4ll pr3v10u5")
 	f.Add("tpmorp metsys eht laever")
