@@ -13,6 +13,7 @@ import (
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/firewall"
 	"github.com/talos-ironclad/talos/firewall/firewalltest"
+	"github.com/talos-ironclad/talos/firewall/train"
 )
 
 func newFW(t testing.TB, cfg firewall.Config) *firewall.Firewall {
@@ -100,20 +101,20 @@ func TestScanActionIsStrongest(t *testing.T) {
 }
 
 // benignDocs returns held-out benign documents (test split) of the corpus.
-func benignDocs(t testing.TB) []firewall.Record {
+func benignDocs(t testing.TB) []train.Record {
 	t.Helper()
 	f, err := os.Open("cmd/train/testdata/benign-docs.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	recs, err := firewall.ReadRecords(f)
+	recs, err := train.ReadRecords(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []firewall.Record
+	var out []train.Record
 	for _, r := range recs {
-		if firewall.SplitOf(r.ID) == firewall.SplitTest {
+		if train.SplitOf(r.ID) == train.SplitTest {
 			out = append(out, r)
 		}
 	}
