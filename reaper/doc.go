@@ -54,5 +54,6 @@
 // or protected services. Its HuntReport lists what it did and what it
 // skipped and why.
 //
-// reapertest has fakes (Engine, Procs) and the Engine conformance suite.
+// reapertest has a fake Engine and the Engine conformance suite;
+// proctest.Procs is a fake Processes.
 package reaper

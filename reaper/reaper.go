@@ -57,7 +57,7 @@ type Config struct {
 	Idle IdleConfig
 
 	// Processes is the OS interface for idle reaping; nil means
-	// OSProcesses().
+	// proc.OS().
 	Processes Processes
 
 	// Logger receives operational records (nil discards).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/proc"
 	"github.com/talos-ironclad/talos/reaper"
 )
 
@@ -75,7 +76,7 @@ func helperOrphans() int {
 		return 1
 	}
 	// The grandchild is now ours (we are its subreaper).
-	st, err := reaper.OSProcesses().Stat(gpid)
+	st, err := proc.OS().Stat(gpid)
 	if err == nil && st.PPID != os.Getpid() {
 		fmt.Printf("FAIL grandchild %d has parent %d, want us (%d)\n", gpid, st.PPID, os.Getpid())
 		return 1
@@ -88,7 +89,7 @@ func helperOrphans() int {
 		return 1
 	}
 	// Reaped: no zombie left under that PID.
-	if st, err := reaper.OSProcesses().Stat(gpid); err == nil && st.PPID == os.Getpid() {
+	if st, err := proc.OS().Stat(gpid); err == nil && st.PPID == os.Getpid() {
 		fmt.Printf("FAIL orphan %d still exists after reaping: %+v\n", gpid, st)
 		return 1
 	}

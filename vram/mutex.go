@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/proc"
 )
 
 // Runtime loads and unloads models (llm/ollama implements it: load =
@@ -40,7 +41,7 @@ type Deps struct {
 	// Runner finds the process to kill when an unload hangs. Nil means a
 	// hung unload cannot be resolved and puts the mutex in Error.
 	Runner RunnerLocator
-	// Processes signals and inspects processes; nil means OSProcesses().
+	// Processes signals and inspects processes; nil means proc.OS().
 	Processes Processes
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
@@ -141,7 +142,7 @@ func New(cfg Config, deps Deps) (*Mutex, error) {
 	}
 	procs := deps.Processes
 	if procs == nil {
-		procs = OSProcesses()
+		procs = proc.OS()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Mutex{
@@ -903,7 +904,7 @@ func (m *Mutex) diagnose(model string, pid int) []Issue {
 		issues = append(issues, Issue{Check: "gpu_query", Critical: true, Detail: "GPU not accessible post-kill: " + err.Error()})
 	}
 	if pid > 0 {
-		if info, err := m.ladder.procs.Inspect(pid); err == nil && info.ProcState() == ProcZombie {
+		if info, err := m.ladder.procs.Stat(pid); err == nil && info.Zombie() {
 			issues = append(issues, Issue{Check: "zombie", Detail: fmt.Sprintf("runner pid %d is a zombie its parent (pid %d) has not reaped", pid, info.PPID)})
 		}
 	}
