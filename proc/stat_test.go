@@ -14,7 +14,7 @@ func statLine(pid int, comm string, state byte, ppid int, start uint64) string {
 	return strconv.Itoa(pid) + " (" + comm + ") " + strings.Join(f, " ") + "\n"
 }
 
-func TestParseProcStat(t *testing.T) {
+func TestParseStat(t *testing.T) {
 	tests := []struct {
 		name string
 		line string
@@ -55,7 +55,7 @@ func TestParseProcStat(t *testing.T) {
 	}
 }
 
-func TestParseProcStatSelf(t *testing.T) {
+func TestParseStatSelf(t *testing.T) {
 	data, err := os.ReadFile("/proc/self/stat")
 	if err != nil {
 		t.Fatalf("this package needs Linux's /proc: %v", err)
@@ -69,7 +69,7 @@ func TestParseProcStatSelf(t *testing.T) {
 	}
 }
 
-func FuzzParseProcStat(f *testing.F) {
+func FuzzParseStat(f *testing.F) {
 	f.Add(statLine(42, "sleep", 'S', 1, 9876))
 	f.Add(statLine(9, "a) S 1 (b", 'R', 2, 55))
 	f.Add("1 (x) Z 0 0")
