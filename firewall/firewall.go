@@ -178,6 +178,9 @@ type Config struct {
 	// zero = ActionLockdown (only rules whose action is lockdown, PI-001 and
 	// PI-002 by default). ActionBlock locks on every blocked input.
 	LockdownAt Action
+	// Logger receives a record of each detection, each leaked canary and
+	// each lockdown that could not be triggered; nil discards them.
+	Logger *slog.Logger
 }
 
 //go:embed model.bin
@@ -212,10 +215,10 @@ type scratch struct {
 }
 
 // New builds a Firewall. lock may be nil (no lockdown: verdicts still say
-// lockdown but nothing is locked); alerts may be nil (no alerts); log may be
-// nil (discard).
-func New(cfg Config, lock *Lockdown, alerts *AlertRouter, log *slog.Logger) (*Firewall, error) {
+// lockdown but nothing is locked); alerts may be nil (no alerts).
+func New(cfg Config, lock *Lockdown, alerts *AlertRouter) (*Firewall, error) {
 	const op = "firewall.New"
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -18,7 +18,7 @@ import (
 
 func newFW(t testing.TB, cfg firewall.Config) *firewall.Firewall {
 	t.Helper()
-	fw, err := firewall.New(cfg, nil, nil, nil)
+	fw, err := firewall.New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,11 +187,11 @@ func TestSourcesAndThresholds(t *testing.T) {
 		t.Fatal("Config.Thresholds is ignored")
 	}
 	for _, bad := range []map[firewall.Source]float64{{"x": 0.5}, {firewall.SourceUser: 0}, {firewall.SourceUser: 1.5}} {
-		if _, err := firewall.New(firewall.Config{Thresholds: bad}, nil, nil, nil); err == nil {
+		if _, err := firewall.New(firewall.Config{Thresholds: bad}, nil, nil); err == nil {
 			t.Errorf("Thresholds %v accepted", bad)
 		}
 	}
-	if _, err := firewall.New(firewall.Config{Model: []byte("nope")}, nil, nil, nil); !errors.Is(err, talos.ErrConfigInvalid) {
+	if _, err := firewall.New(firewall.Config{Model: []byte("nope")}, nil, nil); !errors.Is(err, talos.ErrConfigInvalid) {
 		t.Errorf("a broken model: err = %v, want T010", err)
 	}
 }
@@ -224,7 +224,7 @@ func collectAlerts(t *testing.T, min talos.Severity) (*firewall.AlertRouter, fun
 	t.Helper()
 	var mu sync.Mutex
 	var got []firewall.Alert
-	r, err := firewall.NewAlertRouter(nil, firewall.Route{Name: "m", MinSeverity: min, Channel: firewall.ChannelFunc(func(_ context.Context, a firewall.Alert) error {
+	r, err := firewall.NewAlertRouter(firewall.AlertRouterConfig{}, firewall.Route{Name: "m", MinSeverity: min, Channel: firewall.ChannelFunc(func(_ context.Context, a firewall.Alert) error {
 		mu.Lock()
 		got = append(got, a)
 		mu.Unlock()
@@ -242,7 +242,7 @@ func collectAlerts(t *testing.T, min talos.Severity) (*firewall.AlertRouter, fun
 
 func TestScanSendsAlerts(t *testing.T) {
 	r, alerts := collectAlerts(t, talos.SeverityWarning)
-	fw, err := firewall.New(firewall.Config{DisableClassifier: true}, nil, r, nil)
+	fw, err := firewall.New(firewall.Config{DisableClassifier: true}, nil, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestScanConcurrent(t *testing.T) {
 }
 
 func FuzzScan(f *testing.F) {
-	fw, err := firewall.New(firewall.Config{HistorySize: -1}, nil, nil, nil)
+	fw, err := firewall.New(firewall.Config{HistorySize: -1}, nil, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func TestCanaryLockdownFollowsLockdownSources(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lock := newLock(t, &firewalltest.MemoryStore{}, &firewalltest.Notifier{}, nil)
-			fw, err := firewall.New(firewall.Config{CanaryAction: firewall.ActionLockdown, LockdownSources: tc.sources}, lock, nil, nil)
+			fw, err := firewall.New(firewall.Config{CanaryAction: firewall.ActionLockdown, LockdownSources: tc.sources}, lock, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -378,7 +378,7 @@ func TestCanaryLockdownFollowsLockdownSources(t *testing.T) {
 // one alert, and that verdict in the history.
 func TestScanOutputSendsOneAlertAndRecordsTheFinalVerdict(t *testing.T) {
 	r, alerts := collectAlerts(t, talos.SeverityInfo)
-	fw, err := firewall.New(firewall.Config{DisableClassifier: true}, nil, r, nil)
+	fw, err := firewall.New(firewall.Config{DisableClassifier: true}, nil, r)
 	if err != nil {
 		t.Fatal(err)
 	}

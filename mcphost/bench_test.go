@@ -97,7 +97,7 @@ func BenchmarkCallPipeline4KB(b *testing.B) { benchPipeline(b, nil) }
 // BenchmarkCallPipelineFirewall4KB adds the firewall as the result
 // scanner (Source: tool).
 func BenchmarkCallPipelineFirewall4KB(b *testing.B) {
-	fw, err := firewall.New(firewall.Config{HistorySize: -1}, nil, nil, nil)
+	fw, err := firewall.New(firewall.Config{HistorySize: -1}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -83,7 +83,7 @@ calibrated on "calibration"; report "test").`,
 			if !src.Valid() {
 				return withExit(2, fmt.Errorf("--source is %q; allowed: user, tool, web, rag, skill", source))
 			}
-			fw, err := firewall.New(cfg, nil, nil, nil)
+			fw, err := firewall.New(cfg, nil, nil)
 			if err != nil {
 				return withExit(2, err)
 			}

@@ -59,7 +59,7 @@ func TestTrainIsDeterministic(t *testing.T) {
 		t.Fatalf("calibration report is empty: %+v", rep)
 	}
 	// the trained model loads and separates its own classes
-	if _, err := firewall.New(firewall.Config{Model: m1}, nil, nil, nil); err != nil {
+	if _, err := firewall.New(firewall.Config{Model: m1}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	m, err := textclf.Unmarshal(m1)
