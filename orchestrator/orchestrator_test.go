@@ -314,7 +314,7 @@ func TestLeaseIsHeldDuringInference(t *testing.T) {
 func TestRealVRAMMutexLease(t *testing.T) {
 	gpu := vramtest.NewGPU(16 * vram.GiB)
 	rt := vramtest.NewRuntime(map[string]uint64{"qwen": 5 * vram.GiB}, gpu, nil)
-	m, err := vram.New(vram.Config{Models: map[string]vram.Model{"qwen": {MinFree: 6 * vram.GiB, Size: 5 * vram.GiB}}}, vram.Deps{Runtime: rt, GPU: gpu})
+	m, err := vram.New(vram.Config{Models: map[string]vram.Model{"qwen": {MinFree: 6 * vram.GiB, Size: 5 * vram.GiB}}}, rt, gpu, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

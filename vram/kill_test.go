@@ -206,8 +206,9 @@ func TestRealRunnerMutexRecoversAfterCooldown(t *testing.T) {
 		KillVerify:     2 * time.Second,
 		Cooldown:       300 * time.Millisecond,
 		PollInterval:   10 * time.Millisecond,
+		Logger:         testLogger(t),
 	}
-	m, err := New(cfg, Deps{Runtime: rt, GPU: staticGPU{}, Runner: rt, Processes: rec, Logger: testLogger(t)})
+	m, err := New(cfg, rt, staticGPU{}, rt, rec)
 	if err != nil {
 		t.Fatal(err)
 	}

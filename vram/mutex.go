@@ -34,19 +34,6 @@ type Catalog interface {
 	Has(ctx context.Context, model string) (bool, error)
 }
 
-// Deps are the collaborators of a Mutex.
-type Deps struct {
-	Runtime Runtime // required
-	GPU     GPU     // required: loads are refused when it cannot be read
-	// Runner finds the process to kill when an unload hangs. Nil means a
-	// hung unload cannot be resolved and puts the mutex in Error.
-	Runner RunnerLocator
-	// Processes signals and inspects processes; nil means proc.OS().
-	Processes Processes
-	// Logger receives operational logs; nil discards them.
-	Logger *slog.Logger
-}
-
 // cooldownLogEvery is the period of the cooldown's progress log.
 const cooldownLogEvery = 10 * time.Second
 
@@ -124,32 +111,40 @@ func (l *Lease) Release() {
 	m.mu.Unlock()
 }
 
-// New returns a Mutex in state Idle.
-func New(cfg Config, deps Deps) (*Mutex, error) {
+// New returns a Mutex in state Idle. rt is the model runtime (for example
+// llm/ollama) and gpu reads GPU memory (for example nvml.Detect()); both are
+// required, and loads are refused while gpu cannot be read. runner finds the
+// process to kill when an unload hangs; nil means a hung unload cannot be
+// resolved and puts the mutex in Error. procs signals and inspects that
+// process; nil means proc.OS().
+func New(cfg Config, rt Runtime, gpu GPU, runner RunnerLocator, procs Processes) (*Mutex, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if deps.Runtime == nil {
-		return nil, talos.Errorf(talos.CodeConfigInvalid, "vram.New", "Deps.Runtime is nil: pass the model runtime (for example llm/ollama)")
+	var missing []string
+	if rt == nil {
+		missing = append(missing, "the runtime is nil: pass the model runtime (for example llm/ollama)")
 	}
-	if deps.GPU == nil {
-		return nil, talos.Errorf(talos.CodeConfigInvalid, "vram.New", "Deps.GPU is nil: pass a GPU reader (for example nvml.Detect())")
+	if gpu == nil {
+		missing = append(missing, "the GPU is nil: pass a GPU reader (for example nvml.Detect())")
 	}
-	log := deps.Logger
+	if len(missing) > 0 {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, "vram.New", "%s", strings.Join(missing, "; "))
+	}
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	procs := deps.Processes
 	if procs == nil {
 		procs = proc.OS()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Mutex{
 		cfg:         cfg,
-		rt:          deps.Runtime,
-		gpu:         deps.GPU,
-		runner:      deps.Runner,
+		rt:          rt,
+		gpu:         gpu,
+		runner:      runner,
 		log:         log,
 		ladder:      ladder{procs: procs, grace: cfg.KillGrace, verify: cfg.KillVerify, poll: cfg.PollInterval, log: log, self: os.Getpid()},
 		ctx:         ctx,
