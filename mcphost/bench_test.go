@@ -72,8 +72,8 @@ func BenchmarkCallDirect4KB(b *testing.B) {
 }
 
 func benchPipeline(b *testing.B, scanner mcphost.ResultScanner) {
-	h, err := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "s", InProcess: benchServer(benignText(4096)), AutoStart: true}}},
-		mcphost.Deps{Scanner: scanner, Auditor: discardAudit{}})
+	h, err := newHost(mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "s", InProcess: benchServer(benignText(4096)), AutoStart: true}}},
+		hostDeps{Scanner: scanner, Auditor: discardAudit{}})
 	if err != nil {
 		b.Fatal(err)
 	}
