@@ -143,12 +143,12 @@ func Cosine(a, b []float32) float64 {
 	return dot / (math.Sqrt(na) * math.Sqrt(nb))
 }
 
-// UnitTolerance is how far from 1 a vector's L2 norm may be for Normalize
+// unitTolerance is how far from 1 a vector's L2 norm may be for Normalize
 // to treat it as unit length already (chromem-go uses the same tolerance).
-const UnitTolerance = 1e-6
+const unitTolerance = 1e-6
 
 // Normalize returns v scaled to unit L2 norm (a copy). A vector whose norm
-// is within UnitTolerance of 1 is copied unchanged, so normalising twice
+// is within 1e-6 of 1 is copied unchanged, so normalising twice
 // gives the same values; a zero vector is returned unchanged.
 func Normalize(v []float32) []float32 {
 	var n float64
@@ -156,7 +156,7 @@ func Normalize(v []float32) []float32 {
 		n += float64(x) * float64(x)
 	}
 	out := make([]float32, len(v))
-	if n == 0 || math.Abs(math.Sqrt(n)-1) < UnitTolerance {
+	if n == 0 || math.Abs(math.Sqrt(n)-1) < unitTolerance {
 		copy(out, v)
 		return out
 	}
