@@ -3,8 +3,6 @@ package doclint
 import (
 	"go/ast"
 	"go/token"
-	"io/fs"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -25,23 +23,8 @@ func TestConstructorsInjectOneWay(t *testing.T) {
 	root := moduleRoot(t)
 	fset := token.NewFileSet()
 	var problems []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return err
-		}
-		name := d.Name()
-		if p != root && (name == "testdata" || name == "vendor" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
-			return filepath.SkipDir
-		}
-		pk, err := parseDir(fset, root, p)
-		if err != nil || pk == nil || !public(pk.dir) {
-			return err
-		}
+	for _, pk := range publicPackages(t, root, fset) {
 		problems = append(problems, injectionProblems(fset, root, pk)...)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	for _, p := range problems {
 		t.Error(p)

@@ -371,15 +371,6 @@ func (s *Store) Upsert(ctx context.Context, recs []rag.Record) error {
 	return nil
 }
 
-func isZero(v []float32) bool {
-	for _, x := range v {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // Query implements rag.Store.
 func (s *Store) Query(ctx context.Context, emb []float32, n int, where *rag.Filter) ([]rag.Match, error) {
 	const op = "chromem.Query"
@@ -394,7 +385,7 @@ func (s *Store) Query(ctx context.Context, emb []float32, n int, where *rag.Filt
 			return nil, badFilter(op, err)
 		}
 	}
-	if isZero(emb) {
+	if storecheck.IsZero(emb) {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "the query embedding is all zeros")
 	}
 	push, rest := split(where)

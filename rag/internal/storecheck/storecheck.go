@@ -26,7 +26,7 @@ func Records(op string, dim int, recs []rag.Record) error {
 		if err := Embedding(op, dim, r.Embedding); err != nil {
 			return talos.Errorf(talos.CodeConfigInvalid, op, "record %q: %s", r.ID, err.(*talos.Error).Message)
 		}
-		if isZero(r.Embedding) {
+		if IsZero(r.Embedding) {
 			return talos.Errorf(talos.CodeConfigInvalid, op, "record %q: the embedding is all zeros; cosine similarity needs a non-zero vector (check the embedder's output for this document)", r.ID)
 		}
 		if err := r.Metadata.Validate(); err != nil {
@@ -50,7 +50,9 @@ func Embedding(op string, dim int, v []float32) error {
 	return nil
 }
 
-func isZero(v []float32) bool {
+// IsZero reports whether every value of v is 0: such a vector has no
+// direction to normalise or compare.
+func IsZero(v []float32) bool {
 	for _, x := range v {
 		if x != 0 {
 			return false
