@@ -1,14 +1,10 @@
 package vram
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"os/signal"
 	"slices"
 	"strings"
 	"sync"
@@ -19,57 +15,8 @@ import (
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/proc"
+	"github.com/talos-ironclad/talos/proc/proctest"
 )
-
-// helperEnv switches the test binary into a fake model runner (the
-// os.Args[0] re-exec pattern): "ignore-term" ignores SIGTERM and never exits,
-// "exit-on-term" exits 0 on SIGTERM.
-const helperEnv = "TALOS_VRAM_TEST_RUNNER"
-
-func TestMain(m *testing.M) {
-	switch os.Getenv(helperEnv) {
-	case "":
-		os.Exit(m.Run())
-	case "ignore-term":
-		signal.Ignore(syscall.SIGTERM)
-	case "exit-on-term":
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGTERM)
-		go func() { <-c; os.Exit(0) }()
-	}
-	fmt.Println("ready")
-	for {
-		time.Sleep(time.Hour)
-	}
-}
-
-// startRunner starts the test binary as a fake runner and waits until it
-// has installed its signal handling. The process is killed at cleanup if the
-// test left it alive.
-func startRunner(t *testing.T, mode string) int {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	t.Cleanup(func() {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		var ws syscall.WaitStatus
-		_, _ = syscall.Wait4(pid, &ws, 0, nil)
-		_ = cmd.Process.Release()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		t.Fatalf("runner helper did not start: %q %v", line, err)
-	}
-	return pid
-}
 
 // recorder wraps Processes and records every signal sent.
 type recorder struct {
@@ -106,7 +53,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 func TestRealRunnerIgnoringSIGTERMIsKilled(t *testing.T) {
-	pid := startRunner(t, "ignore-term")
+	pid := proctest.Start(t, true)
 	rec := &recorder{Processes: proc.OS()}
 	l := ladder{procs: rec, grace: 200 * time.Millisecond, verify: 2 * time.Second, poll: 10 * time.Millisecond, log: testLogger(t), self: os.Getpid()}
 	start := time.Now()
@@ -129,7 +76,7 @@ func TestRealRunnerIgnoringSIGTERMIsKilled(t *testing.T) {
 }
 
 func TestRealRunnerExitingOnSIGTERMGetsNoSIGKILL(t *testing.T) {
-	pid := startRunner(t, "exit-on-term")
+	pid := proctest.Start(t, false)
 	rec := &recorder{Processes: proc.OS()}
 	l := ladder{procs: rec, grace: 5 * time.Second, verify: 2 * time.Second, poll: 10 * time.Millisecond, log: testLogger(t), self: os.Getpid()}
 	rep, err := l.kill(pid, "coder")
@@ -156,7 +103,7 @@ type procRuntime struct {
 }
 
 func (r *procRuntime) Load(ctx context.Context, model string) error {
-	pid := startRunner(r.t, "ignore-term")
+	pid := proctest.Start(r.t, true)
 	r.mu.Lock()
 	r.pids[model] = pid
 	r.mu.Unlock()
