@@ -19,6 +19,10 @@ import (
 //     (a parameter whose type is named Deps);
 //   - has a ...Config struct with a field whose type is an interface the
 //     package declares (a collaborator hidden among the settings).
+//
+// injectionPending lists constructors that still deviate, with why they
+// wait; the test fails once a listed one follows the shape, so the entry
+// is removed.
 func TestConstructorsInjectOneWay(t *testing.T) {
 	root := moduleRoot(t)
 	fset := token.NewFileSet()
@@ -27,8 +31,38 @@ func TestConstructorsInjectOneWay(t *testing.T) {
 		problems = append(problems, injectionProblems(fset, root, pk)...)
 	}
 	for _, p := range problems {
+		if why, ok := pendingFor(p); ok {
+			t.Logf("%s (pending: %s)", p, why)
+			continue
+		}
 		t.Error(p)
 	}
+	for key := range injectionPending {
+		found := false
+		for _, p := range problems {
+			if strings.Contains(p, ": "+key+" ") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s follows the constructor shape now: remove it from injectionPending", key)
+		}
+	}
+}
+
+// injectionPending maps a constructor (package.Name as the problems name it)
+// to why it still deviates.
+var injectionPending = map[string]string{
+	"orchestrator.New": "made public on main while the one shape was applied; its eight collaborators (router, firewall, history, memory, VRAM, tools, tokens, budget) need its owner's decision between parameters and a smaller grouping",
+}
+
+func pendingFor(problem string) (string, bool) {
+	for key, why := range injectionPending {
+		if strings.Contains(problem, ": "+key+" ") {
+			return why, true
+		}
+	}
+	return "", false
 }
 
 func injectionProblems(fset *token.FileSet, root string, pk *pkg) []string {
