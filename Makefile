@@ -74,9 +74,9 @@ test: fmt-check
 	if [ "$$rc" = 0 ]; then \
 		$(GO) vet $(PKGS) && $(GO) test -race -count=1 -timeout 60m $(PKGS) || rc=$$?; \
 	fi; \
-	if [ "$$rc" = 0 ] && $(GO) list $(PKGS) 2>/dev/null | grep -x 'github.com/talos-ironclad/talos/firewall' >/dev/null; then \
+	if [ "$$rc" = 0 ] && $(GO) list $(PKGS) 2>/dev/null | grep -x 'github.com/talos-ironclad/talos/firewall/train' >/dev/null; then \
 		echo "make test: firewall model reproducibility, without -race (too slow under it)"; \
-		$(GO) test -count=1 -timeout 10m -run '^TestCommittedModelIsReproducible$$' ./firewall/ || rc=$$?; \
+		$(GO) test -count=1 -timeout 10m -run '^TestCommittedModelIsReproducible$$' ./firewall/train/ || rc=$$?; \
 	fi; \
 	if [ "$$keep" != 1 ]; then $(SERVICES) down || true; fi; \
 	exit $$rc

@@ -44,6 +44,8 @@
 //     tools to other MCP clients and to peers holding capability tokens.
 //   - atomicfile: writes a file so readers see the old or the new content,
 //     never a mix.
+//   - proc: signals, /proc stats and reaping of processes, for supervisors
+//     such as reaper and vram.
 //
 // Planned, not yet in the module: the dashboard.
 //

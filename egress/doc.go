@@ -6,7 +6,7 @@
 // sandbox serves one per run on a unix socket it mounts into the
 // container) and point a client at it with HTTP_PROXY / HTTPS_PROXY:
 //
-//	p, err := egress.New(egress.Config{Allow: []string{"api.example.org", "*.example.net:8443"}})
+//	p, err := egress.New(egress.Config{Allow: []string{"api.example.org", "*.example.net:8443"}}, nil)
 //	srv := &http.Server{Handler: p}
 //	go srv.Serve(ln)
 //

@@ -42,8 +42,6 @@ type Config struct {
 	// AllowAddrs are address ranges that may be dialled although CheckAddr
 	// refuses them (a test server on loopback, an operator's own service).
 	AllowAddrs []netip.Prefix
-	// Resolver resolves host names; nil means net.DefaultResolver.
-	Resolver Resolver
 	// DialTimeout bounds name resolution plus connecting; 0 means
 	// DefaultDialTimeout.
 	DialTimeout time.Duration
@@ -99,8 +97,8 @@ type Proxy struct {
 }
 
 // New checks cfg — every bad entry is reported at once — and returns a
-// Proxy.
-func New(cfg Config) (*Proxy, error) {
+// Proxy resolving host names with resolver; nil means net.DefaultResolver.
+func New(cfg Config, resolver Resolver) (*Proxy, error) {
 	var errs []error
 	if len(cfg.Allow) > MaxPatterns {
 		errs = append(errs, fmt.Errorf("Allow has %d entries: at most %d", len(cfg.Allow), MaxPatterns))
@@ -133,7 +131,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
-	p := &Proxy{cfg: cfg, patterns: pats, log: cfg.Logger, resolver: cfg.Resolver, slots: make(chan struct{}, cfg.MaxConns)}
+	p := &Proxy{cfg: cfg, patterns: pats, log: cfg.Logger, resolver: resolver, slots: make(chan struct{}, cfg.MaxConns)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}

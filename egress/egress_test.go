@@ -33,7 +33,7 @@ func (n names) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, err
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 
 func TestAllowed(t *testing.T) {
-	p, err := egress.New(egress.Config{Allow: []string{"example.org", "*.example.net", "api.test:8443", "192.0.2.7", "[2001:db8::1]:9000", "trailing.dot."}})
+	p, err := egress.New(egress.Config{Allow: []string{"example.org", "*.example.net", "api.test:8443", "192.0.2.7", "[2001:db8::1]:9000", "trailing.dot."}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestAllowed(t *testing.T) {
 }
 
 func TestNewReportsEveryBadEntry(t *testing.T) {
-	_, err := egress.New(egress.Config{Allow: []string{"ok.example", "http://x", "a b", "host:0", "[::1]", "Upper.Case", "*.", "fe80::1%eth0"}, MaxConns: -1})
+	_, err := egress.New(egress.Config{Allow: []string{"ok.example", "http://x", "a b", "host:0", "[::1]", "Upper.Case", "*.", "fe80::1%eth0"}, MaxConns: -1}, nil)
 	if talos.CodeOf(err) != talos.CodeConfigInvalid {
 		t.Fatalf("err = %v, want T001-style config error", err)
 	}
@@ -106,14 +106,13 @@ func TestForwardsOnlyAllowedHostsAndAddresses(t *testing.T) {
 	cfg := egress.Config{
 		Allow:      []string{fmt.Sprintf("web.test:%d", port), fmt.Sprintf("inside.test:%d", port), "169.254.169.254"},
 		AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-		Resolver:   names{"web.test": {netip.MustParseAddr("127.0.0.1")}, "inside.test": {netip.MustParseAddr("127.0.0.2")}},
 		Events: func(e egress.Event) {
 			mu.Lock()
 			events = append(events, e)
 			mu.Unlock()
 		},
 	}
-	p, err := egress.New(cfg)
+	p, err := egress.New(cfg, names{"web.test": {netip.MustParseAddr("127.0.0.1")}, "inside.test": {netip.MustParseAddr("127.0.0.2")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,8 +172,8 @@ func TestTunnelsTLSEndToEnd(t *testing.T) {
 	tls := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "secure") }))
 	t.Cleanup(tls.Close)
 	port := tls.Listener.Addr().(*net.TCPAddr).Port
-	p, err := egress.New(egress.Config{Allow: []string{fmt.Sprintf("secure.test:%d", port)}, AllowAddrs: loopback,
-		Resolver: names{"secure.test": {netip.MustParseAddr("127.0.0.1")}}})
+	p, err := egress.New(egress.Config{Allow: []string{fmt.Sprintf("secure.test:%d", port)}, AllowAddrs: loopback},
+		names{"secure.test": {netip.MustParseAddr("127.0.0.1")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +198,7 @@ func TestTunnelsTLSEndToEnd(t *testing.T) {
 func TestByteCapStopsTheTransferAndLaterRequests(t *testing.T) {
 	w := web(t)
 	port := w.Listener.Addr().(*net.TCPAddr).Port
-	p, err := egress.New(egress.Config{Allow: []string{fmt.Sprintf("127.0.0.1:%d", port)}, AllowAddrs: loopback, MaxBytes: 64 << 10})
+	p, err := egress.New(egress.Config{Allow: []string{fmt.Sprintf("127.0.0.1:%d", port)}, AllowAddrs: loopback, MaxBytes: 64 << 10}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +256,7 @@ func TestIdleTunnelIsClosedAndConnectionsAreCapped(t *testing.T) {
 			t.Cleanup(func() { c.Close() })
 		}
 	}()
-	p, err := egress.New(egress.Config{Allow: []string{ln.Addr().String()}, AllowAddrs: loopback, IdleTimeout: 200 * time.Millisecond, MaxConns: 2})
+	p, err := egress.New(egress.Config{Allow: []string{ln.Addr().String()}, AllowAddrs: loopback, IdleTimeout: 200 * time.Millisecond, MaxConns: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +276,7 @@ func TestIdleTunnelIsClosedAndConnectionsAreCapped(t *testing.T) {
 	}
 
 	// Two tunnels held open: the third is refused with 503.
-	p2, err := egress.New(egress.Config{Allow: []string{ln.Addr().String()}, AllowAddrs: loopback, MaxConns: 2})
+	p2, err := egress.New(egress.Config{Allow: []string{ln.Addr().String()}, AllowAddrs: loopback, MaxConns: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +313,7 @@ func FuzzAllowlist(f *testing.F) {
 		f.Add(s, "example.org", 443)
 	}
 	f.Fuzz(func(t *testing.T, pattern, host string, port int) {
-		p, err := egress.New(egress.Config{Allow: []string{pattern}})
+		p, err := egress.New(egress.Config{Allow: []string{pattern}}, nil)
 		if err != nil {
 			if talos.CodeOf(err) != talos.CodeConfigInvalid || strings.ContainsAny(err.Error(), "\x00\x1b") {
 				t.Fatalf("bad error %v", err)
@@ -349,7 +348,7 @@ func TestTunnelPassesHalfClose(t *testing.T) {
 			}()
 		}
 	}()
-	p, err := egress.New(egress.Config{Allow: []string{ln.Addr().String()}, AllowAddrs: loopback})
+	p, err := egress.New(egress.Config{Allow: []string{ln.Addr().String()}, AllowAddrs: loopback}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

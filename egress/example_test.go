@@ -13,7 +13,7 @@ import (
 // A proxy that admits one host only: a request for any other is answered
 // 403 without a connection being made.
 func Example() {
-	p, err := egress.New(egress.Config{Allow: []string{"api.example.org"}})
+	p, err := egress.New(egress.Config{Allow: []string{"api.example.org"}}, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -112,8 +112,16 @@ type AlertRouter struct {
 	log    *slog.Logger
 }
 
-// NewAlertRouter builds a router; log may be nil (discard).
-func NewAlertRouter(log *slog.Logger, routes ...Route) (*AlertRouter, error) {
+// AlertRouterConfig configures an AlertRouter.
+type AlertRouterConfig struct {
+	// Logger receives a record of every alert a channel failed to take;
+	// nil discards them.
+	Logger *slog.Logger
+}
+
+// NewAlertRouter builds a router sending alerts to routes.
+func NewAlertRouter(cfg AlertRouterConfig, routes ...Route) (*AlertRouter, error) {
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

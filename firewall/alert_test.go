@@ -37,7 +37,7 @@ func TestAlertRoutingIsNumeric(t *testing.T) {
 			return nil
 		})
 	}
-	r, err := firewall.NewAlertRouter(nil,
+	r, err := firewall.NewAlertRouter(firewall.AlertRouterConfig{},
 		firewall.Route{Name: "all", MinSeverity: talos.SeverityInfo, Channel: ch("all")},
 		firewall.Route{Name: "warn", MinSeverity: talos.SeverityWarning, Channel: ch("warn")},
 		firewall.Route{Name: "pager", MinSeverity: talos.SeverityCritical, Channel: ch("pager")},
@@ -67,7 +67,7 @@ func TestAlertRoutingIsNumeric(t *testing.T) {
 			t.Errorf("route %s got %v, want %v", name, got[name], w)
 		}
 	}
-	if _, err := firewall.NewAlertRouter(nil, firewall.Route{Name: "x", MinSeverity: talos.SeverityInfo}); err == nil {
+	if _, err := firewall.NewAlertRouter(firewall.AlertRouterConfig{}, firewall.Route{Name: "x", MinSeverity: talos.SeverityInfo}); err == nil {
 		t.Error("a route without a channel was accepted")
 	}
 }

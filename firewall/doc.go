@@ -6,7 +6,7 @@
 // Build a Firewall once and call Scan for every text, saying where it came
 // from:
 //
-//	fw, err := firewall.New(firewall.Config{}, nil, nil, logger)
+//	fw, err := firewall.New(firewall.Config{Logger: logger}, nil, nil)
 //	v, err := fw.Scan(ctx, firewall.Input{Text: toolResult, Source: firewall.SourceTool})
 //	if v.Action.Blocks() { /* do not send it to the model */ }
 //

@@ -8,7 +8,7 @@ import (
 )
 
 func Example() {
-	fw, err := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, err := firewall.New(firewall.Config{}, nil, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -37,7 +37,7 @@ func Example() {
 }
 
 func ExampleFirewall_NewCanary() {
-	fw, _ := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, _ := firewall.New(firewall.Config{}, nil, nil)
 	c, _ := fw.NewCanary("support bot prompt")
 	systemPrompt := "You are a helpful support bot. " + c.Instruction()
 	_ = systemPrompt // send it to the model
@@ -59,7 +59,7 @@ func ExampleLoadRules() {
 	if err != nil {
 		panic(err)
 	}
-	fw, _ := firewall.New(firewall.Config{Rules: rs, DisableClassifier: true}, nil, nil, nil)
+	fw, _ := firewall.New(firewall.Config{Rules: rs, DisableClassifier: true}, nil, nil)
 	v, _ := fw.Scan(context.Background(), firewall.Input{Text: "connect to db1.corp.acme now", Source: firewall.SourceTool})
 	fmt.Println(v.Action, v.Detections[0].Matches)
 	// Output: alert [db1.corp.acme]

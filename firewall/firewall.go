@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/firewall/internal/features"
 	"github.com/talos-ironclad/talos/firewall/internal/textclf"
 )
 
@@ -47,18 +48,12 @@ func (s Source) calibrationGroup() string {
 	return "tool"
 }
 
-// toolContrast is how much the mean window logit of an untrusted text is
-// subtracted from its best window's (see textclf.Scorer.Best): in a long tool
-// output an attack stands out from the text around it, while a document that
-// is about instructions or passwords scores high everywhere. User prompts are
-// short and often attacks from start to end, so they get none.
-const toolContrast = 0.5
-
+// contrast is the window contrast of the source's calibration group.
 func (s Source) contrast() float64 {
 	if s.calibrationGroup() == "user" {
 		return 0
 	}
-	return toolContrast
+	return features.ToolContrast
 }
 
 // Input is one text to scan.
@@ -183,6 +178,9 @@ type Config struct {
 	// zero = ActionLockdown (only rules whose action is lockdown, PI-001 and
 	// PI-002 by default). ActionBlock locks on every blocked input.
 	LockdownAt Action
+	// Logger receives a record of each detection, each leaked canary and
+	// each lockdown that could not be triggered; nil discards them.
+	Logger *slog.Logger
 }
 
 //go:embed model.bin
@@ -193,7 +191,7 @@ type Firewall struct {
 	cfg        Config
 	rules      *RuleSet
 	model      *textclf.Model
-	fams       *families
+	fams       *features.Families
 	thresholds map[Source]float64 // probability
 	lock       *Lockdown
 	alerts     *AlertRouter
@@ -213,14 +211,14 @@ type Firewall struct {
 type scratch struct {
 	f   textclf.Features
 	s   textclf.Scorer
-	cls []classMask
+	cls []features.ClassMask
 }
 
 // New builds a Firewall. lock may be nil (no lockdown: verdicts still say
-// lockdown but nothing is locked); alerts may be nil (no alerts); log may be
-// nil (discard).
-func New(cfg Config, lock *Lockdown, alerts *AlertRouter, log *slog.Logger) (*Firewall, error) {
+// lockdown but nothing is locked); alerts may be nil (no alerts).
+func New(cfg Config, lock *Lockdown, alerts *AlertRouter) (*Firewall, error) {
 	const op = "firewall.New"
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -260,7 +258,11 @@ func New(cfg Config, lock *Lockdown, alerts *AlertRouter, log *slog.Logger) (*Fi
 			return nil, talos.E(talos.CodeConfigInvalid, op, "the classifier model cannot be read: retrain it with firewall/cmd/train", err)
 		}
 		fw.model = m
-		fw.fams = compileFamilies()
+		delim, err := NewRuleSet([]Rule{{ID: "FAM-7", Threat: ThreatLow, Action: ActionLog, Patterns: []string{features.DelimiterPattern}}})
+		if err != nil {
+			return nil, talos.E(talos.CodeConfigInvalid, op, "the delimiter family does not compile", err)
+		}
+		fw.fams = features.Compile(delim.locate)
 		for _, s := range Sources() {
 			t, ok := m.Thresholds[s.calibrationGroup()]
 			if !ok {
@@ -383,7 +385,7 @@ func (fw *Firewall) scanText(sc *scratch, dst []Detection, norm string, src Sour
 	start := len(dst)
 	dst = fw.rules.Match(dst, norm)
 	if fw.model != nil {
-		featurizeWeighted(&sc.f, fw.fams, norm, &sc.cls, fw.model)
+		features.FeaturizeWeighted(&sc.f, fw.fams, norm, &sc.cls, fw.model)
 		logit, span := sc.s.Best(fw.model, &sc.f, src.contrast())
 		p := textclf.Sigmoid(logit)
 		*score = p

@@ -13,11 +13,12 @@ import (
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/firewall"
 	"github.com/talos-ironclad/talos/firewall/firewalltest"
+	"github.com/talos-ironclad/talos/firewall/train"
 )
 
 func newFW(t testing.TB, cfg firewall.Config) *firewall.Firewall {
 	t.Helper()
-	fw, err := firewall.New(cfg, nil, nil, nil)
+	fw, err := firewall.New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,20 +101,20 @@ func TestScanActionIsStrongest(t *testing.T) {
 }
 
 // benignDocs returns held-out benign documents (test split) of the corpus.
-func benignDocs(t testing.TB) []firewall.Record {
+func benignDocs(t testing.TB) []train.Record {
 	t.Helper()
 	f, err := os.Open("cmd/train/testdata/benign-docs.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	recs, err := firewall.ReadRecords(f)
+	recs, err := train.ReadRecords(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []firewall.Record
+	var out []train.Record
 	for _, r := range recs {
-		if firewall.SplitOf(r.ID) == firewall.SplitTest {
+		if train.SplitOf(r.ID) == train.SplitTest {
 			out = append(out, r)
 		}
 	}
@@ -186,11 +187,11 @@ func TestSourcesAndThresholds(t *testing.T) {
 		t.Fatal("Config.Thresholds is ignored")
 	}
 	for _, bad := range []map[firewall.Source]float64{{"x": 0.5}, {firewall.SourceUser: 0}, {firewall.SourceUser: 1.5}} {
-		if _, err := firewall.New(firewall.Config{Thresholds: bad}, nil, nil, nil); err == nil {
+		if _, err := firewall.New(firewall.Config{Thresholds: bad}, nil, nil); err == nil {
 			t.Errorf("Thresholds %v accepted", bad)
 		}
 	}
-	if _, err := firewall.New(firewall.Config{Model: []byte("nope")}, nil, nil, nil); !errors.Is(err, talos.ErrConfigInvalid) {
+	if _, err := firewall.New(firewall.Config{Model: []byte("nope")}, nil, nil); !errors.Is(err, talos.ErrConfigInvalid) {
 		t.Errorf("a broken model: err = %v, want T010", err)
 	}
 }
@@ -223,7 +224,7 @@ func collectAlerts(t *testing.T, min talos.Severity) (*firewall.AlertRouter, fun
 	t.Helper()
 	var mu sync.Mutex
 	var got []firewall.Alert
-	r, err := firewall.NewAlertRouter(nil, firewall.Route{Name: "m", MinSeverity: min, Channel: firewall.ChannelFunc(func(_ context.Context, a firewall.Alert) error {
+	r, err := firewall.NewAlertRouter(firewall.AlertRouterConfig{}, firewall.Route{Name: "m", MinSeverity: min, Channel: firewall.ChannelFunc(func(_ context.Context, a firewall.Alert) error {
 		mu.Lock()
 		got = append(got, a)
 		mu.Unlock()
@@ -241,7 +242,7 @@ func collectAlerts(t *testing.T, min talos.Severity) (*firewall.AlertRouter, fun
 
 func TestScanSendsAlerts(t *testing.T) {
 	r, alerts := collectAlerts(t, talos.SeverityWarning)
-	fw, err := firewall.New(firewall.Config{DisableClassifier: true}, nil, r, nil)
+	fw, err := firewall.New(firewall.Config{DisableClassifier: true}, nil, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +315,7 @@ func TestScanConcurrent(t *testing.T) {
 }
 
 func FuzzScan(f *testing.F) {
-	fw, err := firewall.New(firewall.Config{HistorySize: -1}, nil, nil, nil)
+	fw, err := firewall.New(firewall.Config{HistorySize: -1}, nil, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -356,7 +357,7 @@ func TestCanaryLockdownFollowsLockdownSources(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lock := newLock(t, &firewalltest.MemoryStore{}, &firewalltest.Notifier{}, nil)
-			fw, err := firewall.New(firewall.Config{CanaryAction: firewall.ActionLockdown, LockdownSources: tc.sources}, lock, nil, nil)
+			fw, err := firewall.New(firewall.Config{CanaryAction: firewall.ActionLockdown, LockdownSources: tc.sources}, lock, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -377,7 +378,7 @@ func TestCanaryLockdownFollowsLockdownSources(t *testing.T) {
 // one alert, and that verdict in the history.
 func TestScanOutputSendsOneAlertAndRecordsTheFinalVerdict(t *testing.T) {
 	r, alerts := collectAlerts(t, talos.SeverityInfo)
-	fw, err := firewall.New(firewall.Config{DisableClassifier: true}, nil, r, nil)
+	fw, err := firewall.New(firewall.Config{DisableClassifier: true}, nil, r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,6 +84,7 @@ type LockdownConfig struct {
 	CodeTTL     time.Duration // zero = DefaultCodeTTL
 	MaxAttempts int           // zero = DefaultMaxAttempts
 	CodeDigits  int           // zero = DefaultCodeDigits (allowed 6…12)
+	Logger      *slog.Logger  // receives lockdown records; nil discards
 }
 
 // UnlockResult is the outcome of an unlock attempt.
@@ -115,8 +116,8 @@ type Lockdown struct {
 }
 
 // NewLockdown loads the persisted state from store. It fails (closed) when
-// the state cannot be read. alerts and log may be nil.
-func NewLockdown(ctx context.Context, cfg LockdownConfig, store Store, notifier Notifier, alerts *AlertRouter, log *slog.Logger) (*Lockdown, error) {
+// the state cannot be read. alerts may be nil.
+func NewLockdown(ctx context.Context, cfg LockdownConfig, store Store, notifier Notifier, alerts *AlertRouter) (*Lockdown, error) {
 	const op = "firewall.NewLockdown"
 	switch {
 	case len(cfg.Key) < MinKeyBytes:
@@ -140,6 +141,7 @@ func NewLockdown(ctx context.Context, cfg LockdownConfig, store Store, notifier 
 		cfg.CodeDigits = DefaultCodeDigits
 	}
 	cfg.Key = append([]byte(nil), cfg.Key...)
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

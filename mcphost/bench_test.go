@@ -72,8 +72,8 @@ func BenchmarkCallDirect4KB(b *testing.B) {
 }
 
 func benchPipeline(b *testing.B, scanner mcphost.ResultScanner) {
-	h, err := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "s", InProcess: benchServer(benignText(4096)), AutoStart: true}}},
-		mcphost.Deps{Scanner: scanner, Auditor: discardAudit{}})
+	h, err := newHost(mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "s", InProcess: benchServer(benignText(4096)), AutoStart: true}}},
+		hostDeps{Scanner: scanner, Auditor: discardAudit{}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func BenchmarkCallPipeline4KB(b *testing.B) { benchPipeline(b, nil) }
 // BenchmarkCallPipelineFirewall4KB adds the firewall as the result
 // scanner (Source: tool).
 func BenchmarkCallPipelineFirewall4KB(b *testing.B) {
-	fw, err := firewall.New(firewall.Config{HistorySize: -1}, nil, nil, nil)
+	fw, err := firewall.New(firewall.Config{HistorySize: -1}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

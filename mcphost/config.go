@@ -3,6 +3,7 @@ package mcphost
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/server"
-
 	talos "github.com/talos-ironclad/talos"
 )
 
@@ -140,6 +140,9 @@ type Config struct {
 	RequireApproval bool
 	// MaxResultBytes caps a tool result; 0 means DefaultMaxResultBytes.
 	MaxResultBytes int
+	// Logger receives operational messages and, at debug level, each
+	// stdio server's stderr; nil discards them.
+	Logger *slog.Logger
 }
 
 var (

@@ -25,7 +25,7 @@ func Example() {
 
 	h, err := mcphost.New(mcphost.Config{
 		Servers: []mcphost.ServerConfig{{Name: "notes", InProcess: tools, AutoStart: true}},
-	}, mcphost.Deps{})
+	}, nil, nil, nil, mcphost.Hooks{})
 	if err != nil {
 		fmt.Println(err)
 		return

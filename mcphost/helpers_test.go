@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
-
 	"github.com/talos-ironclad/talos/mcphost"
 	"github.com/talos-ironclad/talos/mcphost/mcphosttest"
 )
@@ -104,9 +104,27 @@ func inproc(name string, s *server.MCPServer) mcphost.ServerConfig {
 	return mcphost.ServerConfig{Name: name, InProcess: s, AutoStart: true}
 }
 
-func startHost(t *testing.T, cfg mcphost.Config, deps mcphost.Deps) *mcphost.Host {
+// hostDeps gathers the collaborators a test hands to mcphost.New, and a
+// logger for its Config.
+type hostDeps struct {
+	Logger  *slog.Logger
+	Pins    mcphost.PinStore
+	Auditor mcphost.Auditor
+	Scanner mcphost.ResultScanner
+	Hooks   mcphost.Hooks
+}
+
+// newHost calls mcphost.New with the collaborators in d.
+func newHost(cfg mcphost.Config, d hostDeps) (*mcphost.Host, error) {
+	if d.Logger != nil {
+		cfg.Logger = d.Logger
+	}
+	return mcphost.New(cfg, d.Pins, d.Auditor, d.Scanner, d.Hooks)
+}
+
+func startHost(t *testing.T, cfg mcphost.Config, deps hostDeps) *mcphost.Host {
 	t.Helper()
-	h, err := mcphost.New(cfg, deps)
+	h, err := newHost(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

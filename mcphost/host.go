@@ -40,22 +40,6 @@ const (
 	MaxListPages = 64
 )
 
-// Deps are the collaborators of a Host; every field may be nil.
-type Deps struct {
-	// Logger receives operational messages and, at debug level, each
-	// stdio server's stderr (the tier-3 log). nil discards.
-	Logger *slog.Logger
-	// Pins keeps approved tool definitions; nil means a new MemoryPins.
-	Pins PinStore
-	// Auditor receives the shape of every call; nil records nothing.
-	Auditor Auditor
-	// Scanner inspects every result before it is returned (the firewall
-	// plugs in here, scanning as Source: tool); nil skips that step.
-	Scanner ResultScanner
-	// Hooks run before and after every call; nil functions are skipped.
-	Hooks Hooks
-}
-
 // Host runs the configured MCP servers, keeps their tool definitions pinned
 // and passes every call through the invocation pipeline. It is safe for
 // concurrent use.
@@ -106,19 +90,24 @@ type srv struct {
 }
 
 // New validates cfg (every problem at once) and builds a Host. It starts
-// nothing; call Start.
-func New(cfg Config, deps Deps) (*Host, error) {
+// nothing; call Start. Every collaborator may be nil: pins keeps approved
+// tool definitions (nil means a new MemoryPins); auditor receives the shape
+// of every call (nil records nothing); scanner inspects every result before
+// it is returned (the firewall plugs in here, scanning as Source: tool; nil
+// skips that step); hooks run before and after every call (nil functions
+// are skipped).
+func New(cfg Config, pins PinStore, auditor Auditor, scanner ResultScanner, hooks Hooks) (*Host, error) {
 	rs, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
 	h := &Host{
 		cfg:     cfg,
-		log:     deps.Logger,
-		pins:    deps.Pins,
-		audit:   deps.Auditor,
-		scanner: deps.Scanner,
-		hooks:   deps.Hooks,
+		log:     cfg.Logger,
+		pins:    pins,
+		audit:   auditor,
+		scanner: scanner,
+		hooks:   hooks,
 		secrets: NewSecretScanner(cfg.Secrets),
 		maxRes:  cfg.MaxResultBytes,
 		byName:  map[string]*srv{},

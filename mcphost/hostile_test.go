@@ -53,10 +53,10 @@ func TestHostileServersAreContained(t *testing.T) {
 			return scan.ScanResult(ctx, in)
 		})
 		audit := &mcphosttest.Recorder{}
-		h, err := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{
+		h, err := newHost(mcphost.Config{Servers: []mcphost.ServerConfig{
 			inproc("good", good), slow, inproc("big", big), inproc("flood", flood), inproc("inject", inject),
 			inproc("leak", leak), inproc("shadow", shadow), inproc("rug", rug),
-		}}, mcphost.Deps{Auditor: audit, Scanner: scanner})
+		}}, hostDeps{Auditor: audit, Scanner: scanner})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -82,7 +82,7 @@ func TestStreamableHTTPAndSSEServers(t *testing.T) {
 			h := startHost(t, mcphost.Config{Servers: []mcphost.ServerConfig{{
 				Name: "remote", URL: ts.URL + tc.path, Transport: tc.transport, AutoStart: true,
 				Headers: map[string]string{"Authorization": "Bearer token-of-the-server"},
-			}}}, mcphost.Deps{})
+			}}}, hostDeps{})
 			res, err := h.Call(context.Background(), "remote.read", map[string]any{"path": "x"})
 			if err != nil || res.Text != "over "+tc.transport {
 				t.Fatalf("%v %+v", err, res)
@@ -98,7 +98,7 @@ func TestStreamableHTTPListChangedQuarantines(t *testing.T) {
 	mcpSrv := newServer(textTool("read", "Read", "ok"))
 	ts := httptest.NewServer(server.NewStreamableHTTPServer(mcpSrv))
 	t.Cleanup(ts.Close)
-	h := startHost(t, mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "remote", URL: ts.URL + "/mcp", AutoStart: true}}}, mcphost.Deps{})
+	h := startHost(t, mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "remote", URL: ts.URL + "/mcp", AutoStart: true}}}, hostDeps{})
 	if _, err := h.Call(context.Background(), "remote.read", map[string]any{"path": "x"}); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func TestServerEverything(t *testing.T) {
 	h := startHost(t, mcphost.Config{
 		AllowedCommands: []string{filepath.Dir(real)},
 		Servers:         []mcphost.ServerConfig{{Name: "everything", Command: bin, TimeoutSeconds: 60}},
-	}, mcphost.Deps{Auditor: audit})
+	}, hostDeps{Auditor: audit})
 	ctx := context.Background()
 	cat := h.Catalog()
 	var echo *mcphost.CatalogTool
@@ -107,7 +107,7 @@ func TestServerFilesystem(t *testing.T) {
 	h := startHost(t, mcphost.Config{
 		AllowedCommands: []string{filepath.Dir(real)},
 		Servers:         []mcphost.ServerConfig{{Name: "fs", Command: bin, Args: []string{root}, TimeoutSeconds: 60, AutoStart: true}},
-	}, mcphost.Deps{Auditor: audit})
+	}, hostDeps{Auditor: audit})
 	ctx := context.Background()
 	call := func(tool string, args map[string]any) *mcphost.Result {
 		t.Helper()
@@ -176,7 +176,7 @@ func TestServerEverythingOverStreamableHTTP(t *testing.T) {
 	}
 	h := startHost(t, mcphost.Config{Servers: []mcphost.ServerConfig{{
 		Name: "everything", URL: fmt.Sprintf("http://localhost:%d/mcp", port), TimeoutSeconds: 60, AutoStart: true,
-	}}}, mcphost.Deps{})
+	}}}, hostDeps{})
 	res, err := h.Call(context.Background(), "everything.get-sum", map[string]any{"a": 20, "b": 22})
 	if err != nil || !strings.Contains(res.Text, "42") {
 		t.Fatalf("get-sum over HTTP: %v %+v", err, res)

@@ -32,10 +32,10 @@ func TestApprovalByAnotherProcessTakesEffect(t *testing.T) {
 			inproc("other", newServer(textTool("u", "Other", "ok"))),
 		}}
 	}
-	first := startHost(t, cfg("Original"), mcphost.Deps{Pins: filePins(t, path)})
+	first := startHost(t, cfg("Original"), hostDeps{Pins: filePins(t, path)})
 	_ = first.Close()
 
-	daemon := startHost(t, cfg("Changed while Talos was down"), mcphost.Deps{Pins: filePins(t, path)})
+	daemon := startHost(t, cfg("Changed while Talos was down"), hostDeps{Pins: filePins(t, path)})
 	if _, _, ok := daemon.Pending("s"); !ok {
 		t.Fatal("the changed server is not quarantined")
 	}
@@ -43,7 +43,7 @@ func TestApprovalByAnotherProcessTakesEffect(t *testing.T) {
 		t.Fatalf("released before any approval: %v %v", got, err)
 	}
 
-	operator := startHost(t, mcphost.Config{Servers: cfg("Changed while Talos was down").Servers[:1]}, mcphost.Deps{Pins: filePins(t, path)})
+	operator := startHost(t, mcphost.Config{Servers: cfg("Changed while Talos was down").Servers[:1]}, hostDeps{Pins: filePins(t, path)})
 	d, _, ok := operator.Pending("s")
 	if !ok {
 		t.Fatal("the operator's host does not see the quarantine")

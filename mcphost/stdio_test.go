@@ -68,7 +68,7 @@ func TestStdioServerGetsOnlyAllowlistedEnv(t *testing.T) {
 	t.Setenv("SOME_API_TOKEN", "must-not-leak-2")
 	t.Setenv("UNLISTED_VAR", "must-not-leak-3")
 	sc, dir := stdioServer(t, "1")
-	h := startHost(t, mcphost.Config{AllowedCommands: []string{dir}, EnvAllowlist: []string{"PATH", "HOME"}, Servers: []mcphost.ServerConfig{sc}}, mcphost.Deps{})
+	h := startHost(t, mcphost.Config{AllowedCommands: []string{dir}, EnvAllowlist: []string{"PATH", "HOME"}, Servers: []mcphost.ServerConfig{sc}}, hostDeps{})
 	res, err := h.Call(context.Background(), "proc.env", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestStdioCrashMidCallRestartsAndStderrIsLogged(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sc, dir := stdioServer(t, "1")
 	sc.MaxRetries = ptr(3)
-	h := startHost(t, mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, mcphost.Deps{Logger: log})
+	h := startHost(t, mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, hostDeps{Logger: log})
 	pid1 := callPID(t, h)
 
 	_, err := h.Call(context.Background(), "proc.crash", nil)
@@ -119,7 +119,7 @@ func TestCloseStopsStdioServers(t *testing.T) {
 	for _, mode := range []string{"1", "ignore-eof"} {
 		t.Run(mode, func(t *testing.T) {
 			sc, dir := stdioServer(t, mode)
-			h, err := mcphost.New(mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, mcphost.Deps{})
+			h, err := newHost(mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, hostDeps{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,7 +148,7 @@ func TestStdioServerThatFailsToStartGivesUp(t *testing.T) {
 	sc.Args = []string{"-test.run=^$"} // the test binary runs no test and exits: not an MCP server
 	sc.Env = nil
 	sc.MaxRetries = ptr(0)
-	h, err := mcphost.New(mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, mcphost.Deps{})
+	h, err := newHost(mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, hostDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestStdioServerThatFailsToStartGivesUp(t *testing.T) {
 
 func TestCloseKillsWhatTheServerLeftInItsGroup(t *testing.T) {
 	sc, dir := stdioServer(t, "1")
-	h, err := mcphost.New(mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, mcphost.Deps{})
+	h, err := newHost(mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, hostDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestCloseKillsWhatTheServerLeftInItsGroup(t *testing.T) {
 func TestServerThatFailedDiscoveryIsRetriedAtItsFirstCall(t *testing.T) {
 	sc, dir := stdioServer(t, "fail-once:"+filepath.Join(t.TempDir(), "started"))
 	sc.AutoStart = false
-	h, err := mcphost.New(mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, mcphost.Deps{})
+	h, err := newHost(mcphost.Config{AllowedCommands: []string{dir}, Servers: []mcphost.ServerConfig{sc}}, hostDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func BenchmarkTurn(b *testing.B) {
 	}
 	local := llmtest.NewFake("qwen")
 	router, _ := llm.NewRouter(llm.RouterConfig{}, local, nil, nil)
-	fw, _ := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, _ := firewall.New(firewall.Config{}, nil, nil)
 	tools := &fakeTools{results: map[string]orchestrator.ToolResult{"weather": {Text: "Lisbon: 24 °C, clear sky, light wind from the north-west."}}}
 	b.Run("memories=10000", func(b *testing.B) {
 		benchTurns(b, local, orchestrator.Deps{Router: router, Firewall: fw, History: history, Memory: ret, Tools: tools})

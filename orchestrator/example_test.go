@@ -15,7 +15,7 @@ import (
 func Example() {
 	local := llmtest.NewFake("qwen", llmtest.Reply{Text: "Paris is the capital of France."})
 	router, _ := llm.NewRouter(llm.RouterConfig{}, local, nil, nil)
-	fw, _ := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, _ := firewall.New(firewall.Config{}, nil, nil)
 	o, err := orchestrator.New(orchestrator.Config{}, orchestrator.Deps{Router: router, Firewall: fw})
 	if err != nil {
 		panic(err)

@@ -58,11 +58,11 @@ func newRig(t *testing.T, ro rigOpts) *rig {
 	ctx := context.Background()
 	r := &rig{local: llmtest.NewFake("qwen"), remote: llmtest.NewFake("gemini"), notifier: &firewalltest.Notifier{},
 		vram: &fakeVRAM{}, tokens: &fakeTokens{}, logs: &bytes.Buffer{}, audit: &bytes.Buffer{}}
-	lock, err := firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: bytes.Repeat([]byte{7}, 32)}, &firewalltest.MemoryStore{}, r.notifier, nil, nil)
+	lock, err := firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: bytes.Repeat([]byte{7}, 32)}, &firewalltest.MemoryStore{}, r.notifier, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.fw, err = firewall.New(ro.fwCfg, lock, nil, nil); err != nil {
+	if r.fw, err = firewall.New(ro.fwCfg, lock, nil); err != nil {
 		t.Fatal(err)
 	}
 	var local llm.Model = r.local
@@ -314,14 +314,14 @@ func TestLeaseIsHeldDuringInference(t *testing.T) {
 func TestRealVRAMMutexLease(t *testing.T) {
 	gpu := vramtest.NewGPU(16 * vram.GiB)
 	rt := vramtest.NewRuntime(map[string]uint64{"qwen": 5 * vram.GiB}, gpu, nil)
-	m, err := vram.New(vram.Config{Models: map[string]vram.Model{"qwen": {MinFree: 6 * vram.GiB, Size: 5 * vram.GiB}}}, vram.Deps{Runtime: rt, GPU: gpu})
+	m, err := vram.New(vram.Config{Models: map[string]vram.Model{"qwen": {MinFree: 6 * vram.GiB, Size: 5 * vram.GiB}}}, rt, gpu, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
 	var leases []int
 	local := &statsModel{Fake: llmtest.NewFake("qwen", llmtest.Reply{Text: "ok"}), m: m, leases: &leases}
-	fw, _ := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, _ := firewall.New(firewall.Config{}, nil, nil)
 	o, err := orchestrator.New(orchestrator.Config{LocalModel: "qwen"},
 		orchestrator.Deps{Router: mustRouter(t, local, nil), Firewall: fw, VRAM: orchestrator.FromMutex(func() *vram.Mutex { return m })})
 	if err != nil {
@@ -655,7 +655,7 @@ func (brokenTools) Call(context.Context, llm.ToolCall) (orchestrator.ToolResult,
 }
 
 func TestBrokenStoresDegradeButAnswer(t *testing.T) {
-	fw, _ := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, _ := firewall.New(firewall.Config{}, nil, nil)
 	local := llmtest.NewFake("qwen", llmtest.Reply{Text: "still here", Usage: llm.Usage{PromptTokens: 1}})
 	var logs bytes.Buffer
 	o, err := orchestrator.New(orchestrator.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, orchestrator.Deps{Router: mustRouter(t, local, nil), Firewall: fw,
@@ -761,7 +761,7 @@ func TestTurnsOfOneSessionRunOneAtATime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gate := make(chan struct{})
 		slow := &gatedModel{gate: gate}
-		fw, _ := firewall.New(firewall.Config{DisableClassifier: true}, nil, nil, nil)
+		fw, _ := firewall.New(firewall.Config{DisableClassifier: true}, nil, nil)
 		o, err := orchestrator.New(orchestrator.Config{}, orchestrator.Deps{Router: mustRouter(t, slow, nil), Firewall: fw})
 		if err != nil {
 			t.Fatal(err)
@@ -839,7 +839,7 @@ func (canaryModel) Chat(ctx context.Context, req llm.Request) (*llm.Response, er
 func (canaryModel) Info(context.Context) (llm.Info, error) { return llm.Info{Name: "qwen"}, nil }
 
 func TestSpacedOutCanaryIsWithheld(t *testing.T) {
-	fw, _ := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, _ := firewall.New(firewall.Config{}, nil, nil)
 	o, err := orchestrator.New(orchestrator.Config{}, orchestrator.Deps{Router: mustRouter(t, canaryModel{}, nil), Firewall: fw})
 	if err != nil {
 		t.Fatal(err)
@@ -923,7 +923,7 @@ func TestStreamingHoldsBackOnlyAPossibleLeakWindow(t *testing.T) {
 	received := 0
 	text := strings.Repeat("A sentence of words that streams nicely. ", 8)
 	m := &probeModel{text: text, received: &received}
-	fw, _ := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, _ := firewall.New(firewall.Config{}, nil, nil)
 	o, err := orchestrator.New(orchestrator.Config{}, orchestrator.Deps{Router: mustRouter(t, m, nil), Firewall: fw})
 	if err != nil {
 		t.Fatal(err)

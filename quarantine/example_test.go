@@ -67,7 +67,7 @@ func ExampleManager() {
 		Dir:     filepath.Join(root, "skills"),
 		CodeKey: bytes.Repeat([]byte{1}, quarantine.MinCodeKeyLen), // use 32 random bytes
 		MinAge:  time.Nanosecond,                                   // the default is 24 h
-	}, quarantinetest.NewStore(), inbox, nil)
+	}, quarantinetest.NewStore(), inbox)
 	if err != nil {
 		fmt.Println(err)
 		return

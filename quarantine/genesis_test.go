@@ -108,7 +108,7 @@ func TestAdmitGenesisRefusals(t *testing.T) {
 
 func TestAddRefusesReservedIDs(t *testing.T) {
 	e := newEnv(t)
-	m, err := quarantine.New(quarantine.Config{Dir: filepath.Join(e.root, "skills2"), CodeKey: codeKey, ReservedIDs: []string{"hello_world"}}, e.store, e.note, nil)
+	m, err := quarantine.New(quarantine.Config{Dir: filepath.Join(e.root, "skills2"), CodeKey: codeKey, ReservedIDs: []string{"hello_world"}}, e.store, e.note)
 	if err != nil {
 		t.Fatal(err)
 	}

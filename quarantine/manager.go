@@ -71,6 +71,8 @@ type Config struct {
 	// skills: Add refuses them, so no other skill can take a built-in
 	// skill's name or its active folder. AdmitGenesis is not affected.
 	ReservedIDs []string
+	// Logger receives the lifecycle's operational records; nil discards.
+	Logger *slog.Logger
 }
 
 // Manager moves skills through quarantine: it adds them, records scans
@@ -85,9 +87,8 @@ type Manager struct {
 }
 
 // New returns a Manager keeping records in store and sending approval codes
-// through notifier. log may be nil. Every problem with cfg is reported at
-// once (code T010).
-func New(cfg Config, store Store, notifier Notifier, log *slog.Logger) (*Manager, error) {
+// through notifier. Every problem with cfg is reported at once (code T010).
+func New(cfg Config, store Store, notifier Notifier) (*Manager, error) {
 	var p []string
 	if cfg.Dir == "" {
 		p = append(p, "Dir is empty: give the skills folder (TALOS_HOME/skills)")
@@ -137,6 +138,7 @@ func New(cfg Config, store Store, notifier Notifier, log *slog.Logger) (*Manager
 	}
 	cfg.CodeKey = append([]byte(nil), cfg.CodeKey...)
 	cfg.ReservedIDs = slices.Clone(cfg.ReservedIDs)
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

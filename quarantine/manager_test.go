@@ -60,7 +60,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), store: quarantinetest.NewStore(), note: &capture{}, root: t.TempDir()}
-	m, err := quarantine.New(quarantine.Config{Dir: filepath.Join(e.root, "skills"), CodeKey: codeKey}, e.store, e.note, nil)
+	m, err := quarantine.New(quarantine.Config{Dir: filepath.Join(e.root, "skills"), CodeKey: codeKey}, e.store, e.note)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -569,7 +569,7 @@ func TestAddRefusesBadInput(t *testing.T) {
 }
 
 func TestNewReportsEveryProblem(t *testing.T) {
-	_, err := quarantine.New(quarantine.Config{Dir: "rel", CodeKey: []byte("k"), MinAge: -1, MaxCodeAttempts: 99}, nil, nil, nil)
+	_, err := quarantine.New(quarantine.Config{Dir: "rel", CodeKey: []byte("k"), MinAge: -1, MaxCodeAttempts: 99}, nil, nil)
 	if err == nil {
 		t.Fatal("accepted")
 	}

@@ -31,12 +31,12 @@ const (
 	SentenceCutRatio = 0.7
 )
 
-// Truncate shortens text to at most maxTokens estimated tokens: text that
+// truncateTokens shortens text to at most maxTokens estimated tokens: text that
 // fits is unchanged; otherwise it is cut after the last '.', '!' or '?' if
 // that lies beyond 70% of the allowed characters,
 // else at the last space followed by "...", else hard with "...". Unlike the
 // spec, the "..." counts inside the limit.
-func Truncate(text string, maxTokens int) string {
+func truncateTokens(text string, maxTokens int) string {
 	if maxTokens <= 0 {
 		return ""
 	}
@@ -136,7 +136,7 @@ func Assemble(items []Item, budget int) Assembly {
 		remaining := budget - used
 		if remaining > MinTruncateTokens {
 			if allowed := remaining - head - ItemOverheadTokens; allowed > 0 {
-				it.Text = Truncate(it.Text, allowed)
+				it.Text = truncateTokens(it.Text, allowed)
 				it.Truncated = true
 				it.Tokens = talos.EstimateTokens(it.Text) + head + ItemOverheadTokens
 				a.Items = append(a.Items, it)

@@ -254,9 +254,6 @@ func (f Filter) Match(md Metadata) bool {
 	return false
 }
 
-// MatchPtr is Match for an optional filter: nil matches everything.
-func MatchPtr(f *Filter, md Metadata) bool { return f == nil || f.Match(md) }
-
 // MarshalJSON renders f in Chroma's where syntax, e.g.
 // {"$and":[{"priority":{"$eq":"high"}},{"created_at":{"$gt":5}}]}.
 func (f Filter) MarshalJSON() ([]byte, error) {

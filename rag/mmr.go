@@ -26,8 +26,8 @@ const (
 	DefaultKeywordThreshold = 0.4
 )
 
-// ClampTopK clamps k to [1, MaxTopK]; 0 means DefaultTopK.
-func ClampTopK(k int) int {
+// clampTopK clamps k to [1, MaxTopK]; 0 means DefaultTopK.
+func clampTopK(k int) int {
 	switch {
 	case k == 0:
 		return DefaultTopK
@@ -39,8 +39,8 @@ func ClampTopK(k int) int {
 	return k
 }
 
-// OverFetch is min(3·k, 50) for k clamped by ClampTopK.
-func OverFetch(k int) int { return min(OverFetchFactor*ClampTopK(k), MaxTopK) }
+// overFetch is min(3·k, 50) for k clamped by clampTopK.
+func overFetch(k int) int { return min(OverFetchFactor*clampTopK(k), MaxTopK) }
 
 // MMR picks up to k candidates by maximal marginal relevance: first the most
 // similar to the query, then repeatedly the one maximising

@@ -56,9 +56,9 @@ func clamp01(x float64) float64 {
 	return x
 }
 
-// Tokens splits text into the set of lower-case words (letters and digits)
+// wordSet splits text into the set of lower-case words (letters and digits)
 // the keyword score compares.
-func Tokens(text string) map[string]struct{} {
+func wordSet(text string) map[string]struct{} {
 	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
 	})
@@ -69,10 +69,10 @@ func Tokens(text string) map[string]struct{} {
 	return set
 }
 
-// KeywordScore is the Jaccard similarity |Q∩D| / |Q∪D| of the word sets of
+// keywordScore is the Jaccard similarity |Q∩D| / |Q∪D| of the word sets of
 // query and doc; 0 for an empty query.
-func KeywordScore(query, doc string) float64 {
-	return jaccard(Tokens(query), Tokens(doc))
+func keywordScore(query, doc string) float64 {
+	return jaccard(wordSet(query), wordSet(doc))
 }
 
 func jaccard(q, d map[string]struct{}) float64 {
@@ -89,10 +89,10 @@ func jaccard(q, d map[string]struct{}) float64 {
 	return float64(inter) / float64(union)
 }
 
-// SourceQuality rates where a memory came from. The spec leaves the table
+// sourceQuality rates where a memory came from. The spec leaves the table
 // open (default 0.5); ours ranks what a person said above tool output above
 // the open web.
-func SourceQuality(s Source) float64 {
+func sourceQuality(s Source) float64 {
 	switch s {
 	case SourceUser:
 		return 0.8
@@ -106,12 +106,12 @@ func SourceQuality(s Source) float64 {
 	return DefaultSourceQuality
 }
 
-// MetadataScore is min(1, 0.4·source_quality + 0.3·type_match +
+// metadataScore is min(1, 0.4·source_quality + 0.3·type_match +
 // 0.2·verified + 0.1·user_feedback). type_match is 1 when
 // queryType is set and equals the memory's type (default "general");
 // verified is the trusted flag; user_feedback is the "feedback" key
 // (default 0.5).
-func MetadataScore(md Metadata, queryType string) float64 {
+func metadataScore(md Metadata, queryType string) float64 {
 	m := md.Memory()
 	typeMatch := 0.0
 	docType := m.Type
@@ -129,12 +129,12 @@ func MetadataScore(md Metadata, queryType string) float64 {
 	if f, ok := md.Number(KeyFeedback); ok {
 		feedback = clamp01(f)
 	}
-	return math.Min(1, 0.4*SourceQuality(m.Source)+0.3*typeMatch+0.2*verified+0.1*feedback)
+	return math.Min(1, 0.4*sourceQuality(m.Source)+0.3*typeMatch+0.2*verified+0.1*feedback)
 }
 
-// RecencyScore is exp(−ln2/halfLife · age), clamped to [0,1]; a zero
+// recencyScore is exp(−ln2/halfLife · age), clamped to [0,1]; a zero
 // created time gives MissingRecency and a future one 1.
-func RecencyScore(created, now time.Time, halfLife time.Duration) float64 {
+func recencyScore(created, now time.Time, halfLife time.Duration) float64 {
 	if created.IsZero() {
 		return MissingRecency
 	}

@@ -90,7 +90,7 @@ func NewRetriever(cfg RetrieverConfig, store Store, emb Embedder, history Histor
 	if store == nil || emb == nil {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "a store and an embedder are required")
 	}
-	cfg.TopK = ClampTopK(cfg.TopK)
+	cfg.TopK = clampTopK(cfg.TopK)
 	if cfg.Lambda == 0 {
 		cfg.Lambda = DefaultLambda
 	}
@@ -174,7 +174,7 @@ func (r *Retriever) Retrieve(ctx context.Context, q Query) (*Result, error) {
 	}
 	topK := r.cfg.TopK
 	if q.TopK != 0 {
-		topK = ClampTopK(q.TopK)
+		topK = clampTopK(q.TopK)
 	}
 	budget := r.cfg.Budget
 	if q.Budget > 0 {
@@ -228,7 +228,7 @@ func (r *Retriever) Threshold() float64 { return r.cfg.Threshold }
 // the records sharing words with the query when the store is a
 // KeywordSearcher, then MMR, the thresholds, relevance and the budget.
 func (r *Retriever) vectorSearch(ctx context.Context, q Query, qv []float32, topK, budget int) (*Result, error) {
-	cands, err := r.store.Query(ctx, qv, OverFetch(topK), q.Where)
+	cands, err := r.store.Query(ctx, qv, overFetch(topK), q.Where)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +237,7 @@ func (r *Retriever) vectorSearch(ctx context.Context, q Query, qv []float32, top
 	// the embedder misses still competes.
 	kw := map[string]float64{}
 	if ks, ok := r.store.(KeywordSearcher); ok {
-		hits, err := ks.KeywordSearch(ctx, q.Text, OverFetch(topK), q.Where)
+		hits, err := ks.KeywordSearch(ctx, q.Text, overFetch(topK), q.Where)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -269,7 +269,7 @@ func (r *Retriever) vectorSearch(ctx context.Context, q Query, qv []float32, top
 		}
 	}
 	now := time.Now()
-	qTokens := Tokens(q.Text)
+	qTokens := wordSet(q.Text)
 	var items []Item
 	for _, i := range MMR(pick, topK, r.cfg.Lambda) {
 		c := cands[i]
@@ -288,15 +288,15 @@ func (r *Retriever) vectorSearch(ctx context.Context, q Query, qv []float32, top
 
 // Score computes the relevance of a record for a query.
 func (r *Retriever) Score(rec Record, similarity float64, query, queryType string, now time.Time) Relevance {
-	return r.relevance(rec, similarity, Tokens(query), queryType, now)
+	return r.relevance(rec, similarity, wordSet(query), queryType, now)
 }
 
 func (r *Retriever) relevance(rec Record, sim float64, qTokens map[string]struct{}, queryType string, now time.Time) Relevance {
 	rel := Relevance{
 		Similarity: clamp01(sim),
-		Keyword:    jaccard(qTokens, Tokens(rec.Document)),
-		Metadata:   MetadataScore(rec.Metadata, queryType),
-		Recency:    RecencyScore(rec.Metadata.Memory().CreatedAt, now, r.cfg.HalfLife),
+		Keyword:    jaccard(qTokens, wordSet(rec.Document)),
+		Metadata:   metadataScore(rec.Metadata, queryType),
+		Recency:    recencyScore(rec.Metadata.Memory().CreatedAt, now, r.cfg.HalfLife),
 	}
 	rel.Score = r.cfg.Weights.Combine(rel.Similarity, rel.Keyword, rel.Metadata, rel.Recency)
 	return rel
@@ -351,9 +351,9 @@ func (r *Retriever) fallback(ctx context.Context, q Query, topK, budget int, cap
 			r.log.Warn("rag: history fallback unavailable", "err", err)
 		} else if len(msgs) > 0 {
 			items := make([]Item, 0, len(msgs))
-			qTokens := Tokens(q.Text)
+			qTokens := wordSet(q.Text)
 			for i, m := range msgs {
-				kw := jaccard(qTokens, Tokens(m.Content))
+				kw := jaccard(qTokens, wordSet(m.Content))
 				// Later messages rank higher; keyword overlap breaks ties.
 				score := clamp01(0.5*float64(i+1)/float64(len(msgs)) + 0.5*kw)
 				items = append(items, Item{
@@ -390,7 +390,7 @@ func roleSource(role string) Source {
 // (ListOptions.ContainsFold: the words are lower-cased tokens, the
 // documents are not) — and ranks them by keyword overlap.
 func (r *Retriever) keywordSearch(ctx context.Context, q Query, topK, budget int, now time.Time) (*Result, error) {
-	qTokens := Tokens(q.Text)
+	qTokens := wordSet(q.Text)
 	words := make([]string, 0, len(qTokens))
 	for w := range qTokens {
 		if len([]rune(w)) >= 3 {

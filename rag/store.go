@@ -3,8 +3,6 @@ package rag
 import (
 	"context"
 	"math"
-	"regexp"
-	"strings"
 
 	"github.com/talos-ironclad/talos"
 )
@@ -35,10 +33,8 @@ type ListOptions struct {
 	// ContainsFold is set).
 	Contains string
 	// ContainsFold makes Contains ignore case: "docker" finds "Docker
-	// Restart Notes" and "DOCKER". The match is the regular expression
-	// ContainsFoldPattern(Contains) — the substring quoted, with (?i), so
-	// Unicode simple case folding — on every backend: a where_document
-	// $regex on Chroma, DocumentMatcher in the other adapters.
+	// Restart Notes" and "DOCKER". Every backend folds case the same way:
+	// Unicode simple case folding of the substring taken literally.
 	ContainsFold bool
 	// Offset skips that many matching records.
 	Offset int
@@ -47,26 +43,6 @@ type ListOptions struct {
 	// Embeddings asks for the embeddings too (they are large: leave it off
 	// when only metadata is needed).
 	Embeddings bool
-}
-
-// ContainsFoldPattern is the regular expression of a case-insensitive
-// Contains: sub with its metacharacters quoted, under (?i). Go's regexp and
-// the Rust regex engine of a Chroma server read it the same way.
-func ContainsFoldPattern(sub string) string { return "(?i)" + regexp.QuoteMeta(sub) }
-
-// DocumentMatcher returns the document test of o.Contains and
-// o.ContainsFold, for adapters that filter documents themselves; nil when
-// Contains is empty (every document matches).
-func (o ListOptions) DocumentMatcher() func(doc string) bool {
-	switch {
-	case o.Contains == "":
-		return nil
-	case o.ContainsFold:
-		re := regexp.MustCompile(ContainsFoldPattern(o.Contains))
-		return re.MatchString
-	}
-	sub := o.Contains
-	return func(doc string) bool { return strings.Contains(doc, sub) }
 }
 
 // Store is long-term memory: a vector collection with metadata. Every
@@ -125,47 +101,6 @@ type KeywordSearcher interface {
 	KeywordSearch(ctx context.Context, text string, n int, where *Filter) ([]Match, error)
 }
 
-// ValidateRecords checks records before an upsert: non-empty unique ids,
-// embeddings of dimension dim with finite values, not all zero (a zero
-// vector has no direction to normalise or compare), and metadata values of a
-// supported type. op names the caller in the error.
-func ValidateRecords(op string, dim int, recs []Record) error {
-	seen := make(map[string]struct{}, len(recs))
-	for i, r := range recs {
-		if r.ID == "" {
-			return talos.Errorf(talos.CodeConfigInvalid, op, "record %d: id is empty; every memory needs a non-empty id", i)
-		}
-		if _, dup := seen[r.ID]; dup {
-			return talos.Errorf(talos.CodeConfigInvalid, op, "record %d: id %q appears twice in one upsert; ids must be unique", i, r.ID)
-		}
-		seen[r.ID] = struct{}{}
-		if err := CheckEmbedding(op, dim, r.Embedding); err != nil {
-			return talos.Errorf(talos.CodeConfigInvalid, op, "record %q: %s", r.ID, err.(*talos.Error).Message)
-		}
-		if isZero(r.Embedding) {
-			return talos.Errorf(talos.CodeConfigInvalid, op, "record %q: the embedding is all zeros; cosine similarity needs a non-zero vector (check the embedder's output for this document)", r.ID)
-		}
-		if err := r.Metadata.Validate(); err != nil {
-			return talos.Errorf(talos.CodeConfigInvalid, op, "record %q: %v", r.ID, err)
-		}
-	}
-	return nil
-}
-
-// CheckEmbedding returns a T010 error when v does not have dim finite values.
-func CheckEmbedding(op string, dim int, v []float32) error {
-	if len(v) != dim {
-		return talos.Errorf(talos.CodeConfigInvalid, op,
-			"embedding dimension mismatch: got %d values, the collection holds %d; use the embedder the collection was created with, or a new collection", len(v), dim)
-	}
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return talos.Errorf(talos.CodeConfigInvalid, op, "embedding value %d is %v; embeddings must be finite", i, x)
-		}
-	}
-	return nil
-}
-
 // CheckDimension embeds a probe text and verifies that the embedder's
 // dimension matches the store's. Call it at start-up: a mismatch is a clear
 // T010 error instead of a failure on the first write.
@@ -208,12 +143,12 @@ func Cosine(a, b []float32) float64 {
 	return dot / (math.Sqrt(na) * math.Sqrt(nb))
 }
 
-// UnitTolerance is how far from 1 a vector's L2 norm may be for Normalize
+// unitTolerance is how far from 1 a vector's L2 norm may be for Normalize
 // to treat it as unit length already (chromem-go uses the same tolerance).
-const UnitTolerance = 1e-6
+const unitTolerance = 1e-6
 
 // Normalize returns v scaled to unit L2 norm (a copy). A vector whose norm
-// is within UnitTolerance of 1 is copied unchanged, so normalising twice
+// is within 1e-6 of 1 is copied unchanged, so normalising twice
 // gives the same values; a zero vector is returned unchanged.
 func Normalize(v []float32) []float32 {
 	var n float64
@@ -221,7 +156,7 @@ func Normalize(v []float32) []float32 {
 		n += float64(x) * float64(x)
 	}
 	out := make([]float32, len(v))
-	if n == 0 || math.Abs(math.Sqrt(n)-1) < UnitTolerance {
+	if n == 0 || math.Abs(math.Sqrt(n)-1) < unitTolerance {
 		copy(out, v)
 		return out
 	}
@@ -230,13 +165,4 @@ func Normalize(v []float32) []float32 {
 		out[i] = float32(float64(x) * inv)
 	}
 	return out
-}
-
-func isZero(v []float32) bool {
-	for _, x := range v {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
 }

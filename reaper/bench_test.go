@@ -20,7 +20,7 @@ func BenchmarkExecCmdRun(b *testing.B) {
 // BenchmarkCommandRun is the same child through the Reaper (SIGCHLD,
 // wait4 loop, hand-over to the Command).
 func BenchmarkCommandRun(b *testing.B) {
-	r, err := reaper.New(reaper.Config{})
+	r, err := reaper.New(reaper.Config{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func BenchmarkCommandRun(b *testing.B) {
 
 // BenchmarkCommandRunParallel runs 8 children at a time through the Reaper.
 func BenchmarkCommandRunParallel(b *testing.B) {
-	r, err := reaper.New(reaper.Config{})
+	r, err := reaper.New(reaper.Config{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,7 +9,7 @@
 // child's status before exec.Cmd.Wait does, which then fails with ECHILD
 // (the known go-reaper bug). Here the Reaper is the only caller of wait4:
 //
-//	r, err := reaper.New(reaper.Config{Subreaper: true})
+//	r, err := reaper.New(reaper.Config{Subreaper: true}, nil)
 //	defer r.Close()
 //	c := r.Command("worker", "--once") // a wrapped exec.Cmd
 //	err = c.Run()                        // status comes from the Reaper
@@ -54,5 +54,6 @@
 // or protected services. Its HuntReport lists what it did and what it
 // skipped and why.
 //
-// reapertest has fakes (Engine, Procs) and the Engine conformance suite.
+// reapertest has a fake Engine and the Engine conformance suite;
+// proctest.Procs is a fake Processes.
 package reaper

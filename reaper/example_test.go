@@ -10,7 +10,7 @@ import (
 )
 
 func Example() {
-	r, err := reaper.New(reaper.Config{})
+	r, err := reaper.New(reaper.Config{}, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

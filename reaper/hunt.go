@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/proc"
 )
 
 // Zombie-hunt defaults.
@@ -131,7 +132,7 @@ type Hunter struct {
 }
 
 // NewHunter returns a Hunter. eng or reg may be nil to hunt only processes
-// or only containers; procs nil means OSProcesses().
+// or only containers; procs nil means proc.OS().
 func NewHunter(cfg HuntConfig, eng Engine, reg Registry, procs Processes) (*Hunter, error) {
 	const op = "reaper.NewHunter"
 	if cfg.MaxAge < 0 || cfg.Grace < 0 || cfg.ActiveWithin < 0 {
@@ -153,7 +154,7 @@ func NewHunter(cfg HuntConfig, eng Engine, reg Registry, procs Processes) (*Hunt
 		cfg.ProtectedNames = DefaultProtectedNames()
 	}
 	if procs == nil {
-		procs = OSProcesses()
+		procs = proc.OS()
 	}
 	return &Hunter{cfg: cfg, eng: eng, reg: reg, procs: procs, log: loggerOrDiscard(cfg.Logger)}, nil
 }
@@ -250,7 +251,7 @@ func (h *Hunter) huntProcesses(ctx context.Context, rep *HuntReport) {
 		}
 		how, err := h.terminate(ctx, p.PID, st.StartTime)
 		switch {
-		case errors.Is(err, ErrGone):
+		case errors.Is(err, proc.ErrGone):
 			e.Reason = SkipGone
 			rep.Skipped = append(rep.Skipped, e)
 		case err != nil:
@@ -274,7 +275,7 @@ func (h *Hunter) terminate(ctx context.Context, pid int, start uint64) (string, 
 	}
 	if err := h.procs.Signal(pid, syscall.SIGTERM); err != nil {
 		if errors.Is(err, syscall.ESRCH) {
-			return "", ErrGone
+			return "", proc.ErrGone
 		}
 		return "SIGTERM", err
 	}
@@ -318,4 +319,12 @@ func (r HuntReport) String() string {
 		}
 	}
 	return b.String()
+}
+
+// truncate shortens s to n bytes for the report table.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

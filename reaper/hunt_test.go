@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/proc"
+	"github.com/talos-ironclad/talos/proc/proctest"
 	"github.com/talos-ironclad/talos/reaper"
 	"github.com/talos-ironclad/talos/reaper/reapertest"
 )
@@ -129,7 +131,7 @@ func TestHuntListFailure(t *testing.T) {
 // then KILL after the 5 s grace for one that ignores TERM.
 func TestHuntProcesses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		procs := reapertest.NewProcs()
+		procs := proctest.NewProcs()
 		self := os.Getpid()
 		// Our real ancestry as the fake sees it: self → 50 → 1.
 		procs.Add(self, "reaper.test", 50, false)
@@ -180,7 +182,7 @@ func TestHuntProcesses(t *testing.T) {
 			}
 		}
 		// Signals went only to 1001 (TERM) and 1002 (TERM then KILL, 5 s apart).
-		var s1002 []reapertest.Sent
+		var s1002 []proctest.Sent
 		for _, s := range procs.Sent() {
 			switch s.PID {
 			case 1001:
@@ -215,12 +217,12 @@ func TestNewHunterValidation(t *testing.T) {
 }
 
 func TestAncestors(t *testing.T) {
-	got := reaper.Ancestors(reaper.OSProcesses(), os.Getpid())
+	got := reaper.Ancestors(proc.OS(), os.Getpid())
 	if len(got) == 0 || got[0] != os.Getppid() {
 		t.Fatalf("Ancestors = %v, want to start with our parent %d", got, os.Getppid())
 	}
 	// A loop in a (fake) table ends.
-	p := reapertest.NewProcs()
+	p := proctest.NewProcs()
 	p.Add(10, "a", 11, false)
 	p.Add(11, "b", 10, false)
 	if a := reaper.Ancestors(p, 10); len(a) != 1 || a[0] != 11 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/proc"
 )
 
 // Idle-reaping defaults.
@@ -102,7 +103,7 @@ type watchedProc struct {
 	termAt     time.Time // zero until SIGTERM
 }
 
-// NewIdle returns an idle reaper using procs (nil means OSProcesses()).
+// NewIdle returns an idle reaper using procs (nil means proc.OS()).
 // Call Run to start it.
 func NewIdle(cfg IdleConfig, procs Processes) (*Idle, error) {
 	const op = "reaper.NewIdle"
@@ -119,7 +120,7 @@ func NewIdle(cfg IdleConfig, procs Processes) (*Idle, error) {
 		cfg.KillGrace = DefaultKillGrace
 	}
 	if procs == nil {
-		procs = OSProcesses()
+		procs = proc.OS()
 	}
 	return &Idle{
 		cfg:     cfg,

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/proc/proctest"
 	"github.com/talos-ironclad/talos/reaper"
-	"github.com/talos-ironclad/talos/reaper/reapertest"
 )
 
 // startIdle runs an Idle on a fake process table inside the bubble.
-func startIdle(t *testing.T, cfg reaper.IdleConfig, procs *reapertest.Procs) (*reaper.Idle, *eventLog) {
+func startIdle(t *testing.T, cfg reaper.IdleConfig, procs *proctest.Procs) (*reaper.Idle, *eventLog) {
 	t.Helper()
 	ev := &eventLog{}
 	cfg.OnEvent = ev.add
@@ -47,7 +47,7 @@ func (l *eventLog) actions() []reaper.IdleAction {
 	return out
 }
 
-func signals(p *reapertest.Procs) []syscall.Signal {
+func signals(p *proctest.Procs) []syscall.Signal {
 	var out []syscall.Signal
 	for _, s := range p.Sent() {
 		out = append(out, s.Signal)
@@ -59,7 +59,7 @@ func signals(p *reapertest.Procs) []syscall.Signal {
 // 300 s is not reaped; one that ignores SIGTERM gets SIGKILL 10 s later.
 func TestIdleTimeoutBoundaryAndKill(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		procs := reapertest.NewProcs()
+		procs := proctest.NewProcs()
 		procs.Add(100, "chromium", 1, true) // ignores SIGTERM
 		i, ev := startIdle(t, reaper.IdleConfig{}, procs)
 		start := time.Now()
@@ -109,7 +109,7 @@ func TestIdleTimeoutBoundaryAndKill(t *testing.T) {
 
 func TestIdleTouchPostponesAndSIGTERMSuffices(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		procs := reapertest.NewProcs()
+		procs := proctest.NewProcs()
 		procs.Add(200, "node", 1, false) // dies on SIGTERM
 		i, ev := startIdle(t, reaper.IdleConfig{}, procs)
 		if err := i.Watch(200, reaper.WatchOptions{Name: "browser", Group: true}); err != nil {
@@ -144,7 +144,7 @@ func TestIdleTouchPostponesAndSIGTERMSuffices(t *testing.T) {
 // signalled.
 func TestIdleNeverSignalsReusedPIDOrZombie(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		procs := reapertest.NewProcs()
+		procs := proctest.NewProcs()
 		procs.Add(300, "chromium", 1, false)
 		procs.Add(301, "chromium", 1, false)
 		i, ev := startIdle(t, reaper.IdleConfig{Timeout: time.Minute}, procs)
@@ -171,7 +171,7 @@ func TestIdleNeverSignalsReusedPIDOrZombie(t *testing.T) {
 
 func TestIdleForgetAndWatchErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		procs := reapertest.NewProcs()
+		procs := proctest.NewProcs()
 		procs.Add(400, "x", 1, false)
 		procs.Add(401, "z", 1, false)
 		procs.SetZombie(401)

@@ -65,7 +65,7 @@ func RunInit(ctx context.Context, cfg InitConfig) (int, error) {
 	signal.Notify(sigs, forwardedSignals...)
 	defer signal.Stop(sigs)
 
-	r, err := New(Config{Subreaper: os.Getpid() != 1, Logger: cfg.Logger})
+	r, err := New(Config{Subreaper: os.Getpid() != 1, Logger: cfg.Logger}, nil)
 	if err != nil {
 		return ExitCannotExec, err
 	}

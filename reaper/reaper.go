@@ -56,10 +56,6 @@ type Config struct {
 	// by a Command with WatchIdle).
 	Idle IdleConfig
 
-	// Processes is the OS interface for idle reaping; nil means
-	// OSProcesses().
-	Processes Processes
-
 	// Logger receives operational records (nil discards).
 	Logger *slog.Logger
 }
@@ -135,7 +131,9 @@ type Reaper struct {
 }
 
 // New starts a Reaper: it becomes the process's wait4 owner until Close.
-func New(cfg Config) (*Reaper, error) {
+// procs signals and inspects the processes given to Watch for idle reaping;
+// nil means proc.OS().
+func New(cfg Config, procs Processes) (*Reaper, error) {
 	const op = "reaper.New"
 	if cfg.UnknownStatusTTL < 0 {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "Config.UnknownStatusTTL is %v: use a positive duration (0 means %v)", cfg.UnknownStatusTTL, DefaultUnknownStatusTTL)
@@ -152,7 +150,7 @@ func New(cfg Config) (*Reaper, error) {
 	if cfg.Idle.Logger == nil {
 		cfg.Idle.Logger = cfg.Logger
 	}
-	idle, err := NewIdle(cfg.Idle, cfg.Processes)
+	idle, err := NewIdle(cfg.Idle, procs)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/proc"
 	"github.com/talos-ironclad/talos/reaper"
 )
 
@@ -56,7 +57,7 @@ func runHelper(mode string, args []string) int {
 // and exits, so the grandchild is re-parented to us; the Reaper must reap it.
 // Prints "OK <grandchild pid> <code>" on success.
 func helperOrphans() int {
-	r, err := reaper.New(reaper.Config{Subreaper: true})
+	r, err := reaper.New(reaper.Config{Subreaper: true}, nil)
 	if err != nil {
 		fmt.Println("FAIL new:", err)
 		return 1
@@ -75,7 +76,7 @@ func helperOrphans() int {
 		return 1
 	}
 	// The grandchild is now ours (we are its subreaper).
-	st, err := reaper.OSProcesses().Stat(gpid)
+	st, err := proc.OS().Stat(gpid)
 	if err == nil && st.PPID != os.Getpid() {
 		fmt.Printf("FAIL grandchild %d has parent %d, want us (%d)\n", gpid, st.PPID, os.Getpid())
 		return 1
@@ -88,7 +89,7 @@ func helperOrphans() int {
 		return 1
 	}
 	// Reaped: no zombie left under that PID.
-	if st, err := reaper.OSProcesses().Stat(gpid); err == nil && st.PPID == os.Getpid() {
+	if st, err := proc.OS().Stat(gpid); err == nil && st.PPID == os.Getpid() {
 		fmt.Printf("FAIL orphan %d still exists after reaping: %+v\n", gpid, st)
 		return 1
 	}
@@ -113,7 +114,7 @@ func helperCmd(t *testing.T, mode string, args ...string) *exec.Cmd {
 
 func newReaper(t *testing.T, cfg reaper.Config) *reaper.Reaper {
 	t.Helper()
-	r, err := reaper.New(cfg)
+	r, err := reaper.New(cfg, nil)
 	if err != nil {
 		t.Fatalf("reaper.New: %v", err)
 	}
@@ -249,14 +250,14 @@ func runWithin(t *testing.T, c *reaper.Command, d time.Duration) error {
 
 func TestOnlyOneReaperPerProcess(t *testing.T) {
 	newReaper(t, reaper.Config{})
-	if r2, err := reaper.New(reaper.Config{}); err == nil {
+	if r2, err := reaper.New(reaper.Config{}, nil); err == nil {
 		r2.Close()
 		t.Fatal("a second Reaper started while one runs; two wait4 owners steal each other's children")
 	}
 }
 
 func TestReaperCanBeReopenedAfterClose(t *testing.T) {
-	r, err := reaper.New(reaper.Config{})
+	r, err := reaper.New(reaper.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,7 +521,7 @@ func TestRunInitBadCommand(t *testing.T) {
 // Closing the reaper hands running children back to os/exec: their Wait
 // still returns the right status instead of hanging.
 func TestCloseHandsRunningChildrenBack(t *testing.T) {
-	r, err := reaper.New(reaper.Config{})
+	r, err := reaper.New(reaper.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +543,7 @@ func TestCloseHandsRunningChildrenBack(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	for _, cfg := range []reaper.Config{{UnknownStatusTTL: -1}, {MaxUnknownStatuses: -1}, {Idle: reaper.IdleConfig{Timeout: -1}}} {
-		if r, err := reaper.New(cfg); !errors.Is(err, talos.ErrConfigInvalid) {
+		if r, err := reaper.New(cfg, nil); !errors.Is(err, talos.ErrConfigInvalid) {
 			if r != nil {
 				r.Close()
 			}

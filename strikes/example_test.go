@@ -22,7 +22,7 @@ func Example() {
 	key := make([]byte, 32)
 	rand.Read(key)
 	// In the daemon the store is strikes/sqlstore on SQLite or PostgreSQL.
-	tr, _ := strikes.New(strikes.Config{Key: key}, strikestest.NewMemoryStore(), printDeprecator{}, nil)
+	tr, _ := strikes.New(strikes.Config{Key: key}, strikestest.NewMemoryStore(), printDeprecator{})
 
 	skill := strikes.Skill{ID: "web_scraper", Version: "1.0.0", Hash: strikestest.Hash('a')}
 	ctx := context.Background()

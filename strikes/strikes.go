@@ -165,6 +165,7 @@ type Config struct {
 	DedupWindow time.Duration // default 24 h
 	MaxMessage  int           // default 1000 characters
 	Key         []byte        // HMAC key for strike signatures, at least 32 bytes
+	Logger      *slog.Logger  // receives deprecation records; nil discards
 }
 
 // Result says what Record did.
@@ -185,8 +186,8 @@ type Tracker struct {
 }
 
 // New returns a Tracker over store. dep may be nil (deprecations are then
-// only recorded); log may be nil (discard).
-func New(cfg Config, store Store, dep Deprecator, log *slog.Logger) (*Tracker, error) {
+// only recorded).
+func New(cfg Config, store Store, dep Deprecator) (*Tracker, error) {
 	var problems []error
 	if cfg.Threshold == 0 {
 		cfg.Threshold = DefaultThreshold
@@ -221,6 +222,7 @@ func New(cfg Config, store Store, dep Deprecator, log *slog.Logger) (*Tracker, e
 	if len(problems) > 0 {
 		return nil, talos.E(talos.CodeConfigInvalid, "strikes.New", errors.Join(problems...).Error(), nil)
 	}
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -38,7 +38,7 @@ func newTracker(t *testing.T, cfg strikes.Config) (*strikes.Tracker, *strikestes
 	t.Helper()
 	cfg.Key = key
 	st, d := strikestest.NewMemoryStore(), &deps{}
-	tr, err := strikes.New(cfg, st, d, nil)
+	tr, err := strikes.New(cfg, st, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestResetKeepsSecurityStrikes(t *testing.T) {
 }
 
 func TestBadInputIsReportedAllAtOnce(t *testing.T) {
-	_, err := strikes.New(strikes.Config{Threshold: 11, Expiry: -1, Key: []byte("short")}, nil, nil, nil)
+	_, err := strikes.New(strikes.Config{Threshold: 11, Expiry: -1, Key: []byte("short")}, nil, nil)
 	for _, want := range []string{"Threshold 11", "Expiry -1ns", "Key: 5 bytes", "store: nil"} {
 		if !errors.Is(err, talos.ErrConfigInvalid) || !strings.Contains(err.Error(), want) {
 			t.Errorf("New: %v\nlacks %q", err, want)
@@ -251,7 +251,7 @@ func FuzzRecord(f *testing.F) {
 			max = 1000
 		}
 		st := strikestest.NewMemoryStore()
-		tr, err := strikes.New(strikes.Config{Key: key, MaxMessage: max}, st, nil, nil)
+		tr, err := strikes.New(strikes.Config{Key: key, MaxMessage: max}, st, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

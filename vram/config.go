@@ -1,6 +1,7 @@
 package vram
 
 import (
+	"log/slog"
 	"sort"
 	"time"
 
@@ -104,6 +105,9 @@ type Config struct {
 	UnloadDropRatio float64
 	// CallTimeout bounds each Resident or GPU call made while polling.
 	CallTimeout time.Duration
+	// Logger receives operational logs (swaps, kills, cooldowns); nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {

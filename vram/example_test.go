@@ -16,7 +16,7 @@ func Example() {
 	m, err := vram.New(vram.Config{Models: map[string]vram.Model{
 		"coder":  {MinFree: 7 * vram.GiB, Size: 5 * vram.GiB},
 		"vision": {MinFree: 9 * vram.GiB, Size: 7 * vram.GiB},
-	}}, vram.Deps{Runtime: runtime, GPU: gpu})
+	}}, runtime, gpu, nil, nil)
 	if err != nil {
 		panic(err)
 	}

@@ -21,7 +21,7 @@ func TestSwapUsesMeasuredFootprint(t *testing.T) {
 		gpu.SetUsed(2 * vram.GiB) // the desktop
 		rt := vramtest.NewRuntime(map[string]uint64{"coder": 4608 * vram.MiB, "vision": 6 * vram.GiB}, gpu, nil)
 		m, err := vram.New(vram.Config{Models: map[string]vram.Model{"coder": {MinFree: 7 * vram.GiB}, "vision": {MinFree: 9 * vram.GiB}}},
-			vram.Deps{Runtime: rt, GPU: gpu})
+			rt, gpu, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func TestHungUnloadOfAnUnlistedModelKillsNothing(t *testing.T) {
 		other := procs.Spawn(vramtest.Proc{Behavior: vramtest.ExitOnTerm}) // someone else's embedding runner
 		locator := vram.RunnerFunc(func(context.Context, string) (int, error) { return other, nil })
 		m, err := vram.New(vram.Config{Models: map[string]vram.Model{"coder": {MinFree: 6 * vram.GiB, Size: 5 * vram.GiB}, "vision": {MinFree: 7 * vram.GiB}}},
-			vram.Deps{Runtime: rt, GPU: gpu, Runner: locator, Processes: procs})
+			rt, gpu, locator, procs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func TestParseErrorUsesRecentLastKnownReading(t *testing.T) {
 		gpu := vram.Fallback(raw)
 		rt := vramtest.NewRuntime(map[string]uint64{"coder": 5 * vram.GiB, "vision": 7 * vram.GiB}, raw, nil)
 		m, err := vram.New(vram.Config{Models: map[string]vram.Model{"coder": {MinFree: 7 * vram.GiB}, "vision": {MinFree: 9 * vram.GiB}}},
-			vram.Deps{Runtime: rt, GPU: gpu})
+			rt, gpu, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/proc"
 )
 
 // KillMethod says how the kill ladder ended.
@@ -44,6 +45,19 @@ type KillReport struct {
 	Error          string        `json:"error,omitempty"`
 }
 
+// inspect reads pid's state; gone reports (with a nil error) a process
+// that does not exist or is dead.
+func inspect(p Processes, pid int) (st proc.Stat, gone bool, err error) {
+	st, err = p.Stat(pid)
+	if errors.Is(err, proc.ErrGone) {
+		return proc.Stat{PID: pid}, true, nil
+	}
+	if err != nil {
+		return proc.Stat{PID: pid}, false, err
+	}
+	return st, st.Dead(), nil
+}
+
 // ladder is the kill procedure: SIGTERM, grace, SIGKILL, verify.
 type ladder struct {
 	procs  Processes
@@ -63,7 +77,7 @@ func (l ladder) kill(pid int, model string) (KillReport, error) {
 	defer func() { rep.Duration = time.Since(rep.Started) }()
 	l.log.Warn("KILL_PROCEDURE_START", "pid", pid, "model", model)
 
-	first, err := l.procs.Inspect(pid)
+	first, firstGone, err := inspect(l.procs, pid)
 	if err != nil {
 		l.log.Warn("kill: cannot inspect process", "pid", pid, "err", err)
 	}
@@ -71,15 +85,15 @@ func (l ladder) kill(pid int, model string) (KillReport, error) {
 	// gone reports whether pid is no longer a live process, reaping it if it
 	// is our zombie child.
 	gone := func() bool {
-		info, err := l.procs.Inspect(pid)
+		info, isGone, err := inspect(l.procs, pid)
 		if err != nil {
 			l.log.Warn("kill: cannot inspect process", "pid", pid, "err", err)
 			return false
 		}
-		if info.ProcState() == ProcGone || (startTime != 0 && info.StartTime != 0 && info.StartTime != startTime) {
+		if isGone || (startTime != 0 && info.StartTime != 0 && info.StartTime != startTime) {
 			return true
 		}
-		if info.ProcState() == ProcZombie {
+		if info.Zombie() {
 			if !rep.ZombieDetected {
 				l.log.Warn("KILL_ZOMBIE_DETECTED", "pid", pid, "ppid", info.PPID)
 			}
@@ -134,7 +148,7 @@ func (l ladder) kill(pid int, model string) (KillReport, error) {
 		return rep, e
 	}
 
-	if first.ProcState() != ProcRunning && err == nil && gone() {
+	if (firstGone || first.Zombie()) && err == nil && gone() {
 		rep.Method, rep.Verified = KillAlreadyTerminated, true
 		return rep, nil
 	}

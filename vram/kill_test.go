@@ -1,14 +1,10 @@
 package vram
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"os/signal"
 	"slices"
 	"strings"
 	"sync"
@@ -18,57 +14,9 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/proc"
+	"github.com/talos-ironclad/talos/proc/proctest"
 )
-
-// helperEnv switches the test binary into a fake model runner (the
-// os.Args[0] re-exec pattern): "ignore-term" ignores SIGTERM and never exits,
-// "exit-on-term" exits 0 on SIGTERM.
-const helperEnv = "TALOS_VRAM_TEST_RUNNER"
-
-func TestMain(m *testing.M) {
-	switch os.Getenv(helperEnv) {
-	case "":
-		os.Exit(m.Run())
-	case "ignore-term":
-		signal.Ignore(syscall.SIGTERM)
-	case "exit-on-term":
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGTERM)
-		go func() { <-c; os.Exit(0) }()
-	}
-	fmt.Println("ready")
-	for {
-		time.Sleep(time.Hour)
-	}
-}
-
-// startRunner starts the test binary as a fake runner and waits until it
-// has installed its signal handling. The process is killed at cleanup if the
-// test left it alive.
-func startRunner(t *testing.T, mode string) int {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	t.Cleanup(func() {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		var ws syscall.WaitStatus
-		_, _ = syscall.Wait4(pid, &ws, 0, nil)
-		_ = cmd.Process.Release()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		t.Fatalf("runner helper did not start: %q %v", line, err)
-	}
-	return pid
-}
 
 // recorder wraps Processes and records every signal sent.
 type recorder struct {
@@ -105,8 +53,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 func TestRealRunnerIgnoringSIGTERMIsKilled(t *testing.T) {
-	pid := startRunner(t, "ignore-term")
-	rec := &recorder{Processes: OSProcesses()}
+	pid := proctest.Start(t, true)
+	rec := &recorder{Processes: proc.OS()}
 	l := ladder{procs: rec, grace: 200 * time.Millisecond, verify: 2 * time.Second, poll: 10 * time.Millisecond, log: testLogger(t), self: os.Getpid()}
 	start := time.Now()
 	rep, err := l.kill(pid, "coder")
@@ -122,15 +70,14 @@ func TestRealRunnerIgnoringSIGTERMIsKilled(t *testing.T) {
 	if rep.Method != KillSIGKILL || !rep.Verified || !rep.ZombieDetected || !rep.Reaped {
 		t.Fatalf("report %+v, want SIGKILL, verified, zombie reaped (it is our child)", rep)
 	}
-	info, err := OSProcesses().Inspect(pid)
-	if err != nil || info.ProcState() != ProcGone {
+	if info, err := proc.OS().Stat(pid); !errors.Is(err, proc.ErrGone) {
 		t.Fatalf("after the ladder /proc says %+v (%v), want gone (not a zombie)", info, err)
 	}
 }
 
 func TestRealRunnerExitingOnSIGTERMGetsNoSIGKILL(t *testing.T) {
-	pid := startRunner(t, "exit-on-term")
-	rec := &recorder{Processes: OSProcesses()}
+	pid := proctest.Start(t, false)
+	rec := &recorder{Processes: proc.OS()}
 	l := ladder{procs: rec, grace: 5 * time.Second, verify: 2 * time.Second, poll: 10 * time.Millisecond, log: testLogger(t), self: os.Getpid()}
 	rep, err := l.kill(pid, "coder")
 	if err != nil {
@@ -156,7 +103,7 @@ type procRuntime struct {
 }
 
 func (r *procRuntime) Load(ctx context.Context, model string) error {
-	pid := startRunner(r.t, "ignore-term")
+	pid := proctest.Start(r.t, true)
 	r.mu.Lock()
 	r.pids[model] = pid
 	r.mu.Unlock()
@@ -170,7 +117,7 @@ func (r *procRuntime) Resident(ctx context.Context) ([]string, error) {
 	defer r.mu.Unlock()
 	var out []string
 	for model, pid := range r.pids {
-		if info, err := OSProcesses().Inspect(pid); err == nil && info.ProcState() == ProcRunning {
+		if info, err := proc.OS().Stat(pid); err == nil && !info.Zombie() && !info.Dead() {
 			out = append(out, model)
 		}
 	}
@@ -197,7 +144,7 @@ func (staticGPU) Memory(context.Context) (Reading, error) {
 // it and the mutex loads again after the cooldown.
 func TestRealRunnerMutexRecoversAfterCooldown(t *testing.T) {
 	rt := &procRuntime{t: t, pids: map[string]int{}}
-	rec := &recorder{Processes: OSProcesses()}
+	rec := &recorder{Processes: proc.OS()}
 	cfg := Config{
 		Models:         map[string]Model{"coder": {MinFree: 7 * GiB, Size: 5 * GiB}, "vision": {MinFree: 9 * GiB, Size: 7 * GiB}},
 		AcquireTimeout: 10 * time.Second,
@@ -206,8 +153,9 @@ func TestRealRunnerMutexRecoversAfterCooldown(t *testing.T) {
 		KillVerify:     2 * time.Second,
 		Cooldown:       300 * time.Millisecond,
 		PollInterval:   10 * time.Millisecond,
+		Logger:         testLogger(t),
 	}
-	m, err := New(cfg, Deps{Runtime: rt, GPU: staticGPU{}, Runner: rt, Processes: rec, Logger: testLogger(t)})
+	m, err := New(cfg, rt, staticGPU{}, rt, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +194,7 @@ func TestRealRunnerMutexRecoversAfterCooldown(t *testing.T) {
 
 // stubProcs is a scripted Processes for the ladder's edge cases.
 type stubProcs struct {
-	info      ProcInfo
+	info      proc.Stat
 	signalErr error
 	reap      bool
 	sent      []syscall.Signal
@@ -259,39 +207,39 @@ func (s *stubProcs) Signal(pid int, sig syscall.Signal) error {
 	s.sent = append(s.sent, sig)
 	return nil
 }
-func (s *stubProcs) Inspect(pid int) (ProcInfo, error) { return s.info, nil }
-func (s *stubProcs) Reap(pid int) (bool, error)        { return s.reap, nil }
+func (s *stubProcs) Stat(pid int) (proc.Stat, error) { return s.info, nil }
+func (s *stubProcs) Reap(pid int) (bool, error)      { return s.reap, nil }
 
 func TestLadderEdgeCases(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	synctest.Test(t, func(t *testing.T) {
 		// ALREADY_TERMINATED: the PID is gone before SIGTERM.
-		s := &stubProcs{info: ProcInfo{PID: 7, State: 'X'}}
+		s := &stubProcs{info: proc.Stat{PID: 7, State: 'X'}}
 		rep, err := ladder{procs: s, grace: 10 * time.Second, verify: time.Second, poll: 100 * time.Millisecond, log: quiet}.kill(7, "coder")
 		if err != nil || rep.Method != KillAlreadyTerminated || len(s.sent) != 0 {
 			t.Fatalf("gone pid: %+v %v, sent %v", rep, err, s.sent)
 		}
 		// ESRCH on SIGTERM also counts as already terminated.
-		s = &stubProcs{info: ProcInfo{PID: 7, State: 'S', StartTime: 5}, signalErr: syscall.ESRCH}
+		s = &stubProcs{info: proc.Stat{PID: 7, State: 'S', StartTime: 5}, signalErr: syscall.ESRCH}
 		rep, err = ladder{procs: s, grace: 10 * time.Second, verify: time.Second, poll: 100 * time.Millisecond, log: quiet}.kill(7, "coder")
 		if err != nil || rep.Method != KillAlreadyTerminated {
 			t.Fatalf("ESRCH: %+v %v", rep, err)
 		}
 		// EPERM: we may not signal it: FAILED with T106, at once.
-		s = &stubProcs{info: ProcInfo{PID: 7, State: 'S'}, signalErr: syscall.EPERM}
+		s = &stubProcs{info: proc.Stat{PID: 7, State: 'S'}, signalErr: syscall.EPERM}
 		start := time.Now()
 		rep, err = ladder{procs: s, grace: 10 * time.Second, verify: time.Second, poll: 100 * time.Millisecond, log: quiet}.kill(7, "coder")
 		if !errors.Is(err, talos.ErrProcessKillFailed) || rep.Method != KillFailed || time.Since(start) != 0 {
 			t.Fatalf("EPERM: %+v %v", rep, err)
 		}
 		// A zombie that is not our child: terminated, detected, not reaped.
-		s = &stubProcs{info: ProcInfo{PID: 7, State: 'Z', PPID: 1}}
+		s = &stubProcs{info: proc.Stat{PID: 7, State: 'Z', PPID: 1}}
 		rep, err = ladder{procs: s, grace: 10 * time.Second, verify: time.Second, poll: 100 * time.Millisecond, log: quiet}.kill(7, "coder")
 		if err != nil || rep.Method != KillAlreadyTerminated || !rep.ZombieDetected || rep.Reaped {
 			t.Fatalf("foreign zombie: %+v %v", rep, err)
 		}
 		// Unkillable (state D forever): SIGTERM, 10 s, SIGKILL, 2.5 s, FAILED.
-		s = &stubProcs{info: ProcInfo{PID: 7, State: 'D', StartTime: 5}}
+		s = &stubProcs{info: proc.Stat{PID: 7, State: 'D', StartTime: 5}}
 		start = time.Now()
 		rep, err = ladder{procs: s, grace: DefaultKillGrace, verify: DefaultKillVerify, poll: DefaultPollInterval, log: quiet}.kill(7, "coder")
 		if !errors.Is(err, talos.ErrProcessKillFailed) || rep.Method != KillFailed {
@@ -321,9 +269,9 @@ type reuseProcs struct{ termed bool }
 
 func (r *reuseProcs) Signal(pid int, sig syscall.Signal) error { r.termed = true; return nil }
 func (r *reuseProcs) Reap(int) (bool, error)                   { return false, nil }
-func (r *reuseProcs) Inspect(pid int) (ProcInfo, error) {
+func (r *reuseProcs) Stat(pid int) (proc.Stat, error) {
 	if r.termed {
-		return ProcInfo{PID: pid, State: 'S', StartTime: 99}, nil
+		return proc.Stat{PID: pid, State: 'S', StartTime: 99}, nil
 	}
-	return ProcInfo{PID: pid, State: 'S', StartTime: 5}, nil
+	return proc.Stat{PID: pid, State: 'S', StartTime: 5}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/proc"
 )
 
 // Runtime loads and unloads models (llm/ollama implements it: load =
@@ -31,19 +32,6 @@ type Runtime interface {
 // before anything changes.
 type Catalog interface {
 	Has(ctx context.Context, model string) (bool, error)
-}
-
-// Deps are the collaborators of a Mutex.
-type Deps struct {
-	Runtime Runtime // required
-	GPU     GPU     // required: loads are refused when it cannot be read
-	// Runner finds the process to kill when an unload hangs. Nil means a
-	// hung unload cannot be resolved and puts the mutex in Error.
-	Runner RunnerLocator
-	// Processes signals and inspects processes; nil means OSProcesses().
-	Processes Processes
-	// Logger receives operational logs; nil discards them.
-	Logger *slog.Logger
 }
 
 // cooldownLogEvery is the period of the cooldown's progress log.
@@ -123,32 +111,40 @@ func (l *Lease) Release() {
 	m.mu.Unlock()
 }
 
-// New returns a Mutex in state Idle.
-func New(cfg Config, deps Deps) (*Mutex, error) {
+// New returns a Mutex in state Idle. rt is the model runtime (for example
+// llm/ollama) and gpu reads GPU memory (for example nvml.Detect()); both are
+// required, and loads are refused while gpu cannot be read. runner finds the
+// process to kill when an unload hangs; nil means a hung unload cannot be
+// resolved and puts the mutex in Error. procs signals and inspects that
+// process; nil means proc.OS().
+func New(cfg Config, rt Runtime, gpu GPU, runner RunnerLocator, procs Processes) (*Mutex, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if deps.Runtime == nil {
-		return nil, talos.Errorf(talos.CodeConfigInvalid, "vram.New", "Deps.Runtime is nil: pass the model runtime (for example llm/ollama)")
+	var missing []string
+	if rt == nil {
+		missing = append(missing, "the runtime is nil: pass the model runtime (for example llm/ollama)")
 	}
-	if deps.GPU == nil {
-		return nil, talos.Errorf(talos.CodeConfigInvalid, "vram.New", "Deps.GPU is nil: pass a GPU reader (for example nvml.Detect())")
+	if gpu == nil {
+		missing = append(missing, "the GPU is nil: pass a GPU reader (for example nvml.Detect())")
 	}
-	log := deps.Logger
+	if len(missing) > 0 {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, "vram.New", "%s", strings.Join(missing, "; "))
+	}
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	procs := deps.Processes
 	if procs == nil {
-		procs = OSProcesses()
+		procs = proc.OS()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Mutex{
 		cfg:         cfg,
-		rt:          deps.Runtime,
-		gpu:         deps.GPU,
-		runner:      deps.Runner,
+		rt:          rt,
+		gpu:         gpu,
+		runner:      runner,
 		log:         log,
 		ladder:      ladder{procs: procs, grace: cfg.KillGrace, verify: cfg.KillVerify, poll: cfg.PollInterval, log: log, self: os.Getpid()},
 		ctx:         ctx,
@@ -903,7 +899,7 @@ func (m *Mutex) diagnose(model string, pid int) []Issue {
 		issues = append(issues, Issue{Check: "gpu_query", Critical: true, Detail: "GPU not accessible post-kill: " + err.Error()})
 	}
 	if pid > 0 {
-		if info, err := m.ladder.procs.Inspect(pid); err == nil && info.ProcState() == ProcZombie {
+		if info, err := m.ladder.procs.Stat(pid); err == nil && info.Zombie() {
 			issues = append(issues, Issue{Check: "zombie", Detail: fmt.Sprintf("runner pid %d is a zombie its parent (pid %d) has not reaped", pid, info.PPID)})
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -44,7 +45,7 @@ func newFixture(t *testing.T, cfg vram.Config) *fixture {
 	if cfg.Models == nil {
 		cfg.Models = testModels()
 	}
-	m, err := vram.New(cfg, vram.Deps{Runtime: rt, GPU: gpu, Runner: rt, Processes: procs})
+	m, err := vram.New(cfg, rt, gpu, rt, procs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +568,7 @@ func TestUnloadHangWithoutRunnerLocatorIsError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gpu := vramtest.NewGPU(24 * vram.GiB)
 		rt := vramtest.NewRuntime(map[string]uint64{coder: 5 * vram.GiB, vision: 7 * vram.GiB}, gpu, nil)
-		m, err := vram.New(vram.Config{Models: testModels()}, vram.Deps{Runtime: rt, GPU: gpu, Processes: vramtest.NewProcesses()})
+		m, err := vram.New(vram.Config{Models: testModels()}, rt, gpu, nil, vramtest.NewProcesses())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -666,15 +667,21 @@ func TestConfigValidation(t *testing.T) {
 		"empty name":       {Models: map[string]vram.Model{"": {MinFree: 1}}},
 		"zero model":       {Models: map[string]vram.Model{"x": {}}},
 	} {
-		if _, err := vram.New(cfg, vram.Deps{Runtime: rt, GPU: gpu}); !errors.Is(err, talos.ErrConfigInvalid) {
+		if _, err := vram.New(cfg, rt, gpu, nil, nil); !errors.Is(err, talos.ErrConfigInvalid) {
 			t.Errorf("%s: err = %v, want T010", name, err)
 		}
 	}
-	if _, err := vram.New(vram.Config{}, vram.Deps{GPU: gpu}); !errors.Is(err, talos.ErrConfigInvalid) {
+	if _, err := vram.New(vram.Config{}, nil, gpu, nil, nil); !errors.Is(err, talos.ErrConfigInvalid) {
 		t.Errorf("nil runtime: %v", err)
 	}
-	if _, err := vram.New(vram.Config{}, vram.Deps{Runtime: rt}); !errors.Is(err, talos.ErrConfigInvalid) {
+	if _, err := vram.New(vram.Config{}, rt, nil, nil, nil); !errors.Is(err, talos.ErrConfigInvalid) {
 		t.Errorf("nil GPU: %v", err)
+	}
+	_, err := vram.New(vram.Config{}, nil, nil, nil, nil)
+	for _, want := range []string{"runtime is nil", "GPU is nil"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("nil runtime and GPU: %v, want both named (%q)", err, want)
+		}
 	}
 }
 

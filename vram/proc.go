@@ -3,17 +3,20 @@ package vram
 import (
 	"context"
 	"syscall"
+
+	"github.com/talos-ironclad/talos/proc"
 )
 
-// Processes is how the kill ladder signals and inspects processes. OSProcesses
-// is the real implementation; tests use a fake.
+// Processes is how the kill ladder signals and inspects processes: proc.OS()
+// is the real one, and any proc.Processes satisfies it; tests use a fake such
+// as vramtest.Processes.
 type Processes interface {
 	// Signal sends sig to pid. A process that no longer exists gives an
 	// error satisfying errors.Is(err, syscall.ESRCH).
 	Signal(pid int, sig syscall.Signal) error
-	// Inspect returns the process's state. A missing process is ProcGone
-	// with a nil error.
-	Inspect(pid int) (ProcInfo, error)
+	// Stat returns the process's state, or an error wrapping proc.ErrGone
+	// when it does not exist.
+	Stat(pid int) (proc.Stat, error)
 	// Reap collects the exit status of pid if it is a zombie child of this
 	// process. It reports false, nil when pid is not our child.
 	Reap(pid int) (bool, error)

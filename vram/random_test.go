@@ -52,7 +52,7 @@ func randomRun(t *testing.T, seed uint64) {
 		vision:  {MinFree: 9 * vram.GiB, Size: 7 * vram.GiB},
 		"embed": {MinFree: 2 * vram.GiB, Size: vram.GiB},
 	}}
-	m, err := vram.New(cfg, vram.Deps{Runtime: rt, GPU: gpu, Runner: rt, Processes: procs})
+	m, err := vram.New(cfg, rt, gpu, rt, procs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func daemonWithMutex(t *testing.T) string {
 	t.Helper()
 	gpu := vramtest.NewGPU(24 * vram.GiB)
 	rt := vramtest.NewRuntime(map[string]uint64{"coder": 5 * vram.GiB}, gpu, nil)
-	m, err := vram.New(vram.Config{Models: map[string]vram.Model{"coder": {MinFree: 7 * vram.GiB, Size: 5 * vram.GiB}}}, vram.Deps{Runtime: rt, GPU: gpu})
+	m, err := vram.New(vram.Config{Models: map[string]vram.Model{"coder": {MinFree: 7 * vram.GiB, Size: 5 * vram.GiB}}}, rt, gpu, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -241,7 +241,7 @@ func tunnelVerifier(cfg *config.Config, id *gateway.Identity) (*gateway.Verifier
 	}
 	decisions := gateway.NewDecisionLog(1000)
 	decisions.Tee(f)
-	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{id.PeerID()}, State: st, Decisions: decisions})
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{id.PeerID()}, Decisions: decisions}, st)
 	if err != nil {
 		f.Close()
 		return nil, nil, err

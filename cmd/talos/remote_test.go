@@ -23,7 +23,7 @@ func TestDaemonChatClient(t *testing.T) {
 	local := llmtest.NewFake("qwen")
 	local.Default = &llmtest.Reply{Text: "An answer long enough to be streamed in more than one piece by the guard of the loop."}
 	router, _ := llm.NewRouter(llm.RouterConfig{}, local, nil, nil)
-	fw, _ := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, _ := firewall.New(firewall.Config{}, nil, nil)
 	o, err := orchestrator.New(orchestrator.Config{}, orchestrator.Deps{Router: router, Firewall: fw})
 	if err != nil {
 		t.Fatal(err)

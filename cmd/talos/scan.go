@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/talos-ironclad/talos/firewall"
+	"github.com/talos-ironclad/talos/firewall/train"
 )
 
 // scanVerdict is one output line of `talos scan`.
@@ -55,7 +56,7 @@ scans every line (a line without a source gets --source, as plain scanning
 does) and prints precision, recall, F1, false-positive rate and
 latency p50/p99 per dataset, per source and overall. A line counts as flagged
 when its action is block or lockdown. --split keeps only the lines whose id
-falls in that split of firewall.SplitOf (the model was trained on "train" and
+falls in that split of train.SplitOf (the model was trained on "train" and
 calibrated on "calibration"; report "test").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -82,7 +83,7 @@ calibrated on "calibration"; report "test").`,
 			if !src.Valid() {
 				return withExit(2, fmt.Errorf("--source is %q; allowed: user, tool, web, rag, skill", source))
 			}
-			fw, err := firewall.New(cfg, nil, nil, nil)
+			fw, err := firewall.New(cfg, nil, nil)
 			if err != nil {
 				return withExit(2, err)
 			}
@@ -261,11 +262,11 @@ func runScanEval(cmd *cobra.Command, fw *firewall.Firewall, path, split string, 
 	switch split {
 	case "all":
 	case "train":
-		want = int(firewall.SplitTrain)
+		want = int(train.SplitTrain)
 	case "calibration":
-		want = int(firewall.SplitCalibration)
+		want = int(train.SplitCalibration)
 	case "test":
-		want = int(firewall.SplitTest)
+		want = int(train.SplitTest)
 	default:
 		return withExit(2, fmt.Errorf("--split is %q; allowed: train, calibration, test, all", split))
 	}
@@ -274,7 +275,7 @@ func runScanEval(cmd *cobra.Command, fw *firewall.Firewall, path, split string, 
 		return withExit(2, err)
 	}
 	defer f.Close()
-	recs, err := firewall.ReadRecords(f)
+	recs, err := train.ReadRecords(f)
 	if err != nil {
 		return withExit(2, err)
 	}
@@ -286,19 +287,19 @@ func runScanEval(cmd *cobra.Command, fw *firewall.Firewall, path, split string, 
 	if want >= 0 {
 		kept := recs[:0]
 		for _, r := range recs {
-			if int(firewall.SplitOf(r.ID)) == want {
+			if int(train.SplitOf(r.ID)) == want {
 				kept = append(kept, r)
 			}
 		}
 		recs = kept
 	}
-	rep, err := firewall.Evaluate(cmd.Context(), fw, recs)
+	rep, err := train.Evaluate(cmd.Context(), fw, recs)
 	if err != nil {
 		return withExit(2, err)
 	}
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "%s\tn\tattacks\tbenign\tprecision\trecall\tF1\tFPR\tp50\tp99\t\n", "dataset")
-	row := func(name string, m *firewall.Metrics) {
+	row := func(name string, m *train.Metrics) {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, m.N, m.TP+m.FN, m.FP+m.TN,
 			pct(m.Precision), pct(m.Recall), pct(m.F1), pct(m.FPR), m.LatencyP50, m.LatencyP99)
 	}

@@ -47,7 +47,7 @@ func (weather) Call(context.Context, llm.ToolCall) (orchestrator.ToolResult, err
 }
 
 func run(ctx context.Context, w io.Writer) error {
-	fw, err := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, err := firewall.New(firewall.Config{}, nil, nil)
 	if err != nil {
 		return err
 	}

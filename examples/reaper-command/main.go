@@ -39,7 +39,7 @@ func main() {
 func run(ctx context.Context, w io.Writer) error {
 	// Subreaper: orphaned descendants are re-parented to this process (not
 	// to PID 1) and reaped here. The daemon sets it; PID 1 does not need it.
-	r, err := reaper.New(reaper.Config{Subreaper: true})
+	r, err := reaper.New(reaper.Config{Subreaper: true}, nil)
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func run(ctx context.Context, w io.Writer) error {
 			vision: {MinFree: 9 * vram.GiB, Size: 8 * vram.GiB},
 		},
 		AcquireTimeout: acquireTimeout,
-	}, vram.Deps{Runtime: runtime, GPU: gpu})
+	}, runtime, gpu, nil, nil)
 	if err != nil {
 		return err
 	}

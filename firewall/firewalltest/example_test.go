@@ -13,7 +13,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	n := &firewalltest.Notifier{}
-	l, err := firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: []byte("0123456789abcdef")}, &firewalltest.MemoryStore{}, n, nil, nil)
+	l, err := firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: []byte("0123456789abcdef")}, &firewalltest.MemoryStore{}, n, nil)
 	if err != nil {
 		panic(err)
 	}

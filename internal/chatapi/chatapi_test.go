@@ -26,7 +26,7 @@ func newServer(t testing.TB, local *llmtest.Fake, cfg chatapi.Config) *httptest.
 	if err != nil {
 		t.Fatal(err)
 	}
-	fw, err := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, err := firewall.New(firewall.Config{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

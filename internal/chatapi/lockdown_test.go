@@ -18,7 +18,7 @@ import (
 func TestLockdownUnlockAndReissue(t *testing.T) {
 	ctx := context.Background()
 	notifier := &firewalltest.Notifier{}
-	lock, err := firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: bytes.Repeat([]byte{1}, 32)}, &firewalltest.MemoryStore{}, notifier, nil, nil)
+	lock, err := firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: bytes.Repeat([]byte{1}, 32)}, &firewalltest.MemoryStore{}, notifier, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

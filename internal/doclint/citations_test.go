@@ -35,23 +35,7 @@ func TestDocsCiteNoOutsideDocuments(t *testing.T) {
 	root := moduleRoot(t)
 	fset := token.NewFileSet()
 	found := map[string][]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return err
-		}
-		name := d.Name()
-		if p != root && (name == "testdata" || name == "vendor" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
-			return filepath.SkipDir
-		}
-		if p != root {
-			if _, err := os.Stat(filepath.Join(p, "go.mod")); err == nil {
-				return filepath.SkipDir
-			}
-		}
-		pk, err := parseDir(fset, root, p)
-		if err != nil || pk == nil || !public(pk.dir) {
-			return err
-		}
+	for _, pk := range publicPackages(t, root, fset) {
 		for _, fn := range pk.fileOrder {
 			f := pk.files[fn]
 			for _, cg := range docComments(f) {
@@ -63,10 +47,6 @@ func TestDocsCiteNoOutsideDocuments(t *testing.T) {
 				}
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	dirs := make([]string, 0, len(found))
 	for d := range found {
@@ -168,4 +148,36 @@ func itoa(n int) string {
 		b = append([]byte{byte('0' + n%10)}, b...)
 	}
 	return string(b)
+}
+
+// publicPackages parses every public package of the module below root
+// (directories named testdata or vendor, hidden ones, those starting with
+// "_" and nested modules are skipped), in walk order.
+func publicPackages(t *testing.T, root string, fset *token.FileSet) []*pkg {
+	t.Helper()
+	var out []*pkg
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		name := d.Name()
+		if p != root && (name == "testdata" || name == "vendor" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+			return filepath.SkipDir
+		}
+		if p != root {
+			if _, err := os.Stat(filepath.Join(p, "go.mod")); err == nil {
+				return filepath.SkipDir
+			}
+		}
+		pk, err := parseDir(fset, root, p)
+		if err != nil || pk == nil || !public(pk.dir) {
+			return err
+		}
+		out = append(out, pk)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -1,11 +1,7 @@
 package doclint
 
 import (
-	"go/parser"
 	"go/token"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,44 +16,16 @@ func TestPublicPackagesImportNoInternal(t *testing.T) {
 	const internal = "github.com/talos-ironclad/talos/internal"
 	fset := token.NewFileSet()
 	n := 0
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			name := d.Name()
-			if p != root && (name == "testdata" || name == "vendor" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
-				return filepath.SkipDir
-			}
-			if p != root {
-				if _, err := os.Stat(filepath.Join(p, "go.mod")); err == nil {
-					return filepath.SkipDir
+	for _, pk := range publicPackages(t, root, fset) {
+		for _, fn := range pk.fileOrder {
+			n++
+			for _, im := range pk.files[fn].Imports {
+				path, _ := strconv.Unquote(im.Path.Value)
+				if path == internal || strings.HasPrefix(path, internal+"/") {
+					t.Errorf("%s/%s imports %s: a public package must not depend on internal/ (move what it needs into a public package or the root)", pk.dir, fn, path)
 				}
 			}
-			return nil
 		}
-		if !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return nil
-		}
-		dir := filepath.ToSlash(filepath.Dir(relFile(root, p)))
-		if !public(dir) {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
-		if err != nil {
-			return err
-		}
-		n++
-		for _, im := range f.Imports {
-			path, _ := strconv.Unquote(im.Path.Value)
-			if path == internal || strings.HasPrefix(path, internal+"/") {
-				t.Errorf("%s imports %s: a public package must not depend on internal/ (move what it needs into a public package or the root)", relFile(root, p), path)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if n == 0 {
 		t.Fatal("no public Go file found: is the test run from inside the module?")

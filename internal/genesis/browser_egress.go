@@ -34,7 +34,7 @@ type browserEgress struct {
 func startBrowserEgress(web *Fetcher, log *slog.Logger) (*browserEgress, error) {
 	const op = "genesis.NewBrowser"
 	p, err := egress.New(egress.Config{Allow: web.cfg.AllowedHosts, AllowAddrs: web.cfg.AllowAddrs, DialTimeout: web.cfg.Timeout,
-		MaxBytes: browserEgressBytes, MaxConns: 64, Logger: log})
+		MaxBytes: browserEgressBytes, MaxConns: 64, Logger: log}, nil)
 	if err != nil {
 		return nil, err
 	}

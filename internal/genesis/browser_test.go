@@ -70,7 +70,7 @@ func TestBrowserOnEngine(t *testing.T) {
 		page.Title != "Internal & news" || page.URL != "http://"+ip+"/article.html" {
 		t.Fatalf("read: %+v %v", page, err)
 	}
-	fw, err := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, err := firewall.New(firewall.Config{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func TestBrowserAutomationSkillOnEngine(t *testing.T) {
 	if report != want {
 		t.Fatalf("report:\n%q\nwant\n%q", report, want)
 	}
-	fw, err := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, err := firewall.New(firewall.Config{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -255,7 +255,7 @@ func TestWebScraperOnEngine(t *testing.T) {
 	}
 	// The injection in the page's text is caught when the text is scanned
 	// as web content, as the chat loop scans a web_scraper result.
-	fw, err := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, err := firewall.New(firewall.Config{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func newManager(t *testing.T) (*quarantine.Manager, string) {
 func newManagerTB(t testing.TB) (*quarantine.Manager, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "skills")
-	m, err := quarantine.New(quarantine.Config{Dir: dir, CodeKey: bytes.Repeat([]byte{7}, 32)}, quarantinetest.NewStore(), nopNotifier{}, nil)
+	m, err := quarantine.New(quarantine.Config{Dir: dir, CodeKey: bytes.Repeat([]byte{7}, 32)}, quarantinetest.NewStore(), nopNotifier{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,7 +153,7 @@ func TestWebScraperInternalNetwork(t *testing.T) {
 	if wr.Text != want || wr.Status != 200 {
 		t.Fatalf("text:\n%q\nwant\n%q", wr.Text, want)
 	}
-	fw, err := firewall.New(firewall.Config{}, nil, nil, nil)
+	fw, err := firewall.New(firewall.Config{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

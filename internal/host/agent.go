@@ -291,7 +291,7 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	if err != nil {
 		return err
 	}
-	fw, err := firewall.New(firewall.Config{}, lock, alerts, log)
+	fw, err := firewall.New(firewall.Config{Logger: log}, lock, alerts)
 	if err != nil {
 		return err
 	}
@@ -449,7 +449,7 @@ func openLockdown(ctx context.Context, cfg *config.Config, console io.Writer, al
 		return nil, err
 	}
 	notifier := &unlockNotifier{path: filepath.Join(cfg.Home, filepath.FromSlash(UnlockCodeFile)), console: console}
-	return firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: key}, lstore, notifier, alerts, log)
+	return firewall.NewLockdown(ctx, firewall.LockdownConfig{Key: key, Logger: log}, lstore, notifier, alerts)
 }
 
 // FirewallAlertEvent is the audit event of a firewall alert: a detection
@@ -462,7 +462,7 @@ func auditAlerts(audit, log *slog.Logger) (*firewall.AlertRouter, error) {
 	if audit == nil {
 		return nil, nil
 	}
-	return firewall.NewAlertRouter(log, firewall.Route{Name: "audit", MinSeverity: talos.SeverityInfo,
+	return firewall.NewAlertRouter(firewall.AlertRouterConfig{Logger: log}, firewall.Route{Name: "audit", MinSeverity: talos.SeverityInfo,
 		Channel: firewall.ChannelFunc(func(ctx context.Context, a firewall.Alert) error {
 			rules := make([]string, 0, len(a.Detections))
 			for _, d := range a.Detections {

@@ -56,8 +56,8 @@ func OpenMCP(ctx context.Context, cfg *config.Config, audit, log *slog.Logger) (
 			secrets = append(secrets, s)
 		}
 	}
-	h, err := mcphost.New(mcphost.Config{Servers: servers, AllowedCommands: cfg.MCPAllowedCommands, Secrets: secrets},
-		mcphost.Deps{Logger: log, Pins: pins, Auditor: auditCalls{audit}})
+	h, err := mcphost.New(mcphost.Config{Servers: servers, AllowedCommands: cfg.MCPAllowedCommands, Secrets: secrets, Logger: log},
+		pins, auditCalls{audit}, nil, mcphost.Hooks{})
 	if err != nil {
 		return nil, err
 	}

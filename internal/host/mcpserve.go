@@ -63,8 +63,8 @@ func OpenMCPCommand(ctx context.Context, cfg *config.Config, name string, argv [
 	if len(argv) > 0 {
 		sc.Command, sc.Args = argv[0], argv[1:]
 	}
-	h, err := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{sc}, AllowedCommands: cfg.MCPAllowedCommands, Secrets: ownSecrets(cfg)},
-		mcphost.Deps{Logger: log, Pins: pins, Auditor: auditCalls{log}})
+	h, err := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{sc}, AllowedCommands: cfg.MCPAllowedCommands, Secrets: ownSecrets(cfg), Logger: log},
+		pins, auditCalls{log}, nil, mcphost.Hooks{})
 	if err != nil {
 		return nil, err
 	}

@@ -114,7 +114,7 @@ func newSkills(ctx context.Context, cfg *config.Config, db *sqldb.DB, console io
 			notifiers = append(notifiers, sp)
 		}
 	}
-	qm, err := quarantine.New(quarantine.Config{Dir: filepath.Join(cfg.Home, layout.Skills), CodeKey: codeKey, ReservedIDs: genesis.ReservedIDs()}, qs, notifiers, log)
+	qm, err := quarantine.New(quarantine.Config{Dir: filepath.Join(cfg.Home, layout.Skills), CodeKey: codeKey, ReservedIDs: genesis.ReservedIDs(), Logger: log}, qs, notifiers)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func newSkills(ctx context.Context, cfg *config.Config, db *sqldb.DB, console io
 	if err != nil {
 		return nil, err
 	}
-	tr, err := strikes.New(strikes.Config{Threshold: cfg.StrikeThreshold, Key: auditKey}, ss, deprecator{qm}, log)
+	tr, err := strikes.New(strikes.Config{Threshold: cfg.StrikeThreshold, Key: auditKey, Logger: log}, ss, deprecator{qm})
 	if err != nil {
 		return nil, err
 	}

@@ -365,7 +365,7 @@ func summarizeSessions(ctx context.Context, cfg *config.Config, deps Maintenance
 		return dream.PhaseResult{}, err
 	}
 	// No lockdown and no alerts: this firewall only judges stored text.
-	fw, err := firewall.New(firewall.Config{}, nil, nil, log)
+	fw, err := firewall.New(firewall.Config{Logger: log}, nil, nil)
 	if err != nil {
 		return dream.PhaseResult{}, err
 	}

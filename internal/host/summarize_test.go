@@ -222,7 +222,7 @@ func TestSessionSummaryWithOllama(t *testing.T) {
 		t.Fatal(err)
 	}
 	mu, err := vram.New(vram.Config{Models: map[string]vram.Model{model: {MinFree: vram.GiB, Size: vram.GiB}}},
-		vram.Deps{Runtime: rt, GPU: vramtest.NewGPU(16 * vram.GiB)})
+		rt, vramtest.NewGPU(16*vram.GiB), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

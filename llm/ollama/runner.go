@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/talos-ironclad/talos/proc"
 	"github.com/talos-ironclad/talos/vram"
 )
 
@@ -31,7 +32,7 @@ func IsRunner(argv []string) bool {
 // hung unload ends in Error.
 func Runner() vram.RunnerLocator {
 	return vram.RunnerFunc(func(ctx context.Context, model string) (int, error) {
-		pids, err := vram.FindProcesses(IsRunner)
+		pids, err := proc.Find(IsRunner)
 		if err != nil {
 			return 0, err
 		}

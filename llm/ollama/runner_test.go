@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/talos-ironclad/talos/vram"
+	"github.com/talos-ironclad/talos/proc"
 )
 
 func TestIsRunner(t *testing.T) {
@@ -26,7 +26,7 @@ func TestIsRunner(t *testing.T) {
 
 // No Ollama runs on the test machine: the locator says so clearly.
 func TestRunnerWithoutOllama(t *testing.T) {
-	if got, _ := vram.FindProcesses(IsRunner); len(got) != 0 {
+	if got, _ := proc.Find(IsRunner); len(got) != 0 {
 		t.Skipf("an Ollama runner runs here (pids %v)", got)
 	}
 	_, err := Runner().RunnerPID(context.Background(), "coder")
@@ -39,6 +39,6 @@ func FuzzIsRunner(f *testing.F) {
 	f.Add([]byte("ollama\x00runner\x00"))
 	f.Add([]byte("\x00\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_ = IsRunner(vram.ParseCmdline(data))
+		_ = IsRunner(proc.ParseCmdline(data))
 	})
 }

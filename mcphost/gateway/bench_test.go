@@ -63,7 +63,7 @@ func BenchmarkAuthorizeFileState(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, State: st})
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}}, st)
 	if err != nil {
 		b.Fatal(err)
 	}

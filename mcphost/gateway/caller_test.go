@@ -32,7 +32,7 @@ func TestCallerScopesAndRateLimit(t *testing.T) {
 	g := gateway.NewServer(h, "talos", "1")
 	root, agent := ident(t, "root"), ident(t, "agent")
 	log := gateway.NewDecisionLog(0)
-	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, Decisions: log})
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, Decisions: log}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

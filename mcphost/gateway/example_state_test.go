@@ -21,7 +21,7 @@ func ExampleFileState() {
 
 	open := func() *gateway.Verifier {
 		st, _ := gateway.NewFileState(path)
-		v, _ := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, State: st})
+		v, _ := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}}, st)
 		return v
 	}
 	t, _ := gateway.Parse(tok)

@@ -15,7 +15,7 @@ func Example() {
 	assistant, _ := gateway.NewIdentity("assistant")
 	token, _ := gateway.Issue(operator, assistant.PeerID(), []string{"chat/ask", "feedback/view"}, time.Hour)
 
-	v, _ := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{operator.PeerID()}})
+	v, _ := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{operator.PeerID()}}, nil)
 	for _, action := range []string{"chat/ask", "feedback/submit"} {
 		req, _ := gateway.NewRequest(assistant, token, action)
 		_, err := v.Authorize(req)

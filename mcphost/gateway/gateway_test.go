@@ -30,7 +30,7 @@ func verifier(t testing.TB, roots ...*gateway.Identity) *gateway.Verifier {
 	for _, r := range roots {
 		ids = append(ids, r.PeerID())
 	}
-	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: ids})
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: ids}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func FuzzParse(f *testing.F) {
 func TestDecisionsExportAsCSVAndJSON(t *testing.T) {
 	root, agent := ident(t, "root"), ident(t, "agent")
 	log := gateway.NewDecisionLog(0)
-	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, Decisions: log})
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, Decisions: log}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,13 +27,13 @@ func hostWithTools(t *testing.T) (*mcphost.Host, *server.MCPServer) {
 	s.AddTool(mcp.NewTool("write"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return mcp.NewToolResultText("written"), nil
 	})
-	deps := mcphost.Deps{Hooks: mcphost.Hooks{BeforeCall: func(_ context.Context, c *mcphost.CallRequest) error {
+	hooks := mcphost.Hooks{BeforeCall: func(_ context.Context, c *mcphost.CallRequest) error {
 		if p, _ := c.Args["path"].(string); strings.HasPrefix(p, "/root") {
 			return errors.New("path outside the allowed root")
 		}
 		return nil
-	}}}
-	h, err := mcphost.New(mcphost.Config{Deny: []string{"fs.write"}, Servers: []mcphost.ServerConfig{{Name: "fs", InProcess: s, AutoStart: true}}}, deps)
+	}}
+	h, err := mcphost.New(mcphost.Config{Deny: []string{"fs.write"}, Servers: []mcphost.ServerConfig{{Name: "fs", InProcess: s, AutoStart: true}}}, nil, nil, nil, hooks)
 	if err != nil {
 		t.Fatal(err)
 	}

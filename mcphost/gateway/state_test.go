@@ -21,7 +21,7 @@ func stateVerifier(t testing.TB, path string, root *gateway.Identity) *gateway.V
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, State: st})
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestDecisionsTeeAndRead(t *testing.T) {
 	log := gateway.NewDecisionLog(0)
 	var buf bytes.Buffer
 	log.Tee(&buf)
-	v, _ := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, Decisions: log})
+	v, _ := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{root.PeerID()}, Decisions: log}, nil)
 	tok := issue(t, root, agent, time.Hour, "mcp/fs/read")
 	for _, a := range []string{"mcp/fs/read", "mcp/fs/write"} {
 		r, _ := gateway.NewRequest(agent, tok, a)

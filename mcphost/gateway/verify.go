@@ -26,10 +26,6 @@ type VerifierConfig struct {
 	MaxSkew time.Duration
 	// Decisions, if set, records every Authorize decision for export.
 	Decisions *DecisionLog
-	// State, if set, keeps revocations and used request nonces across
-	// restarts and processes (FileState). Authorize fails closed when it
-	// cannot be written.
-	State StateStore
 }
 
 // Verifier checks tokens and signed requests: trusted root, time, revocation,
@@ -47,8 +43,10 @@ type Verifier struct {
 	gen     atomic.Uint64        // bumped by every revocation (Session caches check it)
 }
 
-// NewVerifier builds a Verifier.
-func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+// NewVerifier builds a Verifier. state, if not nil, keeps revocations and
+// used request nonces across restarts and processes (FileState); Authorize
+// then fails closed when it cannot be written.
+func NewVerifier(cfg VerifierConfig, state StateStore) (*Verifier, error) {
 	const op = "gateway.NewVerifier"
 	if len(cfg.Roots) == 0 {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "Roots is empty: name at least one trusted issuer")
@@ -66,12 +64,12 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if v.skew < 0 {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "MaxSkew %s is negative: use 0 for %s", cfg.MaxSkew, DefaultMaxSkew)
 	}
-	if cfg.State != nil {
-		revoked, err := cfg.State.Revoked()
+	if state != nil {
+		revoked, err := state.Revoked()
 		if err != nil {
 			return nil, err
 		}
-		v.state, v.revoked = cfg.State, revoked
+		v.state, v.revoked = state, revoked
 	}
 	return v, nil
 }

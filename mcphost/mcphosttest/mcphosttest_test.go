@@ -23,7 +23,7 @@ func TestMemoryPinsConformance(t *testing.T) {
 func TestRecorderAndScannerWithAHost(t *testing.T) {
 	rec := &mcphosttest.Recorder{}
 	scan := &mcphosttest.Scanner{Verdict: mcphost.ScanVerdict{Action: mcphost.ScanFlag, Reason: "odd"}}
-	h := newHost(t, mcphost.Deps{Auditor: rec, Scanner: scan})
+	h := newHost(t, rec, scan)
 	res, err := h.Call(context.Background(), "s.hi", nil)
 	if err != nil || !res.Flagged {
 		t.Fatalf("%v %+v", err, res)
@@ -41,12 +41,12 @@ func TestRecorderAndScannerWithAHost(t *testing.T) {
 	}
 }
 
-func newHost(t *testing.T, deps mcphost.Deps) *mcphost.Host {
+func newHost(t *testing.T, auditor mcphost.Auditor, scanner mcphost.ResultScanner) *mcphost.Host {
 	s := server.NewMCPServer("s", "1")
 	s.AddTool(mcp.NewTool("hi"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return mcp.NewToolResultText("hello"), nil
 	})
-	h, err := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "s", InProcess: s, AutoStart: true}}}, deps)
+	h, err := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "s", InProcess: s, AutoStart: true}}}, nil, auditor, scanner, mcphost.Hooks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func ExampleRecorder() {
 		return mcp.NewToolResultText("hi"), nil
 	})
 	rec := &mcphosttest.Recorder{}
-	h, _ := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "s", InProcess: s}}}, mcphost.Deps{Auditor: rec})
+	h, _ := mcphost.New(mcphost.Config{Servers: []mcphost.ServerConfig{{Name: "s", InProcess: s}}}, nil, rec, nil, mcphost.Hooks{})
 	defer h.Close()
 	_ = h.Start(context.Background())
 	_, _ = h.Call(context.Background(), "s.greet", map[string]any{"name": "Ada"})

@@ -38,7 +38,7 @@ func BenchmarkTunnelRoundTripTokens(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{srvID.PeerID()}, State: st, Decisions: gateway.NewDecisionLog(0)})
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{srvID.PeerID()}, Decisions: gateway.NewDecisionLog(0)}, st)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func serveTokens(t *testing.T, srvID *gateway.Identity, authorized gateway.PeerI
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{srvID.PeerID()}, State: st})
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{srvID.PeerID()}}, st)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,7 +102,7 @@ func serveHost(t testing.TB, srvID *gateway.Identity, authorized gateway.PeerID,
 // serveHostWith is serveHost with Options (a Verifier requires tokens).
 func serveHostWith(t testing.TB, srvID *gateway.Identity, authorized gateway.PeerID, cfg mcphost.Config, opts tunnel.Options) (string, *recorder) {
 	t.Helper()
-	h, err := mcphost.New(cfg, mcphost.Deps{})
+	h, err := mcphost.New(cfg, nil, nil, nil, mcphost.Hooks{})
 	if err != nil {
 		t.Fatal(err)
 	}

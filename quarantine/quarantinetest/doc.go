@@ -5,5 +5,5 @@
 // against SQLite and PostgreSQL).
 //
 //	store, inbox := quarantinetest.NewStore(), &quarantinetest.Inbox{}
-//	m, err := quarantine.New(quarantine.Config{Dir: dir, CodeKey: key}, store, inbox, nil)
+//	m, err := quarantine.New(quarantine.Config{Dir: dir, CodeKey: key}, store, inbox)
 package quarantinetest

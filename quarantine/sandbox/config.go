@@ -237,7 +237,7 @@ func (cfg Config) withDefaults(tmp string) (Config, error) {
 	if cfg.EgressMaxBytes < 0 {
 		bad("EgressMaxBytes", cfg.EgressMaxBytes, "allowed are 0 (the default) or more")
 	}
-	if _, err := egress.New(egress.Config{Allow: cfg.EgressAllow}); err != nil {
+	if _, err := egress.New(egress.Config{Allow: cfg.EgressAllow}, nil); err != nil {
 		errs = append(errs, fmt.Errorf("EgressAllow: %w", errors.Unwrap(err)))
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Labels)) {

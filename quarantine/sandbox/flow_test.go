@@ -34,12 +34,12 @@ func TestManagerRunsAndStrikes(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	m, err := quarantine.New(quarantine.Config{Dir: filepath.Join(root, "skills"), CodeKey: bytes.Repeat([]byte{7}, quarantine.MinCodeKeyLen)},
-		quarantinetest.NewStore(), &quarantinetest.Inbox{}, nil)
+		quarantinetest.NewStore(), &quarantinetest.Inbox{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dep := &deprecations{}
-	tr, err := strikes.New(strikes.Config{Key: bytes.Repeat([]byte{9}, strikes.MinKeyLen)}, strikestest.NewMemoryStore(), dep, nil)
+	tr, err := strikes.New(strikes.Config{Key: bytes.Repeat([]byte{9}, strikes.MinKeyLen)}, strikestest.NewMemoryStore(), dep)
 	if err != nil {
 		t.Fatal(err)
 	}

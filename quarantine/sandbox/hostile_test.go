@@ -34,7 +34,7 @@ type hostile struct {
 // and that no container is left behind.
 func TestHostileSkills(t *testing.T) {
 	s, c := newSandbox(t, nil)
-	tr, err := strikes.New(strikes.Config{Key: bytes.Repeat([]byte{3}, strikes.MinKeyLen)}, strikestest.NewMemoryStore(), &deprecations{}, nil)
+	tr, err := strikes.New(strikes.Config{Key: bytes.Repeat([]byte{3}, strikes.MinKeyLen)}, strikestest.NewMemoryStore(), &deprecations{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,7 @@ func (s *Sandbox) startEgress(runDir string, allow []string) (*runEgress, []stri
 	const op = "sandbox.Run"
 	re := &runEgress{done: make(chan struct{})}
 	p, err := egress.New(egress.Config{Allow: allow, AllowAddrs: s.cfg.EgressAllowAddrs, IdleTimeout: egressIdle,
-		MaxBytes: s.cfg.EgressMaxBytes, MaxConns: egressConnLimit, Logger: s.log, Events: re.record})
+		MaxBytes: s.cfg.EgressMaxBytes, MaxConns: egressConnLimit, Logger: s.log, Events: re.record}, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -106,7 +106,7 @@ func New(cfg Config) (*Sandbox, error) {
 	if err := os.Chmod(cfg.StagingDir, 0o755); err != nil {
 		return nil, talos.E(talos.CodeConfigInvalid, op, "cannot make the staging folder "+clip(cfg.StagingDir, 120)+" traversable", err)
 	}
-	operator, err := egress.New(egress.Config{Allow: cfg.EgressAllow})
+	operator, err := egress.New(egress.Config{Allow: cfg.EgressAllow}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,7 @@
 //
 //	db, err := sqldb.Open(ctx, dsn) // a SQLite file or a postgres:// URL
 //	store, err := sqlstore.New(ctx, db, auditKey)
-//	m, err := quarantine.New(quarantine.Config{Dir: skillsDir, CodeKey: codeKey}, store, notifier, logger)
+//	m, err := quarantine.New(quarantine.Config{Dir: skillsDir, CodeKey: codeKey, Logger: logger}, store, notifier)
 //
 // New applies the component's migrations ("quarantine": the table
 // quarantine_skills and the chain quarantine_audit). Times are stored as

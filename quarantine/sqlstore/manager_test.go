@@ -38,7 +38,7 @@ func TestManagerOnBothDatabases(t *testing.T) {
 			}
 			root := t.TempDir()
 			note := &lastCode{}
-			m, err := quarantine.New(quarantine.Config{Dir: filepath.Join(root, "skills"), CodeKey: auditKey, MinAge: time.Nanosecond}, s, note, nil)
+			m, err := quarantine.New(quarantine.Config{Dir: filepath.Join(root, "skills"), CodeKey: auditKey, MinAge: time.Nanosecond}, s, note)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/rag"
+	"github.com/talos-ironclad/talos/rag/internal/storecheck"
 )
 
 // Defaults.
@@ -310,7 +311,7 @@ func fromChromaMeta(md v2.DocumentMetadata) rag.Metadata {
 // Upsert implements rag.Store.
 func (s *Store) Upsert(ctx context.Context, recs []rag.Record) error {
 	const op = "chroma.Upsert"
-	if err := rag.ValidateRecords(op, s.dim, recs); err != nil {
+	if err := storecheck.Records(op, s.dim, recs); err != nil {
 		return err
 	}
 	for start := 0; start < len(recs); start += UpsertBatch {
@@ -363,7 +364,7 @@ var allIncludes = []v2.Include{v2.IncludeDocuments, v2.IncludeMetadatas, v2.Incl
 // Query implements rag.Store.
 func (s *Store) Query(ctx context.Context, emb []float32, n int, f *rag.Filter) ([]rag.Match, error) {
 	const op = "chroma.Query"
-	if err := rag.CheckEmbedding(op, s.dim, emb); err != nil {
+	if err := storecheck.Embedding(op, s.dim, emb); err != nil {
 		return nil, err
 	}
 	if n <= 0 {
@@ -665,7 +666,7 @@ func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, e
 		case opts.Contains != "" && opts.ContainsFold:
 			// $contains is case-sensitive on the server; its $regex takes
 			// (?i) and is the same pattern the other adapters match.
-			gopts = append(gopts, v2.WithWhereDocumentGet(v2.Regex(rag.ContainsFoldPattern(opts.Contains))))
+			gopts = append(gopts, v2.WithWhereDocumentGet(v2.Regex(storecheck.FoldPattern(opts.Contains))))
 		case opts.Contains != "":
 			gopts = append(gopts, v2.WithWhereDocumentGet(v2.Contains(opts.Contains)))
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/atomicfile"
 	"github.com/talos-ironclad/talos/rag"
+	"github.com/talos-ironclad/talos/rag/internal/storecheck"
 )
 
 // Defaults.
@@ -346,7 +347,7 @@ func badFilter(op string, err error) error {
 // Upsert implements rag.Store.
 func (s *Store) Upsert(ctx context.Context, recs []rag.Record) error {
 	const op = "chromem.Upsert"
-	if err := rag.ValidateRecords(op, s.dim, recs); err != nil {
+	if err := storecheck.Records(op, s.dim, recs); err != nil {
 		return err
 	}
 	docs := make([]cm.Document, len(recs))
@@ -370,19 +371,10 @@ func (s *Store) Upsert(ctx context.Context, recs []rag.Record) error {
 	return nil
 }
 
-func isZero(v []float32) bool {
-	for _, x := range v {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // Query implements rag.Store.
 func (s *Store) Query(ctx context.Context, emb []float32, n int, where *rag.Filter) ([]rag.Match, error) {
 	const op = "chromem.Query"
-	if err := rag.CheckEmbedding(op, s.dim, emb); err != nil {
+	if err := storecheck.Embedding(op, s.dim, emb); err != nil {
 		return nil, err
 	}
 	if n <= 0 {
@@ -393,7 +385,7 @@ func (s *Store) Query(ctx context.Context, emb []float32, n int, where *rag.Filt
 			return nil, badFilter(op, err)
 		}
 	}
-	if isZero(emb) {
+	if storecheck.IsZero(emb) {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "the query embedding is all zeros")
 	}
 	push, rest := split(where)
@@ -558,7 +550,7 @@ func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, e
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	filtered := opts.Where != nil || opts.Contains != ""
-	docOK := opts.DocumentMatcher()
+	docOK := storecheck.DocumentMatcher(opts)
 	start := 0
 	if !filtered {
 		start = min(opts.Offset, len(order))
@@ -577,7 +569,7 @@ func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, e
 			continue
 		}
 		md := decodeMeta(d.Metadata)
-		if !rag.MatchPtr(opts.Where, md) {
+		if !storecheck.Match(opts.Where, md) {
 			continue
 		}
 		if filtered && skipped < opts.Offset {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/rag"
+	"github.com/talos-ironclad/talos/rag/internal/storecheck"
 )
 
 // MemoryStore is an in-memory rag.Store for tests: exact cosine search over
@@ -45,7 +46,7 @@ func (s *MemoryStore) Upsert(ctx context.Context, recs []rag.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := rag.ValidateRecords("ragtest.MemoryStore.Upsert", s.dim, recs); err != nil {
+	if err := storecheck.Records("ragtest.MemoryStore.Upsert", s.dim, recs); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -71,7 +72,7 @@ func (s *MemoryStore) Query(ctx context.Context, emb []float32, n int, where *ra
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := rag.CheckEmbedding(op, s.dim, emb); err != nil {
+	if err := storecheck.Embedding(op, s.dim, emb); err != nil {
 		return nil, err
 	}
 	if n <= 0 {
@@ -86,7 +87,7 @@ func (s *MemoryStore) Query(ctx context.Context, emb []float32, n int, where *ra
 	defer s.mu.RUnlock()
 	out := make([]rag.Match, 0, len(s.recs))
 	for _, r := range s.recs {
-		if !rag.MatchPtr(where, r.Metadata) {
+		if !storecheck.Match(where, r.Metadata) {
 			continue
 		}
 		out = append(out, rag.Match{Record: cloneRec(r, true), Similarity: rag.Cosine(emb, r.Embedding)})
@@ -228,14 +229,14 @@ func (s *MemoryStore) List(ctx context.Context, opts rag.ListOptions) ([]rag.Rec
 	defer s.mu.RUnlock()
 	var out []rag.Record
 	skipped := 0
-	docOK := opts.DocumentMatcher()
+	docOK := storecheck.DocumentMatcher(opts)
 	if opts.Where == nil && opts.Contains == "" {
 		order = order[min(opts.Offset, len(order)):]
 		skipped = opts.Offset
 	}
 	for _, id := range order {
 		r, ok := s.recs[id]
-		if !ok || !rag.MatchPtr(opts.Where, r.Metadata) {
+		if !ok || !storecheck.Match(opts.Where, r.Metadata) {
 			continue
 		}
 		if docOK != nil && !docOK(r.Document) {

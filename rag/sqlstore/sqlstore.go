@@ -19,6 +19,7 @@ import (
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/rag"
+	"github.com/talos-ironclad/talos/rag/internal/storecheck"
 	"github.com/talos-ironclad/talos/sqldb"
 )
 
@@ -434,7 +435,7 @@ func (s *Store) Upsert(ctx context.Context, recs []rag.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := rag.ValidateRecords(op, s.dim, recs); err != nil {
+	if err := storecheck.Records(op, s.dim, recs); err != nil {
 		return err
 	}
 	type row struct {
@@ -498,7 +499,7 @@ func (s *Store) Query(ctx context.Context, emb []float32, n int, where *rag.Filt
 		return nil, err
 	}
 	s.syncRead(ctx, false)
-	if err := rag.CheckEmbedding(op, s.dim, emb); err != nil {
+	if err := storecheck.Embedding(op, s.dim, emb); err != nil {
 		return nil, err
 	}
 	if n <= 0 {
@@ -866,12 +867,12 @@ func (s *Store) List(ctx context.Context, opts rag.ListOptions) ([]rag.Record, e
 		}
 		sort.Strings(s.order)
 	}
-	docOK := opts.DocumentMatcher()
+	docOK := storecheck.DocumentMatcher(opts)
 	var out []rag.Record
 	skipped := 0
 	for _, id := range s.order {
 		i := s.slot[id]
-		if !rag.MatchPtr(opts.Where, s.metas[i]) || (docOK != nil && !docOK(s.docs[i])) {
+		if !storecheck.Match(opts.Where, s.metas[i]) || (docOK != nil && !docOK(s.docs[i])) {
 			continue
 		}
 		if skipped < opts.Offset {

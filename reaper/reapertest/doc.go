@@ -1,4 +1,5 @@
-// Package reapertest provides fakes for testing code that uses package
-// reaper — an in-memory Engine and a fake Processes table — and the
-// conformance suite every reaper.Engine implementation passes.
+// Package reapertest provides an in-memory reaper.Engine for testing code
+// that uses package reaper, and the conformance suite every reaper.Engine
+// implementation passes. The fake process table for reaper.Processes is
+// proctest.Procs.
 package reapertest

@@ -1,22 +1,29 @@
 package reapertest_test
 
 import (
+	"context"
 	"fmt"
-	"syscall"
 
+	"github.com/talos-ironclad/talos/reaper"
 	"github.com/talos-ironclad/talos/reaper/reapertest"
 )
 
-func ExampleProcs() {
-	p := reapertest.NewProcs()
-	p.Add(100, "chromium", 1, true) // ignores SIGTERM
-	_ = p.Signal(100, syscall.SIGTERM)
-	fmt.Println("alive after SIGTERM:", p.Alive(100))
-	_ = p.Signal(100, syscall.SIGKILL)
-	fmt.Println("alive after SIGKILL:", p.Alive(100))
-	fmt.Println("signals:", len(p.Sent()))
+func ExampleEngine() {
+	ctx := context.Background()
+	e := reapertest.NewEngine()
+	id, err := e.Create(ctx, reaper.ContainerSpec{Name: "skill-1", Image: "busybox", Labels: map[string]string{"talos": "1"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := e.Start(ctx, id); err != nil {
+		fmt.Println(err)
+		return
+	}
+	cs, _ := e.List(ctx, "talos", "1")
+	for _, c := range cs {
+		fmt.Println(c.Name, c.State)
+	}
 	// Output:
-	// alive after SIGTERM: true
-	// alive after SIGKILL: false
-	// signals: 2
+	// skill-1 running
 }

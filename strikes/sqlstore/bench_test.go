@@ -19,7 +19,7 @@ import (
 func BenchmarkRecord(b *testing.B) {
 	for _, d := range sqldbtest.Dialects {
 		b.Run(string(d), func(b *testing.B) {
-			tr, err := strikes.New(strikes.Config{Key: key}, mustStore(b, sqldbtest.Open(b, d)), nil, nil)
+			tr, err := strikes.New(strikes.Config{Key: key}, mustStore(b, sqldbtest.Open(b, d)), nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -51,7 +51,7 @@ func BenchmarkVerify10k(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			tr, _ := strikes.New(strikes.Config{Key: key, Threshold: 10}, store, nil, nil)
+			tr, _ := strikes.New(strikes.Config{Key: key, Threshold: 10}, store, nil)
 			fill(b, db, tr, n)
 			b.ResetTimer()
 			for b.Loop() {

@@ -28,7 +28,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	tr, _ := strikes.New(strikes.Config{Key: key}, store, nil, nil)
+	tr, _ := strikes.New(strikes.Config{Key: key}, store, nil)
 	skill := strikes.Skill{ID: "file_manager", Version: "1.0.0", Hash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
 	tr.Record(ctx, skill, strikes.Failure{Type: strikes.Security, ExceptionType: "PermissionError", Message: "open /etc/shadow"})
 	r, err := tr.Verify(ctx)

@@ -49,7 +49,7 @@ func TestTamperingIsFound(t *testing.T) {
 			t.Run(string(d)+"/"+tc.name, func(t *testing.T) {
 				ctx := context.Background()
 				db := sqldbtest.Open(t, d)
-				tr, err := strikes.New(strikes.Config{Key: key}, open(t, db), nil, nil)
+				tr, err := strikes.New(strikes.Config{Key: key}, open(t, db), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -82,7 +82,7 @@ func TestTwoTrackersOnOneDatabaseNumberWithoutCollisions(t *testing.T) {
 			skill := strikes.Skill{ID: "alpha", Version: "1.0.0", Hash: strikestest.Hash('a')}
 			var trs []*strikes.Tracker
 			for i := 0; i < 2; i++ {
-				tr, err := strikes.New(strikes.Config{Key: key, Threshold: 10}, open(t, sqldbtest.OpenDSN(t, dsn)), nil, nil)
+				tr, err := strikes.New(strikes.Config{Key: key, Threshold: 10}, open(t, sqldbtest.OpenDSN(t, dsn)), nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -10,7 +10,7 @@ import (
 
 func ExampleMemoryStore() {
 	st := strikestest.NewMemoryStore()
-	tr, _ := strikes.New(strikes.Config{Key: make([]byte, 32)}, st, nil, nil)
+	tr, _ := strikes.New(strikes.Config{Key: make([]byte, 32)}, st, nil)
 	skill := strikes.Skill{ID: "demo", Version: "0.1.0", Hash: strikestest.Hash('d')}
 	tr.Record(context.Background(), skill, strikes.Failure{Type: strikes.Timeout, ExceptionType: "Timeout"})
 	for _, e := range st.Events() {

@@ -17,7 +17,7 @@ import (
 // started through Config.Run gets its output and exit status (a plain
 // exec.Cmd there can lose its status to the Reaper and fail with ECHILD).
 func TestSMIUnderReaper(t *testing.T) {
-	r, err := reaper.New(reaper.Config{})
+	r, err := reaper.New(reaper.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ func newMutex(t *testing.T) *vram.Mutex {
 	m, err := vram.New(vram.Config{Models: map[string]vram.Model{
 		"coder":  {MinFree: 7 * vram.GiB, Size: 5 * vram.GiB},
 		"vision": {MinFree: 9 * vram.GiB, Size: 7 * vram.GiB},
-	}}, vram.Deps{Runtime: rt, GPU: gpu, Runner: rt, Processes: procs})
+	}}, rt, gpu, rt, procs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func ExampleNewCollector() {
 	gpu := vramtest.NewGPU(8 * vram.GiB)
 	rt := vramtest.NewRuntime(map[string]uint64{"coder": 5 * vram.GiB}, gpu, nil)
 	m, _ := vram.New(vram.Config{Models: map[string]vram.Model{"coder": {MinFree: 6 * vram.GiB, Size: 5 * vram.GiB}}},
-		vram.Deps{Runtime: rt, GPU: gpu, Runner: rt})
+		rt, gpu, rt, nil)
 	defer m.Close()
 	reg := prometheus.NewRegistry()
 	_ = reg.Register(vramprom.NewCollector(m))

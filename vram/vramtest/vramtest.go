@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/talos-ironclad/talos/proc"
 	"github.com/talos-ironclad/talos/vram"
 )
 
@@ -84,7 +85,8 @@ type Proc struct {
 	signals []syscall.Signal
 }
 
-// Processes is a fake vram.Processes.
+// Processes is a fake process table of model runners; it implements
+// proc.Processes (and so vram.Processes), and a process's group is itself.
 type Processes struct {
 	mu    sync.Mutex
 	next  int
@@ -155,8 +157,20 @@ func (ps *Processes) exit(pid int) {
 	}
 }
 
-// Signal implements vram.Processes.
+// SignalGroup implements proc.Processes: the group of a fake process is
+// the process itself, and pgid <= 1 is refused like a broadcast.
+func (ps *Processes) SignalGroup(pgid int, sig syscall.Signal) error {
+	if pgid <= 1 {
+		return syscall.ESRCH
+	}
+	return ps.Signal(pgid, sig)
+}
+
+// Signal implements proc.Processes; pid <= 0 is refused with ESRCH.
 func (ps *Processes) Signal(pid int, sig syscall.Signal) error {
+	if pid <= 0 {
+		return syscall.ESRCH
+	}
 	ps.mu.Lock()
 	p, ok := ps.procs[pid]
 	ps.mu.Unlock()
@@ -178,30 +192,31 @@ func (ps *Processes) Signal(pid int, sig syscall.Signal) error {
 	return nil
 }
 
-// Inspect implements vram.Processes.
-func (ps *Processes) Inspect(pid int) (vram.ProcInfo, error) {
+// Stat implements proc.Processes: a running process sleeps (S), an exited
+// child is a zombie until Reap, and anything else is proc.ErrGone.
+func (ps *Processes) Stat(pid int) (proc.Stat, error) {
 	ps.mu.Lock()
 	p, ok := ps.procs[pid]
 	ps.mu.Unlock()
 	if !ok {
-		return vram.ProcInfo{PID: pid, State: 'X'}, nil
+		return proc.Stat{}, proc.ErrGone
 	}
 	dead := ps.settle(p)
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	info := vram.ProcInfo{PID: pid, Comm: "fake", PPID: 1, StartTime: uint64(pid)}
+	st := proc.Stat{PID: pid, Comm: "fake", PPID: 1, PGRP: pid, StartTime: uint64(pid)}
 	switch {
 	case !dead:
-		info.State = 'S'
+		st.State = 'S'
 	case p.Child && !p.reaped:
-		info.State, info.PPID = 'Z', 1 // parent "us"
+		st.State = 'Z' // parent "us"
 	default:
-		info.State = 'X'
+		return proc.Stat{}, proc.ErrGone
 	}
-	return info, nil
+	return st, nil
 }
 
-// Reap implements vram.Processes.
+// Reap implements proc.Processes.
 func (ps *Processes) Reap(pid int) (bool, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()

@@ -18,7 +18,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/talos-ironclad/talos/firewall"
+	"github.com/talos-ironclad/talos/firewall/train"
 )
 
 func main() {
@@ -34,7 +34,7 @@ func run(args []string) error {
 	docs := fs.String("docs", "firewall/cmd/train/testdata/benign-docs.jsonl", "benign documents (JSON lines {id,text}) used as tool output")
 	out := fs.String("out", "firewall/model.bin", "model file to write")
 	seed := fs.Uint64("seed", 1, "seed of the shuffles and the synthetic tool outputs")
-	lambda := fs.Float64("lambda", 0, "L2 strength (0 = the default of firewall.TrainConfig)")
+	lambda := fs.Float64("lambda", 0, "L2 strength (0 = the default of train.TrainConfig)")
 	epochs := fs.Int("epochs", 0, "SGD epochs (0 = default)")
 	window := fs.Int("window", 0, "sliding window in words (0 = default)")
 	synth := fs.Int("synthetic", 0, "synthetic indirect injections to add (0 = default, -1 = none)")
@@ -50,7 +50,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	model, rep, err := firewall.Train(firewall.TrainConfig{Seed: *seed, Lambda: *lambda, Epochs: *epochs, Window: *window, SyntheticAttacks: *synth}, dev, benign)
+	model, rep, err := train.Train(train.TrainConfig{Seed: *seed, Lambda: *lambda, Epochs: *epochs, Window: *window, SyntheticAttacks: *synth}, dev, benign)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func run(args []string) error {
 			return err
 		}
 		enc := json.NewEncoder(f)
-		for _, r := range firewall.ToolEvalSet(dev, benign, firewall.SplitTest, *seed) {
+		for _, r := range train.ToolEvalSet(dev, benign, train.SplitTest, *seed) {
 			if err := enc.Encode(r); err != nil {
 				f.Close()
 				return err
@@ -78,11 +78,11 @@ func run(args []string) error {
 	return nil
 }
 
-func readFile(path string) ([]firewall.Record, error) {
+func readFile(path string) ([]train.Record, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return firewall.ReadRecords(f)
+	return train.ReadRecords(f)
 }

@@ -79,12 +79,8 @@ func (d *Daemon) stepGPU(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	m, err := vram.New(vram.Config{Models: models, AcquireTimeout: d.cfg.VRAMMutexTimeout}, vram.Deps{
-		Runtime: rt,
-		GPU:     d.opts.GPU,
-		Runner:  ollama.Runner(),
-		Logger:  d.log.With("component", "vram"),
-	})
+	m, err := vram.New(vram.Config{Models: models, AcquireTimeout: d.cfg.VRAMMutexTimeout, Logger: d.log.With("component", "vram")},
+		rt, d.opts.GPU, ollama.Runner(), nil)
 	if err != nil {
 		return "", err
 	}

@@ -1,7 +1,8 @@
-package reaper
+package proc
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,24 +14,24 @@ func statLine(pid int, comm string, state byte, ppid int, start uint64) string {
 	return strconv.Itoa(pid) + " (" + comm + ") " + strings.Join(f, " ") + "\n"
 }
 
-func TestParseProcStat(t *testing.T) {
+func TestParseStat(t *testing.T) {
 	tests := []struct {
 		name string
 		line string
-		want ProcStat
+		want Stat
 	}{
-		{"plain", statLine(42, "sleep", 'S', 1, 9876), ProcStat{PID: 42, Comm: "sleep", State: 'S', PPID: 1, PGRP: 42, StartTime: 9876}},
-		{"zombie", statLine(7, "sh", 'Z', 3, 1), ProcStat{PID: 7, Comm: "sh", State: 'Z', PPID: 3, PGRP: 7, StartTime: 1}},
+		{"plain", statLine(42, "sleep", 'S', 1, 9876), Stat{PID: 42, Comm: "sleep", State: 'S', PPID: 1, PGRP: 42, StartTime: 9876}},
+		{"zombie", statLine(7, "sh", 'Z', 3, 1), Stat{PID: 7, Comm: "sh", State: 'Z', PPID: 3, PGRP: 7, StartTime: 1}},
 		// comm may hold spaces and ')' — the spec's regex `\([^)]+\)` breaks here.
-		{"paren in comm", statLine(9, "a) S 1 (b", 'R', 2, 55), ProcStat{PID: 9, Comm: "a) S 1 (b", State: 'R', PPID: 2, PGRP: 9, StartTime: 55}},
-		{"empty comm", statLine(10, "", 'I', 2, 5), ProcStat{PID: 10, Comm: "", State: 'I', PPID: 2, PGRP: 10, StartTime: 5}},
-		{"spaces in comm", statLine(11, "Web Content", 'S', 2, 6), ProcStat{PID: 11, Comm: "Web Content", State: 'S', PPID: 2, PGRP: 11, StartTime: 6}},
+		{"paren in comm", statLine(9, "a) S 1 (b", 'R', 2, 55), Stat{PID: 9, Comm: "a) S 1 (b", State: 'R', PPID: 2, PGRP: 9, StartTime: 55}},
+		{"empty comm", statLine(10, "", 'I', 2, 5), Stat{PID: 10, Comm: "", State: 'I', PPID: 2, PGRP: 10, StartTime: 5}},
+		{"spaces in comm", statLine(11, "Web Content", 'S', 2, 6), Stat{PID: 11, Comm: "Web Content", State: 'S', PPID: 2, PGRP: 11, StartTime: 6}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseProcStat(tt.line)
+			got, err := ParseStat(tt.line)
 			if err != nil {
-				t.Fatalf("ParseProcStat: %v", err)
+				t.Fatalf("ParseStat: %v", err)
 			}
 			if got != tt.want {
 				t.Errorf("got %+v, want %+v", got, tt.want)
@@ -48,18 +49,18 @@ func TestParseProcStat(t *testing.T) {
 		"bad starttime": strings.Replace(statLine(5, "x", 'S', 1, 77), " 77 ", " -77 ", 1),
 	}
 	for name, line := range bad {
-		if st, err := ParseProcStat(line); err == nil {
-			t.Errorf("%s: ParseProcStat(%q) = %+v, want an error", name, line, st)
+		if st, err := ParseStat(line); err == nil {
+			t.Errorf("%s: ParseStat(%q) = %+v, want an error", name, line, st)
 		}
 	}
 }
 
-func TestParseProcStatSelf(t *testing.T) {
+func TestParseStatSelf(t *testing.T) {
 	data, err := os.ReadFile("/proc/self/stat")
 	if err != nil {
-		t.Skip("no /proc:", err)
+		t.Fatalf("this package needs Linux's /proc: %v", err)
 	}
-	st, err := ParseProcStat(string(data))
+	st, err := ParseStat(string(data))
 	if err != nil {
 		t.Fatalf("parsing our own /proc/self/stat: %v", err)
 	}
@@ -68,7 +69,7 @@ func TestParseProcStatSelf(t *testing.T) {
 	}
 }
 
-func FuzzParseProcStat(f *testing.F) {
+func FuzzParseStat(f *testing.F) {
 	f.Add(statLine(42, "sleep", 'S', 1, 9876))
 	f.Add(statLine(9, "a) S 1 (b", 'R', 2, 55))
 	f.Add("1 (x) Z 0 0")
@@ -76,7 +77,7 @@ func FuzzParseProcStat(f *testing.F) {
 	f.Add(")(")
 	f.Add("99999999999999999999 (x) S 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1")
 	f.Fuzz(func(t *testing.T, line string) {
-		st, err := ParseProcStat(line)
+		st, err := ParseStat(line)
 		if err != nil {
 			return
 		}
@@ -88,7 +89,7 @@ func FuzzParseProcStat(f *testing.F) {
 			t.Fatalf("comm %q is not a parenthesised part of %q", st.Comm, line)
 		}
 		// Round trip: a line rebuilt from the result parses to the same result.
-		again, err := ParseProcStat(statLine(st.PID, st.Comm, st.State, st.PPID, st.StartTime))
+		again, err := ParseStat(statLine(st.PID, st.Comm, st.State, st.PPID, st.StartTime))
 		if err != nil {
 			t.Fatalf("rebuilt line of %+v does not parse: %v", st, err)
 		}
@@ -97,4 +98,30 @@ func FuzzParseProcStat(f *testing.F) {
 			t.Fatalf("round trip: %+v != %+v", again, st)
 		}
 	})
+}
+
+func TestStatStates(t *testing.T) {
+	for _, c := range []struct {
+		state        byte
+		zombie, dead bool
+	}{{'Z', true, false}, {'X', false, true}, {'x', false, true}, {'D', false, false}, {'T', false, false}, {'S', false, false}} {
+		st := Stat{State: c.state}
+		if st.Zombie() != c.zombie || st.Dead() != c.dead {
+			t.Errorf("state %c: Zombie %v Dead %v, want %v %v", c.state, st.Zombie(), st.Dead(), c.zombie, c.dead)
+		}
+	}
+}
+
+func TestParseCmdline(t *testing.T) {
+	for in, want := range map[string][]string{
+		"":                                      nil,
+		"\x00":                                  nil,
+		"ollama\x00runner\x00--model\x00/b\x00": {"ollama", "runner", "--model", "/b"},
+		"sleep\x0010":                           {"sleep", "10"},
+		"a\x00\x00b\x00":                        {"a", "", "b"},
+	} {
+		if got := ParseCmdline([]byte(in)); !slices.Equal(got, want) {
+			t.Errorf("ParseCmdline(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

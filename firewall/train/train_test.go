@@ -1,9 +1,12 @@
-package firewall
+package train
 
 import (
 	"bytes"
 	"fmt"
 	"testing"
+
+	"github.com/talos-ironclad/talos/firewall"
+	"github.com/talos-ironclad/talos/firewall/internal/textclf"
 )
 
 // smallSample is a tiny labelled set and document corpus for training tests.
@@ -26,8 +29,8 @@ func smallSample() (dev, docs []Record) {
 	}
 	for i := range 40 {
 		dev = append(dev,
-			Record{ID: fmt.Sprintf("a-%d", i), Dataset: "t", Source: SourceUser, Label: 1, Text: attacks[i%len(attacks)] + fmt.Sprintf(" (%d)", i)},
-			Record{ID: fmt.Sprintf("b-%d", i), Dataset: "t", Source: SourceUser, Label: 0, Text: benign[i%len(benign)] + fmt.Sprintf(" (%d)", i)})
+			Record{ID: fmt.Sprintf("a-%d", i), Dataset: "t", Source: firewall.SourceUser, Label: 1, Text: attacks[i%len(attacks)] + fmt.Sprintf(" (%d)", i)},
+			Record{ID: fmt.Sprintf("b-%d", i), Dataset: "t", Source: firewall.SourceUser, Label: 0, Text: benign[i%len(benign)] + fmt.Sprintf(" (%d)", i)})
 		docs = append(docs, Record{ID: fmt.Sprintf("d-%d", i), Text: fmt.Sprintf("The function returns the number of bytes written (%d). It never blocks.\n\nSee the package documentation for details on buffering and errors.", i)})
 	}
 	return dev, docs
@@ -56,12 +59,15 @@ func TestTrainIsDeterministic(t *testing.T) {
 		t.Fatalf("calibration report is empty: %+v", rep)
 	}
 	// the trained model loads and separates its own classes
-	fw, err := New(Config{Model: m1}, nil, nil, nil)
+	if _, err := firewall.New(firewall.Config{Model: m1}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := textclf.Unmarshal(m1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fw.model.Bits != 12 {
-		t.Fatalf("model bits %d, want 12", fw.model.Bits)
+	if m.Bits != 12 {
+		t.Fatalf("model bits %d, want 12", m.Bits)
 	}
 }
 

@@ -1,4 +1,4 @@
-package firewall
+package train
 
 import (
 	"bufio"
@@ -12,17 +12,19 @@ import (
 	"strings"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/firewall"
+	"github.com/talos-ironclad/talos/firewall/internal/features"
 	"github.com/talos-ironclad/talos/firewall/internal/textclf"
 )
 
 // Record is one labelled text of an evaluation or training file (JSON lines
 // with the fields id, dataset, source, label, text).
 type Record struct {
-	ID      string `json:"id"`
-	Dataset string `json:"dataset,omitempty"`
-	Source  Source `json:"source,omitempty"`
-	Label   int    `json:"label"` // 1 attack, 0 benign
-	Text    string `json:"text"`
+	ID      string          `json:"id"`
+	Dataset string          `json:"dataset,omitempty"`
+	Source  firewall.Source `json:"source,omitempty"`
+	Label   int             `json:"label"` // 1 attack, 0 benign
+	Text    string          `json:"text"`
 }
 
 // maxRecordBytes bounds one JSON line of a record file.
@@ -31,7 +33,7 @@ const maxRecordBytes = 16 << 20
 // ReadRecords reads JSON lines of Records. Blank lines are skipped; a line
 // that is not a JSON object with a text field is an error naming the line.
 func ReadRecords(r io.Reader) ([]Record, error) {
-	const op = "firewall.ReadRecords"
+	const op = "train.ReadRecords"
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxRecordBytes)
 	var out []Record
@@ -162,8 +164,8 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 		groupOf = append(groupOf, g)
 	}
 	var f textclf.Features
-	fams := compileFamilies()
-	var cls []classMask
+	fams := features.Compile(nil)
+	var cls []features.ClassMask
 	var spans []textclf.Span
 	windows := func(g string) {
 		// every window but the whole text of a benign text: extra negatives
@@ -176,7 +178,7 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 		if SplitOf(r.ID) != SplitTrain {
 			continue
 		}
-		featurize(&f, fams, Normalize(r.Text), &cls)
+		features.Featurize(&f, fams, firewall.Normalize(r.Text), &cls)
 		g := fmt.Sprintf("dev/%s/%d", r.Dataset, r.Label)
 		addEx(slices.Clone(f.Hashes), r.Label, g)
 		if r.Label == 0 {
@@ -187,7 +189,7 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 		if SplitOf(d.ID) != SplitTrain {
 			continue
 		}
-		featurize(&f, fams, Normalize(wrapToolOutput(rng, d.Text)), &cls)
+		features.Featurize(&f, fams, firewall.Normalize(wrapToolOutput(rng, d.Text)), &cls)
 		addEx(slices.Clone(f.Hashes), 0, "docs")
 		windows("docs/win")
 	}
@@ -197,11 +199,11 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 			n = DefaultSyntheticAttacks
 		}
 		for _, a := range syntheticToolAttacks(rng, n) {
-			featurize(&f, fams, Normalize(a), &cls)
+			features.Featurize(&f, fams, firewall.Normalize(a), &cls)
 			addEx(slices.Clone(f.Hashes), 1, "synthetic-tool")
 		}
 		for _, b := range syntheticBenign(rng, n) {
-			featurize(&f, fams, Normalize(wrapToolOutput(rng, b)), &cls)
+			features.Featurize(&f, fams, firewall.Normalize(wrapToolOutput(rng, b)), &cls)
 			addEx(slices.Clone(f.Hashes), 0, "synthetic-benign")
 			windows("synthetic-benign/win")
 		}
@@ -249,9 +251,9 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	// Calibration.
 	rep := TrainReport{Examples: len(examples), Thresholds: map[string]float64{}, Calibration: map[string]CalibrationStat{}}
 	var sc textclf.Scorer
-	score := func(text string, src Source) float64 {
-		featurize(&f, fams, Normalize(text), &cls)
-		l, _ := sc.Best(m, &f, src.contrast())
+	score := func(text string, src firewall.Source) float64 {
+		features.Featurize(&f, fams, firewall.Normalize(text), &cls)
+		l, _ := sc.Best(m, &f, contrast(src))
 		return l
 	}
 	scores := map[string][2][]float64{}
@@ -262,16 +264,16 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	}
 	for _, r := range dev {
 		if SplitOf(r.ID) == SplitCalibration {
-			add("user", r.Label, score(r.Text, SourceUser))
+			add("user", r.Label, score(r.Text, firewall.SourceUser))
 		}
 	}
 	for _, r := range ToolEvalSet(dev, docs, SplitCalibration, cfg.Seed) {
-		add("tool", r.Label, score(r.Text, SourceTool))
+		add("tool", r.Label, score(r.Text, firewall.SourceTool))
 	}
 	for _, g := range []string{"user", "tool"} {
 		s := scores[g]
 		if len(s[0]) == 0 {
-			return nil, rep, talos.Errorf(talos.CodeConfigInvalid, "firewall.Train", "no benign %s texts in the calibration split", g)
+			return nil, rep, talos.Errorf(talos.CodeConfigInvalid, "train.Train", "no benign %s texts in the calibration split", g)
 		}
 		ben := slices.Clone(s[0])
 		slices.Sort(ben)
@@ -341,7 +343,7 @@ func ToolEvalSet(dev, docs []Record, split Split, seed uint64) []Record {
 		if i%2 == 1 {
 			text = page()
 		}
-		out = append(out, Record{ID: "tool-benign:" + d.ID, Dataset: "tool-benign", Source: SourceTool, Label: 0, Text: wrapToolOutput(rng, text)})
+		out = append(out, Record{ID: "tool-benign:" + d.ID, Dataset: "tool-benign", Source: firewall.SourceTool, Label: 0, Text: wrapToolOutput(rng, text)})
 	}
 	for _, r := range dev {
 		if SplitOf(r.ID) != split || r.Label != 1 {
@@ -349,7 +351,7 @@ func ToolEvalSet(dev, docs []Record, split Split, seed uint64) []Record {
 		}
 		host := Record{Text: page()}
 		out = append(out, Record{
-			ID: "tool-hidden:" + r.ID, Dataset: "tool-hidden/" + r.Dataset, Source: SourceTool, Label: 1,
+			ID: "tool-hidden:" + r.ID, Dataset: "tool-hidden/" + r.Dataset, Source: firewall.SourceTool, Label: 1,
 			Text: wrapToolOutput(rng, hide(rng, host.Text, r.Text)),
 		})
 	}
@@ -421,4 +423,13 @@ func wilsonUpper(k, n int) float64 {
 	c := p + z*z/(2*nf)
 	r := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
 	return (c + r) / d
+}
+
+// contrast is the window contrast the firewall scores a source with: none
+// for user prompts, features.ToolContrast for everything else.
+func contrast(src firewall.Source) float64 {
+	if src == firewall.SourceUser {
+		return 0
+	}
+	return features.ToolContrast
 }

@@ -1,6 +1,6 @@
 //go:build !race
 
-package firewall
+package train
 
 import (
 	"bytes"
@@ -9,12 +9,13 @@ import (
 )
 
 // TestCommittedModelIsReproducible retrains on the development data, as the
-// README's command does, and compares with the embedded weights. It needs
-// the committed development set (cmd/train/testdata/dev.jsonl) and takes a few
+// README's command does, and compares with firewall/model.bin, the weights
+// the firewall embeds. It reads only files of the repository (the
+// development set under firewall/cmd/train/testdata) and takes a few
 // seconds, but minutes under the race detector, so this file is built
 // only without -race: `make test` runs it in a second, non-race step.
 func TestCommittedModelIsReproducible(t *testing.T) {
-	f, err := os.Open("cmd/train/testdata/dev.jsonl")
+	f, err := os.Open("../cmd/train/testdata/dev.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +24,7 @@ func TestCommittedModelIsReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := os.Open("cmd/train/testdata/benign-docs.jsonl")
+	g, err := os.Open("../cmd/train/testdata/benign-docs.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,11 @@ func TestCommittedModelIsReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(model, embeddedModel) {
+	committed, err := os.ReadFile("../model.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(model, committed) {
 		t.Fatal("retraining with seed 1 does not reproduce firewall/model.bin: run go run ./firewall/cmd/train -out firewall/model.bin -seed 1 and commit")
 	}
 }

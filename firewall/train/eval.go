@@ -1,4 +1,4 @@
-package firewall
+package train
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/talos-ironclad/talos/firewall"
 )
 
 // Metrics are detection results over a set of labelled records. A record is
@@ -69,18 +71,18 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 type EvalReport struct {
 	Datasets []string // sorted
 	By       map[string]*Metrics
-	BySource map[Source]*Metrics
+	BySource map[firewall.Source]*Metrics
 	Overall  *Metrics
 }
 
-// Evaluate scans every record (Input{Text, Source}) and compares the verdicts
+// Evaluate scans every record (firewall.Input{Text, Source}) and compares the verdicts
 // with the labels. Records without a source are scanned as untrusted. Use a
 // Firewall without a Lockdown: a lockdown would stop the evaluation.
-func Evaluate(ctx context.Context, fw *Firewall, recs []Record) (*EvalReport, error) {
-	rep := &EvalReport{By: map[string]*Metrics{}, BySource: map[Source]*Metrics{}, Overall: &Metrics{}}
+func Evaluate(ctx context.Context, fw *firewall.Firewall, recs []Record) (*EvalReport, error) {
+	rep := &EvalReport{By: map[string]*Metrics{}, BySource: map[firewall.Source]*Metrics{}, Overall: &Metrics{}}
 	for _, r := range recs {
 		start := time.Now()
-		v, err := fw.Scan(ctx, Input{Text: r.Text, Source: r.Source})
+		v, err := fw.Scan(ctx, firewall.Input{Text: r.Text, Source: r.Source})
 		d := time.Since(start)
 		if err != nil {
 			return nil, err

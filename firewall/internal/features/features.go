@@ -1,7 +1,8 @@
-package firewall
+package features
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,46 +73,57 @@ var familySpecs = []struct {
 	}},
 }
 
-// delimiterRE is the one regular-expression family: fake chat-template and
-// system delimiters, which are punctuation rather than words.
-var delimiterRE = `<\|[a-z_]+\|>|\[/?(system|inst|instructions?)\]|</?(system|instructions?|admin)>|## ?(system|instructions?)\b|\n(system|assistant|user) ?:`
+// DelimiterPattern is the RE2 pattern (matched case-insensitively) of the
+// delimiter family: chat-template tokens and fake system/instruction tags.
+const DelimiterPattern = `<\|[a-z_]+\|>|\[/?(system|inst|instructions?)\]|</?(system|instructions?|admin)>|## ?(system|instructions?)\b|\n(system|assistant|user) ?:`
 
 // familyIDBase keeps family feature ids away from small numbers.
 const familyIDBase = 0xfa000000
 
+// ToolContrast is how much the mean window logit of an untrusted text is
+// subtracted from its best window's (see textclf.Scorer.Best): in a long tool
+// output an attack stands out from the text around it, while a document that
+// is about instructions or passwords scores high everywhere. User prompts are
+// short and often attacks from start to end, so they get none. Training
+// calibrates with the contrast that scanning uses.
+const ToolContrast = 0.5
+
 // delimiterFamily is the id of the regular-expression family.
 const delimiterFamily = 7
 
-// classMask is a set of up to 128 family steps.
-type classMask [2]uint64
+// ClassMask is a set of up to 128 family steps: the classes one word
+// belongs to.
+type ClassMask [2]uint64
 
-func (m classMask) has(b classMask) bool { return m[0]&b[0] != 0 || m[1]&b[1] != 0 }
+func (m ClassMask) has(b ClassMask) bool { return m[0]&b[0] != 0 || m[1]&b[1] != 0 }
 
 type seqStep struct {
-	bit classMask // the class bit of this step's words
+	bit ClassMask // the class bit of this step's words
 	gap int       // words allowed before this step
 }
 
-type families struct {
-	words    map[string]classMask // word -> class bits
+// Families is the compiled matcher of the hand-feature families. It is
+// read-only after Compile, so one value serves concurrent scans.
+type Families struct {
+	words    map[string]ClassMask // word -> class bits
 	prefixes []struct {
 		p   string
-		bit classMask
+		bit ClassMask
 	}
 	seqs []struct {
 		id    uint32
 		steps []seqStep
 		punct string
 	}
-	delim  *RuleSet  // the delimiter family, as a one-rule set
-	firsts classMask // the bits of every sequence's first step
+	delim  Locator   // the delimiter family's matches
+	firsts ClassMask // the bits of every sequence's first step
 	// byFirst indexes prefixes by their first byte
 	byFirst [256][]struct {
 		p   string
-		bit classMask
+		bit ClassMask
 	}
 	// wordSlots, wordEntries and prefix2 replace the look-ups in words and
-	// byFirst on the hot path. featurize asks for the classes of every word
+	// byFirst on the hot path. Featurize asks for the classes of every word
 	// of every text (about 700 per 4 KB), and the string-keyed map look-up
 	// (hashing the string again, probing, comparing) was a tenth of a scan,
 	// more so because common words ("a", "the", "you", "not") are family
@@ -129,7 +141,7 @@ type families struct {
 type wordEntry struct {
 	h    uint32
 	word string
-	bits classMask
+	bits ClassMask
 }
 
 // FNV-1a parameters of wordHash (the same as textclf's word hash).
@@ -154,10 +166,16 @@ const wordSlotBits = 10
 
 func wordSlotOf(h uint32) uint32 { return (h * 0x9E3779B1) >> (32 - wordSlotBits) }
 
-// compileFamilies builds the matcher; it panics on a malformed spec (a
-// programming error caught by the tests).
-func compileFamilies() *families {
-	f := &families{words: map[string]classMask{}}
+// Locator returns the byte ranges of up to n matches of DelimiterPattern in
+// norm, as regexp.Regexp.FindAllStringIndex does.
+type Locator func(norm string, n int) [][]int
+
+// Compile builds the matcher; it panics on a malformed spec (a
+// programming error caught by the tests). delim finds the delimiter family;
+// nil means Go's regexp over DelimiterPattern. The firewall passes its
+// literal-prefiltered rule engine, which finds the same matches faster.
+func Compile(delim Locator) *Families {
+	f := &Families{words: map[string]ClassMask{}}
 	nbit := 0
 	for _, spec := range familySpecs {
 		for _, seq := range spec.seqs {
@@ -175,14 +193,14 @@ func compileFamilies() *families {
 				if nbit == 128 {
 					panic("firewall: more than 128 family steps")
 				}
-				var bit classMask
+				var bit ClassMask
 				bit[nbit/64] = 1 << (nbit % 64)
 				nbit++
 				for _, w := range strings.Split(tok, "|") {
 					if p, ok := strings.CutSuffix(w, "*"); ok {
 						f.prefixes = append(f.prefixes, struct {
 							p   string
-							bit classMask
+							bit ClassMask
 						}{p, bit})
 						continue
 					}
@@ -201,11 +219,10 @@ func compileFamilies() *families {
 			}{familyIDBase + spec.id, steps, spec.punct})
 		}
 	}
-	rs, err := NewRuleSet([]Rule{{ID: "FAM-7", Threat: ThreatLow, Action: ActionLog, Patterns: []string{delimiterRE}}})
-	if err != nil {
-		panic("firewall: delimiter family: " + err.Error())
+	if delim == nil {
+		delim = regexp.MustCompile("(?i)" + DelimiterPattern).FindAllStringIndex
 	}
-	f.delim = rs
+	f.delim = delim
 	for _, q := range f.seqs {
 		f.firsts[0] |= q.steps[0].bit[0]
 		f.firsts[1] |= q.steps[0].bit[1]
@@ -241,8 +258,8 @@ func compileFamilies() *families {
 
 // classes returns the class bits of the word of text that starts at byte a
 // and whose wordHash is h (textclf.Extract computes it for every word).
-func (f *families) classes(text string, a int, h uint32) classMask {
-	var c classMask
+func (f *Families) classes(text string, a int, h uint32) ClassMask {
+	var c ClassMask
 	w := "" // the word, found when needed
 	for i := wordSlotOf(h); ; i = (i + 1) & (1<<wordSlotBits - 1) {
 		e := f.wordSlots[i]
@@ -257,7 +274,7 @@ func (f *families) classes(text string, a int, h uint32) classMask {
 			}
 		}
 	}
-	// every prefix has at least 2 bytes (compileFamilies checks)
+	// every prefix has at least 2 bytes (Compile checks)
 	if a+1 >= len(text) || !isFeatureWordByte(text[a+1]) {
 		return c
 	}
@@ -288,23 +305,23 @@ func wordAt(text string, a int) string {
 // maxFamilyHits bounds the features one family sequence adds to one text.
 const maxFamilyHits = 8
 
-// featurize extracts the classifier features of normalised text into f;
+// Featurize extracts the classifier features of normalised text into f;
 // cls is a reusable buffer for the words' class bits.
-func featurize(f *textclf.Features, fams *families, norm string, cls *[]classMask) {
+func Featurize(f *textclf.Features, fams *Families, norm string, cls *[]ClassMask) {
 	textclf.Extract(f, norm)
 	addFamilies(f, fams, norm, cls)
 }
 
-// featurizeWeighted is featurize for scoring with m (see
+// FeaturizeWeighted is Featurize for scoring with m (see
 // textclf.ExtractWeighted): f holds m's weight sums instead of the hashes.
-func featurizeWeighted(f *textclf.Features, fams *families, norm string, cls *[]classMask, m *textclf.Model) {
+func FeaturizeWeighted(f *textclf.Features, fams *Families, norm string, cls *[]ClassMask, m *textclf.Model) {
 	textclf.ExtractWeighted(f, norm, m)
 	addFamilies(f, fams, norm, cls)
 }
 
 // addFamilies adds the family features of norm to f, which holds norm's
 // features from Extract or ExtractWeighted.
-func addFamilies(f *textclf.Features, fams *families, norm string, cls *[]classMask) {
+func addFamilies(f *textclf.Features, fams *Families, norm string, cls *[]ClassMask) {
 	n := f.Words()
 	if n == 0 {
 		return
@@ -321,7 +338,7 @@ func addFamilies(f *textclf.Features, fams *families, norm string, cls *[]classM
 	nh := 0
 	var found [64]uint8 // hits per sequence
 	for k := 0; k < n && nh < len(hits); k++ {
-		if c[k] == (classMask{}) || !c[k].has(fams.firsts) {
+		if c[k] == (ClassMask{}) || !c[k].has(fams.firsts) {
 			continue
 		}
 		for si, seq := range fams.seqs {
@@ -344,7 +361,7 @@ func addFamilies(f *textclf.Features, fams *families, norm string, cls *[]classM
 			}
 		}
 	}
-	for _, loc := range fams.delim.locate(norm, maxFamilyHits) {
+	for _, loc := range fams.delim(norm, maxFamilyHits) {
 		if nh < len(hits) {
 			w := sort.Search(len(f.Offsets), func(i int) bool { return int(f.Offsets[i]) > loc[0] }) - 1
 			hits[nh] = hit{W: w, ID: familyIDBase + delimiterFamily}
@@ -355,7 +372,7 @@ func addFamilies(f *textclf.Features, fams *families, norm string, cls *[]classM
 }
 
 // matchSteps reports whether steps match from word k on.
-func matchSteps(c []classMask, k int, steps []seqStep) bool {
+func matchSteps(c []ClassMask, k int, steps []seqStep) bool {
 	if len(steps) == 0 {
 		return true
 	}
