@@ -131,7 +131,10 @@ type Config struct {
 
 // Deps are what the loop composes. Router and Firewall are required; the
 // rest may be nil (no history, no memory, no VRAM arbitration, no tools, no
-// token tracker, no token budget).
+// token tracker, no token budget). Unlike Talos's other constructors, which
+// take their collaborators as parameters after the Config, New takes them
+// as named fields: six of the eight are optional, and a row of nil
+// parameters would not say which is which.
 type Deps struct {
 	Router   Router
 	Firewall Firewall
