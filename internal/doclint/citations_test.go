@@ -24,9 +24,7 @@ var rfcRE = regexp.MustCompile(`RFC \d+ §[\d.]+`)
 // citationsPending lists public packages whose documentation still cites
 // outside documents, with why they wait. The test fails once a listed
 // package is clean, so the entry is removed.
-var citationsPending = map[string]string{
-	"rag/chromem": "rewritten together with the memory-store work of the same issue",
-}
+var citationsPending = map[string]string{}
 
 // TestDocsCiteNoOutsideDocuments keeps the documentation of every public
 // package (what `go doc -all` shows: package, exported declarations, their

@@ -25,8 +25,8 @@ import (
 
 // Defaults.
 const (
-	// DefaultCollection is the collection name of the spec's dream cycle
-	// (digest C §6.3, "talos_memory").
+	// DefaultCollection is the collection Talos keeps its memories in, the
+	// one the nightly maintenance cycle prunes.
 	DefaultCollection = "talos_memory"
 	// DefaultDimension is the dimension of the default embedder
 	// (rag/hashembed, 384 like the spec's all-MiniLM-L6-v2 class of models).
