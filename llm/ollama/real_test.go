@@ -10,6 +10,8 @@ import (
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/llm/ollama"
+	"github.com/talos-ironclad/talos/vram"
+	"github.com/talos-ironclad/talos/vram/vramtest"
 )
 
 // Against the harness's real Ollama server and its tiny model: chat,
@@ -72,3 +74,18 @@ func TestRealOllamaServer(t *testing.T) {
 		t.Error("a chat with a model the server does not have succeeded")
 	}
 }
+
+// The VRAM mutex's runtime conformance suite against the real server: load,
+// listed as resident under the name asked for, idempotent load, unload with
+// keep_alive 0, gone; an unknown model refused.
+func TestRealOllamaVRAMRuntime(t *testing.T) {
+	url, model := testenv.OllamaURL(t), testenv.OllamaModel(t)
+	vramtest.RunRuntime(t, func(t *testing.T) (vram.Runtime, string) {
+		c, err := ollama.New(ollama.Config{BaseURL: url, Model: model})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, model
+	})
+}
+
