@@ -164,7 +164,11 @@ type querier interface {
 // changeHead returns the newest and oldest sequence numbers of the
 // collection's change log (0, 0 when empty).
 func (s *Store) changeHead(ctx context.Context, q querier) (newest, oldest int64, err error) {
-	err = q.QueryRowContext(ctx, s.db.Rebind("SELECT COALESCE(MAX(seq), 0), COALESCE(MIN(seq), 0) FROM rag_changes WHERE collection = ?"), s.coll).Scan(&newest, &oldest)
+	// Two subqueries, not MAX and MIN in one: each alone is one lookup at
+	// an end of the (collection, seq) index, together they scan the
+	// collection's whole log (a third of a retrieval's time at 10,000
+	// memories).
+	err = q.QueryRowContext(ctx, s.db.Rebind("SELECT COALESCE((SELECT MAX(seq) FROM rag_changes WHERE collection = ?), 0), COALESCE((SELECT MIN(seq) FROM rag_changes WHERE collection = ?), 0)"), s.coll, s.coll).Scan(&newest, &oldest)
 	return newest, oldest, err
 }
 
