@@ -11,6 +11,7 @@ import (
 
 	talos "github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/atomicfile"
+	"github.com/talos-ironclad/talos/mcphost/internal/filelock"
 )
 
 // FilePins is a PinStore in one JSON file (mode 0600, replaced atomically
@@ -112,7 +113,7 @@ func (f *FilePins) SavePins(_ context.Context, identity string, pins map[string]
 	const op = "mcphost.FilePins.SavePins"
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	unlock, err := lockFile(f.path + ".lock")
+	unlock, err := filelock.Lock(f.path + ".lock")
 	if err != nil {
 		return talos.E(talos.CodeDirPermissions, op, "locking the pin file "+f.path+" failed", err)
 	}

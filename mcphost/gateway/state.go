@@ -11,6 +11,7 @@ import (
 
 	talos "github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/atomicfile"
+	"github.com/talos-ironclad/talos/mcphost/internal/filelock"
 )
 
 // StateStore keeps a Verifier's revocations and used request nonces beyond
@@ -94,7 +95,7 @@ func (s *FileState) update(fn func(*stateFile) bool) (stateFile, error) {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return stateFile{}, talos.E(talos.CodeUnauthorized, op, "creating the directory of "+s.path+" failed", err)
 	}
-	unlock, err := lockFile(s.path + ".lock")
+	unlock, err := filelock.Lock(s.path + ".lock")
 	if err != nil {
 		return stateFile{}, talos.E(talos.CodeUnauthorized, op, "locking "+s.path+" failed", err)
 	}

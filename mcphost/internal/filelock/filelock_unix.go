@@ -1,6 +1,6 @@
 //go:build unix
 
-package gateway
+package filelock
 
 import (
 	"errors"
@@ -9,10 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockFile takes an exclusive flock(2) on path (created 0600), waiting for
+// Lock takes an exclusive flock(2) on path (created 0600), waiting for
 // another holder; the returned function releases it. The kernel drops the
 // lock when its holder exits, however it exits.
-func lockFile(path string) (func(), error) {
+func Lock(path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
