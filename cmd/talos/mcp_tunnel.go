@@ -154,16 +154,9 @@ The first line on stdout is "listening on HOST:PORT".`,
 			if rate < 0 || burst < 0 {
 				problems = append(problems, fmt.Sprintf("--calls-per-second %g and --burst %d must not be negative (0 means unlimited, and one second's worth)", rate, burst))
 			}
-			if len(problems) > 0 {
-				return withExit(exitMCPBadArgs, errors.New(strings.Join(problems, "\n")))
-			}
-			cfg, err := loadConfig(cmd, nil)
+			cfg, id, err := tunnelIdentity(cmd, problems)
 			if err != nil {
-				return withExit(exitMCPBadArgs, err)
-			}
-			id, err := host.LoadIdentity(cfg)
-			if err != nil {
-				return withExit(exitMCPBadArgs, err)
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -276,16 +269,9 @@ of PEER_ID, and it must have authorized this agent's peer ID.`,
 				}
 				token = strings.TrimSpace(string(b))
 			}
-			if len(problems) > 0 {
-				return withExit(exitMCPBadArgs, errors.New(strings.Join(problems, "\n")))
-			}
-			cfg, err := loadConfig(cmd, nil)
+			_, id, err := tunnelIdentity(cmd, problems)
 			if err != nil {
-				return withExit(exitMCPBadArgs, err)
-			}
-			id, err := host.LoadIdentity(cfg)
-			if err != nil {
-				return withExit(exitMCPBadArgs, err)
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -325,16 +311,9 @@ func newMCPTokenCmd() *cobra.Command {
 			if ttl <= 0 || ttl > gateway.MaxTTL {
 				problems = append(problems, fmt.Sprintf("--ttl %s is out of range: allowed 1s to %s", ttl, gateway.MaxTTL))
 			}
-			if len(problems) > 0 {
-				return withExit(exitMCPBadArgs, errors.New(strings.Join(problems, "\n")))
-			}
-			cfg, err := loadConfig(cmd, nil)
+			_, id, err := tunnelIdentity(cmd, problems)
 			if err != nil {
-				return withExit(exitMCPBadArgs, err)
-			}
-			id, err := host.LoadIdentity(cfg)
-			if err != nil {
-				return withExit(exitMCPBadArgs, err)
+				return err
 			}
 			tok, err := gateway.Issue(id, subject, scopes, ttl)
 			if err != nil {
@@ -554,3 +533,22 @@ func serveGatewayHTTP(ctx context.Context, cmd *cobra.Command, cfg *config.Confi
 	}
 	return nil
 }
+
+// tunnelIdentity reports every problem of the command line at once (exit
+// code exitMCPBadArgs), else loads the configuration and this agent's
+// identity (`talos identity init`).
+func tunnelIdentity(cmd *cobra.Command, problems []string) (*config.Config, *gateway.Identity, error) {
+	if len(problems) > 0 {
+		return nil, nil, withExit(exitMCPBadArgs, errors.New(strings.Join(problems, "\n")))
+	}
+	cfg, err := loadConfig(cmd, nil)
+	if err != nil {
+		return nil, nil, withExit(exitMCPBadArgs, err)
+	}
+	id, err := host.LoadIdentity(cfg)
+	if err != nil {
+		return nil, nil, withExit(exitMCPBadArgs, err)
+	}
+	return cfg, id, nil
+}
+
