@@ -49,6 +49,17 @@ func BenchmarkGenesisSkillStart(b *testing.B) {
 		_ = os.Chown(ws, 65534, 65534)
 	}
 	stage := b.TempDir()
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html><head><title>Bench</title></head><body><p>A page of the test web.</p></body></html>")
+	}))
+	defer web.Close()
+	wu, _ := url.Parse(web.URL)
+	pageURL := "http://localhost:" + wu.Port() + "/"
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost"}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	open := func() (*genesis.Runner, *sandbox.Sandbox, *genesis.DockerEngine) {
 		sb, err := sandbox.New(sandbox.Config{DockerHost: host, Image: img, Timeout: 30 * time.Second,
 			StagingDir: filepath.Join(stage, "stage"), WorkspaceDir: wsRoot})
@@ -59,7 +70,7 @@ func BenchmarkGenesisSkillStart(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		return genesis.NewRunner(sb, ws, rep).WithDocker(d, filepath.Join(wsRoot, ".docker")), sb, d
+		return genesis.NewRunner(sb, ws, rep).WithDocker(d, filepath.Join(wsRoot, ".docker")).WithWeb(f, filepath.Join(wsRoot, ".web")), sb, d
 	}
 	ctx := context.Background()
 	calls := map[string]func(*genesis.Runner){
@@ -78,8 +89,13 @@ func BenchmarkGenesisSkillStart(b *testing.B) {
 				b.Fatal(out, err)
 			}
 		},
+		genesis.WebScraper: func(r *genesis.Runner) {
+			if wr, err := r.Web(ctx, pageURL); err != nil {
+				b.Fatal(wr, err)
+			}
+		},
 	}
-	ids := []string{genesis.FileManager, genesis.CodeExecutor, genesis.DockerControl}
+	ids := []string{genesis.FileManager, genesis.CodeExecutor, genesis.DockerControl, genesis.WebScraper}
 	warmR, warmSB, warmD := open()
 	defer warmSB.Close()
 	defer warmD.Close()
