@@ -36,7 +36,7 @@ type RunOptions struct {
 func (s *Skills) Run(ctx context.Context, rec quarantine.Record, args []string, actor string, o RunOptions) (SkillRun, error) {
 	const op = "host.Skills.Run"
 	cfg := s.cfg
-	if lvl, frac, err := DiskLevelOf(cfg.Home, nil); err == nil && lvl == DiskEmergency {
+	if lvl, frac, err := DiskLevelOf(cfg.Home, s.diskUsage); err == nil && lvl == DiskEmergency {
 		return SkillRun{Record: rec}, talos.Errorf(talos.CodeDiskCritical, op, "the disk of %s is %.1f%% full (emergency level): skill runs are paused until space is freed", cfg.Home, frac*100)
 	}
 	sb, err := Sandbox(cfg, o.Image, o.Audit, o.Log)

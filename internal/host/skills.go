@@ -69,6 +69,9 @@ type Skills struct {
 	Strikes    *strikes.Tracker
 	quarStore  *quarsql.Store
 	cfg        *config.Config
+	// diskUsage reads the home's disk for Run's emergency check; nil
+	// means StatfsUsage (tests give a full disk).
+	diskUsage DiskUsage
 }
 
 // Close closes the database.
