@@ -13,6 +13,9 @@ import (
 // for Consolidate to take the newer for a repeat of the older.
 const DefaultDuplicateSimilarity = 0.97
 
+// consolidateBatch is how many merges Consolidate writes at once.
+const consolidateBatch = 512
+
 // ConsolidateReport says what Consolidate did.
 type ConsolidateReport struct {
 	Checked int    // memories looked at (those created since the cut-off)
@@ -55,7 +58,48 @@ func (p *Pruner) Consolidate(ctx context.Context, since time.Time, minSimilarity
 		}
 	}
 	sort.Slice(fresh, func(i, j int) bool { return fresh[i].ID < fresh[j].ID })
+	// Decisions are made one by one; their writes go in batches of
+	// consolidateBatch: the kept memories' access counts, then the archive
+	// entries, then the deletes — three commits a batch instead of three a
+	// merge. counts holds each touched memory's access count including
+	// what it has absorbed so far, so a memory merged twice passes on all.
 	gone := map[string]bool{}
+	counts := map[string]int64{} // for the whole run: a record read earlier may be stale
+	dirty := map[string]bool{}   // counts changed since the last flush
+	count := func(r rag.Record) int64 {
+		if c, ok := counts[r.ID]; ok {
+			return c
+		}
+		return r.Metadata.Memory().AccessCount
+	}
+	var entries []Entry
+	var drops []string
+	flush := func() error {
+		if len(drops) == 0 {
+			return nil
+		}
+		upd := map[string]rag.Metadata{}
+		for id := range dirty {
+			if !gone[id] {
+				upd[id] = rag.Metadata{rag.KeyAccessCount: counts[id]}
+			}
+		}
+		if len(upd) > 0 {
+			if err := p.store.UpdateMetadata(ctx, upd); err != nil {
+				return talos.E(talos.CodePruneFailed, op, "cannot update the access counts of the memories kept", err)
+			}
+		}
+		if _, err := appendArchive(p.cfg.ArchivePath, entries); err != nil {
+			return talos.E(talos.CodePruneFailed, op, "cannot append to the archive "+p.cfg.ArchivePath+"; nothing was deleted", err)
+		}
+		if err := p.store.Delete(ctx, drops); err != nil {
+			return talos.E(talos.CodePruneFailed, op, "cannot delete the merged memories (they are archived)", err)
+		}
+		rep.Merged += len(drops)
+		clear(dirty)
+		entries, drops = entries[:0], drops[:0]
+		return nil
+	}
 	for _, r := range fresh {
 		if gone[r.ID] {
 			continue
@@ -84,24 +128,30 @@ func (p *Pruner) Consolidate(ctx context.Context, since time.Time, minSimilarity
 			case scoreMemory(m, now) > scoreMemory(o, now):
 				keep, drop = r, n.Record
 			}
-			km, dm := keep.Metadata.Memory(), drop.Metadata.Memory()
-			if err := p.store.UpdateMetadata(ctx, map[string]rag.Metadata{keep.ID: {rag.KeyAccessCount: km.AccessCount + dm.AccessCount}}); err != nil {
-				return rep, talos.E(talos.CodePruneFailed, op, "cannot update "+keep.ID, err)
+			dropCount := count(drop)
+			counts[keep.ID] = count(keep) + dropCount
+			dirty[keep.ID] = true
+			md := rag.Metadata{}
+			for k, v := range drop.Metadata {
+				md[k] = v
 			}
-			entry := Entry{V: ArchiveVersion, Run: rep.Run, PrunedAt: now.UnixMilli(), Reason: "merged into " + keep.ID,
-				ID: drop.ID, Document: drop.Document, Embedding: drop.Embedding, Metadata: ArchiveMetadata(drop.Metadata)}
-			if _, err := appendArchive(p.cfg.ArchivePath, []Entry{entry}); err != nil {
-				return rep, talos.E(talos.CodePruneFailed, op, "cannot append to the archive "+p.cfg.ArchivePath+"; nothing was deleted", err)
-			}
-			if err := p.store.Delete(ctx, []string{drop.ID}); err != nil {
-				return rep, talos.E(talos.CodePruneFailed, op, "cannot delete "+drop.ID+" (it is archived)", err)
-			}
+			md[rag.KeyAccessCount] = dropCount
+			entries = append(entries, Entry{V: ArchiveVersion, Run: rep.Run, PrunedAt: now.UnixMilli(), Reason: "merged into " + keep.ID,
+				ID: drop.ID, Document: drop.Document, Embedding: drop.Embedding, Metadata: ArchiveMetadata(md)})
+			drops = append(drops, drop.ID)
 			gone[drop.ID] = true
-			rep.Merged++
+			if len(drops) >= consolidateBatch {
+				if err := flush(); err != nil {
+					return rep, err
+				}
+			}
 			if drop.ID == r.ID {
 				break
 			}
 		}
+	}
+	if err := flush(); err != nil {
+		return rep, err
 	}
 	return rep, nil
 }

@@ -2,6 +2,7 @@ package prune_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -68,5 +69,59 @@ func TestConsolidateMergesNearDuplicates(t *testing.T) {
 	}
 	if n, _ := st.Count(ctx); n != 7 {
 		t.Errorf("%d memories after the restore, want 7", n)
+	}
+}
+
+// Merges are written in batches: across a batch boundary and through a
+// chain (three repeats of one text folded into one), every count is kept
+// and every merged memory is archived.
+func TestConsolidateAcrossBatchesKeepsEveryCount(t *testing.T) {
+	ctx := context.Background()
+	// Groups at distinct (axis, axis) pairs: two groups sharing one axis
+	// are 0.96 alike at most, under the 0.97 of a repeat.
+	const pairs, dim = 600, 40
+	st := ragtest.NewMemoryStore(dim)
+	now := time.Now()
+	m := rag.Memory{Priority: rag.PriorityNormal, Source: rag.SourceUser, Trusted: true, AccessCount: 3, CreatedAt: now.Add(-time.Hour)}
+	var recs []rag.Record
+	for i := 0; i < pairs; i++ {
+		for _, s := range []string{"x", "y"} {
+			a := i % dim
+			recs = append(recs, rag.Record{ID: fmt.Sprintf("g%04d-%s", i, s), Document: "d", Embedding: ragtest.Unit(dim, a, a+1+i/dim, 0.2), Metadata: m.Metadata()})
+		}
+	}
+	for _, s := range []string{"t1", "t2", "t3"} {
+		recs = append(recs, rag.Record{ID: s, Document: "d", Embedding: ragtest.Unit(dim, 0, 31, 0.2), Metadata: m.Metadata()})
+	}
+	if err := st.Upsert(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "archive.jsonl")
+	p, err := prune.New(prune.Config{Ceiling: 10_000, ArchivePath: archive}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Consolidate(ctx, now.Add(-24*time.Hour), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Merged != pairs+2 {
+		t.Fatalf("merged %d, want %d", rep.Merged, pairs+2)
+	}
+	left, _ := st.List(ctx, rag.ListOptions{Limit: 10_000})
+	if len(left) != pairs+1 {
+		t.Fatalf("%d memories left, want %d", len(left), pairs+1)
+	}
+	for _, r := range left {
+		want := int64(6)
+		if r.ID[0] == 't' {
+			want = 9
+		}
+		if got := r.Metadata.Memory().AccessCount; got != want {
+			t.Errorf("%s access count %d, want %d", r.ID, got, want)
+		}
+	}
+	if rr, err := p.Restore(ctx, prune.RestoreOptions{Run: rep.Run}); err != nil || rr.Restored != pairs+2 {
+		t.Fatalf("Restore = %+v, %v", rr, err)
 	}
 }

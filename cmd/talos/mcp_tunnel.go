@@ -551,4 +551,3 @@ func tunnelIdentity(cmd *cobra.Command, problems []string) (*config.Config, *gat
 	}
 	return cfg, id, nil
 }
-
