@@ -88,4 +88,3 @@ func TestRealOllamaVRAMRuntime(t *testing.T) {
 		return c, model
 	})
 }
-
