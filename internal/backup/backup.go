@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/sqldb"
 )
 
@@ -69,7 +70,10 @@ type Manifest struct {
 	Created      time.Time `json:"created"`
 	Parts        []string  `json:"parts"`
 	Database     string    `json:"database"` // "sqlite" (data/talos.db) or "postgres" (data/postgres.sql)
-	Files        []File    `json:"files"`
+	// VectorRecords is how many memories VectorExport holds (0: no export;
+	// the memories are in the files of data/).
+	VectorRecords int    `json:"vector_records,omitempty"`
+	Files         []File `json:"files"`
 }
 
 // Options configures Create.
@@ -81,6 +85,9 @@ type Options struct {
 	PostgresDSN string
 	// TalosVersion is recorded in the manifest.
 	TalosVersion string
+	// Vectors, when set, is a memory store outside the home (a Chroma
+	// collection): its records are exported into VectorExport.
+	Vectors rag.Store
 }
 
 // skipped are paths under the home never archived: SQLite's live files
@@ -143,6 +150,13 @@ func Create(ctx context.Context, w io.Writer, opts Options) (*Manifest, error) {
 			m.Database = "postgres"
 		}
 	}
+	if opts.Vectors != nil {
+		n, err := exportVectors(ctx, home, opts.Vectors, m.Created, add)
+		if err != nil {
+			return nil, talos.E(talos.CodeChroma, op, "cannot export the memories to "+VectorExport, err)
+		}
+		m.VectorRecords = n
+	}
 	for _, part := range Parts() {
 		root := filepath.Join(home, part)
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -157,7 +171,7 @@ func Create(ctx context.Context, w io.Writer, opts Options) (*Manifest, error) {
 			}
 			rel, _ := filepath.Rel(home, p)
 			rel = filepath.ToSlash(rel)
-			if !d.Type().IsRegular() || skipped(rel) {
+			if !d.Type().IsRegular() || skipped(rel) || (opts.Vectors != nil && rel == VectorExport) {
 				return nil // folders are recreated from paths; links and devices are never archived
 			}
 			f, err := os.Open(p)
@@ -189,6 +203,31 @@ func Create(ctx context.Context, w io.Writer, opts Options) (*Manifest, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// exportVectors exports store into a temporary file (the archive needs the
+// size first) and adds it as VectorExport; it returns the record count.
+func exportVectors(ctx context.Context, home string, store rag.Store, at time.Time, add func(string, fs.FileMode, int64, io.Reader) error) (int, error) {
+	tmp, err := os.CreateTemp(filepath.Join(home, "tmp"), ".backup-vectors-")
+	if err != nil {
+		if tmp, err = os.CreateTemp("", ".talos-backup-vectors-"); err != nil {
+			return 0, err
+		}
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	n, err := ExportVectors(ctx, store, tmp, at)
+	if err != nil {
+		return 0, err
+	}
+	size, err := tmp.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err == nil {
+		err = add(VectorExport, 0o600, size, tmp)
+	}
+	return n, err
 }
 
 type snap struct{ rel, tmp string }

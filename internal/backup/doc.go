@@ -2,8 +2,9 @@
 //
 // An archive holds the parts of a home — config, keys, data (a consistent
 // snapshot of the SQLite store taken with VACUUM INTO, or a pg_dump of the
-// PostgreSQL database; the embedded vector store; the dream state), logs and
-// skills — and, last, MANIFEST.json: the format version, the Talos version,
+// PostgreSQL database; the embedded vector store, or an export of the Chroma
+// collection when the memories live there (VectorExport); the dream state),
+// logs and skills — and, last, MANIFEST.json: the format version, the Talos version,
 // the parts, and every file's path, size, mode and SHA-256.
 //
 // Restore verifies before it writes: the whole archive is read into a
@@ -13,4 +14,6 @@
 // "..", symbolic and hard links, devices) are refused, key files get mode
 // 0600, and an archive from a newer format is refused. A truncated or
 // tampered archive is refused before anything in the home changes.
+// A VectorExport is imported into the configured store only after that,
+// or kept in data/ and reported pending when there is none.
 package backup

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/rag"
 )
 
 // RestoreOptions configures Restore.
@@ -21,6 +22,13 @@ type RestoreOptions struct {
 	Parts []string
 	// DryRun verifies and returns the plan without writing into the home.
 	DryRun bool
+	// Vectors, when a restored file is VectorExport, is called once the
+	// files are in place (so a restored configuration counts) for the
+	// store to import the export into, and what closes it. It returns a
+	// nil store when the memories live in the home (no Chroma is
+	// configured); the export then stays in data/ and Plan.VectorsPending
+	// says so. A nil Vectors is the same.
+	Vectors func(ctx context.Context) (rag.Store, func() error, error)
 }
 
 // Plan is what a restore writes (or would write, on a dry run).
@@ -28,6 +36,12 @@ type Plan struct {
 	Manifest *Manifest
 	Files    []File // the files of the selected parts
 	Replaced int    // how many of them exist in the home now
+	// VectorsImported is how many memories of VectorExport were upserted
+	// into the store of RestoreOptions.Vectors.
+	VectorsImported int
+	// VectorsPending: VectorExport was restored into the home but not
+	// imported, for there is no store outside the home to import it into.
+	VectorsPending bool
 }
 
 // Restore reads the archive r, verifies it completely (Read), and then
@@ -83,8 +97,43 @@ func Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (*Plan, erro
 		if err := place(home, staging, f); err != nil {
 			return plan, talos.E(talos.CodeDirPermissions, op, "cannot restore "+f.Path+" (the files before it are restored; run the restore again)", err)
 		}
+		if f.Path == VectorExport {
+			plan.VectorsPending = true
+		}
+	}
+	if plan.VectorsPending {
+		if err := importVectors(ctx, home, opts.Vectors, plan); err != nil {
+			return plan, err
+		}
 	}
 	return plan, nil
+}
+
+// importVectors imports the restored VectorExport into the store of open.
+func importVectors(ctx context.Context, home string, open func(context.Context) (rag.Store, func() error, error), plan *Plan) error {
+	const op = "backup.Restore"
+	if open == nil {
+		return nil
+	}
+	store, closeStore, err := open(ctx)
+	if err != nil {
+		return talos.E(talos.CodeChroma, op, "the files are restored, but the memory store to import "+VectorExport+" into does not open", err)
+	}
+	if store == nil {
+		return nil
+	}
+	defer closeStore()
+	f, err := os.Open(filepath.Join(home, filepath.FromSlash(VectorExport)))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	plan.VectorsImported, err = ImportVectors(ctx, store, f)
+	if err != nil {
+		return err
+	}
+	plan.VectorsPending = false
+	return nil
 }
 
 // place moves one verified file from staging into home with its mode.

@@ -20,18 +20,27 @@ const (
 
 // scheduledBackup is the backup phase: with TALOS_BACKUP_KEEP = N > 0 it
 // writes a backup of the home to TALOS_HOME/backups (as `talos backup`
-// does) and deletes the oldest backups there beyond the newest N.
+// does, with an export of the Chroma collection when the memories live
+// there) and deletes the oldest backups there beyond the newest N.
 func scheduledBackup(ctx context.Context, cfg *config.Config, version string) (dream.PhaseResult, error) {
 	if cfg.BackupKeep == 0 {
 		return dream.PhaseResult{Skipped: "scheduled backups are off (TALOS_BACKUP_KEEP is 0); `talos backup` takes one by hand"}, nil
 	}
 	dir := filepath.Join(cfg.Home, layout.Backups)
-	m, size, err := backup.WriteFile(ctx, filepath.Join(dir, backup.ArchiveName(time.Now())),
-		backup.Options{Home: cfg.Home, PostgresDSN: cfg.PostgresDSN(), TalosVersion: version})
+	mem, err := OpenBackupMemory(ctx, cfg, MemoryOptions{})
+	if err != nil {
+		return dream.PhaseResult{}, fmt.Errorf("the backup was not written: the memories on Chroma cannot be exported: %w", err)
+	}
+	opts := backup.Options{Home: cfg.Home, PostgresDSN: cfg.PostgresDSN(), TalosVersion: version}
+	if mem != nil {
+		defer mem.Close()
+		opts.Vectors = mem.Store
+	}
+	m, size, err := backup.WriteFile(ctx, filepath.Join(dir, backup.ArchiveName(time.Now())), opts)
 	if err != nil {
 		return dream.PhaseResult{}, fmt.Errorf("the backup was not written: %w", err)
 	}
-	res := dream.PhaseResult{Counters: map[string]int64{"files": int64(len(m.Files)), "bytes": size}}
+	res := dream.PhaseResult{Counters: map[string]int64{"files": int64(len(m.Files)), "bytes": size, "memories_exported": int64(m.VectorRecords)}}
 	removed, err := backup.Rotate(dir, cfg.BackupKeep)
 	res.Counters["backups_deleted"] = int64(len(removed))
 	if err != nil {

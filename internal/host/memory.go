@@ -47,6 +47,22 @@ func (m *Memory) Close() error {
 	return err
 }
 
+// MemoryOutsideHome reports whether OpenMemory keeps cfg's memories outside
+// the home's files, on the Chroma server of TALOS_CHROMA_URL: a backup then
+// exports them (the embedded stores are files of data/, PostgreSQL is
+// dumped with pg_dump).
+func MemoryOutsideHome(cfg *config.Config) bool { return cfg.ChromaURL != "" }
+
+// OpenBackupMemory opens the store a backup exports and a restore imports
+// into: OpenMemory's when the memories live outside the home, else nil
+// (the backup copies them as files).
+func OpenBackupMemory(ctx context.Context, cfg *config.Config, o MemoryOptions) (*Memory, error) {
+	if !MemoryOutsideHome(cfg) {
+		return nil, nil
+	}
+	return OpenMemory(ctx, cfg, o)
+}
+
 // OpenMemory opens the long-term memory store of cfg: the Chroma server of
 // TALOS_CHROMA_URL, else the store TALOS_MEMORY_STORE names — the
 // relational store (data/talos.db or TALOS_POSTGRES_URL, the default) or the
@@ -59,7 +75,7 @@ func OpenMemory(ctx context.Context, cfg *config.Config, o MemoryOptions) (*Memo
 		o.Dimension = hashembed.DefaultDimension
 	}
 	switch {
-	case cfg.ChromaURL != "":
+	case MemoryOutsideHome(cfg):
 		s, err := chroma.Open(ctx, chroma.Config{URL: cfg.ChromaURL, Collection: o.Collection, Dimension: o.Dimension})
 		if err != nil {
 			return nil, err
