@@ -231,3 +231,35 @@ func TestMultiTools(t *testing.T) {
 		t.Fatal("every source failed but no error")
 	}
 }
+
+// A boot with a genesis skill whose manifest on disk is corrupt still comes
+// up: that skill is refused and audited, the others are offered.
+func TestGenesisCorruptManifestOnDiskStillBoots(t *testing.T) {
+	dockerHost := testenv.DockerHost(t)
+	img := testenv.PythonImage(t)
+	ctx := context.Background()
+	cfg := config.Defaults(t.TempDir())
+	cfg.DockerHost = dockerHost
+	cfg.TrustLevel = 2
+	gt, _, err := host.OpenGenesisTools(ctx, cfg, img, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt.Close()
+	manifest := filepath.Join(cfg.Home, "skills", "active", "code_executor-1.0.0", "skill.yaml")
+	if err := os.WriteFile(manifest, []byte("id: [\n\x00garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var audit bytes.Buffer
+	gt, rep, err := host.OpenGenesisTools(ctx, cfg, img, slog.New(slog.NewJSONHandler(&audit, nil)), nil)
+	if err != nil {
+		t.Fatalf("the boot did not come up: %v", err)
+	}
+	defer gt.Close()
+	if names := gt.Runner.Names(); len(names) != 1 || names[0] != "file_manager" {
+		t.Fatalf("with a corrupt manifest: %v (%+v)", names, rep.Skills)
+	}
+	if !strings.Contains(audit.String(), `"event":"genesis_refused"`) || !strings.Contains(audit.String(), "code_executor") {
+		t.Fatalf("audit:\n%s", audit.String())
+	}
+}
