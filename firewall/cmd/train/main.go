@@ -8,15 +8,25 @@
 // thresholds on the calibration split, and prints the calibration report. The
 // held-out test split is never used; -tool-eval writes the synthetic
 // tool-output cases of the test split (benign documents, and documents with an
-// attack hidden inside) for `talos scan --eval`. The same flags give the same
-// bytes.
+// attack hidden inside) for `talos scan --eval`, and -report prints the test
+// split's results. The same flags give the same bytes.
+//
+// With -evaluate FILE it only prints the test split's results of that model
+// (-docs may then name the realistic corpus, benign-tool.jsonl.gz, to measure
+// tool output like production's). With -lodo it writes no model: for every
+// dataset of -data it trains without that dataset, calibrates on what
+// remains, and tests on every case of the left-out dataset, as user text and
+// hidden in tool output.
 package main
 
 import (
+	"compress/gzip"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/talos-ironclad/talos/firewall/train"
 )
@@ -31,7 +41,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	data := fs.String("data", "firewall/cmd/train/testdata/dev.jsonl", "labelled JSON lines {id,dataset,source,label,text}")
-	docs := fs.String("docs", "firewall/cmd/train/testdata/benign-docs.jsonl", "benign documents (JSON lines {id,text}) used as tool output")
+	docs := fs.String("docs", "firewall/cmd/train/testdata/benign-docs.jsonl", "comma-separated files of benign documents (JSON lines {id,dataset,text}, gzip-compressed if named .gz) used as tool output")
 	out := fs.String("out", "firewall/model.bin", "model file to write")
 	seed := fs.Uint64("seed", 1, "seed of the shuffles and the synthetic tool outputs")
 	lambda := fs.Float64("lambda", 0, "L2 strength (0 = the default of train.TrainConfig)")
@@ -39,6 +49,9 @@ func run(args []string) error {
 	window := fs.Int("window", 0, "sliding window in words (0 = default)")
 	synth := fs.Int("synthetic", 0, "synthetic indirect injections to add (0 = default, -1 = none)")
 	toolEval := fs.String("tool-eval", "", "also write the held-out synthetic tool-output cases to this JSONL file")
+	report := fs.Bool("report", false, "also print the held-out test split's results (Markdown tables)")
+	evalOnly := fs.String("evaluate", "", "instead of training, print the test split's results of this model file")
+	lodo := fs.Bool("lodo", false, "instead of writing a model, train once without each dataset of -data and test on it (leave one dataset out)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,11 +59,26 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	benign, err := readFile(*docs)
-	if err != nil {
-		return err
+	var benign []train.Record
+	for p := range strings.SplitSeq(*docs, ",") {
+		recs, err := readFile(strings.TrimSpace(p))
+		if err != nil {
+			return err
+		}
+		benign = append(benign, recs...)
 	}
-	model, rep, err := train.Train(train.TrainConfig{Seed: *seed, Lambda: *lambda, Epochs: *epochs, Window: *window, SyntheticAttacks: *synth}, dev, benign)
+	cfg := train.TrainConfig{Seed: *seed, Lambda: *lambda, Epochs: *epochs, Window: *window, SyntheticAttacks: *synth}
+	if *lodo {
+		return leaveOneOut(os.Stdout, cfg, dev, benign)
+	}
+	if *evalOnly != "" {
+		model, err := os.ReadFile(*evalOnly)
+		if err != nil {
+			return err
+		}
+		return heldOut(os.Stdout, model, dev, benign, *seed)
+	}
+	model, rep, err := train.Train(cfg, dev, benign)
 	if err != nil {
 		return err
 	}
@@ -75,14 +103,27 @@ func run(args []string) error {
 			return err
 		}
 	}
+	if *report {
+		return heldOut(os.Stdout, model, dev, benign, *seed)
+	}
 	return nil
 }
 
+// readFile reads JSON lines of records, uncompressing a file named .gz.
 func readFile(path string) ([]train.Record, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return train.ReadRecords(f)
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	return train.ReadRecords(r)
 }
