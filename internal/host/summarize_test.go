@@ -158,7 +158,15 @@ func TestSessionSummaryPhase(t *testing.T) {
 	if _, err := m.RunNow(ctx, "again"); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := mem.Store.List(ctx, rag.ListOptions{Where: new(rag.Eq(rag.KeyType, host.SummaryType))}); len(again) != 4 {
+	// The cycle wrote through its own store; a store opened now reads the
+	// database as it is (an open one sees others' writes only after its
+	// sync interval).
+	mem2, err := host.OpenMemory(ctx, cfg, host.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem2.Close()
+	if again, _ := mem2.Store.List(ctx, rag.ListOptions{Where: new(rag.Eq(rag.KeyType, host.SummaryType))}); len(again) != 4 {
 		t.Errorf("%d summaries after a second cycle on the same day, want 4 (the refused one now stored)", len(again))
 	}
 }
