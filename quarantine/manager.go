@@ -165,10 +165,8 @@ func (m *Manager) Add(ctx context.Context, src string, source Source, actor stri
 	if err := checkActor(op, actor); err != nil {
 		return Record{}, err
 	}
-	switch source.Type {
-	case SourceLLM, SourceUser, SourceImported, SourceForked:
-	default:
-		return Record{}, talos.Errorf(talos.CodePolicyDenied, op, "source type \"%s\": want %s, %s, %s or %s", clip(string(source.Type), 40), SourceLLM, SourceUser, SourceImported, SourceForked)
+	if !source.Type.Valid() {
+		return Record{}, talos.Errorf(talos.CodePolicyDenied, op, "source type \"%s\": want %s", clip(string(source.Type), 40), sourceTypesText())
 	}
 	if source.Origin == "" || len(source.Origin) > 256 || hasControl(source.Origin, false) {
 		return Record{}, talos.Errorf(talos.CodePolicyDenied, op, "source origin \"%s\": want 1–256 characters without control characters (model, user or import source)", clip(source.Origin, 40))

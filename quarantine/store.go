@@ -3,6 +3,7 @@ package quarantine
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -39,6 +40,19 @@ const (
 	SourceImported SourceType = "imported"
 	SourceForked   SourceType = "forked"
 )
+
+// SourceTypes lists the valid source types.
+func SourceTypes() []SourceType {
+	return []SourceType{SourceLLM, SourceUser, SourceImported, SourceForked}
+}
+
+// Valid reports whether t is one of SourceTypes.
+func (t SourceType) Valid() bool { return slices.Contains(SourceTypes(), t) }
+
+// sourceTypesText lists the valid source types for error messages.
+func sourceTypesText() string {
+	return string(SourceLLM) + ", " + string(SourceUser) + ", " + string(SourceImported) + " or " + string(SourceForked)
+}
 
 // Source says where a skill came from and who or what made it.
 type Source struct {

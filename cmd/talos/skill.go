@@ -63,6 +63,20 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 		}
 		return s, nil
 	}
+	// openRecord opens the skills and finds the record ref names; on an
+	// error nothing is left open.
+	openRecord := func(cmd *cobra.Command, ref string) (*host.Skills, quarantine.Record, error) {
+		s, err := open(cmd)
+		if err != nil {
+			return nil, quarantine.Record{}, err
+		}
+		rec, err := resolve(cmd, s, ref)
+		if err != nil {
+			s.Close()
+			return nil, rec, err
+		}
+		return s, rec, nil
+	}
 
 	var source, origin string
 	add := &cobra.Command{
@@ -71,9 +85,7 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st := quarantine.SourceType(source)
-			switch st {
-			case quarantine.SourceUser, quarantine.SourceLLM, quarantine.SourceImported, quarantine.SourceForked:
-			default:
+			if !st.Valid() {
 				return withExit(exitSkillBadArgs, fmt.Errorf("--source %q: want user_submitted, llm_generated, imported or forked", source))
 			}
 			s, err := open(cmd)
@@ -130,15 +142,11 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 		Short: "Show a record, its eligibility for promotion and its audit trail",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := open(cmd)
+			s, rec, err := openRecord(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			rec, err := resolve(cmd, s, args[0])
-			if err != nil {
-				return err
-			}
 			el, err := s.Quarantine.Eligibility(cmd.Context(), rec.Key)
 			if err != nil {
 				return withExit(exitSkillFailed, err)
@@ -177,15 +185,11 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 		Short: "Scan a quarantined skill's files; a critical or high finding fails it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := open(cmd)
+			s, rec, err := openRecord(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			rec, err := resolve(cmd, s, args[0])
-			if err != nil {
-				return err
-			}
 			rep, rec, err := s.Quarantine.Scan(cmd.Context(), rec.Key, actor())
 			if err != nil {
 				return withExit(exitSkillFailed, err)
@@ -210,15 +214,11 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 		Short: "Ask for promotion: the code goes to the owner out of band",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := open(cmd)
+			s, rec, err := openRecord(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			rec, err := resolve(cmd, s, args[0])
-			if err != nil {
-				return err
-			}
 			req, err := s.Quarantine.RequestPromotion(cmd.Context(), rec.Key, actor())
 			if err != nil {
 				return withExit(exitSkillFailed, err)
@@ -235,15 +235,11 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 		Short: "Approve a requested promotion with its code; the skill becomes active",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := open(cmd)
+			s, rec, err := openRecord(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			rec, err := resolve(cmd, s, args[0])
-			if err != nil {
-				return err
-			}
 			rec, err = s.Quarantine.Approve(cmd.Context(), rec.Key, args[1], actor())
 			if err != nil {
 				return withExit(exitSkillFailed, err)
@@ -267,15 +263,11 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 			if strings.TrimSpace(reason) == "" {
 				return withExit(exitSkillBadArgs, errors.New("--reason is required: it goes into the audit trail"))
 			}
-			s, err := open(cmd)
+			s, rec, err := openRecord(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			rec, err := resolve(cmd, s, args[0])
-			if err != nil {
-				return err
-			}
 			rec, err = s.Quarantine.Reject(cmd.Context(), rec.Key, actor(), reason)
 			if err != nil {
 				return withExit(exitSkillFailed, err)
@@ -290,15 +282,11 @@ Skills are named ID, ID@VERSION or ID@VERSION#HASH-PREFIX.`,
 		Short: "Show the strikes against a skill's code (under any id or version)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := open(cmd)
+			s, rec, err := openRecord(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			rec, err := resolve(cmd, s, args[0])
-			if err != nil {
-				return err
-			}
 			act, err := s.Strikes.Active(cmd.Context(), strikes.Skill{ID: rec.ID, Version: rec.Version, Hash: rec.Hash})
 			if err != nil {
 				return withExit(exitSkillFailed, err)
@@ -358,15 +346,11 @@ recorded as a strike of its type (exception, timeout, resource, security).`,
 			if _, err := loadConfig(cmd, nil); err != nil {
 				return withExit(exitSkillBadArgs, err)
 			}
-			s, err := open(cmd)
+			s, rec, err := openRecord(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			rec, err := resolve(cmd, s, args[0])
-			if err != nil {
-				return err
-			}
 			run, err := s.Run(cmd.Context(), rec, args[1:], actor(), host.RunOptions{Image: image})
 			if err != nil {
 				return withExit(exitSkillFailed, err)

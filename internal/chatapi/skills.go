@@ -192,11 +192,10 @@ func NewSkillHandlers(cfg Config, open SkillSource) (map[string]http.Handler, er
 		}),
 		SkillAddPath: post(func(ctx context.Context, s *host.Skills, req SkillRequest) (any, error) {
 			st := quarantine.SourceType(req.Source)
-			switch st {
-			case "":
+			if st == "" {
 				st = quarantine.SourceUser
-			case quarantine.SourceUser, quarantine.SourceLLM, quarantine.SourceImported, quarantine.SourceForked:
-			default:
+			}
+			if !st.Valid() {
 				return nil, talos.Errorf(talos.CodeInputInvalid, "skills.add", "source %q: want user_submitted, llm_generated, imported or forked", clip(req.Source))
 			}
 			return s.Quarantine.Add(ctx, req.Dir, quarantine.Source{Type: st, Origin: skillActor}, skillActor)
