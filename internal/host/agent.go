@@ -200,10 +200,7 @@ func (a *Agent) build(ctx context.Context, cfg *config.Config, opts AgentOptions
 	// Models.
 	local := opts.Local
 	if local == nil {
-		url, where := cfg.OllamaURL, "TALOS_OLLAMA_URL"
-		if url == "" {
-			url, where = ollama.DefaultBaseURL, "Ollama's default local port; TALOS_OLLAMA_URL is unset"
-		}
+		url, where := localModelURL(cfg)
 		m, err := ollama.New(ollama.Config{BaseURL: url, Model: cfg.OllamaModel})
 		if err != nil {
 			return err
@@ -530,4 +527,13 @@ func (g diskGuard) Upsert(ctx context.Context, recs []rag.Record) error {
 		return talos.Errorf(talos.CodeDiskCritical, "host.Memory.Upsert", "the disk is at its emergency level: %d new memories refused until space is freed", len(recs))
 	}
 	return g.Store.Upsert(ctx, recs)
+}
+
+// localModelURL is where the local model is: TALOS_OLLAMA_URL, else Ollama's
+// default local port; where says which.
+func localModelURL(cfg *config.Config) (url, where string) {
+	if cfg.OllamaURL != "" {
+		return cfg.OllamaURL, "TALOS_OLLAMA_URL"
+	}
+	return ollama.DefaultBaseURL, "Ollama's default local port; TALOS_OLLAMA_URL is unset"
 }

@@ -329,10 +329,7 @@ func summarizeSessions(ctx context.Context, cfg *config.Config, deps Maintenance
 		// As the agent does: TALOS_OLLAMA_URL, else an Ollama on its
 		// default local port — only if one answers there, so a machine
 		// without a model skips the phase instead of failing it nightly.
-		url := cfg.OllamaURL
-		if url == "" {
-			url = ollama.DefaultBaseURL
-		}
+		url, _ := localModelURL(cfg)
 		m, err := ollama.New(ollama.Config{BaseURL: url, Model: cfg.OllamaModel})
 		if err != nil {
 			return dream.PhaseResult{}, err
