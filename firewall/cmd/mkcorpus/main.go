@@ -14,6 +14,9 @@
 //     folders given by -node;
 //   - source-go, source-js: source code of the Go distribution and of those
 //     npm packages;
+//   - licence: the licence texts of /usr/share/common-licenses, all but
+//     GPL-3, which the firewall's tests keep unseen to check that a licence
+//     the classifier was not trained on passes;
 //   - email, json-api, search, ci-log, syslog, recipe, git-help: composed from
 //     parts (see compose.go), including the everyday uses of attack
 //     vocabulary ("if you did not request this, ignore this email", "disregard
@@ -100,6 +103,7 @@ func run(args []string) error {
 	docDir := fl.String("doc", "/usr/share/doc", "Debian package documentation")
 	manDir := fl.String("man", "/usr/share/man", "manual pages (rendered with man -P cat)")
 	node := fl.String("node", "/tmp/talos-services/tools/mcp/node_modules,/tmp/talos-services/tools/chroma/node_modules,/usr/lib/node_modules", "comma-separated node_modules folders")
+	licDir := fl.String("licences", "/usr/share/common-licenses", "licence texts (every file but GPL-3 and symbolic links)")
 	goroot := fl.String("goroot", "", "Go distribution for source-go (default: runtime GOROOT via `go env GOROOT`)")
 	seed := fl.Uint64("seed", 1, "seed of the composed kinds")
 	composed := fl.Int("composed", 300, "samples of each composed kind")
@@ -138,6 +142,9 @@ func run(args []string) error {
 	}
 	rng := rand.New(rand.NewPCG(*seed, 0xc0de))
 	c.compose(rng, *composed)
+	if err := c.licences(*licDir); err != nil {
+		return err
+	}
 
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
@@ -312,6 +319,30 @@ func (c *corpus) debianDocs(root string, debian map[string]bool) error {
 			}
 			c.packages["debian:"+name] = lic
 		}
+	}
+	return nil
+}
+
+// heldOutLicence is the licence text the corpus leaves out: the firewall's
+// tests scan it as a licence the classifier has never seen.
+const heldOutLicence = "GPL-3"
+
+// licences adds every chunk of the licence texts in dir, but
+// heldOutLicence's, skipping symbolic links (GPL → GPL-3 and the like).
+func (c *corpus) licences(dir string) error {
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if !f.Type().IsRegular() || f.Name() == heldOutLicence {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			return err
+		}
+		c.add(f.Name(), "licence", string(b), 1000)
 	}
 	return nil
 }
