@@ -22,15 +22,28 @@
 //   - A classifier: logistic regression over hashed word unigrams, bigrams,
 //     character 3–5-grams and hand-written pattern families, scored over the
 //     whole text, each sentence and sliding windows, so that an attack buried
-//     in a long, benign tool output is still found. Its weights are embedded
-//     (model.bin, about 0.5 MB) and are reproduced by
+//     in a long, benign tool output is still found. A user prompt's
+//     sentences and windows must score clearly above the whole prompt to
+//     decide (a pasted document has many of them); an untrusted text's best
+//     window must stand out from the rest of the text, and a text with many
+//     windows must show more (each is a chance for ordinary text to cross
+//     the threshold). Its weights are embedded (model.bin, about 1 MB) and
+//     are reproduced from the repository's data (development prompts, Go
+//     documentation and a realistic benign tool-output corpus) by
 //     `go run ./firewall/cmd/train -data firewall/cmd/train/testdata/dev.jsonl -out firewall/model.bin -seed 1`.
 //
 // The verdict's Action is the strongest action of its detections:
-// lockdown > block > alert > log > allow. Thresholds are per Source: user
+// lockdown > block > alert > log > allow. A rule marked contextual (PI-001,
+// "ignore/disregard the previous instructions") matches phrases ordinary
+// text uses too: when it is the only finding and the classifier does not
+// flag the text (Config.LoneRuleMinScore), it is reported with action log,
+// so "if the dough is too sticky, disregard the previous instructions and
+// add more flour" passes. Thresholds are per Source: user
 // text has its own, and text from tools, the web, memory (RAG) and skills
 // shares the stricter calibration for untrusted content. Both were calibrated
-// on a split of the development data the model was not trained on.
+// on a split of the data the model was not trained on: benign prompts for
+// the user threshold, realistic tool outputs (documentation, man pages,
+// e-mails, logs, API payloads, search pages, licences) for the other.
 //
 // # Canaries
 //

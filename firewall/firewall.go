@@ -48,12 +48,13 @@ func (s Source) calibrationGroup() string {
 	return "tool"
 }
 
-// contrast is the window contrast of the source's calibration group.
-func (s Source) contrast() float64 {
+// scoring is how the classifier scores text of the source's calibration
+// group.
+func (s Source) scoring() textclf.Scoring {
 	if s.calibrationGroup() == "user" {
-		return 0
+		return features.UserScoring
 	}
-	return features.ToolContrast
+	return features.ToolScoring
 }
 
 // Input is one text to scan.
@@ -153,6 +154,14 @@ type Config struct {
 	// HistorySize is how many verdicts History keeps; zero =
 	// DefaultHistorySize, negative = none.
 	HistorySize int
+	// LoneRuleMinScore is the classifier probability a text must reach for
+	// a single Contextual rule's match, with nothing else found, to take the
+	// rule's action; under it the match is reported with action log, since the
+	// phrase is then used in an ordinary sense ("disregard the previous
+	// instructions" in a recipe). Zero = the source's classifier threshold
+	// (a rule alone acts only when the classifier agrees); negative = a rule
+	// always takes its action. Without the classifier it has no effect.
+	LoneRuleMinScore float64
 	// NoLockdownTrigger stops verdicts from triggering the Lockdown (they
 	// are still reported with their action).
 	NoLockdownTrigger bool
@@ -193,10 +202,12 @@ type Firewall struct {
 	model      *textclf.Model
 	fams       *features.Families
 	thresholds map[Source]float64 // probability
-	lock       *Lockdown
-	alerts     *AlertRouter
-	log        *slog.Logger
-	pool       sync.Pool
+	// loneRuleMin is Config.LoneRuleMinScore (0: the source's threshold).
+	loneRuleMin float64
+	lock        *Lockdown
+	alerts      *AlertRouter
+	log         *slog.Logger
+	pool        sync.Pool
 
 	canaryMu sync.RWMutex
 	canaries map[string]Canary
@@ -246,6 +257,10 @@ func New(cfg Config, lock *Lockdown, alerts *AlertRouter) (*Firewall, error) {
 	}
 	if fw.cfg.HistorySize == 0 {
 		fw.cfg.HistorySize = DefaultHistorySize
+	}
+	fw.loneRuleMin = cfg.LoneRuleMinScore
+	if !(cfg.LoneRuleMinScore <= 1) {
+		return nil, talos.Errorf(talos.CodeConfigInvalid, op, "LoneRuleMinScore is %v; allowed: a probability in (0, 1], 0 for the source's threshold, or negative for none", cfg.LoneRuleMinScore)
 	}
 	fw.thresholds = map[Source]float64{}
 	if !cfg.DisableClassifier {
@@ -386,7 +401,7 @@ func (fw *Firewall) scanText(sc *scratch, dst []Detection, norm string, src Sour
 	dst = fw.rules.Match(dst, norm)
 	if fw.model != nil {
 		features.FeaturizeWeighted(&sc.f, fw.fams, norm, &sc.cls, fw.model)
-		logit, span := sc.s.Best(fw.model, &sc.f, src.contrast())
+		logit, span := sc.s.Best(fw.model, &sc.f, src.scoring())
 		p := textclf.Sigmoid(logit)
 		*score = p
 		if p >= fw.thresholds[src] {
@@ -455,6 +470,18 @@ func mergeDetections(d []Detection) []Detection {
 // finish computes the action, threat and safety of v, triggers lockdown and
 // alerts, and records history.
 func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
+	minScore := fw.loneRuleMin
+	if minScore == 0 {
+		minScore = v.Threshold
+	}
+	if fw.model != nil && minScore > 0 && v.Score < minScore && loneRule(v.Detections) && fw.rules.contextual(v.Detections[0].RuleID) {
+		// One rule's phrase in a text the classifier does not flag ("if the
+		// dough is too sticky, disregard the previous instructions and add
+		// more flour") is reported and logged, not acted on.
+		d := &v.Detections[0]
+		d.Action = ActionLog
+		d.Description += fmt.Sprintf(" (alone, in a text the classifier scores %.3f, under %.3f: logged only)", v.Score, minScore)
+	}
 	for _, d := range v.Detections {
 		v.Action = max(v.Action, d.Action)
 		v.MaxThreat = max(v.MaxThreat, d.Threat)
@@ -492,6 +519,20 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 		}
 	}
 	fw.record(*v)
+}
+
+// loneRule reports whether the detections are one rule's match in the text
+// itself: no classifier, canary or size finding, and nothing found only in a
+// decoded blob or a re-reading (hiding a phrase is a sign of its own).
+func loneRule(d []Detection) bool {
+	if len(d) != 1 {
+		return false
+	}
+	switch d[0].RuleID {
+	case ClassifierRuleID, CanaryRuleID, OversizeRuleID:
+		return false
+	}
+	return !d[0].Decoded
 }
 
 // lockdownEvidence reports whether the detections are enough to lock the

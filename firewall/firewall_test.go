@@ -150,13 +150,15 @@ func TestClassifierFindsBuriedAttack(t *testing.T) {
 		}
 		found++
 		for _, d := range v.Detections {
-			if d.RuleID == firewall.ClassifierRuleID && (len(d.Matches) != 1 || !strings.Contains(d.Matches[0], "forget everything")) {
+			if d.RuleID == firewall.ClassifierRuleID && (len(d.Matches) != 1 || !strings.Contains(d.Matches[0], "forget everything") && !strings.Contains(d.Matches[0], "reveal the secret password")) {
 				t.Errorf("classifier detection does not quote the attack's window: %q", d.Matches)
 			}
 		}
 	}
-	// 4 KB of tool output holds about 80 windows; allow one benign miss.
-	if falsePos > 1 {
+	// Each 4 KB output holds about nine documents (the outputs overlap), so
+	// the tool threshold's 2% false positives per output document allow
+	// two of twenty.
+	if falsePos > 2 {
 		t.Errorf("%d of %d benign 4 KB tool outputs flagged", falsePos, docs)
 	}
 	if found < docs-1 {

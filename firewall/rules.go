@@ -102,6 +102,22 @@ type Rule struct {
 	Patterns    []string `yaml:"patterns" json:"patterns"`
 	// Disabled rules are loaded but never matched.
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
+	// Contextual rules match phrases that ordinary text also uses
+	// ("disregard the previous instructions" in a recipe): with the
+	// classifier on, such a rule's match with nothing else found takes the
+	// rule's action only when the classifier reaches Config.LoneRuleMinScore,
+	// and is otherwise reported with action log.
+	Contextual bool `yaml:"contextual,omitempty" json:"contextual,omitempty"`
+}
+
+// contextual reports whether the rule with this id is Contextual.
+func (rs *RuleSet) contextual(id string) bool {
+	for _, r := range rs.rules {
+		if r.ID == id {
+			return r.Contextual
+		}
+	}
+	return false
 }
 
 // RuleSet is a compiled, immutable list of rules, safe for concurrent use.

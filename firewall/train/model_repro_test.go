@@ -4,15 +4,18 @@ package train
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
+	"strings"
 	"testing"
 )
 
-// TestCommittedModelIsReproducible retrains on the development data, as the
-// README's command does, and compares with firewall/model.bin, the weights
-// the firewall embeds. It reads only files of the repository (the
-// development set under firewall/cmd/train/testdata) and takes a few
-// seconds, but minutes under the race detector, so this file is built
+// TestCommittedModelIsReproducible retrains on the development data and the
+// benign tool-output corpora, as the README's command does, and compares
+// with firewall/model.bin, the weights the firewall embeds. It reads only
+// files of the repository (under firewall/cmd/train/testdata) and takes
+// about a minute, but many under the race detector, so this file is built
 // only without -race: `make test` runs it in a second, non-race step.
 func TestCommittedModelIsReproducible(t *testing.T) {
 	f, err := os.Open("../cmd/train/testdata/dev.jsonl")
@@ -24,14 +27,24 @@ func TestCommittedModelIsReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := os.Open("../cmd/train/testdata/benign-docs.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs, err := ReadRecords(g)
-	g.Close()
-	if err != nil {
-		t.Fatal(err)
+	var docs []Record
+	for _, path := range []string{"../cmd/train/testdata/benign-docs.jsonl", "../cmd/train/testdata/benign-tool.jsonl.gz"} {
+		g, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r io.Reader = g
+		if strings.HasSuffix(path, ".gz") {
+			if r, err = gzip.NewReader(g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		recs, err := ReadRecords(r)
+		g.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		docs = append(docs, recs...)
 	}
 	model, _, err := Train(TrainConfig{Seed: 1}, dev, docs)
 	if err != nil {
@@ -42,6 +55,6 @@ func TestCommittedModelIsReproducible(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(model, committed) {
-		t.Fatal("retraining with seed 1 does not reproduce firewall/model.bin: run go run ./firewall/cmd/train -out firewall/model.bin -seed 1 and commit")
+		t.Fatal("retraining with seed 1 does not reproduce firewall/model.bin: run go run ./firewall/cmd/train -data firewall/cmd/train/testdata/dev.jsonl -out firewall/model.bin -seed 1 and commit")
 	}
 }

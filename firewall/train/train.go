@@ -93,25 +93,54 @@ func SplitOf(id string) Split {
 // TrainConfig configures Train. Zero fields take the defaults.
 type TrainConfig struct {
 	Seed   uint64
-	Bits   uint8   // log2 buckets; 0 = 18
+	Bits   uint8   // log2 buckets; 0 = 19
 	Epochs int     // 0 = 12
 	Lambda float64 // L2; 0 = 1e-5
 	// TargetFPR is the false-positive rate each threshold group ("user",
 	// "tool") must stay within, as the 95% upper confidence bound measured on
-	// the calibration split; zero = 0.01 for user and 0.02 for tool.
+	// the calibration split; zero = 0.01 for user and DefaultToolFPR for
+	// tool.
 	TargetFPR map[string]float64
 	Window    int // sliding window in words; 0 = 40
 	// SyntheticAttacks is how many composed indirect injections, and as
-	// many composed benign tool outputs that use attack vocabulary (see
-	// synth.go), join the training data; 0 = DefaultSyntheticAttacks,
-	// negative = none.
+	// many composed benign tool outputs that use attack vocabulary and
+	// composed user attacks of the forms the development set lacks; twice
+	// as many composed secret-extraction requests, benign texts that drop
+	// something earlier ("disregard my previous email") and ordinary user
+	// requests that use the words of attacks; and half as many non-English
+	// injections and non-English benign requests join the training data;
+	// 0 = DefaultSyntheticAttacks, negative = none.
 	SyntheticAttacks int
 	Stride           int // 0 = 10
+	// MiningRounds is how many rounds of hard-negative mining follow the
+	// first fit; 0 = 2, negative = none.
+	MiningRounds int
 }
 
 // DefaultSyntheticAttacks is how many synthetic indirect injections Train
 // adds to the attacks by default.
 const DefaultSyntheticAttacks = 300
+
+// DefaultToolFPR is the tool group's default TargetFPR: 2% less a margin
+// for the calibration split's sampling error.
+const DefaultToolFPR = 0.0175
+
+// BenignPromptWeight multiplies the weight of the development set's benign
+// prompts (and their windows). The user threshold is set by the few
+// highest-scoring benign prompts, and the composed data and the many tool
+// outputs would otherwise outweigh them.
+const BenignPromptWeight = 5
+
+// ContextWeight multiplies the weight of the composed benign texts that
+// drop something earlier ("disregard my previous email"): a handful of
+// phrasings has to outweigh every attack that uses the same words.
+const ContextWeight = 3
+
+// GoDocsWeight multiplies the weight of the benign documents without a
+// dataset name (benign-docs.jsonl, the Go distribution's documentation)
+// and their windows: a coding agent reads such text all day, and its prose
+// about CPU instructions shares words with attacks.
+const GoDocsWeight = 5
 
 // HardNegativeBoost multiplies the weight of benign training texts that the
 // first fit scores as attacks (see Train).
@@ -138,7 +167,7 @@ type CalibrationStat struct {
 // returns the model file. The same inputs and config give the same bytes.
 func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	if cfg.Bits == 0 {
-		cfg.Bits = 18
+		cfg.Bits = 19
 	}
 	if cfg.Epochs == 0 {
 		cfg.Epochs = 12
@@ -152,7 +181,10 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	if cfg.Stride == 0 {
 		cfg.Stride = 10
 	}
-	target := map[string]float64{"user": 0.01, "tool": 0.02}
+	if cfg.MiningRounds == 0 {
+		cfg.MiningRounds = 2
+	}
+	target := map[string]float64{"user": 0.01, "tool": DefaultToolFPR}
 	for k, v := range cfg.TargetFPR {
 		target[k] = v
 	}
@@ -189,9 +221,10 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 		if SplitOf(d.ID) != SplitTrain {
 			continue
 		}
+		g := "docs/" + d.Dataset
 		features.Featurize(&f, fams, firewall.Normalize(wrapToolOutput(rng, d.Text)), &cls)
-		addEx(slices.Clone(f.Hashes), 0, "docs")
-		windows("docs/win")
+		addEx(slices.Clone(f.Hashes), 0, g)
+		windows(g + "/win")
 	}
 	if cfg.SyntheticAttacks >= 0 {
 		n := cfg.SyntheticAttacks
@@ -207,6 +240,27 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 			addEx(slices.Clone(f.Hashes), 0, "synthetic-benign")
 			windows("synthetic-benign/win")
 		}
+		one := func(text string, label int, g string) {
+			features.Featurize(&f, fams, firewall.Normalize(text), &cls)
+			addEx(slices.Clone(f.Hashes), label, g)
+		}
+		for _, a := range syntheticExtraction(rng, 2*n) {
+			one(a, 1, "synthetic-extraction")
+		}
+		fa, fb := syntheticForeign(rng, n/2)
+		for i := range fa {
+			one(fa[i], 1, "synthetic-foreign")
+			one(fb[i], 0, "synthetic-foreign-benign")
+		}
+		for _, b := range syntheticContextBenign(rng, 2*n) {
+			one(b, 0, "synthetic-context")
+		}
+		for _, b := range syntheticUserBenign(rng, 2*n) {
+			one(b, 0, "synthetic-user-benign")
+		}
+		for _, a := range syntheticUserAttacks(rng, n) {
+			one(a, 1, "synthetic-user-attack")
+		}
 	}
 	// Weights: each group's examples share the group's weight, which grows
 	// with the square root of its size (so no data set dominates); then
@@ -218,6 +272,14 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	var pos, neg float64
 	for i := range examples {
 		w := 1 / math.Sqrt(float64(count[groupOf[i]]))
+		switch g := groupOf[i]; {
+		case strings.HasPrefix(g, "dev/") && (strings.HasSuffix(g, "/0") || strings.HasSuffix(g, "/0/win")):
+			w *= BenignPromptWeight
+		case g == "synthetic-context":
+			w *= ContextWeight
+		case g == "docs/" || g == "docs//win":
+			w *= GoDocsWeight
+		}
 		examples[i].Weight = w
 		if examples[i].Label == 1 {
 			pos += w
@@ -235,16 +297,19 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	}
 	tc := textclf.TrainConfig{Bits: cfg.Bits, Epochs: cfg.Epochs, LR: 0.5, Lambda: cfg.Lambda, Seed: cfg.Seed}
 	bias, w := textclf.Train(examples, tc)
-	// Hard-negative mining: benign texts and windows the first model scores
-	// as attacks get HardNegativeBoost times their weight, and the model is
-	// fitted again. Long benign tool outputs have many windows, so the tail
-	// of the benign window scores is what sets the tool threshold.
-	for i := range examples {
-		if examples[i].Label == 0 && textclf.Logit(bias, w, examples[i].Hashes, cfg.Bits) > 0 {
-			examples[i].Weight *= HardNegativeBoost
+	// Hard-negative mining: benign texts and windows the model scores as
+	// attacks get HardNegativeBoost times their weight, and the model is
+	// fitted again, MiningRounds times. Long benign tool outputs have many
+	// windows, so the tail of the benign window scores is what sets the tool
+	// threshold.
+	for range cfg.MiningRounds {
+		for i := range examples {
+			if examples[i].Label == 0 && textclf.Logit(bias, w, examples[i].Hashes, cfg.Bits) > 0 {
+				examples[i].Weight *= HardNegativeBoost
+			}
 		}
+		bias, w = textclf.Train(examples, tc)
 	}
-	bias, w = textclf.Train(examples, tc)
 	q, scale := textclf.Quantize(w)
 	m := &textclf.Model{Bits: cfg.Bits, Window: cfg.Window, Stride: cfg.Stride, Bias: float32(bias), Scale: scale, W: q, Thresholds: map[string]float32{}}
 
@@ -253,7 +318,7 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	var sc textclf.Scorer
 	score := func(text string, src firewall.Source) float64 {
 		features.Featurize(&f, fams, firewall.Normalize(text), &cls)
-		l, _ := sc.Best(m, &f, contrast(src))
+		l, _ := sc.Best(m, &f, scoring(src))
 		return l
 	}
 	scores := map[string][2][]float64{}
@@ -312,11 +377,14 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 
 // ToolEvalSet builds labelled tool outputs from one split: for every benign
 // document of docs in that split, a tool output (the document alone, or every
-// other time one to four random documents of the split joined), wrapped as a
-// tool would return it (plain text, JSON, HTML, search results or a log),
-// labelled 0; and for every attack of dev in that split, a tool output of one
-// to four documents with the attack hidden at a random sentence or line
-// boundary, labelled 1 (dataset "tool-hidden/<dev dataset>").
+// other time followed by one to four random documents of the split), wrapped
+// as a tool would return it (plain text, JSON, an MCP tool result, HTML,
+// search results, a log, a file read with line numbers or a shell session),
+// labelled 0 (dataset "tool-benign/<document's dataset>", or "tool-benign"
+// for documents without one); and for every attack of dev in that split, a
+// tool output of one to four documents with the attack hidden at a random
+// sentence or line boundary, labelled 1 (dataset "tool-hidden/<dev
+// dataset>").
 func ToolEvalSet(dev, docs []Record, split Split, seed uint64) []Record {
 	rng := rand.New(rand.NewPCG(seed, uint64(split)+0x7001))
 	var pool []Record
@@ -341,9 +409,13 @@ func ToolEvalSet(dev, docs []Record, split Split, seed uint64) []Record {
 	for i, d := range pool {
 		text := d.Text
 		if i%2 == 1 {
-			text = page()
+			text = text + "\n\n" + page()
 		}
-		out = append(out, Record{ID: "tool-benign:" + d.ID, Dataset: "tool-benign", Source: firewall.SourceTool, Label: 0, Text: wrapToolOutput(rng, text)})
+		ds := "tool-benign"
+		if d.Dataset != "" {
+			ds += "/" + d.Dataset
+		}
+		out = append(out, Record{ID: "tool-benign:" + d.ID, Dataset: ds, Source: firewall.SourceTool, Label: 0, Text: wrapToolOutput(rng, text)})
 	}
 	for _, r := range dev {
 		if SplitOf(r.ID) != split || r.Label != 1 {
@@ -377,13 +449,27 @@ var (
 )
 
 // wrapToolOutput formats text the way tools return content, chosen at random:
-// plain, a JSON API response, an HTML page, search results, or log lines.
+// plain, a JSON API response, an HTML page, search results, log lines, an MCP
+// tool result, a file read with line numbers, or a shell session.
 func wrapToolOutput(rng *rand.Rand, text string) string {
 	title := toolTitles[rng.IntN(len(toolTitles))]
 	host := toolHosts[rng.IntN(len(toolHosts))]
-	switch rng.IntN(5) {
+	switch rng.IntN(8) {
 	case 0:
 		return text
+	case 5:
+		b, _ := json.Marshal(map[string]any{"content": []map[string]any{{"type": "text", "text": text}}, "isError": false})
+		return string(b)
+	case 6:
+		var b strings.Builder
+		fmt.Fprintf(&b, "File: /home/user/%s/%s.txt\n", host, strings.ToLower(strings.ReplaceAll(title, " ", "-")))
+		for i, l := range strings.Split(text, "\n") {
+			fmt.Fprintf(&b, "%6d\t%s\n", i+1, l)
+		}
+		return b.String()
+	case 7:
+		cmds := []string{"cat NOTES.txt", "curl -s https://" + host + "/api/v1/page", "less README", "journalctl -n 200 --no-pager", "git show HEAD:docs/index.md"}
+		return "$ " + cmds[rng.IntN(len(cmds))] + "\n" + text + "\n$ "
 	case 1:
 		b, _ := json.Marshal(map[string]any{
 			"status": "ok", "id": rng.IntN(100000), "source": "https://" + host + "/a/" + fmt.Sprint(rng.IntN(9999)),
@@ -425,11 +511,11 @@ func wilsonUpper(k, n int) float64 {
 	return (c + r) / d
 }
 
-// contrast is the window contrast the firewall scores a source with: none
-// for user prompts, features.ToolContrast for everything else.
-func contrast(src firewall.Source) float64 {
+// scoring is how the firewall scores a source: features.UserScoring for
+// user prompts, features.ToolScoring for everything else.
+func scoring(src firewall.Source) textclf.Scoring {
 	if src == firewall.SourceUser {
-		return 0
+		return features.UserScoring
 	}
-	return features.ToolContrast
+	return features.ToolScoring
 }

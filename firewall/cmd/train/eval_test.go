@@ -57,7 +57,7 @@ func TestHeldOutTables(t *testing.T) {
 	if err := heldOut(&out, model, dev, docs, 1); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"User prompts, test split", "| alpha |", "Tool output, test split", "| tool-benign |", "**tool-hidden (all)**"} {
+	for _, want := range []string{"User prompts, test split", "| alpha |", "Tool output, test split", "| tool-benign/doc |", "**tool-hidden (all)**"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in\n%s", want, out.String())
 		}

@@ -80,13 +80,23 @@ const DelimiterPattern = `<\|[a-z_]+\|>|\[/?(system|inst|instructions?)\]|</?(sy
 // familyIDBase keeps family feature ids away from small numbers.
 const familyIDBase = 0xfa000000
 
-// ToolContrast is how much the mean window logit of an untrusted text is
-// subtracted from its best window's (see textclf.Scorer.Best): in a long tool
-// output an attack stands out from the text around it, while a document that
-// is about instructions or passwords scores high everywhere. User prompts are
-// short and often attacks from start to end, so they get none. Training
-// calibrates with the contrast that scanning uses.
-const ToolContrast = 0.5
+// ToolScoring is how text from tools, the web, memory and skills is
+// scored (see textclf.Scoring). Contrast 0.5: in a long tool output an
+// attack stands out from the text around it, while a document that is about
+// instructions or passwords scores high everywhere. LengthPenalty 0.5 for
+// every doubling of the spans beyond 32 (about 300 words): each span of a
+// long output is one more chance for ordinary text to cross the threshold
+// (the 35 KB GPL-3 text has about 900), so a long output must show more to
+// be flagged; an attack scores far above the threshold and is still found
+// in a 64 KB output.
+var ToolScoring = textclf.Scoring{Contrast: 0.5, LengthPenalty: 0.5, FreeSpans: 32}
+
+// UserScoring is how user prompts are scored. User prompts are short and
+// often attacks from start to end, so they get no contrast; a sentence or
+// window scores PartPenalty lower than the whole prompt, since the user
+// threshold is calibrated on prompts and a long text a user pastes has
+// many parts, each a chance to cross it.
+var UserScoring = textclf.Scoring{PartPenalty: 1.5}
 
 // delimiterFamily is the id of the regular-expression family.
 const delimiterFamily = 7

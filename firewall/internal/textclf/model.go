@@ -184,13 +184,34 @@ type Scorer struct {
 	spans  []Span
 }
 
-// Best returns the highest window logit of f and its span (see AppendSpans).
-// With contrast > 0 the logit is lowered by contrast times the mean logit of
-// the other windows, so that a window must stand out from its text.
+// Scoring says how Best weighs the spans of a text against each other.
+// The zero value takes the best span's logit as it is.
+type Scoring struct {
+	// Contrast, when positive, lowers the best logit by Contrast times the
+	// mean logit of the other spans (with the bias), so that a span must
+	// stand out from its text.
+	Contrast float64
+	// PartPenalty is subtracted from the logit of every span but the whole
+	// text: a sentence or window must score that much higher than the whole
+	// text to decide.
+	PartPenalty float64
+	// LengthPenalty is subtracted from the best logit once for every
+	// doubling of the number of spans beyond FreeSpans: each span is a
+	// chance for a benign text to cross a threshold, so a long text must
+	// show more to be flagged than one of the length thresholds were
+	// calibrated on.
+	LengthPenalty float64
+	// FreeSpans is how many spans a text may have before LengthPenalty
+	// applies.
+	FreeSpans int
+}
+
+// Best returns the highest span logit of f under sc and its span (see
+// AppendSpans and Scoring).
 //
 // f comes from Extract or from ExtractWeighted with the same m (Best panics
 // for another model).
-func (s *Scorer) Best(m *Model, f *Features, contrast float64) (float64, Span) {
+func (s *Scorer) Best(m *Model, f *Features, sc Scoring) (float64, Span) {
 	words := f.Words()
 	if words == 0 || f.WordStart[words] == 0 {
 		return float64(m.Bias), Span{}
@@ -204,27 +225,34 @@ func (s *Scorer) Best(m *Model, f *Features, contrast float64) (float64, Span) {
 		panic("textclf: Best with a model other than ExtractWeighted's")
 	}
 	s.spans = AppendSpans(s.spans[:0], f, m.Window, m.Stride)
-	bestLogit := math.Inf(-1)
+	bestLogit, bestRaw := math.Inf(-1), 0.0
 	var best Span
 	var lsum float64
 	cnt := 0
-	for _, sp := range s.spans {
+	for i, sp := range s.spans {
 		n := f.WordStart[sp.End] - f.WordStart[sp.Start]
 		if n <= 0 {
 			continue
 		}
-		l := float64(m.Scale) * float64(prefix[sp.End]-prefix[sp.Start]) / math.Sqrt(float64(n))
-		lsum += l
+		raw := float64(m.Scale) * float64(prefix[sp.End]-prefix[sp.Start]) / math.Sqrt(float64(n))
+		lsum += raw
 		cnt++
+		l := raw
+		if i > 0 {
+			l -= sc.PartPenalty
+		}
 		if l > bestLogit {
-			bestLogit, best = l, sp
+			bestLogit, bestRaw, best = l, raw, sp
 		}
 	}
-	if cnt > 2 && contrast != 0 {
+	if cnt > 2 && sc.Contrast != 0 {
 		// contrast with the rest of the text: a window stands out less in a
 		// text whose other windows score high too
-		mean := (lsum - bestLogit) / float64(cnt-1)
-		bestLogit -= contrast * (float64(m.Bias) + mean)
+		mean := (lsum - bestRaw) / float64(cnt-1)
+		bestLogit -= sc.Contrast * (float64(m.Bias) + mean)
+	}
+	if cnt > sc.FreeSpans && sc.LengthPenalty != 0 {
+		bestLogit -= sc.LengthPenalty * math.Log2(float64(cnt)/float64(max(1, sc.FreeSpans)))
 	}
 	return float64(m.Bias) + bestLogit, best
 }

@@ -38,7 +38,7 @@ func TestWindowsFromPrefixSumsMatchDirectScores(t *testing.T) {
 	var f Features
 	Extract(&f, "first sentence here. second one is longer than the first!\nthird line with more words in it to pass the window")
 	var s Scorer
-	best, span := s.Best(m, &f, 0)
+	best, span := s.Best(m, &f, Scoring{})
 	direct := m.WholeLogit(&Features{Hashes: f.Hashes[f.WordStart[span.Start]:f.WordStart[span.End]]})
 	if d := best - direct; d > 1e-9 || d < -1e-9 {
 		t.Fatalf("prefix-sum score %v != direct %v for span %+v", best, direct, span)
@@ -98,7 +98,7 @@ func FuzzExtract(f *testing.F) {
 		}
 		m := &Model{Bits: 8, Window: 3, Stride: 1, W: make([]int16, 256), Scale: 1}
 		var sc Scorer
-		sc.Best(m, &fe, 0.5)
+		sc.Best(m, &fe, Scoring{Contrast: 0.5})
 	})
 }
 
@@ -163,8 +163,8 @@ func checkWeighted(t *testing.T, m *Model, text string, sp []Special) {
 		t.Fatalf("ExtractWeighted(%q) differs from Extract:\nsums %v\nwant %v\nstarts %v, %v", text, b.Sums, want, b.WordStart, a.WordStart)
 	}
 	var sa, sb Scorer
-	la, spa := sa.Best(m, &a, 0.5)
-	lb, spb := sb.Best(m, &b, 0.5)
+	la, spa := sa.Best(m, &a, Scoring{Contrast: 0.5})
+	lb, spb := sb.Best(m, &b, Scoring{Contrast: 0.5})
 	if math.Float64bits(la) != math.Float64bits(lb) || spa != spb {
 		t.Fatalf("Best(%q): %v %v from ExtractWeighted, %v %v from Extract", text, lb, spb, la, spa)
 	}
@@ -198,7 +198,7 @@ func TestExtractWeighted(t *testing.T) {
 			t.Error("Best accepted features weighted with another model")
 		}
 	}()
-	new(Scorer).Best(testModel(8), &f, 0)
+	new(Scorer).Best(testModel(8), &f, Scoring{})
 }
 
 func FuzzExtractWeighted(f *testing.F) {
@@ -224,5 +224,40 @@ func TestAddSpecialWeighted(t *testing.T) {
 	weightPrefixSums(want, m.W, m.Bits, a.Hashes, a.WordStart)
 	if !slices.Equal(b.Sums, want) || !slices.Equal(a.WordStart, b.WordStart) {
 		t.Fatalf("sums %v, want %v", b.Sums, want)
+	}
+}
+
+// PartPenalty lowers every span but the whole text; LengthPenalty lowers a
+// text with more than FreeSpans spans by LengthPenalty per doubling.
+func TestScoringPenalties(t *testing.T) {
+	m := testModel(10)
+	var f Features
+	Extract(&f, strings.Repeat("alpha beta gamma. delta epsilon zeta eta theta. ", 12))
+	var s Scorer
+	plain, span := s.Best(m, &f, Scoring{})
+	whole := m.WholeLogit(&f)
+	spans := AppendSpans(nil, &f, m.Window, m.Stride)
+
+	// A penalty larger than any gap leaves the whole text as the best span.
+	got, gotSpan := s.Best(m, &f, Scoring{PartPenalty: 1e6})
+	if gotSpan != spans[0] || math.Abs(got-whole) > 1e-9 {
+		t.Fatalf("PartPenalty 1e6: best %v %+v, want the whole text %v %+v", got, gotSpan, whole, spans[0])
+	}
+	if span != spans[0] {
+		// The part that won without a penalty loses exactly the penalty.
+		got, _ = s.Best(m, &f, Scoring{PartPenalty: 0.25})
+		if got > plain-0.25+1e-9 && math.Abs(got-whole) > 1e-9 {
+			t.Fatalf("PartPenalty 0.25: best %v, want at most %v or the whole text", got, plain-0.25)
+		}
+	}
+
+	n := len(spans)
+	got, _ = s.Best(m, &f, Scoring{LengthPenalty: 1, FreeSpans: n})
+	if got != plain {
+		t.Fatalf("%d spans, FreeSpans %d: best %v, want %v unchanged", n, n, got, plain)
+	}
+	got, _ = s.Best(m, &f, Scoring{LengthPenalty: 1, FreeSpans: n / 4})
+	if want := plain - math.Log2(float64(n)/float64(n/4)); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("%d spans, FreeSpans %d: best %v, want %v", n, n/4, got, want)
 	}
 }
