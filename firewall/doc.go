@@ -13,8 +13,9 @@
 // A scan normalises the text (Normalize: HTML entities, repeated URL
 // escapes, NFKC, lower case, homoglyphs, zero-width and control characters),
 // decodes embedded base64 and hex blobs, also under URL or HTML escapes
-// (DecodeBlobs), and runs two
-// detectors over the result:
+// (DecodeBlobs), re-reads text that is hidden by leetspeak, reversal, ROT13
+// or letters spelled out one at a time (AltViews), and runs two detectors
+// over the results:
 //
 //   - Rules (RuleSet): the spec's PI-001…PI-007 as an embedded YAML file with
 //     its false positives fixed, replaceable with LoadRules. Each rule gives at
