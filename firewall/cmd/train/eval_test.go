@@ -63,3 +63,16 @@ func TestHeldOutTables(t *testing.T) {
 		}
 	}
 }
+
+// Bad flags are all named at once, before any file is read.
+func TestRunRejectsBadFlags(t *testing.T) {
+	err := run([]string{"-bits", "99", "-tool-fpr", "2", "-user-fpr", "-0.5", "-data", "/nonexistent"})
+	if err == nil {
+		t.Fatal("run accepted -bits 99, -tool-fpr 2 and -user-fpr -0.5")
+	}
+	for _, want := range []string{"-bits is 99", "-tool-fpr is 2", "-user-fpr is -0.5"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+}

@@ -23,10 +23,12 @@ package main
 import (
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/talos-ironclad/talos/firewall/train"
@@ -59,6 +61,19 @@ func run(args []string) error {
 	lodo := fs.Bool("lodo", false, "instead of writing a model, train once without each dataset of -data and test on it (leave one dataset out)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var bad []string
+	if *bits > 30 {
+		bad = append(bad, fmt.Sprintf("-bits is %d; allowed: 0 (the default) or 1 to 30", *bits))
+	}
+	for name, v := range map[string]float64{"-tool-fpr": *toolFPR, "-user-fpr": *userFPR} {
+		if !(v >= 0 && v < 1) {
+			bad = append(bad, fmt.Sprintf("%s is %v; allowed: 0 (the default) or a rate in (0, 1)", name, v))
+		}
+	}
+	if len(bad) > 0 {
+		slices.Sort(bad)
+		return errors.New(strings.Join(bad, "; "))
 	}
 	dev, err := readFile(*data)
 	if err != nil {
