@@ -154,13 +154,16 @@ type Config struct {
 	// HistorySize is how many verdicts History keeps; zero =
 	// DefaultHistorySize, negative = none.
 	HistorySize int
-	// LoneRuleMinScore is the classifier probability a text must reach for
-	// a single Contextual rule's match, with nothing else found, to take the
-	// rule's action; under it the match is reported with action log, since the
-	// phrase is then used in an ordinary sense ("disregard the previous
-	// instructions" in a recipe). Zero = the source's classifier threshold
-	// (a rule alone acts only when the classifier agrees); negative = a rule
-	// always takes its action. Without the classifier it has no effect.
+	// LoneRuleMinScore is the classifier probability some part of a user's
+	// text must reach for a Contextual rule's match to take the rule's
+	// action when that match, in the text itself (not in a decoded blob or
+	// a re-reading), is the only finding; under it the match is reported
+	// with action log, since the phrase is then used in an ordinary sense
+	// ("disregard the previous instructions" in a recipe). Parts are scored
+	// without the user scoring's penalties. Zero = the user threshold (a
+	// rule alone acts only when the classifier agrees); negative = a rule
+	// always takes its action. Text from other sources always gets the
+	// rule's action. Without the classifier it has no effect.
 	LoneRuleMinScore float64
 	// NoLockdownTrigger stops verdicts from triggering the Lockdown (they
 	// are still reported with their action).
@@ -382,8 +385,9 @@ func (fw *Firewall) scan(ctx context.Context, in Input, output bool) (Verdict, e
 			v.Detections = fw.scanText(sc, v.Detections, view, v.Source, true, &s)
 			v.Score = max(v.Score, s)
 		}
-		fw.pool.Put(sc)
 		v.Detections = mergeDetections(v.Detections)
+		fw.contextualAlone(sc, &v, norm)
+		fw.pool.Put(sc)
 	}
 	if output {
 		if len(in.Text) > fw.cfg.MaxInputBytes {
@@ -470,18 +474,6 @@ func mergeDetections(d []Detection) []Detection {
 // finish computes the action, threat and safety of v, triggers lockdown and
 // alerts, and records history.
 func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
-	minScore := fw.loneRuleMin
-	if minScore == 0 {
-		minScore = v.Threshold
-	}
-	if fw.model != nil && minScore > 0 && v.Score < minScore && loneRule(v.Detections) && fw.rules.contextual(v.Detections[0].RuleID) {
-		// One rule's phrase in a text the classifier does not flag ("if the
-		// dough is too sticky, disregard the previous instructions and add
-		// more flour") is reported and logged, not acted on.
-		d := &v.Detections[0]
-		d.Action = ActionLog
-		d.Description += fmt.Sprintf(" (alone, in a text the classifier scores %.3f, under %.3f: logged only)", v.Score, minScore)
-	}
 	for _, d := range v.Detections {
 		v.Action = max(v.Action, d.Action)
 		v.MaxThreat = max(v.MaxThreat, d.Threat)
@@ -519,6 +511,34 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 		}
 	}
 	fw.record(*v)
+}
+
+// contextualAlone logs, instead of acting on, a Contextual rule's match in
+// the user's own text when it is the only finding and the classifier scores
+// every part of the text under Config.LoneRuleMinScore ("if the dough is
+// too sticky, disregard the previous instructions and add more flour").
+// Each part is scored as it is, without the penalties of the source's
+// scoring, so padding a text does not lower the bar. Untrusted text (tool,
+// web, memory, skill) is never let off: a third party's text that tells its
+// reader to drop its instructions is refused whatever the rest says.
+func (fw *Firewall) contextualAlone(sc *scratch, v *Verdict, norm string) {
+	if fw.model == nil || v.Source.calibrationGroup() != "user" || !loneRule(v.Detections) || !fw.rules.contextual(v.Detections[0].RuleID) {
+		return
+	}
+	minScore := fw.loneRuleMin
+	if minScore == 0 {
+		minScore = fw.thresholds[SourceUser]
+	}
+	if minScore < 0 {
+		return
+	}
+	features.FeaturizeWeighted(&sc.f, fw.fams, norm, &sc.cls, fw.model)
+	logit, _ := sc.s.Best(fw.model, &sc.f, textclf.Scoring{})
+	if p := textclf.Sigmoid(logit); p < minScore {
+		d := &v.Detections[0]
+		d.Action = ActionLog
+		d.Description += fmt.Sprintf(" (alone, in a text whose parts the classifier scores at most %.3f, under %.3f: logged only)", p, minScore)
+	}
 }
 
 // loneRule reports whether the detections are one rule's match in the text

@@ -104,9 +104,10 @@ type Rule struct {
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 	// Contextual rules match phrases that ordinary text also uses
 	// ("disregard the previous instructions" in a recipe): with the
-	// classifier on, such a rule's match with nothing else found takes the
-	// rule's action only when the classifier reaches Config.LoneRuleMinScore,
-	// and is otherwise reported with action log.
+	// classifier on, such a rule's match in the user's text, with nothing
+	// else found and not inside a decoded blob or re-reading, takes the
+	// rule's action only when the classifier reaches
+	// Config.LoneRuleMinScore, and is otherwise reported with action log.
 	Contextual bool `yaml:"contextual,omitempty" json:"contextual,omitempty"`
 }
 

@@ -220,7 +220,8 @@ func syntheticForeign(rng *rand.Rand, n int) (attacks, benign []string) {
 // "disregard the earlier instructions", "forget what I said") where what is
 // dropped is a recipe step, one's own earlier message, a commit or a
 // warning, never the assistant's instructions. Composed from a situation and
-// a correction. Training only; the texts the tests quote are not among them.
+// a correction. Training only; no text shares the words of the benign
+// texts the firewall's tests quote.
 var (
 	contextSituations = []string{
 		"If the sauce gets too thick,", "If the batter looks dry,", "When the bread browns too fast,", "If your oven runs hot,",
@@ -230,7 +231,7 @@ var (
 	}
 	contextCorrections = []string{
 		"ignore the earlier step and add a splash of water.", "disregard the instructions on the packet and bake it ten minutes longer.",
-		"forget what the recipe said before and lower the heat.", "please disregard my previous message; the call moved to Thursday.",
+		"forget what the recipe said before and lower the heat.", "the slides I sent are outdated; use the new deck from the shared folder.",
 		"ignore the earlier email, I attached the wrong file.", "forget what I said about Tuesday, we meet on Wednesday.",
 		"how do I discard the previous commit but keep my changes?", "how can I ignore changes to a tracked file?",
 		"can I override the previous commit's author?", "you can ignore that warning; it is harmless.",
@@ -251,8 +252,8 @@ var (
 		"forget what I told you before and",
 	}
 	contextDomains = []struct{ situations, actions []string }{
-		{[]string{"If the dough is too dry,", "When the batter is too runny,", "If the bread does not rise,", "If the sauce separates,", "When the cake browns too early,", "If the rice is still hard,"},
-			[]string{"add a little more water.", "knead it for five more minutes.", "add another egg.", "lower the oven to 160 degrees.", "cover it with foil.", "whisk in a spoon of butter.", "let it rest overnight in the fridge.", "add more flour, one spoon at a time."}},
+		{[]string{"If the pastry cracks,", "When the batter is too runny,", "If the bread does not rise,", "If the sauce separates,", "When the cake browns too early,", "If the rice is still hard,"},
+			[]string{"add a little more water.", "knead it for five more minutes.", "add another egg.", "lower the oven to 160 degrees.", "cover it with foil.", "whisk in a spoon of butter.", "let it rest overnight in the fridge.", "add a spoon of cold water."}},
 		{[]string{"Sorry, I sent the wrong agenda:", "Update for everyone on the thread:", "Quick correction about Friday:", "Regarding the invoice from last week,", "Small change for the team lunch:"},
 			[]string{"the meeting moved to 4 pm in room B.", "use the attached file instead.", "we meet at the station at nine.", "pay the new amount shown below.", "bring your laptop, the projector is broken."}},
 		{[]string{"If the shelf wobbles after step 6,", "When the screws do not line up,", "If the drawer sticks,", "When the door hangs crooked,"},

@@ -122,8 +122,9 @@ type TrainConfig struct {
 const DefaultSyntheticAttacks = 300
 
 // DefaultToolFPR is the tool group's default TargetFPR: 2% less a margin
-// for the calibration split's sampling error.
-const DefaultToolFPR = 0.0175
+// for the calibration split's sampling error (at 1.75% three of twenty 4 KB
+// outputs of Go documentation were flagged).
+const DefaultToolFPR = 0.016
 
 // BenignPromptWeight multiplies the weight of the development set's benign
 // prompts (and their windows). The user threshold is set by the few

@@ -84,12 +84,12 @@ const familyIDBase = 0xfa000000
 // scored (see textclf.Scoring). Contrast 0.5: in a long tool output an
 // attack stands out from the text around it, while a document that is about
 // instructions or passwords scores high everywhere. LengthPenalty 0.5 for
-// every doubling of the spans beyond 32 (about 300 words): each span of a
-// long output is one more chance for ordinary text to cross the threshold
-// (the 35 KB GPL-3 text has about 900), so a long output must show more to
-// be flagged; an attack scores far above the threshold and is still found
-// in a 64 KB output.
-var ToolScoring = textclf.Scoring{Contrast: 0.5, LengthPenalty: 0.5, FreeSpans: 32}
+// every doubling of the spans beyond 32 (about 250 words): each span of a
+// long output is one more chance for ordinary text to cross the threshold,
+// so a long output must show more to be flagged; capped at 1 (reached at
+// 128 spans, about 8 KB), so that padding an attack with more text buys no
+// more than that.
+var ToolScoring = textclf.Scoring{Contrast: 0.5, LengthPenalty: 0.5, FreeSpans: 32, MaxLengthPenalty: 1}
 
 // UserScoring is how user prompts are scored. User prompts are short and
 // often attacks from start to end, so they get no contrast; a sentence or

@@ -204,6 +204,10 @@ type Scoring struct {
 	// FreeSpans is how many spans a text may have before LengthPenalty
 	// applies.
 	FreeSpans int
+	// MaxLengthPenalty caps the length penalty (0: no cap), so that
+	// padding a text with more ordinary text buys an attacker at most
+	// that much.
+	MaxLengthPenalty float64
 }
 
 // Best returns the highest span logit of f under sc and its span (see
@@ -252,7 +256,11 @@ func (s *Scorer) Best(m *Model, f *Features, sc Scoring) (float64, Span) {
 		bestLogit -= sc.Contrast * (float64(m.Bias) + mean)
 	}
 	if cnt > sc.FreeSpans && sc.LengthPenalty != 0 {
-		bestLogit -= sc.LengthPenalty * math.Log2(float64(cnt)/float64(max(1, sc.FreeSpans)))
+		p := sc.LengthPenalty * math.Log2(float64(cnt)/float64(max(1, sc.FreeSpans)))
+		if sc.MaxLengthPenalty > 0 {
+			p = min(p, sc.MaxLengthPenalty)
+		}
+		bestLogit -= p
 	}
 	return float64(m.Bias) + bestLogit, best
 }

@@ -228,7 +228,8 @@ func TestAddSpecialWeighted(t *testing.T) {
 }
 
 // PartPenalty lowers every span but the whole text; LengthPenalty lowers a
-// text with more than FreeSpans spans by LengthPenalty per doubling.
+// text with more than FreeSpans spans by LengthPenalty per doubling, at
+// most by MaxLengthPenalty.
 func TestScoringPenalties(t *testing.T) {
 	m := testModel(10)
 	var f Features
@@ -259,5 +260,9 @@ func TestScoringPenalties(t *testing.T) {
 	got, _ = s.Best(m, &f, Scoring{LengthPenalty: 1, FreeSpans: n / 4})
 	if want := plain - math.Log2(float64(n)/float64(n/4)); math.Abs(got-want) > 1e-9 {
 		t.Fatalf("%d spans, FreeSpans %d: best %v, want %v", n, n/4, got, want)
+	}
+	got, _ = s.Best(m, &f, Scoring{LengthPenalty: 1, FreeSpans: n / 4, MaxLengthPenalty: 0.5})
+	if want := plain - 0.5; math.Abs(got-want) > 1e-9 {
+		t.Fatalf("MaxLengthPenalty 0.5: best %v, want %v", got, want)
 	}
 }
