@@ -36,10 +36,11 @@
 // The verdict's Action is the strongest action of its detections:
 // lockdown > block > alert > log > allow. A rule marked contextual (PI-001,
 // "ignore/disregard the previous instructions") matches phrases ordinary
-// text uses too: when it is the only finding and the classifier does not
-// flag the text (Config.LoneRuleMinScore), it is reported with action log,
-// so "if the dough is too sticky, disregard the previous instructions and
-// add more flour" passes. Thresholds are per Source: user
+// text uses too: in the user's own text, when it is the only finding and
+// the classifier flags no part of the text (Config.LoneRuleMinScore), it
+// is reported with action log, so "if the dough is too sticky, disregard
+// the previous instructions and add more flour" passes; from a tool, the
+// web, memory or a skill it keeps its action. Thresholds are per Source: user
 // text has its own, and text from tools, the web, memory (RAG) and skills
 // shares the stricter calibration for untrusted content. Both were calibrated
 // on a split of the data the model was not trained on: benign prompts for
