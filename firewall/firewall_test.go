@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -100,25 +99,27 @@ func TestScanActionIsStrongest(t *testing.T) {
 	}
 }
 
-// benignDocs returns held-out benign documents (test split) of the corpus.
-func benignDocs(t testing.TB) []train.Record {
-	t.Helper()
-	f, err := os.Open("cmd/train/testdata/benign-docs.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := train.ReadRecords(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+// heldOutDocs reads the test split of the benign corpus once per test
+// binary: many tests build long tool outputs from it.
+var heldOutDocs = sync.OnceValues(func() ([]train.Record, error) {
+	recs, err := train.ReadRecordsFile("cmd/train/testdata/benign-docs.jsonl")
 	var out []train.Record
 	for _, r := range recs {
 		if train.SplitOf(r.ID) == train.SplitTest {
 			out = append(out, r)
 		}
 	}
-	return out
+	return out, err
+})
+
+// benignDocs returns held-out benign documents (test split) of the corpus.
+func benignDocs(t testing.TB) []train.Record {
+	t.Helper()
+	docs, err := heldOutDocs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return docs
 }
 
 // longBenign joins held-out documents, starting at document from, to about
@@ -155,9 +156,11 @@ func TestClassifierFindsBuriedAttack(t *testing.T) {
 			}
 		}
 	}
-	// Each 4 KB output holds about nine documents (the outputs overlap), so
-	// the tool threshold's 2% false positives per output document allow
-	// two of twenty.
+	// Each 4 KB output joins about nine Go-documentation paragraphs, and
+	// neighbouring outputs share some. The tool threshold is calibrated to
+	// flag at most 1.6 % of outputs of one to five texts, so a text flagged
+	// alone shows up in every output that contains it: two of twenty (both
+	// are paragraphs about CPU instructions) is that rate, not more.
 	if falsePos > 2 {
 		t.Errorf("%d of %d benign 4 KB tool outputs flagged", falsePos, docs)
 	}

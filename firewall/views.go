@@ -10,7 +10,9 @@ import "strings"
 //
 // Deciding costs one pass over the text without allocating: the common
 // words of each re-reading are counted word by word, and a re-reading is
-// only built when it qualifies.
+// only built when it qualifies. Spelled-out letters are the exception: a
+// text with four or more one-character words in a row is joined first and
+// kept only if the joined words are common ones.
 
 // viewWords are common English words: a view that contains clearly more
 // of them than the text itself is how the text was meant to be read.
@@ -174,8 +176,9 @@ const maxViewBytes = 16 << 10
 // at least two words of three characters or more mix letters and such
 // digits and two of them become common English words), norm reversed, and
 // norm in ROT13 (when they hold at least two more common English words of
-// three letters or more than norm holds of any length). Ordinary text yields none, and deciding allocates
-// nothing.
+// three letters or more than norm holds of any length). Ordinary text yields
+// none, and deciding allocates nothing unless the text has four or more
+// one-character words in a row.
 func AltViews(norm string) []string {
 	if len(norm) > maxViewBytes {
 		return nil

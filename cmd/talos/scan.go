@@ -51,8 +51,8 @@ with action "error" saying why, and the scan goes on with the next line (the
 exit status is then 2). A line longer than the line limit gets the same
 SIZE-001 block verdict as oversized plain text.
 
-With --eval FILE.jsonl (lines {"id","dataset","source","label","text"}) it
-scans every line (a line without a source gets --source, as plain scanning
+With --eval FILE.jsonl (lines {"id","dataset","source","label","text"},
+gzip-compressed when the name ends in .gz) it scans every line (a line without a source gets --source, as plain scanning
 does) and prints precision, recall, F1, false-positive rate and
 latency p50/p99 per dataset, per source and overall. A line counts as flagged
 when its action is block or lockdown. --split keeps only the lines whose id
@@ -101,7 +101,7 @@ calibrated on "calibration"; report "test").`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&evalFile, "eval", "", "labelled JSON lines to evaluate on instead of scanning stdin")
+	f.StringVar(&evalFile, "eval", "", "labelled JSON lines (.gz: compressed) to evaluate on instead of scanning stdin")
 	f.StringVar(&split, "split", "all", "with --eval: train, calibration, test or all")
 	f.StringVar(&source, "source", "user", "source of plain-text input and of JSON lines without one")
 	f.StringVar(&rulesFile, "rules", "", "rule file (YAML) replacing the default rules")
@@ -270,12 +270,7 @@ func runScanEval(cmd *cobra.Command, fw *firewall.Firewall, path, split string, 
 	default:
 		return withExit(2, fmt.Errorf("--split is %q; allowed: train, calibration, test, all", split))
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return withExit(2, err)
-	}
-	defer f.Close()
-	recs, err := train.ReadRecords(f)
+	recs, err := train.ReadRecordsFile(path)
 	if err != nil {
 		return withExit(2, err)
 	}

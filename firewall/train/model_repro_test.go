@@ -4,10 +4,7 @@ package train
 
 import (
 	"bytes"
-	"compress/gzip"
-	"io"
 	"os"
-	"strings"
 	"testing"
 )
 
@@ -18,31 +15,15 @@ import (
 // about a minute, but many under the race detector, so this file is built
 // only without -race: `make test` runs it in a second, non-race step.
 func TestCommittedModelIsReproducible(t *testing.T) {
-	f, err := os.Open("../cmd/train/testdata/dev.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, err := ReadRecords(f)
-	f.Close()
+	dev, err := ReadRecordsFile("../cmd/train/testdata/dev.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var docs []Record
 	for _, path := range []string{"../cmd/train/testdata/benign-docs.jsonl", "../cmd/train/testdata/benign-tool.jsonl.gz"} {
-		g, err := os.Open(path)
+		recs, err := ReadRecordsFile(path)
 		if err != nil {
 			t.Fatal(err)
-		}
-		var r io.Reader = g
-		if strings.HasSuffix(path, ".gz") {
-			if r, err = gzip.NewReader(g); err != nil {
-				t.Fatal(err)
-			}
-		}
-		recs, err := ReadRecords(r)
-		g.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
 		}
 		docs = append(docs, recs...)
 	}

@@ -2,12 +2,14 @@ package train
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 
@@ -57,6 +59,30 @@ func ReadRecords(r io.Reader) ([]Record, error) {
 		return nil, talos.E(talos.CodeConfigInvalid, op, fmt.Sprintf("reading line %d failed (lines are limited to %d bytes)", line+1, maxRecordBytes), err)
 	}
 	return out, nil
+}
+
+// ReadRecordsFile reads the JSON lines of Records in the file at path,
+// uncompressing it when its name ends in .gz. Errors name the file.
+func ReadRecordsFile(path string) ([]Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	recs, err := ReadRecords(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return recs, nil
 }
 
 // Split is a deterministic part of a data set.

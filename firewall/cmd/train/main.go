@@ -21,12 +21,10 @@
 package main
 
 import (
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -75,13 +73,13 @@ func run(args []string) error {
 		slices.Sort(bad)
 		return errors.New(strings.Join(bad, "; "))
 	}
-	dev, err := readFile(*data)
+	dev, err := train.ReadRecordsFile(*data)
 	if err != nil {
 		return err
 	}
 	var benign []train.Record
 	for p := range strings.SplitSeq(*docs, ",") {
-		recs, err := readFile(strings.TrimSpace(p))
+		recs, err := train.ReadRecordsFile(strings.TrimSpace(p))
 		if err != nil {
 			return err
 		}
@@ -135,23 +133,4 @@ func run(args []string) error {
 		return heldOut(os.Stdout, model, dev, benign, *seed)
 	}
 	return nil
-}
-
-// readFile reads JSON lines of records, uncompressing a file named .gz.
-func readFile(path string) ([]train.Record, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	return train.ReadRecords(r)
 }
