@@ -325,6 +325,21 @@ start_docker() {
 	[[ "$out" == ok ]] || fail "test container printed '$out' instead of 'ok'" "$d/dockerd.log"
 }
 
+# debootstrap, installed from Debian when missing (the two images' rootfs are made with it).
+ensure_debootstrap() {
+	installed debootstrap && return 0
+	apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends debootstrap >>"$DIR/apt.log" 2>&1 ||
+		fail "apt-get install debootstrap failed" "$DIR/apt.log"
+}
+
+# The Debian mirror apt already uses (deb822 sources first, then sources.list).
+debian_mirror() {
+	local mirror
+	mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+	[[ -n "$mirror" ]] || mirror=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+	echo "${mirror:-http://deb.debian.org/debian}"
+}
+
 # The skill sandbox's Python image. No registry is reachable, so the rootfs is made by
 # debootstrap (minbase + python3-minimal) from the Debian mirror apt already uses, packed into
 # TOOLS/python-image/rootfs.tar once (kept between runs on this machine) and imported from there.
@@ -338,14 +353,9 @@ build_python_image() {
 	fi
 	mkdir -p "$d"
 	if [[ ! -s "$d/rootfs.tar" ]]; then
-		installed debootstrap || {
-			apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends debootstrap >>"$DIR/apt.log" 2>&1 ||
-				fail "apt-get install debootstrap failed" "$DIR/apt.log"
-		}
+		ensure_debootstrap
 		local mirror
-		mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-		[[ -n "$mirror" ]] || mirror=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-		[[ -n "$mirror" ]] || mirror=http://deb.debian.org/debian
+		mirror=$(debian_mirror)
 		log "python     debootstrap bookworm (minbase + python3-minimal) from $mirror; takes minutes once"
 		rm -rf "$d/root" "$d/rootfs.tar.tmp"
 		debootstrap --variant=minbase --include=python3-minimal bookworm "$d/root" "$mirror" >"$d/debootstrap.log" 2>&1 ||
@@ -380,14 +390,9 @@ build_browser_image() {
 	fi
 	mkdir -p "$d"
 	if [[ ! -s "$d/rootfs.tar" ]]; then
-		installed debootstrap || {
-			apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends debootstrap >>"$DIR/apt.log" 2>&1 ||
-				fail "apt-get install debootstrap failed" "$DIR/apt.log"
-		}
+		ensure_debootstrap
 		local mirror security
-		mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-		[[ -n "$mirror" ]] || mirror=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-		[[ -n "$mirror" ]] || mirror=http://deb.debian.org/debian
+		mirror=$(debian_mirror)
 		security=${mirror%/debian}/debian-security
 		log "browser    debootstrap bookworm + apt install chromium from $mirror; takes minutes once"
 		rm -rf "$d/root" "$d/rootfs.tar.tmp"
