@@ -228,7 +228,7 @@ func tunnelVerifier(cfg *config.Config, id *gateway.Identity) (*gateway.Verifier
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := gateway.OpenDecisionFile(path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,9 +89,10 @@ func (l *DecisionLog) Err() error {
 }
 
 // ReadDecisions reads the JSON lines that Tee wrote into a DecisionLog that
-// keeps at most max of them (0 means DefaultMaxDecisions). A line that does
-// not parse is an error naming its number; a torn last line (a crash while
-// writing it) is skipped.
+// keeps at most max of them (0 means DefaultMaxDecisions). A torn line (a
+// JSON object cut short by a crash while writing it, wherever it stands:
+// writing goes on after a restart) is skipped; any other line that does
+// not parse is an error naming its number.
 func ReadDecisions(r io.Reader, max int) (*DecisionLog, error) {
 	l := NewDecisionLog(max)
 	sc := bufio.NewScanner(r)
@@ -104,7 +107,9 @@ func ReadDecisions(r io.Reader, max int) (*DecisionLog, error) {
 		}
 		var d Decision
 		if err := json.Unmarshal(line, &d); err != nil {
-			bad = append(bad, strconv.Itoa(n))
+			if !torn(line, err) {
+				bad = append(bad, strconv.Itoa(n))
+			}
 			continue
 		}
 		l.Record(d)
@@ -112,10 +117,41 @@ func ReadDecisions(r io.Reader, max int) (*DecisionLog, error) {
 	if err := sc.Err(); err != nil {
 		return l, talos.E(talos.CodeInputInvalid, "gateway.ReadDecisions", "reading the decisions failed", err)
 	}
-	if len(bad) > 0 && !(len(bad) == 1 && bad[0] == strconv.Itoa(n)) {
+	if len(bad) > 0 {
 		return l, talos.Errorf(talos.CodeInputInvalid, "gateway.ReadDecisions", "line(s) %s are not decisions (JSON objects as Tee writes them)", strings.Join(bad, ", "))
 	}
 	return l, nil
+}
+
+// OpenDecisionFile opens the file at path for Tee to append decisions to
+// (creating it with mode 0600). When the file does not end with a line
+// break (a crash cut its last line short), it writes one first, so the torn
+// line stays a line of its own that ReadDecisions skips, instead of gluing
+// onto the next decision.
+func OpenDecisionFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err = f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			_, err = f.Write([]byte{'\n'})
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// torn reports whether line is a JSON object cut short: it starts one and
+// the parser ran out of input at its end.
+func torn(line []byte, err error) bool {
+	var se *json.SyntaxError
+	return line[0] == '{' && errors.As(err, &se) && se.Offset == int64(len(line))
 }
 
 // Decisions returns a copy of the kept decisions, oldest first.

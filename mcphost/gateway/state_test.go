@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -167,5 +168,29 @@ func TestDecisionsTeeAndRead(t *testing.T) {
 	}
 	if _, err := gateway.ReadDecisions(strings.NewReader("garbage\n{}\n"), 0); err == nil || !strings.Contains(err.Error(), "line(s) 1") {
 		t.Errorf("a bad line: %v", err)
+	}
+
+	// A crash cuts a line short and writing goes on after a restart: the
+	// reopened file ends the torn line first, and reading skips it.
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	whole := buf.Bytes()
+	if err := os.WriteFile(path, append(slices.Clone(whole), `{"time":"20`...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gateway.OpenDecisionFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(whole); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	data, _ := os.ReadFile(path)
+	back, err = gateway.ReadDecisions(bytes.NewReader(data), 0)
+	if err != nil || len(back.Decisions()) != 4 {
+		t.Fatalf("after a torn line and a restart: %v, %d decisions, want 4", err, len(back.Decisions()))
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
 	}
 }
