@@ -7,12 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"unicode"
 
 	"github.com/spf13/cobra"
 
+	"github.com/talos-ironclad/talos"
+
 	"github.com/talos-ironclad/talos/internal/host"
-	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/mcphost/gateway"
 )
 
@@ -21,9 +21,6 @@ const (
 	exitIdentityFailed  = 1 // the key could not be written or read
 	exitIdentityBadArgs = 2 // bad arguments, or an identity already exists
 )
-
-// maxIdentityName bounds an identity's name.
-const maxIdentityName = 64
 
 func newIdentityCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -37,19 +34,6 @@ peers that should accept this agent (talos mcp serve --authorized-peer).`,
 	return cmd
 }
 
-// checkIdentityName reports what is wrong with a name, or "".
-func checkIdentityName(name string) string {
-	switch {
-	case strings.TrimSpace(name) == "":
-		return "--name is empty: give the agent a name, for example --name \"Assistant/Workstation\""
-	case len(name) > maxIdentityName:
-		return fmt.Sprintf("--name %s is longer than %d bytes", redact.Value(name), maxIdentityName)
-	case strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
-		return fmt.Sprintf("--name %s holds control characters: use printable text", redact.Value(name))
-	}
-	return ""
-}
-
 func newIdentityInitCmd() *cobra.Command {
 	var name string
 	var force bool
@@ -61,8 +45,17 @@ rotation: every peer that authorized the old peer ID must be told the new one,
 and tokens issued by the old key stop being trusted by their verifiers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if msg := checkIdentityName(name); msg != "" {
-				return withExit(exitIdentityBadArgs, errors.New(msg))
+			if strings.TrimSpace(name) == "" {
+				return withExit(exitIdentityBadArgs, errors.New(`--name is empty: give the agent a name, for example --name "Assistant/Workstation"`))
+			}
+			// The name is checked (and the key made) before anything is
+			// read or created on disk.
+			id, err := gateway.NewIdentity(name)
+			if err != nil {
+				if talos.CodeOf(err) == talos.CodeConfigInvalid {
+					return withExit(exitIdentityBadArgs, fmt.Errorf("--name: %w", err))
+				}
+				return withExit(exitIdentityFailed, err)
 			}
 			cfg, err := loadConfig(cmd, nil)
 			if err != nil {
@@ -75,10 +68,6 @@ and tokens issued by the old key stop being trusted by their verifiers.`,
 				return withExit(exitIdentityFailed, err)
 			}
 			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-				return withExit(exitIdentityFailed, err)
-			}
-			id, err := gateway.NewIdentity(name)
-			if err != nil {
 				return withExit(exitIdentityFailed, err)
 			}
 			if err := id.WriteFile(path); err != nil {

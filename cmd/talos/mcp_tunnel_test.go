@@ -83,6 +83,11 @@ func TestIdentityInitAndShow(t *testing.T) {
 	if _, _, err := talosCmd(ctx, "identity", "init", "--name", "a\x1bb", "--force", "--home", home); exitCode(err) != exitIdentityBadArgs || !strings.Contains(err.Error(), `\x1b`) {
 		t.Errorf("a name with an escape: %v", err)
 	}
+	for _, bad := range []string{"a:b", " x", "é", strings.Repeat("n", 65)} {
+		if _, _, err := talosCmd(ctx, "identity", "init", "--name", bad, "--force", "--home", home); exitCode(err) != exitIdentityBadArgs || !strings.Contains(err.Error(), "--name") {
+			t.Errorf("name %q: %v, want exit %d naming --name", bad, err, exitIdentityBadArgs)
+		}
+	}
 	if _, _, err := talosCmd(ctx, "identity", "show", "--home", initHome(t)); err == nil || !strings.Contains(err.Error(), "talos identity init") {
 		t.Errorf("no identity: %v", err)
 	}
