@@ -130,7 +130,8 @@ issued by this agent (talos mcp token issue); expired, revoked and replayed
 tokens are refused. Each tools/call is then checked against the token's
 scopes (` + gateway.ToolActionPrefix + `SERVER/TOOL; tools it does not grant are not listed) and the
 connection's rate limit; the decisions are kept for talos mcp audit export.
---no-token admits the peer by its key alone, with no per-tool scopes.
+--no-token admits the peer by its key alone, with no per-tool scopes and no
+rate limit (--calls-per-second and --burst are refused with it).
 
 The served tools are pinned in TALOS_HOME/` + host.MCPServePinsFile + ` on first contact; when
 they change, serve shows the difference and refuses to start until it is run
@@ -150,6 +151,9 @@ The first line on stdout is "listening on HOST:PORT".`,
 			}
 			if msg := checkServeAddr(addr); msg != "" {
 				problems = append(problems, msg)
+			}
+			if noToken && (cmd.Flags().Changed("calls-per-second") || cmd.Flags().Changed("burst")) {
+				problems = append(problems, "--calls-per-second and --burst limit token sessions; with --no-token there is none, so they would do nothing: drop them or drop --no-token")
 			}
 			if rate < 0 || burst < 0 {
 				problems = append(problems, fmt.Sprintf("--calls-per-second %g and --burst %d must not be negative (0 means unlimited, and one second's worth)", rate, burst))
@@ -202,7 +206,7 @@ The first line on stdout is "listening on HOST:PORT".`,
 	cmd.Flags().StringVar(&addr, "addr", defaultTunnelAddr, "address to listen on (port 0 picks a free one)")
 	cmd.Flags().StringVar(&name, "name", "remote", "the served server's name (its tools are offered as NAME.tool)")
 	cmd.Flags().BoolVar(&noToken, "no-token", false, "admit the authorized peer by its key alone, without a capability token")
-	cmd.Flags().Float64Var(&rate, "calls-per-second", defaultServeRate, "each connection's sustained tools/call rate (0: unlimited)")
+	cmd.Flags().Float64Var(&rate, "calls-per-second", defaultServeRate, "each connection's sustained tools/call rate (0: unlimited; not with --no-token)")
 	cmd.Flags().IntVar(&burst, "burst", 0, "each connection's burst of tools/call (0: one second's worth)")
 	cmd.Flags().StringVar(&approve, "approve", "", "approve the changed tool definitions with this fingerprint (shown when serve refuses a quarantined server)")
 	return cmd

@@ -399,6 +399,11 @@ func TestMCPServeBadArguments(t *testing.T) {
 	if exitCode(err) != exitMCPBadArgs || !strings.Contains(err.Error(), "/bin/sh") {
 		t.Errorf("a command outside the allowlist: %v", err)
 	}
+	// A rate limit with --no-token would do nothing: refused.
+	_, _, err = talosCmd(context.Background(), "mcp", "serve", "--home", home, "--authorized-peer", peer, "--command", "node x.js", "--addr", "127.0.0.1:0", "--no-token", "--burst", "3")
+	if exitCode(err) != exitMCPBadArgs || !strings.Contains(err.Error(), "--no-token") {
+		t.Errorf("--burst with --no-token: %v", err)
+	}
 }
 
 func TestSplitCommandLine(t *testing.T) {
