@@ -30,8 +30,9 @@ import (
 )
 
 // defaultTunnelAddr is where `talos mcp serve` listens unless told
-// otherwise: loopback (reach it through Tailscale or an SSH forward), on the
-// protocol runbook's peer-to-peer port.
+// otherwise: loopback (reach it through Tailscale or an SSH forward), on
+// port 8766, the one the dashboard (8080) and API (8081) leave free for
+// peer-to-peer MCP.
 const defaultTunnelAddr = "127.0.0.1:8766"
 
 // defaultServeRate is the tools/call rate `talos mcp serve` allows each

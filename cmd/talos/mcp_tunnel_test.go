@@ -182,7 +182,7 @@ func startServe(t *testing.T, args ...string) (string, *exec.Cmd) {
 	return strings.TrimSpace(strings.TrimPrefix(line, "listening on ")), cmd
 }
 
-// TestMCPDesktopClientThroughServeAndConnect is the runbook's desktop flow
+// TestMCPDesktopClientThroughServeAndConnect is the desktop flow (a desktop MCP client reaching a peer's tools)
 // with real processes: an mcp-go client runs `talos mcp connect` as its
 // stdio server, tunnelled through a recording relay to `talos mcp serve`
 // fronting the real server-filesystem. It lists and reads a file; the

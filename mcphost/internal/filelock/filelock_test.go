@@ -3,36 +3,37 @@
 package filelock_test
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
-	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/talos-ironclad/talos/mcphost/internal/filelock"
 )
 
-// A second Lock gets the lock only after the first holder released it.
+// While Lock holds the lock, no other open file description gets it (a
+// non-blocking flock says so at once, without waiting); after unlock, a
+// second Lock does.
 func TestLockExcludes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.lock")
 	unlock, err := filelock.Lock(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var released atomic.Bool
-	sawRelease := make(chan bool)
-	go func() {
-		u, err := filelock.Lock(path)
-		if err != nil {
-			t.Error(err)
-		} else {
-			defer u()
-		}
-		sawRelease <- released.Load()
-	}()
-	time.Sleep(50 * time.Millisecond) // give the second Lock its chance to get in early
-	released.Store(true)
-	unlock()
-	if !<-sawRelease {
-		t.Fatal("the second Lock got the lock while the first held it")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+		t.Fatalf("flock on a held lock: %v, want EWOULDBLOCK", err)
+	}
+	unlock()
+	u, err := filelock.Lock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u()
 }
