@@ -58,7 +58,7 @@ CREATE INDEX rag_changes_collection ON rag_changes (collection, seq)`},
 // changeLogKeep entries; a reader further behind reloads everything.
 const (
 	changeLogKeep       = 100_000
-	defaultSyncInterval = 100 * time.Millisecond // another process's write shows within this
+	defaultSyncInterval = 100 * time.Millisecond // how often reads look at the change log
 )
 
 // Config configures Open. Zero fields take the defaults.
@@ -66,9 +66,11 @@ type Config struct {
 	Collection string       // default DefaultCollection
 	Dimension  int          // default DefaultDimension; an existing collection's must match
 	Logger     *slog.Logger // damaged rows are reported here; nil discards
-	// SyncInterval bounds how long another process's writes may stay
-	// unseen: reads look at the change log at most this often. 0 means
-	// 100 ms.
+	// SyncInterval is how often reads look at the change log for another
+	// process's writes: such a write shows in a read that starts at least
+	// this long after it, unless this process is itself writing or reading
+	// the log at that moment (a read does not wait for that; the next read
+	// catches up). 0 means 100 ms.
 	SyncInterval time.Duration
 }
 
@@ -215,9 +217,11 @@ func (s *Store) committed(before, after int64) {
 // sync applies the changes other processes committed since the index last
 // looked, at most every Config.SyncInterval. Reads call it first.
 //
-// A read never waits for a writer of this process: when one holds the
-// writer lock (its own changes reach the index as it commits), the read
-// goes on with the index as it is and a later read looks at the log.
+// A read never waits for the writer lock: when a writer of this process
+// holds it (its own changes reach the index as it commits) or another read
+// is applying the log under it, the read goes on with the index as it is,
+// and a later read looks at the log. Another process's writes can stay
+// unseen that much longer than SyncInterval.
 func (s *Store) sync(ctx context.Context) error {
 	if !s.wmu.TryLock() {
 		return nil
