@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/egress"
@@ -251,6 +252,10 @@ func (h *handler) serveSkill(w http.ResponseWriter, r *http.Request, open SkillS
 		h.log.ErrorContext(r.Context(), "skills API: cannot open the skills", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{"the skill store is not available; see the daemon's log"})
 		return
+	}
+	if r.URL.Path == SkillRunPath {
+		// A run outlives the health server's short write timeout.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.RunTimeout()))
 	}
 	v, err := fn(r.Context(), s)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/config"
@@ -178,15 +179,23 @@ func TestSkillRunOverHTTP(t *testing.T) {
 	add("1.0.0", "import sys\nprint('hi', *sys.argv[1:])\n", "")
 	add("1.0.1", "raise ValueError('boom')\n", "")
 	add("1.0.2", "print('x')\n", "capabilities:\n  network: [api.example.org]\n")
+	add("1.0.3", "import time\ntime.sleep(3)\nprint('late')\n", "")
 	hs, err := chatapi.NewSkillHandlers(chatapi.Config{User: "admin", Pass: pass, SkillImage: image}, func() (*host.Skills, error) { return sk, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(hs[chatapi.SkillRunPath])
+	// The daemon serves the API with a 10 s write timeout; a run may take
+	// longer and must still be answered. This server's timeout is shorter
+	// than the slow run below.
+	mux := http.NewServeMux()
+	mux.Handle(chatapi.SkillRunPath, hs[chatapi.SkillRunPath])
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.WriteTimeout = 2 * time.Second
+	srv.Start()
 	defer srv.Close()
 	run := func(body string) (int, chatapi.SkillRunResponse, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+chatapi.SkillRunPath, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.SetBasicAuth("admin", pass)
 		resp, err := http.DefaultClient.Do(req)
@@ -204,6 +213,9 @@ func TestSkillRunOverHTTP(t *testing.T) {
 	}
 	if st, r, raw := run(`{"ref":"api_skill@1.0.1"}`); st != 200 || r.Verdict.Passed() || r.Strike == nil || r.Strike.Strike.Number != 1 || r.Record.State != quarantine.StateFailed {
 		t.Errorf("crashing run: %d %s", st, raw)
+	}
+	if st, r, raw := run(`{"ref":"api_skill@1.0.3"}`); st != 200 || r.Stdout != "late\n" {
+		t.Errorf("a run longer than the server's write timeout: %d %s", st, raw)
 	}
 	if st, _, raw := run(`{"ref":"api_skill@1.0.2"}`); st != 403 || !strings.Contains(raw, "api.example.org") || !strings.Contains(raw, "web-allowlist.txt") {
 		t.Errorf("unapproved network: %d %s", st, raw)

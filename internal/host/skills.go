@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/internal/config"
@@ -76,6 +77,11 @@ type Skills struct {
 
 // Close closes the database.
 func (s *Skills) Close() error { return s.DB.Close() }
+
+// RunTimeout is the longest a Run may take: the sandbox's timeout
+// (SANDBOX_TIMEOUT) and a minute for creating, starting and removing the
+// container. A server answering a run must keep the connection that long.
+func (s *Skills) RunTimeout() time.Duration { return s.cfg.SandboxTimeout + time.Minute }
 
 // OpenSkills opens the relational store of cfg, applies the skill schemas
 // and builds the quarantine manager and the strike tracker. Approval codes
