@@ -27,6 +27,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/egress"
 	"github.com/talos-ironclad/talos/internal/redact"
 	"github.com/talos-ironclad/talos/quarantine/sandbox"
 	"github.com/talos-ironclad/talos/sockproxy"
@@ -112,13 +113,16 @@ type BrowserConfig struct {
 // browser that died is started again after a backoff (Backoff, doubled each
 // time, at most MaxRespawns in a row).
 type Browser struct {
-	cfg    BrowserConfig
-	log    *slog.Logger
-	proxy  *sockproxy.Proxy
-	egress *browserEgress
-	cli    *client.Client
-	cancel context.CancelFunc
-	served chan error
+	cfg   BrowserConfig
+	log   *slog.Logger
+	proxy *sockproxy.Proxy
+	// egressCfg is every session's egress proxy configuration, checked
+	// once; egressRoot holds each session's socket folder.
+	egressCfg  egress.Config
+	egressRoot string
+	cli        *client.Client
+	cancel     context.CancelFunc
+	served     chan error
 
 	mu       sync.Mutex
 	sessions map[string]*browserSession
@@ -135,8 +139,9 @@ type browserSession struct {
 	ctx         context.Context // the chromedp tab
 	cancelTab   context.CancelFunc
 	cancelAlloc context.CancelFunc
-	attempts    int  // respawns in a row without a successful operation
-	tried       bool // a browser was started (or tried) before
+	egress      *browserEgress // the container's egress proxy
+	attempts    int            // respawns in a row without a successful operation
+	tried       bool           // a browser was started (or tried) before
 	timer       *time.Timer
 	gone        bool
 }
@@ -181,33 +186,41 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	eg, err := startBrowserEgress(cfg.Web, lg)
-	if err != nil {
+	egCfg := browserEgressConfig(cfg.Web, lg)
+	if _, err := egress.New(egCfg, nil); err != nil {
 		return nil, err
+	}
+	egRoot, err := os.MkdirTemp("", "talos-browser-egress-")
+	if err == nil {
+		err = os.Chmod(egRoot, 0o755)
+	}
+	if err != nil {
+		_ = os.RemoveAll(egRoot)
+		return nil, talos.E(talos.CodeSockProxy, op, "cannot create a folder for the browser's egress sockets", err)
 	}
 	prof := sockproxy.Profile{
 		Name: "browser",
 		Ops: []sockproxy.Op{sockproxy.OpPing, sockproxy.OpVersion, sockproxy.OpList, sockproxy.OpCreate, sockproxy.OpInspect,
 			sockproxy.OpStart, sockproxy.OpStop, sockproxy.OpKill, sockproxy.OpRemove},
 		NetworkModes:  []string{cfg.Network},
-		BindAllowlist: []string{eg.dir},
+		BindAllowlist: []string{egRoot},
 	}
 	proxy, err := sockproxy.New(sockproxy.Config{Upstream: cfg.DockerHost, Profile: prof, Audit: cfg.Audit, Logger: cfg.Logger})
 	if err != nil {
-		eg.close()
+		_ = os.RemoveAll(egRoot)
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "talos-browser-proxy-")
 	if err != nil {
 		_ = proxy.Close()
-		eg.close()
+		_ = os.RemoveAll(egRoot)
 		return nil, talos.E(talos.CodeSockProxy, op, "cannot create a private folder for the proxy's socket", err)
 	}
 	sock := filepath.Join(dir, "docker.sock")
 	ln, err := sockproxy.Listen("unix://"+sock, sockproxy.ListenOptions{})
 	if err != nil {
 		_ = proxy.Close()
-		eg.close()
+		_ = os.RemoveAll(egRoot)
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
@@ -215,12 +228,12 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 	if err != nil {
 		_ = ln.Close()
 		_ = proxy.Close()
-		eg.close()
+		_ = os.RemoveAll(egRoot)
 		_ = os.RemoveAll(dir)
 		return nil, talos.E(talos.CodeDocker, op, "cannot create the Docker client", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Browser{cfg: cfg, log: lg, proxy: proxy, egress: eg, cli: cli, cancel: cancel, served: make(chan error, 1), sessions: map[string]*browserSession{}}
+	b := &Browser{cfg: cfg, log: lg, proxy: proxy, egressCfg: egCfg, egressRoot: egRoot, cli: cli, cancel: cancel, served: make(chan error, 1), sessions: map[string]*browserSession{}}
 	go func() {
 		err := sockproxy.Serve(ctx, ln, sockproxy.NewServer(proxy))
 		_ = os.RemoveAll(dir)
@@ -249,7 +262,7 @@ func (b *Browser) Close() error {
 	b.cancel()
 	err := <-b.served
 	_ = b.proxy.Close()
-	b.egress.close()
+	_ = os.RemoveAll(b.egressRoot)
 	return err
 }
 
@@ -393,6 +406,10 @@ func (s *browserSession) teardown() {
 		}
 		s.containerID = ""
 	}
+	if s.egress != nil {
+		s.egress.close()
+		s.egress = nil
+	}
 }
 
 // alive reports whether the session's browser answers; s.mu is held.
@@ -443,6 +460,11 @@ func (s *browserSession) spawn(ctx context.Context) error {
 	rb := make([]byte, 4)
 	_, _ = rand.Read(rb)
 	name := "talos-browser-" + strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(s.id)) + "-" + hex.EncodeToString(rb)
+	eg, err := startBrowserEgress(b.egressCfg, b.egressRoot, b.log)
+	if err != nil {
+		return err
+	}
+	s.egress = eg
 	// DevTools is relayed to the network for Talos; the egress proxy's
 	// socket to the container's loopback, where Chromium sends every
 	// request (<-loopback> so not even localhost goes around it).
@@ -473,7 +495,7 @@ func (s *browserSession) spawn(ctx context.Context) error {
 			CapDrop:        []string{"ALL"},
 			SecurityOpt:    []string{"no-new-privileges"},
 			Tmpfs:          map[string]string{"/tmp": BrowserTmpfs},
-			Binds:          []string{b.egress.dir + ":" + browserEgressMount + ":ro"},
+			Binds:          []string{eg.dir + ":" + browserEgressMount + ":ro"},
 			Init:           &withInit,
 			Resources: container.Resources{
 				Memory:     BrowserMemory,
@@ -484,6 +506,7 @@ func (s *browserSession) spawn(ctx context.Context) error {
 		},
 	})
 	if err != nil {
+		s.teardown()
 		return talos.E(talos.CodeDocker, op, "cannot create the browser container (is the image "+redact.Value(b.cfg.Image)+" built?)", err)
 	}
 	s.containerID, s.started = res.ID, time.Now()

@@ -1,75 +1,71 @@
 package genesis
 
 import (
-	"errors"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"time"
+	"strings"
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/egress"
+	"github.com/talos-ironclad/talos/quarantine/sandbox"
 )
 
-// Where the browser's egress proxy is, inside its containers.
+// Where a browser container finds its egress proxy: the sandbox's mount
+// point and loopback address, so both kinds of container look alike.
 const (
-	browserEgressMount = "/run/talos-egress"
+	browserEgressMount = sandbox.EgressMount
 	browserEgressSock  = "egress.sock"
-	browserEgressPort  = "3128" // socat on the container's loopback
-	browserEgressBytes = 512 << 20
+	browserEgressBytes = 512 << 20 // per session: one container's life
 )
 
-// browserEgress is the egress proxy every browser container sends its
-// requests to: the Web allowlist's hosts on ports 80 and 443, no special
-// address unless Web's AllowAddrs opens it, served on a unix socket in a
-// folder bind-mounted read-only into the containers.
+// browserEgressPort is the port of sandbox.EgressProxyAddr, where socat
+// relays the socket on the container's loopback.
+var browserEgressPort = func() string {
+	_, port, _ := strings.Cut(sandbox.EgressProxyAddr, ":")
+	return port
+}()
+
+// browserEgress is one session's egress proxy: the Web allowlist's hosts
+// on ports 80 and 443, no special address unless Web's AllowAddrs opens
+// it, its own byte cap, served on a unix socket in its own folder under
+// the browser's egress root, bind-mounted read-only into that session's
+// container only. It lives as long as the container.
 type browserEgress struct {
-	dir  string
-	srv  *http.Server
-	done chan struct{}
+	dir string
+	srv *egress.UnixServer
 }
 
-func startBrowserEgress(web *Fetcher, log *slog.Logger) (*browserEgress, error) {
-	const op = "genesis.NewBrowser"
-	p, err := egress.New(egress.Config{Allow: web.cfg.AllowedHosts, AllowAddrs: web.cfg.AllowAddrs, DialTimeout: web.cfg.Timeout,
-		MaxBytes: browserEgressBytes, MaxConns: 64, Logger: log}, nil)
+// browserEgressConfig is the proxy configuration of every session.
+func browserEgressConfig(web *Fetcher, log *slog.Logger) egress.Config {
+	return egress.Config{Allow: web.cfg.AllowedHosts, AllowAddrs: web.cfg.AllowAddrs, DialTimeout: web.cfg.Timeout,
+		MaxBytes: browserEgressBytes, MaxConns: 64, Logger: log}
+}
+
+// startBrowserEgress serves a fresh proxy of cfg in a new folder under root.
+func startBrowserEgress(cfg egress.Config, root string, log *slog.Logger) (*browserEgress, error) {
+	const op = "genesis.Browser.spawn"
+	p, err := egress.New(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "talos-browser-egress-")
-	if err != nil {
-		return nil, talos.E(talos.CodeSockProxy, op, "cannot create a folder for the browser's egress socket", err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, talos.E(talos.CodeSockProxy, op, "cannot open the egress folder to the browser's user", err)
-	}
-	sock := filepath.Join(dir, browserEgressSock)
-	ln, err := net.Listen("unix", sock)
+	dir, err := os.MkdirTemp(root, "session-")
 	if err == nil {
-		err = os.Chmod(sock, 0o666)
+		err = os.Chmod(dir, 0o755)
 	}
 	if err != nil {
-		if ln != nil {
-			_ = ln.Close()
-		}
+		_ = os.RemoveAll(dir)
+		return nil, talos.E(talos.CodeSockProxy, op, "cannot create the folder for the browser's egress socket", err)
+	}
+	srv, err := egress.ServeUnix(filepath.Join(dir, browserEgressSock), p, log)
+	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, talos.E(talos.CodeSockProxy, op, "cannot serve the browser's egress socket", err)
 	}
-	e := &browserEgress{dir: dir, srv: &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second}, done: make(chan struct{})}
-	go func() {
-		defer close(e.done)
-		if err := e.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("browser: the egress proxy stopped", "err", err)
-		}
-	}()
-	return e, nil
+	return &browserEgress{dir: dir, srv: srv}, nil
 }
 
 func (e *browserEgress) close() {
-	_ = e.srv.Close()
-	<-e.done
+	e.srv.Close(0)
 	_ = os.RemoveAll(e.dir)
 }

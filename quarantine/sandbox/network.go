@@ -1,10 +1,8 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,7 +35,6 @@ const (
 	egressSockName  = "egress.sock"                // in egressDirName
 	egressIdle      = 30 * time.Second             // a silent tunnel is closed after this
 	egressConnLimit = 8                            // connections at once per run
-	egressReadLimit = 1 << 20                      // request header bytes the proxy's server reads
 	egressShutdown  = 2 * time.Second              // grace for the proxy's server at the end of a run
 )
 
@@ -80,8 +77,7 @@ func (s *Sandbox) egressAllow(man *quarantine.Manifest) ([]string, error) {
 
 // runEgress is the egress proxy of one run.
 type runEgress struct {
-	srv      *http.Server
-	done     chan struct{}
+	server   *egress.UnixServer
 	mu       sync.Mutex
 	events   []egress.Event
 	once     sync.Once
@@ -94,7 +90,7 @@ type runEgress struct {
 // can connect) and returns it with the bind and environment of the run.
 func (s *Sandbox) startEgress(runDir string, allow []string) (*runEgress, []string, []string, error) {
 	const op = "sandbox.Run"
-	re := &runEgress{done: make(chan struct{})}
+	re := &runEgress{}
 	p, err := egress.New(egress.Config{Allow: allow, AllowAddrs: s.cfg.EgressAllowAddrs, IdleTimeout: egressIdle,
 		MaxBytes: s.cfg.EgressMaxBytes, MaxConns: egressConnLimit, Logger: s.log, Events: re.record}, nil)
 	if err != nil {
@@ -105,21 +101,9 @@ func (s *Sandbox) startEgress(runDir string, allow []string) (*runEgress, []stri
 		return nil, nil, nil, talos.E(talos.CodeSkillSandbox, op, "cannot create the egress folder "+dir, err)
 	}
 	sock := filepath.Join(dir, egressSockName)
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		return nil, nil, nil, talos.E(talos.CodeSkillSandbox, op, "cannot listen on the egress socket "+sock, err)
+	if re.server, err = egress.ServeUnix(sock, p, s.log); err != nil {
+		return nil, nil, nil, talos.E(talos.CodeSkillSandbox, op, "cannot serve the egress socket "+sock+" to the container's user", err)
 	}
-	if err := os.Chmod(sock, 0o666); err != nil {
-		_ = ln.Close()
-		return nil, nil, nil, talos.E(talos.CodeSkillSandbox, op, "cannot open the egress socket to the container's user", err)
-	}
-	re.srv = &http.Server{Handler: p, ReadHeaderTimeout: egressIdle, MaxHeaderBytes: egressReadLimit}
-	go func() {
-		defer close(re.done)
-		if err := re.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Warn("sandbox: the egress proxy stopped", "err", err)
-		}
-	}()
 	env := []string{EnvEgressSocket + "=" + EgressSocket, "HTTP_PROXY=" + egressProxyURL, "HTTPS_PROXY=" + egressProxyURL,
 		"http_proxy=" + egressProxyURL, "https_proxy=" + egressProxyURL, "NO_PROXY=", "no_proxy="}
 	return re, []string{dir + ":" + EgressMount + ":ro"}, env, nil
@@ -138,11 +122,7 @@ func (re *runEgress) record(ev egress.Event) {
 // the first call stops; later ones return the same.
 func (re *runEgress) stop() ([]egress.Event, []Evidence) {
 	re.once.Do(func() {
-		_ = re.srv.Close()
-		select {
-		case <-re.done:
-		case <-time.After(egressShutdown):
-		}
+		re.server.Close(egressShutdown)
 		re.mu.Lock()
 		defer re.mu.Unlock()
 		re.seen = append([]egress.Event(nil), re.events...)
