@@ -18,10 +18,10 @@ import (
 
 // Defaults of Config. Each zero field of Config takes the one named here.
 const (
-	// DefaultSessionTimeout is SESSION_TIMEOUT (spec L340: 30 minutes): a
+	// DefaultSessionTimeout is SESSION_TIMEOUT (30 minutes): a
 	// session with no turn for this long is forgotten.
 	DefaultSessionTimeout = 30 * time.Minute
-	// DefaultHistoryMessages is MEMORY_CONTEXT_WINDOW (spec L389: 10): the
+	// DefaultHistoryMessages is MEMORY_CONTEXT_WINDOW (10): the
 	// session's latest messages put into each prompt.
 	DefaultHistoryMessages = 10
 	// DefaultMemoryBudget is the token budget of retrieved memories

@@ -124,7 +124,7 @@ const (
 	DefaultRecursiveSelfImprove      = false // L393
 	// DefaultTokenDailyLimit is TOKEN_DAILY_LIMIT: 50,000 tokens a day.
 	DefaultTokenDailyLimit = 50000
-	DefaultGeminiEnabled   = false // Talos: local first (spec P1, digest A §0 [!])
+	DefaultGeminiEnabled   = false // local first: Gemini only when the operator turns it on
 )
 
 // Config is the resolved configuration of the daemon: every variable of spec
