@@ -14,6 +14,10 @@ import (
 	"github.com/talos-ironclad/talos/rag"
 )
 
+// ConversationType is the memory type (rag.Memory.Type) of what a user said
+// in a session, as the chat loop writes it back to long-term memory.
+const ConversationType = "conversation"
+
 // Plain messages for the user. None carries internal error text; the
 // correlation ID lets an operator find the details in the tier-2 log.
 const (
@@ -390,7 +394,7 @@ func (t *turnState) remember(ctx context.Context, answer string) {
 			o.log.WarnContext(ctx, "orchestrator: memory write-back failed", "source", string(m.Source), "err", err)
 		}
 	}
-	write(t.msg, rag.Memory{Source: rag.SourceUser, Trusted: t.userSafe, SessionID: sid, Priority: rag.PrioritySession, Type: "conversation"})
+	write(t.msg, rag.Memory{Source: rag.SourceUser, Trusted: t.userSafe, SessionID: sid, Priority: rag.PrioritySession, Type: ConversationType})
 	for _, tr := range t.toolTexts {
 		if strings.TrimSpace(tr.Text) == "" {
 			continue

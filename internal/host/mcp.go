@@ -50,13 +50,7 @@ func OpenMCP(ctx context.Context, cfg *config.Config, audit, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	var secrets []string
-	for _, s := range []string{cfg.GeminiAPIKey.Value(), cfg.BasicAuthPass.Value(), cfg.PostgresPassword.Value(), cfg.TailscaleAuthKey.Value()} {
-		if s != "" {
-			secrets = append(secrets, s)
-		}
-	}
-	h, err := mcphost.New(mcphost.Config{Servers: servers, AllowedCommands: cfg.MCPAllowedCommands, Secrets: secrets, Logger: log},
+	h, err := mcphost.New(mcphost.Config{Servers: servers, AllowedCommands: cfg.MCPAllowedCommands, Secrets: ownSecrets(cfg), Logger: log},
 		pins, auditCalls{audit}, nil, mcphost.Hooks{})
 	if err != nil {
 		return nil, err

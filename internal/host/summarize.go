@@ -20,6 +20,7 @@ import (
 	"github.com/talos-ironclad/talos/llm"
 	"github.com/talos-ironclad/talos/llm/ollama"
 	"github.com/talos-ironclad/talos/mcphost"
+	"github.com/talos-ironclad/talos/orchestrator"
 	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/hashembed"
@@ -45,9 +46,6 @@ const (
 	SummaryCycleTokens = 16000
 	// SummaryType is the memory type of a session summary.
 	SummaryType = "session_summary"
-	// ConversationType is the memory type the chat loop gives what a user
-	// said in a session.
-	ConversationType = "conversation"
 )
 
 // summaryPrompt is the system prompt of a summary request.
@@ -95,7 +93,7 @@ func (s *Summarizer) Run(ctx context.Context) (dream.PhaseResult, error) {
 	c := map[string]int64{}
 	res := dream.PhaseResult{Counters: c}
 	since := time.Now().Add(-SummaryWindow)
-	recs, err := s.Store.List(ctx, rag.ListOptions{Where: new(rag.And(rag.Eq(rag.KeyType, ConversationType), rag.Gte(rag.KeyCreatedAt, float64(since.UnixMilli()))))})
+	recs, err := s.Store.List(ctx, rag.ListOptions{Where: new(rag.And(rag.Eq(rag.KeyType, orchestrator.ConversationType), rag.Gte(rag.KeyCreatedAt, float64(since.UnixMilli()))))})
 	if err != nil {
 		return res, err
 	}
@@ -366,13 +364,7 @@ func summarizeSessions(ctx context.Context, cfg *config.Config, deps Maintenance
 	if err != nil {
 		return dream.PhaseResult{}, err
 	}
-	var own []string
-	for _, sec := range []config.Secret{cfg.BasicAuthPass, cfg.GeminiAPIKey, cfg.PostgresPassword, cfg.TailscaleAuthKey} {
-		if v := sec.Value(); v != "" {
-			own = append(own, v)
-		}
-	}
-	s := &Summarizer{Model: model, Store: mem.Store, Remember: ret.Remember, Firewall: fw, Secrets: mcphost.NewSecretScanner(own),
+	s := &Summarizer{Model: model, Store: mem.Store, Remember: ret.Remember, Firewall: fw, Secrets: mcphost.NewSecretScanner(ownSecrets(cfg)),
 		MaxTokens: deps.SummaryTokens}
 	return s.Run(ctx)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/testenv"
 	"github.com/talos-ironclad/talos/llm/llmtest"
 	"github.com/talos-ironclad/talos/llm/ollama"
+	"github.com/talos-ironclad/talos/orchestrator"
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/hashembed"
 	"github.com/talos-ironclad/talos/vram"
@@ -37,7 +38,7 @@ func seedConversations(t *testing.T, store rag.Store, msgs []conversation) {
 			t.Fatal(err)
 		}
 		md := rag.Memory{Source: rag.SourceUser, Trusted: m.trusted, SessionID: m.session, Priority: rag.PrioritySession,
-			Type: host.ConversationType, CreatedAt: time.Now().Add(-m.age)}.Metadata()
+			Type: orchestrator.ConversationType, CreatedAt: time.Now().Add(-m.age)}.Metadata()
 		if err := store.Upsert(context.Background(), []rag.Record{{ID: m.id, Document: m.text, Embedding: v[0], Metadata: md}}); err != nil {
 			t.Fatal(err)
 		}
