@@ -216,10 +216,13 @@ func (p *Proxy) Allowed(host string, port int) bool {
 	return false
 }
 
-// CheckAddr returns an error when ip is loopback, private, link-local,
-// multicast, unspecified or another special-purpose address that a
-// program in a sandbox must not reach, unless a range of allow contains
-// it.
+// ErrSpecialAddr is what CheckAddr's errors wrap.
+var ErrSpecialAddr = errors.New("loopback, private, link-local or otherwise special address")
+
+// CheckAddr returns an error wrapping ErrSpecialAddr when ip is loopback,
+// private, link-local, multicast, unspecified or another special-purpose
+// address that a program in a sandbox must not reach, unless a range of
+// allow contains it.
 func CheckAddr(ip netip.Addr, allow []netip.Prefix) error {
 	ip = ip.Unmap()
 	for _, p := range allow {
@@ -229,7 +232,7 @@ func CheckAddr(ip netip.Addr, allow []netip.Prefix) error {
 	}
 	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
 		ip.IsMulticast() || ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() || !ip.IsGlobalUnicast() || special(ip) {
-		return fmt.Errorf("%s is a loopback, private, link-local or otherwise special address", ip)
+		return fmt.Errorf("%s is a %w", ip, ErrSpecialAddr)
 	}
 	return nil
 }
@@ -304,7 +307,7 @@ func (p *Proxy) dialContext(ctx context.Context, network, address string) (net.C
 		return nil, &refusal{http.StatusBadGateway, clip(host) + " has no address"}
 	}
 	var op *net.OpError
-	if !errors.As(why, &op) || strings.Contains(why.Error(), "special address") {
+	if !errors.As(why, &op) || errors.Is(why, ErrSpecialAddr) {
 		return nil, &refusal{http.StatusForbidden, "connection to " + clip(host) + " refused: " + why.Error()}
 	}
 	return nil, &refusal{http.StatusBadGateway, "cannot connect to " + clip(host) + ": " + why.Error()}
