@@ -4,7 +4,7 @@
 #   make run            the daemon on embedded defaults in a fresh TALOS_HOME (no services needed)
 #   make test           gofmt check, real services up, go vet, go test -race, services down
 #   make bench          benchmarks only
-#   make services-up    start Redis, PostgreSQL, Docker and Chroma (scripts/services.sh)
+#   make services-up    start Redis, PostgreSQL, Docker, Chroma and Ollama, build the test images (scripts/services.sh)
 #   make services-down  stop them
 #   make fmt-check      fail if gofmt would change a file
 #

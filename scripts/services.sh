@@ -4,7 +4,7 @@
 #   scripts/services.sh up       install what is missing, start everything, wait until ready
 #   scripts/services.sh down     stop what `up` started (by PID file only)
 #   scripts/services.sh env      print `export` lines for the tests (eval or source them)
-#   scripts/services.sh status   say what is running; exit 0 only if all four are
+#   scripts/services.sh status   say what is running; exit 0 only if Redis, PostgreSQL, Docker and Chroma are
 #   scripts/services.sh python-image   only build (or re-import from its cache) talos-test/python:1
 #   scripts/services.sh browser-image  only build (or re-import from its cache) talos-test/browser:1
 #
@@ -574,7 +574,7 @@ cmd_up() {
 	install_mcp
 	start_ollama
 	cmd_env >"$DIR/env.sh"
-	log "all four services are up in $(since "$t0"); state in $DIR"
+	log "Redis, PostgreSQL, Docker (with the test images), Chroma, the MCP servers and Ollama are up in $(since "$t0"); state in $DIR"
 	log "use them with:  eval \"\$($0 env)\"   (or: source $DIR/env.sh)"
 }
 
