@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -68,6 +69,19 @@ const (
 	LabelBrowserCreated = "talos.created_at"
 )
 
+// browserLabels are the labels of a session's container: extra (checked
+// by NewBrowser) plus the browser's own, which extra cannot replace.
+func browserLabels(extra map[string]string, session string) map[string]string {
+	l := maps.Clone(extra)
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[sockproxy.LabelManaged] = sockproxy.LabelManagedValue
+	l[LabelBrowserSession] = session
+	l[LabelBrowserCreated] = time.Now().UTC().Format(time.RFC3339)
+	return l
+}
+
 var sessionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // BrowserConfig configures a Browser.
@@ -103,6 +117,11 @@ type BrowserConfig struct {
 	Backoff time.Duration
 	// Audit receives the socket proxy's records (tier-1 audit); nil
 	// discards. Logger receives operational messages; nil discards.
+	// Labels are put on every browser container besides
+	// sockproxy.LabelManaged, LabelBrowserSession and LabelBrowserCreated,
+	// which they cannot replace (sandbox.CheckLabels says what is allowed);
+	// a host uses one to find its own containers on a shared engine.
+	Labels        map[string]string
 	Audit, Logger *slog.Logger
 }
 
@@ -167,6 +186,7 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 		errs = append(errs, fmt.Errorf("IdleTimeout %v, MaxSessions %d, MaxRespawns %d, Backoff %v: want 0 (the default) or more",
 			cfg.IdleTimeout, cfg.MaxSessions, cfg.MaxRespawns, cfg.Backoff))
 	}
+	errs = append(errs, sandbox.CheckLabels(cfg.Labels, LabelBrowserSession, LabelBrowserCreated)...)
 	if len(errs) > 0 {
 		return nil, talos.E(talos.CodeConfigInvalid, op, "invalid browser_automation configuration", errors.Join(errs...))
 	}
@@ -479,15 +499,11 @@ func (s *browserSession) spawn(ctx context.Context) error {
 	res, err := b.cli.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
-			Image: b.cfg.Image,
-			Cmd:   []string{"/bin/sh", "-c", launch},
-			User:  "65534:65534",
-			Env:   []string{"HOME=/tmp", "TMPDIR=/tmp", "LANG=C.UTF-8"},
-			Labels: map[string]string{
-				sockproxy.LabelManaged: sockproxy.LabelManagedValue,
-				LabelBrowserSession:    s.id,
-				LabelBrowserCreated:    time.Now().UTC().Format(time.RFC3339),
-			},
+			Image:  b.cfg.Image,
+			Cmd:    []string{"/bin/sh", "-c", launch},
+			User:   "65534:65534",
+			Env:    []string{"HOME=/tmp", "TMPDIR=/tmp", "LANG=C.UTF-8"},
+			Labels: browserLabels(b.cfg.Labels, s.id),
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode:    container.NetworkMode(b.cfg.Network),

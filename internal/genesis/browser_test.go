@@ -34,7 +34,7 @@ func TestBrowserOnEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	const idle = 6 * time.Second
-	b, err := genesis.NewBrowser(genesis.BrowserConfig{DockerHost: host, Image: img, Network: web.Network, Web: f,
+	b, err := genesis.NewBrowser(genesis.BrowserConfig{DockerHost: host, Image: img, Network: web.Network, Web: f, Labels: map[string]string{"talos.instance": "browser-test"},
 		IdleTimeout: idle, MaxSessions: 1, Backoff: 200 * time.Millisecond, MaxRespawns: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,8 @@ func TestBrowserOnEngine(t *testing.T) {
 	}
 	hc := info.Container.HostConfig
 	if !hc.ReadonlyRootfs || hc.Memory != genesis.BrowserMemory || hc.PidsLimit == nil || *hc.PidsLimit != genesis.BrowserPids ||
-		info.Container.Config.User != "65534:65534" || info.Container.Config.Labels["talos.managed"] != "true" || info.Container.Config.Labels[genesis.LabelBrowserSession] != conv {
+		info.Container.Config.User != "65534:65534" || info.Container.Config.Labels["talos.managed"] != "true" || info.Container.Config.Labels[genesis.LabelBrowserSession] != conv ||
+		info.Container.Config.Labels["talos.instance"] != "browser-test" {
 		t.Fatalf("browser container limits: %+v %+v", hc, info.Container.Config)
 	}
 
@@ -322,5 +323,19 @@ func TestBrowserAutomationSkillOnEngine(t *testing.T) {
 	}
 	if _, err := r.Call(ctx, genesis.BrowserAutomation, map[string]any{"action": "navigate", "url": "http://10.9.9.9/"}); talos.CodeOf(err) != talos.CodePolicyDenied {
 		t.Fatalf("host not on the allowlist: %v", err)
+	}
+}
+
+// Extra labels are checked: a bad key and one of the browser's own are
+// both named.
+func TestBrowserRefusesBadLabels(t *testing.T) {
+	f, err := genesis.NewFetcher(genesis.FetchConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = genesis.NewBrowser(genesis.BrowserConfig{DockerHost: "unix:///nonexistent.sock", Image: "x", Network: "n", Web: f,
+		Labels: map[string]string{"Bad Key": "v", genesis.LabelBrowserSession: "s"}})
+	if err == nil || !strings.Contains(err.Error(), `"Bad Key"`) || !strings.Contains(err.Error(), genesis.LabelBrowserSession) {
+		t.Fatalf("bad labels: %v", err)
 	}
 }

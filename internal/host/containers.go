@@ -16,8 +16,8 @@ import (
 	reaperdocker "github.com/talos-ironclad/talos/reaper/docker"
 )
 
-// LabelInstance is the label on every container a home's sandboxes create
-// (besides talos.managed=true); its value is InstanceID of the home, so a
+// LabelInstance is the label on every container a home's skill sandboxes
+// and browser sessions create (besides talos.managed=true); its value is InstanceID of the home, so a
 // daemon finds its own containers among other homes' on one engine.
 const LabelInstance = "talos.instance"
 

@@ -127,7 +127,7 @@ func OpenGenesisTools(ctx context.Context, cfg *config.Config, image string, aud
 	for _, s := range rep.Active() {
 		if s.ID == genesis.BrowserAutomation && web != nil && cfg.BrowserImage != "" && cfg.BrowserNetwork != "" {
 			b, err := genesis.NewBrowser(genesis.BrowserConfig{DockerHost: cfg.DockerHost, Image: cfg.BrowserImage,
-				Network: cfg.BrowserNetwork, Web: web, Audit: audit, Logger: log})
+				Network: cfg.BrowserNetwork, Web: web, Labels: sandboxLabels(cfg), Audit: audit, Logger: log})
 			if err != nil {
 				if log != nil {
 					log.WarnContext(ctx, "browser_automation is not offered", "err", err)

@@ -164,6 +164,31 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// CheckLabels returns an error for every entry of labels that a container
+// cannot carry as an extra label, naming the key or value and what is
+// allowed: keys are 1 to 128 characters of a-z, 0-9, '.', '_' and '-',
+// starting with a letter or digit, and neither sockproxy.LabelManaged nor
+// one of reserved (the labels the caller sets itself); values are at most
+// 256 printable characters.
+func CheckLabels(labels map[string]string, reserved ...string) []error {
+	var errs []error
+	bad := func(field string, v any, allowed string) {
+		errs = append(errs, fmt.Errorf("%s is %v: %s", field, v, allowed))
+	}
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		v := labels[k]
+		switch {
+		case !labelKey.MatchString(k):
+			bad("Labels key", `"`+clip(k, 40)+`"`, "keys are 1 to 128 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit")
+		case k == sockproxy.LabelManaged || slices.Contains(reserved, k):
+			bad("Labels key", `"`+k+`"`, "the sandbox or browser sets this label itself; choose another key")
+		case len(v) > 256 || strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+			bad("Labels["+k+"]", `"`+clip(v, 40)+`"`, "values are at most 256 printable characters")
+		}
+	}
+	return errs
+}
+
 // labelKey is what a key of Config.Labels may look like.
 var labelKey = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
 
@@ -240,17 +265,7 @@ func (cfg Config) withDefaults(tmp string) (Config, error) {
 	if _, err := egress.New(egress.Config{Allow: cfg.EgressAllow}, nil); err != nil {
 		errs = append(errs, fmt.Errorf("EgressAllow: %w", errors.Unwrap(err)))
 	}
-	for _, k := range slices.Sorted(maps.Keys(cfg.Labels)) {
-		v := cfg.Labels[k]
-		switch {
-		case !labelKey.MatchString(k):
-			bad("Labels key", `"`+clip(k, 40)+`"`, "keys are 1 to 128 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit")
-		case k == sockproxy.LabelManaged || k == LabelSkill || k == LabelRun:
-			bad("Labels key", `"`+k+`"`, "the sandbox sets this label itself; choose another key")
-		case len(v) > 256 || strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
-			bad("Labels["+k+"]", `"`+clip(v, 40)+`"`, "values are at most 256 printable characters")
-		}
-	}
+	errs = append(errs, CheckLabels(cfg.Labels, LabelSkill, LabelRun)...)
 	if len(errs) > 0 {
 		return cfg, talos.E(talos.CodeConfigInvalid, "sandbox.New", "invalid sandbox configuration", errors.Join(errs...))
 	}
