@@ -608,8 +608,8 @@ func waitDevTools(ctx context.Context, base string, exited func() error) error {
 }
 
 // Navigate opens rawURL in session id's tab (the URL must pass the web
-// allowlist: http or https, an approved host) and returns the page's
-// title and URL.
+// allowlist: http or https, an approved host, port 80 or 443) and returns
+// the page's title and URL.
 func (b *Browser) Navigate(ctx context.Context, id, rawURL string) (title, at string, err error) {
 	const op = "genesis.Browser.Navigate"
 	u, perr := url.Parse(rawURL)
@@ -618,6 +618,11 @@ func (b *Browser) Navigate(ctx context.Context, id, rawURL string) (title, at st
 	}
 	if err := b.cfg.Web.checkURL(u); err != nil {
 		return "", "", err
+	}
+	if p := u.Port(); p != "" && p != "80" && p != "443" {
+		// The browser's egress proxy admits the allowlist's hosts on the
+		// web ports only; say so here instead of failing inside Chromium.
+		return "", "", talos.Errorf(talos.CodePolicyDenied, op, "port %s refused: the browser opens allowed hosts on ports 80 and 443 only", redact.Value(p))
 	}
 	err = b.do(ctx, id, func(tab context.Context) error {
 		if err := chromedp.Do(tab, chromedp.Navigate(u.String())); err != nil {

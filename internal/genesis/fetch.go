@@ -115,7 +115,9 @@ func hostPattern(h string) bool {
 			return false
 		}
 	}
-	return !strings.HasPrefix(h, ".") && !strings.HasSuffix(h, ".") && !strings.Contains(h, "..")
+	// A leading '-' is refused as egress refuses it: the browser's egress
+	// proxy is built from the same list.
+	return !strings.HasPrefix(h, ".") && !strings.HasPrefix(h, "-") && !strings.HasSuffix(h, ".") && !strings.Contains(h, "..")
 }
 
 // Allowed reports whether host (no port) is on the allowlist.

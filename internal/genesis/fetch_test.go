@@ -112,11 +112,11 @@ func TestParseAllowlistAddresses(t *testing.T) {
 		t.Fatalf("default: %+v %v", al, err)
 	}
 	// Every bad line at once, each named with its value escaped.
-	_, err = genesis.ParseWebAllowlist([]byte("allow-address 0.0.0.0/0\nallow-address 10.1.2.3/8\nallow-address nope\nallow-address\nbad\x1bhost\nallow-addressx 1.2.3.4\nallow-address fe80::1%eth0\n"))
+	_, err = genesis.ParseWebAllowlist([]byte("allow-address 0.0.0.0/0\nallow-address 10.1.2.3/8\nallow-address nope\nallow-address\nbad\x1bhost\nallow-addressx 1.2.3.4\nallow-address fe80::1%eth0\n-foo.example\n"))
 	if talos.CodeOf(err) != talos.CodeInputInvalid {
 		t.Fatalf("bad lines: %v", err)
 	}
-	for _, want := range []string{"line 1", "too broad", "line 2", "write 10.0.0.0/8", "line 3", "line 4", `line 5 "bad\x1bhost"`, "line 6", "line 7", "zone"} {
+	for _, want := range []string{"line 1", "too broad", "line 2", "write 10.0.0.0/8", "line 3", "line 4", `line 5 "bad\x1bhost"`, "line 6", "line 7", "zone", `line 8 "-foo.example"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not say %q: %v", want, err)
 		}
