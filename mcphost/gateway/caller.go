@@ -3,9 +3,6 @@ package gateway
 import (
 	"context"
 	"strings"
-	"time"
-
-	talos "github.com/talos-ironclad/talos"
 )
 
 // ToolActionPrefix begins the capability action of every tool call.
@@ -52,20 +49,15 @@ func (c caller) authorizeCall(action string) error {
 	if err == nil {
 		err = c.s.Check(c.token, action)
 	}
-	if log := c.s.v.log; log != nil {
-		d := Decision{Time: time.Now(), Action: action, Allowed: err == nil}
-		if len(d.Action) > 200 {
-			d.Action = d.Action[:200]
-		}
+	if c.s.v.log != nil {
+		var subject PeerID
+		var id string
 		c.s.mu.Lock()
 		if e, ok := c.s.cache[c.token]; ok {
-			d.Subject, d.TokenID = e.t.Subject, e.t.ID
+			subject, id = e.t.Subject, e.t.ID
 		}
 		c.s.mu.Unlock()
-		if err != nil {
-			d.Code, d.Reason = talos.CodeOf(err), err.Error()
-		}
-		log.Record(d)
+		c.s.v.record(action, subject, id, err)
 	}
 	return err
 }

@@ -173,20 +173,27 @@ func NewRequest(holder *Identity, token, action string) (Request, error) {
 func (v *Verifier) Authorize(r Request) (*Token, error) {
 	t, err := v.authorize(r)
 	if v.log != nil {
-		d := Decision{Time: time.Now(), Action: r.Action, Allowed: err == nil}
-		if len(d.Action) > 200 {
-			d.Action = d.Action[:200]
-		}
+		var subject PeerID
+		var id string
 		if pt, perr := Parse(r.Token); perr == nil {
-			d.Subject, d.TokenID = pt.Subject, pt.ID
+			subject, id = pt.Subject, pt.ID
 		}
-		if err != nil {
-			d.Code = talos.CodeOf(err)
-			d.Reason = err.Error()
-		}
-		v.log.Record(d)
+		v.record(r.Action, subject, id, err)
 	}
 	return t, err
+}
+
+// record adds one decision on action to the Verifier's DecisionLog (the
+// action clipped to 200 bytes; a refusal with its code and reason).
+func (v *Verifier) record(action string, subject PeerID, tokenID string, err error) {
+	d := Decision{Time: time.Now(), Action: action, Allowed: err == nil, Subject: subject, TokenID: tokenID}
+	if len(d.Action) > 200 {
+		d.Action = d.Action[:200]
+	}
+	if err != nil {
+		d.Code, d.Reason = talos.CodeOf(err), err.Error()
+	}
+	v.log.Record(d)
 }
 
 func (v *Verifier) authorize(r Request) (*Token, error) {
