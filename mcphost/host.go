@@ -652,12 +652,18 @@ func (h *Host) Approve(ctx context.Context, name, fingerprint string) error {
 		return talos.E(talos.CodeMCPServer, "mcphost.Approve", "saving the pins of server "+name+" failed; it stays quarantined", err)
 	}
 	s.mu.Lock()
-	s.approved, s.previous = live, live
-	s.quarantine, s.quarReason = nil, ""
+	s.release(live)
 	s.mu.Unlock()
 	h.rebuildOwners()
 	h.log.Info("mcphost: tool definitions approved", "server", name, "tools", len(live))
 	return nil
+}
+
+// release makes live the approved definitions and lifts the quarantine;
+// s.mu is held (the caller rebuilds the tool owners afterwards).
+func (s *srv) release(live map[string]ToolDef) {
+	s.approved, s.previous = live, live
+	s.quarantine, s.quarReason = nil, ""
 }
 
 // fingerprintOf is fingerprint, named apart from Approve's parameter.
@@ -776,23 +782,12 @@ func (h *Host) ReloadApprovals(ctx context.Context) ([]string, error) {
 			errs = append(errs, talos.E(talos.CodeMCPServer, "mcphost.ReloadApprovals", "loading the pins of server "+s.name+" failed; it stays quarantined", err))
 			continue
 		}
-		if !found || len(pins) != len(live) {
-			continue
-		}
-		match := true
-		for n, d := range live {
-			if pins[n] != d.Hash {
-				match = false
-				break
-			}
-		}
-		if !match {
+		if !found || !diff(pins, live).Empty() {
 			continue
 		}
 		s.mu.Lock()
 		if fingerprint(s.live) == fingerprint(live) { // unchanged while we read
-			s.approved, s.previous = live, live
-			s.quarantine, s.quarReason = nil, ""
+			s.release(live)
 			released = append(released, s.name)
 		}
 		s.mu.Unlock()
