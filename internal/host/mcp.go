@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/talos-ironclad/talos/firewall"
@@ -42,11 +41,7 @@ func OpenMCP(ctx context.Context, cfg *config.Config, audit, log *slog.Logger) (
 	if err != nil || len(servers) == 0 {
 		return nil, err
 	}
-	pinsPath := filepath.Join(cfg.Home, filepath.FromSlash(MCPPinsFile))
-	if err := os.MkdirAll(filepath.Dir(pinsPath), 0o755); err != nil {
-		return nil, err
-	}
-	pins, err := mcphost.NewFilePins(pinsPath)
+	pins, err := openPins(cfg, MCPPinsFile)
 	if err != nil {
 		return nil, err
 	}

@@ -51,11 +51,7 @@ func LoadIdentity(cfg *config.Config) (*gateway.Identity, error) {
 // it and are redacted from its results, and its tool definitions are pinned
 // in MCPServePinsFile (a changed definition quarantines it until approved).
 func OpenMCPCommand(ctx context.Context, cfg *config.Config, name string, argv []string, log *slog.Logger) (*mcphost.Host, error) {
-	pinsPath := MCPPath(cfg, MCPServePinsFile)
-	if err := os.MkdirAll(filepath.Dir(pinsPath), 0o755); err != nil {
-		return nil, err
-	}
-	pins, err := mcphost.NewFilePins(pinsPath)
+	pins, err := openPins(cfg, MCPServePinsFile)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +69,15 @@ func OpenMCPCommand(ctx context.Context, cfg *config.Config, name string, argv [
 		return nil, err
 	}
 	return h, nil
+}
+
+// openPins opens the pin file rel (under Home), creating its folder.
+func openPins(cfg *config.Config, rel string) (*mcphost.FilePins, error) {
+	path := MCPPath(cfg, rel)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return mcphost.NewFilePins(path)
 }
 
 // ownSecrets lists the values of Talos's own secrets that are set.
