@@ -50,22 +50,13 @@ It holds the keys: keep it as safe as the home.`,
 				output = filepath.Join(cfg.Home, layout.Backups, backup.ArchiveName(time.Now()))
 			}
 			start := time.Now()
-			opts := backup.Options{Home: cfg.Home, PostgresDSN: cfg.PostgresDSN(), TalosVersion: currentBuild().Version}
-			mem, err := host.OpenBackupMemory(cmd.Context(), cfg, host.MemoryOptions{Collection: collection})
-			if err != nil {
-				return withExit(exitBackupFailed, err)
-			}
-			if mem != nil {
-				defer mem.Close()
-				opts.Vectors = mem.Store
-			}
-			m, size, err := backup.WriteFile(cmd.Context(), output, opts)
+			m, size, where, err := host.WriteBackup(cmd.Context(), cfg, output, collection, currentBuild().Version)
 			if err != nil {
 				return withExit(exitBackupFailed, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "backup %s: %d files, %d bytes, database %s, in %s\n", output, len(m.Files), size, m.Database, time.Since(start).Round(time.Millisecond))
-			if mem != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "memories: %d exported from %s into %s\n", m.VectorRecords, mem.Where, backup.VectorExport)
+			if where != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "memories: %d exported from %s into %s\n", m.VectorRecords, where, backup.VectorExport)
 			}
 			return nil
 		},

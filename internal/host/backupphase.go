@@ -18,6 +18,25 @@ const (
 	TimeoutBackup = 600 * time.Second
 )
 
+// WriteBackup writes a backup of cfg's home to path (backup.WriteFile),
+// with an export of the memory collection (empty: the default one) when
+// the memories live on Chroma. It returns the manifest, the archive's size
+// and where the memories were exported from ("" when they were not).
+func WriteBackup(ctx context.Context, cfg *config.Config, path, collection, version string) (*backup.Manifest, int64, string, error) {
+	mem, err := OpenBackupMemory(ctx, cfg, MemoryOptions{Collection: collection})
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("the memories on Chroma cannot be exported: %w", err)
+	}
+	opts := backup.Options{Home: cfg.Home, PostgresDSN: cfg.PostgresDSN(), TalosVersion: version}
+	where := ""
+	if mem != nil {
+		defer mem.Close()
+		opts.Vectors, where = mem.Store, mem.Where
+	}
+	m, size, err := backup.WriteFile(ctx, path, opts)
+	return m, size, where, err
+}
+
 // scheduledBackup is the backup phase: with TALOS_BACKUP_KEEP = N > 0 it
 // writes a backup of the home to TALOS_HOME/backups (as `talos backup`
 // does, with an export of the Chroma collection when the memories live
@@ -27,16 +46,7 @@ func scheduledBackup(ctx context.Context, cfg *config.Config, version string) (d
 		return dream.PhaseResult{Skipped: "scheduled backups are off (TALOS_BACKUP_KEEP is 0); `talos backup` takes one by hand"}, nil
 	}
 	dir := filepath.Join(cfg.Home, layout.Backups)
-	mem, err := OpenBackupMemory(ctx, cfg, MemoryOptions{})
-	if err != nil {
-		return dream.PhaseResult{}, fmt.Errorf("the backup was not written: the memories on Chroma cannot be exported: %w", err)
-	}
-	opts := backup.Options{Home: cfg.Home, PostgresDSN: cfg.PostgresDSN(), TalosVersion: version}
-	if mem != nil {
-		defer mem.Close()
-		opts.Vectors = mem.Store
-	}
-	m, size, err := backup.WriteFile(ctx, filepath.Join(dir, backup.ArchiveName(time.Now())), opts)
+	m, size, _, err := WriteBackup(ctx, cfg, filepath.Join(dir, backup.ArchiveName(time.Now())), "", version)
 	if err != nil {
 		return dream.PhaseResult{}, fmt.Errorf("the backup was not written: %w", err)
 	}
