@@ -12,8 +12,28 @@ import (
 // one file system) and is removed on any failure, leaving the old file as it
 // was. The error names the step and the file that failed.
 func WriteFile(path string, data []byte, mode fs.FileMode) error {
+	return Write(path, mode, func(f *os.File) error {
+		if _, err := f.Write(data); err != nil {
+			return fmt.Errorf("write %s: %w", f.Name(), err)
+		}
+		return nil
+	})
+}
+
+// TempPrefix is how the temporary file of path's replacement is named
+// before its random suffix: "." + the base name + ".tmp-". A crash can leave
+// one behind; a program that writes into a folder it owns may remove old
+// ones.
+func TempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// Write atomically replaces path with what write writes to the file it is
+// given (created with mode, in path's directory), as WriteFile does:
+// synced, renamed over path, the directory synced; on any failure,
+// write's included (returned as it is), the temporary file is removed and
+// path is left as it was.
+func Write(path string, mode fs.FileMode, write func(f *os.File) error) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, TempPrefix(path)+"*")
 	if err != nil {
 		return fmt.Errorf("write %s: create a temporary file in %s: %w (check the directory exists and is writable)", path, dir, err)
 	}
@@ -23,9 +43,9 @@ func WriteFile(path string, data []byte, mode fs.FileMode) error {
 		f.Close()
 		return fmt.Errorf("write %s: chmod %s: %w", path, tmp, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()

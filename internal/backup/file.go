@@ -3,11 +3,14 @@ package backup
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/talos-ironclad/talos/atomicfile"
 )
 
 // Archive names given by ArchiveName: "talos-20260102T030405Z.tar.gz".
@@ -38,44 +41,41 @@ func isArchiveName(name string) bool {
 }
 
 // WriteFile writes a backup of opts.Home to path: into a temporary file
-// (mode 0600) beside it, synced, then renamed, so a crash never leaves half
-// an archive under path. It creates path's folder (0700) if needed and
-// returns the manifest and the archive's size.
+// (mode 0600) beside it, synced, then renamed (atomicfile.Write), so a
+// crash never leaves half an archive under path. It creates path's folder
+// (0700) if needed and returns the manifest and the archive's size.
 func WriteFile(ctx context.Context, path string, opts Options) (*Manifest, int64, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, 0, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".backup-*.tmp")
-	if err != nil {
-		return nil, 0, err
-	}
-	defer os.Remove(tmp.Name())
-	m, err := Create(ctx, tmp, opts)
-	if err == nil {
-		err = tmp.Sync()
-	}
+	var m *Manifest
 	var size int64
-	if err == nil {
-		var st os.FileInfo
-		if st, err = tmp.Stat(); err == nil {
+	err := atomicfile.Write(path, 0o600, func(f *os.File) error {
+		var err error
+		if m, err = Create(ctx, f, opts); err != nil {
+			return err
+		}
+		st, err := f.Stat()
+		if err == nil {
 			size = st.Size()
 		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
+		return err
+	})
 	if err != nil {
 		return nil, 0, err
 	}
 	return m, size, nil
 }
 
+// staleTemp is how old a temporary archive must be before Rotate deletes
+// it: far longer than any backup takes, so a running one is never touched.
+const staleTemp = 24 * time.Hour
+
 // Rotate deletes, in dir, the oldest archives named by ArchiveName beyond
 // the newest keep (keep ≥ 1), and returns the names it deleted, oldest
-// first. Other files in dir are never touched.
+// first. It also deletes the temporary files of archives that a killed
+// backup left behind, once they are a day old. Other files in dir are
+// never touched.
 func Rotate(dir string, keep int) ([]string, error) {
 	if keep < 1 {
 		return nil, errors.New("backup.Rotate: keep must be at least 1")
@@ -85,17 +85,26 @@ func Rotate(dir string, keep int) ([]string, error) {
 		return nil, err
 	}
 	var names []string
+	var errs []error
 	for _, e := range ents {
-		if e.Type().IsRegular() && isArchiveName(e.Name()) {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if isArchiveName(e.Name()) {
 			names = append(names, e.Name())
+			continue
+		}
+		if isStaleTemp(e) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
 		}
 	}
 	slices.Sort(names)
 	if len(names) <= keep {
-		return nil, nil
+		return nil, errors.Join(errs...)
 	}
 	var removed []string
-	var errs []error
 	for _, n := range names[:len(names)-keep] {
 		if err := os.Remove(filepath.Join(dir, n)); err != nil {
 			errs = append(errs, err)
@@ -104,4 +113,19 @@ func Rotate(dir string, keep int) ([]string, error) {
 		removed = append(removed, n)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// isStaleTemp reports whether e is the temporary file of an archive
+// (atomicfile.TempPrefix of an ArchiveName) older than staleTemp.
+func isStaleTemp(e fs.DirEntry) bool {
+	name, ok := strings.CutPrefix(e.Name(), ".")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndex(name, ".tmp-")
+	if i < 0 || !isArchiveName(name[:i]) {
+		return false
+	}
+	info, err := e.Info()
+	return err == nil && time.Since(info.ModTime()) > staleTemp
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/talos-ironclad/talos/atomicfile"
 )
 
 func TestArchiveNamesAndRotate(t *testing.T) {
@@ -16,10 +18,18 @@ func TestArchiveNamesAndRotate(t *testing.T) {
 	dir := t.TempDir()
 	names := []string{ArchiveName(at), ArchiveName(at.Add(24 * time.Hour)), ArchiveName(at.Add(48 * time.Hour)),
 		"talos-manual.tar.gz", "notes.txt", ".backup-1.tmp"}
-	for _, n := range names {
+	// Temporary files of archives a killed backup left: the day-old one
+	// goes, the fresh one (a backup still running) stays.
+	stale := atomicfile.TempPrefix(ArchiveName(at.Add(-72*time.Hour))) + "123"
+	fresh := atomicfile.TempPrefix(ArchiveName(at.Add(72*time.Hour))) + "456"
+	for _, n := range append(slices.Clone(names), stale, fresh) {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte(n), 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	old := time.Now().Add(-2 * staleTemp)
+	if err := os.Chtimes(filepath.Join(dir, stale), old, old); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := Rotate(dir, 0); err == nil {
 		t.Error("keep 0 accepted")
@@ -36,7 +46,7 @@ func TestArchiveNamesAndRotate(t *testing.T) {
 	for _, e := range ents {
 		left = append(left, e.Name())
 	}
-	want := []string{".backup-1.tmp", "notes.txt", "talos-20261208T030001Z.tar.gz", "talos-20261209T030001Z.tar.gz", "talos-manual.tar.gz"}
+	want := []string{".backup-1.tmp", fresh, "notes.txt", "talos-20261208T030001Z.tar.gz", "talos-20261209T030001Z.tar.gz", "talos-manual.tar.gz"}
 	if !slices.Equal(left, want) {
 		t.Errorf("left %v, want %v", left, want)
 	}
