@@ -343,9 +343,6 @@ have passed its scan. A clean run counts towards promotion; a failure fails the 
 recorded as a strike of its type (exception, timeout, resource, security).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := loadConfig(cmd, nil); err != nil {
-				return withExit(exitSkillBadArgs, err)
-			}
 			s, rec, err := openRecord(cmd, args[0])
 			if err != nil {
 				return err
