@@ -456,7 +456,5 @@ func (o *Orchestrator) audit(ctx context.Context, t *turnState) {
 	if t.escalation != "" {
 		attrs = append(attrs, slog.String("escalation_failure", t.escalation))
 	}
-	if o.cfg.Audit != nil {
-		o.cfg.Audit.LogAttrs(ctx, slog.LevelInfo, AuditEvent, append([]slog.Attr{slog.String("event", AuditEvent)}, attrs...)...)
-	}
+	o.cfg.Audit.LogAttrs(ctx, slog.LevelInfo, AuditEvent, append([]slog.Attr{slog.String("event", AuditEvent)}, attrs...)...)
 }
