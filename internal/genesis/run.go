@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -336,20 +335,11 @@ func (r *Runner) Web(ctx context.Context, rawURL string) (WebResult, error) {
 	if err != nil {
 		return WebResult{}, err
 	}
-	if err := os.MkdirAll(r.webDir, 0o755); err != nil {
-		return WebResult{}, talos.E(talos.CodeDirPermissions, op, "cannot create "+r.webDir, err)
-	}
-	dir, err := os.MkdirTemp(r.webDir, "page-")
+	dir, err := handOver(op, r.webDir, "page-", "page", page.Body)
 	if err != nil {
-		return WebResult{}, talos.E(talos.CodeDirPermissions, op, "cannot create a folder for the page", err)
+		return WebResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return WebResult{}, talos.E(talos.CodeDirPermissions, op, "cannot open the page's folder to the sandbox", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "page"), page.Body, 0o644); err != nil {
-		return WebResult{}, talos.E(talos.CodeDirPermissions, op, "cannot write the page for the sandbox", err)
-	}
 	mode := "html"
 	if ct := strings.ToLower(page.ContentType); ct != "" && !strings.Contains(ct, "html") && !strings.Contains(ct, "xml") {
 		mode = "text"
