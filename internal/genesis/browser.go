@@ -134,14 +134,12 @@ type BrowserConfig struct {
 type Browser struct {
 	cfg   BrowserConfig
 	log   *slog.Logger
-	proxy *sockproxy.Proxy
+	proxy *sockproxy.Private
 	// egressCfg is every session's egress proxy configuration, checked
 	// once; egressRoot holds each session's socket folder.
 	egressCfg  egress.Config
 	egressRoot string
 	cli        *client.Client
-	cancel     context.CancelFunc
-	served     chan error
 
 	mu       sync.Mutex
 	sessions map[string]*browserSession
@@ -225,40 +223,18 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 		NetworkModes:  []string{cfg.Network},
 		BindAllowlist: []string{egRoot},
 	}
-	proxy, err := sockproxy.New(sockproxy.Config{Upstream: cfg.DockerHost, Profile: prof, Audit: cfg.Audit, Logger: cfg.Logger})
+	proxy, err := sockproxy.ServePrivate(sockproxy.Config{Upstream: cfg.DockerHost, Profile: prof, Audit: cfg.Audit, Logger: cfg.Logger}, "talos-browser-proxy-")
 	if err != nil {
 		_ = os.RemoveAll(egRoot)
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "talos-browser-proxy-")
+	cli, err := client.New(client.WithHost("unix://"+proxy.Socket()), client.WithAPIVersionNegotiation())
 	if err != nil {
 		_ = proxy.Close()
 		_ = os.RemoveAll(egRoot)
-		return nil, talos.E(talos.CodeSockProxy, op, "cannot create a private folder for the proxy's socket", err)
-	}
-	sock := filepath.Join(dir, "docker.sock")
-	ln, err := sockproxy.Listen("unix://"+sock, sockproxy.ListenOptions{})
-	if err != nil {
-		_ = proxy.Close()
-		_ = os.RemoveAll(egRoot)
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	cli, err := client.New(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
-	if err != nil {
-		_ = ln.Close()
-		_ = proxy.Close()
-		_ = os.RemoveAll(egRoot)
-		_ = os.RemoveAll(dir)
 		return nil, talos.E(talos.CodeDocker, op, "cannot create the Docker client", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b := &Browser{cfg: cfg, log: lg, proxy: proxy, egressCfg: egCfg, egressRoot: egRoot, cli: cli, cancel: cancel, served: make(chan error, 1), sessions: map[string]*browserSession{}}
-	go func() {
-		err := sockproxy.Serve(ctx, ln, sockproxy.NewServer(proxy))
-		_ = os.RemoveAll(dir)
-		b.served <- err
-	}()
+	b := &Browser{cfg: cfg, log: lg, proxy: proxy, egressCfg: egCfg, egressRoot: egRoot, cli: cli, sessions: map[string]*browserSession{}}
 	return b, nil
 }
 
@@ -279,9 +255,7 @@ func (b *Browser) Close() error {
 		s.end("browser closed")
 	}
 	_ = b.cli.Close()
-	b.cancel()
-	err := <-b.served
-	_ = b.proxy.Close()
+	err := b.proxy.Close()
 	_ = os.RemoveAll(b.egressRoot)
 	return err
 }

@@ -72,12 +72,10 @@ type DockerConfig struct {
 // are refused by the proxy (code T406). It can do nothing else (no create,
 // logs, exec, kill or remove).
 type DockerEngine struct {
-	cfg    DockerConfig
-	proxy  *sockproxy.Proxy
-	hc     *http.Client
-	cancel context.CancelFunc
-	served chan error
-	once   sync.Once
+	cfg   DockerConfig
+	proxy *sockproxy.Private
+	hc    *http.Client
+	once  sync.Once
 }
 
 // Container is what docker_control reports of one container. It holds no
@@ -111,23 +109,12 @@ func NewDockerEngine(cfg DockerConfig) (*DockerEngine, error) {
 	if cfg.StopTimeout == 0 {
 		cfg.StopTimeout = DefaultDockerStopTimeout
 	}
-	proxy, err := sockproxy.New(sockproxy.Config{Upstream: cfg.DockerHost, Profile: sockproxy.DockerControlProfile(),
-		Audit: cfg.Audit, Logger: cfg.Logger})
+	proxy, err := sockproxy.ServePrivate(sockproxy.Config{Upstream: cfg.DockerHost, Profile: sockproxy.DockerControlProfile(),
+		Audit: cfg.Audit, Logger: cfg.Logger}, "talos-docker-control-")
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "talos-docker-control-")
-	if err != nil {
-		_ = proxy.Close()
-		return nil, talos.E(talos.CodeSockProxy, op, "cannot create a private folder for the proxy's socket", err)
-	}
-	sock := filepath.Join(dir, "docker.sock")
-	ln, err := sockproxy.Listen("unix://"+sock, sockproxy.ListenOptions{})
-	if err != nil {
-		_ = proxy.Close()
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
+	sock := proxy.Socket()
 	var dialer net.Dialer
 	tr := &http.Transport{
 		Proxy: nil,
@@ -136,13 +123,7 @@ func NewDockerEngine(cfg DockerConfig) (*DockerEngine, error) {
 		},
 		MaxIdleConns: 2,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &DockerEngine{cfg: cfg, proxy: proxy, hc: &http.Client{Transport: tr}, cancel: cancel, served: make(chan error, 1)}
-	go func() {
-		err := sockproxy.Serve(ctx, ln, sockproxy.NewServer(proxy))
-		_ = os.RemoveAll(dir)
-		d.served <- err
-	}()
+	d := &DockerEngine{cfg: cfg, proxy: proxy, hc: &http.Client{Transport: tr}}
 	return d, nil
 }
 
@@ -151,9 +132,7 @@ func (d *DockerEngine) Close() error {
 	var err error
 	d.once.Do(func() {
 		d.hc.CloseIdleConnections()
-		d.cancel()
-		err = <-d.served
-		_ = d.proxy.Close()
+		err = d.proxy.Close()
 	})
 	return err
 }

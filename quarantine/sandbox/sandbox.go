@@ -71,13 +71,10 @@ func profileOf(cfg Config) sockproxy.Profile {
 
 // Sandbox runs skills in containers through its own socket proxy.
 type Sandbox struct {
-	cfg    Config
-	log    *slog.Logger
-	cli    *client.Client
-	proxy  *sockproxy.Proxy
-	sock   string
-	cancel context.CancelFunc
-	served chan error
+	cfg   Config
+	log   *slog.Logger
+	cli   *client.Client
+	proxy *sockproxy.Private
 	// operator is Config.EgressAllow, for checking declared hosts.
 	operator *egress.Proxy
 	once     sync.Once
@@ -110,38 +107,21 @@ func New(cfg Config) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	proxy, err := sockproxy.New(sockproxy.Config{
+	proxy, err := sockproxy.ServePrivate(sockproxy.Config{
 		Upstream: cfg.DockerHost,
 		Profile:  profileOf(cfg),
 		Audit:    cfg.Audit,
 		Logger:   cfg.Logger,
-	})
+	}, "talos-sandbox-proxy-")
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "talos-sandbox-proxy-")
+	cli, err := client.New(client.WithHost("unix://"+proxy.Socket()), client.WithAPIVersionNegotiation())
 	if err != nil {
-		return nil, talos.E(talos.CodeSockProxy, op, "cannot create a private folder for the proxy's socket", err)
-	}
-	sock := filepath.Join(dir, "docker.sock")
-	ln, err := sockproxy.Listen("unix://"+sock, sockproxy.ListenOptions{})
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	cli, err := client.New(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
-	if err != nil {
-		_ = ln.Close()
-		_ = os.RemoveAll(dir)
+		_ = proxy.Close()
 		return nil, talos.E(talos.CodeDocker, op, "cannot create the Docker client", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sandbox{cfg: cfg, log: lg, cli: cli, proxy: proxy, operator: operator, sock: sock, cancel: cancel, served: make(chan error, 1), deadline: supervisorDeadline}
-	go func() {
-		err := sockproxy.Serve(ctx, ln, sockproxy.NewServer(proxy))
-		_ = os.RemoveAll(dir)
-		s.served <- err
-	}()
+	s := &Sandbox{cfg: cfg, log: lg, cli: cli, proxy: proxy, operator: operator, deadline: supervisorDeadline}
 	return s, nil
 }
 
@@ -154,9 +134,7 @@ func (s *Sandbox) Close() error {
 	var err error
 	s.once.Do(func() {
 		_ = s.cli.Close()
-		s.cancel()
-		err = <-s.served
-		_ = s.proxy.Close()
+		err = s.proxy.Close()
 	})
 	return err
 }
