@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -51,7 +52,12 @@ func (t SourceType) Valid() bool { return slices.Contains(SourceTypes(), t) }
 
 // sourceTypesText lists the valid source types for error messages.
 func sourceTypesText() string {
-	return string(SourceLLM) + ", " + string(SourceUser) + ", " + string(SourceImported) + " or " + string(SourceForked)
+	ts := SourceTypes()
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = string(t)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // Source says where a skill came from and who or what made it.

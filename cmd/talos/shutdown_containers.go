@@ -36,9 +36,6 @@ func drainDeadline(began time.Time) time.Time {
 // this home's Talos-labelled containers (host.StopContainers) before
 // deadline, and says what it did in the audit log.
 func stopContainers(cfg *config.Config, audit, log *slog.Logger, deadline time.Time) {
-	if cfg.DockerHost == "" && cfg.SocketProxyURL == "" {
-		return
-	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	began := time.Now()
