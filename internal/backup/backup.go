@@ -208,11 +208,9 @@ func Create(ctx context.Context, w io.Writer, opts Options) (*Manifest, error) {
 // exportVectors exports store into a temporary file (the archive needs the
 // size first) and adds it as VectorExport; it returns the record count.
 func exportVectors(ctx context.Context, home string, store rag.Store, at time.Time, add func(string, fs.FileMode, int64, io.Reader) error) (int, error) {
-	tmp, err := os.CreateTemp(filepath.Join(home, "tmp"), ".backup-vectors-")
+	tmp, err := tempIn(home, "vectors")
 	if err != nil {
-		if tmp, err = os.CreateTemp("", ".talos-backup-vectors-"); err != nil {
-			return 0, err
-		}
+		return 0, err
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
@@ -230,18 +228,25 @@ func exportVectors(ctx context.Context, home string, store rag.Store, at time.Ti
 	return n, err
 }
 
+// tempIn creates a temporary file for part of a backup in home's tmp
+// folder, else (no such folder, or not writable) in the system's.
+func tempIn(home, part string) (*os.File, error) {
+	tmp, err := os.CreateTemp(filepath.Join(home, "tmp"), ".backup-"+part+"-")
+	if err != nil {
+		tmp, err = os.CreateTemp("", ".talos-backup-"+part+"-")
+	}
+	return tmp, err
+}
+
 type snap struct{ rel, tmp string }
 
 // snapshot takes a consistent copy of the relational store into a
 // temporary file: VACUUM INTO for the embedded SQLite file, pg_dump for
 // PostgreSQL. No store yet: nil.
 func snapshot(ctx context.Context, home, pgDSN string) (*snap, error) {
-	tmp, err := os.CreateTemp(filepath.Join(home, "tmp"), ".backup-db-")
+	tmp, err := tempIn(home, "db")
 	if err != nil {
-		tmp, err = os.CreateTemp("", ".talos-backup-db-")
-		if err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	name := tmp.Name()
 	tmp.Close()
