@@ -152,7 +152,6 @@ type browserSession struct {
 
 	mu          sync.Mutex // one operation at a time
 	containerID string
-	started     time.Time
 	ctx         context.Context // the chromedp tab
 	cancelTab   context.CancelFunc
 	cancelAlloc context.CancelFunc
@@ -499,7 +498,7 @@ func (s *browserSession) spawn(ctx context.Context) error {
 		s.teardown()
 		return talos.E(talos.CodeDocker, op, "cannot create the browser container (is the image "+redact.Value(b.cfg.Image)+" built?)", err)
 	}
-	s.containerID, s.started = res.ID, time.Now()
+	s.containerID = res.ID
 	if _, err := b.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		s.teardown()
 		return talos.E(talos.CodeDocker, op, "cannot start the browser container", err)

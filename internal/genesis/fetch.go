@@ -221,7 +221,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (Page, error) {
 // host name (or literal address) must be listed too.
 const AllowAddressDirective = "allow-address"
 
-// Narrowest ranges an allow-address line may open at once (IPv4 /8, IPv6
+// Broadest ranges an allow-address line may open at once (IPv4 /8, IPv6
 // /32): a broader one would open most of the private space by mistake.
 const (
 	MinAllowAddressBits4 = 8
