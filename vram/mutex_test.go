@@ -529,8 +529,14 @@ func TestUnkillableRunnerEntersError(t *testing.T) {
 		f.rt.Runner = func(string) vramtest.Proc { return vramtest.Proc{Behavior: vramtest.Unkillable} }
 		mustAcquire(t, f.m, coder).Release()
 		f.rt.OnUnload = hangUnload
-		queued := acquireAsync(f.m, coder) // will be behind the vision swap
-		_, err := f.m.Acquire(context.Background(), vision)
+		// The vision swap starts first and hangs in the unload; a coder
+		// request queues behind it. (Started the other way round, the coder
+		// request could take the resident model first and the vision swap
+		// would wait out its lease instead.)
+		swap := acquireAsync(f.m, vision)
+		synctest.Wait()
+		queued := acquireAsync(f.m, coder)
+		err := (<-swap).err
 		wantCode(t, err, talos.CodeGPUUnrecoverable)
 		if !errors.Is(err, talos.ErrProcessKillFailed) {
 			t.Fatalf("err %v does not carry the T106 cause", err)
