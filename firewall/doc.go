@@ -20,15 +20,17 @@
 //   - Rules (RuleSet): the spec's PI-001…PI-007 as an embedded YAML file with
 //     its false positives fixed, replaceable with LoadRules. Each rule gives at
 //     most one detection, with the rule's action.
-//   - A classifier: logistic regression over hashed word unigrams, bigrams,
-//     character 3–5-grams and hand-written pattern families, scored over the
+//   - A classifier: two logistic regressions over hashed word unigrams,
+//     bigrams, character 3–5-grams and hand-written pattern families, one
+//     for the user's prompts and one for untrusted text, fitted on
+//     naive-Bayes-scaled features (NBSVM), and scored over the
 //     whole text, each sentence and sliding windows, so that an attack buried
 //     in a long, benign tool output is still found. A user prompt's
 //     sentences and windows must score clearly above the whole prompt to
 //     decide (a pasted document has many of them); an untrusted text's best
 //     window must stand out from the rest of the text, and a text with many
 //     windows must show more (each is a chance for ordinary text to cross
-//     the threshold). Its weights are embedded (model.bin, about 1 MB) and
+//     the threshold). Their weights are embedded (model.bin, about 2 MB) and
 //     are reproduced from the repository's data (development prompts, Go
 //     documentation and a realistic benign tool-output corpus) by
 //     `go run ./firewall/cmd/train -data firewall/cmd/train/testdata/dev.jsonl -out firewall/model.bin -seed 1`.

@@ -200,9 +200,11 @@ var embeddedModel []byte
 
 // Firewall scans text for prompt injection. It is safe for concurrent use.
 type Firewall struct {
-	cfg        Config
-	rules      *RuleSet
-	model      *textclf.Model
+	cfg   Config
+	rules *RuleSet
+	// models holds the classifier's model per calibration group ("user",
+	// "tool"); nil without the classifier.
+	models     map[string]*textclf.Model
 	fams       *features.Families
 	thresholds map[Source]float64 // probability
 	// loneRuleMin is Config.LoneRuleMinScore (0: the source's threshold).
@@ -271,22 +273,22 @@ func New(cfg Config, lock *Lockdown, alerts *AlertRouter) (*Firewall, error) {
 		if data == nil {
 			data = embeddedModel
 		}
-		m, err := textclf.Unmarshal(data)
+		models, err := textclf.UnmarshalSet(data)
 		if err != nil {
 			return nil, talos.E(talos.CodeConfigInvalid, op, "the classifier model cannot be read: retrain it with firewall/cmd/train", err)
 		}
-		fw.model = m
+		fw.models = models
 		delim, err := NewRuleSet([]Rule{{ID: "FAM-7", Threat: ThreatLow, Action: ActionLog, Patterns: []string{features.DelimiterPattern}}})
 		if err != nil {
 			return nil, talos.E(talos.CodeConfigInvalid, op, "the delimiter family does not compile", err)
 		}
 		fw.fams = features.Compile(delim.locate)
 		for _, s := range Sources() {
-			t, ok := m.Thresholds[s.calibrationGroup()]
+			m, ok := models[s.calibrationGroup()]
 			if !ok {
 				return nil, talos.Errorf(talos.CodeConfigInvalid, op, "the classifier model has no threshold for source group %q", s.calibrationGroup())
 			}
-			fw.thresholds[s] = textclf.Sigmoid(float64(t))
+			fw.thresholds[s] = textclf.Sigmoid(float64(m.Thresholds[s.calibrationGroup()]))
 		}
 	}
 	for _, s := range cfg.LockdownSources {
@@ -403,9 +405,9 @@ func (fw *Firewall) scan(ctx context.Context, in Input, output bool) (Verdict, e
 func (fw *Firewall) scanText(sc *scratch, dst []Detection, norm string, src Source, decoded bool, score *float64) []Detection {
 	start := len(dst)
 	dst = fw.rules.Match(dst, norm)
-	if fw.model != nil {
-		features.FeaturizeWeighted(&sc.f, fw.fams, norm, &sc.cls, fw.model)
-		logit, span := sc.s.Best(fw.model, &sc.f, src.scoring())
+	if m := fw.models[src.calibrationGroup()]; m != nil {
+		features.FeaturizeWeighted(&sc.f, fw.fams, norm, &sc.cls, m)
+		logit, span := sc.s.Best(m, &sc.f, src.scoring())
 		p := textclf.Sigmoid(logit)
 		*score = p
 		if p >= fw.thresholds[src] {
@@ -522,7 +524,8 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 // web, memory, skill) is never let off: a third party's text that tells its
 // reader to drop its instructions is refused whatever the rest says.
 func (fw *Firewall) contextualAlone(sc *scratch, v *Verdict, norm string) {
-	if fw.model == nil || v.Source.calibrationGroup() != "user" || !loneRule(v.Detections) || !fw.rules.contextual(v.Detections[0].RuleID) {
+	m := fw.models["user"]
+	if m == nil || v.Source.calibrationGroup() != "user" || !loneRule(v.Detections) || !fw.rules.contextual(v.Detections[0].RuleID) {
 		return
 	}
 	minScore := fw.loneRuleMin
@@ -532,8 +535,8 @@ func (fw *Firewall) contextualAlone(sc *scratch, v *Verdict, norm string) {
 	if minScore < 0 {
 		return
 	}
-	features.FeaturizeWeighted(&sc.f, fw.fams, norm, &sc.cls, fw.model)
-	logit, _ := sc.s.Best(fw.model, &sc.f, textclf.Scoring{})
+	features.FeaturizeWeighted(&sc.f, fw.fams, norm, &sc.cls, m)
+	logit, _ := sc.s.Best(m, &sc.f, textclf.Scoring{})
 	if p := textclf.Sigmoid(logit); p < minScore {
 		d := &v.Detections[0]
 		d.Action = ActionLog

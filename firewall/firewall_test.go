@@ -158,7 +158,7 @@ func TestClassifierFindsBuriedAttack(t *testing.T) {
 	}
 	// Each 4 KB output joins about nine Go-documentation paragraphs, and
 	// neighbouring outputs share some. The tool threshold is calibrated to
-	// flag at most 1.6 % of outputs of one to five texts, so a text flagged
+	// flag at most 1.8 % of outputs of one to five texts, so a text flagged
 	// alone shows up in every output that contains it: two of twenty (both
 	// are paragraphs about CPU instructions) is that rate, not more.
 	if falsePos > 2 {

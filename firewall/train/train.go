@@ -148,9 +148,9 @@ type TrainConfig struct {
 const DefaultSyntheticAttacks = 300
 
 // DefaultToolFPR is the tool group's default TargetFPR: 2% less a margin
-// for the calibration split's sampling error (at 1.75% three of twenty 4 KB
-// outputs of Go documentation were flagged).
-const DefaultToolFPR = 0.016
+// for the calibration split's sampling error (at 2% the held-out realistic
+// tool outputs had 2.8% false positives).
+const DefaultToolFPR = 0.018
 
 // BenignPromptWeight multiplies the weight of the development set's benign
 // prompts (and their windows). The user threshold is set by the few
@@ -168,6 +168,22 @@ const ContextWeight = 3
 // and their windows: a coding agent reads such text all day, and its prose
 // about CPU instructions shares words with attacks.
 const GoDocsWeight = 5
+
+// NBSmoothing is the additive smoothing of the naive-Bayes feature
+// scaling both models are fitted with (textclf.TrainConfig.NBSmoothing).
+const NBSmoothing = 1
+
+// UserNBPower is the naive-Bayes scaling power of the model for user
+// prompts: plain NBSVM. Against the unscaled regression it lifted recall
+// on held-out prompts at 1% false positives by about four points.
+const UserNBPower = 1
+
+// ToolNBPower is the naive-Bayes scaling power of the model for untrusted
+// text (tool, web, memory, skill). Plain scaling (1) made the long benign
+// outputs' best windows score higher and so cost recall at 2% false
+// positives; half the power kept the user model's gain in the windows an
+// attack hides in without that cost.
+const ToolNBPower = 0.5
 
 // HardNegativeBoost multiplies the weight of benign training texts that the
 // first fit scores as attacks (see Train).
@@ -189,9 +205,12 @@ type CalibrationStat struct {
 }
 
 // Train fits the classifier on the train split of dev (user-provided
-// labelled prompts) and docs (benign documents, used as tool output),
-// calibrates the per-source thresholds on their calibration split, and
-// returns the model file. The same inputs and config give the same bytes.
+// labelled prompts) and docs (benign documents, used as tool output): one
+// model for user prompts and one for untrusted text, on the same examples
+// with naive-Bayes scaling of different strength (UserNBPower,
+// ToolNBPower). It calibrates each model's threshold on the calibration
+// split of its source group and returns the model file holding both. The
+// same inputs and config give the same bytes.
 func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	if cfg.Bits == 0 {
 		cfg.Bits = 19
@@ -322,30 +341,47 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 			examples[i].Weight *= total / 2 / neg
 		}
 	}
-	tc := textclf.TrainConfig{Bits: cfg.Bits, Epochs: cfg.Epochs, LR: 0.5, Lambda: cfg.Lambda, Seed: cfg.Seed}
-	bias, w := textclf.Train(examples, tc)
-	// Hard-negative mining: benign texts and windows the model scores as
-	// attacks get HardNegativeBoost times their weight, and the model is
-	// fitted again, MiningRounds times. Long benign tool outputs have many
-	// windows, so the tail of the benign window scores is what sets the tool
-	// threshold.
-	for range cfg.MiningRounds {
-		for i := range examples {
-			if examples[i].Label == 0 && textclf.Logit(bias, w, examples[i].Hashes, cfg.Bits) > 0 {
-				examples[i].Weight *= HardNegativeBoost
-			}
-		}
-		bias, w = textclf.Train(examples, tc)
+	base := make([]float64, len(examples))
+	for i := range examples {
+		base[i] = examples[i].Weight
 	}
-	q, scale := textclf.Quantize(w)
-	m := &textclf.Model{Bits: cfg.Bits, Window: cfg.Window, Stride: cfg.Stride, Bias: float32(bias), Scale: scale, W: q, Thresholds: map[string]float32{}}
+	// One model per threshold group, fitted on the same examples: user
+	// prompts with plain naive-Bayes scaling, untrusted text with a milder
+	// one (see UserNBPower and ToolNBPower).
+	models := map[string]*textclf.Model{}
+	for _, g := range []string{"user", "tool"} {
+		power := float64(UserNBPower)
+		if g == "tool" {
+			power = ToolNBPower
+		}
+		for i := range examples {
+			examples[i].Weight = base[i]
+		}
+		tc := textclf.TrainConfig{Bits: cfg.Bits, Epochs: cfg.Epochs, LR: 0.5, Lambda: cfg.Lambda, Seed: cfg.Seed, NBSmoothing: NBSmoothing, NBPower: power}
+		bias, w := textclf.Train(examples, tc)
+		// Hard-negative mining: benign texts and windows the model scores
+		// as attacks get HardNegativeBoost times their weight, and the
+		// model is fitted again, MiningRounds times. Long benign tool
+		// outputs have many windows, so the tail of the benign window
+		// scores is what sets the tool threshold.
+		for range cfg.MiningRounds {
+			for i := range examples {
+				if examples[i].Label == 0 && textclf.Logit(bias, w, examples[i].Hashes, cfg.Bits) > 0 {
+					examples[i].Weight *= HardNegativeBoost
+				}
+			}
+			bias, w = textclf.Train(examples, tc)
+		}
+		q, scale := textclf.Quantize(w)
+		models[g] = &textclf.Model{Bits: cfg.Bits, Window: cfg.Window, Stride: cfg.Stride, Bias: float32(bias), Scale: scale, W: q, Thresholds: map[string]float32{}}
+	}
 
 	// Calibration.
 	rep := TrainReport{Examples: len(examples), Thresholds: map[string]float64{}, Calibration: map[string]CalibrationStat{}}
 	var sc textclf.Scorer
 	score := func(text string, src firewall.Source) float64 {
 		features.Featurize(&f, fams, firewall.Normalize(text), &cls)
-		l, _ := sc.Best(m, &f, scoring(src))
+		l, _ := sc.Best(models[group(src)], &f, scoring(src))
 		return l
 	}
 	scores := map[string][2][]float64{}
@@ -381,8 +417,8 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 		if k > 0 {
 			thr = (ben[len(ben)-1-k] + ben[len(ben)-k]) / 2
 		}
-		m.Thresholds[g] = float32(thr)
-		thr = float64(m.Thresholds[g])
+		models[g].Thresholds[g] = float32(thr)
+		thr = float64(models[g].Thresholds[g])
 		st := CalibrationStat{Benign: len(s[0]), Attacks: len(s[1])}
 		for _, x := range s[0] {
 			if x >= thr {
@@ -399,7 +435,7 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 		rep.Thresholds[g] = thr
 		rep.Calibration[g] = st
 	}
-	return m.Marshal(), rep, nil
+	return textclf.MarshalSet([]*textclf.Model{models["user"], models["tool"]}), rep, nil
 }
 
 // ToolEvalSet builds labelled tool outputs from one split: for every benign
@@ -536,6 +572,15 @@ func wilsonUpper(k, n int) float64 {
 	c := p + z*z/(2*nf)
 	r := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
 	return (c + r) / d
+}
+
+// group is the threshold group of a source: "user" for user prompts,
+// "tool" for everything else.
+func group(src firewall.Source) string {
+	if src == firewall.SourceUser {
+		return "user"
+	}
+	return "tool"
 }
 
 // scoring is how the firewall scores a source: features.UserScoring for

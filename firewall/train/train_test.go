@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/talos-ironclad/talos/firewall"
@@ -62,12 +63,20 @@ func TestTrainIsDeterministic(t *testing.T) {
 	if _, err := firewall.New(firewall.Config{Model: m1}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	m, err := textclf.Unmarshal(m1)
+	models, err := textclf.UnmarshalSet(m1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Bits != 12 {
-		t.Fatalf("model bits %d, want 12", m.Bits)
+	// one model per threshold group, each with its own weights
+	user, tool := models["user"], models["tool"]
+	if user == nil || tool == nil || user == tool || len(models) != 2 {
+		t.Fatalf("models by group %v, want a separate user and tool model", models)
+	}
+	if user.Bits != 12 || tool.Bits != 12 {
+		t.Fatalf("model bits %d and %d, want 12", user.Bits, tool.Bits)
+	}
+	if slices.Equal(user.W, tool.W) {
+		t.Fatal("the user and tool models have the same weights; their naive-Bayes powers differ")
 	}
 }
 

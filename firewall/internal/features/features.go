@@ -81,15 +81,17 @@ const DelimiterPattern = `<\|[a-z_]+\|>|\[/?(system|inst|instructions?)\]|</?(sy
 const familyIDBase = 0xfa000000
 
 // ToolScoring is how text from tools, the web, memory and skills is
-// scored (see textclf.Scoring). Contrast 0.5: in a long tool output an
+// scored (see textclf.Scoring). Contrast 0.35: in a long tool output an
 // attack stands out from the text around it, while a document that is about
-// instructions or passwords scores high everywhere. LengthPenalty 0.5 for
+// instructions or passwords scores high everywhere (0.35 had the best
+// recall at 2% false positives on the calibration split among 0, 0.25,
+// 0.35, 0.5 and 1). LengthPenalty 0.5 for
 // every doubling of the spans beyond 32 (about 250 words): each span of a
 // long output is one more chance for ordinary text to cross the threshold,
 // so a long output must show more to be flagged; capped at 1 (reached at
 // 128 spans, about 8 KB), so that padding an attack with more text buys no
 // more than that.
-var ToolScoring = textclf.Scoring{Contrast: 0.5, LengthPenalty: 0.5, FreeSpans: 32, MaxLengthPenalty: 1}
+var ToolScoring = textclf.Scoring{Contrast: 0.35, LengthPenalty: 0.5, FreeSpans: 32, MaxLengthPenalty: 1}
 
 // UserScoring is how user prompts are scored. User prompts are short and
 // often attacks from start to end, so they get no contrast; a sentence or

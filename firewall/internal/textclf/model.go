@@ -9,7 +9,8 @@ import (
 	"slices"
 )
 
-// Model is a logistic regression over hashed features. A window of the text
+// Model is a logistic regression over hashed features; it serves the
+// source groups it has thresholds for. A window of the text
 // with feature count n and weight sum s (over its features) scores
 // Bias + Scale*s/sqrt(n) as a logit; the feature vector is the count vector
 // divided by sqrt(n), which makes window scores computable from prefix sums.
@@ -29,7 +30,87 @@ type Model struct {
 const (
 	magic   = "TFWM"
 	version = 1
+	// setVersion is the version of a file that holds several models.
+	setVersion = 2
+	// maxSetModels bounds the models of one set file.
+	maxSetModels = 16
 )
+
+// MarshalSet encodes models as one file: "TFWM", u16 version 2, u16 n,
+// then n × (u32 length, a model in the single-model format). Each model
+// serves the source groups it has thresholds for.
+func MarshalSet(models []*Model) []byte {
+	var b bytes.Buffer
+	le := binary.LittleEndian
+	b.WriteString(magic)
+	b.Write(le.AppendUint16(nil, setVersion))
+	b.Write(le.AppendUint16(nil, uint16(len(models))))
+	for _, m := range models {
+		mb := m.Marshal()
+		b.Write(le.AppendUint32(nil, uint32(len(mb))))
+		b.Write(mb)
+	}
+	return b.Bytes()
+}
+
+// UnmarshalSet decodes a file of MarshalSet, or a single model's file (a
+// set of one). It returns the models by source group: every group (the
+// names of the models' thresholds) must belong to exactly one model.
+func UnmarshalSet(data []byte) (map[string]*Model, error) {
+	le := binary.LittleEndian
+	if len(data) < 8 || string(data[:4]) != magic {
+		return nil, errors.New("model file: bad magic: not a firewall model (want \"TFWM\")")
+	}
+	var models []*Model
+	switch v := le.Uint16(data[4:]); v {
+	case version:
+		m, err := Unmarshal(data)
+		if err != nil {
+			return nil, err
+		}
+		models = append(models, m)
+	case setVersion:
+		n := int(le.Uint16(data[6:]))
+		if n < 1 || n > maxSetModels {
+			return nil, fmt.Errorf("model file: %d models; allowed: 1 to %d", n, maxSetModels)
+		}
+		p := 8
+		for i := range n {
+			if len(data)-p < 4 {
+				return nil, fmt.Errorf("model file: model %d of %d is missing", i+1, n)
+			}
+			l := int(le.Uint32(data[p:]))
+			p += 4
+			if l > len(data)-p {
+				return nil, fmt.Errorf("model file: model %d of %d is truncated", i+1, n)
+			}
+			m, err := Unmarshal(data[p : p+l])
+			if err != nil {
+				return nil, fmt.Errorf("model %d of %d: %w", i+1, n, err)
+			}
+			models = append(models, m)
+			p += l
+		}
+		if p != len(data) {
+			return nil, fmt.Errorf("model file: %d bytes after the last model", len(data)-p)
+		}
+	default:
+		return nil, fmt.Errorf("model file: version %d, this build reads versions %d and %d", v, version, setVersion)
+	}
+	byGroup := map[string]*Model{}
+	for i, m := range models {
+		if len(m.Thresholds) == 0 {
+			return nil, fmt.Errorf("model file: model %d has no thresholds, so it serves no source group", i+1)
+		}
+		for g := range m.Thresholds {
+			if byGroup[g] != nil {
+				return nil, fmt.Errorf("model file: source group %q has two models", g)
+			}
+			byGroup[g] = m
+		}
+	}
+	return byGroup, nil
+}
 
 // Marshal encodes m in the model file format (little-endian):
 // "TFWM", u16 version, u8 bits, u8 0, u16 window, u16 stride, f32 bias,

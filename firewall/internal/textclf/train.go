@@ -22,6 +22,18 @@ type TrainConfig struct {
 	LR     float64 // initial learning rate
 	Lambda float64 // L2 strength per example
 	Seed   uint64  // shuffling seed
+	// NBSmoothing, when positive, turns on naive-Bayes feature scaling
+	// (NBSVM): every feature's value is multiplied by r, the log of the
+	// ratio of its share of the attacks' weighted document frequencies to
+	// its share of the benign texts' (each count plus NBSmoothing), and the
+	// fitted weights are multiplied by r again, so the model still scores
+	// plain counts. The L2 penalty then costs little for features whose
+	// counts already separate the classes and much for those that do not;
+	// on the firewall's data that raised recall at 1% false positives.
+	NBSmoothing float64
+	// NBPower raises |r| to this power (keeping its sign): 1 is plain
+	// NBSVM, smaller values lean towards the unscaled regression; 0 = 1.
+	NBPower float64
 }
 
 // DefaultTrainConfig returns the settings the committed model uses.
@@ -68,6 +80,15 @@ func Train(examples []Example, cfg TrainConfig) (float64, []float64) {
 	xs := make([]sparse, len(examples))
 	for i, e := range examples {
 		xs[i] = toSparse(e.Hashes, cfg.Bits)
+	}
+	var r []float64
+	if cfg.NBSmoothing > 0 {
+		r = nbRatios(examples, xs, cfg)
+		for k := range xs {
+			for j, ix := range xs[k].idx {
+				xs[k].val[j] *= r[ix]
+			}
+		}
 	}
 	v := make([]float64, 1<<cfg.Bits)
 	scale := 1.0
@@ -120,8 +141,45 @@ func Train(examples []Example, cfg TrainConfig) (float64, []float64) {
 	}
 	for i := range avg {
 		avg[i] /= avgN
+		if r != nil {
+			avg[i] *= r[i]
+		}
 	}
 	return avgBias / avgN, avg
+}
+
+// nbRatios returns each bucket's naive-Bayes log-count ratio (see
+// TrainConfig.NBSmoothing) over the examples' weighted document
+// frequencies.
+func nbRatios(examples []Example, xs []sparse, cfg TrainConfig) []float64 {
+	pos := make([]float64, 1<<cfg.Bits)
+	neg := make([]float64, 1<<cfg.Bits)
+	for i, e := range examples {
+		c := neg
+		if e.Label == 1 {
+			c = pos
+		}
+		for _, ix := range xs[i].idx {
+			c[ix] += e.Weight
+		}
+	}
+	var ps, ns float64
+	for i := range pos {
+		pos[i] += cfg.NBSmoothing
+		neg[i] += cfg.NBSmoothing
+		ps += pos[i]
+		ns += neg[i]
+	}
+	power := cfg.NBPower
+	if power == 0 {
+		power = 1
+	}
+	r := pos // reused
+	for i := range r {
+		x := math.Log(pos[i]/ps) - math.Log(neg[i]/ns)
+		r[i] = math.Copysign(math.Pow(math.Abs(x), power), x)
+	}
+	return r
 }
 
 // Logit scores hashes (one whole text) with float weights, as Train sees it.
