@@ -12,7 +12,7 @@ import (
 // benign tool-output corpora, as the README's command does, and compares
 // with firewall/model.bin, the weights the firewall embeds. It reads only
 // files of the repository (under firewall/cmd/train/testdata) and takes
-// about a minute, but many under the race detector, so this file is built
+// about a minute and a half (two models), but many under the race detector, so this file is built
 // only without -race: `make test` runs it in a second, non-race step.
 func TestCommittedModelIsReproducible(t *testing.T) {
 	dev, err := ReadRecordsFile("../cmd/train/testdata/dev.jsonl")

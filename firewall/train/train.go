@@ -435,7 +435,11 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 		rep.Thresholds[g] = thr
 		rep.Calibration[g] = st
 	}
-	return textclf.MarshalSet([]*textclf.Model{models["user"], models["tool"]}), rep, nil
+	file, err := textclf.MarshalSet([]*textclf.Model{models["user"], models["tool"]})
+	if err != nil {
+		return nil, rep, talos.E(talos.CodeConfigInvalid, "train.Train", "the trained models cannot be written", err)
+	}
+	return file, rep, nil
 }
 
 // ToolEvalSet builds labelled tool outputs from one split: for every benign

@@ -59,7 +59,7 @@ func TestTrainIsDeterministic(t *testing.T) {
 	if rep.Calibration["user"].Benign == 0 || rep.Calibration["tool"].Benign == 0 {
 		t.Fatalf("calibration report is empty: %+v", rep)
 	}
-	// the trained model loads and separates its own classes
+	// the trained model file loads
 	if _, err := firewall.New(firewall.Config{Model: m1}, nil, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -38,8 +38,25 @@ const (
 
 // MarshalSet encodes models as one file: "TFWM", u16 version 2, u16 n,
 // then n × (u32 length, a model in the single-model format). Each model
-// serves the source groups it has thresholds for.
-func MarshalSet(models []*Model) []byte {
+// serves the source groups it has thresholds for, so it refuses what
+// UnmarshalSet would: no models or more than 16, a nil model, a model with
+// no thresholds, or a group in two models.
+func MarshalSet(models []*Model) ([]byte, error) {
+	if len(models) < 1 || len(models) > maxSetModels {
+		return nil, fmt.Errorf("model set: %d models; allowed: 1 to %d", len(models), maxSetModels)
+	}
+	seen := map[string]bool{}
+	for i, m := range models {
+		if m == nil || len(m.Thresholds) == 0 {
+			return nil, fmt.Errorf("model set: model %d has no thresholds, so it would serve no source group", i+1)
+		}
+		for g := range m.Thresholds {
+			if seen[g] {
+				return nil, fmt.Errorf("model set: source group %q has two models", g)
+			}
+			seen[g] = true
+		}
+	}
 	var b bytes.Buffer
 	le := binary.LittleEndian
 	b.WriteString(magic)
@@ -50,7 +67,7 @@ func MarshalSet(models []*Model) []byte {
 		b.Write(le.AppendUint32(nil, uint32(len(mb))))
 		b.Write(mb)
 	}
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 // UnmarshalSet decodes a file of MarshalSet, or a single model's file (a
@@ -79,11 +96,12 @@ func UnmarshalSet(data []byte) (map[string]*Model, error) {
 			if len(data)-p < 4 {
 				return nil, fmt.Errorf("model file: model %d of %d is missing", i+1, n)
 			}
-			l := int(le.Uint32(data[p:]))
+			l32 := le.Uint32(data[p:])
 			p += 4
-			if l > len(data)-p {
+			if uint64(l32) > uint64(len(data)-p) {
 				return nil, fmt.Errorf("model file: model %d of %d is truncated", i+1, n)
 			}
+			l := int(l32) // fits: at most len(data)
 			m, err := Unmarshal(data[p : p+l])
 			if err != nil {
 				return nil, fmt.Errorf("model %d of %d: %w", i+1, n, err)

@@ -16,10 +16,20 @@ func smallModel(groups ...string) *Model {
 	return m
 }
 
+// marshalSet is MarshalSet for models a test knows to be a valid set.
+func marshalSet(t testing.TB, models ...*Model) []byte {
+	t.Helper()
+	b, err := MarshalSet(models)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestModelSetRoundTrip(t *testing.T) {
 	user, tool := smallModel("user"), smallModel("tool", "web")
 	user.W[3], tool.W[3] = 100, -100
-	b := MarshalSet([]*Model{user, tool})
+	b := marshalSet(t, user, tool)
 	got, err := UnmarshalSet(b)
 	if err != nil {
 		t.Fatal(err)
@@ -34,8 +44,19 @@ func TestModelSetRoundTrip(t *testing.T) {
 	}
 }
 
+// rawSet lays out a set file around model files without MarshalSet's
+// checks.
+func rawSet(models ...[]byte) []byte {
+	le := binary.LittleEndian
+	b := le.AppendUint16([]byte("TFWM\x02\x00"), uint16(len(models)))
+	for _, m := range models {
+		b = append(le.AppendUint32(b, uint32(len(m))), m...)
+	}
+	return b
+}
+
 func TestModelSetRejectsBadFiles(t *testing.T) {
-	good := MarshalSet([]*Model{smallModel("user"), smallModel("tool")})
+	good := marshalSet(t, smallModel("user"), smallModel("tool"))
 	le := binary.LittleEndian
 	withCount := func(n uint16) []byte {
 		b := bytes.Clone(good)
@@ -53,18 +74,34 @@ func TestModelSetRejectsBadFiles(t *testing.T) {
 		"more than stored": {withCount(3), "model 3 of 3 is missing"},
 		"truncated":        {good[:len(good)-1], "model 2 of 2 is truncated"},
 		"trailing bytes":   {append(bytes.Clone(good), 0), "1 bytes after the last model"},
-		"group twice":      {MarshalSet([]*Model{smallModel("user"), smallModel("user")}), `"user" has two models`},
-		"no thresholds":    {MarshalSet([]*Model{smallModel()}), "no thresholds"},
+		"huge length":      {append(append([]byte("TFWM\x02\x00\x01\x00"), 0xfc, 0xff, 0xff, 0xff), good[12:]...), "model 1 of 1 is truncated"},
+		"group twice":      {rawSet(smallModel("user").Marshal(), smallModel("user").Marshal()), `"user" has two models`},
+		"no thresholds":    {rawSet(smallModel().Marshal()), "no thresholds"},
 	} {
 		_, err := UnmarshalSet(tc.data)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one that says %q", name, err, tc.want)
 		}
 	}
+	// MarshalSet refuses what UnmarshalSet would.
+	for name, tc := range map[string]struct {
+		models []*Model
+		want   string
+	}{
+		"none":          {nil, "0 models"},
+		"too many":      {make([]*Model, 17), "17 models"},
+		"nil model":     {[]*Model{nil}, "model 1 has no thresholds"},
+		"no thresholds": {[]*Model{smallModel("user"), smallModel()}, "model 2 has no thresholds"},
+		"group twice":   {[]*Model{smallModel("user", "tool"), smallModel("tool")}, `"tool" has two models`},
+	} {
+		if _, err := MarshalSet(tc.models); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("MarshalSet, %s: error %v, want one that says %q", name, err, tc.want)
+		}
+	}
 }
 
 func FuzzUnmarshalSet(f *testing.F) {
-	f.Add(MarshalSet([]*Model{smallModel("user"), smallModel("tool")}))
+	f.Add(marshalSet(f, smallModel("user"), smallModel("tool")))
 	f.Add(smallModel("user").Marshal())
 	f.Add([]byte("TFWM\x02\x00\x01\x00\x05\x00\x00\x00TFWM\x01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -86,8 +123,9 @@ func FuzzUnmarshalSet(f *testing.F) {
 // TestNBScalingFavoursSeparatingFeatures checks naive-Bayes scaling on a set
 // where one feature marks each class and many others are shared noise:
 // under the same strong L2 penalty the marking features get more of the
-// weight than in the plain regression, and the model still scores the
-// plain counts (an attack above a benign text).
+// weight than in the plain regression, the fitted weights apply to plain
+// counts (an attack scores further above a benign text than with the
+// plain regression), and a power under 1 lies between the two.
 func TestNBScalingFavoursSeparatingFeatures(t *testing.T) {
 	const attackMark, benignMark = 1, 2
 	var examples []Example
@@ -103,23 +141,29 @@ func TestNBScalingFavoursSeparatingFeatures(t *testing.T) {
 		}
 		examples = append(examples, Example{Hashes: h, Label: label, Weight: 1})
 	}
-	ratio := func(nb float64) (float64, float64, []float64) {
-		cfg := TrainConfig{Bits: 10, Epochs: 5, LR: 0.5, Lambda: 0.05, Seed: 1, NBSmoothing: nb}
+	type fit struct{ ratio, gap float64 }
+	train := func(nb, power float64) fit {
+		cfg := TrainConfig{Bits: 10, Epochs: 5, LR: 0.5, Lambda: 0.05, Seed: 1, NBSmoothing: nb, NBPower: power}
 		bias, w := Train(examples, cfg)
 		noise := 0.0
 		for _, h := range []uint32{100, 200, 300} {
 			noise = max(noise, math.Abs(w[Bucket(h, 10)]))
 		}
-		return w[Bucket(attackMark, 10)] / noise, bias, w
+		attack := Logit(bias, w, []uint32{100, 200, attackMark}, 10)
+		benign := Logit(bias, w, []uint32{100, 200, benignMark}, 10)
+		if !(attack > 0 && benign < 0) {
+			t.Fatalf("NBSmoothing %v, NBPower %v: an attack scores %.2f and a benign text %.2f", nb, power, attack, benign)
+		}
+		return fit{w[Bucket(attackMark, 10)] / noise, attack - benign}
 	}
-	plain, _, _ := ratio(0)
-	nb, bias, w := ratio(1)
-	if !(nb > 1.5*plain && plain > 0) {
-		t.Fatalf("attack mark's weight over the largest noise weight: %.2f with NB scaling, %.2f without; want NB clearly above", nb, plain)
+	plain, nb, half := train(0, 0), train(1, 1), train(1, 0.5)
+	if !(nb.ratio > 1.5*plain.ratio && plain.ratio > 0) {
+		t.Errorf("attack mark's weight over the largest noise weight: %.2f with NB scaling, %.2f without; want NB clearly above", nb.ratio, plain.ratio)
 	}
-	attack := Logit(bias, w, []uint32{100, 200, attackMark}, 10)
-	benign := Logit(bias, w, []uint32{100, 200, benignMark}, 10)
-	if !(attack > 0 && benign < 0) {
-		t.Fatalf("NB-scaled model scores an attack %.2f and a benign text %.2f", attack, benign)
+	if !(nb.gap > 2*plain.gap) {
+		t.Errorf("attack minus benign logit: %.2f with NB scaling, %.2f without; want NB clearly above (are the weights scaled back?)", nb.gap, plain.gap)
+	}
+	if !(half.gap > plain.gap && half.gap < nb.gap) {
+		t.Errorf("attack minus benign logit with power 0.5: %.2f, want between plain %.2f and full scaling %.2f", half.gap, plain.gap, nb.gap)
 	}
 }

@@ -14,8 +14,8 @@ type Example struct {
 	Weight float64
 }
 
-// TrainConfig sets the optimiser. The zero value is not usable; see
-// DefaultTrainConfig.
+// TrainConfig sets the optimiser. The zero value is not usable: Bits,
+// Epochs and LR must be set (firewall/train sets all of them).
 type TrainConfig struct {
 	Bits   uint8   // log2 buckets
 	Epochs int     // passes over the data
@@ -34,11 +34,6 @@ type TrainConfig struct {
 	// NBPower raises |r| to this power (keeping its sign): 1 is plain
 	// NBSVM, smaller values lean towards the unscaled regression; 0 = 1.
 	NBPower float64
-}
-
-// DefaultTrainConfig returns the settings the committed model uses.
-func DefaultTrainConfig(seed uint64) TrainConfig {
-	return TrainConfig{Bits: 18, Epochs: 12, LR: 0.5, Lambda: 1e-5, Seed: seed}
 }
 
 type sparse struct {
