@@ -24,8 +24,8 @@
 # (npm, pinned) in DIR/tools/mcp, run by the tests over stdio (never with npx, so nothing is
 # fetched at run time), and Debian's chromium for the dashboard's headless browser tests (installed
 # only; each test starts its own browser).
-# The recipes behind each step are in ../shared/RECIPES.md. Downloads (the npm install, the
-# trixie libc6 package) are cached in DIR/tools, so a second `up` only starts processes.
+# Downloads (the npm install, the trixie libc6 package) are cached in DIR/tools, so a second
+# `up` only starts processes.
 # `up` is idempotent: whatever already runs and answers is left alone. `up` and `down` need root
 # (apt-get, dockerd, runuser postgres).
 set -euo pipefail
