@@ -240,6 +240,19 @@ func (a *daemonAgent) get() *host.Agent {
 	return a.agent
 }
 
+// memory is the open agent's long-term memory store, for the maintenance
+// phases to work on; nil while a is nil or the agent is not built.
+func (a *daemonAgent) memory() *host.Memory {
+	if a == nil {
+		return nil
+	}
+	ag := a.get()
+	if ag == nil {
+		return nil
+	}
+	return &host.Memory{Store: ag.Memory, Where: ag.MemoryWhere}
+}
+
 // Handlers are the agent's endpoints for the health server: the chat API,
 // the lockdown's unlock and re-issue and the token summary, each answering
 // 503 until the agent is built.

@@ -95,9 +95,12 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				audit = feeds.tapAudit(tiers.Audit)
 			}
 			// The nightly maintenance cycle: its phases' health report asks
-			// this daemon, its alerts go to the audit log.
+			// this daemon, its memory phases work on the agent's store, its
+			// alerts go to the audit log.
 			var d *daemon.Daemon
+			var agent *daemonAgent
 			maint, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Log: log, Alerter: auditAlerter(audit, log), Version: currentBuild().Version,
+				Memory: func() *host.Memory { return agent.memory() },
 				VRAM: func() *vram.Mutex {
 					if d == nil {
 						return nil
@@ -113,7 +116,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			// /health, a VRAM lease from the daemon's mutex; new memories are
 			// refused while the disk is at its emergency level.
 			disk := &host.DiskMonitor{Home: cfg.Home, Maint: maint, Alerter: auditAlerter(audit, log), Log: log}
-			agent := &daemonAgent{cfg: cfg, log: log, audit: audit, vramOf: func() *vram.Mutex { return d.VRAM() },
+			agent = &daemonAgent{cfg: cfg, log: log, audit: audit, vramOf: func() *vram.Mutex { return d.VRAM() },
 				diskFull: func() bool { return disk.Level() == host.DiskEmergency }}
 			defer agent.Close()
 			dash, err := newDaemonDashboard(cfg, log, &d, agent, maint, feeds)

@@ -57,6 +57,31 @@ type MaintenanceDeps struct {
 	VRAM func() *vram.Mutex
 	// SummaryTokens caps each session summary; 0 means SummaryTokens.
 	SummaryTokens int
+	// Memory returns the daemon's open long-term memory store, which the
+	// memory phases (vector_prune, memory_consolidate, session_summarize)
+	// then work on instead of opening the store again; nil, or a nil
+	// result (the agent is not open yet), opens it for the phase, as a CLI
+	// process must. An embedded chromem store is an index in the daemon's
+	// memory over its folder: a second copy opened by a phase would change
+	// the files under that index, which would go on serving pruned
+	// memories and miss merged and summarised ones until a restart.
+	Memory func() *Memory
+}
+
+// phaseMemory returns the memory store a phase works on and how to let go
+// of it: the daemon's (deps.Memory; nothing to close) or one opened for the
+// phase with o.
+func phaseMemory(ctx context.Context, cfg *config.Config, deps MaintenanceDeps, o MemoryOptions) (*Memory, func() error, error) {
+	if deps.Memory != nil {
+		if m := deps.Memory(); m != nil {
+			return m, func() error { return nil }, nil
+		}
+	}
+	m, err := OpenMemory(ctx, cfg, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, m.Close, nil
 }
 
 // Maintenance is a dream scheduler with the host's phases, and what it must
@@ -132,10 +157,10 @@ func NewMaintenance(cfg *config.Config, deps MaintenanceDeps) (*Maintenance, err
 		3: time.Duration(cfg.LogTier3RetentionDays) * 24 * time.Hour,
 	}}
 	must(register(dream.Phase{Name: dream.PhaseVectorPrune, Run: func(ctx context.Context) (dream.PhaseResult, error) {
-		return vectorPrune(ctx, cfg)
+		return vectorPrune(ctx, cfg, deps)
 	}}))
 	must(register(dream.Phase{Name: PhaseConsolidate, Timeout: TimeoutConsolidate, Run: func(ctx context.Context) (dream.PhaseResult, error) {
-		return consolidate(ctx, cfg)
+		return consolidate(ctx, cfg, deps)
 	}}))
 	must(register(dream.Phase{Name: PhaseSessionSummary, Timeout: TimeoutSessionSummary, Run: func(ctx context.Context) (dream.PhaseResult, error) {
 		return summarizeSessions(ctx, cfg, deps, log)
@@ -203,12 +228,12 @@ const (
 // CHROMADB_MAX_VECTORS, the lowest-scoring ones (never a permanent one, nor
 // one inside its priority's guaranteed retention) are archived to
 // MemoryArchiveFile and deleted, down to 80 %.
-func vectorPrune(ctx context.Context, cfg *config.Config) (dream.PhaseResult, error) {
-	m, err := OpenMemory(ctx, cfg, MemoryOptions{})
+func vectorPrune(ctx context.Context, cfg *config.Config, deps MaintenanceDeps) (dream.PhaseResult, error) {
+	m, release, err := phaseMemory(ctx, cfg, deps, MemoryOptions{})
 	if err != nil {
 		return dream.PhaseResult{}, err
 	}
-	defer m.Close()
+	defer release()
 	p, err := prune.New(prune.Config{Ceiling: cfg.ChromaMaxVectors, ArchivePath: filepath.Join(cfg.Home, filepath.FromSlash(MemoryArchiveFile))}, m.Store)
 	if err != nil {
 		return dream.PhaseResult{}, err
@@ -232,12 +257,12 @@ func vectorPrune(ctx context.Context, cfg *config.Config) (dream.PhaseResult, er
 // last 26 hours that repeat another one (near-identical embedding, same
 // source, trust and session) are folded into it, archived first and
 // restorable (prune.Pruner.Consolidate).
-func consolidate(ctx context.Context, cfg *config.Config) (dream.PhaseResult, error) {
-	m, err := OpenMemory(ctx, cfg, MemoryOptions{})
+func consolidate(ctx context.Context, cfg *config.Config, deps MaintenanceDeps) (dream.PhaseResult, error) {
+	m, release, err := phaseMemory(ctx, cfg, deps, MemoryOptions{})
 	if err != nil {
 		return dream.PhaseResult{}, err
 	}
-	defer m.Close()
+	defer release()
 	p, err := prune.New(prune.Config{Ceiling: cfg.ChromaMaxVectors, ArchivePath: filepath.Join(cfg.Home, filepath.FromSlash(MemoryArchiveFile))}, m.Store)
 	if err != nil {
 		return dream.PhaseResult{}, err

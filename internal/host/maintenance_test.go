@@ -266,3 +266,47 @@ func TestVectorPrunePhase(t *testing.T) {
 		t.Errorf("no archive: %v", err)
 	}
 }
+
+// With the daemon's store handed over (MaintenanceDeps.Memory), the memory
+// phases change that store, not a second copy of it: an embedded chromem
+// index, which lives in the daemon's memory, sees a night's merge at once
+// instead of after a restart, and the phases leave the store open.
+func TestMemoryPhasesWorkOnTheDaemonsStore(t *testing.T) {
+	cfg := loadConfig(t, map[string]string{"TALOS_MEMORY_STORE": "chromem"})
+	ctx := context.Background()
+	mem, err := host.OpenMemory(ctx, cfg, host.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	fresh := rag.Memory{Priority: rag.PriorityNormal, Source: rag.SourceUser, Trusted: true, CreatedAt: time.Now().Add(-time.Hour)}
+	var recs []rag.Record
+	for _, id := range []string{"a", "b", "c"} { // three copies of one note
+		recs = append(recs, rag.Record{ID: id, Document: "the boiler is serviced every October", Embedding: ragtest.Unit(384, 0, 1, 0.2), Metadata: fresh.Metadata()})
+	}
+	recs = append(recs, rag.Record{ID: "d", Document: "the car is due for its inspection in May", Embedding: ragtest.Unit(384, 5, 6, 0.2), Metadata: fresh.Metadata()})
+	if err := mem.Store.Upsert(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Memory: func() *host.Memory { return mem }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rep, err := m.RunNow(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Phases {
+		if p.Name == host.PhaseConsolidate && (p.Status != dream.StatusOK || p.Counters["memories_merged"] != 2) {
+			t.Fatalf("memory_consolidate %+v, want the two repeats merged", p)
+		}
+	}
+	n, err := mem.Store.Count(ctx)
+	if err != nil {
+		t.Fatalf("the daemon's store after the cycle: %v", err)
+	}
+	if n != 2 {
+		t.Errorf("the daemon's open store counts %d memories after the merge, want 2", n)
+	}
+}

@@ -346,11 +346,11 @@ func summarizeSessions(ctx context.Context, cfg *config.Config, deps Maintenance
 	if err != nil {
 		return dream.PhaseResult{}, err
 	}
-	mem, err := OpenMemory(ctx, cfg, MemoryOptions{Dimension: emb.Dimension()})
+	mem, release, err := phaseMemory(ctx, cfg, deps, MemoryOptions{Dimension: emb.Dimension()})
 	if err != nil {
 		return dream.PhaseResult{}, err
 	}
-	defer mem.Close()
+	defer release()
 	pruner, err := prune.New(prune.Config{Ceiling: cfg.ChromaMaxVectors, ArchivePath: filepath.Join(cfg.Home, filepath.FromSlash(MemoryArchiveFile))}, mem.Store)
 	if err != nil {
 		return dream.PhaseResult{}, err
