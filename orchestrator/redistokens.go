@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,11 +20,21 @@ const TokenTTL = 7 * 24 * time.Hour
 // talos:tokens:<model>:<YYYY-MM-DD UTC>:<prompt|completion>, each key
 // expiring TokenTTL after its last write, so every process sharing the
 // Redis (the daemon, talos ask) adds to one count that survives restarts.
+// The models counted on a day are the set talos:tokens:models:<day>
+// (same expiry), so reading a day's usage never walks the keyspace.
 type RedisTokens struct{ RDB redis.UniversalClient }
 
 func tokenKey(model, day, kind string) string {
 	return "talos:tokens:" + model + ":" + day + ":" + kind
 }
+
+// modelsKey is the set of the models counted on day.
+func modelsKey(day string) string { return "talos:tokens:models:" + day }
+
+// indexedKey marks that the counters written before the per-day model sets
+// existed were added to them (see Days); it expires with the counters, so
+// the one SCAN that does it is repeated at most once a TokenTTL.
+const indexedKey = "talos:tokens:indexed"
 
 // Count implements Tokens: both counters are raised and their expiry
 // renewed in one pipeline. Negative counts are refused.
@@ -32,12 +43,14 @@ func (r RedisTokens) Count(ctx context.Context, model string, u llm.Usage) error
 		return fmt.Errorf("token counts must not be negative (prompt %d, completion %d)", u.PromptTokens, u.CompletionTokens)
 	}
 	day := time.Now().UTC().Format(time.DateOnly)
-	p, c := tokenKey(model, day, "prompt"), tokenKey(model, day, "completion")
+	p, c, m := tokenKey(model, day, "prompt"), tokenKey(model, day, "completion"), modelsKey(day)
 	_, err := r.RDB.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		pl.IncrBy(ctx, p, int64(u.PromptTokens))
 		pl.IncrBy(ctx, c, int64(u.CompletionTokens))
+		pl.SAdd(ctx, m, model)
 		pl.Expire(ctx, p, TokenTTL)
 		pl.Expire(ctx, c, TokenTTL)
+		pl.Expire(ctx, m, TokenTTL)
 		return nil
 	})
 	return err
@@ -68,31 +81,48 @@ func (r RedisTokens) Day(ctx context.Context, model, day string) (llm.Usage, err
 	return u, nil
 }
 
-// tokenScanCount is the COUNT hint of the SCAN that finds the counters.
+// tokenScanCount is the COUNT hint of the SCAN that indexes counters
+// written before the per-day model sets, and the MGET batch size.
 const tokenScanCount = 1000
 
 // Days returns the usage per model on each of days (UTC, YYYY-MM-DD) that
-// has counters, found with SCAN (never KEYS). Model names may hold ':'; a
-// key is read from its end (day, then kind).
+// has counters, reading each day's set of models and then their counters.
+// Counters written before those sets existed are added to them first, by
+// one SCAN (never KEYS) that indexedKey then marks as done.
 func (r RedisTokens) Days(ctx context.Context, days []string) (map[string]map[string]llm.Usage, error) {
-	want := make(map[string]bool, len(days))
-	for _, d := range days {
-		want[d] = true
+	if len(days) == 0 {
+		return map[string]map[string]llm.Usage{}, nil
+	}
+	if err := r.index(ctx); err != nil {
+		return nil, err
+	}
+	days = slices.Compact(slices.Sorted(slices.Values(days)))
+	cmds, err := r.RDB.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for _, d := range days {
+			pl.SMembers(ctx, modelsKey(d))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	type counter struct {
+		model, day string
+		prompt     bool
 	}
 	var keys []string
-	iter := r.RDB.Scan(ctx, 0, "talos:tokens:*", tokenScanCount).Iterator()
-	for iter.Next(ctx) {
-		if _, day, _, ok := parseTokenKey(iter.Val()); ok && want[day] {
-			keys = append(keys, iter.Val())
+	var counters []counter
+	for i, c := range cmds {
+		for _, model := range c.(*redis.StringSliceCmd).Val() {
+			keys = append(keys, tokenKey(model, days[i], "prompt"), tokenKey(model, days[i], "completion"))
+			counters = append(counters, counter{model, days[i], true}, counter{model, days[i], false})
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return nil, err
 	}
 	out := map[string]map[string]llm.Usage{}
 	for len(keys) > 0 {
 		batch := keys[:min(len(keys), tokenScanCount)]
-		keys = keys[len(batch):]
+		of := counters[:len(batch)]
+		keys, counters = keys[len(batch):], counters[len(batch):]
 		vals, err := r.RDB.MGet(ctx, batch...).Result()
 		if err != nil {
 			return nil, err
@@ -100,26 +130,54 @@ func (r RedisTokens) Days(ctx context.Context, days []string) (map[string]map[st
 		for i, v := range vals {
 			s, ok := v.(string)
 			if !ok {
-				continue // expired between SCAN and MGET
+				continue // expired before the set, or never written
 			}
 			var n int
 			if _, err := fmt.Sscan(s, &n); err != nil || n < 0 {
 				return nil, fmt.Errorf("token counter %s holds %q, not a count", batch[i], s)
 			}
-			model, day, kind, _ := parseTokenKey(batch[i])
-			if out[day] == nil {
-				out[day] = map[string]llm.Usage{}
+			c := of[i]
+			if out[c.day] == nil {
+				out[c.day] = map[string]llm.Usage{}
 			}
-			u := out[day][model]
-			if kind == "prompt" {
+			u := out[c.day][c.model]
+			if c.prompt {
 				u.PromptTokens += n
 			} else {
 				u.CompletionTokens += n
 			}
-			out[day][model] = u
+			out[c.day][c.model] = u
 		}
 	}
 	return out, nil
+}
+
+// index adds the counters written before the per-day model sets existed
+// to those sets, unless indexedKey says that was done.
+func (r RedisTokens) index(ctx context.Context) error {
+	n, err := r.RDB.Exists(ctx, indexedKey).Result()
+	if err != nil || n > 0 {
+		return err
+	}
+	iter := r.RDB.Scan(ctx, 0, "talos:tokens:*", tokenScanCount).Iterator()
+	byDay := map[string][]any{}
+	for iter.Next(ctx) {
+		if model, day, _, ok := parseTokenKey(iter.Val()); ok {
+			byDay[day] = append(byDay[day], model)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	_, err = r.RDB.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for day, models := range byDay {
+			pl.SAdd(ctx, modelsKey(day), models...)
+			pl.Expire(ctx, modelsKey(day), TokenTTL)
+		}
+		pl.Set(ctx, indexedKey, "1", TokenTTL)
+		return nil
+	})
+	return err
 }
 
 // parseTokenKey splits talos:tokens:<model>:<day>:<kind>.

@@ -13,7 +13,10 @@ import (
 	"github.com/talos-ironclad/talos/orchestrator"
 )
 
-func TestRedisTokensOnTheRealRedis(t *testing.T) {
+// tokensRedis connects to database 14 of the test Redis, which only these
+// tests use.
+func tokensRedis(t *testing.T) *redis.Client {
+	t.Helper()
 	url := testenv.RedisURL(t)
 	url = url[:strings.LastIndex(url, "/")] + "/14"
 	opt, err := redis.ParseURL(url)
@@ -21,7 +24,12 @@ func TestRedisTokensOnTheRealRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+func TestRedisTokensOnTheRealRedis(t *testing.T) {
+	rdb := tokensRedis(t)
 	ctx := context.Background()
 	model := "test-model-" + time.Now().Format("150405.000000")
 	rt := orchestrator.RedisTokens{RDB: rdb}
@@ -48,4 +56,63 @@ func TestRedisTokensOnTheRealRedis(t *testing.T) {
 		t.Error("a negative count was accepted")
 	}
 	rdb.Del(ctx, "talos:tokens:"+model+":"+day+":prompt", "talos:tokens:"+model+":"+day+":completion")
+}
+
+// Days reads each day's set of models. Counters written before those sets
+// existed are indexed once, by a SCAN that the marker key then spares
+// every later read.
+func TestRedisTokensDaysReadsTheDaysModels(t *testing.T) {
+	rdb := tokensRedis(t)
+	ctx := context.Background()
+	rt := orchestrator.RedisTokens{RDB: rdb}
+	stamp := time.Now().Format("150405.000000")
+	model, legacy, late := "days-model:"+stamp, "days-legacy-"+stamp, "days-late-"+stamp
+	day := time.Now().UTC().Format(time.DateOnly)
+	key := func(m, kind string) string { return "talos:tokens:" + m + ":" + day + ":" + kind }
+	t.Cleanup(func() {
+		rdb.Del(ctx, key(model, "prompt"), key(model, "completion"), key(legacy, "prompt"), key(late, "prompt"))
+		rdb.SRem(ctx, "talos:tokens:models:"+day, model, legacy, late)
+	})
+	// A counter from before the sets, with nothing in its day's set.
+	if err := rdb.Set(ctx, key(legacy, "prompt"), 7, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.Del(ctx, "talos:tokens:indexed")
+	if err := rt.Count(ctx, model, llm.Usage{PromptTokens: 10, CompletionTokens: 5}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rt.Days(ctx, []string{day, day, "2001-01-01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := got[day][model]; u.PromptTokens != 10 || u.CompletionTokens != 5 {
+		t.Errorf("%s counted once on a day asked for twice: %+v, want 10/5", model, u)
+	}
+	if u := got[day][legacy]; u.PromptTokens != 7 || u.CompletionTokens != 0 {
+		t.Errorf("the counter from before the sets: %+v, want 7/0", u)
+	}
+	if _, ok := got["2001-01-01"]; ok {
+		t.Error("a day without counters is in the result")
+	}
+	if ttl := rdb.TTL(ctx, "talos:tokens:indexed").Val(); ttl <= 6*24*time.Hour {
+		t.Errorf("the indexed marker expires in %v, want about TokenTTL", ttl)
+	}
+	if ttl := rdb.TTL(ctx, "talos:tokens:models:"+day).Val(); ttl <= 6*24*time.Hour {
+		t.Errorf("the day's model set expires in %v, want about TokenTTL", ttl)
+	}
+	// Once indexed, a read takes the sets as they are: a counter that
+	// bypassed Count is not found by walking the keyspace again.
+	if err := rdb.Set(ctx, key(late, "prompt"), 3, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err = rt.Days(ctx, []string{day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got[day][late]; ok {
+		t.Error("Days walked the keyspace although the counters were indexed")
+	}
+	if got[day][model].Total() != 15 {
+		t.Errorf("second read: %+v", got[day][model])
+	}
 }
