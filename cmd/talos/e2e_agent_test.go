@@ -26,11 +26,12 @@ import (
 	"github.com/talos-ironclad/talos/orchestrator"
 )
 
-// buildTalos builds the talos binary into dir.
+// buildTalos builds the talos binary into dir, with the talostest tag so
+// that it honours host.EnvTestPhaseDelay.
 func buildTalos(tb testing.TB, dir string) string {
 	tb.Helper()
 	bin := filepath.Join(dir, "talos")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", "talostest", "-o", bin, ".").CombinedOutput(); err != nil {
 		tb.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin

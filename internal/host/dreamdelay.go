@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -16,7 +15,9 @@ import (
 // operators: "PHASE=DURATION" (for example "memory_consolidate=2m") makes
 // that maintenance phase wait DURATION, or until its context ends, before it
 // does its work, so that a test can kill a real daemon while the phase is
-// running. Unset, no phase waits.
+// running. Unset, no phase waits. Only a binary built with the talostest
+// build tag (as the end-to-end tests build it) reads it; the one users
+// build ignores it.
 const EnvTestPhaseDelay = "TALOS_TEST_DREAM_PHASE_DELAY"
 
 // phaseDelay is a parsed EnvTestPhaseDelay.
@@ -58,6 +59,3 @@ func (d phaseDelay) wrap(p dream.Phase) dream.Phase {
 	}
 	return p
 }
-
-// lookupPhaseDelay reads the knob from the environment.
-func lookupPhaseDelay() (phaseDelay, error) { return parsePhaseDelay(os.Getenv(EnvTestPhaseDelay)) }
