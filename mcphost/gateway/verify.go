@@ -172,15 +172,34 @@ func NewRequest(holder *Identity, token, action string) (Request, error) {
 // says which check failed.
 func (v *Verifier) Authorize(r Request) (*Token, error) {
 	t, err := v.authorize(r)
-	if v.log != nil {
-		var subject PeerID
-		var id string
-		if pt, perr := Parse(r.Token); perr == nil {
-			subject, id = pt.Subject, pt.ID
-		}
-		v.record(r.Action, subject, id, err)
-	}
+	v.recordToken(r.Action, r.Token, err)
 	return t, err
+}
+
+// Refuse records in the Decisions log a refusal decided before Authorize
+// could run — a request that did not arrive whole, or asks for something
+// the transport does not serve — so that the log holds every refusal, not
+// only Authorize's: action is what was asked for, token the token
+// presented, if any (its subject and id are recorded when it parses). A
+// nil err records nothing; without a DecisionLog it does nothing.
+func (v *Verifier) Refuse(action, token string, err error) {
+	if err != nil {
+		v.recordToken(action, token, err)
+	}
+}
+
+// recordToken records one decision on action with token (its subject and
+// id when it parses) if the Verifier keeps a DecisionLog.
+func (v *Verifier) recordToken(action, token string, err error) {
+	if v.log == nil {
+		return
+	}
+	var subject PeerID
+	var tokenID string
+	if pt, perr := Parse(token); perr == nil {
+		subject, tokenID = pt.Subject, pt.ID
+	}
+	v.record(action, subject, tokenID, err)
 }
 
 // record adds one decision on action to the Verifier's DecisionLog (the

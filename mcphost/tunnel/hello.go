@@ -88,13 +88,16 @@ func admit(conn net.Conn, v *gateway.Verifier, authorized gateway.PeerID) (*bufi
 	defer conn.SetDeadline(time.Time{}) //nolint:errcheck // cleared for the session
 	br := bufio.NewReader(conn)
 	req, err := ReadHello(br)
-	if err == nil {
-		// Form first, so that the decision Authorize records is the verdict.
-		if t, perr := gateway.Parse(req.Token); perr == nil && (req.Action != ConnectAction || t.Subject != authorized) {
-			err = talos.Errorf(talos.CodeUnauthorized, op, "the hello must ask for %s with a token whose subject is the authorized peer", ConnectAction)
-		} else {
-			_, err = v.Authorize(req)
-		}
+	// Every refusal is recorded: a hello that did not arrive whole, one of
+	// the wrong form (checked first, so that the decision recorded is the
+	// verdict), and Authorize's own.
+	if err != nil {
+		v.Refuse(ConnectAction, "", err)
+	} else if t, perr := gateway.Parse(req.Token); perr == nil && (req.Action != ConnectAction || t.Subject != authorized) {
+		err = talos.Errorf(talos.CodeUnauthorized, op, "the hello must ask for %s with a token whose subject is the authorized peer", ConnectAction)
+		v.Refuse(req.Action, req.Token, err)
+	} else {
+		_, err = v.Authorize(req)
 	}
 	a := answerFrame{OK: err == nil}
 	if err != nil {

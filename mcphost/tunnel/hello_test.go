@@ -26,13 +26,14 @@ import (
 
 // serveTokens serves a one-tool server through a tunnel that requires a
 // token rooted at srvID, its state in a file.
-func serveTokens(t *testing.T, srvID *gateway.Identity, authorized gateway.PeerID) (string, *gateway.Verifier) {
+func serveTokens(t *testing.T, srvID *gateway.Identity, authorized gateway.PeerID) (string, *gateway.Verifier, *gateway.DecisionLog) {
 	t.Helper()
 	st, err := gateway.NewFileState(filepath.Join(t.TempDir(), "auth.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{srvID.PeerID()}}, st)
+	decisions := gateway.NewDecisionLog(0)
+	v, err := gateway.NewVerifier(gateway.VerifierConfig{Roots: []gateway.PeerID{srvID.PeerID()}, Decisions: decisions}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func serveTokens(t *testing.T, srvID *gateway.Identity, authorized gateway.PeerI
 			t.Error(err)
 		}
 	})
-	return ln.Addr().String(), v
+	return ln.Addr().String(), v, decisions
 }
 
 func listOver(t *testing.T, conn net.Conn) error {
@@ -81,7 +82,7 @@ func listOver(t *testing.T, conn net.Conn) error {
 
 func TestTunnelTokens(t *testing.T) {
 	srvID, me := ident(t, "server"), ident(t, "desktop")
-	addr, v := serveTokens(t, srvID, me.PeerID())
+	addr, v, decisions := serveTokens(t, srvID, me.PeerID())
 	ctx := context.Background()
 	good, err := gateway.Issue(srvID, me.PeerID(), []string{tunnel.ConnectAction}, time.Hour)
 	if err != nil {
@@ -156,6 +157,45 @@ func TestTunnelTokens(t *testing.T) {
 	}
 	if err := listOver(t, conn); err == nil {
 		t.Error("a session without a hello was served")
+	}
+	conn.Close()
+
+	// Every refusal is in the decision log, those decided before Authorize
+	// (the wrong form, no hello) too, in the order they happened.
+	want := []struct{ action, reason string }{
+		{tunnel.ConnectAction, "already used"},
+		{tunnel.ConnectAction, "expired"},
+		{tunnel.ConnectAction, "not trusted"},
+		{tunnel.ConnectAction, "no scope"},
+		{"mcp/fs/read", "must ask for"},
+		{tunnel.ConnectAction, "revoked"},
+		{tunnel.ConnectAction, "hello"},
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var refusals []gateway.Decision
+	for {
+		refusals = refusals[:0]
+		for _, d := range decisions.Decisions() {
+			if !d.Allowed {
+				refusals = append(refusals, d)
+			}
+		}
+		if len(refusals) >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the server records the last refusal after the client gave up
+	}
+	if len(refusals) != len(want) {
+		t.Fatalf("%d refusals recorded, want %d: %+v", len(refusals), len(want), refusals)
+	}
+	for i, w := range want {
+		d := refusals[i]
+		if d.Action != w.action || d.Code != talos.CodeUnauthorized && d.Code != talos.CodeInputInvalid || !strings.Contains(d.Reason, w.reason) {
+			t.Errorf("refusal %d: %+v, want action %s and a reason with %q", i+1, d, w.action, w.reason)
+		}
+	}
+	if d := refusals[4]; d.Subject != me.PeerID() || d.TokenID == "" {
+		t.Errorf("the wrong-form refusal does not name the token's subject and id: %+v", d)
 	}
 }
 
