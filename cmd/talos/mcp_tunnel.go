@@ -233,7 +233,7 @@ func tunnelVerifier(cfg *config.Config, id *gateway.Identity) (*gateway.Verifier
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, nil, err
 	}
-	f, err := gateway.OpenDecisionFile(path)
+	f, err := gateway.OpenDecisionFile(path, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -384,17 +384,9 @@ func newMCPAuditCmd() *cobra.Command {
 			if err != nil {
 				return withExit(exitMCPBadArgs, err)
 			}
-			log := gateway.NewDecisionLog(0)
-			f, err := os.Open(host.MCPPath(cfg, host.MCPDecisionsFile))
-			switch {
-			case errors.Is(err, os.ErrNotExist):
-			case err != nil:
+			log, err := gateway.ReadDecisionFiles(host.MCPPath(cfg, host.MCPDecisionsFile), 0)
+			if err != nil {
 				return withExit(exitMCPFailed, err)
-			default:
-				defer f.Close()
-				if log, err = gateway.ReadDecisions(f, 0); err != nil {
-					return withExit(exitMCPFailed, err)
-				}
 			}
 			if format == "json" {
 				err = log.WriteJSON(cmd.OutOrStdout())

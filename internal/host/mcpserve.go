@@ -25,7 +25,9 @@ const (
 	// revoke`.
 	MCPAuthStateFile = "data/mcp-auth-state.json"
 	// MCPDecisionsFile is the JSON-lines log of capability decisions that
-	// `talos mcp audit export` exports.
+	// `talos mcp audit export` exports; at 32 MiB it becomes
+	// MCPDecisionsFile+".1" (replacing the previous one) and a new file
+	// starts (gateway.DecisionFile).
 	MCPDecisionsFile = "data/mcp-decisions.jsonl"
 )
 

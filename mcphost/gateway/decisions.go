@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -123,28 +124,126 @@ func ReadDecisions(r io.Reader, max int) (*DecisionLog, error) {
 	return l, nil
 }
 
+// DefaultMaxDecisionFileSize is the size at which a DecisionFile starts a
+// new file: 32 MiB, about 130,000 decisions, so the current and the
+// previous file together always hold more than DefaultMaxDecisions.
+const DefaultMaxDecisionFileSize = 32 << 20
+
+// DecisionFile is a JSON-lines file of decisions for Tee, bounded in size:
+// a write that would take it past its maximum first renames it to
+// path+".1" (replacing the previous one) and starts a new file, so the
+// decisions on disk never exceed twice the maximum. ReadDecisionFiles
+// reads both. It is safe for concurrent use.
+type DecisionFile struct {
+	mu   sync.Mutex
+	path string
+	max  int64
+	f    *os.File
+	size int64
+}
+
 // OpenDecisionFile opens the file at path for Tee to append decisions to
-// (creating it with mode 0600). When the file does not end with a line
-// break (a crash cut its last line short), it writes one first, so the torn
-// line stays a line of its own that ReadDecisions skips, instead of gluing
-// onto the next decision.
-func OpenDecisionFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
+// (creating it with mode 0600), rotating it at maxSize bytes (0 means
+// DefaultMaxDecisionFileSize). When the file does not end with a line
+// break (a crash cut its last line short), it writes one first, so the
+// torn line stays a line of its own that ReadDecisions skips, instead of
+// gluing onto the next decision.
+func OpenDecisionFile(path string, maxSize int64) (*DecisionFile, error) {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxDecisionFileSize
+	}
+	d := &DecisionFile{path: path, max: maxSize}
+	if err := d.open(); err != nil {
 		return nil, err
+	}
+	return d, nil
+}
+
+// open opens d.path for appending and ends a torn last line.
+func (d *DecisionFile) open() error {
+	f, err := os.OpenFile(d.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
 	}
 	st, err := f.Stat()
 	if err == nil && st.Size() > 0 {
+		d.size = st.Size()
 		last := make([]byte, 1)
 		if _, err = f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
 			_, err = f.Write([]byte{'\n'})
+			d.size++
 		}
 	}
 	if err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	return f, nil
+	d.f = f
+	return nil
+}
+
+// Write appends p (one or more whole lines), first starting a new file
+// when p would take the current one past the maximum.
+func (d *DecisionFile) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.f == nil {
+		return 0, os.ErrClosed
+	}
+	if d.size > 0 && d.size+int64(len(p)) > d.max {
+		if err := d.f.Close(); err != nil {
+			return 0, err
+		}
+		d.f, d.size = nil, 0
+		if err := os.Rename(d.path, d.path+".1"); err != nil {
+			return 0, err
+		}
+		if err := d.open(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := d.f.Write(p)
+	d.size += int64(n)
+	return n, err
+}
+
+// Close closes the current file.
+func (d *DecisionFile) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.f == nil {
+		return nil
+	}
+	err := d.f.Close()
+	d.f = nil
+	return err
+}
+
+// ReadDecisionFiles reads the decisions a DecisionFile at path wrote,
+// the previous file (path+".1") first, into a DecisionLog that keeps at
+// most max of them (0 means DefaultMaxDecisions). Missing files hold no
+// decisions; lines are read as ReadDecisions reads them, and an error
+// names the file.
+func ReadDecisionFiles(path string, max int) (*DecisionLog, error) {
+	l := NewDecisionLog(max)
+	for _, p := range []string{path + ".1", path} {
+		f, err := os.Open(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		one, err := ReadDecisions(f, max)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		for _, d := range one.Decisions() {
+			l.Record(d)
+		}
+	}
+	return l, nil
 }
 
 // torn reports whether line is a JSON object cut short: it starts one and

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -177,7 +178,7 @@ func TestDecisionsTeeAndRead(t *testing.T) {
 	if err := os.WriteFile(path, append(slices.Clone(whole), `{"time":"20`...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := gateway.OpenDecisionFile(path)
+	f, err := gateway.OpenDecisionFile(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,5 +193,54 @@ func TestDecisionsTeeAndRead(t *testing.T) {
 	}
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+}
+
+// A decision file past its maximum starts a new one and keeps the previous
+// as path.1 (replacing an older one); the export reads both, oldest first,
+// so what is on disk stays bounded and no line is split between files.
+func TestDecisionFileRotates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	f, err := gateway.OpenDecisionFile(path, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := gateway.NewDecisionLog(0)
+	log.Tee(f)
+	for i := range 40 { // about 130 bytes each: four generations of files
+		log.Record(gateway.Decision{Time: time.Unix(int64(i), 0).UTC(), Action: fmt.Sprintf("mcp/tools/t%02d", i), Allowed: true})
+	}
+	if err := errors.Join(log.Err(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + ".1"} {
+		st, err := os.Stat(p)
+		if err != nil || st.Size() > 1000 || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, %v", p, st, err)
+		}
+	}
+	if _, err := os.Stat(path + ".2"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a third file: %v", err)
+	}
+	back, err := gateway.ReadDecisionFiles(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := back.Decisions()
+	if len(ds) < 10 || len(ds) >= 40 || ds[len(ds)-1].Action != "mcp/tools/t39" {
+		t.Fatalf("%d decisions read back, the last %+v; want the newest ones up to t39", len(ds), ds[len(ds)-1])
+	}
+	for i := 1; i < len(ds); i++ {
+		if !ds[i].Time.After(ds[i-1].Time) {
+			t.Fatalf("decisions out of order at %d: %v after %v", i, ds[i].Time, ds[i-1].Time)
+		}
+	}
+	// Reopened, the file goes on where it stopped; nothing at all reads as none.
+	if f, err = gateway.OpenDecisionFile(path, 1000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if l, err := gateway.ReadDecisionFiles(filepath.Join(t.TempDir(), "none.jsonl"), 0); err != nil || len(l.Decisions()) != 0 {
+		t.Errorf("no files: %v, %v", l, err)
 	}
 }
