@@ -32,9 +32,13 @@ func tokenKey(model, day, kind string) string {
 func modelsKey(day string) string { return "talos:tokens:models:" + day }
 
 // indexedKey marks that the counters written before the per-day model sets
-// existed were added to them (see Days); it expires with the counters, so
-// the one SCAN that does it is repeated at most once a TokenTTL.
+// existed were added to them (see Days). It expires after indexEvery, so
+// that counters an older binary still running writes without the sets are
+// seen within that time, at the cost of one SCAN each time.
 const indexedKey = "talos:tokens:indexed"
+
+// indexEvery is how long indexedKey lives.
+const indexEvery = time.Hour
 
 // Count implements Tokens: both counters are raised and their expiry
 // renewed in one pipeline. Negative counts are refused.
@@ -87,8 +91,9 @@ const tokenScanCount = 1000
 
 // Days returns the usage per model on each of days (UTC, YYYY-MM-DD) that
 // has counters, reading each day's set of models and then their counters.
-// Counters written before those sets existed are added to them first, by
-// one SCAN (never KEYS) that indexedKey then marks as done.
+// Counters written without those sets (before they existed, or by an older
+// binary still running) are added to them first, by a SCAN (never KEYS)
+// at most once an hour, which indexedKey marks as done.
 func (r RedisTokens) Days(ctx context.Context, days []string) (map[string]map[string]llm.Usage, error) {
 	if len(days) == 0 {
 		return map[string]map[string]llm.Usage{}, nil
@@ -174,7 +179,7 @@ func (r RedisTokens) index(ctx context.Context) error {
 			pl.SAdd(ctx, modelsKey(day), models...)
 			pl.Expire(ctx, modelsKey(day), TokenTTL)
 		}
-		pl.Set(ctx, indexedKey, "1", TokenTTL)
+		pl.Set(ctx, indexedKey, "1", indexEvery)
 		return nil
 	})
 	return err

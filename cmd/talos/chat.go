@@ -250,7 +250,7 @@ func (a *daemonAgent) memory() *host.Memory {
 	if ag == nil {
 		return nil
 	}
-	return &host.Memory{Store: ag.Memory, Where: ag.MemoryWhere}
+	return &host.Memory{Store: ag.Memory, Where: ag.MemoryWhere, Pruner: ag.Pruner}
 }
 
 // Handlers are the agent's endpoints for the health server: the chat API,
@@ -295,7 +295,7 @@ func (a *daemonAgent) check() health.Check {
 func (a *daemonAgent) Close() {
 	a.mu.Lock()
 	agent, stop := a.agent, a.stop
-	a.stop = nil
+	a.agent, a.stop = nil, nil // nothing hands out the closed agent's parts
 	a.mu.Unlock()
 	if stop != nil {
 		close(stop)

@@ -84,6 +84,15 @@ func phaseMemory(ctx context.Context, cfg *config.Config, deps MaintenanceDeps, 
 	return m, m.Close, nil
 }
 
+// phasePruner returns m's pruner: the agent's when m is the agent's store,
+// else a new one with the configuration's ceiling and archive.
+func phasePruner(cfg *config.Config, m *Memory) (*prune.Pruner, error) {
+	if m.Pruner != nil {
+		return m.Pruner, nil
+	}
+	return prune.New(prune.Config{Ceiling: cfg.ChromaMaxVectors, ArchivePath: filepath.Join(cfg.Home, filepath.FromSlash(MemoryArchiveFile))}, m.Store)
+}
+
 // Maintenance is a dream scheduler with the host's phases, and what it must
 // close.
 type Maintenance struct {
@@ -234,7 +243,7 @@ func vectorPrune(ctx context.Context, cfg *config.Config, deps MaintenanceDeps) 
 		return dream.PhaseResult{}, err
 	}
 	defer release()
-	p, err := prune.New(prune.Config{Ceiling: cfg.ChromaMaxVectors, ArchivePath: filepath.Join(cfg.Home, filepath.FromSlash(MemoryArchiveFile))}, m.Store)
+	p, err := phasePruner(cfg, m)
 	if err != nil {
 		return dream.PhaseResult{}, err
 	}
@@ -263,7 +272,7 @@ func consolidate(ctx context.Context, cfg *config.Config, deps MaintenanceDeps) 
 		return dream.PhaseResult{}, err
 	}
 	defer release()
-	p, err := prune.New(prune.Config{Ceiling: cfg.ChromaMaxVectors, ArchivePath: filepath.Join(cfg.Home, filepath.FromSlash(MemoryArchiveFile))}, m.Store)
+	p, err := phasePruner(cfg, m)
 	if err != nil {
 		return dream.PhaseResult{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/layout"
 	"github.com/talos-ironclad/talos/internal/redact"
+	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/chroma"
 	"github.com/talos-ironclad/talos/rag/chromem"
@@ -34,6 +35,10 @@ type Memory struct {
 	Store rag.Store
 	DB    *sqldb.DB // the relational store holding the memories, or nil
 	Where string    // the store for messages, without secrets
+	// Pruner is the running agent's pruner over Store, when Store is the
+	// agent's (MaintenanceDeps.Memory), so that the nightly phases and the
+	// agent's own prunes take turns; nil: a phase makes its own.
+	Pruner *prune.Pruner
 }
 
 // Close closes the store and its database.

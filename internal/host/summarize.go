@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -21,7 +20,6 @@ import (
 	"github.com/talos-ironclad/talos/llm/ollama"
 	"github.com/talos-ironclad/talos/mcphost"
 	"github.com/talos-ironclad/talos/orchestrator"
-	"github.com/talos-ironclad/talos/prune"
 	"github.com/talos-ironclad/talos/rag"
 	"github.com/talos-ironclad/talos/rag/hashembed"
 	"github.com/talos-ironclad/talos/vram"
@@ -351,7 +349,7 @@ func summarizeSessions(ctx context.Context, cfg *config.Config, deps Maintenance
 		return dream.PhaseResult{}, err
 	}
 	defer release()
-	pruner, err := prune.New(prune.Config{Ceiling: cfg.ChromaMaxVectors, ArchivePath: filepath.Join(cfg.Home, filepath.FromSlash(MemoryArchiveFile))}, mem.Store)
+	pruner, err := phasePruner(cfg, mem)
 	if err != nil {
 		return dream.PhaseResult{}, err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	talos "github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/mcphost/internal/filelock"
 )
 
 // DefaultMaxDecisions is how many decisions a DecisionLog keeps when its
@@ -125,21 +126,25 @@ func ReadDecisions(r io.Reader, max int) (*DecisionLog, error) {
 }
 
 // DefaultMaxDecisionFileSize is the size at which a DecisionFile starts a
-// new file: 32 MiB, about 130,000 decisions, so the current and the
-// previous file together always hold more than DefaultMaxDecisions.
+// new file: 32 MiB, about 130,000 decisions of the usual 250 bytes, so the
+// current and the previous file together usually hold more than the
+// DefaultMaxDecisions an export keeps.
 const DefaultMaxDecisionFileSize = 32 << 20
 
 // DecisionFile is a JSON-lines file of decisions for Tee, bounded in size:
 // a write that would take it past its maximum first renames it to
 // path+".1" (replacing the previous one) and starts a new file, so the
-// decisions on disk never exceed twice the maximum. ReadDecisionFiles
-// reads both. It is safe for concurrent use.
+// decisions on disk stay within about twice the maximum. Processes sharing
+// the file (several `talos mcp serve` on one home) rotate it under a lock
+// on path+".lock", and one that finds the file already rotated by another
+// follows it to the new one. ReadDecisionFiles reads both files. A
+// DecisionFile is safe for concurrent use.
 type DecisionFile struct {
 	mu   sync.Mutex
 	path string
 	max  int64
 	f    *os.File
-	size int64
+	size int64 // bytes this process wrote to f, plus f's size when opened
 }
 
 // OpenDecisionFile opens the file at path for Tee to append decisions to
@@ -166,51 +171,83 @@ func (d *DecisionFile) open() error {
 		return err
 	}
 	st, err := f.Stat()
+	size := int64(0)
 	if err == nil && st.Size() > 0 {
-		d.size = st.Size()
+		size = st.Size()
 		last := make([]byte, 1)
 		if _, err = f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
 			_, err = f.Write([]byte{'\n'})
-			d.size++
+			size++
 		}
 	}
 	if err != nil {
 		f.Close()
 		return err
 	}
-	d.f = f
+	d.f, d.size = f, size
 	return nil
 }
 
 // Write appends p (one or more whole lines), first starting a new file
-// when p would take the current one past the maximum.
+// when p would take the current one past the maximum. A rotation that
+// fails leaves the decisions in the current file (the next one past the
+// maximum tries again); a file that could not be reopened is opened again
+// by the next Write.
 func (d *DecisionFile) Write(p []byte) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.f == nil {
-		return 0, os.ErrClosed
-	}
-	if d.size > 0 && d.size+int64(len(p)) > d.max {
-		if err := d.f.Close(); err != nil {
-			return 0, err
-		}
-		d.f, d.size = nil, 0
-		if err := os.Rename(d.path, d.path+".1"); err != nil {
-			return 0, err
+		if d.path == "" {
+			return 0, os.ErrClosed
 		}
 		if err := d.open(); err != nil {
 			return 0, err
 		}
+	}
+	if d.size > 0 && d.size+int64(len(p)) > d.max {
+		d.rotate()
 	}
 	n, err := d.f.Write(p)
 	d.size += int64(n)
 	return n, err
 }
 
-// Close closes the current file.
+// rotate renames the file to path+".1" and opens a new one, under the
+// lock that processes sharing the file take; when another process already
+// rotated it (the open file is no longer the one at path), it only opens
+// the new file. On failure the open file is kept and d.size restarts, so
+// the next attempt comes after another maximum's worth of decisions.
+func (d *DecisionFile) rotate() {
+	unlock, err := filelock.Lock(d.path + ".lock")
+	if err != nil {
+		d.size = 0
+		return
+	}
+	defer unlock()
+	cur, err := d.f.Stat()
+	if err != nil {
+		d.size = 0
+		return
+	}
+	if at, err := os.Stat(d.path); err == nil && os.SameFile(cur, at) {
+		if err := os.Rename(d.path, d.path+".1"); err != nil {
+			d.size = 0
+			return
+		}
+	}
+	old := d.f
+	if err := d.open(); err != nil {
+		d.size = 0 // keep appending to the renamed file rather than lose decisions
+		return
+	}
+	old.Close()
+}
+
+// Close closes the current file; later writes fail.
 func (d *DecisionFile) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.path = ""
 	if d.f == nil {
 		return nil
 	}
@@ -219,25 +256,50 @@ func (d *DecisionFile) Close() error {
 	return err
 }
 
-// ReadDecisionFiles reads the decisions a DecisionFile at path wrote,
-// the previous file (path+".1") first, into a DecisionLog that keeps at
-// most max of them (0 means DefaultMaxDecisions). Missing files hold no
+// ReadDecisionFiles reads the decisions a DecisionFile at path wrote, the
+// previous file (path+".1") first, into a DecisionLog that keeps at most
+// max of them (0 means DefaultMaxDecisions). Missing files hold no
 // decisions; lines are read as ReadDecisions reads them, and an error
-// names the file.
+// names the file. The current file is opened first, so a rotation while
+// reading cannot hide it (the previous file is then skipped when it is
+// the one just opened).
 func ReadDecisionFiles(path string, max int) (*DecisionLog, error) {
-	l := NewDecisionLog(max)
-	for _, p := range []string{path + ".1", path} {
+	open := func(p string) (*os.File, error) {
 		f, err := os.Open(p)
 		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return f, err
+	}
+	cur, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	if cur != nil {
+		defer cur.Close()
+	}
+	prev, err := open(path + ".1")
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		defer prev.Close()
+		if cur != nil {
+			a, aerr := cur.Stat()
+			b, berr := prev.Stat()
+			if aerr == nil && berr == nil && os.SameFile(a, b) {
+				prev = nil
+			}
+		}
+	}
+	l := NewDecisionLog(max)
+	for _, f := range []*os.File{prev, cur} {
+		if f == nil {
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
 		one, err := ReadDecisions(f, max)
-		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
+			return nil, fmt.Errorf("%s: %w", f.Name(), err)
 		}
 		for _, d := range one.Decisions() {
 			l.Record(d)

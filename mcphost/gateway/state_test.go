@@ -2,8 +2,10 @@ package gateway_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -235,11 +237,47 @@ func TestDecisionFileRotates(t *testing.T) {
 			t.Fatalf("decisions out of order at %d: %v after %v", i, ds[i].Time, ds[i-1].Time)
 		}
 	}
-	// Reopened, the file goes on where it stopped; nothing at all reads as none.
-	if f, err = gateway.OpenDecisionFile(path, 1000); err != nil {
+	// Two writers on one file (two processes' DecisionFiles): when one
+	// rotates, the other follows it to the new file instead of writing into
+	// .1 or renaming the new file over it.
+	a, err := gateway.OpenDecisionFile(path, 1000)
+	if err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	defer a.Close()
+	b, err := gateway.OpenDecisionFile(path, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	line := func(w io.Writer, i int) {
+		t.Helper()
+		rec, _ := json.Marshal(gateway.Decision{Time: time.Unix(int64(100+i), 0).UTC(), Action: fmt.Sprintf("mcp/tools/u%02d", i), Allowed: true})
+		if _, err := w.Write(append(rec, '\n')); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 30 {
+		line([]io.Writer{a, b}[i%2], i)
+	}
+	back, err = gateway.ReadDecisionFiles(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds = back.Decisions()
+	if len(ds) == 0 || ds[len(ds)-1].Action != "mcp/tools/u29" {
+		t.Fatalf("after two writers, the newest decision read back is not the last written: %+v", ds)
+	}
+	for i := 1; i < len(ds); i++ {
+		if !ds[i].Time.After(ds[i-1].Time) {
+			t.Fatalf("two writers: decisions out of order at %d (%s after %s): one wrote into the previous file", i, ds[i].Action, ds[i-1].Action)
+		}
+	}
+	for _, p := range []string{path, path + ".1"} {
+		if st, err := os.Stat(p); err != nil || st.Size() > 2000 {
+			t.Errorf("two writers: %s is %v (%v), want under twice the maximum", p, st, err)
+		}
+	}
 	if l, err := gateway.ReadDecisionFiles(filepath.Join(t.TempDir(), "none.jsonl"), 0); err != nil || len(l.Decisions()) != 0 {
 		t.Errorf("no files: %v, %v", l, err)
 	}
