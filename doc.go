@@ -58,7 +58,7 @@
 //	if errors.Is(err, talos.ErrVRAMTimeout) { … }
 //
 // [Codes] lists the registry with each code's name, category, severity and
-// meaning; the spec's hex codes (Appendix A) are kept as aliases
+// meaning; the original specification's hex codes are kept as aliases
 // ([LookupHex]).
 //
 // # Correlation IDs

@@ -56,11 +56,11 @@ type CodeInfo struct {
 	Category Category
 	Severity Severity
 	Meaning  string // one line: what happened
-	Hex      int    // Appendix A hex alias, or -1 when the spec gives none
+	Hex      int    // the original specification's hex code, or -1 when it gives none
 }
 
 // The registry. The T-codes of the original specification keep their numbers; failures that the
-// spec only gives as hex codes (Appendix A) get new T-codes, with the hex value
+// spec only gives as hex codes get new T-codes, with the hex value
 // kept as an alias.
 const (
 	CodeRedis            Code = "T001"
@@ -189,7 +189,8 @@ func Lookup(c Code) (CodeInfo, bool) {
 	return CodeInfo{}, false
 }
 
-// LookupHex returns the registry entry whose Appendix A hex alias is h.
+// LookupHex returns the registry entry whose hex alias (the original
+// specification's hex code) is h.
 func LookupHex(h int) (CodeInfo, bool) {
 	for _, info := range registry {
 		if info.Hex == h && h >= 0 {

@@ -42,7 +42,8 @@ func TestRegistryCodesUniqueAndDocumented(t *testing.T) {
 			}
 		}
 	}
-	// Every code of spec §2.5.1 and every Appendix A hex failure is present.
+	// Every code of the original specification's error registry, and of its
+	// table of hex failures, is present.
 	for _, c := range []Code{"T001", "T002", "T003", "T004", "T005", "T006", "T007", "T008",
 		"T100", "T101", "T102", "T103", "T104", "T200", "T201", "T202", "T203", "T204", "T205",
 		"T300", "T301", "T302", "T303", "T304", "T305", "T400", "T401", "T402", "T403", "T404"} {

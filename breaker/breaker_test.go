@@ -40,7 +40,7 @@ func mustState(t *testing.T, b *breaker.Breaker, want breaker.State) {
 	}
 }
 
-// Digest B §9 item 17: 5 failures within 300 s open the breaker.
+// 5 failures within 300 s open the breaker.
 func TestFiveFailuresWithinWindowOpen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newB(t, breaker.Config{}, nil)
@@ -510,7 +510,7 @@ func TestWatch(t *testing.T) {
 	})
 }
 
-// Reviewer's probe (issue 3): a 429 with a short Retry-After during
+// Reviewer's probe: a 429 with a short Retry-After during
 // half-open gave the probe slot back and ignored the delay, so a service
 // that paces us was probed on every request. Five 429s (Retry-After 100 s)
 // now admit one probe per 101 s, without tripping.
@@ -567,7 +567,7 @@ func TestHalfOpen429HoldsProbesOff(t *testing.T) {
 	})
 }
 
-// Reviewer's probe (issue 3): Stats.LadderStep was documented "0 after a
+// Reviewer's probe: Stats.LadderStep was documented "0 after a
 // clean close" but was reset only by the next trip. It now reads 0 as soon
 // as the breaker has stayed closed for LadderResetAfter.
 func TestLadderStepAfterCleanClose(t *testing.T) {

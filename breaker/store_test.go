@@ -16,7 +16,7 @@ func TestMemoryStoreConformance(t *testing.T) {
 	breakertest.Run(t, func(*testing.T) breaker.Store { return breaker.NewMemoryStore() })
 }
 
-// Reviewer's probe (issue 3): one-shot processes sharing a breaker through
+// Reviewer's probe: one-shot processes sharing a breaker through
 // the Store, one call each, after the trip's open period has ended. Before
 // half-open progress was shared, every process started half-open, none
 // ever saw 2 successes itself, and one failure re-opened for 60 min.

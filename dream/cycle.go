@@ -496,8 +496,7 @@ func (s *Scheduler) finish(ctx context.Context, op string, cp *checkpoint, rep *
 	return nil
 }
 
-// escalation is the file written when failed phases are given up on (spec
-// §3.6).
+// escalation is the file written when failed phases are given up on.
 type escalation struct {
 	Timestamp      time.Time   `json:"timestamp"`
 	Cycle          string      `json:"cycle"`

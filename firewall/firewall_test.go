@@ -52,8 +52,8 @@ func TestScanClean(t *testing.T) {
 	}
 }
 
-// TestScanNormalisationEvasions is digest C §12 item 15: encoded and
-// obfuscated forms still match the rules.
+// TestScanNormalisationEvasions: encoded and obfuscated forms still match
+// the rules.
 func TestScanNormalisationEvasions(t *testing.T) {
 	fw := newFW(t, firewall.Config{DisableClassifier: true})
 	cases := map[string]string{

@@ -27,10 +27,10 @@ const (
 	// DefaultCodeTTL is how long an unlock code is valid (spec: 24 h).
 	DefaultCodeTTL = 24 * time.Hour
 	// DefaultMaxAttempts is how many wrong codes burn a code; an operator
-	// must then re-issue one (the spec allowed unlimited attempts [!]).
+	// must then re-issue one (the spec allowed unlimited attempts).
 	DefaultMaxAttempts = 5
 	// DefaultCodeDigits is the unlock code length (the spec's 4 digits
-	// under an unsalted SHA-256 were trivially reversible [!]; we use 6
+	// under an unsalted SHA-256 were trivially reversible; we use 6
 	// digits under HMAC-SHA256 with a per-install key, like a skill's
 	// promotion code).
 	DefaultCodeDigits = 6

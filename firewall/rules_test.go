@@ -381,7 +381,7 @@ func TestACMatcherMatchesNaiveSearch(t *testing.T) {
 
 // TestDeveloperModeIsAimedAtTheAssistant checks that PI-004 (and PI-003) leave
 // ordinary questions about the developer mode of a device, browser or
-// console alone (a known false positive of the spec, digest C §5.3) and
+// console alone (a known false positive of the spec's rules) and
 // still catch the jailbreak forms.
 func TestDeveloperModeIsAimedAtTheAssistant(t *testing.T) {
 	rs := DefaultRules()

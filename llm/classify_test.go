@@ -12,7 +12,8 @@ import (
 	"github.com/talos-ironclad/talos/llm"
 )
 
-// Digest B §9 items 18-19 with typed errors instead of message regexes.
+// Classification of rate limits and other failures, with typed errors
+// instead of the original specification's message regexes.
 func TestClassify(t *testing.T) {
 	rl := func(d time.Duration, ok bool) error {
 		return talos.E(talos.CodeGeminiRateLimit, "test", "429", &llm.APIError{Provider: "gemini", StatusCode: 429, RetryAfter: d, HasRetryAfter: ok})
@@ -27,7 +28,7 @@ func TestClassify(t *testing.T) {
 		"429 301s": {rl(301*time.Second, true), breaker.Verdict{Kind: breaker.Trip, Delay: 301 * time.Second}},
 		"429 120s": {rl(120*time.Second, true), breaker.Verdict{Kind: breaker.Ignore, Delay: 121 * time.Second}},
 		"429 none": {rl(0, false), breaker.Verdict{Kind: breaker.Failure, Delay: breaker.Backoff}},
-		// A daily quota trips however short its delay (issue 3: it was
+		// A daily quota trips however short its delay (it used to be
 		// waited out like a per-minute 429).
 		"daily quota 27s": {talos.E(talos.CodeGeminiQuota, "test", "quota", &llm.APIError{Provider: "gemini", StatusCode: 429, RetryAfter: 27 * time.Second, HasRetryAfter: true}),
 			breaker.Verdict{Kind: breaker.Trip, Delay: 27 * time.Second}},
@@ -74,7 +75,7 @@ func TestCategorize(t *testing.T) {
 		{&llm.APIError{StatusCode: 401}, llm.CategoryAuthentication},
 		{&llm.APIError{StatusCode: 500, Message: "processed 429 items"}, llm.CategoryAPIError},
 		{errors.New("processed 404 items"), llm.CategoryNetwork},
-		// Issue 3: a bad response (T207) has no APIError but is no network
+		// A bad response (T207) has no APIError but is no network
 		// failure: the service answered.
 		{talos.E(talos.CodeModelBadResponse, "t", "Gemini returned no candidates", nil), llm.CategoryAPIError},
 		{fmt.Errorf("route: %w", talos.E(talos.CodeModelBadResponse, "t", "unparsable NDJSON", errors.New("invalid character"))), llm.CategoryAPIError},

@@ -34,7 +34,8 @@ func TestDefaultPromptsFitBudget(t *testing.T) {
 	}
 }
 
-// Digest B §9 item 12: the spec's shipped prompt (544 tokens) blocks boot.
+// A prompt the size of the original specification's shipped one (544
+// tokens) blocks the boot.
 func TestOverBudgetBlocks(t *testing.T) {
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big.txt")

@@ -78,7 +78,7 @@ func TestEscalateOnLocalError(t *testing.T) {
 	}
 }
 
-// Digest B §9 item 21: breaker OPEN → the local answer with fallback=true,
+// Breaker OPEN → the local answer with fallback=true,
 // and no escalation loop.
 func TestBreakerOpenFallsBackToLocal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

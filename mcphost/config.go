@@ -53,9 +53,9 @@ func DefaultEnvAllowlist() []string {
 	return []string{"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME", "TERM"}
 }
 
-// deniedEnvNames are the secrets Talos itself holds (spec §2.6's denylist
-// plus the ones it forgot). They are refused in a server's Env and in
-// the EnvAllowlist.
+// deniedEnvNames are the secrets Talos itself holds (the original
+// specification's denylist plus the ones it forgot). They are refused in a
+// server's Env and in the EnvAllowlist.
 var deniedEnvNames = []string{
 	"GEMINI_API_KEY", "TALOS_SECRET", "REDIS_PASSWORD", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN",
 	"DATABASE_PASSWORD", "PRIVATE_KEY", "POSTGRES_PASSWORD", "BASIC_AUTH_PASS", "TALOS_HMAC_KEY",

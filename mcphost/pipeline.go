@@ -577,7 +577,7 @@ func redactContent(sc *SecretScanner, in []mcp.Content, counts map[string]int) [
 	return out
 }
 
-// joinText joins the text parts with "\n" (spec §2.6: only type "text").
+// joinText joins the text parts with "\n" (only parts of type "text").
 func joinText(cs []mcp.Content) string {
 	var parts []string
 	for _, c := range cs {

@@ -12,7 +12,7 @@ import (
 	talos "github.com/talos-ironclad/talos"
 )
 
-// serverKeys are the keys of one mcp_servers entry (spec §2.6).
+// serverKeys are the keys of one mcp_servers entry.
 var serverKeys = []string{"command", "args", "description", "enabled", "timeout_seconds", "auto_start", "env", "max_retries"}
 
 // ParseServers reads the `mcp_servers:` mapping of a config.yaml document

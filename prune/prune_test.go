@@ -27,7 +27,7 @@ const day = 24 * time.Hour
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-4 }
 
-// Digest B §9 item 7: the exact formula and its test values.
+// The exact score formula and its test values.
 func TestScoreGolden(t *testing.T) {
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
@@ -81,7 +81,7 @@ func TestScoreGolden(t *testing.T) {
 	}
 }
 
-// Digest B §9 item 8: permanent never; younger than the guarantee never;
+// Protection: permanent never; younger than the guarantee never;
 // unknown tags use 7 days.
 func TestProtection(t *testing.T) {
 	now := time.Now()
@@ -143,8 +143,8 @@ func (c *countingStore) Delete(ctx context.Context, ids []string) error {
 	return c.MemoryStore.Delete(ctx, ids)
 }
 
-// Digest B §9 item 9 and digest C §9 item 21, with the hysteresis of
-// DESIGN §4: 90% trigger, 80% target, exact counts, lowest first, ≤ 500.
+// Pruning with hysteresis: 90% trigger, 80% target, exact counts, lowest
+// first, ≤ 500.
 func TestHysteresisAndExactCounts(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
@@ -267,8 +267,8 @@ func TestDryRunDeletesNothing(t *testing.T) {
 	}
 }
 
-// Aggressive prune uses 0.80/0.80 without changing the pruner's defaults
-// (digest B §9 item 10), also when run concurrently with a normal plan.
+// Aggressive prune uses 0.80/0.80 without changing the pruner's defaults,
+// also when run concurrently with a normal plan.
 func TestAggressiveDoesNotMutateDefaults(t *testing.T) {
 	ctx := context.Background()
 	st := ragtest.NewMemoryStore(2)

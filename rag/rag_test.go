@@ -17,7 +17,7 @@ import (
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-4 }
 
-// Digest B §9 item 15: weights 0.40/0.25/0.20/0.15, Jaccard, metadata
+// The relevance score: weights 0.40/0.25/0.20/0.15, Jaccard, metadata
 // defaults 0.25 + 0.3·type_match, 90-day half-life, missing created_at → 0.5.
 func TestRelevanceGolden(t *testing.T) {
 	w := rag.DefaultRelevanceWeights()
@@ -82,7 +82,7 @@ func m(id string, sim float64, v []float32) rag.Match {
 	return rag.Match{Record: rag.Record{ID: id, Embedding: v}, Similarity: sim}
 }
 
-// Digest B §9 item 13: the first pick is the most similar; near-duplicates
+// MMR: the first pick is the most similar; near-duplicates
 // are not both picked; ties go to the earlier candidate.
 func TestMMRGolden(t *testing.T) {
 	a := []float32{1, 0, 0}
@@ -124,7 +124,7 @@ func TestOverFetchAndClamp(t *testing.T) {
 	}
 }
 
-// Digest B §9 item 14: truncation lands on a sentence end beyond 70%,
+// Truncation lands on a sentence end beyond 70%,
 // else on a word with "...".
 func TestTruncate(t *testing.T) {
 	if got := rag.Truncate("short", 10); got != "short" {
@@ -328,7 +328,7 @@ func TestRetrieveVectorPath(t *testing.T) {
 	}
 }
 
-// Digest B §9 item 16: aggressive prune → history → keyword → empty.
+// The fallback chain: aggressive prune → history → keyword → empty.
 func TestFallbackChain(t *testing.T) {
 	ctx := context.Background()
 	docs := map[string]rag.Memory{"docker daemon restart notes": {Source: rag.SourceUser}}
@@ -494,7 +494,7 @@ func FuzzParseFilter(f *testing.F) {
 	})
 }
 
-// Digest C §8.2: at 99% of the ceiling a write triggers the emergency prune;
+// At 99% of the ceiling a write triggers the emergency prune;
 // below 99% it does not.
 func TestCeilingAfterWrite(t *testing.T) {
 	ctx := context.Background()

@@ -276,7 +276,7 @@ func (r *Retriever) vectorSearch(ctx context.Context, q Query, qv []float32, top
 		byVector := r.cfg.Threshold < 0 || c.Similarity >= r.cfg.Threshold
 		byWords := r.cfg.KeywordThreshold >= 0 && kw[c.ID] >= r.cfg.KeywordThreshold
 		if !byVector && !byWords {
-			continue // threshold after MMR (digest B §5.1)
+			continue // the threshold applies after MMR
 		}
 		items = append(items, r.item(c.Record, c.Similarity, qTokens, q.Type, now))
 	}

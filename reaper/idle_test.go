@@ -55,7 +55,7 @@ func signals(p *proctest.Procs) []syscall.Signal {
 	return out
 }
 
-// Spec and digest C test 11: more than 300 s idle → SIGTERM; exactly
+// More than 300 s idle → SIGTERM; exactly
 // 300 s is not reaped; one that ignores SIGTERM gets SIGKILL 10 s later.
 func TestIdleTimeoutBoundaryAndKill(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -35,7 +35,7 @@ func TestLabelMatchesSocketProxy(t *testing.T) {
 	}
 }
 
-// Spec and digest C test 12: backoff 5, 10, 20, 40, 80 s, then the
+// Backoff 5, 10, 20, 40, 80 s, then the
 // 6th attempt fails with "max respawns exceeded" and spawns nothing.
 func TestRespawnBackoffThenMaxExceeded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -101,7 +101,7 @@ func TestRespawnBackoffThenMaxExceeded(t *testing.T) {
 	})
 }
 
-// digest C §3.3 [!]: the spec never resets the counter; we do after a
+// The original specification never resets the counter; we do after a
 // respawn-free ResetAfter.
 func TestRespawnCounterResetsAfterQuietPeriod(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -181,7 +181,7 @@ func TestRespawnBackoffDoesNotHoldTheSession(t *testing.T) {
 	})
 }
 
-// The container spec carries the spec §2.7 limits.
+// The container spec carries the original specification's resource limits.
 func TestSpawnSpecLimits(t *testing.T) {
 	eng := reapertest.NewEngine()
 	m := newManager(t, reaper.RespawnConfig{Labels: map[string]string{"team": "a", reaper.LabelManaged: "false"}}, eng)
@@ -237,7 +237,7 @@ func checkLimits(t *testing.T, s reaper.ContainerSpec) {
 	}
 }
 
-// Spec: a container left with the session's name is replaced; a start
+// A container left with the session's name is replaced; a start
 // failure leaves no container behind.
 func TestSpawnReplacesLeftoverAndCleansUpFailedStart(t *testing.T) {
 	eng := reapertest.NewEngine()

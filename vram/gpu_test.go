@@ -12,7 +12,8 @@ import (
 )
 
 func TestHandlingTable(t *testing.T) {
-	// Digest B §1.7, with ESCALATE_PRIVILEGES replaced (§1.11-7).
+	// The original specification's error → action table, with
+	// ESCALATE_PRIVILEGES replaced by FIX_CONFIG.
 	want := map[vram.ProbeKind]vram.ProbeHandling{
 		vram.ProbeCommandNotFound:  {Severity: vram.SeverityCritical, Action: vram.ActionEnterCPUMode},
 		vram.ProbeDriverError:      {Severity: vram.SeverityCritical, Action: vram.ActionRestartRequired},

@@ -165,7 +165,7 @@ func TestLeasesShareResidentModel(t *testing.T) {
 	})
 }
 
-// Digest B §9-6: a vision load must not evict the coder while a lease is held.
+// A vision load must not evict the coder while a lease is held.
 func TestSwapWaitsForEveryLease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, vram.Config{})
@@ -209,7 +209,7 @@ func TestSwapWaitsForEveryLease(t *testing.T) {
 	})
 }
 
-// Digest B §9-3: a wait over 30 s returns T100 and leaves the state unchanged.
+// A wait over 30 s returns T100 and leaves the state unchanged.
 func TestAcquireTimeoutChangesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, vram.Config{})
@@ -341,7 +341,7 @@ func TestQueuedRunIsGrantedTogether(t *testing.T) {
 	})
 }
 
-// Digest B §9-2: too little free VRAM is refused and nothing changes.
+// Too little free VRAM is refused and nothing changes.
 func TestLoadRefusedWithoutFreeVRAM(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, vram.Config{})
@@ -405,7 +405,7 @@ func TestGPUUnreadableRefusesLoad(t *testing.T) {
 	})
 }
 
-// Digest B §1.11-2: a failed load is unloaded again (not Error).
+// A failed load is unloaded again (not Error).
 func TestLoadFailureUnloadsAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, vram.Config{})
@@ -446,7 +446,7 @@ func TestLoadTimeout(t *testing.T) {
 // hangUnload makes every unload block until its context ends.
 func hangUnload(ctx context.Context, model string) error { <-ctx.Done(); return ctx.Err() }
 
-// Digest B §9-4: SIGTERM → 10 s grace → SIGKILL → verified → 60 s cooldown.
+// An unload that hangs: SIGTERM → 10 s grace → SIGKILL → verified → 60 s cooldown.
 func TestUnloadHangKillLadder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, vram.Config{})
@@ -522,7 +522,7 @@ func TestUnloadHangRunnerExitsOnSIGTERM(t *testing.T) {
 	})
 }
 
-// Digest B §9-4: an unkillable runner → Error (GPU_UNRECOVERABLE); only Reset leaves it.
+// An unkillable runner → Error (GPU_UNRECOVERABLE); only Reset leaves it.
 func TestUnkillableRunnerEntersError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, vram.Config{})
@@ -703,7 +703,7 @@ func mapsEqual(a, b map[string]uint64) bool {
 	return true
 }
 
-// Digest B §9-1: a request for another model while one is loading does not
+// A request for another model while one is loading does not
 // start a second load; it queues and is served after the first model's
 // leases are released.
 func TestRequestDuringLoadQueues(t *testing.T) {

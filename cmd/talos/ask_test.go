@@ -235,7 +235,7 @@ func TestAskSharedOpenBreaker(t *testing.T) {
 	}
 }
 
-// Issue 3: each `talos ask` is a one-shot process. After a shared trip has
+// Each `talos ask` is a one-shot process. After a shared trip has
 // run out, their probe successes add up in Redis, so two successful runs
 // close the shared breaker (before, every run started half-open for as long
 // as the record lived, and one failure re-opened it for an hour).

@@ -11,7 +11,7 @@ import (
 )
 
 // exitConfigInvalid is the exit code of `talos config validate` on an
-// invalid configuration (issue 2).
+// invalid configuration.
 const exitConfigInvalid = 2
 
 func newConfigCmd() *cobra.Command {

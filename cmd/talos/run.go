@@ -379,7 +379,8 @@ type signalCause struct{ sig os.Signal }
 func (c signalCause) Error() string { return "received " + c.sig.String() }
 
 // ShutdownForce is when a shutdown that is still not done ends the process
-// anyway (DESIGN §4 "Host": drain 15 s, force after 20 s).
+// anyway: 20 s after it began, 5 s after the daemon's 15 s drain
+// (daemon.ShutdownGrace).
 const ShutdownForce = 20 * time.Second
 
 // heartbeat stamps the watchdog each second the daemon's health checker

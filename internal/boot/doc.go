@@ -1,5 +1,6 @@
-// Package boot runs the daemon's start-up as ordered, timed steps (spec
-// §1.3, the "first boot sequence") and writes the ready marker.
+// Package boot runs the daemon's start-up as ordered, timed steps (the
+// original specification's "first boot sequence") and writes the ready
+// marker.
 //
 // A Step has a name, a timeout and a Run function. A Runner runs steps
 // strictly in order, each under its own timeout, and measures each one.

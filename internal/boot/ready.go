@@ -11,12 +11,13 @@ import (
 	"github.com/talos-ironclad/talos/atomicfile"
 )
 
-// ReadyFileName is the marker's file name (spec §1.3 S11: `/talos/.ready`).
+// ReadyFileName is the marker's file name (the original specification's
+// `/talos/.ready`).
 const ReadyFileName = ".ready"
 
-// ReadyFileMode is the marker's mode. The spec says 0644; we write 0600
-// because the file names the health address and the process (DESIGN §3:
-// files the daemon writes are private unless they must be shared).
+// ReadyFileMode is the marker's mode. The original specification says 0644;
+// we write 0600 because the file names the health address and the process,
+// and files the daemon writes are private unless they must be shared.
 const ReadyFileMode fs.FileMode = 0o600
 
 // Marker status values.
@@ -37,8 +38,8 @@ type ReadyStep struct {
 
 // Ready is the content of the ready marker: written when the daemon is
 // ready (status "ready" or "degraded"), or when boot failed (status
-// "failed" with the failed step), per spec §1.3 S11 with the real
-// subsystem outcomes instead of the spec's hard-coded ones.
+// "failed" with the failed step), as in the original specification but with
+// the real subsystem outcomes instead of its hard-coded ones.
 type Ready struct {
 	Status         string      `json:"status"`
 	PID            int         `json:"pid"`

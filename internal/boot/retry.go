@@ -6,19 +6,22 @@ import (
 	"time"
 )
 
-// Retry policies of spec §1.3: each service is probed at a fixed 1 s
+// Retry policies of the boot: each service is probed at a fixed 1 s
 // interval, at most N times (N-1 waits between them).
 const (
-	// RetryDelay is the fixed wait between two probes (§1.3 S4–S6 RETRY_DELAY).
+	// RetryDelay is the fixed wait between two probes (RETRY_DELAY in the
+	// original specification's boot sequence).
 	RetryDelay = time.Second
-	// RedisAttempts is §1.3 S4's MAX_RETRIES for Redis.
+	// RedisAttempts is the original boot sequence's MAX_RETRIES for Redis.
 	RedisAttempts = 10
-	// ChromaAttempts is §1.3 S5's retry count for the Chroma heartbeat.
+	// ChromaAttempts is the original boot sequence's retry count for the
+	// Chroma heartbeat.
 	ChromaAttempts = 15
-	// PostgresAttempts is §1.3 S6's retry count for pg_isready.
+	// PostgresAttempts is the original boot sequence's retry count for
+	// pg_isready.
 	PostgresAttempts = 15
-	// DockerAttempts is our choice for the Docker ping (the spec's S9 pings
-	// its socket proxy once); the same as Redis.
+	// DockerAttempts is our choice for the Docker ping (the original boot
+	// sequence pings its socket proxy once); the same as Redis.
 	DockerAttempts = 10
 )
 

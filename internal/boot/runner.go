@@ -11,17 +11,18 @@ import (
 	"github.com/talos-ironclad/talos/internal/redact"
 )
 
-// Defaults of the runner. Spec §1.3 gives every step a target window and the
-// whole boot a 60 s budget; the windows are logged, never enforced, by the
-// spec. We enforce a per-step timeout (the step's own, or DefaultStepTimeout)
-// and log, without failing, a boot that overruns its budget.
+// Defaults of the runner. The original specification gives every step a
+// target window and the whole boot a 60 s budget; it logs the windows and
+// never enforces them. We enforce a per-step timeout (the step's own, or
+// DefaultStepTimeout) and log, without failing, a boot that overruns its
+// budget.
 const (
 	// DefaultStepTimeout bounds a step that sets no Timeout. The longest
-	// spec step is the PostgreSQL wait: 15 tries at 1 s (§1.3 S6), so 30 s
-	// leaves room for it.
+	// step of the original boot sequence is the PostgreSQL wait: 15 tries at
+	// 1 s, so 30 s leaves room for it.
 	DefaultStepTimeout = 30 * time.Second
-	// DefaultBudget is the whole boot's target duration (spec §1.3: "within
-	// 60 s"). Exceeding it logs a warning.
+	// DefaultBudget is the whole boot's target duration ("within 60 s" in the
+	// original specification). Exceeding it logs a warning.
 	DefaultBudget = 60 * time.Second
 )
 

@@ -10,7 +10,7 @@ import (
 )
 
 // Rate limit defaults: API_RATE_LIMIT_MAX requests per API_RATE_LIMIT_WINDOW
-// (spec L341–L342: 100 per 60 s).
+// (100 per 60 s by default).
 const (
 	DefaultRateLimit  = 100
 	DefaultRateWindow = 60 * time.Second

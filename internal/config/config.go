@@ -10,24 +10,25 @@ import (
 	"time"
 )
 
-// Names of the files inside <Home>/config (spec §1.1.3, §1.2.1 L290).
+// Names of the files inside <Home>/config.
 const (
 	// ConfigDirName is the directory under Home holding config.yaml and talos.env.
 	ConfigDirName = "config"
-	// ConfigFileName is the YAML configuration file (DESIGN §4 "Host").
+	// ConfigFileName is the YAML configuration file.
 	ConfigFileName = "config.yaml"
-	// EnvFileName is the dotenv file with secrets, mode 0600 (spec §1.2.1 L290).
+	// EnvFileName is the dotenv file with secrets, mode 0600.
 	EnvFileName = "talos.env"
 	// DefaultHomeDirName is the directory under the user's home used when
-	// TALOS_HOME is not set (spec §1.1: "~/talos").
+	// TALOS_HOME is not set, so the default home is ~/talos.
 	DefaultHomeDirName = "talos"
 )
 
 // Defaults of the Talos-specific settings (not in the spec's 49 variables).
 const (
-	// DefaultHealthAddr is where /health and /metrics listen: the spec's
-	// HEALTH_BIND:HEALTH_PORT defaults 127.0.0.1:8081 (spec §1.3 S10, L1425;
-	// digest A §0 "Ports"). It must stay on loopback (DESIGN §3 security).
+	// DefaultHealthAddr is where /health and /metrics listen: the original
+	// specification's HEALTH_BIND:HEALTH_PORT defaults, 127.0.0.1:8081. It
+	// must stay on loopback: every listener of the daemon binds to loopback
+	// unless configured otherwise.
 	DefaultHealthAddr = "127.0.0.1:8081"
 	// MCPServersKey is the config.yaml key of the MCP tool servers: a
 	// mapping of server name to command, args, description, enabled,
@@ -35,7 +36,7 @@ const (
 	// reads (the flat keys of this package skip it).
 	MCPServersKey = "mcp_servers"
 	// DefaultDreamSchedule is TALOS_DREAM_SCHEDULE: the nightly maintenance
-	// cycle at 04:00 (spec §3.1 "The 4:00 AM Dream Logic").
+	// cycle at 04:00, as in the original specification.
 	DefaultDreamSchedule = "0 4 * * *"
 	// DefaultDreamTimezone is TALOS_DREAM_TIMEZONE: the schedule follows
 	// the machine's own wall clock.
@@ -45,16 +46,15 @@ const (
 	DefaultBackupKeep = 0
 	// DefaultOllamaModel is TALOS_OLLAMA_MODEL, the local model `talos ask`
 	// and the router use first: the spec's local coder, Qwen2.5-Coder 7B
-	// (spec §1.2.2 L328 QWEN_MODEL_PATH names it as a file; Ollama names it
-	// by tag).
+	// (QWEN_MODEL_PATH names it as a file; Ollama names it by tag).
 	DefaultOllamaModel = "qwen2.5-coder:7b"
 	// DefaultVRAMModels is TALOS_VRAM_MODELS: the models the VRAM mutex may
 	// load and the free VRAM each needs, the spec's coder (7 GB) and vision
-	// (9 GB) models under their Ollama names (spec §2.1 L1941–1944).
+	// (9 GB) models under their Ollama names.
 	DefaultVRAMModels = "qwen2.5-coder:7b=7,qwen2.5vl:7b=9"
 	// DefaultPrompt is the value of TALOS_PROMPT_LOCAL and
 	// TALOS_PROMPT_ESCALATION that selects the built-in system prompt
-	// (spec §2.3 "System Prompt Configuration"; llm.PromptDefault).
+	// (llm.PromptDefault).
 	DefaultPrompt = "default"
 	// DefaultMemoryStore is TALOS_MEMORY_STORE, where long-term memories
 	// live when TALOS_CHROMA_URL is not set: MemoryStoreSQL, the relational
@@ -70,72 +70,77 @@ const (
 	MemoryStoreChromem = "chromem"
 )
 
-// Defaults of spec §1.2.2 (the table at L303–393). Each constant cites its row.
-// Where DESIGN §4 or digest A overrules the spec the comment says why.
+// Defaults of the original specification's 49 environment variables. Where
+// Talos departs from the specification the comment says why.
 const (
-	DefaultTalosVersion         = "4.0.0"          // L305
-	DefaultTrustLevel           = 0                // L307
-	DefaultRedisMaxMemory       = 512 << 20        // L313: 512mb
-	DefaultRedisMaxMemoryPolicy = "allkeys-lru"    // L314
-	DefaultChromaMaxVectors     = 100000           // L315
-	DefaultChromaMaxDimensions  = 1536             // L316
-	DefaultVRAMMutexTimeout     = 30 * time.Second // L317 says 300 s; DESIGN §4 vram and §2.1 (L1941) say 30 s, and DESIGN wins
-	// DefaultVRAMMaxAllocationMB is VRAM_MAX_ALLOCATION in MB (L318).
+	DefaultTalosVersion         = "4.0.0"
+	DefaultTrustLevel           = 0
+	DefaultRedisMaxMemory       = 512 << 20 // 512mb
+	DefaultRedisMaxMemoryPolicy = "allkeys-lru"
+	DefaultChromaMaxVectors     = 100000
+	DefaultChromaMaxDimensions  = 1536
+	// DefaultVRAMMutexTimeout is VRAM_MUTEX_TIMEOUT, the longest wait for
+	// the VRAM mutex. The original specification says 300 s in its
+	// variable table and 30 s in its description of the VRAM mutex; we use
+	// 30 s, the mutex's own default (vram.Config.AcquireTimeout).
+	DefaultVRAMMutexTimeout = 30 * time.Second
+	// DefaultVRAMMaxAllocationMB is VRAM_MAX_ALLOCATION in MB.
 	DefaultVRAMMaxAllocationMB = 4096
-	// DefaultGeminiModelName replaces the spec's gemini-1.5-flash (L325),
-	// which Google closed to new projects (digest A §2 [!]); the model name
+	// DefaultGeminiModelName replaces the original specification's
+	// gemini-1.5-flash, which Google closed to new projects; the model name
 	// is a free string.
 	DefaultGeminiModelName       = "gemini-2.5-flash"
-	DefaultGeminiMaxTokens       = 8192             // L326
-	DefaultGeminiTemperature     = 0.7              // L327
-	DefaultQwenModelPath         = "/models/qwen"   // L328
-	DefaultQwenContextLength     = 32768            // L329
-	DefaultBasicAuthUser         = "admin"          // L335
-	DefaultWebPort               = 8080             // L337
-	DefaultWebHTTPSPort          = 8443             // L338
-	DefaultWebBindAddress        = "127.0.0.1"      // L339
-	DefaultSessionTimeout        = 30 * time.Minute // L340
-	DefaultAPIRateLimitMax       = 100              // L341 (read as MAX per WINDOW, digest A §2)
-	DefaultAPIRateLimitWin       = 60 * time.Second // L342
-	DefaultPostgresUser          = "talos"          // L348
-	DefaultPostgresDB            = "talos_skills"   // L350
-	DefaultTailscaleHostname     = "talos-node"     // L357
-	DefaultTailscaleAcceptDNS    = true             // L358
-	DefaultTailscaleAcceptRoutes = false            // L359
-	DefaultLogLevel              = "INFO"           // L365
-	DefaultLogFormat             = "json"           // L366
-	DefaultLogTier1RetentionDays = 90               // L367
-	DefaultLogTier2RetentionDays = 30               // L368
-	DefaultLogTier3RetentionDays = 7                // L369
-	DefaultMetricsEnabled        = true             // L370
-	DefaultMetricsPort           = 9090             // L371
-	DefaultStrikeThreshold       = 3                // L377
-	DefaultSandboxMemoryLimit    = 512 << 20        // L378: 512m
-	DefaultSandboxPidsLimit      = 50               // L379
-	DefaultSandboxCPUQuota       = 50               // L380: percent
-	DefaultSandboxTimeout        = 60 * time.Second // L381
-	DefaultSocketProxyEnabled    = true             // L382
-	// DefaultSocketProxyAllowedOps is SOCKET_PROXY_ALLOWED_OPS (L383).
+	DefaultGeminiMaxTokens       = 8192
+	DefaultGeminiTemperature     = 0.7
+	DefaultQwenModelPath         = "/models/qwen"
+	DefaultQwenContextLength     = 32768
+	DefaultBasicAuthUser         = "admin"
+	DefaultWebPort               = 8080
+	DefaultWebHTTPSPort          = 8443
+	DefaultWebBindAddress        = "127.0.0.1"
+	DefaultSessionTimeout        = 30 * time.Minute
+	DefaultAPIRateLimitMax       = 100 // requests per DefaultAPIRateLimitWin
+	DefaultAPIRateLimitWin       = 60 * time.Second
+	DefaultPostgresUser          = "talos"
+	DefaultPostgresDB            = "talos_skills"
+	DefaultTailscaleHostname     = "talos-node"
+	DefaultTailscaleAcceptDNS    = true
+	DefaultTailscaleAcceptRoutes = false
+	DefaultLogLevel              = "INFO"
+	DefaultLogFormat             = "json"
+	DefaultLogTier1RetentionDays = 90
+	DefaultLogTier2RetentionDays = 30
+	DefaultLogTier3RetentionDays = 7
+	DefaultMetricsEnabled        = true
+	DefaultMetricsPort           = 9090
+	DefaultStrikeThreshold       = 3
+	DefaultSandboxMemoryLimit    = 512 << 20 // 512m
+	DefaultSandboxPidsLimit      = 50
+	DefaultSandboxCPUQuota       = 50 // percent
+	DefaultSandboxTimeout        = 60 * time.Second
+	DefaultSocketProxyEnabled    = true
+	// DefaultSocketProxyAllowedOps is SOCKET_PROXY_ALLOWED_OPS.
 	DefaultSocketProxyAllowedOps     = "containers:start,containers:stop,containers:create"
-	DefaultMemoryContextWindow       = 10    // L389
-	DefaultMemorySimilarityThreshold = 0.75  // L390
-	DefaultSkillAutoloadEnabled      = true  // L391
-	DefaultSkillSignatureVerify      = true  // L392
-	DefaultRecursiveSelfImprove      = false // L393
+	DefaultMemoryContextWindow       = 10
+	DefaultMemorySimilarityThreshold = 0.75
+	DefaultSkillAutoloadEnabled      = true
+	DefaultSkillSignatureVerify      = true
+	DefaultRecursiveSelfImprove      = false
 	// DefaultTokenDailyLimit is TOKEN_DAILY_LIMIT: 50,000 tokens a day.
 	DefaultTokenDailyLimit = 50000
 	DefaultGeminiEnabled   = false // local first: Gemini only when the operator turns it on
 )
 
-// Config is the resolved configuration of the daemon: every variable of spec
-// §1.2.2 plus the Talos-specific service addresses. Load fills it from
-// flags > environment > talos.env > config.yaml > defaults.
+// Config is the resolved configuration of the daemon: the original
+// specification's 49 environment variables plus the Talos-specific service
+// addresses. Load fills it from flags > environment > talos.env >
+// config.yaml > defaults.
 //
 // The service addresses (RedisURL, PostgresURL, ChromaURL, DockerHost,
 // OllamaURL) are empty when not configured; the daemon then uses its embedded
 // default for that service (SQLite, memories in the relational store or
 // chromem-go as TALOS_MEMORY_STORE says, in-memory cache, no Docker,
-// no local model) and says so at boot (DESIGN §4 "Host").
+// no local model) and says so at boot.
 type Config struct {
 	// Home is the root of the directory tree (TALOS_HOME, default ~/talos).
 	Home string
@@ -157,17 +162,18 @@ type Config struct {
 	DockerHost string
 	// OllamaURL (TALOS_OLLAMA_URL), e.g. http://127.0.0.1:11434.
 	OllamaURL string
-	// SocketProxyURL (SOCKET_PROXY_URL, spec L1341) is where the daemon
-	// reaches Docker through the filtering proxy; empty = not configured.
+	// SocketProxyURL (SOCKET_PROXY_URL) is where the daemon reaches Docker
+	// through the filtering proxy; empty = not configured.
 	SocketProxyURL string
 	// HealthAddr (TALOS_HEALTH_ADDR) is the host:port of /health and
 	// /metrics; loopback only. Default DefaultHealthAddr.
 	HealthAddr string
 
 	// GeminiEnabled (TALOS_GEMINI_ENABLED) turns the cloud model on. Off by
-	// default: spec P1 (local sovereignty) and P5 conflict with a required
-	// cloud key (digest A §0 [!]), so the daemon runs local-only unless the
-	// operator opts in. Only then is GEMINI_API_KEY required.
+	// default: the original specification requires a cloud key yet puts
+	// local sovereignty first, and a required cloud key contradicts that, so
+	// the daemon runs local-only unless the operator opts in. Only then is
+	// GEMINI_API_KEY required.
 	GeminiEnabled bool
 	// GeminiURL (TALOS_GEMINI_URL) replaces the Gemini API's address (a
 	// proxy, a local test server); empty means Google's endpoint.
@@ -218,63 +224,63 @@ type Config struct {
 	// (Gemini) system prompt, with the same rules as PromptLocal.
 	PromptEscalation string
 
-	TalosVersion string // TALOS_VERSION, strict x.y.z (L305)
-	InstanceID   string // TALOS_INSTANCE_ID, UUID v4; empty until `talos init` writes one (L306)
-	TrustLevel   int    // TRUST_LEVEL 0–5 (L307)
+	TalosVersion string // TALOS_VERSION, strict x.y.z
+	InstanceID   string // TALOS_INSTANCE_ID, UUID v4; empty until `talos init` writes one
+	TrustLevel   int    // TRUST_LEVEL 0–5
 
-	RedisMaxMemory       int64         // REDIS_MAX_MEMORY in bytes, 128mb–2048mb (L313)
-	RedisMaxMemoryPolicy string        // REDIS_MAX_MEMORY_POLICY (L314)
-	ChromaMaxVectors     int           // CHROMADB_MAX_VECTORS 10000–500000 (L315)
-	ChromaMaxDimensions  int           // CHROMADB_MAX_DIMENSIONS 384–4096 (L316)
-	VRAMMutexTimeout     time.Duration // VRAM_MUTEX_TIMEOUT, seconds 30–1800 (L317)
-	VRAMMaxAllocationMB  int           // VRAM_MAX_ALLOCATION MB 512–16384 (L318)
+	RedisMaxMemory       int64         // REDIS_MAX_MEMORY in bytes, 128mb–2048mb
+	RedisMaxMemoryPolicy string        // REDIS_MAX_MEMORY_POLICY
+	ChromaMaxVectors     int           // CHROMADB_MAX_VECTORS 10000–500000
+	ChromaMaxDimensions  int           // CHROMADB_MAX_DIMENSIONS 384–4096
+	VRAMMutexTimeout     time.Duration // VRAM_MUTEX_TIMEOUT, seconds 30–1800
+	VRAMMaxAllocationMB  int           // VRAM_MAX_ALLOCATION MB 512–16384
 
-	GeminiAPIKey      Secret  // GEMINI_API_KEY (L324), required only when GeminiEnabled
-	GeminiModelName   string  // GEMINI_MODEL_NAME, free string (L325, digest A §2 [!])
-	GeminiMaxTokens   int     // GEMINI_MAX_TOKENS 1024–32768 (L326)
-	GeminiTemperature float64 // GEMINI_TEMPERATURE 0.0–2.0 (L327)
-	QwenModelPath     string  // QWEN_MODEL_PATH (L328)
-	QwenContextLength int     // QWEN_CONTEXT_LENGTH 4096–131072 (L329)
+	GeminiAPIKey      Secret  // GEMINI_API_KEY, required only when GeminiEnabled
+	GeminiModelName   string  // GEMINI_MODEL_NAME, free string
+	GeminiMaxTokens   int     // GEMINI_MAX_TOKENS 1024–32768
+	GeminiTemperature float64 // GEMINI_TEMPERATURE 0.0–2.0
+	QwenModelPath     string  // QWEN_MODEL_PATH
+	QwenContextLength int     // QWEN_CONTEXT_LENGTH 4096–131072
 
-	BasicAuthUser      string        // BASIC_AUTH_USER 4–32 alphanumeric (L335)
-	BasicAuthPass      Secret        // BASIC_AUTH_PASS 16–64 chars, mixed classes (L336)
-	WebPort            int           // WEB_PORT 1024–65535 (L337)
-	WebHTTPSPort       int           // WEB_HTTPS_PORT 1024–65535 (L338)
-	WebBindAddress     string        // WEB_BIND_ADDRESS IPv4/IPv6 (L339)
-	SessionTimeout     time.Duration // SESSION_TIMEOUT minutes 5–240 (L340)
-	APIRateLimitMax    int           // API_RATE_LIMIT_MAX 10–1000 per window (L341)
-	APIRateLimitWindow time.Duration // API_RATE_LIMIT_WINDOW seconds 1–3600 (L342)
+	BasicAuthUser      string        // BASIC_AUTH_USER 4–32 alphanumeric
+	BasicAuthPass      Secret        // BASIC_AUTH_PASS 16–64 chars, mixed classes
+	WebPort            int           // WEB_PORT 1024–65535
+	WebHTTPSPort       int           // WEB_HTTPS_PORT 1024–65535
+	WebBindAddress     string        // WEB_BIND_ADDRESS IPv4/IPv6
+	SessionTimeout     time.Duration // SESSION_TIMEOUT minutes 5–240
+	APIRateLimitMax    int           // API_RATE_LIMIT_MAX 10–1000 per window
+	APIRateLimitWindow time.Duration // API_RATE_LIMIT_WINDOW seconds 1–3600
 
-	PostgresUser     string // POSTGRES_USER (L348)
-	PostgresPassword Secret // POSTGRES_PASSWORD (L349), required only to build PostgresURL
-	PostgresDB       string // POSTGRES_DB (L350)
+	PostgresUser     string // POSTGRES_USER
+	PostgresPassword Secret // POSTGRES_PASSWORD, required only to build PostgresURL
+	PostgresDB       string // POSTGRES_DB
 
-	TailscaleAuthKey      Secret // TAILSCALE_AUTH_KEY, optional (L356)
-	TailscaleHostname     string // TAILSCALE_HOSTNAME 1–63, DNS label (L357)
-	TailscaleAcceptDNS    bool   // TAILSCALE_ACCEPT_DNS (L358)
-	TailscaleAcceptRoutes bool   // TAILSCALE_ACCEPT_ROUTES (L359)
+	TailscaleAuthKey      Secret // TAILSCALE_AUTH_KEY, optional
+	TailscaleHostname     string // TAILSCALE_HOSTNAME 1–63, DNS label
+	TailscaleAcceptDNS    bool   // TAILSCALE_ACCEPT_DNS
+	TailscaleAcceptRoutes bool   // TAILSCALE_ACCEPT_ROUTES
 
-	LogLevel              string // LOG_LEVEL DEBUG|INFO|WARN|ERROR|FATAL (L365), upper case
-	LogFormat             string // LOG_FORMAT json|text (L366)
-	LogTier1RetentionDays int    // LOG_TIER1_RETENTION_DAYS 30–365 (L367)
-	LogTier2RetentionDays int    // LOG_TIER2_RETENTION_DAYS 7–90 (L368)
-	LogTier3RetentionDays int    // LOG_TIER3_RETENTION_DAYS 1–30 (L369)
-	MetricsEnabled        bool   // METRICS_ENABLED (L370)
-	MetricsPort           int    // METRICS_PORT 1024–65535 (L371)
+	LogLevel              string // LOG_LEVEL DEBUG|INFO|WARN|ERROR|FATAL, upper case
+	LogFormat             string // LOG_FORMAT json|text
+	LogTier1RetentionDays int    // LOG_TIER1_RETENTION_DAYS 30–365
+	LogTier2RetentionDays int    // LOG_TIER2_RETENTION_DAYS 7–90
+	LogTier3RetentionDays int    // LOG_TIER3_RETENTION_DAYS 1–30
+	MetricsEnabled        bool   // METRICS_ENABLED
+	MetricsPort           int    // METRICS_PORT 1024–65535
 
-	StrikeThreshold       int           // STRIKE_THRESHOLD 1–10 (L377)
-	SandboxMemoryLimit    int64         // SANDBOX_MEMORY_LIMIT bytes, 128m–2048m (L378)
-	SandboxPidsLimit      int           // SANDBOX_PIDS_LIMIT 10–200 (L379)
-	SandboxCPUQuota       int           // SANDBOX_CPU_QUOTA percent 10–100 (L380)
-	SandboxTimeout        time.Duration // SANDBOX_TIMEOUT seconds 10–300 (L381)
-	SocketProxyEnabled    bool          // SOCKET_PROXY_ENABLED (L382)
-	SocketProxyAllowedOps []string      // SOCKET_PROXY_ALLOWED_OPS resource:verb list (L383)
+	StrikeThreshold       int           // STRIKE_THRESHOLD 1–10
+	SandboxMemoryLimit    int64         // SANDBOX_MEMORY_LIMIT bytes, 128m–2048m
+	SandboxPidsLimit      int           // SANDBOX_PIDS_LIMIT 10–200
+	SandboxCPUQuota       int           // SANDBOX_CPU_QUOTA percent 10–100
+	SandboxTimeout        time.Duration // SANDBOX_TIMEOUT seconds 10–300
+	SocketProxyEnabled    bool          // SOCKET_PROXY_ENABLED
+	SocketProxyAllowedOps []string      // SOCKET_PROXY_ALLOWED_OPS resource:verb list
 
-	MemoryContextWindow       int     // MEMORY_CONTEXT_WINDOW 5–50 (L389)
-	MemorySimilarityThreshold float64 // MEMORY_SIMILARITY_THRESHOLD 0.5–0.95 (L390)
-	SkillAutoloadEnabled      bool    // SKILL_AUTOLOAD_ENABLED (L391)
-	SkillSignatureVerify      bool    // SKILL_SIGNATURE_VERIFY (L392)
-	RecursiveSelfImprove      bool    // RECURSIVE_SELF_IMPROVE (L393)
+	MemoryContextWindow       int     // MEMORY_CONTEXT_WINDOW 5–50
+	MemorySimilarityThreshold float64 // MEMORY_SIMILARITY_THRESHOLD 0.5–0.95
+	SkillAutoloadEnabled      bool    // SKILL_AUTOLOAD_ENABLED
+	SkillSignatureVerify      bool    // SKILL_SIGNATURE_VERIFY
+	RecursiveSelfImprove      bool    // RECURSIVE_SELF_IMPROVE
 
 	// Origin maps each variable name to where its value came from:
 	// "default", "config.yaml:LINE", "talos.env:LINE", "env" or "flag".
@@ -291,7 +297,7 @@ func (c *Config) ConfigFile() string { return filepath.Join(c.Home, ConfigDirNam
 func (c *Config) EnvFile() string { return filepath.Join(c.Home, ConfigDirName, EnvFileName) }
 
 // DashboardAddr returns WEB_BIND_ADDRESS:WEB_PORT, where the dashboard listens
-// (DESIGN §4: 127.0.0.1:8080 by default).
+// (127.0.0.1:8080 by default).
 func (c *Config) DashboardAddr() string {
 	return net.JoinHostPort(c.WebBindAddress, strconv.Itoa(c.WebPort))
 }
@@ -322,9 +328,9 @@ func (s Secret) GoString() string { return strconv.Quote(s.String()) }
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // PostgresDSN returns PostgresURL with a missing user, password or database
-// filled in from POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB (spec
-// L348–350). It returns "" when PostgresURL is empty (embedded SQLite). The
-// result holds the password: never log it (use redact.URL).
+// filled in from POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB. It
+// returns "" when PostgresURL is empty (embedded SQLite). The result holds
+// the password: never log it (use redact.URL).
 func (c *Config) PostgresDSN() string {
 	if c.PostgresURL == "" {
 		return ""

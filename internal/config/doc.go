@@ -1,5 +1,5 @@
-// Package config resolves the Talos daemon's configuration: every variable of
-// spec §1.2.2 (the 49 environment variables, with their defaults and ranges)
+// Package config resolves the Talos daemon's configuration: the original
+// specification's 49 environment variables, with their defaults and ranges,
 // plus the Talos-specific service addresses (TALOS_REDIS_URL,
 // TALOS_POSTGRES_URL, TALOS_CHROMA_URL, TALOS_DOCKER_HOST, TALOS_OLLAMA_URL,
 // TALOS_HEALTH_ADDR, TALOS_GEMINI_ENABLED, TALOS_MEMORY_STORE, …).
@@ -8,7 +8,7 @@
 //
 // Load reads, from lowest to highest precedence:
 //
-//  1. the defaults (named constants citing the spec line, e.g. DefaultTrustLevel);
+//  1. the defaults (named constants, e.g. DefaultTrustLevel);
 //  2. <home>/config/config.yaml, a flat mapping whose keys are the variable
 //     names in lower case (trust_level: 2). It is strict: an unknown key, a
 //     duplicate, a nested value or a secret is an error with its line number;

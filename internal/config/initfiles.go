@@ -14,7 +14,7 @@ import (
 )
 
 // GeneratedPasswordLen is the length of passwords `talos init` generates
-// (within the 16–64 of spec L336).
+// (within the allowed 16–64).
 const GeneratedPasswordLen = 32
 
 const (
@@ -65,8 +65,8 @@ func pick(set string) (byte, error) {
 	return set[i.Int64()], nil
 }
 
-// NewInstanceID returns a random UUID v4 (TALOS_INSTANCE_ID, spec L306; the
-// spec never generates one, digest A §2 [!]).
+// NewInstanceID returns a random UUID v4 for TALOS_INSTANCE_ID (the
+// original specification defines the variable but never generates a value).
 func NewInstanceID() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -79,7 +79,8 @@ func NewInstanceID() (string, error) {
 
 // DefaultYAML returns the text of a config.yaml in which every non-secret
 // variable is present as a comment showing its default and allowed values,
-// grouped as in spec §1.2.2. Uncomment a line to change a value.
+// grouped as in the original specification. Uncomment a line to change a
+// value.
 func DefaultYAML() []byte {
 	var b strings.Builder
 	b.WriteString(`# Talos configuration (config.yaml). Keys are the variable names in lower case.

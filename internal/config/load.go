@@ -12,7 +12,7 @@ import (
 	"github.com/talos-ironclad/talos"
 )
 
-// EnvHome is the variable that moves the whole tree (spec §1.1; DESIGN §4).
+// EnvHome is the variable that moves the whole tree.
 const EnvHome = "TALOS_HOME"
 
 // LoadOptions says where Load looks. The zero value reads the real
@@ -140,7 +140,7 @@ func resolveHome(flag string, lookup func(string) (string, bool)) (string, error
 
 // readEnvFile parses talos.env if it exists. A missing file is not a
 // problem (defaults and the environment may be enough). A file readable by
-// group or others is refused (spec L290: mode 600; L771 also accepts 400).
+// group or others is refused (mode 600; 400 is accepted too).
 func readEnvFile(path string) ([]Entry, []Problem) {
 	st, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -232,8 +232,8 @@ func readYAMLFile(path string) ([]Entry, []Problem) {
 	return entries, probs
 }
 
-// legacy maps the spec's undocumented script variables (digest A §2) to
-// what replaces them.
+// legacy maps the variables the original specification's scripts use without
+// documenting them to what replaces them.
 var legacy = map[string]string{
 	"REDIS_HOST":    "TALOS_REDIS_URL=redis://HOST:PORT",
 	"REDIS_PORT":    "TALOS_REDIS_URL=redis://HOST:PORT",

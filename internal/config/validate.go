@@ -27,7 +27,7 @@ func (p Problem) String() string {
 }
 
 // ValidationError holds every problem found, so an operator fixes them all
-// in one pass (spec R-2.5: report all errors, not only the first).
+// in one pass: all errors are reported, not only the first.
 type ValidationError struct {
 	Problems []Problem
 }
@@ -67,9 +67,9 @@ func (e *ValidationError) Is(target error) bool {
 	return false
 }
 
-// Validate checks every variable of spec §1.2.2 against its range and the
-// cross-variable rules (required secrets, distinct ports, loopback health
-// address). It returns nil or a *ValidationError listing all problems.
+// Validate checks every variable against its range and the cross-variable
+// rules (required secrets, distinct ports, loopback health address). It
+// returns nil or a *ValidationError listing all problems.
 func (c *Config) Validate() error {
 	probs := c.validate(nil)
 	if len(probs) == 0 {
@@ -98,10 +98,10 @@ func (c *Config) validate(skip map[string]bool) []Problem {
 
 // crossChecks are the rules that involve more than one variable.
 //
-// Which secrets are required: the spec marks GEMINI_API_KEY, BASIC_AUTH_PASS
-// and POSTGRES_PASSWORD required (L324, L336, L349) but also wants the system
-// local-first with no cloud dependency (P1) and we must run on embedded
-// defaults with no services (DESIGN §4 "Host"). So:
+// Which secrets are required: the original specification marks
+// GEMINI_API_KEY, BASIC_AUTH_PASS and POSTGRES_PASSWORD required but also
+// wants the system local-first with no cloud dependency, and Talos must run
+// on embedded defaults with no services. So:
 //   - BASIC_AUTH_PASS is always required: the dashboard always runs and must
 //     never be served without authentication (fail closed). `talos init`
 //     generates one.
@@ -142,7 +142,7 @@ func (c *Config) crossChecks(skip map[string]bool) []Problem {
 		})
 	}
 
-	// Ports must be distinct (digest A, test-worthy behaviour 18).
+	// Ports must be distinct.
 	ports := []struct {
 		name string
 		port int

@@ -39,7 +39,8 @@ type varSpec struct {
 func (v *varSpec) key() string { return strings.ToLower(v.name) }
 
 // Variables returns the names of every variable Load understands, in
-// documentation order: the 49 of spec §1.2.2 and the Talos additions.
+// documentation order: the original specification's 49 and the Talos
+// additions.
 func Variables() []string {
 	out := make([]string, len(table))
 	for i := range table {
@@ -106,7 +107,7 @@ var table = []varSpec{
 	strVar("TALOS_VRAM_MODELS", DefaultVRAMModels, "comma-separated NAME=GB pairs (Ollama model name = free VRAM in GB it needs, 1-80), e.g. qwen2.5-coder:7b=7", checkVRAMModels,
 		func(c *Config) *string { return &c.VRAMModels }),
 
-	// Spec §1.2.2, core identity.
+	// The original specification's 49, starting with core identity.
 	strVar("TALOS_VERSION", DefaultTalosVersion, "SemVer x.y.z", checkSemver, func(c *Config) *string { return &c.TalosVersion }),
 	strVar("TALOS_INSTANCE_ID", "", "a UUID v4 (`talos init` generates one)", checkUUIDv4, func(c *Config) *string { return &c.InstanceID }),
 	intVar("TRUST_LEVEL", DefaultTrustLevel, 0, 5, func(c *Config) *int { return &c.TrustLevel }),
@@ -753,8 +754,8 @@ func urlHasPassword(u string) bool {
 	return ok
 }
 
-// placeholders are the spec template's example values (L424, L432), which
-// the spec's own validator accepts (digest A §2 [!]); we reject them.
+// placeholders are the example values of the original specification's
+// talos.env template, which its own validator accepts; we reject them.
 var placeholders = []string{
 	"your_gemini_api_key_here",
 	"changethistoasecurepassword16chars!",
@@ -773,12 +774,13 @@ func isPlaceholder(v string) bool {
 	return strings.Contains(l, "changeme") || strings.Contains(l, "your_") && strings.Contains(l, "_here")
 }
 
-// passwordPolicy describes what BASIC_AUTH_PASS and POSTGRES_PASSWORD need
-// (spec L336 "16-64 chars, complex"; the template says mixed case, numbers,
-// symbols, L432). The spec only warns on a missing class; we refuse.
+// passwordPolicy describes what BASIC_AUTH_PASS and POSTGRES_PASSWORD need:
+// 16-64 characters, complex (the original specification's template asks for
+// mixed case, numbers and symbols). The specification only warns on a
+// missing class; we refuse.
 const passwordPolicy = "16-64 characters with upper-case, lower-case, digit and symbol"
 
-// Password bounds (spec L336).
+// Password bounds: 16 to 64 characters.
 const (
 	MinPasswordLen = 16
 	MaxPasswordLen = 64

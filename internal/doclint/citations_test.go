@@ -2,9 +2,11 @@ package doclint
 
 import (
 	"go/ast"
+	"go/parser"
 	"go/token"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -14,21 +16,36 @@ import (
 
 // citationRE finds references to documents that do not ship with the
 // module: the design notes, the spec digests and their requirement ids,
-// section signs, the issue tracker. A `go doc` reader cannot follow them;
-// the comment must state the fact itself.
-var citationRE = regexp.MustCompile(`digest [A-D]\b|DESIGN(\.md)?\b|RECIPES|\b[Ii]ssue \d+|\bspec §|\bR-\d+\.\d+|§\s?\d`)
+// section signs, appendices, the issue tracker, the protocol's operating
+// manual. It also finds line numbers of the original specification (an "L"
+// followed by three or four digits, as a word of its own: "L2 cache" or
+// "MiniLM-L6" do not match) and the digests' bracketed exclamation mark,
+// which flagged a flaw of the specification. A reader cannot follow any of
+// them; the comment must state the fact itself.
+var citationRE = regexp.MustCompile(`[Dd]igest [A-D]\b|DESIGN(\.md)?\b|RECIPES|\b[Ii]ssue \d+|\bspec §|\bR-\d+\.\d+|§\s?\d|\bAppendix [A-Z]\b|\brunbook|\bL\d{3,4}\b|\[!\]`)
 
 // rfcRE matches a section of a published RFC, which every reader can find.
 var rfcRE = regexp.MustCompile(`RFC \d+ §[\d.]+`)
 
-// citationsPending lists public packages whose documentation still cites
+// cites reports whether a line of a comment cites an outside document.
+func cites(line string) bool {
+	return citationRE.MatchString(rfcRE.ReplaceAllString(line, ""))
+}
+
+// commentTrees are the folders below the module root whose every comment is
+// checked, in every file, tests included: the packages no `go doc` reader
+// sees, whose comments are read in the source.
+var commentTrees = []string{"internal", "cmd"}
+
+// citationsPending lists package directories whose comments still cite
 // outside documents, with why they wait. The test fails once a listed
 // package is clean, so the entry is removed.
 var citationsPending = map[string]string{}
 
 // TestDocsCiteNoOutsideDocuments keeps the documentation of every public
 // package (what `go doc -all` shows: package, exported declarations, their
-// fields and methods) free of references to documents outside the module.
+// fields and methods) and every comment under internal/ and cmd/ (tests
+// included) free of references to documents outside the module.
 func TestDocsCiteNoOutsideDocuments(t *testing.T) {
 	root := moduleRoot(t)
 	fset := token.NewFileSet()
@@ -38,9 +55,23 @@ func TestDocsCiteNoOutsideDocuments(t *testing.T) {
 			f := pk.files[fn]
 			for _, cg := range docComments(f) {
 				for i, line := range strings.Split(cg.Text(), "\n") {
-					if citationRE.MatchString(rfcRE.ReplaceAllString(line, "")) {
+					if cites(line) {
 						pos := fset.Position(cg.Pos())
 						found[pk.dir] = append(found[pk.dir], relFile(root, pos.Filename)+":"+itoa(pos.Line+i)+": "+strings.TrimSpace(line))
+					}
+				}
+			}
+		}
+	}
+	for _, f := range commentFiles(t, root, fset, commentTrees) {
+		for _, cg := range f.Comments {
+			for _, c := range cg.List {
+				for i, line := range strings.Split(c.Text, "\n") {
+					if cites(line) {
+						pos := fset.Position(c.Pos())
+						rel := relFile(root, pos.Filename)
+						dir := path.Dir(rel)
+						found[dir] = append(found[dir], rel+":"+itoa(pos.Line+i)+": "+strings.TrimSpace(line))
 					}
 				}
 			}
@@ -56,13 +87,56 @@ func TestDocsCiteNoOutsideDocuments(t *testing.T) {
 			t.Logf("%s cites outside documents (pending: %s):\n  %s", d, why, strings.Join(found[d], "\n  "))
 			continue
 		}
-		t.Errorf("%s: doc comments cite documents that do not ship with the module; state the fact instead:\n  %s", d, strings.Join(found[d], "\n  "))
+		t.Errorf("%s: comments cite documents that do not ship with the module; state the fact instead:\n  %s", d, strings.Join(found[d], "\n  "))
 	}
 	for d := range citationsPending {
 		if _, ok := found[d]; !ok {
 			t.Errorf("%s is in citationsPending but cites nothing any more: remove its entry", d)
 		}
 	}
+}
+
+// commentFiles parses every .go file below root/tree for each tree, tests
+// included, skipping what the documentation check skips (directories named
+// testdata or vendor, hidden ones, those starting with "_", nested modules).
+// A file that does not parse fails the test.
+func commentFiles(t *testing.T, root string, fset *token.FileSet, trees []string) []*ast.File {
+	t.Helper()
+	var out []*ast.File
+	for _, tree := range trees {
+		top := filepath.Join(root, filepath.FromSlash(tree))
+		if _, err := os.Stat(top); err != nil {
+			t.Fatalf("%s: %v (commentTrees names a folder the module does not have)", tree, err)
+		}
+		err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				name := d.Name()
+				if p != top && (name == "testdata" || name == "vendor" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+					return filepath.SkipDir
+				}
+				if _, err := os.Stat(filepath.Join(p, "go.mod")); err == nil {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !strings.HasSuffix(p, ".go") {
+				return nil
+			}
+			f, err := parser.ParseFile(fset, p, nil, parser.ParseComments)
+			if err != nil {
+				return err
+			}
+			out = append(out, f)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
 
 // docComments returns the comments `go doc -all` shows for f: the package

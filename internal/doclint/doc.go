@@ -18,7 +18,12 @@
 //     runnable example: a func Example... in a _test.go file that ends with
 //     an "// Output:" comment, so that go test runs it and go doc shows it;
 //   - a walkthrough under examples/ (a main package) has no README.md or is
-//     not run as a test (no _test.go file).
+//     not run as a test (no _test.go file);
+//   - a comment cites a document that does not ship with the module (design
+//     notes, spec digests, section signs, line numbers of the original
+//     specification, the issue tracker): checked in what `go doc` shows of a
+//     public package, and in every comment of every file under internal/
+//     and cmd/, tests included. The comment must state the fact itself.
 //
 // Other main packages (cmd/...) are only checked to parse.
 //

@@ -539,8 +539,8 @@ func exampleFunc(f *ast.File, name string) token.Pos {
 	return f.Package
 }
 
-// checkWalkthrough holds an examples/<name> program to DESIGN §2: each
-// walkthrough has a README.md and is also run as a test.
+// checkWalkthrough holds an examples/<name> program to the walkthrough
+// rule: each walkthrough has a README.md and is also run as a test.
 func checkWalkthrough(root string, pk *pkg) []violation {
 	var vs []violation
 	if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(pk.dir), "README.md")); err != nil {

@@ -14,8 +14,9 @@ import (
 	"github.com/talos-ironclad/talos/internal/tlog"
 )
 
-// Defaults (spec §1.3 S10 checks each dependency once per request with the
-// tools' defaults; we bound and cache them so /health stays cheap).
+// Defaults (the original specification checks each dependency once per
+// request with the tools' defaults; we bound and cache them so /health stays
+// cheap).
 const (
 	// DefaultCheckTimeout bounds a check that sets no Timeout.
 	DefaultCheckTimeout = 2 * time.Second
@@ -30,7 +31,7 @@ const (
 // Status is the overall health.
 type Status string
 
-// Overall statuses (§4.3: healthy|degraded|unhealthy).
+// Overall statuses: healthy, degraded or unhealthy.
 const (
 	Healthy   Status = "healthy"
 	Degraded  Status = "degraded"
@@ -40,7 +41,8 @@ const (
 // CheckStatus is one check's result.
 type CheckStatus string
 
-// Check statuses (§4.3 pass/warn/fail, spelled as the daemon reports them).
+// Check statuses (pass/warn/fail in the original specification, spelled as
+// the daemon reports them).
 const (
 	StatusOK   CheckStatus = "ok"
 	StatusWarn CheckStatus = "warn"

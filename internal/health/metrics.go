@@ -8,8 +8,8 @@ import (
 )
 
 // Metrics exposes the health results in Prometheus form on a registry of
-// its own (never the global one, DESIGN §3). Register it as an Observer of
-// a Checker; other daemon metrics can be added to Registry().
+// its own (never the global one). Register it as an Observer of a Checker;
+// other daemon metrics can be added to Registry().
 type Metrics struct {
 	reg      *prometheus.Registry
 	up       *prometheus.GaugeVec

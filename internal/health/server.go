@@ -31,8 +31,8 @@ const (
 // CheckAddr returns nil if addr (host:port) binds to loopback only: an IP
 // literal in 127.0.0.0/8 or ::1, or "localhost". An empty host (":8081",
 // every interface), another name or address is refused unless
-// allowNonLoopback is true (DESIGN §3: every listener binds to loopback
-// unless configured).
+// allowNonLoopback is true: every listener binds to loopback unless
+// configured otherwise.
 func CheckAddr(addr string, allowNonLoopback bool) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -18,8 +18,8 @@ import (
 // DiskLevel is how full the home's file system is.
 type DiskLevel int32
 
-// Disk levels and the used fraction at which each starts (spec §3.4 "Disk
-// monitor": warning 0.80, critical 0.90, emergency 0.95).
+// Disk levels and the used fraction at which each starts (as in the original
+// specification's disk monitor): warning 0.80, critical 0.90, emergency 0.95.
 const (
 	DiskOK DiskLevel = iota
 	DiskWarning

@@ -1,5 +1,6 @@
-// Package layout creates and verifies the Talos directory tree of spec
-// §1.1.3 under one home directory (TALOS_HOME, default ~/talos):
+// Package layout creates and verifies the Talos directory tree (the original
+// specification's, plus data/) under one home directory (TALOS_HOME, default
+// ~/talos):
 //
 //	.                  0755  skills/            0755
 //	skills/quarantine  0750  skills/active      0755
@@ -19,5 +20,5 @@
 // Ownership other than the current user is only warned about (the spec's
 // fixed 1000:1000 does not fit a daemon run by any user), and the spec's
 // mount options (noexec, nosuid, …) are not checked: they only apply to real
-// mount points, which the spec never creates (digest A §1 [!]).
+// mount points, which the spec never creates.
 package layout

@@ -12,7 +12,7 @@ import (
 	"github.com/talos-ironclad/talos"
 )
 
-// Relative paths of the tree (spec §1.1.3, digest A §1).
+// Relative paths of the tree.
 const (
 	Skills           = "skills"
 	SkillsQuarantine = "skills/quarantine"
@@ -40,9 +40,9 @@ type Dir struct {
 	Purpose string
 }
 
-// Tree returns the directories of spec §1.1.3 in creation order (parents
-// first). The root is Rel ".". data/ is missing from the spec's table
-// (digest A §1 [!]); it gets 755 like its siblings.
+// Tree returns the directories of the tree in creation order (parents
+// first). The root is Rel ".". data/ is missing from the original
+// specification's table; it gets 755 like its siblings.
 func Tree() []Dir {
 	return []Dir{
 		{".", 0o755, "root"},
@@ -137,8 +137,8 @@ func (l *Layout) Create() ([]Fix, error) {
 	return l.Verify()
 }
 
-// Verify checks the tree without creating anything (boot step 2, spec
-// §1.3 S2): a missing directory is an error (T005) naming every missing
+// Verify checks the tree without creating anything (the boot's directories
+// step): a missing directory is an error (T005) naming every missing
 // path; a wrong mode is corrected with a warning and returned as a Fix; a
 // keys directory still accessible to group or others after the fix
 // attempt is refused (T005), as is a keys directory that is a symlink or

@@ -13,7 +13,8 @@ import (
 	"github.com/talos-ironclad/talos/atomicfile"
 )
 
-// Restart cap (spec §4.3 watchdog.yaml restart: 5 an hour, 10 s backoff).
+// Restart cap (the original specification's watchdog restart policy): 5 an
+// hour, 10 s backoff.
 const (
 	MaxRestartsPerHour = 5
 	RestartBackoff     = 10 * time.Second

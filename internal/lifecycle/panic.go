@@ -12,9 +12,9 @@ import (
 	"github.com/talos-ironclad/talos/atomicfile"
 )
 
-// PanicFile is the panic signal file, relative to TALOS_HOME (spec §4.2
-// procedure C: SIGNAL_PANIC). Writing it asks the running daemon for its
-// graceful shutdown.
+// PanicFile is the panic signal file, relative to TALOS_HOME (SIGNAL_PANIC,
+// as in the original specification's emergency procedure). Writing it asks
+// the running daemon for its graceful shutdown.
 const PanicFile = "SIGNAL_PANIC"
 
 // PanicPoll is how often the daemon looks for the panic file (spec: 5 s).

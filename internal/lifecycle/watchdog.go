@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// Watchdog defaults (spec §4.3 watchdog.yaml: heartbeat 1 s, warn at 5 s,
-// act at 30 s).
+// Watchdog defaults (the original specification's watchdog: heartbeat 1 s,
+// warn at 5 s, act at 30 s).
 const (
 	DefaultWarnAfter = 5 * time.Second
 	DefaultActAfter  = 30 * time.Second

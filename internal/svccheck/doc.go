@@ -15,8 +15,8 @@
 // back, so one prober serves the daemon's whole life.
 //
 // CheckPolicy only reads the Redis eviction policy; ApplyMemory changes it
-// (spec §1.3 S4 does CONFIG SET) and is meant for a Redis the daemon owns,
-// never a shared one.
+// (the original boot sequence does CONFIG SET) and is meant for a Redis the
+// daemon owns, never a shared one.
 //
 // The svcchecktest subpackage starts a private redis-server for tests that
 // need to stop and restart a dependency.

@@ -23,12 +23,12 @@ import (
 )
 
 // DefaultProbeTimeout bounds one probe when the caller's context has no
-// earlier deadline. Spec §1.3 gives each connection attempt about 1 s
-// (`redis-cli ping`, `curl`, `pg_isready` with their defaults); 2 s leaves
-// room on a loaded two-core machine.
+// earlier deadline. The original boot sequence gives each connection
+// attempt about 1 s (`redis-cli ping`, `curl`, `pg_isready` with their
+// defaults); 2 s leaves room on a loaded two-core machine.
 const DefaultProbeTimeout = 2 * time.Second
 
-// RedisPolicies are the maxmemory policies spec §1.2 allows for
+// RedisPolicies are the maxmemory policies allowed for
 // REDIS_MAX_MEMORY_POLICY.
 var redisPolicies = []string{"allkeys-lru", "volatile-lru", "allkeys-random"}
 
@@ -94,8 +94,8 @@ type RedisMemory struct {
 }
 
 // Memory reads maxmemory and maxmemory-policy with CONFIG GET. A server that
-// renamed or disabled CONFIG (spec §3.4.1 renames it) gives an error the
-// caller should treat as a warning (failure matrix, §1.3 S4).
+// renamed or disabled CONFIG (the original specification's hardened Redis
+// renames it) gives an error the caller should treat as a warning.
 func (r *Redis) Memory(ctx context.Context) (RedisMemory, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
@@ -116,11 +116,11 @@ func (r *Redis) Memory(ctx context.Context) (RedisMemory, error) {
 }
 
 // CheckPolicy compares the server's eviction policy with want (one of the
-// policies spec §1.2 allows for REDIS_MAX_MEMORY_POLICY; empty means
-// "allkeys-lru", the spec default). It returns a description of the
-// server's settings and an error when they differ. The check never changes
-// the server: CONFIG SET on a shared Redis would change it for every other
-// user (see ApplyMemory for the spec's behaviour).
+// policies allowed for REDIS_MAX_MEMORY_POLICY; empty means "allkeys-lru",
+// the default). It returns a description of the server's settings and an
+// error when they differ. The check never changes the server: CONFIG SET on
+// a shared Redis would change it for every other user (ApplyMemory does
+// what the original boot sequence does).
 func (r *Redis) CheckPolicy(ctx context.Context, want string) (string, error) {
 	if want == "" {
 		want = redisPolicies[0]
@@ -138,9 +138,9 @@ func (r *Redis) CheckPolicy(ctx context.Context, want string) (string, error) {
 	return desc, nil
 }
 
-// ApplyMemory sets maxmemory and maxmemory-policy (spec §1.3 S4) and reads
-// them back. maxmemory is in Redis's syntax ("512mb"); either argument may
-// be empty to leave that setting alone.
+// ApplyMemory sets maxmemory and maxmemory-policy (as the original boot
+// sequence does) and reads them back. maxmemory is in Redis's syntax
+// ("512mb"); either argument may be empty to leave that setting alone.
 func (r *Redis) ApplyMemory(ctx context.Context, maxmemory, policy string) (RedisMemory, error) {
 	ctx2, cancel := withTimeout(ctx)
 	defer cancel()
@@ -169,9 +169,9 @@ func validPolicy(p string) bool {
 	return false
 }
 
-// Probe writes, reads back and deletes a short-lived key (spec §1.3 S4:
-// SET __talos_boot_test ok EX 10, GET, DEL). The key name carries a random
-// suffix so concurrent probes on one server do not collide.
+// Probe writes, reads back and deletes a short-lived key (like the original
+// boot sequence's SET __talos_boot_test ok EX 10, GET, DEL). The key name
+// carries a random suffix so concurrent probes on one server do not collide.
 func (r *Redis) Probe(ctx context.Context) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
@@ -209,8 +209,9 @@ func humanBytes(n int64) string {
 }
 
 // PingPostgres connects to the database at rawURL, runs `select 1` and
-// closes the connection (spec §1.3 S6 uses pg_isready; a real query proves
-// more). It returns the server version. A failure is a T003 error.
+// closes the connection (the original boot sequence uses pg_isready; a real
+// query proves more). It returns the server version. A failure is a T003
+// error.
 func PingPostgres(ctx context.Context, rawURL string) (string, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
@@ -238,7 +239,7 @@ func PingPostgres(ctx context.Context, rawURL string) (string, error) {
 }
 
 // ChromaHeartbeatPath is the Chroma v2 heartbeat. The spec's /api/v1 paths
-// answer 410 Gone on Chroma ≥ 1.0 (digest A §3 S5).
+// answer 410 Gone on Chroma ≥ 1.0.
 const ChromaHeartbeatPath = "/api/v2/heartbeat"
 
 // ChromaHeartbeat GETs baseURL + ChromaHeartbeatPath and checks the answer
@@ -260,7 +261,7 @@ func ChromaHeartbeat(ctx context.Context, hc *http.Client, baseURL string) error
 }
 
 // OllamaVersion GETs baseURL + /api/version and returns the server's
-// version. Spec §1.3 never probes the local model runtime (digest A §0);
+// version. The original boot sequence never probes the local model runtime;
 // we do, as a degrading check.
 func OllamaVersion(ctx context.Context, hc *http.Client, baseURL string) (string, error) {
 	var body struct {

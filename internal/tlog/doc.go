@@ -1,5 +1,5 @@
 // Package tlog writes the daemon's three log tiers as JSON lines
-// (DESIGN §3 "Logging"; spec §1.1.3 logs/tier1..3, §4.1):
+// (in logs/tier1, logs/tier2 and logs/tier3 under the home directory):
 //
 //   - tier 1, audit: security events (sockproxy denials, lockdowns,
 //     promotions…). Never deleted by any cleanup. Each line is hash-chained:
@@ -11,8 +11,8 @@
 //   - tier 2, operations, at Info and above;
 //   - tier 3, debug and trace, at Debug and above.
 //
-// Files rotate by size at 10 MB (DefaultMaxSize; spec §4.1 "size-based,
-// NOT time-based"): <prefix>.log is renamed to <prefix>.NNNNNN.log and a new
+// Files rotate by size at 10 MB (DefaultMaxSize; size-based, never
+// time-based): <prefix>.log is renamed to <prefix>.NNNNNN.log and a new
 // one starts. Prefixes are audit, ops and debug. Rotated files may later be
 // gzip-compressed (<prefix>.NNNNNN.log.gz); Verify reads those too.
 //

@@ -23,7 +23,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/redact"
 )
 
-// Tier selects one of the three log tiers (DESIGN §3 "Logging").
+// Tier selects one of the three log tiers.
 type Tier int
 
 // The tiers.
@@ -34,11 +34,11 @@ const (
 )
 
 // DefaultMaxSize is the size at which a log file rotates: 10 MB, size-based
-// and not time-based (spec §4.1 L8940, Appendix C; digest A §1 [x-sec]).
+// and not time-based.
 const DefaultMaxSize = 10 << 20
 
 // FileMode is the mode of log files; the tier directories restrict access
-// further (spec §1.1.3: tier1/tier2 0750).
+// further (tier1 and tier2 are 0750).
 const FileMode fs.FileMode = 0o640
 
 // GenesisPrev is the "prev" of the first tier-1 line: 64 zeros.

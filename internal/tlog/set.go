@@ -13,7 +13,7 @@ type Dirs struct {
 }
 
 // DirsUnder returns the tier directories under a logs root laid out as in
-// spec §1.1.3: root/tier1, root/tier2, root/tier3 (layout.Logs).
+// the directory tree: root/tier1, root/tier2, root/tier3 (layout.Logs).
 func DirsUnder(logsRoot string) Dirs {
 	return Dirs{
 		Tier1: filepath.Join(logsRoot, "tier1"),

@@ -26,7 +26,7 @@ import (
 const testKey = "AIzaTEST-not-a-real-key-0123456789"
 
 // Ordinary answers carry safetyRatings with HARM_CATEGORY_* at NEGLIGIBLE:
-// they must not be mistaken for blocks (digest B §6.5).
+// they must not be mistaken for blocks.
 const negligible = `"safetyRatings":[{"category":"HARM_CATEGORY_HARASSMENT","probability":"NEGLIGIBLE"},{"category":"HARM_CATEGORY_HATE_SPEECH","probability":"NEGLIGIBLE"},{"category":"HARM_CATEGORY_SEXUALLY_EXPLICIT","probability":"NEGLIGIBLE"},{"category":"HARM_CATEGORY_DANGEROUS_CONTENT","probability":"NEGLIGIBLE"}]`
 
 // fakeGemini speaks the Gemini API's JSON: generateContent, the SSE stream of
@@ -149,7 +149,7 @@ func TestRequestOnTheWire(t *testing.T) {
 	}
 }
 
-// Digest B §9 item 20: an ordinary answer whose safetyRatings are all
+// An ordinary answer whose safetyRatings are all
 // NEGLIGIBLE is not blocked (checked by every conformance answer); a
 // structured blockReason or finishReason SAFETY is, and the log holds the
 // hash, never the prompt.
@@ -199,7 +199,7 @@ func TestSafetyBlocks(t *testing.T) {
 	}
 }
 
-// Digest B §9 item 19 against the real 429 shape: RetryInfo → the breaker's
+// Rate limits in the real 429 shape: RetryInfo → the breaker's
 // delay; > 300 s trips; a Retry-After header (seconds or HTTP-date) is used
 // when there is no RetryInfo.
 func quotaBody(delay string, quotaID string) string {
@@ -256,8 +256,8 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// Issue 3: the daily-quota message said escalation is off until the quota
-// resets while Classify treated it like any 429 (a short retryDelay was
+// The daily-quota message says escalation is off until the quota resets,
+// but Classify used to treat it like any 429 (a short retryDelay was
 // waited out, then Gemini was called again all day). Now a daily quota trips
 // the breaker until the reset (midnight Pacific), or for the server's delay
 // if that is longer, and the message says so.

@@ -1,6 +1,6 @@
 // Package gateway offers a Host's guarded tools to other MCP clients, and
 // gives agents identities and capability tokens for reaching each other's
-// tools (the Talos protocol runbook).
+// tools.
 //
 // [NewServer] serves every tool the Host can call as one MCP server
 // ("server.tool" names, full pinned definitions), over stdio

@@ -94,7 +94,7 @@ func TestScopesGrantExactlyWhatTheyName(t *testing.T) {
 		{[]string{"mcp/fs/*"}, "mcp/fs/write", true},
 		{[]string{"mcp/fs/*"}, "mcp/fs", false},
 		{[]string{"mcp/fs/*"}, "mcp/fsx/read", false},
-		{[]string{"chat/ask", "feedback/view"}, "feedback/submit", false}, // the runbook's submit_feedback
+		{[]string{"chat/ask", "feedback/view"}, "feedback/submit", false}, // a submit_feedback tool
 		{[]string{"chat/ask", "feedback/view"}, "feedback/view", true},
 	} {
 		if got := gateway.Allows(tc.scopes, tc.action); got != tc.want {

@@ -13,8 +13,8 @@ import (
 )
 
 // DefaultMaxSkew is the clock difference tolerated between peers when
-// VerifierConfig.MaxSkew is 0 (the protocol runbook: more than 60 s
-// invalidates timestamps and signatures).
+// VerifierConfig.MaxSkew is 0: a clock difference of more than 60 s
+// invalidates timestamps and signatures.
 const DefaultMaxSkew = 60 * time.Second
 
 // VerifierConfig configures a Verifier.

@@ -1,6 +1,6 @@
 // Package tunnel carries MCP between two peers over mutually authenticated
-// TLS 1.3, each end pinned to the other's Ed25519 key (the protocol
-// runbook's `mcp serve` and `mcp connect`).
+// TLS 1.3, each end pinned to the other's Ed25519 key (`talos mcp serve` and
+// `talos mcp connect`).
 //
 // The serving side ([Serve]) exposes an MCP server, normally a
 // gateway.Server in front of a Host, so every call from the peer runs

@@ -154,7 +154,7 @@ func desktop(t *testing.T, addr string, me, srv *gateway.Identity) *client.Clien
 	return c
 }
 
-// TestDesktopClientReadsAFileOfServerFilesystem is the runbook's flow: a
+// TestDesktopClientReadsAFileOfServerFilesystem is the README's tunnel: a
 // desktop client, tunnelled to `mcp serve` fronting the real
 // @modelcontextprotocol/server-filesystem, lists and reads a file; the
 // loopback capture never holds the file's plaintext.

@@ -19,10 +19,9 @@ import (
 
 // checks returns one health check per dependency, configured or embedded,
 // plus the host's disk, memory and home directory, so /health always lists
-// every check (DESIGN §4 "Host"). Service checks are not critical: a
-// service that goes down degrades the daemon, which keeps serving from
-// what still works. The home directory is critical: without it nothing
-// can be persisted.
+// every check. Service checks are not critical: a service that goes down
+// degrades the daemon, which keeps serving from what still works. The home
+// directory is critical: without it nothing can be persisted.
 func (d *Daemon) checks() []health.Check {
 	var cs []health.Check
 
@@ -167,7 +166,7 @@ func isDir(dir string) error {
 	return nil
 }
 
-// diskCheck is spec §1.3 S10's disk check (`df`): ok below 90 % used, warn
+// diskCheck is the disk check (what `df` shows): ok below 90 % used, warn
 // from 90 %, fail from 98 %.
 func diskCheck(path string) (string, error) {
 	u, total, err := host.StatfsUsage(path)
@@ -188,8 +187,7 @@ func diskCheck(path string) (string, error) {
 	return detail, nil
 }
 
-// memoryCheck is spec §1.3 S10's memory check: warn when MemAvailable is
-// 1 GiB or less.
+// memoryCheck is the memory check: warn when MemAvailable is 1 GiB or less.
 func memoryCheck(meminfo string) (string, error) {
 	data, err := os.ReadFile(meminfo)
 	if err != nil {

@@ -31,15 +31,14 @@ import (
 	"github.com/talos-ironclad/talos/vram/vramprom"
 )
 
-// Paths and thresholds of the daemon. Each cites where it comes from.
+// Paths and thresholds of the daemon. Each says where it comes from.
 const (
-	// EmbeddedSQLiteFile is the embedded relational store (DESIGN §4
-	// "Host": SQLite default), relative to Home, used when
-	// TALOS_POSTGRES_URL is not set.
+	// EmbeddedSQLiteFile is the embedded relational store (SQLite, the
+	// default), relative to Home, used when TALOS_POSTGRES_URL is not set.
 	EmbeddedSQLiteFile = host.EmbeddedSQLiteFile
 	// EmbeddedChromemDir is the embedded vector store (chromem-go) used
 	// when TALOS_CHROMA_URL is not set and TALOS_MEMORY_STORE is chromem,
-	// relative to Home; it is the spec's data/chromadb directory (§1.1.3).
+	// relative to Home; it is the data/chromadb directory of the tree.
 	EmbeddedChromemDir = layout.DataChroma
 	// EmbeddedMemoryDimension is the embedding dimension the daemon opens
 	// the memories in the relational store with (TALOS_CHROMA_URL unset,
@@ -51,15 +50,18 @@ const (
 	// (rag/hashembed), which `talos memory` also uses, so both open the
 	// same collection.
 	EmbeddedChromemDimension = chromem.DefaultDimension
-	// DiskWarnFraction: spec §1.3 S10 reports the disk "warn" at 90 % use.
+	// DiskWarnFraction: the disk check reports "warn" at 90 % use, as the
+	// original specification's health check does.
 	DiskWarnFraction = 0.90
 	// DiskFailFraction: T103 DISK_CRITICAL means under 10 % free in the
 	// registry; we fail (critical, 503) only at 98 %, when writes are about
 	// to fail, and warn from 90 %.
 	DiskFailFraction = 0.98
-	// MemoryWarnBytes: spec §1.3 S10 warns when MemAvailable ≤ 1 GiB.
+	// MemoryWarnBytes: the memory check warns when MemAvailable ≤ 1 GiB, as
+	// the original specification's health check does.
 	MemoryWarnBytes = 1 << 30
-	// WantNoFile is spec §1.3 S1's `ulimit -n 65536`; a lower limit is
+	// WantNoFile is the open-file limit the original specification's init
+	// step sets (`ulimit -n 65536`); a lower limit is
 	// reported in the step's detail.
 	WantNoFile = 65536
 	// MinNoFile is the open-file limit below which the init step warns
@@ -67,7 +69,7 @@ const (
 	// hundred descriptors; below 4096 a busy day runs out.
 	MinNoFile = 4096
 	// ShutdownGrace is how long Stop lets in-flight health requests finish
-	// (DESIGN §4 "Host": drain 15 s, force after 20 s).
+	// (drain for 15 s; `talos run` ends the process anyway after 20 s).
 	ShutdownGrace = 15 * time.Second
 )
 
@@ -103,7 +105,7 @@ type Options struct {
 	// the breaker, …). Their names must not clash with the Name constants.
 	ExtraChecks []health.Check
 	// ReadyPath is where the ready marker goes; empty means
-	// <Home>/.ready (spec §1.3 S11: /talos/.ready).
+	// <Home>/.ready (the original specification's /talos/.ready).
 	ReadyPath string
 	// HealthAddr overrides cfg.HealthAddr (tests use 127.0.0.1:0).
 	HealthAddr string
@@ -204,7 +206,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 }
 
 // DefaultReadyPath is where the ready marker goes for home:
-// <home>/.ready (spec §1.3 S11: /talos/.ready).
+// <home>/.ready (the original specification's /talos/.ready).
 func DefaultReadyPath(home string) string { return filepath.Join(home, boot.ReadyFileName) }
 
 // ReadyPath is where the ready marker is written.
@@ -229,11 +231,11 @@ func (d *Daemon) Checker() *health.Checker { return d.checker }
 // (nil before Start).
 func (d *Daemon) Metrics() *health.Metrics { return d.metrics }
 
-// Start runs the boot steps of spec §1.3, starts the health server and
-// writes the ready marker. A fatal step stops the boot: Start writes the
-// failure marker, releases what it opened and returns the step's error
-// (a *boot.StepError carrying the step's T-code). On success the daemon
-// runs until Stop.
+// Start runs the boot steps (listed in the package comment), starts the
+// health server and writes the ready marker. A fatal step stops the boot:
+// Start writes the failure marker, releases what it opened and returns the
+// step's error (a *boot.StepError carrying the step's T-code). On success
+// the daemon runs until Stop.
 //
 // The boot has one correlation ID (tlog): ctx's, if it carries one (so a
 // caller can put the same ID on its own audit lines of the boot), else a
@@ -241,8 +243,7 @@ func (d *Daemon) Metrics() *health.Metrics { return d.metrics }
 func (d *Daemon) Start(ctx context.Context) error {
 	ctx, d.bootID = tlog.EnsureCorrelationID(ctx)
 	d.blog = d.log.With(slog.String(tlog.CorrelationKey, d.bootID))
-	// A stale marker from an earlier run must not announce readiness
-	// (digest A §3 S11 [!]).
+	// A stale marker from an earlier run must not announce readiness.
 	if err := boot.RemoveReady(d.readyPath); err != nil {
 		return err
 	}
@@ -381,7 +382,7 @@ func (d *Daemon) bootLog() *slog.Logger {
 // home returns an absolute path under Home.
 func (d *Daemon) home(rel string) string { return filepath.Join(d.cfg.Home, filepath.FromSlash(rel)) }
 
-// steps builds spec §1.3's steps for this configuration.
+// steps builds the boot steps for this configuration.
 func (d *Daemon) steps() []boot.Step {
 	steps := []boot.Step{
 		{Name: NameInit, Timeout: 3 * time.Second, Run: d.stepInit},
@@ -421,9 +422,9 @@ func (d *Daemon) steps() []boot.Step {
 	return steps
 }
 
-// stepInit is spec §1.3 S1. The spec's "must be PID 1" is impossible under
-// tini (digest A §3 S1 [!]); we report PID 1 / subreaper and the open-file
-// limit, and never fail.
+// stepInit is the first boot step. The original specification's "must be
+// PID 1" is impossible under tini; we report PID 1 / subreaper and the
+// open-file limit, and never fail.
 func (d *Daemon) stepInit(ctx context.Context) (string, error) {
 	role := "not PID 1 and not a subreaper (orphaned grandchildren go to the system's init)"
 	switch {
@@ -446,7 +447,7 @@ func (d *Daemon) stepInit(ctx context.Context) (string, error) {
 	return detail, nil
 }
 
-// stepDirectories is spec §1.3 S2: every directory of the tree must exist
+// stepDirectories checks the directory tree: every directory must exist
 // (fatal T005, `talos init` creates them); wrong modes are corrected and
 // listed; a keys directory open to others is refused (package layout).
 func (d *Daemon) stepDirectories(ctx context.Context) (string, error) {
@@ -469,8 +470,9 @@ func (d *Daemon) stepDirectories(ctx context.Context) (string, error) {
 	return detail, nil
 }
 
-// stepConfig is spec §1.3 S3: the configuration was loaded before boot;
-// re-validate it (a fatal T004/T006) and log what the spec logs.
+// stepConfig: the configuration was loaded before boot; re-validate it (a
+// fatal T004/T006) and report TALOS_VERSION, TRUST_LEVEL, LOG_LEVEL and
+// whether Gemini is on.
 func (d *Daemon) stepConfig(ctx context.Context) (string, error) {
 	if err := d.cfg.Validate(); err != nil {
 		return "", err
@@ -492,8 +494,8 @@ func (d *Daemon) memoryInSQL() bool {
 	return d.cfg.ChromaURL == "" && d.cfg.MemoryStore != config.MemoryStoreChromem
 }
 
-// Detail texts for services that are not configured (DESIGN §4 "Host":
-// the daemon says which embedded default it uses).
+// Detail texts for services that are not configured: the daemon says which
+// embedded default it uses.
 func (d *Daemon) embeddedChroma() string {
 	return "not configured (TALOS_CHROMA_URL unset), using the embedded chromem-go store at " + d.home(EmbeddedChromemDir)
 }
@@ -571,7 +573,7 @@ const (
 	ollamaOff   = "not configured (TALOS_OLLAMA_URL unset): no local model"
 )
 
-// stepRedis is spec §1.3 S4: PING up to 10 times at 1 s (fatal T001), check
+// stepRedis checks Redis: PING up to 10 times at 1 s (fatal T001), check
 // the eviction policy (a warning), and a write/read/delete probe (fatal).
 func (d *Daemon) stepRedis(ctx context.Context) (string, error) {
 	if d.cfg.RedisURL == "" {
@@ -593,7 +595,7 @@ func (d *Daemon) stepRedis(ctx context.Context) (string, error) {
 	return redisDetail(r, desc), boot.Warn(perr)
 }
 
-// stepChroma is spec §1.3 S5 on the v2 API: heartbeat up to 15 times at 1 s
+// stepChroma checks Chroma on its v2 API: heartbeat up to 15 times at 1 s
 // (fatal T002). Without Chroma the memories live in the relational store
 // by default (TALOS_MEMORY_STORE sql; the step then runs after postgres):
 // they are opened, and a store that cannot be opened (another embedding
@@ -627,7 +629,7 @@ func (d *Daemon) stepChroma(ctx context.Context) (string, error) {
 	return "heartbeat from " + redact.URL(d.cfg.ChromaURL), nil
 }
 
-// stepPostgres is spec §1.3 S6 for the relational store: PostgreSQL when
+// stepPostgres opens the relational store: PostgreSQL when
 // TALOS_POSTGRES_URL is set (connect up to 15 times at 1 s, fatal T003),
 // else the embedded SQLite file; then every component's migrations
 // (host.Schemas) are applied, so a schema this Talos cannot use stops the boot.
@@ -707,7 +709,7 @@ func (d *Daemon) stepDocker(ctx context.Context) (string, error) {
 	return fmt.Sprintf("engine at %s, API %s", redact.URL(d.cfg.DockerHost), api), nil
 }
 
-// stepSocketProxy is spec §1.3 S9's liveness part: when the proxy is
+// stepSocketProxy checks that the socket proxy is alive: when the proxy is
 // enabled and configured, its /_ping must answer (fatal T008). The
 // policy self-test belongs to package sockproxy.
 func (d *Daemon) stepSocketProxy(ctx context.Context) (string, error) {
@@ -745,8 +747,8 @@ func dockerHostOf(u string) string {
 	return u
 }
 
-// stepOllama probes the local model runtime once (the spec never does,
-// digest A §0 [!]); a failure only degrades.
+// stepOllama probes the local model runtime once (the original
+// specification never does); a failure only degrades.
 func (d *Daemon) stepOllama(ctx context.Context) (string, error) {
 	if d.cfg.OllamaURL == "" {
 		return ollamaOff, nil
@@ -758,8 +760,8 @@ func (d *Daemon) stepOllama(ctx context.Context) (string, error) {
 	return "Ollama " + v + " at " + redact.URL(d.cfg.OllamaURL), nil
 }
 
-// stepHealth is spec §1.3 S10: register every check and serve /health,
-// /ready and /metrics on loopback (fatal if it cannot bind).
+// stepHealth registers every check and serves /health, /ready and /metrics
+// on loopback (fatal if it cannot bind).
 func (d *Daemon) stepHealth(ctx context.Context) (string, error) {
 	checker, err := health.New(health.Config{
 		Version:         d.opts.Version,
@@ -811,8 +813,8 @@ func (d *Daemon) stepHealth(ctx context.Context) (string, error) {
 	return fmt.Sprintf("serving %s (checks: %v)", srv.URL(), checker.Names()), nil
 }
 
-// stepReady is spec §1.3 S11: write the marker atomically with the real
-// outcome of every step so far (a failure only degrades).
+// stepReady writes the ready marker atomically with the real outcome of
+// every step so far (a failure only degrades).
 func (d *Daemon) stepReady(ctx context.Context) (string, error) {
 	// The report is still being built: use the steps finished so far, and
 	// measure the boot up to now.

@@ -1,11 +1,11 @@
-// Package daemon is the Talos daemon's start-up and shutdown: the steps of
-// spec §1.3 for this configuration, run by package boot, the health checks
-// and server of package health, and the ready marker.
+// Package daemon is the Talos daemon's start-up and shutdown: the boot steps
+// for this configuration, run by package boot, the health checks and server
+// of package health, and the ready marker.
 //
 // Start runs, in order:
 //
 //	init           PID 1 / subreaper and the open-file limit (never fatal)
-//	directories    the tree of spec §1.1.3 (package layout; missing → T005)
+//	directories    the directory tree (package layout; missing → T005)
 //	config         re-validates the loaded configuration (T004/T006)
 //	prompts        the system prompts (TALOS_PROMPT_*) within their token budget (T010)
 //	redis          PING ×10 at 1 s (T001), probe key, eviction policy (warns)

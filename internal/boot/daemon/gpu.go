@@ -20,7 +20,7 @@ const NameGPU = "gpu"
 
 // NoGPUDetail is the gpu step's and check's detail on a machine without a
 // usable NVIDIA GPU. It is not a degradation: CPU-only machines are a
-// supported setup (DESIGN §4 "Host"); the VRAM mutex is simply not built.
+// supported setup; the VRAM mutex is simply not built.
 const NoGPUDetail = "no GPU found: VRAM arbitration off"
 
 // noOllamaForVRAM explains a readable GPU without a VRAM mutex.
@@ -47,7 +47,7 @@ func describeReading(r vram.Reading) string {
 
 // stepGPU reads the GPU once. No GPU is fine (CPU mode); a GPU that cannot
 // be read degrades. With a reading and TALOS_OLLAMA_URL set it builds the
-// VRAM mutex that arbitrates Ollama's models (DESIGN §4 vram), with
+// VRAM mutex that arbitrates Ollama's models (package vram), with
 // VRAM_MUTEX_TIMEOUT as its queue timeout and Ollama's runner process as
 // the kill target of a hung unload.
 func (d *Daemon) stepGPU(ctx context.Context) (string, error) {

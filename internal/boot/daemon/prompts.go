@@ -10,8 +10,7 @@ import (
 )
 
 // NamePrompts is the boot step that loads the system prompts and checks
-// them against their token budget (issue 3; spec §2.3, R-4.3: a prompt over
-// budget blocks the boot).
+// them against their token budget (a prompt over budget blocks the boot).
 const NamePrompts = "prompts"
 
 // LoadPrompts builds the system prompts selected by cfg's
@@ -21,8 +20,8 @@ func LoadPrompts(cfg *config.Config, log *slog.Logger) (*llm.Prompts, string, er
 	return host.LoadPrompts(cfg, log)
 }
 
-// stepPrompts loads the system prompts at boot (fatal: the spec refuses to
-// run with a prompt over its budget, R-4.3).
+// stepPrompts loads the system prompts at boot (fatal: the daemon, like the
+// original specification, refuses to run with a prompt over its budget).
 func (d *Daemon) stepPrompts(ctx context.Context) (string, error) {
 	_, detail, err := LoadPrompts(d.cfg, d.bootLog())
 	return detail, err
