@@ -53,7 +53,7 @@ func TestRegistryCodesUniqueAndDocumented(t *testing.T) {
 	}
 	for _, h := range []int{0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x30, 0x31, 0x32} {
 		if _, ok := LookupHex(h); !ok {
-			t.Errorf("Appendix A hex code %#x has no T-code", h)
+			t.Errorf("hex failure code %#x has no T-code", h)
 		}
 	}
 }

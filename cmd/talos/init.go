@@ -15,7 +15,7 @@ func newInitCmd() *cobra.Command {
 		Use:   "init",
 		Short: "Create the Talos home: directory tree, config.yaml and a talos.env with generated secrets",
 		Long: `Create the Talos home (--home, else $TALOS_HOME, else ~/talos): the directory
-tree of spec §1.1 with its exact modes, config/config.yaml (every setting as a
+tree (skills, keys, logs, data, config, …) with its exact modes, config/config.yaml (every setting as a
 comment showing its default) and config/talos.env (mode 0600) with a freshly
 generated dashboard password, PostgreSQL password and instance ID.
 

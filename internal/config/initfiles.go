@@ -115,7 +115,7 @@ func groupOf(name string) string {
 	case strings.HasPrefix(name, "TALOS_") && name != "TALOS_VERSION" && name != "TALOS_INSTANCE_ID", name == "SOCKET_PROXY_URL":
 		return "services (empty = embedded default) and Talos settings"
 	case name == "TALOS_VERSION", name == "TALOS_INSTANCE_ID", name == "TRUST_LEVEL":
-		return "core identity (spec §1.2.2)"
+		return "core identity"
 	case strings.HasPrefix(name, "REDIS_"), strings.HasPrefix(name, "CHROMADB_"), strings.HasPrefix(name, "VRAM_"):
 		return "resource ceilings"
 	case strings.HasPrefix(name, "GEMINI_"), strings.HasPrefix(name, "QWEN_"):
