@@ -88,6 +88,22 @@ func TestLogCompressorKeepsTier1AndTheCurrentFiles(t *testing.T) {
 	}
 }
 
+// runCycle runs one maintenance cycle of cfg with deps now and returns its
+// report.
+func runCycle(t *testing.T, cfg *config.Config, deps host.MaintenanceDeps) *dream.Report {
+	t.Helper()
+	m, err := host.NewMaintenance(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rep, err := m.RunNow(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
 func loadConfig(t *testing.T, env map[string]string) *config.Config {
 	t.Helper()
 	vars := map[string]string{"BASIC_AUTH_PASS": "Str0ng!Passw0rd#2026"}
@@ -137,17 +153,9 @@ func TestMaintenanceRunsItsPhasesNowAndReports(t *testing.T) {
 
 func TestHealthReportFailsOnUnhealthyChecks(t *testing.T) {
 	cfg := loadConfig(t, nil)
-	m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Health: func(context.Context) (int, int, string, error) {
+	rep := runCycle(t, cfg, host.MaintenanceDeps{Health: func(context.Context) (int, int, string, error) {
 		return 5, 2, "chroma: connection refused; disk: 97% used", nil
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	rep, err := m.RunNow(context.Background(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if !strings.Contains(rep.Summary(), "2 checks are not ok: chroma: connection refused") {
 		t.Errorf("summary:\n%s", rep.Summary())
 	}
@@ -191,15 +199,7 @@ func TestMaintenanceFlushesOnlyDisposableRedisKeys(t *testing.T) {
 // does not fail.
 func TestZombieHuntPhaseOnTheRealEngine(t *testing.T) {
 	cfg := loadConfig(t, map[string]string{"TALOS_DOCKER_HOST": testenv.DockerHost(t)})
-	m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	rep, err := m.RunNow(context.Background(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := runCycle(t, cfg, host.MaintenanceDeps{})
 	for _, p := range rep.Phases {
 		if p.Name == "zombie_hunt" && (p.Status == "failed" || p.Status == "timed_out") {
 			t.Fatalf("zombie_hunt %s: %s", p.Status, p.Error)
@@ -232,15 +232,7 @@ func TestVectorPrunePhase(t *testing.T) {
 		}
 	}
 	mem.Close()
-	m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	rep, err := m.RunNow(ctx, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := runCycle(t, cfg, host.MaintenanceDeps{})
 	var vp dream.PhaseReport
 	for _, p := range rep.Phases {
 		if p.Name == "vector_prune" {
@@ -288,19 +280,9 @@ func TestMemoryPhasesWorkOnTheDaemonsStore(t *testing.T) {
 	if err := mem.Store.Upsert(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Memory: func() *host.Memory { return mem }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	rep, err := m.RunNow(ctx, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range rep.Phases {
-		if p.Name == host.PhaseConsolidate && (p.Status != dream.StatusOK || p.Counters["memories_merged"] != 2) {
-			t.Fatalf("memory_consolidate %+v, want the two repeats merged", p)
-		}
+	rep := runCycle(t, cfg, host.MaintenanceDeps{Memory: func() *host.Memory { return mem }})
+	if p := phaseOf(rep, host.PhaseConsolidate); p.Status != dream.StatusOK || p.Counters["memories_merged"] != 2 {
+		t.Fatalf("memory_consolidate %+v, want the two repeats merged", p)
 	}
 	n, err := mem.Store.Count(ctx)
 	if err != nil {

@@ -175,15 +175,7 @@ func TestSessionSummaryPhase(t *testing.T) {
 // Without a model the phase is skipped and the report says why.
 func TestSessionSummarySkippedWithoutAModel(t *testing.T) {
 	cfg := loadConfig(t, nil)
-	m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	rep, err := m.RunNow(context.Background(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := runCycle(t, cfg, host.MaintenanceDeps{})
 	p := phaseOf(rep, host.PhaseSessionSummary)
 	if p.Status != dream.StatusSkipped || !strings.Contains(p.Reason, "TALOS_OLLAMA_URL is unset and no Ollama answers at") {
 		t.Errorf("phase %+v", p)
