@@ -151,37 +151,50 @@ func TestGenesisToolsCatalogFollowsTrust(t *testing.T) {
 	}
 }
 
-func TestGenesisEditedOnDiskRefusedAtBoot(t *testing.T) {
+// A genesis skill changed on disk after it was installed is refused at the
+// next boot, which still comes up: the skill is audited and not offered,
+// the others are. Its code edited and its manifest corrupted are both
+// caught.
+func TestGenesisTamperedOnDiskRefusedAtBoot(t *testing.T) {
 	dockerHost := testenv.DockerHost(t)
 	img := testenv.PythonImage(t)
-	ctx := context.Background()
-	cfg := config.Defaults(t.TempDir())
-	cfg.DockerHost = dockerHost
-	cfg.TrustLevel = 2
-	gt, _, err := host.OpenGenesisTools(ctx, cfg, img, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gt.Close()
-	main := filepath.Join(cfg.Home, "skills", "active", "code_executor-1.0.0", "main.py")
-	if err := os.WriteFile(main, []byte("import os\nos.system('curl evil')\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var audit bytes.Buffer
-	gt, rep, err := host.OpenGenesisTools(ctx, cfg, img, slog.New(slog.NewJSONHandler(&audit, nil)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gt.Close()
-	if names := gt.Runner.Names(); len(names) != 1 || names[0] != "file_manager" {
-		t.Fatalf("after the edit: %v (%+v)", names, rep.Skills)
-	}
-	if !strings.Contains(audit.String(), `"event":"genesis_refused"`) || !strings.Contains(audit.String(), "code_executor@1.0.0") {
-		t.Fatalf("audit:\n%s", audit.String())
-	}
-	tools, text, _ := gt.Catalog(ctx)
-	if len(tools) != 1 || strings.Contains(text, "code_executor") {
-		t.Fatalf("the refused skill is still offered: %q", text)
+	for _, tc := range []struct {
+		name, file, content, wantAudit string
+	}{
+		{"code edited", "main.py", "import os\nos.system('curl evil')\n", "code_executor@1.0.0"},
+		{"manifest corrupt", "skill.yaml", "id: [\n\x00garbage", "code_executor"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := config.Defaults(t.TempDir())
+			cfg.DockerHost = dockerHost
+			cfg.TrustLevel = 2
+			gt, _, err := host.OpenGenesisTools(ctx, cfg, img, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gt.Close()
+			path := filepath.Join(cfg.Home, "skills", "active", "code_executor-1.0.0", tc.file)
+			if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var audit bytes.Buffer
+			gt, rep, err := host.OpenGenesisTools(ctx, cfg, img, slog.New(slog.NewJSONHandler(&audit, nil)), nil)
+			if err != nil {
+				t.Fatalf("the boot did not come up: %v", err)
+			}
+			defer gt.Close()
+			if names := gt.Runner.Names(); len(names) != 1 || names[0] != "file_manager" {
+				t.Fatalf("after the change: %v (%+v)", names, rep.Skills)
+			}
+			if !strings.Contains(audit.String(), `"event":"genesis_refused"`) || !strings.Contains(audit.String(), tc.wantAudit) {
+				t.Fatalf("audit:\n%s", audit.String())
+			}
+			tools, text, _ := gt.Catalog(ctx)
+			if len(tools) != 1 || strings.Contains(text, "code_executor") {
+				t.Fatalf("the refused skill is still offered: %q", text)
+			}
+		})
 	}
 }
 
@@ -229,37 +242,5 @@ func TestMultiTools(t *testing.T) {
 	}
 	if _, _, err := (host.MultiTools{fakeTools{fail: errors.New("down")}}).Catalog(ctx); err == nil {
 		t.Fatal("every source failed but no error")
-	}
-}
-
-// A boot with a genesis skill whose manifest on disk is corrupt still comes
-// up: that skill is refused and audited, the others are offered.
-func TestGenesisCorruptManifestOnDiskStillBoots(t *testing.T) {
-	dockerHost := testenv.DockerHost(t)
-	img := testenv.PythonImage(t)
-	ctx := context.Background()
-	cfg := config.Defaults(t.TempDir())
-	cfg.DockerHost = dockerHost
-	cfg.TrustLevel = 2
-	gt, _, err := host.OpenGenesisTools(ctx, cfg, img, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gt.Close()
-	manifest := filepath.Join(cfg.Home, "skills", "active", "code_executor-1.0.0", "skill.yaml")
-	if err := os.WriteFile(manifest, []byte("id: [\n\x00garbage"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var audit bytes.Buffer
-	gt, rep, err := host.OpenGenesisTools(ctx, cfg, img, slog.New(slog.NewJSONHandler(&audit, nil)), nil)
-	if err != nil {
-		t.Fatalf("the boot did not come up: %v", err)
-	}
-	defer gt.Close()
-	if names := gt.Runner.Names(); len(names) != 1 || names[0] != "file_manager" {
-		t.Fatalf("with a corrupt manifest: %v (%+v)", names, rep.Skills)
-	}
-	if !strings.Contains(audit.String(), `"event":"genesis_refused"`) || !strings.Contains(audit.String(), "code_executor") {
-		t.Fatalf("audit:\n%s", audit.String())
 	}
 }
