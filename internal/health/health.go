@@ -124,7 +124,18 @@ type Checker struct {
 	inflight chan struct{} // closed when the running evaluation ends
 	ready    bool
 	obs      []Observer
+	closed   bool // set by Close: no evaluation starts after it
+
+	// running counts evaluations and the check functions they started; a
+	// check that outlives its timeout is still counted until it returns.
+	// Add happens with mu held and closed false, or inside a counted
+	// evaluation, so Close's Wait never races an Add from zero.
+	running sync.WaitGroup
 }
+
+// ErrClosed is returned by Report and Refresh once Close was called,
+// together with the last result (or an unhealthy placeholder).
+var ErrClosed = errors.New("health: checker closed")
 
 // New returns a Checker for checks. Names must be unique and non-empty and
 // every check needs a Func. log may be nil.
@@ -202,6 +213,10 @@ func (c *Checker) Version() string { return c.cfg.Version }
 // that started it (a request's, say), or a new one.
 func (c *Checker) Report(ctx context.Context) (Report, error) {
 	c.mu.Lock()
+	if c.closed {
+		defer c.mu.Unlock()
+		return c.lastOrPlaceholder(), ErrClosed
+	}
 	if c.last != nil && time.Since(c.lastAt) < c.cfg.CacheTTL {
 		rep := c.withLive(*c.last)
 		c.mu.Unlock()
@@ -211,6 +226,7 @@ func (c *Checker) Report(ctx context.Context) (Report, error) {
 	if wait == nil {
 		wait = make(chan struct{})
 		c.inflight = wait
+		c.running.Add(1)
 		go c.evaluate(wait, tlog.CorrelationID(ctx))
 	}
 	c.mu.Unlock()
@@ -220,14 +236,45 @@ func (c *Checker) Report(ctx context.Context) (Report, error) {
 	case <-ctx.Done():
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.last != nil {
-			return c.withLive(*c.last), ctx.Err()
-		}
-		return Report{Status: Unhealthy, Version: c.cfg.Version, Checks: map[string]Result{}}, ctx.Err()
+		return c.lastOrPlaceholder(), ctx.Err()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.withLive(*c.last), nil
+}
+
+// lastOrPlaceholder is the last result, or an unhealthy report with no
+// checks if there is none yet. c.mu held.
+func (c *Checker) lastOrPlaceholder() Report {
+	if c.last != nil {
+		return c.withLive(*c.last)
+	}
+	return Report{Status: Unhealthy, Version: c.cfg.Version, Checks: map[string]Result{}}
+}
+
+// Close stops the checker: no evaluation starts after it, and it waits
+// until the evaluation in flight (started by Run or by a request that has
+// since given up on it) and every check function it started have returned,
+// so nothing a check touches — a file under the home directory, a client
+// about to be closed — is used after Close returns. If ctx ends first,
+// Close returns ctx's error and the stragglers finish on their own. Close
+// may be called more than once; Report then returns the last result and
+// ErrClosed.
+func (c *Checker) Close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		c.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Refresh evaluates now, ignoring the cache, and returns the result.
@@ -240,7 +287,8 @@ func (c *Checker) Refresh(ctx context.Context) (Report, error) {
 
 // Run re-evaluates every RefreshInterval until ctx is done, so a dependency
 // that goes down or comes back is noticed (and logged, and visible in the
-// metrics) without anyone asking. It returns when ctx is done.
+// metrics) without anyone asking. It returns when ctx is done or the
+// checker is closed.
 //
 // The first evaluation carries ctx's correlation ID, if any (the daemon
 // passes its boot's: that evaluation is part of the boot); each later one
@@ -250,7 +298,9 @@ func (c *Checker) Run(ctx context.Context) {
 	defer t.Stop()
 	rctx := ctx
 	for {
-		_, _ = c.Refresh(rctx)
+		if _, err := c.Refresh(rctx); errors.Is(err, ErrClosed) {
+			return
+		}
 		rctx = tlog.WithCorrelationID(ctx, tlog.NewCorrelationID())
 		select {
 		case <-ctx.Done():
@@ -272,6 +322,7 @@ func (c *Checker) withLive(r Report) Report {
 // client that hangs up does not poison the cache. cid is the correlation
 // ID of the caller that started it ("": a new one) for the change lines.
 func (c *Checker) evaluate(done chan struct{}, cid string) {
+	defer c.running.Done()
 	results := make([]Result, len(c.checks))
 	var wg sync.WaitGroup
 	for i, ch := range c.checks {
@@ -331,7 +382,9 @@ func (c *Checker) runOne(ch Check) (res Result) {
 		err    error
 	}
 	ch2 := make(chan out, 1)
+	c.running.Add(1) // inside a counted evaluation: never from zero
 	go func() {
+		defer c.running.Done()
 		defer func() {
 			if p := recover(); p != nil {
 				ch2 <- out{err: fmt.Errorf("check panicked: %v", p)}

@@ -227,6 +227,80 @@ func TestReportRespectsCallerContext(t *testing.T) {
 	})
 }
 
+// Close waits for an evaluation a caller gave up on, and for a check
+// function that outlived its timeout, so a daemon's Stop can release what
+// the checks use (its home directory, its clients) only when no check is
+// still running; after Close nothing evaluates again.
+func TestCloseWaitsForChecksInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var calls, finished atomic.Int32
+		c, _ := New(Config{CacheTTL: time.Nanosecond}, nil, Check{Name: "stuck", Timeout: time.Second, Func: func(ctx context.Context) (string, error) {
+			calls.Add(1)
+			<-release // ignores ctx, as a blocking file system call would
+			finished.Add(1)
+			return "done", nil
+		}})
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if _, err := c.Report(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Report: %v, want the caller's deadline", err)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- c.Close(context.Background()) }()
+		time.Sleep(5 * time.Second) // well past the check's own timeout
+		synctest.Wait()
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned (%v) while a check function was still running", err)
+		default:
+		}
+		close(release)
+		if err := <-closed; err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if finished.Load() != 1 {
+			t.Fatal("Close returned before the check function did")
+		}
+		rep, err := c.Report(context.Background())
+		if !errors.Is(err, ErrClosed) || rep.Checks["stuck"].Status != StatusFail {
+			t.Fatalf("Report after Close: %+v %v, want the last result (timed out) and ErrClosed", rep, err)
+		}
+		if _, err := c.Refresh(context.Background()); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Refresh after Close: %v", err)
+		}
+		done := make(chan struct{})
+		go func() { c.Run(context.Background()); close(done) }()
+		<-done // Run returns at once on a closed checker
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("%d evaluations, want 1: nothing may run after Close", n)
+		}
+		if err := c.Close(context.Background()); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
+}
+
+// Close gives up when its context ends, leaving a stuck check behind.
+func TestCloseHonoursItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		c, _ := New(Config{}, nil, Check{Name: "stuck", Func: func(ctx context.Context) (string, error) {
+			<-release
+			return "", nil
+		}})
+		rctx, rcancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer rcancel()
+		_, _ = c.Report(rctx)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := c.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close: %v, want its context's deadline", err)
+		}
+		close(release)
+	})
+}
+
 func TestBackgroundRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &flip{}

@@ -271,12 +271,12 @@ func (d *Daemon) Start(ctx context.Context) error {
 		} else if rerr := boot.RemoveReady(d.readyPath); rerr != nil {
 			d.blog.Warn("could not remove the ready marker", "path", d.readyPath, "err", rerr)
 		}
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		if d.server != nil {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_ = d.server.Shutdown(sctx)
-			cancel()
 		}
-		d.release()
+		d.release(sctx)
+		cancel()
 		return err
 	}
 	d.blog.Info("boot complete", "duration", rep.Duration, "degraded", rep.Degraded, "health", d.server.URL())
@@ -297,8 +297,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // Stop shuts down in order: mark not ready and remove the marker, stop
 // accepting health requests (draining the ones in flight until ctx is
-// done), stop the background checks, close the service clients. It is
-// safe to call more than once.
+// done), stop the background checks and wait for the one in flight, close
+// the service clients. It is safe to call more than once.
 func (d *Daemon) Stop(ctx context.Context) error {
 	var err error
 	d.stopOnce.Do(func() {
@@ -312,17 +312,29 @@ func (d *Daemon) Stop(ctx context.Context) error {
 				err = serr
 			}
 		}
-		d.release()
+		if rerr := d.release(ctx); rerr != nil && err == nil {
+			err = rerr
+		}
 		d.log.Info("stopped")
 	})
 	return err
 }
 
-func (d *Daemon) release() {
+// release stops the background checks and waits, until ctx is done, for
+// an evaluation still in flight (one a request gave up on keeps running)
+// before it closes the clients the checks use: nothing is touched after
+// Stop returns, not even the home directory's write probe.
+func (d *Daemon) release(ctx context.Context) error {
 	if d.stopRefresh != nil {
 		d.stopRefresh()
 		<-d.refreshDone
 		d.stopRefresh = nil
+	}
+	var err error
+	if d.checker != nil {
+		if cerr := d.checker.Close(ctx); cerr != nil {
+			err = fmt.Errorf("waiting for the health checks in flight: %w", cerr)
+		}
 	}
 	if d.redis != nil {
 		_ = d.redis.Close()
@@ -342,6 +354,7 @@ func (d *Daemon) release() {
 	if d.vram != nil {
 		_ = d.vram.Close() // fails waiting Acquires; idempotent
 	}
+	return err
 }
 
 func (d *Daemon) retry(attempts int) boot.RetryPolicy {
