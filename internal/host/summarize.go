@@ -335,7 +335,7 @@ func summarizeSessions(ctx context.Context, cfg *config.Config, deps Maintenance
 			_, err := m.Has(pctx, cfg.OllamaModel)
 			cancel()
 			if err != nil {
-				return dream.PhaseResult{Skipped: "no model is configured (TALOS_OLLAMA_URL is unset and no Ollama answers at " + ollama.DefaultBaseURL + "): the day's sessions are not summarised"}, nil
+				return dream.PhaseResult{Skipped: "no model is configured (TALOS_OLLAMA_URL is unset and no Ollama answers at " + defaultOllamaURL + "): the day's sessions are not summarised"}, nil
 			}
 		}
 		model = leasedModel{Model: m, name: cfg.OllamaModel, gpu: deps.VRAM}

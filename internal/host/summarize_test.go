@@ -174,10 +174,12 @@ func TestSessionSummaryPhase(t *testing.T) {
 
 // Without a model the phase is skipped and the report says why.
 func TestSessionSummarySkippedWithoutAModel(t *testing.T) {
+	nowhere := testenv.RefusingURL(t) // the default port may have an Ollama on this machine
+	host.SetDefaultOllamaURL(t, nowhere)
 	cfg := loadConfig(t, nil)
 	rep := runCycle(t, cfg, host.MaintenanceDeps{})
 	p := phaseOf(rep, host.PhaseSessionSummary)
-	if p.Status != dream.StatusSkipped || !strings.Contains(p.Reason, "TALOS_OLLAMA_URL is unset and no Ollama answers at") {
+	if p.Status != dream.StatusSkipped || !strings.Contains(p.Reason, "TALOS_OLLAMA_URL is unset and no Ollama answers at "+nowhere) {
 		t.Errorf("phase %+v", p)
 	}
 	if !strings.Contains(rep.Summary(), "session_summarize") {

@@ -1,10 +1,12 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // probeVar is a service variable no harness sets, so the helper process
@@ -87,5 +89,17 @@ func TestPIDNamespaceSkipsOrFails(t *testing.T) {
 				t.Errorf("required: want a failure, got %v:\n%s", err, out)
 			}
 		}
+	}
+}
+
+func TestRefusingURLRefuses(t *testing.T) {
+	u := RefusingURL(t)
+	addr := strings.TrimPrefix(u, "http://")
+	if addr == u {
+		t.Fatalf("%q is not an http URL", u)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("something answers at %s", addr)
 	}
 }
