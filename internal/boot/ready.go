@@ -44,6 +44,7 @@ type Ready struct {
 	Status         string      `json:"status"`
 	PID            int         `json:"pid"`
 	Version        string      `json:"version"`
+	InstanceID     string      `json:"instance_id,omitempty"` // TALOS_INSTANCE_ID; empty when unset
 	StartedAt      time.Time   `json:"started_at"`
 	ReadyAt        time.Time   `json:"ready_at"`
 	BootDurationMS float64     `json:"boot_duration_ms"`

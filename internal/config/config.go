@@ -225,7 +225,7 @@ type Config struct {
 	PromptEscalation string
 
 	TalosVersion string // TALOS_VERSION, strict x.y.z
-	InstanceID   string // TALOS_INSTANCE_ID, UUID v4; empty until `talos init` writes one
+	InstanceID   string // TALOS_INSTANCE_ID, UUID v4 naming this installation in the ready marker and the boot log; empty until `talos init` writes one
 	TrustLevel   int    // TRUST_LEVEL 0–5
 
 	RedisMaxMemory       int64         // REDIS_MAX_MEMORY in bytes, 128mb–2048mb

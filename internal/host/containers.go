@@ -26,7 +26,10 @@ const LabelInstance = "talos.instance"
 const ContainerStopGrace = 2 * time.Second
 
 // InstanceID names one Talos home on a Docker engine: the first 16 hex
-// characters of the SHA-256 of the home's absolute, clean path.
+// characters of the SHA-256 of the home's absolute, clean path. It is not
+// TALOS_INSTANCE_ID: a home copied to a second path keeps that UUID in its
+// talos.env, and two daemons on one engine must still find only their own
+// containers.
 func InstanceID(home string) string {
 	if abs, err := filepath.Abs(home); err == nil {
 		home = abs

@@ -256,7 +256,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.progress = append(d.progress, r)
 		d.progressMu.Unlock()
 	}}, d.blog)
-	d.blog.Info("boot starting", "home", d.cfg.Home, "version", d.opts.Version)
+	d.blog.Info("boot starting", "home", d.cfg.Home, "version", d.opts.Version, "instance", d.cfg.InstanceID)
 	rep, err := runner.Run(ctx, d.steps())
 	d.report = rep
 	if err != nil {
@@ -264,7 +264,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			d.checker.SetReady(false)
 		}
 		if rep.FailedStep != "" {
-			failed := boot.NewReady(rep, d.opts.Version, d.HealthAddr())
+			failed := d.readyMarker(rep)
 			if werr := boot.WriteReady(d.readyPath, failed); werr != nil {
 				d.blog.Warn("could not write the failure marker", "path", d.readyPath, "err", werr)
 			}
@@ -843,12 +843,20 @@ func (d *Daemon) stepReady(ctx context.Context) (string, error) {
 			rep.Degraded = true
 		}
 	}
-	r := boot.NewReady(rep, d.opts.Version, d.HealthAddr())
+	r := d.readyMarker(rep)
 	if err := boot.WriteReady(d.readyPath, r); err != nil {
 		return "", err
 	}
 	d.checker.SetReady(true)
 	return fmt.Sprintf("%s written (%s, boot %.0f ms)", d.readyPath, r.Status, r.BootDurationMS), nil
+}
+
+// readyMarker is the marker for rep, naming this installation
+// (TALOS_INSTANCE_ID) when it has an ID.
+func (d *Daemon) readyMarker(rep boot.Report) boot.Ready {
+	r := boot.NewReady(rep, d.opts.Version, d.HealthAddr())
+	r.InstanceID = d.cfg.InstanceID
+	return r
 }
 
 // writableDir checks dir is a directory this process can create files in.

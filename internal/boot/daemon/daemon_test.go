@@ -105,7 +105,8 @@ func getHealth(t *testing.T, d *daemon.Daemon) (int, health.Report) {
 }
 
 func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
-	cfg := newHome(t, nil)
+	const instance = "3f2b8c1e-7a4d-4e6b-9c2a-5d8e1f0a7b3c"
+	cfg := newHome(t, map[string]string{"TALOS_INSTANCE_ID": instance})
 	// A stale marker from a crashed run must not survive the boot.
 	if err := os.WriteFile(filepath.Join(cfg.Home, ".ready"), []byte(`{"status":"ready","pid":1}`), 0o600); err != nil {
 		t.Fatal(err)
@@ -134,7 +135,7 @@ func TestNoServicesReadyFastWithEmbeddedDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.PID != os.Getpid() || r.HealthAddr != d.HealthAddr() || r.Status == boot.StatusFailed || len(r.Steps) < 10 {
+	if r.PID != os.Getpid() || r.HealthAddr != d.HealthAddr() || r.Status == boot.StatusFailed || len(r.Steps) < 10 || r.InstanceID != instance {
 		t.Fatalf("marker %+v", r)
 	}
 	st, _ := os.Stat(d.ReadyPath())
