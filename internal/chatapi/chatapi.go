@@ -12,11 +12,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/orchestrator"
@@ -272,43 +270,24 @@ func ParseRequest(r io.Reader, max int64) (Request, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return req, errors.New(`the request body is empty; send a JSON object such as {"message": "hello"}`)
 	}
-	if !utf8.Valid(body) {
-		return req, errors.New("the request body is not valid UTF-8")
+	f, problems, err := requestSpec.Decode(body)
+	if err != nil {
+		return req, err
 	}
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return req, fmt.Errorf(`the request body is not a JSON object (%s); send {"message": "hello"} with an optional "session_id"`, jsonProblem(err))
-	}
-	if dec.More() {
-		return req, errors.New("the request body holds more than one JSON value; send exactly one object")
-	}
-	var problems []string
-	for k, v := range raw {
-		switch k {
-		case "message":
-			if err := json.Unmarshal(v, &req.Message); err != nil {
-				problems = append(problems, fmt.Sprintf("field message is %s: it must be a string", clip(string(v))))
-			}
-		case "session_id":
-			if string(v) == "null" {
-				continue
-			}
-			if err := json.Unmarshal(v, &req.SessionID); err != nil {
-				problems = append(problems, fmt.Sprintf("field session_id is %s: it must be a string (or absent to start a session)", clip(string(v))))
-			}
-		default:
-			problems = append(problems, fmt.Sprintf("field %s is unknown: allowed fields are message and session_id", clip(k)))
-		}
-	}
-	if _, ok := raw["message"]; !ok {
-		problems = append(problems, "field message is missing: it holds the text to send")
-	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return Request{}, errors.New(strings.Join(problems, "; "))
+	req.Message, req.SessionID = f["message"], f["session_id"]
+	if err := Problems(problems); err != nil {
+		return Request{}, err
 	}
 	return req, nil
+}
+
+// requestSpec is the chat API's request body.
+var requestSpec = ObjectSpec{
+	What:      "the request body",
+	Hint:      `send {"message": "hello"} with an optional "session_id"`,
+	Fields:    []string{"message", "session_id"},
+	TypeNotes: map[string]string{"session_id": "(or absent to start a session)"},
+	Required:  map[string]string{"message": "the text to send"},
 }
 
 func jsonProblem(err error) string {

@@ -152,7 +152,9 @@ func TestRefusedRequests(t *testing.T) {
 		{"not an object", `["hi"]`, nil, 400, "not a JSON object"},
 		{"syntax", `{"message": "hi"`, nil, 400, "not a JSON object"},
 		{"two values", `{"message":"a"} {"message":"b"}`, nil, 400, "more than one JSON value"},
-		{"every problem", `{"mesage":"hi","session_id":7}`, nil, 400, "field mesage is unknown: allowed fields are message and session_id; field message is missing: it holds the text to send; field session_id is 7: it must be a string"},
+		{"every problem", `{"mesage":"hi","session_id":7}`, nil, 400, `field \"mesage\" is unknown: allowed fields are message and session_id; field message is missing: it holds the text to send; field session_id is 7: it must be a string (or absent to start a session)`},
+		{"null message", `{"message":null}`, nil, 400, "field message is missing: it holds the text to send"},
+		{"message of another type", `{"message":["hi"]}`, nil, 400, `field message is [\"hi\"]: it must be a string"`},
 		{"blank message", `{"message":"   "}`, nil, 400, "message is empty"},
 		{"bad session id", `{"message":"hi","session_id":"a b"}`, nil, 400, "session id"},
 	} {

@@ -15,7 +15,7 @@ func ExampleParseRequest() {
 	fmt.Println(err)
 	// Output:
 	// hello s1 <nil>
-	// field message is missing: it holds the text to send; field msg is unknown: allowed fields are message and session_id; field session_id is 1: it must be a string (or absent to start a session)
+	// field "msg" is unknown: allowed fields are message and session_id; field message is missing: it holds the text to send; field session_id is 1: it must be a string (or absent to start a session)
 }
 
 // Decoding the streamed answer.

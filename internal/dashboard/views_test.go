@@ -574,7 +574,7 @@ func TestDecodeWSMessage(t *testing.T) {
 		`{"type":"abort"}`:                                "",
 		`{"type":"chat"}`:                                 "field message is empty",
 		`{"type":"abort","message":"x"}`:                  "an abort carries no message",
-		`{"type":1,"message":2,"x":3}`:                    `field "x" is unknown: allowed fields are type, session_id and message; field message is "2": it must be a string; field type is "": allowed types are chat and abort; field type is "1": it must be a string`,
+		`{"type":1,"message":2,"x":3}`:                    `field "x" is unknown: allowed fields are type, session_id and message; field message is 2: it must be a string; field type is "": allowed types are chat and abort; field type is 1: it must be a string`,
 		`[1]`:                                             "not a JSON object",
 		`{"type":"abort"} {}`:                             "more than one JSON value",
 		"{\"type\":\"chat\",\"message\":\"\xff\"}":        "not valid UTF-8",

@@ -1,18 +1,13 @@
 package dashboard
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -67,35 +62,11 @@ func DecodeWSMessage(b []byte) (WSMessage, error) {
 	if len(b) > MaxWSMessageBytes {
 		return m, fmt.Errorf("the message is %d bytes: at most %d are accepted", len(b), MaxWSMessageBytes)
 	}
-	if !utf8.Valid(b) {
-		return m, errors.New("the message is not valid UTF-8")
+	f, problems, err := wsMessageSpec.Decode(b)
+	if err != nil {
+		return m, err
 	}
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return m, errors.New(`the message is not a JSON object; send {"type": "chat", "message": "hello"} or {"type": "abort"}`)
-	}
-	if dec.More() {
-		return m, errors.New("the message holds more than one JSON value; send exactly one object")
-	}
-	var problems []string
-	str := func(k string, dst *string) {
-		v, ok := raw[k]
-		if !ok || string(v) == "null" {
-			return
-		}
-		if err := json.Unmarshal(v, dst); err != nil {
-			problems = append(problems, "field "+k+" is "+redact.Value(string(v))+": it must be a string")
-		}
-	}
-	str("type", &m.Type)
-	str("session_id", &m.SessionID)
-	str("message", &m.Message)
-	for k := range raw {
-		if k != "type" && k != "session_id" && k != "message" {
-			problems = append(problems, "field "+redact.Value(k)+" is unknown: allowed fields are type, session_id and message")
-		}
-	}
+	m.Type, m.SessionID, m.Message = f["type"], f["session_id"], f["message"]
 	switch m.Type {
 	case WSChat:
 		if strings.TrimSpace(m.Message) == "" {
@@ -108,11 +79,17 @@ func DecodeWSMessage(b []byte) (WSMessage, error) {
 	default:
 		problems = append(problems, "field type is "+redact.Value(m.Type)+": allowed types are chat and abort")
 	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return WSMessage{}, errors.New(strings.Join(problems, "; "))
+	if err := chatapi.Problems(problems); err != nil {
+		return WSMessage{}, err
 	}
 	return m, nil
+}
+
+// wsMessageSpec is a frame from the browser.
+var wsMessageSpec = chatapi.ObjectSpec{
+	What:   "the message",
+	Hint:   `send {"type": "chat", "message": "hello"} or {"type": "abort"}`,
+	Fields: []string{"type", "session_id", "message"},
 }
 
 // sameOrigin reports whether the WebSocket handshake r comes from a page
