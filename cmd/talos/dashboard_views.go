@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -87,31 +85,12 @@ func (dd *daemonDashboard) viewDeps(deps *dashboard.Deps, d **daemon.Daemon, age
 		}
 		return out, nil
 	}
-	deps.Tokens = func(ctx context.Context) ([]dashboard.TokenRow, error) {
+	deps.Tokens = func(ctx context.Context) (orchestrator.TokenSummary, error) {
 		a, err := get()
 		if err != nil {
-			return nil, err
+			return orchestrator.TokenSummary{}, err
 		}
-		sum, err := a.Tokens.Summary(ctx)
-		if err != nil {
-			return nil, err
-		}
-		// Today with prompt and completion, earlier days as totals; models
-		// in name order within a day.
-		var out []dashboard.TokenRow
-		for _, m := range slices.Sorted(maps.Keys(sum.Live.Models)) {
-			t := sum.Live.Models[m]
-			out = append(out, dashboard.TokenRow{Day: sum.Live.Date, Model: m, Prompt: t.PromptTokens, Completion: t.CompletionTokens, Total: t.TotalTokens, Split: true})
-		}
-		for _, d := range sum.History {
-			if d.Date == sum.Live.Date {
-				continue
-			}
-			for _, m := range slices.Sorted(maps.Keys(d.Models)) {
-				out = append(out, dashboard.TokenRow{Day: d.Date, Model: m, Total: d.Models[m]})
-			}
-		}
-		return out, nil
+		return a.Tokens.Summary(ctx)
 	}
 	deps.Dreams = func(context.Context) ([]dashboard.DreamView, error) {
 		reps, err := maint.Reports(dashboardReports)

@@ -130,7 +130,7 @@ func TestRunServesTheChatAPI(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &again) != nil || again.Memories == 0 || again.SessionID == rep.SessionID {
 		t.Fatalf("a memory of the first turn: %d %s", code, body)
 	}
-	if code, body := chat(`{"mesage":"typo"}`, "", "admin", pass); code != 400 || !strings.Contains(body, "field mesage is unknown") {
+	if code, body := chat(`{"mesage":"typo"}`, "", "admin", pass); code != 400 || !strings.Contains(body, `field \"mesage\" is unknown`) {
 		t.Fatalf("%d %s", code, body)
 	}
 

@@ -58,7 +58,7 @@ func checkDaemonViews(t *testing.T, do func(method, path, body, pw string, hdr m
 	}
 	var tv dashboard.TokensView
 	getJSON(dashboard.TokensPath, &tv)
-	if tv.Error != "" || len(tv.Rows) == 0 {
+	if tv.Error != "" || len(tv.Rows) == 0 || tv.Today == "" || tv.DailyTotal == 0 || tv.Source == "" {
 		t.Errorf("tokens after a chat turn: %+v", tv)
 	}
 	var dv dashboard.DreamsView

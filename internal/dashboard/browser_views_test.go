@@ -150,6 +150,12 @@ func TestBrowserViews(t *testing.T) {
 	if got := text(t, ctx, "#tokens tbody tr td:nth-child(5)"); got != "42" {
 		t.Errorf("tokens total %q", got)
 	}
+	if got := text(t, ctx, "#tokens-summary"); got != "Today (2026-12-07, UTC): 42 of 100000 tokens; counted by this process only." {
+		t.Errorf("tokens summary %q", got)
+	}
+	if got := text(t, ctx, "#tokens-note"); !strings.HasSuffix(got, "counts only"+xss) {
+		t.Errorf("tokens note %q: the tracker's note must be shown as text", got)
+	}
 	checkNoInjection(t, ctx, "tokens")
 	screenshot(t, ctx, "tokens")
 	run(t, ctx, "open the dreams", chromedp.Navigate(srv.URL+"/dreams"))

@@ -17,6 +17,7 @@ import (
 	"github.com/talos-ironclad/talos/firewall"
 	"github.com/talos-ironclad/talos/internal/chatapi"
 	"github.com/talos-ironclad/talos/internal/health"
+	"github.com/talos-ironclad/talos/orchestrator"
 	"github.com/talos-ironclad/talos/quarantine"
 )
 
@@ -91,8 +92,11 @@ type Deps struct {
 	// MCPPending returns the MCP servers whose changed tool definitions
 	// wait for approval.
 	MCPPending func(ctx context.Context) ([]MCPPending, error)
-	// Tokens returns the token counts per model and day.
-	Tokens func(ctx context.Context) ([]TokenRow, error)
+	// Tokens returns the token tracker's summary (an
+	// orchestrator.Tracker's Summary); the tokens view shows each model's
+	// counts per day, today's total against the limit, and where the
+	// counts come from.
+	Tokens func(ctx context.Context) (orchestrator.TokenSummary, error)
 	// Dreams returns the latest dream cycle reports, newest first.
 	Dreams func(ctx context.Context) ([]DreamView, error)
 	// Memory is the long-term memory (stats, search, prune, restore).

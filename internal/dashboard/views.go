@@ -14,6 +14,7 @@ import (
 
 	"github.com/talos-ironclad/talos/firewall"
 	"github.com/talos-ironclad/talos/internal/redact"
+	"github.com/talos-ironclad/talos/orchestrator"
 	"github.com/talos-ironclad/talos/quarantine"
 )
 
@@ -62,10 +63,47 @@ type TokenRow struct {
 	Split      bool   `json:"split"` // Prompt and Completion are known
 }
 
-// TokensView is the JSON of TokensPath, newest day first.
+// TokensView is the JSON of TokensPath: rows newest day first, models in
+// name order within a day; today's total and limit; and where the counts
+// come from.
 type TokensView struct {
-	Rows  []TokenRow `json:"rows"`
-	Error string     `json:"error,omitempty"`
+	Rows []TokenRow `json:"rows"`
+	// Today is the UTC day of DailyTotal; DailyLimit 0 means no limit.
+	Today             string `json:"today,omitempty"`
+	DailyTotal        int    `json:"daily_total"`
+	DailyLimit        int    `json:"daily_limit"`
+	EscalationRefused bool   `json:"escalation_refused"`
+	// Source is orchestrator.TokenSourceRedis (every process sharing the
+	// Redis) or orchestrator.TokenSourceMemory (this process only); Note
+	// says why when a configured Redis did not answer.
+	Source string `json:"source,omitempty"`
+	Note   string `json:"note,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// tokensView shapes a tracker summary for the tokens view: today with
+// prompt and completion, earlier days as totals.
+func tokensView(sum orchestrator.TokenSummary) TokensView {
+	v := TokensView{Rows: []TokenRow{}, Today: sum.Live.Date, DailyTotal: sum.Live.DailyTotal, DailyLimit: sum.Live.DailyLimit,
+		EscalationRefused: sum.Live.EscalationRefused, Source: sum.Source, Note: sum.Note}
+	for m, t := range sum.Live.Models {
+		v.Rows = append(v.Rows, TokenRow{Day: sum.Live.Date, Model: m, Prompt: t.PromptTokens, Completion: t.CompletionTokens, Total: t.TotalTokens, Split: true})
+	}
+	for _, d := range sum.History {
+		if d.Date == sum.Live.Date {
+			continue
+		}
+		for m, total := range d.Models {
+			v.Rows = append(v.Rows, TokenRow{Day: d.Date, Model: m, Total: total})
+		}
+	}
+	sort.Slice(v.Rows, func(i, j int) bool {
+		if v.Rows[i].Day != v.Rows[j].Day {
+			return v.Rows[i].Day > v.Rows[j].Day
+		}
+		return v.Rows[i].Model < v.Rows[j].Model
+	})
+	return v
 }
 
 // DreamView is one dream (maintenance) cycle's report.
@@ -191,16 +229,10 @@ func (d *Dashboard) serveTokens(w http.ResponseWriter, r *http.Request) {
 	v := TokensView{Rows: []TokenRow{}}
 	if d.deps.Tokens == nil {
 		v.Error = notWired
-	} else if rows, err := d.deps.Tokens(ctx); err != nil {
+	} else if sum, err := d.deps.Tokens(ctx); err != nil {
 		v.Error = d.errText(err)
 	} else {
-		v.Rows = append(v.Rows, rows...)
-		sort.Slice(v.Rows, func(i, j int) bool {
-			if v.Rows[i].Day != v.Rows[j].Day {
-				return v.Rows[i].Day > v.Rows[j].Day
-			}
-			return v.Rows[i].Model < v.Rows[j].Model
-		})
+		v = tokensView(sum)
 	}
 	writeJSON(w, http.StatusOK, v)
 }

@@ -123,8 +123,14 @@ func viewDeps(t *testing.T) (Deps, *atomic.Int32, *atomic.Int32, *LogFeed) {
 			State: quarantine.State("quarantined"), Scan: quarantine.ScanPassed, UpdatedAt: time.Unix(1_800_000_000, 0),
 			Approval: &quarantine.Approval{Status: quarantine.ApprovalPending, ExpiresAt: time.Unix(1_800_086_400, 0)}}}, nil
 	}
-	deps.Tokens = func(context.Context) ([]TokenRow, error) {
-		return []TokenRow{{Day: "2026-12-06", Model: "old", Total: 3}, {Day: "2026-12-07", Model: "qwen" + xss, Prompt: 30, Completion: 12, Total: 42, Split: true}}, nil
+	deps.Tokens = func(context.Context) (orchestrator.TokenSummary, error) {
+		return orchestrator.TokenSummary{
+			Live: orchestrator.LiveTokens{Date: "2026-12-07", DailyTotal: 42, DailyLimit: 100000,
+				Models: map[string]orchestrator.ModelTokens{"qwen" + xss: {PromptTokens: 30, CompletionTokens: 12, TotalTokens: 42}}},
+			History: []orchestrator.DayTokens{{Date: "2026-12-07", Models: map[string]int{"qwen" + xss: 42}, CombinedTotal: 42},
+				{Date: "2026-12-06", Models: map[string]int{"old": 3}, CombinedTotal: 3}},
+			Source: orchestrator.TokenSourceMemory, Note: "Redis does not answer, so these are this process's counts only" + xss,
+		}, nil
 	}
 	deps.Dreams = func(context.Context) ([]DreamView, error) {
 		return []DreamView{{ID: "2026-12-07-nightly", Kind: "nightly", Outcome: "ok", Started: time.Unix(1_800_000_000, 0), Duration: "3s", Summary: "Dream cycle " + xss}}, nil
@@ -213,8 +219,12 @@ func TestViewsJSON(t *testing.T) {
 	}
 	var tv TokensView
 	getJSON(t, srv.URL+TokensPath, &tv)
-	if len(tv.Rows) != 2 || tv.Rows[0].Day != "2026-12-07" {
-		t.Errorf("tokens, newest day first: %+v", tv)
+	if len(tv.Rows) != 2 || tv.Rows[0] != (TokenRow{Day: "2026-12-07", Model: "qwen" + xss, Prompt: 30, Completion: 12, Total: 42, Split: true}) ||
+		tv.Rows[1] != (TokenRow{Day: "2026-12-06", Model: "old", Total: 3}) {
+		t.Errorf("tokens, today split and newest first, earlier days as totals: %+v", tv.Rows)
+	}
+	if tv.Today != "2026-12-07" || tv.DailyTotal != 42 || tv.DailyLimit != 100000 || tv.Source != orchestrator.TokenSourceMemory || !strings.Contains(tv.Note, "this process's counts only") {
+		t.Errorf("tokens view lost the summary's totals or source: %+v", tv)
 	}
 	var dv DreamsView
 	getJSON(t, srv.URL+DreamsPath, &dv)
