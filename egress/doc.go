@@ -25,7 +25,9 @@
 // Config.Allow lists host patterns: "name" (that name), "*.name" (its
 // subdomains, not the name itself), or an IP address; each may end in
 // ":port". A pattern without a port allows ports 80 and 443. Names are
-// compared in lower case without a trailing dot.
+// compared in lower case without a trailing dot. An Allowlist is the same
+// matcher on its own, for a path that checks URLs itself and must admit
+// exactly what the proxy would.
 //
 // A host that matches is still refused when any address it resolves to is
 // loopback, private (RFC 1918, fc00::/7), link-local, multicast,

@@ -77,18 +77,11 @@ type Event struct {
 	Bytes int64 `json:"bytes"`
 }
 
-type pattern struct {
-	name     string // lower case; without "*." for a wildcard
-	wildcard bool
-	ip       netip.Addr
-	port     int // 0: 80 and 443
-}
-
 // Proxy is a forward HTTP proxy that admits only allowed hosts. It is an
 // http.Handler; New returns one ready to serve.
 type Proxy struct {
 	cfg      Config
-	patterns []pattern
+	allow    Allowlist
 	log      *slog.Logger
 	resolver Resolver
 	slots    chan struct{}
@@ -103,14 +96,9 @@ func New(cfg Config, resolver Resolver) (*Proxy, error) {
 	if len(cfg.Allow) > MaxPatterns {
 		errs = append(errs, fmt.Errorf("Allow has %d entries: at most %d", len(cfg.Allow), MaxPatterns))
 	}
-	var pats []pattern
-	for i, s := range cfg.Allow {
-		p, err := parsePattern(s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("Allow[%d]: %w", i, err))
-			continue
-		}
-		pats = append(pats, p)
+	allow, err := NewAllowlist("Allow", cfg.Allow)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.DialTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxBytes < 0 || cfg.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("DialTimeout %v, IdleTimeout %v, MaxBytes %d, MaxConns %d: want 0 (the default) or more",
@@ -131,7 +119,7 @@ func New(cfg Config, resolver Resolver) (*Proxy, error) {
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
-	p := &Proxy{cfg: cfg, patterns: pats, log: cfg.Logger, resolver: resolver, slots: make(chan struct{}, cfg.MaxConns)}
+	p := &Proxy{cfg: cfg, allow: allow, log: cfg.Logger, resolver: resolver, slots: make(chan struct{}, cfg.MaxConns)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -149,72 +137,9 @@ func New(cfg Config, resolver Resolver) (*Proxy, error) {
 	return p, nil
 }
 
-// parsePattern parses one allowlist entry ("name", "*.name", an IP, each
-// optionally with ":port"). The error names the value and what is allowed.
-func parsePattern(s string) (pattern, error) {
-	bad := func(why string) (pattern, error) {
-		return pattern{}, fmt.Errorf("%q: %s", clip(s), why)
-	}
-	host, port := s, 0
-	if h, ps, err := net.SplitHostPort(s); err == nil {
-		n, err := strconv.Atoi(ps)
-		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != ps {
-			return bad("the port must be 1–65535")
-		}
-		host, port = h, n
-	} else if strings.HasPrefix(s, "[") {
-		return bad("an IPv6 address in brackets needs a port; write it without brackets otherwise")
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if ip.Zone() != "" {
-			return bad("an address with a zone is not allowed")
-		}
-		return pattern{ip: ip.Unmap(), port: port}, nil
-	}
-	name, wild := strings.CutPrefix(strings.TrimSuffix(host, "."), "*.")
-	if !hostName(name) {
-		return bad("want a lower-case host name (letters, digits, '-', '.'), *.name for its subdomains, or an IP address, optionally with :port")
-	}
-	return pattern{name: name, wildcard: wild, port: port}, nil
-}
-
-func hostName(h string) bool {
-	if h == "" || len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasPrefix(h, "-") || strings.Contains(h, "..") {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 // Allowed reports whether host (a name or an IP address, any case, no
 // brackets) and port are on the allowlist.
-func (p *Proxy) Allowed(host string, port int) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	ip, ipErr := netip.ParseAddr(host)
-	for _, a := range p.patterns {
-		if a.port == 0 && port != 80 && port != 443 || a.port != 0 && a.port != port {
-			continue
-		}
-		switch {
-		case a.ip.IsValid():
-			if ipErr == nil && ip.Unmap() == a.ip {
-				return true
-			}
-		case a.wildcard:
-			if strings.HasSuffix(host, "."+a.name) {
-				return true
-			}
-		case host == a.name:
-			return true
-		}
-	}
-	return false
-}
+func (p *Proxy) Allowed(host string, port int) bool { return p.allow.Allows(host, port) }
 
 // ErrSpecialAddr is what CheckAddr's errors wrap.
 var ErrSpecialAddr = errors.New("loopback, private, link-local or otherwise special address")

@@ -32,10 +32,17 @@ func (n names) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, err
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 
+// The proxy and an Allowlist of the same entries decide alike (a
+// fetcher that checks URLs itself admits exactly what the proxy does).
 func TestAllowed(t *testing.T) {
-	p, err := egress.New(egress.Config{Allow: []string{"example.org", "*.example.net", "api.test:8443", "192.0.2.7", "[2001:db8::1]:9000", "trailing.dot."}}, nil)
+	entries := []string{"example.org", "*.example.net", "api.test:8443", "192.0.2.7", "[2001:db8::1]:9000", "trailing.dot."}
+	p, err := egress.New(egress.Config{Allow: entries}, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	al, err := egress.NewAllowlist("hosts", entries)
+	if err != nil || al.Len() != len(entries) {
+		t.Fatalf("NewAllowlist: %d entries, %v", al.Len(), err)
 	}
 	for _, tc := range []struct {
 		host string
@@ -51,6 +58,16 @@ func TestAllowed(t *testing.T) {
 		if got := p.Allowed(tc.host, tc.port); got != tc.want {
 			t.Errorf("Allowed(%q, %d) = %t, want %t", tc.host, tc.port, got, tc.want)
 		}
+		if got := al.Allows(tc.host, tc.port); got != tc.want {
+			t.Errorf("Allowlist.Allows(%q, %d) = %t, want %t", tc.host, tc.port, got, tc.want)
+		}
+	}
+	if (egress.Allowlist{}).Allows("example.org", 443) {
+		t.Error("the zero Allowlist admits a host")
+	}
+	if _, err := egress.NewAllowlist("hosts", []string{"ok.example", "a b", "x:0"}); err == nil ||
+		!strings.Contains(err.Error(), "hosts[1]") || !strings.Contains(err.Error(), "hosts[2]") || strings.Contains(err.Error(), "hosts[0]") {
+		t.Errorf("NewAllowlist must name every bad entry, and only those: %v", err)
 	}
 }
 
@@ -314,6 +331,9 @@ func FuzzAllowlist(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, pattern, host string, port int) {
 		p, err := egress.New(egress.Config{Allow: []string{pattern}}, nil)
+		if (egress.CheckPattern(pattern) == nil) != (err == nil) {
+			t.Fatalf("CheckPattern and New disagree on %q: %v", pattern, err)
+		}
 		if err != nil {
 			if talos.CodeOf(err) != talos.CodeConfigInvalid || strings.ContainsAny(err.Error(), "\x00\x1b") {
 				t.Fatalf("bad error %v", err)

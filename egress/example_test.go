@@ -36,3 +36,19 @@ func Example() {
 	// 403 talos egress: refused: evil.example.com port 80 is not on the allowlist
 	// true false
 }
+
+// Checking a URL's host and port against the same list a proxy would use:
+// an entry without a port admits 80 and 443 only.
+func ExampleNewAllowlist() {
+	al, err := egress.NewAllowlist("hosts", []string{"*.example.org", "api.test:8443"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(al.Allows("docs.example.org", 443), al.Allows("docs.example.org", 8080), al.Allows("api.test", 8443))
+	_, err = egress.NewAllowlist("hosts", []string{"ok.example", "Bad Host"})
+	fmt.Println(err)
+	// Output:
+	// true false true
+	// hosts[1]: "Bad Host": want a lower-case host name (letters, digits, '-', '.'), *.name for its subdomains, or an IP address, optionally with :port
+}

@@ -56,7 +56,7 @@ func BenchmarkGenesisSkillStart(b *testing.B) {
 	defer web.Close()
 	wu, _ := url.Parse(web.URL)
 	pageURL := "http://localhost:" + wu.Port() + "/"
-	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost"}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost:" + wu.Port()}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func BenchmarkWebFetch(b *testing.B) {
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
 	pageURL := "http://localhost:" + u.Port() + "/"
-	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost"}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost:" + u.Port()}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -99,8 +99,8 @@ type BrowserConfig struct {
 	// its allowlist (http or https, an approved host). Every request
 	// Chromium makes — navigations, redirects, a page's own subresources
 	// and scripts' requests — goes through an egress proxy Talos runs for
-	// the browser, which admits only the same hosts on ports 80 and 443
-	// and never a loopback, private or link-local address unless Web's
+	// the browser, which admits only the same hosts on the same ports (80
+	// and 443 unless an entry names one; one matcher decides both) and never a loopback, private or link-local address unless Web's
 	// AllowAddrs opens it.
 	Web *Fetcher
 	// IdleTimeout is how long a session may go unused before its container
@@ -581,7 +581,8 @@ func waitDevTools(ctx context.Context, base string, exited func() error) error {
 }
 
 // Navigate opens rawURL in session id's tab (the URL must pass the web
-// allowlist: http or https, an approved host, port 80 or 443) and returns
+// allowlist: http or https, an approved host, on port 80 or 443 unless its
+// entry names the port, as the session's egress proxy decides) and returns
 // the page's title and URL.
 func (b *Browser) Navigate(ctx context.Context, id, rawURL string) (title, at string, err error) {
 	const op = "genesis.Browser.Navigate"
@@ -591,11 +592,6 @@ func (b *Browser) Navigate(ctx context.Context, id, rawURL string) (title, at st
 	}
 	if err := b.cfg.Web.checkURL(u); err != nil {
 		return "", "", err
-	}
-	if p := u.Port(); p != "" && p != "80" && p != "443" {
-		// The browser's egress proxy admits the allowlist's hosts on the
-		// web ports only; say so here instead of failing inside Chromium.
-		return "", "", talos.Errorf(talos.CodePolicyDenied, op, "port %s refused: the browser opens allowed hosts on ports 80 and 443 only", redact.Value(p))
 	}
 	err = b.do(ctx, id, func(tab context.Context) error {
 		if err := chromedp.Do(tab, chromedp.Navigate(u.String())); err != nil {

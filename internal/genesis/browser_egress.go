@@ -27,7 +27,7 @@ var browserEgressPort = func() string {
 }()
 
 // browserEgress is one session's egress proxy: the Web allowlist's hosts
-// on ports 80 and 443, no special address unless Web's AllowAddrs opens
+// on the ports it admits (80 and 443 unless an entry names one), no special address unless Web's AllowAddrs opens
 // it, its own byte cap, served on a unix socket in its own folder under
 // the browser's egress root, bind-mounted read-only into that session's
 // container only. It lives as long as the container.

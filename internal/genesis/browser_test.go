@@ -130,8 +130,8 @@ func TestBrowserOnEngine(t *testing.T) {
 
 	// Refusals before the browser is asked.
 	// An allowed host on another port is refused before the browser
-	// tries (its egress admits the web ports only).
-	if _, _, err := b.Navigate(ctx, conv, "http://"+ip+":8080/article.html"); talos.CodeOf(err) != talos.CodePolicyDenied || !strings.Contains(err.Error(), "ports 80 and 443") {
+	// tries (its entry has no port, so its egress admits 80 and 443 only).
+	if _, _, err := b.Navigate(ctx, conv, "http://"+ip+":8080/article.html"); talos.CodeOf(err) != talos.CodePolicyDenied || !strings.Contains(err.Error(), "admits 80 and 443 only") {
 		t.Errorf("port 8080: %v", err)
 	}
 	if _, _, err := b.Navigate(ctx, conv, "http://web.internal.test/"); talos.CodeOf(err) != talos.CodePolicyDenied {

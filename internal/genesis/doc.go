@@ -63,7 +63,8 @@
 // web allowlist, and every request Chromium makes (navigations, redirects,
 // a page's own images and scripts' requests) goes through an egress proxy
 // Talos runs (egress.Proxy on a socket mounted into the container) that
-// admits only the allowlisted hosts on ports 80 and 443 and no private
+// admits only the allowlisted hosts on their ports (80 and 443 unless an
+// entry names one, as for web_scraper) and no private
 // address unless an allow-address line opens it; a session is removed
 // after 5 minutes without use, and a
 // browser that died is started again after a backoff (5, 10, 20, 40, 80 s).

@@ -234,7 +234,7 @@ func TestWebScraperOnEngine(t *testing.T) {
 	}))
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
-	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost", "10.9.9.9"}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost:" + u.Port(), "10.9.9.9"}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,9 +30,12 @@ const (
 // the skill's container has no network at all; Talos fetches the page and
 // hands it to the skill.
 type FetchConfig struct {
-	// AllowedHosts are the host names the operator approved, lower case:
-	// "example.org" (that name only) or "*.example.org" (its subdomains).
-	// Empty: every fetch is refused.
+	// AllowedHosts are the hosts the operator approved, as egress.NewAllowlist
+	// reads them: "example.org" (that name only), "*.example.org" (its
+	// subdomains) or an IP address, on ports 80 and 443 unless the entry
+	// names one ("example.org:8080"). The browser's egress proxy is built
+	// from the same list and matcher, so both admit the same hosts and
+	// ports. Empty: every fetch is refused.
 	AllowedHosts []string
 	// MaxBytes is how much of a body is read; 0 means DefaultFetchMaxBytes.
 	MaxBytes int64
@@ -56,6 +60,7 @@ type FetchConfig struct {
 // or a DNS answer that changes, is refused too).
 type Fetcher struct {
 	cfg    FetchConfig
+	allow  egress.Allowlist
 	client *http.Client
 }
 
@@ -71,10 +76,9 @@ type Page struct {
 // NewFetcher checks cfg and returns a Fetcher.
 func NewFetcher(cfg FetchConfig) (*Fetcher, error) {
 	var errs []error
-	for i, h := range cfg.AllowedHosts {
-		if !hostPattern(strings.TrimPrefix(h, "*.")) {
-			errs = append(errs, fmt.Errorf("AllowedHosts[%d] %q: want a lower-case host name or *.name", i, clipPath(h)))
-		}
+	allow, err := egress.NewAllowlist("AllowedHosts", cfg.AllowedHosts)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.MaxBytes < 0 || cfg.Timeout < 0 || cfg.MaxRedirects < 0 || cfg.MaxRedirects > 20 {
 		errs = append(errs, fmt.Errorf("MaxBytes %d, Timeout %v, MaxRedirects %d: want 0 (the default) or more, at most 20 redirects", cfg.MaxBytes, cfg.Timeout, cfg.MaxRedirects))
@@ -91,7 +95,7 @@ func NewFetcher(cfg FetchConfig) (*Fetcher, error) {
 	if cfg.MaxRedirects == 0 {
 		cfg.MaxRedirects = DefaultFetchRedirects
 	}
-	f := &Fetcher{cfg: cfg}
+	f := &Fetcher{cfg: cfg, allow: allow}
 	d := &net.Dialer{Timeout: cfg.Timeout, Control: f.control}
 	tr := &http.Transport{
 		Proxy:                  nil,
@@ -106,33 +110,24 @@ func NewFetcher(cfg FetchConfig) (*Fetcher, error) {
 	return f, nil
 }
 
-func hostPattern(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for _, c := range h {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	// A leading '-' is refused as egress refuses it: the browser's egress
-	// proxy is built from the same list.
-	return !strings.HasPrefix(h, ".") && !strings.HasPrefix(h, "-") && !strings.HasSuffix(h, ".") && !strings.Contains(h, "..")
-}
+// Allowed reports whether host (no port) is on the allowlist for port, as
+// the browser's egress proxy would decide.
+func (f *Fetcher) Allowed(host string, port int) bool { return f.allow.Allows(host, port) }
 
-// Allowed reports whether host (no port) is on the allowlist.
-func (f *Fetcher) Allowed(host string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	for _, a := range f.cfg.AllowedHosts {
-		if sfx, ok := strings.CutPrefix(a, "*."); ok {
-			if strings.HasSuffix(host, "."+sfx) {
-				return true
-			}
-		} else if host == a {
-			return true
+// urlPort is u's port: the one it names, else the scheme's.
+func urlPort(u *url.URL) (int, bool) {
+	ps := u.Port()
+	if ps == "" {
+		switch u.Scheme {
+		case "http":
+			return 80, true
+		case "https":
+			return 443, true
 		}
+		return 0, false
 	}
-	return false
+	n, err := strconv.Atoi(ps)
+	return n, err == nil && n >= 1 && n <= 65535
 }
 
 func (f *Fetcher) checkURL(u *url.URL) error {
@@ -142,7 +137,16 @@ func (f *Fetcher) checkURL(u *url.URL) error {
 		return talos.Errorf(talos.CodePolicyDenied, op, "URL scheme %q refused: only http and https", clipPath(u.Scheme))
 	case u.User != nil:
 		return talos.Errorf(talos.CodePolicyDenied, op, "a URL with credentials is refused")
-	case !f.Allowed(u.Hostname()):
+	}
+	port, ok := urlPort(u)
+	switch {
+	case !ok:
+		return talos.Errorf(talos.CodePolicyDenied, op, "port %q refused: want 1–65535", clipPath(u.Port()))
+	case !f.Allowed(u.Hostname(), port):
+		if u.Port() != "" {
+			return talos.Errorf(talos.CodePolicyDenied, op, "host %q on port %d is not on the operator's allowlist of web hosts (an entry without a port admits 80 and 443 only; list %s:%d to admit it)",
+				clipPath(u.Hostname()), port, clipPath(u.Hostname()), port)
+		}
 		return talos.Errorf(talos.CodePolicyDenied, op, "host %q is not on the operator's allowlist of web hosts", clipPath(u.Hostname()))
 	}
 	return nil
@@ -246,9 +250,10 @@ func ParseAllowlist(data []byte) ([]string, error) {
 	return al.Hosts, err
 }
 
-// ParseWebAllowlist parses the operator's list of web hosts: one host name
-// or *.name per line, lower-cased; blank lines and lines starting with #
-// are skipped. A line "allow-address PREFIX" (an address or CIDR range, at
+// ParseWebAllowlist parses the operator's list of web hosts: one host name,
+// *.name or IP address per line, optionally with :port (without one, ports
+// 80 and 443), lower-cased, at most egress.MaxPatterns; blank lines and
+// lines starting with # are skipped. A line "allow-address PREFIX" (an address or CIDR range, at
 // least /8 for IPv4 and /32 for IPv6) opens that range to the fetches of
 // web_scraper although it is loopback, private or link-local; nothing is
 // opened by default. Every invalid line is reported at once (code T015).
@@ -269,11 +274,14 @@ func ParseWebAllowlist(data []byte) (Allowlist, error) {
 			al.Addrs = append(al.Addrs, p)
 			continue
 		}
-		if !hostPattern(strings.TrimPrefix(line, "*.")) {
-			errs = append(errs, fmt.Errorf("line %d %s: want a host name such as example.org or *.example.org, or %s PREFIX", i+1, redact.Value(line), AllowAddressDirective))
+		if egress.CheckPattern(line) != nil {
+			errs = append(errs, fmt.Errorf("line %d %s: want a host name such as example.org or *.example.org, an IP address, either optionally with :port, or %s PREFIX", i+1, redact.Value(line), AllowAddressDirective))
 			continue
 		}
 		al.Hosts = append(al.Hosts, line)
+	}
+	if len(al.Hosts) > egress.MaxPatterns {
+		errs = append(errs, fmt.Errorf("%d hosts are listed: at most %d, as many as the browser's egress proxy takes", len(al.Hosts), egress.MaxPatterns))
 	}
 	if len(errs) > 0 {
 		return Allowlist{}, talos.E(talos.CodeInputInvalid, "genesis.ParseWebAllowlist", "the allowlist of web hosts has invalid lines", errors.Join(errs...))

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -36,10 +37,12 @@ func TestFetcherRefusals(t *testing.T) {
 	loop := netip.MustParsePrefix("127.0.0.0/8")
 	u, _ := url.Parse(srv.URL)
 	port := u.Port()
+	portN, _ := strconv.Atoi(port)
 
-	// "localhost" resolves to loopback; it is allowed as a host name and
-	// the loopback range is opened only where the test says so.
-	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost", "10.1.2.3", "169.254.169.254"}, AllowAddrs: []netip.Prefix{loop}, MaxBytes: 1000})
+	// "localhost" resolves to loopback; it is allowed as a host name on the
+	// test server's port, and the loopback range is opened only where the
+	// test says so.
+	f, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost:" + port, "10.1.2.3", "169.254.169.254"}, AllowAddrs: []netip.Prefix{loop}, MaxBytes: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +57,7 @@ func TestFetcherRefusals(t *testing.T) {
 	}
 	for name, raw := range map[string]string{
 		"host not on the allowlist":               srv.URL + "/page", // 127.0.0.1 is not a listed name
+		"listed host on a port not listed":        "http://localhost:" + strings.TrimPrefix(other.URL, "http://127.0.0.1:") + "/page",
 		"redirect to a private address":           base + "/to-private",
 		"redirect to the metadata address":        base + "/to-metadata",
 		"redirect to a host not on the allowlist": base + "/to-other",
@@ -66,19 +70,25 @@ func TestFetcherRefusals(t *testing.T) {
 		}
 	}
 	// Without the test's opening, loopback itself is refused.
-	strict, _ := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost"}})
+	strict, _ := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"localhost:" + port}})
 	if _, err := strict.Fetch(t.Context(), base+"/page"); talos.CodeOf(err) != talos.CodePolicyDenied || !strings.Contains(err.Error(), "special address") {
 		t.Errorf("loopback: %v", err)
 	}
 	if _, err := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"Bad Host"}}); talos.CodeOf(err) != talos.CodeConfigInvalid {
 		t.Errorf("bad allowlist: %v", err)
 	}
-	if !f.Allowed("LOCALHOST.") || f.Allowed("evil-localhost") {
+	if !f.Allowed("LOCALHOST.", portN) || f.Allowed("localhost", 80) || f.Allowed("evil-localhost", portN) {
 		t.Error("Allowed")
 	}
 	wild, _ := genesis.NewFetcher(genesis.FetchConfig{AllowedHosts: []string{"*.example.org"}})
-	if !wild.Allowed("docs.example.org") || wild.Allowed("example.org") || wild.Allowed("badexample.org") {
+	if !wild.Allowed("docs.example.org", 443) || !wild.Allowed("docs.example.org", 80) || wild.Allowed("docs.example.org", 8080) ||
+		wild.Allowed("example.org", 443) || wild.Allowed("badexample.org", 443) {
 		t.Error("wildcard")
+	}
+	// Without a port in the entry, a URL naming another port is refused,
+	// and the error says how to admit it.
+	if _, err := wild.Fetch(t.Context(), "http://docs.example.org:8080/"); talos.CodeOf(err) != talos.CodePolicyDenied || !strings.Contains(err.Error(), "list docs.example.org:8080 to admit it") {
+		t.Errorf("port not listed: %v", err)
 	}
 }
 

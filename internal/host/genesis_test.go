@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,7 +78,7 @@ func TestGenesisToolsCatalogFollowsTrust(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(allow), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(allow, []byte("# approved\nlocalhost\n"), 0o644); err != nil {
+	if err := os.WriteFile(allow, []byte("# approved\nlocalhost:1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	gw, _, err := host.OpenGenesisTools(ctx, cfg, img, al, nil)
@@ -99,7 +100,8 @@ func TestGenesisToolsCatalogFollowsTrust(t *testing.T) {
 		w.Write([]byte("local page"))
 	}))
 	defer page.Close()
-	if err := os.WriteFile(allow, []byte("localhost\nallow-address 127.0.0.1\n"), 0o644); err != nil {
+	pageURL, _ := url.Parse(page.URL)
+	if err := os.WriteFile(allow, []byte("localhost:"+pageURL.Port()+"\nallow-address 127.0.0.1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	gl, _, err := host.OpenGenesisTools(ctx, cfg, img, al, nil)
