@@ -39,23 +39,13 @@ func Sources() []Source {
 // Valid reports whether s is one of the known sources.
 func (s Source) Valid() bool { return slices.Contains(Sources(), s) }
 
-// calibrationGroup says which calibrated threshold a source uses: the user's,
-// or the one for untrusted tool-like content.
-func (s Source) calibrationGroup() string {
-	if s == SourceUser {
-		return "user"
-	}
-	return "tool"
-}
+// calibrationGroup says which model and calibrated threshold a source
+// uses: the user's, or the one for untrusted tool-like content.
+func (s Source) calibrationGroup() string { return features.Group(string(s)) }
 
 // scoring is how the classifier scores text of the source's calibration
 // group.
-func (s Source) scoring() textclf.Scoring {
-	if s.calibrationGroup() == "user" {
-		return features.UserScoring
-	}
-	return features.ToolScoring
-}
+func (s Source) scoring() textclf.Scoring { return features.ScoringOf(s.calibrationGroup()) }
 
 // Input is one text to scan.
 type Input struct {
@@ -524,8 +514,8 @@ func (fw *Firewall) finish(ctx context.Context, v *Verdict, in Input) {
 // web, memory, skill) is never let off: a third party's text that tells its
 // reader to drop its instructions is refused whatever the rest says.
 func (fw *Firewall) contextualAlone(sc *scratch, v *Verdict, norm string) {
-	m := fw.models["user"]
-	if m == nil || v.Source.calibrationGroup() != "user" || !loneRule(v.Detections) || !fw.rules.contextual(v.Detections[0].RuleID) {
+	m := fw.models[features.GroupUser]
+	if m == nil || v.Source.calibrationGroup() != features.GroupUser || !loneRule(v.Detections) || !fw.rules.contextual(v.Detections[0].RuleID) {
 		return
 	}
 	minScore := fw.loneRuleMin

@@ -230,7 +230,7 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	if cfg.MiningRounds == 0 {
 		cfg.MiningRounds = 2
 	}
-	target := map[string]float64{"user": 0.01, "tool": DefaultToolFPR}
+	target := map[string]float64{features.GroupUser: 0.01, features.GroupTool: DefaultToolFPR}
 	for k, v := range cfg.TargetFPR {
 		target[k] = v
 	}
@@ -349,9 +349,9 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	// prompts with plain naive-Bayes scaling, untrusted text with a milder
 	// one (see UserNBPower and ToolNBPower).
 	models := map[string]*textclf.Model{}
-	for _, g := range []string{"user", "tool"} {
+	for _, g := range []string{features.GroupUser, features.GroupTool} {
 		power := float64(UserNBPower)
-		if g == "tool" {
+		if g == features.GroupTool {
 			power = ToolNBPower
 		}
 		for i := range examples {
@@ -381,7 +381,7 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	var sc textclf.Scorer
 	score := func(text string, src firewall.Source) float64 {
 		features.Featurize(&f, fams, firewall.Normalize(text), &cls)
-		l, _ := sc.Best(models[group(src)], &f, scoring(src))
+		l, _ := sc.Best(models[features.Group(string(src))], &f, features.ScoringOf(features.Group(string(src))))
 		return l
 	}
 	scores := map[string][2][]float64{}
@@ -392,13 +392,13 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 	}
 	for _, r := range dev {
 		if SplitOf(r.ID) == SplitCalibration {
-			add("user", r.Label, score(r.Text, firewall.SourceUser))
+			add(features.GroupUser, r.Label, score(r.Text, firewall.SourceUser))
 		}
 	}
 	for _, r := range ToolEvalSet(dev, docs, SplitCalibration, cfg.Seed) {
-		add("tool", r.Label, score(r.Text, firewall.SourceTool))
+		add(features.GroupTool, r.Label, score(r.Text, firewall.SourceTool))
 	}
-	for _, g := range []string{"user", "tool"} {
+	for _, g := range []string{features.GroupUser, features.GroupTool} {
 		s := scores[g]
 		if len(s[0]) == 0 {
 			return nil, rep, talos.Errorf(talos.CodeConfigInvalid, "train.Train", "no benign %s texts in the calibration split", g)
@@ -435,7 +435,7 @@ func Train(cfg TrainConfig, dev, docs []Record) ([]byte, TrainReport, error) {
 		rep.Thresholds[g] = thr
 		rep.Calibration[g] = st
 	}
-	file, err := textclf.MarshalSet([]*textclf.Model{models["user"], models["tool"]})
+	file, err := textclf.MarshalSet([]*textclf.Model{models[features.GroupUser], models[features.GroupTool]})
 	if err != nil {
 		return nil, rep, talos.E(talos.CodeConfigInvalid, "train.Train", "the trained models cannot be written", err)
 	}
@@ -576,22 +576,4 @@ func wilsonUpper(k, n int) float64 {
 	c := p + z*z/(2*nf)
 	r := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
 	return (c + r) / d
-}
-
-// group is the threshold group of a source: "user" for user prompts,
-// "tool" for everything else.
-func group(src firewall.Source) string {
-	if src == firewall.SourceUser {
-		return "user"
-	}
-	return "tool"
-}
-
-// scoring is how the firewall scores a source: features.UserScoring for
-// user prompts, features.ToolScoring for everything else.
-func scoring(src firewall.Source) textclf.Scoring {
-	if src == firewall.SourceUser {
-		return features.UserScoring
-	}
-	return features.ToolScoring
 }

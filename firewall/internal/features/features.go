@@ -80,6 +80,31 @@ const DelimiterPattern = `<\|[a-z_]+\|>|\[/?(system|inst|instructions?)\]|</?(sy
 // familyIDBase keeps family feature ids away from small numbers.
 const familyIDBase = 0xfa000000
 
+// Calibration groups: the user's own text, and everything untrusted
+// (tools, the web, memory, skills), which shares one model and threshold.
+const (
+	GroupUser = "user"
+	GroupTool = "tool"
+)
+
+// Group is the calibration group of a source, named as the firewall's
+// Source values are: "user" is GroupUser, anything else GroupTool.
+func Group(source string) string {
+	if source == GroupUser {
+		return GroupUser
+	}
+	return GroupTool
+}
+
+// ScoringOf is how text of a calibration group is scored: UserScoring for
+// GroupUser, ToolScoring otherwise.
+func ScoringOf(group string) textclf.Scoring {
+	if group == GroupUser {
+		return UserScoring
+	}
+	return ToolScoring
+}
+
 // ToolScoring is how text from tools, the web, memory and skills is
 // scored (see textclf.Scoring). Contrast 0.35: in a long tool output an
 // attack stands out from the text around it, while a document that is about
