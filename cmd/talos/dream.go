@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +18,8 @@ import (
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/dream"
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
+	"github.com/talos-ironclad/talos/internal/chatapi"
+	"github.com/talos-ironclad/talos/internal/config"
 	"github.com/talos-ironclad/talos/internal/health"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/tlog"
@@ -47,13 +52,17 @@ processes. Reports of the last 30 cycles are kept in TALOS_HOME/data/dream/repor
 }
 
 func newDreamRunCmd() *cobra.Command {
-	var now, asJSON bool
+	var now, asJSON, inProcess bool
 	cmd := &cobra.Command{
 		Use:   "run --now",
 		Short: "Run a maintenance cycle now and print its report",
-		Long: `Run every phase of the maintenance cycle now, in this process, and print the
-report. A cycle already running (the daemon's, or another ` + "`talos dream run`" + `)
-makes this one refuse with exit code 3. Exit code 1 when a phase failed.`,
+		Long: `Run every phase of the maintenance cycle now and print the report. With a
+daemon running for this home (` + "`talos run`" + `), the daemon runs the cycle on its
+open stores (so an embedded chromem index sees what the cycle changed) and
+this command waits for its report; otherwise, or with --in-process, the cycle
+runs in this process. A cycle already running (the daemon's, or another
+` + "`talos dream run`" + `) makes this one refuse with exit code 3. Exit code 1 when a
+phase failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !now {
@@ -63,12 +72,14 @@ makes this one refuse with exit code 3. Exit code 1 when a phase failed.`,
 			if err != nil {
 				return withExit(2, err)
 			}
-			m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Version: currentBuild().Version, Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-			if err != nil {
-				return withExit(exitDreamFailed, err)
+			const reason = "operator: talos dream run --now"
+			var rep *dream.Report
+			if addr, ok := daemonAddr(cfg); ok && !inProcess {
+				fmt.Fprintf(cmd.ErrOrStderr(), "the daemon at %s runs the cycle; waiting for its report\n", addr)
+				rep, err = dreamOnDaemon(cmd.Context(), cfg, addr, reason)
+			} else {
+				rep, err = dreamInProcess(cmd, cfg, reason)
 			}
-			defer m.Close()
-			rep, err := m.RunNow(cmd.Context(), "operator: talos dream run --now")
 			if err != nil {
 				if errors.Is(err, talos.ErrMaintenanceBusy) {
 					return withExit(exitDreamBusy, err)
@@ -92,7 +103,52 @@ makes this one refuse with exit code 3. Exit code 1 when a phase failed.`,
 	}
 	cmd.Flags().BoolVar(&now, "now", false, "run the cycle now (required)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().BoolVar(&inProcess, "in-process", false, "run the cycle in this process even when a daemon runs for this home")
 	return cmd
+}
+
+// dreamInProcess runs one cycle in this process.
+func dreamInProcess(cmd *cobra.Command, cfg *config.Config, reason string) (*dream.Report, error) {
+	m, err := host.NewMaintenance(cfg, host.MaintenanceDeps{Version: currentBuild().Version, Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return m.RunNow(cmd.Context(), reason)
+}
+
+// dreamOnDaemon asks the daemon at addr to run one cycle and returns its
+// report; a cycle already running there is talos.ErrMaintenanceBusy.
+func dreamOnDaemon(ctx context.Context, cfg *config.Config, addr, reason string) (*dream.Report, error) {
+	body, _ := json.Marshal(chatapi.DreamRequest{Reason: reason})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+chatapi.DreamPath, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(cfg.BasicAuthUser, cfg.BasicAuthPass.Value())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("the daemon at %s is unreachable: %w (run with --in-process to run the cycle here)", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		var eb chatapi.ErrorBody
+		msg := fmt.Sprintf("HTTP %d", resp.StatusCode)
+		if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
+			msg = eb.Error
+		}
+		if resp.StatusCode == http.StatusConflict {
+			return nil, fmt.Errorf("%w: %s", talos.ErrMaintenanceBusy, msg)
+		}
+		return nil, fmt.Errorf("the daemon at %s did not run the cycle: %s", addr, msg)
+	}
+	var rep dream.Report
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&rep); err != nil {
+		return nil, fmt.Errorf("the daemon's answer is not a cycle report: %w", err)
+	}
+	return &rep, nil
 }
 
 func newDreamStatusCmd() *cobra.Command {

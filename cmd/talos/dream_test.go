@@ -48,3 +48,45 @@ func TestDreamRunNowAndStatus(t *testing.T) {
 		t.Errorf("status after: %v\n%s", err, out)
 	}
 }
+
+// With `talos run` up, `talos dream run --now` asks the daemon to run the
+// cycle (on its open stores) and prints the report the daemon returns;
+// --in-process runs it here instead.
+func TestDreamRunNowGoesToTheRunningDaemon(t *testing.T) {
+	home := initHome(t)
+	addr, stop := startRun(t, home)
+	out, errOut, err := talosCmd(context.Background(), "dream", "run", "--now", "--json", "--home", home)
+	if err != nil {
+		t.Fatalf("run --now: %v\n%s\n%s", err, out, errOut)
+	}
+	if !strings.Contains(errOut, "the daemon at "+addr+" runs the cycle") {
+		t.Errorf("stderr does not say the daemon ran the cycle:\n%s", errOut)
+	}
+	var rep struct {
+		ID, Kind, Reason, Outcome string
+		Phases                    []struct{ Name string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Kind != "operator" || rep.Reason != "operator: talos dream run --now" || len(rep.Phases) != 10 {
+		t.Fatalf("report %+v %v\n%s", rep, err, out)
+	}
+	// In-process, beside the daemon: a cycle of its own.
+	out, errOut, err = talosCmd(context.Background(), "dream", "run", "--now", "--in-process", "--json", "--home", home)
+	if err != nil || strings.Contains(errOut, "the daemon at") {
+		t.Fatalf("--in-process: %v\n%s\n%s", err, out, errOut)
+	}
+	stop()
+	// The daemon's own log has the cycle it ran.
+	logs, _ := filepath.Glob(filepath.Join(home, "logs", "*", "*"))
+	found := false
+	for _, f := range logs {
+		b, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "dream cycle started") && strings.Contains(line, rep.ID) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no log of the daemon under %s/logs shows cycle %s starting", home, rep.ID)
+	}
+}

@@ -38,6 +38,17 @@ func runningDaemon(cmd *cobra.Command, cfg *config.Config) *daemonChat {
 	return &daemonChat{addr: r.HealthAddr, user: cfg.BasicAuthUser, pass: cfg.BasicAuthPass.Value(), hc: &http.Client{}}
 }
 
+// daemonAddr returns the health address of the daemon serving cfg's home
+// when its ready marker says it is up (ready or degraded) and its process
+// lives.
+func daemonAddr(cfg *config.Config) (string, bool) {
+	r, err := boot.ReadReady(daemon.DefaultReadyPath(cfg.Home))
+	if err != nil || (r.Status != boot.StatusReady && r.Status != boot.StatusDegraded) || r.HealthAddr == "" || !processAlive(r.PID) {
+		return "", false
+	}
+	return r.HealthAddr, true
+}
+
 // daemonChat runs turns on the running daemon's chat API.
 type daemonChat struct {
 	addr, user, pass string

@@ -160,6 +160,14 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				return withExit(exitRunBootFailed, err)
 			}
 			handlers[chatapi.PanicPath] = panicAPI
+			// POST /api/v1/dream/run: `talos dream run --now` beside this
+			// daemon runs the cycle here, on the daemon's open stores.
+			dreamAPI, err := chatapi.NewDreamHandler(chatapi.Config{User: cfg.BasicAuthUser, Pass: cfg.BasicAuthPass.Value(), Logger: log,
+				RateLimit: cfg.APIRateLimitMax, RateWindow: cfg.APIRateLimitWindow}, maint.RunNow)
+			if err != nil {
+				return withExit(exitRunBootFailed, err)
+			}
+			handlers[chatapi.DreamPath] = dreamAPI
 			opts := daemon.Options{Version: currentBuild().Version, Log: log, GPU: nvml.Detect(nvml.Config{}),
 				ExtraSteps:  []boot.Step{agent.step()},
 				ExtraChecks: []health.Check{maintenanceCheck(maint), diskMonitorCheck(disk), agent.check()},
