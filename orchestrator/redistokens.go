@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +40,18 @@ const indexedKey = "talos:tokens:indexed"
 
 // indexEvery is how long indexedKey lives.
 const indexEvery = time.Hour
+
+// indexCursorKey holds the SCAN cursor of an indexing pass in progress:
+// each read advances the pass by at most indexScanSteps SCAN calls and
+// leaves the cursor here for the next read (in any process), so a huge
+// keyspace is indexed over several reads instead of making every read run
+// out of its time (it expires with indexEvery, so an abandoned pass starts
+// over).
+const indexCursorKey = "talos:tokens:indexcursor"
+
+// indexScanSteps is how many SCAN calls (of tokenScanCount keys each, as a
+// hint) one read may spend indexing.
+var indexScanSteps = 16
 
 // Count implements Tokens: both counters are raised and their expiry
 // renewed in one pipeline. Negative counts are refused.
@@ -92,8 +105,10 @@ const tokenScanCount = 1000
 // Days returns the usage per model on each of days (UTC, YYYY-MM-DD) that
 // has counters, reading each day's set of models and then their counters.
 // Counters written without those sets (before they existed, or by an older
-// binary still running) are added to them first, by a SCAN (never KEYS)
-// at most once an hour, which indexedKey marks as done.
+// binary still running) are added to them by a SCAN (never KEYS) once an
+// hour, which indexedKey marks as done; the SCAN is spread over reads, a
+// bounded number of steps each, so a read stays quick on any keyspace (a
+// counter not yet reached is missing from the reads until it is).
 func (r RedisTokens) Days(ctx context.Context, days []string) (map[string]map[string]llm.Usage, error) {
 	if len(days) == 0 {
 		return map[string]map[string]llm.Usage{}, nil
@@ -158,28 +173,46 @@ func (r RedisTokens) Days(ctx context.Context, days []string) (map[string]map[st
 }
 
 // index adds the counters written before the per-day model sets existed
-// to those sets, unless indexedKey says that was done.
+// to those sets, unless indexedKey says that was done: it goes on from the
+// cursor indexCursorKey holds for at most indexScanSteps SCAN calls, then
+// leaves the cursor for the next read, or marks the pass done.
 func (r RedisTokens) index(ctx context.Context) error {
-	n, err := r.RDB.Exists(ctx, indexedKey).Result()
-	if err != nil || n > 0 {
+	vals, err := r.RDB.MGet(ctx, indexedKey, indexCursorKey).Result()
+	if err != nil || vals[0] != nil {
 		return err
 	}
-	iter := r.RDB.Scan(ctx, 0, "talos:tokens:*", tokenScanCount).Iterator()
-	byDay := map[string][]any{}
-	for iter.Next(ctx) {
-		if model, day, _, ok := parseTokenKey(iter.Val()); ok {
-			byDay[day] = append(byDay[day], model)
+	var cursor uint64
+	if s, ok := vals[1].(string); ok {
+		if cursor, err = strconv.ParseUint(s, 10, 64); err != nil {
+			cursor = 0 // not ours to trust: start the pass over
 		}
 	}
-	if err := iter.Err(); err != nil {
-		return err
+	byDay := map[string][]any{}
+	for range indexScanSteps {
+		keys, next, err := r.RDB.Scan(ctx, cursor, "talos:tokens:*", tokenScanCount).Result()
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if model, day, _, ok := parseTokenKey(k); ok {
+				byDay[day] = append(byDay[day], model)
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
 	}
 	_, err = r.RDB.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		for day, models := range byDay {
 			pl.SAdd(ctx, modelsKey(day), models...)
 			pl.Expire(ctx, modelsKey(day), TokenTTL)
 		}
-		pl.Set(ctx, indexedKey, "1", indexEvery)
+		if cursor == 0 {
+			pl.Set(ctx, indexedKey, "1", indexEvery)
+			pl.Del(ctx, indexCursorKey)
+		} else {
+			pl.Set(ctx, indexCursorKey, strconv.FormatUint(cursor, 10), indexEvery)
+		}
 		return nil
 	})
 	return err

@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +78,7 @@ func TestRedisTokensDaysReadsTheDaysModels(t *testing.T) {
 	if err := rdb.Set(ctx, key(legacy, "prompt"), 7, time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
-	rdb.Del(ctx, "talos:tokens:indexed")
+	rdb.Del(ctx, "talos:tokens:indexed", "talos:tokens:indexcursor")
 	if err := rt.Count(ctx, model, llm.Usage{PromptTokens: 10, CompletionTokens: 5}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,4 +116,56 @@ func TestRedisTokensDaysReadsTheDaysModels(t *testing.T) {
 	if got[day][model].Total() != 15 {
 		t.Errorf("second read: %+v", got[day][model])
 	}
+}
+
+// On a keyspace too big for one read, indexing goes on across reads: each
+// spends a bounded number of SCAN calls and leaves the cursor for the
+// next, until the pass is done and marked.
+func TestRedisTokensIndexesAcrossReads(t *testing.T) {
+	rdb := tokensRedis(t)
+	ctx := context.Background()
+	rt := orchestrator.RedisTokens{RDB: rdb}
+	orchestrator.SetIndexScanSteps(t, 1)
+	const day, n = "2001-02-03", 5000
+	var keys []string
+	for i := range n {
+		keys = append(keys, fmt.Sprintf("talos:tokens:legacy-%d:%s:prompt", i, day))
+	}
+	t.Cleanup(func() {
+		for len(keys) > 0 {
+			b := keys[:min(len(keys), 1000)]
+			keys = keys[len(b):]
+			rdb.Del(ctx, b...)
+		}
+		rdb.Del(ctx, "talos:tokens:models:"+day, "talos:tokens:indexed", "talos:tokens:indexcursor")
+	})
+	if _, err := rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for _, k := range keys {
+			pl.Set(ctx, k, 1, time.Hour)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rdb.Del(ctx, "talos:tokens:models:"+day, "talos:tokens:indexed", "talos:tokens:indexcursor")
+	got, err := rt.Days(ctx, []string{day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got[day]) >= n || rdb.Exists(ctx, "talos:tokens:indexed").Val() != 0 || rdb.Exists(ctx, "talos:tokens:indexcursor").Val() != 1 {
+		t.Fatalf("one SCAN step indexed %d of %d counters and marked the pass done: it must leave a cursor instead", len(got[day]), n)
+	}
+	reads := 1
+	for rdb.Exists(ctx, "talos:tokens:indexed").Val() == 0 {
+		if reads++; reads > 100 {
+			t.Fatal("the indexing pass never finished")
+		}
+		if got, err = rt.Days(ctx, []string{day}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got[day]) != n || rdb.Exists(ctx, "talos:tokens:indexcursor").Val() != 0 {
+		t.Fatalf("after %d reads: %d of %d counters, cursor left %d", reads, len(got[day]), n, rdb.Exists(ctx, "talos:tokens:indexcursor").Val())
+	}
+	t.Logf("indexed %d counters over %d reads", n, reads)
 }
