@@ -133,12 +133,7 @@ func dreamOnDaemon(ctx context.Context, cfg *config.Config, addr, reason string)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		var eb chatapi.ErrorBody
-		msg := fmt.Sprintf("HTTP %d", resp.StatusCode)
-		if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
-			msg = eb.Error
-		}
+		msg := refusal(resp)
 		if resp.StatusCode == http.StatusConflict {
 			return nil, fmt.Errorf("%w: %s", talos.ErrMaintenanceBusy, msg)
 		}

@@ -49,6 +49,17 @@ func daemonAddr(cfg *config.Config) (string, bool) {
 	return r.HealthAddr, true
 }
 
+// refusal is what the daemon said when it refused a request: the error of
+// its JSON error body, else the HTTP status.
+func refusal(resp *http.Response) string {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	var eb chatapi.ErrorBody
+	if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
+		return eb.Error
+	}
+	return fmt.Sprintf("HTTP %d", resp.StatusCode)
+}
+
 // daemonChat runs turns on the running daemon's chat API.
 type daemonChat struct {
 	addr, user, pass string
@@ -75,13 +86,7 @@ func (c *daemonChat) Chat(ctx context.Context, t orchestrator.Turn) (*orchestrat
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		var eb chatapi.ErrorBody
-		msg := fmt.Sprintf("HTTP %d", resp.StatusCode)
-		if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
-			msg = eb.Error
-		}
-		err := fmt.Errorf("the daemon at %s refused the turn: %s", c.addr, msg)
+		err := fmt.Errorf("the daemon at %s refused the turn: %s", c.addr, refusal(resp))
 		if resp.StatusCode == http.StatusNotFound {
 			err = fmt.Errorf("%w: %w", orchestrator.ErrNoSession, err)
 		}

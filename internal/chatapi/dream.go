@@ -3,9 +3,7 @@ package chatapi
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/talos-ironclad/talos"
@@ -24,9 +22,6 @@ const DreamPath = "/api/v1/dream/run"
 type DreamRequest struct {
 	Reason string `json:"reason"`
 }
-
-// dreamSpec is DreamPath's body.
-var dreamSpec = ObjectSpec{What: "the request body", Hint: `send nothing, or {"reason": "why"}`, Fields: []string{"reason"}}
 
 // NewDreamHandler returns the handler of DreamPath. run runs one cycle
 // with the reason and returns its report; it must refuse with
@@ -47,24 +42,9 @@ func NewDreamHandler(cfg Config, run func(ctx context.Context, reason string) (*
 		if !h.admit(w, r) {
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 4<<10+1))
-		if err != nil || len(body) > 4<<10 {
-			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{"the body is over 4 KiB or unreadable"})
+		reason, ok := optionalReason(w, r, "operator: POST "+DreamPath)
+		if !ok {
 			return
-		}
-		reason := "operator: POST " + DreamPath
-		if len(strings.TrimSpace(string(body))) > 0 {
-			f, problems, err := dreamSpec.Decode(body)
-			if err == nil {
-				err = Problems(problems)
-			}
-			if err != nil {
-				writeJSON(w, http.StatusBadRequest, ErrorBody{err.Error()})
-				return
-			}
-			if s := strings.TrimSpace(f["reason"]); s != "" {
-				reason = clip(s)
-			}
 		}
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(dream.DefaultCycleTimeout + time.Minute))
 		rep, err := run(r.Context(), reason)

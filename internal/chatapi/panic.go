@@ -1,7 +1,6 @@
 package chatapi
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -33,24 +32,44 @@ func NewPanicHandler(cfg Config, trigger func(reason string)) (http.Handler, err
 		if !h.admit(w, r) {
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 4<<10+1))
-		if err != nil || len(body) > 4<<10 {
-			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{"the body is over 4 KiB or unreadable"})
+		reason, ok := optionalReason(w, r, "operator panic over the API")
+		if !ok {
 			return
-		}
-		req := PanicRequest{Reason: "operator panic over the API"}
-		if len(strings.TrimSpace(string(body))) > 0 {
-			dec := json.NewDecoder(strings.NewReader(string(body)))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				writeJSON(w, http.StatusBadRequest, ErrorBody{`want nothing, or {"reason": "why"}`})
-				return
-			}
 		}
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "message": "the daemon is shutting down: it drains for up to 15 s and is forced out at 20 s"})
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
-		trigger(clip(req.Reason))
+		trigger(reason)
 	}), nil
+}
+
+// reasonSpec is the optional body of the operator actions that take a
+// reason (panic, dream run).
+var reasonSpec = ObjectSpec{What: "the request body", Hint: `send nothing, or {"reason": "why"}`, Fields: []string{"reason"}}
+
+// optionalReason reads r's body: nothing, or {"reason": "why"} of at most
+// 4 KiB. It returns the reason (clipped; fallback when none is given), or
+// answers the problem itself and returns false.
+func optionalReason(w http.ResponseWriter, r *http.Request, fallback string) (string, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<10+1))
+	if err != nil || len(body) > 4<<10 {
+		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{"the body is over 4 KiB or unreadable"})
+		return "", false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return fallback, true
+	}
+	f, problems, err := reasonSpec.Decode(body)
+	if err == nil {
+		err = Problems(problems)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorBody{err.Error()})
+		return "", false
+	}
+	if s := strings.TrimSpace(f["reason"]); s != "" {
+		return clip(s), true
+	}
+	return fallback, true
 }
