@@ -175,7 +175,11 @@ func (r RedisTokens) Days(ctx context.Context, days []string) (map[string]map[st
 // index adds the counters written before the per-day model sets existed
 // to those sets, unless indexedKey says that was done: it goes on from the
 // cursor indexCursorKey holds for at most indexScanSteps SCAN calls, then
-// leaves the cursor for the next read, or marks the pass done.
+// leaves the cursor for the next read, or marks the pass done. What a read
+// collected is kept even when its time runs out mid-way. The cursor and
+// the mark are written only while no other process has marked the pass
+// done meanwhile (WATCH), so a slower process cannot leave a stale cursor
+// behind a finished pass.
 func (r RedisTokens) index(ctx context.Context) error {
 	vals, err := r.RDB.MGet(ctx, indexedKey, indexCursorKey).Result()
 	if err != nil || vals[0] != nil {
@@ -188,10 +192,12 @@ func (r RedisTokens) index(ctx context.Context) error {
 		}
 	}
 	byDay := map[string][]any{}
+	var scanErr error
 	for range indexScanSteps {
 		keys, next, err := r.RDB.Scan(ctx, cursor, "talos:tokens:*", tokenScanCount).Result()
 		if err != nil {
-			return err
+			scanErr = err
+			break
 		}
 		for _, k := range keys {
 			if model, day, _, ok := parseTokenKey(k); ok {
@@ -202,20 +208,41 @@ func (r RedisTokens) index(ctx context.Context) error {
 			break
 		}
 	}
-	_, err = r.RDB.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		for day, models := range byDay {
-			pl.SAdd(ctx, modelsKey(day), models...)
-			pl.Expire(ctx, modelsKey(day), TokenTTL)
+	if len(byDay) == 0 && scanErr != nil {
+		return scanErr
+	}
+	sctx := ctx
+	if ctx.Err() != nil { // keep what was collected: a moment of its own to save it
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+	}
+	err = r.RDB.Watch(sctx, func(tx *redis.Tx) error {
+		n, err := tx.Exists(sctx, indexedKey).Result()
+		if err != nil {
+			return err
 		}
-		if cursor == 0 {
-			pl.Set(ctx, indexedKey, "1", indexEvery)
-			pl.Del(ctx, indexCursorKey)
-		} else {
-			pl.Set(ctx, indexCursorKey, strconv.FormatUint(cursor, 10), indexEvery)
-		}
-		return nil
-	})
-	return err
+		_, err = tx.TxPipelined(sctx, func(pl redis.Pipeliner) error {
+			for day, models := range byDay {
+				pl.SAdd(sctx, modelsKey(day), models...)
+				pl.Expire(sctx, modelsKey(day), TokenTTL)
+			}
+			switch {
+			case n > 0: // another process finished the pass meanwhile
+			case scanErr == nil && cursor == 0:
+				pl.Set(sctx, indexedKey, "1", indexEvery)
+				pl.Del(sctx, indexCursorKey)
+			default:
+				pl.Set(sctx, indexCursorKey, strconv.FormatUint(cursor, 10), indexEvery)
+			}
+			return nil
+		})
+		return err
+	}, indexedKey)
+	if errors.Is(err, redis.TxFailedErr) {
+		err = nil // the pass was marked done while this read saved: nothing of ours is needed
+	}
+	return errors.Join(scanErr, err)
 }
 
 // parseTokenKey splits talos:tokens:<model>:<day>:<kind>.

@@ -134,8 +134,11 @@ func dreamOnDaemon(ctx context.Context, cfg *config.Config, addr, reason string)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg := refusal(resp)
-		if resp.StatusCode == http.StatusConflict {
+		switch resp.StatusCode {
+		case http.StatusConflict:
 			return nil, fmt.Errorf("%w: %s", talos.ErrMaintenanceBusy, msg)
+		case http.StatusNotFound:
+			return nil, fmt.Errorf("the daemon at %s does not serve %s (a daemon of an older version): restart it, or run with --in-process", addr, chatapi.DreamPath)
 		}
 		return nil, fmt.Errorf("the daemon at %s did not run the cycle: %s", addr, msg)
 	}

@@ -134,6 +134,44 @@ func TestDreamEndToEnd(t *testing.T) {
 	t.Logf("built talos in %v", time.Since(began).Round(time.Millisecond))
 	t.Run("KilledDaemonResumes", func(t *testing.T) { testDaemonKilledInADreamPhaseResumes(t, bin) })
 	t.Run("TwoRunNowNeverOverlap", func(t *testing.T) { testTwoDreamRunNowNeverOverlap(t, bin) })
+	t.Run("StopDuringOperatorCycle", func(t *testing.T) { testStopDuringOperatorCycle(t, bin) })
+}
+
+// A cycle `talos dream run --now` asked the daemon for ends with the
+// daemon's shutdown: SIGTERM in the middle of a held phase stops the
+// daemon cleanly (exit 0) well within its drain, instead of waiting for
+// the request and then closing the stores under the running cycle.
+func testStopDuringOperatorCycle(t *testing.T, bin string) {
+	home := initHome(t)
+	d := startDaemon(t, bin, home, []string{host.EnvTestPhaseDelay + "=" + dream.PhaseLogCompress + "=2m"})
+	op := exec.Command(bin, "dream", "run", "--now", "--home", home)
+	var opOut testenv.LockedBuffer
+	op.Stdout, op.Stderr = &opOut, &opOut
+	if err := op.Start(); err != nil {
+		t.Fatal(err)
+	}
+	opDone := make(chan error, 1)
+	go func() { opDone <- op.Wait() }()
+	t.Cleanup(func() { _ = op.Process.Kill(); <-opDone; opDone <- nil })
+	waitCheckpoint(t, home, 30*time.Second, func(s, c string) bool { return s == "running" && c == dream.PhaseLogCompress })
+	if !strings.Contains(opOut.String(), "runs the cycle") {
+		t.Fatalf("the operator's cycle did not go to the daemon:\n%s", opOut.String())
+	}
+	stopAt := time.Now()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.wait(t, 12*time.Second); err != nil {
+		t.Fatalf("daemon stopped during an operator's cycle: %v\n%s", err, d.out.String())
+	}
+	t.Logf("daemon stopped %v after SIGTERM", time.Since(stopAt).Round(time.Millisecond))
+	select {
+	case err := <-opDone:
+		opDone <- err
+		t.Logf("talos dream run --now ended with %v:\n%s", err, opOut.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("talos dream run --now still waits after the daemon stopped:\n%s", opOut.String())
+	}
 }
 
 // A real `talos run` killed with SIGKILL in the middle of a dream phase,

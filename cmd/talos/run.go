@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/dream"
 	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/boot/daemon"
 	"github.com/talos-ironclad/talos/internal/chatapi"
@@ -161,9 +162,19 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			}
 			handlers[chatapi.PanicPath] = panicAPI
 			// POST /api/v1/dream/run: `talos dream run --now` beside this
-			// daemon runs the cycle here, on the daemon's open stores.
+			// daemon runs the cycle here, on the daemon's open stores. The
+			// cycle ends with the request or with the daemon's shutdown
+			// (which does not cancel requests in flight), whichever is first,
+			// as a scheduled cycle ends with the run.
+			stopping, stopCycles := context.WithCancel(context.Background())
+			defer stopCycles()
 			dreamAPI, err := chatapi.NewDreamHandler(chatapi.Config{User: cfg.BasicAuthUser, Pass: cfg.BasicAuthPass.Value(), Logger: log,
-				RateLimit: cfg.APIRateLimitMax, RateWindow: cfg.APIRateLimitWindow}, maint.RunNow)
+				RateLimit: cfg.APIRateLimitMax, RateWindow: cfg.APIRateLimitWindow}, func(ctx context.Context, reason string) (*dream.Report, error) {
+				ctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				defer context.AfterFunc(stopping, cancel)()
+				return maint.RunNow(ctx, reason)
+			})
 			if err != nil {
 				return withExit(exitRunBootFailed, err)
 			}
@@ -193,6 +204,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			defer stop()
 			runCtx, shutdown := context.WithCancelCause(cmd.Context())
 			defer shutdown(nil)
+			context.AfterFunc(runCtx, stopCycles)
 			panicMu.Lock()
 			requestShutdown = shutdown
 			panicMu.Unlock()

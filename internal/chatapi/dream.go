@@ -46,7 +46,9 @@ func NewDreamHandler(cfg Config, run func(ctx context.Context, reason string) (*
 		if !ok {
 			return
 		}
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(dream.DefaultCycleTimeout + time.Minute))
+		if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(dream.DefaultCycleTimeout + time.Minute)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			h.log.Warn("cannot lift the write deadline for a dream cycle: its report may not reach the client if the cycle outlasts the server's write timeout", "err", err)
+		}
 		rep, err := run(r.Context(), reason)
 		switch {
 		case errors.Is(err, talos.ErrMaintenanceBusy):

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/dream"
@@ -60,5 +61,32 @@ func TestDreamHandler(t *testing.T) {
 	}
 	if _, err := chatapi.NewDreamHandler(chatapi.Config{}, nil); talos.CodeOf(err) != talos.CodeConfigInvalid {
 		t.Errorf("nil run: %v", err)
+	}
+}
+
+// A cycle longer than the server's write timeout still delivers its
+// report: the handler lifts the deadline for the request.
+func TestDreamHandlerOutlastsTheWriteTimeout(t *testing.T) {
+	h, err := chatapi.NewDreamHandler(chatapi.Config{User: "admin", Pass: "Str0ng!Passw0rd#2026"}, func(ctx context.Context, reason string) (*dream.Report, error) {
+		time.Sleep(300 * time.Millisecond) // a real server's clock: six write timeouts
+		return &dream.Report{ID: "slow", Outcome: dream.OutcomeOK}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.WriteTimeout = 50 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+chatapi.DreamPath, nil)
+	req.SetBasicAuth("admin", "Str0ng!Passw0rd#2026")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("the report did not arrive: %v", err)
+	}
+	defer resp.Body.Close()
+	var rep dream.Report
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&rep) != nil || rep.ID != "slow" {
+		t.Fatalf("%d %+v", resp.StatusCode, rep)
 	}
 }

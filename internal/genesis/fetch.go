@@ -144,8 +144,8 @@ func (f *Fetcher) checkURL(u *url.URL) error {
 		return talos.Errorf(talos.CodePolicyDenied, op, "port %q refused: want 1–65535", clipPath(u.Port()))
 	case !f.Allowed(u.Hostname(), port):
 		if u.Port() != "" {
-			return talos.Errorf(talos.CodePolicyDenied, op, "host %q on port %d is not on the operator's allowlist of web hosts (an entry without a port admits 80 and 443 only; list %s:%d to admit it)",
-				clipPath(u.Hostname()), port, clipPath(u.Hostname()), port)
+			return talos.Errorf(talos.CodePolicyDenied, op, "host %q on port %d is not on the operator's allowlist of web hosts (an entry without a port admits 80 and 443 only; list %s to admit it)",
+				clipPath(u.Hostname()), port, clipPath(net.JoinHostPort(u.Hostname(), strconv.Itoa(port))))
 		}
 		return talos.Errorf(talos.CodePolicyDenied, op, "host %q is not on the operator's allowlist of web hosts", clipPath(u.Hostname()))
 	}
@@ -234,7 +234,8 @@ const (
 
 // Allowlist is the operator's approval of web hosts.
 type Allowlist struct {
-	// Hosts are host names (or literal IPv4 addresses) and *.name patterns.
+	// Hosts are the entries as egress.NewAllowlist reads them: host names,
+	// *.name patterns and IP addresses, each optionally with :port.
 	Hosts []string
 	// Addrs are loopback, private or link-local ranges the operator opened
 	// explicitly with allow-address lines (a page served on a local or
@@ -242,9 +243,8 @@ type Allowlist struct {
 	Addrs []netip.Prefix
 }
 
-// ParseAllowlist returns the host names and *.name patterns of the
-// operator's list of web hosts (ParseWebAllowlist without the opened
-// address ranges).
+// ParseAllowlist returns the host entries of the operator's list of web
+// hosts (ParseWebAllowlist without the opened address ranges).
 func ParseAllowlist(data []byte) ([]string, error) {
 	al, err := ParseWebAllowlist(data)
 	return al.Hosts, err

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/talos-ironclad/talos"
+	"github.com/talos-ironclad/talos/egress"
 	"github.com/talos-ironclad/talos/internal/genesis"
 )
 
@@ -89,6 +90,12 @@ func TestFetcherRefusals(t *testing.T) {
 	// and the error says how to admit it.
 	if _, err := wild.Fetch(t.Context(), "http://docs.example.org:8080/"); talos.CodeOf(err) != talos.CodePolicyDenied || !strings.Contains(err.Error(), "list docs.example.org:8080 to admit it") {
 		t.Errorf("port not listed: %v", err)
+	}
+	if _, err := wild.Fetch(t.Context(), "http://[2001:db8::1]:8080/"); talos.CodeOf(err) != talos.CodePolicyDenied || !strings.Contains(err.Error(), "list [2001:db8::1]:8080 to admit it") {
+		t.Errorf("IPv6 port not listed: the hint must be an entry that admits it: %v", err)
+	}
+	if al, err := egress.NewAllowlist("hosts", []string{"[2001:db8::1]:8080"}); err != nil || !al.Allows("2001:db8::1", 8080) {
+		t.Errorf("the hinted IPv6 entry does not admit the host: %v", err)
 	}
 }
 

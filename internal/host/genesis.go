@@ -27,7 +27,9 @@ const WorkspaceDir = "workspace"
 const GenesisWorkspace = "workspace/default"
 
 // WebAllowlistFile lists the web hosts web_scraper may fetch from, one per
-// line (example.org or *.example.org; # comments), relative to Home.
+// line (example.org, *.example.org or an IP address, each on ports 80 and
+// 443 unless the line names one, as example.org:8080; # comments),
+// relative to Home.
 // Without it, or empty, web_scraper is not offered. Loopback, private and
 // link-local addresses stay refused even for a listed host, unless a line
 // "allow-address PREFIX" opens that range explicitly (a page on a local or

@@ -174,7 +174,8 @@ func Sandbox(cfg *config.Config, image string, audit, log *slog.Logger) (*sandbo
 }
 
 // OperatorHosts reads the hosts the operator approved for network access,
-// WebAllowlistFile under Home (one host or *.name per line; # comments):
+// WebAllowlistFile under Home (one host, *.name or IP address per line,
+// optionally with :port; # comments):
 // what web_scraper may fetch and what a skill that declares those hosts
 // may reach through its egress proxy. A missing file means none; an
 // invalid one is an error naming every bad line.

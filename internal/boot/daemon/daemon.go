@@ -275,7 +275,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 		if d.server != nil {
 			_ = d.server.Shutdown(sctx)
 		}
-		d.release(sctx)
+		cancel()
+		// The checks get their own time: their timeouts, not what the
+		// server's shutdown left of a second.
+		cctx, cancel := context.WithTimeout(context.Background(), checkDrain)
+		d.release(cctx)
 		cancel()
 		return err
 	}
@@ -312,9 +316,14 @@ func (d *Daemon) Stop(ctx context.Context) error {
 				err = serr
 			}
 		}
-		if rerr := d.release(ctx); rerr != nil && err == nil {
-			err = rerr
+		if ctx.Err() != nil {
+			// The drain took all of ctx; a check in flight still gets a
+			// moment before its clients are closed.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkDrain)
+			defer cancel()
+			ctx = cctx
 		}
+		d.release(ctx)
 		d.log.Info("stopped")
 	})
 	return err
@@ -323,17 +332,18 @@ func (d *Daemon) Stop(ctx context.Context) error {
 // release stops the background checks and waits, until ctx is done, for
 // an evaluation still in flight (one a request gave up on keeps running)
 // before it closes the clients the checks use: nothing is touched after
-// Stop returns, not even the home directory's write probe.
-func (d *Daemon) release(ctx context.Context) error {
+// Stop returns, not even the home directory's write probe. A check that
+// outlives ctx is logged, not an error: the stop is still clean, and the
+// check ends with its own timeout against closed clients.
+func (d *Daemon) release(ctx context.Context) {
 	if d.stopRefresh != nil {
 		d.stopRefresh()
 		<-d.refreshDone
 		d.stopRefresh = nil
 	}
-	var err error
 	if d.checker != nil {
-		if cerr := d.checker.Close(ctx); cerr != nil {
-			err = fmt.Errorf("waiting for the health checks in flight: %w", cerr)
+		if err := d.checker.Close(ctx); err != nil {
+			d.log.Warn("a health check was still running when the stop's time ran out; closing the clients under it", "err", err)
 		}
 	}
 	if d.redis != nil {
@@ -354,7 +364,6 @@ func (d *Daemon) release(ctx context.Context) error {
 	if d.vram != nil {
 		_ = d.vram.Close() // fails waiting Acquires; idempotent
 	}
-	return err
 }
 
 func (d *Daemon) retry(attempts int) boot.RetryPolicy {
@@ -850,6 +859,10 @@ func (d *Daemon) stepReady(ctx context.Context) (string, error) {
 	d.checker.SetReady(true)
 	return fmt.Sprintf("%s written (%s, boot %.0f ms)", d.readyPath, r.Status, r.BootDurationMS), nil
 }
+
+// checkDrain is how long a failed boot waits for a health check in flight
+// before it closes the clients: a little over the checks' default timeout.
+const checkDrain = health.DefaultCheckTimeout + time.Second
 
 // readyMarker is the marker for rep, naming this installation
 // (TALOS_INSTANCE_ID) when it has an ID.
