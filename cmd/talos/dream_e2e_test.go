@@ -22,7 +22,7 @@ import (
 	"github.com/talos-ironclad/talos/internal/testenv"
 )
 
-// daemonProc is a `talos run` process of the built binary.
+// daemonProc is a process of the built binary (`talos run`, mostly).
 type daemonProc struct {
 	cmd  *exec.Cmd
 	out  *testenv.LockedBuffer
@@ -38,18 +38,8 @@ func startDaemon(t *testing.T, bin, home string, env []string, sets ...string) *
 	for _, s := range sets {
 		args = append(args, "--set", s)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	p := &daemonProc{cmd: cmd, out: &testenv.LockedBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-	})
+	p := startProc(t, bin, env, args...)
+	cmd := p.cmd
 	marker := filepath.Join(home, boot.ReadyFileName)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -66,6 +56,25 @@ func startDaemon(t *testing.T, bin, home string, env []string, sets ...string) *
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// startProc starts bin with args and extra environment, its output
+// collected; the test's end kills it if it still runs.
+func startProc(t *testing.T, bin string, env []string, args ...string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &daemonProc{cmd: cmd, out: &testenv.LockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	return p
 }
 
 // wait waits for the daemon to exit and returns how it ended.
@@ -144,18 +153,10 @@ func TestDreamEndToEnd(t *testing.T) {
 func testStopDuringOperatorCycle(t *testing.T, bin string) {
 	home := initHome(t)
 	d := startDaemon(t, bin, home, []string{host.EnvTestPhaseDelay + "=" + dream.PhaseLogCompress + "=2m"})
-	op := exec.Command(bin, "dream", "run", "--now", "--home", home)
-	var opOut testenv.LockedBuffer
-	op.Stdout, op.Stderr = &opOut, &opOut
-	if err := op.Start(); err != nil {
-		t.Fatal(err)
-	}
-	opDone := make(chan error, 1)
-	go func() { opDone <- op.Wait() }()
-	t.Cleanup(func() { _ = op.Process.Kill(); <-opDone; opDone <- nil })
+	op := startProc(t, bin, nil, "dream", "run", "--now", "--home", home)
 	waitCheckpoint(t, home, 30*time.Second, func(s, c string) bool { return s == "running" && c == dream.PhaseLogCompress })
-	if !strings.Contains(opOut.String(), "runs the cycle") {
-		t.Fatalf("the operator's cycle did not go to the daemon:\n%s", opOut.String())
+	if !strings.Contains(op.out.String(), "runs the cycle") {
+		t.Fatalf("the operator's cycle did not go to the daemon:\n%s", op.out.String())
 	}
 	stopAt := time.Now()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -165,13 +166,8 @@ func testStopDuringOperatorCycle(t *testing.T, bin string) {
 		t.Fatalf("daemon stopped during an operator's cycle: %v\n%s", err, d.out.String())
 	}
 	t.Logf("daemon stopped %v after SIGTERM", time.Since(stopAt).Round(time.Millisecond))
-	select {
-	case err := <-opDone:
-		opDone <- err
-		t.Logf("talos dream run --now ended with %v:\n%s", err, opOut.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("talos dream run --now still waits after the daemon stopped:\n%s", opOut.String())
-	}
+	err := op.wait(t, 10*time.Second)
+	t.Logf("talos dream run --now ended with %v:\n%s", err, op.out.String())
 }
 
 // A real `talos run` killed with SIGKILL in the middle of a dream phase,
@@ -297,16 +293,7 @@ func testDaemonKilledInADreamPhaseResumes(t *testing.T, bin string) {
 // second refuses with exit code 3 and names the first's pid.
 func testTwoDreamRunNowNeverOverlap(t *testing.T, bin string) {
 	home := initHome(t)
-	first := exec.Command(bin, "dream", "run", "--now", "--home", home)
-	first.Env = append(os.Environ(), host.EnvTestPhaseDelay+"="+dream.PhaseLogCompress+"=1m")
-	var out1 testenv.LockedBuffer
-	first.Stdout, first.Stderr = &out1, &out1
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- first.Wait() }()
-	t.Cleanup(func() { _ = first.Process.Kill(); <-done })
+	first := startProc(t, bin, []string{host.EnvTestPhaseDelay + "=" + dream.PhaseLogCompress + "=1m"}, "dream", "run", "--now", "--home", home).cmd
 	waitCheckpoint(t, home, 30*time.Second, func(s, c string) bool { return s == "running" && c == dream.PhaseLogCompress })
 
 	second := exec.Command(bin, "dream", "run", "--now", "--home", home)
