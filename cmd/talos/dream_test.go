@@ -7,9 +7,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/talos-ironclad/talos/internal/host"
+	"github.com/talos-ironclad/talos/internal/testenv"
 )
 
+// noDefaultOllama points the look-up of a local model without
+// TALOS_OLLAMA_URL at a port that refuses, until the test ends: the
+// machine running the tests may serve Ollama on its default port.
+func noDefaultOllama(t *testing.T) {
+	old := host.DefaultOllamaURL
+	host.DefaultOllamaURL = testenv.RefusingURL(t)
+	t.Cleanup(func() { host.DefaultOllamaURL = old })
+}
+
 func TestDreamRunNowAndStatus(t *testing.T) {
+	noDefaultOllama(t)
 	home := initHome(t)
 	out, _, err := talosCmd(context.Background(), "dream", "status", "--home", home)
 	if err != nil || !strings.Contains(out, "next cycle") || !strings.Contains(out, "no cycle has run yet") {
@@ -53,6 +66,7 @@ func TestDreamRunNowAndStatus(t *testing.T) {
 // cycle (on its open stores) and prints the report the daemon returns;
 // --in-process runs it here instead.
 func TestDreamRunNowGoesToTheRunningDaemon(t *testing.T) {
+	noDefaultOllama(t)
 	home := initHome(t)
 	addr, stop := startRun(t, home)
 	out, errOut, err := talosCmd(context.Background(), "dream", "run", "--now", "--json", "--home", home)

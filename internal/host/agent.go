@@ -136,7 +136,7 @@ func (a *Agent) ModelStatus(ctx context.Context, cfg *config.Config) string {
 	if err != nil {
 		where := "TALOS_OLLAMA_URL"
 		if cfg.OllamaURL == "" {
-			where = "Ollama's default port " + defaultOllamaURL + " (TALOS_OLLAMA_URL is unset)"
+			where = "Ollama's default port " + DefaultOllamaURL + " (TALOS_OLLAMA_URL is unset)"
 		}
 		return fmt.Sprintf("the local model %s does not answer at %s: chat turns fail until it does; start Ollama there or set TALOS_OLLAMA_URL, then `ollama pull %s`",
 			cfg.OllamaModel, where, cfg.OllamaModel)
@@ -535,11 +535,11 @@ func localModelURL(cfg *config.Config) (url, where string) {
 	if cfg.OllamaURL != "" {
 		return cfg.OllamaURL, "TALOS_OLLAMA_URL"
 	}
-	return defaultOllamaURL, "Ollama's default local port; TALOS_OLLAMA_URL is unset"
+	return DefaultOllamaURL, "Ollama's default local port; TALOS_OLLAMA_URL is unset"
 }
 
-// defaultOllamaURL is where the local model is looked for when
+// DefaultOllamaURL is where the local model is looked for when
 // TALOS_OLLAMA_URL is unset: Ollama's default local port. Only tests change
-// it, to an address known to refuse, since the machine running them may
-// well have an Ollama on the default port.
-var defaultOllamaURL = ollama.DefaultBaseURL
+// it (before anything reads it, restoring it after), to an address known to
+// refuse, since the machine running them may well serve Ollama there.
+var DefaultOllamaURL = ollama.DefaultBaseURL

@@ -332,10 +332,14 @@ func summarizeSessions(ctx context.Context, cfg *config.Config, deps Maintenance
 		}
 		if cfg.OllamaURL == "" {
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := m.Has(pctx, cfg.OllamaModel)
+			has, err := m.Has(pctx, cfg.OllamaModel)
 			cancel()
-			if err != nil {
-				return dream.PhaseResult{Skipped: "no model is configured (TALOS_OLLAMA_URL is unset and no Ollama answers at " + defaultOllamaURL + "): the day's sessions are not summarised"}, nil
+			switch {
+			case err != nil:
+				return dream.PhaseResult{Skipped: "no model is configured (TALOS_OLLAMA_URL is unset and no Ollama answers at " + DefaultOllamaURL + "): the day's sessions are not summarised"}, nil
+			case !has:
+				return dream.PhaseResult{Skipped: "the Ollama at " + DefaultOllamaURL + " (TALOS_OLLAMA_URL is unset) has no model " + cfg.OllamaModel +
+					": the day's sessions are not summarised; `ollama pull " + cfg.OllamaModel + "` to have them summarised"}, nil
 			}
 		}
 		model = leasedModel{Model: m, name: cfg.OllamaModel, gpu: deps.VRAM}

@@ -175,7 +175,9 @@ func TestSessionSummaryPhase(t *testing.T) {
 // Without a model the phase is skipped and the report says why.
 func TestSessionSummarySkippedWithoutAModel(t *testing.T) {
 	nowhere := testenv.RefusingURL(t) // the default port may have an Ollama on this machine
-	host.SetDefaultOllamaURL(t, nowhere)
+	old := host.DefaultOllamaURL
+	host.DefaultOllamaURL = nowhere
+	t.Cleanup(func() { host.DefaultOllamaURL = old })
 	cfg := loadConfig(t, nil)
 	rep := runCycle(t, cfg, host.MaintenanceDeps{})
 	p := phaseOf(rep, host.PhaseSessionSummary)
@@ -184,6 +186,21 @@ func TestSessionSummarySkippedWithoutAModel(t *testing.T) {
 	}
 	if !strings.Contains(rep.Summary(), "session_summarize") {
 		t.Errorf("summary:\n%s", rep.Summary())
+	}
+}
+
+// An Ollama on the default port without the configured model skips the
+// phase with how to fix it, instead of failing it every night.
+func TestSessionSummarySkippedWithoutThePulledModel(t *testing.T) {
+	url := testenv.OllamaURL(t)
+	old := host.DefaultOllamaURL
+	host.DefaultOllamaURL = url
+	t.Cleanup(func() { host.DefaultOllamaURL = old })
+	cfg := loadConfig(t, map[string]string{"TALOS_OLLAMA_MODEL": "no-such-model:1"})
+	rep := runCycle(t, cfg, host.MaintenanceDeps{})
+	p := phaseOf(rep, host.PhaseSessionSummary)
+	if p.Status != dream.StatusSkipped || !strings.Contains(p.Reason, "has no model no-such-model:1") || !strings.Contains(p.Reason, "`ollama pull no-such-model:1`") {
+		t.Errorf("phase %+v", p)
 	}
 }
 
