@@ -191,6 +191,7 @@ func (r RedisTokens) index(ctx context.Context) error {
 			cursor = 0 // not ours to trust: start the pass over
 		}
 	}
+	start := cursor
 	byDay := map[string][]any{}
 	var scanErr error
 	for range indexScanSteps {
@@ -208,11 +209,14 @@ func (r RedisTokens) index(ctx context.Context) error {
 			break
 		}
 	}
-	if len(byDay) == 0 && scanErr != nil {
-		return scanErr
+	if scanErr != nil && cursor == start && len(byDay) == 0 {
+		return scanErr // no progress to keep
 	}
+	// Keep what was collected and how far the pass got, even pages that
+	// matched nothing: the save gets a second of its own when the read's
+	// time is (nearly) out.
 	sctx := ctx
-	if ctx.Err() != nil { // keep what was collected: a moment of its own to save it
+	if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && time.Until(dl) < time.Second {
 		var cancel context.CancelFunc
 		sctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
@@ -240,7 +244,10 @@ func (r RedisTokens) index(ctx context.Context) error {
 		return err
 	}, indexedKey)
 	if errors.Is(err, redis.TxFailedErr) {
-		err = nil // the pass was marked done while this read saved: nothing of ours is needed
+		// The mark changed while this read saved (another process finished
+		// the pass, or the mark expired): the next read goes on from the
+		// cursor it finds, at worst redoing this batch.
+		err = nil
 	}
 	return errors.Join(scanErr, err)
 }

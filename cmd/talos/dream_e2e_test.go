@@ -77,7 +77,7 @@ func startProc(t *testing.T, bin string, env []string, args ...string) *daemonPr
 	return p
 }
 
-// wait waits for the daemon to exit and returns how it ended.
+// wait waits for the process to exit and returns how it ended.
 func (p *daemonProc) wait(t *testing.T, within time.Duration) error {
 	t.Helper()
 	select {
@@ -85,7 +85,7 @@ func (p *daemonProc) wait(t *testing.T, within time.Duration) error {
 		p.done <- err // for the cleanup
 		return err
 	case <-time.After(within):
-		t.Fatalf("talos run did not exit within %v\n%s", within, p.out.String())
+		t.Fatalf("talos %s did not exit within %v\n%s", strings.Join(p.cmd.Args[1:min(3, len(p.cmd.Args))], " "), within, p.out.String())
 		return nil
 	}
 }

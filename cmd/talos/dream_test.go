@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/talos-ironclad/talos/internal/boot"
 	"github.com/talos-ironclad/talos/internal/host"
 	"github.com/talos-ironclad/talos/internal/testenv"
 )
@@ -102,5 +105,21 @@ func TestDreamRunNowGoesToTheRunningDaemon(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no log of the daemon under %s/logs shows cycle %s starting", home, rep.ID)
+	}
+}
+
+// A daemon without the dream endpoint (an older version still running)
+// answers 404: the command says to restart it or to run the cycle here.
+func TestDreamRunNowAgainstAnOlderDaemon(t *testing.T) {
+	home := initHome(t)
+	old := httptest.NewServer(http.NotFoundHandler())
+	defer old.Close()
+	marker := boot.Ready{Status: boot.StatusReady, PID: os.Getpid(), HealthAddr: strings.TrimPrefix(old.URL, "http://")}
+	if err := boot.WriteReady(filepath.Join(home, boot.ReadyFileName), marker); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := talosCmd(context.Background(), "dream", "run", "--now", "--home", home)
+	if exitCode(err) != exitDreamFailed || !strings.Contains(err.Error(), "restart it, or run with --in-process") {
+		t.Fatalf("exit %d: %v", exitCode(err), err)
 	}
 }

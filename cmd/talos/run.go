@@ -170,6 +170,9 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			defer stopCycles()
 			dreamAPI, err := chatapi.NewDreamHandler(chatapi.Config{User: cfg.BasicAuthUser, Pass: cfg.BasicAuthPass.Value(), Logger: log,
 				RateLimit: cfg.APIRateLimitMax, RateWindow: cfg.APIRateLimitWindow}, func(ctx context.Context, reason string) (*dream.Report, error) {
+				if stopping.Err() != nil { // a cycle started now would only be interrupted
+					return nil, talos.Errorf(talos.CodeMaintenanceBusy, "talos.run", "the daemon is shutting down: no new dream cycle starts")
+				}
 				ctx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				defer context.AfterFunc(stopping, cancel)()

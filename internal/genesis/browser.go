@@ -270,7 +270,9 @@ func (b *Browser) End(id string) {
 	}
 }
 
-// Sessions returns the ids of the running sessions.
+// Sessions returns the ids of the running sessions; one that is ending is
+// listed until its teardown (container, then egress proxy) is done, so that
+// Close finds and waits for it.
 func (b *Browser) Sessions() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

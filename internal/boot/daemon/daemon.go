@@ -301,7 +301,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // Stop shuts down in order: mark not ready and remove the marker, stop
 // accepting health requests (draining the ones in flight until ctx is
-// done), stop the background checks and wait for the one in flight, close
+// done), stop the background checks and wait for the one in flight (also
+// until ctx is done: Stop never runs past ctx, which callers budget), close
 // the service clients. It is safe to call more than once.
 func (d *Daemon) Stop(ctx context.Context) error {
 	var err error
@@ -316,13 +317,6 @@ func (d *Daemon) Stop(ctx context.Context) error {
 				err = serr
 			}
 		}
-		if ctx.Err() != nil {
-			// The drain took all of ctx; a check in flight still gets a
-			// moment before its clients are closed.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkDrain)
-			defer cancel()
-			ctx = cctx
-		}
 		d.release(ctx)
 		d.log.Info("stopped")
 	})
@@ -331,10 +325,11 @@ func (d *Daemon) Stop(ctx context.Context) error {
 
 // release stops the background checks and waits, until ctx is done, for
 // an evaluation still in flight (one a request gave up on keeps running)
-// before it closes the clients the checks use: nothing is touched after
-// Stop returns, not even the home directory's write probe. A check that
-// outlives ctx is logged, not an error: the stop is still clean, and the
-// check ends with its own timeout against closed clients.
+// before it closes the clients the checks use, so that normally nothing
+// is touched after Stop returns, not even the home directory's write
+// probe. A check that outlives ctx is logged, not an error (the stop is
+// still clean); it then runs on against closed clients and may touch the
+// home directory after Stop returned, until its own timeout.
 func (d *Daemon) release(ctx context.Context) {
 	if d.stopRefresh != nil {
 		d.stopRefresh()
