@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -702,5 +703,48 @@ func TestBootAndRequestsCarryCorrelationIDs(t *testing.T) {
 		if !strings.Contains(all, `"path":"/`) || !strings.Contains(all, `"`+tlog.CorrelationKey+`":"`+id+`"`) {
 			t.Errorf("no log line carries request ID %s:\n%s", id, all)
 		}
+	}
+}
+
+// A health check still running when Stop's time is out does not make the
+// stop fail (talos run would exit 1): Stop returns within its time, nil,
+// and logs that the check was left running.
+func TestStopWithACheckStillRunning(t *testing.T) {
+	var armed atomic.Bool
+	release := make(chan struct{})
+	opts := fastOpts()
+	var buf testenv.LockedBuffer
+	opts.Log = slog.New(slog.NewJSONHandler(&buf, nil))
+	opts.ExtraChecks = []health.Check{{Name: "stuck", Func: func(ctx context.Context) (string, error) {
+		if armed.Load() {
+			<-release // ignores ctx, as a blocking file system call would
+		}
+		return "ok", nil
+	}}}
+	d, err := daemon.New(newHome(t, nil), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer close(release)
+	armed.Store(true)
+	rctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := d.Checker().Refresh(rctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Refresh: %v, want the caller's deadline (the check is stuck)", err)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer scancel()
+	began := time.Now()
+	if err := d.Stop(sctx); err != nil {
+		t.Fatalf("Stop with a check still running: %v, want nil (the stop is clean)", err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("Stop took %v, past its context", took)
+	}
+	if !strings.Contains(buf.String(), "a health check was still running") {
+		t.Errorf("the check left running is not logged:\n%s", buf.String())
 	}
 }
