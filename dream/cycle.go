@@ -22,13 +22,14 @@ const phaseGrace = 5 * time.Second
 
 // RunNow runs a full cycle now (talos dream run --now) and returns its
 // report. It fails with T011 (talos.ErrMaintenanceBusy) when another cycle
-// holds the lock, in this process or another. A cycle whose phases fail
+// holds the lock, in this process or another, and does not let go of it
+// within two seconds. A cycle whose phases fail
 // still returns its report and a nil error; failed phases get recovery
 // retries from Run. A new full cycle replaces a cycle waiting for a resume
 // or a retry.
 func (s *Scheduler) RunNow(ctx context.Context, reason string) (*Report, error) {
 	const op = "dream.RunNow"
-	l, err := s.lock(op)
+	l, err := s.lock(ctx, op)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +44,7 @@ func (s *Scheduler) RunNow(ctx context.Context, reason string) (*Report, error) 
 // (talos.ErrMaintenanceBusy) saying when the next one is allowed.
 func (s *Scheduler) Request(ctx context.Context, reason string) (*Report, error) {
 	const op = "dream.Request"
-	l, err := s.lock(op)
+	l, err := s.lock(ctx, op)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +75,7 @@ func (s *Scheduler) Request(ctx context.Context, reason string) (*Report, error)
 // cycle runs every phase again. Run calls Resume when it starts.
 func (s *Scheduler) Resume(ctx context.Context) (*Report, error) {
 	const op = "dream.Resume"
-	l, err := s.lock(op)
+	l, err := s.lock(ctx, op)
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +106,24 @@ func (s *Scheduler) resumeLocked(ctx context.Context, op string) (*Report, error
 	return s.runCycle(ctx, op, cp, budget)
 }
 
-func (s *Scheduler) lock(op string) (*fileLock, error) {
+// lock takes the dream lock for RunNow, Request and Resume. A holder that
+// lets go within lockWait is waited for: Run holds the lock for a moment
+// each time it wakes to look for due work (a poke after every cycle, the
+// start of the daemon), and a request arriving in that moment is not busy.
+// A cycle that still holds it after lockWait is T011.
+func (s *Scheduler) lock(ctx context.Context, op string) (*fileLock, error) {
+	deadline := time.Now().Add(lockWait)
 	l, err := tryLock(s.path(lockFile))
+	for errors.Is(err, errLocked) && time.Now().Before(deadline) {
+		t := time.NewTimer(lockRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, talos.E(talos.CodeMaintenanceBusy, op, "a dream cycle holds the lock, and the wait for it ended", errors.Join(ctx.Err(), err))
+		case <-t.C:
+		}
+		l, err = tryLock(s.path(lockFile))
+	}
 	if errors.Is(err, errLocked) {
 		return nil, talos.E(talos.CodeMaintenanceBusy, op, "a dream cycle is already running: wait for it to finish (its report appears in "+s.path(reportsDir)+")", err)
 	}

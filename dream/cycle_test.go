@@ -472,3 +472,47 @@ func TestSummaryKeepsEachPhaseOnOneLine(t *testing.T) {
 		t.Errorf("summary:\n%s", got)
 	}
 }
+
+// Run takes the lock for a moment whenever it wakes (after every cycle,
+// through poke): an operator's RunNow in that moment waits for it instead
+// of failing as busy, while a holder that keeps it past lockWait is T011.
+func TestRunNowWaitsForAMomentaryHolder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newTest(t, Config{}, nil)
+		mustRegister(t, s, Phase{Name: "p", Timeout: time.Minute, Run: func(context.Context) (PhaseResult, error) { return did(1), nil }})
+		for _, held := range []time.Duration{lockRetry / 2, lockWait - lockRetry} {
+			l, err := tryLock(s.path(lockFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				time.Sleep(held)
+				l.unlock()
+			}()
+			start := time.Now()
+			if _, err := s.RunNow(t.Context(), "operator"); err != nil {
+				t.Errorf("RunNow while the lock is held for %v = %v, want a cycle after it", held, err)
+			}
+			if waited := time.Since(start); waited < held {
+				t.Errorf("RunNow ran after %v, before the holder let go at %v", waited, held)
+			}
+			synctest.Wait()
+		}
+		l, err := tryLock(s.path(lockFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.unlock()
+		start := time.Now()
+		_, err = s.RunNow(t.Context(), "operator")
+		if !errors.Is(err, talos.ErrMaintenanceBusy) || time.Since(start) < lockWait {
+			t.Errorf("RunNow while the lock stays held = %v after %v, want T011 after %v", err, time.Since(start), lockWait)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), lockRetry*3)
+		defer cancel()
+		start = time.Now()
+		if _, err := s.RunNow(ctx, "operator"); !errors.Is(err, talos.ErrMaintenanceBusy) || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > lockRetry*4 {
+			t.Errorf("RunNow whose context ends while it waits = %v after %v", err, time.Since(start))
+		}
+	})
+}

@@ -27,7 +27,9 @@
 // A cycle holds an exclusive flock(2) on StateDir/dream.lock, so two
 // schedulers (two goroutines, or the daemon and a `talos dream run --now`
 // in another process) never run at once: the second gets T011
-// (talos.ErrMaintenanceBusy) naming the holder's PID. The kernel drops the
+// (talos.ErrMaintenanceBusy) naming the holder's PID. RunNow, Request and
+// Resume first wait up to two seconds for the lock, because Run takes it
+// for a moment whenever it wakes to look for due work. The kernel drops the
 // lock when its holder dies, however it dies, so a crash never blocks the
 // next cycle.
 //

@@ -40,6 +40,11 @@ const (
 	DefaultMaxPhaseStarts = 2
 	// lockPoll is how often Run retries a due window whose lock is busy.
 	lockPoll = time.Minute
+	// lockWait is how long RunNow, Request and Resume wait for a lock
+	// another holder may be about to let go (Run's look for due work takes
+	// it for a moment), polling every lockRetry.
+	lockWait  = 2 * time.Second
+	lockRetry = 20 * time.Millisecond
 )
 
 // The well-known phase names and their timeouts, in the order they run.
