@@ -30,6 +30,7 @@ func tokensRedis(t *testing.T) *redis.Client {
 }
 
 func TestRedisTokensOnTheRealRedis(t *testing.T) {
+	testenv.AwayFromUTCMidnight(t, time.Minute)
 	rdb := tokensRedis(t)
 	ctx := context.Background()
 	model := "test-model-" + time.Now().Format("150405.000000")
@@ -63,6 +64,7 @@ func TestRedisTokensOnTheRealRedis(t *testing.T) {
 // existed are indexed once, by a SCAN that the marker key then spares
 // every later read.
 func TestRedisTokensDaysReadsTheDaysModels(t *testing.T) {
+	testenv.AwayFromUTCMidnight(t, time.Minute)
 	rdb := tokensRedis(t)
 	ctx := context.Background()
 	rt := orchestrator.RedisTokens{RDB: rdb}

@@ -168,6 +168,8 @@ func TestAgentEndToEndThroughTheBinary(t *testing.T) {
 	filesystem := testenv.MCPFilesystem(t)
 	redisURL := testenv.RedisURL(t)
 	bin := buildTalos(t, t.TempDir())
+	// Token counts are checked under the UTC day worked out below.
+	testenv.AwayFromUTCMidnight(t, 3*time.Minute)
 
 	// Redis database 11 is this test's own; it starts and ends empty of
 	// Talos keys (the escalation breaker's state lives there too).

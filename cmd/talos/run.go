@@ -302,13 +302,17 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 			dashDone := dash.serve(runCtx, skills, cmd.OutOrStdout(), log, cfg.BasicAuthUser)
 			maintDone := make(chan error, 1)
 			go func() { maintDone <- maint.Run(runCtx) }()
-			go disk.Run(runCtx)
-			go func() {
+			// The disk monitor (which may run a dream cycle) and the panic
+			// watcher (which writes the audit log) end before the stores
+			// and logs close below.
+			var watchers sync.WaitGroup
+			watchers.Go(func() { disk.Run(runCtx) })
+			watchers.Go(func() {
 				if r, ok := lifecycle.WatchPanic(runCtx, cfg.Home); ok {
 					tlog.Audit(ctx, audit, "panic", slog.String("initiated_by", r.InitiatedBy), slog.String("reason", r.Reason))
 					shutdown(fmt.Errorf("panic requested by %s: %s", r.InitiatedBy, r.Reason))
 				}
-			}()
+			})
 			var stalled atomic.Bool
 			wd := &lifecycle.Watchdog{
 				OnWarn: func(late time.Duration) { log.Warn("daemon stalled: its health loop has not answered", "late", late) },
@@ -345,6 +349,7 @@ Exit codes: 0 clean stop, 1 a boot step failed, 2 invalid configuration.`,
 				log.Error("maintenance scheduler stopped", "err", err)
 			}
 			<-dashDone
+			watchers.Wait()
 			sctx, cancel := context.WithDeadline(context.Background(), drainDeadline(shutdownBegan))
 			defer cancel()
 			stopErr := d.Stop(sctx)

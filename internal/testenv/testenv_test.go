@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -102,4 +103,27 @@ func TestRefusingURLRefuses(t *testing.T) {
 		c.Close()
 		t.Fatalf("something answers at %s", addr)
 	}
+}
+
+func TestAwayFromUTCMidnight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The bubble's clock starts at midnight UTC, 2000-01-01.
+		start := time.Now()
+		AwayFromUTCMidnight(t, time.Minute)
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("at 00:00:00 it waited %v", waited)
+		}
+		time.Sleep(24*time.Hour - 30*time.Second)
+		day := time.Now().UTC().Day()
+		AwayFromUTCMidnight(t, time.Minute)
+		if now := time.Now().UTC(); now.Day() == day || now.Hour() != 0 || now.Minute() != 0 {
+			t.Errorf("30 s before midnight with a minute asked: returned at %v", now)
+		}
+		time.Sleep(23 * time.Hour)
+		start = time.Now()
+		AwayFromUTCMidnight(t, time.Minute)
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("an hour before midnight it waited %v", waited)
+		}
+	})
 }

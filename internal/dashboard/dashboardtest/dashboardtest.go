@@ -20,7 +20,8 @@ import (
 const XSS = `<script>window.pwned=1</script><img src=x onerror="window.pwned=2">`
 
 // Browser starts a headless Chromium (testenv.Chromium) with a fresh
-// profile that answers every basic-auth challenge with user and pass, as
+// profile (a temporary directory of chromedp's, which it removes once the
+// browser's helper processes have let go of it) that answers every basic-auth challenge with user and pass, as
 // an operator typing them into the login prompt (an empty user cancels
 // the prompt). It returns the tab's
 // context and the number of challenges answered so far.
@@ -30,7 +31,6 @@ func Browser(t *testing.T, user, pass string) (context.Context, func() int) {
 	opts := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
 	opts = append(opts,
 		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
