@@ -366,15 +366,17 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	deadline := time.Now().Add(2 * time.Second)
+	done, stopped := make(chan error, 1), make(chan struct{})
+	go func() { done <- d.Run(ctx); close(stopped) }()
+	// A failure below leaves no daemon writing into the home.
+	t.Cleanup(func() { cancel(); <-stopped })
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(d.ReadyPath()); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no marker within 2 s")
+			t.Fatal("no marker within 10 s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
