@@ -75,6 +75,11 @@ type srv struct {
 	refresh  chan struct{}
 
 	connMu sync.Mutex // serialises starting this server (no host-wide lock)
+	// pinMu serialises reading the pins and acting on them (apply, Approve,
+	// ReloadApprovals): a re-listing that read the pins before an approval
+	// saved new ones would otherwise quarantine the server again right
+	// after the operator released it. Taken before mu.
+	pinMu sync.Mutex
 
 	mu         sync.Mutex
 	client     *client.Client
@@ -250,6 +255,8 @@ func listTools(ctx context.Context, c *client.Client) ([]mcp.Tool, error) {
 // pins them (unless approval is required), an addition or change
 // quarantines the server, and the approved set is what stays pinned.
 func (h *Host) apply(ctx context.Context, s *srv, live map[string]ToolDef) error {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
 	pins, found, err := h.pins.LoadPins(ctx, s.identity)
 	if err != nil {
 		h.quarantineNow(s, "the pin store failed: "+err.Error())
@@ -635,6 +642,8 @@ func (h *Host) Approve(ctx context.Context, name, fingerprint string) error {
 	if !ok {
 		return unknownServer(op, name)
 	}
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
 	s.mu.Lock()
 	live := s.live
 	s.mu.Unlock()
@@ -771,30 +780,41 @@ func (h *Host) ReloadApprovals(ctx context.Context) ([]string, error) {
 	var released []string
 	var errs []error
 	for _, s := range h.order {
-		s.mu.Lock()
-		live, quarantined := s.live, s.quarantine != nil
-		s.mu.Unlock()
-		if !quarantined || live == nil {
-			continue
-		}
-		pins, found, err := h.pins.LoadPins(ctx, s.identity)
+		ok, err := h.reloadApproval(ctx, s)
 		if err != nil {
-			errs = append(errs, talos.E(talos.CodeMCPServer, "mcphost.ReloadApprovals", "loading the pins of server "+s.name+" failed; it stays quarantined", err))
-			continue
+			errs = append(errs, err)
 		}
-		if !found || !diff(pins, live).Empty() {
-			continue
-		}
-		s.mu.Lock()
-		if fingerprint(s.live) == fingerprint(live) { // unchanged while we read
-			s.release(live)
+		if ok {
 			released = append(released, s.name)
 		}
-		s.mu.Unlock()
 	}
 	if len(released) > 0 {
 		h.rebuildOwners()
 		h.log.Info("mcphost: approvals made elsewhere took effect", "servers", strings.Join(released, ","))
 	}
 	return released, errors.Join(errs...)
+}
+
+// reloadApproval is ReloadApprovals for one server: it reports whether the
+// pins now approve what the quarantined server offers, and releases it.
+func (h *Host) reloadApproval(ctx context.Context, s *srv) (bool, error) {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	s.mu.Lock()
+	live, quarantined := s.live, s.quarantine != nil
+	s.mu.Unlock()
+	if !quarantined || live == nil {
+		return false, nil
+	}
+	pins, found, err := h.pins.LoadPins(ctx, s.identity)
+	if err != nil {
+		return false, talos.E(talos.CodeMCPServer, "mcphost.ReloadApprovals", "loading the pins of server "+s.name+" failed; it stays quarantined", err)
+	}
+	if !found || !diff(pins, live).Empty() {
+		return false, nil
+	}
+	s.mu.Lock() // s.live is still live: only apply sets it, under pinMu
+	s.release(live)
+	s.mu.Unlock()
+	return true, nil
 }

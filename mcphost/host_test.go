@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -728,5 +729,77 @@ func TestStatsCountCallsDenialsAndRedactions(t *testing.T) {
 	if st.Calls != 4 || st.Allowed != 1 || st.Denied[mcphost.StepAllowlist] != 1 || st.Denied[mcphost.StepLookup] != 1 ||
 		st.Denied[mcphost.StepAudit] != 1 || st.Redactions != 2 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// gatedPins is a pin store whose next LoadPins, once armed, reads the pins
+// and then waits for the gate: a re-listing holding pins read before an
+// approval.
+type gatedPins struct {
+	*mcphost.MemoryPins
+	armed   atomic.Bool
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedPins) LoadPins(ctx context.Context, identity string) (map[string]string, bool, error) {
+	pins, found, err := g.MemoryPins.LoadPins(ctx, identity)
+	if g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		<-g.gate
+	}
+	return pins, found, err
+}
+
+// A re-listing that read the pins before the operator approved new
+// definitions does not quarantine the server again after the approval
+// (a list_changed notification and an approval at the same moment).
+func TestApprovalIsNotUndoneByARelistingInFlight(t *testing.T) {
+	pins := &gatedPins{MemoryPins: mcphost.NewMemoryPins(), entered: make(chan struct{}), gate: make(chan struct{})}
+	s := newServer(textTool("read", "Read a file", "content"))
+	h := startHost(t, mcphost.Config{Servers: []mcphost.ServerConfig{inproc("fs", s)}}, hostDeps{Pins: pins})
+	ctx := context.Background()
+	s.AddTool(mcp.NewTool("read", mcp.WithDescription("Read a file and more"), mcp.WithString("path", mcp.Required())),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("x"), nil
+		})
+	if err := h.Refresh(ctx, "fs"); err != nil {
+		t.Fatal(err)
+	}
+	d, _, ok := h.Pending("fs")
+	if !ok {
+		t.Fatal("not quarantined after the description changed")
+	}
+
+	pins.armed.Store(true)
+	refreshed := make(chan error, 1)
+	go func() { refreshed <- h.Refresh(ctx, "fs") }()
+	<-pins.entered // a re-listing holds the pins from before the approval
+	approved := make(chan error, 1)
+	go func() { approved <- h.Approve(ctx, "fs", d.Fingerprint) }()
+	// Give an approval that does not wait for the re-listing the time to
+	// finish first, the order that used to undo it.
+	var approveErr error
+	early := false
+	select {
+	case approveErr = <-approved:
+		early = true
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(pins.gate)
+	if err := <-refreshed; err != nil {
+		t.Fatal(err)
+	}
+	if !early {
+		approveErr = <-approved
+	}
+	if approveErr != nil {
+		t.Fatal(approveErr)
+	}
+	if _, reason, ok := h.Pending("fs"); ok {
+		t.Fatalf("quarantined again after the approval: %s", reason)
+	}
+	if _, err := h.Call(ctx, "fs.read", map[string]any{"path": "a"}); err != nil {
+		t.Fatalf("call after the approval: %v", err)
 	}
 }
