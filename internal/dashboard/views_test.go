@@ -556,6 +556,17 @@ func TestWSChat(t *testing.T) {
 	if text != "echo: hi "+xss {
 		t.Errorf("streamed %q", text)
 	}
+	// The next message may follow the "done" at once: the turn is over.
+	for i := range 20 {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"chat","message":"again"}`)); err != nil {
+			t.Fatal(err)
+		}
+		for ev := read(); ev.Type != WSDone; ev = read() {
+			if ev.Type != WSToken {
+				t.Fatalf("message %d sent on the previous one's done: %+v", i+1, ev)
+			}
+		}
+	}
 	// A bad frame gets an error naming the problem; the connection stays.
 	_ = c.WriteMessage(websocket.TextMessage, []byte(`{"type":"shout"}`))
 	if ev := read(); ev.Type != WSError || !strings.Contains(ev.Error, `field type is "shout"`) {

@@ -190,24 +190,25 @@ func (d *Dashboard) serveWSChat(w http.ResponseWriter, r *http.Request) {
 		running.Add(1)
 		go func() {
 			defer running.Done()
-			defer func() {
-				tmu.Lock()
-				abort = nil
-				tmu.Unlock()
-				tcancel()
-			}()
 			turn := orchestrator.Turn{SessionID: m.SessionID, Message: m.Message,
 				Stream: func(delta string) error { return send(WSEvent{Type: WSToken, Text: delta}) }}
 			rep, err := d.deps.Turns.Chat(tctx, turn)
+			last := WSEvent{Type: WSDone, Reply: rep}
 			if err != nil {
 				msg := orchestrator.UserMessage(err)
 				if tctx.Err() != nil && ctx.Err() == nil {
 					msg = "aborted"
 				}
-				_ = send(WSEvent{Type: WSError, Error: msg})
-				return
+				last = WSEvent{Type: WSError, Error: msg}
 			}
-			_ = send(WSEvent{Type: WSDone, Reply: rep})
+			// The turn is over before its last event goes out: a client
+			// that sends its next message on that event is not told that
+			// a turn is still running.
+			tmu.Lock()
+			abort = nil
+			tmu.Unlock()
+			tcancel()
+			_ = send(last)
 		}()
 	}
 }
