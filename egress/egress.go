@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -87,6 +88,10 @@ type Proxy struct {
 	slots    chan struct{}
 	used     atomic.Int64
 	client   *http.Transport
+
+	tmu     sync.Mutex
+	tunnels map[net.Conn]net.Conn // open CONNECT tunnels: client side → upstream
+	cut     bool                  // CloseTunnels was called
 }
 
 // New checks cfg — every bad entry is reported at once — and returns a
@@ -401,6 +406,22 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request, ev *Event, addres
 		return
 	}
 	defer down.Close()
+	p.tmu.Lock()
+	if p.cut {
+		p.tmu.Unlock()
+		ev.Reason = "the proxy is closing"
+		return
+	}
+	if p.tunnels == nil {
+		p.tunnels = map[net.Conn]net.Conn{}
+	}
+	p.tunnels[down] = up
+	p.tmu.Unlock()
+	defer func() {
+		p.tmu.Lock()
+		delete(p.tunnels, down)
+		p.tmu.Unlock()
+	}()
 	if _, err := down.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
 		ev.Reason = "client gone"
 		return
@@ -469,6 +490,22 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request, ev *Event, addres
 		reason = second.reason
 	}
 	ev.Reason, ev.Bytes = reason, moved.Load()
+}
+
+// CloseTunnels cuts every CONNECT tunnel open now, and every one a
+// request already in flight would open later; their handlers return and
+// report their events. An http.Server's Close does not reach tunnels (they
+// are hijacked connections): call it after closing the server that serves
+// p, as UnixServer.Close does. It is for the end of p's use: p opens no
+// tunnel afterwards.
+func (p *Proxy) CloseTunnels() {
+	p.tmu.Lock()
+	defer p.tmu.Unlock()
+	p.cut = true
+	for down, up := range p.tunnels {
+		_ = down.Close()
+		_ = up.Close()
+	}
 }
 
 // Used returns the bytes relayed so far, both directions, all connections.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -15,7 +16,12 @@ const maxHeaderBytes = 1 << 20
 // UnixServer serves a Proxy on a unix socket. Close stops it.
 type UnixServer struct {
 	srv  *http.Server
+	p    *Proxy
 	done chan struct{}
+
+	mu       sync.Mutex
+	closing  bool
+	inflight sync.WaitGroup // requests being served, tunnels included
 }
 
 // ServeUnix serves p on a new unix socket at path. The socket gets mode
@@ -36,7 +42,8 @@ func ServeUnix(path string, p *Proxy, log *slog.Logger) (*UnixServer, error) {
 		_ = ln.Close()
 		return nil, err
 	}
-	s := &UnixServer{srv: &http.Server{Handler: p, ReadHeaderTimeout: p.cfg.IdleTimeout, MaxHeaderBytes: maxHeaderBytes}, done: make(chan struct{})}
+	s := &UnixServer{p: p, done: make(chan struct{})}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: p.cfg.IdleTimeout, MaxHeaderBytes: maxHeaderBytes}
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -46,16 +53,42 @@ func ServeUnix(path string, p *Proxy, log *slog.Logger) (*UnixServer, error) {
 	return s, nil
 }
 
+// serve counts the request in flight, so that Close can wait for its
+// event, and refuses it once Close began.
+func (s *UnixServer) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		http.Error(w, "the egress proxy is closing", http.StatusServiceUnavailable)
+		return
+	}
+	s.inflight.Add(1)
+	s.mu.Unlock()
+	defer s.inflight.Done()
+	s.p.ServeHTTP(w, r)
+}
+
 // Close stops serving, cutting open tunnels, and waits up to wait (0: as
-// long as it takes) for the server to stop.
+// long as it takes) for the server to stop and for every request it was
+// serving to end, so that the Proxy's Events callback has seen them all.
 func (s *UnixServer) Close(wait time.Duration) {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
 	_ = s.srv.Close()
-	if wait <= 0 {
+	s.p.CloseTunnels()
+	ended := make(chan struct{})
+	go func() {
 		<-s.done
+		s.inflight.Wait()
+		close(ended)
+	}()
+	if wait <= 0 {
+		<-ended
 		return
 	}
 	select {
-	case <-s.done:
+	case <-ended:
 	case <-time.After(wait):
 	}
 }

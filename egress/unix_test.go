@@ -1,14 +1,18 @@
 package egress_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,5 +53,64 @@ func TestServeUnix(t *testing.T) {
 	srv.Close(time.Second)
 	if _, err := net.Dial("unix", path); err == nil {
 		t.Fatal("the socket still answers after Close")
+	}
+}
+
+// Close cuts an open tunnel and returns only once its handler reported
+// the event: a caller reading the events after Close sees every request.
+func TestServeUnixCloseWaitsForEveryEvent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // silent, never closes first
+		}
+	}()
+	var mu sync.Mutex
+	var events []egress.Event
+	p, err := egress.New(egress.Config{Allow: []string{ln.Addr().String()}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		IdleTimeout: time.Hour, Events: func(e egress.Event) {
+			mu.Lock()
+			events = append(events, e)
+			mu.Unlock()
+		}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "egress.sock")
+	srv, err := egress.ServeUnix(path, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %[1]s\r\n\r\n", ln.Addr())
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	began := time.Now()
+	srv.Close(0)
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("Close took %v with a tunnel open: it was not cut", took)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 1 || events[0].Method != http.MethodConnect || !events[0].Allowed {
+		t.Fatalf("events after Close: %+v, want the tunnel's", events)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("the client's tunnel is still open after Close")
 	}
 }
