@@ -159,6 +159,7 @@ type browserSession struct {
 	attempts    int            // respawns in a row without a successful operation
 	tried       bool           // a browser was started (or tried) before
 	timer       *time.Timer
+	idleGen     uint64 // which arming of timer may still end the session
 	gone        bool
 }
 
@@ -361,13 +362,31 @@ func (s *browserSession) armIdle() {
 	if s.gone {
 		return
 	}
-	s.timer = time.AfterFunc(s.b.cfg.IdleTimeout, func() { s.end("idle for " + s.b.cfg.IdleTimeout.String()) })
+	s.idleGen++
+	gen := s.idleGen
+	s.timer = time.AfterFunc(s.b.cfg.IdleTimeout, func() { s.endIdle(gen) })
+}
+
+// endIdle ends the session for idleness, unless it was used after the
+// timer of arming gen fired (Stop cannot recall a callback already waiting
+// for s.mu): then a later arming owns the decision.
+func (s *browserSession) endIdle(gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idleGen == gen {
+		s.endLocked("idle for " + s.b.cfg.IdleTimeout.String())
+	}
 }
 
 // end removes the session's container and forgets the session.
 func (s *browserSession) end(why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.endLocked(why)
+}
+
+// endLocked is end with s.mu held.
+func (s *browserSession) endLocked(why string) {
 	if s.gone {
 		return
 	}
