@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -80,6 +81,12 @@ type srv struct {
 	// saved new ones would otherwise quarantine the server again right
 	// after the operator released it. Taken before mu.
 	pinMu sync.Mutex
+	// listed numbers the listings of this server as they start; applied
+	// (under pinMu) is the newest one applied. A listing that started
+	// before one already applied is out of date and dropped, so it cannot
+	// bring back definitions the server no longer offers.
+	listed  atomic.Uint64
+	applied uint64
 
 	mu         sync.Mutex
 	client     *client.Client
@@ -197,12 +204,14 @@ func (h *Host) discover(ctx context.Context, s *srv) error {
 func (h *Host) listAndApply(ctx context.Context, s *srv, c *client.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, s.r.timeout)
 	defer cancel()
+	gen := s.listed.Add(1)
 	tools, err := listTools(ctx, c)
 	if err != nil {
 		h.failed(s, c, err)
 		return talos.E(talos.CodeMCPServer, "mcphost.discover", fmt.Sprintf("listing the tools of server %s failed", s.name), err)
 	}
 	live := map[string]ToolDef{}
+	dup := ""
 	for _, t := range tools {
 		if !reToolName.MatchString(t.Name) {
 			h.log.Warn("mcphost: tool skipped: its name is not 1–128 of A-Z a-z 0-9 _ - .", "server", s.name, "tool", clip(t.Name))
@@ -213,13 +222,15 @@ func (h *Host) listAndApply(ctx context.Context, s *srv, c *client.Client) error
 			h.log.Warn("mcphost: tool definition skipped", "server", s.name, "tool", t.Name, "err", err)
 			continue
 		}
-		if _, dup := live[t.Name]; dup {
-			h.quarantineNow(s, "the server offers two tools named "+clip(t.Name))
+		if _, seen := live[t.Name]; seen {
+			if dup == "" {
+				dup = "the server offers two tools named " + clip(t.Name)
+			}
 			continue
 		}
 		live[t.Name] = d
 	}
-	return h.apply(ctx, s, live)
+	return h.apply(ctx, s, live, gen, dup)
 }
 
 // listTools follows tools/list pages, within MaxListPages and
@@ -254,9 +265,18 @@ func listTools(ctx context.Context, c *client.Client) ([]mcp.Tool, error) {
 // apply compares freshly listed definitions with the pins: first contact
 // pins them (unless approval is required), an addition or change
 // quarantines the server, and the approved set is what stays pinned.
-func (h *Host) apply(ctx context.Context, s *srv, live map[string]ToolDef) error {
+// gen is the listing's number (srv.listed); dup, if not empty, says why
+// the listing itself quarantines the server (two tools of one name).
+func (h *Host) apply(ctx context.Context, s *srv, live map[string]ToolDef, gen uint64, dup string) error {
 	s.pinMu.Lock()
 	defer s.pinMu.Unlock()
+	if gen < s.applied {
+		return nil // a listing that started later was applied already
+	}
+	s.applied = gen
+	if dup != "" {
+		h.quarantineNow(s, dup)
+	}
 	pins, found, err := h.pins.LoadPins(ctx, s.identity)
 	if err != nil {
 		h.quarantineNow(s, "the pin store failed: "+err.Error())

@@ -803,3 +803,51 @@ func TestApprovalIsNotUndoneByARelistingInFlight(t *testing.T) {
 		t.Fatalf("call after the approval: %v", err)
 	}
 }
+
+// A listing that started before another one was applied is out of date:
+// applied after an approval of the newer definitions, it would quarantine
+// the server again with definitions the server no longer offers.
+func TestAStaleListingIsDropped(t *testing.T) {
+	var armed atomic.Bool
+	held, release := make(chan struct{}), make(chan struct{})
+	hooks := &server.Hooks{}
+	hooks.AddAfterListTools(func(context.Context, any, *mcp.ListToolsRequest, *mcp.ListToolsResult) {
+		if armed.CompareAndSwap(true, false) {
+			close(held)
+			<-release
+		}
+	})
+	s := server.NewMCPServer("test", "1", server.WithToolCapabilities(true), server.WithHooks(hooks))
+	s.AddTools(textTool("read", "Read a file", "content"))
+	h := startHost(t, mcphost.Config{Servers: []mcphost.ServerConfig{inproc("fs", s)}}, hostDeps{})
+	ctx := context.Background()
+
+	armed.Store(true)
+	stale := make(chan error, 1)
+	go func() { stale <- h.Refresh(ctx, "fs") }()
+	<-held // this listing holds the first definitions
+	s.AddTool(mcp.NewTool("read", mcp.WithDescription("Read a file, version 2"), mcp.WithString("path", mcp.Required())),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("v2"), nil
+		})
+	if err := h.Refresh(ctx, "fs"); err != nil {
+		t.Fatal(err)
+	}
+	d, _, ok := h.Pending("fs")
+	if !ok {
+		t.Fatal("not quarantined after the description changed")
+	}
+	if err := h.Approve(ctx, "fs", d.Fingerprint); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-stale; err != nil {
+		t.Fatal(err)
+	}
+	if _, reason, ok := h.Pending("fs"); ok {
+		t.Fatalf("quarantined again by the listing from before the change: %s", reason)
+	}
+	if tools := h.Catalog().Tools; len(tools) != 1 || tools[0].Description != "Read a file, version 2" {
+		t.Fatalf("catalog %+v, want the approved version 2", tools)
+	}
+}
