@@ -476,6 +476,51 @@ func TestReconcileFinishesAnInterruptedPromotion(t *testing.T) {
 	})
 }
 
+// The nightly check of a running daemon leaves alone a run in progress
+// and a folder being written; only what has been still for longer than
+// the grace counts as left over by a crash.
+func TestReconcileWhileRunningLeavesWorkInProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		if _, err := e.m.ReconcileWhileRunning(e.ctx, 0); !errors.Is(err, talos.ErrConfigInvalid) {
+			t.Fatalf("grace 0: %v", err)
+		}
+		cut := e.ready(e.skill("1.0.0", "print(1)\n"), 1)
+		if _, err := e.m.StartRun(e.ctx, cut.Key, "sandbox"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Hour)
+		running := e.ready(e.skill("2.0.0", "print(2)\n"), 1)
+		if _, err := e.m.StartRun(e.ctx, running.Key, "sandbox"); err != nil {
+			t.Fatal(err)
+		}
+		active := filepath.Dir(e.m.ActivePath(cut.Key))
+		left, writing := filepath.Join(active, ".tmp-left-1"), filepath.Join(active, ".tmp-writing-2")
+		for _, d := range []string{left, writing} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := time.Now()
+		os.Chtimes(left, now.Add(-2*time.Hour), now.Add(-2*time.Hour))
+		os.Chtimes(writing, now, now)
+
+		rep, err := e.m.ReconcileWhileRunning(e.ctx, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Interrupted) != 1 || rep.Interrupted[0] != cut.Key || len(rep.TempRemoved) != 1 || rep.TempRemoved[0] != left {
+			t.Fatalf("reconcile while running: %+v", rep)
+		}
+		if e.state(cut.Key) != quarantine.StatePending || e.state(running.Key) != quarantine.StateExecuting {
+			t.Errorf("states: cut %s, running %s", e.state(cut.Key), e.state(running.Key))
+		}
+		if _, err := os.Stat(writing); err != nil {
+			t.Errorf("the folder being written was removed: %v", err)
+		}
+	})
+}
+
 func TestDeprecateMovesActiveFilesOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)

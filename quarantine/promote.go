@@ -373,14 +373,37 @@ type ReconcileReport struct {
 }
 
 // Reconcile brings files and records back in line after a crash. Call it at
-// start-up, before anything else uses the skills folder or runs a skill:
+// start-up, before anything else uses the skills folder or runs a skill (a
+// running process calls ReconcileWhileRunning instead):
 // it removes half-written folders, sends runs still marked executing back
 // to pending, expires old requests, finishes promotions whose
 // code was accepted, moves deprecated skills out of active, and reports
 // (and logs) promoted skills whose active files changed.
 func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	return m.reconcile(ctx, 0)
+}
+
+// ReconcileWhileRunning is Reconcile for a process that may be adding or
+// running skills at the same time (the nightly check of a running
+// daemon): a half-written folder, or a run marked executing, counts as
+// left over by a crash only once it has not changed for longer than grace
+// (at least the longest a run or an add may take). Younger ones are in
+// use, and left alone.
+func (m *Manager) ReconcileWhileRunning(ctx context.Context, grace time.Duration) (ReconcileReport, error) {
+	if grace <= 0 {
+		return ReconcileReport{}, talos.Errorf(talos.CodeConfigInvalid, "quarantine.ReconcileWhileRunning",
+			"grace %v: want more than 0, at least the longest a skill run may take", grace)
+	}
+	return m.reconcile(ctx, grace)
+}
+
+// reconcile is Reconcile; with grace > 0, only leftovers older than grace
+// are treated as such.
+func (m *Manager) reconcile(ctx context.Context, grace time.Duration) (ReconcileReport, error) {
 	var rep ReconcileReport
 	var errs []error
+	cutoff := time.Now().Add(-grace)
+	stale := func(t time.Time) bool { return grace == 0 || t.Before(cutoff) }
 	for _, d := range []string{QuarantineDir, ActiveDir} {
 		entries, err := os.ReadDir(m.dir(d))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -389,6 +412,11 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		for _, e := range entries {
 			if strings.HasPrefix(e.Name(), tmpPrefix) {
 				p := filepath.Join(m.dir(d), e.Name())
+				if grace > 0 {
+					if info, err := e.Info(); err != nil || !stale(info.ModTime()) {
+						continue // being written now (or gone already)
+					}
+				}
 				if err := os.RemoveAll(p); err != nil {
 					errs = append(errs, err)
 				} else {
@@ -400,6 +428,9 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	executing, err := m.store.List(ctx, Filter{State: StateExecuting})
 	errs = append(errs, err)
 	for _, rec := range executing {
+		if !stale(rec.UpdatedAt) {
+			continue // a run in progress
+		}
 		if _, err := m.InterruptRun(ctx, rec.Key, "system", "the run was cut short by a stop of Talos"); err != nil {
 			errs = append(errs, err)
 		} else {

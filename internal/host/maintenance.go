@@ -330,7 +330,9 @@ func skillsVerify(ctx context.Context, cfg *config.Config, log *slog.Logger) (dr
 		return dream.PhaseResult{}, err
 	}
 	defer sk.Close()
-	rep, err := sk.Quarantine.Reconcile(ctx)
+	// The daemon may be running a skill or adding one now: only what is
+	// older than the longest run counts as left over.
+	rep, err := sk.Quarantine.ReconcileWhileRunning(ctx, sk.RunTimeout()+time.Minute)
 	if err != nil {
 		return dream.PhaseResult{}, err
 	}
