@@ -144,7 +144,8 @@ type DecisionFile struct {
 	path string
 	max  int64
 	f    *os.File
-	size int64 // bytes this process wrote to f, plus f's size when opened
+	at   os.FileInfo // f's identity when opened, to notice a rotation elsewhere
+	size int64       // bytes this process wrote to f, plus f's size when opened
 }
 
 // OpenDecisionFile opens the file at path for Tee to append decisions to
@@ -184,12 +185,21 @@ func (d *DecisionFile) open() error {
 		f.Close()
 		return err
 	}
-	d.f, d.size = f, size
+	d.f, d.at, d.size = f, st, size
 	return nil
 }
 
-// Write appends p (one or more whole lines), first starting a new file
-// when p would take the current one past the maximum. A rotation that
+// moved reports whether the file at d.path is no longer d.f: another
+// process sharing it rotated it (perhaps twice, so that d.f has no name
+// left and what is written to it would be lost).
+func (d *DecisionFile) moved() bool {
+	at, err := os.Stat(d.path)
+	return err != nil || !os.SameFile(d.at, at)
+}
+
+// Write appends p (one or more whole lines) to the file at the path: when
+// another process rotated it since, Write first follows to the new file;
+// when p would take the file past the maximum, it first starts a new one. A rotation that
 // fails leaves the decisions in the current file (the next one past the
 // maximum tries again); a file that could not be reopened is opened again
 // by the next Write.
@@ -202,6 +212,14 @@ func (d *DecisionFile) Write(p []byte) (int, error) {
 		}
 		if err := d.open(); err != nil {
 			return 0, err
+		}
+	}
+	if d.moved() {
+		// Follow the other process to the new file; if it cannot be
+		// opened, the decision still goes to the old one.
+		old := d.f
+		if err := d.open(); err == nil {
+			old.Close()
 		}
 	}
 	if d.size > 0 && d.size+int64(len(p)) > d.max {

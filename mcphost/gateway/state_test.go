@@ -278,6 +278,20 @@ func TestDecisionFileRotates(t *testing.T) {
 			t.Errorf("two writers: %s is %v (%v), want under twice the maximum", p, st, err)
 		}
 	}
+	// A quiet writer: the other rotates twice while it writes nothing; its
+	// next decision goes to the file at the path, not to the file it had
+	// open, which has no name any more.
+	for i := 30; i < 60; i++ {
+		line(a, i)
+	}
+	line(b, 60)
+	back, err = gateway.ReadDecisionFiles(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds = back.Decisions(); len(ds) == 0 || ds[len(ds)-1].Action != "mcp/tools/u60" {
+		t.Fatalf("the quiet writer's decision after two rotations elsewhere is lost: newest read back %+v", ds[len(ds)-1])
+	}
 	if l, err := gateway.ReadDecisionFiles(filepath.Join(t.TempDir(), "none.jsonl"), 0); err != nil || len(l.Decisions()) != 0 {
 		t.Errorf("no files: %v, %v", l, err)
 	}
