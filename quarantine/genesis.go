@@ -74,7 +74,7 @@ func (m *Manager) AdmitGenesis(ctx context.Context, src, pinned, origin, actor s
 	switch {
 	case err == nil:
 		if rec.State != StatePromoted {
-			return rec, talos.Errorf(talos.CodePolicyDenied, op, "genesis skill %s is %s: it stays out of use; a person decided so or it collected strikes", key, rec.State)
+			return rec, genesisOutOfUse(op, rec)
 		}
 		return m.checkGenesisActive(ctx, rec, actor)
 	case !errors.Is(err, ErrNotFound):
@@ -148,6 +148,15 @@ func (m *Manager) checkGenesisActive(ctx context.Context, rec Record, actor stri
 		// Removed by a person: restore it from the verified quarantined copy.
 		if integrity(op, rec) == nil {
 			if ac, cerr := copySkill(op, rec.Path, dst, 0o755, 0o644); cerr == nil && ac.Hash == rec.Hash {
+				// A deprecation (strikes) may have moved the active folder
+				// away after rec was read: then the copy must not stay.
+				if cur, gerr := m.store.Get(ctx, rec.Key); gerr != nil || cur.State != StatePromoted {
+					os.RemoveAll(dst)
+					if gerr != nil {
+						return rec, gerr
+					}
+					return cur, genesisOutOfUse(op, cur)
+				}
 				return rec, nil
 			}
 		}
@@ -168,4 +177,10 @@ func (m *Manager) checkGenesisActive(ctx context.Context, rec Record, actor stri
 	}
 	m.log.WarnContext(ctx, "genesis skill refused: active files changed", "skill", rec.Key.String(), "path", dst)
 	return rec, talos.Errorf(talos.CodeBadSignature, op, "genesis skill %s refused: %s", rec.Key, reason)
+}
+
+// genesisOutOfUse is the refusal of a genesis skill that is no longer
+// promoted.
+func genesisOutOfUse(op string, rec Record) error {
+	return talos.Errorf(talos.CodePolicyDenied, op, "genesis skill %s is %s: it stays out of use; a person decided so or it collected strikes", rec.Key, rec.State)
 }

@@ -1,12 +1,14 @@
 package quarantine_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/quarantine"
+	"github.com/talos-ironclad/talos/quarantine/quarantinetest"
 )
 
 func TestAdmitGenesis(t *testing.T) {
@@ -119,5 +121,57 @@ func TestAddRefusesReservedIDs(t *testing.T) {
 	c, _ := quarantine.HashDir(src)
 	if _, err := m.AdmitGenesis(e.ctx, src, c.Hash, "talos test", "system"); err != nil {
 		t.Fatalf("AdmitGenesis of a reserved id: %v", err)
+	}
+}
+
+// deprecatingStore deprecates a record through m right after the first
+// read of it that arms it: strikes deprecating a skill while AdmitGenesis
+// works from what it read.
+type deprecatingStore struct {
+	quarantine.Store
+	m     *quarantine.Manager
+	armed bool
+}
+
+func (s *deprecatingStore) Get(ctx context.Context, k quarantine.Key) (quarantine.Record, error) {
+	rec, err := s.Store.Get(ctx, k)
+	if s.armed {
+		s.armed = false
+		if _, derr := s.m.Deprecate(ctx, k, "strikes", "3 strikes"); derr != nil {
+			return rec, derr
+		}
+	}
+	return rec, err
+}
+
+// A genesis skill deprecated while its removed active copy is restored
+// does not keep the restored copy, and is refused.
+func TestAdmitGenesisRacingADeprecation(t *testing.T) {
+	root := t.TempDir()
+	st := &deprecatingStore{Store: quarantinetest.NewStore()}
+	m, err := quarantine.New(quarantine.Config{Dir: filepath.Join(root, "skills"), CodeKey: codeKey}, st, &capture{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.m = m
+	e := &env{t: t, ctx: context.Background(), root: root}
+	src := e.skill("1.0.0", "print('hi')\n")
+	c, err := quarantine.HashDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := m.AdmitGenesis(e.ctx, src, c.Hash, "talos test", "system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(rec.ActivePath); err != nil {
+		t.Fatal(err)
+	}
+	st.armed = true
+	if _, err := m.AdmitGenesis(e.ctx, src, c.Hash, "talos test", "system"); talos.CodeOf(err) != talos.CodePolicyDenied {
+		t.Fatalf("admission racing a deprecation: %v, want T406", err)
+	}
+	if _, err := os.Stat(rec.ActivePath); !os.IsNotExist(err) {
+		t.Fatalf("the deprecated skill's active copy was restored: %v", err)
 	}
 }
