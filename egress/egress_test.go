@@ -242,6 +242,30 @@ func TestByteCapStopsTheTransferAndLaterRequests(t *testing.T) {
 }
 
 // connect opens a CONNECT tunnel through the proxy at addr.
+// upstream listens on loopback until the test ends and serves each
+// connection with handle, closing it afterwards.
+func upstream(t *testing.T, handle func(net.Conn)) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return ln
+}
+
 func connect(t *testing.T, addr, target string) (net.Conn, *bufio.Reader, int) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -349,25 +373,11 @@ func FuzzAllowlist(f *testing.F) {
 // TestTunnelPassesHalfClose: a client that sends its request and closes
 // its writing side still gets the whole answer.
 func TestTunnelPassesHalfClose(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				b, _ := io.ReadAll(c) // until the client's half-close
-				time.Sleep(50 * time.Millisecond)
-				fmt.Fprintf(c, "got %d bytes", len(b))
-			}()
-		}
-	}()
+	ln := upstream(t, func(c net.Conn) {
+		b, _ := io.ReadAll(c) // until the client's half-close
+		time.Sleep(50 * time.Millisecond)
+		fmt.Fprintf(c, "got %d bytes", len(b))
+	})
 	p, err := egress.New(egress.Config{Allow: []string{ln.Addr().String()}, AllowAddrs: loopback}, nil)
 	if err != nil {
 		t.Fatal(err)

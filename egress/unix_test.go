@@ -59,20 +59,7 @@ func TestServeUnix(t *testing.T) {
 // Close cuts an open tunnel and returns only once its handler reported
 // the event: a caller reading the events after Close sees every request.
 func TestServeUnixCloseWaitsForEveryEvent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() }) // silent, never closes first
-		}
-	}()
+	ln := upstream(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }) // silent, never closes first
 	var mu sync.Mutex
 	var events []egress.Event
 	p, err := egress.New(egress.Config{Allow: []string{ln.Addr().String()}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
