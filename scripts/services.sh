@@ -106,6 +106,17 @@ stop_pid() {
 # port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# need_free_port PORT VAR: fail unless PORT is free within 5 s (a server this script
+# stopped a moment ago, or its child, may still hold it); VAR is the variable that moves it.
+need_free_port() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		port_open "$1" || return 0
+		sleep 0.1
+	done
+	fail "port $1 is in use by a process this script did not start; stop it or set $2"
+}
+
 # wait_for NAME LOGFILE PIDFILE PATTERN CMD...: run CMD until it succeeds, the process dies,
 # or READY_TIMEOUT passes.
 wait_for() {
@@ -242,7 +253,7 @@ start_redis() {
 		log "redis      already running  127.0.0.1:$REDIS_PORT (pid $(pid_of "$d/redis.pid"))"
 		return 0
 	fi
-	port_open "$REDIS_PORT" && fail "port $REDIS_PORT is in use by a process this script did not start; stop it or set TALOS_SERVICES_REDIS_PORT"
+	need_free_port "$REDIS_PORT" TALOS_SERVICES_REDIS_PORT
 	rm -f "$d/redis.pid"
 	# Configured as Talos expects its Redis (spec §1.3 S4: 512mb, allkeys-lru), so a daemon pointed
 	# at it boots healthy; the daemon only checks the policy, it never changes a server it shares.
@@ -266,7 +277,7 @@ start_postgres() {
 		log "postgres   already running  127.0.0.1:$PG_PORT"
 		return 0
 	fi
-	port_open "$PG_PORT" && fail "port $PG_PORT is in use by a process this script did not start; stop it or set TALOS_SERVICES_POSTGRES_PORT"
+	need_free_port "$PG_PORT" TALOS_SERVICES_POSTGRES_PORT
 	if [[ ! -f "$d/data/PG_VERSION" ]]; then
 		rm -rf "$d/data"
 		runuser -u postgres -- "$bin/initdb" -D "$d/data" -U postgres --auth=trust -E UTF8 \
@@ -434,7 +445,7 @@ start_chroma() {
 		return 0
 	fi
 	stop_pid "$d/chroma.pid" run-chroma.mjs 5
-	port_open "$CHROMA_PORT" && fail "port $CHROMA_PORT is in use by a process this script did not start; stop it or set TALOS_SERVICES_CHROMA_PORT"
+	need_free_port "$CHROMA_PORT" TALOS_SERVICES_CHROMA_PORT
 	install_chroma
 	node_bin=$(command -v node)
 	(
@@ -521,7 +532,7 @@ start_ollama() {
 	mkdir -p "$d/models" "$d/model"
 	if ! { pid_alive "$d/ollama.pid" "ollama serve" && ollama_ready; }; then
 		stop_pid "$d/ollama.pid" "ollama serve" 10
-		port_open "$OLLAMA_PORT" && fail "port $OLLAMA_PORT is in use by a process this script did not start; stop it or set TALOS_SERVICES_OLLAMA_PORT"
+		need_free_port "$OLLAMA_PORT" TALOS_SERVICES_OLLAMA_PORT
 		install_ollama
 		# shellcheck disable=SC2016 # expanded by the inner bash
 		OLLAMA_HOST="127.0.0.1:$OLLAMA_PORT" OLLAMA_MODELS="$d/models" OLLAMA_NOPRUNE=1 \
