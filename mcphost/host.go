@@ -532,14 +532,20 @@ func (h *Host) dial(ctx context.Context, s *srv) (*client.Client, error) {
 // failed records a failure of s (start failure, crash or timeout): the
 // client c, if it is still the current one, is dropped and closed, and the
 // next start waits BaseRetryDelay doubled per consecutive failure. After
-// more than max_retries failures in a row the host gives up on s.
+// more than max_retries failures in a row the host gives up on s. A client
+// that is no longer the current one failed as a consequence of what ended
+// it (a failure already counted, or a deliberate disconnect): nothing is
+// counted again.
 func (h *Host) failed(s *srv, c *client.Client, err error) {
-	h.stats.failure()
 	s.mu.Lock()
-	if c != nil && s.client == c {
+	if c != nil && s.client != c {
+		s.mu.Unlock()
+		h.log.Debug("mcphost: a replaced or disconnected client failed", "server", s.name, "err", err)
+		return
+	}
+	h.stats.failure()
+	if c != nil {
 		s.client = nil
-	} else if c != nil {
-		c = nil // already replaced: someone else handled it
 	}
 	s.failures++
 	s.lastErr = err
