@@ -57,7 +57,12 @@ func NewFilePins(path string) (*FilePins, error) {
 
 // reload re-reads the file when it is not the version last seen. f.mu is
 // held (or f is not shared yet). A missing file keeps what is known.
-func (f *FilePins) reload() error {
+func (f *FilePins) reload() error { return f.read(false) }
+
+// read re-reads the file; unless always, only when its stamp is not the
+// one last seen (two rewrites by another process within one clock tick
+// may keep the stamp, which SavePins must not trust: it reads always).
+func (f *FilePins) read(always bool) error {
 	const op = "mcphost.FilePins"
 	st, err := os.Stat(f.path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -66,7 +71,7 @@ func (f *FilePins) reload() error {
 	if err != nil {
 		return talos.E(talos.CodeDirPermissions, op, "cannot read the pin file "+f.path, err)
 	}
-	if stampOf(st) == f.seen {
+	if !always && stampOf(st) == f.seen {
 		return nil
 	}
 	if st.Mode().Perm()&0o077 != 0 {
@@ -118,7 +123,7 @@ func (f *FilePins) SavePins(_ context.Context, identity string, pins map[string]
 		return talos.E(talos.CodeDirPermissions, op, "locking the pin file "+f.path+" failed", err)
 	}
 	defer unlock()
-	if err := f.reload(); err != nil {
+	if err := f.read(true); err != nil {
 		return err
 	}
 	next := maps.Clone(f.pins)
