@@ -40,8 +40,8 @@ func (s *Scheduler) RunNow(ctx context.Context, reason string) (*Report, error) 
 
 // Request runs a full cycle now for an automatic caller (the disk monitor),
 // at most one per OnDemandInterval across processes and restarts. Too soon,
-// or while another cycle runs, it fails with T011
-// (talos.ErrMaintenanceBusy) saying when the next one is allowed.
+// or while another cycle holds the lock for more than two seconds, it fails
+// with T011 (talos.ErrMaintenanceBusy) saying when the next one is allowed.
 func (s *Scheduler) Request(ctx context.Context, reason string) (*Report, error) {
 	const op = "dream.Request"
 	l, err := s.lock(ctx, op)
@@ -72,7 +72,9 @@ func (s *Scheduler) Request(ctx context.Context, reason string) (*Report, error)
 // starts again (with its saved progress, see LoadProgress). It returns a
 // nil report when there is nothing to resume. A cycle left over from
 // before the latest scheduled window is not resumed: the window's own
-// cycle runs every phase again. Run calls Resume when it starts.
+// cycle runs every phase again. Run does the same when it starts. While
+// another cycle holds the lock for more than two seconds it fails with
+// T011 (talos.ErrMaintenanceBusy).
 func (s *Scheduler) Resume(ctx context.Context) (*Report, error) {
 	const op = "dream.Resume"
 	l, err := s.lock(ctx, op)

@@ -241,7 +241,6 @@ func TestByteCapStopsTheTransferAndLaterRequests(t *testing.T) {
 	}
 }
 
-// connect opens a CONNECT tunnel through the proxy at addr.
 // upstream listens on loopback until the test ends and serves each
 // connection with handle, closing it afterwards.
 func upstream(t *testing.T, handle func(net.Conn)) net.Listener {
@@ -266,6 +265,7 @@ func upstream(t *testing.T, handle func(net.Conn)) net.Listener {
 	return ln
 }
 
+// connect opens a CONNECT tunnel through the proxy at addr.
 func connect(t *testing.T, addr, target string) (net.Conn, *bufio.Reader, int) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -59,6 +61,16 @@ func (s *UnixServer) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		// Refused, and reported like any refusal, so the attempt is in
+		// the events.
+		if s.p.cfg.Events != nil {
+			host, port := r.Host, 0
+			if h, p, err := net.SplitHostPort(r.Host); err == nil {
+				host = h
+				port, _ = strconv.Atoi(p)
+			}
+			s.p.cfg.Events(Event{Time: time.Now(), Method: r.Method, Host: strings.ToLower(clip(host)), Port: port, Reason: "the proxy is closing"})
+		}
 		http.Error(w, "the egress proxy is closing", http.StatusServiceUnavailable)
 		return
 	}

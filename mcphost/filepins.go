@@ -7,7 +7,6 @@ import (
 	"maps"
 	"os"
 	"sync"
-	"time"
 
 	talos "github.com/talos-ironclad/talos"
 	"github.com/talos-ironclad/talos/atomicfile"
@@ -17,26 +16,15 @@ import (
 // FilePins is a PinStore in one JSON file (mode 0600, replaced atomically
 // on every save), so approvals survive a restart: a definition changed
 // while Talos was down is caught at the next start. Several processes may
-// share the file (the daemon and `talos mcp approve`): LoadPins re-reads it
-// when it changed on disk, and SavePins merges into what the file holds now
+// share the file (the daemon and `talos mcp approve`): LoadPins reads it
+// each time (it is small, and read when tools are listed or approvals
+// polled, never per call), and SavePins merges into what the file holds now
 // under an exclusive lock (flock(2) on a lock file beside it, where the
 // system has one), so neither loses the other's approvals.
 type FilePins struct {
 	path string
 	mu   sync.Mutex
-	pins map[string]map[string]string
-	seen fileStamp // the file as last read or written
-}
-
-// fileStamp identifies a version of the file.
-type fileStamp struct {
-	mod  time.Time
-	size int64
-	ino  uint64
-}
-
-func stampOf(st os.FileInfo) fileStamp {
-	return fileStamp{mod: st.ModTime(), size: st.Size(), ino: inode(st)}
+	pins map[string]map[string]string // the file as last read or written
 }
 
 type pinFile struct {
@@ -49,20 +37,17 @@ type pinFile struct {
 // the pins are security state.
 func NewFilePins(path string) (*FilePins, error) {
 	f := &FilePins{path: path, pins: map[string]map[string]string{}}
-	if err := f.reload(); err != nil {
+	if err := f.read(); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
-// reload re-reads the file when it is not the version last seen. f.mu is
-// held (or f is not shared yet). A missing file keeps what is known.
-func (f *FilePins) reload() error { return f.read(false) }
-
-// read re-reads the file; unless always, only when its stamp is not the
-// one last seen (two rewrites by another process within one clock tick
-// may keep the stamp, which SavePins must not trust: it reads always).
-func (f *FilePins) read(always bool) error {
+// read re-reads the file. f.mu is held (or f is not shared yet). A missing
+// file keeps what is known. It reads every time: a stamp of the file (time,
+// size, inode) can stay the same over two rewrites by another process
+// within one clock tick, and an approval made there would be missed.
+func (f *FilePins) read() error {
 	const op = "mcphost.FilePins"
 	st, err := os.Stat(f.path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -70,9 +55,6 @@ func (f *FilePins) read(always bool) error {
 	}
 	if err != nil {
 		return talos.E(talos.CodeDirPermissions, op, "cannot read the pin file "+f.path, err)
-	}
-	if !always && stampOf(st) == f.seen {
-		return nil
 	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return talos.Errorf(talos.CodeDirPermissions, op, "pin file %s has mode %04o: run chmod 600 %s", f.path, st.Mode().Perm(), f.path)
@@ -92,7 +74,7 @@ func (f *FilePins) read(always bool) error {
 		}
 		pins[id] = p
 	}
-	f.pins, f.seen = pins, stampOf(st)
+	f.pins = pins
 	return nil
 }
 
@@ -101,7 +83,7 @@ func (f *FilePins) read(always bool) error {
 func (f *FilePins) LoadPins(_ context.Context, identity string) (map[string]string, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.reload(); err != nil {
+	if err := f.read(); err != nil {
 		return nil, false, err
 	}
 	p, ok := f.pins[identity]
@@ -123,7 +105,7 @@ func (f *FilePins) SavePins(_ context.Context, identity string, pins map[string]
 		return talos.E(talos.CodeDirPermissions, op, "locking the pin file "+f.path+" failed", err)
 	}
 	defer unlock()
-	if err := f.read(true); err != nil {
+	if err := f.read(); err != nil {
 		return err
 	}
 	next := maps.Clone(f.pins)
@@ -140,8 +122,5 @@ func (f *FilePins) SavePins(_ context.Context, identity string, pins map[string]
 		return talos.E(talos.CodeDirPermissions, op, "writing the pin file "+f.path+" failed", err)
 	}
 	f.pins = next
-	if st, err := os.Stat(f.path); err == nil {
-		f.seen = stampOf(st)
-	}
 	return nil
 }

@@ -366,7 +366,8 @@ func (h *Host) quarantineNow(s *srv, reason string) {
 
 // rebuildOwners recomputes which server owns each tool name: the earliest
 // server (config order) offering an approved tool of that name (compared
-// without case). Callers hold no s.mu (lock order: h.mu, then s.mu).
+// without case). Callers hold no s.mu (lock order: pinMu, then h.mu, then
+// s.mu; apply and Approve call it with pinMu held).
 func (h *Host) rebuildOwners() {
 	h.mu.Lock()
 	defer h.mu.Unlock()

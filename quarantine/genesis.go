@@ -153,7 +153,7 @@ func (m *Manager) checkGenesisActive(ctx context.Context, rec Record, actor stri
 				if cur, gerr := m.store.Get(ctx, rec.Key); gerr != nil || cur.State != StatePromoted {
 					os.RemoveAll(dst)
 					if gerr != nil {
-						return rec, gerr
+						return rec, fmt.Errorf("%s: cannot read the record of %s again after restoring its active copy (the copy was removed): %w", op, rec.Key, gerr)
 					}
 					return cur, genesisOutOfUse(op, cur)
 				}

@@ -142,12 +142,15 @@ func (d *Dashboard) serveWSChat(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	var wmu sync.Mutex
+	var wmu sync.Mutex // held while a frame is written
+	write := func(ev WSEvent) error {
+		_ = conn.SetWriteDeadline(time.Now().Add(wsWriteWait))
+		return conn.WriteJSON(ev)
+	}
 	send := func(ev WSEvent) error {
 		wmu.Lock()
 		defer wmu.Unlock()
-		_ = conn.SetWriteDeadline(time.Now().Add(wsWriteWait))
-		return conn.WriteJSON(ev)
+		return write(ev)
 	}
 	var (
 		tmu     sync.Mutex
@@ -201,14 +204,18 @@ func (d *Dashboard) serveWSChat(w http.ResponseWriter, r *http.Request) {
 				}
 				last = WSEvent{Type: WSError, Error: msg}
 			}
-			// The turn is over before its last event goes out: a client
+			// The turn is over before its last event goes out (a client
 			// that sends its next message on that event is not told that
-			// a turn is still running.
+			// a turn is still running), and no frame of a next turn goes
+			// out before it (wmu is taken first; the read loop never
+			// holds tmu while it writes).
+			wmu.Lock()
 			tmu.Lock()
 			abort = nil
 			tmu.Unlock()
 			tcancel()
-			_ = send(last)
+			_ = write(last)
+			wmu.Unlock()
 		}()
 	}
 }

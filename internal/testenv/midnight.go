@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// AwayFromUTCMidnight returns at once unless the next UTC midnight is less
-// than within away; then it waits until that midnight has passed. A test
+// AwayFromUTCMidnight returns at once unless the next UTC midnight is
+// closer than within; then it waits until that midnight has passed. A test
 // that counts something under the current UTC day (token counters) and
 // then reads it back under a day it works out itself calls it first, so
 // the two days cannot differ.

@@ -117,8 +117,8 @@ func (re *runEgress) record(ev egress.Event) {
 	}
 }
 
-// stop closes the proxy (hijacked tunnels end with the container) and
-// returns what it saw: every event, and the refused ones as evidence. Only
+// stop closes the proxy (cutting open tunnels, and waiting for the
+// requests in flight to report) and returns what it saw: every event, and the refused ones as evidence. Only
 // the first call stops; later ones return the same.
 func (re *runEgress) stop() ([]egress.Event, []Evidence) {
 	re.once.Do(func() {

@@ -713,12 +713,16 @@ func TestBootAndRequestsCarryCorrelationIDs(t *testing.T) {
 // and logs that the check was left running.
 func TestStopWithACheckStillRunning(t *testing.T) {
 	var armed atomic.Bool
-	release := make(chan struct{})
+	release, stuck := make(chan struct{}), make(chan struct{}, 1)
 	opts := fastOpts()
 	var buf testenv.LockedBuffer
 	opts.Log = slog.New(slog.NewJSONHandler(&buf, nil))
 	opts.ExtraChecks = []health.Check{{Name: "stuck", Func: func(ctx context.Context) (string, error) {
 		if armed.Load() {
+			select {
+			case stuck <- struct{}{}:
+			default:
+			}
 			<-release // ignores ctx, as a blocking file system call would
 		}
 		return "ok", nil
@@ -733,23 +737,25 @@ func TestStopWithACheckStillRunning(t *testing.T) {
 	defer close(release)
 	armed.Store(true)
 	// An evaluation the daemon's refresh loop began before the check was
-	// armed may still be in flight: Refresh joins it and gets its "ok".
-	// Every evaluation that begins from now on sticks.
-	stuck := false
-	for range 5 {
+	// armed may still be in flight: Refresh joins it and gets its "ok"
+	// (or gives up on it while it is slow elsewhere). Every evaluation that
+	// begins from now on sticks: refresh until one is stuck in the check.
+	for i := 0; ; i++ {
 		rctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		_, err := d.Checker().Refresh(rctx)
 		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			stuck = true
-			break
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Refresh: %v", err)
 		}
-		if err != nil {
-			t.Fatalf("Refresh: %v, want the caller's deadline (the check is stuck)", err)
+		select {
+		case <-stuck:
+		default:
+			if i == 100 {
+				t.Fatal("no evaluation reached the stuck check")
+			}
+			continue
 		}
-	}
-	if !stuck {
-		t.Fatal("Refresh never waited on the stuck check")
+		break
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer scancel()
