@@ -449,11 +449,24 @@ func TestCorruptStateFilesAreSetAside(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// State, which runs without the lock, reports them and moves nothing.
+		if _, err := s.State(time.Now()); err == nil || !strings.Contains(err.Error(), checkpointFile) || !strings.Contains(err.Error(), "sets it aside") {
+			t.Errorf("State over a corrupt checkpoint = %v, want an error naming the file", err)
+		}
+		if m := files(t, s.cfg.StateDir, "*.corrupt-*"); len(m) != 0 {
+			t.Errorf("State set files aside: %v", m)
+		}
 		if rep, err := s.Resume(t.Context()); rep != nil || err != nil {
 			t.Fatalf("Resume over a corrupt checkpoint = %v, %v; want nothing to resume", rep, err)
 		}
+		if _, err := s.State(time.Now()); err == nil || !strings.Contains(err.Error(), ledgerFile) {
+			t.Errorf("State over a corrupt ledger = %v, want an error naming the file", err)
+		}
 		if _, err := s.Request(t.Context(), "disk"); err != nil {
 			t.Fatalf("Request over a corrupt ledger = %v", err)
+		}
+		if _, err := s.State(time.Now()); err != nil {
+			t.Errorf("State after a cycle set the files aside = %v", err)
 		}
 		for _, f := range []string{checkpointFile, ledgerFile} {
 			if m := files(t, s.cfg.StateDir, f+".corrupt-*"); len(m) != 1 || mustRead(t, m[0]) != "{half a" {

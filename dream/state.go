@@ -163,13 +163,22 @@ type checkpoint struct {
 
 func (s *Scheduler) path(name string) string { return filepath.Join(s.cfg.StateDir, name) }
 
+// loadLedger reads the ledger; one that does not decode is set aside and
+// a fresh one returned. The lock is held.
 func (s *Scheduler) loadLedger() (ledger, error) {
-	var l ledger
-	_, err := readJSON(s.path(ledgerFile), &l)
+	l, err := s.readLedger()
 	if err != nil {
-		l = ledger{}
+		l = ledger{IdleNights: map[string]int{}}
 		err = s.setAside(err)
 	}
+	return l, err
+}
+
+// readLedger reads the ledger without changing anything (for State, which
+// runs without the lock); a file that does not decode is a *corruptError.
+func (s *Scheduler) readLedger() (ledger, error) {
+	var l ledger
+	_, err := readJSON(s.path(ledgerFile), &l)
 	if l.IdleNights == nil {
 		l.IdleNights = map[string]int{}
 	}
@@ -181,14 +190,23 @@ func (s *Scheduler) saveLedger(l ledger) error {
 	return writeJSON(s.path(ledgerFile), l)
 }
 
+// loadCheckpoint reads the checkpoint (nil: none); one that does not
+// decode is set aside. The lock is held.
 func (s *Scheduler) loadCheckpoint() (*checkpoint, error) {
-	var cp checkpoint
-	ok, err := readJSON(s.path(checkpointFile), &cp)
+	cp, err := s.readCheckpoint()
 	if err != nil {
 		return nil, s.setAside(err)
 	}
-	if !ok {
-		return nil, nil
+	return cp, nil
+}
+
+// readCheckpoint reads the checkpoint without changing anything; a file
+// that does not decode is a *corruptError.
+func (s *Scheduler) readCheckpoint() (*checkpoint, error) {
+	var cp checkpoint
+	ok, err := readJSON(s.path(checkpointFile), &cp)
+	if err != nil || !ok {
+		return nil, err
 	}
 	return &cp, nil
 }

@@ -1,6 +1,8 @@
 package dream
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -28,11 +30,14 @@ type State struct {
 }
 
 // State reads the scheduler's state. now is the reference for NextWindow.
+// It changes nothing (it runs without the lock, beside a cycle): a state
+// file that does not decode is an error naming it, and the next cycle
+// sets it aside.
 func (s *Scheduler) State(now time.Time) (State, error) {
 	st := State{NextWindow: s.sched.Next(now)}
-	cp, err := s.loadCheckpoint()
+	cp, err := s.readCheckpoint()
 	if err != nil {
-		return st, err
+		return st, stateUnreadable(err)
 	}
 	if cp != nil {
 		st.Cycle, st.CycleState = cp.CycleID, cp.State
@@ -40,9 +45,9 @@ func (s *Scheduler) State(now time.Time) (State, error) {
 			st.RetryAt, st.RetryPhases = cp.NextRetryAt, slices.Clone(cp.Failed)
 		}
 	}
-	ld, err := s.loadLedger()
+	ld, err := s.readLedger()
 	if err != nil {
-		return st, err
+		return st, stateUnreadable(err)
 	}
 	st.Missed, st.IdleNights = ld.Missed, ld.IdleNights
 	reps, err := s.Reports(1)
@@ -53,4 +58,13 @@ func (s *Scheduler) State(now time.Time) (State, error) {
 		st.Last = reps[0]
 	}
 	return st, nil
+}
+
+// stateUnreadable says what happens to a state file that does not decode.
+func stateUnreadable(err error) error {
+	var ce *corruptError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w: the next dream cycle sets it aside and starts afresh", err)
+	}
+	return err
 }
