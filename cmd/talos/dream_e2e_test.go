@@ -221,9 +221,10 @@ func testDaemonKilledInADreamPhaseResumes(t *testing.T, bin string) {
 		t.Fatalf("checkpoint after the kill: %q/%q", s, c)
 	}
 
-	// Second daemon, without the knob (and on the nightly schedule, so no
-	// new window comes during the test): it resumes the killed cycle.
-	d2 := startDaemon(t, bin, home, nil)
+	// Second daemon, without the knob, on a daily window twelve hours away
+	// (so no new window comes during the test, whenever it runs): it
+	// resumes the killed cycle.
+	d2 := startDaemon(t, bin, home, nil, fmt.Sprintf("TALOS_DREAM_SCHEDULE=0 %d * * *", (time.Now().Hour()+12)%24))
 	waitCheckpoint(t, home, 60*time.Second, func(s, _ string) bool { return s != "running" })
 	if err := d2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
