@@ -19,10 +19,11 @@ import (
 	"github.com/talos-ironclad/talos/egress"
 )
 
-// A proxy served on a unix socket answers there (here: a refusal for a host
-// not on the list), the socket is open to every user, and Close stops it.
-func TestServeUnix(t *testing.T) {
-	p, err := egress.New(egress.Config{Allow: []string{"example.org"}}, nil)
+// serveUnix serves a Proxy of cfg on a unix socket in a temporary folder
+// and returns the server and the socket's path.
+func serveUnix(t *testing.T, cfg egress.Config) (*egress.UnixServer, string) {
+	t.Helper()
+	p, err := egress.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +32,13 @@ func TestServeUnix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, path
+}
+
+// A proxy served on a unix socket answers there (here: a refusal for a host
+// not on the list), the socket is open to every user, and Close stops it.
+func TestServeUnix(t *testing.T) {
+	srv, path := serveUnix(t, egress.Config{Allow: []string{"example.org"}})
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o666 {
 		t.Fatalf("socket: %v, %v; want mode 0666", st, err)
 	}
@@ -62,20 +70,12 @@ func TestServeUnixCloseWaitsForEveryEvent(t *testing.T) {
 	ln := upstream(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }) // silent, never closes first
 	var mu sync.Mutex
 	var events []egress.Event
-	p, err := egress.New(egress.Config{Allow: []string{ln.Addr().String()}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+	srv, path := serveUnix(t, egress.Config{Allow: []string{ln.Addr().String()}, AllowAddrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		IdleTimeout: time.Hour, Events: func(e egress.Event) {
 			mu.Lock()
 			events = append(events, e)
 			mu.Unlock()
-		}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "egress.sock")
-	srv, err := egress.ServeUnix(path, p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+		}})
 	c, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
