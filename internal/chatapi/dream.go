@@ -34,18 +34,7 @@ func NewDreamHandler(cfg Config, run func(ctx context.Context, reason string) (*
 	if run == nil {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, "chatapi.NewDreamHandler", "run is nil")
 	}
-	h, err := newHandler(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !h.admit(w, r) {
-			return
-		}
-		reason, ok := optionalReason(w, r, "operator: POST "+DreamPath)
-		if !ok {
-			return
-		}
+	return newReasonHandler(cfg, "operator: POST "+DreamPath, func(h *handler, w http.ResponseWriter, r *http.Request, reason string) {
 		if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(dream.DefaultCycleTimeout + time.Minute)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			h.log.Warn("cannot lift the write deadline for a dream cycle: its report may not reach the client if the cycle outlasts the server's write timeout", "err", err)
 		}
@@ -58,5 +47,5 @@ func NewDreamHandler(cfg Config, run func(ctx context.Context, reason string) (*
 		default:
 			writeJSON(w, http.StatusOK, rep)
 		}
-	}), nil
+	})
 }

@@ -24,6 +24,20 @@ func NewPanicHandler(cfg Config, trigger func(reason string)) (http.Handler, err
 	if trigger == nil {
 		return nil, talos.Errorf(talos.CodeConfigInvalid, "chatapi.NewPanicHandler", "the trigger is nil")
 	}
+	return newReasonHandler(cfg, "operator panic over the API", func(_ *handler, w http.ResponseWriter, r *http.Request, reason string) {
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "message": "the daemon is shutting down: it drains for up to 15 s and is forced out at 20 s"})
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		trigger(reason)
+	})
+}
+
+// newReasonHandler is the handler of an operator action that takes an
+// optional reason (panic, dream run): admitted like every operator request
+// (POST only, the client's rate, the credentials), its body read by
+// optionalReason (fallback when empty), then act runs with the reason.
+func newReasonHandler(cfg Config, fallback string, act func(h *handler, w http.ResponseWriter, r *http.Request, reason string)) (http.Handler, error) {
 	h, err := newHandler(cfg)
 	if err != nil {
 		return nil, err
@@ -32,15 +46,11 @@ func NewPanicHandler(cfg Config, trigger func(reason string)) (http.Handler, err
 		if !h.admit(w, r) {
 			return
 		}
-		reason, ok := optionalReason(w, r, "operator panic over the API")
+		reason, ok := optionalReason(w, r, fallback)
 		if !ok {
 			return
 		}
-		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "message": "the daemon is shutting down: it drains for up to 15 s and is forced out at 20 s"})
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-		trigger(reason)
+		act(h, w, r, reason)
 	}), nil
 }
 
